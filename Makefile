@@ -1,0 +1,110 @@
+# cohort — see README.md. `make` builds build/cohort; `make test` runs every test;
+# `make run` starts the bot (the console chat when no platform is configured).
+
+PREFIX ?= /usr/local
+DESTDIR ?=
+BINDIR = $(PREFIX)/bin
+CC ?= cc
+PKG_CONFIG ?= pkg-config
+PYTHON ?= /usr/bin/python3
+
+# SANITIZE=address,undefined builds into its own tree so objects never mix.
+ifneq ($(SANITIZE),)
+BUILD ?= build/sanitize
+SAN_FLAGS = -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
+else
+BUILD ?= build
+endif
+
+# V=1 shows full command lines.
+ifeq ($(V),1)
+Q =
+else
+Q = @
+endif
+
+PKGS = sqlite3 libcjson
+DEPS_OK := $(shell $(PKG_CONFIG) --exists $(PKGS) 2>/dev/null && echo yes)
+PKG_CFLAGS = $(if $(DEPS_OK),$(shell $(PKG_CONFIG) --cflags $(PKGS)))
+PKG_LIBS = $(if $(DEPS_OK),$(shell $(PKG_CONFIG) --libs $(PKGS)))
+
+WARN = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 \
+       -Wno-format-nonliteral -Werror
+CFLAGS ?= -O2 -g
+ALL_CFLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L $(WARN) $(SAN_FLAGS) $(PKG_CFLAGS) \
+             -I. -MMD -MP $(CFLAGS)
+ALL_LDFLAGS = $(SAN_FLAGS) $(LDFLAGS)
+LIBS = $(PKG_LIBS) -lpthread
+
+# The product core (bot/), the store, and the console adapter; main.c is the CLI.
+CORE_SRC = bot/err.c bot/util.c bot/log.c bot/text.c bot/clock.c bot/toml.c bot/config.c \
+           bot/roadmap.c bot/reply.c bot/commands.c bot/digest.c bot/export.c bot/cmdline.c \
+           store/store.c adapters/console.c
+CORE_OBJ = $(CORE_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/default_roadmap.o
+MAIN_OBJ = $(BUILD)/bot/main.o
+
+UNIT_TESTS = test_text test_toml test_config test_roadmap test_store test_commands test_clock
+UNIT_BINS = $(UNIT_TESTS:%=$(BUILD)/tests/%)
+
+.PHONY: all run test unit integration deps install uninstall clean format
+all: $(BUILD)/cohort
+
+$(BUILD)/cohort: $(CORE_OBJ) $(MAIN_OBJ) | check-deps
+	@echo "  LINK    $@"
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILD)/%.o: %.c | check-deps
+	@mkdir -p $(dir $@)
+	@echo "  CC      $<"
+	$(Q)$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+# The default roadmap is compiled in, so the binary works wherever it is copied.
+$(BUILD)/gen/default_roadmap.c: roadmaps/backend.md scripts/embed.sh
+	@mkdir -p $(dir $@)
+	$(Q)sh scripts/embed.sh cohort_default_roadmap $< > $@
+
+$(BUILD)/gen/default_roadmap.o: $(BUILD)/gen/default_roadmap.c
+	$(Q)$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(BUILD)/tests/%: tests/unit/%.c $(CORE_OBJ)
+	@mkdir -p $(dir $@)
+	@echo "  TEST    $@"
+	$(Q)$(CC) $(ALL_CFLAGS) $(shell $(PKG_CONFIG) --cflags cmocka) $(ALL_LDFLAGS) -o $@ $^ \
+		$(LIBS) $(shell $(PKG_CONFIG) --libs cmocka)
+
+.PHONY: check-deps
+check-deps:
+	@$(PKG_CONFIG) --exists $(PKGS) || { echo "missing libraries: run 'make deps' (as root) first" >&2; exit 1; }
+
+# Installs the Debian packages cohort and its tests need (as root), or prints the command.
+deps:
+	@sh scripts/deps.sh
+
+run: deps
+	@$(MAKE) --no-print-directory $(BUILD)/cohort
+	$(BUILD)/cohort run $(if $(CONFIG),-c $(CONFIG))
+
+unit: $(UNIT_BINS)
+	@fail=0; for t in $(UNIT_BINS); do $$t || fail=1; done; exit $$fail
+
+integration: $(BUILD)/cohort
+	COHORT_BIN=$(abspath $(BUILD)/cohort) $(PYTHON) -m pytest -q tests/integration
+
+test: deps
+	@$(MAKE) --no-print-directory unit
+	@$(MAKE) --no-print-directory integration
+
+install: $(BUILD)/cohort
+	install -d $(DESTDIR)$(BINDIR)
+	install -m 755 $(BUILD)/cohort $(DESTDIR)$(BINDIR)/cohort
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/cohort
+
+format:
+	clang-format -i bot/*.[ch] store/*.[ch] adapters/*.[ch] tests/unit/*.[ch]
+
+clean:
+	rm -rf build
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

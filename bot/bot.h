@@ -1,0 +1,44 @@
+/*
+ * The product: a dispatcher from command events to replies, over the store
+ * and the roadmap. It never touches a socket. One thread at a time.
+ */
+#ifndef COHORT_BOT_H
+#define COHORT_BOT_H
+
+#include "event.h"
+#include "reply.h"
+
+#include <stdint.h>
+
+struct store;
+struct roadmap;
+
+struct bot_opts {
+	struct store *store;            /* borrowed; must outlive the bot */
+	const struct roadmap *roadmap;  /* borrowed; must outlive the bot */
+	const char *digest_time;        /* default "HH:MM" for groups without their own */
+	const char *timezone;           /* default IANA zone */
+	int64_t (*now)(void *ud);       /* the clock (Unix ms); NULL for the real one */
+	void *now_ud;
+};
+
+struct bot;
+
+struct bot *bot_new(const struct bot_opts *opts);
+void bot_free(struct bot *b);
+
+/*
+ * Handles one command and fills *out (initialised by the caller) with the
+ * answer — always, errors included. Returns COHORT_OK, COHORT_ERR_DUPLICATE
+ * (a replayed source event: the reply says so and nothing changed) or
+ * COHORT_ERR_STORE (the reply says nothing was saved).
+ */
+int bot_handle(struct bot *b, const struct event *ev, struct reply *out);
+
+/* Builds the group's digest for the local day containing now into *out. */
+int bot_digest(struct bot *b, const char *group_id, struct reply *out);
+
+/* The command names, in help order, NULL-terminated. */
+const char *const *bot_command_names(void);
+
+#endif

@@ -1,0 +1,68 @@
+/* Shared by the command handlers and the digest builder; not for adapters. */
+#ifndef COHORT_BOT_INTERNAL_H
+#define COHORT_BOT_INTERNAL_H
+
+#include "bot.h"
+#include "store/store.h"
+
+struct strbuf;
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct bot {
+	struct store *store;
+	const struct roadmap *rm;
+	char *digest_time;
+	char *timezone;
+	int64_t (*now)(void *ud);
+	void *now_ud;
+};
+
+int64_t bot_now(struct bot *b);
+
+/* A group's effective settings: its own, or the configured defaults. */
+struct group_prefs {
+	char timezone[80];
+	char digest_time[8];
+	char *digest_channel; /* owned; NULL when the digest is off */
+};
+int bot_group_prefs(struct bot *b, const char *group_id, struct group_prefs *out);
+void group_prefs_release(struct group_prefs *p);
+
+/* A member's status for every roadmap topic (statuses[i] for topic i). */
+int bot_member_statuses(struct bot *b, const char *group_id, const char *member_id,
+			enum store_status *statuses);
+
+struct tally {
+	int done, skipped, in_progress, total;
+};
+/* Counts statuses over the topics flagged in `only` (NULL: all topics). */
+struct tally bot_tally(const struct bot *b, const enum store_status *statuses, const bool *only);
+/* "23/84 · 27%" (skipped topics count toward the percentage, not the points). */
+void bot_format_tally(struct strbuf *sb, const struct tally *t);
+
+/* Consecutive local days, ending today or yesterday, with at least one done. */
+int bot_streak(struct bot *b, const char *group_id, const char *member_id, const char *timezone,
+	       int64_t now, int *streak);
+
+struct rank_row {
+	char *member_id;
+	char *member_name;
+	int points;
+	int rank; /* shared on ties */
+	int64_t reached_at;
+};
+/* The group's top `limit` members since `since` (0: all time), ranks filled in. */
+int bot_ranking(struct bot *b, const char *group_id, int64_t since, int limit,
+		struct rank_row **rows, size_t *n);
+void rank_rows_free(struct rank_row *rows, size_t n);
+
+/* The topic's name with its place: "Kafka (Message Brokers)". */
+void bot_topic_label(const struct bot *b, size_t topic, struct strbuf *sb);
+
+/* Builds the digest of group_id for the window ending now. */
+int digest_build(struct bot *b, const char *group_id, struct reply *out);
+
+#endif

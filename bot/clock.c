@@ -1,0 +1,137 @@
+#include "clock.h"
+
+#include "util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+int64_t clock_real_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+bool tz_valid(const char *zone)
+{
+	if (!zone || !*zone || strlen(zone) > 64 || zone[0] == '/' || strstr(zone, ".."))
+		return false;
+	if (strcmp(zone, "UTC") == 0)
+		return true;
+	for (const char *p = zone; *p; p++) {
+		char c = *p;
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '/' || c == '_' || c == '-' || c == '+'))
+			return false;
+	}
+	const char *dir = getenv("TZDIR");
+	char path[256];
+	snprintf(path, sizeof(path), "%s/%s", dir && *dir ? dir : "/usr/share/zoneinfo", zone);
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return false;
+	char magic[4] = {0};
+	size_t n = fread(magic, 1, 4, f);
+	fclose(f);
+	return n == 4 && memcmp(magic, "TZif", 4) == 0;
+}
+
+/* Switches the C library's local time to zone; cheap when it is already in force. */
+static void use_zone(const char *zone)
+{
+	static char current[80];
+	if (strcmp(current, zone) == 0)
+		return;
+	snprintf(current, sizeof(current), "%s", zone);
+	setenv("TZ", zone, 1);
+	tzset();
+}
+
+static struct tm local_tm(const char *zone, int64_t t)
+{
+	use_zone(zone);
+	time_t s = (time_t)(t >= 0 ? t / 1000 : (t - 999) / 1000);
+	struct tm tm;
+	localtime_r(&s, &tm);
+	return tm;
+}
+
+/* Unix ms of local y-m-d hh:mm (fields may be out of range; mktime normalises). */
+static int64_t local_to_ms(int year, int mon, int mday, int hh, int mm)
+{
+	struct tm tm = {0};
+	tm.tm_year = year;
+	tm.tm_mon = mon;
+	tm.tm_mday = mday;
+	tm.tm_hour = hh;
+	tm.tm_min = mm;
+	tm.tm_isdst = -1;
+	time_t s = mktime(&tm);
+	return (int64_t)s * 1000;
+}
+
+int64_t tz_day_start(const char *zone, int64_t t, int days)
+{
+	struct tm tm = local_tm(zone, t);
+	return local_to_ms(tm.tm_year, tm.tm_mon, tm.tm_mday + days, 0, 0);
+}
+
+int64_t tz_week_start(const char *zone, int64_t t)
+{
+	struct tm tm = local_tm(zone, t);
+	int since_monday = (tm.tm_wday + 6) % 7;
+	return local_to_ms(tm.tm_year, tm.tm_mon, tm.tm_mday - since_monday, 0, 0);
+}
+
+int64_t tz_month_start(const char *zone, int64_t t)
+{
+	struct tm tm = local_tm(zone, t);
+	return local_to_ms(tm.tm_year, tm.tm_mon, 1, 0, 0);
+}
+
+long tz_day_number(const char *zone, int64_t t)
+{
+	struct tm tm = local_tm(zone, t);
+	/* Days from civil date (Howard Hinnant's algorithm), independent of zone offsets. */
+	long y = tm.tm_year + 1900;
+	long m = tm.tm_mon + 1;
+	long d = tm.tm_mday;
+	y -= m <= 2;
+	long era = (y >= 0 ? y : y - 399) / 400;
+	long yoe = y - era * 400;
+	long doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	long doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + doe - 719468;
+}
+
+int64_t tz_at_time(const char *zone, int64_t t, int hh, int mm)
+{
+	struct tm tm = local_tm(zone, t);
+	return local_to_ms(tm.tm_year, tm.tm_mon, tm.tm_mday, hh, mm);
+}
+
+void tz_format(const char *zone, int64_t t, const char *fmt, char *buf, int n)
+{
+	struct tm tm = local_tm(zone, t);
+	if (strftime(buf, (size_t)n, fmt, &tm) == 0 && n > 0)
+		buf[0] = '\0';
+}
+
+bool parse_hhmm(const char *s, int *hh, int *mm)
+{
+	if (strlen(s) != 5 || s[2] != ':')
+		return false;
+	for (int i = 0; i < 5; i++)
+		if (i != 2 && (s[i] < '0' || s[i] > '9'))
+			return false;
+	int h = (s[0] - '0') * 10 + (s[1] - '0');
+	int m = (s[3] - '0') * 10 + (s[4] - '0');
+	if (h > 23 || m > 59)
+		return false;
+	*hh = h;
+	*mm = m;
+	return true;
+}

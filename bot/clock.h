@@ -1,0 +1,35 @@
+/*
+ * Wall-clock time and calendar arithmetic in IANA time zones.
+ *
+ * Times are Unix milliseconds (UTC). Zone conversions switch the process's TZ
+ * and are therefore for the dispatcher thread only.
+ */
+#ifndef COHORT_CLOCK_H
+#define COHORT_CLOCK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* The real time now, in Unix milliseconds. */
+int64_t clock_real_ms(void);
+
+/* True when zone names a time zone in the system's zoneinfo database ("UTC" included). */
+bool tz_valid(const char *zone);
+
+/* Local midnight (as Unix ms) of the day that is `days` days after the local day of t. */
+int64_t tz_day_start(const char *zone, int64_t t, int days);
+/* Local midnight of the Monday starting t's local week. */
+int64_t tz_week_start(const char *zone, int64_t t);
+/* Local midnight of the first day of t's local month. */
+int64_t tz_month_start(const char *zone, int64_t t);
+/* The local calendar day of t as a day number (days since 1970-01-01 in that zone). */
+long tz_day_number(const char *zone, int64_t t);
+/* Unix ms of local time hh:mm on t's local day (DST gaps move forward). */
+int64_t tz_at_time(const char *zone, int64_t t, int hh, int mm);
+/* Formats t in zone with strftime format fmt into buf (size n). */
+void tz_format(const char *zone, int64_t t, const char *fmt, char *buf, int n);
+
+/* Parses "HH:MM" (00:00 to 23:59). */
+bool parse_hhmm(const char *s, int *hh, int *mm);
+
+#endif

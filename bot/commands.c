@@ -1,0 +1,1100 @@
+#include "bot_internal.h"
+
+#include "clock.h"
+#include "err.h"
+#include "log.h"
+#include "roadmap.h"
+#include "text.h"
+#include "util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Limits on what members type; longer input is refused with a message. */
+#define MAX_ARGS 1000
+#define MAX_NOTE 500
+#define MAX_NAME 100
+#define BAR_WIDTH 20
+#define BOARD_SIZE 10
+
+typedef int (*cmd_fn)(struct bot *b, const struct event *ev, struct reply *r);
+
+struct command {
+	const char *name;
+	cmd_fn fn;
+	const char *usage;
+	const char *summary;
+	const char *details;
+};
+
+static int cmd_done(struct bot *b, const struct event *ev, struct reply *r);
+static int cmd_start(struct bot *b, const struct event *ev, struct reply *r);
+static int cmd_skip(struct bot *b, const struct event *ev, struct reply *r);
+static int cmd_reset(struct bot *b, const struct event *ev, struct reply *r);
+static int cmd_undo(struct bot *b, const struct event *ev, struct reply *r);
+static int cmd_progress(struct bot *b, const struct event *ev, struct reply *r);
+static int cmd_leaderboard(struct bot *b, const struct event *ev, struct reply *r);
+static int cmd_topics(struct bot *b, const struct event *ev, struct reply *r);
+static int cmd_next(struct bot *b, const struct event *ev, struct reply *r);
+static int cmd_who(struct bot *b, const struct event *ev, struct reply *r);
+static int cmd_digest(struct bot *b, const struct event *ev, struct reply *r);
+static int cmd_help(struct bot *b, const struct event *ev, struct reply *r);
+
+static const struct command commands[] = {
+	{"done", cmd_done, "done TOPIC [note]", "mark a topic finished",
+	 "Records that you finished TOPIC. A note may follow the topic (\"done Kafka built a "
+	 "consumer\"); use | to separate them when the topic is unclear (\"done circuit breaker "
+	 "| read the chapter\")."},
+	{"start", cmd_start, "start TOPIC [note]", "mark a topic in progress",
+	 "Records that you are working on TOPIC, so groupmates can find a study partner."},
+	{"skip", cmd_skip, "skip TOPIC", "skip a topic",
+	 "Marks TOPIC skipped: it counts toward your progress but earns no points."},
+	{"reset", cmd_reset, "reset TOPIC", "clear a topic's status",
+	 "Clears your status for TOPIC (done, in progress or skipped)."},
+	{"undo", cmd_undo, "undo", "revert your last change",
+	 "Reverts your most recent change. Say it again to go further back."},
+	{"progress", cmd_progress, "progress [member]", "your progress (or a groupmate's)",
+	 "Shows the overall bar, a bar per section, topics in progress and the current streak."},
+	{"leaderboard", cmd_leaderboard, "leaderboard [week|month|all]", "the group's ranking",
+	 "Ranks the group by points (one per finished topic) this week, this month or of all "
+	 "time (the default). Ties share a rank; whoever got there first is listed first."},
+	{"topics", cmd_topics, "topics [section]", "the roadmap with your marks",
+	 "Shows the roadmap (or one section) with your status marks: [x] done, [~] in progress, "
+	 "[-] skipped, and how many in the group finished each topic."},
+	{"next", cmd_next, "next", "what to study next",
+	 "Names the first topic in roadmap order you have not finished, and who is on it."},
+	{"who", cmd_who, "who TOPIC", "who finished a topic",
+	 "Lists who finished TOPIC (ask them for help) and who is working on it now."},
+	{"digest", cmd_digest, "digest [channel here|off] [time HH:MM [TZ]]", "the daily digest",
+	 "Previews today's digest. Admins: \"digest channel here\" posts it in this channel, "
+	 "\"digest channel off\" stops it, \"digest time 18:00 Europe/Berlin\" sets when."},
+	{"help", cmd_help, "help [command]", "how to use cohort",
+	 "Lists the commands, or explains one."},
+};
+
+const char *const *bot_command_names(void)
+{
+	static const char *names[ARRAY_SIZE(commands) + 1];
+	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
+		names[i] = commands[i].name;
+	return names;
+}
+
+static int64_t real_now(void *ud)
+{
+	(void)ud;
+	return clock_real_ms();
+}
+
+struct bot *bot_new(const struct bot_opts *o)
+{
+	struct bot *b = xcalloc(1, sizeof(*b));
+	b->store = o->store;
+	b->rm = o->roadmap;
+	b->digest_time = xstrdup(o->digest_time ? o->digest_time : "18:00");
+	b->timezone = xstrdup(o->timezone ? o->timezone : "UTC");
+	b->now = o->now ? o->now : real_now;
+	b->now_ud = o->now_ud;
+	return b;
+}
+
+void bot_free(struct bot *b)
+{
+	if (!b)
+		return;
+	free(b->digest_time);
+	free(b->timezone);
+	free(b);
+}
+
+int64_t bot_now(struct bot *b)
+{
+	return b->now(b->now_ud);
+}
+
+int bot_group_prefs(struct bot *b, const char *group_id, struct group_prefs *out)
+{
+	struct store_settings s;
+	memset(out, 0, sizeof(*out));
+	int rc = store_get_settings(b->store, group_id, &s);
+	if (rc)
+		return rc;
+	snprintf(out->timezone, sizeof(out->timezone), "%s",
+		 s.timezone && tz_valid(s.timezone) ? s.timezone : b->timezone);
+	snprintf(out->digest_time, sizeof(out->digest_time), "%s",
+		 s.digest_time ? s.digest_time : b->digest_time);
+	out->digest_channel = s.digest_channel;
+	s.digest_channel = NULL;
+	store_settings_release(&s);
+	return COHORT_OK;
+}
+
+void group_prefs_release(struct group_prefs *p)
+{
+	free(p->digest_channel);
+	p->digest_channel = NULL;
+}
+
+struct statuses_ctx {
+	const struct roadmap *rm;
+	enum store_status *out;
+};
+
+static int collect_status(const struct store_row *row, void *ud)
+{
+	struct statuses_ctx *c = ud;
+	long t = roadmap_find_id(c->rm, row->topic_id);
+	if (t >= 0)
+		c->out[t] = row->status;
+	return 0;
+}
+
+int bot_member_statuses(struct bot *b, const char *group_id, const char *member_id,
+			enum store_status *statuses)
+{
+	memset(statuses, 0, roadmap_topic_count(b->rm) * sizeof(*statuses));
+	struct statuses_ctx c = {b->rm, statuses};
+	return store_member_progress(b->store, group_id, member_id, collect_status, &c);
+}
+
+struct tally bot_tally(const struct bot *b, const enum store_status *statuses, const bool *only)
+{
+	struct tally t = {0, 0, 0, 0};
+	size_t n = roadmap_topic_count(b->rm);
+	for (size_t i = 0; i < n; i++) {
+		if (only && !only[i])
+			continue;
+		t.total++;
+		t.done += statuses[i] == STATUS_DONE;
+		t.skipped += statuses[i] == STATUS_SKIPPED;
+		t.in_progress += statuses[i] == STATUS_IN_PROGRESS;
+	}
+	return t;
+}
+
+void bot_format_tally(struct strbuf *sb, const struct tally *t)
+{
+	sb_addf(sb, "%d/%d", t->done, t->total);
+	if (t->skipped)
+		sb_addf(sb, " (+%d skipped)", t->skipped);
+	sb_addf(sb, " \u00b7 %d%%", text_percent(t->done + t->skipped, t->total));
+}
+
+struct streak_ctx {
+	const char *tz;
+	long today;
+	long expect; /* the day that continues the streak */
+	int streak;
+};
+
+static int streak_step(int64_t at, void *ud)
+{
+	struct streak_ctx *c = ud;
+	long day = tz_day_number(c->tz, at);
+	if (c->expect < 0) {
+		/* The newest done must be today or yesterday for a streak to be current. */
+		if (day < c->today - 1)
+			return 1;
+		c->expect = day;
+	}
+	if (day == c->expect) {
+		c->streak++;
+		c->expect--;
+		return 0;
+	}
+	if (day > c->expect)
+		return 0; /* another done on a day already counted */
+	return 1;
+}
+
+int bot_streak(struct bot *b, const char *group_id, const char *member_id, const char *timezone,
+	       int64_t now, int *streak)
+{
+	struct streak_ctx c = {timezone, tz_day_number(timezone, now), -1, 0};
+	int rc = store_done_times(b->store, group_id, member_id, streak_step, &c);
+	*streak = c.streak;
+	return rc;
+}
+
+struct rank_ctx {
+	struct rank_row *rows;
+	size_t n, cap;
+};
+
+static int collect_rank(const struct store_rank *r, void *ud)
+{
+	struct rank_ctx *c = ud;
+	grow_array((void **)&c->rows, &c->cap, c->n + 1, sizeof(*c->rows));
+	struct rank_row *row = &c->rows[c->n];
+	row->member_id = xstrdup(r->member_id);
+	row->member_name = xstrdup(r->member_name);
+	row->points = r->points;
+	row->reached_at = r->reached_at;
+	row->rank = c->n > 0 && c->rows[c->n - 1].points == r->points ? c->rows[c->n - 1].rank
+								     : (int)c->n + 1;
+	c->n++;
+	return 0;
+}
+
+int bot_ranking(struct bot *b, const char *group_id, int64_t since, int limit,
+		struct rank_row **rows, size_t *n)
+{
+	struct rank_ctx c = {NULL, 0, 0};
+	int rc = store_ranking(b->store, group_id, since, limit, collect_rank, &c);
+	*rows = c.rows;
+	*n = c.n;
+	return rc;
+}
+
+void rank_rows_free(struct rank_row *rows, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(rows[i].member_id);
+		free(rows[i].member_name);
+	}
+	free(rows);
+}
+
+void bot_topic_label(const struct bot *b, size_t topic, struct strbuf *sb)
+{
+	const struct rm_topic *t = roadmap_topic(b->rm, topic);
+	sb_adds(sb, t->name);
+	if (*t->path)
+		sb_addf(sb, " (%s)", t->path);
+}
+
+/* "a", "a or b", "a, b or c" of the candidates' names. */
+static void add_choice_list(const struct bot *b, const struct rm_resolution *res,
+			    struct strbuf *sb, const char *conj)
+{
+	for (size_t i = 0; i < res->ncandidates; i++) {
+		if (i > 0)
+			sb_adds(sb, i + 1 == res->ncandidates ? conj : ", ");
+		sb_adds(sb, roadmap_topic(b->rm, (size_t)res->candidates[i])->name);
+	}
+}
+
+/*
+ * Finds the topic a command names. On success returns the topic index and
+ * sets *note (new string, "" if none); otherwise fills r with the question or
+ * error and returns -1.
+ */
+static long resolve_topic(struct bot *b, const struct event *ev, struct reply *r, char **note,
+			  const char *verb)
+{
+	char *typed, *n;
+	*note = NULL;
+	if (ev->topic) {
+		typed = text_trim(xstrdup(ev->topic));
+		n = text_trim(xstrdup(ev->note ? ev->note : ""));
+	} else {
+		roadmap_split_args(b->rm, ev->args, &typed, &n);
+	}
+	long t = -1;
+	struct rm_resolution res;
+	r->ephemeral = true;
+	if (!*typed) {
+		reply_title(r, REPLY_ERROR, "Which topic?");
+		reply_line(r, "Usage: /%s TOPIC. /topics lists them all.", verb);
+		goto out;
+	}
+	if (strlen(n) > MAX_NOTE) {
+		reply_title(r, REPLY_ERROR, "That note is too long");
+		reply_line(r, "Notes may be up to %d characters. Nothing was changed.", MAX_NOTE);
+		goto out;
+	}
+	roadmap_resolve(b->rm, typed, &res);
+	struct strbuf sb = STRBUF_INIT;
+	switch (res.match) {
+	case RM_EXACT:
+	case RM_ALIAS:
+	case RM_PREFIX:
+	case RM_FUZZY:
+		t = res.index;
+		break;
+	case RM_AMBIGUOUS:
+		add_choice_list(b, &res, &sb, " or ");
+		reply_title(r, REPLY_QUESTION, "Did you mean %s?", sb_str(&sb));
+		reply_line(r, "Nothing was changed. Say it again with the full name, e.g. /%s %s",
+			   verb, roadmap_topic(b->rm, (size_t)res.candidates[0])->name);
+		break;
+	case RM_UNKNOWN:
+		reply_title(r, REPLY_ERROR, "\u201c%.*s\u201d is not on the roadmap",
+			    ROADMAP_MAX_QUERY / 4, typed);
+		if (res.ncandidates) {
+			add_choice_list(b, &res, &sb, ", ");
+			reply_line(r, "Nearest: %s.", sb_str(&sb));
+		}
+		reply_line(r, "Nothing was changed. /topics lists every topic.");
+		break;
+	}
+	sb_release(&sb);
+	if (t >= 0 && res.match == RM_FUZZY)
+		reply_line(r, "(read \u201c%s\u201d as %s)", typed, roadmap_topic(b->rm, (size_t)t)->name);
+out:
+	free(typed);
+	if (t >= 0) {
+		*note = n;
+		r->ephemeral = false;
+	} else {
+		free(n);
+	}
+	return t;
+}
+
+struct names_ctx {
+	const char *skip_member;
+	enum store_status status;
+	struct strbuf *sb;
+	int count;
+};
+
+static int collect_names(const struct store_row *row, void *ud)
+{
+	struct names_ctx *c = ud;
+	if (row->status != c->status || strcmp(row->member_id, c->skip_member) == 0)
+		return 0;
+	if (c->count < 10)
+		sb_addf(c->sb, "%s%s", c->count ? ", " : "", row->member_name);
+	c->count++;
+	return 0;
+}
+
+/* Appends who in the group (other than skip) has the topic in status; returns how many. */
+static int group_names(struct bot *b, const char *group, const char *topic_id, const char *skip,
+		       enum store_status status, struct strbuf *sb)
+{
+	struct names_ctx c = {skip, status, sb, 0};
+	if (store_topic_progress(b->store, group, topic_id, collect_names, &c))
+		return -1;
+	if (c.count > 10)
+		sb_addf(sb, " and %d more", c.count - 10);
+	return c.count;
+}
+
+static void add_progress_line(struct bot *b, const struct event *ev, struct reply *r)
+{
+	size_t n = roadmap_topic_count(b->rm);
+	enum store_status *st = xcalloc(n, sizeof(*st));
+	if (bot_member_statuses(b, ev->group_id, ev->member_id, st) == COHORT_OK) {
+		struct tally t = bot_tally(b, st, NULL);
+		struct strbuf sb = STRBUF_INIT;
+		text_bar(&sb, t.done + t.skipped, t.total, BAR_WIDTH);
+		sb_adds(&sb, "  ");
+		bot_format_tally(&sb, &t);
+		reply_mono(r, "%s", sb_str(&sb));
+		sb_release(&sb);
+	}
+	free(st);
+}
+
+static void store_failed(struct reply *r)
+{
+	reply_clear(r);
+	r->ephemeral = true;
+	reply_title(r, REPLY_ERROR, "Something went wrong saving that");
+	reply_line(r, "Nothing was changed. Please try again in a moment.");
+}
+
+static void date_of(struct bot *b, const char *group, int64_t t, char *buf, int n)
+{
+	struct group_prefs p;
+	if (bot_group_prefs(b, group, &p) != COHORT_OK)
+		snprintf(p.timezone, sizeof(p.timezone), "%s", b->timezone);
+	tz_format(p.timezone, t, "%Y-%m-%d", buf, n);
+	group_prefs_release(&p);
+}
+
+/* The shared path of done/start/skip/reset: resolve, change, confirm. */
+static int set_status(struct bot *b, const struct event *ev, struct reply *r,
+		      enum store_status status, const char *verb)
+{
+	char *note = NULL;
+	long t = resolve_topic(b, ev, r, &note, verb);
+	if (t < 0)
+		return COHORT_OK;
+	const struct rm_topic *topic = roadmap_topic(b->rm, (size_t)t);
+	struct store_change c = {ev->group_id, ev->member_id, ev->member_name, topic->id, status,
+				 status == STATUS_NONE ? NULL : note,  ev->source_id, bot_now(b)};
+	struct store_prior prior;
+	int rc = store_set_status(b->store, &c, &prior);
+	free(note);
+	struct strbuf sb = STRBUF_INIT;
+	char day[16];
+	if (rc == COHORT_ERR_DUPLICATE) {
+		reply_title(r, REPLY_INFO, "Already recorded");
+		reply_line(r, "That command was handled before; nothing was counted twice.");
+		r->ephemeral = true;
+		goto out;
+	}
+	if (rc == COHORT_ERR_UNCHANGED) {
+		r->ephemeral = true;
+		date_of(b, ev->group_id, prior.updated_at, day, sizeof(day));
+		switch (status) {
+		case STATUS_DONE:
+			reply_title(r, REPLY_INFO, "You already finished %s", topic->name);
+			reply_line(r, "Marked done on %s. Nothing was counted twice.", day);
+			break;
+		case STATUS_IN_PROGRESS:
+			reply_title(r, REPLY_INFO, "You are already on %s", topic->name);
+			reply_line(r, "Since %s. /done %s when you finish it.", day, topic->name);
+			break;
+		case STATUS_SKIPPED:
+			reply_title(r, REPLY_INFO, "You already skipped %s", topic->name);
+			break;
+		case STATUS_NONE:
+			reply_title(r, REPLY_INFO, "%s has no status to clear", topic->name);
+			break;
+		}
+		rc = COHORT_OK;
+		goto out;
+	}
+	if (rc) {
+		store_failed(r);
+		goto out;
+	}
+	bot_topic_label(b, (size_t)t, &sb);
+	switch (status) {
+	case STATUS_DONE:
+		reply_title(r, REPLY_SUCCESS, "%s finished %s", ev->member_name, sb_str(&sb));
+		add_progress_line(b, ev, r);
+		sb_truncate(&sb, 0);
+		if (group_names(b, ev->group_id, topic->id, ev->member_id, STATUS_DONE, &sb) > 0)
+			reply_line(r, "Also finished it: %s", sb_str(&sb));
+		else
+			reply_line(r, "First in the group to finish it!");
+		break;
+	case STATUS_IN_PROGRESS:
+		reply_title(r, REPLY_SUCCESS, "%s started %s", ev->member_name, sb_str(&sb));
+		sb_truncate(&sb, 0);
+		if (group_names(b, ev->group_id, topic->id, ev->member_id, STATUS_IN_PROGRESS, &sb) > 0)
+			reply_line(r, "Also on it: %s \u2014 study together?", sb_str(&sb));
+		sb_truncate(&sb, 0);
+		if (group_names(b, ev->group_id, topic->id, ev->member_id, STATUS_DONE, &sb) > 0)
+			reply_line(r, "Finished it already (ask them): %s", sb_str(&sb));
+		break;
+	case STATUS_SKIPPED:
+		reply_title(r, REPLY_SUCCESS, "%s skipped %s", ev->member_name, sb_str(&sb));
+		reply_line(r, "Skipped topics count toward progress but earn no points.");
+		add_progress_line(b, ev, r);
+		break;
+	case STATUS_NONE:
+		reply_title(r, REPLY_SUCCESS, "Cleared %s", sb_str(&sb));
+		reply_line(r, "It was %s. /undo brings it back.",
+			   prior.status == STATUS_DONE	       ? "done"
+			   : prior.status == STATUS_IN_PROGRESS ? "in progress"
+								: "skipped");
+		r->ephemeral = true;
+		break;
+	}
+out:
+	sb_release(&sb);
+	return rc;
+}
+
+static int cmd_done(struct bot *b, const struct event *ev, struct reply *r)
+{
+	return set_status(b, ev, r, STATUS_DONE, "done");
+}
+
+static int cmd_start(struct bot *b, const struct event *ev, struct reply *r)
+{
+	return set_status(b, ev, r, STATUS_IN_PROGRESS, "start");
+}
+
+static int cmd_skip(struct bot *b, const struct event *ev, struct reply *r)
+{
+	return set_status(b, ev, r, STATUS_SKIPPED, "skip");
+}
+
+static int cmd_reset(struct bot *b, const struct event *ev, struct reply *r)
+{
+	return set_status(b, ev, r, STATUS_NONE, "reset");
+}
+
+static const char *status_words(enum store_status s)
+{
+	switch (s) {
+	case STATUS_NONE: return "no status";
+	case STATUS_IN_PROGRESS: return "in progress";
+	case STATUS_DONE: return "done";
+	case STATUS_SKIPPED: return "skipped";
+	}
+	return "?";
+}
+
+static int cmd_undo(struct bot *b, const struct event *ev, struct reply *r)
+{
+	struct store_undone u;
+	r->ephemeral = true;
+	int rc = store_undo(b->store, ev->group_id, ev->member_id, ev->member_name, ev->source_id,
+			    bot_now(b), &u);
+	if (rc == COHORT_ERR_NOT_FOUND) {
+		reply_title(r, REPLY_INFO, "Nothing to undo");
+		reply_line(r, "You have no changes left to revert.");
+		return COHORT_OK;
+	}
+	if (rc == COHORT_ERR_DUPLICATE) {
+		reply_title(r, REPLY_INFO, "Already recorded");
+		reply_line(r, "That undo was handled before; nothing was reverted twice.");
+		return rc;
+	}
+	if (rc) {
+		store_failed(r);
+		return rc;
+	}
+	long t = roadmap_find_id(b->rm, u.topic_id);
+	const char *name = t >= 0 ? roadmap_topic(b->rm, (size_t)t)->name : u.topic_id;
+	if (u.to == STATUS_NONE)
+		reply_title(r, REPLY_SUCCESS, "Undone: %s is unmarked again", name);
+	else
+		reply_title(r, REPLY_SUCCESS, "Undone: %s is %s again", name, status_words(u.to));
+	reply_line(r, "It was %s.", status_words(u.from));
+	free(u.topic_id);
+	add_progress_line(b, ev, r);
+	return COHORT_OK;
+}
+
+/* Looks up a groupmate named in args ("@bob" or "bob"); fills r and returns false if unknown. */
+static bool find_member(struct bot *b, const struct event *ev, struct reply *r, char **id,
+			char **name)
+{
+	char *who = text_trim(xstrdup(ev->args));
+	const char *w = who[0] == '@' ? who + 1 : who;
+	if (!*w) {
+		free(who);
+		*id = xstrdup(ev->member_id);
+		*name = xstrdup(ev->member_name);
+		return true;
+	}
+	int rc = store_find_member(b->store, ev->group_id, w, id, name);
+	if (rc == COHORT_ERR_NOT_FOUND) {
+		/* Platforms qualify ids ("console:bob"); accept the bare name the member sees. */
+		char *qualified = xasprintf("%s:%s", ev->platform, w);
+		rc = store_find_member(b->store, ev->group_id, qualified, id, name);
+		free(qualified);
+	}
+	if (rc) {
+		r->ephemeral = true;
+		if (rc == COHORT_ERR_NOT_FOUND) {
+			reply_title(r, REPLY_ERROR, "No member called \u201c%.*s\u201d here", MAX_NAME, w);
+			reply_line(r, "Members appear once they have recorded a topic. "
+				      "/leaderboard shows who is here.");
+		} else {
+			store_failed(r);
+		}
+		free(who);
+		return false;
+	}
+	free(who);
+	return true;
+}
+
+static int cmd_progress(struct bot *b, const struct event *ev, struct reply *r)
+{
+	char *id, *name;
+	if (!find_member(b, ev, r, &id, &name))
+		return COHORT_OK;
+	size_t n = roadmap_topic_count(b->rm);
+	enum store_status *st = xcalloc(n, sizeof(*st));
+	bool *in = xcalloc(n, sizeof(*in));
+	struct group_prefs prefs;
+	struct strbuf sb = STRBUF_INIT;
+	int streak = 0;
+	int rc = bot_member_statuses(b, ev->group_id, id, st);
+	if (!rc)
+		rc = bot_group_prefs(b, ev->group_id, &prefs);
+	if (rc) {
+		store_failed(r);
+		goto out;
+	}
+	rc = bot_streak(b, ev->group_id, id, prefs.timezone, bot_now(b), &streak);
+	group_prefs_release(&prefs);
+	if (rc) {
+		store_failed(r);
+		goto out;
+	}
+	r->ephemeral = true;
+	struct tally all = bot_tally(b, st, NULL);
+	reply_title(r, REPLY_INFO, "%s's progress", name);
+	text_bar(&sb, all.done + all.skipped, all.total, BAR_WIDTH);
+	sb_adds(&sb, "  ");
+	bot_format_tally(&sb, &all);
+	reply_mono(r, "%s", sb_str(&sb));
+
+	/* One row per top-level item, names padded to a column. */
+	size_t width = 0;
+	for (size_t i = 0; i < roadmap_node_count(b->rm); i = roadmap_node(b->rm, i)->end) {
+		size_t w = text_width(roadmap_node(b->rm, i)->name);
+		width = w > width ? w : width;
+	}
+	if (width > 36)
+		width = 36;
+	for (size_t i = 0; i < roadmap_node_count(b->rm); i = roadmap_node(b->rm, i)->end) {
+		const struct rm_node *nd = roadmap_node(b->rm, i);
+		roadmap_subtree_topics(b->rm, i, in);
+		struct tally t = bot_tally(b, st, in);
+		sb_truncate(&sb, 0);
+		sb_adds(&sb, nd->name);
+		for (size_t w = text_width(nd->name); w < width; w++)
+			sb_addc(&sb, ' ');
+		sb_adds(&sb, " ");
+		text_bar(&sb, t.done + t.skipped, t.total, 10);
+		sb_addf(&sb, " %d/%d", t.done + t.skipped, t.total);
+		reply_mono(r, "%s", sb_str(&sb));
+	}
+	sb_truncate(&sb, 0);
+	for (size_t i = 0; i < n; i++)
+		if (st[i] == STATUS_IN_PROGRESS)
+			sb_addf(&sb, "%s%s", sb.len ? ", " : "", roadmap_topic(b->rm, i)->name);
+	if (sb.len)
+		reply_line(r, "In progress: %s", sb_str(&sb));
+	if (streak > 0)
+		reply_line(r, "Streak: %d day%s", streak, streak == 1 ? "" : "s");
+	else
+		reply_line(r, "Streak: none yet \u2014 finish a topic today to start one.");
+out:
+	sb_release(&sb);
+	free(st);
+	free(in);
+	free(id);
+	free(name);
+	return rc;
+}
+
+static int cmd_leaderboard(struct bot *b, const struct event *ev, struct reply *r)
+{
+	char *arg = text_trim(xstrdup(ev->args));
+	struct group_prefs prefs;
+	int rc = bot_group_prefs(b, ev->group_id, &prefs);
+	if (rc) {
+		free(arg);
+		store_failed(r);
+		return rc;
+	}
+	int64_t now = bot_now(b), since = 0;
+	const char *period;
+	if (!*arg || text_ieq(arg, "all") || text_ieq(arg, "alltime") || text_ieq(arg, "all-time")) {
+		period = "all time";
+	} else if (text_ieq(arg, "week")) {
+		since = tz_week_start(prefs.timezone, now);
+		period = "this week";
+	} else if (text_ieq(arg, "month")) {
+		since = tz_month_start(prefs.timezone, now);
+		period = "this month";
+	} else {
+		reply_title(r, REPLY_ERROR, "Unknown period \u201c%.*s\u201d", 40, arg);
+		reply_line(r, "Usage: /leaderboard [week|month|all]");
+		r->ephemeral = true;
+		free(arg);
+		group_prefs_release(&prefs);
+		return COHORT_OK;
+	}
+	free(arg);
+	struct rank_row *rows = NULL;
+	size_t nrows = 0;
+	rc = bot_ranking(b, ev->group_id, since, BOARD_SIZE, &rows, &nrows);
+	if (rc) {
+		group_prefs_release(&prefs);
+		store_failed(r);
+		return rc;
+	}
+	reply_title(r, REPLY_INFO, "Leaderboard \u2014 %s", period);
+	if (nrows == 0)
+		reply_line(r, "Nobody has finished a topic %s yet. Be the first: /done TOPIC",
+			   since ? period : "");
+	size_t width = 4;
+	for (size_t i = 0; i < nrows; i++) {
+		size_t w = text_width(rows[i].member_name);
+		width = w > width ? (w > 24 ? 24 : w) : width;
+	}
+	for (size_t i = 0; i < nrows; i++) {
+		int streak = 0;
+		bot_streak(b, ev->group_id, rows[i].member_id, prefs.timezone, now, &streak);
+		struct strbuf sb = STRBUF_INIT;
+		sb_addf(&sb, "#%-3d ", rows[i].rank);
+		sb_adds(&sb, rows[i].member_name);
+		for (size_t w = text_width(rows[i].member_name); w < width; w++)
+			sb_addc(&sb, ' ');
+		sb_addf(&sb, " %4d pt%s", rows[i].points, rows[i].points == 1 ? " " : "s");
+		if (streak > 0)
+			sb_addf(&sb, "  streak %d", streak);
+		reply_mono(r, "%s", sb_str(&sb));
+		sb_release(&sb);
+	}
+	rank_rows_free(rows, nrows);
+	group_prefs_release(&prefs);
+	return COHORT_OK;
+}
+
+static int count_into(const struct store_count *c, void *ud)
+{
+	struct bot *b = ((void **)ud)[0];
+	int *done = ((void **)ud)[1];
+	long t = roadmap_find_id(b->rm, c->topic_id);
+	if (t >= 0)
+		done[t] = c->done;
+	return 0;
+}
+
+static const char *mark(enum store_status s)
+{
+	switch (s) {
+	case STATUS_DONE: return "[x]";
+	case STATUS_IN_PROGRESS: return "[~]";
+	case STATUS_SKIPPED: return "[-]";
+	case STATUS_NONE: break;
+	}
+	return "[ ]";
+}
+
+static int cmd_topics(struct bot *b, const struct event *ev, struct reply *r)
+{
+	size_t n = roadmap_topic_count(b->rm);
+	size_t first = 0, last = roadmap_node_count(b->rm);
+	char *arg = text_trim(xstrdup(ev->args));
+	int rc = COHORT_OK;
+	enum store_status *st = xcalloc(n, sizeof(*st));
+	int *done = xcalloc(n, sizeof(*done));
+	bool *in = xcalloc(n, sizeof(*in));
+	r->ephemeral = true;
+	if (*arg) {
+		struct rm_resolution res;
+		roadmap_resolve_section(b->rm, arg, &res);
+		if (res.index < 0) {
+			struct strbuf sb = STRBUF_INIT;
+			for (size_t i = 0; i < res.ncandidates; i++)
+				sb_addf(&sb, "%s%s", i ? ", " : "",
+					roadmap_node(b->rm, (size_t)res.candidates[i])->name);
+			if (res.match == RM_AMBIGUOUS)
+				reply_title(r, REPLY_QUESTION, "Which section: %s?", sb_str(&sb));
+			else
+				reply_title(r, REPLY_ERROR, "No section called \u201c%.*s\u201d", 60, arg);
+			reply_line(r, "/topics without a name shows the whole roadmap.");
+			goto out;
+		}
+		first = (size_t)res.index;
+		last = roadmap_node(b->rm, first)->end;
+	}
+	void *ctx[2] = {b, done};
+	rc = bot_member_statuses(b, ev->group_id, ev->member_id, st);
+	if (!rc)
+		rc = store_topic_counts(b->store, ev->group_id, count_into, ctx);
+	if (rc) {
+		store_failed(r);
+		goto out;
+	}
+	int base = roadmap_node(b->rm, first)->depth;
+	if (*arg) {
+		roadmap_subtree_topics(b->rm, first, in);
+		struct tally t = bot_tally(b, st, in);
+		struct strbuf sb = STRBUF_INIT;
+		bot_format_tally(&sb, &t);
+		reply_title(r, REPLY_INFO, "%s \u2014 %s", roadmap_node(b->rm, first)->name, sb_str(&sb));
+		sb_release(&sb);
+		first++;
+		base++;
+	} else {
+		reply_title(r, REPLY_INFO, "%s", "The roadmap");
+	}
+	for (size_t i = first; i < last; i++) {
+		const struct rm_node *nd = roadmap_node(b->rm, i);
+		struct strbuf sb = STRBUF_INIT;
+		for (int d = base; d < nd->depth; d++)
+			sb_adds(&sb, "  ");
+		if (nd->topic < 0) {
+			roadmap_subtree_topics(b->rm, i, in);
+			struct tally t = bot_tally(b, st, in);
+			sb_addf(&sb, "%s  %d/%d", nd->name, t.done + t.skipped, t.total);
+		} else {
+			sb_addf(&sb, "%s %s", mark(st[nd->topic]), nd->name);
+			if (done[nd->topic])
+				sb_addf(&sb, "  (%d finished)", done[nd->topic]);
+		}
+		reply_mono(r, "%s", sb_str(&sb));
+		sb_release(&sb);
+	}
+	reply_line(r, "[x] done  [~] in progress  [-] skipped");
+out:
+	free(arg);
+	free(st);
+	free(done);
+	free(in);
+	return rc;
+}
+
+static int cmd_next(struct bot *b, const struct event *ev, struct reply *r)
+{
+	size_t n = roadmap_topic_count(b->rm);
+	enum store_status *st = xcalloc(n, sizeof(*st));
+	int rc = bot_member_statuses(b, ev->group_id, ev->member_id, st);
+	r->ephemeral = true;
+	if (rc) {
+		store_failed(r);
+		free(st);
+		return rc;
+	}
+	size_t i = 0;
+	while (i < n && (st[i] == STATUS_DONE || st[i] == STATUS_SKIPPED))
+		i++;
+	if (i == n) {
+		reply_title(r, REPLY_SUCCESS, "You have finished the whole roadmap!");
+		reply_line(r, "Help a groupmate: /who TOPIC shows who is working on what.");
+		free(st);
+		return COHORT_OK;
+	}
+	const struct rm_topic *t = roadmap_topic(b->rm, i);
+	struct strbuf sb = STRBUF_INIT;
+	bot_topic_label(b, i, &sb);
+	reply_title(r, REPLY_INFO, "Next for you: %s", sb_str(&sb));
+	if (st[i] == STATUS_IN_PROGRESS)
+		reply_line(r, "You are already on it. /done %s when you finish.", t->name);
+	else
+		reply_line(r, "/start %s to tell the group you are on it.", t->name);
+	sb_truncate(&sb, 0);
+	if (group_names(b, ev->group_id, t->id, ev->member_id, STATUS_IN_PROGRESS, &sb) > 0)
+		reply_line(r, "On it now: %s", sb_str(&sb));
+	sb_truncate(&sb, 0);
+	if (group_names(b, ev->group_id, t->id, ev->member_id, STATUS_DONE, &sb) > 0)
+		reply_line(r, "Finished it (ask them): %s", sb_str(&sb));
+	sb_release(&sb);
+	free(st);
+	return COHORT_OK;
+}
+
+struct who_ctx {
+	struct bot *b;
+	const char *tz;
+	struct strbuf done, doing;
+	int ndone, ndoing;
+};
+
+static int collect_who(const struct store_row *row, void *ud)
+{
+	struct who_ctx *c = ud;
+	if (row->status == STATUS_DONE) {
+		char day[16];
+		tz_format(c->tz, row->updated_at, "%Y-%m-%d", day, sizeof(day));
+		if (c->ndone < 20)
+			sb_addf(&c->done, "%s%s (%s)", c->ndone ? ", " : "", row->member_name, day);
+		c->ndone++;
+	} else if (row->status == STATUS_IN_PROGRESS) {
+		if (c->ndoing < 20)
+			sb_addf(&c->doing, "%s%s", c->ndoing ? ", " : "", row->member_name);
+		c->ndoing++;
+	}
+	return 0;
+}
+
+static int cmd_who(struct bot *b, const struct event *ev, struct reply *r)
+{
+	char *note = NULL;
+	long t = resolve_topic(b, ev, r, &note, "who");
+	free(note);
+	if (t < 0)
+		return COHORT_OK;
+	r->ephemeral = true;
+	struct group_prefs prefs;
+	int rc = bot_group_prefs(b, ev->group_id, &prefs);
+	if (rc) {
+		store_failed(r);
+		return rc;
+	}
+	const struct rm_topic *topic = roadmap_topic(b->rm, (size_t)t);
+	struct who_ctx c = {b, prefs.timezone, STRBUF_INIT, STRBUF_INIT, 0, 0};
+	rc = store_topic_progress(b->store, ev->group_id, topic->id, collect_who, &c);
+	if (rc) {
+		store_failed(r);
+	} else {
+		reply_title(r, REPLY_INFO, "Who knows %s", topic->name);
+		if (c.ndone)
+			reply_line(r, "Finished: %s%s", sb_str(&c.done), c.ndone > 20 ? ", ..." : "");
+		else
+			reply_line(r, "Nobody in the group has finished %s yet.", topic->name);
+		if (c.ndoing)
+			reply_line(r, "On it now: %s%s", sb_str(&c.doing), c.ndoing > 20 ? ", ..." : "");
+	}
+	sb_release(&c.done);
+	sb_release(&c.doing);
+	group_prefs_release(&prefs);
+	return rc;
+}
+
+static bool admin_only(const struct event *ev, struct reply *r)
+{
+	if (ev->is_admin)
+		return true;
+	r->ephemeral = true;
+	reply_title(r, REPLY_ERROR, "Only admins can change the digest");
+	reply_line(r, "Ask someone who can manage this server or room. Nothing was changed.");
+	return false;
+}
+
+static int cmd_digest(struct bot *b, const struct event *ev, struct reply *r)
+{
+	char *args = text_trim(xstrdup(ev->args));
+	char *words[4] = {0};
+	int nw = 0;
+	char *save = NULL;
+	for (char *w = strtok_r(args, " \t", &save); w && nw < 4; w = strtok_r(NULL, " \t", &save))
+		words[nw++] = w;
+	int rc = COHORT_OK;
+	if (nw == 0) {
+		rc = digest_build(b, ev->group_id, r);
+		if (rc)
+			store_failed(r);
+		goto out;
+	}
+	r->ephemeral = true;
+	if (text_ieq(words[0], "channel") && nw == 2 &&
+	    (text_ieq(words[1], "here") || text_ieq(words[1], "off"))) {
+		if (!admin_only(ev, r))
+			goto out;
+		bool off = text_ieq(words[1], "off");
+		rc = store_set_digest_channel(b->store, ev->group_id, off ? NULL : ev->channel_id);
+		if (rc) {
+			store_failed(r);
+			goto out;
+		}
+		struct group_prefs p;
+		if (bot_group_prefs(b, ev->group_id, &p) == COHORT_OK) {
+			if (off)
+				reply_title(r, REPLY_SUCCESS, "The daily digest is off");
+			else
+				reply_title(r, REPLY_SUCCESS, "The daily digest will be posted here");
+			if (!off)
+				reply_line(r, "Every day at %s (%s). /digest time HH:MM [zone] changes it.",
+					   p.digest_time, p.timezone);
+			group_prefs_release(&p);
+		}
+		goto out;
+	}
+	if (text_ieq(words[0], "time") && (nw == 2 || nw == 3)) {
+		int hh, mm;
+		if (!admin_only(ev, r))
+			goto out;
+		if (!parse_hhmm(words[1], &hh, &mm)) {
+			reply_title(r, REPLY_ERROR, "\u201c%.*s\u201d is not a time", 20, words[1]);
+			reply_line(r, "Write it as HH:MM, 24-hour: /digest time 18:00 Europe/Berlin");
+			goto out;
+		}
+		if (nw == 3 && !tz_valid(words[2])) {
+			reply_title(r, REPLY_ERROR, "\u201c%.*s\u201d is not a time zone", 64, words[2]);
+			reply_line(r, "Use an IANA name such as UTC, Europe/Berlin or "
+				      "America/New_York. Nothing was changed.");
+			goto out;
+		}
+		rc = store_set_digest_time(b->store, ev->group_id, words[1], nw == 3 ? words[2] : NULL);
+		if (rc) {
+			store_failed(r);
+			goto out;
+		}
+		struct group_prefs p;
+		if (bot_group_prefs(b, ev->group_id, &p) == COHORT_OK) {
+			reply_title(r, REPLY_SUCCESS, "The digest time is now %s (%s)", p.digest_time,
+				    p.timezone);
+			if (!p.digest_channel)
+				reply_line(r, "No channel yet: an admin says /digest channel here.");
+			group_prefs_release(&p);
+		}
+		goto out;
+	}
+	reply_title(r, REPLY_ERROR, "Usage: /digest [channel here|off] [time HH:MM [zone]]");
+	reply_line(r, "/digest alone previews today's digest.");
+out:
+	free(args);
+	return rc;
+}
+
+static const struct command *find_command(const char *name)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
+		if (text_ieq(commands[i].name, name))
+			return &commands[i];
+	return NULL;
+}
+
+static int cmd_help(struct bot *b, const struct event *ev, struct reply *r)
+{
+	(void)b;
+	char *arg = text_trim(xstrdup(ev->args));
+	const char *name = arg[0] == '/' || arg[0] == '!' ? arg + 1 : arg;
+	r->ephemeral = true;
+	if (*name) {
+		const struct command *c = find_command(name);
+		if (c) {
+			reply_title(r, REPLY_INFO, "/%s", c->usage);
+			reply_line(r, "%s", c->details);
+			free(arg);
+			return COHORT_OK;
+		}
+		reply_title(r, REPLY_ERROR, "There is no command \u201c%.*s\u201d", 40, name);
+	} else {
+		reply_title(r, REPLY_INFO, "cohort \u2014 track the group's progress through the roadmap");
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
+		reply_mono(r, "/%-40s %s", commands[i].usage, commands[i].summary);
+	reply_line(r, "Topics may be typed loosely: \"postgres\", \"k8s\", \"rabbit mq\". "
+		      "/help COMMAND explains one.");
+	free(arg);
+	return COHORT_OK;
+}
+
+/* True when every text field of ev is valid UTF-8 within its limit; else fills r. */
+static bool event_ok(const struct event *ev, struct reply *r)
+{
+	const char *fields[] = {ev->args, ev->topic, ev->note, ev->member_name};
+	for (size_t i = 0; i < ARRAY_SIZE(fields); i++) {
+		if (fields[i] && !text_utf8_valid(fields[i], strlen(fields[i]))) {
+			reply_title(r, REPLY_ERROR, "That message is not valid UTF-8");
+			reply_line(r, "Nothing was changed.");
+			r->ephemeral = true;
+			return false;
+		}
+	}
+	if (strlen(ev->args) > MAX_ARGS || (ev->topic && strlen(ev->topic) > MAX_ARGS) ||
+	    (ev->note && strlen(ev->note) > MAX_NOTE)) {
+		reply_title(r, REPLY_ERROR, "That is too long");
+		reply_line(r, "Commands may be up to %d characters and notes up to %d. Nothing was "
+			      "changed.",
+			   MAX_ARGS, MAX_NOTE);
+		r->ephemeral = true;
+		return false;
+	}
+	return true;
+}
+
+int bot_handle(struct bot *b, const struct event *ev, struct reply *out)
+{
+	const struct command *c = find_command(ev->command);
+	if (!c) {
+		const char *best = NULL;
+		int bestd = 3;
+		for (size_t i = 0; i < ARRAY_SIZE(commands); i++) {
+			int d = text_distance(ev->command, commands[i].name, 2);
+			if (d < bestd) {
+				bestd = d;
+				best = commands[i].name;
+			}
+		}
+		out->ephemeral = true;
+		reply_title(out, REPLY_ERROR, "Unknown command /%.*s", 40, ev->command);
+		if (best)
+			reply_line(out, "Did you mean /%s? /help lists every command.", best);
+		else
+			reply_line(out, "/help lists every command.");
+		return COHORT_OK;
+	}
+	if (!event_ok(ev, out))
+		return COHORT_OK;
+	int rc = c->fn(b, ev, out);
+	if (rc && rc != COHORT_ERR_DUPLICATE)
+		log_warn("bot", "/%s in %s failed: %s", c->name, ev->group_id, cohort_strerror(rc));
+	return rc;
+}
+
+int bot_digest(struct bot *b, const char *group_id, struct reply *out)
+{
+	return digest_build(b, group_id, out);
+}

@@ -1,0 +1,427 @@
+#include "config.h"
+
+#include "clock.h"
+#include "err.h"
+#include "log.h"
+#include "text.h"
+#include "toml.h"
+#include "util.h"
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum key_type { KEY_STRING, KEY_BOOL, KEY_STRINGS };
+
+struct key_spec {
+	const char *table;
+	const char *key;
+	enum key_type type;
+	size_t offset;
+};
+
+#define STR(t, k, field) {t, k, KEY_STRING, offsetof(struct config, field)}
+#define BOOL(t, k, field) {t, k, KEY_BOOL, offsetof(struct config, field)}
+#define LIST(t, k, field) {t, k, KEY_STRINGS, offsetof(struct config, field)}
+
+/* Every key cohort reads; config.example.toml documents the same list. */
+static const struct key_spec keys[] = {
+	STR("store", "path", store_path),
+	STR("store", "synchronous", store_synchronous),
+	STR("roadmap", "file", roadmap_file),
+	STR("digest", "time", digest_time),
+	STR("digest", "timezone", digest_timezone),
+	STR("log", "level", log_level),
+	BOOL("discord", "enabled", discord_enabled),
+	STR("discord", "token", discord_token),
+	STR("discord", "api_url", discord_api_url),
+	LIST("discord", "guild_ids", discord_guild_ids),
+	STR("discord", "prefix", discord_prefix),
+	BOOL("matrix", "enabled", matrix_enabled),
+	STR("matrix", "homeserver", matrix_homeserver),
+	STR("matrix", "user_id", matrix_user_id),
+	STR("matrix", "access_token", matrix_access_token),
+	STR("matrix", "prefix", matrix_prefix),
+	BOOL("matrix", "auto_join", matrix_auto_join),
+};
+
+static const char *const tables[] = {"store", "roadmap", "digest", "log", "discord", "matrix"};
+
+static void strlist_release(struct strlist *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->v[i]);
+	free(l->v);
+	l->v = NULL;
+	l->n = 0;
+}
+
+static void set_str(char **slot, const char *v)
+{
+	free(*slot);
+	*slot = xstrdup(v);
+}
+
+void config_init(struct config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->store_path = xstrdup("cohort.db");
+	cfg->store_synchronous = xstrdup("normal");
+	cfg->roadmap_file = xstrdup("");
+	cfg->digest_time = xstrdup("18:00");
+	cfg->digest_timezone = xstrdup("UTC");
+	cfg->log_level = xstrdup("info");
+	cfg->discord_token = xstrdup("");
+	cfg->discord_api_url = xstrdup("https://discord.com/api/v10");
+	cfg->discord_prefix = xstrdup("");
+	cfg->matrix_homeserver = xstrdup("https://matrix.example.org");
+	cfg->matrix_user_id = xstrdup("@cohort:example.org");
+	cfg->matrix_access_token = xstrdup("");
+	cfg->matrix_prefix = xstrdup("!");
+	cfg->matrix_auto_join = true;
+}
+
+void config_release(struct config *cfg)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
+		void *slot = (char *)cfg + keys[i].offset;
+		if (keys[i].type == KEY_STRING)
+			free(*(char **)slot);
+		else if (keys[i].type == KEY_STRINGS)
+			strlist_release(slot);
+	}
+	free(cfg->source);
+	memset(cfg, 0, sizeof(*cfg));
+}
+
+/* The closest candidate to word within a small edit distance, or NULL. */
+static const char *did_you_mean(const char *word, const char *const *cands, size_t n)
+{
+	const char *best = NULL;
+	int bestd = 3;
+	for (size_t i = 0; i < n; i++) {
+		int d = text_distance(word, cands[i], 2);
+		if (d < bestd) {
+			bestd = d;
+			best = cands[i];
+		}
+	}
+	return best;
+}
+
+static int unknown_key(const char *file, int line, const char *table, const char *key, char *err)
+{
+	const char *cands[ARRAY_SIZE(keys)];
+	size_t n = 0;
+	struct strbuf valid = STRBUF_INIT;
+	for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
+		if (strcmp(keys[i].table, table) != 0)
+			continue;
+		cands[n++] = keys[i].key;
+		sb_addf(&valid, "%s%s", valid.len ? ", " : "", keys[i].key);
+	}
+	const char *hint = did_you_mean(key, cands, n);
+	if (hint)
+		snprintf(err, COHORT_ERR_LEN, "%s:%d: unknown key \"%s\" in [%s] (did you mean \"%s\"?)",
+			 file, line, key, table, hint);
+	else
+		snprintf(err, COHORT_ERR_LEN, "%s:%d: unknown key \"%s\" in [%s] (valid keys: %s)", file,
+			 line, key, table, sb_str(&valid));
+	sb_release(&valid);
+	return COHORT_ERR_CONFIG;
+}
+
+static int unknown_table(const char *file, int line, const char *table, char *err)
+{
+	const char *hint = did_you_mean(table, tables, ARRAY_SIZE(tables));
+	if (hint)
+		snprintf(err, COHORT_ERR_LEN, "%s:%d: unknown table [%s] (did you mean [%s]?)", file,
+			 line, table, hint);
+	else
+		snprintf(err, COHORT_ERR_LEN,
+			 "%s:%d: unknown table [%s] (valid tables: store, roadmap, digest, log, "
+			 "discord, matrix)",
+			 file, line, table);
+	return COHORT_ERR_CONFIG;
+}
+
+static const char *type_word(enum key_type t)
+{
+	switch (t) {
+	case KEY_STRING: return "a string (in double quotes)";
+	case KEY_BOOL: return "a boolean (true or false)";
+	case KEY_STRINGS: return "an array of strings";
+	}
+	return "?";
+}
+
+static int apply_pair(struct config *cfg, const char *file, const struct toml_table *t,
+		      const struct toml_pair *p, int *lines, char *err)
+{
+	const struct key_spec *spec = NULL;
+	size_t idx = 0;
+	for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
+		if (strcmp(keys[i].table, t->name) == 0 && strcmp(keys[i].key, p->key) == 0) {
+			spec = &keys[i];
+			idx = i;
+		}
+	}
+	if (!spec)
+		return unknown_key(file, p->line, t->name, p->key, err);
+	const struct toml_value *v = &p->value;
+	void *slot = (char *)cfg + spec->offset;
+	bool ok = (spec->type == KEY_STRING && v->type == TOML_STRING) ||
+		  (spec->type == KEY_BOOL && v->type == TOML_BOOLEAN) ||
+		  (spec->type == KEY_STRINGS && v->type == TOML_ARRAY &&
+		   (v->nitems == 0 || v->items[0].type == TOML_STRING));
+	if (!ok) {
+		snprintf(err, COHORT_ERR_LEN, "%s:%d: \"%s\" in [%s] must be %s, not %s", file,
+			 p->line, p->key, t->name, type_word(spec->type), toml_type_name(v->type));
+		return COHORT_ERR_CONFIG;
+	}
+	lines[idx] = p->line;
+	switch (spec->type) {
+	case KEY_STRING:
+		set_str(slot, v->str);
+		break;
+	case KEY_BOOL:
+		*(bool *)slot = v->boolean;
+		break;
+	case KEY_STRINGS: {
+		struct strlist *l = slot;
+		strlist_release(l);
+		l->v = xcalloc(v->nitems, sizeof(char *));
+		for (size_t i = 0; i < v->nitems; i++)
+			l->v[i] = xstrdup(v->items[i].str);
+		l->n = v->nitems;
+		break;
+	}
+	}
+	return COHORT_OK;
+}
+
+static int read_file(const char *path, char **out, size_t *len, char *err)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f) {
+		snprintf(err, COHORT_ERR_LEN,
+			 "%s: cannot open config file: %s (check the path given with -c, or copy "
+			 "config.example.toml)",
+			 path, strerror(errno));
+		return COHORT_ERR_IO;
+	}
+	struct strbuf sb = STRBUF_INIT;
+	char buf[4096];
+	size_t n;
+	while ((n = fread(buf, 1, sizeof(buf), f)) > 0) {
+		sb_add(&sb, buf, n);
+		if (sb.len > TOML_MAX_INPUT)
+			break;
+	}
+	int bad = ferror(f);
+	fclose(f);
+	if (bad) {
+		snprintf(err, COHORT_ERR_LEN, "%s: cannot read config file", path);
+		sb_release(&sb);
+		return COHORT_ERR_IO;
+	}
+	*len = sb.len;
+	*out = sb_detach(&sb);
+	return COHORT_OK;
+}
+
+/* Where a validation error points: the key's line when it came from the file. */
+static int bad_value(const struct config *cfg, const int *lines, const char *table,
+		     const char *key, char *err, const char *fmt, ...)
+	__attribute__((format(printf, 6, 7)));
+
+static int bad_value(const struct config *cfg, const int *lines, const char *table,
+		     const char *key, char *err, const char *fmt, ...)
+{
+	int line = 0;
+	for (size_t i = 0; i < ARRAY_SIZE(keys); i++)
+		if (strcmp(keys[i].table, table) == 0 && strcmp(keys[i].key, key) == 0)
+			line = lines ? lines[i] : 0;
+	int n;
+	if (line > 0)
+		n = snprintf(err, COHORT_ERR_LEN, "%s:%d: %s.%s: ", cfg->source, line, table, key);
+	else
+		n = snprintf(err, COHORT_ERR_LEN, "%s: %s.%s: ",
+			     cfg->source ? cfg->source : "configuration", table, key);
+	va_list ap;
+	va_start(ap, fmt);
+	if (n >= 0 && n < COHORT_ERR_LEN)
+		vsnprintf(err + n, COHORT_ERR_LEN - (size_t)n, fmt, ap);
+	va_end(ap);
+	return COHORT_ERR_CONFIG;
+}
+
+static bool is_http_url(const char *s)
+{
+	return (strncmp(s, "https://", 8) == 0 && s[8]) || (strncmp(s, "http://", 7) == 0 && s[7]);
+}
+
+static bool is_snowflake(const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n > 20)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+	return true;
+}
+
+static void apply_env(struct config *cfg)
+{
+	const char *v = getenv("COHORT_DISCORD_TOKEN");
+	if (v && *v)
+		set_str(&cfg->discord_token, v);
+	v = getenv("COHORT_MATRIX_TOKEN");
+	if (v && *v)
+		set_str(&cfg->matrix_access_token, v);
+	log_add_secret(cfg->discord_token);
+	log_add_secret(cfg->matrix_access_token);
+}
+
+static int validate(const struct config *cfg, const int *lines, char *err)
+{
+	int hh, mm;
+	enum log_level lvl;
+	if (!*cfg->store_path)
+		return bad_value(cfg, lines, "store", "path", err,
+				 "must not be empty (for example \"cohort.db\")");
+	if (strcmp(cfg->store_synchronous, "normal") != 0 &&
+	    strcmp(cfg->store_synchronous, "full") != 0)
+		return bad_value(cfg, lines, "store", "synchronous", err,
+				 "\"%s\" is not \"normal\" or \"full\"", cfg->store_synchronous);
+	if (!parse_hhmm(cfg->digest_time, &hh, &mm))
+		return bad_value(cfg, lines, "digest", "time", err,
+				 "\"%s\" is not a time of day as \"HH:MM\" (for example \"18:00\")",
+				 cfg->digest_time);
+	if (!tz_valid(cfg->digest_timezone))
+		return bad_value(cfg, lines, "digest", "timezone", err,
+				 "\"%s\" is not a known IANA time zone (for example \"UTC\" or "
+				 "\"Europe/Berlin\")",
+				 cfg->digest_timezone);
+	if (!log_level_parse(cfg->log_level, &lvl))
+		return bad_value(cfg, lines, "log", "level", err,
+				 "\"%s\" is not one of error, warn, info, debug", cfg->log_level);
+	if (!is_http_url(cfg->discord_api_url))
+		return bad_value(cfg, lines, "discord", "api_url", err,
+				 "\"%s\" is not an http(s):// URL", cfg->discord_api_url);
+	for (size_t i = 0; i < cfg->discord_guild_ids.n; i++)
+		if (!is_snowflake(cfg->discord_guild_ids.v[i]))
+			return bad_value(cfg, lines, "discord", "guild_ids", err,
+					 "\"%s\" is not a Discord guild id (digits only; copy it "
+					 "with Developer Mode on)",
+					 cfg->discord_guild_ids.v[i]);
+	if (strlen(cfg->discord_prefix) > 8 || strchr(cfg->discord_prefix, ' '))
+		return bad_value(cfg, lines, "discord", "prefix", err,
+				 "must be at most 8 characters without spaces");
+	if (cfg->discord_enabled && !*cfg->discord_token)
+		return bad_value(cfg, lines, "discord", "token", err,
+				 "Discord is enabled but no bot token is set (set token or "
+				 "COHORT_DISCORD_TOKEN)");
+	if (!is_http_url(cfg->matrix_homeserver))
+		return bad_value(cfg, lines, "matrix", "homeserver", err,
+				 "\"%s\" is not an http(s):// URL", cfg->matrix_homeserver);
+	if (cfg->matrix_user_id[0] != '@' || !strchr(cfg->matrix_user_id, ':'))
+		return bad_value(cfg, lines, "matrix", "user_id", err,
+				 "\"%s\" is not a Matrix user id like \"@cohort:example.org\"",
+				 cfg->matrix_user_id);
+	if (!*cfg->matrix_prefix || strlen(cfg->matrix_prefix) > 8 || strchr(cfg->matrix_prefix, ' '))
+		return bad_value(cfg, lines, "matrix", "prefix", err,
+				 "must be 1 to 8 characters without spaces (for example \"!\")");
+	if (cfg->matrix_enabled && !*cfg->matrix_access_token)
+		return bad_value(cfg, lines, "matrix", "access_token", err,
+				 "Matrix is enabled but no access token is set (set access_token or "
+				 "COHORT_MATRIX_TOKEN)");
+	return COHORT_OK;
+}
+
+int config_finish(struct config *cfg, char *err)
+{
+	apply_env(cfg);
+	return validate(cfg, NULL, err);
+}
+
+int config_load(struct config *cfg, const char *path, char *err)
+{
+	char *text = NULL;
+	size_t len = 0;
+	struct toml_doc *doc = NULL;
+	int lines[ARRAY_SIZE(keys)] = {0};
+	set_str(&cfg->source, path);
+	int rc = read_file(path, &text, &len, err);
+	if (rc)
+		goto out;
+	rc = toml_parse(text, len, path, &doc, err);
+	if (rc) {
+		rc = COHORT_ERR_CONFIG;
+		goto out;
+	}
+	for (size_t i = 0; i < doc->ntables && !rc; i++) {
+		const struct toml_table *t = &doc->tables[i];
+		bool known = false;
+		for (size_t k = 0; k < ARRAY_SIZE(tables); k++)
+			known |= strcmp(t->name, tables[k]) == 0;
+		if (!known && (t->line > 0 || t->npairs > 0)) {
+			if (t->line > 0)
+				rc = unknown_table(path, t->line, t->name, err);
+			else {
+				snprintf(err, COHORT_ERR_LEN,
+					 "%s:%d: key \"%s\" is outside any table (put it under "
+					 "[store], [digest], ... )",
+					 path, t->pairs[0].line, t->pairs[0].key);
+				rc = COHORT_ERR_CONFIG;
+			}
+			break;
+		}
+		for (size_t j = 0; j < t->npairs && !rc; j++)
+			rc = apply_pair(cfg, path, t, &t->pairs[j], lines, err);
+	}
+	if (rc)
+		goto out;
+	apply_env(cfg);
+	rc = validate(cfg, lines, err);
+out:
+	toml_free(doc);
+	free(text);
+	return rc;
+}
+
+static void describe_secret(struct strbuf *out, const char *name, const char *v)
+{
+	sb_addf(out, "  %-20s %s\n", name, *v ? "(set, hidden)" : "(not set)");
+}
+
+void config_describe(const struct config *cfg, struct strbuf *out)
+{
+	sb_addf(out, "configuration: %s\n", cfg->source ? cfg->source : "(built-in defaults)");
+	sb_addf(out, "  %-20s %s\n", "store.path", cfg->store_path);
+	sb_addf(out, "  %-20s %s\n", "store.synchronous", cfg->store_synchronous);
+	sb_addf(out, "  %-20s %s\n", "roadmap.file",
+		*cfg->roadmap_file ? cfg->roadmap_file : "(built-in backend roadmap)");
+	sb_addf(out, "  %-20s %s %s\n", "digest.time", cfg->digest_time, cfg->digest_timezone);
+	sb_addf(out, "  %-20s %s\n", "log.level", cfg->log_level);
+	sb_addf(out, "  %-20s %s\n", "discord.enabled", cfg->discord_enabled ? "true" : "false");
+	if (cfg->discord_enabled) {
+		describe_secret(out, "discord.token", cfg->discord_token);
+		sb_addf(out, "  %-20s %s\n", "discord.api_url", cfg->discord_api_url);
+		sb_addf(out, "  %-20s %zu\n", "discord.guild_ids", cfg->discord_guild_ids.n);
+		sb_addf(out, "  %-20s %s\n", "discord.prefix",
+			*cfg->discord_prefix ? cfg->discord_prefix : "(slash commands only)");
+	}
+	sb_addf(out, "  %-20s %s\n", "matrix.enabled", cfg->matrix_enabled ? "true" : "false");
+	if (cfg->matrix_enabled) {
+		sb_addf(out, "  %-20s %s\n", "matrix.homeserver", cfg->matrix_homeserver);
+		sb_addf(out, "  %-20s %s\n", "matrix.user_id", cfg->matrix_user_id);
+		describe_secret(out, "matrix.access_token", cfg->matrix_access_token);
+		sb_addf(out, "  %-20s %s\n", "matrix.prefix", cfg->matrix_prefix);
+		sb_addf(out, "  %-20s %s\n", "matrix.auto_join",
+			cfg->matrix_auto_join ? "true" : "false");
+	}
+}

@@ -1,0 +1,63 @@
+/*
+ * cohort's configuration: defaults, the TOML file, and environment overrides
+ * for secrets (COHORT_DISCORD_TOKEN, COHORT_MATRIX_TOKEN), validated as a whole.
+ */
+#ifndef COHORT_CONFIG_H
+#define COHORT_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct strbuf;
+
+struct strlist {
+	char **v;
+	size_t n;
+};
+
+/* Owned by the caller: config_init() fills defaults, config_release() frees. */
+struct config {
+	char *source; /* the file read, or NULL for built-in defaults */
+
+	char *store_path;
+	char *store_synchronous; /* "normal" or "full" */
+
+	char *roadmap_file; /* "" for the built-in roadmap */
+
+	char *digest_time;     /* "HH:MM" */
+	char *digest_timezone; /* IANA name */
+
+	char *log_level;
+
+	bool discord_enabled;
+	char *discord_token;
+	char *discord_api_url;
+	struct strlist discord_guild_ids;
+	char *discord_prefix;
+
+	bool matrix_enabled;
+	char *matrix_homeserver;
+	char *matrix_user_id;
+	char *matrix_access_token;
+	char *matrix_prefix;
+	bool matrix_auto_join;
+};
+
+void config_init(struct config *cfg);
+void config_release(struct config *cfg);
+
+/*
+ * Reads path into cfg (which holds defaults from config_init), applies the
+ * environment overrides and validates everything.
+ * Returns COHORT_OK, COHORT_ERR_IO (file missing or unreadable) or
+ * COHORT_ERR_CONFIG, with "file:line: what (how to fix)" in err.
+ */
+int config_load(struct config *cfg, const char *path, char *err);
+
+/* Applies environment overrides and validates a config that was not read from a file. */
+int config_finish(struct config *cfg, char *err);
+
+/* Writes every setting, secrets masked, for check-config. */
+void config_describe(const struct config *cfg, struct strbuf *out);
+
+#endif

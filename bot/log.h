@@ -1,0 +1,33 @@
+/*
+ * Levelled log lines on stderr: "2026-11-25T13:50:47Z warn  [store] message".
+ *
+ * Every registered secret is replaced by "[redacted]" before a line is
+ * written, so a token that reaches a format argument never reaches the log.
+ */
+#ifndef COHORT_LOG_H
+#define COHORT_LOG_H
+
+#include <stdbool.h>
+
+enum log_level { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
+
+void log_set_level(enum log_level level);
+enum log_level log_get_level(void);
+/* Parses "error", "warn", "info" or "debug". Returns false for anything else. */
+bool log_level_parse(const char *s, enum log_level *out);
+const char *log_level_name(enum log_level level);
+
+/* Registers a secret to redact from every later line; s is copied. Empty s is ignored. */
+void log_add_secret(const char *s);
+/* Forgets every registered secret. */
+void log_clear_secrets(void);
+
+void log_msg(enum log_level level, const char *tag, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+#define log_error(tag, ...) log_msg(LOG_ERROR, tag, __VA_ARGS__)
+#define log_warn(tag, ...) log_msg(LOG_WARN, tag, __VA_ARGS__)
+#define log_info(tag, ...) log_msg(LOG_INFO, tag, __VA_ARGS__)
+#define log_debug(tag, ...) log_msg(LOG_DEBUG, tag, __VA_ARGS__)
+
+#endif

@@ -1,0 +1,103 @@
+/*
+ * A learning roadmap: a Markdown checklist ("- [ ] Name", nested by tabs or
+ * spaces). An item with children is a section; an item without is a topic.
+ * A topic's id is the slug of its name; a name that appears in two places is
+ * one topic shown in both. "<!-- aliases: a, b -->" after a name lists other
+ * names members may type.
+ */
+#ifndef COHORT_ROADMAP_H
+#define COHORT_ROADMAP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define ROADMAP_MAX_INPUT (1024 * 1024)
+#define ROADMAP_MAX_NAME 200
+#define ROADMAP_MAX_DEPTH 16
+#define ROADMAP_MAX_ITEMS 10000
+/* Longest text the resolver looks at; longer input is "not on the roadmap". */
+#define ROADMAP_MAX_QUERY 200
+#define ROADMAP_MAX_CANDIDATES 5
+
+struct roadmap;
+
+struct rm_topic {
+	const char *id;   /* "postgresql" */
+	const char *name; /* "PostgreSQL" */
+	const char *path; /* "Relational Databases" (its first place), "" at the top */
+	size_t naliases;
+	const char *const *aliases; /* as written in the file */
+	size_t node;                /* its first place in the tree */
+};
+
+struct rm_node {
+	const char *name;
+	const char *id; /* slug of the name */
+	int depth;      /* 0 at the top level */
+	long parent;    /* node index, -1 at the top level */
+	long topic;     /* topic index, or -1 for a section */
+	size_t end;     /* one past the last node of its subtree */
+};
+
+/*
+ * Parses a Markdown checklist. fname names it in error messages.
+ * Returns COHORT_OK with a new roadmap in *out, or COHORT_ERR_PARSE with
+ * "fname:line: what" in err (COHORT_ERR_LEN bytes).
+ */
+int roadmap_parse(const char *text, size_t len, const char *fname, struct roadmap **out,
+		  char *err);
+/* Reads and parses a file; COHORT_ERR_IO when it cannot be read. */
+int roadmap_load_file(const char *path, struct roadmap **out, char *err);
+/* The built-in backend roadmap (compiled into the binary). */
+int roadmap_load_default(struct roadmap **out, char *err);
+/* The built-in roadmap's Markdown text. */
+const char *roadmap_default_text(void);
+void roadmap_free(struct roadmap *rm);
+
+/* "the built-in backend roadmap" or the file name. */
+const char *roadmap_source(const struct roadmap *rm);
+size_t roadmap_topic_count(const struct roadmap *rm);
+const struct rm_topic *roadmap_topic(const struct roadmap *rm, size_t i);
+/* The topic index with this id, or -1. */
+long roadmap_find_id(const struct roadmap *rm, const char *id);
+size_t roadmap_node_count(const struct roadmap *rm);
+const struct rm_node *roadmap_node(const struct roadmap *rm, size_t i);
+/* How many places in the tree show topic i (Redis: 2). */
+size_t roadmap_topic_places(const struct roadmap *rm, size_t i);
+/*
+ * Fills in[] (roadmap_topic_count() flags) with the distinct topics inside
+ * node's subtree (the node itself when it is a topic); returns how many.
+ */
+size_t roadmap_subtree_topics(const struct roadmap *rm, size_t node, bool *in);
+
+enum rm_match {
+	RM_EXACT,     /* the name, ignoring case and punctuation */
+	RM_ALIAS,     /* one of its aliases */
+	RM_PREFIX,    /* the start of exactly one topic's name or alias */
+	RM_FUZZY,     /* a clear near miss ("kubernets") */
+	RM_AMBIGUOUS, /* several fit, or one fits but not surely: ask */
+	RM_UNKNOWN,   /* nothing fits: candidates are the nearest names */
+};
+
+struct rm_resolution {
+	enum rm_match match;
+	long index; /* the topic (or node, for sections) for RM_EXACT..RM_FUZZY; else -1 */
+	size_t ncandidates;
+	long candidates[ROADMAP_MAX_CANDIDATES];
+};
+
+/* Resolves what a member typed to a topic (DESIGN §4). */
+void roadmap_resolve(const struct roadmap *rm, const char *typed, struct rm_resolution *out);
+/* Resolves what a member typed to a section node (exact, prefix, fuzzy; no aliases). */
+void roadmap_resolve_section(const struct roadmap *rm, const char *typed,
+			     struct rm_resolution *out);
+
+/*
+ * Splits a text command's arguments into topic and note: an explicit "|"
+ * separates them; otherwise the longest leading run of words that is exactly
+ * a topic name or alias is the topic and the rest the note; otherwise all of
+ * it is the topic. *topic and *note are new strings (note "" when absent).
+ */
+void roadmap_split_args(const struct roadmap *rm, const char *args, char **topic, char **note);
+
+#endif

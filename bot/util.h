@@ -1,0 +1,46 @@
+/*
+ * Memory helpers and a growable string buffer.
+ *
+ * Out of memory is decided here, once: the x* allocators print a message and
+ * abort instead of returning NULL, so callers never check.
+ */
+#ifndef COHORT_UTIL_H
+#define COHORT_UTIL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+void *xmalloc(size_t n);
+void *xcalloc(size_t nmemb, size_t size);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+/* A newly allocated formatted string; the caller frees it. */
+char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Grows the array *p of *cap elements of size sz so that it holds at least need. */
+void grow_array(void **p, size_t *cap, size_t need, size_t sz);
+
+/* A NUL-terminated growable string. Zero-initialise or use STRBUF_INIT. */
+struct strbuf {
+	char *buf;
+	size_t len;
+	size_t cap;
+};
+#define STRBUF_INIT {NULL, 0, 0}
+
+void sb_add(struct strbuf *sb, const char *s, size_t n);
+void sb_adds(struct strbuf *sb, const char *s);
+void sb_addc(struct strbuf *sb, char c);
+void sb_addf(struct strbuf *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void sb_vaddf(struct strbuf *sb, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+/* The contents; "" for an empty buffer. Borrowed until the next change. */
+const char *sb_str(const struct strbuf *sb);
+void sb_truncate(struct strbuf *sb, size_t len);
+/* Hands the string over to the caller (never NULL) and empties the buffer. */
+char *sb_detach(struct strbuf *sb);
+void sb_release(struct strbuf *sb);
+
+#endif

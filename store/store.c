@@ -1,0 +1,788 @@
+#include "store.h"
+
+#include "bot/err.h"
+#include "bot/log.h"
+#include "bot/util.h"
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Each migration takes the schema from version i to i + 1, in one transaction. */
+static const char *const migrations[] = {
+	/* 1: members, the event log, current progress, settings, adapter state. */
+	"CREATE TABLE members ("
+	"  group_id TEXT NOT NULL,"
+	"  member_id TEXT NOT NULL,"
+	"  name TEXT NOT NULL,"
+	"  first_seen INTEGER NOT NULL,"
+	"  done_count INTEGER NOT NULL DEFAULT 0,"
+	"  score_at INTEGER NOT NULL DEFAULT 0,"
+	"  PRIMARY KEY (group_id, member_id)"
+	") WITHOUT ROWID;"
+	"CREATE INDEX members_rank ON members (group_id, done_count DESC, score_at);"
+	"CREATE TABLE events ("
+	"  id INTEGER PRIMARY KEY,"
+	"  group_id TEXT NOT NULL,"
+	"  member_id TEXT NOT NULL,"
+	"  topic_id TEXT NOT NULL,"
+	"  old_status TEXT NOT NULL CHECK (old_status IN ('none','in_progress','done','skipped')),"
+	"  new_status TEXT NOT NULL CHECK (new_status IN ('none','in_progress','done','skipped')),"
+	"  note TEXT,"
+	"  at INTEGER NOT NULL,"
+	"  source_id TEXT,"
+	"  reverts INTEGER REFERENCES events (id),"
+	"  FOREIGN KEY (group_id, member_id) REFERENCES members (group_id, member_id)"
+	");"
+	"CREATE UNIQUE INDEX events_source ON events (source_id) WHERE source_id IS NOT NULL;"
+	"CREATE UNIQUE INDEX events_reverts ON events (reverts) WHERE reverts IS NOT NULL;"
+	"CREATE INDEX events_member ON events (group_id, member_id, id);"
+	"CREATE INDEX events_time ON events (group_id, at);"
+	"CREATE TABLE progress ("
+	"  group_id TEXT NOT NULL,"
+	"  member_id TEXT NOT NULL,"
+	"  topic_id TEXT NOT NULL,"
+	"  status TEXT NOT NULL CHECK (status IN ('in_progress','done','skipped')),"
+	"  note TEXT,"
+	"  updated_at INTEGER NOT NULL,"
+	"  PRIMARY KEY (group_id, member_id, topic_id),"
+	"  FOREIGN KEY (group_id, member_id) REFERENCES members (group_id, member_id)"
+	") WITHOUT ROWID;"
+	"CREATE INDEX progress_topic ON progress (group_id, topic_id, status);"
+	"CREATE INDEX progress_period ON progress (group_id, status, updated_at);"
+	"CREATE TABLE group_settings ("
+	"  group_id TEXT PRIMARY KEY,"
+	"  digest_channel TEXT,"
+	"  digest_time TEXT,"
+	"  timezone TEXT"
+	") WITHOUT ROWID;"
+	"CREATE TABLE adapter_state ("
+	"  key TEXT PRIMARY KEY,"
+	"  value TEXT NOT NULL"
+	") WITHOUT ROWID;",
+};
+
+/* An un-reverted event that is not itself an undo (a correlated test on e). */
+#define LIVE_EVENT "e.reverts IS NULL AND NOT EXISTS (SELECT 1 FROM events u WHERE u.reverts = e.id)"
+
+enum stmt_id {
+	S_BEGIN,
+	S_COMMIT,
+	S_ROLLBACK,
+	S_SOURCE_SEEN,
+	S_UPSERT_MEMBER,
+	S_GET_STATUS,
+	S_INSERT_EVENT,
+	S_DELETE_PROGRESS,
+	S_UPSERT_PROGRESS,
+	S_ADD_DONE,
+	S_LAST_EVENT,
+	S_PRIOR_EVENT,
+	S_MEMBER_PROGRESS,
+	S_TOPIC_PROGRESS,
+	S_EXPORT,
+	S_TOPIC_COUNTS,
+	S_RANK_ALL,
+	S_RANK_SINCE,
+	S_DONE_TIMES,
+	S_ACTIVITY,
+	S_FIND_MEMBER,
+	S_MEMBER_COUNT,
+	S_GET_SETTINGS,
+	S_SET_CHANNEL,
+	S_SET_TIME,
+	S_STATE_GET,
+	S_STATE_SET,
+	S_COUNT
+};
+
+static const char *const sql[S_COUNT] = {
+	[S_BEGIN] = "BEGIN IMMEDIATE",
+	[S_COMMIT] = "COMMIT",
+	[S_ROLLBACK] = "ROLLBACK",
+	[S_SOURCE_SEEN] = "SELECT 1 FROM events WHERE source_id = ?1",
+	[S_UPSERT_MEMBER] = "INSERT INTO members (group_id, member_id, name, first_seen) "
+			    "VALUES (?1, ?2, ?3, ?4) "
+			    "ON CONFLICT (group_id, member_id) DO UPDATE SET name = excluded.name",
+	[S_GET_STATUS] = "SELECT status, updated_at FROM progress "
+			 "WHERE group_id = ?1 AND member_id = ?2 AND topic_id = ?3",
+	[S_INSERT_EVENT] = "INSERT INTO events (group_id, member_id, topic_id, old_status, "
+			   "new_status, note, at, source_id, reverts) "
+			   "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+	[S_DELETE_PROGRESS] = "DELETE FROM progress "
+			      "WHERE group_id = ?1 AND member_id = ?2 AND topic_id = ?3",
+	[S_UPSERT_PROGRESS] = "INSERT INTO progress (group_id, member_id, topic_id, status, note, "
+			      "updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6) "
+			      "ON CONFLICT (group_id, member_id, topic_id) DO UPDATE SET "
+			      "status = excluded.status, note = excluded.note, "
+			      "updated_at = excluded.updated_at",
+	[S_ADD_DONE] = "UPDATE members SET done_count = done_count + ?3, score_at = ?4 "
+		       "WHERE group_id = ?1 AND member_id = ?2",
+	[S_LAST_EVENT] = "SELECT id, topic_id, old_status, new_status FROM events e "
+			 "WHERE group_id = ?1 AND member_id = ?2 AND " LIVE_EVENT " "
+			 "ORDER BY id DESC LIMIT 1",
+	[S_PRIOR_EVENT] = "SELECT note, at FROM events e "
+			  "WHERE group_id = ?1 AND member_id = ?2 AND topic_id = ?3 AND id < ?4 "
+			  "AND new_status = ?5 AND " LIVE_EVENT " ORDER BY id DESC LIMIT 1",
+	[S_MEMBER_PROGRESS] = "SELECT p.group_id, p.member_id, m.name, p.topic_id, p.status, "
+			      "p.note, p.updated_at FROM progress p JOIN members m "
+			      "USING (group_id, member_id) "
+			      "WHERE p.group_id = ?1 AND p.member_id = ?2",
+	[S_TOPIC_PROGRESS] = "SELECT p.group_id, p.member_id, m.name, p.topic_id, p.status, "
+			     "p.note, p.updated_at FROM progress p JOIN members m "
+			     "USING (group_id, member_id) "
+			     "WHERE p.group_id = ?1 AND p.topic_id = ?2 ORDER BY p.updated_at",
+	[S_EXPORT] = "SELECT p.group_id, p.member_id, m.name, p.topic_id, p.status, p.note, "
+		     "p.updated_at FROM progress p JOIN members m USING (group_id, member_id) "
+		     "WHERE ?1 IS NULL OR p.group_id = ?1 "
+		     "ORDER BY p.group_id, p.member_id, p.topic_id",
+	[S_TOPIC_COUNTS] = "SELECT topic_id, SUM(status = 'done'), SUM(status = 'in_progress') "
+			   "FROM progress WHERE group_id = ?1 GROUP BY topic_id",
+	[S_RANK_ALL] = "SELECT member_id, name, done_count, score_at FROM members "
+		       "WHERE group_id = ?1 AND done_count > 0 "
+		       "ORDER BY done_count DESC, score_at, name LIMIT ?2",
+	[S_RANK_SINCE] = "SELECT p.member_id, m.name, COUNT(*) AS points, MAX(p.updated_at) AS at "
+			 "FROM progress p JOIN members m USING (group_id, member_id) "
+			 "WHERE p.group_id = ?1 AND p.status = 'done' AND p.updated_at >= ?3 "
+			 "GROUP BY p.member_id ORDER BY points DESC, at, m.name LIMIT ?2",
+	[S_DONE_TIMES] = "SELECT at FROM events e WHERE group_id = ?1 AND member_id = ?2 "
+			 "AND new_status = 'done' AND " LIVE_EVENT " ORDER BY at DESC",
+	[S_ACTIVITY] = "SELECT e.member_id, m.name, e.topic_id, e.old_status, e.new_status, e.at "
+		       "FROM events e JOIN members m USING (group_id, member_id) "
+		       "WHERE e.group_id = ?1 AND e.at >= ?2 AND e.at < ?3 AND " LIVE_EVENT " "
+		       "ORDER BY e.id",
+	[S_FIND_MEMBER] = "SELECT member_id, name FROM members WHERE group_id = ?1 "
+			  "AND (member_id = ?2 OR name = ?2 COLLATE NOCASE) "
+			  "ORDER BY member_id = ?2 DESC, name LIMIT 1",
+	[S_MEMBER_COUNT] = "SELECT COUNT(*) FROM members WHERE group_id = ?1",
+	[S_GET_SETTINGS] = "SELECT digest_channel, digest_time, timezone FROM group_settings "
+			   "WHERE group_id = ?1",
+	[S_SET_CHANNEL] = "INSERT INTO group_settings (group_id, digest_channel) VALUES (?1, ?2) "
+			  "ON CONFLICT (group_id) DO UPDATE SET digest_channel = excluded.digest_channel",
+	[S_SET_TIME] = "INSERT INTO group_settings (group_id, digest_time, timezone) "
+		       "VALUES (?1, ?2, ?3) ON CONFLICT (group_id) DO UPDATE SET "
+		       "digest_time = excluded.digest_time, "
+		       "timezone = COALESCE(excluded.timezone, group_settings.timezone)",
+	[S_STATE_GET] = "SELECT value FROM adapter_state WHERE key = ?1",
+	[S_STATE_SET] = "INSERT INTO adapter_state (key, value) VALUES (?1, ?2) "
+			"ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+};
+
+struct store {
+	sqlite3 *db;
+	sqlite3_stmt *stmt[S_COUNT];
+};
+
+static const char *const status_names[] = {"none", "in_progress", "done", "skipped"};
+
+const char *store_status_name(enum store_status s)
+{
+	return (size_t)s < ARRAY_SIZE(status_names) ? status_names[s] : "none";
+}
+
+static enum store_status status_parse(const unsigned char *s)
+{
+	for (size_t i = 0; s && i < ARRAY_SIZE(status_names); i++)
+		if (strcmp((const char *)s, status_names[i]) == 0)
+			return (enum store_status)i;
+	return STATUS_NONE;
+}
+
+int store_schema_latest(void)
+{
+	return (int)ARRAY_SIZE(migrations);
+}
+
+/* Logs a failure of statement id and returns COHORT_ERR_STORE. */
+static int db_fail(struct store *st, const char *what)
+{
+	log_error("store", "%s: %s", what, sqlite3_errmsg(st->db));
+	return COHORT_ERR_STORE;
+}
+
+static sqlite3_stmt *prep(struct store *st, enum stmt_id id)
+{
+	sqlite3_stmt *s = st->stmt[id];
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	return s;
+}
+
+static void bind_text(sqlite3_stmt *s, int i, const char *v)
+{
+	if (v)
+		sqlite3_bind_text(s, i, v, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(s, i);
+}
+
+/* Runs a statement that returns no rows. */
+static int run(struct store *st, sqlite3_stmt *s, const char *what)
+{
+	int rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE ? COHORT_OK : db_fail(st, what);
+}
+
+static int begin(struct store *st)
+{
+	return run(st, prep(st, S_BEGIN), "begin transaction");
+}
+
+static int commit(struct store *st)
+{
+	return run(st, prep(st, S_COMMIT), "commit");
+}
+
+static void rollback(struct store *st)
+{
+	if (!sqlite3_get_autocommit(st->db))
+		run(st, prep(st, S_ROLLBACK), "rollback");
+}
+
+static int user_version(sqlite3 *db)
+{
+	sqlite3_stmt *s;
+	int v = -1;
+	if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, NULL) == SQLITE_OK) {
+		if (sqlite3_step(s) == SQLITE_ROW)
+			v = sqlite3_column_int(s, 0);
+		sqlite3_finalize(s);
+	}
+	return v;
+}
+
+/* Applies migrations until the schema is at version `to`. */
+static int migrate(sqlite3 *db, const char *path, int to, char *err)
+{
+	int v = user_version(db);
+	if (v < 0) {
+		snprintf(err, COHORT_ERR_LEN, "%s: cannot read the schema version: %s", path,
+			 sqlite3_errmsg(db));
+		return COHORT_ERR_STORE;
+	}
+	if (v > store_schema_latest()) {
+		snprintf(err, COHORT_ERR_LEN,
+			 "%s: the database has schema version %d but this cohort knows only up to "
+			 "%d (run a newer cohort, or restore a backup)",
+			 path, v, store_schema_latest());
+		return COHORT_ERR_STORE;
+	}
+	for (; v < to; v++) {
+		char *msg = NULL;
+		char pragma[64];
+		snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %d", v + 1);
+		if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, &msg) != SQLITE_OK ||
+		    sqlite3_exec(db, migrations[v], NULL, NULL, &msg) != SQLITE_OK ||
+		    sqlite3_exec(db, pragma, NULL, NULL, &msg) != SQLITE_OK ||
+		    sqlite3_exec(db, "COMMIT", NULL, NULL, &msg) != SQLITE_OK) {
+			snprintf(err, COHORT_ERR_LEN,
+				 "%s: upgrading the schema to version %d failed: %s (nothing was "
+				 "changed)",
+				 path, v + 1, msg ? msg : sqlite3_errmsg(db));
+			sqlite3_free(msg);
+			if (!sqlite3_get_autocommit(db))
+				sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+			return COHORT_ERR_STORE;
+		}
+		if (v + 1 > 1)
+			log_info("store", "upgraded %s to schema version %d", path, v + 1);
+	}
+	return COHORT_OK;
+}
+
+static int open_db(const char *path, bool sync_full, sqlite3 **out, char *err)
+{
+	sqlite3 *db = NULL;
+	*out = NULL;
+	int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+	if (rc != SQLITE_OK) {
+		snprintf(err, COHORT_ERR_LEN,
+			 "%s: cannot open the database: %s (check store.path and that its folder "
+			 "exists and is writable)",
+			 path, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+		sqlite3_close(db);
+		return COHORT_ERR_STORE;
+	}
+	sqlite3_busy_timeout(db, 5000);
+	char *msg = NULL;
+	const char *pragmas = sync_full ? "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"
+					  "PRAGMA foreign_keys = ON;"
+					: "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"
+					  "PRAGMA foreign_keys = ON;";
+	if (sqlite3_exec(db, pragmas, NULL, NULL, &msg) != SQLITE_OK) {
+		snprintf(err, COHORT_ERR_LEN, "%s: cannot set up the database: %s", path,
+			 msg ? msg : sqlite3_errmsg(db));
+		sqlite3_free(msg);
+		sqlite3_close(db);
+		return COHORT_ERR_STORE;
+	}
+	*out = db;
+	return COHORT_OK;
+}
+
+int store_create_at_version(const char *path, int version, char *err)
+{
+	sqlite3 *db;
+	int rc = open_db(path, false, &db, err);
+	if (!rc)
+		rc = migrate(db, path, version, err);
+	sqlite3_close(db);
+	return rc;
+}
+
+int store_open(const char *path, bool sync_full, struct store **out, char *err)
+{
+	sqlite3 *db;
+	*out = NULL;
+	int rc = open_db(path, sync_full, &db, err);
+	if (rc)
+		return rc;
+	rc = migrate(db, path, store_schema_latest(), err);
+	if (rc) {
+		sqlite3_close(db);
+		return rc;
+	}
+	struct store *st = xcalloc(1, sizeof(*st));
+	st->db = db;
+	for (int i = 0; i < S_COUNT; i++) {
+		if (sqlite3_prepare_v3(db, sql[i], -1, SQLITE_PREPARE_PERSISTENT, &st->stmt[i],
+				       NULL) != SQLITE_OK) {
+			snprintf(err, COHORT_ERR_LEN, "%s: preparing a statement failed: %s", path,
+				 sqlite3_errmsg(db));
+			store_free(st);
+			return COHORT_ERR_STORE;
+		}
+	}
+	*out = st;
+	return COHORT_OK;
+}
+
+void store_free(struct store *st)
+{
+	if (!st)
+		return;
+	for (int i = 0; i < S_COUNT; i++)
+		sqlite3_finalize(st->stmt[i]);
+	sqlite3_close(st->db);
+	free(st);
+}
+
+int store_schema_version(struct store *st)
+{
+	return user_version(st->db);
+}
+
+/* COHORT_ERR_DUPLICATE when source_id was applied before. */
+static int check_source(struct store *st, const char *source_id)
+{
+	if (!source_id)
+		return COHORT_OK;
+	sqlite3_stmt *s = prep(st, S_SOURCE_SEEN);
+	bind_text(s, 1, source_id);
+	int rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	if (rc == SQLITE_ROW)
+		return COHORT_ERR_DUPLICATE;
+	return rc == SQLITE_DONE ? COHORT_OK : db_fail(st, "checking the source event");
+}
+
+static int upsert_member(struct store *st, const char *group, const char *member,
+			 const char *name, int64_t at)
+{
+	sqlite3_stmt *s = prep(st, S_UPSERT_MEMBER);
+	bind_text(s, 1, group);
+	bind_text(s, 2, member);
+	bind_text(s, 3, name && *name ? name : member);
+	sqlite3_bind_int64(s, 4, at);
+	return run(st, s, "recording the member");
+}
+
+static int get_status(struct store *st, const char *group, const char *member, const char *topic,
+		      struct store_prior *out)
+{
+	sqlite3_stmt *s = prep(st, S_GET_STATUS);
+	bind_text(s, 1, group);
+	bind_text(s, 2, member);
+	bind_text(s, 3, topic);
+	out->status = STATUS_NONE;
+	out->updated_at = 0;
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		out->status = status_parse(sqlite3_column_text(s, 0));
+		out->updated_at = sqlite3_column_int64(s, 1);
+	}
+	sqlite3_reset(s);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? COHORT_OK : db_fail(st, "reading progress");
+}
+
+static int insert_event(struct store *st, const struct store_change *c, enum store_status old,
+			int64_t reverts)
+{
+	sqlite3_stmt *s = prep(st, S_INSERT_EVENT);
+	bind_text(s, 1, c->group_id);
+	bind_text(s, 2, c->member_id);
+	bind_text(s, 3, c->topic_id);
+	bind_text(s, 4, store_status_name(old));
+	bind_text(s, 5, store_status_name(c->status));
+	bind_text(s, 6, c->note && *c->note ? c->note : NULL);
+	sqlite3_bind_int64(s, 7, c->at);
+	bind_text(s, 8, c->source_id);
+	if (reverts)
+		sqlite3_bind_int64(s, 9, reverts);
+	return run(st, s, "logging the change");
+}
+
+/* Makes progress say `status` with this note and time, and keeps done_count in step. */
+static int write_progress(struct store *st, const struct store_change *c, enum store_status old,
+			  int64_t updated_at, int64_t now)
+{
+	sqlite3_stmt *s;
+	int rc;
+	if (c->status == STATUS_NONE) {
+		s = prep(st, S_DELETE_PROGRESS);
+		bind_text(s, 1, c->group_id);
+		bind_text(s, 2, c->member_id);
+		bind_text(s, 3, c->topic_id);
+	} else {
+		s = prep(st, S_UPSERT_PROGRESS);
+		bind_text(s, 1, c->group_id);
+		bind_text(s, 2, c->member_id);
+		bind_text(s, 3, c->topic_id);
+		bind_text(s, 4, store_status_name(c->status));
+		bind_text(s, 5, c->note && *c->note ? c->note : NULL);
+		sqlite3_bind_int64(s, 6, updated_at);
+	}
+	rc = run(st, s, "updating progress");
+	int delta = (c->status == STATUS_DONE) - (old == STATUS_DONE);
+	if (rc || !delta)
+		return rc;
+	s = prep(st, S_ADD_DONE);
+	bind_text(s, 1, c->group_id);
+	bind_text(s, 2, c->member_id);
+	sqlite3_bind_int(s, 3, delta);
+	sqlite3_bind_int64(s, 4, now);
+	return run(st, s, "updating the score");
+}
+
+int store_set_status(struct store *st, const struct store_change *c, struct store_prior *prior)
+{
+	struct store_prior old;
+	int rc = begin(st);
+	if (rc)
+		return rc;
+	rc = check_source(st, c->source_id);
+	if (!rc)
+		rc = upsert_member(st, c->group_id, c->member_id, c->member_name, c->at);
+	if (!rc)
+		rc = get_status(st, c->group_id, c->member_id, c->topic_id, &old);
+	if (rc)
+		goto fail;
+	if (prior)
+		*prior = old;
+	if (old.status == c->status) {
+		/* Keep the refreshed display name; there is nothing else to record. */
+		rc = commit(st);
+		if (rc)
+			goto fail;
+		return COHORT_ERR_UNCHANGED;
+	}
+	rc = insert_event(st, c, old.status, 0);
+	if (!rc)
+		rc = write_progress(st, c, old.status, c->at, c->at);
+	if (!rc)
+		rc = commit(st);
+	if (rc)
+		goto fail;
+	return COHORT_OK;
+fail:
+	rollback(st);
+	return rc;
+}
+
+int store_undo(struct store *st, const char *group_id, const char *member_id,
+	       const char *member_name, const char *source_id, int64_t at, struct store_undone *out)
+{
+	memset(out, 0, sizeof(*out));
+	int rc = begin(st);
+	if (rc)
+		return rc;
+	rc = check_source(st, source_id);
+	if (!rc)
+		rc = upsert_member(st, group_id, member_id, member_name, at);
+	if (rc)
+		goto fail;
+
+	sqlite3_stmt *s = prep(st, S_LAST_EVENT);
+	bind_text(s, 1, group_id);
+	bind_text(s, 2, member_id);
+	int step = sqlite3_step(s);
+	if (step != SQLITE_ROW) {
+		sqlite3_reset(s);
+		rc = step == SQLITE_DONE ? COHORT_ERR_NOT_FOUND : db_fail(st, "finding the last change");
+		goto fail;
+	}
+	int64_t event_id = sqlite3_column_int64(s, 0);
+	out->topic_id = xstrdup((const char *)sqlite3_column_text(s, 1));
+	out->to = status_parse(sqlite3_column_text(s, 2));
+	out->from = status_parse(sqlite3_column_text(s, 3));
+	sqlite3_reset(s);
+
+	/* The state being restored: its note and time come from the change that made it. */
+	char *note = NULL;
+	int64_t restored_at = at;
+	if (out->to != STATUS_NONE) {
+		s = prep(st, S_PRIOR_EVENT);
+		bind_text(s, 1, group_id);
+		bind_text(s, 2, member_id);
+		bind_text(s, 3, out->topic_id);
+		sqlite3_bind_int64(s, 4, event_id);
+		bind_text(s, 5, store_status_name(out->to));
+		step = sqlite3_step(s);
+		if (step == SQLITE_ROW) {
+			const unsigned char *n = sqlite3_column_text(s, 0);
+			note = n ? xstrdup((const char *)n) : NULL;
+			restored_at = sqlite3_column_int64(s, 1);
+		}
+		sqlite3_reset(s);
+		if (step != SQLITE_ROW && step != SQLITE_DONE) {
+			rc = db_fail(st, "finding the earlier state");
+			goto fail;
+		}
+	}
+	struct store_change c = {group_id, member_id, member_name, out->topic_id,
+				 out->to,  note,      source_id,   at};
+	rc = insert_event(st, &c, out->from, event_id);
+	if (!rc)
+		rc = write_progress(st, &c, out->from, restored_at, at);
+	free(note);
+	if (!rc)
+		rc = commit(st);
+	if (rc)
+		goto fail;
+	return COHORT_OK;
+fail:
+	rollback(st);
+	free(out->topic_id);
+	out->topic_id = NULL;
+	return rc;
+}
+
+static const char *col_text(sqlite3_stmt *s, int i)
+{
+	const unsigned char *t = sqlite3_column_text(s, i);
+	return t ? (const char *)t : "";
+}
+
+/* Steps a statement yielding store_row columns, calling fn for each row. */
+static int each_row(struct store *st, sqlite3_stmt *s, store_row_fn fn, void *ud)
+{
+	int rc, stop = 0;
+	while (!stop && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+		struct store_row row = {
+			col_text(s, 0), col_text(s, 1), col_text(s, 2), col_text(s, 3),
+			status_parse(sqlite3_column_text(s, 4)), col_text(s, 5),
+			sqlite3_column_int64(s, 6),
+		};
+		stop = fn(&row, ud);
+	}
+	sqlite3_reset(s);
+	if (stop)
+		return stop;
+	return rc == SQLITE_DONE ? COHORT_OK : db_fail(st, "reading progress");
+}
+
+int store_member_progress(struct store *st, const char *group_id, const char *member_id,
+			  store_row_fn fn, void *ud)
+{
+	sqlite3_stmt *s = prep(st, S_MEMBER_PROGRESS);
+	bind_text(s, 1, group_id);
+	bind_text(s, 2, member_id);
+	return each_row(st, s, fn, ud);
+}
+
+int store_topic_progress(struct store *st, const char *group_id, const char *topic_id,
+			 store_row_fn fn, void *ud)
+{
+	sqlite3_stmt *s = prep(st, S_TOPIC_PROGRESS);
+	bind_text(s, 1, group_id);
+	bind_text(s, 2, topic_id);
+	return each_row(st, s, fn, ud);
+}
+
+int store_export(struct store *st, const char *group_id, store_row_fn fn, void *ud)
+{
+	sqlite3_stmt *s = prep(st, S_EXPORT);
+	bind_text(s, 1, group_id);
+	return each_row(st, s, fn, ud);
+}
+
+int store_topic_counts(struct store *st, const char *group_id, store_count_fn fn, void *ud)
+{
+	sqlite3_stmt *s = prep(st, S_TOPIC_COUNTS);
+	bind_text(s, 1, group_id);
+	int rc, stop = 0;
+	while (!stop && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+		struct store_count c = {col_text(s, 0), sqlite3_column_int(s, 1),
+					sqlite3_column_int(s, 2)};
+		stop = fn(&c, ud);
+	}
+	sqlite3_reset(s);
+	if (stop)
+		return stop;
+	return rc == SQLITE_DONE ? COHORT_OK : db_fail(st, "counting topics");
+}
+
+int store_ranking(struct store *st, const char *group_id, int64_t since, int limit,
+		  store_rank_fn fn, void *ud)
+{
+	sqlite3_stmt *s = prep(st, since > 0 ? S_RANK_SINCE : S_RANK_ALL);
+	bind_text(s, 1, group_id);
+	sqlite3_bind_int(s, 2, limit);
+	if (since > 0)
+		sqlite3_bind_int64(s, 3, since);
+	int rc, stop = 0;
+	while (!stop && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+		struct store_rank r = {col_text(s, 0), col_text(s, 1), sqlite3_column_int(s, 2),
+				       sqlite3_column_int64(s, 3)};
+		stop = fn(&r, ud);
+	}
+	sqlite3_reset(s);
+	if (stop)
+		return stop;
+	return rc == SQLITE_DONE ? COHORT_OK : db_fail(st, "ranking members");
+}
+
+int store_done_times(struct store *st, const char *group_id, const char *member_id,
+		     int (*fn)(int64_t at, void *ud), void *ud)
+{
+	sqlite3_stmt *s = prep(st, S_DONE_TIMES);
+	bind_text(s, 1, group_id);
+	bind_text(s, 2, member_id);
+	int rc, stop = 0;
+	while (!stop && (rc = sqlite3_step(s)) == SQLITE_ROW)
+		stop = fn(sqlite3_column_int64(s, 0), ud);
+	sqlite3_reset(s);
+	if (stop)
+		return COHORT_OK;
+	return rc == SQLITE_DONE ? COHORT_OK : db_fail(st, "reading done times");
+}
+
+int store_activity(struct store *st, const char *group_id, int64_t since, int64_t until,
+		   store_activity_fn fn, void *ud)
+{
+	sqlite3_stmt *s = prep(st, S_ACTIVITY);
+	bind_text(s, 1, group_id);
+	sqlite3_bind_int64(s, 2, since);
+	sqlite3_bind_int64(s, 3, until);
+	int rc, stop = 0;
+	while (!stop && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+		struct store_activity a = {col_text(s, 0),
+					   col_text(s, 1),
+					   col_text(s, 2),
+					   status_parse(sqlite3_column_text(s, 3)),
+					   status_parse(sqlite3_column_text(s, 4)),
+					   sqlite3_column_int64(s, 5)};
+		stop = fn(&a, ud);
+	}
+	sqlite3_reset(s);
+	if (stop)
+		return stop;
+	return rc == SQLITE_DONE ? COHORT_OK : db_fail(st, "reading activity");
+}
+
+int store_find_member(struct store *st, const char *group_id, const char *who, char **member_id,
+		      char **member_name)
+{
+	*member_id = *member_name = NULL;
+	sqlite3_stmt *s = prep(st, S_FIND_MEMBER);
+	bind_text(s, 1, group_id);
+	bind_text(s, 2, who);
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		*member_id = xstrdup(col_text(s, 0));
+		*member_name = xstrdup(col_text(s, 1));
+	}
+	sqlite3_reset(s);
+	if (rc == SQLITE_ROW)
+		return COHORT_OK;
+	return rc == SQLITE_DONE ? COHORT_ERR_NOT_FOUND : db_fail(st, "finding a member");
+}
+
+int store_member_count(struct store *st, const char *group_id, int *count)
+{
+	sqlite3_stmt *s = prep(st, S_MEMBER_COUNT);
+	bind_text(s, 1, group_id);
+	int rc = sqlite3_step(s);
+	*count = rc == SQLITE_ROW ? sqlite3_column_int(s, 0) : 0;
+	sqlite3_reset(s);
+	return rc == SQLITE_ROW ? COHORT_OK : db_fail(st, "counting members");
+}
+
+static char *col_dup_or_null(sqlite3_stmt *s, int i)
+{
+	const unsigned char *t = sqlite3_column_text(s, i);
+	return t ? xstrdup((const char *)t) : NULL;
+}
+
+int store_get_settings(struct store *st, const char *group_id, struct store_settings *out)
+{
+	memset(out, 0, sizeof(*out));
+	sqlite3_stmt *s = prep(st, S_GET_SETTINGS);
+	bind_text(s, 1, group_id);
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		out->digest_channel = col_dup_or_null(s, 0);
+		out->digest_time = col_dup_or_null(s, 1);
+		out->timezone = col_dup_or_null(s, 2);
+	}
+	sqlite3_reset(s);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? COHORT_OK : db_fail(st, "reading settings");
+}
+
+void store_settings_release(struct store_settings *s)
+{
+	free(s->digest_channel);
+	free(s->digest_time);
+	free(s->timezone);
+	memset(s, 0, sizeof(*s));
+}
+
+int store_set_digest_channel(struct store *st, const char *group_id, const char *channel)
+{
+	sqlite3_stmt *s = prep(st, S_SET_CHANNEL);
+	bind_text(s, 1, group_id);
+	bind_text(s, 2, channel);
+	return run(st, s, "saving the digest channel");
+}
+
+int store_set_digest_time(struct store *st, const char *group_id, const char *hhmm,
+			  const char *timezone)
+{
+	sqlite3_stmt *s = prep(st, S_SET_TIME);
+	bind_text(s, 1, group_id);
+	bind_text(s, 2, hhmm);
+	bind_text(s, 3, timezone);
+	return run(st, s, "saving the digest time");
+}
+
+int store_state_get(struct store *st, const char *key, char **value)
+{
+	*value = NULL;
+	sqlite3_stmt *s = prep(st, S_STATE_GET);
+	bind_text(s, 1, key);
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		*value = xstrdup(col_text(s, 0));
+	sqlite3_reset(s);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? COHORT_OK : db_fail(st, "reading state");
+}
+
+int store_state_set(struct store *st, const char *key, const char *value)
+{
+	sqlite3_stmt *s = prep(st, S_STATE_SET);
+	bind_text(s, 1, key);
+	bind_text(s, 2, value);
+	return run(st, s, "saving state");
+}

@@ -1,0 +1,174 @@
+/*
+ * The progress store: SQLite behind an interface in product terms.
+ *
+ * Every change is an event in an append-only log; current progress and each
+ * member's score are maintained from it in the same transaction. A change
+ * that carries a source event id is applied at most once. Every SQL statement
+ * of cohort lives in store.c. A store handle belongs to one thread at a time.
+ *
+ * Runtime failures return COHORT_ERR_STORE and log SQLite's message; nothing
+ * is half-applied (each change is one transaction).
+ */
+#ifndef COHORT_STORE_H
+#define COHORT_STORE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+enum store_status { STATUS_NONE, STATUS_IN_PROGRESS, STATUS_DONE, STATUS_SKIPPED };
+
+/* "none", "in_progress", "done", "skipped": the words stored and exported. */
+const char *store_status_name(enum store_status s);
+
+/* The newest schema version this build knows. */
+int store_schema_latest(void);
+
+struct store;
+
+/*
+ * Opens (creating if needed) and migrates the database at path. sync_full
+ * selects synchronous=FULL (survives power loss) over NORMAL.
+ * Returns COHORT_OK, or COHORT_ERR_STORE with the reason in err.
+ */
+int store_open(const char *path, bool sync_full, struct store **out, char *err);
+void store_free(struct store *st);
+
+/*
+ * For tests of upgrades: creates a database at path migrated only up to
+ * version (0 = empty). Returns COHORT_OK or COHORT_ERR_STORE.
+ */
+int store_create_at_version(const char *path, int version, char *err);
+/* The schema version of an open store. */
+int store_schema_version(struct store *st);
+
+struct store_change {
+	const char *group_id;    /* "discord:123", "console:local" */
+	const char *member_id;   /* platform-qualified */
+	const char *member_name; /* display name, kept up to date */
+	const char *topic_id;
+	enum store_status status;
+	const char *note;      /* NULL or "" for none */
+	const char *source_id; /* the platform event id, or NULL */
+	int64_t at;            /* Unix ms */
+};
+
+/* What a topic's status was before a change. */
+struct store_prior {
+	enum store_status status;
+	int64_t updated_at; /* 0 when it had no status */
+};
+
+/*
+ * Sets one member's status for one topic. prior (may be NULL) receives the
+ * status before. Returns COHORT_OK (committed), COHORT_ERR_UNCHANGED (it
+ * already had that status: nothing logged), COHORT_ERR_DUPLICATE (source_id
+ * was applied before: nothing changed) or COHORT_ERR_STORE.
+ */
+int store_set_status(struct store *st, const struct store_change *c, struct store_prior *prior);
+
+struct store_undone {
+	char *topic_id; /* owned by the caller: free() it */
+	enum store_status from, to;
+};
+
+/*
+ * Reverts the member's most recent change that is not itself an undo and
+ * has not been reverted; repeated undos walk further back. The topic gets
+ * back its earlier status, note and time. Returns COHORT_OK,
+ * COHORT_ERR_NOT_FOUND (nothing to undo), COHORT_ERR_DUPLICATE or
+ * COHORT_ERR_STORE.
+ */
+int store_undo(struct store *st, const char *group_id, const char *member_id,
+	       const char *member_name, const char *source_id, int64_t at, struct store_undone *out);
+
+/* One progress record. Strings are borrowed for the callback only. */
+struct store_row {
+	const char *group_id;
+	const char *member_id;
+	const char *member_name;
+	const char *topic_id;
+	enum store_status status;
+	const char *note; /* "" when none */
+	int64_t updated_at;
+};
+/* Row callbacks return 0 to go on, non-zero to stop (that value is returned). */
+typedef int (*store_row_fn)(const struct store_row *row, void *ud);
+
+/* A member's records in one group. */
+int store_member_progress(struct store *st, const char *group_id, const char *member_id,
+			  store_row_fn fn, void *ud);
+/* Everyone's record for one topic in a group, oldest change first. */
+int store_topic_progress(struct store *st, const char *group_id, const char *topic_id,
+			 store_row_fn fn, void *ud);
+/* Every record, of one group or (group_id NULL) all, ordered by group, member, topic. */
+int store_export(struct store *st, const char *group_id, store_row_fn fn, void *ud);
+
+struct store_count {
+	const char *topic_id;
+	int done;
+	int in_progress;
+};
+typedef int (*store_count_fn)(const struct store_count *c, void *ud);
+/* Per topic: how many members of the group finished it and how many are on it. */
+int store_topic_counts(struct store *st, const char *group_id, store_count_fn fn, void *ud);
+
+struct store_rank {
+	const char *member_id;
+	const char *member_name;
+	int points;         /* topics done (in the period) */
+	int64_t reached_at; /* when the member reached those points */
+};
+typedef int (*store_rank_fn)(const struct store_rank *r, void *ud);
+/*
+ * Members of a group with points, best first; ties put the earlier achiever
+ * first. since = 0 ranks all time; otherwise topics done since that time.
+ */
+int store_ranking(struct store *st, const char *group_id, int64_t since, int limit,
+		  store_rank_fn fn, void *ud);
+
+/* Times of the member's un-reverted "done" changes, newest first. fn returns non-zero to stop. */
+int store_done_times(struct store *st, const char *group_id, const char *member_id,
+		     int (*fn)(int64_t at, void *ud), void *ud);
+
+struct store_activity {
+	const char *member_id;
+	const char *member_name;
+	const char *topic_id;
+	enum store_status from, to;
+	int64_t at;
+};
+typedef int (*store_activity_fn)(const struct store_activity *a, void *ud);
+/* The group's un-reverted changes in [since, until), oldest first. */
+int store_activity(struct store *st, const char *group_id, int64_t since, int64_t until,
+		   store_activity_fn fn, void *ud);
+
+/*
+ * Finds a member of the group by display name (case-insensitive) or member
+ * id. *member_id and *member_name are new strings. COHORT_ERR_NOT_FOUND when
+ * nobody matches.
+ */
+int store_find_member(struct store *st, const char *group_id, const char *who, char **member_id,
+		      char **member_name);
+
+/* Members of a group who have any record. */
+int store_member_count(struct store *st, const char *group_id, int *count);
+
+/* A group's own settings; NULL fields are unset (use the configured defaults). */
+struct store_settings {
+	char *digest_channel;
+	char *digest_time;
+	char *timezone;
+};
+int store_get_settings(struct store *st, const char *group_id, struct store_settings *out);
+void store_settings_release(struct store_settings *s);
+/* Sets the digest channel (NULL turns the digest off). */
+int store_set_digest_channel(struct store *st, const char *group_id, const char *channel);
+/* Sets the digest time and, when timezone is not NULL, the time zone. */
+int store_set_digest_time(struct store *st, const char *group_id, const char *hhmm,
+			  const char *timezone);
+
+/* Adapter state (Matrix next_batch, Discord session): *value is a new string or NULL. */
+int store_state_get(struct store *st, const char *key, char **value);
+int store_state_set(struct store *st, const char *key, const char *value);
+
+#endif
