@@ -771,6 +771,7 @@ static int cmd_topics(struct bot *b, const struct event *ev, struct reply *r)
 				reply_title(r, REPLY_QUESTION, "Which section: %s?", sb_str(&sb));
 			else
 				reply_title(r, REPLY_ERROR, "No section called \u201c%.*s\u201d", 60, arg);
+			sb_release(&sb);
 			reply_line(r, "/topics without a name shows the whole roadmap.");
 			goto out;
 		}

@@ -183,12 +183,12 @@ void text_add_printable(struct strbuf *sb, const char *s, bool keep_newlines)
 		if (k == 1 && (*p < 0x20 || *p == 0x7f) && !(keep_newlines && *p == '\n'))
 			k = 0;
 		/* C1 controls (U+0080..U+009F) act as escapes on some terminals too. */
-		if (k == 2 && p[0] == 0xc2 && p[1] < 0xa0)
-			k = 0;
-		if (!k) {
+		bool c1 = k == 2 && p[0] == 0xc2 && p[1] < 0xa0;
+		if (!k || c1) {
 			sb_adds(sb, "\xef\xbf\xbd");
-			p++;
-			n--;
+			k = c1 ? 2 : 1;
+			p += k;
+			n -= k;
 			continue;
 		}
 		sb_add(sb, (const char *)p, k);

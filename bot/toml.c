@@ -257,10 +257,14 @@ static int parse_integer(struct parser *ps, struct toml_value *v)
 			   start[i + 1] <= '9') {
 			prev_digit = false;
 		} else {
-			if (memchr(start, '.', n) || memchr(start, 'e', n) || memchr(start, 'E', n))
-				return fail(ps, "floating-point values are not supported (use an integer)");
-			if (memchr(start, ':', n) || (n >= 5 && start[4] == '-'))
+			const char *d = start + (start[0] == '+' || start[0] == '-');
+			bool numeric = *d >= '0' && *d <= '9';
+			if (numeric && (memchr(start, ':', n) || (n >= 5 && start[4] == '-')))
 				return fail(ps, "dates and times are not supported (write them as a \"string\")");
+			if ((numeric && (memchr(start, '.', n) || memchr(start, 'e', n) ||
+					 memchr(start, 'E', n))) ||
+			    strncmp(d, "inf", 3) == 0 || strncmp(d, "nan", 3) == 0)
+				return fail(ps, "floating-point values are not supported (use an integer)");
 			return fail(ps, "invalid value '%.*s' (strings need quotes: \"%.*s\")",
 				    (int)(n > 40 ? 40 : n), start, (int)(n > 40 ? 40 : n), start);
 		}
@@ -330,6 +334,8 @@ static int parse_array(struct parser *ps, struct toml_value *v, int depth)
 		}
 		if (!at_end(ps) && *ps->p == ']')
 			continue;
+		if (at_end(ps))
+			return fail(ps, "unterminated array (add the closing ])");
 		return fail(ps, "expected , or ] in an array");
 	}
 }

@@ -1,0 +1,51 @@
+"""Fixtures for tests that run the real cohort binary (built by `make`)."""
+import os
+import pathlib
+import subprocess
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+BIN = os.environ.get("COHORT_BIN", str(ROOT / "build" / "cohort"))
+
+
+class Cohort:
+    """Runs build/cohort in a private working directory with its own store."""
+
+    def __init__(self, workdir: pathlib.Path):
+        self.workdir = workdir
+        self.db = workdir / "cohort.db"
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("COHORT_")}
+        self.env["COHORT_CONFIG"] = ""
+
+    def run(self, *args, input=None, timeout=30):
+        return subprocess.run(
+            [BIN, *args], input=input, capture_output=True, text=True,
+            cwd=self.workdir, env=self.env, timeout=timeout,
+        )
+
+    def console(self, script, *args):
+        res = self.run("console", *args, input=script)
+        assert res.returncode == 0, res.stderr
+        return res.stdout
+
+    def popen(self, *args):
+        return subprocess.Popen(
+            [BIN, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True, bufsize=1, cwd=self.workdir, env=self.env,
+        )
+
+
+@pytest.fixture
+def cohort(tmp_path):
+    assert os.access(BIN, os.X_OK), f"{BIN} is not built: run make"
+    return Cohort(tmp_path)
+
+
+def replies(transcript: str):
+    """Splits a piped console transcript into (speaker> line, reply text) pairs."""
+    out = []
+    for block in transcript.strip().split("\n\n"):
+        head, _, body = block.partition("\n")
+        out.append((head, body))
+    return out

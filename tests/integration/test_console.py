@@ -1,0 +1,169 @@
+"""The console: scripted conversations through the real binary and store."""
+import csv
+import io
+import json
+import os
+import signal
+import sqlite3
+import time
+
+from conftest import replies
+
+SCRIPT = ("/done Kafka\n@bob /done postgres\n@bob /start redis\n/progress\n/leaderboard\n"
+          "/who postgres\n/undo\n/progress\n")
+
+
+def test_the_issue_conversation_and_a_second_run_remembers(cohort):
+    out = replies(cohort.console(SCRIPT, "--as", "ana"))
+    heads = [h for h, _ in out]
+    assert heads == ["ana> /done Kafka", "bob> /done postgres", "bob> /start redis",
+                     "ana> /progress", "ana> /leaderboard", "ana> /who postgres",
+                     "ana> /undo", "ana> /progress"]
+    body = [b for _, b in out]
+    assert body[0].startswith("\u2713 ana finished Kafka (Message Brokers)")
+    assert "1/84 \u00b7 1%" in body[0]
+    assert body[1].startswith("\u2713 bob finished PostgreSQL (Relational Databases)")
+    assert "bob started Redis" in body[2]
+    assert "ana's progress" in body[3] and "1/84 \u00b7 1%" in body[3]
+    assert "Message Brokers" in body[3] and "Streak: 1 day" in body[3]
+    assert "#1   ana" in body[4] and "#1   bob" in body[4]
+    assert body[4].index("ana") < body[4].index("bob")  # ana got there first
+    assert "Finished: bob (" in body[5]
+    assert "Undone: Kafka is unmarked again" in body[6]
+    assert "0/84 \u00b7 0%" in body[7]
+
+    # A second run against the same store remembers everything.
+    out = replies(cohort.console("/progress bob\n/who redis\n/leaderboard\n", "--as", "ana"))
+    assert "1/84" in out[0][1] and "In progress: Redis" in out[0][1]
+    assert "On it now: bob" in out[1][1]
+    assert "#1   bob" in out[2][1] and "ana" not in out[2][1]
+
+
+def export_json(cohort, *args):
+    res = cohort.run("export", "--format", "json", *args)
+    assert res.returncode == 0, res.stderr
+    return json.loads(res.stdout)
+
+
+def test_redis_is_marked_once(cohort):
+    out = replies(cohort.console("/done Redis\n/done redis\n", "--as", "ana"))
+    assert "ana finished Redis" in out[0][1]
+    assert "You already finished Redis" in out[1][1]
+    rows = export_json(cohort)
+    assert [(r["member"], r["topic_id"], r["status"]) for r in rows] == [
+        ("console:ana", "redis", "done")]
+
+
+def test_an_unknown_topic_changes_nothing_and_suggests(cohort):
+    out = replies(cohort.console("/done xyzzy\n/done re\n/start sql\n", "--as", "ana"))
+    assert "\u201cxyzzy\u201d is not on the roadmap" in out[0][1]
+    assert "Nearest:" in out[0][1] and "Nothing was changed" in out[0][1]
+    assert out[1][1].startswith("? Did you mean") and "Redis" in out[1][1]
+    assert out[2][1].startswith("? Did you mean")
+    assert export_json(cohort) == []
+
+
+def test_loose_typing_just_works(cohort):
+    script = "".join(f"/done {t}\n" for t in ["postgres", "k8s", "rabbit mq", "jwt", "kafka"])
+    cohort.console(script, "--as", "ana")
+    assert sorted(r["topic_id"] for r in export_json(cohort)) == [
+        "jwt", "kafka", "kubernetes", "postgresql", "rabbitmq"]
+
+
+def test_export_csv_and_json_carry_every_field(cohort):
+    cohort.console('/done Kafka built a "consumer", finally\n@bob /start docker\n',
+                   "--as", "ana", "--group", "study")
+    rows = export_json(cohort, "--group", "console:study")
+    assert rows[0] == {
+        "group": "console:study", "member": "console:ana", "member_name": "ana",
+        "topic_id": "kafka", "topic": "Kafka", "status": "done",
+        "updated_at": rows[0]["updated_at"], "note": 'built a "consumer", finally'}
+    assert rows[1]["status"] == "in progress" and rows[1]["member_name"] == "bob"
+    assert time.strptime(rows[0]["updated_at"], "%Y-%m-%dT%H:%M:%SZ")
+    res = cohort.run("export", "--format", "csv")
+    table = list(csv.DictReader(io.StringIO(res.stdout)))
+    assert list(table[0]) == ["group", "member", "member_name", "topic_id", "topic", "status",
+                              "updated_at", "note"]
+    assert table[0]["note"] == 'built a "consumer", finally'
+    assert export_json(cohort, "--group", "console:other") == []
+    assert cohort.run("export", "--format", "xml").returncode == 2
+    assert cohort.run("export").returncode == 2
+
+
+def test_sigkill_after_a_reply_loses_nothing_it_confirmed(cohort):
+    """Each confirmation printed before a SIGKILL must be in the store afterwards."""
+    topics = ["Kafka", "Redis", "Docker", "Nginx", "PostgreSQL", "MongoDB", "gRPC", "SOAP",
+              "CORS", "HTTPS", "JWT", "OAuth", "SAML", "ACID", "CDN"]
+    proc = cohort.popen("console", "--as", "ana")
+    confirmed = []
+    for i, topic in enumerate(topics):
+        proc.stdin.write(f"/done {topic}\n")
+        proc.stdin.flush()
+        # Read this command's echo and confirmation.
+        line = ""
+        while "finished" not in line:
+            line = proc.stdout.readline()
+            assert line, proc.stderr.read()
+        confirmed.append(topic)
+        if i == 9:
+            # Send more commands but kill without waiting for their replies.
+            proc.stdin.write("/done Apollo\n/done Throttling\n")
+            proc.stdin.flush()
+            proc.send_signal(signal.SIGKILL)
+            break
+    proc.wait(timeout=10)
+    assert proc.returncode == -signal.SIGKILL
+    done = {r["topic"] for r in export_json(cohort)}
+    assert set(confirmed) <= done
+    # Nothing counted twice: the maintained score equals the rows.
+    db = sqlite3.connect(cohort.db)
+    (score,) = db.execute("SELECT done_count FROM members WHERE member_id='console:ana'").fetchone()
+    (rows,) = db.execute("SELECT COUNT(*) FROM progress WHERE status='done'").fetchone()
+    assert score == rows == len(done)
+
+
+def test_hostile_lines_are_shown_safely(cohort):
+    out = cohort.console("/done Kafka \x1b[2J\x1b]0;pwned\x07 note\n"
+                         "/done Redis ping @everyone and @here\n"
+                         "@x /done " + "A" * 20000 + "\nhello\n/dnoe kafka\n", "--as", "ana")
+    assert "\x1b" not in out and "\x07" not in out
+    assert "ana finished Redis" in out
+    notes = {r["topic_id"]: r["note"] for r in export_json(cohort)}
+    assert notes["redis"] == "ping @everyone and @here"  # stored verbatim, shown as text
+    assert notes["kafka"] == "\x1b[2J\x1b]0;pwned\x07 note"
+    assert "That line is too long" in out
+    assert "Commands start with /" in out
+    assert "Unknown command /dnoe" in out and "Did you mean /done?" in out
+
+
+def test_console_owner_is_admin_other_speakers_are_not(cohort):
+    out = replies(cohort.console("@bob /digest channel here\n/digest channel here\n"
+                                 "/digest time 07:30 Mars/Olympus\n", "--as", "ana"))
+    assert "Only admins can change the digest" in out[0][1]
+    assert "The daily digest will be posted here" in out[1][1]
+    assert "is not a time zone" in out[2][1]
+
+
+def test_run_falls_back_to_the_console(cohort):
+    res = cohort.run("run", input="/done kafka\n")
+    assert res.returncode == 0
+    assert "finished Kafka" in res.stdout
+    assert "no chat platform is enabled" in res.stderr
+
+
+def test_sigterm_stops_a_waiting_console(cohort):
+    proc = cohort.popen("console", "--as", "ana")
+    proc.stdin.write("/done kafka\n")
+    proc.stdin.flush()
+    assert "finished Kafka" in proc.stdout.readline() + proc.stdout.readline()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=5) == 0
+    assert [r["topic_id"] for r in export_json(cohort)] == ["kafka"]
+
+
+def test_digest_command_prints_the_groups_digest(cohort):
+    cohort.console("/done kafka\n", "--as", "ana")
+    res = cohort.run("digest", "--group", "console:local")
+    assert res.returncode == 0, res.stderr
+    assert "Daily digest" in res.stdout and "ana finished Kafka" in res.stdout
+    assert cohort.run("digest").returncode == 2

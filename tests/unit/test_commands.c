@@ -1,0 +1,414 @@
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "bot/bot.h"
+#include "bot/err.h"
+#include "bot/roadmap.h"
+#include "bot/util.h"
+#include "store/store.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Wednesday 2026-11-25 12:00 UTC. */
+#define T0 1795608000000LL
+#define DAY 86400000LL
+
+struct fixture {
+	char dir[64];
+	struct store *st;
+	struct roadmap *rm;
+	struct bot *bot;
+	int64_t now;
+	char *text; /* the last reply, rendered */
+	struct reply reply;
+	int rc;
+};
+
+static int64_t fake_now(void *ud)
+{
+	return ((struct fixture *)ud)->now;
+}
+
+static int setup(void **state)
+{
+	struct fixture *f = xcalloc(1, sizeof(*f));
+	char err[COHORT_ERR_LEN], path[128];
+	snprintf(f->dir, sizeof(f->dir), "/tmp/cohort-cmd-XXXXXX");
+	if (!mkdtemp(f->dir))
+		return -1;
+	snprintf(path, sizeof(path), "%s/c.db", f->dir);
+	if (store_open(path, false, &f->st, err) || roadmap_load_default(&f->rm, err)) {
+		fprintf(stderr, "%s\n", err);
+		return -1;
+	}
+	f->now = T0;
+	struct bot_opts o = {f->st, f->rm, "18:00", "UTC", fake_now, f};
+	f->bot = bot_new(&o);
+	reply_init(&f->reply);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	bot_free(f->bot);
+	store_free(f->st);
+	roadmap_free(f->rm);
+	reply_release(&f->reply);
+	free(f->text);
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
+	int rc = system(cmd);
+	free(f);
+	return rc == 0 ? 0 : -1;
+}
+
+/* Runs "/command args" as member (admin or not); the rendered reply is in f->text. */
+static const char *say_as(struct fixture *f, const char *member, bool admin, const char *command,
+			  const char *args)
+{
+	char id[64];
+	snprintf(id, sizeof(id), "test:%s", member);
+	struct event ev = {
+		.platform = "test",
+		.group_id = "test:group",
+		.channel_id = "chan",
+		.member_id = id,
+		.member_name = member,
+		.is_admin = admin,
+		.command = command,
+		.args = args,
+	};
+	reply_release(&f->reply);
+	reply_init(&f->reply);
+	free(f->text);
+	f->rc = bot_handle(f->bot, &ev, &f->reply);
+	f->text = reply_render_text(&f->reply);
+	return f->text;
+}
+
+static const char *say(struct fixture *f, const char *command, const char *args)
+{
+	return say_as(f, "ana", false, command, args);
+}
+
+#define assert_contains(hay, needle)                                                            \
+	do {                                                                                    \
+		if (!strstr((hay), (needle)))                                                   \
+			fail_msg("reply lacks \"%s\":\n%s", (needle), (hay));                   \
+	} while (0)
+#define assert_lacks(hay, needle)                                                               \
+	do {                                                                                    \
+		if (strstr((hay), (needle)))                                                    \
+			fail_msg("reply has \"%s\":\n%s", (needle), (hay));                     \
+	} while (0)
+
+static void done_confirms_with_the_total_and_groupmates(void **state)
+{
+	struct fixture *f = *state;
+	const char *t = say_as(f, "bob", false, "done", "Kafka");
+	assert_contains(t, "bob finished Kafka (Message Brokers)");
+	assert_contains(t, "1/84 \u00b7 1%");
+	assert_contains(t, "First in the group to finish it!");
+	assert_false(f->reply.ephemeral);
+	t = say(f, "done", "kafka built a consumer");
+	assert_contains(t, "ana finished Kafka");
+	assert_contains(t, "Also finished it: bob");
+	/* Again: nothing is counted twice. */
+	t = say(f, "done", "Kafka");
+	assert_contains(t, "You already finished Kafka");
+	assert_contains(t, "Marked done on 2026-11-25");
+	assert_true(f->reply.ephemeral);
+	t = say(f, "progress", "");
+	assert_contains(t, "1/84 \u00b7 1%");
+}
+
+static void twenty_three_topics_show_27_percent(void **state)
+{
+	struct fixture *f = *state;
+	for (size_t i = 0; i < 23; i++)
+		say(f, "done", roadmap_topic(f->rm, i)->name);
+	const char *t = say(f, "progress", "");
+	assert_contains(t, "23/84 \u00b7 27%");
+	say(f, "skip", roadmap_topic(f->rm, 30)->name);
+	t = say(f, "progress", "");
+	assert_contains(t, "23/84 (+1 skipped) \u00b7 28%");
+}
+
+static void redis_is_one_topic(void **state)
+{
+	struct fixture *f = *state;
+	say(f, "done", "Redis");
+	const char *t = say(f, "topics", "Caching");
+	assert_contains(t, "[x] Redis  (1 finished)");
+	t = say(f, "topics", "NoSQL");
+	assert_contains(t, "[x] Redis");
+	t = say(f, "progress", "");
+	assert_contains(t, "1/84");
+}
+
+static void unknown_and_ambiguous_topics_change_nothing(void **state)
+{
+	struct fixture *f = *state;
+	const char *t = say(f, "done", "xyzzy");
+	assert_contains(t, "\u201cxyzzy\u201d is not on the roadmap");
+	assert_contains(t, "Nearest:");
+	assert_contains(t, "Nothing was changed");
+	assert_int_equal(f->reply.kind, REPLY_ERROR);
+	t = say(f, "done", "re");
+	assert_contains(t, "Did you mean");
+	assert_contains(t, "Redis");
+	assert_contains(t, "REST");
+	assert_int_equal(f->reply.kind, REPLY_QUESTION);
+	t = say(f, "done", "");
+	assert_contains(t, "Which topic?");
+	t = say(f, "progress", "");
+	assert_contains(t, "0/84");
+}
+
+static void a_typo_is_read_and_said_so(void **state)
+{
+	struct fixture *f = *state;
+	const char *t = say(f, "done", "kubernets");
+	assert_contains(t, "ana finished Kubernetes");
+	assert_contains(t, "(read \u201ckubernets\u201d as Kubernetes)");
+	t = say(f, "done", "circut breaker | read the chapter");
+	assert_contains(t, "finished Circuit Breaker");
+}
+
+static void start_skip_reset_and_undo(void **state)
+{
+	struct fixture *f = *state;
+	const char *t = say_as(f, "bob", false, "start", "docker");
+	assert_contains(t, "bob started Docker");
+	t = say(f, "start", "docker");
+	assert_contains(t, "Also on it: bob");
+	t = say(f, "start", "docker");
+	assert_contains(t, "You are already on Docker");
+	t = say(f, "skip", "soap");
+	assert_contains(t, "ana skipped SOAP");
+	assert_contains(t, "earn no points");
+	t = say(f, "reset", "soap");
+	assert_contains(t, "Cleared SOAP");
+	assert_contains(t, "It was skipped");
+	t = say(f, "reset", "soap");
+	assert_contains(t, "SOAP has no status to clear");
+	t = say(f, "undo", "");
+	assert_contains(t, "Undone: SOAP is skipped again");
+	t = say(f, "undo", "");
+	assert_contains(t, "Undone: SOAP is unmarked again");
+	t = say(f, "undo", "");
+	assert_contains(t, "Undone: Docker is unmarked again");
+	t = say(f, "undo", "");
+	assert_contains(t, "Nothing to undo");
+	t = say_as(f, "bob", false, "progress", "");
+	assert_contains(t, "In progress: Docker"); /* bob's start was not ana's to undo */
+}
+
+static void progress_of_a_groupmate(void **state)
+{
+	struct fixture *f = *state;
+	say_as(f, "bob", false, "done", "postgres");
+	const char *t = say(f, "progress", "bob");
+	assert_contains(t, "bob's progress");
+	assert_contains(t, "1/84");
+	t = say(f, "progress", "@BOB");
+	assert_contains(t, "bob's progress");
+	t = say(f, "progress", "nobody");
+	assert_contains(t, "No member called \u201cnobody\u201d here");
+}
+
+static void streaks_count_consecutive_days(void **state)
+{
+	struct fixture *f = *state;
+	f->now = T0 - 2 * DAY;
+	say(f, "done", "kafka");
+	f->now = T0 - DAY;
+	say(f, "done", "redis");
+	say(f, "done", "docker"); /* two on one day count once */
+	f->now = T0;
+	const char *t = say(f, "progress", "");
+	assert_contains(t, "Streak: 2 days"); /* ends yesterday: still current */
+	say(f, "done", "nginx");
+	t = say(f, "progress", "");
+	assert_contains(t, "Streak: 3 days");
+	f->now = T0 + 2 * DAY;
+	t = say(f, "progress", "");
+	assert_contains(t, "Streak: none yet");
+}
+
+static void leaderboard_ranks_with_shared_places(void **state)
+{
+	struct fixture *f = *state;
+	say_as(f, "bob", false, "done", "kafka");
+	f->now += 1000;
+	say_as(f, "cy", false, "done", "kafka");
+	f->now += 1000;
+	say_as(f, "cy", false, "done", "redis");
+	f->now += 1000;
+	say_as(f, "bob", false, "done", "redis");
+	f->now += 1000;
+	say_as(f, "dee", false, "done", "docker");
+	const char *t = say(f, "leaderboard", "");
+	assert_contains(t, "Leaderboard \u2014 all time");
+	/* cy reached 2 before bob: both #1, cy listed first; dee #3. */
+	const char *cy = strstr(t, "#1   cy"), *bob = strstr(t, "#1   bob"), *dee = strstr(t, "#3   dee");
+	if (!cy || !bob || !dee || cy > bob || bob > dee)
+		fail_msg("bad order:\n%s", t);
+	t = say(f, "leaderboard", "week");
+	assert_contains(t, "this week");
+	assert_contains(t, "#1   cy");
+	t = say(f, "leaderboard", "fortnight");
+	assert_contains(t, "Unknown period");
+	/* Monday next week: the week board is empty, all time is not. */
+	f->now = T0 + 5 * DAY;
+	t = say(f, "leaderboard", "week");
+	assert_contains(t, "Nobody has finished a topic this week yet");
+	t = say(f, "leaderboard", "month");
+	assert_contains(t, "#1   cy"); /* still November */
+}
+
+static void topics_next_and_who(void **state)
+{
+	struct fixture *f = *state;
+	const char *t = say(f, "topics", "");
+	assert_contains(t, "The roadmap");
+	assert_contains(t, "[ ] Kafka");
+	t = say(f, "next", "");
+	assert_contains(t, "Next for you: Node.js");
+	say(f, "done", "node");
+	say_as(f, "bob", false, "start", "How OSs work in General");
+	t = say(f, "next", "");
+	assert_contains(t, "Next for you: How OSs work in General");
+	assert_contains(t, "On it now: bob");
+	t = say(f, "who", "kafka");
+	assert_contains(t, "Nobody in the group has finished Kafka yet");
+	say_as(f, "bob", false, "done", "kafka");
+	t = say(f, "who", "kafka");
+	assert_contains(t, "Finished: bob (2026-11-25)");
+	t = say(f, "topics", "Nonexistent section");
+	assert_contains(t, "No section called");
+}
+
+static void digest_preview_and_admin_settings(void **state)
+{
+	struct fixture *f = *state;
+	const char *t = say(f, "digest", "");
+	assert_contains(t, "Daily digest \u2014 Wednesday 25 November");
+	assert_contains(t, "A quiet day");
+	say_as(f, "bob", false, "done", "kafka");
+	say_as(f, "bob", false, "start", "docker");
+	say(f, "start", "docker");
+	t = say(f, "digest", "");
+	assert_contains(t, "bob finished Kafka; started Docker");
+	assert_contains(t, "#1 bob \u2014 1 pts");
+	assert_contains(t, "Most of you are on Docker");
+
+	t = say(f, "digest", "channel here");
+	assert_contains(t, "Only admins can change the digest");
+	t = say_as(f, "ana", true, "digest", "channel here");
+	assert_contains(t, "The daily digest will be posted here");
+	assert_contains(t, "18:00 (UTC)");
+	t = say_as(f, "ana", true, "digest", "time 07:30 Mars/Olympus");
+	assert_contains(t, "\u201cMars/Olympus\u201d is not a time zone");
+	t = say_as(f, "ana", true, "digest", "time 7pm");
+	assert_contains(t, "is not a time");
+	t = say_as(f, "ana", true, "digest", "time 07:30 Europe/Berlin");
+	assert_contains(t, "The digest time is now 07:30 (Europe/Berlin)");
+	struct store_settings s;
+	assert_int_equal(store_get_settings(f->st, "test:group", &s), COHORT_OK);
+	assert_string_equal(s.digest_channel, "chan");
+	assert_string_equal(s.timezone, "Europe/Berlin");
+	store_settings_release(&s);
+	t = say_as(f, "ana", true, "digest", "channel off");
+	assert_contains(t, "The daily digest is off");
+}
+
+static void help_and_unknown_commands(void **state)
+{
+	struct fixture *f = *state;
+	const char *t = say(f, "help", "");
+	for (const char *const *n = bot_command_names(); *n; n++) {
+		char want[32];
+		snprintf(want, sizeof(want), "/%s", *n);
+		assert_contains(t, want);
+	}
+	t = say(f, "help", "leaderboard");
+	assert_contains(t, "/leaderboard [week|month|all]");
+	assert_contains(t, "Ties share a rank");
+	t = say(f, "dnoe", "kafka");
+	assert_contains(t, "Unknown command /dnoe");
+	assert_contains(t, "Did you mean /done?");
+	t = say(f, "progress", "");
+	assert_contains(t, "0/84"); /* the typo'd command changed nothing */
+}
+
+static void hostile_input_is_refused_or_kept_as_text(void **state)
+{
+	struct fixture *f = *state;
+	const char *t = say(f, "done", "kafka \xff\xfe");
+	assert_contains(t, "not valid UTF-8");
+	char big[1200];
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	t = say(f, "done", big);
+	assert_contains(t, "That is too long");
+	char note[700] = "kafka | ";
+	memset(note + 8, 'n', 600);
+	note[608] = '\0';
+	t = say(f, "done", note);
+	assert_contains(t, "That note is too long");
+	t = say(f, "progress", "");
+	assert_contains(t, "0/84");
+	t = say_as(f, "@everyone", false, "done", "kafka '); DROP TABLE progress; --");
+	assert_contains(t, "@everyone finished Kafka");
+	t = say(f, "who", "kafka");
+	assert_contains(t, "Finished: @everyone");
+}
+
+static void a_replayed_source_event_is_answered_not_counted(void **state)
+{
+	struct fixture *f = *state;
+	struct event ev = {"test", "test:group", "chan", "test:ana", "ana", false, "done", "",
+			   "Kafka", NULL, "interaction-1"};
+	struct reply r;
+	reply_init(&r);
+	assert_int_equal(bot_handle(f->bot, &ev, &r), COHORT_OK);
+	reply_release(&r);
+	reply_init(&r);
+	assert_int_equal(bot_handle(f->bot, &ev, &r), COHORT_ERR_DUPLICATE);
+	char *text = reply_render_text(&r);
+	assert_contains(text, "Already recorded");
+	free(text);
+	reply_release(&r);
+	const char *t = say(f, "progress", "");
+	assert_contains(t, "1/84");
+}
+
+int main(void)
+{
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+	const struct CMUnitTest tests[] = {
+		T(done_confirms_with_the_total_and_groupmates),
+		T(twenty_three_topics_show_27_percent),
+		T(redis_is_one_topic),
+		T(unknown_and_ambiguous_topics_change_nothing),
+		T(a_typo_is_read_and_said_so),
+		T(start_skip_reset_and_undo),
+		T(progress_of_a_groupmate),
+		T(streaks_count_consecutive_days),
+		T(leaderboard_ranks_with_shared_places),
+		T(topics_next_and_who),
+		T(digest_preview_and_admin_settings),
+		T(help_and_unknown_commands),
+		T(hostile_input_is_refused_or_kept_as_text),
+		T(a_replayed_source_event_is_answered_not_counted),
+	};
+	return cmocka_run_group_tests_name("commands", tests, NULL, NULL);
+}

@@ -1,0 +1,164 @@
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "bot/config.h"
+#include "bot/err.h"
+#include "bot/log.h"
+#include "bot/util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Unit tests run from the repository root (make test). */
+#define FIXTURE(name) "tests/fixtures/config/" name
+
+static int setup(void **state)
+{
+	(void)state;
+	unsetenv("COHORT_DISCORD_TOKEN");
+	unsetenv("COHORT_MATRIX_TOKEN");
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	log_clear_secrets();
+	return 0;
+}
+
+static void defaults_are_valid(void **state)
+{
+	(void)state;
+	struct config cfg;
+	char err[COHORT_ERR_LEN];
+	config_init(&cfg);
+	assert_int_equal(config_finish(&cfg, err), COHORT_OK);
+	assert_string_equal(cfg.store_path, "cohort.db");
+	assert_string_equal(cfg.digest_time, "18:00");
+	assert_false(cfg.discord_enabled);
+	assert_true(cfg.matrix_auto_join);
+	config_release(&cfg);
+}
+
+static void the_example_config_loads(void **state)
+{
+	(void)state;
+	struct config cfg;
+	char err[COHORT_ERR_LEN];
+	config_init(&cfg);
+	int rc = config_load(&cfg, "config.example.toml", err);
+	if (rc)
+		fail_msg("%s", err);
+	assert_string_equal(cfg.matrix_prefix, "!");
+	assert_string_equal(cfg.discord_api_url, "https://discord.com/api/v10");
+	config_release(&cfg);
+}
+
+static void a_full_config_is_read(void **state)
+{
+	(void)state;
+	struct config cfg;
+	char err[COHORT_ERR_LEN];
+	config_init(&cfg);
+	int rc = config_load(&cfg, FIXTURE("valid.toml"), err);
+	if (rc)
+		fail_msg("%s", err);
+	assert_string_equal(cfg.store_path, "/var/lib/cohort/cohort.db");
+	assert_string_equal(cfg.store_synchronous, "full");
+	assert_string_equal(cfg.digest_timezone, "Europe/Berlin");
+	assert_true(cfg.discord_enabled);
+	assert_string_equal(cfg.discord_token, "file-token");
+	assert_int_equal(cfg.discord_guild_ids.n, 1);
+	assert_string_equal(cfg.discord_guild_ids.v[0], "123456789012345678");
+	struct strbuf sb = STRBUF_INIT;
+	config_describe(&cfg, &sb);
+	assert_null(strstr(sb_str(&sb), "file-token")); /* secrets are never printed */
+	assert_non_null(strstr(sb_str(&sb), "(set, hidden)"));
+	sb_release(&sb);
+	config_release(&cfg);
+}
+
+static void the_environment_wins_for_secrets(void **state)
+{
+	(void)state;
+	struct config cfg;
+	char err[COHORT_ERR_LEN];
+	setenv("COHORT_DISCORD_TOKEN", "env-token", 1);
+	config_init(&cfg);
+	assert_int_equal(config_load(&cfg, FIXTURE("valid.toml"), err), COHORT_OK);
+	assert_string_equal(cfg.discord_token, "env-token");
+	config_release(&cfg);
+	/* And it satisfies "enabled needs a token" on its own. */
+	config_init(&cfg);
+	assert_int_equal(config_load(&cfg, FIXTURE("discord-without-token.toml"), err), COHORT_OK);
+	config_release(&cfg);
+	unsetenv("COHORT_DISCORD_TOKEN");
+}
+
+/* Each broken file fails with exactly this message (file:line, what, and the fix). */
+static void broken_files_name_the_line_and_the_fix(void **state)
+{
+	(void)state;
+	struct {
+		const char *file;
+		int rc;
+		const char *want;
+	} cases[] = {
+		{"misspelt-key.toml", COHORT_ERR_CONFIG,
+		 "misspelt-key.toml:5: unknown key \"tokn\" in [discord] (did you mean \"token\"?)"},
+		{"wrong-type.toml", COHORT_ERR_CONFIG,
+		 "wrong-type.toml:4: \"enabled\" in [matrix] must be a boolean (true or false), not a "
+		 "string"},
+		{"unterminated-string.toml", COHORT_ERR_CONFIG,
+		 "unterminated-string.toml:2: unterminated string (add the closing \" on the same "
+		 "line)"},
+		{"unknown-table.toml", COHORT_ERR_CONFIG,
+		 "unknown-table.toml:1: unknown table [digets] (did you mean [digest]?)"},
+		{"bad-timezone.toml", COHORT_ERR_CONFIG,
+		 "bad-timezone.toml:2: digest.timezone: \"Mars/Olympus\" is not a known IANA time "
+		 "zone (for example \"UTC\" or \"Europe/Berlin\")"},
+		{"bad-time.toml", COHORT_ERR_CONFIG,
+		 "bad-time.toml:2: digest.time: \"6pm\" is not a time of day as \"HH:MM\" (for "
+		 "example \"18:00\")"},
+		{"key-outside-table.toml", COHORT_ERR_CONFIG,
+		 "key-outside-table.toml:1: key \"level\" is outside any table"},
+		{"discord-without-token.toml", COHORT_ERR_CONFIG,
+		 "discord-without-token.toml: discord.token: Discord is enabled but no bot token is "
+		 "set (set token or COHORT_DISCORD_TOKEN)"},
+		{"bad-guild-id.toml", COHORT_ERR_CONFIG,
+		 "bad-guild-id.toml:2: discord.guild_ids: \"not-a-number\" is not a Discord guild id"},
+		{"no-such-file.toml", COHORT_ERR_IO,
+		 "no-such-file.toml: cannot open config file: No such file or directory"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct config cfg;
+		char err[COHORT_ERR_LEN] = "";
+		char path[256];
+		snprintf(path, sizeof(path), FIXTURE("%s"), cases[i].file);
+		config_init(&cfg);
+		int rc = config_load(&cfg, path, err);
+		const char *msg = strstr(err, cases[i].file);
+		if (rc != cases[i].rc || !msg || strncmp(msg, cases[i].want, strlen(cases[i].want)) != 0)
+			fail_msg("%s: rc=%d\n  got:  %s\n  want: %s", cases[i].file, rc, err,
+				 cases[i].want);
+		config_release(&cfg);
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(defaults_are_valid, setup, teardown),
+		cmocka_unit_test_setup_teardown(the_example_config_loads, setup, teardown),
+		cmocka_unit_test_setup_teardown(a_full_config_is_read, setup, teardown),
+		cmocka_unit_test_setup_teardown(the_environment_wins_for_secrets, setup, teardown),
+		cmocka_unit_test_setup_teardown(broken_files_name_the_line_and_the_fix, setup,
+						teardown),
+	};
+	return cmocka_run_group_tests_name("config", tests, NULL, NULL);
+}

@@ -1,0 +1,422 @@
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "bot/err.h"
+#include "bot/util.h"
+#include "store/store.h"
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct fixture {
+	char dir[64];
+	char path[128];
+	struct store *st;
+};
+
+static int setup(void **state)
+{
+	struct fixture *f = xcalloc(1, sizeof(*f));
+	snprintf(f->dir, sizeof(f->dir), "/tmp/cohort-store-XXXXXX");
+	if (!mkdtemp(f->dir))
+		return -1;
+	snprintf(f->path, sizeof(f->path), "%s/test.db", f->dir);
+	char err[COHORT_ERR_LEN];
+	if (store_open(f->path, false, &f->st, err)) {
+		fprintf(stderr, "%s\n", err);
+		return -1;
+	}
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	store_free(f->st);
+	char cmd[160];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
+	if (system(cmd) != 0)
+		return -1;
+	free(f);
+	return 0;
+}
+
+static int set(struct store *st, const char *member, const char *topic, enum store_status s,
+	       const char *source, int64_t at)
+{
+	struct store_change c = {"g", member, member, topic, s, NULL, source, at};
+	return store_set_status(st, &c, NULL);
+}
+
+struct find {
+	const char *topic;
+	enum store_status status;
+	int64_t at;
+	char note[64];
+	int rows;
+};
+
+static int find_row(const struct store_row *row, void *ud)
+{
+	struct find *f = ud;
+	f->rows++;
+	if (strcmp(row->topic_id, f->topic) == 0) {
+		f->status = row->status;
+		f->at = row->updated_at;
+		snprintf(f->note, sizeof(f->note), "%s", row->note);
+	}
+	return 0;
+}
+
+static enum store_status status_of(struct store *st, const char *member, const char *topic)
+{
+	struct find f = {topic, STATUS_NONE, 0, "", 0};
+	assert_int_equal(store_member_progress(st, "g", member, find_row, &f), COHORT_OK);
+	return f.status;
+}
+
+static int points_fn(const struct store_rank *row, void *ud)
+{
+	struct {
+		const char *member;
+		int points;
+	} *r = ud;
+	if (strcmp(row->member_id, r->member) == 0)
+		r->points = row->points;
+	return 0;
+}
+
+static int points(struct store *st, const char *member, int64_t since)
+{
+	struct {
+		const char *member;
+		int points;
+	} r = {member, 0};
+	assert_int_equal(store_ranking(st, "g", since, 100, points_fn, &r), COHORT_OK);
+	return r.points;
+}
+
+static void a_new_store_is_at_the_latest_schema(void **state)
+{
+	struct fixture *f = *state;
+	assert_int_equal(store_schema_version(f->st), store_schema_latest());
+}
+
+static void changes_are_recorded_once(void **state)
+{
+	struct fixture *f = *state;
+	struct store_prior prior;
+	struct store_change c = {"g", "ana", "Ana", "kafka", STATUS_DONE, "built a consumer", "evt-1",
+				 1000};
+	assert_int_equal(store_set_status(f->st, &c, &prior), COHORT_OK);
+	assert_int_equal(prior.status, STATUS_NONE);
+	/* The same source event again changes nothing, even with another status. */
+	c.status = STATUS_SKIPPED;
+	assert_int_equal(store_set_status(f->st, &c, &prior), COHORT_ERR_DUPLICATE);
+	/* The same status again, from a new event, is "unchanged" and not logged. */
+	c.status = STATUS_DONE;
+	c.source_id = "evt-2";
+	c.at = 2000;
+	assert_int_equal(store_set_status(f->st, &c, &prior), COHORT_ERR_UNCHANGED);
+	assert_int_equal(prior.status, STATUS_DONE);
+	assert_int_equal(prior.updated_at, 1000);
+	assert_int_equal(points(f->st, "ana", 0), 1);
+	struct find fr = {"kafka", STATUS_NONE, 0, "", 0};
+	store_member_progress(f->st, "g", "ana", find_row, &fr);
+	assert_int_equal(fr.rows, 1);
+	assert_string_equal(fr.note, "built a consumer");
+	assert_int_equal(fr.at, 1000);
+	/* evt-2 was not logged, so it can still be applied as a different change. */
+	c.status = STATUS_IN_PROGRESS;
+	assert_int_equal(store_set_status(f->st, &c, &prior), COHORT_OK);
+	assert_int_equal(points(f->st, "ana", 0), 0);
+}
+
+static void undo_walks_back_and_restores_time_and_note(void **state)
+{
+	struct fixture *f = *state;
+	struct store_change c = {"g", "ana", "Ana", "redis", STATUS_IN_PROGRESS, "chapter 1", NULL, 100};
+	assert_int_equal(store_set_status(f->st, &c, NULL), COHORT_OK);
+	c.status = STATUS_DONE;
+	c.note = "finished";
+	c.at = 200;
+	assert_int_equal(store_set_status(f->st, &c, NULL), COHORT_OK);
+	assert_int_equal(set(f->st, "ana", "kafka", STATUS_DONE, NULL, 300), COHORT_OK);
+	assert_int_equal(points(f->st, "ana", 0), 2);
+
+	struct store_undone u;
+	assert_int_equal(store_undo(f->st, "g", "ana", "Ana", NULL, 400, &u), COHORT_OK);
+	assert_string_equal(u.topic_id, "kafka");
+	assert_int_equal(u.from, STATUS_DONE);
+	assert_int_equal(u.to, STATUS_NONE);
+	free(u.topic_id);
+	assert_int_equal(status_of(f->st, "ana", "kafka"), STATUS_NONE);
+
+	assert_int_equal(store_undo(f->st, "g", "ana", "Ana", NULL, 500, &u), COHORT_OK);
+	assert_string_equal(u.topic_id, "redis");
+	assert_int_equal(u.to, STATUS_IN_PROGRESS);
+	free(u.topic_id);
+	struct find fr = {"redis", STATUS_NONE, 0, "", 0};
+	store_member_progress(f->st, "g", "ana", find_row, &fr);
+	assert_int_equal(fr.status, STATUS_IN_PROGRESS);
+	assert_int_equal(fr.at, 100); /* the time it was started, not the time of the undo */
+	assert_string_equal(fr.note, "chapter 1");
+	assert_int_equal(points(f->st, "ana", 0), 0);
+
+	assert_int_equal(store_undo(f->st, "g", "ana", "Ana", NULL, 600, &u), COHORT_OK);
+	free(u.topic_id);
+	assert_int_equal(store_undo(f->st, "g", "ana", "Ana", NULL, 700, &u), COHORT_ERR_NOT_FOUND);
+	assert_null(u.topic_id);
+	/* Undo is per member: bob has nothing to undo. */
+	assert_int_equal(store_undo(f->st, "g", "bob", "Bob", NULL, 700, &u), COHORT_ERR_NOT_FOUND);
+}
+
+static void undo_with_a_replayed_source_is_applied_once(void **state)
+{
+	struct fixture *f = *state;
+	assert_int_equal(set(f->st, "ana", "kafka", STATUS_DONE, NULL, 100), COHORT_OK);
+	assert_int_equal(set(f->st, "ana", "redis", STATUS_DONE, NULL, 200), COHORT_OK);
+	struct store_undone u;
+	assert_int_equal(store_undo(f->st, "g", "ana", "Ana", "undo-1", 300, &u), COHORT_OK);
+	free(u.topic_id);
+	assert_int_equal(store_undo(f->st, "g", "ana", "Ana", "undo-1", 300, &u),
+			 COHORT_ERR_DUPLICATE);
+	assert_int_equal(status_of(f->st, "ana", "kafka"), STATUS_DONE);
+}
+
+struct ranking {
+	char names[8][16];
+	int points[8];
+	size_t n;
+};
+
+static int collect_ranking(const struct store_rank *row, void *ud)
+{
+	struct ranking *r = ud;
+	if (r->n < 8) {
+		snprintf(r->names[r->n], sizeof(r->names[0]), "%s", row->member_id);
+		r->points[r->n++] = row->points;
+	}
+	return 0;
+}
+
+static void ranking_breaks_ties_by_who_got_there_first(void **state)
+{
+	struct fixture *f = *state;
+	set(f->st, "bob", "kafka", STATUS_DONE, NULL, 100);
+	set(f->st, "ana", "kafka", STATUS_DONE, NULL, 200);
+	set(f->st, "ana", "redis", STATUS_DONE, NULL, 300); /* ana reaches 2 first */
+	set(f->st, "bob", "redis", STATUS_DONE, NULL, 400);
+	set(f->st, "cy", "docker", STATUS_DONE, NULL, 500);
+	set(f->st, "dee", "docker", STATUS_SKIPPED, NULL, 500); /* skipped earns nothing */
+	struct ranking r = {{{0}}, {0}, 0};
+	assert_int_equal(store_ranking(f->st, "g", 0, 10, collect_ranking, &r), COHORT_OK);
+	assert_int_equal(r.n, 3);
+	assert_string_equal(r.names[0], "ana");
+	assert_string_equal(r.names[1], "bob");
+	assert_string_equal(r.names[2], "cy");
+	assert_int_equal(r.points[0], 2);
+	assert_int_equal(r.points[1], 2);
+	assert_int_equal(r.points[2], 1);
+	/* Since 250 everyone has one point; ana (300) before bob (400) before cy (500). */
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(store_ranking(f->st, "g", 250, 2, collect_ranking, &r), COHORT_OK);
+	assert_int_equal(r.n, 2); /* the limit holds */
+	assert_string_equal(r.names[0], "ana");
+	assert_string_equal(r.names[1], "bob");
+	/* Groups are separate. */
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(store_ranking(f->st, "other", 0, 10, collect_ranking, &r), COHORT_OK);
+	assert_int_equal(r.n, 0);
+}
+
+static void hostile_text_is_stored_verbatim(void **state)
+{
+	struct fixture *f = *state;
+	const char *evil = "'); DROP TABLE progress; -- \"@everyone\" \xe2\x80\xae";
+	struct store_change c = {"g", evil, evil, "kafka", STATUS_DONE, evil, evil, 1};
+	assert_int_equal(store_set_status(f->st, &c, NULL), COHORT_OK);
+	char *id, *name;
+	assert_int_equal(store_find_member(f->st, "g", evil, &id, &name), COHORT_OK);
+	assert_string_equal(id, evil);
+	assert_string_equal(name, evil);
+	free(id);
+	free(name);
+	assert_int_equal(status_of(f->st, evil, "kafka"), STATUS_DONE);
+}
+
+static void members_are_found_by_name_or_id(void **state)
+{
+	struct fixture *f = *state;
+	struct store_change c = {"g", "console:bob", "Bob", "kafka", STATUS_DONE, NULL, NULL, 1};
+	assert_int_equal(store_set_status(f->st, &c, NULL), COHORT_OK);
+	char *id, *name;
+	assert_int_equal(store_find_member(f->st, "g", "BOB", &id, &name), COHORT_OK);
+	assert_string_equal(id, "console:bob");
+	free(id);
+	free(name);
+	assert_int_equal(store_find_member(f->st, "g", "console:bob", &id, &name), COHORT_OK);
+	free(id);
+	free(name);
+	assert_int_equal(store_find_member(f->st, "g", "carol", &id, &name), COHORT_ERR_NOT_FOUND);
+	assert_int_equal(store_find_member(f->st, "h", "Bob", &id, &name), COHORT_ERR_NOT_FOUND);
+	int n;
+	assert_int_equal(store_member_count(f->st, "g", &n), COHORT_OK);
+	assert_int_equal(n, 1);
+}
+
+static void settings_and_adapter_state(void **state)
+{
+	struct fixture *f = *state;
+	struct store_settings s;
+	assert_int_equal(store_get_settings(f->st, "g", &s), COHORT_OK);
+	assert_null(s.digest_channel);
+	assert_null(s.timezone);
+	assert_int_equal(store_set_digest_channel(f->st, "g", "chan-1"), COHORT_OK);
+	assert_int_equal(store_set_digest_time(f->st, "g", "07:30", "Europe/Berlin"), COHORT_OK);
+	assert_int_equal(store_set_digest_time(f->st, "g", "08:00", NULL), COHORT_OK);
+	assert_int_equal(store_get_settings(f->st, "g", &s), COHORT_OK);
+	assert_string_equal(s.digest_channel, "chan-1");
+	assert_string_equal(s.digest_time, "08:00");
+	assert_string_equal(s.timezone, "Europe/Berlin"); /* kept when only the time changes */
+	store_settings_release(&s);
+	assert_int_equal(store_set_digest_channel(f->st, "g", NULL), COHORT_OK);
+	assert_int_equal(store_get_settings(f->st, "g", &s), COHORT_OK);
+	assert_null(s.digest_channel);
+	store_settings_release(&s);
+
+	char *v;
+	assert_int_equal(store_state_get(f->st, "matrix.next_batch", &v), COHORT_OK);
+	assert_null(v);
+	assert_int_equal(store_state_set(f->st, "matrix.next_batch", "s1"), COHORT_OK);
+	assert_int_equal(store_state_set(f->st, "matrix.next_batch", "s2"), COHORT_OK);
+	assert_int_equal(store_state_get(f->st, "matrix.next_batch", &v), COHORT_OK);
+	assert_string_equal(v, "s2");
+	free(v);
+}
+
+static void everything_survives_a_reopen(void **state)
+{
+	struct fixture *f = *state;
+	char err[COHORT_ERR_LEN];
+	assert_int_equal(set(f->st, "ana", "kafka", STATUS_DONE, "e1", 1), COHORT_OK);
+	store_free(f->st);
+	assert_int_equal(store_open(f->path, true, &f->st, err), COHORT_OK);
+	assert_int_equal(status_of(f->st, "ana", "kafka"), STATUS_DONE);
+	assert_int_equal(set(f->st, "ana", "kafka", STATUS_SKIPPED, "e1", 2), COHORT_ERR_DUPLICATE);
+}
+
+/* Every earlier schema version upgrades to the latest, keeping what it held. */
+static void upgrades_from_every_earlier_version(void **state)
+{
+	struct fixture *f = *state;
+	char err[COHORT_ERR_LEN];
+	for (int v = 0; v < store_schema_latest(); v++) {
+		char path[160];
+		snprintf(path, sizeof(path), "%s/v%d.db", f->dir, v);
+		assert_int_equal(store_create_at_version(path, v, err), COHORT_OK);
+		/* Data written at that version: a table of the user's own must survive too. */
+		sqlite3 *db;
+		assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+		assert_int_equal(sqlite3_exec(db, "CREATE TABLE keep_me (x); INSERT INTO keep_me "
+						  "VALUES (42);",
+					      NULL, NULL, NULL),
+				 SQLITE_OK);
+		sqlite3_close(db);
+		struct store *st;
+		if (store_open(path, false, &st, err))
+			fail_msg("upgrade from v%d: %s", v, err);
+		assert_int_equal(store_schema_version(st), store_schema_latest());
+		assert_int_equal(set(st, "ana", "kafka", STATUS_DONE, NULL, 1), COHORT_OK);
+		store_free(st);
+		assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+		sqlite3_stmt *s;
+		assert_int_equal(sqlite3_prepare_v2(db, "SELECT x FROM keep_me", -1, &s, NULL),
+				 SQLITE_OK);
+		assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+		assert_int_equal(sqlite3_column_int(s, 0), 42);
+		sqlite3_finalize(s);
+		sqlite3_close(db);
+	}
+}
+
+static void a_newer_schema_is_refused(void **state)
+{
+	struct fixture *f = *state;
+	char err[COHORT_ERR_LEN], path[160];
+	snprintf(path, sizeof(path), "%s/future.db", f->dir);
+	sqlite3 *db;
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	char sql[64];
+	snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", store_schema_latest() + 1);
+	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	struct store *st = NULL;
+	assert_int_equal(store_open(path, false, &st, err), COHORT_ERR_STORE);
+	assert_null(st);
+	assert_non_null(strstr(err, "run a newer cohort"));
+}
+
+static void a_failed_migration_changes_nothing(void **state)
+{
+	struct fixture *f = *state;
+	char err[COHORT_ERR_LEN], path[160];
+	snprintf(path, sizeof(path), "%s/clash.db", f->dir);
+	/* A table in the way makes migration 1 fail half-way: it must roll back whole. */
+	sqlite3 *db;
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "CREATE TABLE progress (x)", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	struct store *st = NULL;
+	assert_int_equal(store_open(path, false, &st, err), COHORT_ERR_STORE);
+	assert_non_null(strstr(err, "nothing was changed"));
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	sqlite3_stmt *s;
+	/* members (created before the clash) was rolled back; user_version is still 0. */
+	assert_int_not_equal(sqlite3_prepare_v2(db, "SELECT 1 FROM members", -1, &s, NULL),
+			     SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int(s, 0), 0);
+	sqlite3_finalize(s);
+	sqlite3_close(db);
+}
+
+static void an_unwritable_path_is_a_clear_error(void **state)
+{
+	(void)state;
+	char err[COHORT_ERR_LEN];
+	struct store *st = NULL;
+	assert_int_equal(store_open("/nonexistent-dir/x.db", false, &st, err), COHORT_ERR_STORE);
+	assert_non_null(strstr(err, "/nonexistent-dir/x.db: cannot open the database"));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(a_new_store_is_at_the_latest_schema, setup, teardown),
+		cmocka_unit_test_setup_teardown(changes_are_recorded_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(undo_walks_back_and_restores_time_and_note, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(undo_with_a_replayed_source_is_applied_once, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(ranking_breaks_ties_by_who_got_there_first, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(hostile_text_is_stored_verbatim, setup, teardown),
+		cmocka_unit_test_setup_teardown(members_are_found_by_name_or_id, setup, teardown),
+		cmocka_unit_test_setup_teardown(settings_and_adapter_state, setup, teardown),
+		cmocka_unit_test_setup_teardown(everything_survives_a_reopen, setup, teardown),
+		cmocka_unit_test_setup_teardown(upgrades_from_every_earlier_version, setup, teardown),
+		cmocka_unit_test_setup_teardown(a_newer_schema_is_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(a_failed_migration_changes_nothing, setup, teardown),
+		cmocka_unit_test_setup_teardown(an_unwritable_path_is_a_clear_error, setup, teardown),
+	};
+	return cmocka_run_group_tests_name("store", tests, NULL, NULL);
+}

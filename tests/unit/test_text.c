@@ -1,0 +1,116 @@
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "bot/text.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static void key_ignores_case_and_punctuation(void **state)
+{
+	(void)state;
+	const char *same[] = {"RabbitMQ", "rabbit mq", "Rabbit-MQ!", " rabbitmq "};
+	for (size_t i = 0; i < 4; i++) {
+		char *k = text_key(same[i]);
+		assert_string_equal(k, "rabbitmq");
+		free(k);
+	}
+	char *k = text_key("Caf\xc3\xa9 I/O");
+	assert_string_equal(k, "caf\xc3\xa9io");
+	free(k);
+}
+
+static void slug_joins_words_with_dashes(void **state)
+{
+	(void)state;
+	struct {
+		const char *in, *out;
+	} cases[] = {{"PostgreSQL", "postgresql"},
+		     {"CI / CD", "ci-cd"},
+		     {"Node.js", "node-js"},
+		     {"How OSs work in General", "how-oss-work-in-general"},
+		     {"  Instrumentation, Monitoring, and Telemetry ", "instrumentation-monitoring-and-telemetry"},
+		     {"!!!", ""}};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *s = text_slug(cases[i].in);
+		assert_string_equal(s, cases[i].out);
+		free(s);
+	}
+}
+
+static void distance_counts_edits(void **state)
+{
+	(void)state;
+	assert_int_equal(text_distance("kafka", "kafka", 3), 0);
+	assert_int_equal(text_distance("kubernets", "kubernetes", 3), 1);
+	assert_int_equal(text_distance("rdeis", "redis", 3), 1); /* transposition */
+	assert_int_equal(text_distance("", "abc", 5), 3);
+	assert_int_equal(text_distance("abcdef", "uvwxyz", 2), 3); /* capped at max + 1 */
+	assert_int_equal(text_distance("a", "abcdefgh", 3), 4);
+}
+
+static void utf8_validation(void **state)
+{
+	(void)state;
+	const char *ok = "h\xc3\xa9llo \xe2\x9c\x93 \xf0\x9f\x8e\x89";
+	assert_true(text_utf8_valid(ok, strlen(ok)));
+	assert_false(text_utf8_valid("\xc3", 1));           /* truncated */
+	assert_false(text_utf8_valid("\xc0\xaf", 2));       /* overlong */
+	assert_false(text_utf8_valid("\xed\xa0\x80", 3));   /* surrogate */
+	assert_false(text_utf8_valid("\xf4\x90\x80\x80", 4)); /* above U+10FFFF */
+	assert_false(text_utf8_valid("\xff", 1));
+}
+
+static void printable_replaces_controls(void **state)
+{
+	(void)state;
+	struct strbuf sb = STRBUF_INIT;
+	text_add_printable(&sb, "a\x1b[2Jb\nc\xff\xc2\x9b", false);
+	assert_string_equal(sb_str(&sb), "a\xef\xbf\xbd[2Jb\xef\xbf\xbd" "c\xef\xbf\xbd\xef\xbf\xbd");
+	sb_release(&sb);
+	text_add_printable(&sb, "x\ny", true);
+	assert_string_equal(sb_str(&sb), "x\ny");
+	sb_release(&sb);
+}
+
+static void bars_and_percent(void **state)
+{
+	(void)state;
+	assert_int_equal(text_percent(23, 84), 27);
+	assert_int_equal(text_percent(0, 0), 0);
+	assert_int_equal(text_percent(84, 84), 100);
+	struct strbuf sb = STRBUF_INIT;
+	text_bar(&sb, 1, 84, 4); /* any progress shows one cell */
+	assert_string_equal(sb_str(&sb), "\u2588\u2591\u2591\u2591");
+	sb_release(&sb);
+	text_bar(&sb, 2, 4, 4);
+	assert_string_equal(sb_str(&sb), "\u2588\u2588\u2591\u2591");
+	sb_release(&sb);
+	assert_int_equal(text_width("\u2588ab"), 3);
+}
+
+static void trim_and_compare(void **state)
+{
+	(void)state;
+	char s[] = " \t hello world \r\n";
+	assert_string_equal(text_trim(s), "hello world");
+	assert_true(text_ieq("Week", "wEEK"));
+	assert_false(text_ieq("week", "weeks"));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(key_ignores_case_and_punctuation),
+		cmocka_unit_test(slug_joins_words_with_dashes),
+		cmocka_unit_test(distance_counts_edits),
+		cmocka_unit_test(utf8_validation),
+		cmocka_unit_test(printable_replaces_controls),
+		cmocka_unit_test(bars_and_percent),
+		cmocka_unit_test(trim_and_compare),
+	};
+	return cmocka_run_group_tests_name("text", tests, NULL, NULL);
+}
