@@ -46,7 +46,7 @@ MAIN_OBJ = $(BUILD)/bot/main.o
 UNIT_TESTS = test_text test_toml test_config test_roadmap test_store test_commands test_clock
 UNIT_BINS = $(UNIT_TESTS:%=$(BUILD)/tests/%)
 
-.PHONY: all run test unit integration deps install uninstall clean format
+.PHONY: all run test unit integration deps install uninstall clean format fuzz
 all: $(BUILD)/cohort
 
 $(BUILD)/cohort: $(CORE_OBJ) $(MAIN_OBJ) | check-deps
@@ -93,6 +93,31 @@ integration: $(BUILD)/cohort
 test: deps
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory integration
+
+# Fuzzing (clang libFuzzer): each target runs FUZZ_SECONDS from its checked-in corpus
+# (tests/fuzz/corpus/NAME); new inputs go to build/fuzz/corpus, crashes to build/fuzz/.
+FUZZ_TARGETS = toml roadmap args
+FUZZ_SECONDS ?= 30
+FUZZ_SRC = bot/err.c bot/util.c bot/log.c bot/text.c bot/toml.c bot/roadmap.c bot/cmdline.c
+FUZZ_FLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L -I. -g -O1 \
+             -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_SRC) $(BUILD)/gen/default_roadmap.c
+	@mkdir -p $(dir $@)
+	@echo "  FUZZ    $@"
+	$(Q)clang $(FUZZ_FLAGS) -o $@ $^
+
+fuzz: $(FUZZ_TARGETS:%=build/fuzz/fuzz_%)
+	@for t in $(FUZZ_TARGETS); do \
+		mkdir -p build/fuzz/corpus/$$t; \
+		echo "== fuzz_$$t for $(FUZZ_SECONDS)s"; \
+		if ! build/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -max_len=8192 \
+			-print_final_stats=1 -artifact_prefix=build/fuzz/$$t- \
+			build/fuzz/corpus/$$t tests/fuzz/corpus/$$t > build/fuzz/$$t.log 2>&1; then \
+			tail -n 40 build/fuzz/$$t.log; exit 1; \
+		fi; \
+		grep -E "^stat::(number_of_executed_units|peak_rss_mb)" build/fuzz/$$t.log; \
+	done
 
 install: $(BUILD)/cohort
 	install -d $(DESTDIR)$(BINDIR)

@@ -610,9 +610,11 @@ void roadmap_split_args(const struct roadmap *rm, const char *args, char **topic
 		return;
 	}
 	char *all = text_trim(xstrdup(args));
-	/* Word boundaries, longest leading run first. */
+	/* Word boundaries, longest leading run first. A run far longer than any name
+	 * (even with punctuation around it) cannot be one, so the search starts there. */
 	size_t len = strlen(all);
-	for (size_t cut = len; cut > 0; cut--) {
+	size_t longest = 2 * ROADMAP_MAX_NAME;
+	for (size_t cut = len < longest ? len : longest; cut > 0; cut--) {
 		if (cut < len && all[cut] != ' ' && all[cut] != '\t')
 			continue;
 		if (cut < len && (all[cut - 1] == ' ' || all[cut - 1] == '\t'))

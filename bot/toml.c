@@ -263,7 +263,8 @@ static int parse_integer(struct parser *ps, struct toml_value *v)
 				return fail(ps, "dates and times are not supported (write them as a \"string\")");
 			if ((numeric && (memchr(start, '.', n) || memchr(start, 'e', n) ||
 					 memchr(start, 'E', n))) ||
-			    strncmp(d, "inf", 3) == 0 || strncmp(d, "nan", 3) == 0)
+			    (n - (size_t)(d - start) >= 3 &&
+			     (memcmp(d, "inf", 3) == 0 || memcmp(d, "nan", 3) == 0)))
 				return fail(ps, "floating-point values are not supported (use an integer)");
 			return fail(ps, "invalid value '%.*s' (strings need quotes: \"%.*s\")",
 				    (int)(n > 40 ? 40 : n), start, (int)(n > 40 ? 40 : n), start);

@@ -6,8 +6,10 @@
 
 #include "bot/err.h"
 #include "bot/toml.h"
+#include "replay.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static struct toml_doc *parse_ok(const char *text)
@@ -135,6 +137,30 @@ static void accepts_empty_input_and_bom(void **state)
 	toml_free(doc);
 }
 
+static void parse_one(const char *data, size_t len)
+{
+	char err[COHORT_ERR_LEN];
+	struct toml_doc *doc = NULL;
+	if (toml_parse(data, len, "regression.toml", &doc, err) == COHORT_OK)
+		toml_free(doc);
+	else
+		assert_null(doc);
+}
+
+static void inputs_that_once_crashed_the_fuzzer(void **state)
+{
+	(void)state;
+	assert_true(replay_dir("tests/fuzz/regressions/toml", parse_one) >= 1);
+	/* The first one: "ogl=i" read past the end checking for "inf". */
+	char *exact = malloc(5);
+	memcpy(exact, "ogl=i", 5);
+	char err[COHORT_ERR_LEN];
+	struct toml_doc *doc = NULL;
+	assert_int_equal(toml_parse(exact, 5, "t.toml", &doc, err), COHORT_ERR_PARSE);
+	assert_non_null(strstr(err, "strings need quotes"));
+	free(exact);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -142,6 +168,7 @@ int main(void)
 		cmocka_unit_test(refuses_what_it_does_not_support),
 		cmocka_unit_test(refuses_binary_and_huge_input),
 		cmocka_unit_test(accepts_empty_input_and_bom),
+		cmocka_unit_test(inputs_that_once_crashed_the_fuzzer),
 	};
 	return cmocka_run_group_tests_name("toml", tests, NULL, NULL);
 }
