@@ -38,8 +38,8 @@ LIBS = $(PKG_LIBS) -lpthread
 
 # The product core (bot/), the store, and the console adapter; main.c is the CLI.
 CORE_SRC = bot/err.c bot/util.c bot/log.c bot/text.c bot/clock.c bot/toml.c bot/config.c \
-           bot/roadmap.c bot/reply.c bot/commands.c bot/digest.c bot/export.c bot/cmdline.c \
-           store/store.c adapters/console.c
+           bot/roadmap.c bot/reply.c bot/bot.c bot/commands.c bot/leaderboard.c bot/digest.c \
+           bot/scheduler.c bot/export.c bot/cmdline.c store/store.c adapters/console.c
 CORE_OBJ = $(CORE_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/default_roadmap.o
 MAIN_OBJ = $(BUILD)/bot/main.o
 

@@ -7,6 +7,7 @@
 #include "bot/util.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -19,6 +20,10 @@ struct console {
 	char *group_id;
 	volatile sig_atomic_t own_stop;
 	bool tty;
+	struct strbuf in;  /* bytes read and not yet taken as lines */
+	bool eof;
+	bool discarding;   /* inside a line that was too long */
+	bool need_prompt;
 };
 
 static bool stopping(const struct console *c)
@@ -27,33 +32,56 @@ static bool stopping(const struct console *c)
 }
 
 /*
- * Reads one line (without its newline) into sb, keeping at most
- * CONSOLE_MAX_LINE bytes. Returns 1 for a line, 0 at end of input or on stop,
- * -1 when the line was too long (and has been skipped).
+ * Takes the next complete line (without its newline) out of the input buffer.
+ * Returns 1 for a line, 0 when no complete line is buffered, -1 when a line
+ * went over CONSOLE_MAX_LINE (it is skipped up to its newline).
  */
-static int read_line(struct console *c, struct strbuf *sb)
+static int take_line(struct console *c, struct strbuf *line)
 {
-	bool too_long = false;
-	sb_truncate(sb, 0);
-	for (;;) {
-		int ch = getc(c->o.in);
-		if (ch == EOF) {
-			if (ferror(c->o.in) && errno == EINTR && !stopping(c)) {
-				clearerr(c->o.in);
-				continue;
-			}
-			if (sb->len == 0 && !too_long)
-				return 0;
-			break;
+	char *nl = c->in.len ? memchr(c->in.buf, '\n', c->in.len) : NULL;
+	if (!nl) {
+		if (c->in.len > CONSOLE_MAX_LINE && !c->discarding) {
+			c->discarding = true;
+			sb_truncate(&c->in, 0);
+			return -1;
 		}
-		if (ch == '\n')
-			break;
-		if (sb->len < CONSOLE_MAX_LINE)
-			sb_addc(sb, (char)ch);
-		else
-			too_long = true;
+		if (c->discarding)
+			sb_truncate(&c->in, 0);
+		return 0;
 	}
-	return too_long ? -1 : 1;
+	size_t n = (size_t)(nl - c->in.buf);
+	bool skip = c->discarding || n > CONSOLE_MAX_LINE;
+	sb_truncate(line, 0);
+	if (!skip)
+		sb_add(line, c->in.buf, n);
+	memmove(c->in.buf, nl + 1, c->in.len - n - 1);
+	sb_truncate(&c->in, c->in.len - n - 1);
+	if (c->discarding) {
+		c->discarding = false;
+		return take_line(c, line);
+	}
+	return skip ? -1 : 1;
+}
+
+/* Waits for input (running the tick meanwhile) and appends what arrives. */
+static void fill(struct console *c)
+{
+	int64_t wait = c->o.tick ? c->o.tick(c->o.tick_ud) : -1;
+	if (c->tty && c->need_prompt) {
+		fprintf(c->o.out, "%s> ", c->o.member);
+		fflush(c->o.out);
+		c->need_prompt = false;
+	}
+	struct pollfd pfd = {c->o.in, POLLIN, 0};
+	int n = poll(&pfd, 1, wait < 0 || wait > 60000 ? 60000 : (int)wait);
+	if (n <= 0)
+		return; /* time to tick again, or a signal */
+	char buf[4096];
+	ssize_t got = read(c->o.in, buf, sizeof(buf));
+	if (got > 0)
+		sb_add(&c->in, buf, (size_t)got);
+	else if (got == 0 || errno != EINTR)
+		c->eof = true;
 }
 
 static void print_reply(struct console *c, const struct reply *r)
@@ -139,19 +167,26 @@ static int console_run(void *self)
 		fprintf(c->o.out, "cohort console \u2014 you are %s in group %s. /help lists the "
 				  "commands; Ctrl-D quits.\n",
 			c->o.member, c->o.group);
+	c->need_prompt = true;
 	while (!stopping(c)) {
-		if (c->tty) {
-			fprintf(c->o.out, "%s> ", c->o.member);
-			fflush(c->o.out);
-		}
-		int rc = read_line(c, &line);
-		if (rc == 0)
-			break;
-		if (rc < 0) {
+		int rc = take_line(c, &line);
+		if (rc > 0) {
+			handle_line(c, line.buf);
+			c->need_prompt = true;
+		} else if (rc < 0) {
 			notice(c, "That line is too long", "Lines may be up to 16384 bytes.");
-			continue;
+		} else if (c->eof) {
+			/* A last line without a newline still counts. */
+			if (c->in.len && !c->discarding) {
+				sb_truncate(&line, 0);
+				sb_add(&line, c->in.buf, c->in.len);
+				sb_truncate(&c->in, 0);
+				handle_line(c, line.buf);
+			}
+			break;
+		} else {
+			fill(c);
 		}
-		handle_line(c, line.buf);
 	}
 	sb_release(&line);
 	return COHORT_OK;
@@ -164,9 +199,13 @@ static void console_stop(void *self)
 
 static int console_post(void *self, const char *channel_id, const struct reply *r)
 {
+	struct console *c = self;
 	(void)channel_id;
-	print_reply(self, r);
-	return COHORT_OK;
+	if (c->tty)
+		fputc('\n', c->o.out); /* below the waiting prompt */
+	print_reply(c, r);
+	c->need_prompt = true;
+	return ferror(c->o.out) ? COHORT_ERR_IO : COHORT_OK;
 }
 
 static void console_free(void *self)
@@ -175,6 +214,7 @@ static void console_free(void *self)
 	if (!c)
 		return;
 	free(c->group_id);
+	sb_release(&c->in);
 	free(c);
 }
 
@@ -188,6 +228,6 @@ struct adapter console_new(struct bot *b, const struct console_opts *opts)
 	c->bot = b;
 	c->o = *opts;
 	c->group_id = xasprintf("console:%s", opts->group);
-	c->tty = isatty(fileno(opts->in));
+	c->tty = isatty(opts->in);
 	return (struct adapter){&console_ops, c};
 }

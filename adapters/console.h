@@ -9,6 +9,7 @@
 #include "bot/adapter.h"
 
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 
 struct bot;
@@ -19,8 +20,16 @@ struct bot;
 struct console_opts {
 	const char *member; /* the owner's name */
 	const char *group;  /* group name: the group id is "console:NAME" */
-	FILE *in, *out;
+	int in;             /* file descriptor to read lines from */
+	FILE *out;
 	volatile sig_atomic_t *stop; /* set by a signal handler: stop reading */
+	/*
+	 * Called whenever the console waits for input (may be NULL): runs what is
+	 * due (the digest) and returns how many milliseconds to wait at most
+	 * before calling it again (-1: no limit).
+	 */
+	int64_t (*tick)(void *ud);
+	void *tick_ud;
 };
 
 /* A console adapter over bot (borrowed). opts are copied; the strings must outlive it. */

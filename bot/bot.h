@@ -24,7 +24,11 @@ struct bot_opts {
 
 struct bot;
 
-struct bot *bot_new(const struct bot_opts *opts);
+/*
+ * Makes a bot over opts' store and roadmap, and gives the store the group
+ * calendar for week and month scores. Returns COHORT_OK or COHORT_ERR_STORE.
+ */
+int bot_new(const struct bot_opts *opts, struct bot **out);
 void bot_free(struct bot *b);
 
 /*
@@ -35,8 +39,11 @@ void bot_free(struct bot *b);
  */
 int bot_handle(struct bot *b, const struct event *ev, struct reply *out);
 
-/* Builds the group's digest for the local day containing now into *out. */
+/* Builds the group's digest at the bot's clock into *out (a preview: nothing is recorded). */
 int bot_digest(struct bot *b, const char *group_id, struct reply *out);
+
+/* The clock the bot runs on (Unix ms). */
+int64_t bot_now(struct bot *b);
 
 /* The command names, in help order, NULL-terminated. */
 const char *const *bot_command_names(void);

@@ -20,8 +20,6 @@ struct bot {
 	void *now_ud;
 };
 
-int64_t bot_now(struct bot *b);
-
 /* A group's effective settings: its own, or the configured defaults. */
 struct group_prefs {
 	char timezone[80];
@@ -43,26 +41,8 @@ struct tally bot_tally(const struct bot *b, const enum store_status *statuses, c
 /* "23/84 · 27%" (skipped topics count toward the percentage, not the points). */
 void bot_format_tally(struct strbuf *sb, const struct tally *t);
 
-/* Consecutive local days, ending today or yesterday, with at least one done. */
-int bot_streak(struct bot *b, const char *group_id, const char *member_id, const char *timezone,
-	       int64_t now, int *streak);
-
-struct rank_row {
-	char *member_id;
-	char *member_name;
-	int points;
-	int rank; /* shared on ties */
-	int64_t reached_at;
-};
-/* The group's top `limit` members since `since` (0: all time), ranks filled in. */
-int bot_ranking(struct bot *b, const char *group_id, int64_t since, int limit,
-		struct rank_row **rows, size_t *n);
-void rank_rows_free(struct rank_row *rows, size_t n);
-
 /* The topic's name with its place: "Kafka (Message Brokers)". */
 void bot_topic_label(const struct bot *b, size_t topic, struct strbuf *sb);
 
-/* Builds the digest of group_id for the window ending now. */
-int digest_build(struct bot *b, const char *group_id, struct reply *out);
 
 #endif

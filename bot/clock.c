@@ -15,6 +15,80 @@ int64_t clock_real_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Days from 1970-01-01 to a civil date (Howard Hinnant's algorithm), zone-free. */
+static long days_from_civil(long y, long m, long d)
+{
+	y -= m <= 2;
+	long era = (y >= 0 ? y : y - 399) / 400;
+	long yoe = y - era * 400;
+	long doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	long doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + doe - 719468;
+}
+
+struct fake_clock {
+	bool checked;
+	bool on;
+	int64_t start;     /* process-clock time at the first reading */
+	int64_t real_base; /* monotonic ms at the first reading */
+	double rate;
+};
+
+static struct fake_clock fake;
+
+static int64_t monotonic_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void fake_clock_init(void)
+{
+	fake.checked = true;
+	const char *now = getenv("COHORT_FAKE_NOW");
+	if (!now || !*now)
+		return;
+	char *end = NULL;
+	long long ms = strtoll(now, &end, 10);
+	if (end && *end == '-') {
+		int y, mo, d, h, mi, sec;
+		if (sscanf(now, "%d-%d-%dT%d:%d:%d", &y, &mo, &d, &h, &mi, &sec) != 6)
+			return;
+		ms = ((long long)days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec) * 1000;
+	} else if (!end || *end) {
+		return;
+	}
+	const char *rate = getenv("COHORT_FAKE_RATE");
+	fake.rate = rate && *rate ? strtod(rate, NULL) : 1.0;
+	if (!(fake.rate > 0))
+		fake.rate = 1.0;
+	fake.on = true;
+	fake.start = ms;
+	fake.real_base = monotonic_ms();
+}
+
+int64_t clock_now_ms(void)
+{
+	if (!fake.checked)
+		fake_clock_init();
+	if (!fake.on)
+		return clock_real_ms();
+	return fake.start + (int64_t)((double)(monotonic_ms() - fake.real_base) * fake.rate);
+}
+
+int64_t clock_real_wait_ms(int64_t ms)
+{
+	if (!fake.checked)
+		fake_clock_init();
+	if (ms <= 0)
+		return 0;
+	if (!fake.on)
+		return ms;
+	int64_t real = (int64_t)((double)ms / fake.rate);
+	return real > 0 ? real : 1;
+}
+
 bool tz_valid(const char *zone)
 {
 	if (!zone || !*zone || strlen(zone) > 64 || zone[0] == '/' || strstr(zone, ".."))
@@ -95,16 +169,7 @@ int64_t tz_month_start(const char *zone, int64_t t)
 long tz_day_number(const char *zone, int64_t t)
 {
 	struct tm tm = local_tm(zone, t);
-	/* Days from civil date (Howard Hinnant's algorithm), independent of zone offsets. */
-	long y = tm.tm_year + 1900;
-	long m = tm.tm_mon + 1;
-	long d = tm.tm_mday;
-	y -= m <= 2;
-	long era = (y >= 0 ? y : y - 399) / 400;
-	long yoe = y - era * 400;
-	long doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-	long doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-	return era * 146097 + doe - 719468;
+	return days_from_civil(tm.tm_year + 1900L, tm.tm_mon + 1L, tm.tm_mday);
 }
 
 int64_t tz_at_time(const char *zone, int64_t t, int hh, int mm)

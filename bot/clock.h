@@ -13,6 +13,15 @@
 /* The real time now, in Unix milliseconds. */
 int64_t clock_real_ms(void);
 
+/*
+ * The process clock, in Unix milliseconds: the real time, or for tests a
+ * clock that starts at COHORT_FAKE_NOW (Unix ms, or "YYYY-MM-DDTHH:MM:SSZ")
+ * and runs COHORT_FAKE_RATE times faster than real time (default 1).
+ */
+int64_t clock_now_ms(void);
+/* How many real milliseconds pass while the process clock advances ms. */
+int64_t clock_real_wait_ms(int64_t ms);
+
 /* True when zone names a time zone in the system's zoneinfo database ("UTC" included). */
 bool tz_valid(const char *zone);
 

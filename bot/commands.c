@@ -1,5 +1,8 @@
 #include "bot_internal.h"
 
+#include "digest.h"
+#include "leaderboard.h"
+
 #include "clock.h"
 #include "err.h"
 #include "log.h"
@@ -79,189 +82,6 @@ const char *const *bot_command_names(void)
 	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
 		names[i] = commands[i].name;
 	return names;
-}
-
-static int64_t real_now(void *ud)
-{
-	(void)ud;
-	return clock_real_ms();
-}
-
-struct bot *bot_new(const struct bot_opts *o)
-{
-	struct bot *b = xcalloc(1, sizeof(*b));
-	b->store = o->store;
-	b->rm = o->roadmap;
-	b->digest_time = xstrdup(o->digest_time ? o->digest_time : "18:00");
-	b->timezone = xstrdup(o->timezone ? o->timezone : "UTC");
-	b->now = o->now ? o->now : real_now;
-	b->now_ud = o->now_ud;
-	return b;
-}
-
-void bot_free(struct bot *b)
-{
-	if (!b)
-		return;
-	free(b->digest_time);
-	free(b->timezone);
-	free(b);
-}
-
-int64_t bot_now(struct bot *b)
-{
-	return b->now(b->now_ud);
-}
-
-int bot_group_prefs(struct bot *b, const char *group_id, struct group_prefs *out)
-{
-	struct store_settings s;
-	memset(out, 0, sizeof(*out));
-	int rc = store_get_settings(b->store, group_id, &s);
-	if (rc)
-		return rc;
-	snprintf(out->timezone, sizeof(out->timezone), "%s",
-		 s.timezone && tz_valid(s.timezone) ? s.timezone : b->timezone);
-	snprintf(out->digest_time, sizeof(out->digest_time), "%s",
-		 s.digest_time ? s.digest_time : b->digest_time);
-	out->digest_channel = s.digest_channel;
-	s.digest_channel = NULL;
-	store_settings_release(&s);
-	return COHORT_OK;
-}
-
-void group_prefs_release(struct group_prefs *p)
-{
-	free(p->digest_channel);
-	p->digest_channel = NULL;
-}
-
-struct statuses_ctx {
-	const struct roadmap *rm;
-	enum store_status *out;
-};
-
-static int collect_status(const struct store_row *row, void *ud)
-{
-	struct statuses_ctx *c = ud;
-	long t = roadmap_find_id(c->rm, row->topic_id);
-	if (t >= 0)
-		c->out[t] = row->status;
-	return 0;
-}
-
-int bot_member_statuses(struct bot *b, const char *group_id, const char *member_id,
-			enum store_status *statuses)
-{
-	memset(statuses, 0, roadmap_topic_count(b->rm) * sizeof(*statuses));
-	struct statuses_ctx c = {b->rm, statuses};
-	return store_member_progress(b->store, group_id, member_id, collect_status, &c);
-}
-
-struct tally bot_tally(const struct bot *b, const enum store_status *statuses, const bool *only)
-{
-	struct tally t = {0, 0, 0, 0};
-	size_t n = roadmap_topic_count(b->rm);
-	for (size_t i = 0; i < n; i++) {
-		if (only && !only[i])
-			continue;
-		t.total++;
-		t.done += statuses[i] == STATUS_DONE;
-		t.skipped += statuses[i] == STATUS_SKIPPED;
-		t.in_progress += statuses[i] == STATUS_IN_PROGRESS;
-	}
-	return t;
-}
-
-void bot_format_tally(struct strbuf *sb, const struct tally *t)
-{
-	sb_addf(sb, "%d/%d", t->done, t->total);
-	if (t->skipped)
-		sb_addf(sb, " (+%d skipped)", t->skipped);
-	sb_addf(sb, " \u00b7 %d%%", text_percent(t->done + t->skipped, t->total));
-}
-
-struct streak_ctx {
-	const char *tz;
-	long today;
-	long expect; /* the day that continues the streak */
-	int streak;
-};
-
-static int streak_step(int64_t at, void *ud)
-{
-	struct streak_ctx *c = ud;
-	long day = tz_day_number(c->tz, at);
-	if (c->expect < 0) {
-		/* The newest done must be today or yesterday for a streak to be current. */
-		if (day < c->today - 1)
-			return 1;
-		c->expect = day;
-	}
-	if (day == c->expect) {
-		c->streak++;
-		c->expect--;
-		return 0;
-	}
-	if (day > c->expect)
-		return 0; /* another done on a day already counted */
-	return 1;
-}
-
-int bot_streak(struct bot *b, const char *group_id, const char *member_id, const char *timezone,
-	       int64_t now, int *streak)
-{
-	struct streak_ctx c = {timezone, tz_day_number(timezone, now), -1, 0};
-	int rc = store_done_times(b->store, group_id, member_id, streak_step, &c);
-	*streak = c.streak;
-	return rc;
-}
-
-struct rank_ctx {
-	struct rank_row *rows;
-	size_t n, cap;
-};
-
-static int collect_rank(const struct store_rank *r, void *ud)
-{
-	struct rank_ctx *c = ud;
-	grow_array((void **)&c->rows, &c->cap, c->n + 1, sizeof(*c->rows));
-	struct rank_row *row = &c->rows[c->n];
-	row->member_id = xstrdup(r->member_id);
-	row->member_name = xstrdup(r->member_name);
-	row->points = r->points;
-	row->reached_at = r->reached_at;
-	row->rank = c->n > 0 && c->rows[c->n - 1].points == r->points ? c->rows[c->n - 1].rank
-								     : (int)c->n + 1;
-	c->n++;
-	return 0;
-}
-
-int bot_ranking(struct bot *b, const char *group_id, int64_t since, int limit,
-		struct rank_row **rows, size_t *n)
-{
-	struct rank_ctx c = {NULL, 0, 0};
-	int rc = store_ranking(b->store, group_id, since, limit, collect_rank, &c);
-	*rows = c.rows;
-	*n = c.n;
-	return rc;
-}
-
-void rank_rows_free(struct rank_row *rows, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		free(rows[i].member_id);
-		free(rows[i].member_name);
-	}
-	free(rows);
-}
-
-void bot_topic_label(const struct bot *b, size_t topic, struct strbuf *sb)
-{
-	const struct rm_topic *t = roadmap_topic(b->rm, topic);
-	sb_adds(sb, t->name);
-	if (*t->path)
-		sb_addf(sb, " (%s)", t->path);
 }
 
 /* "a", "a or b", "a, b or c" of the candidates' names. */
@@ -601,7 +421,8 @@ static int cmd_progress(struct bot *b, const struct event *ev, struct reply *r)
 	bool *in = xcalloc(n, sizeof(*in));
 	struct group_prefs prefs;
 	struct strbuf sb = STRBUF_INIT;
-	int streak = 0;
+	struct streaks streak = {0, 0};
+	struct leaderboard own = {0};
 	int rc = bot_member_statuses(b, ev->group_id, id, st);
 	if (!rc)
 		rc = bot_group_prefs(b, ev->group_id, &prefs);
@@ -609,8 +430,10 @@ static int cmd_progress(struct bot *b, const struct event *ev, struct reply *r)
 		store_failed(r);
 		goto out;
 	}
-	rc = bot_streak(b, ev->group_id, id, prefs.timezone, bot_now(b), &streak);
+	rc = leaderboard_streaks(b, ev->group_id, id, prefs.timezone, bot_now(b), &streak);
 	group_prefs_release(&prefs);
+	if (!rc)
+		rc = leaderboard_build(b, ev->group_id, LB_ALL, 0, id, NULL, &own);
 	if (rc) {
 		store_failed(r);
 		goto out;
@@ -650,11 +473,19 @@ static int cmd_progress(struct bot *b, const struct event *ev, struct reply *r)
 			sb_addf(&sb, "%s%s", sb.len ? ", " : "", roadmap_topic(b->rm, i)->name);
 	if (sb.len)
 		reply_line(r, "In progress: %s", sb_str(&sb));
-	if (streak > 0)
-		reply_line(r, "Streak: %d day%s", streak, streak == 1 ? "" : "s");
+	if (streak.current > 0)
+		reply_line(r, "Streak: %d day%s (longest %d)", streak.current,
+			   streak.current == 1 ? "" : "s", streak.longest);
+	else if (streak.longest > 0)
+		reply_line(r, "Streak: none right now (longest %d) \u2014 finish a topic today.",
+			   streak.longest);
 	else
 		reply_line(r, "Streak: none yet \u2014 finish a topic today to start one.");
+	if (own.n)
+		reply_line(r, "Rank: #%d with %d point%s", own.rows[0].rank, own.rows[0].points,
+			   own.rows[0].points == 1 ? "" : "s");
 out:
+	leaderboard_release(&own);
 	sb_release(&sb);
 	free(st);
 	free(in);
@@ -663,68 +494,64 @@ out:
 	return rc;
 }
 
+/* One board row: "#1   ana      12 pts  streak 3  ▲2", names padded to width. */
+static void board_row(const struct leaderboard *lb, const struct lb_row *row, size_t width,
+		      struct strbuf *sb)
+{
+	sb_addf(sb, "#%-3d ", row->rank);
+	sb_adds(sb, row->member_name);
+	for (size_t w = text_width(row->member_name); w < width; w++)
+		sb_addc(sb, ' ');
+	sb_addf(sb, " %4d pt%s", row->points, row->points == 1 ? " " : "s");
+	if (row->streak > 0)
+		sb_addf(sb, "  streak %d", row->streak);
+	if (lb->has_previous && !row->ranked_before)
+		sb_adds(sb, "  new");
+	else if (row->movement > 0)
+		sb_addf(sb, "  \u25b2%d", row->movement);
+	else if (row->movement < 0)
+		sb_addf(sb, "  \u25bc%d", -row->movement);
+}
+
 static int cmd_leaderboard(struct bot *b, const struct event *ev, struct reply *r)
 {
 	char *arg = text_trim(xstrdup(ev->args));
-	struct group_prefs prefs;
-	int rc = bot_group_prefs(b, ev->group_id, &prefs);
-	if (rc) {
-		free(arg);
-		store_failed(r);
-		return rc;
-	}
-	int64_t now = bot_now(b), since = 0;
-	const char *period;
-	if (!*arg || text_ieq(arg, "all") || text_ieq(arg, "alltime") || text_ieq(arg, "all-time")) {
-		period = "all time";
-	} else if (text_ieq(arg, "week")) {
-		since = tz_week_start(prefs.timezone, now);
-		period = "this week";
-	} else if (text_ieq(arg, "month")) {
-		since = tz_month_start(prefs.timezone, now);
-		period = "this month";
-	} else {
+	enum lb_period period;
+	if (!lb_period_parse(arg, &period)) {
 		reply_title(r, REPLY_ERROR, "Unknown period \u201c%.*s\u201d", 40, arg);
 		reply_line(r, "Usage: /leaderboard [week|month|all]");
 		r->ephemeral = true;
 		free(arg);
-		group_prefs_release(&prefs);
 		return COHORT_OK;
 	}
 	free(arg);
-	struct rank_row *rows = NULL;
-	size_t nrows = 0;
-	rc = bot_ranking(b, ev->group_id, since, BOARD_SIZE, &rows, &nrows);
+	struct leaderboard lb;
+	int rc = leaderboard_build(b, ev->group_id, period, BOARD_SIZE, ev->member_id, NULL, &lb);
 	if (rc) {
-		group_prefs_release(&prefs);
 		store_failed(r);
 		return rc;
 	}
-	reply_title(r, REPLY_INFO, "Leaderboard \u2014 %s", period);
-	if (nrows == 0)
+	reply_title(r, REPLY_INFO, "Leaderboard \u2014 %s", lb_period_name(period));
+	if (lb.n == 0)
 		reply_line(r, "Nobody has finished a topic %s yet. Be the first: /done TOPIC",
-			   since ? period : "");
+			   period == LB_ALL ? "" : lb_period_name(period));
 	size_t width = 4;
-	for (size_t i = 0; i < nrows; i++) {
-		size_t w = text_width(rows[i].member_name);
+	for (size_t i = 0; i < lb.n; i++) {
+		size_t w = text_width(lb.rows[i].member_name);
 		width = w > width ? (w > 24 ? 24 : w) : width;
 	}
-	for (size_t i = 0; i < nrows; i++) {
-		int streak = 0;
-		bot_streak(b, ev->group_id, rows[i].member_id, prefs.timezone, now, &streak);
+	for (size_t i = 0; i < lb.n; i++) {
 		struct strbuf sb = STRBUF_INIT;
-		sb_addf(&sb, "#%-3d ", rows[i].rank);
-		sb_adds(&sb, rows[i].member_name);
-		for (size_t w = text_width(rows[i].member_name); w < width; w++)
-			sb_addc(&sb, ' ');
-		sb_addf(&sb, " %4d pt%s", rows[i].points, rows[i].points == 1 ? " " : "s");
-		if (streak > 0)
-			sb_addf(&sb, "  streak %d", streak);
+		/* The asker's own row, when beyond the top, comes after a gap. */
+		if (i == BOARD_SIZE)
+			reply_mono(r, "...");
+		board_row(&lb, &lb.rows[i], width, &sb);
 		reply_mono(r, "%s", sb_str(&sb));
 		sb_release(&sb);
 	}
-	rank_rows_free(rows, nrows);
-	group_prefs_release(&prefs);
+	if (lb.has_previous && period == LB_ALL && lb.n)
+		reply_line(r, "\u25b2\u25bc: places moved since the last digest.");
+	leaderboard_release(&lb);
 	return COHORT_OK;
 }
 
@@ -942,7 +769,7 @@ static int cmd_digest(struct bot *b, const struct event *ev, struct reply *r)
 		words[nw++] = w;
 	int rc = COHORT_OK;
 	if (nw == 0) {
-		rc = digest_build(b, ev->group_id, r);
+		rc = bot_digest(b, ev->group_id, r);
 		if (rc)
 			store_failed(r);
 		goto out;
@@ -986,7 +813,15 @@ static int cmd_digest(struct bot *b, const struct event *ev, struct reply *r)
 				      "America/New_York. Nothing was changed.");
 			goto out;
 		}
-		rc = store_set_digest_time(b->store, ev->group_id, words[1], nw == 3 ? words[2] : NULL);
+		struct group_prefs before;
+		rc = bot_group_prefs(b, ev->group_id, &before);
+		if (!rc)
+			rc = store_set_digest_time(b->store, ev->group_id, words[1],
+						   nw == 3 ? words[2] : NULL);
+		/* Weeks and months now start at the new zone's midnights: recount them. */
+		if (!rc && nw == 3 && strcmp(before.timezone, words[2]) != 0)
+			rc = store_rebuild_periods(b->store, ev->group_id);
+		group_prefs_release(&before);
 		if (rc) {
 			store_failed(r);
 			goto out;
@@ -1093,9 +928,4 @@ int bot_handle(struct bot *b, const struct event *ev, struct reply *out)
 	if (rc && rc != COHORT_ERR_DUPLICATE)
 		log_warn("bot", "/%s in %s failed: %s", c->name, ev->group_id, cohort_strerror(rc));
 	return rc;
-}
-
-int bot_digest(struct bot *b, const char *group_id, struct reply *out)
-{
-	return digest_build(b, group_id, out);
 }

@@ -1,7 +1,9 @@
-#include "bot_internal.h"
+#include "digest.h"
 
+#include "bot_internal.h"
 #include "clock.h"
 #include "err.h"
+#include "leaderboard.h"
 #include "roadmap.h"
 #include "text.h"
 #include "util.h"
@@ -10,11 +12,13 @@
 #include <string.h>
 
 #define DIGEST_TOP 5
+#define DIGEST_MAX_MEMBERS 15 /* news lines; the rest are summed up */
 
-/* What one member did in the window, gathered from the activity log. */
+/* What one member did in the window. */
 struct member_news {
 	char *member_id;
 	char *name;
+	bool is_new;
 	struct strbuf finished;
 	struct strbuf started;
 	int nfinished, nstarted;
@@ -22,9 +26,22 @@ struct member_news {
 
 struct news_ctx {
 	struct bot *b;
+	int64_t since;
 	struct member_news *m;
 	size_t n, cap;
 };
+
+static void add_topic(struct strbuf *sb, int *count, const char *name)
+{
+	/* A topic started, undone and started again is news once. */
+	const char *p = sb_str(sb);
+	size_t len = strlen(name);
+	for (const char *hit = strstr(p, name); hit; hit = strstr(hit + 1, name))
+		if ((hit == p || hit[-1] == ' ') && (hit[len] == '\0' || hit[len] == ','))
+			return;
+	sb_addf(sb, "%s%s", *count ? ", " : "", name);
+	++*count;
+}
 
 static int collect_news(const struct store_activity *a, void *ud)
 {
@@ -35,7 +52,7 @@ static int collect_news(const struct store_activity *a, void *ud)
 	if (t < 0)
 		return 0;
 	struct member_news *m = NULL;
-	for (size_t i = 0; i < c->n; i++)
+	for (size_t i = 0; i < c->n && !m; i++)
 		if (strcmp(c->m[i].member_id, a->member_id) == 0)
 			m = &c->m[i];
 	if (!m) {
@@ -44,160 +61,176 @@ static int collect_news(const struct store_activity *a, void *ud)
 		memset(m, 0, sizeof(*m));
 		m->member_id = xstrdup(a->member_id);
 		m->name = xstrdup(a->member_name);
+		m->is_new = a->member_since >= c->since;
 	}
 	const char *name = roadmap_topic(c->b->rm, (size_t)t)->name;
-	struct strbuf *sb = a->to == STATUS_DONE ? &m->finished : &m->started;
-	int *count = a->to == STATUS_DONE ? &m->nfinished : &m->nstarted;
-	if (strstr(sb_str(sb), name) == NULL) {
-		sb_addf(sb, "%s%s", *count ? ", " : "", name);
-		++*count;
-	}
+	if (a->to == STATUS_DONE)
+		add_topic(&m->finished, &m->nfinished, name);
+	else
+		add_topic(&m->started, &m->nstarted, name);
 	return 0;
 }
 
-struct group_ctx {
+static void news_release(struct news_ctx *c)
+{
+	for (size_t i = 0; i < c->n; i++) {
+		free(c->m[i].member_id);
+		free(c->m[i].name);
+		sb_release(&c->m[i].finished);
+		sb_release(&c->m[i].started);
+	}
+	free(c->m);
+}
+
+struct busiest {
 	struct bot *b;
-	int *doing; /* members in progress per topic */
+	long topic;
+	int count;
 };
 
-static int count_doing(const struct store_count *c, void *ud)
+static int find_busiest(const struct store_count *c, void *ud)
 {
-	struct group_ctx *g = ud;
-	long t = roadmap_find_id(g->b->rm, c->topic_id);
-	if (t >= 0)
-		g->doing[t] = c->in_progress;
+	struct busiest *x = ud;
+	long t = roadmap_find_id(x->b->rm, c->topic_id);
+	/* Ties go to the topic earlier in the roadmap, so the text is deterministic. */
+	if (t >= 0 && c->in_progress > 0 &&
+	    (c->in_progress > x->count || (c->in_progress == x->count && t < x->topic))) {
+		x->topic = t;
+		x->count = c->in_progress;
+	}
 	return 0;
 }
 
-/* The group's average completion in whole percent over members with any record. */
-struct avg_ctx {
-	struct bot *b;
-	char *member;
-	long sum_pct;
-	int members;
-	enum store_status *st;
-};
-
-static int add_member_pct(const struct store_row *row, void *ud)
+static void movement_mark(const struct leaderboard *lb, const struct lb_row *r, struct strbuf *sb)
 {
-	struct avg_ctx *c = ud;
-	if (!c->member || strcmp(c->member, row->member_id) != 0) {
-		if (c->member) {
-			struct tally t = bot_tally(c->b, c->st, NULL);
-			c->sum_pct += text_percent(t.done + t.skipped, t.total);
-			c->members++;
-		}
-		free(c->member);
-		c->member = xstrdup(row->member_id);
-		memset(c->st, 0, roadmap_topic_count(c->b->rm) * sizeof(*c->st));
-	}
-	long t = roadmap_find_id(c->b->rm, row->topic_id);
-	if (t >= 0)
-		c->st[t] = row->status;
-	return 0;
+	if (!lb->has_previous)
+		return;
+	if (!r->ranked_before)
+		sb_adds(sb, "  new");
+	else if (r->movement > 0)
+		sb_addf(sb, "  \u25b2%d", r->movement);
+	else if (r->movement < 0)
+		sb_addf(sb, "  \u25bc%d", -r->movement);
 }
 
-static int group_percent(struct bot *b, const char *group_id, int *pct, int *members)
+static void add_news(struct reply *r, const struct news_ctx *news)
 {
-	struct avg_ctx c = {b, NULL, 0, 0, xcalloc(roadmap_topic_count(b->rm), sizeof(*c.st))};
-	int rc = store_export(b->store, group_id, add_member_pct, &c);
-	if (c.member) {
-		struct tally t = bot_tally(b, c.st, NULL);
-		c.sum_pct += text_percent(t.done + t.skipped, t.total);
-		c.members++;
+	for (size_t i = 0; i < news->n && i < DIGEST_MAX_MEMBERS; i++) {
+		const struct member_news *m = &news->m[i];
+		struct strbuf sb = STRBUF_INIT;
+		sb_addf(&sb, "%s%s", m->name, m->is_new ? " joined the group and" : "");
+		if (m->nfinished)
+			sb_addf(&sb, " finished %s", sb_str(&m->finished));
+		if (m->nstarted)
+			sb_addf(&sb, "%s started %s", m->nfinished ? ";" : "", sb_str(&m->started));
+		reply_line(r, "%s", sb_str(&sb));
+		sb_release(&sb);
 	}
-	*pct = c.members ? (int)(c.sum_pct / c.members) : 0;
-	*members = c.members;
-	free(c.member);
-	free(c.st);
-	return rc;
+	if (news->n > DIGEST_MAX_MEMBERS)
+		reply_line(r, "... and %zu more members made progress.", news->n - DIGEST_MAX_MEMBERS);
 }
 
-int digest_build(struct bot *b, const char *group_id, struct reply *out)
+int digest_build(struct bot *b, const char *group_id, int64_t now, struct digest *out)
 {
+	memset(out, 0, sizeof(*out));
+	reply_init(&out->reply);
 	struct group_prefs p;
 	int rc = bot_group_prefs(b, group_id, &p);
 	if (rc)
 		return rc;
-	int64_t now = bot_now(b);
-	int hh = 18, mm = 0;
-	parse_hhmm(p.digest_time, &hh, &mm);
-	/* The window: since the most recent digest time before now. */
-	int64_t slot = tz_at_time(p.timezone, now, hh, mm);
-	if (slot > now)
-		slot = tz_at_time(p.timezone, tz_day_start(p.timezone, now, -1), hh, mm);
-	if (slot == now)
-		slot = tz_at_time(p.timezone, tz_day_start(p.timezone, now, -1), hh, mm);
+	tz_format(p.timezone, now, "%Y-%m-%d", out->local_date, sizeof(out->local_date));
 
-	struct news_ctx news = {b, NULL, 0, 0};
-	struct rank_row *rows = NULL;
-	size_t nrows = 0;
-	int *doing = xcalloc(roadmap_topic_count(b->rm), sizeof(int));
-	struct group_ctx g = {b, doing};
-	int pct = 0, members = 0;
-	char day[64];
-	rc = store_activity(b->store, group_id, slot, now + 1, collect_news, &news);
+	/* The window: since the previous digest, or the last day when there was none. */
+	struct store_digest prev;
+	int have_prev = store_digest_previous(b->store, group_id, out->local_date, &prev);
+	int64_t since = now - 86400000LL;
+	int prev_percent = -1;
+	if (have_prev == COHORT_OK) {
+		since = prev.recorded_at;
+		prev_percent = prev.group_percent;
+		store_digest_release(&prev);
+	} else if (have_prev != COHORT_ERR_NOT_FOUND) {
+		group_prefs_release(&p);
+		return have_prev;
+	}
+
+	struct news_ctx news = {b, since, NULL, 0, 0};
+	struct leaderboard lb = {0};
+	struct busiest busy = {b, -1, 0};
+	int members = 0, finished = 0;
+	rc = store_activity(b->store, group_id, since, now + 1, collect_news, &news);
 	if (!rc)
-		rc = bot_ranking(b, group_id, 0, DIGEST_TOP, &rows, &nrows);
+		rc = leaderboard_build(b, group_id, LB_ALL, DIGEST_SNAPSHOT, NULL, out->local_date, &lb);
 	if (!rc)
-		rc = store_topic_counts(b->store, group_id, count_doing, &g);
+		rc = store_in_progress_counts(b->store, group_id, find_busiest, &busy);
 	if (!rc)
-		rc = group_percent(b, group_id, &pct, &members);
+		rc = store_group_totals(b->store, group_id, &members, &finished);
 	if (rc)
 		goto out;
+	int total = (int)roadmap_topic_count(b->rm);
+	out->group_percent = members ? text_percent(finished, members * total) : 0;
+	out->ranks = xcalloc(lb.n, sizeof(*out->ranks));
+	for (size_t i = 0; i < lb.n; i++) {
+		out->ranks[i].member_id = xstrdup(lb.rows[i].member_id);
+		out->ranks[i].rank = lb.rows[i].rank;
+		out->ranks[i].points = lb.rows[i].points;
+	}
+	out->nranks = lb.n;
 
+	struct reply *r = &out->reply;
+	char day[64];
 	tz_format(p.timezone, now, "%A %d %B", day, sizeof(day));
-	reply_title(out, REPLY_INFO, "Daily digest \u2014 %s", day);
+	reply_title(r, REPLY_INFO, "Daily digest \u2014 %s", day);
 	if (news.n == 0) {
-		reply_line(out, "A quiet day: nobody logged progress since the last digest.");
-		reply_line(out, "One topic keeps a streak alive \u2014 /next shows yours.");
-	} else {
-		for (size_t i = 0; i < news.n; i++) {
-			struct member_news *m = &news.m[i];
-			struct strbuf sb = STRBUF_INIT;
-			sb_addf(&sb, "%s", m->name);
-			if (m->nfinished)
-				sb_addf(&sb, " finished %s", sb_str(&m->finished));
-			if (m->nstarted)
-				sb_addf(&sb, "%s started %s", m->nfinished ? ";" : "", sb_str(&m->started));
-			reply_line(out, "%s", sb_str(&sb));
-			sb_release(&sb);
-		}
+		reply_line(r, "A quiet day: nobody logged progress since the last digest.");
+		reply_line(r, "One topic keeps a streak alive \u2014 /next shows yours.");
+		goto out;
 	}
-	if (nrows) {
-		reply_line(out, "Top %zu:", nrows);
-		for (size_t i = 0; i < nrows; i++) {
-			int streak = 0;
-			bot_streak(b, group_id, rows[i].member_id, p.timezone, now, &streak);
-			if (streak > 1)
-				reply_mono(out, "#%d %s \u2014 %d pts, %d-day streak", rows[i].rank,
-					   rows[i].member_name, rows[i].points, streak);
-			else
-				reply_mono(out, "#%d %s \u2014 %d pts", rows[i].rank,
-					   rows[i].member_name, rows[i].points);
-		}
+	add_news(r, &news);
+	reply_line(r, "Top %d:", lb.n < DIGEST_TOP ? (int)lb.n : DIGEST_TOP);
+	struct strbuf streaks = STRBUF_INIT;
+	for (size_t i = 0; i < lb.n && i < DIGEST_TOP; i++) {
+		struct strbuf sb = STRBUF_INIT;
+		sb_addf(&sb, "#%d %s \u2014 %d pt%s", lb.rows[i].rank, lb.rows[i].member_name,
+			lb.rows[i].points, lb.rows[i].points == 1 ? "" : "s");
+		movement_mark(&lb, &lb.rows[i], &sb);
+		reply_mono(r, "%s", sb_str(&sb));
+		sb_release(&sb);
+		if (lb.rows[i].streak >= 2)
+			sb_addf(&streaks, "%s%s %d days", streaks.len ? ", " : "",
+				lb.rows[i].member_name, lb.rows[i].streak);
 	}
-	if (members)
-		reply_line(out, "Group progress: %d%% of the roadmap on average (%d member%s).", pct,
-			   members, members == 1 ? "" : "s");
-	long best = -1;
-	for (size_t t = 0; t < roadmap_topic_count(b->rm); t++)
-		if (doing[t] > 0 && (best < 0 || doing[t] > doing[best]))
-			best = (long)t;
-	if (best >= 0 && news.n > 0)
-		reply_line(out, "Most of you are on %s \u2014 compare notes with /who %s.",
-			   roadmap_topic(b->rm, (size_t)best)->name,
-			   roadmap_topic(b->rm, (size_t)best)->name);
+	if (prev_percent >= 0 && out->group_percent != prev_percent)
+		reply_line(r, "Group progress: %d%% of the roadmap (%+d since the last digest).",
+			   out->group_percent, out->group_percent - prev_percent);
+	else
+		reply_line(r, "Group progress: %d%% of the roadmap.", out->group_percent);
+	if (streaks.len)
+		reply_line(r, "Streaks: %s.", sb_str(&streaks));
+	sb_release(&streaks);
+	if (busy.topic >= 0) {
+		const char *name = roadmap_topic(b->rm, (size_t)busy.topic)->name;
+		if (busy.count > 1)
+			reply_line(r, "%d of you are on %s \u2014 compare notes: /who %s", busy.count,
+				   name, name);
+		else
+			reply_line(r, "Someone is on %s \u2014 join them: /start %s", name, name);
+	}
 out:
-	for (size_t i = 0; i < news.n; i++) {
-		free(news.m[i].member_id);
-		free(news.m[i].name);
-		sb_release(&news.m[i].finished);
-		sb_release(&news.m[i].started);
-	}
-	free(news.m);
-	rank_rows_free(rows, nrows);
-	free(doing);
+	news_release(&news);
+	leaderboard_release(&lb);
 	group_prefs_release(&p);
+	if (rc)
+		digest_release(out);
 	return rc;
+}
+
+void digest_release(struct digest *d)
+{
+	reply_release(&d->reply);
+	for (size_t i = 0; i < d->nranks; i++)
+		free((char *)d->ranks[i].member_id);
+	free(d->ranks);
+	d->ranks = NULL;
+	d->nranks = 0;
 }

@@ -6,6 +6,8 @@
 #include "bot/export.h"
 #include "bot/log.h"
 #include "bot/roadmap.h"
+#include "bot/scheduler.h"
+#include "bot/clock.h"
 #include "bot/text.h"
 #include "bot/util.h"
 #include "store/store.h"
@@ -176,20 +178,46 @@ static int app_init(struct app *app, const struct cli *cli, bool with_store)
 	}
 	struct bot_opts o = {app->store, app->rm, app->cfg.digest_time, app->cfg.digest_timezone,
 			     NULL, NULL};
-	app->bot = bot_new(&o);
-	return EXIT_OK;
-}
-
-static int run_adapter(struct adapter ad)
-{
-	install_signals();
-	int rc = ad.ops->run(ad.self);
-	ad.ops->free(ad.self);
-	if (rc) {
-		log_error("main", "%s adapter stopped: %s", ad.ops->name, cohort_strerror(rc));
+	if (bot_new(&o, &app->bot)) {
+		fprintf(stderr, "cohort: %s: setting up the store failed (see the log above)\n",
+			app->cfg.store_path);
 		return EXIT_RUNTIME;
 	}
 	return EXIT_OK;
+}
+
+/* Digests go to the adapter serving the group's platform: the console, for now. */
+struct runner {
+	struct bot *bot;
+	struct adapter console;
+	struct digest_sink sink;
+};
+
+static bool serves_console(void *ud, const char *group_id)
+{
+	(void)ud;
+	return strncmp(group_id, "console:", 8) == 0;
+}
+
+static int post_console(void *ud, const char *group_id, const char *channel_id,
+			const struct reply *r, const char *idem_key)
+{
+	struct runner *run = ud;
+	(void)group_id;
+	(void)idem_key; /* a terminal cannot de-duplicate */
+	return run->console.ops->post(run->console.self, channel_id, r);
+}
+
+/* Runs due digests; returns how long the adapter may wait before the next tick. */
+static int64_t tick(void *ud)
+{
+	struct runner *run = ud;
+	int64_t next;
+	if (scheduler_run(run->bot, &run->sink, &next))
+		return 60000;
+	if (next == INT64_MAX)
+		return -1;
+	return clock_real_wait_ms(next - bot_now(run->bot));
 }
 
 static int console_session(struct app *app, const struct cli *cli)
@@ -202,8 +230,24 @@ static int console_session(struct app *app, const struct cli *cli)
 	if (strlen(group) > 64 || !*group || strcspn(group, " \t") != strlen(group))
 		return usage_error("--group '%s': a group name is 1 to 64 characters without spaces",
 				   group);
-	struct console_opts o = {as, group, stdin, stdout, &stop_requested};
-	return run_adapter(console_new(app->bot, &o));
+	/* The console shows its group's digest unless an admin turned it off. */
+	char *group_id = xasprintf("console:%s", group);
+	int rc = store_default_digest_channel(app->store, group_id, "console");
+	free(group_id);
+	if (rc)
+		return EXIT_RUNTIME;
+	struct runner run = {app->bot, {NULL, NULL}, {serves_console, post_console, NULL}};
+	run.sink.ud = &run;
+	struct console_opts o = {as, group, STDIN_FILENO, stdout, &stop_requested, tick, &run};
+	run.console = console_new(app->bot, &o);
+	install_signals();
+	rc = run.console.ops->run(run.console.self);
+	run.console.ops->free(run.console.self);
+	if (rc) {
+		log_error("main", "console stopped: %s", cohort_strerror(rc));
+		return EXIT_RUNTIME;
+	}
+	return EXIT_OK;
 }
 
 static int cmd_run(struct app *app, const struct cli *cli)
@@ -262,23 +306,54 @@ static int cmd_check_config(struct app *app)
 	return EXIT_OK;
 }
 
+static bool serves_stdout(void *ud, const char *group_id)
+{
+	(void)ud;
+	return strncmp(group_id, "console:", 8) == 0;
+}
+
+static int post_stdout(void *ud, const char *group_id, const char *channel_id,
+		       const struct reply *r, const char *idem_key)
+{
+	(void)ud;
+	(void)group_id;
+	(void)channel_id;
+	(void)idem_key;
+	char *text = reply_render_text(r);
+	fputs(text, stdout);
+	free(text);
+	return fflush(stdout) == 0 ? COHORT_OK : COHORT_ERR_IO;
+}
+
 static int cmd_digest(struct app *app, const struct cli *cli)
 {
 	if (!cli->group)
 		return usage_error("%s", "digest needs --group ID (for example console:local)");
-	if (cli->post && strncmp(cli->group, "console:", 8) != 0)
+	if (!cli->post) {
+		struct reply r;
+		reply_init(&r);
+		int rc = bot_digest(app->bot, cli->group, &r);
+		if (!rc) {
+			char *text = reply_render_text(&r);
+			fputs(text, stdout);
+			free(text);
+		}
+		reply_release(&r);
+		return rc ? EXIT_RUNTIME : EXIT_OK;
+	}
+	if (!serves_stdout(NULL, cli->group))
 		return usage_error("cannot post to '%s': this build has no adapter for that "
 				   "platform",
 				   cli->group);
-	struct reply r;
-	reply_init(&r);
-	int rc = bot_digest(app->bot, cli->group, &r);
-	if (!rc) {
-		char *text = reply_render_text(&r);
-		fputs(text, stdout);
-		free(text);
+	/* Posting records it as today's digest: the scheduler will not post it again. */
+	struct digest_sink sink = {serves_stdout, post_stdout, NULL};
+	int rc = scheduler_post_now(app->bot, &sink, cli->group, "console");
+	if (rc == COHORT_ERR_DUPLICATE) {
+		fprintf(stderr, "cohort: today's digest of %s was posted already; not posting it "
+				"twice (run without --post to see it)\n",
+			cli->group);
+		return EXIT_OK;
 	}
-	reply_release(&r);
 	return rc ? EXIT_RUNTIME : EXIT_OK;
 }
 

@@ -61,6 +61,42 @@ static const char *const migrations[] = {
 	"  key TEXT PRIMARY KEY,"
 	"  value TEXT NOT NULL"
 	") WITHOUT ROWID;",
+	/* 2: maintained week and month scores; the digest log with rank snapshots. */
+	"CREATE TABLE period_scores ("
+	"  group_id TEXT NOT NULL,"
+	"  member_id TEXT NOT NULL,"
+	"  period INTEGER NOT NULL CHECK (period IN (1, 2)),"
+	"  start INTEGER NOT NULL,"
+	"  points INTEGER NOT NULL,"
+	"  reached_at INTEGER NOT NULL,"
+	"  PRIMARY KEY (group_id, period, start, member_id),"
+	"  FOREIGN KEY (group_id, member_id) REFERENCES members (group_id, member_id)"
+	") WITHOUT ROWID;"
+	"CREATE INDEX period_rank ON period_scores (group_id, period, start, points DESC, reached_at);"
+	"CREATE TABLE digests ("
+	"  group_id TEXT NOT NULL,"
+	"  local_date TEXT NOT NULL,"
+	"  idem_key TEXT NOT NULL,"
+	"  recorded_at INTEGER NOT NULL,"
+	"  sent_at INTEGER,"
+	"  group_percent INTEGER NOT NULL,"
+	"  PRIMARY KEY (group_id, local_date)"
+	") WITHOUT ROWID;"
+	"CREATE TABLE digest_ranks ("
+	"  group_id TEXT NOT NULL,"
+	"  local_date TEXT NOT NULL,"
+	"  member_id TEXT NOT NULL,"
+	"  rank INTEGER NOT NULL,"
+	"  points INTEGER NOT NULL,"
+	"  PRIMARY KEY (group_id, local_date, member_id),"
+	"  FOREIGN KEY (group_id, local_date) REFERENCES digests (group_id, local_date)"
+	") WITHOUT ROWID;"
+	"ALTER TABLE members ADD COLUMN skipped_count INTEGER NOT NULL DEFAULT 0;"
+	"UPDATE members SET skipped_count = (SELECT COUNT(*) FROM progress p WHERE "
+	"  p.group_id = members.group_id AND p.member_id = members.member_id AND "
+	"  p.status = 'skipped');"
+	/* Period scores need the bot's calendar: rebuilt when it is set. */
+	"INSERT INTO adapter_state (key, value) VALUES ('store.rebuild_periods', 'all');",
 };
 
 /* An un-reverted event that is not itself an undo (a correlated test on e). */
@@ -83,17 +119,30 @@ enum stmt_id {
 	S_TOPIC_PROGRESS,
 	S_EXPORT,
 	S_TOPIC_COUNTS,
+	S_IN_PROGRESS_COUNTS,
+	S_GROUP_TOTALS,
+	S_ADD_SKIPPED,
 	S_RANK_ALL,
-	S_RANK_SINCE,
+	S_RANK_PERIOD,
+	S_PERIOD_ADD,
+	S_PERIOD_CLEAR,
+	S_DONE_ROWS,
 	S_DONE_TIMES,
 	S_ACTIVITY,
 	S_FIND_MEMBER,
-	S_MEMBER_COUNT,
 	S_GET_SETTINGS,
 	S_SET_CHANNEL,
 	S_SET_TIME,
 	S_STATE_GET,
 	S_STATE_SET,
+	S_DEFAULT_CHANNEL,
+	S_DIGEST_GROUPS,
+	S_DIGEST_GET,
+	S_DIGEST_PREVIOUS,
+	S_DIGEST_INSERT,
+	S_DIGEST_RANK_INSERT,
+	S_DIGEST_SENT,
+	S_DIGEST_RANKS,
 	S_COUNT
 };
 
@@ -139,23 +188,44 @@ static const char *const sql[S_COUNT] = {
 		     "ORDER BY p.group_id, p.member_id, p.topic_id",
 	[S_TOPIC_COUNTS] = "SELECT topic_id, SUM(status = 'done'), SUM(status = 'in_progress') "
 			   "FROM progress WHERE group_id = ?1 GROUP BY topic_id",
-	[S_RANK_ALL] = "SELECT member_id, name, done_count, score_at FROM members "
-		       "WHERE group_id = ?1 AND done_count > 0 "
-		       "ORDER BY done_count DESC, score_at, name LIMIT ?2",
-	[S_RANK_SINCE] = "SELECT p.member_id, m.name, COUNT(*) AS points, MAX(p.updated_at) AS at "
-			 "FROM progress p JOIN members m USING (group_id, member_id) "
-			 "WHERE p.group_id = ?1 AND p.status = 'done' AND p.updated_at >= ?3 "
-			 "GROUP BY p.member_id ORDER BY points DESC, at, m.name LIMIT ?2",
+	/* Ranks over every member with points; the outer filter keeps the top and the asker. */
+	[S_IN_PROGRESS_COUNTS] = "SELECT topic_id, 0, COUNT(*) FROM progress "
+				 "WHERE group_id = ?1 AND status = 'in_progress' GROUP BY topic_id",
+	[S_GROUP_TOTALS] = "SELECT COUNT(*), COALESCE(SUM(done_count + skipped_count), 0) "
+			   "FROM members WHERE group_id = ?1",
+	[S_ADD_SKIPPED] = "UPDATE members SET skipped_count = skipped_count + ?3 "
+			  "WHERE group_id = ?1 AND member_id = ?2",
+	[S_RANK_ALL] = "SELECT member_id, name, points, reached_at, rnk FROM ("
+		       "SELECT member_id, name, done_count AS points, score_at AS reached_at, "
+		       "RANK() OVER (ORDER BY done_count DESC) AS rnk, "
+		       "ROW_NUMBER() OVER (ORDER BY done_count DESC, score_at, member_id) AS pos "
+		       "FROM members WHERE group_id = ?1 AND done_count > 0) "
+		       "WHERE pos <= ?2 OR member_id = ?3 ORDER BY pos",
+	[S_RANK_PERIOD] = "SELECT member_id, name, points, reached_at, rnk FROM ("
+			  "SELECT s.member_id, m.name, s.points, s.reached_at, "
+			  "RANK() OVER (ORDER BY s.points DESC) AS rnk, "
+			  "ROW_NUMBER() OVER (ORDER BY s.points DESC, s.reached_at, s.member_id) AS pos "
+			  "FROM period_scores s JOIN members m "
+			  "ON m.group_id = s.group_id AND m.member_id = s.member_id "
+			  "WHERE s.group_id = ?1 AND s.period = ?4 AND s.start = ?5 AND s.points > 0) "
+			  "WHERE pos <= ?2 OR member_id = ?3 ORDER BY pos",
+	[S_PERIOD_ADD] = "INSERT INTO period_scores (group_id, member_id, period, start, points, "
+			 "reached_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6) "
+			 "ON CONFLICT (group_id, period, start, member_id) DO UPDATE SET "
+			 "points = points + excluded.points, reached_at = excluded.reached_at",
+	[S_PERIOD_CLEAR] = "DELETE FROM period_scores WHERE ?1 IS NULL OR group_id = ?1",
+	[S_DONE_ROWS] = "SELECT group_id, member_id, updated_at FROM progress "
+			"WHERE status = 'done' AND (?1 IS NULL OR group_id = ?1) ORDER BY updated_at",
 	[S_DONE_TIMES] = "SELECT at FROM events e WHERE group_id = ?1 AND member_id = ?2 "
 			 "AND new_status = 'done' AND " LIVE_EVENT " ORDER BY at DESC",
-	[S_ACTIVITY] = "SELECT e.member_id, m.name, e.topic_id, e.old_status, e.new_status, e.at "
+	[S_ACTIVITY] = "SELECT e.member_id, m.name, e.topic_id, e.old_status, e.new_status, e.at, "
+		       "m.first_seen "
 		       "FROM events e JOIN members m USING (group_id, member_id) "
 		       "WHERE e.group_id = ?1 AND e.at >= ?2 AND e.at < ?3 AND " LIVE_EVENT " "
 		       "ORDER BY e.id",
 	[S_FIND_MEMBER] = "SELECT member_id, name FROM members WHERE group_id = ?1 "
 			  "AND (member_id = ?2 OR name = ?2 COLLATE NOCASE) "
 			  "ORDER BY member_id = ?2 DESC, name LIMIT 1",
-	[S_MEMBER_COUNT] = "SELECT COUNT(*) FROM members WHERE group_id = ?1",
 	[S_GET_SETTINGS] = "SELECT digest_channel, digest_time, timezone FROM group_settings "
 			   "WHERE group_id = ?1",
 	[S_SET_CHANNEL] = "INSERT INTO group_settings (group_id, digest_channel) VALUES (?1, ?2) "
@@ -167,11 +237,28 @@ static const char *const sql[S_COUNT] = {
 	[S_STATE_GET] = "SELECT value FROM adapter_state WHERE key = ?1",
 	[S_STATE_SET] = "INSERT INTO adapter_state (key, value) VALUES (?1, ?2) "
 			"ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+	[S_DEFAULT_CHANNEL] = "INSERT INTO group_settings (group_id, digest_channel) VALUES (?1, ?2) "
+			      "ON CONFLICT (group_id) DO NOTHING",
+	[S_DIGEST_GROUPS] = "SELECT group_id, digest_channel, digest_time, timezone FROM "
+			    "group_settings WHERE digest_channel IS NOT NULL ORDER BY group_id",
+	[S_DIGEST_GET] = "SELECT local_date, idem_key, recorded_at, sent_at, group_percent "
+			 "FROM digests WHERE group_id = ?1 AND local_date = ?2",
+	[S_DIGEST_PREVIOUS] = "SELECT local_date, idem_key, recorded_at, sent_at, group_percent "
+			      "FROM digests WHERE group_id = ?1 AND local_date < ?2 "
+			      "ORDER BY local_date DESC LIMIT 1",
+	[S_DIGEST_INSERT] = "INSERT INTO digests (group_id, local_date, idem_key, recorded_at, "
+			    "group_percent) VALUES (?1, ?2, ?3, ?4, ?5)",
+	[S_DIGEST_RANK_INSERT] = "INSERT INTO digest_ranks (group_id, local_date, member_id, rank, "
+				 "points) VALUES (?1, ?2, ?3, ?4, ?5)",
+	[S_DIGEST_SENT] = "UPDATE digests SET sent_at = ?3 WHERE group_id = ?1 AND local_date = ?2",
+	[S_DIGEST_RANKS] = "SELECT member_id, rank, points FROM digest_ranks "
+			   "WHERE group_id = ?1 AND local_date = ?2 ORDER BY rank",
 };
 
 struct store {
 	sqlite3 *db;
 	sqlite3_stmt *stmt[S_COUNT];
+	struct store_calendar cal; /* cal.periods NULL: period scores are not kept */
 };
 
 static const char *const status_names[] = {"none", "in_progress", "done", "skipped"};
@@ -269,6 +356,7 @@ static int migrate(sqlite3 *db, const char *path, int to, char *err)
 			 path, v, store_schema_latest());
 		return COHORT_ERR_STORE;
 	}
+	int from = v;
 	for (; v < to; v++) {
 		char *msg = NULL;
 		char pragma[64];
@@ -286,9 +374,9 @@ static int migrate(sqlite3 *db, const char *path, int to, char *err)
 				sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 			return COHORT_ERR_STORE;
 		}
-		if (v + 1 > 1)
-			log_info("store", "upgraded %s to schema version %d", path, v + 1);
 	}
+	if (from > 0 && v > from)
+		log_info("store", "upgraded %s from schema version %d to %d", path, from, v);
 	return COHORT_OK;
 }
 
@@ -434,9 +522,36 @@ static int insert_event(struct store *st, const struct store_change *c, enum sto
 	return run(st, s, "logging the change");
 }
 
-/* Makes progress say `status` with this note and time, and keeps done_count in step. */
-static int write_progress(struct store *st, const struct store_change *c, enum store_status old,
-			  int64_t updated_at, int64_t now)
+/* Adds d points to the member's week and month of time t (when a calendar is set). */
+static int add_period_points(struct store *st, const char *group, const char *member, int64_t t,
+			     int d, int64_t reached_at)
+{
+	if (!st->cal.periods)
+		return COHORT_OK;
+	int64_t starts[2];
+	st->cal.periods(st->cal.ud, group, t, starts);
+	for (int p = 0; p < 2; p++) {
+		sqlite3_stmt *s = prep(st, S_PERIOD_ADD);
+		bind_text(s, 1, group);
+		bind_text(s, 2, member);
+		sqlite3_bind_int(s, 3, p == 0 ? PERIOD_WEEK : PERIOD_MONTH);
+		sqlite3_bind_int64(s, 4, starts[p]);
+		sqlite3_bind_int(s, 5, d);
+		sqlite3_bind_int64(s, 6, reached_at);
+		int rc = run(st, s, "updating period scores");
+		if (rc)
+			return rc;
+	}
+	return COHORT_OK;
+}
+
+/*
+ * Makes progress say c->status with this note and time, and keeps the scores
+ * in step: the all-time count, and the week and month a done belongs to (by
+ * the time it was done: old_at for the status being replaced).
+ */
+static int write_progress(struct store *st, const struct store_change *c,
+			  const struct store_prior *old, int64_t updated_at, int64_t now)
 {
 	sqlite3_stmt *s;
 	int rc;
@@ -455,7 +570,15 @@ static int write_progress(struct store *st, const struct store_change *c, enum s
 		sqlite3_bind_int64(s, 6, updated_at);
 	}
 	rc = run(st, s, "updating progress");
-	int delta = (c->status == STATUS_DONE) - (old == STATUS_DONE);
+	int skipped = (c->status == STATUS_SKIPPED) - (old->status == STATUS_SKIPPED);
+	if (!rc && skipped) {
+		s = prep(st, S_ADD_SKIPPED);
+		bind_text(s, 1, c->group_id);
+		bind_text(s, 2, c->member_id);
+		sqlite3_bind_int(s, 3, skipped);
+		rc = run(st, s, "updating the skipped count");
+	}
+	int delta = (c->status == STATUS_DONE) - (old->status == STATUS_DONE);
 	if (rc || !delta)
 		return rc;
 	s = prep(st, S_ADD_DONE);
@@ -463,7 +586,12 @@ static int write_progress(struct store *st, const struct store_change *c, enum s
 	bind_text(s, 2, c->member_id);
 	sqlite3_bind_int(s, 3, delta);
 	sqlite3_bind_int64(s, 4, now);
-	return run(st, s, "updating the score");
+	rc = run(st, s, "updating the score");
+	if (!rc && old->status == STATUS_DONE)
+		rc = add_period_points(st, c->group_id, c->member_id, old->updated_at, -1, now);
+	if (!rc && c->status == STATUS_DONE)
+		rc = add_period_points(st, c->group_id, c->member_id, updated_at, 1, now);
+	return rc;
 }
 
 int store_set_status(struct store *st, const struct store_change *c, struct store_prior *prior)
@@ -490,7 +618,7 @@ int store_set_status(struct store *st, const struct store_change *c, struct stor
 	}
 	rc = insert_event(st, c, old.status, 0);
 	if (!rc)
-		rc = write_progress(st, c, old.status, c->at, c->at);
+		rc = write_progress(st, c, &old, c->at, c->at);
 	if (!rc)
 		rc = commit(st);
 	if (rc)
@@ -553,9 +681,12 @@ int store_undo(struct store *st, const char *group_id, const char *member_id,
 	}
 	struct store_change c = {group_id, member_id, member_name, out->topic_id,
 				 out->to,  note,      source_id,   at};
-	rc = insert_event(st, &c, out->from, event_id);
+	struct store_prior current;
+	rc = get_status(st, group_id, member_id, out->topic_id, &current);
 	if (!rc)
-		rc = write_progress(st, &c, out->from, restored_at, at);
+		rc = insert_event(st, &c, out->from, event_id);
+	if (!rc)
+		rc = write_progress(st, &c, &current, restored_at, at);
 	free(note);
 	if (!rc)
 		rc = commit(st);
@@ -618,10 +749,8 @@ int store_export(struct store *st, const char *group_id, store_row_fn fn, void *
 	return each_row(st, s, fn, ud);
 }
 
-int store_topic_counts(struct store *st, const char *group_id, store_count_fn fn, void *ud)
+static int each_count(struct store *st, sqlite3_stmt *s, store_count_fn fn, void *ud)
 {
-	sqlite3_stmt *s = prep(st, S_TOPIC_COUNTS);
-	bind_text(s, 1, group_id);
 	int rc, stop = 0;
 	while (!stop && (rc = sqlite3_step(s)) == SQLITE_ROW) {
 		struct store_count c = {col_text(s, 0), sqlite3_column_int(s, 1),
@@ -634,24 +763,109 @@ int store_topic_counts(struct store *st, const char *group_id, store_count_fn fn
 	return rc == SQLITE_DONE ? COHORT_OK : db_fail(st, "counting topics");
 }
 
-int store_ranking(struct store *st, const char *group_id, int64_t since, int limit,
-		  store_rank_fn fn, void *ud)
+int store_topic_counts(struct store *st, const char *group_id, store_count_fn fn, void *ud)
 {
-	sqlite3_stmt *s = prep(st, since > 0 ? S_RANK_SINCE : S_RANK_ALL);
+	sqlite3_stmt *s = prep(st, S_TOPIC_COUNTS);
+	bind_text(s, 1, group_id);
+	return each_count(st, s, fn, ud);
+}
+
+int store_in_progress_counts(struct store *st, const char *group_id, store_count_fn fn, void *ud)
+{
+	sqlite3_stmt *s = prep(st, S_IN_PROGRESS_COUNTS);
+	bind_text(s, 1, group_id);
+	return each_count(st, s, fn, ud);
+}
+
+int store_group_totals(struct store *st, const char *group_id, int *members, int *finished)
+{
+	sqlite3_stmt *s = prep(st, S_GROUP_TOTALS);
+	bind_text(s, 1, group_id);
+	int rc = sqlite3_step(s);
+	*members = rc == SQLITE_ROW ? sqlite3_column_int(s, 0) : 0;
+	*finished = rc == SQLITE_ROW ? sqlite3_column_int(s, 1) : 0;
+	sqlite3_reset(s);
+	return rc == SQLITE_ROW ? COHORT_OK : db_fail(st, "summing the group");
+}
+
+int store_ranking(struct store *st, const char *group_id, enum store_period period, int64_t start,
+		  int limit, const char *member_id, store_rank_fn fn, void *ud)
+{
+	sqlite3_stmt *s = prep(st, period == PERIOD_ALL ? S_RANK_ALL : S_RANK_PERIOD);
 	bind_text(s, 1, group_id);
 	sqlite3_bind_int(s, 2, limit);
-	if (since > 0)
-		sqlite3_bind_int64(s, 3, since);
+	bind_text(s, 3, member_id);
+	if (period != PERIOD_ALL) {
+		sqlite3_bind_int(s, 4, period);
+		sqlite3_bind_int64(s, 5, start);
+	}
 	int rc, stop = 0;
 	while (!stop && (rc = sqlite3_step(s)) == SQLITE_ROW) {
 		struct store_rank r = {col_text(s, 0), col_text(s, 1), sqlite3_column_int(s, 2),
-				       sqlite3_column_int64(s, 3)};
+				       sqlite3_column_int(s, 4), sqlite3_column_int64(s, 3)};
 		stop = fn(&r, ud);
 	}
 	sqlite3_reset(s);
 	if (stop)
 		return stop;
 	return rc == SQLITE_DONE ? COHORT_OK : db_fail(st, "ranking members");
+}
+
+int store_rebuild_periods(struct store *st, const char *group_id)
+{
+	if (!st->cal.periods)
+		return COHORT_OK;
+	int rc = begin(st);
+	if (rc)
+		return rc;
+	sqlite3_stmt *s = prep(st, S_PERIOD_CLEAR);
+	bind_text(s, 1, group_id);
+	rc = run(st, s, "clearing period scores");
+	/* Replay every done in time order: the last one sets reached_at. */
+	sqlite3_stmt *rows = prep(st, S_DONE_ROWS);
+	bind_text(rows, 1, group_id);
+	int step = SQLITE_DONE;
+	while (!rc && (step = sqlite3_step(rows)) == SQLITE_ROW) {
+		char *g = xstrdup(col_text(rows, 0)), *m = xstrdup(col_text(rows, 1));
+		int64_t at = sqlite3_column_int64(rows, 2);
+		rc = add_period_points(st, g, m, at, 1, at);
+		free(g);
+		free(m);
+	}
+	sqlite3_reset(rows);
+	if (!rc && step != SQLITE_DONE)
+		rc = db_fail(st, "reading done topics");
+	if (!rc)
+		rc = commit(st);
+	if (rc)
+		rollback(st);
+	return rc;
+}
+
+int store_set_calendar(struct store *st, const struct store_calendar *cal)
+{
+	st->cal = *cal;
+	char *pending = NULL;
+	int rc = store_state_get(st, "store.rebuild_periods", &pending);
+	if (!rc && pending) {
+		rc = store_rebuild_periods(st, NULL);
+		if (!rc) {
+			sqlite3_stmt *s;
+			if (sqlite3_prepare_v2(st->db,
+					       "DELETE FROM adapter_state WHERE key = "
+					       "'store.rebuild_periods'",
+					       -1, &s, NULL) == SQLITE_OK) {
+				rc = run(st, s, "clearing the rebuild mark");
+				sqlite3_finalize(s);
+			} else {
+				rc = db_fail(st, "clearing the rebuild mark");
+			}
+		}
+		if (!rc)
+			log_debug("store", "rebuilt week and month scores");
+	}
+	free(pending);
+	return rc;
 }
 
 int store_done_times(struct store *st, const char *group_id, const char *member_id,
@@ -680,6 +894,7 @@ int store_activity(struct store *st, const char *group_id, int64_t since, int64_
 	while (!stop && (rc = sqlite3_step(s)) == SQLITE_ROW) {
 		struct store_activity a = {col_text(s, 0),
 					   col_text(s, 1),
+					   sqlite3_column_int64(s, 6),
 					   col_text(s, 2),
 					   status_parse(sqlite3_column_text(s, 3)),
 					   status_parse(sqlite3_column_text(s, 4)),
@@ -708,16 +923,6 @@ int store_find_member(struct store *st, const char *group_id, const char *who, c
 	if (rc == SQLITE_ROW)
 		return COHORT_OK;
 	return rc == SQLITE_DONE ? COHORT_ERR_NOT_FOUND : db_fail(st, "finding a member");
-}
-
-int store_member_count(struct store *st, const char *group_id, int *count)
-{
-	sqlite3_stmt *s = prep(st, S_MEMBER_COUNT);
-	bind_text(s, 1, group_id);
-	int rc = sqlite3_step(s);
-	*count = rc == SQLITE_ROW ? sqlite3_column_int(s, 0) : 0;
-	sqlite3_reset(s);
-	return rc == SQLITE_ROW ? COHORT_OK : db_fail(st, "counting members");
 }
 
 static char *col_dup_or_null(sqlite3_stmt *s, int i)
@@ -785,4 +990,137 @@ int store_state_set(struct store *st, const char *key, const char *value)
 	bind_text(s, 1, key);
 	bind_text(s, 2, value);
 	return run(st, s, "saving state");
+}
+
+int store_default_digest_channel(struct store *st, const char *group_id, const char *channel)
+{
+	sqlite3_stmt *s = prep(st, S_DEFAULT_CHANNEL);
+	bind_text(s, 1, group_id);
+	bind_text(s, 2, channel);
+	return run(st, s, "saving the default digest channel");
+}
+
+int store_digest_groups(struct store *st, int (*fn)(const struct store_digest_group *g, void *ud),
+			void *ud)
+{
+	sqlite3_stmt *s = prep(st, S_DIGEST_GROUPS);
+	int rc, stop = 0;
+	while (!stop && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+		struct store_digest_group g = {
+			col_text(s, 0), col_text(s, 1),
+			(const char *)sqlite3_column_text(s, 2),
+			(const char *)sqlite3_column_text(s, 3)};
+		stop = fn(&g, ud);
+	}
+	sqlite3_reset(s);
+	if (stop)
+		return stop;
+	return rc == SQLITE_DONE ? COHORT_OK : db_fail(st, "listing digest groups");
+}
+
+void store_digest_release(struct store_digest *d)
+{
+	free(d->local_date);
+	free(d->idem_key);
+	memset(d, 0, sizeof(*d));
+}
+
+static int read_digest(struct store *st, sqlite3_stmt *s, struct store_digest *out)
+{
+	memset(out, 0, sizeof(*out));
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		out->local_date = xstrdup(col_text(s, 0));
+		out->idem_key = xstrdup(col_text(s, 1));
+		out->recorded_at = sqlite3_column_int64(s, 2);
+		out->sent_at = sqlite3_column_int64(s, 3);
+		out->group_percent = sqlite3_column_int(s, 4);
+	}
+	sqlite3_reset(s);
+	if (rc == SQLITE_ROW)
+		return COHORT_OK;
+	return rc == SQLITE_DONE ? COHORT_ERR_NOT_FOUND : db_fail(st, "reading the digest log");
+}
+
+int store_digest_get(struct store *st, const char *group_id, const char *local_date,
+		     struct store_digest *out)
+{
+	sqlite3_stmt *s = prep(st, S_DIGEST_GET);
+	bind_text(s, 1, group_id);
+	bind_text(s, 2, local_date);
+	return read_digest(st, s, out);
+}
+
+int store_digest_previous(struct store *st, const char *group_id, const char *local_date,
+			  struct store_digest *out)
+{
+	sqlite3_stmt *s = prep(st, S_DIGEST_PREVIOUS);
+	bind_text(s, 1, group_id);
+	bind_text(s, 2, local_date);
+	return read_digest(st, s, out);
+}
+
+int store_digest_record(struct store *st, const char *group_id, const char *local_date,
+			const char *idem_key, int64_t at, int group_percent,
+			const struct store_rank_entry *ranks, size_t nranks)
+{
+	int rc = begin(st);
+	if (rc)
+		return rc;
+	sqlite3_stmt *s = prep(st, S_DIGEST_INSERT);
+	bind_text(s, 1, group_id);
+	bind_text(s, 2, local_date);
+	bind_text(s, 3, idem_key);
+	sqlite3_bind_int64(s, 4, at);
+	sqlite3_bind_int(s, 5, group_percent);
+	int step = sqlite3_step(s);
+	sqlite3_reset(s);
+	if (step == SQLITE_CONSTRAINT) {
+		rollback(st);
+		return COHORT_ERR_DUPLICATE;
+	}
+	if (step != SQLITE_DONE)
+		rc = db_fail(st, "recording the digest");
+	for (size_t i = 0; !rc && i < nranks; i++) {
+		s = prep(st, S_DIGEST_RANK_INSERT);
+		bind_text(s, 1, group_id);
+		bind_text(s, 2, local_date);
+		bind_text(s, 3, ranks[i].member_id);
+		sqlite3_bind_int(s, 4, ranks[i].rank);
+		sqlite3_bind_int(s, 5, ranks[i].points);
+		rc = run(st, s, "recording the digest ranking");
+	}
+	if (!rc)
+		rc = commit(st);
+	if (rc)
+		rollback(st);
+	return rc;
+}
+
+int store_digest_mark_sent(struct store *st, const char *group_id, const char *local_date,
+			   int64_t at)
+{
+	sqlite3_stmt *s = prep(st, S_DIGEST_SENT);
+	bind_text(s, 1, group_id);
+	bind_text(s, 2, local_date);
+	sqlite3_bind_int64(s, 3, at);
+	return run(st, s, "marking the digest sent");
+}
+
+int store_digest_ranks(struct store *st, const char *group_id, const char *local_date,
+		       int (*fn)(const struct store_rank_entry *e, void *ud), void *ud)
+{
+	sqlite3_stmt *s = prep(st, S_DIGEST_RANKS);
+	bind_text(s, 1, group_id);
+	bind_text(s, 2, local_date);
+	int rc, stop = 0;
+	while (!stop && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+		struct store_rank_entry e = {col_text(s, 0), sqlite3_column_int(s, 1),
+					     sqlite3_column_int(s, 2)};
+		stop = fn(&e, ud);
+	}
+	sqlite3_reset(s);
+	if (stop)
+		return stop;
+	return rc == SQLITE_DONE ? COHORT_OK : db_fail(st, "reading the digest ranking");
 }

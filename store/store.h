@@ -13,6 +13,7 @@
 #define COHORT_STORE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 enum store_status { STATUS_NONE, STATUS_IN_PROGRESS, STATUS_DONE, STATUS_SKIPPED };
@@ -111,20 +112,49 @@ struct store_count {
 typedef int (*store_count_fn)(const struct store_count *c, void *ud);
 /* Per topic: how many members of the group finished it and how many are on it. */
 int store_topic_counts(struct store *st, const char *group_id, store_count_fn fn, void *ud);
+/* Per topic with anyone on it: how many members are on it (done is 0). Reads only those rows. */
+int store_in_progress_counts(struct store *st, const char *group_id, store_count_fn fn, void *ud);
+/* The group's member count and its done-or-skipped records, summed over members. */
+int store_group_totals(struct store *st, const char *group_id, int *members, int *finished);
+
+/* The ranking periods. Week and month scores are maintained per local period. */
+enum store_period { PERIOD_ALL, PERIOD_WEEK, PERIOD_MONTH };
+
+/*
+ * The calendar the store keeps period scores by: starts[0] receives the start
+ * (Unix ms) of the local week containing t in the group's zone, starts[1]
+ * that of the local month. The bot supplies it; the store only stores.
+ */
+struct store_calendar {
+	void (*periods)(void *ud, const char *group_id, int64_t t, int64_t starts[2]);
+	void *ud;
+};
+
+/*
+ * Sets the calendar (copied) and rebuilds the period scores a schema upgrade
+ * left to rebuild. Without a calendar, period scores are not maintained.
+ * Returns COHORT_OK or COHORT_ERR_STORE.
+ */
+int store_set_calendar(struct store *st, const struct store_calendar *cal);
+/* Recomputes a group's period scores (all groups for NULL), e.g. after its zone changed. */
+int store_rebuild_periods(struct store *st, const char *group_id);
 
 struct store_rank {
 	const char *member_id;
 	const char *member_name;
 	int points;         /* topics done (in the period) */
+	int rank;           /* 1-based; shared by equal points */
 	int64_t reached_at; /* when the member reached those points */
 };
 typedef int (*store_rank_fn)(const struct store_rank *r, void *ud);
 /*
- * Members of a group with points, best first; ties put the earlier achiever
- * first. since = 0 ranks all time; otherwise topics done since that time.
+ * One query: the group's members with points in the period (start: its
+ * local start from the calendar; ignored for PERIOD_ALL), best first, ties
+ * sharing a rank with the earlier achiever first; the top `limit`, plus the
+ * row of member_id (may be NULL) when it is further down.
  */
-int store_ranking(struct store *st, const char *group_id, int64_t since, int limit,
-		  store_rank_fn fn, void *ud);
+int store_ranking(struct store *st, const char *group_id, enum store_period period, int64_t start,
+		  int limit, const char *member_id, store_rank_fn fn, void *ud);
 
 /* Times of the member's un-reverted "done" changes, newest first. fn returns non-zero to stop. */
 int store_done_times(struct store *st, const char *group_id, const char *member_id,
@@ -133,6 +163,7 @@ int store_done_times(struct store *st, const char *group_id, const char *member_
 struct store_activity {
 	const char *member_id;
 	const char *member_name;
+	int64_t member_since; /* when the member first appeared in the group */
 	const char *topic_id;
 	enum store_status from, to;
 	int64_t at;
@@ -150,9 +181,6 @@ int store_activity(struct store *st, const char *group_id, int64_t since, int64_
 int store_find_member(struct store *st, const char *group_id, const char *who, char **member_id,
 		      char **member_name);
 
-/* Members of a group who have any record. */
-int store_member_count(struct store *st, const char *group_id, int *count);
-
 /* A group's own settings; NULL fields are unset (use the configured defaults). */
 struct store_settings {
 	char *digest_channel;
@@ -166,6 +194,59 @@ int store_set_digest_channel(struct store *st, const char *group_id, const char 
 /* Sets the digest time and, when timezone is not NULL, the time zone. */
 int store_set_digest_time(struct store *st, const char *group_id, const char *hhmm,
 			  const char *timezone);
+
+/*
+ * Makes channel the group's digest channel unless the group has settings
+ * already (so "digest channel off" stays off across restarts).
+ */
+int store_default_digest_channel(struct store *st, const char *group_id, const char *channel);
+
+struct store_digest_group {
+	const char *group_id;
+	const char *channel;
+	const char *digest_time; /* NULL: the configured default */
+	const char *timezone;    /* NULL: the configured default */
+};
+/* Every group with a digest channel. */
+int store_digest_groups(struct store *st, int (*fn)(const struct store_digest_group *g, void *ud),
+			void *ud);
+
+/* The record of one group's digest for one local date. */
+struct store_digest {
+	char *local_date; /* "2026-11-25" */
+	char *idem_key;   /* the send's idempotency key (nonce, transaction id) */
+	int64_t recorded_at;
+	int64_t sent_at; /* 0 until the platform confirmed it */
+	int group_percent;
+};
+void store_digest_release(struct store_digest *d);
+/* The digest for local_date: COHORT_OK, COHORT_ERR_NOT_FOUND or COHORT_ERR_STORE. */
+int store_digest_get(struct store *st, const char *group_id, const char *local_date,
+		     struct store_digest *out);
+/* The most recent digest dated before local_date, or COHORT_ERR_NOT_FOUND. */
+int store_digest_previous(struct store *st, const char *group_id, const char *local_date,
+			  struct store_digest *out);
+
+struct store_rank_entry {
+	const char *member_id;
+	int rank;
+	int points;
+};
+/*
+ * Records, in one transaction, that the digest of local_date is being sent
+ * with this idempotency key, the group's percentage and the ranking shown
+ * (for the next digest's movement). COHORT_ERR_DUPLICATE when that date has
+ * a digest already.
+ */
+int store_digest_record(struct store *st, const char *group_id, const char *local_date,
+			const char *idem_key, int64_t at, int group_percent,
+			const struct store_rank_entry *ranks, size_t nranks);
+/* Marks the digest of local_date as sent. */
+int store_digest_mark_sent(struct store *st, const char *group_id, const char *local_date,
+			   int64_t at);
+/* The ranking recorded with the digest of local_date, one call per member. */
+int store_digest_ranks(struct store *st, const char *group_id, const char *local_date,
+		       int (*fn)(const struct store_rank_entry *e, void *ud), void *ud);
 
 /* Adapter state (Matrix next_batch, Discord session): *value is a new string or NULL. */
 int store_state_get(struct store *st, const char *key, char **value);

@@ -17,6 +17,9 @@ class Cohort:
         self.db = workdir / "cohort.db"
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("COHORT_")}
         self.env["COHORT_CONFIG"] = ""
+        # A fixed morning clock: dates in replies are known, and no digest falls due
+        # mid-test (tests about the digest move the clock themselves).
+        self.env["COHORT_FAKE_NOW"] = "2026-11-25T09:00:00Z"
 
     def run(self, *args, input=None, timeout=30):
         return subprocess.run(

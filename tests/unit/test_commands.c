@@ -48,7 +48,8 @@ static int setup(void **state)
 	}
 	f->now = T0;
 	struct bot_opts o = {f->st, f->rm, "18:00", "UTC", fake_now, f};
-	f->bot = bot_new(&o);
+	if (bot_new(&o, &f->bot))
+		return -1;
 	reply_init(&f->reply);
 	*state = f;
 	return 0;
@@ -238,9 +239,10 @@ static void streaks_count_consecutive_days(void **state)
 	say(f, "done", "nginx");
 	t = say(f, "progress", "");
 	assert_contains(t, "Streak: 3 days");
+	assert_contains(t, "(longest 3)");
 	f->now = T0 + 2 * DAY;
 	t = say(f, "progress", "");
-	assert_contains(t, "Streak: none yet");
+	assert_contains(t, "Streak: none right now (longest 3)");
 }
 
 static void leaderboard_ranks_with_shared_places(void **state)
@@ -306,9 +308,9 @@ static void digest_preview_and_admin_settings(void **state)
 	say_as(f, "bob", false, "start", "docker");
 	say(f, "start", "docker");
 	t = say(f, "digest", "");
-	assert_contains(t, "bob finished Kafka; started Docker");
-	assert_contains(t, "#1 bob \u2014 1 pts");
-	assert_contains(t, "Most of you are on Docker");
+	assert_contains(t, "bob joined the group and finished Kafka; started Docker");
+	assert_contains(t, "#1 bob \u2014 1 pt");
+	assert_contains(t, "2 of you are on Docker");
 
 	t = say(f, "digest", "channel here");
 	assert_contains(t, "Only admins can change the digest");

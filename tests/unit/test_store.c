@@ -20,6 +20,15 @@ struct fixture {
 	struct store *st;
 };
 
+/* A test calendar: "weeks" of 1000 ms and "months" of 10000 ms. */
+static void test_periods(void *ud, const char *group_id, int64_t t, int64_t starts[2])
+{
+	(void)ud;
+	(void)group_id;
+	starts[0] = t - t % 1000;
+	starts[1] = t - t % 10000;
+}
+
 static int setup(void **state)
 {
 	struct fixture *f = xcalloc(1, sizeof(*f));
@@ -32,6 +41,9 @@ static int setup(void **state)
 		fprintf(stderr, "%s\n", err);
 		return -1;
 	}
+	struct store_calendar cal = {test_periods, NULL};
+	if (store_set_calendar(f->st, &cal))
+		return -1;
 	*state = f;
 	return 0;
 }
@@ -99,7 +111,9 @@ static int points(struct store *st, const char *member, int64_t since)
 		const char *member;
 		int points;
 	} r = {member, 0};
-	assert_int_equal(store_ranking(st, "g", since, 100, points_fn, &r), COHORT_OK);
+	assert_int_equal(store_ranking(st, "g", since ? PERIOD_WEEK : PERIOD_ALL, since, 100, NULL,
+				       points_fn, &r),
+			 COHORT_OK);
 	return r.points;
 }
 
@@ -194,6 +208,7 @@ static void undo_with_a_replayed_source_is_applied_once(void **state)
 struct ranking {
 	char names[8][16];
 	int points[8];
+	int ranks[8];
 	size_t n;
 };
 
@@ -202,6 +217,7 @@ static int collect_ranking(const struct store_rank *row, void *ud)
 	struct ranking *r = ud;
 	if (r->n < 8) {
 		snprintf(r->names[r->n], sizeof(r->names[0]), "%s", row->member_id);
+		r->ranks[r->n] = row->rank;
 		r->points[r->n++] = row->points;
 	}
 	return 0;
@@ -212,29 +228,99 @@ static void ranking_breaks_ties_by_who_got_there_first(void **state)
 	struct fixture *f = *state;
 	set(f->st, "bob", "kafka", STATUS_DONE, NULL, 100);
 	set(f->st, "ana", "kafka", STATUS_DONE, NULL, 200);
-	set(f->st, "ana", "redis", STATUS_DONE, NULL, 300); /* ana reaches 2 first */
-	set(f->st, "bob", "redis", STATUS_DONE, NULL, 400);
-	set(f->st, "cy", "docker", STATUS_DONE, NULL, 500);
-	set(f->st, "dee", "docker", STATUS_SKIPPED, NULL, 500); /* skipped earns nothing */
-	struct ranking r = {{{0}}, {0}, 0};
-	assert_int_equal(store_ranking(f->st, "g", 0, 10, collect_ranking, &r), COHORT_OK);
+	set(f->st, "ana", "redis", STATUS_DONE, NULL, 1300); /* ana reaches 2 first */
+	set(f->st, "bob", "redis", STATUS_DONE, NULL, 1400);
+	set(f->st, "cy", "docker", STATUS_DONE, NULL, 1500);
+	set(f->st, "dee", "docker", STATUS_SKIPPED, NULL, 1500); /* skipped earns nothing */
+	struct ranking r = {{{0}}, {0}, {0}, 0};
+	assert_int_equal(store_ranking(f->st, "g", PERIOD_ALL, 0, 10, NULL, collect_ranking, &r),
+			 COHORT_OK);
 	assert_int_equal(r.n, 3);
 	assert_string_equal(r.names[0], "ana");
 	assert_string_equal(r.names[1], "bob");
 	assert_string_equal(r.names[2], "cy");
 	assert_int_equal(r.points[0], 2);
 	assert_int_equal(r.points[1], 2);
-	assert_int_equal(r.points[2], 1);
-	/* Since 250 everyone has one point; ana (300) before bob (400) before cy (500). */
+	assert_int_equal(r.ranks[0], 1);
+	assert_int_equal(r.ranks[1], 1); /* a shared rank */
+	assert_int_equal(r.ranks[2], 3);
+	/* The "week" from 1000: one point each, in the order they got it. */
 	memset(&r, 0, sizeof(r));
-	assert_int_equal(store_ranking(f->st, "g", 250, 2, collect_ranking, &r), COHORT_OK);
-	assert_int_equal(r.n, 2); /* the limit holds */
+	assert_int_equal(store_ranking(f->st, "g", PERIOD_WEEK, 1000, 10, NULL, collect_ranking, &r),
+			 COHORT_OK);
+	assert_int_equal(r.n, 3);
 	assert_string_equal(r.names[0], "ana");
-	assert_string_equal(r.names[1], "bob");
+	assert_string_equal(r.names[2], "cy");
+	assert_int_equal(r.ranks[2], 1);
+	/* The week from 0 holds bob then ana; the month holds everything. */
+	memset(&r, 0, sizeof(r));
+	store_ranking(f->st, "g", PERIOD_WEEK, 0, 10, NULL, collect_ranking, &r);
+	assert_int_equal(r.n, 2);
+	assert_string_equal(r.names[0], "bob");
+	memset(&r, 0, sizeof(r));
+	store_ranking(f->st, "g", PERIOD_MONTH, 0, 10, NULL, collect_ranking, &r);
+	assert_int_equal(r.points[0], 2);
+	/* The limit holds, and the asker's own row comes after the top. */
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(store_ranking(f->st, "g", PERIOD_ALL, 0, 1, "cy", collect_ranking, &r),
+			 COHORT_OK);
+	assert_int_equal(r.n, 2);
+	assert_string_equal(r.names[0], "ana");
+	assert_string_equal(r.names[1], "cy");
+	assert_int_equal(r.ranks[1], 3);
+	/* Undoing bob's redis takes the point out of its week, not the current one. */
+	struct store_undone u;
+	assert_int_equal(store_undo(f->st, "g", "bob", "bob", NULL, 25000, &u), COHORT_OK);
+	free(u.topic_id);
+	memset(&r, 0, sizeof(r));
+	store_ranking(f->st, "g", PERIOD_WEEK, 1000, 10, NULL, collect_ranking, &r);
+	assert_int_equal(r.n, 2); /* ana, cy */
+	assert_string_equal(r.names[1], "cy");
 	/* Groups are separate. */
 	memset(&r, 0, sizeof(r));
-	assert_int_equal(store_ranking(f->st, "other", 0, 10, collect_ranking, &r), COHORT_OK);
+	assert_int_equal(store_ranking(f->st, "other", PERIOD_ALL, 0, 10, NULL, collect_ranking, &r),
+			 COHORT_OK);
 	assert_int_equal(r.n, 0);
+}
+
+static void period_scores_can_be_rebuilt(void **state)
+{
+	struct fixture *f = *state;
+	set(f->st, "ana", "kafka", STATUS_DONE, NULL, 1200);
+	set(f->st, "ana", "redis", STATUS_DONE, NULL, 2500);
+	assert_int_equal(points(f->st, "ana", 2000), 1);
+	assert_int_equal(store_rebuild_periods(f->st, "g"), COHORT_OK);
+	assert_int_equal(points(f->st, "ana", 1000), 1);
+	assert_int_equal(points(f->st, "ana", 2000), 1);
+	assert_int_equal(store_rebuild_periods(f->st, NULL), COHORT_OK);
+	assert_int_equal(points(f->st, "ana", 2000), 1);
+}
+
+static void the_digest_log_records_once(void **state)
+{
+	struct fixture *f = *state;
+	struct store_rank_entry ranks[] = {{"ana", 1, 5}, {"bob", 2, 3}};
+	struct store_digest d;
+	assert_int_equal(store_digest_get(f->st, "g", "2026-11-25", &d), COHORT_ERR_NOT_FOUND);
+	assert_int_equal(store_digest_record(f->st, "g", "2026-11-24", "k1", 100, 10, ranks, 2),
+			 COHORT_OK);
+	assert_int_equal(store_digest_record(f->st, "g", "2026-11-25", "k2", 200, 12, ranks, 1),
+			 COHORT_OK);
+	assert_int_equal(store_digest_record(f->st, "g", "2026-11-25", "k3", 300, 12, ranks, 1),
+			 COHORT_ERR_DUPLICATE);
+	assert_int_equal(store_digest_get(f->st, "g", "2026-11-25", &d), COHORT_OK);
+	assert_string_equal(d.idem_key, "k2");
+	assert_int_equal(d.sent_at, 0);
+	store_digest_release(&d);
+	assert_int_equal(store_digest_mark_sent(f->st, "g", "2026-11-25", 250), COHORT_OK);
+	assert_int_equal(store_digest_get(f->st, "g", "2026-11-25", &d), COHORT_OK);
+	assert_int_equal(d.sent_at, 250);
+	store_digest_release(&d);
+	assert_int_equal(store_digest_previous(f->st, "g", "2026-11-25", &d), COHORT_OK);
+	assert_string_equal(d.local_date, "2026-11-24");
+	assert_int_equal(d.group_percent, 10);
+	store_digest_release(&d);
+	assert_int_equal(store_digest_previous(f->st, "g", "2026-11-24", &d), COHORT_ERR_NOT_FOUND);
 }
 
 static void hostile_text_is_stored_verbatim(void **state)
@@ -267,9 +353,10 @@ static void members_are_found_by_name_or_id(void **state)
 	free(name);
 	assert_int_equal(store_find_member(f->st, "g", "carol", &id, &name), COHORT_ERR_NOT_FOUND);
 	assert_int_equal(store_find_member(f->st, "h", "Bob", &id, &name), COHORT_ERR_NOT_FOUND);
-	int n;
-	assert_int_equal(store_member_count(f->st, "g", &n), COHORT_OK);
+	int n, finished;
+	assert_int_equal(store_group_totals(f->st, "g", &n, &finished), COHORT_OK);
 	assert_int_equal(n, 1);
+	assert_int_equal(finished, 1);
 }
 
 static void settings_and_adapter_state(void **state)
@@ -409,6 +496,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(ranking_breaks_ties_by_who_got_there_first, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(period_scores_can_be_rebuilt, setup, teardown),
+		cmocka_unit_test_setup_teardown(the_digest_log_records_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(hostile_text_is_stored_verbatim, setup, teardown),
 		cmocka_unit_test_setup_teardown(members_are_found_by_name_or_id, setup, teardown),
 		cmocka_unit_test_setup_teardown(settings_and_adapter_state, setup, teardown),

@@ -1,0 +1,153 @@
+/* The bot's shared core: construction, the clock, group settings, tallies. */
+#include "bot_internal.h"
+
+#include "clock.h"
+#include "digest.h"
+#include "err.h"
+#include "roadmap.h"
+#include "text.h"
+#include "util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int64_t process_now(void *ud)
+{
+	(void)ud;
+	return clock_now_ms();
+}
+
+/* The store keeps week and month scores by the group's own calendar. */
+static void group_periods(void *ud, const char *group_id, int64_t t, int64_t starts[2])
+{
+	struct bot *b = ud;
+	struct group_prefs p;
+	if (bot_group_prefs(b, group_id, &p) != COHORT_OK)
+		snprintf(p.timezone, sizeof(p.timezone), "%s", b->timezone);
+	starts[0] = tz_week_start(p.timezone, t);
+	starts[1] = tz_month_start(p.timezone, t);
+	group_prefs_release(&p);
+}
+
+int bot_new(const struct bot_opts *o, struct bot **out)
+{
+	struct bot *b = xcalloc(1, sizeof(*b));
+	b->store = o->store;
+	b->rm = o->roadmap;
+	b->digest_time = xstrdup(o->digest_time ? o->digest_time : "18:00");
+	b->timezone = xstrdup(o->timezone ? o->timezone : "UTC");
+	b->now = o->now ? o->now : process_now;
+	b->now_ud = o->now_ud;
+	struct store_calendar cal = {group_periods, b};
+	int rc = store_set_calendar(b->store, &cal);
+	if (rc) {
+		bot_free(b);
+		b = NULL;
+	}
+	*out = b;
+	return rc;
+}
+
+void bot_free(struct bot *b)
+{
+	if (!b)
+		return;
+	free(b->digest_time);
+	free(b->timezone);
+	free(b);
+}
+
+int64_t bot_now(struct bot *b)
+{
+	return b->now(b->now_ud);
+}
+
+int bot_group_prefs(struct bot *b, const char *group_id, struct group_prefs *out)
+{
+	struct store_settings s;
+	memset(out, 0, sizeof(*out));
+	int rc = store_get_settings(b->store, group_id, &s);
+	if (rc)
+		return rc;
+	snprintf(out->timezone, sizeof(out->timezone), "%s",
+		 s.timezone && tz_valid(s.timezone) ? s.timezone : b->timezone);
+	snprintf(out->digest_time, sizeof(out->digest_time), "%s",
+		 s.digest_time ? s.digest_time : b->digest_time);
+	out->digest_channel = s.digest_channel;
+	s.digest_channel = NULL;
+	store_settings_release(&s);
+	return COHORT_OK;
+}
+
+void group_prefs_release(struct group_prefs *p)
+{
+	free(p->digest_channel);
+	p->digest_channel = NULL;
+}
+
+struct statuses_ctx {
+	const struct roadmap *rm;
+	enum store_status *out;
+};
+
+static int collect_status(const struct store_row *row, void *ud)
+{
+	struct statuses_ctx *c = ud;
+	long t = roadmap_find_id(c->rm, row->topic_id);
+	if (t >= 0)
+		c->out[t] = row->status;
+	return 0;
+}
+
+int bot_member_statuses(struct bot *b, const char *group_id, const char *member_id,
+			enum store_status *statuses)
+{
+	memset(statuses, 0, roadmap_topic_count(b->rm) * sizeof(*statuses));
+	struct statuses_ctx c = {b->rm, statuses};
+	return store_member_progress(b->store, group_id, member_id, collect_status, &c);
+}
+
+struct tally bot_tally(const struct bot *b, const enum store_status *statuses, const bool *only)
+{
+	struct tally t = {0, 0, 0, 0};
+	size_t n = roadmap_topic_count(b->rm);
+	for (size_t i = 0; i < n; i++) {
+		if (only && !only[i])
+			continue;
+		t.total++;
+		t.done += statuses[i] == STATUS_DONE;
+		t.skipped += statuses[i] == STATUS_SKIPPED;
+		t.in_progress += statuses[i] == STATUS_IN_PROGRESS;
+	}
+	return t;
+}
+
+void bot_format_tally(struct strbuf *sb, const struct tally *t)
+{
+	sb_addf(sb, "%d/%d", t->done, t->total);
+	if (t->skipped)
+		sb_addf(sb, " (+%d skipped)", t->skipped);
+	sb_addf(sb, " \u00b7 %d%%", text_percent(t->done + t->skipped, t->total));
+}
+
+void bot_topic_label(const struct bot *b, size_t topic, struct strbuf *sb)
+{
+	const struct rm_topic *t = roadmap_topic(b->rm, topic);
+	sb_adds(sb, t->name);
+	if (*t->path)
+		sb_addf(sb, " (%s)", t->path);
+}
+
+
+int bot_digest(struct bot *b, const char *group_id, struct reply *out)
+{
+	struct digest d;
+	int rc = digest_build(b, group_id, bot_now(b), &d);
+	if (!rc) {
+		*out = d.reply;
+		reply_init(&d.reply);
+	}
+	digest_release(&d);
+	return rc;
+}

@@ -1,0 +1,145 @@
+#include "scheduler.h"
+
+#include "bot_internal.h"
+#include "clock.h"
+#include "digest.h"
+#include "err.h"
+#include "log.h"
+#include "util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RETRY_MS 60000
+
+void scheduler_idem_key(const char *group_id, const char *local_date, char key[20])
+{
+	/* FNV-1a over "group|date": stable across restarts and machines. */
+	uint64_t h = 14695981039346656037ULL;
+	for (const char *parts[] = {group_id, "|", local_date}, **p = parts; p < parts + 3; p++)
+		for (const unsigned char *c = (const unsigned char *)*p; *c; c++)
+			h = (h ^ *c) * 1099511628211ULL;
+	snprintf(key, 20, "cd-%016llx", (unsigned long long)h);
+}
+
+struct group {
+	char *id, *channel, *time, *tz;
+};
+
+struct groups {
+	struct group *v;
+	size_t n, cap;
+};
+
+static int collect_group(const struct store_digest_group *g, void *ud)
+{
+	struct groups *gs = ud;
+	grow_array((void **)&gs->v, &gs->cap, gs->n + 1, sizeof(*gs->v));
+	struct group *x = &gs->v[gs->n++];
+	x->id = xstrdup(g->group_id);
+	x->channel = xstrdup(g->channel);
+	x->time = g->digest_time ? xstrdup(g->digest_time) : NULL;
+	x->tz = g->timezone ? xstrdup(g->timezone) : NULL;
+	return 0;
+}
+
+static void earliest(int64_t *next, int64_t t)
+{
+	if (t < *next)
+		*next = t;
+}
+
+/*
+ * Sends (or re-sends) today's digest of one group if it is due, or at once
+ * when `now_anyway`; updates *next. COHORT_ERR_DUPLICATE when it was sent.
+ */
+static int run_group(struct bot *b, const struct digest_sink *sink, const struct group *g,
+		     bool now_anyway, int64_t *next)
+{
+	const char *tz = g->tz && tz_valid(g->tz) ? g->tz : b->timezone;
+	int hh, mm;
+	if (!parse_hhmm(g->time ? g->time : b->digest_time, &hh, &mm) &&
+	    !parse_hhmm(b->digest_time, &hh, &mm))
+		hh = 18, mm = 0;
+	int64_t now = bot_now(b);
+	int64_t slot = tz_at_time(tz, now, hh, mm);
+	int64_t tomorrow = tz_at_time(tz, tz_day_start(tz, now, 1), hh, mm);
+	if (now < slot && !now_anyway) {
+		earliest(next, slot);
+		return COHORT_OK;
+	}
+	char date[16], key[20];
+	tz_format(tz, now, "%Y-%m-%d", date, sizeof(date));
+	struct store_digest rec;
+	int rc = store_digest_get(b->store, g->id, date, &rec);
+	if (rc == COHORT_OK && rec.sent_at) {
+		store_digest_release(&rec);
+		earliest(next, tomorrow);
+		return now_anyway ? COHORT_ERR_DUPLICATE : COHORT_OK;
+	}
+	if (rc && rc != COHORT_ERR_NOT_FOUND)
+		return rc;
+	bool resend = rc == COHORT_OK;
+	if (resend) {
+		snprintf(key, sizeof(key), "%s", rec.idem_key);
+		store_digest_release(&rec);
+	} else {
+		scheduler_idem_key(g->id, date, key);
+	}
+	struct digest d;
+	rc = digest_build(b, g->id, now, &d);
+	if (rc)
+		return rc;
+	if (!resend) {
+		rc = store_digest_record(b->store, g->id, date, key, now, d.group_percent, d.ranks,
+					 d.nranks);
+		if (rc) {
+			digest_release(&d);
+			return rc == COHORT_ERR_DUPLICATE ? COHORT_OK : rc;
+		}
+	}
+	int sent = sink->post(sink->ud, g->id, g->channel, &d.reply, key);
+	digest_release(&d);
+	if (sent) {
+		log_warn("digest", "posting the digest of %s failed (%s); retrying in a minute",
+			 g->id, cohort_strerror(sent));
+		earliest(next, now + RETRY_MS);
+		return now_anyway ? sent : COHORT_OK;
+	}
+	log_info("digest", "posted the %s digest of %s%s", date, g->id, resend ? " (again)" : "");
+	earliest(next, tomorrow);
+	return store_digest_mark_sent(b->store, g->id, date, bot_now(b));
+}
+
+int scheduler_run(struct bot *b, const struct digest_sink *sink, int64_t *next)
+{
+	struct groups gs = {NULL, 0, 0};
+	*next = INT64_MAX;
+	int rc = store_digest_groups(b->store, collect_group, &gs);
+	for (size_t i = 0; !rc && i < gs.n; i++)
+		if (sink->serves(sink->ud, gs.v[i].id))
+			rc = run_group(b, sink, &gs.v[i], false, next);
+	for (size_t i = 0; i < gs.n; i++) {
+		free(gs.v[i].id);
+		free(gs.v[i].channel);
+		free(gs.v[i].time);
+		free(gs.v[i].tz);
+	}
+	free(gs.v);
+	return rc;
+}
+
+int scheduler_post_now(struct bot *b, const struct digest_sink *sink, const char *group_id,
+		       const char *channel_id)
+{
+	struct store_settings s;
+	int rc = store_get_settings(b->store, group_id, &s);
+	if (rc)
+		return rc;
+	struct group g = {(char *)group_id, (char *)channel_id, s.digest_time, s.timezone};
+	int64_t next = INT64_MAX;
+	rc = run_group(b, sink, &g, true, &next);
+	store_settings_release(&s);
+	return rc;
+}
