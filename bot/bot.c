@@ -19,14 +19,18 @@ static int64_t process_now(void *ud)
 }
 
 /* The store keeps week and month scores by the group's own calendar. */
-static void group_periods(void *ud, const char *group_id, int64_t t, int64_t starts[2])
+static void group_periods(void *ud, const char *group_id, int64_t t, int64_t start[2],
+			  int64_t end[2])
 {
 	struct bot *b = ud;
 	struct group_prefs p;
 	if (bot_group_prefs(b, group_id, &p) != COHORT_OK)
 		snprintf(p.timezone, sizeof(p.timezone), "%s", b->timezone);
-	starts[0] = tz_week_start(p.timezone, t);
-	starts[1] = tz_month_start(p.timezone, t);
+	start[0] = tz_week_start(p.timezone, t);
+	end[0] = tz_day_start(p.timezone, start[0], 7);
+	start[1] = tz_month_start(p.timezone, t);
+	/* Day 32 after the 1st always lies in the next month. */
+	end[1] = tz_month_start(p.timezone, tz_day_start(p.timezone, start[1], 32));
 	group_prefs_release(&p);
 }
 

@@ -166,8 +166,11 @@ static const char *const sql[S_COUNT] = {
 			      "ON CONFLICT (group_id, member_id, topic_id) DO UPDATE SET "
 			      "status = excluded.status, note = excluded.note, "
 			      "updated_at = excluded.updated_at",
-	[S_ADD_DONE] = "UPDATE members SET done_count = done_count + ?3, score_at = ?4 "
-		       "WHERE group_id = ?1 AND member_id = ?2",
+	/* A score was reached when its latest counted done was: on a loss, look it up. */
+	[S_ADD_DONE] = "UPDATE members SET done_count = done_count + ?3, score_at = CASE "
+		       "WHEN ?3 > 0 THEN MAX(score_at, ?4) ELSE (SELECT COALESCE(MAX(updated_at), 0) "
+		       "FROM progress p WHERE p.group_id = ?1 AND p.member_id = ?2 AND "
+		       "p.status = 'done') END WHERE group_id = ?1 AND member_id = ?2",
 	[S_LAST_EVENT] = "SELECT id, topic_id, old_status, new_status FROM events e "
 			 "WHERE group_id = ?1 AND member_id = ?2 AND " LIVE_EVENT " "
 			 "ORDER BY id DESC LIMIT 1",
@@ -212,7 +215,11 @@ static const char *const sql[S_COUNT] = {
 	[S_PERIOD_ADD] = "INSERT INTO period_scores (group_id, member_id, period, start, points, "
 			 "reached_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6) "
 			 "ON CONFLICT (group_id, period, start, member_id) DO UPDATE SET "
-			 "points = points + excluded.points, reached_at = excluded.reached_at",
+			 "points = points + excluded.points, reached_at = CASE "
+			 "WHEN excluded.points > 0 THEN MAX(reached_at, excluded.reached_at) "
+			 "ELSE (SELECT COALESCE(MAX(p.updated_at), 0) FROM progress p "
+			 "WHERE p.group_id = ?1 AND p.member_id = ?2 AND p.status = 'done' "
+			 "AND p.updated_at >= ?4 AND p.updated_at < ?7) END",
 	[S_PERIOD_CLEAR] = "DELETE FROM period_scores WHERE ?1 IS NULL OR group_id = ?1",
 	[S_DONE_ROWS] = "SELECT group_id, member_id, updated_at FROM progress "
 			"WHERE status = 'done' AND (?1 IS NULL OR group_id = ?1) ORDER BY updated_at",
@@ -522,22 +529,26 @@ static int insert_event(struct store *st, const struct store_change *c, enum sto
 	return run(st, s, "logging the change");
 }
 
-/* Adds d points to the member's week and month of time t (when a calendar is set). */
+/*
+ * Adds d points to the member's week and month of time t (when a calendar is
+ * set); t is also when a gained point was earned.
+ */
 static int add_period_points(struct store *st, const char *group, const char *member, int64_t t,
-			     int d, int64_t reached_at)
+			     int d)
 {
 	if (!st->cal.periods)
 		return COHORT_OK;
-	int64_t starts[2];
-	st->cal.periods(st->cal.ud, group, t, starts);
+	int64_t start[2], end[2];
+	st->cal.periods(st->cal.ud, group, t, start, end);
 	for (int p = 0; p < 2; p++) {
 		sqlite3_stmt *s = prep(st, S_PERIOD_ADD);
 		bind_text(s, 1, group);
 		bind_text(s, 2, member);
 		sqlite3_bind_int(s, 3, p == 0 ? PERIOD_WEEK : PERIOD_MONTH);
-		sqlite3_bind_int64(s, 4, starts[p]);
+		sqlite3_bind_int64(s, 4, start[p]);
 		sqlite3_bind_int(s, 5, d);
-		sqlite3_bind_int64(s, 6, reached_at);
+		sqlite3_bind_int64(s, 6, t);
+		sqlite3_bind_int64(s, 7, end[p]);
 		int rc = run(st, s, "updating period scores");
 		if (rc)
 			return rc;
@@ -551,7 +562,7 @@ static int add_period_points(struct store *st, const char *group, const char *me
  * the time it was done: old_at for the status being replaced).
  */
 static int write_progress(struct store *st, const struct store_change *c,
-			  const struct store_prior *old, int64_t updated_at, int64_t now)
+			  const struct store_prior *old, int64_t updated_at)
 {
 	sqlite3_stmt *s;
 	int rc;
@@ -585,12 +596,12 @@ static int write_progress(struct store *st, const struct store_change *c,
 	bind_text(s, 1, c->group_id);
 	bind_text(s, 2, c->member_id);
 	sqlite3_bind_int(s, 3, delta);
-	sqlite3_bind_int64(s, 4, now);
+	sqlite3_bind_int64(s, 4, updated_at);
 	rc = run(st, s, "updating the score");
 	if (!rc && old->status == STATUS_DONE)
-		rc = add_period_points(st, c->group_id, c->member_id, old->updated_at, -1, now);
+		rc = add_period_points(st, c->group_id, c->member_id, old->updated_at, -1);
 	if (!rc && c->status == STATUS_DONE)
-		rc = add_period_points(st, c->group_id, c->member_id, updated_at, 1, now);
+		rc = add_period_points(st, c->group_id, c->member_id, updated_at, 1);
 	return rc;
 }
 
@@ -618,7 +629,7 @@ int store_set_status(struct store *st, const struct store_change *c, struct stor
 	}
 	rc = insert_event(st, c, old.status, 0);
 	if (!rc)
-		rc = write_progress(st, c, &old, c->at, c->at);
+		rc = write_progress(st, c, &old, c->at);
 	if (!rc)
 		rc = commit(st);
 	if (rc)
@@ -686,7 +697,7 @@ int store_undo(struct store *st, const char *group_id, const char *member_id,
 	if (!rc)
 		rc = insert_event(st, &c, out->from, event_id);
 	if (!rc)
-		rc = write_progress(st, &c, &current, restored_at, at);
+		rc = write_progress(st, &c, &current, restored_at);
 	free(note);
 	if (!rc)
 		rc = commit(st);
@@ -828,7 +839,7 @@ int store_rebuild_periods(struct store *st, const char *group_id)
 	while (!rc && (step = sqlite3_step(rows)) == SQLITE_ROW) {
 		char *g = xstrdup(col_text(rows, 0)), *m = xstrdup(col_text(rows, 1));
 		int64_t at = sqlite3_column_int64(rows, 2);
-		rc = add_period_points(st, g, m, at, 1, at);
+		rc = add_period_points(st, g, m, at, 1);
 		free(g);
 		free(m);
 	}

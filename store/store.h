@@ -121,12 +121,13 @@ int store_group_totals(struct store *st, const char *group_id, int *members, int
 enum store_period { PERIOD_ALL, PERIOD_WEEK, PERIOD_MONTH };
 
 /*
- * The calendar the store keeps period scores by: starts[0] receives the start
- * (Unix ms) of the local week containing t in the group's zone, starts[1]
- * that of the local month. The bot supplies it; the store only stores.
+ * The calendar the store keeps period scores by: for time t, start[0]..end[0]
+ * receive the local week containing t in the group's zone (end exclusive),
+ * start[1]..end[1] the local month. The bot supplies it; the store only stores.
  */
 struct store_calendar {
-	void (*periods)(void *ud, const char *group_id, int64_t t, int64_t starts[2]);
+	void (*periods)(void *ud, const char *group_id, int64_t t, int64_t start[2],
+			int64_t end[2]);
 	void *ud;
 };
 
@@ -144,7 +145,7 @@ struct store_rank {
 	const char *member_name;
 	int points;         /* topics done (in the period) */
 	int rank;           /* 1-based; shared by equal points */
-	int64_t reached_at; /* when the member reached those points */
+	int64_t reached_at; /* when the latest of those points was earned */
 };
 typedef int (*store_rank_fn)(const struct store_rank *r, void *ud);
 /*

@@ -12,7 +12,7 @@
 #include <string.h>
 
 /* Returns how many files were replayed, or -1 when the folder cannot be read. */
-static int replay_dir(const char *dir, void (*fn)(const char *data, size_t len))
+static inline int replay_dir(const char *dir, void (*fn)(const char *data, size_t len))
 {
 	DIR *d = opendir(dir);
 	if (!d)

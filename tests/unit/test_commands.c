@@ -4,115 +4,35 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "bot/bot.h"
-#include "bot/err.h"
-#include "bot/roadmap.h"
-#include "bot/util.h"
-#include "store/store.h"
-
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
+#include "bot_fixture.h"
 
 /* Wednesday 2026-11-25 12:00 UTC. */
 #define T0 1795608000000LL
 #define DAY 86400000LL
 
-struct fixture {
-	char dir[64];
-	struct store *st;
-	struct roadmap *rm;
-	struct bot *bot;
-	int64_t now;
-	char *text; /* the last reply, rendered */
-	struct reply reply;
-	int rc;
-};
-
-static int64_t fake_now(void *ud)
-{
-	return ((struct fixture *)ud)->now;
-}
-
 static int setup(void **state)
 {
-	struct fixture *f = xcalloc(1, sizeof(*f));
-	char err[COHORT_ERR_LEN], path[128];
-	snprintf(f->dir, sizeof(f->dir), "/tmp/cohort-cmd-XXXXXX");
-	if (!mkdtemp(f->dir))
+	struct bot_fixture *f = bot_fixture_new("UTC");
+	if (!f)
 		return -1;
-	snprintf(path, sizeof(path), "%s/c.db", f->dir);
-	if (store_open(path, false, &f->st, err) || roadmap_load_default(&f->rm, err)) {
-		fprintf(stderr, "%s\n", err);
-		return -1;
-	}
 	f->now = T0;
-	struct bot_opts o = {f->st, f->rm, "18:00", "UTC", fake_now, f};
-	if (bot_new(&o, &f->bot))
-		return -1;
-	reply_init(&f->reply);
 	*state = f;
 	return 0;
 }
 
 static int teardown(void **state)
 {
-	struct fixture *f = *state;
-	bot_free(f->bot);
-	store_free(f->st);
-	roadmap_free(f->rm);
-	reply_release(&f->reply);
-	free(f->text);
-	char cmd[128];
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
-	int rc = system(cmd);
-	free(f);
-	return rc == 0 ? 0 : -1;
+	return bot_fixture_free(*state);
 }
 
-/* Runs "/command args" as member (admin or not); the rendered reply is in f->text. */
-static const char *say_as(struct fixture *f, const char *member, bool admin, const char *command,
-			  const char *args)
-{
-	char id[64];
-	snprintf(id, sizeof(id), "test:%s", member);
-	struct event ev = {
-		.platform = "test",
-		.group_id = "test:group",
-		.channel_id = "chan",
-		.member_id = id,
-		.member_name = member,
-		.is_admin = admin,
-		.command = command,
-		.args = args,
-	};
-	reply_release(&f->reply);
-	reply_init(&f->reply);
-	free(f->text);
-	f->rc = bot_handle(f->bot, &ev, &f->reply);
-	f->text = reply_render_text(&f->reply);
-	return f->text;
-}
-
-static const char *say(struct fixture *f, const char *command, const char *args)
+static const char *say(struct bot_fixture *f, const char *command, const char *args)
 {
 	return say_as(f, "ana", false, command, args);
 }
 
-#define assert_contains(hay, needle)                                                            \
-	do {                                                                                    \
-		if (!strstr((hay), (needle)))                                                   \
-			fail_msg("reply lacks \"%s\":\n%s", (needle), (hay));                   \
-	} while (0)
-#define assert_lacks(hay, needle)                                                               \
-	do {                                                                                    \
-		if (strstr((hay), (needle)))                                                    \
-			fail_msg("reply has \"%s\":\n%s", (needle), (hay));                     \
-	} while (0)
-
 static void done_confirms_with_the_total_and_groupmates(void **state)
 {
-	struct fixture *f = *state;
+	struct bot_fixture *f = *state;
 	const char *t = say_as(f, "bob", false, "done", "Kafka");
 	assert_contains(t, "bob finished Kafka (Message Brokers)");
 	assert_contains(t, "1/84 \u00b7 1%");
@@ -132,7 +52,7 @@ static void done_confirms_with_the_total_and_groupmates(void **state)
 
 static void twenty_three_topics_show_27_percent(void **state)
 {
-	struct fixture *f = *state;
+	struct bot_fixture *f = *state;
 	for (size_t i = 0; i < 23; i++)
 		say(f, "done", roadmap_topic(f->rm, i)->name);
 	const char *t = say(f, "progress", "");
@@ -144,7 +64,7 @@ static void twenty_three_topics_show_27_percent(void **state)
 
 static void redis_is_one_topic(void **state)
 {
-	struct fixture *f = *state;
+	struct bot_fixture *f = *state;
 	say(f, "done", "Redis");
 	const char *t = say(f, "topics", "Caching");
 	assert_contains(t, "[x] Redis  (1 finished)");
@@ -156,7 +76,7 @@ static void redis_is_one_topic(void **state)
 
 static void unknown_and_ambiguous_topics_change_nothing(void **state)
 {
-	struct fixture *f = *state;
+	struct bot_fixture *f = *state;
 	const char *t = say(f, "done", "xyzzy");
 	assert_contains(t, "\u201cxyzzy\u201d is not on the roadmap");
 	assert_contains(t, "Nearest:");
@@ -175,7 +95,7 @@ static void unknown_and_ambiguous_topics_change_nothing(void **state)
 
 static void a_typo_is_read_and_said_so(void **state)
 {
-	struct fixture *f = *state;
+	struct bot_fixture *f = *state;
 	const char *t = say(f, "done", "kubernets");
 	assert_contains(t, "ana finished Kubernetes");
 	assert_contains(t, "(read \u201ckubernets\u201d as Kubernetes)");
@@ -185,7 +105,7 @@ static void a_typo_is_read_and_said_so(void **state)
 
 static void start_skip_reset_and_undo(void **state)
 {
-	struct fixture *f = *state;
+	struct bot_fixture *f = *state;
 	const char *t = say_as(f, "bob", false, "start", "docker");
 	assert_contains(t, "bob started Docker");
 	t = say(f, "start", "docker");
@@ -214,7 +134,7 @@ static void start_skip_reset_and_undo(void **state)
 
 static void progress_of_a_groupmate(void **state)
 {
-	struct fixture *f = *state;
+	struct bot_fixture *f = *state;
 	say_as(f, "bob", false, "done", "postgres");
 	const char *t = say(f, "progress", "bob");
 	assert_contains(t, "bob's progress");
@@ -227,7 +147,7 @@ static void progress_of_a_groupmate(void **state)
 
 static void streaks_count_consecutive_days(void **state)
 {
-	struct fixture *f = *state;
+	struct bot_fixture *f = *state;
 	f->now = T0 - 2 * DAY;
 	say(f, "done", "kafka");
 	f->now = T0 - DAY;
@@ -247,7 +167,7 @@ static void streaks_count_consecutive_days(void **state)
 
 static void leaderboard_ranks_with_shared_places(void **state)
 {
-	struct fixture *f = *state;
+	struct bot_fixture *f = *state;
 	say_as(f, "bob", false, "done", "kafka");
 	f->now += 1000;
 	say_as(f, "cy", false, "done", "kafka");
@@ -278,7 +198,7 @@ static void leaderboard_ranks_with_shared_places(void **state)
 
 static void topics_next_and_who(void **state)
 {
-	struct fixture *f = *state;
+	struct bot_fixture *f = *state;
 	const char *t = say(f, "topics", "");
 	assert_contains(t, "The roadmap");
 	assert_contains(t, "[ ] Kafka");
@@ -300,7 +220,7 @@ static void topics_next_and_who(void **state)
 
 static void digest_preview_and_admin_settings(void **state)
 {
-	struct fixture *f = *state;
+	struct bot_fixture *f = *state;
 	const char *t = say(f, "digest", "");
 	assert_contains(t, "Daily digest \u2014 Wednesday 25 November");
 	assert_contains(t, "A quiet day");
@@ -334,7 +254,7 @@ static void digest_preview_and_admin_settings(void **state)
 
 static void help_and_unknown_commands(void **state)
 {
-	struct fixture *f = *state;
+	struct bot_fixture *f = *state;
 	const char *t = say(f, "help", "");
 	for (const char *const *n = bot_command_names(); *n; n++) {
 		char want[32];
@@ -353,7 +273,7 @@ static void help_and_unknown_commands(void **state)
 
 static void hostile_input_is_refused_or_kept_as_text(void **state)
 {
-	struct fixture *f = *state;
+	struct bot_fixture *f = *state;
 	const char *t = say(f, "done", "kafka \xff\xfe");
 	assert_contains(t, "not valid UTF-8");
 	char big[1200];
@@ -376,7 +296,7 @@ static void hostile_input_is_refused_or_kept_as_text(void **state)
 
 static void a_replayed_source_event_is_answered_not_counted(void **state)
 {
-	struct fixture *f = *state;
+	struct bot_fixture *f = *state;
 	struct event ev = {"test", "test:group", "chan", "test:ana", "ana", false, "done", "",
 			   "Kafka", NULL, "interaction-1"};
 	struct reply r;

@@ -21,12 +21,15 @@ struct fixture {
 };
 
 /* A test calendar: "weeks" of 1000 ms and "months" of 10000 ms. */
-static void test_periods(void *ud, const char *group_id, int64_t t, int64_t starts[2])
+static void test_periods(void *ud, const char *group_id, int64_t t, int64_t start[2],
+			 int64_t end[2])
 {
 	(void)ud;
 	(void)group_id;
-	starts[0] = t - t % 1000;
-	starts[1] = t - t % 10000;
+	start[0] = t - t % 1000;
+	end[0] = start[0] + 1000;
+	start[1] = t - t % 10000;
+	end[1] = start[1] + 10000;
 }
 
 static int setup(void **state)

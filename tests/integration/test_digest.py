@@ -1,0 +1,120 @@
+"""The daily digest through the real binary, on a fast injected clock."""
+import sqlite3
+import threading
+import time
+
+from conftest import replies
+
+
+class Session:
+    """A console process whose output is collected as it arrives."""
+
+    def __init__(self, cohort, now, rate):
+        cohort.env["COHORT_FAKE_NOW"] = now
+        cohort.env["COHORT_FAKE_RATE"] = str(rate)
+        self.proc = cohort.popen("console", "--as", "ana")
+        self.out = []
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            self.out.append(line)
+
+    def text(self):
+        return "".join(self.out)
+
+    def say(self, line):
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+
+    def wait_for(self, needle, count=1, timeout=15):
+        deadline = time.monotonic() + timeout
+        while self.text().count(needle) < count:
+            assert time.monotonic() < deadline, f"no {needle!r} x{count} in:\n{self.text()}"
+            time.sleep(0.02)
+
+    def close(self):
+        self.proc.stdin.close()
+        assert self.proc.wait(timeout=10) == 0, self.proc.stderr.read()
+        self.reader.join(timeout=5)
+        return self.text()
+
+
+def digests(cohort):
+    db = sqlite3.connect(cohort.db)
+    return db.execute("SELECT local_date, sent_at IS NOT NULL FROM digests "
+                      "ORDER BY local_date").fetchall()
+
+
+def test_two_digest_times_with_a_restart_give_exactly_two_digests(cohort):
+    # Run 1: a minute before 18:00 UTC, 10 clock minutes per real second.
+    s = Session(cohort, "2026-11-25T17:59:00Z", 600)
+    s.say("/done kafka")
+    s.wait_for("ana finished Kafka")
+    s.wait_for("Daily digest \u2014 Wednesday 25 November")
+    s.say("/done docker")
+    s.wait_for("ana finished Docker")
+    out1 = s.close()
+    assert out1.count("Daily digest") == 1
+    assert "ana joined the group and finished Kafka" in out1
+
+    # Restart at 18:30: today's digest was posted; tomorrow's comes 23.5 clock hours
+    # later (10 clock hours per real second).
+    s = Session(cohort, "2026-11-25T18:30:00Z", 36000)
+    s.say("/done redis")
+    s.wait_for("ana finished Redis")
+    s.wait_for("Daily digest \u2014 Thursday 26 November")
+    time.sleep(0.5)  # five more clock hours: nothing more is due
+    out2 = s.close()
+    assert out2.count("Daily digest") == 1
+    day2 = out2[out2.index("Daily digest"):]
+    assert "ana finished Docker, Redis" in day2  # everything since the last digest
+    assert "#1 ana \u2014 3 pts" in day2
+
+    # A third start the same evening posts nothing.
+    s = Session(cohort, "2026-11-26T20:00:00Z", 1)
+    s.say("/progress")
+    s.wait_for("ana's progress")
+    assert "Daily digest" not in s.close()
+    assert digests(cohort) == [("2026-11-25", 1), ("2026-11-26", 1)]
+
+
+def test_a_missed_digest_is_posted_when_cohort_comes_back_that_day(cohort):
+    cohort.console("/done kafka\n", "--as", "ana")  # at 09:00, before digest time
+    s = Session(cohort, "2026-11-25T21:00:00Z", 1)
+    s.wait_for("Daily digest \u2014 Wednesday 25 November")
+    assert s.close().count("Daily digest") == 1
+    # The next morning, the missed evening is not posted late.
+    s = Session(cohort, "2026-11-27T08:00:00Z", 1)
+    s.say("/help")
+    s.wait_for("/done TOPIC")
+    assert "Daily digest" not in s.close()
+    assert digests(cohort) == [("2026-11-25", 1)]
+
+
+def test_digest_post_counts_as_todays_digest(cohort):
+    cohort.env["COHORT_FAKE_NOW"] = "2026-11-25T05:00:00Z"  # 06:00 in Berlin
+    out = cohort.console("/done kafka\n/digest time 07:30 Europe/Berlin\n", "--as", "ana")
+    assert "Daily digest" not in out
+    res = cohort.run("digest", "--group", "console:local", "--post")
+    assert res.returncode == 0, res.stderr
+    assert "Daily digest \u2014 Wednesday 25 November" in res.stdout
+    res = cohort.run("digest", "--group", "console:local", "--post")
+    assert res.returncode == 0 and res.stdout == ""
+    assert "posted already" in res.stderr
+    # At 08:00 Berlin time the scheduler sees it was posted and stays quiet.
+    cohort.env["COHORT_FAKE_NOW"] = "2026-11-25T07:00:00Z"
+    out = replies(cohort.console("/progress\n", "--as", "ana"))
+    assert all("Daily digest" not in body for _, body in out)
+    assert digests(cohort) == [("2026-11-25", 1)]
+    res = cohort.run("digest", "--group", "discord:1", "--post")
+    assert res.returncode == 2 and "no adapter" in res.stderr
+
+
+def test_a_group_that_turned_the_digest_off_gets_none(cohort):
+    cohort.console("/digest channel off\n", "--as", "ana")
+    s = Session(cohort, "2026-11-25T18:30:00Z", 1)
+    s.say("/help")
+    s.wait_for("/done TOPIC")
+    assert "Daily digest" not in s.close()

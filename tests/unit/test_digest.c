@@ -1,0 +1,276 @@
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "bot_fixture.h"
+
+#include "bot/digest.h"
+#include "bot/scheduler.h"
+
+#define HOUR 3600000LL
+#define DAY (24 * HOUR)
+#define TZ "Europe/Berlin"
+
+/* A sink that records what the scheduler posts and can refuse on demand. */
+struct sink_log {
+	int posts;
+	int fail_next; /* refuse this many posts */
+	char group[64], channel[64], key[32];
+	char text[4096];
+};
+
+static bool serves(void *ud, const char *group_id)
+{
+	(void)ud;
+	return strncmp(group_id, "test:", 5) == 0;
+}
+
+static int post(void *ud, const char *group_id, const char *channel_id, const struct reply *r,
+		const char *idem_key)
+{
+	struct sink_log *log = ud;
+	if (log->fail_next > 0) {
+		log->fail_next--;
+		return COHORT_ERR_IO;
+	}
+	log->posts++;
+	snprintf(log->group, sizeof(log->group), "%s", group_id);
+	snprintf(log->channel, sizeof(log->channel), "%s", channel_id);
+	snprintf(log->key, sizeof(log->key), "%s", idem_key);
+	char *text = reply_render_text(r);
+	snprintf(log->text, sizeof(log->text), "%s", text);
+	free(text);
+	return COHORT_OK;
+}
+
+static int64_t tick(struct bot_fixture *f, struct sink_log *log)
+{
+	struct digest_sink sink = {serves, post, log};
+	int64_t next;
+	assert_int_equal(scheduler_run(f->bot, &sink, &next), COHORT_OK);
+	return next;
+}
+
+static const char *preview(struct bot_fixture *f)
+{
+	struct digest d;
+	assert_int_equal(digest_build(f->bot, "test:group", f->now, &d), COHORT_OK);
+	free(f->text);
+	f->text = reply_render_text(&d.reply);
+	digest_release(&d);
+	return f->text;
+}
+
+static void act(struct bot_fixture *f, int64_t t, const char *member, const char *cmd,
+		const char *topic)
+{
+	f->now = t;
+	say_as(f, member, false, cmd, topic);
+	if (!strstr(f->text, "\u2713"))
+		fail_msg("/%s %s as %s: %s", cmd, topic, member, f->text);
+}
+
+static int setup(void **state)
+{
+	struct bot_fixture *f = bot_fixture_new(TZ);
+	if (!f)
+		return -1;
+	/* The group posts its digest in "chan" at 18:00 Berlin time. */
+	f->now = local_time(TZ, 2026, 11, 23, 8, 0);
+	say_as(f, "admin", true, "digest", "channel here");
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	return bot_fixture_free(*state);
+}
+
+static void an_empty_day_gets_a_short_nudge(void **state)
+{
+	struct bot_fixture *f = *state;
+	f->now = local_time(TZ, 2026, 11, 25, 18, 0);
+	assert_string_equal(preview(f),
+			    "Daily digest \u2014 Wednesday 25 November\n"
+			    "  A quiet day: nobody logged progress since the last digest.\n"
+			    "  One topic keeps a streak alive \u2014 /next shows yours.\n");
+}
+
+static void a_new_member_is_welcomed(void **state)
+{
+	struct bot_fixture *f = *state;
+	act(f, local_time(TZ, 2026, 11, 20, 10, 0), "ana", "done", "kafka");
+	act(f, local_time(TZ, 2026, 11, 25, 10, 0), "ana", "done", "redis");
+	act(f, local_time(TZ, 2026, 11, 25, 11, 0), "dee", "start", "docker");
+	f->now = local_time(TZ, 2026, 11, 25, 18, 0);
+	const char *t = preview(f);
+	assert_contains(t, "\n  ana finished Redis\n");
+	assert_contains(t, "\n  dee joined the group and started Docker\n");
+	assert_contains(t, "Someone is on Docker \u2014 join them: /start Docker");
+}
+
+static void a_busy_day_shows_news_movement_progress_and_streaks(void **state)
+{
+	struct bot_fixture *f = *state;
+	struct sink_log log = {0};
+	/* Day 1: bob leads. */
+	act(f, local_time(TZ, 2026, 11, 24, 9, 0), "bob", "done", "kafka");
+	act(f, local_time(TZ, 2026, 11, 24, 9, 5), "bob", "done", "redis");
+	act(f, local_time(TZ, 2026, 11, 24, 9, 10), "ana", "done", "kafka");
+	act(f, local_time(TZ, 2026, 11, 24, 9, 15), "cy", "done", "nginx");
+	f->now = local_time(TZ, 2026, 11, 24, 18, 0);
+	tick(f, &log);
+	assert_int_equal(log.posts, 1);
+	assert_contains(log.text, "#1 bob \u2014 2 pts\n");
+	assert_lacks(log.text, "\u25b2"); /* no earlier digest: no movement */
+	/* Day 2: ana overtakes bob, dee arrives, two of them start Docker. */
+	act(f, local_time(TZ, 2026, 11, 25, 8, 0), "ana", "done", "redis");
+	act(f, local_time(TZ, 2026, 11, 25, 8, 30), "ana", "done", "docker");
+	act(f, local_time(TZ, 2026, 11, 25, 9, 0), "ana", "start", "nginx");
+	act(f, local_time(TZ, 2026, 11, 25, 9, 30), "dee", "done", "kubernetes");
+	act(f, local_time(TZ, 2026, 11, 25, 10, 0), "bob", "start", "nginx");
+	act(f, local_time(TZ, 2026, 11, 25, 10, 5), "cy", "skip", "soap");
+	f->now = local_time(TZ, 2026, 11, 25, 18, 0);
+	tick(f, &log);
+	assert_int_equal(log.posts, 2);
+	assert_string_equal(log.text,
+			    "Daily digest \u2014 Wednesday 25 November\n"
+			    "  ana finished Redis, Docker; started Nginx\n"
+			    "  dee joined the group and finished Kubernetes\n"
+			    "  bob started Nginx\n"
+			    "  Top 4:\n"
+			    "  #1 ana \u2014 3 pts  \u25b21\n"
+			    "  #2 bob \u2014 2 pts  \u25bc1\n"
+			    "  #3 cy \u2014 1 pt  \u25bc1\n" /* was #2 (shared) */
+			    "  #3 dee \u2014 1 pt  new\n"
+			    "  Group progress: 2% of the roadmap (+1 since the last digest).\n"
+			    "  Streaks: ana 2 days.\n"
+			    "  2 of you are on Nginx \u2014 compare notes: /who Nginx\n");
+}
+
+static void the_digest_posts_once_per_local_day(void **state)
+{
+	struct bot_fixture *f = *state;
+	struct sink_log log = {0};
+	int64_t slot = local_time(TZ, 2026, 11, 25, 18, 0);
+	f->now = slot - 60000;
+	assert_int_equal(tick(f, &log), slot); /* the next due time is the slot */
+	assert_int_equal(log.posts, 0);
+	f->now = slot;
+	assert_int_equal(tick(f, &log), local_time(TZ, 2026, 11, 26, 18, 0));
+	assert_int_equal(log.posts, 1);
+	assert_string_equal(log.channel, "chan");
+	assert_int_equal(strlen(log.key), 19); /* fits a Discord nonce (25) */
+	char first_key[32];
+	snprintf(first_key, sizeof(first_key), "%s", log.key);
+	for (int i = 1; i <= 5; i++) {
+		f->now = slot + i * HOUR; /* later ticks the same day post nothing */
+		tick(f, &log);
+	}
+	assert_int_equal(log.posts, 1);
+	f->now = local_time(TZ, 2026, 11, 26, 17, 59);
+	tick(f, &log);
+	assert_int_equal(log.posts, 1);
+	f->now = local_time(TZ, 2026, 11, 26, 18, 0);
+	tick(f, &log);
+	assert_int_equal(log.posts, 2);
+	assert_string_not_equal(log.key, first_key);
+	char key[20];
+	scheduler_idem_key("test:group", "2026-11-26", key);
+	assert_string_equal(log.key, key);
+}
+
+static void a_missed_digest_is_caught_up_the_same_day_only(void **state)
+{
+	struct bot_fixture *f = *state;
+	struct sink_log log = {0};
+	/* cohort was down at 18:00 and comes back at 21:30: it posts at once. */
+	f->now = local_time(TZ, 2026, 11, 25, 21, 30);
+	tick(f, &log);
+	assert_int_equal(log.posts, 1);
+	assert_contains(log.text, "Wednesday 25 November");
+	/* Down all of the 26th; back on the 27th in the morning: the 26th is not posted. */
+	f->now = local_time(TZ, 2026, 11, 27, 9, 0);
+	assert_int_equal(tick(f, &log), local_time(TZ, 2026, 11, 27, 18, 0));
+	assert_int_equal(log.posts, 1);
+	/* Just after midnight the late digest of the day before is not posted either. */
+	f->now = local_time(TZ, 2026, 11, 28, 0, 5);
+	tick(f, &log);
+	assert_int_equal(log.posts, 1);
+}
+
+static void an_unconfirmed_digest_is_resent_with_the_same_key(void **state)
+{
+	struct bot_fixture *f = *state;
+	struct sink_log log = {0};
+	f->now = local_time(TZ, 2026, 11, 25, 18, 0);
+	log.fail_next = 1; /* the platform is down */
+	assert_int_equal(tick(f, &log), f->now + 60000); /* retry in a minute */
+	assert_int_equal(log.posts, 0);
+	struct store_digest rec;
+	assert_int_equal(store_digest_get(f->st, "test:group", "2026-11-25", &rec), COHORT_OK);
+	assert_int_equal(rec.sent_at, 0); /* recorded before sending, not yet confirmed */
+	f->now += 60000;
+	tick(f, &log);
+	assert_int_equal(log.posts, 1);
+	assert_string_equal(log.key, rec.idem_key);
+	store_digest_release(&rec);
+	f->now += 60000;
+	tick(f, &log);
+	assert_int_equal(log.posts, 1);
+}
+
+static void dst_days_get_exactly_one_digest(void **state)
+{
+	struct bot_fixture *f = *state;
+	struct sink_log log = {0};
+	/* 02:30 does not exist on 2026-03-29 in Berlin and happens twice on 2026-10-25. */
+	say_as(f, "admin", true, "digest", "time 02:30");
+	f->now = local_time(TZ, 2026, 3, 29, 1, 59);
+	tick(f, &log);
+	assert_int_equal(log.posts, 0);
+	for (int64_t t = local_time(TZ, 2026, 3, 29, 3, 0); t < local_time(TZ, 2026, 3, 30, 0, 0);
+	     t += 30 * 60000) {
+		f->now = t;
+		tick(f, &log);
+	}
+	assert_int_equal(log.posts, 1);
+	assert_contains(log.text, "Sunday 29 March");
+	for (int64_t t = local_time(TZ, 2026, 10, 25, 0, 0); t < local_time(TZ, 2026, 10, 26, 0, 0);
+	     t += 15 * 60000) {
+		f->now = t;
+		tick(f, &log);
+	}
+	assert_int_equal(log.posts, 2);
+	assert_contains(log.text, "Sunday 25 October");
+}
+
+static void groups_without_a_channel_or_adapter_get_nothing(void **state)
+{
+	struct bot_fixture *f = *state;
+	struct sink_log log = {0};
+	say_as(f, "admin", true, "digest", "channel off");
+	assert_int_equal(store_set_digest_channel(f->st, "elsewhere:1", "c"), COHORT_OK);
+	f->now = local_time(TZ, 2026, 11, 25, 19, 0);
+	assert_int_equal(tick(f, &log), INT64_MAX);
+	assert_int_equal(log.posts, 0);
+}
+
+int main(void)
+{
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+	const struct CMUnitTest tests[] = {
+		T(an_empty_day_gets_a_short_nudge),
+		T(a_new_member_is_welcomed),
+		T(a_busy_day_shows_news_movement_progress_and_streaks),
+		T(the_digest_posts_once_per_local_day),
+		T(a_missed_digest_is_caught_up_the_same_day_only),
+		T(an_unconfirmed_digest_is_resent_with_the_same_key),
+		T(dst_days_get_exactly_one_digest),
+		T(groups_without_a_channel_or_adapter_get_nothing),
+	};
+	return cmocka_run_group_tests_name("digest", tests, NULL, NULL);
+}
