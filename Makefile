@@ -47,7 +47,7 @@ UNIT_TESTS = test_text test_toml test_config test_roadmap test_store test_comman
              test_leaderboard test_digest
 UNIT_BINS = $(UNIT_TESTS:%=$(BUILD)/tests/%)
 
-.PHONY: all run test unit integration deps install uninstall clean format fuzz
+.PHONY: all run test unit integration deps install uninstall clean format fuzz bench
 all: $(BUILD)/cohort
 
 $(BUILD)/cohort: $(CORE_OBJ) $(MAIN_OBJ) | check-deps
@@ -119,6 +119,15 @@ fuzz: $(FUZZ_TARGETS:%=build/fuzz/fuzz_%)
 		fi; \
 		grep -E "^stat::(number_of_executed_units|peak_rss_mb)" build/fuzz/$$t.log; \
 	done
+
+# Benchmarks against the budgets of DESIGN section 9 (a measurement, not a test).
+$(BUILD)/bench/%: bench/%.c $(CORE_OBJ)
+	@mkdir -p $(dir $@)
+	@echo "  BENCH   $@"
+	$(Q)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
+bench: $(BUILD)/bench/bench_store
+	$(BUILD)/bench/bench_store $(BUILD)/bench
 
 install: $(BUILD)/cohort
 	install -d $(DESTDIR)$(BINDIR)

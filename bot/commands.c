@@ -163,34 +163,42 @@ out:
 	return t;
 }
 
+#define NAMES_SHOWN 10
+
 struct names_ctx {
 	const char *skip_member;
-	enum store_status status;
 	struct strbuf *sb;
-	int count;
+	int listed;
 };
 
 static int collect_names(const struct store_row *row, void *ud)
 {
 	struct names_ctx *c = ud;
-	if (row->status != c->status || strcmp(row->member_id, c->skip_member) == 0)
+	if (strcmp(row->member_id, c->skip_member) == 0 || c->listed == NAMES_SHOWN)
 		return 0;
-	if (c->count < 10)
-		sb_addf(c->sb, "%s%s", c->count ? ", " : "", row->member_name);
-	c->count++;
+	sb_addf(c->sb, "%s%s", c->listed ? ", " : "", row->member_name);
+	c->listed++;
 	return 0;
 }
 
-/* Appends who in the group (other than skip) has the topic in status; returns how many. */
+/*
+ * Appends the first groupmates (other than skip, whose own status is
+ * skip_has) with the topic in status, and "and N more"; returns how many
+ * there are in all, or -1 when the store failed.
+ */
 static int group_names(struct bot *b, const char *group, const char *topic_id, const char *skip,
-		       enum store_status status, struct strbuf *sb)
+		       bool skip_has, enum store_status status, struct strbuf *sb)
 {
-	struct names_ctx c = {skip, status, sb, 0};
-	if (store_topic_progress(b->store, group, topic_id, collect_names, &c))
+	struct names_ctx c = {skip, sb, 0};
+	struct store_count count;
+	if (store_topic_progress(b->store, group, topic_id, status, NAMES_SHOWN + 1, collect_names,
+				 &c) ||
+	    store_topic_count(b->store, group, topic_id, &count))
 		return -1;
-	if (c.count > 10)
-		sb_addf(sb, " and %d more", c.count - 10);
-	return c.count;
+	int total = (status == STATUS_DONE ? count.done : count.in_progress) - skip_has;
+	if (total > c.listed)
+		sb_addf(sb, " and %d more", total - c.listed);
+	return total;
 }
 
 static void add_progress_line(struct bot *b, const struct event *ev, struct reply *r)
@@ -280,7 +288,7 @@ static int set_status(struct bot *b, const struct event *ev, struct reply *r,
 		reply_title(r, REPLY_SUCCESS, "%s finished %s", ev->member_name, sb_str(&sb));
 		add_progress_line(b, ev, r);
 		sb_truncate(&sb, 0);
-		if (group_names(b, ev->group_id, topic->id, ev->member_id, STATUS_DONE, &sb) > 0)
+		if (group_names(b, ev->group_id, topic->id, ev->member_id, true, STATUS_DONE, &sb) > 0)
 			reply_line(r, "Also finished it: %s", sb_str(&sb));
 		else
 			reply_line(r, "First in the group to finish it!");
@@ -288,10 +296,11 @@ static int set_status(struct bot *b, const struct event *ev, struct reply *r,
 	case STATUS_IN_PROGRESS:
 		reply_title(r, REPLY_SUCCESS, "%s started %s", ev->member_name, sb_str(&sb));
 		sb_truncate(&sb, 0);
-		if (group_names(b, ev->group_id, topic->id, ev->member_id, STATUS_IN_PROGRESS, &sb) > 0)
+		if (group_names(b, ev->group_id, topic->id, ev->member_id, true, STATUS_IN_PROGRESS,
+				&sb) > 0)
 			reply_line(r, "Also on it: %s \u2014 study together?", sb_str(&sb));
 		sb_truncate(&sb, 0);
-		if (group_names(b, ev->group_id, topic->id, ev->member_id, STATUS_DONE, &sb) > 0)
+		if (group_names(b, ev->group_id, topic->id, ev->member_id, false, STATUS_DONE, &sb) > 0)
 			reply_line(r, "Finished it already (ask them): %s", sb_str(&sb));
 		break;
 	case STATUS_SKIPPED:
@@ -681,10 +690,11 @@ static int cmd_next(struct bot *b, const struct event *ev, struct reply *r)
 	else
 		reply_line(r, "/start %s to tell the group you are on it.", t->name);
 	sb_truncate(&sb, 0);
-	if (group_names(b, ev->group_id, t->id, ev->member_id, STATUS_IN_PROGRESS, &sb) > 0)
+	if (group_names(b, ev->group_id, t->id, ev->member_id, st[i] == STATUS_IN_PROGRESS,
+			STATUS_IN_PROGRESS, &sb) > 0)
 		reply_line(r, "On it now: %s", sb_str(&sb));
 	sb_truncate(&sb, 0);
-	if (group_names(b, ev->group_id, t->id, ev->member_id, STATUS_DONE, &sb) > 0)
+	if (group_names(b, ev->group_id, t->id, ev->member_id, false, STATUS_DONE, &sb) > 0)
 		reply_line(r, "Finished it (ask them): %s", sb_str(&sb));
 	sb_release(&sb);
 	free(st);
@@ -692,27 +702,38 @@ static int cmd_next(struct bot *b, const struct event *ev, struct reply *r)
 }
 
 struct who_ctx {
-	struct bot *b;
 	const char *tz;
-	struct strbuf done, doing;
-	int ndone, ndoing;
+	struct strbuf sb;
+	int listed;
 };
 
 static int collect_who(const struct store_row *row, void *ud)
 {
 	struct who_ctx *c = ud;
+	sb_addf(&c->sb, "%s%s", c->listed++ ? ", " : "", row->member_name);
 	if (row->status == STATUS_DONE) {
 		char day[16];
 		tz_format(c->tz, row->updated_at, "%Y-%m-%d", day, sizeof(day));
-		if (c->ndone < 20)
-			sb_addf(&c->done, "%s%s (%s)", c->ndone ? ", " : "", row->member_name, day);
-		c->ndone++;
-	} else if (row->status == STATUS_IN_PROGRESS) {
-		if (c->ndoing < 20)
-			sb_addf(&c->doing, "%s%s", c->ndoing ? ", " : "", row->member_name);
-		c->ndoing++;
+		sb_addf(&c->sb, " (%s)", day);
 	}
 	return 0;
+}
+
+#define WHO_SHOWN 20
+
+/* Lists up to WHO_SHOWN members with the topic in status as "label: a, b and N more". */
+static int who_line(struct bot *b, const char *group, const char *topic_id, const char *tz,
+		    enum store_status status, int total, const char *label, struct reply *r)
+{
+	struct who_ctx c = {tz, STRBUF_INIT, 0};
+	int rc = store_topic_progress(b->store, group, topic_id, status, WHO_SHOWN, collect_who, &c);
+	if (!rc && c.listed) {
+		if (total > c.listed)
+			sb_addf(&c.sb, " and %d more", total - c.listed);
+		reply_line(r, "%s: %s", label, sb_str(&c.sb));
+	}
+	sb_release(&c.sb);
+	return rc;
 }
 
 static int cmd_who(struct bot *b, const struct event *ev, struct reply *r)
@@ -723,29 +744,25 @@ static int cmd_who(struct bot *b, const struct event *ev, struct reply *r)
 	if (t < 0)
 		return COHORT_OK;
 	r->ephemeral = true;
-	struct group_prefs prefs;
-	int rc = bot_group_prefs(b, ev->group_id, &prefs);
-	if (rc) {
-		store_failed(r);
-		return rc;
-	}
 	const struct rm_topic *topic = roadmap_topic(b->rm, (size_t)t);
-	struct who_ctx c = {b, prefs.timezone, STRBUF_INIT, STRBUF_INIT, 0, 0};
-	rc = store_topic_progress(b->store, ev->group_id, topic->id, collect_who, &c);
-	if (rc) {
-		store_failed(r);
-	} else {
+	struct group_prefs prefs;
+	struct store_count count;
+	int rc = bot_group_prefs(b, ev->group_id, &prefs);
+	if (!rc)
+		rc = store_topic_count(b->store, ev->group_id, topic->id, &count);
+	if (!rc) {
 		reply_title(r, REPLY_INFO, "Who knows %s", topic->name);
-		if (c.ndone)
-			reply_line(r, "Finished: %s%s", sb_str(&c.done), c.ndone > 20 ? ", ..." : "");
-		else
+		if (!count.done)
 			reply_line(r, "Nobody in the group has finished %s yet.", topic->name);
-		if (c.ndoing)
-			reply_line(r, "On it now: %s%s", sb_str(&c.doing), c.ndoing > 20 ? ", ..." : "");
+		rc = who_line(b, ev->group_id, topic->id, prefs.timezone, STATUS_DONE, count.done,
+			      "Finished", r);
 	}
-	sb_release(&c.done);
-	sb_release(&c.doing);
+	if (!rc)
+		rc = who_line(b, ev->group_id, topic->id, prefs.timezone, STATUS_IN_PROGRESS,
+			      count.in_progress, "On it now", r);
 	group_prefs_release(&prefs);
+	if (rc)
+		store_failed(r);
 	return rc;
 }
 

@@ -162,7 +162,7 @@ int digest_build(struct bot *b, const char *group_id, int64_t now, struct digest
 	if (!rc)
 		rc = leaderboard_build(b, group_id, LB_ALL, DIGEST_SNAPSHOT, NULL, out->local_date, &lb);
 	if (!rc)
-		rc = store_in_progress_counts(b->store, group_id, find_busiest, &busy);
+		rc = store_topic_counts(b->store, group_id, find_busiest, &busy);
 	if (!rc)
 		rc = store_group_totals(b->store, group_id, &members, &finished);
 	if (rc)

@@ -73,6 +73,29 @@ static const char *const migrations[] = {
 	"  FOREIGN KEY (group_id, member_id) REFERENCES members (group_id, member_id)"
 	") WITHOUT ROWID;"
 	"CREATE INDEX period_rank ON period_scores (group_id, period, start, points DESC, reached_at);"
+	/*
+	 * Every index is written by each /done, so there are few: a member's events
+	 * (undo, streaks) come from one covering index. Without it SQLite walks
+	 * events_time over the whole group for a streak (5 s at 1M events).
+	 */
+	"DROP INDEX events_member;"
+	"CREATE INDEX events_member ON events (group_id, member_id, id, new_status, at, reverts);"
+	"DROP INDEX progress_period;"
+	/* Who finished a topic, oldest first, without reading the whole group. */
+	"DROP INDEX progress_topic;"
+	"CREATE INDEX progress_topic ON progress (group_id, topic_id, status, updated_at);"
+	"CREATE INDEX members_name ON members (group_id, name COLLATE NOCASE);"
+	/* Per-topic counts, maintained, so /topics and the digest never GROUP BY. */
+	"CREATE TABLE topic_counts ("
+	"  group_id TEXT NOT NULL,"
+	"  topic_id TEXT NOT NULL,"
+	"  done INTEGER NOT NULL DEFAULT 0,"
+	"  in_progress INTEGER NOT NULL DEFAULT 0,"
+	"  PRIMARY KEY (group_id, topic_id)"
+	") WITHOUT ROWID;"
+	"INSERT INTO topic_counts (group_id, topic_id, done, in_progress) "
+	"  SELECT group_id, topic_id, SUM(status = 'done'), SUM(status = 'in_progress') "
+	"  FROM progress GROUP BY group_id, topic_id;"
 	"CREATE TABLE digests ("
 	"  group_id TEXT NOT NULL,"
 	"  local_date TEXT NOT NULL,"
@@ -119,11 +142,14 @@ enum stmt_id {
 	S_TOPIC_PROGRESS,
 	S_EXPORT,
 	S_TOPIC_COUNTS,
-	S_IN_PROGRESS_COUNTS,
+	S_ADD_TOPIC_COUNTS,
+	S_TOPIC_COUNT,
 	S_GROUP_TOTALS,
 	S_ADD_SKIPPED,
 	S_RANK_ALL,
+	S_RANK_ALL_ABOVE,
 	S_RANK_PERIOD,
+	S_RANK_PERIOD_ABOVE,
 	S_PERIOD_ADD,
 	S_PERIOD_CLEAR,
 	S_DONE_ROWS,
@@ -153,7 +179,8 @@ static const char *const sql[S_COUNT] = {
 	[S_SOURCE_SEEN] = "SELECT 1 FROM events WHERE source_id = ?1",
 	[S_UPSERT_MEMBER] = "INSERT INTO members (group_id, member_id, name, first_seen) "
 			    "VALUES (?1, ?2, ?3, ?4) "
-			    "ON CONFLICT (group_id, member_id) DO UPDATE SET name = excluded.name",
+			    "ON CONFLICT (group_id, member_id) DO UPDATE SET name = excluded.name "
+			    "WHERE name IS NOT excluded.name",
 	[S_GET_STATUS] = "SELECT status, updated_at FROM progress "
 			 "WHERE group_id = ?1 AND member_id = ?2 AND topic_id = ?3",
 	[S_INSERT_EVENT] = "INSERT INTO events (group_id, member_id, topic_id, old_status, "
@@ -182,36 +209,48 @@ static const char *const sql[S_COUNT] = {
 			      "USING (group_id, member_id) "
 			      "WHERE p.group_id = ?1 AND p.member_id = ?2",
 	[S_TOPIC_PROGRESS] = "SELECT p.group_id, p.member_id, m.name, p.topic_id, p.status, "
-			     "p.note, p.updated_at FROM progress p JOIN members m "
-			     "USING (group_id, member_id) "
-			     "WHERE p.group_id = ?1 AND p.topic_id = ?2 ORDER BY p.updated_at",
+			     "p.note, p.updated_at FROM progress p INDEXED BY progress_topic "
+			     "JOIN members m ON m.group_id = p.group_id AND m.member_id = p.member_id "
+			     "WHERE p.group_id = ?1 AND p.topic_id = ?2 AND p.status = ?3 "
+			     "ORDER BY p.updated_at LIMIT ?4",
 	[S_EXPORT] = "SELECT p.group_id, p.member_id, m.name, p.topic_id, p.status, p.note, "
 		     "p.updated_at FROM progress p JOIN members m USING (group_id, member_id) "
 		     "WHERE ?1 IS NULL OR p.group_id = ?1 "
 		     "ORDER BY p.group_id, p.member_id, p.topic_id",
-	[S_TOPIC_COUNTS] = "SELECT topic_id, SUM(status = 'done'), SUM(status = 'in_progress') "
-			   "FROM progress WHERE group_id = ?1 GROUP BY topic_id",
-	/* Ranks over every member with points; the outer filter keeps the top and the asker. */
-	[S_IN_PROGRESS_COUNTS] = "SELECT topic_id, 0, COUNT(*) FROM progress "
-				 "WHERE group_id = ?1 AND status = 'in_progress' GROUP BY topic_id",
+	[S_TOPIC_COUNTS] = "SELECT topic_id, done, in_progress FROM topic_counts WHERE group_id = ?1 "
+			   "AND (done > 0 OR in_progress > 0)",
 	[S_GROUP_TOTALS] = "SELECT COUNT(*), COALESCE(SUM(done_count + skipped_count), 0) "
 			   "FROM members WHERE group_id = ?1",
 	[S_ADD_SKIPPED] = "UPDATE members SET skipped_count = skipped_count + ?3 "
 			  "WHERE group_id = ?1 AND member_id = ?2",
-	[S_RANK_ALL] = "SELECT member_id, name, points, reached_at, rnk FROM ("
-		       "SELECT member_id, name, done_count AS points, score_at AS reached_at, "
-		       "RANK() OVER (ORDER BY done_count DESC) AS rnk, "
-		       "ROW_NUMBER() OVER (ORDER BY done_count DESC, score_at, member_id) AS pos "
-		       "FROM members WHERE group_id = ?1 AND done_count > 0) "
-		       "WHERE pos <= ?2 OR member_id = ?3 ORDER BY pos",
-	[S_RANK_PERIOD] = "SELECT member_id, name, points, reached_at, rnk FROM ("
-			  "SELECT s.member_id, m.name, s.points, s.reached_at, "
-			  "RANK() OVER (ORDER BY s.points DESC) AS rnk, "
-			  "ROW_NUMBER() OVER (ORDER BY s.points DESC, s.reached_at, s.member_id) AS pos "
+	[S_TOPIC_COUNT] = "SELECT topic_id, done, in_progress FROM topic_counts "
+			  "WHERE group_id = ?1 AND topic_id = ?2",
+	[S_ADD_TOPIC_COUNTS] = "INSERT INTO topic_counts (group_id, topic_id, done, in_progress) "
+			       "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (group_id, topic_id) DO UPDATE SET "
+			       "done = done + excluded.done, in_progress = in_progress + "
+			       "excluded.in_progress",
+	/*
+	 * The top ?2 from the ranking index, then the asker's row; each row's rank is one
+	 * plus the members with more points (a short index range for the top rows).
+	 */
+	[S_RANK_ALL] = "SELECT * FROM (SELECT member_id, name, done_count, score_at FROM members "
+		       "WHERE group_id = ?1 AND done_count > 0 "
+		       "ORDER BY done_count DESC, score_at, member_id LIMIT ?2) "
+		       "UNION ALL SELECT member_id, name, done_count, score_at FROM members "
+		       "WHERE group_id = ?1 AND member_id = ?3 AND done_count > 0",
+	[S_RANK_ALL_ABOVE] = "SELECT COUNT(*) FROM members WHERE group_id = ?1 AND done_count > ?2",
+	[S_RANK_PERIOD] = "SELECT * FROM (SELECT s.member_id, m.name, s.points, s.reached_at "
 			  "FROM period_scores s JOIN members m "
 			  "ON m.group_id = s.group_id AND m.member_id = s.member_id "
-			  "WHERE s.group_id = ?1 AND s.period = ?4 AND s.start = ?5 AND s.points > 0) "
-			  "WHERE pos <= ?2 OR member_id = ?3 ORDER BY pos",
+			  "WHERE s.group_id = ?1 AND s.period = ?4 AND s.start = ?5 AND s.points > 0 "
+			  "ORDER BY s.points DESC, s.reached_at, s.member_id LIMIT ?2) "
+			  "UNION ALL SELECT s.member_id, m.name, s.points, s.reached_at "
+			  "FROM period_scores s JOIN members m "
+			  "ON m.group_id = s.group_id AND m.member_id = s.member_id "
+			  "WHERE s.group_id = ?1 AND s.period = ?4 AND s.start = ?5 "
+			  "AND s.member_id = ?3 AND s.points > 0",
+	[S_RANK_PERIOD_ABOVE] = "SELECT COUNT(*) FROM period_scores WHERE group_id = ?1 "
+				"AND period = ?3 AND start = ?4 AND points > ?2",
 	[S_PERIOD_ADD] = "INSERT INTO period_scores (group_id, member_id, period, start, points, "
 			 "reached_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6) "
 			 "ON CONFLICT (group_id, period, start, member_id) DO UPDATE SET "
@@ -223,8 +262,10 @@ static const char *const sql[S_COUNT] = {
 	[S_PERIOD_CLEAR] = "DELETE FROM period_scores WHERE ?1 IS NULL OR group_id = ?1",
 	[S_DONE_ROWS] = "SELECT group_id, member_id, updated_at FROM progress "
 			"WHERE status = 'done' AND (?1 IS NULL OR group_id = ?1) ORDER BY updated_at",
-	[S_DONE_TIMES] = "SELECT at FROM events e WHERE group_id = ?1 AND member_id = ?2 "
-			 "AND new_status = 'done' AND " LIVE_EVENT " ORDER BY at DESC",
+	/* Newest first by id: events are logged as they happen. */
+	[S_DONE_TIMES] = "SELECT at FROM events e INDEXED BY events_member "
+			 "WHERE group_id = ?1 AND member_id = ?2 "
+			 "AND new_status = 'done' AND " LIVE_EVENT " ORDER BY id DESC",
 	[S_ACTIVITY] = "SELECT e.member_id, m.name, e.topic_id, e.old_status, e.new_status, e.at, "
 		       "m.first_seen "
 		       "FROM events e JOIN members m USING (group_id, member_id) "
@@ -442,10 +483,10 @@ int store_open(const char *path, bool sync_full, struct store **out, char *err)
 	struct store *st = xcalloc(1, sizeof(*st));
 	st->db = db;
 	for (int i = 0; i < S_COUNT; i++) {
-		if (sqlite3_prepare_v3(db, sql[i], -1, SQLITE_PREPARE_PERSISTENT, &st->stmt[i],
-				       NULL) != SQLITE_OK) {
-			snprintf(err, COHORT_ERR_LEN, "%s: preparing a statement failed: %s", path,
-				 sqlite3_errmsg(db));
+		if (!sql[i] || sqlite3_prepare_v3(db, sql[i], -1, SQLITE_PREPARE_PERSISTENT,
+						  &st->stmt[i], NULL) != SQLITE_OK) {
+			snprintf(err, COHORT_ERR_LEN, "%s: preparing statement %d failed: %s", path, i,
+				 sql[i] ? sqlite3_errmsg(db) : "no SQL for it");
 			store_free(st);
 			return COHORT_ERR_STORE;
 		}
@@ -581,6 +622,16 @@ static int write_progress(struct store *st, const struct store_change *c,
 		sqlite3_bind_int64(s, 6, updated_at);
 	}
 	rc = run(st, s, "updating progress");
+	int done_d = (c->status == STATUS_DONE) - (old->status == STATUS_DONE);
+	int doing_d = (c->status == STATUS_IN_PROGRESS) - (old->status == STATUS_IN_PROGRESS);
+	if (!rc && (done_d || doing_d)) {
+		s = prep(st, S_ADD_TOPIC_COUNTS);
+		bind_text(s, 1, c->group_id);
+		bind_text(s, 2, c->topic_id);
+		sqlite3_bind_int(s, 3, done_d);
+		sqlite3_bind_int(s, 4, doing_d);
+		rc = run(st, s, "updating topic counts");
+	}
 	int skipped = (c->status == STATUS_SKIPPED) - (old->status == STATUS_SKIPPED);
 	if (!rc && skipped) {
 		s = prep(st, S_ADD_SKIPPED);
@@ -745,11 +796,13 @@ int store_member_progress(struct store *st, const char *group_id, const char *me
 }
 
 int store_topic_progress(struct store *st, const char *group_id, const char *topic_id,
-			 store_row_fn fn, void *ud)
+			 enum store_status status, int limit, store_row_fn fn, void *ud)
 {
 	sqlite3_stmt *s = prep(st, S_TOPIC_PROGRESS);
 	bind_text(s, 1, group_id);
 	bind_text(s, 2, topic_id);
+	bind_text(s, 3, store_status_name(status));
+	sqlite3_bind_int(s, 4, limit);
 	return each_row(st, s, fn, ud);
 }
 
@@ -781,11 +834,18 @@ int store_topic_counts(struct store *st, const char *group_id, store_count_fn fn
 	return each_count(st, s, fn, ud);
 }
 
-int store_in_progress_counts(struct store *st, const char *group_id, store_count_fn fn, void *ud)
+int store_topic_count(struct store *st, const char *group_id, const char *topic_id,
+		      struct store_count *out)
 {
-	sqlite3_stmt *s = prep(st, S_IN_PROGRESS_COUNTS);
+	sqlite3_stmt *s = prep(st, S_TOPIC_COUNT);
 	bind_text(s, 1, group_id);
-	return each_count(st, s, fn, ud);
+	bind_text(s, 2, topic_id);
+	int rc = sqlite3_step(s);
+	out->topic_id = topic_id;
+	out->done = rc == SQLITE_ROW ? sqlite3_column_int(s, 1) : 0;
+	out->in_progress = rc == SQLITE_ROW ? sqlite3_column_int(s, 2) : 0;
+	sqlite3_reset(s);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? COHORT_OK : db_fail(st, "counting a topic");
 }
 
 int store_group_totals(struct store *st, const char *group_id, int *members, int *finished)
@@ -799,6 +859,23 @@ int store_group_totals(struct store *st, const char *group_id, int *members, int
 	return rc == SQLITE_ROW ? COHORT_OK : db_fail(st, "summing the group");
 }
 
+/* Members of the ranking with more than `points` (their rank is that plus one). */
+static int count_above(struct store *st, const char *group_id, enum store_period period,
+		       int64_t start, int points, int *above)
+{
+	sqlite3_stmt *s = prep(st, period == PERIOD_ALL ? S_RANK_ALL_ABOVE : S_RANK_PERIOD_ABOVE);
+	bind_text(s, 1, group_id);
+	sqlite3_bind_int(s, 2, points);
+	if (period != PERIOD_ALL) {
+		sqlite3_bind_int(s, 3, period);
+		sqlite3_bind_int64(s, 4, start);
+	}
+	int rc = sqlite3_step(s);
+	*above = rc == SQLITE_ROW ? sqlite3_column_int(s, 0) : 0;
+	sqlite3_reset(s);
+	return rc == SQLITE_ROW ? COHORT_OK : db_fail(st, "ranking a member");
+}
+
 int store_ranking(struct store *st, const char *group_id, enum store_period period, int64_t start,
 		  int limit, const char *member_id, store_rank_fn fn, void *ud)
 {
@@ -810,16 +887,43 @@ int store_ranking(struct store *st, const char *group_id, enum store_period peri
 		sqlite3_bind_int(s, 4, period);
 		sqlite3_bind_int64(s, 5, start);
 	}
-	int rc, stop = 0;
-	while (!stop && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-		struct store_rank r = {col_text(s, 0), col_text(s, 1), sqlite3_column_int(s, 2),
-				       sqlite3_column_int(s, 4), sqlite3_column_int64(s, 3)};
-		stop = fn(&r, ud);
+	/* Collect first: ranking a row runs another statement. */
+	struct row {
+		char *id, *name;
+		int points;
+		int64_t at;
+	} *rows = NULL;
+	size_t n = 0, cap = 0;
+	int rc;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		const char *id = col_text(s, 0);
+		bool seen = false; /* the asker may be in the top already */
+		for (size_t i = 0; i < n && !seen; i++)
+			seen = strcmp(rows[i].id, id) == 0;
+		if (seen)
+			continue;
+		grow_array((void **)&rows, &cap, n + 1, sizeof(*rows));
+		rows[n++] = (struct row){xstrdup(id), xstrdup(col_text(s, 1)),
+					 sqlite3_column_int(s, 2), sqlite3_column_int64(s, 3)};
 	}
 	sqlite3_reset(s);
-	if (stop)
-		return stop;
-	return rc == SQLITE_DONE ? COHORT_OK : db_fail(st, "ranking members");
+	rc = rc == SQLITE_DONE ? COHORT_OK : db_fail(st, "ranking members");
+	int stop = 0, above = 0;
+	for (size_t i = 0; i < n && !rc && !stop; i++) {
+		/* Equal points share the rank of the first of them. */
+		if (i == 0 || rows[i].points != rows[i - 1].points)
+			rc = count_above(st, group_id, period, start, rows[i].points, &above);
+		if (rc)
+			break;
+		struct store_rank r = {rows[i].id, rows[i].name, rows[i].points, above + 1, rows[i].at};
+		stop = fn(&r, ud);
+	}
+	for (size_t i = 0; i < n; i++) {
+		free(rows[i].id);
+		free(rows[i].name);
+	}
+	free(rows);
+	return rc ? rc : stop;
 }
 
 int store_rebuild_periods(struct store *st, const char *group_id)

@@ -98,9 +98,9 @@ typedef int (*store_row_fn)(const struct store_row *row, void *ud);
 /* A member's records in one group. */
 int store_member_progress(struct store *st, const char *group_id, const char *member_id,
 			  store_row_fn fn, void *ud);
-/* Everyone's record for one topic in a group, oldest change first. */
+/* Up to `limit` members' records of one status for one topic, oldest change first. */
 int store_topic_progress(struct store *st, const char *group_id, const char *topic_id,
-			 store_row_fn fn, void *ud);
+			 enum store_status status, int limit, store_row_fn fn, void *ud);
 /* Every record, of one group or (group_id NULL) all, ordered by group, member, topic. */
 int store_export(struct store *st, const char *group_id, store_row_fn fn, void *ud);
 
@@ -110,10 +110,11 @@ struct store_count {
 	int in_progress;
 };
 typedef int (*store_count_fn)(const struct store_count *c, void *ud);
-/* Per topic: how many members of the group finished it and how many are on it. */
+/* One topic's counts (zeros when nobody has it); out->topic_id is topic_id. */
+int store_topic_count(struct store *st, const char *group_id, const char *topic_id,
+		      struct store_count *out);
+/* Per topic with anyone on it or done: how many members finished it and how many are on it. */
 int store_topic_counts(struct store *st, const char *group_id, store_count_fn fn, void *ud);
-/* Per topic with anyone on it: how many members are on it (done is 0). Reads only those rows. */
-int store_in_progress_counts(struct store *st, const char *group_id, store_count_fn fn, void *ud);
 /* The group's member count and its done-or-skipped records, summed over members. */
 int store_group_totals(struct store *st, const char *group_id, int *members, int *finished);
 

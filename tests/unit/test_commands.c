@@ -294,6 +294,27 @@ static void hostile_input_is_refused_or_kept_as_text(void **state)
 	assert_contains(t, "Finished: @everyone");
 }
 
+static void long_name_lists_are_capped_with_a_count(void **state)
+{
+	struct bot_fixture *f = *state;
+	for (int i = 0; i < 13; i++) {
+		char name[16];
+		snprintf(name, sizeof(name), "m%02d", i);
+		say_as(f, name, false, "done", "kafka");
+		f->now += 1000;
+	}
+	const char *t = say(f, "done", "kafka");
+	assert_contains(t, "Also finished it: m00, m01, m02, m03, m04, m05, m06, m07, m08, m09 "
+			   "and 3 more");
+	t = say(f, "who", "kafka");
+	assert_contains(t, "Finished: m00 (2026-11-25), m01 (2026-11-25)");
+	assert_contains(t, "m12 (2026-11-25), ana (2026-11-25)");
+	assert_lacks(t, "more");
+	say_as(f, "zed", false, "start", "kafka");
+	t = say(f, "who", "kafka");
+	assert_contains(t, "On it now: zed");
+}
+
 static void a_replayed_source_event_is_answered_not_counted(void **state)
 {
 	struct bot_fixture *f = *state;
@@ -330,6 +351,7 @@ int main(void)
 		T(digest_preview_and_admin_settings),
 		T(help_and_unknown_commands),
 		T(hostile_input_is_refused_or_kept_as_text),
+		T(long_name_lists_are_capped_with_a_count),
 		T(a_replayed_source_event_is_answered_not_counted),
 	};
 	return cmocka_run_group_tests_name("commands", tests, NULL, NULL);

@@ -437,6 +437,40 @@ static void upgrades_from_every_earlier_version(void **state)
 	}
 }
 
+/* Version 1 stored progress without the maintained tables of version 2. */
+static void an_upgrade_from_v1_derives_the_new_tables(void **state)
+{
+	struct fixture *f = *state;
+	char err[COHORT_ERR_LEN], path[160];
+	snprintf(path, sizeof(path), "%s/v1.db", f->dir);
+	assert_int_equal(store_create_at_version(path, 1, err), COHORT_OK);
+	sqlite3 *db;
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(
+		sqlite3_exec(db,
+			     "INSERT INTO members VALUES ('g', 'ana', 'Ana', 1, 1, 1500);"
+			     "INSERT INTO progress VALUES ('g', 'ana', 'kafka', 'done', NULL, 1500);"
+			     "INSERT INTO progress VALUES ('g', 'ana', 'soap', 'skipped', NULL, 1600);"
+			     "INSERT INTO progress VALUES ('g', 'ana', 'redis', 'in_progress', NULL, 1700);",
+			     NULL, NULL, NULL),
+		SQLITE_OK);
+	sqlite3_close(db);
+	struct store *st;
+	assert_int_equal(store_open(path, false, &st, err), COHORT_OK);
+	struct store_calendar cal = {test_periods, NULL};
+	assert_int_equal(store_set_calendar(st, &cal), COHORT_OK); /* rebuilds period scores */
+	struct store_count c;
+	assert_int_equal(store_topic_count(st, "g", "kafka", &c), COHORT_OK);
+	assert_int_equal(c.done, 1);
+	assert_int_equal(store_topic_count(st, "g", "redis", &c), COHORT_OK);
+	assert_int_equal(c.in_progress, 1);
+	int members, finished;
+	assert_int_equal(store_group_totals(st, "g", &members, &finished), COHORT_OK);
+	assert_int_equal(finished, 2); /* the done and the skipped */
+	assert_int_equal(points(st, "ana", 1000), 1); /* kafka's "week" */
+	store_free(st);
+}
+
 static void a_newer_schema_is_refused(void **state)
 {
 	struct fixture *f = *state;
@@ -506,6 +540,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(settings_and_adapter_state, setup, teardown),
 		cmocka_unit_test_setup_teardown(everything_survives_a_reopen, setup, teardown),
 		cmocka_unit_test_setup_teardown(upgrades_from_every_earlier_version, setup, teardown),
+		cmocka_unit_test_setup_teardown(an_upgrade_from_v1_derives_the_new_tables, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(a_newer_schema_is_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(a_failed_migration_changes_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(an_unwritable_path_is_a_clear_error, setup, teardown),
