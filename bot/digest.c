@@ -101,6 +101,19 @@ static int find_busiest(const struct store_count *c, void *ud)
 	return 0;
 }
 
+struct snapshot {
+	struct store_rank_entry *ranks;
+	size_t n, cap;
+};
+
+static int snapshot_row(const struct store_rank *r, void *ud)
+{
+	struct snapshot *s = ud;
+	grow_array((void **)&s->ranks, &s->cap, s->n + 1, sizeof(*s->ranks));
+	s->ranks[s->n++] = (struct store_rank_entry){xstrdup(r->member_id), r->rank, r->points};
+	return 0;
+}
+
 static void movement_mark(const struct leaderboard *lb, const struct lb_row *r, struct strbuf *sb)
 {
 	if (!lb->has_previous)
@@ -160,7 +173,14 @@ int digest_build(struct bot *b, const char *group_id, int64_t now, struct digest
 	int members = 0, finished = 0;
 	rc = store_activity(b->store, group_id, since, now + 1, collect_news, &news);
 	if (!rc)
-		rc = leaderboard_build(b, group_id, LB_ALL, DIGEST_SNAPSHOT, NULL, out->local_date, &lb);
+		rc = leaderboard_build(b, group_id, LB_ALL, DIGEST_TOP, NULL, out->local_date, &lb);
+	/* The ranking to record is longer than the one shown, and needs no streaks. */
+	struct snapshot snap = {NULL, 0, 0};
+	if (!rc)
+		rc = store_ranking(b->store, group_id, PERIOD_ALL, 0, DIGEST_SNAPSHOT, NULL,
+				   snapshot_row, &snap);
+	out->ranks = snap.ranks;
+	out->nranks = snap.n;
 	if (!rc)
 		rc = store_topic_counts(b->store, group_id, find_busiest, &busy);
 	if (!rc)
@@ -169,13 +189,6 @@ int digest_build(struct bot *b, const char *group_id, int64_t now, struct digest
 		goto out;
 	int total = (int)roadmap_topic_count(b->rm);
 	out->group_percent = members ? text_percent(finished, members * total) : 0;
-	out->ranks = xcalloc(lb.n, sizeof(*out->ranks));
-	for (size_t i = 0; i < lb.n; i++) {
-		out->ranks[i].member_id = xstrdup(lb.rows[i].member_id);
-		out->ranks[i].rank = lb.rows[i].rank;
-		out->ranks[i].points = lb.rows[i].points;
-	}
-	out->nranks = lb.n;
 
 	struct reply *r = &out->reply;
 	char day[64];
@@ -187,9 +200,9 @@ int digest_build(struct bot *b, const char *group_id, int64_t now, struct digest
 		goto out;
 	}
 	add_news(r, &news);
-	reply_line(r, "Top %d:", lb.n < DIGEST_TOP ? (int)lb.n : DIGEST_TOP);
+	reply_line(r, "Top %zu:", lb.n);
 	struct strbuf streaks = STRBUF_INIT;
-	for (size_t i = 0; i < lb.n && i < DIGEST_TOP; i++) {
+	for (size_t i = 0; i < lb.n; i++) {
 		struct strbuf sb = STRBUF_INIT;
 		sb_addf(&sb, "#%d %s \u2014 %d pt%s", lb.rows[i].rank, lb.rows[i].member_name,
 			lb.rows[i].points, lb.rows[i].points == 1 ? "" : "s");
