@@ -1,4 +1,5 @@
 """Fixtures for tests that run the real cohort binary (built by `make`)."""
+import datetime
 import os
 import pathlib
 import subprocess
@@ -17,11 +18,24 @@ class Cohort:
         self.db = workdir / "cohort.db"
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("COHORT_")}
         self.env["COHORT_CONFIG"] = ""
-        # A fixed morning clock: dates in replies are known, and no digest falls due
-        # mid-test (tests about the digest move the clock themselves).
-        self.env["COHORT_FAKE_NOW"] = "2026-11-25T09:00:00Z"
+        # A test clock from a known morning: dates in replies are known, and no digest
+        # falls due mid-test (digest tests move it with at()). Each process starts a
+        # minute after the one before, so time never runs backwards between them.
+        self.now = datetime.datetime(2026, 11, 25, 9, 0)
+        self.rate = 1
+
+    def at(self, iso, rate=1):
+        """Sets the clock the next process starts on ("2026-11-25T18:00:00Z")."""
+        self.now = datetime.datetime.strptime(iso, "%Y-%m-%dT%H:%M:%SZ")
+        self.rate = rate
+
+    def _clock(self):
+        self.env["COHORT_FAKE_NOW"] = self.now.strftime("%Y-%m-%dT%H:%M:%SZ")
+        self.env["COHORT_FAKE_RATE"] = str(self.rate)
+        self.now += datetime.timedelta(minutes=1)
 
     def run(self, *args, input=None, timeout=30):
+        self._clock()
         return subprocess.run(
             [BIN, *args], input=input, capture_output=True, text=True,
             cwd=self.workdir, env=self.env, timeout=timeout,
@@ -33,6 +47,7 @@ class Cohort:
         return res.stdout
 
     def popen(self, *args):
+        self._clock()
         return subprocess.Popen(
             [BIN, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, text=True, bufsize=1, cwd=self.workdir, env=self.env,

@@ -10,8 +10,7 @@ class Session:
     """A console process whose output is collected as it arrives."""
 
     def __init__(self, cohort, now, rate):
-        cohort.env["COHORT_FAKE_NOW"] = now
-        cohort.env["COHORT_FAKE_RATE"] = str(rate)
+        cohort.at(now, rate)
         self.proc = cohort.popen("console", "--as", "ana")
         self.out = []
         self.reader = threading.Thread(target=self._read, daemon=True)
@@ -94,7 +93,7 @@ def test_a_missed_digest_is_posted_when_cohort_comes_back_that_day(cohort):
 
 
 def test_digest_post_counts_as_todays_digest(cohort):
-    cohort.env["COHORT_FAKE_NOW"] = "2026-11-25T05:00:00Z"  # 06:00 in Berlin
+    cohort.at("2026-11-25T05:00:00Z")  # 06:00 in Berlin
     out = cohort.console("/done kafka\n/digest time 07:30 Europe/Berlin\n", "--as", "ana")
     assert "Daily digest" not in out
     res = cohort.run("digest", "--group", "console:local", "--post")
@@ -104,7 +103,7 @@ def test_digest_post_counts_as_todays_digest(cohort):
     assert res.returncode == 0 and res.stdout == ""
     assert "posted already" in res.stderr
     # At 08:00 Berlin time the scheduler sees it was posted and stays quiet.
-    cohort.env["COHORT_FAKE_NOW"] = "2026-11-25T07:00:00Z"
+    cohort.at("2026-11-25T07:00:00Z")
     out = replies(cohort.console("/progress\n", "--as", "ana"))
     assert all("Daily digest" not in body for _, body in out)
     assert digests(cohort) == [("2026-11-25", 1)]
