@@ -58,7 +58,8 @@ static const struct command commands[] = {
 	{"undo", cmd_undo, "undo", "revert your last change",
 	 "Reverts your most recent change. Say it again to go further back."},
 	{"progress", cmd_progress, "progress [member]", "your progress (or a groupmate's)",
-	 "Shows the overall bar, a bar per section, topics in progress and the current streak."},
+	 "Shows the overall bar, a bar per section, topics in progress, the current and longest "
+	 "streak, and the rank."},
 	{"leaderboard", cmd_leaderboard, "leaderboard [week|month|all]", "the group's ranking",
 	 "Ranks the group by points (one per finished topic) this week, this month or of all "
 	 "time (the default). Ties share a rank; whoever got there first is listed first."},
@@ -564,13 +565,17 @@ static int cmd_leaderboard(struct bot *b, const struct event *ev, struct reply *
 	return COHORT_OK;
 }
 
+struct done_counts {
+	const struct roadmap *rm;
+	int *done; /* per topic index */
+};
+
 static int count_into(const struct store_count *c, void *ud)
 {
-	struct bot *b = ((void **)ud)[0];
-	int *done = ((void **)ud)[1];
-	long t = roadmap_find_id(b->rm, c->topic_id);
+	struct done_counts *dc = ud;
+	long t = roadmap_find_id(dc->rm, c->topic_id);
 	if (t >= 0)
-		done[t] = c->done;
+		dc->done[t] = c->done;
 	return 0;
 }
 
@@ -614,10 +619,10 @@ static int cmd_topics(struct bot *b, const struct event *ev, struct reply *r)
 		first = (size_t)res.index;
 		last = roadmap_node(b->rm, first)->end;
 	}
-	void *ctx[2] = {b, done};
+	struct done_counts ctx = {b->rm, done};
 	rc = bot_member_statuses(b, ev->group_id, ev->member_id, st);
 	if (!rc)
-		rc = store_topic_counts(b->store, ev->group_id, count_into, ctx);
+		rc = store_topic_counts(b->store, ev->group_id, count_into, &ctx);
 	if (rc) {
 		store_failed(r);
 		goto out;

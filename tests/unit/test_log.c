@@ -1,0 +1,77 @@
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "bot/log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Runs fn with stderr going to a file; returns what it wrote (static buffer). */
+static const char *captured(void (*fn)(void))
+{
+	static char out[4096];
+	char path[] = "/tmp/cohort-log-XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	fflush(stderr);
+	int saved = dup(STDERR_FILENO);
+	dup2(fd, STDERR_FILENO);
+	fn();
+	fflush(stderr);
+	dup2(saved, STDERR_FILENO);
+	close(saved);
+	lseek(fd, 0, SEEK_SET);
+	ssize_t n = read(fd, out, sizeof(out) - 1);
+	out[n > 0 ? n : 0] = '\0';
+	close(fd);
+	unlink(path);
+	return out;
+}
+
+static void log_with_secrets(void)
+{
+	log_add_secret("s3cr3t-token");
+	log_add_secret("");
+	log_warn("gw", "connecting with Bot %s to %s", "s3cr3t-token", "gateway");
+	log_info("gw", "twice: s3cr3t-token/s3cr3t-token");
+	log_debug("gw", "hidden at info level");
+	log_error("gw", "forged\nline");
+	log_clear_secrets();
+}
+
+static void secrets_never_reach_a_line(void **state)
+{
+	(void)state;
+	log_set_level(LOG_INFO);
+	const char *out = captured(log_with_secrets);
+	assert_null(strstr(out, "s3cr3t"));
+	assert_non_null(strstr(out, " warn  [gw] connecting with Bot [redacted] to gateway\n"));
+	assert_non_null(strstr(out, " info  [gw] twice: [redacted]/[redacted]\n"));
+	assert_null(strstr(out, "hidden at info level"));
+	/* One event, one line: a newline in a message cannot forge another. */
+	assert_non_null(strstr(out, " error [gw] forged line\n"));
+}
+
+static void levels_parse(void **state)
+{
+	(void)state;
+	enum log_level l;
+	assert_true(log_level_parse("debug", &l));
+	assert_int_equal(l, LOG_DEBUG);
+	assert_false(log_level_parse("verbose", &l));
+	assert_string_equal(log_level_name(LOG_WARN), "warn");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(secrets_never_reach_a_line),
+		cmocka_unit_test(levels_parse),
+	};
+	return cmocka_run_group_tests_name("log", tests, NULL, NULL);
+}
