@@ -89,10 +89,9 @@ int64_t clock_real_wait_ms(int64_t ms)
 	return real > 0 ? real : 1;
 }
 
-bool tz_valid(const char *zone)
+/* Whether zone names a TZif file in the zoneinfo database. */
+static bool zone_file_ok(const char *zone)
 {
-	if (!zone || !*zone || strlen(zone) > 64 || zone[0] == '/' || strstr(zone, ".."))
-		return false;
 	if (strcmp(zone, "UTC") == 0)
 		return true;
 	for (const char *p = zone; *p; p++) {
@@ -111,6 +110,26 @@ bool tz_valid(const char *zone)
 	size_t n = fread(magic, 1, 4, f);
 	fclose(f);
 	return n == 4 && memcmp(magic, "TZif", 4) == 0;
+}
+
+bool tz_valid(const char *zone)
+{
+	if (!zone || !*zone || strlen(zone) > 64 || zone[0] == '/' || strstr(zone, ".."))
+		return false;
+	/* Groups' zones are checked on every command: remember the answers. */
+	static struct {
+		char name[65];
+		bool ok;
+	} seen[32];
+	static size_t nseen, next_slot;
+	for (size_t i = 0; i < nseen; i++)
+		if (strcmp(seen[i].name, zone) == 0)
+			return seen[i].ok;
+	bool ok = zone_file_ok(zone);
+	size_t slot = nseen < 32 ? nseen++ : next_slot++ % 32;
+	snprintf(seen[slot].name, sizeof(seen[slot].name), "%s", zone);
+	seen[slot].ok = ok;
+	return ok;
 }
 
 /* Switches the C library's local time to zone; cheap when it is already in force. */

@@ -117,9 +117,18 @@ int scheduler_run(struct bot *b, const struct digest_sink *sink, int64_t *next)
 	struct groups gs = {NULL, 0, 0};
 	*next = INT64_MAX;
 	int rc = store_digest_groups(b->store, collect_group, &gs);
-	for (size_t i = 0; !rc && i < gs.n; i++)
-		if (sink->serves(sink->ud, gs.v[i].id))
-			rc = run_group(b, sink, &gs.v[i], false, next);
+	for (size_t i = 0; i < gs.n; i++) {
+		if (!sink->serves(sink->ud, gs.v[i].id))
+			continue;
+		/* One group's failure does not hold back the others' digests. */
+		int grc = run_group(b, sink, &gs.v[i], false, next);
+		if (grc) {
+			log_warn("digest", "the digest of %s failed: %s; retrying in a minute",
+				 gs.v[i].id, cohort_strerror(grc));
+			earliest(next, bot_now(b) + RETRY_MS);
+			rc = rc ? rc : grc;
+		}
+	}
 	for (size_t i = 0; i < gs.n; i++) {
 		free(gs.v[i].id);
 		free(gs.v[i].channel);

@@ -28,8 +28,9 @@ struct digest_sink {
 
 /*
  * Posts every digest due at the bot's clock. *next receives the clock time
- * when the next one falls due (INT64_MAX when none). Returns COHORT_OK or
- * COHORT_ERR_STORE; a failed post is logged and retried a minute later.
+ * when the next one falls due (INT64_MAX when none). A group whose digest
+ * failed is logged and retried a minute later; the others go on. Returns
+ * COHORT_OK, or the first group's error.
  */
 int scheduler_run(struct bot *b, const struct digest_sink *sink, int64_t *next);
 

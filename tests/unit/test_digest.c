@@ -17,6 +17,7 @@
 struct sink_log {
 	int posts;
 	int fail_next; /* refuse this many posts */
+	const char *fail_group; /* refuse every post to this group */
 	char group[64], channel[64], key[32];
 	char text[4096];
 };
@@ -31,8 +32,8 @@ static int post(void *ud, const char *group_id, const char *channel_id, const st
 		const char *idem_key)
 {
 	struct sink_log *log = ud;
-	if (log->fail_next > 0) {
-		log->fail_next--;
+	if (log->fail_next > 0 || (log->fail_group && strcmp(group_id, log->fail_group) == 0)) {
+		log->fail_next -= log->fail_next > 0;
 		return COHORT_ERR_IO;
 	}
 	log->posts++;
@@ -223,6 +224,23 @@ static void an_unconfirmed_digest_is_resent_with_the_same_key(void **state)
 	assert_int_equal(log.posts, 1);
 }
 
+static void one_failing_group_does_not_hold_back_another(void **state)
+{
+	struct bot_fixture *f = *state;
+	struct sink_log log = {0};
+	assert_int_equal(store_set_digest_channel(f->st, "test:other", "chan2"), COHORT_OK);
+	log.fail_group = "test:group";
+	f->now = local_time(TZ, 2026, 11, 25, 18, 0);
+	assert_int_equal(tick(f, &log), f->now + 60000);
+	assert_int_equal(log.posts, 1);
+	assert_string_equal(log.group, "test:other");
+	log.fail_group = NULL;
+	f->now += 60000;
+	tick(f, &log);
+	assert_int_equal(log.posts, 2);
+	assert_string_equal(log.group, "test:group");
+}
+
 static void dst_days_get_exactly_one_digest(void **state)
 {
 	struct bot_fixture *f = *state;
@@ -269,6 +287,7 @@ int main(void)
 		T(the_digest_posts_once_per_local_day),
 		T(a_missed_digest_is_caught_up_the_same_day_only),
 		T(an_unconfirmed_digest_is_resent_with_the_same_key),
+		T(one_failing_group_does_not_hold_back_another),
 		T(dst_days_get_exactly_one_digest),
 		T(groups_without_a_channel_or_adapter_get_nothing),
 	};
