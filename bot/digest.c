@@ -16,6 +16,7 @@
 
 /* What one member did in the window. */
 struct member_news {
+	int64_t first_event; /* members are listed in the order they first did something */
 	char *member_id;
 	char *name;
 	bool is_new;
@@ -51,14 +52,13 @@ static int collect_news(const struct store_activity *a, void *ud)
 	long t = roadmap_find_id(c->b->rm, a->topic_id);
 	if (t < 0)
 		return 0;
-	struct member_news *m = NULL;
-	for (size_t i = 0; i < c->n && !m; i++)
-		if (strcmp(c->m[i].member_id, a->member_id) == 0)
-			m = &c->m[i];
-	if (!m) {
+	/* Activity arrives member by member: only the last entry can be this member's. */
+	struct member_news *m = c->n ? &c->m[c->n - 1] : NULL;
+	if (!m || strcmp(m->member_id, a->member_id) != 0) {
 		grow_array((void **)&c->m, &c->cap, c->n + 1, sizeof(*c->m));
 		m = &c->m[c->n++];
 		memset(m, 0, sizeof(*m));
+		m->first_event = a->event_id;
 		m->member_id = xstrdup(a->member_id);
 		m->name = xstrdup(a->member_name);
 		m->is_new = a->member_since >= c->since;
@@ -69,6 +69,12 @@ static int collect_news(const struct store_activity *a, void *ud)
 	else
 		add_topic(&m->started, &m->nstarted, name);
 	return 0;
+}
+
+static int by_first_event(const void *x, const void *y)
+{
+	const struct member_news *a = x, *b = y;
+	return (a->first_event > b->first_event) - (a->first_event < b->first_event);
 }
 
 static void news_release(struct news_ctx *c)
@@ -172,6 +178,8 @@ int digest_build(struct bot *b, const char *group_id, int64_t now, struct digest
 	struct busiest busy = {b, -1, 0};
 	int members = 0, finished = 0;
 	rc = store_activity(b->store, group_id, since, now + 1, collect_news, &news);
+	if (!rc && news.n)
+		qsort(news.m, news.n, sizeof(*news.m), by_first_event);
 	if (!rc)
 		rc = leaderboard_build(b, group_id, LB_ALL, DIGEST_TOP, NULL, out->local_date, &lb);
 	/* The ranking to record is longer than the one shown, and needs no streaks. */

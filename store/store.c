@@ -267,10 +267,10 @@ static const char *const sql[S_COUNT] = {
 			 "WHERE group_id = ?1 AND member_id = ?2 "
 			 "AND new_status = 'done' AND " LIVE_EVENT " ORDER BY id DESC",
 	[S_ACTIVITY] = "SELECT e.member_id, m.name, e.topic_id, e.old_status, e.new_status, e.at, "
-		       "m.first_seen "
+		       "m.first_seen, e.id "
 		       "FROM events e JOIN members m USING (group_id, member_id) "
 		       "WHERE e.group_id = ?1 AND e.at >= ?2 AND e.at < ?3 AND " LIVE_EVENT " "
-		       "ORDER BY e.id",
+		       "ORDER BY e.member_id, e.id",
 	[S_FIND_MEMBER] = "SELECT member_id, name FROM members WHERE group_id = ?1 "
 			  "AND (member_id = ?2 OR name = ?2 COLLATE NOCASE) "
 			  "ORDER BY member_id = ?2 DESC, name LIMIT 1",
@@ -1007,7 +1007,8 @@ int store_activity(struct store *st, const char *group_id, int64_t since, int64_
 	sqlite3_bind_int64(s, 3, until);
 	int rc, stop = 0;
 	while (!stop && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-		struct store_activity a = {col_text(s, 0),
+		struct store_activity a = {sqlite3_column_int64(s, 7),
+					   col_text(s, 0),
 					   col_text(s, 1),
 					   sqlite3_column_int64(s, 6),
 					   col_text(s, 2),

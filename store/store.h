@@ -163,6 +163,7 @@ int store_done_times(struct store *st, const char *group_id, const char *member_
 		     int (*fn)(int64_t at, void *ud), void *ud);
 
 struct store_activity {
+	int64_t event_id; /* increases with every change logged */
 	const char *member_id;
 	const char *member_name;
 	int64_t member_since; /* when the member first appeared in the group */
@@ -171,7 +172,7 @@ struct store_activity {
 	int64_t at;
 };
 typedef int (*store_activity_fn)(const struct store_activity *a, void *ud);
-/* The group's un-reverted changes in [since, until), oldest first. */
+/* The group's un-reverted changes in [since, until), member by member, oldest first within each. */
 int store_activity(struct store *st, const char *group_id, int64_t since, int64_t until,
 		   store_activity_fn fn, void *ud);
 
