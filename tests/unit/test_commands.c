@@ -6,6 +6,8 @@
 
 #include "bot_fixture.h"
 
+#include <sqlite3.h>
+
 /* Wednesday 2026-11-25 12:00 UTC. */
 #define T0 1795608000000LL
 #define DAY 86400000LL
@@ -315,6 +317,36 @@ static void long_name_lists_are_capped_with_a_count(void **state)
 	assert_contains(t, "On it now: zed");
 }
 
+static void a_failed_write_says_so_and_changes_nothing(void **state)
+{
+	struct bot_fixture *f = *state;
+	say(f, "done", "redis");
+	/* Make the database refuse every new event, as a full disk would. */
+	char path[128];
+	snprintf(path, sizeof(path), "%s/c.db", f->dir);
+	sqlite3 *db;
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db,
+				      "CREATE TRIGGER refuse BEFORE INSERT ON events "
+				      "BEGIN SELECT RAISE(ABORT, 'disk full'); END;",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	const char *t = say(f, "done", "kafka");
+	assert_contains(t, "Something went wrong saving that");
+	assert_contains(t, "Nothing was changed");
+	assert_int_equal(f->rc, COHORT_ERR_STORE);
+	t = say(f, "undo", "");
+	assert_contains(t, "Something went wrong saving that");
+	assert_int_equal(sqlite3_exec(db, "DROP TRIGGER refuse", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	t = say(f, "progress", "");
+	assert_contains(t, "1/84"); /* redis only: the refused /done and /undo left no trace */
+	t = say(f, "who", "kafka");
+	assert_contains(t, "Nobody in the group has finished Kafka yet");
+	t = say(f, "done", "kafka"); /* and the store works again */
+	assert_contains(t, "ana finished Kafka");
+}
+
 static void a_replayed_source_event_is_answered_not_counted(void **state)
 {
 	struct bot_fixture *f = *state;
@@ -352,6 +384,7 @@ int main(void)
 		T(help_and_unknown_commands),
 		T(hostile_input_is_refused_or_kept_as_text),
 		T(long_name_lists_are_capped_with_a_count),
+		T(a_failed_write_says_so_and_changes_nothing),
 		T(a_replayed_source_event_is_answered_not_counted),
 	};
 	return cmocka_run_group_tests_name("commands", tests, NULL, NULL);
