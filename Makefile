@@ -137,7 +137,7 @@ uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/cohort
 
 format:
-	clang-format -i bot/*.[ch] store/*.[ch] adapters/*.[ch] tests/unit/*.[ch]
+	clang-format -i bot/*.[ch] store/*.[ch] adapters/*.[ch] tests/unit/*.[ch] tests/fuzz/*.c bench/*.c
 
 clean:
 	rm -rf build

@@ -20,9 +20,9 @@ struct console {
 	char *group_id;
 	volatile sig_atomic_t own_stop;
 	bool tty;
-	struct strbuf in;  /* bytes read and not yet taken as lines */
+	struct strbuf in; /* bytes read and not yet taken as lines */
 	bool eof;
-	bool discarding;   /* inside a line that was too long */
+	bool discarding; /* inside a line that was too long */
 	bool need_prompt;
 };
 
@@ -140,14 +140,14 @@ static void handle_line(struct console *c, char *line)
 	}
 	char *member_id = xasprintf("console:%s", speaker);
 	struct event ev = {
-		.platform = "console",
-		.group_id = c->group_id,
-		.channel_id = "console",
-		.member_id = member_id,
-		.member_name = speaker,
-		.is_admin = owner,
-		.command = command,
-		.args = args,
+	    .platform = "console",
+	    .group_id = c->group_id,
+	    .channel_id = "console",
+	    .member_id = member_id,
+	    .member_name = speaker,
+	    .is_admin = owner,
+	    .command = command,
+	    .args = args,
 	};
 	struct reply r;
 	reply_init(&r);
@@ -164,8 +164,9 @@ static int console_run(void *self)
 	struct console *c = self;
 	struct strbuf line = STRBUF_INIT;
 	if (c->tty)
-		fprintf(c->o.out, "cohort console \u2014 you are %s in group %s. /help lists the "
-				  "commands; Ctrl-D quits.\n",
+		fprintf(c->o.out,
+			"cohort console \u2014 you are %s in group %s. /help lists the "
+			"commands; Ctrl-D quits.\n",
 			c->o.member, c->o.group);
 	c->need_prompt = true;
 	while (!stopping(c)) {
@@ -219,7 +220,7 @@ static void console_free(void *self)
 }
 
 static const struct adapter_ops console_ops = {
-	"console", console_run, console_stop, console_post, console_free,
+    "console", console_run, console_stop, console_post, console_free,
 };
 
 struct adapter console_new(struct bot *b, const struct console_opts *opts)

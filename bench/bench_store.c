@@ -109,8 +109,8 @@ int main(int argc, char **argv)
 		snprintf(mid, sizeof(mid), "bench:%d", i / TOPICS);
 		snprintf(name, sizeof(name), "member%d", i / TOPICS);
 		snprintf(topic, sizeof(topic), "Topic %d", i % TOPICS);
-		struct event ev = {"bench", "bench:big", "c", mid, name, false, "done", topic,
-				   NULL, NULL, NULL};
+		struct event ev = {"bench", "bench:big", "c",  mid,  name, false,
+				   "done",  topic,       NULL, NULL, NULL};
 		struct reply r;
 		reply_init(&r);
 		if (bot_handle(b, &ev, &r)) {
@@ -132,7 +132,9 @@ int main(int argc, char **argv)
 	long seeded = 0;
 	for (int m = n / TOPICS; m < MEMBERS; m++)
 		for (int k = 0; k < TOPICS - 1; k++, seeded++)
-			if (done(st, "bench:big", m, k, T0 - (int64_t)((m * 7919L + k * 104729L) % (60 * DAY / 1000)) * 1000)) {
+			if (done(st, "bench:big", m, k,
+				 T0 - (int64_t)((m * 7919L + k * 104729L) % (60 * DAY / 1000)) *
+					  1000)) {
 				fprintf(stderr, "seeding failed\n");
 				return 1;
 			}
@@ -148,8 +150,8 @@ int main(int argc, char **argv)
 		char mid[32], name[32];
 		snprintf(mid, sizeof(mid), "bench:%d", MEMBERS - 1 - i);
 		snprintf(name, sizeof(name), "member%d", MEMBERS - 1 - i);
-		struct event ev = {"bench", "bench:big", "c", mid, name, false, "done", "Topic 99",
-				   NULL, NULL, NULL};
+		struct event ev = {"bench", "bench:big", "c",  mid,  name, false,
+				   "done",  "Topic 99",  NULL, NULL, NULL};
 		struct reply r;
 		reply_init(&r);
 		t = seconds();
@@ -198,7 +200,8 @@ int main(int argc, char **argv)
 		snprintf(group, sizeof(group), "bench:g%d", g);
 		for (int m = 0; m < 10; m++)
 			for (int k = 0; k < 5; k++)
-				done(st, group, m, (g + m + k) % TOPICS, T0 + DAY - (m * 5 + k) * 60000LL);
+				done(st, group, m, (g + m + k) % TOPICS,
+				     T0 + DAY - (m * 5 + k) * 60000LL);
 	}
 	clock_ms = T0 + DAY + 3600000;
 	t = seconds();

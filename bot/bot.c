@@ -143,7 +143,6 @@ void bot_topic_label(const struct bot *b, size_t topic, struct strbuf *sb)
 		sb_addf(sb, " (%s)", t->path);
 }
 
-
 int bot_digest(struct bot *b, const char *group_id, struct reply *out)
 {
 	struct digest d;

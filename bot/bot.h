@@ -14,11 +14,11 @@ struct store;
 struct roadmap;
 
 struct bot_opts {
-	struct store *store;            /* borrowed; must outlive the bot */
-	const struct roadmap *roadmap;  /* borrowed; must outlive the bot */
-	const char *digest_time;        /* default "HH:MM" for groups without their own */
-	const char *timezone;           /* default IANA zone */
-	int64_t (*now)(void *ud);       /* the clock (Unix ms); NULL for the real one */
+	struct store *store;           /* borrowed; must outlive the bot */
+	const struct roadmap *roadmap; /* borrowed; must outlive the bot */
+	const char *digest_time;       /* default "HH:MM" for groups without their own */
+	const char *timezone;          /* default IANA zone */
+	int64_t (*now)(void *ud);      /* the clock (Unix ms); NULL for the real one */
 	void *now_ud;
 };
 

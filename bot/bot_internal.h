@@ -44,5 +44,4 @@ void bot_format_tally(struct strbuf *sb, const struct tally *t);
 /* The topic's name with its place: "Kafka (Message Brokers)". */
 void bot_topic_label(const struct bot *b, size_t topic, struct strbuf *sb);
 
-
 #endif

@@ -55,7 +55,8 @@ static void fake_clock_init(void)
 		int y, mo, d, h, mi, sec;
 		if (sscanf(now, "%d-%d-%dT%d:%d:%d", &y, &mo, &d, &h, &mi, &sec) != 6)
 			return;
-		ms = ((long long)days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec) * 1000;
+		ms = ((long long)days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec) *
+		     1000;
 	} else if (!end || *end) {
 		return;
 	}

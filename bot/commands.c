@@ -45,36 +45,36 @@ static int cmd_digest(struct bot *b, const struct event *ev, struct reply *r);
 static int cmd_help(struct bot *b, const struct event *ev, struct reply *r);
 
 static const struct command commands[] = {
-	{"done", cmd_done, "done TOPIC [note]", "mark a topic finished",
-	 "Records that you finished TOPIC. A note may follow the topic (\"done Kafka built a "
-	 "consumer\"); use | to separate them when the topic is unclear (\"done circuit breaker "
-	 "| read the chapter\")."},
-	{"start", cmd_start, "start TOPIC [note]", "mark a topic in progress",
-	 "Records that you are working on TOPIC, so groupmates can find a study partner."},
-	{"skip", cmd_skip, "skip TOPIC", "skip a topic",
-	 "Marks TOPIC skipped: it counts toward your progress but earns no points."},
-	{"reset", cmd_reset, "reset TOPIC", "clear a topic's status",
-	 "Clears your status for TOPIC (done, in progress or skipped)."},
-	{"undo", cmd_undo, "undo", "revert your last change",
-	 "Reverts your most recent change. Say it again to go further back."},
-	{"progress", cmd_progress, "progress [member]", "your progress (or a groupmate's)",
-	 "Shows the overall bar, a bar per section, topics in progress, the current and longest "
-	 "streak, and the rank."},
-	{"leaderboard", cmd_leaderboard, "leaderboard [week|month|all]", "the group's ranking",
-	 "Ranks the group by points (one per finished topic) this week, this month or of all "
-	 "time (the default). Ties share a rank; whoever got there first is listed first."},
-	{"topics", cmd_topics, "topics [section]", "the roadmap with your marks",
-	 "Shows the roadmap (or one section) with your status marks: [x] done, [~] in progress, "
-	 "[-] skipped, and how many in the group finished each topic."},
-	{"next", cmd_next, "next", "what to study next",
-	 "Names the first topic in roadmap order you have not finished, and who is on it."},
-	{"who", cmd_who, "who TOPIC", "who finished a topic",
-	 "Lists who finished TOPIC (ask them for help) and who is working on it now."},
-	{"digest", cmd_digest, "digest [channel here|off] [time HH:MM [TZ]]", "the daily digest",
-	 "Previews today's digest. Admins: \"digest channel here\" posts it in this channel, "
-	 "\"digest channel off\" stops it, \"digest time 18:00 Europe/Berlin\" sets when."},
-	{"help", cmd_help, "help [command]", "how to use cohort",
-	 "Lists the commands, or explains one."},
+    {"done", cmd_done, "done TOPIC [note]", "mark a topic finished",
+     "Records that you finished TOPIC. A note may follow the topic (\"done Kafka built a "
+     "consumer\"); use | to separate them when the topic is unclear (\"done circuit breaker "
+     "| read the chapter\")."},
+    {"start", cmd_start, "start TOPIC [note]", "mark a topic in progress",
+     "Records that you are working on TOPIC, so groupmates can find a study partner."},
+    {"skip", cmd_skip, "skip TOPIC", "skip a topic",
+     "Marks TOPIC skipped: it counts toward your progress but earns no points."},
+    {"reset", cmd_reset, "reset TOPIC", "clear a topic's status",
+     "Clears your status for TOPIC (done, in progress or skipped)."},
+    {"undo", cmd_undo, "undo", "revert your last change",
+     "Reverts your most recent change. Say it again to go further back."},
+    {"progress", cmd_progress, "progress [member]", "your progress (or a groupmate's)",
+     "Shows the overall bar, a bar per section, topics in progress, the current and longest "
+     "streak, and the rank."},
+    {"leaderboard", cmd_leaderboard, "leaderboard [week|month|all]", "the group's ranking",
+     "Ranks the group by points (one per finished topic) this week, this month or of all "
+     "time (the default). Ties share a rank; whoever got there first is listed first."},
+    {"topics", cmd_topics, "topics [section]", "the roadmap with your marks",
+     "Shows the roadmap (or one section) with your status marks: [x] done, [~] in progress, "
+     "[-] skipped, and how many in the group finished each topic."},
+    {"next", cmd_next, "next", "what to study next",
+     "Names the first topic in roadmap order you have not finished, and who is on it."},
+    {"who", cmd_who, "who TOPIC", "who finished a topic",
+     "Lists who finished TOPIC (ask them for help) and who is working on it now."},
+    {"digest", cmd_digest, "digest [channel here|off] [time HH:MM [TZ]]", "the daily digest",
+     "Previews today's digest. Admins: \"digest channel here\" posts it in this channel, "
+     "\"digest channel off\" stops it, \"digest time 18:00 Europe/Berlin\" sets when."},
+    {"help", cmd_help, "help [command]", "how to use cohort",
+     "Lists the commands, or explains one."},
 };
 
 const char *const *bot_command_names(void)
@@ -86,8 +86,8 @@ const char *const *bot_command_names(void)
 }
 
 /* "a", "a or b", "a, b or c" of the candidates' names. */
-static void add_choice_list(const struct bot *b, const struct rm_resolution *res,
-			    struct strbuf *sb, const char *conj)
+static void add_choice_list(const struct bot *b, const struct rm_resolution *res, struct strbuf *sb,
+			    const char *conj)
 {
 	for (size_t i = 0; i < res->ncandidates; i++) {
 		if (i > 0)
@@ -131,9 +131,7 @@ static long resolve_topic(struct bot *b, const struct event *ev, struct reply *r
 	case RM_EXACT:
 	case RM_ALIAS:
 	case RM_PREFIX:
-	case RM_FUZZY:
-		t = res.index;
-		break;
+	case RM_FUZZY: t = res.index; break;
 	case RM_AMBIGUOUS:
 		add_choice_list(b, &res, &sb, " or ");
 		reply_title(r, REPLY_QUESTION, "Did you mean %s?", sb_str(&sb));
@@ -152,7 +150,8 @@ static long resolve_topic(struct bot *b, const struct event *ev, struct reply *r
 	}
 	sb_release(&sb);
 	if (t >= 0 && res.match == RM_FUZZY)
-		reply_line(r, "(read \u201c%s\u201d as %s)", typed, roadmap_topic(b->rm, (size_t)t)->name);
+		reply_line(r, "(read \u201c%s\u201d as %s)", typed,
+			   roadmap_topic(b->rm, (size_t)t)->name);
 out:
 	free(typed);
 	if (t >= 0) {
@@ -244,8 +243,9 @@ static int set_status(struct bot *b, const struct event *ev, struct reply *r,
 	if (t < 0)
 		return COHORT_OK;
 	const struct rm_topic *topic = roadmap_topic(b->rm, (size_t)t);
-	struct store_change c = {ev->group_id, ev->member_id, ev->member_name, topic->id, status,
-				 status == STATUS_NONE ? NULL : note,  ev->source_id, bot_now(b)};
+	struct store_change c = {ev->group_id,  ev->member_id, ev->member_name,
+				 topic->id,     status,        status == STATUS_NONE ? NULL : note,
+				 ev->source_id, bot_now(b)};
 	struct store_prior prior;
 	int rc = store_set_status(b->store, &c, &prior);
 	free(note);
@@ -289,7 +289,8 @@ static int set_status(struct bot *b, const struct event *ev, struct reply *r,
 		reply_title(r, REPLY_SUCCESS, "%s finished %s", ev->member_name, sb_str(&sb));
 		add_progress_line(b, ev, r);
 		sb_truncate(&sb, 0);
-		if (group_names(b, ev->group_id, topic->id, ev->member_id, true, STATUS_DONE, &sb) > 0)
+		if (group_names(b, ev->group_id, topic->id, ev->member_id, true, STATUS_DONE, &sb) >
+		    0)
 			reply_line(r, "Also finished it: %s", sb_str(&sb));
 		else
 			reply_line(r, "First in the group to finish it!");
@@ -301,7 +302,8 @@ static int set_status(struct bot *b, const struct event *ev, struct reply *r,
 				&sb) > 0)
 			reply_line(r, "Also on it: %s \u2014 study together?", sb_str(&sb));
 		sb_truncate(&sb, 0);
-		if (group_names(b, ev->group_id, topic->id, ev->member_id, false, STATUS_DONE, &sb) > 0)
+		if (group_names(b, ev->group_id, topic->id, ev->member_id, false, STATUS_DONE,
+				&sb) > 0)
 			reply_line(r, "Finished it already (ask them): %s", sb_str(&sb));
 		break;
 	case STATUS_SKIPPED:
@@ -312,7 +314,7 @@ static int set_status(struct bot *b, const struct event *ev, struct reply *r,
 	case STATUS_NONE:
 		reply_title(r, REPLY_SUCCESS, "Cleared %s", sb_str(&sb));
 		reply_line(r, "It was %s. /undo brings it back.",
-			   prior.status == STATUS_DONE	       ? "done"
+			   prior.status == STATUS_DONE          ? "done"
 			   : prior.status == STATUS_IN_PROGRESS ? "in progress"
 								: "skipped");
 		r->ephemeral = true;
@@ -408,7 +410,8 @@ static bool find_member(struct bot *b, const struct event *ev, struct reply *r, 
 	if (rc) {
 		r->ephemeral = true;
 		if (rc == COHORT_ERR_NOT_FOUND) {
-			reply_title(r, REPLY_ERROR, "No member called \u201c%.*s\u201d here", MAX_NAME, w);
+			reply_title(r, REPLY_ERROR, "No member called \u201c%.*s\u201d here",
+				    MAX_NAME, w);
 			reply_line(r, "Members appear once they have recorded a topic. "
 				      "/leaderboard shows who is here.");
 		} else {
@@ -611,7 +614,8 @@ static int cmd_topics(struct bot *b, const struct event *ev, struct reply *r)
 			if (res.match == RM_AMBIGUOUS)
 				reply_title(r, REPLY_QUESTION, "Which section: %s?", sb_str(&sb));
 			else
-				reply_title(r, REPLY_ERROR, "No section called \u201c%.*s\u201d", 60, arg);
+				reply_title(r, REPLY_ERROR, "No section called \u201c%.*s\u201d",
+					    60, arg);
 			sb_release(&sb);
 			reply_line(r, "/topics without a name shows the whole roadmap.");
 			goto out;
@@ -633,7 +637,8 @@ static int cmd_topics(struct bot *b, const struct event *ev, struct reply *r)
 		struct tally t = bot_tally(b, st, in);
 		struct strbuf sb = STRBUF_INIT;
 		bot_format_tally(&sb, &t);
-		reply_title(r, REPLY_INFO, "%s \u2014 %s", roadmap_node(b->rm, first)->name, sb_str(&sb));
+		reply_title(r, REPLY_INFO, "%s \u2014 %s", roadmap_node(b->rm, first)->name,
+			    sb_str(&sb));
 		sb_release(&sb);
 		first++;
 		base++;
@@ -731,7 +736,8 @@ static int who_line(struct bot *b, const char *group, const char *topic_id, cons
 		    enum store_status status, int total, const char *label, struct reply *r)
 {
 	struct who_ctx c = {tz, STRBUF_INIT, 0};
-	int rc = store_topic_progress(b->store, group, topic_id, status, WHO_SHOWN, collect_who, &c);
+	int rc =
+	    store_topic_progress(b->store, group, topic_id, status, WHO_SHOWN, collect_who, &c);
 	if (!rc && c.listed) {
 		if (total > c.listed)
 			sb_addf(&c.sb, " and %d more", total - c.listed);
@@ -812,10 +818,13 @@ static int cmd_digest(struct bot *b, const struct event *ev, struct reply *r)
 			if (off)
 				reply_title(r, REPLY_SUCCESS, "The daily digest is off");
 			else
-				reply_title(r, REPLY_SUCCESS, "The daily digest will be posted here");
+				reply_title(r, REPLY_SUCCESS,
+					    "The daily digest will be posted here");
 			if (!off)
-				reply_line(r, "Every day at %s (%s). /digest time HH:MM [zone] changes it.",
-					   p.digest_time, p.timezone);
+				reply_line(
+				    r,
+				    "Every day at %s (%s). /digest time HH:MM [zone] changes it.",
+				    p.digest_time, p.timezone);
 			group_prefs_release(&p);
 		}
 		goto out;
@@ -826,11 +835,13 @@ static int cmd_digest(struct bot *b, const struct event *ev, struct reply *r)
 			goto out;
 		if (!parse_hhmm(words[1], &hh, &mm)) {
 			reply_title(r, REPLY_ERROR, "\u201c%.*s\u201d is not a time", 20, words[1]);
-			reply_line(r, "Write it as HH:MM, 24-hour: /digest time 18:00 Europe/Berlin");
+			reply_line(r,
+				   "Write it as HH:MM, 24-hour: /digest time 18:00 Europe/Berlin");
 			goto out;
 		}
 		if (nw == 3 && !tz_valid(words[2])) {
-			reply_title(r, REPLY_ERROR, "\u201c%.*s\u201d is not a time zone", 64, words[2]);
+			reply_title(r, REPLY_ERROR, "\u201c%.*s\u201d is not a time zone", 64,
+				    words[2]);
 			reply_line(r, "Use an IANA name such as UTC, Europe/Berlin or "
 				      "America/New_York. Nothing was changed.");
 			goto out;
@@ -850,10 +861,11 @@ static int cmd_digest(struct bot *b, const struct event *ev, struct reply *r)
 		}
 		struct group_prefs p;
 		if (bot_group_prefs(b, ev->group_id, &p) == COHORT_OK) {
-			reply_title(r, REPLY_SUCCESS, "The digest time is now %s (%s)", p.digest_time,
-				    p.timezone);
+			reply_title(r, REPLY_SUCCESS, "The digest time is now %s (%s)",
+				    p.digest_time, p.timezone);
 			if (!p.digest_channel)
-				reply_line(r, "No channel yet: an admin says /digest channel here.");
+				reply_line(r,
+					   "No channel yet: an admin says /digest channel here.");
 			group_prefs_release(&p);
 		}
 		goto out;
@@ -889,7 +901,8 @@ static int cmd_help(struct bot *b, const struct event *ev, struct reply *r)
 		}
 		reply_title(r, REPLY_ERROR, "There is no command \u201c%.*s\u201d", 40, name);
 	} else {
-		reply_title(r, REPLY_INFO, "cohort \u2014 track the group's progress through the roadmap");
+		reply_title(r, REPLY_INFO,
+			    "cohort \u2014 track the group's progress through the roadmap");
 	}
 	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
 		reply_mono(r, "/%-40s %s", commands[i].usage, commands[i].summary);
@@ -914,8 +927,9 @@ static bool event_ok(const struct event *ev, struct reply *r)
 	if (strlen(ev->args) > MAX_ARGS || (ev->topic && strlen(ev->topic) > MAX_ARGS) ||
 	    (ev->note && strlen(ev->note) > MAX_NOTE)) {
 		reply_title(r, REPLY_ERROR, "That is too long");
-		reply_line(r, "Commands may be up to %d characters and notes up to %d. Nothing was "
-			      "changed.",
+		reply_line(r,
+			   "Commands may be up to %d characters and notes up to %d. Nothing was "
+			   "changed.",
 			   MAX_ARGS, MAX_NOTE);
 		r->ephemeral = true;
 		return false;

@@ -22,29 +22,38 @@ struct key_spec {
 	size_t offset;
 };
 
-#define STR(t, k, field) {t, k, KEY_STRING, offsetof(struct config, field)}
-#define BOOL(t, k, field) {t, k, KEY_BOOL, offsetof(struct config, field)}
-#define LIST(t, k, field) {t, k, KEY_STRINGS, offsetof(struct config, field)}
+#define STR(t, k, field)                                                                           \
+	{                                                                                          \
+		t, k, KEY_STRING, offsetof(struct config, field)                                   \
+	}
+#define BOOL(t, k, field)                                                                          \
+	{                                                                                          \
+		t, k, KEY_BOOL, offsetof(struct config, field)                                     \
+	}
+#define LIST(t, k, field)                                                                          \
+	{                                                                                          \
+		t, k, KEY_STRINGS, offsetof(struct config, field)                                  \
+	}
 
 /* Every key cohort reads; config.example.toml documents the same list. */
 static const struct key_spec keys[] = {
-	STR("store", "path", store_path),
-	STR("store", "synchronous", store_synchronous),
-	STR("roadmap", "file", roadmap_file),
-	STR("digest", "time", digest_time),
-	STR("digest", "timezone", digest_timezone),
-	STR("log", "level", log_level),
-	BOOL("discord", "enabled", discord_enabled),
-	STR("discord", "token", discord_token),
-	STR("discord", "api_url", discord_api_url),
-	LIST("discord", "guild_ids", discord_guild_ids),
-	STR("discord", "prefix", discord_prefix),
-	BOOL("matrix", "enabled", matrix_enabled),
-	STR("matrix", "homeserver", matrix_homeserver),
-	STR("matrix", "user_id", matrix_user_id),
-	STR("matrix", "access_token", matrix_access_token),
-	STR("matrix", "prefix", matrix_prefix),
-	BOOL("matrix", "auto_join", matrix_auto_join),
+    STR("store", "path", store_path),
+    STR("store", "synchronous", store_synchronous),
+    STR("roadmap", "file", roadmap_file),
+    STR("digest", "time", digest_time),
+    STR("digest", "timezone", digest_timezone),
+    STR("log", "level", log_level),
+    BOOL("discord", "enabled", discord_enabled),
+    STR("discord", "token", discord_token),
+    STR("discord", "api_url", discord_api_url),
+    LIST("discord", "guild_ids", discord_guild_ids),
+    STR("discord", "prefix", discord_prefix),
+    BOOL("matrix", "enabled", matrix_enabled),
+    STR("matrix", "homeserver", matrix_homeserver),
+    STR("matrix", "user_id", matrix_user_id),
+    STR("matrix", "access_token", matrix_access_token),
+    STR("matrix", "prefix", matrix_prefix),
+    BOOL("matrix", "auto_join", matrix_auto_join),
 };
 
 static const char *const tables[] = {"store", "roadmap", "digest", "log", "discord", "matrix"};
@@ -124,11 +133,12 @@ static int unknown_key(const char *file, int line, const char *table, const char
 	}
 	const char *hint = did_you_mean(key, cands, n);
 	if (hint)
-		snprintf(err, COHORT_ERR_LEN, "%s:%d: unknown key \"%s\" in [%s] (did you mean \"%s\"?)",
-			 file, line, key, table, hint);
+		snprintf(err, COHORT_ERR_LEN,
+			 "%s:%d: unknown key \"%s\" in [%s] (did you mean \"%s\"?)", file, line,
+			 key, table, hint);
 	else
-		snprintf(err, COHORT_ERR_LEN, "%s:%d: unknown key \"%s\" in [%s] (valid keys: %s)", file,
-			 line, key, table, sb_str(&valid));
+		snprintf(err, COHORT_ERR_LEN, "%s:%d: unknown key \"%s\" in [%s] (valid keys: %s)",
+			 file, line, key, table, sb_str(&valid));
 	sb_release(&valid);
 	return COHORT_ERR_CONFIG;
 }
@@ -137,8 +147,8 @@ static int unknown_table(const char *file, int line, const char *table, char *er
 {
 	const char *hint = did_you_mean(table, tables, ARRAY_SIZE(tables));
 	if (hint)
-		snprintf(err, COHORT_ERR_LEN, "%s:%d: unknown table [%s] (did you mean [%s]?)", file,
-			 line, table, hint);
+		snprintf(err, COHORT_ERR_LEN, "%s:%d: unknown table [%s] (did you mean [%s]?)",
+			 file, line, table, hint);
 	else
 		snprintf(err, COHORT_ERR_LEN,
 			 "%s:%d: unknown table [%s] (valid tables: store, roadmap, digest, log, "
@@ -183,12 +193,8 @@ static int apply_pair(struct config *cfg, const char *file, const struct toml_ta
 	}
 	lines[idx] = p->line;
 	switch (spec->type) {
-	case KEY_STRING:
-		set_str(slot, v->str);
-		break;
-	case KEY_BOOL:
-		*(bool *)slot = v->boolean;
-		break;
+	case KEY_STRING: set_str(slot, v->str); break;
+	case KEY_BOOL: *(bool *)slot = v->boolean; break;
 	case KEY_STRINGS: {
 		struct strlist *l = slot;
 		strlist_release(l);
@@ -233,12 +239,11 @@ static int read_file(const char *path, char **out, size_t *len, char *err)
 }
 
 /* Where a validation error points: the key's line when it came from the file. */
-static int bad_value(const struct config *cfg, const int *lines, const char *table,
-		     const char *key, char *err, const char *fmt, ...)
-	__attribute__((format(printf, 6, 7)));
+static int bad_value(const struct config *cfg, const int *lines, const char *table, const char *key,
+		     char *err, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 
-static int bad_value(const struct config *cfg, const int *lines, const char *table,
-		     const char *key, char *err, const char *fmt, ...)
+static int bad_value(const struct config *cfg, const int *lines, const char *table, const char *key,
+		     char *err, const char *fmt, ...)
 {
 	int line = 0;
 	for (size_t i = 0; i < ARRAY_SIZE(keys); i++)
@@ -248,8 +253,9 @@ static int bad_value(const struct config *cfg, const int *lines, const char *tab
 	if (line > 0)
 		n = snprintf(err, COHORT_ERR_LEN, "%s:%d: %s.%s: ", cfg->source, line, table, key);
 	else
-		n = snprintf(err, COHORT_ERR_LEN, "%s: %s.%s: ",
-			     cfg->source ? cfg->source : "configuration", table, key);
+		n = snprintf(err, COHORT_ERR_LEN,
+			     "%s: %s.%s: ", cfg->source ? cfg->source : "configuration", table,
+			     key);
 	va_list ap;
 	va_start(ap, fmt);
 	if (n >= 0 && n < COHORT_ERR_LEN)
@@ -332,13 +338,15 @@ static int validate(const struct config *cfg, const int *lines, char *err)
 		return bad_value(cfg, lines, "matrix", "user_id", err,
 				 "\"%s\" is not a Matrix user id like \"@cohort:example.org\"",
 				 cfg->matrix_user_id);
-	if (!*cfg->matrix_prefix || strlen(cfg->matrix_prefix) > 8 || strchr(cfg->matrix_prefix, ' '))
+	if (!*cfg->matrix_prefix || strlen(cfg->matrix_prefix) > 8 ||
+	    strchr(cfg->matrix_prefix, ' '))
 		return bad_value(cfg, lines, "matrix", "prefix", err,
 				 "must be 1 to 8 characters without spaces (for example \"!\")");
 	if (cfg->matrix_enabled && !*cfg->matrix_access_token)
-		return bad_value(cfg, lines, "matrix", "access_token", err,
-				 "Matrix is enabled but no access token is set (set access_token or "
-				 "COHORT_MATRIX_TOKEN)");
+		return bad_value(
+		    cfg, lines, "matrix", "access_token", err,
+		    "Matrix is enabled but no access token is set (set access_token or "
+		    "COHORT_MATRIX_TOKEN)");
 	return COHORT_OK;
 }
 

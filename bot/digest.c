@@ -146,7 +146,8 @@ static void add_news(struct reply *r, const struct news_ctx *news)
 		sb_release(&sb);
 	}
 	if (news->n > DIGEST_MAX_MEMBERS)
-		reply_line(r, "... and %zu more members made progress.", news->n - DIGEST_MAX_MEMBERS);
+		reply_line(r, "... and %zu more members made progress.",
+			   news->n - DIGEST_MAX_MEMBERS);
 }
 
 int digest_build(struct bot *b, const char *group_id, int64_t now, struct digest *out)
@@ -232,8 +233,8 @@ int digest_build(struct bot *b, const char *group_id, int64_t now, struct digest
 	if (busy.topic >= 0) {
 		const char *name = roadmap_topic(b->rm, (size_t)busy.topic)->name;
 		if (busy.count > 1)
-			reply_line(r, "%d of you are on %s \u2014 compare notes: /who %s", busy.count,
-				   name, name);
+			reply_line(r, "%d of you are on %s \u2014 compare notes: /who %s",
+				   busy.count, name, name);
 		else
 			reply_line(r, "Someone is on %s \u2014 join them: /start %s", name, name);
 	}

@@ -56,7 +56,8 @@ static int write_row(const struct store_row *row, void *ud)
 	const char *topic = t >= 0 ? roadmap_topic(c->rm, (size_t)t)->name : "";
 	if (c->fmt == EXPORT_CSV) {
 		const char *fields[] = {row->group_id, row->member_id, row->member_name,
-					row->topic_id, topic, status_word(row->status), when, row->note};
+					row->topic_id, topic,          status_word(row->status),
+					when,          row->note};
 		for (size_t i = 0; i < ARRAY_SIZE(fields); i++)
 			csv_field(c->out, fields[i], i + 1 == ARRAY_SIZE(fields));
 	} else {

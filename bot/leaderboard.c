@@ -67,8 +67,8 @@ static int streak_step(int64_t at, void *ud)
 	return 0;
 }
 
-int leaderboard_streaks(struct bot *b, const char *group_id, const char *member_id,
-			const char *tz, int64_t now, struct streaks *out)
+int leaderboard_streaks(struct bot *b, const char *group_id, const char *member_id, const char *tz,
+			int64_t now, struct streaks *out)
 {
 	memset(out, 0, sizeof(*out));
 	struct streak_ctx c = {tz, tz_day_number(tz, now), 0, 0, 0, true, out};
@@ -119,10 +119,10 @@ int leaderboard_build(struct bot *b, const char *group_id, enum lb_period period
 	if (rc)
 		return rc;
 	int64_t now = bot_now(b);
-	int64_t start = period == LB_WEEK ? tz_week_start(p.timezone, now)
+	int64_t start = period == LB_WEEK    ? tz_week_start(p.timezone, now)
 			: period == LB_MONTH ? tz_month_start(p.timezone, now)
 					     : 0;
-	enum store_period sp = period == LB_WEEK ? PERIOD_WEEK
+	enum store_period sp = period == LB_WEEK    ? PERIOD_WEEK
 			       : period == LB_MONTH ? PERIOD_MONTH
 						    : PERIOD_ALL;
 	struct collect_ctx c = {out, 0};
@@ -139,7 +139,8 @@ int leaderboard_build(struct bot *b, const char *group_id, enum lb_period period
 						  before_date ? before_date : "9999-12-31", &prev);
 		if (found == COHORT_OK) {
 			out->has_previous = true;
-			rc = store_digest_ranks(b->store, group_id, prev.local_date, apply_previous, out);
+			rc = store_digest_ranks(b->store, group_id, prev.local_date, apply_previous,
+						out);
 			store_digest_release(&prev);
 		} else if (found != COHORT_ERR_NOT_FOUND) {
 			rc = found;

@@ -25,8 +25,8 @@ struct lb_row {
 	int rank; /* shared by equal points */
 	int points;
 	int64_t reached_at;
-	int streak;  /* current streak, in days */
-	int longest; /* longest streak ever */
+	int streak;         /* current streak, in days */
+	int longest;        /* longest streak ever */
 	bool ranked_before; /* in the previous digest's ranking */
 	int movement;       /* previous rank - rank: > 0 moved up */
 };
@@ -54,7 +54,7 @@ struct streaks {
 	int longest;
 };
 /* The member's streaks in zone tz at time now. */
-int leaderboard_streaks(struct bot *b, const char *group_id, const char *member_id,
-			const char *tz, int64_t now, struct streaks *out);
+int leaderboard_streaks(struct bot *b, const char *group_id, const char *member_id, const char *tz,
+			int64_t now, struct streaks *out);
 
 #endif

@@ -43,24 +43,24 @@ static void install_signals(void)
 }
 
 static const char usage_text[] =
-	"usage: cohort COMMAND [options]\n"
-	"\n"
-	"commands:\n"
-	"  run [-c FILE]                     run every enabled platform (the console when none is)\n"
-	"  console [-c FILE] [--as NAME] [--group NAME]\n"
-	"                                    a local chat on stdin/stdout; \"@bob /done Redis\"\n"
-	"                                    speaks as bob\n"
-	"  check-config [-c FILE]            validate the configuration and the roadmap\n"
-	"  roadmap [-c FILE]                 print the roadmap with topic ids and aliases\n"
-	"  digest [-c FILE] --group ID       print today's digest for a group (e.g. console:local)\n"
-	"  export [-c FILE] [--group ID] --format csv|json\n"
-	"                                    write every progress record to stdout\n"
-	"  help                              this text\n"
-	"  version                           the version\n"
-	"\n"
-	"The configuration is FILE, else $COHORT_CONFIG, else ./cohort.toml when it exists,\n"
-	"else the built-in defaults. Exit codes: 0 success, 1 runtime failure, 2 usage or\n"
-	"configuration error.\n";
+    "usage: cohort COMMAND [options]\n"
+    "\n"
+    "commands:\n"
+    "  run [-c FILE]                     run every enabled platform (the console when none is)\n"
+    "  console [-c FILE] [--as NAME] [--group NAME]\n"
+    "                                    a local chat on stdin/stdout; \"@bob /done Redis\"\n"
+    "                                    speaks as bob\n"
+    "  check-config [-c FILE]            validate the configuration and the roadmap\n"
+    "  roadmap [-c FILE]                 print the roadmap with topic ids and aliases\n"
+    "  digest [-c FILE] --group ID       print today's digest for a group (e.g. console:local)\n"
+    "  export [-c FILE] [--group ID] --format csv|json\n"
+    "                                    write every progress record to stdout\n"
+    "  help                              this text\n"
+    "  version                           the version\n"
+    "\n"
+    "The configuration is FILE, else $COHORT_CONFIG, else ./cohort.toml when it exists,\n"
+    "else the built-in defaults. Exit codes: 0 success, 1 runtime failure, 2 usage or\n"
+    "configuration error.\n";
 
 struct cli {
 	const char *command;
@@ -177,7 +177,7 @@ static int app_init(struct app *app, const struct cli *cli, bool with_store)
 		return EXIT_RUNTIME;
 	}
 	struct bot_opts o = {app->store, app->rm, app->cfg.digest_time, app->cfg.digest_timezone,
-			     NULL, NULL};
+			     NULL,       NULL};
 	if (bot_new(&o, &app->bot)) {
 		fprintf(stderr, "cohort: %s: setting up the store failed (see the log above)\n",
 			app->cfg.store_path);
@@ -226,10 +226,11 @@ static int console_session(struct app *app, const struct cli *cli)
 	const char *as = cli->as ? cli->as : (user && *user ? user : "me");
 	const char *group = cli->group ? cli->group : "local";
 	if (strlen(as) > 32 || strcspn(as, " \t@") != strlen(as) || !*as)
-		return usage_error("--as '%s': a name is 1 to 32 characters without spaces or @", as);
+		return usage_error("--as '%s': a name is 1 to 32 characters without spaces or @",
+				   as);
 	if (strlen(group) > 64 || !*group || strcspn(group, " \t") != strlen(group))
-		return usage_error("--group '%s': a group name is 1 to 64 characters without spaces",
-				   group);
+		return usage_error(
+		    "--group '%s': a group name is 1 to 64 characters without spaces", group);
 	/* The console shows its group's digest unless an admin turned it off. */
 	char *group_id = xasprintf("console:%s", group);
 	int rc = store_default_digest_channel(app->store, group_id, "console");
@@ -349,8 +350,9 @@ static int cmd_digest(struct app *app, const struct cli *cli)
 	struct digest_sink sink = {serves_stdout, post_stdout, NULL};
 	int rc = scheduler_post_now(app->bot, &sink, cli->group, "console");
 	if (rc == COHORT_ERR_DUPLICATE) {
-		fprintf(stderr, "cohort: today's digest of %s was posted already; not posting it "
-				"twice (run without --post to see it)\n",
+		fprintf(stderr,
+			"cohort: today's digest of %s was posted already; not posting it "
+			"twice (run without --post to see it)\n",
 			cli->group);
 		return EXIT_OK;
 	}
@@ -394,7 +396,7 @@ int main(int argc, char **argv)
 	static const struct {
 		const char *name;
 		bool store;
-	} known[] = {{"run", true},	{"console", true}, {"check-config", false},
+	} known[] = {{"run", true},      {"console", true}, {"check-config", false},
 		     {"roadmap", false}, {"digest", true},  {"export", true}};
 	bool with_store = false, found = false;
 	for (size_t i = 0; i < ARRAY_SIZE(known); i++) {

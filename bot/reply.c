@@ -66,9 +66,10 @@ void reply_mono(struct reply *r, const char *fmt, ...)
 
 char *reply_render_text(const struct reply *r)
 {
-	static const char *const marks[] = {
-		[REPLY_INFO] = "", [REPLY_SUCCESS] = "\u2713 ", [REPLY_ERROR] = "\u2717 ",
-		[REPLY_QUESTION] = "? "};
+	static const char *const marks[] = {[REPLY_INFO] = "",
+					    [REPLY_SUCCESS] = "\u2713 ",
+					    [REPLY_ERROR] = "\u2717 ",
+					    [REPLY_QUESTION] = "? "};
 	struct strbuf sb = STRBUF_INIT;
 	if (r->title) {
 		sb_adds(&sb, marks[r->kind]);

@@ -68,7 +68,7 @@ void roadmap_free(struct roadmap *rm)
 }
 
 static int fail(char *err, const char *fname, int line, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 
 static int fail(char *err, const char *fname, int line, const char *fmt, ...)
 {
@@ -100,19 +100,23 @@ static int parse_annotations(char *text, char ***aliases, size_t *naliases, cons
 	while ((open = strstr(text, "<!--"))) {
 		char *close = strstr(open + 4, "-->");
 		if (!close)
-			return fail(err, fname, line, "comment not closed on the same line (add -->)");
+			return fail(err, fname, line,
+				    "comment not closed on the same line (add -->)");
 		*close = '\0';
 		char *body = text_trim(open + 4);
 		char *colon = strchr(body, ':');
 		size_t wordlen = colon ? (size_t)(colon - body) : 0;
-		bool annotation = colon && wordlen > 0 && strspn(body, "abcdefghijklmnopqrstuvwxyz") == wordlen;
+		bool annotation =
+		    colon && wordlen > 0 && strspn(body, "abcdefghijklmnopqrstuvwxyz") == wordlen;
 		if (annotation) {
 			if (wordlen != 7 || strncmp(body, "aliases", 7) != 0)
-				return fail(err, fname, line,
-					    "unknown annotation \"%.*s:\" (the only one is \"aliases:\")",
-					    (int)wordlen, body);
+				return fail(
+				    err, fname, line,
+				    "unknown annotation \"%.*s:\" (the only one is \"aliases:\")",
+				    (int)wordlen, body);
 			char *save = NULL;
-			for (char *a = strtok_r(colon + 1, ",", &save); a; a = strtok_r(NULL, ",", &save)) {
+			for (char *a = strtok_r(colon + 1, ",", &save); a;
+			     a = strtok_r(NULL, ",", &save)) {
 				a = text_trim(a);
 				if (!*a)
 					continue;
@@ -208,7 +212,8 @@ static int build_topics(struct roadmap *rm, char ***node_aliases, size_t *node_n
 					return fail(err, fname, nd->line,
 						    "\"%s\" and \"%s\" have the same id \"%s\"; "
 						    "rename one",
-						    nd->pub.name, rm->topics[k].pub.name, tp->pub.id);
+						    nd->pub.name, rm->topics[k].pub.name,
+						    tp->pub.id);
 		}
 		nd->pub.topic = t;
 		struct topic *tp = &rm->topics[t];
@@ -222,11 +227,13 @@ static int build_topics(struct roadmap *rm, char ***node_aliases, size_t *node_n
 				free(key);
 				continue;
 			}
-			tp->alias_keys = xrealloc(tp->alias_keys, (tp->pub.naliases + 1) * sizeof(char *));
+			tp->alias_keys =
+			    xrealloc(tp->alias_keys, (tp->pub.naliases + 1) * sizeof(char *));
 			tp->pub.aliases = xrealloc((void *)tp->pub.aliases,
 						   (tp->pub.naliases + 1) * sizeof(char *));
 			tp->alias_keys[tp->pub.naliases] = key;
-			((const char **)tp->pub.aliases)[tp->pub.naliases] = xstrdup(node_aliases[i][a]);
+			((const char **)tp->pub.aliases)[tp->pub.naliases] =
+			    xstrdup(node_aliases[i][a]);
 			tp->pub.naliases++;
 		}
 	}
@@ -239,17 +246,17 @@ static int build_topics(struct roadmap *rm, char ***node_aliases, size_t *node_n
 		for (size_t a = 0; a < tp->pub.naliases; a++) {
 			long other = key_owner(rm, tp->alias_keys[a], (long)i);
 			if (other >= 0)
-				return fail(err, fname, rm->nodes[tp->pub.node].line,
-					    "alias \"%s\" of \"%s\" also names \"%s\"; an alias must "
-					    "name one topic",
-					    tp->pub.aliases[a], tp->pub.name, rm->topics[other].pub.name);
+				return fail(
+				    err, fname, rm->nodes[tp->pub.node].line,
+				    "alias \"%s\" of \"%s\" also names \"%s\"; an alias must "
+				    "name one topic",
+				    tp->pub.aliases[a], tp->pub.name, rm->topics[other].pub.name);
 		}
 	}
 	return COHORT_OK;
 }
 
-int roadmap_parse(const char *text, size_t len, const char *fname, struct roadmap **out,
-		  char *err)
+int roadmap_parse(const char *text, size_t len, const char *fname, struct roadmap **out, char *err)
 {
 	*out = NULL;
 	if (len > ROADMAP_MAX_INPUT)
@@ -323,7 +330,8 @@ int roadmap_parse(const char *text, size_t len, const char *fname, struct roadma
 		}
 		grow_array((void **)&rm->nodes, &rm->node_cap, rm->nnodes + 1, sizeof(*rm->nodes));
 		size_t before = alias_cap;
-		grow_array((void **)&node_aliases, &alias_cap, rm->nnodes + 1, sizeof(*node_aliases));
+		grow_array((void **)&node_aliases, &alias_cap, rm->nnodes + 1,
+			   sizeof(*node_aliases));
 		if (alias_cap != before)
 			node_naliases = xrealloc(node_naliases, alias_cap * sizeof(*node_naliases));
 		struct node *nd = &rm->nodes[rm->nnodes];
@@ -367,8 +375,9 @@ int roadmap_load_file(const char *path, struct roadmap **out, char *err)
 	*out = NULL;
 	FILE *f = fopen(path, "rb");
 	if (!f) {
-		snprintf(err, COHORT_ERR_LEN, "%s: cannot open roadmap file: %s (check roadmap.file)",
-			 path, strerror(errno));
+		snprintf(err, COHORT_ERR_LEN,
+			 "%s: cannot open roadmap file: %s (check roadmap.file)", path,
+			 strerror(errno));
 		return COHORT_ERR_IO;
 	}
 	struct strbuf sb = STRBUF_INIT;
@@ -556,7 +565,8 @@ static void resolve(const struct entry *e, size_t n, size_t nitems, const char *
 			second = dist[i];
 		}
 	}
-	bool sure = best_item >= 0 && klen >= 4 && best <= (klen >= 8 ? 2 : 1) && second >= best + 2;
+	bool sure =
+	    best_item >= 0 && klen >= 4 && best <= (klen >= 8 ? 2 : 1) && second >= best + 2;
 	if (sure) {
 		r->match = RM_FUZZY;
 		r->index = best_item;
@@ -584,8 +594,7 @@ void roadmap_resolve(const struct roadmap *rm, const char *typed, struct rm_reso
 	free(e);
 }
 
-void roadmap_resolve_section(const struct roadmap *rm, const char *typed,
-			     struct rm_resolution *out)
+void roadmap_resolve_section(const struct roadmap *rm, const char *typed, struct rm_resolution *out)
 {
 	struct entry *e;
 	size_t n = section_entries(rm, &e);

@@ -44,8 +44,7 @@ struct rm_node {
  * Returns COHORT_OK with a new roadmap in *out, or COHORT_ERR_PARSE with
  * "fname:line: what" in err (COHORT_ERR_LEN bytes).
  */
-int roadmap_parse(const char *text, size_t len, const char *fname, struct roadmap **out,
-		  char *err);
+int roadmap_parse(const char *text, size_t len, const char *fname, struct roadmap **out, char *err);
 /* Reads and parses a file; COHORT_ERR_IO when it cannot be read. */
 int roadmap_load_file(const char *path, struct roadmap **out, char *err);
 /* The built-in backend roadmap (compiled into the binary). */

@@ -42,7 +42,8 @@ int scheduler_run(struct bot *b, const struct digest_sink *sink, int64_t *next);
 int scheduler_post_now(struct bot *b, const struct digest_sink *sink, const char *group_id,
 		       const char *channel_id);
 
-/* The idempotency key of a group's digest for a local date: 19 characters (fits a Discord nonce). */
+/* The idempotency key of a group's digest for a local date: 19 characters (fits a Discord nonce).
+ */
 void scheduler_idem_key(const char *group_id, const char *local_date, char key[20]);
 
 #endif

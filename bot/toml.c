@@ -96,8 +96,10 @@ static int expect_eol(struct parser *ps, const char *after)
 	if (*ps->p == '\r' && ps->p + 1 < ps->end && ps->p[1] == '\n')
 		ps->p++;
 	if (*ps->p != '\n')
-		return fail(ps, "unexpected text after %s (put one key = value on each line; "
-				"start comments with #)", after);
+		return fail(ps,
+			    "unexpected text after %s (put one key = value on each line; "
+			    "start comments with #)",
+			    after);
 	ps->p++;
 	ps->line++;
 	return COHORT_OK;
@@ -116,8 +118,9 @@ static int parse_key(struct parser *ps, char **out, const char *what)
 		ps->p++;
 	if (ps->p == start) {
 		if (!at_end(ps) && (*ps->p == '"' || *ps->p == '\''))
-			return fail(ps, "quoted %s names are not supported (use letters, digits, _ and -)",
-				    what);
+			return fail(
+			    ps, "quoted %s names are not supported (use letters, digits, _ and -)",
+			    what);
 		return fail(ps, "expected a %s name (letters, digits, _ and -)", what);
 	}
 	if (!at_end(ps) && *ps->p == '.')
@@ -190,8 +193,7 @@ static int parse_escape(struct parser *ps, struct strbuf *sb)
 		put_utf8(sb, cp);
 		return COHORT_OK;
 	}
-	default:
-		return fail(ps, "unknown escape \\%c in a string (write \\\\ for a backslash)", c);
+	default: return fail(ps, "unknown escape \\%c in a string (write \\\\ for a backslash)", c);
 	}
 }
 
@@ -204,7 +206,8 @@ static int parse_string(struct parser *ps, struct toml_value *v)
 	int rc;
 	for (;;) {
 		if (at_end(ps) || *ps->p == '\n') {
-			rc = fail(ps, "unterminated string (add the closing %c on the same line)", quote);
+			rc = fail(ps, "unterminated string (add the closing %c on the same line)",
+				  quote);
 			goto out;
 		}
 		char c = *ps->p++;
@@ -246,7 +249,8 @@ static int parse_integer(struct parser *ps, struct toml_value *v)
 	if (n && (start[0] == '+' || start[0] == '-'))
 		buf[j++] = start[i++];
 	if (i == n)
-		return fail(ps, "expected a value (a \"string\", a number, true, false or [ ... ])");
+		return fail(ps,
+			    "expected a value (a \"string\", a number, true, false or [ ... ])");
 	bool prev_digit = false;
 	for (; i < n; i++) {
 		char c = start[i];
@@ -260,12 +264,14 @@ static int parse_integer(struct parser *ps, struct toml_value *v)
 			const char *d = start + (start[0] == '+' || start[0] == '-');
 			bool numeric = *d >= '0' && *d <= '9';
 			if (numeric && (memchr(start, ':', n) || (n >= 5 && start[4] == '-')))
-				return fail(ps, "dates and times are not supported (write them as a \"string\")");
+				return fail(ps, "dates and times are not supported (write them as "
+						"a \"string\")");
 			if ((numeric && (memchr(start, '.', n) || memchr(start, 'e', n) ||
 					 memchr(start, 'E', n))) ||
 			    (n - (size_t)(d - start) >= 3 &&
 			     (memcmp(d, "inf", 3) == 0 || memcmp(d, "nan", 3) == 0)))
-				return fail(ps, "floating-point values are not supported (use an integer)");
+				return fail(
+				    ps, "floating-point values are not supported (use an integer)");
 			return fail(ps, "invalid value '%.*s' (strings need quotes: \"%.*s\")",
 				    (int)(n > 40 ? 40 : n), start, (int)(n > 40 ? 40 : n), start);
 		}

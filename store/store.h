@@ -80,7 +80,8 @@ struct store_undone {
  * COHORT_ERR_STORE.
  */
 int store_undo(struct store *st, const char *group_id, const char *member_id,
-	       const char *member_name, const char *source_id, int64_t at, struct store_undone *out);
+	       const char *member_name, const char *source_id, int64_t at,
+	       struct store_undone *out);
 
 /* One progress record. Strings are borrowed for the callback only. */
 struct store_row {

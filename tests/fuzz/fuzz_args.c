@@ -31,7 +31,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct rm_resolution res;
 	roadmap_resolve(rm, topic, &res);
 	if (res.ncandidates > ROADMAP_MAX_CANDIDATES ||
-	    (res.match <= RM_FUZZY && (res.index < 0 || (size_t)res.index >= roadmap_topic_count(rm))))
+	    (res.match <= RM_FUZZY &&
+	     (res.index < 0 || (size_t)res.index >= roadmap_topic_count(rm))))
 		__builtin_trap();
 	roadmap_resolve_section(rm, topic, &res);
 	free(topic);

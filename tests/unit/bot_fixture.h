@@ -68,19 +68,19 @@ static inline int bot_fixture_free(struct bot_fixture *f)
 
 /* Runs "/command args" as member in group "test:group"; the rendered reply is returned. */
 static inline const char *say_as(struct bot_fixture *f, const char *member, bool admin,
-			  const char *command, const char *args)
+				 const char *command, const char *args)
 {
 	char id[64];
 	snprintf(id, sizeof(id), "test:%s", member);
 	struct event ev = {
-		.platform = "test",
-		.group_id = "test:group",
-		.channel_id = "chan",
-		.member_id = id,
-		.member_name = member,
-		.is_admin = admin,
-		.command = command,
-		.args = args,
+	    .platform = "test",
+	    .group_id = "test:group",
+	    .channel_id = "chan",
+	    .member_id = id,
+	    .member_name = member,
+	    .is_admin = admin,
+	    .command = command,
+	    .args = args,
 	};
 	reply_release(&f->reply);
 	reply_init(&f->reply);
@@ -102,15 +102,15 @@ static inline int64_t local_time(const char *zone, int y, int m, int d, int hh, 
 	return tz_at_time(zone, (int64_t)days * 86400000LL + 12 * 3600000LL, hh, mm);
 }
 
-#define assert_contains(hay, needle)                                                            \
-	do {                                                                                    \
-		if (!strstr((hay), (needle)))                                                   \
-			fail_msg("text lacks \"%s\":\n%s", (needle), (hay));                    \
+#define assert_contains(hay, needle)                                                               \
+	do {                                                                                       \
+		if (!strstr((hay), (needle)))                                                      \
+			fail_msg("text lacks \"%s\":\n%s", (needle), (hay));                       \
 	} while (0)
-#define assert_lacks(hay, needle)                                                               \
-	do {                                                                                    \
-		if (strstr((hay), (needle)))                                                    \
-			fail_msg("text has \"%s\":\n%s", (needle), (hay));                      \
+#define assert_lacks(hay, needle)                                                                  \
+	do {                                                                                       \
+		if (strstr((hay), (needle)))                                                       \
+			fail_msg("text has \"%s\":\n%s", (needle), (hay));                         \
 	} while (0)
 
 #endif

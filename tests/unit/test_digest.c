@@ -16,7 +16,7 @@
 /* A sink that records what the scheduler posts and can refuse on demand. */
 struct sink_log {
 	int posts;
-	int fail_next; /* refuse this many posts */
+	int fail_next;          /* refuse this many posts */
 	const char *fail_group; /* refuse every post to this group */
 	char group[64], channel[64], key[32];
 	char text[4096];
@@ -208,7 +208,7 @@ static void an_unconfirmed_digest_is_resent_with_the_same_key(void **state)
 	struct bot_fixture *f = *state;
 	struct sink_log log = {0};
 	f->now = local_time(TZ, 2026, 11, 25, 18, 0);
-	log.fail_next = 1; /* the platform is down */
+	log.fail_next = 1;                               /* the platform is down */
 	assert_int_equal(tick(f, &log), f->now + 60000); /* retry in a minute */
 	assert_int_equal(log.posts, 0);
 	struct store_digest rec;
@@ -281,15 +281,15 @@ int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 	const struct CMUnitTest tests[] = {
-		T(an_empty_day_gets_a_short_nudge),
-		T(a_new_member_is_welcomed),
-		T(a_busy_day_shows_news_movement_progress_and_streaks),
-		T(the_digest_posts_once_per_local_day),
-		T(a_missed_digest_is_caught_up_the_same_day_only),
-		T(an_unconfirmed_digest_is_resent_with_the_same_key),
-		T(one_failing_group_does_not_hold_back_another),
-		T(dst_days_get_exactly_one_digest),
-		T(groups_without_a_channel_or_adapter_get_nothing),
+	    T(an_empty_day_gets_a_short_nudge),
+	    T(a_new_member_is_welcomed),
+	    T(a_busy_day_shows_news_movement_progress_and_streaks),
+	    T(the_digest_posts_once_per_local_day),
+	    T(a_missed_digest_is_caught_up_the_same_day_only),
+	    T(an_unconfirmed_digest_is_resent_with_the_same_key),
+	    T(one_failing_group_does_not_hold_back_another),
+	    T(dst_days_get_exactly_one_digest),
+	    T(groups_without_a_channel_or_adapter_get_nothing),
 	};
 	return cmocka_run_group_tests_name("digest", tests, NULL, NULL);
 }

@@ -24,12 +24,13 @@ static const char *board(struct bot_fixture *f, enum lb_period p, int limit, con
 {
 	static char out[256];
 	struct leaderboard lb;
-	assert_int_equal(leaderboard_build(f->bot, "test:group", p, limit, me, NULL, &lb), COHORT_OK);
+	assert_int_equal(leaderboard_build(f->bot, "test:group", p, limit, me, NULL, &lb),
+			 COHORT_OK);
 	out[0] = '\0';
 	for (size_t i = 0; i < lb.n; i++) {
 		size_t n = strlen(out);
-		snprintf(out + n, sizeof(out) - n, "%s%s:%d@%d", i ? " " : "", lb.rows[i].member_name,
-			 lb.rows[i].points, lb.rows[i].rank);
+		snprintf(out + n, sizeof(out) - n, "%s%s:%d@%d", i ? " " : "",
+			 lb.rows[i].member_name, lb.rows[i].points, lb.rows[i].rank);
 	}
 	leaderboard_release(&lb);
 	return out;
@@ -185,18 +186,18 @@ static void streaks_cross_dst_in_new_york(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(ties_share_a_rank_earlier_achiever_first, setup_berlin,
-						teardown),
-		cmocka_unit_test_setup_teardown(weeks_start_on_monday_in_the_group_zone, setup_berlin,
-						teardown),
-		cmocka_unit_test_setup_teardown(months_follow_new_york_midnight, setup_new_york,
-						teardown),
-		cmocka_unit_test_setup_teardown(a_new_zone_recounts_the_weeks, setup_berlin, teardown),
-		cmocka_unit_test_setup_teardown(streaks_cross_midnight_in_local_time, setup_berlin,
-						teardown),
-		cmocka_unit_test_setup_teardown(streaks_cross_dst_in_berlin, setup_berlin, teardown),
-		cmocka_unit_test_setup_teardown(streaks_cross_dst_in_new_york, setup_new_york,
-						teardown),
+	    cmocka_unit_test_setup_teardown(ties_share_a_rank_earlier_achiever_first, setup_berlin,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(weeks_start_on_monday_in_the_group_zone, setup_berlin,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(months_follow_new_york_midnight, setup_new_york,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(a_new_zone_recounts_the_weeks, setup_berlin, teardown),
+	    cmocka_unit_test_setup_teardown(streaks_cross_midnight_in_local_time, setup_berlin,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(streaks_cross_dst_in_berlin, setup_berlin, teardown),
+	    cmocka_unit_test_setup_teardown(streaks_cross_dst_in_new_york, setup_new_york,
+					    teardown),
 	};
 	return cmocka_run_group_tests_name("leaderboard", tests, NULL, NULL);
 }

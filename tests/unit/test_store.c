@@ -130,8 +130,8 @@ static void changes_are_recorded_once(void **state)
 {
 	struct fixture *f = *state;
 	struct store_prior prior;
-	struct store_change c = {"g", "ana", "Ana", "kafka", STATUS_DONE, "built a consumer", "evt-1",
-				 1000};
+	struct store_change c = {"g",     "ana", "Ana", "kafka", STATUS_DONE, "built a consumer",
+				 "evt-1", 1000};
 	assert_int_equal(store_set_status(f->st, &c, &prior), COHORT_OK);
 	assert_int_equal(prior.status, STATUS_NONE);
 	/* The same source event again changes nothing, even with another status. */
@@ -159,7 +159,8 @@ static void changes_are_recorded_once(void **state)
 static void undo_walks_back_and_restores_time_and_note(void **state)
 {
 	struct fixture *f = *state;
-	struct store_change c = {"g", "ana", "Ana", "redis", STATUS_IN_PROGRESS, "chapter 1", NULL, 100};
+	struct store_change c = {"g",         "ana", "Ana", "redis", STATUS_IN_PROGRESS,
+				 "chapter 1", NULL,  100};
 	assert_int_equal(store_set_status(f->st, &c, NULL), COHORT_OK);
 	c.status = STATUS_DONE;
 	c.note = "finished";
@@ -249,8 +250,8 @@ static void ranking_breaks_ties_by_who_got_there_first(void **state)
 	assert_int_equal(r.ranks[2], 3);
 	/* The "week" from 1000: one point each, in the order they got it. */
 	memset(&r, 0, sizeof(r));
-	assert_int_equal(store_ranking(f->st, "g", PERIOD_WEEK, 1000, 10, NULL, collect_ranking, &r),
-			 COHORT_OK);
+	assert_int_equal(
+	    store_ranking(f->st, "g", PERIOD_WEEK, 1000, 10, NULL, collect_ranking, &r), COHORT_OK);
 	assert_int_equal(r.n, 3);
 	assert_string_equal(r.names[0], "ana");
 	assert_string_equal(r.names[2], "cy");
@@ -281,8 +282,8 @@ static void ranking_breaks_ties_by_who_got_there_first(void **state)
 	assert_string_equal(r.names[1], "cy");
 	/* Groups are separate. */
 	memset(&r, 0, sizeof(r));
-	assert_int_equal(store_ranking(f->st, "other", PERIOD_ALL, 0, 10, NULL, collect_ranking, &r),
-			 COHORT_OK);
+	assert_int_equal(
+	    store_ranking(f->st, "other", PERIOD_ALL, 0, 10, NULL, collect_ranking, &r), COHORT_OK);
 	assert_int_equal(r.n, 0);
 }
 
@@ -415,8 +416,9 @@ static void upgrades_from_every_earlier_version(void **state)
 		/* Data written at that version: a table of the user's own must survive too. */
 		sqlite3 *db;
 		assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-		assert_int_equal(sqlite3_exec(db, "CREATE TABLE keep_me (x); INSERT INTO keep_me "
-						  "VALUES (42);",
+		assert_int_equal(sqlite3_exec(db,
+					      "CREATE TABLE keep_me (x); INSERT INTO keep_me "
+					      "VALUES (42);",
 					      NULL, NULL, NULL),
 				 SQLITE_OK);
 		sqlite3_close(db);
@@ -447,13 +449,14 @@ static void an_upgrade_from_v1_derives_the_new_tables(void **state)
 	sqlite3 *db;
 	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
 	assert_int_equal(
-		sqlite3_exec(db,
-			     "INSERT INTO members VALUES ('g', 'ana', 'Ana', 1, 1, 1500);"
-			     "INSERT INTO progress VALUES ('g', 'ana', 'kafka', 'done', NULL, 1500);"
-			     "INSERT INTO progress VALUES ('g', 'ana', 'soap', 'skipped', NULL, 1600);"
-			     "INSERT INTO progress VALUES ('g', 'ana', 'redis', 'in_progress', NULL, 1700);",
-			     NULL, NULL, NULL),
-		SQLITE_OK);
+	    sqlite3_exec(
+		db,
+		"INSERT INTO members VALUES ('g', 'ana', 'Ana', 1, 1, 1500);"
+		"INSERT INTO progress VALUES ('g', 'ana', 'kafka', 'done', NULL, 1500);"
+		"INSERT INTO progress VALUES ('g', 'ana', 'soap', 'skipped', NULL, 1600);"
+		"INSERT INTO progress VALUES ('g', 'ana', 'redis', 'in_progress', NULL, 1700);",
+		NULL, NULL, NULL),
+	    SQLITE_OK);
 	sqlite3_close(db);
 	struct store *st;
 	assert_int_equal(store_open(path, false, &st, err), COHORT_OK);
@@ -466,7 +469,7 @@ static void an_upgrade_from_v1_derives_the_new_tables(void **state)
 	assert_int_equal(c.in_progress, 1);
 	int members, finished;
 	assert_int_equal(store_group_totals(st, "g", &members, &finished), COHORT_OK);
-	assert_int_equal(finished, 2); /* the done and the skipped */
+	assert_int_equal(finished, 2);                /* the done and the skipped */
 	assert_int_equal(points(st, "ana", 1000), 1); /* kafka's "week" */
 	store_free(st);
 }
@@ -496,7 +499,8 @@ static void a_failed_migration_changes_nothing(void **state)
 	/* A table in the way makes migration 1 fail half-way: it must roll back whole. */
 	sqlite3 *db;
 	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(db, "CREATE TABLE progress (x)", NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "CREATE TABLE progress (x)", NULL, NULL, NULL),
+			 SQLITE_OK);
 	sqlite3_close(db);
 	struct store *st = NULL;
 	assert_int_equal(store_open(path, false, &st, err), COHORT_ERR_STORE);
@@ -525,26 +529,26 @@ static void an_unwritable_path_is_a_clear_error(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(a_new_store_is_at_the_latest_schema, setup, teardown),
-		cmocka_unit_test_setup_teardown(changes_are_recorded_once, setup, teardown),
-		cmocka_unit_test_setup_teardown(undo_walks_back_and_restores_time_and_note, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(undo_with_a_replayed_source_is_applied_once, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(ranking_breaks_ties_by_who_got_there_first, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(period_scores_can_be_rebuilt, setup, teardown),
-		cmocka_unit_test_setup_teardown(the_digest_log_records_once, setup, teardown),
-		cmocka_unit_test_setup_teardown(hostile_text_is_stored_verbatim, setup, teardown),
-		cmocka_unit_test_setup_teardown(members_are_found_by_name_or_id, setup, teardown),
-		cmocka_unit_test_setup_teardown(settings_and_adapter_state, setup, teardown),
-		cmocka_unit_test_setup_teardown(everything_survives_a_reopen, setup, teardown),
-		cmocka_unit_test_setup_teardown(upgrades_from_every_earlier_version, setup, teardown),
-		cmocka_unit_test_setup_teardown(an_upgrade_from_v1_derives_the_new_tables, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(a_newer_schema_is_refused, setup, teardown),
-		cmocka_unit_test_setup_teardown(a_failed_migration_changes_nothing, setup, teardown),
-		cmocka_unit_test_setup_teardown(an_unwritable_path_is_a_clear_error, setup, teardown),
+	    cmocka_unit_test_setup_teardown(a_new_store_is_at_the_latest_schema, setup, teardown),
+	    cmocka_unit_test_setup_teardown(changes_are_recorded_once, setup, teardown),
+	    cmocka_unit_test_setup_teardown(undo_walks_back_and_restores_time_and_note, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(undo_with_a_replayed_source_is_applied_once, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(ranking_breaks_ties_by_who_got_there_first, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(period_scores_can_be_rebuilt, setup, teardown),
+	    cmocka_unit_test_setup_teardown(the_digest_log_records_once, setup, teardown),
+	    cmocka_unit_test_setup_teardown(hostile_text_is_stored_verbatim, setup, teardown),
+	    cmocka_unit_test_setup_teardown(members_are_found_by_name_or_id, setup, teardown),
+	    cmocka_unit_test_setup_teardown(settings_and_adapter_state, setup, teardown),
+	    cmocka_unit_test_setup_teardown(everything_survives_a_reopen, setup, teardown),
+	    cmocka_unit_test_setup_teardown(upgrades_from_every_earlier_version, setup, teardown),
+	    cmocka_unit_test_setup_teardown(an_upgrade_from_v1_derives_the_new_tables, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(a_newer_schema_is_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(a_failed_migration_changes_nothing, setup, teardown),
+	    cmocka_unit_test_setup_teardown(an_unwritable_path_is_a_clear_error, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("store", tests, NULL, NULL);
 }

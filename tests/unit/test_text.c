@@ -32,7 +32,8 @@ static void slug_joins_words_with_dashes(void **state)
 		     {"CI / CD", "ci-cd"},
 		     {"Node.js", "node-js"},
 		     {"How OSs work in General", "how-oss-work-in-general"},
-		     {"  Instrumentation, Monitoring, and Telemetry ", "instrumentation-monitoring-and-telemetry"},
+		     {"  Instrumentation, Monitoring, and Telemetry ",
+		      "instrumentation-monitoring-and-telemetry"},
 		     {"!!!", ""}};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		char *s = text_slug(cases[i].in);
@@ -57,9 +58,9 @@ static void utf8_validation(void **state)
 	(void)state;
 	const char *ok = "h\xc3\xa9llo \xe2\x9c\x93 \xf0\x9f\x8e\x89";
 	assert_true(text_utf8_valid(ok, strlen(ok)));
-	assert_false(text_utf8_valid("\xc3", 1));           /* truncated */
-	assert_false(text_utf8_valid("\xc0\xaf", 2));       /* overlong */
-	assert_false(text_utf8_valid("\xed\xa0\x80", 3));   /* surrogate */
+	assert_false(text_utf8_valid("\xc3", 1));             /* truncated */
+	assert_false(text_utf8_valid("\xc0\xaf", 2));         /* overlong */
+	assert_false(text_utf8_valid("\xed\xa0\x80", 3));     /* surrogate */
 	assert_false(text_utf8_valid("\xf4\x90\x80\x80", 4)); /* above U+10FFFF */
 	assert_false(text_utf8_valid("\xff", 1));
 }
@@ -69,7 +70,8 @@ static void printable_replaces_controls(void **state)
 	(void)state;
 	struct strbuf sb = STRBUF_INIT;
 	text_add_printable(&sb, "a\x1b[2Jb\nc\xff\xc2\x9b", false);
-	assert_string_equal(sb_str(&sb), "a\xef\xbf\xbd[2Jb\xef\xbf\xbd" "c\xef\xbf\xbd\xef\xbf\xbd");
+	assert_string_equal(sb_str(&sb), "a\xef\xbf\xbd[2Jb\xef\xbf\xbd"
+					 "c\xef\xbf\xbd\xef\xbf\xbd");
 	sb_release(&sb);
 	text_add_printable(&sb, "x\ny", true);
 	assert_string_equal(sb_str(&sb), "x\ny");
@@ -104,13 +106,13 @@ static void trim_and_compare(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(key_ignores_case_and_punctuation),
-		cmocka_unit_test(slug_joins_words_with_dashes),
-		cmocka_unit_test(distance_counts_edits),
-		cmocka_unit_test(utf8_validation),
-		cmocka_unit_test(printable_replaces_controls),
-		cmocka_unit_test(bars_and_percent),
-		cmocka_unit_test(trim_and_compare),
+	    cmocka_unit_test(key_ignores_case_and_punctuation),
+	    cmocka_unit_test(slug_joins_words_with_dashes),
+	    cmocka_unit_test(distance_counts_edits),
+	    cmocka_unit_test(utf8_validation),
+	    cmocka_unit_test(printable_replaces_controls),
+	    cmocka_unit_test(bars_and_percent),
+	    cmocka_unit_test(trim_and_compare),
 	};
 	return cmocka_run_group_tests_name("text", tests, NULL, NULL);
 }

@@ -73,32 +73,32 @@ static void refuses_what_it_does_not_support(void **state)
 		int line;
 		const char *want;
 	} cases[] = {
-		{"[a]\nk = \"open\n", 2, "unterminated string"},
-		{"[a]\nk = \"bad \\q\"\n", 2, "unknown escape"},
-		{"[a]\nk = \"x\"\nk = \"y\"\n", 3, "set twice (first on line 2)"},
-		{"[a]\n[b]\n[a]\n", 3, "defined twice"},
-		{"[a]\nk = 1.5\n", 2, "floating-point"},
-		{"[a]\nk = 2026-01-01\n", 2, "dates and times"},
-		{"[a]\nk = {x = 1}\n", 2, "inline tables"},
-		{"[a]\nk =\n", 2, "missing value"},
-		{"[a]\nk = \"v\" extra\n", 2, "unexpected text"},
-		{"[a]\nk = [[\"x\"]]\n", 2, "nested arrays"},
-		{"[a]\nk = [\"x\", 1]\n", 2, "same type"},
-		{"[a]\nk = 007\n", 2, "leading zeros"},
-		{"[a]\nk = \"\\u0000\"\n", 2, "not allowed"},
-		{"[a]\nk = \"\\ud800\"\n", 2, "not a Unicode scalar"},
-		{"[a]\nk = \"a\x01\"\n", 2, "control character"},
-		{"[a]\nk = \"\xff\"\n", 2, "not valid UTF-8"},
-		{"[a]\nk = bare\n", 2, "strings need quotes"},
-		{"[a]\na.b = 1\n", 2, "dotted key"},
-		{"[a]\n\"k\" = 1\n", 2, "quoted key"},
-		{"[[a]]\n", 1, "arrays of tables"},
-		{"[a\n", 1, "expected ]"},
-		{"[a]\nk = [\"x\"\n", 3, "unterminated array"},
-		{"[a]\nk \"v\"\n", 2, "expected ="},
-		{"[a]\nk = \"\"\"x\"\"\"\n", 2, "multi-line strings"},
-		{"[a]\nk = 99999999999999999999\n", 2, "out of range"},
-		{"[a]\nk = '''x'''\n", 2, "multi-line strings"},
+	    {"[a]\nk = \"open\n", 2, "unterminated string"},
+	    {"[a]\nk = \"bad \\q\"\n", 2, "unknown escape"},
+	    {"[a]\nk = \"x\"\nk = \"y\"\n", 3, "set twice (first on line 2)"},
+	    {"[a]\n[b]\n[a]\n", 3, "defined twice"},
+	    {"[a]\nk = 1.5\n", 2, "floating-point"},
+	    {"[a]\nk = 2026-01-01\n", 2, "dates and times"},
+	    {"[a]\nk = {x = 1}\n", 2, "inline tables"},
+	    {"[a]\nk =\n", 2, "missing value"},
+	    {"[a]\nk = \"v\" extra\n", 2, "unexpected text"},
+	    {"[a]\nk = [[\"x\"]]\n", 2, "nested arrays"},
+	    {"[a]\nk = [\"x\", 1]\n", 2, "same type"},
+	    {"[a]\nk = 007\n", 2, "leading zeros"},
+	    {"[a]\nk = \"\\u0000\"\n", 2, "not allowed"},
+	    {"[a]\nk = \"\\ud800\"\n", 2, "not a Unicode scalar"},
+	    {"[a]\nk = \"a\x01\"\n", 2, "control character"},
+	    {"[a]\nk = \"\xff\"\n", 2, "not valid UTF-8"},
+	    {"[a]\nk = bare\n", 2, "strings need quotes"},
+	    {"[a]\na.b = 1\n", 2, "dotted key"},
+	    {"[a]\n\"k\" = 1\n", 2, "quoted key"},
+	    {"[[a]]\n", 1, "arrays of tables"},
+	    {"[a\n", 1, "expected ]"},
+	    {"[a]\nk = [\"x\"\n", 3, "unterminated array"},
+	    {"[a]\nk \"v\"\n", 2, "expected ="},
+	    {"[a]\nk = \"\"\"x\"\"\"\n", 2, "multi-line strings"},
+	    {"[a]\nk = 99999999999999999999\n", 2, "out of range"},
+	    {"[a]\nk = '''x'''\n", 2, "multi-line strings"},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		char err[COHORT_ERR_LEN] = "";
@@ -108,8 +108,8 @@ static void refuses_what_it_does_not_support(void **state)
 		snprintf(prefix, sizeof(prefix), "t.toml:%d: ", cases[i].line);
 		if (rc != COHORT_ERR_PARSE || doc || strncmp(err, prefix, strlen(prefix)) != 0 ||
 		    !strstr(err, cases[i].want))
-			fail_msg("case %zu: rc=%d err=\"%s\", wanted \"%s...%s\"", i, rc, err, prefix,
-				 cases[i].want);
+			fail_msg("case %zu: rc=%d err=\"%s\", wanted \"%s...%s\"", i, rc, err,
+				 prefix, cases[i].want);
 	}
 }
 
@@ -164,11 +164,11 @@ static void inputs_that_once_crashed_the_fuzzer(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(reads_every_supported_form),
-		cmocka_unit_test(refuses_what_it_does_not_support),
-		cmocka_unit_test(refuses_binary_and_huge_input),
-		cmocka_unit_test(accepts_empty_input_and_bom),
-		cmocka_unit_test(inputs_that_once_crashed_the_fuzzer),
+	    cmocka_unit_test(reads_every_supported_form),
+	    cmocka_unit_test(refuses_what_it_does_not_support),
+	    cmocka_unit_test(refuses_binary_and_huge_input),
+	    cmocka_unit_test(accepts_empty_input_and_bom),
+	    cmocka_unit_test(inputs_that_once_crashed_the_fuzzer),
 	};
 	return cmocka_run_group_tests_name("toml", tests, NULL, NULL);
 }
