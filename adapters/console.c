@@ -140,14 +140,14 @@ static void handle_line(struct console *c, char *line)
 	}
 	char *member_id = xasprintf("console:%s", speaker);
 	struct event ev = {
-	    .platform = "console",
-	    .group_id = c->group_id,
-	    .channel_id = "console",
-	    .member_id = member_id,
-	    .member_name = speaker,
-	    .is_admin = owner,
-	    .command = command,
-	    .args = args,
+		.platform = "console",
+		.group_id = c->group_id,
+		.channel_id = "console",
+		.member_id = member_id,
+		.member_name = speaker,
+		.is_admin = owner,
+		.command = command,
+		.args = args,
 	};
 	struct reply r;
 	reply_init(&r);
@@ -220,7 +220,7 @@ static void console_free(void *self)
 }
 
 static const struct adapter_ops console_ops = {
-    "console", console_run, console_stop, console_post, console_free,
+	"console", console_run, console_stop, console_post, console_free,
 };
 
 struct adapter console_new(struct bot *b, const struct console_opts *opts)

@@ -134,7 +134,7 @@ int main(int argc, char **argv)
 		for (int k = 0; k < TOPICS - 1; k++, seeded++)
 			if (done(st, "bench:big", m, k,
 				 T0 - (int64_t)((m * 7919L + k * 104729L) % (60 * DAY / 1000)) *
-					  1000)) {
+						 1000)) {
 				fprintf(stderr, "seeding failed\n");
 				return 1;
 			}

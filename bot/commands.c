@@ -45,36 +45,36 @@ static int cmd_digest(struct bot *b, const struct event *ev, struct reply *r);
 static int cmd_help(struct bot *b, const struct event *ev, struct reply *r);
 
 static const struct command commands[] = {
-    {"done", cmd_done, "done TOPIC [note]", "mark a topic finished",
-     "Records that you finished TOPIC. A note may follow the topic (\"done Kafka built a "
-     "consumer\"); use | to separate them when the topic is unclear (\"done circuit breaker "
-     "| read the chapter\")."},
-    {"start", cmd_start, "start TOPIC [note]", "mark a topic in progress",
-     "Records that you are working on TOPIC, so groupmates can find a study partner."},
-    {"skip", cmd_skip, "skip TOPIC", "skip a topic",
-     "Marks TOPIC skipped: it counts toward your progress but earns no points."},
-    {"reset", cmd_reset, "reset TOPIC", "clear a topic's status",
-     "Clears your status for TOPIC (done, in progress or skipped)."},
-    {"undo", cmd_undo, "undo", "revert your last change",
-     "Reverts your most recent change. Say it again to go further back."},
-    {"progress", cmd_progress, "progress [member]", "your progress (or a groupmate's)",
-     "Shows the overall bar, a bar per section, topics in progress, the current and longest "
-     "streak, and the rank."},
-    {"leaderboard", cmd_leaderboard, "leaderboard [week|month|all]", "the group's ranking",
-     "Ranks the group by points (one per finished topic) this week, this month or of all "
-     "time (the default). Ties share a rank; whoever got there first is listed first."},
-    {"topics", cmd_topics, "topics [section]", "the roadmap with your marks",
-     "Shows the roadmap (or one section) with your status marks: [x] done, [~] in progress, "
-     "[-] skipped, and how many in the group finished each topic."},
-    {"next", cmd_next, "next", "what to study next",
-     "Names the first topic in roadmap order you have not finished, and who is on it."},
-    {"who", cmd_who, "who TOPIC", "who finished a topic",
-     "Lists who finished TOPIC (ask them for help) and who is working on it now."},
-    {"digest", cmd_digest, "digest [channel here|off] [time HH:MM [TZ]]", "the daily digest",
-     "Previews today's digest. Admins: \"digest channel here\" posts it in this channel, "
-     "\"digest channel off\" stops it, \"digest time 18:00 Europe/Berlin\" sets when."},
-    {"help", cmd_help, "help [command]", "how to use cohort",
-     "Lists the commands, or explains one."},
+	{"done", cmd_done, "done TOPIC [note]", "mark a topic finished",
+	 "Records that you finished TOPIC. A note may follow the topic (\"done Kafka built a "
+	 "consumer\"); use | to separate them when the topic is unclear (\"done circuit breaker "
+	 "| read the chapter\")."},
+	{"start", cmd_start, "start TOPIC [note]", "mark a topic in progress",
+	 "Records that you are working on TOPIC, so groupmates can find a study partner."},
+	{"skip", cmd_skip, "skip TOPIC", "skip a topic",
+	 "Marks TOPIC skipped: it counts toward your progress but earns no points."},
+	{"reset", cmd_reset, "reset TOPIC", "clear a topic's status",
+	 "Clears your status for TOPIC (done, in progress or skipped)."},
+	{"undo", cmd_undo, "undo", "revert your last change",
+	 "Reverts your most recent change. Say it again to go further back."},
+	{"progress", cmd_progress, "progress [member]", "your progress (or a groupmate's)",
+	 "Shows the overall bar, a bar per section, topics in progress, the current and longest "
+	 "streak, and the rank."},
+	{"leaderboard", cmd_leaderboard, "leaderboard [week|month|all]", "the group's ranking",
+	 "Ranks the group by points (one per finished topic) this week, this month or of all "
+	 "time (the default). Ties share a rank; whoever got there first is listed first."},
+	{"topics", cmd_topics, "topics [section]", "the roadmap with your marks",
+	 "Shows the roadmap (or one section) with your status marks: [x] done, [~] in progress, "
+	 "[-] skipped, and how many in the group finished each topic."},
+	{"next", cmd_next, "next", "what to study next",
+	 "Names the first topic in roadmap order you have not finished, and who is on it."},
+	{"who", cmd_who, "who TOPIC", "who finished a topic",
+	 "Lists who finished TOPIC (ask them for help) and who is working on it now."},
+	{"digest", cmd_digest, "digest [channel here|off] [time HH:MM [TZ]]", "the daily digest",
+	 "Previews today's digest. Admins: \"digest channel here\" posts it in this channel, "
+	 "\"digest channel off\" stops it, \"digest time 18:00 Europe/Berlin\" sets when."},
+	{"help", cmd_help, "help [command]", "how to use cohort",
+	 "Lists the commands, or explains one."},
 };
 
 const char *const *bot_command_names(void)
@@ -737,7 +737,7 @@ static int who_line(struct bot *b, const char *group, const char *topic_id, cons
 {
 	struct who_ctx c = {tz, STRBUF_INIT, 0};
 	int rc =
-	    store_topic_progress(b->store, group, topic_id, status, WHO_SHOWN, collect_who, &c);
+		store_topic_progress(b->store, group, topic_id, status, WHO_SHOWN, collect_who, &c);
 	if (!rc && c.listed) {
 		if (total > c.listed)
 			sb_addf(&c.sb, " and %d more", total - c.listed);
@@ -821,10 +821,10 @@ static int cmd_digest(struct bot *b, const struct event *ev, struct reply *r)
 				reply_title(r, REPLY_SUCCESS,
 					    "The daily digest will be posted here");
 			if (!off)
-				reply_line(
-				    r,
-				    "Every day at %s (%s). /digest time HH:MM [zone] changes it.",
-				    p.digest_time, p.timezone);
+				reply_line(r,
+					   "Every day at %s (%s). /digest time HH:MM [zone] "
+					   "changes it.",
+					   p.digest_time, p.timezone);
 			group_prefs_release(&p);
 		}
 		goto out;

@@ -37,23 +37,23 @@ struct key_spec {
 
 /* Every key cohort reads; config.example.toml documents the same list. */
 static const struct key_spec keys[] = {
-    STR("store", "path", store_path),
-    STR("store", "synchronous", store_synchronous),
-    STR("roadmap", "file", roadmap_file),
-    STR("digest", "time", digest_time),
-    STR("digest", "timezone", digest_timezone),
-    STR("log", "level", log_level),
-    BOOL("discord", "enabled", discord_enabled),
-    STR("discord", "token", discord_token),
-    STR("discord", "api_url", discord_api_url),
-    LIST("discord", "guild_ids", discord_guild_ids),
-    STR("discord", "prefix", discord_prefix),
-    BOOL("matrix", "enabled", matrix_enabled),
-    STR("matrix", "homeserver", matrix_homeserver),
-    STR("matrix", "user_id", matrix_user_id),
-    STR("matrix", "access_token", matrix_access_token),
-    STR("matrix", "prefix", matrix_prefix),
-    BOOL("matrix", "auto_join", matrix_auto_join),
+	STR("store", "path", store_path),
+	STR("store", "synchronous", store_synchronous),
+	STR("roadmap", "file", roadmap_file),
+	STR("digest", "time", digest_time),
+	STR("digest", "timezone", digest_timezone),
+	STR("log", "level", log_level),
+	BOOL("discord", "enabled", discord_enabled),
+	STR("discord", "token", discord_token),
+	STR("discord", "api_url", discord_api_url),
+	LIST("discord", "guild_ids", discord_guild_ids),
+	STR("discord", "prefix", discord_prefix),
+	BOOL("matrix", "enabled", matrix_enabled),
+	STR("matrix", "homeserver", matrix_homeserver),
+	STR("matrix", "user_id", matrix_user_id),
+	STR("matrix", "access_token", matrix_access_token),
+	STR("matrix", "prefix", matrix_prefix),
+	BOOL("matrix", "auto_join", matrix_auto_join),
 };
 
 static const char *const tables[] = {"store", "roadmap", "digest", "log", "discord", "matrix"};
@@ -344,9 +344,9 @@ static int validate(const struct config *cfg, const int *lines, char *err)
 				 "must be 1 to 8 characters without spaces (for example \"!\")");
 	if (cfg->matrix_enabled && !*cfg->matrix_access_token)
 		return bad_value(
-		    cfg, lines, "matrix", "access_token", err,
-		    "Matrix is enabled but no access token is set (set access_token or "
-		    "COHORT_MATRIX_TOKEN)");
+			cfg, lines, "matrix", "access_token", err,
+			"Matrix is enabled but no access token is set (set access_token or "
+			"COHORT_MATRIX_TOKEN)");
 	return COHORT_OK;
 }
 

@@ -23,7 +23,7 @@ void log_add_secret(const char *s);
 void log_clear_secrets(void);
 
 void log_msg(enum log_level level, const char *tag, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+	__attribute__((format(printf, 3, 4)));
 
 #define log_error(tag, ...) log_msg(LOG_ERROR, tag, __VA_ARGS__)
 #define log_warn(tag, ...) log_msg(LOG_WARN, tag, __VA_ARGS__)

@@ -43,24 +43,26 @@ static void install_signals(void)
 }
 
 static const char usage_text[] =
-    "usage: cohort COMMAND [options]\n"
-    "\n"
-    "commands:\n"
-    "  run [-c FILE]                     run every enabled platform (the console when none is)\n"
-    "  console [-c FILE] [--as NAME] [--group NAME]\n"
-    "                                    a local chat on stdin/stdout; \"@bob /done Redis\"\n"
-    "                                    speaks as bob\n"
-    "  check-config [-c FILE]            validate the configuration and the roadmap\n"
-    "  roadmap [-c FILE]                 print the roadmap with topic ids and aliases\n"
-    "  digest [-c FILE] --group ID       print today's digest for a group (e.g. console:local)\n"
-    "  export [-c FILE] [--group ID] --format csv|json\n"
-    "                                    write every progress record to stdout\n"
-    "  help                              this text\n"
-    "  version                           the version\n"
-    "\n"
-    "The configuration is FILE, else $COHORT_CONFIG, else ./cohort.toml when it exists,\n"
-    "else the built-in defaults. Exit codes: 0 success, 1 runtime failure, 2 usage or\n"
-    "configuration error.\n";
+	"usage: cohort COMMAND [options]\n"
+	"\n"
+	"commands:\n"
+	"  run [-c FILE]                     run every enabled platform (the console when none "
+	"is)\n"
+	"  console [-c FILE] [--as NAME] [--group NAME]\n"
+	"                                    a local chat on stdin/stdout; \"@bob /done Redis\"\n"
+	"                                    speaks as bob\n"
+	"  check-config [-c FILE]            validate the configuration and the roadmap\n"
+	"  roadmap [-c FILE]                 print the roadmap with topic ids and aliases\n"
+	"  digest [-c FILE] --group ID       print today's digest for a group (e.g. "
+	"console:local)\n"
+	"  export [-c FILE] [--group ID] --format csv|json\n"
+	"                                    write every progress record to stdout\n"
+	"  help                              this text\n"
+	"  version                           the version\n"
+	"\n"
+	"The configuration is FILE, else $COHORT_CONFIG, else ./cohort.toml when it exists,\n"
+	"else the built-in defaults. Exit codes: 0 success, 1 runtime failure, 2 usage or\n"
+	"configuration error.\n";
 
 struct cli {
 	const char *command;
@@ -230,7 +232,7 @@ static int console_session(struct app *app, const struct cli *cli)
 				   as);
 	if (strlen(group) > 64 || !*group || strcspn(group, " \t") != strlen(group))
 		return usage_error(
-		    "--group '%s': a group name is 1 to 64 characters without spaces", group);
+			"--group '%s': a group name is 1 to 64 characters without spaces", group);
 	/* The console shows its group's digest unless an admin turned it off. */
 	char *group_id = xasprintf("console:%s", group);
 	int rc = store_default_digest_channel(app->store, group_id, "console");

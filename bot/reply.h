@@ -31,7 +31,7 @@ void reply_init(struct reply *r);
 void reply_release(struct reply *r);
 /* Sets the kind and title (replacing any earlier one). */
 void reply_title(struct reply *r, enum reply_kind kind, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+	__attribute__((format(printf, 3, 4)));
 void reply_line(struct reply *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void reply_mono(struct reply *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Drops everything (for replacing a half-built reply with an error). */

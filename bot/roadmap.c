@@ -68,7 +68,7 @@ void roadmap_free(struct roadmap *rm)
 }
 
 static int fail(char *err, const char *fname, int line, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+	__attribute__((format(printf, 4, 5)));
 
 static int fail(char *err, const char *fname, int line, const char *fmt, ...)
 {
@@ -106,14 +106,14 @@ static int parse_annotations(char *text, char ***aliases, size_t *naliases, cons
 		char *body = text_trim(open + 4);
 		char *colon = strchr(body, ':');
 		size_t wordlen = colon ? (size_t)(colon - body) : 0;
-		bool annotation =
-		    colon && wordlen > 0 && strspn(body, "abcdefghijklmnopqrstuvwxyz") == wordlen;
+		bool annotation = colon && wordlen > 0 &&
+				  strspn(body, "abcdefghijklmnopqrstuvwxyz") == wordlen;
 		if (annotation) {
 			if (wordlen != 7 || strncmp(body, "aliases", 7) != 0)
-				return fail(
-				    err, fname, line,
-				    "unknown annotation \"%.*s:\" (the only one is \"aliases:\")",
-				    (int)wordlen, body);
+				return fail(err, fname, line,
+					    "unknown annotation \"%.*s:\" (the only one is "
+					    "\"aliases:\")",
+					    (int)wordlen, body);
 			char *save = NULL;
 			for (char *a = strtok_r(colon + 1, ",", &save); a;
 			     a = strtok_r(NULL, ",", &save)) {
@@ -228,12 +228,12 @@ static int build_topics(struct roadmap *rm, char ***node_aliases, size_t *node_n
 				continue;
 			}
 			tp->alias_keys =
-			    xrealloc(tp->alias_keys, (tp->pub.naliases + 1) * sizeof(char *));
+				xrealloc(tp->alias_keys, (tp->pub.naliases + 1) * sizeof(char *));
 			tp->pub.aliases = xrealloc((void *)tp->pub.aliases,
 						   (tp->pub.naliases + 1) * sizeof(char *));
 			tp->alias_keys[tp->pub.naliases] = key;
 			((const char **)tp->pub.aliases)[tp->pub.naliases] =
-			    xstrdup(node_aliases[i][a]);
+				xstrdup(node_aliases[i][a]);
 			tp->pub.naliases++;
 		}
 	}
@@ -247,10 +247,11 @@ static int build_topics(struct roadmap *rm, char ***node_aliases, size_t *node_n
 			long other = key_owner(rm, tp->alias_keys[a], (long)i);
 			if (other >= 0)
 				return fail(
-				    err, fname, rm->nodes[tp->pub.node].line,
-				    "alias \"%s\" of \"%s\" also names \"%s\"; an alias must "
-				    "name one topic",
-				    tp->pub.aliases[a], tp->pub.name, rm->topics[other].pub.name);
+					err, fname, rm->nodes[tp->pub.node].line,
+					"alias \"%s\" of \"%s\" also names \"%s\"; an alias must "
+					"name one topic",
+					tp->pub.aliases[a], tp->pub.name,
+					rm->topics[other].pub.name);
 		}
 	}
 	return COHORT_OK;
@@ -566,7 +567,7 @@ static void resolve(const struct entry *e, size_t n, size_t nitems, const char *
 		}
 	}
 	bool sure =
-	    best_item >= 0 && klen >= 4 && best <= (klen >= 8 ? 2 : 1) && second >= best + 2;
+		best_item >= 0 && klen >= 4 && best <= (klen >= 8 ? 2 : 1) && second >= best + 2;
 	if (sure) {
 		r->match = RM_FUZZY;
 		r->index = best_item;

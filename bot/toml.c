@@ -119,8 +119,9 @@ static int parse_key(struct parser *ps, char **out, const char *what)
 	if (ps->p == start) {
 		if (!at_end(ps) && (*ps->p == '"' || *ps->p == '\''))
 			return fail(
-			    ps, "quoted %s names are not supported (use letters, digits, _ and -)",
-			    what);
+				ps,
+				"quoted %s names are not supported (use letters, digits, _ and -)",
+				what);
 		return fail(ps, "expected a %s name (letters, digits, _ and -)", what);
 	}
 	if (!at_end(ps) && *ps->p == '.')
@@ -271,7 +272,8 @@ static int parse_integer(struct parser *ps, struct toml_value *v)
 			    (n - (size_t)(d - start) >= 3 &&
 			     (memcmp(d, "inf", 3) == 0 || memcmp(d, "nan", 3) == 0)))
 				return fail(
-				    ps, "floating-point values are not supported (use an integer)");
+					ps,
+					"floating-point values are not supported (use an integer)");
 			return fail(ps, "invalid value '%.*s' (strings need quotes: \"%.*s\")",
 				    (int)(n > 40 ? 40 : n), start, (int)(n > 40 ? 40 : n), start);
 		}

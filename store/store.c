@@ -11,115 +11,116 @@
 
 /* Each migration takes the schema from version i to i + 1, in one transaction. */
 static const char *const migrations[] = {
-    /* 1: members, the event log, current progress, settings, adapter state. */
-    "CREATE TABLE members ("
-    "  group_id TEXT NOT NULL,"
-    "  member_id TEXT NOT NULL,"
-    "  name TEXT NOT NULL,"
-    "  first_seen INTEGER NOT NULL,"
-    "  done_count INTEGER NOT NULL DEFAULT 0,"
-    "  score_at INTEGER NOT NULL DEFAULT 0,"
-    "  PRIMARY KEY (group_id, member_id)"
-    ") WITHOUT ROWID;"
-    "CREATE INDEX members_rank ON members (group_id, done_count DESC, score_at);"
-    "CREATE TABLE events ("
-    "  id INTEGER PRIMARY KEY,"
-    "  group_id TEXT NOT NULL,"
-    "  member_id TEXT NOT NULL,"
-    "  topic_id TEXT NOT NULL,"
-    "  old_status TEXT NOT NULL CHECK (old_status IN ('none','in_progress','done','skipped')),"
-    "  new_status TEXT NOT NULL CHECK (new_status IN ('none','in_progress','done','skipped')),"
-    "  note TEXT,"
-    "  at INTEGER NOT NULL,"
-    "  source_id TEXT,"
-    "  reverts INTEGER REFERENCES events (id),"
-    "  FOREIGN KEY (group_id, member_id) REFERENCES members (group_id, member_id)"
-    ");"
-    "CREATE UNIQUE INDEX events_source ON events (source_id) WHERE source_id IS NOT NULL;"
-    "CREATE UNIQUE INDEX events_reverts ON events (reverts) WHERE reverts IS NOT NULL;"
-    "CREATE INDEX events_member ON events (group_id, member_id, id);"
-    "CREATE INDEX events_time ON events (group_id, at);"
-    "CREATE TABLE progress ("
-    "  group_id TEXT NOT NULL,"
-    "  member_id TEXT NOT NULL,"
-    "  topic_id TEXT NOT NULL,"
-    "  status TEXT NOT NULL CHECK (status IN ('in_progress','done','skipped')),"
-    "  note TEXT,"
-    "  updated_at INTEGER NOT NULL,"
-    "  PRIMARY KEY (group_id, member_id, topic_id),"
-    "  FOREIGN KEY (group_id, member_id) REFERENCES members (group_id, member_id)"
-    ") WITHOUT ROWID;"
-    "CREATE INDEX progress_topic ON progress (group_id, topic_id, status);"
-    "CREATE INDEX progress_period ON progress (group_id, status, updated_at);"
-    "CREATE TABLE group_settings ("
-    "  group_id TEXT PRIMARY KEY,"
-    "  digest_channel TEXT,"
-    "  digest_time TEXT,"
-    "  timezone TEXT"
-    ") WITHOUT ROWID;"
-    "CREATE TABLE adapter_state ("
-    "  key TEXT PRIMARY KEY,"
-    "  value TEXT NOT NULL"
-    ") WITHOUT ROWID;",
-    /* 2: maintained week and month scores; the digest log with rank snapshots. */
-    "CREATE TABLE period_scores ("
-    "  group_id TEXT NOT NULL,"
-    "  member_id TEXT NOT NULL,"
-    "  period INTEGER NOT NULL CHECK (period IN (1, 2)),"
-    "  start INTEGER NOT NULL,"
-    "  points INTEGER NOT NULL,"
-    "  reached_at INTEGER NOT NULL,"
-    "  PRIMARY KEY (group_id, period, start, member_id),"
-    "  FOREIGN KEY (group_id, member_id) REFERENCES members (group_id, member_id)"
-    ") WITHOUT ROWID;"
-    "CREATE INDEX period_rank ON period_scores (group_id, period, start, points DESC, reached_at);"
-    /*
-     * Every index is written by each /done, so there are few: a member's events
-     * (undo, streaks) come from one covering index. Without it SQLite walks
-     * events_time over the whole group for a streak (5 s at 1M events).
-     */
-    "DROP INDEX events_member;"
-    "CREATE INDEX events_member ON events (group_id, member_id, id, new_status, at, reverts);"
-    "DROP INDEX progress_period;"
-    /* Who finished a topic, oldest first, without reading the whole group. */
-    "DROP INDEX progress_topic;"
-    "CREATE INDEX progress_topic ON progress (group_id, topic_id, status, updated_at);"
-    "CREATE INDEX members_name ON members (group_id, name COLLATE NOCASE);"
-    /* Per-topic counts, maintained, so /topics and the digest never GROUP BY. */
-    "CREATE TABLE topic_counts ("
-    "  group_id TEXT NOT NULL,"
-    "  topic_id TEXT NOT NULL,"
-    "  done INTEGER NOT NULL DEFAULT 0,"
-    "  in_progress INTEGER NOT NULL DEFAULT 0,"
-    "  PRIMARY KEY (group_id, topic_id)"
-    ") WITHOUT ROWID;"
-    "INSERT INTO topic_counts (group_id, topic_id, done, in_progress) "
-    "  SELECT group_id, topic_id, SUM(status = 'done'), SUM(status = 'in_progress') "
-    "  FROM progress GROUP BY group_id, topic_id;"
-    "CREATE TABLE digests ("
-    "  group_id TEXT NOT NULL,"
-    "  local_date TEXT NOT NULL,"
-    "  idem_key TEXT NOT NULL,"
-    "  recorded_at INTEGER NOT NULL,"
-    "  sent_at INTEGER,"
-    "  group_percent INTEGER NOT NULL,"
-    "  PRIMARY KEY (group_id, local_date)"
-    ") WITHOUT ROWID;"
-    "CREATE TABLE digest_ranks ("
-    "  group_id TEXT NOT NULL,"
-    "  local_date TEXT NOT NULL,"
-    "  member_id TEXT NOT NULL,"
-    "  rank INTEGER NOT NULL,"
-    "  points INTEGER NOT NULL,"
-    "  PRIMARY KEY (group_id, local_date, member_id),"
-    "  FOREIGN KEY (group_id, local_date) REFERENCES digests (group_id, local_date)"
-    ") WITHOUT ROWID;"
-    "ALTER TABLE members ADD COLUMN skipped_count INTEGER NOT NULL DEFAULT 0;"
-    "UPDATE members SET skipped_count = (SELECT COUNT(*) FROM progress p WHERE "
-    "  p.group_id = members.group_id AND p.member_id = members.member_id AND "
-    "  p.status = 'skipped');"
-    /* Period scores need the bot's calendar: rebuilt when it is set. */
-    "INSERT INTO adapter_state (key, value) VALUES ('store.rebuild_periods', 'all');",
+	/* 1: members, the event log, current progress, settings, adapter state. */
+	"CREATE TABLE members ("
+	"  group_id TEXT NOT NULL,"
+	"  member_id TEXT NOT NULL,"
+	"  name TEXT NOT NULL,"
+	"  first_seen INTEGER NOT NULL,"
+	"  done_count INTEGER NOT NULL DEFAULT 0,"
+	"  score_at INTEGER NOT NULL DEFAULT 0,"
+	"  PRIMARY KEY (group_id, member_id)"
+	") WITHOUT ROWID;"
+	"CREATE INDEX members_rank ON members (group_id, done_count DESC, score_at);"
+	"CREATE TABLE events ("
+	"  id INTEGER PRIMARY KEY,"
+	"  group_id TEXT NOT NULL,"
+	"  member_id TEXT NOT NULL,"
+	"  topic_id TEXT NOT NULL,"
+	"  old_status TEXT NOT NULL CHECK (old_status IN ('none','in_progress','done','skipped')),"
+	"  new_status TEXT NOT NULL CHECK (new_status IN ('none','in_progress','done','skipped')),"
+	"  note TEXT,"
+	"  at INTEGER NOT NULL,"
+	"  source_id TEXT,"
+	"  reverts INTEGER REFERENCES events (id),"
+	"  FOREIGN KEY (group_id, member_id) REFERENCES members (group_id, member_id)"
+	");"
+	"CREATE UNIQUE INDEX events_source ON events (source_id) WHERE source_id IS NOT NULL;"
+	"CREATE UNIQUE INDEX events_reverts ON events (reverts) WHERE reverts IS NOT NULL;"
+	"CREATE INDEX events_member ON events (group_id, member_id, id);"
+	"CREATE INDEX events_time ON events (group_id, at);"
+	"CREATE TABLE progress ("
+	"  group_id TEXT NOT NULL,"
+	"  member_id TEXT NOT NULL,"
+	"  topic_id TEXT NOT NULL,"
+	"  status TEXT NOT NULL CHECK (status IN ('in_progress','done','skipped')),"
+	"  note TEXT,"
+	"  updated_at INTEGER NOT NULL,"
+	"  PRIMARY KEY (group_id, member_id, topic_id),"
+	"  FOREIGN KEY (group_id, member_id) REFERENCES members (group_id, member_id)"
+	") WITHOUT ROWID;"
+	"CREATE INDEX progress_topic ON progress (group_id, topic_id, status);"
+	"CREATE INDEX progress_period ON progress (group_id, status, updated_at);"
+	"CREATE TABLE group_settings ("
+	"  group_id TEXT PRIMARY KEY,"
+	"  digest_channel TEXT,"
+	"  digest_time TEXT,"
+	"  timezone TEXT"
+	") WITHOUT ROWID;"
+	"CREATE TABLE adapter_state ("
+	"  key TEXT PRIMARY KEY,"
+	"  value TEXT NOT NULL"
+	") WITHOUT ROWID;",
+	/* 2: maintained week and month scores; the digest log with rank snapshots. */
+	"CREATE TABLE period_scores ("
+	"  group_id TEXT NOT NULL,"
+	"  member_id TEXT NOT NULL,"
+	"  period INTEGER NOT NULL CHECK (period IN (1, 2)),"
+	"  start INTEGER NOT NULL,"
+	"  points INTEGER NOT NULL,"
+	"  reached_at INTEGER NOT NULL,"
+	"  PRIMARY KEY (group_id, period, start, member_id),"
+	"  FOREIGN KEY (group_id, member_id) REFERENCES members (group_id, member_id)"
+	") WITHOUT ROWID;"
+	"CREATE INDEX period_rank ON period_scores (group_id, period, start, points DESC, "
+	"reached_at);"
+	/*
+	 * Every index is written by each /done, so there are few: a member's events
+	 * (undo, streaks) come from one covering index. Without it SQLite walks
+	 * events_time over the whole group for a streak (5 s at 1M events).
+	 */
+	"DROP INDEX events_member;"
+	"CREATE INDEX events_member ON events (group_id, member_id, id, new_status, at, reverts);"
+	"DROP INDEX progress_period;"
+	/* Who finished a topic, oldest first, without reading the whole group. */
+	"DROP INDEX progress_topic;"
+	"CREATE INDEX progress_topic ON progress (group_id, topic_id, status, updated_at);"
+	"CREATE INDEX members_name ON members (group_id, name COLLATE NOCASE);"
+	/* Per-topic counts, maintained, so /topics and the digest never GROUP BY. */
+	"CREATE TABLE topic_counts ("
+	"  group_id TEXT NOT NULL,"
+	"  topic_id TEXT NOT NULL,"
+	"  done INTEGER NOT NULL DEFAULT 0,"
+	"  in_progress INTEGER NOT NULL DEFAULT 0,"
+	"  PRIMARY KEY (group_id, topic_id)"
+	") WITHOUT ROWID;"
+	"INSERT INTO topic_counts (group_id, topic_id, done, in_progress) "
+	"  SELECT group_id, topic_id, SUM(status = 'done'), SUM(status = 'in_progress') "
+	"  FROM progress GROUP BY group_id, topic_id;"
+	"CREATE TABLE digests ("
+	"  group_id TEXT NOT NULL,"
+	"  local_date TEXT NOT NULL,"
+	"  idem_key TEXT NOT NULL,"
+	"  recorded_at INTEGER NOT NULL,"
+	"  sent_at INTEGER,"
+	"  group_percent INTEGER NOT NULL,"
+	"  PRIMARY KEY (group_id, local_date)"
+	") WITHOUT ROWID;"
+	"CREATE TABLE digest_ranks ("
+	"  group_id TEXT NOT NULL,"
+	"  local_date TEXT NOT NULL,"
+	"  member_id TEXT NOT NULL,"
+	"  rank INTEGER NOT NULL,"
+	"  points INTEGER NOT NULL,"
+	"  PRIMARY KEY (group_id, local_date, member_id),"
+	"  FOREIGN KEY (group_id, local_date) REFERENCES digests (group_id, local_date)"
+	") WITHOUT ROWID;"
+	"ALTER TABLE members ADD COLUMN skipped_count INTEGER NOT NULL DEFAULT 0;"
+	"UPDATE members SET skipped_count = (SELECT COUNT(*) FROM progress p WHERE "
+	"  p.group_id = members.group_id AND p.member_id = members.member_id AND "
+	"  p.status = 'skipped');"
+	/* Period scores need the bot's calendar: rebuilt when it is set. */
+	"INSERT INTO adapter_state (key, value) VALUES ('store.rebuild_periods', 'all');",
 };
 
 /* An un-reverted event that is not itself an undo (a correlated test on e). */
@@ -148,9 +149,7 @@ enum stmt_id {
 	S_GROUP_TOTALS,
 	S_ADD_SKIPPED,
 	S_RANK_ALL,
-	S_RANK_ALL_ABOVE,
 	S_RANK_PERIOD,
-	S_RANK_PERIOD_ABOVE,
 	S_PERIOD_ADD,
 	S_PERIOD_CLEAR,
 	S_DONE_ROWS,
@@ -174,135 +173,149 @@ enum stmt_id {
 };
 
 static const char *const sql[S_COUNT] = {
-    [S_BEGIN] = "BEGIN IMMEDIATE",
-    [S_COMMIT] = "COMMIT",
-    [S_ROLLBACK] = "ROLLBACK",
-    [S_SOURCE_SEEN] = "SELECT 1 FROM events WHERE source_id = ?1",
-    [S_UPSERT_MEMBER] = "INSERT INTO members (group_id, member_id, name, first_seen) "
-			"VALUES (?1, ?2, ?3, ?4) "
-			"ON CONFLICT (group_id, member_id) DO UPDATE SET name = excluded.name "
-			"WHERE name IS NOT excluded.name",
-    [S_GET_STATUS] = "SELECT status, updated_at FROM progress "
-		     "WHERE group_id = ?1 AND member_id = ?2 AND topic_id = ?3",
-    [S_INSERT_EVENT] = "INSERT INTO events (group_id, member_id, topic_id, old_status, "
-		       "new_status, note, at, source_id, reverts) "
-		       "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-    [S_DELETE_PROGRESS] = "DELETE FROM progress "
-			  "WHERE group_id = ?1 AND member_id = ?2 AND topic_id = ?3",
-    [S_UPSERT_PROGRESS] = "INSERT INTO progress (group_id, member_id, topic_id, status, note, "
-			  "updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6) "
-			  "ON CONFLICT (group_id, member_id, topic_id) DO UPDATE SET "
-			  "status = excluded.status, note = excluded.note, "
-			  "updated_at = excluded.updated_at",
-    /* A score was reached when its latest counted done was: on a loss, look it up. */
-    [S_ADD_DONE] = "UPDATE members SET done_count = done_count + ?3, score_at = CASE "
-		   "WHEN ?3 > 0 THEN MAX(score_at, ?4) ELSE (SELECT COALESCE(MAX(updated_at), 0) "
-		   "FROM progress p WHERE p.group_id = ?1 AND p.member_id = ?2 AND "
-		   "p.status = 'done') END WHERE group_id = ?1 AND member_id = ?2",
-    [S_LAST_EVENT] = "SELECT id, topic_id, old_status, new_status FROM events e "
-		     "WHERE group_id = ?1 AND member_id = ?2 AND " LIVE_EVENT " "
-		     "ORDER BY id DESC LIMIT 1",
-    [S_PRIOR_EVENT] = "SELECT note, at FROM events e "
-		      "WHERE group_id = ?1 AND member_id = ?2 AND topic_id = ?3 AND id < ?4 "
-		      "AND new_status = ?5 AND " LIVE_EVENT " ORDER BY id DESC LIMIT 1",
-    [S_MEMBER_PROGRESS] = "SELECT p.group_id, p.member_id, m.name, p.topic_id, p.status, "
-			  "p.note, p.updated_at FROM progress p JOIN members m "
-			  "USING (group_id, member_id) "
-			  "WHERE p.group_id = ?1 AND p.member_id = ?2",
-    [S_TOPIC_PROGRESS] = "SELECT p.group_id, p.member_id, m.name, p.topic_id, p.status, "
-			 "p.note, p.updated_at FROM progress p INDEXED BY progress_topic "
-			 "JOIN members m ON m.group_id = p.group_id AND m.member_id = p.member_id "
-			 "WHERE p.group_id = ?1 AND p.topic_id = ?2 AND p.status = ?3 "
-			 "ORDER BY p.updated_at LIMIT ?4",
-    [S_EXPORT] = "SELECT p.group_id, p.member_id, m.name, p.topic_id, p.status, p.note, "
-		 "p.updated_at FROM progress p JOIN members m USING (group_id, member_id) "
-		 "WHERE ?1 IS NULL OR p.group_id = ?1 "
-		 "ORDER BY p.group_id, p.member_id, p.topic_id",
-    [S_TOPIC_COUNTS] = "SELECT topic_id, done, in_progress FROM topic_counts WHERE group_id = ?1 "
-		       "AND (done > 0 OR in_progress > 0)",
-    [S_GROUP_TOTALS] = "SELECT COUNT(*), COALESCE(SUM(done_count + skipped_count), 0) "
-		       "FROM members WHERE group_id = ?1",
-    [S_ADD_SKIPPED] = "UPDATE members SET skipped_count = skipped_count + ?3 "
-		      "WHERE group_id = ?1 AND member_id = ?2",
-    [S_TOPIC_COUNT] = "SELECT topic_id, done, in_progress FROM topic_counts "
-		      "WHERE group_id = ?1 AND topic_id = ?2",
-    [S_ADD_TOPIC_COUNTS] = "INSERT INTO topic_counts (group_id, topic_id, done, in_progress) "
-			   "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (group_id, topic_id) DO UPDATE SET "
-			   "done = done + excluded.done, in_progress = in_progress + "
-			   "excluded.in_progress",
-    /*
-     * The top ?2 from the ranking index, then the asker's row; each row's rank is one
-     * plus the members with more points (a short index range for the top rows).
-     */
-    [S_RANK_ALL] = "SELECT * FROM (SELECT member_id, name, done_count, score_at FROM members "
-		   "WHERE group_id = ?1 AND done_count > 0 "
-		   "ORDER BY done_count DESC, score_at, member_id LIMIT ?2) "
-		   "UNION ALL SELECT member_id, name, done_count, score_at FROM members "
-		   "WHERE group_id = ?1 AND member_id = ?3 AND done_count > 0",
-    [S_RANK_ALL_ABOVE] = "SELECT COUNT(*) FROM members WHERE group_id = ?1 AND done_count > ?2",
-    [S_RANK_PERIOD] = "SELECT * FROM (SELECT s.member_id, m.name, s.points, s.reached_at "
-		      "FROM period_scores s JOIN members m "
-		      "ON m.group_id = s.group_id AND m.member_id = s.member_id "
-		      "WHERE s.group_id = ?1 AND s.period = ?4 AND s.start = ?5 AND s.points > 0 "
-		      "ORDER BY s.points DESC, s.reached_at, s.member_id LIMIT ?2) "
-		      "UNION ALL SELECT s.member_id, m.name, s.points, s.reached_at "
-		      "FROM period_scores s JOIN members m "
-		      "ON m.group_id = s.group_id AND m.member_id = s.member_id "
-		      "WHERE s.group_id = ?1 AND s.period = ?4 AND s.start = ?5 "
-		      "AND s.member_id = ?3 AND s.points > 0",
-    [S_RANK_PERIOD_ABOVE] = "SELECT COUNT(*) FROM period_scores WHERE group_id = ?1 "
-			    "AND period = ?3 AND start = ?4 AND points > ?2",
-    [S_PERIOD_ADD] = "INSERT INTO period_scores (group_id, member_id, period, start, points, "
-		     "reached_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6) "
-		     "ON CONFLICT (group_id, period, start, member_id) DO UPDATE SET "
-		     "points = points + excluded.points, reached_at = CASE "
-		     "WHEN excluded.points > 0 THEN MAX(reached_at, excluded.reached_at) "
-		     "ELSE (SELECT COALESCE(MAX(p.updated_at), 0) FROM progress p "
-		     "WHERE p.group_id = ?1 AND p.member_id = ?2 AND p.status = 'done' "
-		     "AND p.updated_at >= ?4 AND p.updated_at < ?7) END",
-    [S_PERIOD_CLEAR] = "DELETE FROM period_scores WHERE ?1 IS NULL OR group_id = ?1",
-    [S_DONE_ROWS] = "SELECT group_id, member_id, updated_at FROM progress "
-		    "WHERE status = 'done' AND (?1 IS NULL OR group_id = ?1) ORDER BY updated_at",
-    /* Newest first by id: events are logged as they happen. */
-    [S_DONE_TIMES] = "SELECT at FROM events e INDEXED BY events_member "
-		     "WHERE group_id = ?1 AND member_id = ?2 "
-		     "AND new_status = 'done' AND " LIVE_EVENT " ORDER BY id DESC",
-    [S_ACTIVITY] = "SELECT e.member_id, m.name, e.topic_id, e.old_status, e.new_status, e.at, "
-		   "m.first_seen, e.id "
-		   "FROM events e JOIN members m USING (group_id, member_id) "
-		   "WHERE e.group_id = ?1 AND e.at >= ?2 AND e.at < ?3 AND " LIVE_EVENT " "
-		   "ORDER BY e.member_id, e.id",
-    [S_FIND_MEMBER] = "SELECT member_id, name FROM members WHERE group_id = ?1 "
-		      "AND (member_id = ?2 OR name = ?2 COLLATE NOCASE) "
-		      "ORDER BY member_id = ?2 DESC, name LIMIT 1",
-    [S_GET_SETTINGS] = "SELECT digest_channel, digest_time, timezone FROM group_settings "
-		       "WHERE group_id = ?1",
-    [S_SET_CHANNEL] =
-	"INSERT INTO group_settings (group_id, digest_channel) VALUES (?1, ?2) "
-	"ON CONFLICT (group_id) DO UPDATE SET digest_channel = excluded.digest_channel",
-    [S_SET_TIME] = "INSERT INTO group_settings (group_id, digest_time, timezone) "
-		   "VALUES (?1, ?2, ?3) ON CONFLICT (group_id) DO UPDATE SET "
-		   "digest_time = excluded.digest_time, "
-		   "timezone = COALESCE(excluded.timezone, group_settings.timezone)",
-    [S_STATE_GET] = "SELECT value FROM adapter_state WHERE key = ?1",
-    [S_STATE_SET] = "INSERT INTO adapter_state (key, value) VALUES (?1, ?2) "
-		    "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-    [S_DEFAULT_CHANNEL] = "INSERT INTO group_settings (group_id, digest_channel) VALUES (?1, ?2) "
-			  "ON CONFLICT (group_id) DO NOTHING",
-    [S_DIGEST_GROUPS] = "SELECT group_id, digest_channel, digest_time, timezone FROM "
-			"group_settings WHERE digest_channel IS NOT NULL ORDER BY group_id",
-    [S_DIGEST_GET] = "SELECT local_date, idem_key, recorded_at, sent_at, group_percent "
-		     "FROM digests WHERE group_id = ?1 AND local_date = ?2",
-    [S_DIGEST_PREVIOUS] = "SELECT local_date, idem_key, recorded_at, sent_at, group_percent "
-			  "FROM digests WHERE group_id = ?1 AND local_date < ?2 "
-			  "ORDER BY local_date DESC LIMIT 1",
-    [S_DIGEST_INSERT] = "INSERT INTO digests (group_id, local_date, idem_key, recorded_at, "
-			"group_percent) VALUES (?1, ?2, ?3, ?4, ?5)",
-    [S_DIGEST_RANK_INSERT] = "INSERT INTO digest_ranks (group_id, local_date, member_id, rank, "
-			     "points) VALUES (?1, ?2, ?3, ?4, ?5)",
-    [S_DIGEST_SENT] = "UPDATE digests SET sent_at = ?3 WHERE group_id = ?1 AND local_date = ?2",
-    [S_DIGEST_RANKS] = "SELECT member_id, rank, points FROM digest_ranks "
-		       "WHERE group_id = ?1 AND local_date = ?2 ORDER BY rank",
+	[S_BEGIN] = "BEGIN IMMEDIATE",
+	[S_COMMIT] = "COMMIT",
+	[S_ROLLBACK] = "ROLLBACK",
+	[S_SOURCE_SEEN] = "SELECT 1 FROM events WHERE source_id = ?1",
+	[S_UPSERT_MEMBER] = "INSERT INTO members (group_id, member_id, name, first_seen) "
+			    "VALUES (?1, ?2, ?3, ?4) "
+			    "ON CONFLICT (group_id, member_id) DO UPDATE SET name = excluded.name "
+			    "WHERE name IS NOT excluded.name",
+	[S_GET_STATUS] = "SELECT status, updated_at FROM progress "
+			 "WHERE group_id = ?1 AND member_id = ?2 AND topic_id = ?3",
+	[S_INSERT_EVENT] = "INSERT INTO events (group_id, member_id, topic_id, old_status, "
+			   "new_status, note, at, source_id, reverts) "
+			   "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+	[S_DELETE_PROGRESS] = "DELETE FROM progress "
+			      "WHERE group_id = ?1 AND member_id = ?2 AND topic_id = ?3",
+	[S_UPSERT_PROGRESS] = "INSERT INTO progress (group_id, member_id, topic_id, status, note, "
+			      "updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6) "
+			      "ON CONFLICT (group_id, member_id, topic_id) DO UPDATE SET "
+			      "status = excluded.status, note = excluded.note, "
+			      "updated_at = excluded.updated_at",
+	/* A score was reached when its latest counted done was: on a loss, look it up. */
+	[S_ADD_DONE] =
+		"UPDATE members SET done_count = done_count + ?3, score_at = CASE "
+		"WHEN ?3 > 0 THEN MAX(score_at, ?4) ELSE (SELECT COALESCE(MAX(updated_at), 0) "
+		"FROM progress p WHERE p.group_id = ?1 AND p.member_id = ?2 AND "
+		"p.status = 'done') END WHERE group_id = ?1 AND member_id = ?2",
+	[S_LAST_EVENT] = "SELECT id, topic_id, old_status, new_status FROM events e "
+			 "WHERE group_id = ?1 AND member_id = ?2 AND " LIVE_EVENT " "
+			 "ORDER BY id DESC LIMIT 1",
+	[S_PRIOR_EVENT] = "SELECT note, at FROM events e "
+			  "WHERE group_id = ?1 AND member_id = ?2 AND topic_id = ?3 AND id < ?4 "
+			  "AND new_status = ?5 AND " LIVE_EVENT " ORDER BY id DESC LIMIT 1",
+	[S_MEMBER_PROGRESS] = "SELECT p.group_id, p.member_id, m.name, p.topic_id, p.status, "
+			      "p.note, p.updated_at FROM progress p JOIN members m "
+			      "USING (group_id, member_id) "
+			      "WHERE p.group_id = ?1 AND p.member_id = ?2",
+	[S_TOPIC_PROGRESS] =
+		"SELECT p.group_id, p.member_id, m.name, p.topic_id, p.status, "
+		"p.note, p.updated_at FROM progress p INDEXED BY progress_topic "
+		"JOIN members m ON m.group_id = p.group_id AND m.member_id = p.member_id "
+		"WHERE p.group_id = ?1 AND p.topic_id = ?2 AND p.status = ?3 "
+		"ORDER BY p.updated_at LIMIT ?4",
+	[S_EXPORT] = "SELECT p.group_id, p.member_id, m.name, p.topic_id, p.status, p.note, "
+		     "p.updated_at FROM progress p JOIN members m USING (group_id, member_id) "
+		     "WHERE ?1 IS NULL OR p.group_id = ?1 "
+		     "ORDER BY p.group_id, p.member_id, p.topic_id",
+	[S_TOPIC_COUNTS] =
+		"SELECT topic_id, done, in_progress FROM topic_counts WHERE group_id = ?1 "
+		"AND (done > 0 OR in_progress > 0)",
+	[S_GROUP_TOTALS] = "SELECT COUNT(*), COALESCE(SUM(done_count + skipped_count), 0) "
+			   "FROM members WHERE group_id = ?1",
+	[S_ADD_SKIPPED] = "UPDATE members SET skipped_count = skipped_count + ?3 "
+			  "WHERE group_id = ?1 AND member_id = ?2",
+	[S_TOPIC_COUNT] = "SELECT topic_id, done, in_progress FROM topic_counts "
+			  "WHERE group_id = ?1 AND topic_id = ?2",
+	[S_ADD_TOPIC_COUNTS] =
+		"INSERT INTO topic_counts (group_id, topic_id, done, in_progress) "
+		"VALUES (?1, ?2, ?3, ?4) ON CONFLICT (group_id, topic_id) DO UPDATE SET "
+		"done = done + excluded.done, in_progress = in_progress + "
+		"excluded.in_progress",
+	/*
+	 * The top ?2 from the ranking index, plus the asker's row (UNION drops it when it is
+	 * in the top already). A row's rank is one plus the members with more points: a
+	 * short index range for the top rows. The outer order puts the asker last, since
+	 * anyone ahead of the tenth would be in the top.
+	 */
+	[S_RANK_ALL] = "SELECT r.member_id, r.name, r.points, r.reached_at, "
+		       "(SELECT COUNT(*) FROM members x WHERE x.group_id = ?1 "
+		       "AND x.done_count > r.points) + 1 "
+		       "FROM (SELECT * FROM (SELECT member_id, name, done_count AS points, "
+		       "score_at AS reached_at FROM members WHERE group_id = ?1 AND done_count > 0 "
+		       "ORDER BY done_count DESC, score_at, member_id LIMIT ?2) "
+		       "UNION SELECT member_id, name, done_count, score_at FROM members "
+		       "WHERE group_id = ?1 AND member_id = ?3 AND done_count > 0) r "
+		       "ORDER BY r.points DESC, r.reached_at, r.member_id",
+	[S_RANK_PERIOD] =
+		"SELECT r.member_id, r.name, r.points, r.reached_at, "
+		"(SELECT COUNT(*) FROM period_scores x WHERE x.group_id = ?1 "
+		"AND x.period = ?4 AND x.start = ?5 AND x.points > r.points) + 1 "
+		"FROM (SELECT * FROM (SELECT s.member_id, m.name, s.points, s.reached_at "
+		"FROM period_scores s JOIN members m "
+		"ON m.group_id = s.group_id AND m.member_id = s.member_id "
+		"WHERE s.group_id = ?1 AND s.period = ?4 AND s.start = ?5 AND s.points > 0 "
+		"ORDER BY s.points DESC, s.reached_at, s.member_id LIMIT ?2) "
+		"UNION SELECT s.member_id, m.name, s.points, s.reached_at "
+		"FROM period_scores s JOIN members m "
+		"ON m.group_id = s.group_id AND m.member_id = s.member_id "
+		"WHERE s.group_id = ?1 AND s.period = ?4 AND s.start = ?5 "
+		"AND s.member_id = ?3 AND s.points > 0) r "
+		"ORDER BY r.points DESC, r.reached_at, r.member_id",
+	[S_PERIOD_ADD] = "INSERT INTO period_scores (group_id, member_id, period, start, points, "
+			 "reached_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6) "
+			 "ON CONFLICT (group_id, period, start, member_id) DO UPDATE SET "
+			 "points = points + excluded.points, reached_at = CASE "
+			 "WHEN excluded.points > 0 THEN MAX(reached_at, excluded.reached_at) "
+			 "ELSE (SELECT COALESCE(MAX(p.updated_at), 0) FROM progress p "
+			 "WHERE p.group_id = ?1 AND p.member_id = ?2 AND p.status = 'done' "
+			 "AND p.updated_at >= ?4 AND p.updated_at < ?7) END",
+	[S_PERIOD_CLEAR] = "DELETE FROM period_scores WHERE ?1 IS NULL OR group_id = ?1",
+	[S_DONE_ROWS] =
+		"SELECT group_id, member_id, updated_at FROM progress "
+		"WHERE status = 'done' AND (?1 IS NULL OR group_id = ?1) ORDER BY updated_at",
+	/* Newest first by id: events are logged as they happen. */
+	[S_DONE_TIMES] = "SELECT at FROM events e INDEXED BY events_member "
+			 "WHERE group_id = ?1 AND member_id = ?2 "
+			 "AND new_status = 'done' AND " LIVE_EVENT " ORDER BY id DESC",
+	[S_ACTIVITY] = "SELECT e.member_id, m.name, e.topic_id, e.old_status, e.new_status, e.at, "
+		       "m.first_seen, e.id "
+		       "FROM events e JOIN members m USING (group_id, member_id) "
+		       "WHERE e.group_id = ?1 AND e.at >= ?2 AND e.at < ?3 AND " LIVE_EVENT " "
+		       "ORDER BY e.member_id, e.id",
+	[S_FIND_MEMBER] = "SELECT member_id, name FROM members WHERE group_id = ?1 "
+			  "AND (member_id = ?2 OR name = ?2 COLLATE NOCASE) "
+			  "ORDER BY member_id = ?2 DESC, name LIMIT 1",
+	[S_GET_SETTINGS] = "SELECT digest_channel, digest_time, timezone FROM group_settings "
+			   "WHERE group_id = ?1",
+	[S_SET_CHANNEL] =
+		"INSERT INTO group_settings (group_id, digest_channel) VALUES (?1, ?2) "
+		"ON CONFLICT (group_id) DO UPDATE SET digest_channel = excluded.digest_channel",
+	[S_SET_TIME] = "INSERT INTO group_settings (group_id, digest_time, timezone) "
+		       "VALUES (?1, ?2, ?3) ON CONFLICT (group_id) DO UPDATE SET "
+		       "digest_time = excluded.digest_time, "
+		       "timezone = COALESCE(excluded.timezone, group_settings.timezone)",
+	[S_STATE_GET] = "SELECT value FROM adapter_state WHERE key = ?1",
+	[S_STATE_SET] = "INSERT INTO adapter_state (key, value) VALUES (?1, ?2) "
+			"ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+	[S_DEFAULT_CHANNEL] =
+		"INSERT INTO group_settings (group_id, digest_channel) VALUES (?1, ?2) "
+		"ON CONFLICT (group_id) DO NOTHING",
+	[S_DIGEST_GROUPS] = "SELECT group_id, digest_channel, digest_time, timezone FROM "
+			    "group_settings WHERE digest_channel IS NOT NULL ORDER BY group_id",
+	[S_DIGEST_GET] = "SELECT local_date, idem_key, recorded_at, sent_at, group_percent "
+			 "FROM digests WHERE group_id = ?1 AND local_date = ?2",
+	[S_DIGEST_PREVIOUS] = "SELECT local_date, idem_key, recorded_at, sent_at, group_percent "
+			      "FROM digests WHERE group_id = ?1 AND local_date < ?2 "
+			      "ORDER BY local_date DESC LIMIT 1",
+	[S_DIGEST_INSERT] = "INSERT INTO digests (group_id, local_date, idem_key, recorded_at, "
+			    "group_percent) VALUES (?1, ?2, ?3, ?4, ?5)",
+	[S_DIGEST_RANK_INSERT] = "INSERT INTO digest_ranks (group_id, local_date, member_id, rank, "
+				 "points) VALUES (?1, ?2, ?3, ?4, ?5)",
+	[S_DIGEST_SENT] = "UPDATE digests SET sent_at = ?3 WHERE group_id = ?1 AND local_date = ?2",
+	[S_DIGEST_RANKS] = "SELECT member_id, rank, points FROM digest_ranks "
+			   "WHERE group_id = ?1 AND local_date = ?2 ORDER BY rank",
 };
 
 struct store {
@@ -777,13 +790,13 @@ static int each_row(struct store *st, sqlite3_stmt *s, store_row_fn fn, void *ud
 	int rc, stop = 0;
 	while (!stop && (rc = sqlite3_step(s)) == SQLITE_ROW) {
 		struct store_row row = {
-		    col_text(s, 0),
-		    col_text(s, 1),
-		    col_text(s, 2),
-		    col_text(s, 3),
-		    status_parse(sqlite3_column_text(s, 4)),
-		    col_text(s, 5),
-		    sqlite3_column_int64(s, 6),
+			col_text(s, 0),
+			col_text(s, 1),
+			col_text(s, 2),
+			col_text(s, 3),
+			status_parse(sqlite3_column_text(s, 4)),
+			col_text(s, 5),
+			sqlite3_column_int64(s, 6),
 		};
 		stop = fn(&row, ud);
 	}
@@ -866,23 +879,6 @@ int store_group_totals(struct store *st, const char *group_id, int *members, int
 	return rc == SQLITE_ROW ? COHORT_OK : db_fail(st, "summing the group");
 }
 
-/* Members of the ranking with more than `points` (their rank is that plus one). */
-static int count_above(struct store *st, const char *group_id, enum store_period period,
-		       int64_t start, int points, int *above)
-{
-	sqlite3_stmt *s = prep(st, period == PERIOD_ALL ? S_RANK_ALL_ABOVE : S_RANK_PERIOD_ABOVE);
-	bind_text(s, 1, group_id);
-	sqlite3_bind_int(s, 2, points);
-	if (period != PERIOD_ALL) {
-		sqlite3_bind_int(s, 3, period);
-		sqlite3_bind_int64(s, 4, start);
-	}
-	int rc = sqlite3_step(s);
-	*above = rc == SQLITE_ROW ? sqlite3_column_int(s, 0) : 0;
-	sqlite3_reset(s);
-	return rc == SQLITE_ROW ? COHORT_OK : db_fail(st, "ranking a member");
-}
-
 int store_ranking(struct store *st, const char *group_id, enum store_period period, int64_t start,
 		  int limit, const char *member_id, store_rank_fn fn, void *ud)
 {
@@ -894,44 +890,16 @@ int store_ranking(struct store *st, const char *group_id, enum store_period peri
 		sqlite3_bind_int(s, 4, period);
 		sqlite3_bind_int64(s, 5, start);
 	}
-	/* Collect first: ranking a row runs another statement. */
-	struct row {
-		char *id, *name;
-		int points;
-		int64_t at;
-	} *rows = NULL;
-	size_t n = 0, cap = 0;
-	int rc;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		const char *id = col_text(s, 0);
-		bool seen = false; /* the asker may be in the top already */
-		for (size_t i = 0; i < n && !seen; i++)
-			seen = strcmp(rows[i].id, id) == 0;
-		if (seen)
-			continue;
-		grow_array((void **)&rows, &cap, n + 1, sizeof(*rows));
-		rows[n++] = (struct row){xstrdup(id), xstrdup(col_text(s, 1)),
-					 sqlite3_column_int(s, 2), sqlite3_column_int64(s, 3)};
-	}
-	sqlite3_reset(s);
-	rc = rc == SQLITE_DONE ? COHORT_OK : db_fail(st, "ranking members");
-	int stop = 0, above = 0;
-	for (size_t i = 0; i < n && !rc && !stop; i++) {
-		/* Equal points share the rank of the first of them. */
-		if (i == 0 || rows[i].points != rows[i - 1].points)
-			rc = count_above(st, group_id, period, start, rows[i].points, &above);
-		if (rc)
-			break;
-		struct store_rank r = {rows[i].id, rows[i].name, rows[i].points, above + 1,
-				       rows[i].at};
+	int rc, stop = 0;
+	while (!stop && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+		struct store_rank r = {col_text(s, 0), col_text(s, 1), sqlite3_column_int(s, 2),
+				       sqlite3_column_int(s, 4), sqlite3_column_int64(s, 3)};
 		stop = fn(&r, ud);
 	}
-	for (size_t i = 0; i < n; i++) {
-		free(rows[i].id);
-		free(rows[i].name);
-	}
-	free(rows);
-	return rc ? rc : stop;
+	sqlite3_reset(s);
+	if (stop)
+		return stop;
+	return rc == SQLITE_DONE ? COHORT_OK : db_fail(st, "ranking members");
 }
 
 int store_rebuild_periods(struct store *st, const char *group_id)

@@ -73,14 +73,14 @@ static inline const char *say_as(struct bot_fixture *f, const char *member, bool
 	char id[64];
 	snprintf(id, sizeof(id), "test:%s", member);
 	struct event ev = {
-	    .platform = "test",
-	    .group_id = "test:group",
-	    .channel_id = "chan",
-	    .member_id = id,
-	    .member_name = member,
-	    .is_admin = admin,
-	    .command = command,
-	    .args = args,
+		.platform = "test",
+		.group_id = "test:group",
+		.channel_id = "chan",
+		.member_id = id,
+		.member_name = member,
+		.is_admin = admin,
+		.command = command,
+		.args = args,
 	};
 	reply_release(&f->reply);
 	reply_init(&f->reply);

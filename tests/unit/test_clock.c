@@ -85,12 +85,12 @@ static void time_of_day_in_a_zone(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(zones_are_validated),
-	    cmocka_unit_test(day_start_is_local_midnight),
-	    cmocka_unit_test(week_starts_monday),
-	    cmocka_unit_test(day_numbers_follow_the_local_calendar),
-	    cmocka_unit_test(hhmm_parsing),
-	    cmocka_unit_test(time_of_day_in_a_zone),
+		cmocka_unit_test(zones_are_validated),
+		cmocka_unit_test(day_start_is_local_midnight),
+		cmocka_unit_test(week_starts_monday),
+		cmocka_unit_test(day_numbers_follow_the_local_calendar),
+		cmocka_unit_test(hhmm_parsing),
+		cmocka_unit_test(time_of_day_in_a_zone),
 	};
 	return cmocka_run_group_tests_name("clock", tests, NULL, NULL);
 }

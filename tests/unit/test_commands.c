@@ -371,22 +371,22 @@ int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 	const struct CMUnitTest tests[] = {
-	    T(done_confirms_with_the_total_and_groupmates),
-	    T(twenty_three_topics_show_27_percent),
-	    T(redis_is_one_topic),
-	    T(unknown_and_ambiguous_topics_change_nothing),
-	    T(a_typo_is_read_and_said_so),
-	    T(start_skip_reset_and_undo),
-	    T(progress_of_a_groupmate),
-	    T(streaks_count_consecutive_days),
-	    T(leaderboard_ranks_with_shared_places),
-	    T(topics_next_and_who),
-	    T(digest_preview_and_admin_settings),
-	    T(help_and_unknown_commands),
-	    T(hostile_input_is_refused_or_kept_as_text),
-	    T(long_name_lists_are_capped_with_a_count),
-	    T(a_failed_write_says_so_and_changes_nothing),
-	    T(a_replayed_source_event_is_answered_not_counted),
+		T(done_confirms_with_the_total_and_groupmates),
+		T(twenty_three_topics_show_27_percent),
+		T(redis_is_one_topic),
+		T(unknown_and_ambiguous_topics_change_nothing),
+		T(a_typo_is_read_and_said_so),
+		T(start_skip_reset_and_undo),
+		T(progress_of_a_groupmate),
+		T(streaks_count_consecutive_days),
+		T(leaderboard_ranks_with_shared_places),
+		T(topics_next_and_who),
+		T(digest_preview_and_admin_settings),
+		T(help_and_unknown_commands),
+		T(hostile_input_is_refused_or_kept_as_text),
+		T(long_name_lists_are_capped_with_a_count),
+		T(a_failed_write_says_so_and_changes_nothing),
+		T(a_replayed_source_event_is_answered_not_counted),
 	};
 	return cmocka_run_group_tests_name("commands", tests, NULL, NULL);
 }

@@ -109,31 +109,35 @@ static void broken_files_name_the_line_and_the_fix(void **state)
 		int rc;
 		const char *want;
 	} cases[] = {
-	    {"misspelt-key.toml", COHORT_ERR_CONFIG,
-	     "misspelt-key.toml:5: unknown key \"tokn\" in [discord] (did you mean \"token\"?)"},
-	    {"wrong-type.toml", COHORT_ERR_CONFIG,
-	     "wrong-type.toml:4: \"enabled\" in [matrix] must be a boolean (true or false), not a "
-	     "string"},
-	    {"unterminated-string.toml", COHORT_ERR_CONFIG,
-	     "unterminated-string.toml:2: unterminated string (add the closing \" on the same "
-	     "line)"},
-	    {"unknown-table.toml", COHORT_ERR_CONFIG,
-	     "unknown-table.toml:1: unknown table [digets] (did you mean [digest]?)"},
-	    {"bad-timezone.toml", COHORT_ERR_CONFIG,
-	     "bad-timezone.toml:2: digest.timezone: \"Mars/Olympus\" is not a known IANA time "
-	     "zone (for example \"UTC\" or \"Europe/Berlin\")"},
-	    {"bad-time.toml", COHORT_ERR_CONFIG,
-	     "bad-time.toml:2: digest.time: \"6pm\" is not a time of day as \"HH:MM\" (for "
-	     "example \"18:00\")"},
-	    {"key-outside-table.toml", COHORT_ERR_CONFIG,
-	     "key-outside-table.toml:1: key \"level\" is outside any table"},
-	    {"discord-without-token.toml", COHORT_ERR_CONFIG,
-	     "discord-without-token.toml: discord.token: Discord is enabled but no bot token is "
-	     "set (set token or COHORT_DISCORD_TOKEN)"},
-	    {"bad-guild-id.toml", COHORT_ERR_CONFIG,
-	     "bad-guild-id.toml:2: discord.guild_ids: \"not-a-number\" is not a Discord guild id"},
-	    {"no-such-file.toml", COHORT_ERR_IO,
-	     "no-such-file.toml: cannot open config file: No such file or directory"},
+		{"misspelt-key.toml", COHORT_ERR_CONFIG,
+		 "misspelt-key.toml:5: unknown key \"tokn\" in [discord] (did you mean "
+		 "\"token\"?)"},
+		{"wrong-type.toml", COHORT_ERR_CONFIG,
+		 "wrong-type.toml:4: \"enabled\" in [matrix] must be a boolean (true or false), "
+		 "not a "
+		 "string"},
+		{"unterminated-string.toml", COHORT_ERR_CONFIG,
+		 "unterminated-string.toml:2: unterminated string (add the closing \" on the same "
+		 "line)"},
+		{"unknown-table.toml", COHORT_ERR_CONFIG,
+		 "unknown-table.toml:1: unknown table [digets] (did you mean [digest]?)"},
+		{"bad-timezone.toml", COHORT_ERR_CONFIG,
+		 "bad-timezone.toml:2: digest.timezone: \"Mars/Olympus\" is not a known IANA time "
+		 "zone (for example \"UTC\" or \"Europe/Berlin\")"},
+		{"bad-time.toml", COHORT_ERR_CONFIG,
+		 "bad-time.toml:2: digest.time: \"6pm\" is not a time of day as \"HH:MM\" (for "
+		 "example \"18:00\")"},
+		{"key-outside-table.toml", COHORT_ERR_CONFIG,
+		 "key-outside-table.toml:1: key \"level\" is outside any table"},
+		{"discord-without-token.toml", COHORT_ERR_CONFIG,
+		 "discord-without-token.toml: discord.token: Discord is enabled but no bot token "
+		 "is "
+		 "set (set token or COHORT_DISCORD_TOKEN)"},
+		{"bad-guild-id.toml", COHORT_ERR_CONFIG,
+		 "bad-guild-id.toml:2: discord.guild_ids: \"not-a-number\" is not a Discord guild "
+		 "id"},
+		{"no-such-file.toml", COHORT_ERR_IO,
+		 "no-such-file.toml: cannot open config file: No such file or directory"},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct config cfg;
@@ -154,12 +158,12 @@ static void broken_files_name_the_line_and_the_fix(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_setup_teardown(defaults_are_valid, setup, teardown),
-	    cmocka_unit_test_setup_teardown(the_example_config_loads, setup, teardown),
-	    cmocka_unit_test_setup_teardown(a_full_config_is_read, setup, teardown),
-	    cmocka_unit_test_setup_teardown(the_environment_wins_for_secrets, setup, teardown),
-	    cmocka_unit_test_setup_teardown(broken_files_name_the_line_and_the_fix, setup,
-					    teardown),
+		cmocka_unit_test_setup_teardown(defaults_are_valid, setup, teardown),
+		cmocka_unit_test_setup_teardown(the_example_config_loads, setup, teardown),
+		cmocka_unit_test_setup_teardown(a_full_config_is_read, setup, teardown),
+		cmocka_unit_test_setup_teardown(the_environment_wins_for_secrets, setup, teardown),
+		cmocka_unit_test_setup_teardown(broken_files_name_the_line_and_the_fix, setup,
+						teardown),
 	};
 	return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }

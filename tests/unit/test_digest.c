@@ -281,15 +281,15 @@ int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 	const struct CMUnitTest tests[] = {
-	    T(an_empty_day_gets_a_short_nudge),
-	    T(a_new_member_is_welcomed),
-	    T(a_busy_day_shows_news_movement_progress_and_streaks),
-	    T(the_digest_posts_once_per_local_day),
-	    T(a_missed_digest_is_caught_up_the_same_day_only),
-	    T(an_unconfirmed_digest_is_resent_with_the_same_key),
-	    T(one_failing_group_does_not_hold_back_another),
-	    T(dst_days_get_exactly_one_digest),
-	    T(groups_without_a_channel_or_adapter_get_nothing),
+		T(an_empty_day_gets_a_short_nudge),
+		T(a_new_member_is_welcomed),
+		T(a_busy_day_shows_news_movement_progress_and_streaks),
+		T(the_digest_posts_once_per_local_day),
+		T(a_missed_digest_is_caught_up_the_same_day_only),
+		T(an_unconfirmed_digest_is_resent_with_the_same_key),
+		T(one_failing_group_does_not_hold_back_another),
+		T(dst_days_get_exactly_one_digest),
+		T(groups_without_a_channel_or_adapter_get_nothing),
 	};
 	return cmocka_run_group_tests_name("digest", tests, NULL, NULL);
 }

@@ -186,18 +186,20 @@ static void streaks_cross_dst_in_new_york(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_setup_teardown(ties_share_a_rank_earlier_achiever_first, setup_berlin,
-					    teardown),
-	    cmocka_unit_test_setup_teardown(weeks_start_on_monday_in_the_group_zone, setup_berlin,
-					    teardown),
-	    cmocka_unit_test_setup_teardown(months_follow_new_york_midnight, setup_new_york,
-					    teardown),
-	    cmocka_unit_test_setup_teardown(a_new_zone_recounts_the_weeks, setup_berlin, teardown),
-	    cmocka_unit_test_setup_teardown(streaks_cross_midnight_in_local_time, setup_berlin,
-					    teardown),
-	    cmocka_unit_test_setup_teardown(streaks_cross_dst_in_berlin, setup_berlin, teardown),
-	    cmocka_unit_test_setup_teardown(streaks_cross_dst_in_new_york, setup_new_york,
-					    teardown),
+		cmocka_unit_test_setup_teardown(ties_share_a_rank_earlier_achiever_first,
+						setup_berlin, teardown),
+		cmocka_unit_test_setup_teardown(weeks_start_on_monday_in_the_group_zone,
+						setup_berlin, teardown),
+		cmocka_unit_test_setup_teardown(months_follow_new_york_midnight, setup_new_york,
+						teardown),
+		cmocka_unit_test_setup_teardown(a_new_zone_recounts_the_weeks, setup_berlin,
+						teardown),
+		cmocka_unit_test_setup_teardown(streaks_cross_midnight_in_local_time, setup_berlin,
+						teardown),
+		cmocka_unit_test_setup_teardown(streaks_cross_dst_in_berlin, setup_berlin,
+						teardown),
+		cmocka_unit_test_setup_teardown(streaks_cross_dst_in_new_york, setup_new_york,
+						teardown),
 	};
 	return cmocka_run_group_tests_name("leaderboard", tests, NULL, NULL);
 }

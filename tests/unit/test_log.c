@@ -70,8 +70,8 @@ static void levels_parse(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(secrets_never_reach_a_line),
-	    cmocka_unit_test(levels_parse),
+		cmocka_unit_test(secrets_never_reach_a_line),
+		cmocka_unit_test(levels_parse),
 	};
 	return cmocka_run_group_tests_name("log", tests, NULL, NULL);
 }

@@ -54,8 +54,8 @@ static void the_default_roadmap_has_84_topics(void **state)
 	assert_int_equal(res.match, RM_EXACT);
 	assert_int_equal(roadmap_node(rm, (size_t)res.index)->topic, -1);
 	assert_string_equal(
-	    roadmap_topic(rm, (size_t)roadmap_node(rm, (size_t)res.index + 1)->topic)->id,
-	    "apollo");
+		roadmap_topic(rm, (size_t)roadmap_node(rm, (size_t)res.index + 1)->topic)->id,
+		"apollo");
 	id_of(rm, "postgresql");
 	id_of(rm, "ci-cd");
 	id_of(rm, "node-js");
@@ -107,14 +107,14 @@ static void broken_roadmaps_name_the_line(void **state)
 		const char *file;
 		const char *want;
 	} cases[] = {
-	    {"bad-indent.md", "bad-indent.md:3: indentation does not match"},
-	    {"alias-conflict.md", "alias-conflict.md:1: alias \"x\" of \"A\" also names \"B\""},
-	    {"unknown-annotation.md", "unknown-annotation.md:1: unknown annotation \"alias:\""},
-	    {"empty.md", "empty.md: no checklist items found"},
-	    {"alias-on-section.md", "alias-on-section.md:1: \"Section\" is a section"},
-	    {"nameless.md", "nameless.md:2: checklist item without a name"},
-	    {"open-comment.md", "open-comment.md:1: comment not closed"},
-	    {"missing.md", "missing.md: cannot open roadmap file"},
+		{"bad-indent.md", "bad-indent.md:3: indentation does not match"},
+		{"alias-conflict.md", "alias-conflict.md:1: alias \"x\" of \"A\" also names \"B\""},
+		{"unknown-annotation.md", "unknown-annotation.md:1: unknown annotation \"alias:\""},
+		{"empty.md", "empty.md: no checklist items found"},
+		{"alias-on-section.md", "alias-on-section.md:1: \"Section\" is a section"},
+		{"nameless.md", "nameless.md:2: checklist item without a name"},
+		{"open-comment.md", "open-comment.md:1: comment not closed"},
+		{"missing.md", "missing.md: cannot open roadmap file"},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		char err[COHORT_ERR_LEN] = "";
@@ -143,33 +143,33 @@ static void the_resolver_answers_what_members_type(void **state)
 		enum rm_match match;
 		const char *id; /* the topic, or the first candidate when asking */
 	} cases[] = {
-	    {"Kafka", RM_EXACT, "kafka"},
-	    {"kafka", RM_EXACT, "kafka"},
-	    {"  KAFKA!! ", RM_EXACT, "kafka"},
-	    {"postgres", RM_ALIAS, "postgresql"},
-	    {"pg", RM_ALIAS, "postgresql"},
-	    {"k8s", RM_ALIAS, "kubernetes"},
-	    {"rabbit mq", RM_EXACT, "rabbitmq"},
-	    {"rabbit", RM_ALIAS, "rabbitmq"},
-	    {"jwt", RM_EXACT, "jwt"},
-	    {"json web token", RM_ALIAS, "jwt"},
-	    {"mongo", RM_ALIAS, "mongodb"},
-	    {"es", RM_ALIAS, "elasticsearch"},
-	    {"Redis", RM_EXACT, "redis"},
-	    {"GraphQL", RM_EXACT, "graphql"},
-	    {"node.js", RM_EXACT, "node-js"},
-	    {"CI/CD", RM_EXACT, "ci-cd"},
-	    {"kube", RM_ALIAS, "kubernetes"},
-	    {"kuber", RM_PREFIX, "kubernetes"},
-	    {"elasticsearh", RM_FUZZY, "elasticsearch"},
-	    {"kubernets", RM_FUZZY, "kubernetes"},
-	    {"circut breaker", RM_FUZZY, "circuit-breaker"},
-	    {"re", RM_AMBIGUOUS, "rest"},
-	    {"sql", RM_AMBIGUOUS, NULL},
-	    {"redsi", RM_AMBIGUOUS, "redis"}, /* short and unsure: ask */
-	    {"xyzzy", RM_UNKNOWN, NULL},
-	    {"", RM_UNKNOWN, NULL},
-	    {"!!!", RM_UNKNOWN, NULL},
+		{"Kafka", RM_EXACT, "kafka"},
+		{"kafka", RM_EXACT, "kafka"},
+		{"  KAFKA!! ", RM_EXACT, "kafka"},
+		{"postgres", RM_ALIAS, "postgresql"},
+		{"pg", RM_ALIAS, "postgresql"},
+		{"k8s", RM_ALIAS, "kubernetes"},
+		{"rabbit mq", RM_EXACT, "rabbitmq"},
+		{"rabbit", RM_ALIAS, "rabbitmq"},
+		{"jwt", RM_EXACT, "jwt"},
+		{"json web token", RM_ALIAS, "jwt"},
+		{"mongo", RM_ALIAS, "mongodb"},
+		{"es", RM_ALIAS, "elasticsearch"},
+		{"Redis", RM_EXACT, "redis"},
+		{"GraphQL", RM_EXACT, "graphql"},
+		{"node.js", RM_EXACT, "node-js"},
+		{"CI/CD", RM_EXACT, "ci-cd"},
+		{"kube", RM_ALIAS, "kubernetes"},
+		{"kuber", RM_PREFIX, "kubernetes"},
+		{"elasticsearh", RM_FUZZY, "elasticsearch"},
+		{"kubernets", RM_FUZZY, "kubernetes"},
+		{"circut breaker", RM_FUZZY, "circuit-breaker"},
+		{"re", RM_AMBIGUOUS, "rest"},
+		{"sql", RM_AMBIGUOUS, NULL},
+		{"redsi", RM_AMBIGUOUS, "redis"}, /* short and unsure: ask */
+		{"xyzzy", RM_UNKNOWN, NULL},
+		{"", RM_UNKNOWN, NULL},
+		{"!!!", RM_UNKNOWN, NULL},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct rm_resolution res;
@@ -216,15 +216,15 @@ static void args_split_into_topic_and_note(void **state)
 	struct {
 		const char *args, *topic, *note;
 	} cases[] = {
-	    {"Kafka built a consumer", "Kafka", "built a consumer"},
-	    {"Kafka", "Kafka", ""},
-	    {"rabbit mq was fun", "rabbit mq", "was fun"},
-	    {"circut breaker | read the chapter", "circut breaker", "read the chapter"},
-	    {"circut breaker read the chapter", "circut breaker read the chapter", ""},
-	    {"json web token  notes here", "json web token", "notes here"},
-	    {"Server Sent Events done", "Server Sent Events", "done"},
-	    {"  ", "", ""},
-	    {"| only a note", "", "only a note"},
+		{"Kafka built a consumer", "Kafka", "built a consumer"},
+		{"Kafka", "Kafka", ""},
+		{"rabbit mq was fun", "rabbit mq", "was fun"},
+		{"circut breaker | read the chapter", "circut breaker", "read the chapter"},
+		{"circut breaker read the chapter", "circut breaker read the chapter", ""},
+		{"json web token  notes here", "json web token", "notes here"},
+		{"Server Sent Events done", "Server Sent Events", "done"},
+		{"  ", "", ""},
+		{"| only a note", "", "only a note"},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		char *topic, *note;
@@ -241,12 +241,12 @@ static void args_split_into_topic_and_note(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(the_default_roadmap_has_84_topics),
-	    cmocka_unit_test(the_shipped_checklist_matches_the_default),
-	    cmocka_unit_test(spaces_nest_and_aliases_are_read),
-	    cmocka_unit_test(broken_roadmaps_name_the_line),
-	    cmocka_unit_test(the_resolver_answers_what_members_type),
-	    cmocka_unit_test(args_split_into_topic_and_note),
+		cmocka_unit_test(the_default_roadmap_has_84_topics),
+		cmocka_unit_test(the_shipped_checklist_matches_the_default),
+		cmocka_unit_test(spaces_nest_and_aliases_are_read),
+		cmocka_unit_test(broken_roadmaps_name_the_line),
+		cmocka_unit_test(the_resolver_answers_what_members_type),
+		cmocka_unit_test(args_split_into_topic_and_note),
 	};
 	return cmocka_run_group_tests_name("roadmap", tests, NULL, NULL);
 }

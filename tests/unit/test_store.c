@@ -251,7 +251,8 @@ static void ranking_breaks_ties_by_who_got_there_first(void **state)
 	/* The "week" from 1000: one point each, in the order they got it. */
 	memset(&r, 0, sizeof(r));
 	assert_int_equal(
-	    store_ranking(f->st, "g", PERIOD_WEEK, 1000, 10, NULL, collect_ranking, &r), COHORT_OK);
+		store_ranking(f->st, "g", PERIOD_WEEK, 1000, 10, NULL, collect_ranking, &r),
+		COHORT_OK);
 	assert_int_equal(r.n, 3);
 	assert_string_equal(r.names[0], "ana");
 	assert_string_equal(r.names[2], "cy");
@@ -283,7 +284,8 @@ static void ranking_breaks_ties_by_who_got_there_first(void **state)
 	/* Groups are separate. */
 	memset(&r, 0, sizeof(r));
 	assert_int_equal(
-	    store_ranking(f->st, "other", PERIOD_ALL, 0, 10, NULL, collect_ranking, &r), COHORT_OK);
+		store_ranking(f->st, "other", PERIOD_ALL, 0, 10, NULL, collect_ranking, &r),
+		COHORT_OK);
 	assert_int_equal(r.n, 0);
 }
 
@@ -449,14 +451,15 @@ static void an_upgrade_from_v1_derives_the_new_tables(void **state)
 	sqlite3 *db;
 	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
 	assert_int_equal(
-	    sqlite3_exec(
-		db,
-		"INSERT INTO members VALUES ('g', 'ana', 'Ana', 1, 1, 1500);"
-		"INSERT INTO progress VALUES ('g', 'ana', 'kafka', 'done', NULL, 1500);"
-		"INSERT INTO progress VALUES ('g', 'ana', 'soap', 'skipped', NULL, 1600);"
-		"INSERT INTO progress VALUES ('g', 'ana', 'redis', 'in_progress', NULL, 1700);",
-		NULL, NULL, NULL),
-	    SQLITE_OK);
+		sqlite3_exec(
+			db,
+			"INSERT INTO members VALUES ('g', 'ana', 'Ana', 1, 1, 1500);"
+			"INSERT INTO progress VALUES ('g', 'ana', 'kafka', 'done', NULL, 1500);"
+			"INSERT INTO progress VALUES ('g', 'ana', 'soap', 'skipped', NULL, 1600);"
+			"INSERT INTO progress VALUES ('g', 'ana', 'redis', 'in_progress', NULL, "
+			"1700);",
+			NULL, NULL, NULL),
+		SQLITE_OK);
 	sqlite3_close(db);
 	struct store *st;
 	assert_int_equal(store_open(path, false, &st, err), COHORT_OK);
@@ -529,26 +532,30 @@ static void an_unwritable_path_is_a_clear_error(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_setup_teardown(a_new_store_is_at_the_latest_schema, setup, teardown),
-	    cmocka_unit_test_setup_teardown(changes_are_recorded_once, setup, teardown),
-	    cmocka_unit_test_setup_teardown(undo_walks_back_and_restores_time_and_note, setup,
-					    teardown),
-	    cmocka_unit_test_setup_teardown(undo_with_a_replayed_source_is_applied_once, setup,
-					    teardown),
-	    cmocka_unit_test_setup_teardown(ranking_breaks_ties_by_who_got_there_first, setup,
-					    teardown),
-	    cmocka_unit_test_setup_teardown(period_scores_can_be_rebuilt, setup, teardown),
-	    cmocka_unit_test_setup_teardown(the_digest_log_records_once, setup, teardown),
-	    cmocka_unit_test_setup_teardown(hostile_text_is_stored_verbatim, setup, teardown),
-	    cmocka_unit_test_setup_teardown(members_are_found_by_name_or_id, setup, teardown),
-	    cmocka_unit_test_setup_teardown(settings_and_adapter_state, setup, teardown),
-	    cmocka_unit_test_setup_teardown(everything_survives_a_reopen, setup, teardown),
-	    cmocka_unit_test_setup_teardown(upgrades_from_every_earlier_version, setup, teardown),
-	    cmocka_unit_test_setup_teardown(an_upgrade_from_v1_derives_the_new_tables, setup,
-					    teardown),
-	    cmocka_unit_test_setup_teardown(a_newer_schema_is_refused, setup, teardown),
-	    cmocka_unit_test_setup_teardown(a_failed_migration_changes_nothing, setup, teardown),
-	    cmocka_unit_test_setup_teardown(an_unwritable_path_is_a_clear_error, setup, teardown),
+		cmocka_unit_test_setup_teardown(a_new_store_is_at_the_latest_schema, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(changes_are_recorded_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(undo_walks_back_and_restores_time_and_note, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(undo_with_a_replayed_source_is_applied_once, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(ranking_breaks_ties_by_who_got_there_first, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(period_scores_can_be_rebuilt, setup, teardown),
+		cmocka_unit_test_setup_teardown(the_digest_log_records_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(hostile_text_is_stored_verbatim, setup, teardown),
+		cmocka_unit_test_setup_teardown(members_are_found_by_name_or_id, setup, teardown),
+		cmocka_unit_test_setup_teardown(settings_and_adapter_state, setup, teardown),
+		cmocka_unit_test_setup_teardown(everything_survives_a_reopen, setup, teardown),
+		cmocka_unit_test_setup_teardown(upgrades_from_every_earlier_version, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(an_upgrade_from_v1_derives_the_new_tables, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(a_newer_schema_is_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(a_failed_migration_changes_nothing, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(an_unwritable_path_is_a_clear_error, setup,
+						teardown),
 	};
 	return cmocka_run_group_tests_name("store", tests, NULL, NULL);
 }

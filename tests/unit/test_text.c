@@ -106,13 +106,13 @@ static void trim_and_compare(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(key_ignores_case_and_punctuation),
-	    cmocka_unit_test(slug_joins_words_with_dashes),
-	    cmocka_unit_test(distance_counts_edits),
-	    cmocka_unit_test(utf8_validation),
-	    cmocka_unit_test(printable_replaces_controls),
-	    cmocka_unit_test(bars_and_percent),
-	    cmocka_unit_test(trim_and_compare),
+		cmocka_unit_test(key_ignores_case_and_punctuation),
+		cmocka_unit_test(slug_joins_words_with_dashes),
+		cmocka_unit_test(distance_counts_edits),
+		cmocka_unit_test(utf8_validation),
+		cmocka_unit_test(printable_replaces_controls),
+		cmocka_unit_test(bars_and_percent),
+		cmocka_unit_test(trim_and_compare),
 	};
 	return cmocka_run_group_tests_name("text", tests, NULL, NULL);
 }
