@@ -1,9 +1,10 @@
 /*
  * The progress store: SQLite behind an interface in product terms.
  *
- * Every change is an event in an append-only log; current progress and each
- * member's score are maintained from it in the same transaction. A change
- * that carries a source event id is applied at most once. Every SQL statement
+ * Every change is an event in an append-only log; current progress, each
+ * member's all-time, week and month scores, and per-topic counts are
+ * maintained from it in the same transaction, so reads never scan a group's
+ * records. A change that carries a source event id is applied at most once. Every SQL statement
  * of cohort lives in store.c. A store handle belongs to one thread at a time.
  *
  * Runtime failures return COHORT_ERR_STORE and log SQLite's message; nothing
@@ -18,7 +19,7 @@
 
 enum store_status { STATUS_NONE, STATUS_IN_PROGRESS, STATUS_DONE, STATUS_SKIPPED };
 
-/* "none", "in_progress", "done", "skipped": the words stored and exported. */
+/* "none", "in_progress", "done", "skipped": the words stored (export says "in progress"). */
 const char *store_status_name(enum store_status s);
 
 /* The newest schema version this build knows. */
