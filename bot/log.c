@@ -19,11 +19,6 @@ void log_set_level(enum log_level level)
 	current = level;
 }
 
-enum log_level log_get_level(void)
-{
-	return current;
-}
-
 bool log_level_parse(const char *s, enum log_level *out)
 {
 	for (size_t i = 0; i < ARRAY_SIZE(names); i++) {

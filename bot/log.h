@@ -12,7 +12,6 @@
 enum log_level { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
 
 void log_set_level(enum log_level level);
-enum log_level log_get_level(void);
 /* Parses "error", "warn", "info" or "debug". Returns false for anything else. */
 bool log_level_parse(const char *s, enum log_level *out);
 const char *log_level_name(enum log_level level);

@@ -35,11 +35,6 @@ struct roadmap {
 /* The default roadmap, generated from roadmaps/backend.md at build time. */
 extern const char cohort_default_roadmap[];
 
-const char *roadmap_default_text(void)
-{
-	return cohort_default_roadmap;
-}
-
 void roadmap_free(struct roadmap *rm)
 {
 	if (!rm)

@@ -49,8 +49,6 @@ int roadmap_parse(const char *text, size_t len, const char *fname, struct roadma
 int roadmap_load_file(const char *path, struct roadmap **out, char *err);
 /* The built-in backend roadmap (compiled into the binary). */
 int roadmap_load_default(struct roadmap **out, char *err);
-/* The built-in roadmap's Markdown text. */
-const char *roadmap_default_text(void);
 void roadmap_free(struct roadmap *rm);
 
 /* "the built-in backend roadmap" or the file name. */
