@@ -23,7 +23,7 @@ else
 Q = @
 endif
 
-PKGS = sqlite3 libcjson
+PKGS = sqlite3 libcjson libcurl libwebsockets
 DEPS_OK := $(shell $(PKG_CONFIG) --exists $(PKGS) 2>/dev/null && echo yes)
 PKG_CFLAGS = $(if $(DEPS_OK),$(shell $(PKG_CONFIG) --cflags $(PKGS)))
 PKG_LIBS = $(if $(DEPS_OK),$(shell $(PKG_CONFIG) --libs $(PKGS)))
@@ -39,7 +39,9 @@ LIBS = $(PKG_LIBS) -lpthread
 # The product core (bot/), the store, and the console adapter; main.c is the CLI.
 CORE_SRC = bot/err.c bot/util.c bot/log.c bot/text.c bot/clock.c bot/toml.c bot/config.c \
            bot/roadmap.c bot/reply.c bot/bot.c bot/commands.c bot/leaderboard.c bot/digest.c \
-           bot/scheduler.c bot/export.c bot/cmdline.c store/store.c adapters/console.c
+           bot/scheduler.c bot/export.c bot/cmdline.c bot/dispatch.c store/store.c \
+           adapters/console.c adapters/http.c adapters/discord/gateway.c \
+           adapters/discord/render.c adapters/discord/discord.c
 CORE_OBJ = $(CORE_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/default_roadmap.o
 MAIN_OBJ = $(BUILD)/bot/main.o
 

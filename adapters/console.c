@@ -18,7 +18,6 @@ struct console {
 	struct bot *bot;
 	struct console_opts o;
 	char *group_id;
-	volatile sig_atomic_t own_stop;
 	bool tty;
 	struct strbuf in; /* bytes read and not yet taken as lines */
 	bool eof;
@@ -28,7 +27,7 @@ struct console {
 
 static bool stopping(const struct console *c)
 {
-	return c->own_stop || (c->o.stop && *c->o.stop);
+	return c->o.stop && *c->o.stop;
 }
 
 /*
@@ -159,9 +158,8 @@ static void handle_line(struct console *c, char *line)
 	free(args);
 }
 
-static int console_run(void *self)
+int console_run(struct console *c)
 {
-	struct console *c = self;
 	struct strbuf line = STRBUF_INIT;
 	if (c->tty)
 		fprintf(c->o.out,
@@ -193,15 +191,8 @@ static int console_run(void *self)
 	return COHORT_OK;
 }
 
-static void console_stop(void *self)
+int console_post(struct console *c, const struct reply *r)
 {
-	((struct console *)self)->own_stop = 1;
-}
-
-static int console_post(void *self, const char *channel_id, const struct reply *r)
-{
-	struct console *c = self;
-	(void)channel_id;
 	if (c->tty)
 		fputc('\n', c->o.out); /* below the waiting prompt */
 	print_reply(c, r);
@@ -209,9 +200,8 @@ static int console_post(void *self, const char *channel_id, const struct reply *
 	return ferror(c->o.out) ? COHORT_ERR_IO : COHORT_OK;
 }
 
-static void console_free(void *self)
+void console_free(struct console *c)
 {
-	struct console *c = self;
 	if (!c)
 		return;
 	free(c->group_id);
@@ -219,16 +209,12 @@ static void console_free(void *self)
 	free(c);
 }
 
-static const struct adapter_ops console_ops = {
-	"console", console_run, console_stop, console_post, console_free,
-};
-
-struct adapter console_new(struct bot *b, const struct console_opts *opts)
+struct console *console_new(struct bot *b, const struct console_opts *opts)
 {
 	struct console *c = xcalloc(1, sizeof(*c));
 	c->bot = b;
 	c->o = *opts;
 	c->group_id = xasprintf("console:%s", opts->group);
 	c->tty = isatty(opts->in);
-	return (struct adapter){&console_ops, c};
+	return c;
 }

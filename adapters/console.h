@@ -6,8 +6,6 @@
 #ifndef COHORT_CONSOLE_H
 #define COHORT_CONSOLE_H
 
-#include "bot/adapter.h"
-
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -32,7 +30,15 @@ struct console_opts {
 	void *tick_ud;
 };
 
-/* A console adapter over bot (borrowed). opts are copied; the strings must outlive it. */
-struct adapter console_new(struct bot *b, const struct console_opts *opts);
+struct console;
+struct reply;
+
+/* A console over bot (borrowed). opts are copied; the strings must outlive it. */
+struct console *console_new(struct bot *b, const struct console_opts *opts);
+void console_free(struct console *c);
+/* Reads and answers lines until end of input or *opts->stop. COHORT_OK or COHORT_ERR_IO. */
+int console_run(struct console *c);
+/* Shows r (borrowed), unprompted (the digest). */
+int console_post(struct console *c, const struct reply *r);
 
 #endif

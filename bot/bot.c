@@ -59,6 +59,9 @@ void bot_free(struct bot *b)
 		return;
 	free(b->digest_time);
 	free(b->timezone);
+	for (size_t i = 0; i < b->ninflight; i++)
+		free(b->inflight[i].group_id);
+	free(b->inflight);
 	free(b);
 }
 
@@ -153,4 +156,43 @@ int bot_digest(struct bot *b, const char *group_id, struct reply *out)
 	}
 	digest_release(&d);
 	return rc;
+}
+
+int bot_state_get(struct bot *b, const char *key, char **value)
+{
+	return store_state_get(b->store, key, value);
+}
+
+int bot_state_set(struct bot *b, const char *key, const char *value)
+{
+	return store_state_set(b->store, key, value);
+}
+
+/* Copies s into dst (cap bytes with the NUL) without splitting a UTF-8 character. */
+static void copy_utf8(char *dst, size_t cap, const char *s)
+{
+	size_t n = strlen(s);
+	if (n >= cap) {
+		n = cap - 1;
+		while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+			n--;
+	}
+	memcpy(dst, s, n);
+	dst[n] = '\0';
+}
+
+size_t bot_complete_topics(struct bot *b, const char *typed, struct bot_choice *out, size_t max)
+{
+	long idx[32];
+	if (max > ARRAY_SIZE(idx))
+		max = ARRAY_SIZE(idx);
+	size_t n = roadmap_complete(b->rm, typed, idx, max);
+	for (size_t i = 0; i < n; i++) {
+		const struct rm_topic *t = roadmap_topic(b->rm, (size_t)idx[i]);
+		char *label = *t->path ? xasprintf("%s — %s", t->name, t->path) : xstrdup(t->name);
+		copy_utf8(out[i].label, sizeof(out[i].label), label);
+		copy_utf8(out[i].value, sizeof(out[i].value), t->name);
+		free(label);
+	}
+	return n;
 }

@@ -8,6 +8,7 @@
 #include "event.h"
 #include "reply.h"
 
+#include <stddef.h>
 #include <stdint.h>
 
 struct store;
@@ -42,8 +43,30 @@ int bot_handle(struct bot *b, const struct event *ev, struct reply *out);
 /* Builds the group's digest at the bot's clock into *out (a preview: nothing is recorded). */
 int bot_digest(struct bot *b, const char *group_id, struct reply *out);
 
+/* A suggestion for a topic being typed: what to show and what to fill in. */
+struct bot_choice {
+	char label[101]; /* "Kafka — Message Brokers" (at most 100 bytes, whole characters) */
+	char value[101]; /* the topic's name */
+};
+
+/* Completes a topic name being typed: fills up to max choices, best first; returns how many. */
+size_t bot_complete_topics(struct bot *b, const char *typed, struct bot_choice *out, size_t max);
+
+/*
+ * Adapter state kept in the store (a Discord session, a Matrix sync token),
+ * under a key the adapter names ("discord.session"). bot_state_get gives a new
+ * string, or NULL when the key is unset. Both return COHORT_OK or COHORT_ERR_STORE.
+ */
+int bot_state_get(struct bot *b, const char *key, char **value);
+int bot_state_set(struct bot *b, const char *key, const char *value);
+
 /* The clock the bot runs on (Unix ms). */
 int64_t bot_now(struct bot *b);
+
+/* A command's one-line summary ("mark a topic finished"), or NULL for an unknown name. */
+const char *bot_command_summary(const char *name);
+/* True when a command answers the asker only (progress, topics, next, help). */
+bool bot_command_personal(const char *name);
 
 /* The command names, in help order, NULL-terminated. */
 const char *const *bot_command_names(void);

@@ -18,6 +18,17 @@ struct bot {
 	char *timezone;
 	int64_t (*now)(void *ud);
 	void *now_ud;
+	/* Digests handed to an adapter and not yet confirmed (scheduler.c). */
+	struct digest_inflight *inflight;
+	size_t ninflight, capinflight;
+	int last_sent; /* the outcome scheduler_sent() saw last */
+	bool schedule_changed; /* a digest channel or time changed since scheduler_run() */
+};
+
+struct digest_inflight {
+	char key[20];
+	char *group_id;
+	char date[16];
 };
 
 /* A group's effective settings: its own, or the configured defaults. */

@@ -29,6 +29,7 @@ struct command {
 	const char *usage;
 	const char *summary;
 	const char *details;
+	bool personal; /* the answer is for the asker only */
 };
 
 static int cmd_done(struct bot *b, const struct event *ev, struct reply *r);
@@ -48,34 +49,54 @@ static const struct command commands[] = {
 	{"done", cmd_done, "done TOPIC [note]", "mark a topic finished",
 	 "Records that you finished TOPIC. A note may follow the topic (\"done Kafka built a "
 	 "consumer\"); use | to separate them when the topic is unclear (\"done circuit breaker "
-	 "| read the chapter\")."},
+	 "| read the chapter\").", false},
 	{"start", cmd_start, "start TOPIC [note]", "mark a topic in progress",
-	 "Records that you are working on TOPIC, so groupmates can find a study partner."},
+	 "Records that you are working on TOPIC, so groupmates can find a study partner.", false},
 	{"skip", cmd_skip, "skip TOPIC", "skip a topic",
-	 "Marks TOPIC skipped: it counts toward your progress but earns no points."},
+	 "Marks TOPIC skipped: it counts toward your progress but earns no points.", false},
 	{"reset", cmd_reset, "reset TOPIC", "clear a topic's status",
-	 "Clears your status for TOPIC (done, in progress or skipped)."},
+	 "Clears your status for TOPIC (done, in progress or skipped).", false},
 	{"undo", cmd_undo, "undo", "revert your last change",
-	 "Reverts your most recent change. Say it again to go further back."},
+	 "Reverts your most recent change. Say it again to go further back.", false},
 	{"progress", cmd_progress, "progress [member]", "your progress (or a groupmate's)",
 	 "Shows the overall bar, a bar per section, topics in progress, the current and longest "
-	 "streak, and the rank."},
+	 "streak, and the rank.", true},
 	{"leaderboard", cmd_leaderboard, "leaderboard [week|month|all]", "the group's ranking",
 	 "Ranks the group by points (one per finished topic) this week, this month or of all "
-	 "time (the default). Ties share a rank; whoever got there first is listed first."},
+	 "time (the default). Ties share a rank; whoever got there first is listed first.", false},
 	{"topics", cmd_topics, "topics [section]", "the roadmap with your marks",
 	 "Shows the roadmap (or one section) with your status marks: [x] done, [~] in progress, "
-	 "[-] skipped, and how many in the group finished each topic."},
+	 "[-] skipped, and how many in the group finished each topic.", true},
 	{"next", cmd_next, "next", "what to study next",
-	 "Names the first topic in roadmap order you have not finished, and who is on it."},
+	 "Names the first topic in roadmap order you have not finished, and who is on it.", true},
 	{"who", cmd_who, "who TOPIC", "who finished a topic",
-	 "Lists who finished TOPIC (ask them for help) and who is working on it now."},
+	 "Lists who finished TOPIC (ask them for help) and who is working on it now.", false},
 	{"digest", cmd_digest, "digest [channel here|off] [time HH:MM [TZ]]", "the daily digest",
 	 "Previews today's digest. Admins: \"digest channel here\" posts it in this channel, "
-	 "\"digest channel off\" stops it, \"digest time 18:00 Europe/Berlin\" sets when."},
+	 "\"digest channel off\" stops it, \"digest time 18:00 Europe/Berlin\" sets when.", false},
 	{"help", cmd_help, "help [command]", "how to use cohort",
-	 "Lists the commands, or explains one."},
+	 "Lists the commands, or explains one.", true},
 };
+
+static const struct command *command_named(const char *name)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
+		if (strcmp(commands[i].name, name) == 0)
+			return &commands[i];
+	return NULL;
+}
+
+const char *bot_command_summary(const char *name)
+{
+	const struct command *c = command_named(name);
+	return c ? c->summary : NULL;
+}
+
+bool bot_command_personal(const char *name)
+{
+	const struct command *c = command_named(name);
+	return c && c->personal;
+}
 
 const char *const *bot_command_names(void)
 {
@@ -809,6 +830,7 @@ static int cmd_digest(struct bot *b, const struct event *ev, struct reply *r)
 			goto out;
 		bool off = text_ieq(words[1], "off");
 		rc = store_set_digest_channel(b->store, ev->group_id, off ? NULL : ev->channel_id);
+		b->schedule_changed = true;
 		if (rc) {
 			store_failed(r);
 			goto out;
@@ -851,6 +873,7 @@ static int cmd_digest(struct bot *b, const struct event *ev, struct reply *r)
 		if (!rc)
 			rc = store_set_digest_time(b->store, ev->group_id, words[1],
 						   nw == 3 ? words[2] : NULL);
+		b->schedule_changed = true;
 		/* Weeks and months now start at the new zone's midnights: recount them. */
 		if (!rc && nw == 3 && strcmp(before.timezone, words[2]) != 0)
 			rc = store_rebuild_periods(b->store, ev->group_id);

@@ -48,12 +48,15 @@ static const struct key_spec keys[] = {
 	STR("discord", "api_url", discord_api_url),
 	LIST("discord", "guild_ids", discord_guild_ids),
 	STR("discord", "prefix", discord_prefix),
+	BOOL("discord", "register_commands", discord_register_commands),
 	BOOL("matrix", "enabled", matrix_enabled),
 	STR("matrix", "homeserver", matrix_homeserver),
 	STR("matrix", "user_id", matrix_user_id),
 	STR("matrix", "access_token", matrix_access_token),
 	STR("matrix", "prefix", matrix_prefix),
+	STR("matrix", "password", matrix_password),
 	BOOL("matrix", "auto_join", matrix_auto_join),
+	LIST("matrix", "invite_from", matrix_invite_from),
 };
 
 static const char *const tables[] = {"store", "roadmap", "digest", "log", "discord", "matrix"};
@@ -85,9 +88,11 @@ void config_init(struct config *cfg)
 	cfg->discord_token = xstrdup("");
 	cfg->discord_api_url = xstrdup("https://discord.com/api/v10");
 	cfg->discord_prefix = xstrdup("");
+	cfg->discord_register_commands = true;
 	cfg->matrix_homeserver = xstrdup("https://matrix.example.org");
 	cfg->matrix_user_id = xstrdup("@cohort:example.org");
 	cfg->matrix_access_token = xstrdup("");
+	cfg->matrix_password = xstrdup("");
 	cfg->matrix_prefix = xstrdup("!");
 	cfg->matrix_auto_join = true;
 }
@@ -290,6 +295,7 @@ static void apply_env(struct config *cfg)
 		set_str(&cfg->matrix_access_token, v);
 	log_add_secret(cfg->discord_token);
 	log_add_secret(cfg->matrix_access_token);
+	log_add_secret(cfg->matrix_password);
 }
 
 static int validate(const struct config *cfg, const int *lines, char *err)
@@ -342,11 +348,19 @@ static int validate(const struct config *cfg, const int *lines, char *err)
 	    strchr(cfg->matrix_prefix, ' '))
 		return bad_value(cfg, lines, "matrix", "prefix", err,
 				 "must be 1 to 8 characters without spaces (for example \"!\")");
-	if (cfg->matrix_enabled && !*cfg->matrix_access_token)
+	if (cfg->matrix_enabled && !*cfg->matrix_access_token && !*cfg->matrix_password)
 		return bad_value(
 			cfg, lines, "matrix", "access_token", err,
 			"Matrix is enabled but no access token is set (set access_token or "
-			"COHORT_MATRIX_TOKEN)");
+			"COHORT_MATRIX_TOKEN, or password for a one-time login)");
+	for (size_t i = 0; i < cfg->matrix_invite_from.n; i++) {
+		const char *w = cfg->matrix_invite_from.v[i];
+		if (!*w || strchr(w, ' ') || (w[0] == '@' && !strchr(w, ':')))
+			return bad_value(cfg, lines, "matrix", "invite_from", err,
+					 "\"%s\" is not a user id (\"@ana:example.org\") or a "
+					 "server name (\"example.org\")",
+					 w);
+	}
 	return COHORT_OK;
 }
 
@@ -422,14 +436,18 @@ void config_describe(const struct config *cfg, struct strbuf *out)
 		sb_addf(out, "  %-20s %zu\n", "discord.guild_ids", cfg->discord_guild_ids.n);
 		sb_addf(out, "  %-20s %s\n", "discord.prefix",
 			*cfg->discord_prefix ? cfg->discord_prefix : "(slash commands only)");
+		sb_addf(out, "  %-20s %s\n", "discord.register_commands",
+			cfg->discord_register_commands ? "true" : "false");
 	}
 	sb_addf(out, "  %-20s %s\n", "matrix.enabled", cfg->matrix_enabled ? "true" : "false");
 	if (cfg->matrix_enabled) {
 		sb_addf(out, "  %-20s %s\n", "matrix.homeserver", cfg->matrix_homeserver);
 		sb_addf(out, "  %-20s %s\n", "matrix.user_id", cfg->matrix_user_id);
 		describe_secret(out, "matrix.access_token", cfg->matrix_access_token);
+		describe_secret(out, "matrix.password", cfg->matrix_password);
 		sb_addf(out, "  %-20s %s\n", "matrix.prefix", cfg->matrix_prefix);
 		sb_addf(out, "  %-20s %s\n", "matrix.auto_join",
 			cfg->matrix_auto_join ? "true" : "false");
+		sb_addf(out, "  %-20s %zu\n", "matrix.invite_from", cfg->matrix_invite_from.n);
 	}
 }

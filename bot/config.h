@@ -34,13 +34,16 @@ struct config {
 	char *discord_api_url;
 	struct strlist discord_guild_ids;
 	char *discord_prefix;
+	bool discord_register_commands; /* at start-up, once READY */
 
 	bool matrix_enabled;
 	char *matrix_homeserver;
 	char *matrix_user_id;
 	char *matrix_access_token;
+	char *matrix_password; /* a one-time login; the token it gets is kept in the store */
 	char *matrix_prefix;
 	bool matrix_auto_join;
+	struct strlist matrix_invite_from; /* user ids or server names; empty: anyone */
 };
 
 void config_init(struct config *cfg);

@@ -14,6 +14,9 @@ const char *cohort_strerror(int code)
 	case COHORT_ERR_UNCHANGED: return "nothing to change";
 	case COHORT_ERR_TOO_LONG: return "input too long";
 	case COHORT_ERR_DENIED: return "permission denied";
+	case COHORT_ERR_PENDING: return "in progress";
+	case COHORT_ERR_NETWORK: return "network error";
+	case COHORT_ERR_AUTH: return "authentication failed";
 	}
 	return "unknown error";
 }

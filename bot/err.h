@@ -17,6 +17,9 @@ enum cohort_err {
 	COHORT_ERR_UNCHANGED, /* the change asked for is already in place */
 	COHORT_ERR_TOO_LONG,  /* an input is over its size limit */
 	COHORT_ERR_DENIED,    /* the member may not do this */
+	COHORT_ERR_PENDING,   /* accepted; the outcome is reported later */
+	COHORT_ERR_NETWORK,   /* a platform could not be reached or refused the request */
+	COHORT_ERR_AUTH,      /* a platform rejected the credentials */
 };
 
 /* A short lowercase description of code; never NULL. */

@@ -1,5 +1,8 @@
 /* The cohort command line: wires the config, roadmap, store and adapters together. */
 #include "adapters/console.h"
+#include "adapters/discord/discord.h"
+#include "bot/adapter.h"
+#include "bot/dispatch.h"
 #include "bot/bot.h"
 #include "bot/config.h"
 #include "bot/err.h"
@@ -13,6 +16,7 @@
 #include "store/store.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,11 +28,14 @@
 enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
 
 static volatile sig_atomic_t stop_requested;
+static struct dispatch *signal_dispatch; /* woken by a signal when set */
 
 static void on_signal(int sig)
 {
 	(void)sig;
 	stop_requested = 1;
+	if (signal_dispatch)
+		dispatch_wake(signal_dispatch);
 }
 
 static void install_signals(void)
@@ -52,9 +59,13 @@ static const char usage_text[] =
 	"                                    a local chat on stdin/stdout; \"@bob /done Redis\"\n"
 	"                                    speaks as bob\n"
 	"  check-config [-c FILE]            validate the configuration and the roadmap\n"
+	"  register-commands [-c FILE] [--guild ID]\n"
+	"                                    register the Discord slash commands (globally,\n"
+	"                                    or in one guild at once)\n"
 	"  roadmap [-c FILE]                 print the roadmap with topic ids and aliases\n"
-	"  digest [-c FILE] --group ID       print today's digest for a group (e.g. "
-	"console:local)\n"
+	"  digest [-c FILE] --group ID [--post]\n"
+	"                                    print today's digest for a group (e.g.\n"
+	"                                    console:local); --post sends it to its channel\n"
 	"  export [-c FILE] [--group ID] --format csv|json\n"
 	"                                    write every progress record to stdout\n"
 	"  help                              this text\n"
@@ -70,6 +81,7 @@ struct cli {
 	const char *as;
 	const char *group;
 	const char *format;
+	const char *guild;
 	bool post;
 };
 
@@ -99,6 +111,8 @@ static int parse_args(int argc, char **argv, struct cli *cli)
 			slot = &cli->group;
 		else if (strcmp(a, "--format") == 0)
 			slot = &cli->format;
+		else if (strcmp(a, "--guild") == 0)
+			slot = &cli->guild;
 		else if (strcmp(a, "--post") == 0)
 			cli->post = true;
 		else
@@ -188,10 +202,10 @@ static int app_init(struct app *app, const struct cli *cli, bool with_store)
 	return EXIT_OK;
 }
 
-/* Digests go to the adapter serving the group's platform: the console, for now. */
-struct runner {
+/* The console: digests of its group are shown in the chat. */
+struct console_runner {
 	struct bot *bot;
-	struct adapter console;
+	struct console *console;
 	struct digest_sink sink;
 };
 
@@ -204,16 +218,17 @@ static bool serves_console(void *ud, const char *group_id)
 static int post_console(void *ud, const char *group_id, const char *channel_id,
 			const struct reply *r, const char *idem_key)
 {
-	struct runner *run = ud;
+	struct console_runner *run = ud;
 	(void)group_id;
+	(void)channel_id;
 	(void)idem_key; /* a terminal cannot de-duplicate */
-	return run->console.ops->post(run->console.self, channel_id, r);
+	return console_post(run->console, r);
 }
 
-/* Runs due digests; returns how long the adapter may wait before the next tick. */
+/* Runs due digests; returns how long the console may wait before the next tick. */
 static int64_t tick(void *ud)
 {
-	struct runner *run = ud;
+	struct console_runner *run = ud;
 	int64_t next;
 	if (scheduler_run(run->bot, &run->sink, &next))
 		return 60000;
@@ -239,13 +254,13 @@ static int console_session(struct app *app, const struct cli *cli)
 	free(group_id);
 	if (rc)
 		return EXIT_RUNTIME;
-	struct runner run = {app->bot, {NULL, NULL}, {serves_console, post_console, NULL}};
+	struct console_runner run = {app->bot, NULL, {serves_console, post_console, NULL}};
 	run.sink.ud = &run;
 	struct console_opts o = {as, group, STDIN_FILENO, stdout, &stop_requested, tick, &run};
 	run.console = console_new(app->bot, &o);
 	install_signals();
-	rc = run.console.ops->run(run.console.self);
-	run.console.ops->free(run.console.self);
+	rc = console_run(run.console);
+	console_free(run.console);
 	if (rc) {
 		log_error("main", "console stopped: %s", cohort_strerror(rc));
 		return EXIT_RUNTIME;
@@ -253,21 +268,125 @@ static int console_session(struct app *app, const struct cli *cli)
 	return EXIT_OK;
 }
 
+/* The platforms: each group goes to the adapter named by its id's prefix ("discord:"). */
+struct platforms {
+	struct adapter v[2];
+	size_t n;
+	struct digest_sink sink;
+};
+
+static const struct adapter *adapter_for(const struct platforms *p, const char *group_id)
+{
+	for (size_t i = 0; i < p->n; i++) {
+		size_t len = strlen(p->v[i].ops->name);
+		if (strncmp(group_id, p->v[i].ops->name, len) == 0 && group_id[len] == ':')
+			return &p->v[i];
+	}
+	return NULL;
+}
+
+static bool serves_platform(void *ud, const char *group_id)
+{
+	return adapter_for(ud, group_id) != NULL;
+}
+
+static int post_platform(void *ud, const char *group_id, const char *channel_id,
+			 const struct reply *r, const char *idem_key)
+{
+	const struct adapter *a = adapter_for(ud, group_id);
+	return a->ops->post(a->self, group_id, channel_id, r, idem_key);
+}
+
+/* Makes the adapters of every enabled platform (not started). */
+static int platforms_init(struct platforms *p, struct app *app, struct dispatch *d)
+{
+	memset(p, 0, sizeof(*p));
+	p->sink = (struct digest_sink){serves_platform, post_platform, p};
+	if (app->cfg.discord_enabled) {
+		if (discord_new(&app->cfg, app->bot, d, &p->v[p->n]))
+			return EXIT_RUNTIME;
+		p->n++;
+	}
+	return EXIT_OK;
+}
+
+static void platforms_release(struct platforms *p)
+{
+	for (size_t i = 0; i < p->n; i++)
+		p->v[i].ops->free(p->v[i].self);
+	p->n = 0;
+}
+
+/* An adapter's fatal error as an exit code: a rejected token is a configuration error. */
+static int exit_code_of(int rc)
+{
+	if (!rc)
+		return EXIT_OK;
+	return rc == COHORT_ERR_AUTH || rc == COHORT_ERR_CONFIG ? EXIT_USAGE : EXIT_RUNTIME;
+}
+
 static int cmd_run(struct app *app, const struct cli *cli)
 {
-	const char *missing = app->cfg.discord_enabled  ? "discord"
-			      : app->cfg.matrix_enabled ? "matrix"
-							: NULL;
-	if (missing) {
-		fprintf(stderr,
-			"cohort: %s: [%s] enabled = true, but this build of cohort has no %s "
-			"adapter yet; set enabled = false to use the console\n",
-			app->cfg.source ? app->cfg.source : "configuration", missing, missing);
+	if (!app->cfg.discord_enabled && !app->cfg.matrix_enabled) {
+		log_info("main", "no chat platform is enabled (%s); starting the console",
+			 app->cfg.source ? app->cfg.source : "built-in defaults");
+		return console_session(app, cli);
+	}
+	struct dispatch *d = dispatch_new(app->bot);
+	if (!d)
+		return EXIT_RUNTIME;
+	struct platforms p;
+	int rc = platforms_init(&p, app, d);
+	size_t started = 0;
+	for (; !rc && started < p.n; started++)
+		if (p.v[started].ops->start(p.v[started].self))
+			rc = EXIT_RUNTIME;
+	if (!rc) {
+		signal_dispatch = d;
+		install_signals();
+		log_info("main", "cohort %s running", COHORT_VERSION);
+		rc = exit_code_of(dispatch_run(d, &p.sink, &stop_requested));
+		if (stop_requested)
+			log_info("main", "stopping (signal)");
+	}
+	/* Stop taking commands, hand the replies in flight over, then send them. */
+	for (size_t i = 0; i < started; i++)
+		p.v[i].ops->stop(p.v[i].self);
+	for (size_t i = 0; i < started; i++) {
+		int arc = p.v[i].ops->join(p.v[i].self);
+		if (arc && !rc)
+			rc = exit_code_of(arc);
+	}
+	dispatch_drain(d);
+	platforms_release(&p);
+	dispatch_drain(d); /* the outcomes the adapters reported while finishing */
+	signal_dispatch = NULL;
+	dispatch_free(d);
+	return rc;
+}
+
+static int cmd_register(struct app *app, const struct cli *cli)
+{
+	if (!*app->cfg.discord_token) {
+		fprintf(stderr, "cohort: %s: no Discord bot token: set [discord] token or "
+				"COHORT_DISCORD_TOKEN\n",
+			app->cfg.source ? app->cfg.source : "configuration");
 		return EXIT_USAGE;
 	}
-	log_info("main", "no chat platform is enabled (%s); starting the console",
-		 app->cfg.source ? app->cfg.source : "built-in defaults");
-	return console_session(app, cli);
+	if (cli->guild && (strspn(cli->guild, "0123456789") != strlen(cli->guild) || !*cli->guild))
+		return usage_error("--guild '%s': a guild id is digits only (Developer Mode > "
+				   "Copy Server ID)",
+				   cli->guild);
+	int rc = COHORT_OK;
+	if (cli->guild) {
+		rc = discord_register_commands(&app->cfg, cli->guild);
+	} else if (app->cfg.discord_guild_ids.n) {
+		for (size_t i = 0; !rc && i < app->cfg.discord_guild_ids.n; i++)
+			rc = discord_register_commands(&app->cfg, app->cfg.discord_guild_ids.v[i]);
+	} else {
+		rc = discord_register_commands(&app->cfg, NULL);
+	}
+	return exit_code_of(rc);
 }
 
 static void print_roadmap(const struct roadmap *rm)
@@ -301,8 +420,9 @@ static int cmd_check_config(struct app *app)
 	printf("roadmap: %zu topics from %s\n", roadmap_topic_count(app->rm),
 	       roadmap_source(app->rm));
 	if (app->cfg.discord_enabled || app->cfg.matrix_enabled)
-		printf("would run: %s%s%s\n", app->cfg.discord_enabled ? "discord " : "",
-		       app->cfg.matrix_enabled ? "matrix " : "", "(not available in this build)");
+		printf("would run: %s%s%s\n", app->cfg.discord_enabled ? "discord" : "",
+		       app->cfg.discord_enabled && app->cfg.matrix_enabled ? " and " : "",
+		       app->cfg.matrix_enabled ? "matrix" : "");
 	else
 		printf("would run: the console (no chat platform is enabled)\n");
 	printf("configuration OK\n");
@@ -344,21 +464,61 @@ static int cmd_digest(struct app *app, const struct cli *cli)
 		reply_release(&r);
 		return rc ? EXIT_RUNTIME : EXIT_OK;
 	}
-	if (!serves_stdout(NULL, cli->group))
-		return usage_error("cannot post to '%s': this build has no adapter for that "
-				   "platform",
-				   cli->group);
 	/* Posting records it as today's digest: the scheduler will not post it again. */
 	struct digest_sink sink = {serves_stdout, post_stdout, NULL};
-	int rc = scheduler_post_now(app->bot, &sink, cli->group, "console");
-	if (rc == COHORT_ERR_DUPLICATE) {
-		fprintf(stderr,
-			"cohort: today's digest of %s was posted already; not posting it "
-			"twice (run without --post to see it)\n",
-			cli->group);
-		return EXIT_OK;
+	struct dispatch *d = NULL;
+	struct platforms p = {0};
+	int rc = COHORT_OK;
+	if (!serves_stdout(NULL, cli->group)) {
+		d = dispatch_new(app->bot);
+		rc = d ? platforms_init(&p, app, d) : EXIT_RUNTIME;
+		if (!rc && !adapter_for(&p, cli->group))
+			rc = usage_error("cannot post to '%s': no enabled platform serves that group "
+					 "(enable its platform in the configuration)",
+					 cli->group);
+		sink = p.sink;
 	}
-	return rc ? EXIT_RUNTIME : EXIT_OK;
+	char *channel = NULL;
+	if (!rc) {
+		struct store_settings st;
+		rc = store_get_settings(app->store, cli->group, &st) ? EXIT_RUNTIME : EXIT_OK;
+		if (!rc) {
+			channel = st.digest_channel ? xstrdup(st.digest_channel)
+				  : serves_stdout(NULL, cli->group) ? xstrdup("console")
+								      : NULL;
+			store_settings_release(&st);
+		}
+		if (!rc && !channel)
+			rc = usage_error("%s has no digest channel: an admin says \"/digest channel "
+					 "here\" in it first",
+					 cli->group);
+	}
+	if (!rc) {
+		int prc = scheduler_post_now(app->bot, &sink, cli->group, channel);
+		/* A platform answers later: wait for it (the HTTP client gives up by itself). */
+		while (prc == COHORT_OK && scheduler_inflight(app->bot)) {
+			dispatch_drain(d);
+			if (scheduler_inflight(app->bot))
+				poll(NULL, 0, 20);
+		}
+		if (prc == COHORT_OK && d)
+			prc = scheduler_last_result(app->bot);
+		if (prc == COHORT_ERR_DUPLICATE)
+			fprintf(stderr,
+				"cohort: today's digest of %s was posted already; not posting it "
+				"twice (run without --post to see it)\n",
+				cli->group);
+		else if (prc)
+			fprintf(stderr, "cohort: posting the digest of %s failed: %s\n", cli->group,
+				cohort_strerror(prc));
+		rc = prc == COHORT_OK || prc == COHORT_ERR_DUPLICATE ? EXIT_OK : EXIT_RUNTIME;
+	}
+	free(channel);
+	platforms_release(&p);
+	if (d)
+		dispatch_drain(d);
+	dispatch_free(d);
+	return rc;
 }
 
 static int cmd_export(struct app *app, const struct cli *cli)
@@ -398,8 +558,9 @@ int main(int argc, char **argv)
 	static const struct {
 		const char *name;
 		bool store;
-	} known[] = {{"run", true},      {"console", true}, {"check-config", false},
-		     {"roadmap", false}, {"digest", true},  {"export", true}};
+	} known[] = {{"run", true},     {"console", true}, {"check-config", false},
+		     {"roadmap", false}, {"digest", true}, {"export", true},
+		     {"register-commands", false}};
 	bool with_store = false, found = false;
 	for (size_t i = 0; i < ARRAY_SIZE(known); i++) {
 		if (strcmp(cli.command, known[i].name) == 0) {
@@ -423,6 +584,8 @@ int main(int argc, char **argv)
 			print_roadmap(app.rm);
 		else if (strcmp(cli.command, "digest") == 0)
 			rc = cmd_digest(&app, &cli);
+		else if (strcmp(cli.command, "register-commands") == 0)
+			rc = cmd_register(&app, &cli);
 		else
 			rc = cmd_export(&app, &cli);
 	}

@@ -636,3 +636,66 @@ void roadmap_split_args(const struct roadmap *rm, const char *args, char **topic
 	*topic = all;
 	*note = xstrdup("");
 }
+
+struct ranked {
+	long topic;
+	int score;
+};
+
+static int cmp_ranked(const void *pa, const void *pb)
+{
+	const struct ranked *a = pa, *b = pb;
+	if (a->score != b->score)
+		return a->score < b->score ? -1 : 1;
+	return a->topic < b->topic ? -1 : a->topic > b->topic;
+}
+
+/* How well key (a name or alias key) fits what is being typed; lower is better, -1 not at all. */
+static int fit(const char *key, const char *q, size_t qlen, bool alias)
+{
+	if (strcmp(key, q) == 0)
+		return 0;
+	if (strncmp(key, q, qlen) == 0)
+		return alias ? 2 : 1;
+	if (strstr(key, q))
+		return 3;
+	if (qlen < 3)
+		return -1;
+	/* A typo in what was typed so far: compare with the same-length start. */
+	char head[ROADMAP_MAX_QUERY + 1];
+	size_t n = strlen(key) < qlen ? strlen(key) : qlen;
+	memcpy(head, key, n);
+	head[n] = '\0';
+	int max = 1 + (int)qlen / 4;
+	int d = text_distance(q, head, max);
+	return d <= max ? 4 + d : -1;
+}
+
+size_t roadmap_complete(const struct roadmap *rm, const char *typed, long *out, size_t max)
+{
+	char *q = text_key(typed);
+	size_t qlen = strlen(q), n = 0;
+	if (qlen > ROADMAP_MAX_QUERY) {
+		free(q);
+		return 0;
+	}
+	struct ranked *r = xcalloc(rm->ntopics ? rm->ntopics : 1, sizeof(*r));
+	for (size_t i = 0; i < rm->ntopics; i++) {
+		const struct topic *t = &rm->topics[i];
+		int best = qlen ? fit(t->key, q, qlen, false) : 1;
+		for (size_t a = 0; qlen && a < t->pub.naliases; a++) {
+			int s = fit(t->alias_keys[a], q, qlen, true);
+			if (s >= 0 && (best < 0 || s < best))
+				best = s;
+		}
+		if (best >= 0)
+			r[n++] = (struct ranked){(long)i, best};
+	}
+	qsort(r, n, sizeof(*r), cmp_ranked);
+	size_t k = n < max ? n : max;
+	for (size_t i = 0; i < k; i++)
+		out[i] = r[i].topic;
+	free(r);
+	free(q);
+	return k;
+}

@@ -90,6 +90,14 @@ void roadmap_resolve_section(const struct roadmap *rm, const char *typed,
 			     struct rm_resolution *out);
 
 /*
+ * Completes a topic name being typed (Discord autocomplete): fills out[] with
+ * up to max topic indexes, best first — exact, then name prefix, alias prefix,
+ * substring, then near misses; roadmap order within each. An empty text
+ * lists the roadmap from the top. Returns how many.
+ */
+size_t roadmap_complete(const struct roadmap *rm, const char *typed, long *out, size_t max);
+
+/*
  * Splits a text command's arguments into topic and note: an explicit "|"
  * separates them; otherwise the longest leading run of words that is exactly
  * a topic name or alias is the topic and the rest the note; otherwise all of

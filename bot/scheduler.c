@@ -23,6 +23,50 @@ void scheduler_idem_key(const char *group_id, const char *local_date, char key[2
 	snprintf(key, 20, "cd-%016llx", (unsigned long long)h);
 }
 
+static long inflight_find(const struct bot *b, const char *group_id, const char *date)
+{
+	for (size_t i = 0; i < b->ninflight; i++)
+		if (strcmp(b->inflight[i].group_id, group_id) == 0 &&
+		    strcmp(b->inflight[i].date, date) == 0)
+			return (long)i;
+	return -1;
+}
+
+void scheduler_sent(struct bot *b, const char *idem_key, int result)
+{
+	size_t i = 0;
+	while (i < b->ninflight && strcmp(b->inflight[i].key, idem_key) != 0)
+		i++;
+	if (i == b->ninflight)
+		return;
+	struct digest_inflight f = b->inflight[i];
+	b->inflight[i] = b->inflight[--b->ninflight];
+	b->last_sent = result;
+	if (result == COHORT_OK) {
+		if (store_digest_mark_sent(b->store, f.group_id, f.date, bot_now(b)) == COHORT_OK)
+			log_info("digest", "posted the %s digest of %s", f.date, f.group_id);
+	} else {
+		log_warn("digest", "posting the digest of %s failed (%s); retrying in a minute",
+			 f.group_id, cohort_strerror(result));
+	}
+	free(f.group_id);
+}
+
+bool scheduler_changed(const struct bot *b)
+{
+	return b->schedule_changed;
+}
+
+size_t scheduler_inflight(const struct bot *b)
+{
+	return b->ninflight;
+}
+
+int scheduler_last_result(const struct bot *b)
+{
+	return b->last_sent;
+}
+
 struct group {
 	char *id, *channel, *time, *tz;
 };
@@ -71,6 +115,11 @@ static int run_group(struct bot *b, const struct digest_sink *sink, const struct
 	}
 	char date[16], key[20];
 	tz_format(tz, now, "%Y-%m-%d", date, sizeof(date));
+	if (inflight_find(b, g->id, date) >= 0) {
+		/* Handed to an adapter already: wait for its answer. */
+		earliest(next, now + RETRY_MS);
+		return COHORT_OK;
+	}
 	struct store_digest rec;
 	int rc = store_digest_get(b->store, g->id, date, &rec);
 	if (rc == COHORT_OK && rec.sent_at) {
@@ -101,6 +150,17 @@ static int run_group(struct bot *b, const struct digest_sink *sink, const struct
 	}
 	int sent = sink->post(sink->ud, g->id, g->channel, &d.reply, key);
 	digest_release(&d);
+	if (sent == COHORT_ERR_PENDING) {
+		grow_array((void **)&b->inflight, &b->capinflight, b->ninflight + 1,
+			   sizeof(*b->inflight));
+		struct digest_inflight *f = &b->inflight[b->ninflight++];
+		snprintf(f->key, sizeof(f->key), "%s", key);
+		snprintf(f->date, sizeof(f->date), "%s", date);
+		f->group_id = xstrdup(g->id);
+		log_debug("digest", "sending the %s digest of %s", date, g->id);
+		earliest(next, now + RETRY_MS);
+		return COHORT_OK;
+	}
 	if (sent) {
 		log_warn("digest", "posting the digest of %s failed (%s); retrying in a minute",
 			 g->id, cohort_strerror(sent));
@@ -116,6 +176,7 @@ int scheduler_run(struct bot *b, const struct digest_sink *sink, int64_t *next)
 {
 	struct groups gs = {NULL, 0, 0};
 	*next = INT64_MAX;
+	b->schedule_changed = false;
 	int rc = store_digest_groups(b->store, collect_group, &gs);
 	for (size_t i = 0; i < gs.n; i++) {
 		if (!sink->serves(sink->ud, gs.v[i].id))

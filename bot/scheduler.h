@@ -20,7 +20,11 @@ struct reply;
 struct digest_sink {
 	/* True when a running adapter serves this group's platform. */
 	bool (*serves)(void *ud, const char *group_id);
-	/* Posts r (borrowed) to the channel; COHORT_OK once the platform accepted it. */
+	/*
+	 * Posts r (borrowed) to the channel: COHORT_OK once the platform accepted
+	 * it, or COHORT_ERR_PENDING when it was queued — the adapter then calls
+	 * scheduler_sent() with idem_key on the dispatcher thread.
+	 */
 	int (*post)(void *ud, const char *group_id, const char *channel_id, const struct reply *r,
 		    const char *idem_key);
 	void *ud;
@@ -41,6 +45,21 @@ int scheduler_run(struct bot *b, const struct digest_sink *sink, int64_t *next);
  */
 int scheduler_post_now(struct bot *b, const struct digest_sink *sink, const char *group_id,
 		       const char *channel_id);
+
+/*
+ * Reports the outcome of a post that returned COHORT_ERR_PENDING: COHORT_OK
+ * marks the digest sent; anything else leaves it to be re-sent (same key)
+ * a minute later.
+ */
+void scheduler_sent(struct bot *b, const char *idem_key, int result);
+
+/* True when a command changed a digest channel or time since the last scheduler_run(). */
+bool scheduler_changed(const struct bot *b);
+
+/* How many digests wait for scheduler_sent(). */
+size_t scheduler_inflight(const struct bot *b);
+/* The result the last scheduler_sent() reported (COHORT_OK before any). */
+int scheduler_last_result(const struct bot *b);
 
 /* The idempotency key of a group's digest for a local date: 19 characters (fits a Discord nonce).
  */

@@ -2,7 +2,8 @@
 # Installs the Debian 12 packages cohort builds and tests with. As root it
 # runs apt-get (only when something is missing); otherwise it prints the line.
 set -eu
-pkgs="libsqlite3-dev libcjson-dev pkg-config libcmocka-dev python3-pytest tzdata"
+pkgs="libsqlite3-dev libcjson-dev libcurl4-openssl-dev libwebsockets-dev pkg-config libcmocka-dev
+      python3-pytest python3-aiohttp tzdata ca-certificates"
 missing=""
 for p in $pkgs; do
 	dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"

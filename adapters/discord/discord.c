@@ -1,0 +1,868 @@
+#include "discord.h"
+
+#include "adapters/http.h"
+#include "bot/bot.h"
+#include "bot/clock.h"
+#include "bot/cmdline.h"
+#include "bot/config.h"
+#include "bot/dispatch.h"
+#include "bot/err.h"
+#include "bot/log.h"
+#include "bot/scheduler.h"
+#include "bot/util.h"
+#include "gateway.h"
+#include "render.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TAG "discord"
+#define VERSION "0.2.0"
+#define SEEN 4096 /* interaction and message ids remembered for replays */
+#define MAX_OPTION 2000 /* longest option value taken from an interaction */
+
+/* Permission bits that make a member a cohort admin. */
+#define PERM_ADMINISTRATOR (1ULL << 3)
+#define PERM_MANAGE_GUILD (1ULL << 5)
+
+enum ix_type { IX_COMMAND = 2, IX_AUTOCOMPLETE = 4 };
+enum cb_type { CB_MESSAGE = 4, CB_DEFERRED = 5, CB_AUTOCOMPLETE = 8 };
+
+/* An interaction waiting for its answer. */
+struct pending {
+	char *id, *token;
+	int64_t at;
+	bool deferred, personal;
+	struct pending *next;
+};
+
+struct discord {
+	const struct config *cfg;
+	struct dispatch *dispatch;
+	struct http_client *http;
+	struct gw *gw;
+	pthread_t thread;
+	bool started;
+	int rc;
+
+	/* Gateway thread only. */
+	char app_id[32], self_id[32];
+	bool registered;
+	char seen[SEEN][24];
+	size_t seen_next;
+
+	pthread_mutex_t lock;
+	struct pending *pending; /* under lock */
+	char *app_id_shared;     /* under lock: for edits from the dispatcher thread */
+	int64_t last_event;      /* under lock */
+	unsigned long commands;  /* under lock */
+};
+
+/* ---- helpers ---- */
+
+static const char *jstr(const cJSON *obj, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+	return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+/* A Discord id (snowflake): 1 to 20 digits. */
+static bool snowflake(const char *s)
+{
+	size_t n = s ? strspn(s, "0123456789") : 0;
+	return n > 0 && n <= 20 && !s[n];
+}
+
+/* An interaction token: URL-safe characters only, so it can go into a path. */
+static bool url_token(const char *s)
+{
+	size_t n = s ? strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+				 "-_.")
+		     : 0;
+	return n > 0 && n <= 500 && !s[n];
+}
+
+static bool seen_before(struct discord *dc, const char *id)
+{
+	for (size_t i = 0; i < SEEN; i++)
+		if (strcmp(dc->seen[i], id) == 0)
+			return true;
+	snprintf(dc->seen[dc->seen_next], sizeof(dc->seen[0]), "%s", id);
+	dc->seen_next = (dc->seen_next + 1) % SEEN;
+	return false;
+}
+
+static void post_json(struct discord *dc, const char *method, const char *url, cJSON *body,
+		      const char *queue, http_done_fn *done, void *ud)
+{
+	char *text = body ? cJSON_PrintUnformatted(body) : NULL;
+	struct http_request rq = {method, url, text, queue, 0, done, ud};
+	http_submit(dc->http, &rq);
+	cJSON_free(text);
+	cJSON_Delete(body);
+}
+
+/* What a REST answer means for the adapter: a 401 stops it; other failures are logged. */
+static void check_answer(struct discord *dc, const char *what, const struct http_response *r)
+{
+	if (r->status >= 200 && r->status < 300)
+		return;
+	if (r->status == 401) {
+		log_error(TAG, "the bot token was rejected (401 on %s): copy a fresh token from the "
+			       "Developer Portal (Bot > Reset Token) into discord.token or "
+			       "COHORT_DISCORD_TOKEN",
+			  what);
+		dispatch_fail(dc->dispatch, COHORT_ERR_AUTH);
+		return;
+	}
+	if (r->status == 0)
+		log_warn(TAG, "%s failed: %s", what, r->error ? r->error : "no answer");
+	else
+		log_warn(TAG, "%s failed with status %ld: %.200s", what, r->status, r->body);
+}
+
+static void answered(void *ud, const struct http_response *r)
+{
+	check_answer(ud, "answering an interaction", r);
+}
+
+/* ---- answers (dispatcher thread) ---- */
+
+static struct pending *take_pending(struct discord *dc, const char *id)
+{
+	for (struct pending **p = &dc->pending; *p; p = &(*p)->next) {
+		if (strcmp((*p)->id, id) == 0) {
+			struct pending *x = *p;
+			*p = x->next;
+			return x;
+		}
+	}
+	return NULL;
+}
+
+static void pending_free(struct pending *p)
+{
+	free(p->id);
+	free(p->token);
+	free(p);
+}
+
+/* Sends a finished message as the interaction's answer: the callback, or an edit if deferred. */
+static void answer(struct discord *dc, const char *id, cJSON *msg)
+{
+	pthread_mutex_lock(&dc->lock);
+	struct pending *p = take_pending(dc, id);
+	char *app = dc->app_id_shared ? xstrdup(dc->app_id_shared) : NULL;
+	if (p && p->deferred) {
+		/* The deferral is queued first in the same queue: the edit follows it. */
+		char *url = xasprintf("%s/webhooks/%s/%s/messages/@original", dc->cfg->discord_api_url,
+				      app ? app : "0", p->token);
+		char *queue = xasprintf("ix:%s", id);
+		cJSON_DeleteItemFromObject(msg, "flags"); /* fixed by the deferral */
+		post_json(dc, "PATCH", url, msg, queue, answered, dc);
+		free(url);
+		free(queue);
+		msg = NULL;
+	} else if (p) {
+		char *url = xasprintf("%s/interactions/%s/%s/callback", dc->cfg->discord_api_url, id,
+				      p->token);
+		char *queue = xasprintf("ix:%s", id);
+		cJSON *body = cJSON_CreateObject();
+		cJSON_AddNumberToObject(body, "type", CB_MESSAGE);
+		cJSON_AddItemToObject(body, "data", msg);
+		post_json(dc, "POST", url, body, queue, answered, dc);
+		free(url);
+		free(queue);
+		msg = NULL;
+	}
+	pthread_mutex_unlock(&dc->lock);
+	free(app);
+	cJSON_Delete(msg);
+	if (p)
+		pending_free(p);
+}
+
+/* A command to run on the dispatcher: the event's strings are owned. */
+struct command_job {
+	struct discord *dc;
+	char *interaction;  /* the interaction id, or NULL for a text command */
+	char *reply_channel, *reply_to; /* a text command: where to answer */
+	char *group, *channel, *member, *name, *command, *args, *topic, *note, *source;
+	char *command2, *args2; /* a second command in the same interaction (digest-setup) */
+	bool admin;
+};
+
+static void command_job_free(struct command_job *j)
+{
+	free(j->interaction);
+	free(j->reply_channel);
+	free(j->reply_to);
+	free(j->group);
+	free(j->channel);
+	free(j->member);
+	free(j->name);
+	free(j->command);
+	free(j->args);
+	free(j->topic);
+	free(j->note);
+	free(j->source);
+	free(j->command2);
+	free(j->args2);
+	free(j);
+}
+
+static void run_command(struct bot *b, void *arg)
+{
+	struct command_job *j = arg;
+	struct discord *dc = j->dc;
+	struct event ev = {"discord", j->group,  j->channel, j->member, j->name, j->admin,
+			   j->command, j->args,  j->topic,   j->note,   j->source};
+	struct reply r;
+	reply_init(&r);
+	bot_handle(b, &ev, &r);
+	if (j->command2) {
+		/* Both settings in one answer: the second one's title becomes a line. */
+		struct reply r2;
+		reply_init(&r2);
+		struct event ev2 = ev;
+		ev2.command = j->command2;
+		ev2.args = j->args2;
+		ev2.source_id = NULL;
+		bot_handle(b, &ev2, &r2);
+		if (r2.title)
+			reply_line(&r, "%s", r2.title);
+		for (size_t i = 0; i < r2.nlines; i++)
+			reply_line(&r, "%s", r2.lines[i].text);
+		if (r2.kind == REPLY_ERROR)
+			r.kind = REPLY_ERROR;
+		reply_release(&r2);
+	}
+	pthread_mutex_lock(&dc->lock);
+	dc->commands++;
+	pthread_mutex_unlock(&dc->lock);
+	if (j->interaction) {
+		answer(dc, j->interaction, dc_render_message(&r, true));
+	} else {
+		cJSON *msg = dc_render_message(&r, false);
+		cJSON *ref = cJSON_AddObjectToObject(msg, "message_reference");
+		cJSON_AddStringToObject(ref, "message_id", j->reply_to);
+		cJSON_AddFalseToObject(ref, "fail_if_not_exists");
+		cJSON_AddFalseToObject(cJSON_GetObjectItemCaseSensitive(msg, "allowed_mentions"),
+				       "replied_user");
+		char *url = xasprintf("%s/channels/%s/messages", dc->cfg->discord_api_url,
+				      j->reply_channel);
+		char *queue = xasprintf("channel:%s", j->reply_channel);
+		post_json(dc, "POST", url, msg, queue, answered, dc);
+		free(url);
+		free(queue);
+	}
+	reply_release(&r);
+	command_job_free(j);
+}
+
+struct complete_job {
+	struct discord *dc;
+	char *id, *token, *typed;
+};
+
+static void run_complete(struct bot *b, void *arg)
+{
+	struct complete_job *j = arg;
+	struct bot_choice ch[DC_MAX_CHOICES];
+	size_t n = bot_complete_topics(b, j->typed, ch, DC_MAX_CHOICES);
+	cJSON *body = cJSON_CreateObject();
+	cJSON_AddNumberToObject(body, "type", CB_AUTOCOMPLETE);
+	cJSON *data = cJSON_AddObjectToObject(body, "data");
+	cJSON *choices = cJSON_AddArrayToObject(data, "choices");
+	for (size_t i = 0; i < n; i++) {
+		cJSON *c = cJSON_CreateObject();
+		cJSON_AddStringToObject(c, "name", ch[i].label);
+		cJSON_AddStringToObject(c, "value", ch[i].value);
+		cJSON_AddItemToArray(choices, c);
+	}
+	char *url = xasprintf("%s/interactions/%s/%s/callback", j->dc->cfg->discord_api_url, j->id,
+			      j->token);
+	char *queue = xasprintf("ix:%s", j->id);
+	post_json(j->dc, "POST", url, body, queue, answered, j->dc);
+	free(url);
+	free(queue);
+	free(j->id);
+	free(j->token);
+	free(j->typed);
+	free(j);
+}
+
+/* ---- interactions (gateway thread) ---- */
+
+/* The string value of option name, or NULL. */
+static const char *option_value(const cJSON *options, const char *name)
+{
+	const cJSON *o;
+	cJSON_ArrayForEach(o, options)
+	{
+		if (jstr(o, "name") && strcmp(jstr(o, "name"), name) == 0) {
+			const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "value");
+			if (cJSON_IsString(v) && strlen(v->valuestring) <= MAX_OPTION)
+				return v->valuestring;
+		}
+	}
+	return NULL;
+}
+
+static char *dup_or_null(const char *s)
+{
+	return s ? xstrdup(s) : NULL;
+}
+
+/* Answers an interaction at once with a message the adapter made itself (ephemeral). */
+static void answer_now(struct discord *dc, const char *id, const char *token, const char *title,
+		       const char *line)
+{
+	struct reply r;
+	reply_init(&r);
+	reply_title(&r, REPLY_ERROR, "%s", title);
+	reply_line(&r, "%s", line);
+	r.ephemeral = true;
+	pthread_mutex_lock(&dc->lock);
+	struct pending *p = xcalloc(1, sizeof(*p));
+	p->id = xstrdup(id);
+	p->token = xstrdup(token);
+	p->at = clock_real_ms();
+	p->next = dc->pending;
+	dc->pending = p;
+	pthread_mutex_unlock(&dc->lock);
+	answer(dc, id, dc_render_message(&r, true));
+	reply_release(&r);
+}
+
+static void on_command(struct discord *dc, const cJSON *ix, const char *id, const char *token)
+{
+	const cJSON *data = cJSON_GetObjectItemCaseSensitive(ix, "data");
+	const cJSON *options = cJSON_GetObjectItemCaseSensitive(data, "options");
+	const char *name = jstr(data, "name");
+	const char *guild = jstr(ix, "guild_id"), *channel = jstr(ix, "channel_id");
+	const cJSON *member = cJSON_GetObjectItemCaseSensitive(ix, "member");
+	const cJSON *user = cJSON_GetObjectItemCaseSensitive(member, "user");
+	const char *user_id = jstr(user, "id");
+	if (!name) {
+		log_warn(TAG, "ignoring interaction %s without a command name", id);
+		return;
+	}
+	if (!snowflake(guild) || !snowflake(user_id) || !snowflake(channel)) {
+		answer_now(dc, id, token, "cohort works in a server's channels",
+			   "Progress belongs to a study group: use the commands in your server.");
+		return;
+	}
+	const char *shown = jstr(member, "nick");
+	if (!shown)
+		shown = jstr(user, "global_name");
+	if (!shown)
+		shown = jstr(user, "username");
+	const char *perms = jstr(member, "permissions");
+	unsigned long long bits = perms ? strtoull(perms, NULL, 10) : 0;
+
+	struct command_job *j = xcalloc(1, sizeof(*j));
+	j->dc = dc;
+	j->interaction = xstrdup(id);
+	j->group = xasprintf("discord:%s", guild);
+	j->channel = xstrdup(channel);
+	j->member = xasprintf("discord:%s", user_id);
+	j->name = xstrdup(shown ? shown : user_id);
+	j->admin = bits & (PERM_ADMINISTRATOR | PERM_MANAGE_GUILD);
+	j->source = xasprintf("discord:%s", id);
+	const char *topic = option_value(options, "topic");
+	if (strcmp(name, "digest-setup") == 0) {
+		const char *where = option_value(options, "channel");
+		const char *time = option_value(options, "time");
+		const char *zone = option_value(options, "timezone");
+		if (zone && !time) {
+			command_job_free(j);
+			answer_now(dc, id, token, "Give the time too",
+				   "For example: /digest-setup time:18:00 timezone:Europe/Berlin");
+			return;
+		}
+		char *time_args = time ? xasprintf("time %s%s%s", time, zone ? " " : "",
+						   zone ? zone : "")
+				       : NULL;
+		j->command = xstrdup("digest");
+		if (where) {
+			j->args = xasprintf("channel %s", where);
+			if (time_args) {
+				j->command2 = xstrdup("digest");
+				j->args2 = time_args;
+				time_args = NULL;
+			}
+		} else {
+			j->args = time_args ? time_args : xstrdup("");
+			time_args = NULL;
+		}
+		free(time_args);
+	} else if (!strcmp(name, "done") || !strcmp(name, "start")) {
+		j->command = xstrdup(name);
+		j->args = xstrdup(topic ? topic : "");
+		j->topic = dup_or_null(topic);
+		j->note = dup_or_null(option_value(options, "note"));
+	} else {
+		const char *arg = topic;
+		if (!arg)
+			arg = option_value(options, "member");
+		if (!arg)
+			arg = option_value(options, "period");
+		if (!arg)
+			arg = option_value(options, "section");
+		if (!arg)
+			arg = option_value(options, "command");
+		j->command = xstrdup(name);
+		j->args = xstrdup(arg ? arg : "");
+	}
+	pthread_mutex_lock(&dc->lock);
+	struct pending *p = xcalloc(1, sizeof(*p));
+	p->id = xstrdup(id);
+	p->token = xstrdup(token);
+	p->at = clock_real_ms();
+	p->personal = bot_command_personal(j->command) || !strcmp(name, "digest-setup");
+	p->next = dc->pending;
+	dc->pending = p;
+	pthread_mutex_unlock(&dc->lock);
+	dispatch_submit(dc->dispatch, run_command, j);
+}
+
+static void on_autocomplete(struct discord *dc, const cJSON *ix, const char *id, const char *token)
+{
+	const cJSON *data = cJSON_GetObjectItemCaseSensitive(ix, "data");
+	const cJSON *o, *options = cJSON_GetObjectItemCaseSensitive(data, "options");
+	const char *typed = "";
+	cJSON_ArrayForEach(o, options)
+	{
+		const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "value");
+		if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "focused")) &&
+		    cJSON_IsString(v) && strlen(v->valuestring) <= MAX_OPTION)
+			typed = v->valuestring;
+	}
+	struct complete_job *j = xcalloc(1, sizeof(*j));
+	j->dc = dc;
+	j->id = xstrdup(id);
+	j->token = xstrdup(token);
+	j->typed = xstrdup(typed);
+	dispatch_submit(dc->dispatch, run_complete, j);
+}
+
+static void on_interaction(struct discord *dc, const cJSON *ix)
+{
+	const char *id = jstr(ix, "id"), *token = jstr(ix, "token");
+	const cJSON *type = cJSON_GetObjectItemCaseSensitive(ix, "type");
+	if (!snowflake(id) || !url_token(token) || !cJSON_IsNumber(type)) {
+		log_warn(TAG, "ignoring an interaction without a valid id, token or type");
+		return;
+	}
+	if (seen_before(dc, id)) {
+		log_info(TAG, "interaction %s was delivered again; it is answered already", id);
+		return;
+	}
+	if ((int)type->valuedouble == IX_COMMAND)
+		on_command(dc, ix, id, token);
+	else if ((int)type->valuedouble == IX_AUTOCOMPLETE)
+		on_autocomplete(dc, ix, id, token);
+	else
+		log_debug(TAG, "ignoring interaction type %d", (int)type->valuedouble);
+}
+
+static void on_message_create(struct discord *dc, const cJSON *m)
+{
+	const char *content = jstr(m, "content"), *id = jstr(m, "id");
+	const char *channel = jstr(m, "channel_id"), *guild = jstr(m, "guild_id");
+	const cJSON *author = cJSON_GetObjectItemCaseSensitive(m, "author");
+	const char *author_id = jstr(author, "id");
+	if (!*dc->cfg->discord_prefix || !content || !snowflake(id) || !snowflake(channel) ||
+	    !snowflake(guild) || !snowflake(author_id))
+		return;
+	if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(author, "bot")) ||
+	    strcmp(author_id, dc->self_id) == 0)
+		return;
+	const char *prefixes[] = {dc->cfg->discord_prefix, NULL};
+	char *command, *args;
+	if (strlen(content) > 4000 || !cmdline_parse(content, prefixes, &command, &args))
+		return;
+	if (seen_before(dc, id)) {
+		free(command);
+		free(args);
+		return;
+	}
+	const cJSON *member = cJSON_GetObjectItemCaseSensitive(m, "member");
+	const char *shown = jstr(member, "nick");
+	if (!shown)
+		shown = jstr(author, "global_name");
+	if (!shown)
+		shown = jstr(author, "username");
+	struct command_job *j = xcalloc(1, sizeof(*j));
+	j->dc = dc;
+	j->reply_channel = xstrdup(channel);
+	j->reply_to = xstrdup(id);
+	j->group = xasprintf("discord:%s", guild);
+	j->channel = xstrdup(channel);
+	j->member = xasprintf("discord:%s", author_id);
+	j->name = xstrdup(shown ? shown : author_id);
+	j->admin = false; /* a message carries no permissions: admin commands are slash commands */
+	j->command = command;
+	j->args = args;
+	j->source = xasprintf("discord:msg:%s", id);
+	dispatch_submit(dc->dispatch, run_command, j);
+}
+
+/* ---- session and commands ---- */
+
+struct state_job {
+	char *value;
+};
+
+static void run_save_state(struct bot *b, void *arg)
+{
+	struct state_job *j = arg;
+	if (bot_state_set(b, "discord.session", j->value))
+		log_warn(TAG, "could not save the gateway session; a restart will start a new one");
+	free(j->value);
+	free(j);
+}
+
+static void on_session(void *ud, const struct gw_session *s)
+{
+	struct discord *dc = ud;
+	cJSON *o = cJSON_CreateObject();
+	if (s->session_id) {
+		cJSON_AddStringToObject(o, "session_id", s->session_id);
+		cJSON_AddStringToObject(o, "resume_url", s->resume_url ? s->resume_url : "");
+		cJSON_AddNumberToObject(o, "seq", (double)s->seq);
+		cJSON_AddNumberToObject(o, "saved_at", (double)clock_real_ms());
+	}
+	struct state_job *j = xmalloc(sizeof(*j));
+	char *text = cJSON_PrintUnformatted(o);
+	j->value = xstrdup(text);
+	cJSON_free(text);
+	cJSON_Delete(o);
+	dispatch_submit(dc->dispatch, run_save_state, j);
+}
+
+static void registered(void *ud, const struct http_response *r)
+{
+	struct discord *dc = ud;
+	if (r->status >= 200 && r->status < 300)
+		log_info(TAG, "slash commands registered");
+	else
+		check_answer(dc, "registering the slash commands", r);
+}
+
+/* PUTs the command list for each configured guild, or globally. */
+static void register_commands(struct discord *dc)
+{
+	const struct strlist *g = &dc->cfg->discord_guild_ids;
+	for (size_t i = 0; i < (g->n ? g->n : 1); i++) {
+		char *url = g->n ? xasprintf("%s/applications/%s/guilds/%s/commands",
+					     dc->cfg->discord_api_url, dc->app_id, g->v[i])
+				 : xasprintf("%s/applications/%s/commands", dc->cfg->discord_api_url,
+					     dc->app_id);
+		post_json(dc, "PUT", url, dc_command_definitions(), "commands", registered, dc);
+		free(url);
+	}
+}
+
+static void on_event(void *ud, const char *type, const cJSON *d)
+{
+	struct discord *dc = ud;
+	pthread_mutex_lock(&dc->lock);
+	dc->last_event = clock_real_ms();
+	pthread_mutex_unlock(&dc->lock);
+	if (strcmp(type, "INTERACTION_CREATE") == 0) {
+		on_interaction(dc, d);
+	} else if (strcmp(type, "MESSAGE_CREATE") == 0) {
+		on_message_create(dc, d);
+	} else if (strcmp(type, "READY") == 0) {
+		const char *app = jstr(cJSON_GetObjectItemCaseSensitive(d, "application"), "id");
+		const char *self = jstr(cJSON_GetObjectItemCaseSensitive(d, "user"), "id");
+		if (snowflake(app)) {
+			snprintf(dc->app_id, sizeof(dc->app_id), "%s", app);
+			pthread_mutex_lock(&dc->lock);
+			free(dc->app_id_shared);
+			dc->app_id_shared = xstrdup(app);
+			pthread_mutex_unlock(&dc->lock);
+		}
+		if (snowflake(self))
+			snprintf(dc->self_id, sizeof(dc->self_id), "%s", self);
+		if (dc->cfg->discord_register_commands && !dc->registered && *dc->app_id) {
+			dc->registered = true;
+			register_commands(dc);
+		}
+	}
+}
+
+static void on_fatal(void *ud, int code, const char *msg)
+{
+	struct discord *dc = ud;
+	log_error(TAG, "stopping: %s", msg);
+	dispatch_fail(dc->dispatch, code == 4004 || code == 401 ? COHORT_ERR_AUTH : COHORT_ERR_CONFIG);
+}
+
+/* Defers every interaction that has waited DC_DEFER_MS for its answer. */
+static void on_tick(void *ud)
+{
+	struct discord *dc = ud;
+	int64_t now = clock_real_ms();
+	pthread_mutex_lock(&dc->lock);
+	for (struct pending *p = dc->pending; p; p = p->next) {
+		if (p->deferred || now - p->at < DC_DEFER_MS)
+			continue;
+		p->deferred = true;
+		log_info(TAG, "interaction %s is taking long; deferring its answer", p->id);
+		char *url = xasprintf("%s/interactions/%s/%s/callback", dc->cfg->discord_api_url,
+				      p->id, p->token);
+		char *queue = xasprintf("ix:%s", p->id);
+		cJSON *body = cJSON_CreateObject();
+		cJSON_AddNumberToObject(body, "type", CB_DEFERRED);
+		if (p->personal)
+			cJSON_AddNumberToObject(cJSON_AddObjectToObject(body, "data"), "flags", 64);
+		post_json(dc, "POST", url, body, queue, answered, dc);
+		free(url);
+		free(queue);
+	}
+	pthread_mutex_unlock(&dc->lock);
+}
+
+/* ---- the adapter interface ---- */
+
+static void *gateway_thread(void *arg)
+{
+	struct discord *dc = arg;
+	dc->rc = gw_run(dc->gw);
+	return NULL;
+}
+
+static int dc_start(void *self)
+{
+	struct discord *dc = self;
+	/* Signals go to the main thread, which owns the shutdown. */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	int rc = pthread_create(&dc->thread, NULL, gateway_thread, dc);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc) {
+		log_error(TAG, "cannot start the gateway thread");
+		return COHORT_ERR_IO;
+	}
+	dc->started = true;
+	return COHORT_OK;
+}
+
+static void dc_stop(void *self)
+{
+	gw_stop(((struct discord *)self)->gw);
+}
+
+static int dc_join(void *self)
+{
+	struct discord *dc = self;
+	if (!dc->started)
+		return COHORT_OK;
+	pthread_join(dc->thread, NULL);
+	dc->started = false;
+	/* Save where the session stands, so that a quick restart resumes it. */
+	struct gw_session s;
+	gw_session_copy(dc->gw, &s);
+	if (s.session_id)
+		on_session(dc, &s);
+	gw_session_release(&s);
+	return dc->rc;
+}
+
+struct sent_job {
+	char key[20];
+	int rc;
+};
+
+static void run_digest_sent(struct bot *b, void *arg)
+{
+	struct sent_job *j = arg;
+	scheduler_sent(b, j->key, j->rc);
+	free(j);
+}
+
+struct post_ctx {
+	struct discord *dc;
+	char key[20];
+};
+
+static void digest_posted(void *ud, const struct http_response *r)
+{
+	struct post_ctx *c = ud;
+	check_answer(c->dc, "posting the digest", r);
+	struct sent_job *j = xmalloc(sizeof(*j));
+	snprintf(j->key, sizeof(j->key), "%s", c->key);
+	j->rc = r->status >= 200 && r->status < 300 ? COHORT_OK
+		: r->status == 401			 ? COHORT_ERR_AUTH
+							 : COHORT_ERR_NETWORK;
+	dispatch_submit(c->dc->dispatch, run_digest_sent, j);
+	free(c);
+}
+
+static int dc_post(void *self, const char *group_id, const char *channel_id, const struct reply *r,
+		   const char *idem_key)
+{
+	struct discord *dc = self;
+	if (!snowflake(channel_id)) {
+		log_warn(TAG, "the digest channel of %s is not a Discord channel id: '%s'", group_id,
+			 channel_id);
+		return COHORT_ERR_USAGE;
+	}
+	cJSON *msg = dc_render_message(r, false);
+	/* With enforce_nonce, Discord answers a repeated nonce with the earlier message. */
+	cJSON_AddStringToObject(msg, "nonce", idem_key);
+	cJSON_AddTrueToObject(msg, "enforce_nonce");
+	char *url = xasprintf("%s/channels/%s/messages", dc->cfg->discord_api_url, channel_id);
+	char *queue = xasprintf("channel:%s", channel_id);
+	struct post_ctx *c = xmalloc(sizeof(*c));
+	c->dc = dc;
+	snprintf(c->key, sizeof(c->key), "%s", idem_key);
+	post_json(dc, "POST", url, msg, queue, digest_posted, c);
+	free(url);
+	free(queue);
+	return COHORT_ERR_PENDING;
+}
+
+static void dc_free(void *self)
+{
+	struct discord *dc = self;
+	if (!dc)
+		return;
+	http_free(dc->http, 5000);
+	gw_free(dc->gw);
+	while (dc->pending) {
+		struct pending *p = dc->pending;
+		dc->pending = p->next;
+		pending_free(p);
+	}
+	free(dc->app_id_shared);
+	pthread_mutex_destroy(&dc->lock);
+	free(dc);
+}
+
+static const struct adapter_ops discord_ops = {
+	"discord", dc_start, dc_stop, dc_join, dc_post, dc_free,
+};
+
+static struct http_client *make_http(const struct config *cfg)
+{
+	char *auth = xasprintf("Authorization: Bot %s", cfg->discord_token);
+	const char *headers[] = {
+		auth,
+		"User-Agent: DiscordBot (https://github.com/cohort-bot/cohort, " VERSION ")",
+	};
+	struct http_client *h = http_new(TAG, headers, ARRAY_SIZE(headers));
+	free(auth);
+	return h;
+}
+
+/* The saved session, when it is recent enough to resume. */
+static bool load_session(struct bot *b, struct gw_session *s)
+{
+	char *value = NULL;
+	memset(s, 0, sizeof(*s));
+	if (bot_state_get(b, "discord.session", &value) || !value)
+		return false;
+	cJSON *j = cJSON_Parse(value);
+	free(value);
+	const char *sid = jstr(j, "session_id"), *url = jstr(j, "resume_url");
+	const cJSON *seq = cJSON_GetObjectItemCaseSensitive(j, "seq");
+	const cJSON *at = cJSON_GetObjectItemCaseSensitive(j, "saved_at");
+	bool ok = sid && url && *url && cJSON_IsNumber(seq) && cJSON_IsNumber(at) &&
+		  clock_real_ms() - (int64_t)at->valuedouble < DC_RESUME_MAX_AGE_MS;
+	if (ok) {
+		s->session_id = xstrdup(sid);
+		s->resume_url = xstrdup(url);
+		s->seq = (int64_t)seq->valuedouble;
+	}
+	cJSON_Delete(j);
+	return ok;
+}
+
+int discord_new(const struct config *cfg, struct bot *b, struct dispatch *d, struct adapter *out)
+{
+	struct discord *dc = xcalloc(1, sizeof(*dc));
+	dc->cfg = cfg;
+	dc->dispatch = d;
+	pthread_mutex_init(&dc->lock, NULL);
+	dc->http = make_http(cfg);
+	if (!dc->http) {
+		dc_free(dc);
+		return COHORT_ERR_IO;
+	}
+	int intents = *cfg->discord_prefix ? GW_INTENT_GUILD_MESSAGES | GW_INTENT_MESSAGE_CONTENT : 0;
+	struct gw_opts o = {cfg->discord_token, cfg->discord_api_url, intents, dc->http, on_event,
+			    on_session, on_fatal, on_tick, dc};
+	struct gw_session s;
+	bool resume = load_session(b, &s);
+	if (resume)
+		log_info(TAG, "found a session saved at shutdown; trying to resume it");
+	dc->gw = gw_new(&o, resume ? &s : NULL);
+	gw_session_release(&s);
+	*out = (struct adapter){&discord_ops, dc};
+	return COHORT_OK;
+}
+
+/* ---- register-commands ---- */
+
+int discord_register_commands(const struct config *cfg, const char *guild_id)
+{
+	struct http_client *h = make_http(cfg);
+	if (!h)
+		return COHORT_ERR_IO;
+	int rc = COHORT_ERR_NETWORK;
+	struct http_response r;
+	char *url = xasprintf("%s/applications/@me", cfg->discord_api_url);
+	char app[32] = "";
+	if (http_fetch(h, "GET", url, NULL, 15000, &r)) {
+		cJSON *j = r.status == 200 ? cJSON_Parse(r.body) : NULL;
+		if (snowflake(jstr(j, "id")))
+			snprintf(app, sizeof(app), "%s", jstr(j, "id"));
+		cJSON_Delete(j);
+		if (r.status == 401)
+			rc = COHORT_ERR_AUTH;
+		else if (!*app)
+			log_error(TAG, "GET /applications/@me: %s%ld",
+				  r.error ? r.error : "status ", r.error ? 0L : r.status);
+		http_response_release(&r);
+	}
+	free(url);
+	if (*app) {
+		url = guild_id ? xasprintf("%s/applications/%s/guilds/%s/commands",
+					   cfg->discord_api_url, app, guild_id)
+			       : xasprintf("%s/applications/%s/commands", cfg->discord_api_url, app);
+		cJSON *defs = dc_command_definitions();
+		char *body = cJSON_PrintUnformatted(defs);
+		int n = cJSON_GetArraySize(defs);
+		cJSON_Delete(defs);
+		if (http_fetch(h, "PUT", url, body, 15000, &r)) {
+			if (r.status >= 200 && r.status < 300) {
+				printf("registered %d commands %s%s\n", n,
+				       guild_id ? "in guild " : "globally (they may take up to an hour "
+								"to show)",
+				       guild_id ? guild_id : "");
+				rc = COHORT_OK;
+			} else {
+				rc = r.status == 401 ? COHORT_ERR_AUTH : COHORT_ERR_NETWORK;
+				log_error(TAG, "registering the commands: status %ld: %.300s",
+					  r.status, r.body ? r.body : "");
+			}
+			http_response_release(&r);
+		}
+		cJSON_free(body);
+		free(url);
+	}
+	if (rc == COHORT_ERR_AUTH)
+		log_error(TAG, "the bot token was rejected (401): copy a fresh token from the "
+			       "Developer Portal (Bot > Reset Token) into discord.token or "
+			       "COHORT_DISCORD_TOKEN");
+	http_free(h, 0);
+	return rc;
+}

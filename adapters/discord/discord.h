@@ -1,0 +1,40 @@
+/*
+ * The Discord adapter: the gateway for interactions (slash commands and
+ * autocomplete; optionally prefix text commands), REST for the answers and
+ * the digests. Answers go out within Discord's 3 s: a reply the dispatcher
+ * has not produced after DC_DEFER_MS is deferred (callback type 5) and then
+ * edited in when ready.
+ *
+ * Threads: the gateway loop (libwebsockets), the REST worker (libcurl), and
+ * the dispatcher, which runs the commands. See README "Architecture".
+ */
+#ifndef COHORT_DISCORD_H
+#define COHORT_DISCORD_H
+
+#include "bot/adapter.h"
+
+struct bot;
+struct config;
+struct dispatch;
+
+/* How long an interaction may wait for its answer before it is deferred. */
+#define DC_DEFER_MS 1500
+/* A saved session older than this is not worth resuming. */
+#define DC_RESUME_MAX_AGE_MS (5 * 60 * 1000)
+
+/*
+ * A Discord adapter for cfg (borrowed; must outlive it) over the dispatcher.
+ * Reads the saved gateway session through b, so call it before
+ * dispatch_run(). Returns COHORT_OK, or COHORT_ERR_IO when a thread or
+ * client cannot be made.
+ */
+int discord_new(const struct config *cfg, struct bot *b, struct dispatch *d, struct adapter *out);
+
+/*
+ * Registers the slash commands (a bulk overwrite) for guild_id, or globally
+ * when NULL, and waits for the answer. Prints what it did to stdout.
+ * Returns COHORT_OK, COHORT_ERR_AUTH or COHORT_ERR_NETWORK (logged).
+ */
+int discord_register_commands(const struct config *cfg, const char *guild_id);
+
+#endif

@@ -1,0 +1,868 @@
+#ifndef NDEBUG
+#define NDEBUG /* lws_config.h defines _DEBUG otherwise */
+#endif
+#include "gateway.h"
+
+#include "adapters/http.h"
+#include "bot/clock.h"
+#include "bot/err.h"
+#include "bot/log.h"
+#include "bot/util.h"
+
+#include <libwebsockets.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TAG "gateway"
+
+/* Close codes: what each means for the session (DESIGN §7). */
+static const struct {
+	int code;
+	enum gw_after after;
+	const char *why;
+} close_policy[] = {
+	{1000, GW_IDENTIFY, "the gateway ended the session"},
+	{1001, GW_IDENTIFY, "the gateway ended the session"},
+	{4000, GW_RESUME, "unknown error"},
+	{4001, GW_RESUME, "unknown opcode sent"},
+	{4002, GW_RESUME, "a payload could not be decoded"},
+	{4003, GW_IDENTIFY, "sent before identifying"},
+	{4004, GW_FATAL,
+	 "the bot token was rejected (close 4004): copy a fresh token from the Developer "
+	 "Portal (Bot > Reset Token) into discord.token or COHORT_DISCORD_TOKEN"},
+	{4005, GW_RESUME, "already authenticated"},
+	{4007, GW_IDENTIFY, "invalid sequence number on resume"},
+	{4008, GW_RESUME, "sending too fast"},
+	{4009, GW_IDENTIFY, "the session timed out"},
+	{4010, GW_FATAL, "invalid shard (close 4010): cohort runs unsharded; check the bot"},
+	{4011, GW_FATAL,
+	 "sharding required (close 4011): the bot is in too many servers for one connection"},
+	{4012, GW_FATAL, "invalid API version (close 4012): use discord.api_url .../api/v10"},
+	{4013, GW_FATAL, "invalid intents (close 4013): this is a cohort bug; please report it"},
+	{4014, GW_FATAL,
+	 "disallowed intents (close 4014): discord.prefix needs the Message Content intent; "
+	 "enable it in the Developer Portal (Bot > Privileged Gateway Intents) or set "
+	 "discord.prefix = \"\""},
+};
+
+/* Reconnect delays by consecutive failure (ms), before jitter of up to +50%. */
+static const int64_t backoff_ms[] = {1000, 2000, 5000, 10000, 20000, 40000, 60000};
+
+#define IDENTIFY_SPACING_MS 5500
+#define TICK_US (100 * LWS_US_PER_MS)
+
+enum gw_state { GW_IDLE, GW_FETCHING, GW_WAITING, GW_CONNECTING, GW_OPEN };
+
+struct frame {
+	char *text;
+	size_t len;
+	bool heartbeat;
+	struct frame *next;
+};
+
+struct task {
+	void (*fn)(void *, bool);
+	void *arg;
+	struct task *next;
+};
+
+struct gw {
+	struct gw_opts o;
+	struct lws_context *ctx;
+	struct lws *wsi;
+	enum gw_state state;
+	bool stopping; /* loop thread */
+	int fatal;     /* COHORT_ERR_* once a fatal close came */
+
+	/* Cross-thread. */
+	pthread_mutex_t lock;
+	struct task *tasks;
+	bool stop_asked;
+
+	/* The session. */
+	char *session_id, *resume_url, *gateway_url;
+	int64_t seq;
+	bool want_resume; /* the next HELLO answers with RESUME */
+
+	/* Session start limit (from GET /gateway/bot) and IDENTIFY spacing. */
+	long starts_remaining;
+	int64_t starts_reset_at;
+	int64_t last_identify;
+
+	/* Heartbeats. */
+	int64_t interval_ms;
+	bool acked;
+	int64_t last_beat;
+	lws_sorted_usec_list_t sul_beat, sul_retry, sul_tick, sul_write;
+
+	/* Reconnects. */
+	int failures;
+
+	/* Outgoing frames, oldest first, and the send-rate window. */
+	struct frame *out, *out_tail;
+	int64_t sent_at[GW_SEND_PER_MINUTE];
+	size_t sent_idx;
+	int close_code; /* > 0: close with this code at the next WRITEABLE */
+
+	/* Incoming message being assembled. */
+	struct strbuf rx;
+	bool rx_skip;
+	int peer_close; /* the code the gateway closed with, 0 when none */
+};
+
+enum gw_after gw_close_policy(int code, const char **why)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(close_policy); i++) {
+		if (close_policy[i].code == code) {
+			*why = close_policy[i].why;
+			return close_policy[i].after;
+		}
+	}
+	*why = code ? "the connection closed" : "the connection dropped";
+	return GW_RESUME;
+}
+
+static int64_t now_ms(void)
+{
+	return clock_real_ms();
+}
+
+static double random01(void)
+{
+	return (double)rand() / ((double)RAND_MAX + 1.0);
+}
+
+static void schedule(struct gw *g, lws_sorted_usec_list_t *sul, sul_cb_t cb, int64_t ms)
+{
+	lws_sul_schedule(g->ctx, 0, sul, cb, (lws_usec_t)(ms < 0 ? 0 : ms) * LWS_US_PER_MS);
+}
+
+/* Queues a payload for the WRITEABLE callback; refuses one over the size limit. */
+static void send_json(struct gw *g, cJSON *payload, bool heartbeat)
+{
+	char *text = cJSON_PrintUnformatted(payload);
+	cJSON_Delete(payload);
+	size_t len = strlen(text);
+	if (len > GW_MAX_SEND) {
+		log_error(TAG, "not sending a %zu-byte payload: the gateway takes at most %d", len,
+			  GW_MAX_SEND);
+		cJSON_free(text);
+		return;
+	}
+	struct frame *f = xcalloc(1, sizeof(*f));
+	f->text = xstrdup(text);
+	f->len = len;
+	f->heartbeat = heartbeat;
+	cJSON_free(text);
+	if (heartbeat) { /* a heartbeat goes first: it is what keeps us alive */
+		f->next = g->out;
+		g->out = f;
+		if (!g->out_tail)
+			g->out_tail = f;
+	} else {
+		if (g->out_tail)
+			g->out_tail->next = f;
+		else
+			g->out = f;
+		g->out_tail = f;
+	}
+	if (g->wsi)
+		lws_callback_on_writable(g->wsi);
+}
+
+static void drop_frames(struct gw *g)
+{
+	while (g->out) {
+		struct frame *f = g->out;
+		g->out = f->next;
+		free(f->text);
+		free(f);
+	}
+	g->out_tail = NULL;
+}
+
+static void notify_session(struct gw *g)
+{
+	if (!g->o.on_session)
+		return;
+	struct gw_session s = {g->session_id, g->resume_url, g->seq};
+	g->o.on_session(g->o.ud, &s);
+}
+
+static void forget_session(struct gw *g)
+{
+	free(g->session_id);
+	free(g->resume_url);
+	g->session_id = g->resume_url = NULL;
+	g->seq = 0;
+	notify_session(g);
+}
+
+/* Asks the open connection to close with code at its next WRITEABLE (resumable unless 1000). */
+static void close_with(struct gw *g, int code)
+{
+	if (!g->wsi)
+		return;
+	g->close_code = code;
+	lws_callback_on_writable(g->wsi);
+}
+
+static void heartbeat(lws_sorted_usec_list_t *sul)
+{
+	struct gw *g = lws_container_of(sul, struct gw, sul_beat);
+	if (g->state != GW_OPEN)
+		return;
+	if (!g->acked) {
+		log_warn(TAG, "no heartbeat ACK in %lld ms: the connection is dead; resuming",
+			 (long long)(now_ms() - g->last_beat));
+		close_with(g, 4000);
+		return;
+	}
+	cJSON *p = cJSON_CreateObject();
+	cJSON_AddNumberToObject(p, "op", 1);
+	if (g->seq)
+		cJSON_AddNumberToObject(p, "d", (double)g->seq);
+	else
+		cJSON_AddNullToObject(p, "d");
+	g->acked = false;
+	g->last_beat = now_ms();
+	send_json(g, p, true);
+	notify_session(g); /* the sequence, for a resume after a restart */
+	schedule(g, &g->sul_beat, heartbeat, g->interval_ms);
+}
+
+static void identify(struct gw *g)
+{
+	cJSON *p = cJSON_CreateObject();
+	cJSON_AddNumberToObject(p, "op", 2);
+	cJSON *d = cJSON_AddObjectToObject(p, "d");
+	cJSON_AddStringToObject(d, "token", g->o.token);
+	cJSON_AddNumberToObject(d, "intents", g->o.intents);
+	cJSON *props = cJSON_AddObjectToObject(d, "properties");
+	cJSON_AddStringToObject(props, "os", "linux");
+	cJSON_AddStringToObject(props, "browser", "cohort");
+	cJSON_AddStringToObject(props, "device", "cohort");
+	g->last_identify = now_ms();
+	if (g->starts_remaining > 0)
+		g->starts_remaining--;
+	log_info(TAG, "identifying (intents %d)", g->o.intents);
+	send_json(g, p, false);
+}
+
+static void resume(struct gw *g)
+{
+	cJSON *p = cJSON_CreateObject();
+	cJSON_AddNumberToObject(p, "op", 6);
+	cJSON *d = cJSON_AddObjectToObject(p, "d");
+	cJSON_AddStringToObject(d, "token", g->o.token);
+	cJSON_AddStringToObject(d, "session_id", g->session_id);
+	cJSON_AddNumberToObject(d, "seq", (double)g->seq);
+	log_info(TAG, "resuming session at sequence %lld", (long long)g->seq);
+	send_json(g, p, false);
+}
+
+static void connect_now(lws_sorted_usec_list_t *sul);
+static void fetch_gateway(struct gw *g);
+
+/* Schedules the next connection attempt: resume or a new session, after a backoff. */
+static void reconnect(struct gw *g, bool resume_it, bool quick)
+{
+	if (g->stopping || g->fatal)
+		return;
+	g->want_resume = resume_it && g->session_id;
+	if (!g->want_resume && g->session_id)
+		forget_session(g);
+	int64_t wait;
+	if (quick) {
+		wait = 1000 + (int64_t)(4000 * random01()); /* op 9: Discord asks for 1-5 s */
+	} else {
+		size_t i = (size_t)g->failures < ARRAY_SIZE(backoff_ms) ? (size_t)g->failures
+									 : ARRAY_SIZE(backoff_ms) - 1;
+		wait = backoff_ms[i] + (int64_t)((double)backoff_ms[i] * 0.5 * random01());
+		if (g->failures == 0)
+			wait = (int64_t)(500 * random01()); /* the first retry is almost at once */
+	}
+	g->failures++;
+	if (!g->want_resume) {
+		/* A new session: IDENTIFY at most once per 5 s and within the start limit. */
+		int64_t earliest = g->last_identify + IDENTIFY_SPACING_MS;
+		if (g->starts_remaining == 0 && g->starts_reset_at > earliest) {
+			earliest = g->starts_reset_at;
+			log_warn(TAG, "session start limit reached; identifying again in %lld s",
+				 (long long)((earliest - now_ms()) / 1000));
+		}
+		if (now_ms() + wait < earliest)
+			wait = earliest - now_ms();
+	}
+	g->state = GW_WAITING;
+	log_info(TAG, "%s in %lld ms", g->want_resume ? "resuming" : "reconnecting",
+		 (long long)wait);
+	schedule(g, &g->sul_retry, connect_now, wait);
+}
+
+/* Splits "wss://host:port/path" into its parts; false when it is not a ws(s) URL. */
+static bool split_url(const char *url, bool *tls, char *host, size_t hcap, int *port, char *path,
+		      size_t pcap)
+{
+	const char *p;
+	if (strncmp(url, "wss://", 6) == 0)
+		*tls = true, p = url + 6, *port = 443;
+	else if (strncmp(url, "ws://", 5) == 0)
+		*tls = false, p = url + 5, *port = 80;
+	else
+		return false;
+	size_t hl = strcspn(p, ":/?");
+	if (hl == 0 || hl >= hcap)
+		return false;
+	memcpy(host, p, hl);
+	host[hl] = '\0';
+	p += hl;
+	if (*p == ':') {
+		char *end;
+		long v = strtol(p + 1, &end, 10);
+		if (v <= 0 || v > 65535)
+			return false;
+		*port = (int)v;
+		p = end;
+	}
+	/* The gateway's path ("/" when none), then our query (replacing any it had). */
+	size_t pl = strcspn(p, "?");
+	int n = snprintf(path, pcap, "%.*s?v=10&encoding=json", (int)(pl ? pl : 1), pl ? p : "/");
+	return n > 0 && (size_t)n < pcap;
+}
+
+static void connect_now(lws_sorted_usec_list_t *sul)
+{
+	struct gw *g = lws_container_of(sul, struct gw, sul_retry);
+	if (g->stopping)
+		return;
+	if (!g->want_resume && !g->gateway_url) {
+		fetch_gateway(g);
+		return;
+	}
+	const char *url = g->want_resume && g->resume_url ? g->resume_url : g->gateway_url;
+	bool tls;
+	char host[256], path[512];
+	int port;
+	if (!split_url(url, &tls, host, sizeof(host), &port, path, sizeof(path))) {
+		log_error(TAG, "the gateway URL '%s' is not a ws:// or wss:// URL", url);
+		free(g->gateway_url);
+		g->gateway_url = NULL;
+		g->want_resume = false;
+		reconnect(g, false, false);
+		return;
+	}
+	struct lws_client_connect_info ci;
+	memset(&ci, 0, sizeof(ci));
+	ci.context = g->ctx;
+	ci.address = host;
+	ci.port = port;
+	ci.path = path;
+	ci.host = host;
+	ci.origin = host;
+	ci.ssl_connection = tls ? LCCSCF_USE_SSL : 0;
+	ci.protocol = NULL;
+	ci.local_protocol_name = "discord-gateway";
+	ci.pwsi = &g->wsi;
+	ci.userdata = g;
+	g->state = GW_CONNECTING;
+	g->peer_close = 0;
+	log_debug(TAG, "connecting to %s", url);
+	if (!lws_client_connect_via_info(&ci)) {
+		g->wsi = NULL;
+		log_warn(TAG, "cannot connect to %s", url);
+		reconnect(g, g->want_resume, false);
+	}
+}
+
+/* The answer of GET /gateway/bot, carried to the loop thread. */
+struct gateway_answer {
+	struct gw *g;
+	long status;
+	char *url;
+	long remaining, reset_after_ms;
+	char *error;
+};
+
+static void on_gateway_answer(void *arg, bool cancelled)
+{
+	struct gateway_answer *a = arg;
+	struct gw *g = a->g;
+	if (cancelled) {
+		/* nothing to do: the loop has gone */
+	} else if (a->status == 401) {
+		g->fatal = COHORT_ERR_AUTH;
+		if (g->o.on_fatal)
+			g->o.on_fatal(g->o.ud, 401,
+				      "the bot token was rejected (401 from GET /gateway/bot): copy a "
+				      "fresh token from the Developer Portal (Bot > Reset Token) into "
+				      "discord.token or COHORT_DISCORD_TOKEN");
+		lws_cancel_service(g->ctx);
+	} else if (!a->url) {
+		log_warn(TAG, "GET /gateway/bot failed (%s)",
+			 a->error ? a->error : "no gateway URL in the answer");
+		g->state = GW_IDLE;
+		reconnect(g, false, false);
+	} else {
+		free(g->gateway_url);
+		g->gateway_url = a->url;
+		a->url = NULL;
+		if (a->remaining >= 0) {
+			g->starts_remaining = a->remaining;
+			g->starts_reset_at = now_ms() + a->reset_after_ms;
+		}
+		g->want_resume = false;
+		if (g->starts_remaining == 0 && g->starts_reset_at > now_ms()) {
+			g->failures = 0;
+			reconnect(g, false, false);
+		} else {
+			schedule(g, &g->sul_retry, connect_now, 0);
+		}
+	}
+	free(a->url);
+	free(a->error);
+	free(a);
+}
+
+static void gateway_fetched(void *ud, const struct http_response *r)
+{
+	struct gateway_answer *a = xcalloc(1, sizeof(*a));
+	a->g = ud;
+	a->status = r->status;
+	a->remaining = -1;
+	cJSON *j = r->status == 200 ? cJSON_Parse(r->body) : NULL;
+	const cJSON *url = cJSON_GetObjectItemCaseSensitive(j, "url");
+	if (cJSON_IsString(url) && (strncmp(url->valuestring, "ws://", 5) == 0 ||
+				    strncmp(url->valuestring, "wss://", 6) == 0))
+		a->url = xstrdup(url->valuestring);
+	const cJSON *lim = cJSON_GetObjectItemCaseSensitive(j, "session_start_limit");
+	const cJSON *rem = cJSON_GetObjectItemCaseSensitive(lim, "remaining");
+	const cJSON *rst = cJSON_GetObjectItemCaseSensitive(lim, "reset_after");
+	if (cJSON_IsNumber(rem) && cJSON_IsNumber(rst)) {
+		a->remaining = (long)rem->valuedouble;
+		a->reset_after_ms = (long)rst->valuedouble;
+	}
+	if (!a->url)
+		a->error = r->error ? xstrdup(r->error) : xasprintf("status %ld", r->status);
+	cJSON_Delete(j);
+	gw_call(a->g, on_gateway_answer, a);
+}
+
+static void fetch_gateway(struct gw *g)
+{
+	g->state = GW_FETCHING;
+	char *url = xasprintf("%s/gateway/bot", g->o.api_url);
+	struct http_request rq = {"GET", url, NULL, "gateway", 0, gateway_fetched, g};
+	http_submit(g->o.http, &rq);
+	free(url);
+}
+
+static void on_hello(struct gw *g, const cJSON *d)
+{
+	const cJSON *iv = cJSON_GetObjectItemCaseSensitive(d, "heartbeat_interval");
+	if (!cJSON_IsNumber(iv) || iv->valuedouble < 1) {
+		log_warn(TAG, "HELLO without a heartbeat interval; reconnecting");
+		close_with(g, 4000);
+		return;
+	}
+	g->interval_ms = (int64_t)iv->valuedouble;
+	g->acked = true;
+	/* The first beat after interval * random[0, 1): spreads reconnecting clients. */
+	int64_t first = (int64_t)((double)g->interval_ms * random01());
+	log_debug(TAG, "HELLO: heartbeat every %lld ms, first in %lld ms",
+		  (long long)g->interval_ms, (long long)first);
+	schedule(g, &g->sul_beat, heartbeat, first);
+	if (g->want_resume && g->session_id)
+		resume(g);
+	else
+		identify(g);
+}
+
+static void on_dispatch(struct gw *g, const char *t, const cJSON *d)
+{
+	if (strcmp(t, "READY") == 0) {
+		const cJSON *sid = cJSON_GetObjectItemCaseSensitive(d, "session_id");
+		const cJSON *url = cJSON_GetObjectItemCaseSensitive(d, "resume_gateway_url");
+		if (cJSON_IsString(sid)) {
+			free(g->session_id);
+			g->session_id = xstrdup(sid->valuestring);
+		}
+		if (cJSON_IsString(url)) {
+			free(g->resume_url);
+			g->resume_url = xstrdup(url->valuestring);
+		}
+		g->failures = 0;
+		log_info(TAG, "connected (session ready)");
+		notify_session(g);
+	} else if (strcmp(t, "RESUMED") == 0) {
+		g->failures = 0;
+		log_info(TAG, "session resumed at sequence %lld", (long long)g->seq);
+	}
+	if (g->o.on_event)
+		g->o.on_event(g->o.ud, t, d);
+}
+
+/* One whole gateway message. Anything malformed is logged and skipped. */
+static void on_message(struct gw *g, const char *text, size_t len)
+{
+	cJSON *j = cJSON_ParseWithLength(text, len);
+	const cJSON *op = cJSON_GetObjectItemCaseSensitive(j, "op");
+	if (!cJSON_IsObject(j) || !cJSON_IsNumber(op)) {
+		log_warn(TAG, "ignoring a malformed gateway message (%zu bytes)", len);
+		cJSON_Delete(j);
+		return;
+	}
+	const cJSON *d = cJSON_GetObjectItemCaseSensitive(j, "d");
+	const cJSON *s = cJSON_GetObjectItemCaseSensitive(j, "s");
+	const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "t");
+	switch ((int)op->valuedouble) {
+	case 0:
+		if (cJSON_IsNumber(s) && s->valuedouble > (double)g->seq)
+			g->seq = (int64_t)s->valuedouble;
+		if (cJSON_IsString(t))
+			on_dispatch(g, t->valuestring, d);
+		break;
+	case 1: /* the gateway asks for a heartbeat now */
+		g->acked = true;
+		lws_sul_cancel(&g->sul_beat);
+		heartbeat(&g->sul_beat);
+		break;
+	case 7:
+		log_info(TAG, "the gateway asked to reconnect (op 7); resuming");
+		close_with(g, 4000);
+		break;
+	case 9:
+		if (cJSON_IsTrue(d)) {
+			log_info(TAG, "session invalidated (op 9, resumable); resuming");
+			g->want_resume = true;
+		} else {
+			log_info(TAG, "session invalidated (op 9); starting a new one");
+			forget_session(g);
+			g->want_resume = false;
+		}
+		g->peer_close = -9; /* the close below is ours: reconnect the op-9 way */
+		close_with(g, 4000);
+		break;
+	case 10:
+		on_hello(g, d);
+		break;
+	case 11:
+		g->acked = true;
+		break;
+	default:
+		log_debug(TAG, "ignoring opcode %d", (int)op->valuedouble);
+	}
+	cJSON_Delete(j);
+}
+
+/* The connection is gone: decide from the close code what comes next. */
+static void on_closed(struct gw *g)
+{
+	lws_sul_cancel(&g->sul_beat);
+	drop_frames(g);
+	g->wsi = NULL;
+	g->close_code = 0;
+	sb_release(&g->rx);
+	g->rx_skip = false;
+	if (g->stopping) {
+		g->state = GW_IDLE;
+		return;
+	}
+	int code = g->peer_close;
+	if (code == -9) { /* op 9: the payload said resume or not */
+		reconnect(g, g->want_resume, true);
+		return;
+	}
+	const char *why;
+	enum gw_after after = gw_close_policy(code, &why);
+	if (after == GW_FATAL) {
+		log_error(TAG, "%s", why);
+		g->fatal = code == 4004 ? COHORT_ERR_AUTH : COHORT_ERR_CONFIG;
+		if (g->o.on_fatal)
+			g->o.on_fatal(g->o.ud, code, why);
+		return;
+	}
+	log_warn(TAG, "disconnected (%s%s%d)", why, code ? ", close " : "", code);
+	reconnect(g, after == GW_RESUME, false);
+}
+
+static void run_tasks(struct gw *g)
+{
+	pthread_mutex_lock(&g->lock);
+	struct task *t = g->tasks;
+	g->tasks = NULL;
+	bool stop = g->stop_asked;
+	pthread_mutex_unlock(&g->lock);
+	struct task *rev = NULL;
+	while (t) {
+		struct task *n = t->next;
+		t->next = rev;
+		rev = t;
+		t = n;
+	}
+	while (rev) {
+		struct task *n = rev->next;
+		rev->fn(rev->arg, false);
+		free(rev);
+		rev = n;
+	}
+	if (stop && !g->stopping) {
+		g->stopping = true;
+		lws_sul_cancel(&g->sul_retry);
+		if (g->wsi)
+			close_with(g, 4000); /* resumable: a quick restart picks it up */
+	}
+}
+
+static void tick(lws_sorted_usec_list_t *sul)
+{
+	struct gw *g = lws_container_of(sul, struct gw, sul_tick);
+	if (g->o.on_tick)
+		g->o.on_tick(g->o.ud);
+	schedule(g, &g->sul_tick, tick, 100);
+}
+
+/* True when the send window allows another message now. */
+static bool may_send(struct gw *g, bool heartbeat_frame)
+{
+	if (heartbeat_frame)
+		return true; /* heartbeats are what keep the connection alive */
+	int64_t oldest = g->sent_at[g->sent_idx];
+	return !oldest || now_ms() - oldest >= 60000;
+}
+
+static void retry_writable(lws_sorted_usec_list_t *sul);
+
+static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+		    size_t len)
+{
+	struct gw *g = lws_context_user(lws_get_context(wsi));
+	(void)user;
+	switch (reason) {
+	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+		run_tasks(g);
+		break;
+	case LWS_CALLBACK_CLIENT_ESTABLISHED:
+		g->state = GW_OPEN;
+		log_debug(TAG, "websocket open");
+		break;
+	case LWS_CALLBACK_CLIENT_RECEIVE:
+		if (wsi != g->wsi)
+			break;
+		if (!g->rx_skip) {
+			if (g->rx.len + len > GW_MAX_MESSAGE) {
+				log_warn(TAG, "dropping a gateway message over %d bytes",
+					 GW_MAX_MESSAGE);
+				g->rx_skip = true;
+				sb_release(&g->rx);
+			} else {
+				sb_add(&g->rx, in, len);
+			}
+		}
+		if (lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi)) {
+			if (!g->rx_skip && g->rx.len)
+				on_message(g, g->rx.buf, g->rx.len);
+			sb_truncate(&g->rx, 0);
+			g->rx_skip = false;
+		}
+		break;
+	case LWS_CALLBACK_CLIENT_WRITEABLE: {
+		if (wsi != g->wsi)
+			break;
+		if (g->close_code) {
+			lws_close_reason(wsi, (enum lws_close_status)g->close_code, NULL, 0);
+			return -1;
+		}
+		struct frame *f = g->out;
+		if (!f)
+			break;
+		if (!may_send(g, f->heartbeat)) {
+			int64_t wait = 60000 - (now_ms() - g->sent_at[g->sent_idx]);
+			log_warn(TAG, "sending too fast; waiting %lld ms", (long long)wait);
+			schedule(g, &g->sul_write, retry_writable, wait);
+			break;
+		}
+		g->out = f->next;
+		if (!g->out)
+			g->out_tail = NULL;
+		unsigned char *buf = xmalloc(LWS_PRE + f->len);
+		memcpy(buf + LWS_PRE, f->text, f->len);
+		int n = lws_write(wsi, buf + LWS_PRE, f->len, LWS_WRITE_TEXT);
+		free(buf);
+		if (!f->heartbeat) {
+			g->sent_at[g->sent_idx] = now_ms();
+			g->sent_idx = (g->sent_idx + 1) % GW_SEND_PER_MINUTE;
+		}
+		free(f->text);
+		free(f);
+		if (n < 0)
+			return -1;
+		if (g->out)
+			lws_callback_on_writable(wsi);
+		break;
+	}
+	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+		if (wsi == g->wsi && len >= 2) {
+			const unsigned char *c = in;
+			g->peer_close = (c[0] << 8) | c[1];
+		}
+		break;
+	case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
+		if (g->state != GW_CONNECTING)
+			break;
+		log_warn(TAG, "cannot connect: %s", in ? (const char *)in : "connection error");
+		on_closed(g);
+		break;
+	case LWS_CALLBACK_CLIENT_CLOSED:
+		if (wsi != g->wsi)
+			break;
+		on_closed(g);
+		break;
+	default:
+		break;
+	}
+	return 0;
+}
+
+static void retry_writable(lws_sorted_usec_list_t *sul)
+{
+	struct gw *g = lws_container_of(sul, struct gw, sul_write);
+	if (g->wsi)
+		lws_callback_on_writable(g->wsi);
+}
+
+static const struct lws_protocols protocols[] = {
+	{"discord-gateway", callback, 0, 65536, 0, NULL, 0},
+	{NULL, NULL, 0, 0, 0, NULL, 0},
+};
+
+static void lws_log(int level, const char *line)
+{
+	size_t n = strlen(line);
+	while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+		n--;
+	if (level & LLL_ERR)
+		log_error("lws", "%.*s", (int)n, line);
+	else
+		log_warn("lws", "%.*s", (int)n, line);
+}
+
+struct gw *gw_new(const struct gw_opts *opts, const struct gw_session *session)
+{
+	struct gw *g = xcalloc(1, sizeof(*g));
+	g->o = *opts;
+	g->starts_remaining = -1;
+	g->acked = true;
+	pthread_mutex_init(&g->lock, NULL);
+	if (session && session->session_id && session->resume_url) {
+		g->session_id = xstrdup(session->session_id);
+		g->resume_url = xstrdup(session->resume_url);
+		g->seq = session->seq;
+		g->want_resume = true;
+	}
+	return g;
+}
+
+void gw_free(struct gw *g)
+{
+	if (!g)
+		return;
+	while (g->tasks) {
+		struct task *t = g->tasks;
+		g->tasks = t->next;
+		t->fn(t->arg, true); /* the loop is gone: the task only frees its argument */
+		free(t);
+	}
+	drop_frames(g);
+	sb_release(&g->rx);
+	free(g->session_id);
+	free(g->resume_url);
+	free(g->gateway_url);
+	pthread_mutex_destroy(&g->lock);
+	free(g);
+}
+
+int gw_run(struct gw *g)
+{
+	lws_set_log_level(LLL_ERR | LLL_WARN, lws_log);
+	struct lws_context_creation_info info;
+	memset(&info, 0, sizeof(info));
+	info.port = CONTEXT_PORT_NO_LISTEN;
+	info.protocols = protocols;
+	info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+	info.user = g;
+	info.fd_limit_per_thread = 8;
+	struct lws_context *ctx = lws_create_context(&info);
+	pthread_mutex_lock(&g->lock);
+	g->ctx = ctx;
+	pthread_mutex_unlock(&g->lock);
+	if (!g->ctx) {
+		log_error(TAG, "libwebsockets could not start");
+		return COHORT_ERR_IO;
+	}
+	schedule(g, &g->sul_tick, tick, 100);
+	if (g->want_resume)
+		schedule(g, &g->sul_retry, connect_now, 0);
+	else
+		fetch_gateway(g);
+	run_tasks(g);
+	int64_t stop_deadline = 0;
+	while (!g->fatal && !(g->stopping && !g->wsi)) {
+		if (g->stopping && !stop_deadline)
+			stop_deadline = now_ms() + 2000;
+		if (stop_deadline && now_ms() > stop_deadline)
+			break; /* the close handshake hangs: give up on it */
+		if (lws_service(g->ctx, 0) < 0)
+			break;
+	}
+	lws_sul_cancel(&g->sul_tick);
+	lws_sul_cancel(&g->sul_beat);
+	lws_sul_cancel(&g->sul_retry);
+	lws_sul_cancel(&g->sul_write);
+	pthread_mutex_lock(&g->lock);
+	g->ctx = NULL;
+	pthread_mutex_unlock(&g->lock);
+	lws_context_destroy(ctx);
+	g->wsi = NULL;
+	return g->fatal;
+}
+
+void gw_stop(struct gw *g)
+{
+	pthread_mutex_lock(&g->lock);
+	g->stop_asked = true;
+	struct lws_context *ctx = g->ctx;
+	pthread_mutex_unlock(&g->lock);
+	if (ctx)
+		lws_cancel_service(ctx);
+}
+
+void gw_call(struct gw *g, void (*fn)(void *arg, bool cancelled), void *arg)
+{
+	struct task *t = xmalloc(sizeof(*t));
+	t->fn = fn;
+	t->arg = arg;
+	pthread_mutex_lock(&g->lock);
+	t->next = g->tasks;
+	g->tasks = t;
+	struct lws_context *ctx = g->ctx;
+	pthread_mutex_unlock(&g->lock);
+	if (ctx)
+		lws_cancel_service(ctx);
+}
+
+void gw_session_copy(const struct gw *g, struct gw_session *out)
+{
+	out->session_id = g->session_id ? xstrdup(g->session_id) : NULL;
+	out->resume_url = g->resume_url ? xstrdup(g->resume_url) : NULL;
+	out->seq = g->seq;
+}
+
+void gw_session_release(struct gw_session *s)
+{
+	free(s->session_id);
+	free(s->resume_url);
+	s->session_id = s->resume_url = NULL;
+}

@@ -1,0 +1,83 @@
+/*
+ * The Discord gateway client (v10, JSON, libwebsockets): connects, says
+ * IDENTIFY or RESUME, heartbeats, and survives whatever the gateway does —
+ * each close code and opcode handled by a policy table, reconnects with
+ * backoff and jitter, a dead connection noticed by its missing heartbeat ACK.
+ * Dispatch events (READY, INTERACTION_CREATE, ...) go to a callback.
+ *
+ * Threading: gw_run() owns the calling thread (the libwebsockets loop) and
+ * every callback runs on it. gw_stop() and gw_call() may be called from any
+ * thread. No HTTP call is made on this thread: GET /gateway/bot goes through
+ * the http client, so nothing delays a heartbeat.
+ */
+#ifndef COHORT_GATEWAY_H
+#define COHORT_GATEWAY_H
+
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct http_client;
+struct gw;
+
+/* The largest gateway message accepted; a longer one is dropped and logged. */
+#define GW_MAX_MESSAGE (8 * 1024 * 1024)
+/* The largest message cohort sends (Discord closes on more than 4096 bytes). */
+#define GW_MAX_SEND 4096
+/* Messages cohort may send per minute (Discord allows 120). */
+#define GW_SEND_PER_MINUTE 110
+
+/* Intents. Slash commands need none; prefix text commands need the last two. */
+#define GW_INTENT_GUILD_MESSAGES (1 << 9)
+#define GW_INTENT_MESSAGE_CONTENT (1 << 15)
+
+/* What can be resumed: kept in the store so that a quick restart resumes. */
+struct gw_session {
+	char *session_id; /* NULL: none */
+	char *resume_url;
+	int64_t seq;
+};
+
+struct gw_opts {
+	const char *token;    /* borrowed; must outlive the gateway */
+	const char *api_url;  /* "https://discord.com/api/v10" */
+	int intents;
+	struct http_client *http; /* borrowed: for GET /gateway/bot */
+	/* A dispatch event (op 0): t and d are borrowed for the call. */
+	void (*on_event)(void *ud, const char *type, const cJSON *d);
+	/* The session changed (READY, or a new sequence at a heartbeat): persist it. */
+	void (*on_session)(void *ud, const struct gw_session *s);
+	/* The gateway refused to go on (a bad token, disallowed intents): msg says how to fix it. */
+	void (*on_fatal)(void *ud, int code, const char *msg);
+	/* Called about every 100 ms on the loop (the adapter's timers). */
+	void (*on_tick)(void *ud);
+	void *ud;
+};
+
+/* A gateway (not yet connected). session (copied) is one to resume, or NULL. */
+struct gw *gw_new(const struct gw_opts *opts, const struct gw_session *session);
+void gw_free(struct gw *g);
+
+/*
+ * Runs the connection until gw_stop() or a fatal close. Returns COHORT_OK,
+ * COHORT_ERR_AUTH (4004) or COHORT_ERR_CONFIG (another fatal close code),
+ * or COHORT_ERR_IO when libwebsockets cannot start.
+ */
+int gw_run(struct gw *g);
+/* Asks gw_run() to close the connection (resumable) and return. Any thread. */
+void gw_stop(struct gw *g);
+/*
+ * Runs fn(arg, false) on the loop thread soon. Any thread. When the loop has
+ * ended, fn(arg, true) runs instead, at gw_free(), to free arg.
+ */
+void gw_call(struct gw *g, void (*fn)(void *arg, bool cancelled), void *arg);
+
+/* The session now (copied into *out; gw_session_release() it). Loop thread only. */
+void gw_session_copy(const struct gw *g, struct gw_session *out);
+void gw_session_release(struct gw_session *s);
+
+/* What happens after a close code (exposed for tests). */
+enum gw_after { GW_RESUME, GW_IDENTIFY, GW_FATAL };
+enum gw_after gw_close_policy(int code, const char **why);
+
+#endif

@@ -1,0 +1,602 @@
+#include "http.h"
+
+#include "bot/clock.h"
+#include "bot/log.h"
+#include "bot/util.h"
+
+#include <cjson/cJSON.h>
+#include <curl/curl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* Backoff before attempt 2, 3, 4 after a 5xx or a network error (ms; jitter added). */
+static const int64_t retry_backoff_ms[] = {500, 1500, 4000};
+
+struct xfer {
+	struct http_request rq; /* strings owned */
+	char *body_copy;
+	struct queue *q;
+	CURL *easy;
+	struct curl_slist *headers;
+	struct strbuf resp;
+	bool too_big;
+	double h_retry_after;    /* Retry-After, seconds; -1 */
+	long h_remaining;        /* X-RateLimit-Remaining; -1 */
+	double h_reset_after;    /* X-RateLimit-Reset-After, seconds; -1 */
+	bool h_global;           /* X-RateLimit-Global */
+	int attempts, limited;
+	int64_t not_before;
+	char errbuf[CURL_ERROR_SIZE];
+	struct xfer *next;
+};
+
+struct queue {
+	char *key;
+	struct xfer *head, *tail;
+	struct xfer *running; /* at most one at a time */
+	int64_t blocked_until;
+};
+
+struct http_client {
+	char *tag;
+	struct curl_slist *base;
+	CURLM *multi;
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t idle; /* signalled when the worker has nothing left */
+	struct xfer *incoming; /* under lock, newest first */
+	bool stopping, cancel; /* under lock */
+	bool idle_now;         /* under lock: nothing queued, nothing running */
+	bool unauthorized;     /* under lock */
+	struct http_stats stats; /* under lock */
+	/* The worker's own. */
+	struct queue **queues;
+	size_t nqueues, capqueues;
+	int64_t global_until;
+	size_t active;
+};
+
+static void *worker(void *arg);
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+
+static void curl_init_once(void)
+{
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+static size_t on_body(char *data, size_t size, size_t n, void *ud)
+{
+	struct xfer *x = ud;
+	size_t len = size * n;
+	if (x->resp.len + len > HTTP_MAX_BODY) {
+		x->too_big = true;
+		return 0; /* aborts the transfer */
+	}
+	sb_add(&x->resp, data, len);
+	return len;
+}
+
+/* Matches "Name:" at the start of a header line; returns the value, trimmed, or NULL. */
+static const char *header_value(const char *line, size_t len, const char *name, char *buf,
+				size_t cap)
+{
+	size_t nl = strlen(name);
+	if (len <= nl || strncasecmp(line, name, nl) != 0 || line[nl] != ':')
+		return NULL;
+	const char *v = line + nl + 1, *end = line + len;
+	while (v < end && (*v == ' ' || *v == '\t'))
+		v++;
+	while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' '))
+		end--;
+	size_t n = (size_t)(end - v) < cap - 1 ? (size_t)(end - v) : cap - 1;
+	memcpy(buf, v, n);
+	buf[n] = '\0';
+	return buf;
+}
+
+static size_t on_header(char *line, size_t size, size_t n, void *ud)
+{
+	struct xfer *x = ud;
+	size_t len = size * n;
+	char buf[64];
+	if (header_value(line, len, "Retry-After", buf, sizeof(buf)))
+		x->h_retry_after = strtod(buf, NULL);
+	else if (header_value(line, len, "X-RateLimit-Remaining", buf, sizeof(buf)))
+		x->h_remaining = strtol(buf, NULL, 10);
+	else if (header_value(line, len, "X-RateLimit-Reset-After", buf, sizeof(buf)))
+		x->h_reset_after = strtod(buf, NULL);
+	else if (header_value(line, len, "X-RateLimit-Global", buf, sizeof(buf)))
+		x->h_global = strcasecmp(buf, "true") == 0;
+	return len;
+}
+
+int64_t http_retry_after_ms(const char *body, double header_seconds)
+{
+	int64_t ms = -1;
+	cJSON *j = body && *body ? cJSON_Parse(body) : NULL;
+	const cJSON *v;
+	if ((v = cJSON_GetObjectItemCaseSensitive(j, "retry_after_ms")) && cJSON_IsNumber(v))
+		ms = (int64_t)v->valuedouble;
+	else if ((v = cJSON_GetObjectItemCaseSensitive(j, "retry_after")) && cJSON_IsNumber(v))
+		ms = (int64_t)(v->valuedouble * 1000.0 + 0.999);
+	cJSON_Delete(j);
+	if (ms < 0 && header_seconds >= 0)
+		ms = (int64_t)(header_seconds * 1000.0 + 0.999);
+	if (ms > 3600 * 1000)
+		ms = 3600 * 1000; /* a wait of an hour is someone's bug: do not sleep for days */
+	return ms;
+}
+
+static bool body_says_global(const char *body)
+{
+	cJSON *j = body && *body ? cJSON_Parse(body) : NULL;
+	bool g = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "global"));
+	cJSON_Delete(j);
+	return g;
+}
+
+static void xfer_setup(struct http_client *c, struct xfer *x, CURL *e, const char *method,
+		       const char *url, const char *body, long timeout_ms)
+{
+	sb_release(&x->resp);
+	x->too_big = false;
+	x->h_retry_after = -1;
+	x->h_remaining = -1;
+	x->h_reset_after = -1;
+	x->h_global = false;
+	x->errbuf[0] = '\0';
+	curl_easy_reset(e);
+	curl_easy_setopt(e, CURLOPT_URL, url);
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms > 0 ? timeout_ms : 15000L);
+	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
+	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
+	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf);
+	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(e, CURLOPT_PRIVATE, x);
+	curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
+	if (body) {
+		curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
+		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+	} else if (strcmp(method, "GET") != 0) {
+		curl_easy_setopt(e, CURLOPT_POSTFIELDS, "");
+		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, 0L);
+	} else {
+		curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+		curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, NULL);
+	}
+	curl_slist_free_all(x->headers);
+	x->headers = NULL;
+	for (struct curl_slist *h = c->base; h; h = h->next)
+		x->headers = curl_slist_append(x->headers, h->data);
+	if (body)
+		x->headers = curl_slist_append(x->headers, "Content-Type: application/json");
+	x->headers = curl_slist_append(x->headers, "Expect:");
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->headers);
+}
+
+static void xfer_free(struct xfer *x)
+{
+	if (x->easy)
+		curl_easy_cleanup(x->easy);
+	curl_slist_free_all(x->headers);
+	sb_release(&x->resp);
+	free((char *)x->rq.method);
+	free((char *)x->rq.url);
+	free((char *)x->rq.queue);
+	free(x->body_copy);
+	free(x);
+}
+
+static void finish(struct http_client *c, struct xfer *x, long status, const char *error)
+{
+	struct http_response r = {status, error, sb_str(&x->resp), x->resp.len, x->attempts, -1};
+	if (x->rq.done)
+		x->rq.done(x->rq.ud, &r);
+	xfer_free(x);
+	(void)c;
+}
+
+struct http_client *http_new(const char *tag, const char *const *headers, size_t nheaders)
+{
+	pthread_once(&curl_once, curl_init_once);
+	struct http_client *c = xcalloc(1, sizeof(*c));
+	c->tag = xstrdup(tag);
+	for (size_t i = 0; i < nheaders; i++)
+		c->base = curl_slist_append(c->base, headers[i]);
+	c->multi = curl_multi_init();
+	pthread_mutex_init(&c->lock, NULL);
+	pthread_cond_init(&c->idle, NULL);
+	if (pthread_create(&c->thread, NULL, worker, c) != 0) {
+		log_error(tag, "cannot start the HTTP worker thread");
+		curl_multi_cleanup(c->multi);
+		curl_slist_free_all(c->base);
+		free(c->tag);
+		free(c);
+		return NULL;
+	}
+	return c;
+}
+
+void http_submit(struct http_client *c, const struct http_request *rq)
+{
+	struct xfer *x = xcalloc(1, sizeof(*x));
+	x->rq = *rq;
+	x->rq.method = xstrdup(rq->method);
+	x->rq.url = xstrdup(rq->url);
+	x->rq.queue = xstrdup(rq->queue ? rq->queue : rq->url);
+	x->body_copy = rq->body ? xstrdup(rq->body) : NULL;
+	x->rq.body = x->body_copy;
+	pthread_mutex_lock(&c->lock);
+	x->next = c->incoming;
+	c->incoming = x;
+	c->idle_now = false;
+	pthread_mutex_unlock(&c->lock);
+	curl_multi_wakeup(c->multi);
+}
+
+bool http_unauthorized(struct http_client *c)
+{
+	pthread_mutex_lock(&c->lock);
+	bool u = c->unauthorized;
+	pthread_mutex_unlock(&c->lock);
+	return u;
+}
+
+struct http_stats http_get_stats(struct http_client *c)
+{
+	pthread_mutex_lock(&c->lock);
+	struct http_stats s = c->stats;
+	pthread_mutex_unlock(&c->lock);
+	return s;
+}
+
+static struct queue *queue_get(struct http_client *c, const char *key)
+{
+	for (size_t i = 0; i < c->nqueues; i++)
+		if (strcmp(c->queues[i]->key, key) == 0)
+			return c->queues[i];
+	grow_array((void **)&c->queues, &c->capqueues, c->nqueues + 1, sizeof(*c->queues));
+	struct queue *q = xcalloc(1, sizeof(*q));
+	q->key = xstrdup(key);
+	c->queues[c->nqueues++] = q;
+	return q;
+}
+
+static void queue_push(struct queue *q, struct xfer *x, bool front)
+{
+	x->q = q;
+	if (front) {
+		x->next = q->head;
+		q->head = x;
+		if (!q->tail)
+			q->tail = x;
+		return;
+	}
+	x->next = NULL;
+	if (q->tail)
+		q->tail->next = x;
+	else
+		q->head = x;
+	q->tail = x;
+}
+
+/* Drops queues with nothing queued, nothing running and no hold to remember. */
+static void queues_prune(struct http_client *c, int64_t now)
+{
+	size_t j = 0;
+	for (size_t i = 0; i < c->nqueues; i++) {
+		struct queue *q = c->queues[i];
+		if (!q->head && !q->running && q->blocked_until <= now) {
+			free(q->key);
+			free(q);
+		} else {
+			c->queues[j++] = q;
+		}
+	}
+	c->nqueues = j;
+}
+
+static void start(struct http_client *c, struct queue *q)
+{
+	struct xfer *x = q->head;
+	q->head = x->next;
+	if (!q->head)
+		q->tail = NULL;
+	x->next = NULL;
+	q->running = x;
+	if (!x->easy)
+		x->easy = curl_easy_init();
+	xfer_setup(c, x, x->easy, x->rq.method, x->rq.url, x->rq.body, x->rq.timeout_ms);
+	x->attempts++;
+	curl_multi_add_handle(c->multi, x->easy);
+	c->active++;
+	pthread_mutex_lock(&c->lock);
+	c->stats.requests++;
+	pthread_mutex_unlock(&c->lock);
+}
+
+static int64_t jitter(int64_t ms)
+{
+	return ms + (int64_t)((double)ms * 0.25 * ((double)rand() / RAND_MAX));
+}
+
+/* Decides what a finished transfer means: done, retried, or given up. */
+static void completed(struct http_client *c, struct xfer *x, CURLcode code)
+{
+	struct queue *q = x->q;
+	int64_t now = clock_real_ms();
+	long status = 0;
+	curl_multi_remove_handle(c->multi, x->easy);
+	c->active--;
+	q->running = NULL;
+	if (code == CURLE_OK)
+		curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
+
+	/* What the bucket headers say holds the queue whatever the status. */
+	if (x->h_remaining == 0 && x->h_reset_after > 0)
+		q->blocked_until = now + (int64_t)(x->h_reset_after * 1000.0 + 0.999);
+
+	pthread_mutex_lock(&c->lock);
+	if (status == 401)
+		c->stats.unauthorized++, c->unauthorized = true;
+	else if (status == 403)
+		c->stats.forbidden++;
+	else if (status == 429)
+		c->stats.rate_limited++;
+	else if (status >= 500)
+		c->stats.server_errors++;
+	else if (status == 0)
+		c->stats.network_errors++;
+	pthread_mutex_unlock(&c->lock);
+
+	if (status == 429 && ++x->limited <= HTTP_MAX_RATE_LIMITED) {
+		int64_t wait = http_retry_after_ms(sb_str(&x->resp), x->h_retry_after);
+		if (wait < 0)
+			wait = 1000;
+		bool global = x->h_global || body_says_global(sb_str(&x->resp));
+		log_warn(c->tag, "rate limited on %s %s%s: waiting %lld ms", x->rq.method,
+			 x->rq.queue, global ? " (global)" : "", (long long)wait);
+		if (global)
+			c->global_until = now + wait;
+		else
+			q->blocked_until = now + wait;
+		pthread_mutex_lock(&c->lock);
+		c->stats.rate_limit_wait_ms += wait;
+		pthread_mutex_unlock(&c->lock);
+		x->attempts--; /* a 429 is not a failed attempt */
+		queue_push(q, x, true);
+		return;
+	}
+	bool transient = status >= 500 || (status == 0 && !x->too_big);
+	if (transient && x->attempts < HTTP_MAX_ATTEMPTS) {
+		int64_t wait = jitter(retry_backoff_ms[x->attempts - 1]);
+		log_warn(c->tag, "%s %s: %s; retrying in %lld ms (attempt %d of %d)",
+			 x->rq.method, x->rq.queue,
+			 status ? "server error" : (x->errbuf[0] ? x->errbuf : curl_easy_strerror(code)),
+			 (long long)wait, x->attempts + 1, HTTP_MAX_ATTEMPTS);
+		x->not_before = now + wait;
+		queue_push(q, x, true);
+		return;
+	}
+	char why[CURL_ERROR_SIZE + 64];
+	const char *error = NULL;
+	if (status == 0) {
+		snprintf(why, sizeof(why), "%s",
+			 x->too_big ? "the response is larger than the limit"
+			 : x->errbuf[0] ? x->errbuf
+					: curl_easy_strerror(code));
+		error = why;
+	}
+	if (transient || status == 429) {
+		pthread_mutex_lock(&c->lock);
+		c->stats.given_up++;
+		pthread_mutex_unlock(&c->lock);
+		log_error(c->tag, "%s %s: giving up after %d attempts (%s%ld)", x->rq.method,
+			  x->rq.queue, x->attempts, error ? error : "status ", error ? 0L : status);
+	}
+	finish(c, x, status, error);
+}
+
+static void cancel_all(struct http_client *c)
+{
+	for (size_t i = 0; i < c->nqueues; i++) {
+		struct queue *q = c->queues[i];
+		while (q->head) {
+			struct xfer *x = q->head;
+			q->head = x->next;
+			log_warn(c->tag, "%s %s: cancelled at shutdown", x->rq.method, x->rq.queue);
+			finish(c, x, 0, "cancelled");
+		}
+		q->tail = NULL;
+		if (q->running) {
+			struct xfer *x = q->running;
+			q->running = NULL;
+			curl_multi_remove_handle(c->multi, x->easy);
+			c->active--;
+			log_warn(c->tag, "%s %s: cut short at shutdown", x->rq.method, x->rq.queue);
+			finish(c, x, 0, "cancelled");
+		}
+	}
+}
+
+static void *worker(void *arg)
+{
+	struct http_client *c = arg;
+	for (;;) {
+		pthread_mutex_lock(&c->lock);
+		struct xfer *in = c->incoming;
+		c->incoming = NULL;
+		bool stopping = c->stopping, cancel = c->cancel, unauthorized = c->unauthorized;
+		pthread_mutex_unlock(&c->lock);
+		/* Oldest first, so each queue keeps submission order. */
+		struct xfer *rev = NULL;
+		while (in) {
+			struct xfer *n = in->next;
+			in->next = rev;
+			rev = in;
+			in = n;
+		}
+		while (rev) {
+			struct xfer *n = rev->next;
+			queue_push(queue_get(c, rev->rq.queue), rev, false);
+			rev = n;
+		}
+		if (cancel)
+			cancel_all(c);
+
+		int64_t now = clock_real_ms();
+		long wait = 1000;
+		bool pending = false;
+		for (size_t i = 0; i < c->nqueues; i++) {
+			struct queue *q = c->queues[i];
+			if (!q->head)
+				continue;
+			pending = true;
+			if (q->running)
+				continue;
+			if (unauthorized) {
+				/* The token was rejected: never send it again. */
+				struct xfer *x = q->head;
+				q->head = x->next;
+				if (!q->head)
+					q->tail = NULL;
+				finish(c, x, 401, NULL);
+				i--;
+				continue;
+			}
+			int64_t ready = q->blocked_until;
+			if (c->global_until > ready)
+				ready = c->global_until;
+			if (q->head->not_before > ready)
+				ready = q->head->not_before;
+			if (ready <= now)
+				start(c, q);
+			else if (ready - now < wait)
+				wait = (long)(ready - now);
+		}
+		queues_prune(c, now);
+		if (!pending && !c->active) {
+			pthread_mutex_lock(&c->lock);
+			bool done = c->stopping && !c->incoming;
+			c->idle_now = !c->incoming;
+			pthread_cond_broadcast(&c->idle);
+			pthread_mutex_unlock(&c->lock);
+			if (done)
+				break;
+		}
+		(void)stopping;
+		int running;
+		curl_multi_perform(c->multi, &running);
+		CURLMsg *m;
+		int left;
+		while ((m = curl_multi_info_read(c->multi, &left))) {
+			if (m->msg != CURLMSG_DONE)
+				continue;
+			struct xfer *x;
+			curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&x);
+			completed(c, x, m->data.result);
+		}
+		if (c->active || pending)
+			curl_multi_poll(c->multi, NULL, 0, (int)wait, NULL);
+		else
+			curl_multi_poll(c->multi, NULL, 0, 1000, NULL);
+	}
+	return NULL;
+}
+
+void http_free(struct http_client *c, long grace_ms)
+{
+	if (!c)
+		return;
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += grace_ms / 1000;
+	until.tv_nsec += (grace_ms % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L)
+		until.tv_sec++, until.tv_nsec -= 1000000000L;
+	pthread_mutex_lock(&c->lock);
+	c->stopping = true;
+	c->idle_now = false;
+	pthread_mutex_unlock(&c->lock);
+	curl_multi_wakeup(c->multi);
+	pthread_mutex_lock(&c->lock);
+	while (!c->idle_now)
+		if (pthread_cond_timedwait(&c->idle, &c->lock, &until) != 0)
+			break;
+	c->cancel = true; /* whatever is left after the grace period */
+	pthread_mutex_unlock(&c->lock);
+	curl_multi_wakeup(c->multi);
+	pthread_join(c->thread, NULL);
+	for (size_t i = 0; i < c->nqueues; i++)
+		free(c->queues[i]->key), free(c->queues[i]);
+	free(c->queues);
+	curl_multi_cleanup(c->multi);
+	curl_slist_free_all(c->base);
+	pthread_mutex_destroy(&c->lock);
+	pthread_cond_destroy(&c->idle);
+	free(c->tag);
+	free(c);
+}
+
+bool http_fetch(struct http_client *c, const char *method, const char *url, const char *body,
+		long timeout_ms, struct http_response *resp)
+{
+	memset(resp, 0, sizeof(*resp));
+	resp->retry_after_ms = -1;
+	if (http_unauthorized(c)) {
+		resp->status = 401;
+		resp->body = "";
+		return true;
+	}
+	struct xfer *x = xcalloc(1, sizeof(*x));
+	CURL *e = curl_easy_init();
+	if (!e) {
+		free(x);
+		return false;
+	}
+	xfer_setup(c, x, e, method, url, body, timeout_ms);
+	CURLcode code = curl_easy_perform(e);
+	long status = 0;
+	if (code == CURLE_OK)
+		curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+	pthread_mutex_lock(&c->lock);
+	c->stats.requests++;
+	if (status == 401)
+		c->stats.unauthorized++, c->unauthorized = true;
+	else if (status == 429)
+		c->stats.rate_limited++;
+	else if (status >= 500)
+		c->stats.server_errors++;
+	else if (status == 0)
+		c->stats.network_errors++;
+	pthread_mutex_unlock(&c->lock);
+	resp->status = status;
+	resp->attempts = 1;
+	if (status == 0)
+		resp->error = xstrdup(x->too_big ? "the response is larger than the limit"
+				      : x->errbuf[0] ? x->errbuf
+						     : curl_easy_strerror(code));
+	if (status == 429)
+		resp->retry_after_ms = http_retry_after_ms(sb_str(&x->resp), x->h_retry_after);
+	resp->len = x->resp.len;
+	resp->body = sb_detach(&x->resp);
+	curl_easy_cleanup(e);
+	curl_slist_free_all(x->headers);
+	free(x);
+	return true;
+}
+
+void http_response_release(struct http_response *resp)
+{
+	free((char *)resp->body);
+	free((char *)resp->error);
+	memset(resp, 0, sizeof(*resp));
+}

@@ -1,0 +1,94 @@
+/*
+ * An HTTP client for the platforms' REST APIs: requests go out from one
+ * worker thread (libcurl's multi interface), so no caller ever waits on the
+ * network. Requests in the same queue run one at a time, in order (a Discord
+ * rate-limit bucket, a Matrix room); different queues run side by side.
+ *
+ * The policy is the platforms' common one: a 429 waits the time the server
+ * asks for (Retry-After, or retry_after / retry_after_ms in a JSON body) in
+ * that queue, or in every queue when the limit is global; "remaining 0" in
+ * X-RateLimit-* holds the queue until the reset; 5xx answers and network
+ * errors are retried a bounded number of times with backoff, then given up
+ * with a log line; after a 401 the credentials are never used again.
+ *
+ * Threading: http_submit() from any thread. Callbacks run on the worker.
+ */
+#ifndef COHORT_HTTP_H
+#define COHORT_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* The largest response body kept; a longer one is an error (status 0). */
+#define HTTP_MAX_BODY (4 * 1024 * 1024)
+/* Attempts for a request that meets 5xx answers or network errors. */
+#define HTTP_MAX_ATTEMPTS 4
+/* 429 answers a request may meet before it is given up. */
+#define HTTP_MAX_RATE_LIMITED 8
+
+struct http_client;
+
+struct http_response {
+	long status;       /* the HTTP status; 0 when there was none (see error) */
+	const char *error; /* what went wrong when status is 0, else NULL */
+	const char *body;  /* NUL-terminated */
+	size_t len;
+	int attempts;           /* how many times it was sent */
+	int64_t retry_after_ms; /* for a 429: the wait the server asked for; else -1 */
+};
+
+/* Called once per request on the worker thread, with its final response (borrowed). */
+typedef void http_done_fn(void *ud, const struct http_response *resp);
+
+struct http_request {
+	const char *method;    /* "GET", "POST", "PUT", "PATCH", "DELETE" */
+	const char *url;       /* absolute */
+	const char *body;      /* JSON, or NULL for none */
+	const char *queue;     /* requests with the same queue run in order; NULL: the URL */
+	long timeout_ms;       /* 0: 15 s */
+	http_done_fn *done;    /* may be NULL */
+	void *ud;
+};
+
+struct http_stats {
+	unsigned long requests, unauthorized, forbidden, rate_limited, server_errors,
+		network_errors, given_up;
+	int64_t rate_limit_wait_ms; /* total time spent held back by rate limits */
+};
+
+/*
+ * A client whose requests all carry these headers ("Name: value" strings,
+ * copied; may hold a token: they never reach a log). tag names it in logs.
+ * Starts its worker thread; returns NULL when that fails.
+ */
+struct http_client *http_new(const char *tag, const char *const *headers, size_t nheaders);
+
+/*
+ * Waits up to grace_ms for queued requests to finish, cancels the rest
+ * (their callbacks see status 0, "cancelled"), stops the worker and frees c.
+ */
+void http_free(struct http_client *c, long grace_ms);
+
+/* Queues a request (copied). Never blocks on the network. */
+void http_submit(struct http_client *c, const struct http_request *rq);
+
+/* True once a request met 401: the credentials were rejected. */
+bool http_unauthorized(struct http_client *c);
+
+/* A snapshot of the counters. */
+struct http_stats http_get_stats(struct http_client *c);
+
+/*
+ * A blocking request on the calling thread (the Matrix long poll), with the
+ * client's headers; no queue, no retries. *resp must be released with
+ * http_response_release(). Returns false when curl could not even start.
+ */
+bool http_fetch(struct http_client *c, const char *method, const char *url, const char *body,
+		long timeout_ms, struct http_response *resp);
+void http_response_release(struct http_response *resp);
+
+/* Reads the wait a 429 answer asks for (ms) from its body or Retry-After; -1 when it gives none. */
+int64_t http_retry_after_ms(const char *body, double header_seconds);
+
+#endif

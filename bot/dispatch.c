@@ -1,0 +1,167 @@
+#include "dispatch.h"
+
+#include "bot.h"
+#include "clock.h"
+#include "err.h"
+#include "log.h"
+#include "scheduler.h"
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <string.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+struct job {
+	dispatch_fn *fn;
+	void *arg;
+	struct job *next;
+};
+
+struct dispatch {
+	struct bot *bot;
+	pthread_mutex_t lock;
+	struct job *head, *tail; /* under lock */
+	bool stop;               /* under lock */
+	int fail;                /* under lock */
+	int wake[2];             /* a pipe: a byte wakes dispatch_run() */
+};
+
+struct dispatch *dispatch_new(struct bot *b)
+{
+	struct dispatch *d = xcalloc(1, sizeof(*d));
+	d->bot = b;
+	if (pipe(d->wake) != 0) {
+		log_error("dispatch", "cannot make a pipe: %s", strerror(errno));
+		free(d);
+		return NULL;
+	}
+	for (int i = 0; i < 2; i++) {
+		fcntl(d->wake[i], F_SETFL, fcntl(d->wake[i], F_GETFL) | O_NONBLOCK);
+		fcntl(d->wake[i], F_SETFD, FD_CLOEXEC);
+	}
+	pthread_mutex_init(&d->lock, NULL);
+	return d;
+}
+
+void dispatch_free(struct dispatch *d)
+{
+	if (!d)
+		return;
+	while (d->head) {
+		struct job *j = d->head;
+		d->head = j->next;
+		free(j->arg);
+		free(j);
+	}
+	close(d->wake[0]);
+	close(d->wake[1]);
+	pthread_mutex_destroy(&d->lock);
+	free(d);
+}
+
+void dispatch_wake(struct dispatch *d)
+{
+	/* A full pipe already holds a wake-up: EAGAIN is fine. */
+	ssize_t n = write(d->wake[1], "x", 1);
+	(void)n;
+}
+
+void dispatch_submit(struct dispatch *d, dispatch_fn *fn, void *arg)
+{
+	struct job *j = xmalloc(sizeof(*j));
+	j->fn = fn;
+	j->arg = arg;
+	j->next = NULL;
+	pthread_mutex_lock(&d->lock);
+	bool was_empty = !d->head;
+	if (d->tail)
+		d->tail->next = j;
+	else
+		d->head = j;
+	d->tail = j;
+	pthread_mutex_unlock(&d->lock);
+	if (was_empty)
+		dispatch_wake(d);
+}
+
+void dispatch_stop(struct dispatch *d)
+{
+	pthread_mutex_lock(&d->lock);
+	d->stop = true;
+	pthread_mutex_unlock(&d->lock);
+	dispatch_wake(d);
+}
+
+void dispatch_fail(struct dispatch *d, int code)
+{
+	pthread_mutex_lock(&d->lock);
+	d->stop = true;
+	if (!d->fail)
+		d->fail = code;
+	pthread_mutex_unlock(&d->lock);
+	dispatch_wake(d);
+}
+
+/* Runs the jobs queued now (not those they queue); returns how many ran. */
+static size_t run_jobs(struct dispatch *d)
+{
+	pthread_mutex_lock(&d->lock);
+	struct job *j = d->head;
+	d->head = d->tail = NULL;
+	pthread_mutex_unlock(&d->lock);
+	size_t n = 0;
+	while (j) {
+		struct job *next = j->next;
+		j->fn(d->bot, j->arg);
+		free(j);
+		j = next;
+		n++;
+	}
+	return n;
+}
+
+void dispatch_drain(struct dispatch *d)
+{
+	while (run_jobs(d))
+		;
+}
+
+int dispatch_run(struct dispatch *d, const struct digest_sink *sink,
+		 volatile sig_atomic_t *stop_flag)
+{
+	int64_t next_tick = INT64_MIN; /* the scheduler runs at once */
+	for (;;) {
+		pthread_mutex_lock(&d->lock);
+		bool stop = d->stop;
+		int fail = d->fail;
+		pthread_mutex_unlock(&d->lock);
+		if (stop || (stop_flag && *stop_flag))
+			return fail;
+		run_jobs(d);
+
+		int64_t wait = 60000;
+		if (sink) {
+			int64_t now = bot_now(d->bot);
+			if (now >= next_tick || scheduler_changed(d->bot)) {
+				if (scheduler_run(d->bot, sink, &next_tick))
+					next_tick = now + 60000;
+			}
+			if (next_tick != INT64_MAX) {
+				int64_t w = clock_real_wait_ms(next_tick - bot_now(d->bot));
+				wait = w < wait ? w : wait;
+			}
+		}
+		struct pollfd p = {d->wake[0], POLLIN, 0};
+		int n = poll(&p, 1, (int)(wait < 0 ? 0 : wait));
+		if (n > 0) {
+			char buf[64];
+			while (read(d->wake[0], buf, sizeof(buf)) > 0)
+				;
+		}
+	}
+}

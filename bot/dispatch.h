@@ -1,0 +1,49 @@
+/*
+ * The dispatcher: the one thread that owns the bot and the store. Adapters
+ * run on their own threads and hand work to it with dispatch_submit(); it
+ * runs each job in submission order, and the digest scheduler between jobs.
+ *
+ * Threading: dispatch_submit(), dispatch_stop() and dispatch_fail() may be
+ * called from any thread; dispatch_wake() from a signal handler too. The rest
+ * belongs to the thread that calls dispatch_run().
+ */
+#ifndef COHORT_DISPATCH_H
+#define COHORT_DISPATCH_H
+
+#include <signal.h>
+
+struct bot;
+struct digest_sink;
+struct dispatch;
+
+/* A job: runs on the dispatcher thread with the bot; owns and frees arg. */
+typedef void dispatch_fn(struct bot *b, void *arg);
+
+/* A dispatcher over b (borrowed). Returns NULL when the wake-up pipe cannot be made. */
+struct dispatch *dispatch_new(struct bot *b);
+/* Frees d; jobs still queued are dropped (call dispatch_drain() first). */
+void dispatch_free(struct dispatch *d);
+
+/* Queues fn(b, arg) to run soon on the dispatcher thread. Never blocks on the bot. */
+void dispatch_submit(struct dispatch *d, dispatch_fn *fn, void *arg);
+
+/*
+ * Runs jobs, and the digest scheduler over sink (borrowed; may be NULL), until
+ * dispatch_stop(), dispatch_fail(), or *stop_flag (set by a signal handler
+ * that also calls dispatch_wake()) becomes non-zero. Returns COHORT_OK, or the
+ * error code given to dispatch_fail().
+ */
+int dispatch_run(struct dispatch *d, const struct digest_sink *sink,
+		 volatile sig_atomic_t *stop_flag);
+
+/* Runs every queued job (after the adapters stopped taking new work). */
+void dispatch_drain(struct dispatch *d);
+
+/* Asks dispatch_run() to return. */
+void dispatch_stop(struct dispatch *d);
+/* Asks dispatch_run() to return code: an adapter hit a fatal error (logged by it). */
+void dispatch_fail(struct dispatch *d, int code);
+/* Wakes dispatch_run() to look at its stop flag. Async-signal-safe. */
+void dispatch_wake(struct dispatch *d);
+
+#endif

@@ -1,0 +1,333 @@
+"""A fake Discord (REST + gateway on one aiohttp app) for the integration tests.
+
+It runs on 127.0.0.1 in a thread of the test process, records everything it
+receives with timestamps, and can inject the faults the gateway and REST API
+produce: close codes, op 7 and op 9, missing heartbeat ACKs, replayed events,
+malformed or huge frames, 429s (per route and global), 5xx answers and delays.
+"""
+import asyncio
+import itertools
+import json
+import re
+import threading
+import time
+
+from aiohttp import WSMsgType, web
+
+TOKEN = "test-bot-token.abc"
+APP_ID = "900000000000000001"
+BOT_USER_ID = "900000000000000002"
+
+
+class Connection:
+    def __init__(self, index, path):
+        self.index = index
+        self.path = path
+        self.opened = time.monotonic()
+        self.hello_at = None
+        self.received = []            # (t, payload dict or raw str)
+        self.sizes = []               # the byte length of each message received
+        self.outbox = asyncio.Queue()
+        self.closed_by_client = None  # the client's close code
+        self.closed_by_server = None
+
+
+class FakeDiscord:
+    def __init__(self, heartbeat_interval=1000):
+        self.heartbeat_interval = heartbeat_interval
+        self.requests = []            # dicts: t, method, path, headers, json, status
+        self.connections = []
+        self.sessions = {}            # session_id -> list of (seq, type, d)
+        self.ack = True
+        self.replay_on_resume = 0     # re-send this many already-sent events after RESUMED
+        self.rest_faults = []         # dicts: method, path (regex), status, body, times, delay
+        self.cond = threading.Condition()
+        self.loop = None
+        self.port = None
+        self._ids = itertools.count(1)
+        self.messages = {}            # nonce -> message id (enforce_nonce)
+
+    # ---- lifecycle (test thread) ----
+
+    def start(self):
+        ready = threading.Event()
+        self.thread = threading.Thread(target=self._thread, args=(ready,), daemon=True)
+        self.thread.start()
+        assert ready.wait(10), "the fake Discord did not start"
+
+    def _thread(self, ready):
+        self.loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(self.loop)
+        app = web.Application(middlewares=[self._faults])
+        app.router.add_get("/gateway", self._ws)
+        app.router.add_get("/resume", self._ws)
+        app.router.add_route("*", "/api/v10/{tail:.*}", self._rest)
+        self.runner = web.AppRunner(app)
+        self.loop.run_until_complete(self.runner.setup())
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        self.loop.run_until_complete(site.start())
+        self.port = site._server.sockets[0].getsockname()[1]
+        ready.set()
+        self.loop.run_forever()
+
+    def stop(self):
+        async def shutdown():
+            await self.runner.cleanup()
+        asyncio.run_coroutine_threadsafe(shutdown(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+    @property
+    def api_url(self):
+        return f"http://127.0.0.1:{self.port}/api/v10"
+
+    # ---- waiting (test thread) ----
+
+    def wait_for(self, pred, timeout=5.0, what="a condition"):
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                got = pred()
+                if got:
+                    return got
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"timed out waiting for {what}")
+                self.cond.wait(min(left, 0.05))
+
+    def gateway_ops(self, op, conn=None):
+        conns = self.connections if conn is None else [self.connections[conn]]
+        return [(c.index, t, p) for c in conns for (t, p) in c.received
+                if isinstance(p, dict) and p.get("op") == op]
+
+    def wait_op(self, op, count=1, timeout=10.0):
+        return self.wait_for(lambda: len(self.gateway_ops(op)) >= count and self.gateway_ops(op),
+                             timeout, f"{count} gateway op {op}")
+
+    def ready_connection(self, timeout=10.0):
+        """Waits until the client identified or resumed on the newest connection."""
+        def ok():
+            if not self.connections:
+                return None
+            c = self.connections[-1]
+            return c if any(isinstance(p, dict) and p.get("op") in (2, 6)
+                            for _, p in c.received) else None
+        return self.wait_for(ok, timeout, "an identified connection")
+
+    def rest(self, method=None, pattern=None):
+        return [r for r in self.requests
+                if (method is None or r["method"] == method)
+                and (pattern is None or re.search(pattern, r["path"]))]
+
+    def wait_rest(self, method, pattern, count=1, timeout=5.0):
+        return self.wait_for(lambda: len(self.rest(method, pattern)) >= count
+                             and self.rest(method, pattern), timeout,
+                             f"{count} {method} {pattern}")
+
+    # ---- injecting (test thread) ----
+
+    def _put(self, item, conn=None):
+        c = self.connections[-1] if conn is None else self.connections[conn]
+        self.loop.call_soon_threadsafe(c.outbox.put_nowait, item)
+
+    def dispatch(self, type_, d):
+        self._put(("dispatch", type_, d))
+
+    def send_raw(self, text):
+        self._put(("raw", text))
+
+    def send_op(self, op, d=None):
+        self._put(("op", op, d))
+
+    def close(self, code):
+        self._put(("close", code))
+
+    def fault(self, method, path, status=None, body=None, times=1, delay=0.0):
+        with self.cond:
+            self.rest_faults.append(dict(method=method, path=re.compile(path), status=status,
+                                         body=body, times=times, delay=delay))
+
+    # ---- the gateway ----
+
+    def _note(self, fn):
+        with self.cond:
+            fn()
+            self.cond.notify_all()
+
+    async def _ws(self, request):
+        ws = web.WebSocketResponse(max_msg_size=0, autoping=True)
+        await ws.prepare(request)
+        conn = Connection(len(self.connections), request.path_qs)
+        self._note(lambda: self.connections.append(conn))
+        session = {"id": None}
+        await ws.send_json({"op": 10, "d": {"heartbeat_interval": self.heartbeat_interval}})
+        conn.hello_at = time.monotonic()
+        receive = asyncio.ensure_future(ws.receive())
+        outgoing = asyncio.ensure_future(conn.outbox.get())
+        try:
+            while True:
+                done, _ = await asyncio.wait({receive, outgoing},
+                                             return_when=asyncio.FIRST_COMPLETED)
+                if receive in done:
+                    msg = receive.result()
+                    if msg.type == WSMsgType.TEXT:
+                        await self._on_client(ws, conn, session, msg.data)
+                        receive = asyncio.ensure_future(ws.receive())
+                    else:
+                        if msg.type == WSMsgType.CLOSE:
+                            self._note(lambda: setattr(conn, "closed_by_client", msg.data))
+                        break
+                if outgoing in done:
+                    item = outgoing.result()
+                    if item[0] == "close":
+                        self._note(lambda: setattr(conn, "closed_by_server", item[1]))
+                        await ws.close(code=item[1])
+                        break
+                    await self._send_item(ws, session, item)
+                    outgoing = asyncio.ensure_future(conn.outbox.get())
+        finally:
+            receive.cancel()
+            outgoing.cancel()
+            if not ws.closed:
+                await ws.close()
+        return ws
+
+    async def _send_item(self, ws, session, item):
+        if item[0] == "raw":
+            await ws.send_str(item[1])
+        elif item[0] == "op":
+            await ws.send_json({"op": item[1], "d": item[2]})
+        elif item[0] == "dispatch":
+            await self._dispatch(ws, session, item[1], item[2])
+
+    async def _dispatch(self, ws, session, type_, d):
+        log = self.sessions.setdefault(session["id"], [])
+        seq = len(log) + 1
+        log.append((seq, type_, d))
+        await ws.send_json({"op": 0, "s": seq, "t": type_, "d": d})
+
+    async def _on_client(self, ws, conn, session, text):
+        try:
+            p = json.loads(text)
+        except ValueError:
+            p = text
+        self._note(lambda: (conn.received.append((time.monotonic(), p)),
+                            conn.sizes.append(len(text.encode()))))
+        if not isinstance(p, dict):
+            return
+        op, d = p.get("op"), p.get("d")
+        if op == 1:
+            if self.ack:
+                await ws.send_json({"op": 11})
+        elif op == 2:
+            if d.get("token") != TOKEN:
+                self._note(lambda: setattr(conn, "closed_by_server", 4004))
+                await ws.close(code=4004)
+                return
+            if d.get("intents", 0) & ~((1 << 9) | (1 << 15)):
+                await ws.close(code=4013)
+                return
+            session["id"] = f"session-{next(self._ids)}"
+            self.sessions[session["id"]] = []
+            await self._dispatch(ws, session, "READY", {
+                "v": 10, "session_id": session["id"],
+                "resume_gateway_url": f"ws://127.0.0.1:{self.port}/resume",
+                "user": {"id": BOT_USER_ID, "username": "cohort", "bot": True},
+                "application": {"id": APP_ID, "flags": 0}, "guilds": []})
+        elif op == 6:
+            sid, seq = d.get("session_id"), d.get("seq", 0)
+            if d.get("token") != TOKEN:
+                await ws.close(code=4004)
+                return
+            if sid not in self.sessions:
+                await ws.send_json({"op": 9, "d": False})
+                return
+            session["id"] = sid
+            log = self.sessions[sid]
+            first = max(0, seq - self.replay_on_resume)
+            for s, t, dd in log[first:]:
+                await ws.send_json({"op": 0, "s": s, "t": t, "d": dd})
+            await self._dispatch(ws, session, "RESUMED", {})
+
+    # ---- REST ----
+
+    @web.middleware
+    async def _faults(self, request, handler):
+        body = await request.read()
+        try:
+            js = json.loads(body) if body else None
+        except ValueError:
+            js = None
+        entry = {"t": time.monotonic(), "method": request.method, "path": request.path,
+                 "headers": dict(request.headers), "json": js, "status": None}
+        rule = None
+        with self.cond:
+            for r in self.rest_faults:
+                if r["times"] > 0 and r["method"] == request.method and \
+                        r["path"].search(request.path):
+                    r["times"] -= 1
+                    rule = r
+                    break
+        if rule and rule["delay"]:
+            await asyncio.sleep(rule["delay"])
+        if rule and rule["status"]:
+            resp = web.json_response(rule["body"] or {"message": "fault"}, status=rule["status"])
+            if rule["status"] == 429 and rule["body"]:
+                resp.headers["Retry-After"] = str(int(rule["body"].get("retry_after", 1)) + 1)
+                if rule["body"].get("global"):
+                    resp.headers["X-RateLimit-Global"] = "true"
+        else:
+            resp = await handler(request)
+        entry["status"] = resp.status
+        self._note(lambda: self.requests.append(entry))
+        return resp
+
+    async def _rest(self, request):
+        path = "/" + request.match_info["tail"]
+        auth = request.headers.get("Authorization")
+        if auth != f"Bot {TOKEN}":
+            return web.json_response({"message": "401: Unauthorized", "code": 0}, status=401)
+        if request.method == "GET" and path == "/gateway/bot":
+            return web.json_response({
+                "url": f"ws://127.0.0.1:{self.port}/gateway", "shards": 1,
+                "session_start_limit": {"total": 1000, "remaining": 999,
+                                        "reset_after": 1000, "max_concurrency": 1}})
+        if request.method == "GET" and path == "/applications/@me":
+            return web.json_response({"id": APP_ID, "name": "cohort"})
+        if request.method == "PUT" and re.fullmatch(r"/applications/\d+(/guilds/\d+)?/commands",
+                                                    path):
+            return web.json_response(await request.json())
+        if request.method == "POST" and re.fullmatch(r"/interactions/\d+/[^/]+/callback", path):
+            return web.Response(status=204)
+        if request.method == "PATCH" and re.fullmatch(
+                r"/webhooks/\d+/[^/]+/messages/@original", path):
+            return web.json_response({"id": str(next(self._ids))})
+        m = re.fullmatch(r"/channels/(\d+)/messages", path)
+        if request.method == "POST" and m:
+            body = await request.json()
+            nonce = body.get("nonce")
+            if nonce and body.get("enforce_nonce") and nonce in self.messages:
+                mid = self.messages[nonce]
+            else:
+                mid = str(next(self._ids))
+                if nonce:
+                    self.messages[nonce] = mid
+            resp = web.json_response({"id": mid, "channel_id": m.group(1), "nonce": nonce})
+            resp.headers["X-RateLimit-Limit"] = "5"
+            resp.headers["X-RateLimit-Remaining"] = "4"
+            resp.headers["X-RateLimit-Reset-After"] = "1.0"
+            resp.headers["X-RateLimit-Bucket"] = "channel-messages"
+            return resp
+        return web.json_response({"message": "404: Not Found", "code": 0}, status=404)
+
+
+def interaction(id_, name, options=None, guild="100", channel="200", user="300",
+                username="ana", permissions="0", type_=2):
+    """An INTERACTION_CREATE payload for a slash command (type 2) or autocomplete (4)."""
+    return {
+        "id": str(id_), "application_id": APP_ID, "type": type_,
+        "token": f"tok-{id_}", "version": 1, "guild_id": guild, "channel_id": channel,
+        "member": {"user": {"id": user, "username": username, "global_name": None},
+                   "nick": None, "permissions": permissions},
+        "data": {"id": "1", "name": name, "type": 1, "options": options or []},
+    }
