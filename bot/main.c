@@ -307,6 +307,13 @@ static int platforms_init(struct platforms *p, struct app *app, struct dispatch 
 			return EXIT_RUNTIME;
 		p->n++;
 	}
+	if (app->cfg.matrix_enabled) {
+		fprintf(stderr,
+			"cohort: %s: [matrix] enabled = true, but this build of cohort has no matrix "
+			"adapter yet; set enabled = false\n",
+			app->cfg.source ? app->cfg.source : "configuration");
+		return EXIT_USAGE;
+	}
 	return EXIT_OK;
 }
 

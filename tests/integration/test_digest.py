@@ -108,7 +108,7 @@ def test_digest_post_counts_as_todays_digest(cohort):
     assert all("Daily digest" not in body for _, body in out)
     assert digests(cohort) == [("2026-11-25", 1)]
     res = cohort.run("digest", "--group", "discord:1", "--post")
-    assert res.returncode == 2 and "no adapter" in res.stderr
+    assert res.returncode == 2 and "no enabled platform" in res.stderr
 
 
 def test_a_group_that_turned_the_digest_off_gets_none(cohort):
