@@ -41,7 +41,8 @@ CORE_SRC = bot/err.c bot/util.c bot/log.c bot/text.c bot/clock.c bot/toml.c bot/
            bot/roadmap.c bot/reply.c bot/bot.c bot/commands.c bot/leaderboard.c bot/digest.c \
            bot/scheduler.c bot/export.c bot/cmdline.c bot/dispatch.c store/store.c \
            adapters/console.c adapters/http.c adapters/discord/gateway.c \
-           adapters/discord/render.c adapters/discord/discord.c
+           adapters/discord/render.c adapters/discord/discord.c \
+           adapters/matrix/matrix.c
 CORE_OBJ = $(CORE_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/default_roadmap.o
 MAIN_OBJ = $(BUILD)/bot/main.o
 

@@ -399,8 +399,9 @@ static void completed(struct http_client *c, struct xfer *x, CURLcode code)
 		pthread_mutex_lock(&c->lock);
 		c->stats.given_up++;
 		pthread_mutex_unlock(&c->lock);
-		log_error(c->tag, "%s %s: giving up after %d attempts (%s%ld)", x->rq.method,
-			  x->rq.queue, x->attempts, error ? error : "status ", error ? 0L : status);
+		char buf[HTTP_WHY_LEN];
+		log_error(c->tag, "%s %s: giving up after %d attempts (%s)", x->rq.method,
+			  x->rq.queue, x->attempts, http_why(error, status, buf));
 	}
 	finish(c, x, status, error);
 }
@@ -546,8 +547,14 @@ void http_free(struct http_client *c, long grace_ms)
 	free(c);
 }
 
+static int on_progress(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
+{
+	(void)dt, (void)dn, (void)ut, (void)un;
+	return *(const volatile bool *)ud ? 1 : 0; /* non-zero aborts the transfer */
+}
+
 bool http_fetch(struct http_client *c, const char *method, const char *url, const char *body,
-		long timeout_ms, struct http_response *resp)
+		long timeout_ms, const volatile bool *cancel, struct http_response *resp)
 {
 	memset(resp, 0, sizeof(*resp));
 	resp->retry_after_ms = -1;
@@ -563,6 +570,11 @@ bool http_fetch(struct http_client *c, const char *method, const char *url, cons
 		return false;
 	}
 	xfer_setup(c, x, e, method, url, body, timeout_ms);
+	if (cancel) {
+		curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
+		curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, on_progress);
+		curl_easy_setopt(e, CURLOPT_XFERINFODATA, (void *)cancel);
+	}
 	CURLcode code = curl_easy_perform(e);
 	long status = 0;
 	if (code == CURLE_OK)
@@ -581,9 +593,10 @@ bool http_fetch(struct http_client *c, const char *method, const char *url, cons
 	resp->status = status;
 	resp->attempts = 1;
 	if (status == 0)
-		resp->error = xstrdup(x->too_big ? "the response is larger than the limit"
-				      : x->errbuf[0] ? x->errbuf
-						     : curl_easy_strerror(code));
+		resp->error = xstrdup(code == CURLE_ABORTED_BY_CALLBACK ? "cancelled"
+				      : x->too_big			  ? "the response is larger than the limit"
+				      : x->errbuf[0]			  ? x->errbuf
+									  : curl_easy_strerror(code));
 	if (status == 429)
 		resp->retry_after_ms = http_retry_after_ms(sb_str(&x->resp), x->h_retry_after);
 	resp->len = x->resp.len;
@@ -599,4 +612,29 @@ void http_response_release(struct http_response *resp)
 	free((char *)resp->body);
 	free((char *)resp->error);
 	memset(resp, 0, sizeof(*resp));
+}
+
+char *http_escape(const char *s)
+{
+	struct strbuf sb = STRBUF_INIT;
+	static const char hex[] = "0123456789ABCDEF";
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+		    strchr("-._~", *p)) {
+			sb_addc(&sb, (char)*p);
+		} else {
+			sb_addc(&sb, '%');
+			sb_addc(&sb, hex[*p >> 4]);
+			sb_addc(&sb, hex[*p & 15]);
+		}
+	}
+	return sb_detach(&sb);
+}
+
+const char *http_why(const char *error, long status, char *buf)
+{
+	if (error)
+		return error;
+	snprintf(buf, HTTP_WHY_LEN, "status %ld", status);
+	return buf;
 }

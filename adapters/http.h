@@ -81,12 +81,21 @@ struct http_stats http_get_stats(struct http_client *c);
 
 /*
  * A blocking request on the calling thread (the Matrix long poll), with the
- * client's headers; no queue, no retries. *resp must be released with
- * http_response_release(). Returns false when curl could not even start.
+ * client's headers; no queue, no retries. It is cut short (status 0,
+ * "cancelled") soon after *cancel becomes true, when cancel is not NULL.
+ * *resp must be released with http_response_release(). Returns false when
+ * curl could not even start.
  */
 bool http_fetch(struct http_client *c, const char *method, const char *url, const char *body,
-		long timeout_ms, struct http_response *resp);
+		long timeout_ms, const volatile bool *cancel, struct http_response *resp);
 void http_response_release(struct http_response *resp);
+
+/* What went wrong, for a log line: the error, or "status N" (in buf, HTTP_WHY_LEN bytes). */
+#define HTTP_WHY_LEN 64
+const char *http_why(const char *error, long status, char *buf);
+
+/* s percent-encoded for a URL path segment or query value (a new string). */
+char *http_escape(const char *s);
 
 /* Reads the wait a 429 answer asks for (ms) from its body or Retry-After; -1 when it gives none. */
 int64_t http_retry_after_ms(const char *body, double header_seconds);

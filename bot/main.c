@@ -1,6 +1,7 @@
 /* The cohort command line: wires the config, roadmap, store and adapters together. */
 #include "adapters/console.h"
 #include "adapters/discord/discord.h"
+#include "adapters/matrix/matrix.h"
 #include "bot/adapter.h"
 #include "bot/dispatch.h"
 #include "bot/bot.h"
@@ -308,11 +309,9 @@ static int platforms_init(struct platforms *p, struct app *app, struct dispatch 
 		p->n++;
 	}
 	if (app->cfg.matrix_enabled) {
-		fprintf(stderr,
-			"cohort: %s: [matrix] enabled = true, but this build of cohort has no matrix "
-			"adapter yet; set enabled = false\n",
-			app->cfg.source ? app->cfg.source : "configuration");
-		return EXIT_USAGE;
+		if (matrix_new(&app->cfg, app->bot, d, &p->v[p->n]))
+			return EXIT_RUNTIME;
+		p->n++;
 	}
 	return EXIT_OK;
 }

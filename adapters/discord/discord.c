@@ -820,8 +820,8 @@ int discord_register_commands(const struct config *cfg, const char *guild_id)
 	int rc = COHORT_ERR_NETWORK;
 	struct http_response r;
 	char *url = xasprintf("%s/applications/@me", cfg->discord_api_url);
-	char app[32] = "";
-	if (http_fetch(h, "GET", url, NULL, 15000, &r)) {
+	char app[32] = "", why[HTTP_WHY_LEN];
+	if (http_fetch(h, "GET", url, NULL, 15000, NULL, &r)) {
 		cJSON *j = r.status == 200 ? cJSON_Parse(r.body) : NULL;
 		if (snowflake(jstr(j, "id")))
 			snprintf(app, sizeof(app), "%s", jstr(j, "id"));
@@ -829,8 +829,7 @@ int discord_register_commands(const struct config *cfg, const char *guild_id)
 		if (r.status == 401)
 			rc = COHORT_ERR_AUTH;
 		else if (!*app)
-			log_error(TAG, "GET /applications/@me: %s%ld",
-				  r.error ? r.error : "status ", r.error ? 0L : r.status);
+			log_error(TAG, "GET /applications/@me: %s", http_why(r.error, r.status, why));
 		http_response_release(&r);
 	}
 	free(url);
@@ -842,7 +841,7 @@ int discord_register_commands(const struct config *cfg, const char *guild_id)
 		char *body = cJSON_PrintUnformatted(defs);
 		int n = cJSON_GetArraySize(defs);
 		cJSON_Delete(defs);
-		if (http_fetch(h, "PUT", url, body, 15000, &r)) {
+		if (http_fetch(h, "PUT", url, body, 15000, NULL, &r)) {
 			if (r.status >= 200 && r.status < 300) {
 				printf("registered %d commands %s%s\n", n,
 				       guild_id ? "in guild " : "globally (they may take up to an hour "

@@ -1,0 +1,1091 @@
+#include "matrix.h"
+
+#include "adapters/http.h"
+#include "bot/bot.h"
+#include "bot/clock.h"
+#include "bot/cmdline.h"
+#include "bot/config.h"
+#include "bot/dispatch.h"
+#include "bot/err.h"
+#include "bot/log.h"
+#include "bot/reply.h"
+#include "bot/scheduler.h"
+#include "bot/util.h"
+
+#include <cjson/cJSON.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TAG "matrix"
+#define API "/_matrix/client/v3"
+#define SEEN 4096          /* event ids remembered, against duplicates */
+#define MAX_BODY 16384     /* longest message body looked at */
+#define FETCH_TIMEOUT_MS 15000
+
+struct level {
+	char *user;
+	long level;
+};
+
+struct name {
+	char *user, *name;
+};
+
+struct room {
+	char *id;
+	bool levels_known;
+	long users_default;
+	struct level *levels;
+	size_t nlevels, caplevels;
+	struct name *names;
+	size_t nnames, capnames;
+	bool encrypted;
+	bool told; /* the encryption notice was handed to the dispatcher (which sends it once ever) */
+};
+
+struct matrix {
+	const struct config *cfg;
+	struct dispatch *dispatch;
+	char *hs; /* the homeserver URL without a trailing slash */
+	pthread_t thread;
+	bool started;
+	int rc;
+
+	pthread_mutex_t lock;
+	pthread_cond_t wake;
+	volatile bool stopping; /* set under lock; read by curl's progress callback too */
+	struct http_client *http; /* under lock: made once the token is known */
+
+	/* The sync thread's own. */
+	char *token, *user_id, *filter_id, *since;
+	bool from_login; /* the token came from a password login: save it */
+	struct room **rooms;
+	size_t nrooms, caprooms;
+	char seen[SEEN][96];
+	size_t seen_next;
+
+	/* The dispatcher thread's own. */
+	int64_t txn_base;
+	unsigned long txn_next;
+};
+
+/* ---- pure helpers (tested) ---- */
+
+static const char *jstr(const cJSON *obj, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+	return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+bool mx_parse_level(const void *json_value, long *out)
+{
+	const cJSON *v = json_value;
+	double d;
+	if (cJSON_IsNumber(v)) {
+		d = v->valuedouble;
+	} else if (cJSON_IsString(v) && *v->valuestring) {
+		char *end;
+		d = strtod(v->valuestring, &end);
+		while (*end == ' ')
+			end++;
+		if (*end)
+			return false;
+	} else {
+		return false;
+	}
+	if (!(d > -1e15 && d < 1e15))
+		return false;
+	*out = (long)d;
+	return true;
+}
+
+const char *mx_strip_fallback(const char *body)
+{
+	const char *p = body;
+	if (strncmp(p, "> ", 2) != 0 && strcmp(p, ">") != 0 && strncmp(p, ">\n", 2) != 0)
+		return body;
+	while (*p == '>') {
+		const char *nl = strchr(p, '\n');
+		if (!nl)
+			return p + strlen(p);
+		p = nl + 1;
+	}
+	if (*p == '\n')
+		p++;
+	return p;
+}
+
+static void add_html(struct strbuf *sb, const char *s)
+{
+	for (; *s; s++) {
+		switch (*s) {
+		case '&': sb_adds(sb, "&amp;"); break;
+		case '<': sb_adds(sb, "&lt;"); break;
+		case '>': sb_adds(sb, "&gt;"); break;
+		case '"': sb_adds(sb, "&quot;"); break;
+		case '\'': sb_adds(sb, "&#39;"); break;
+		case '\n': sb_adds(sb, "<br>"); break;
+		default:
+			if ((unsigned char)*s < 0x20)
+				sb_addc(sb, ' ');
+			else
+				sb_addc(sb, *s);
+		}
+	}
+}
+
+void mx_render_html(const struct reply *r, struct strbuf *out)
+{
+	if (r->title && *r->title) {
+		sb_adds(out, "<b>");
+		add_html(out, r->title);
+		sb_adds(out, "</b>");
+	}
+	bool in_pre = false;
+	for (size_t i = 0; i < r->nlines; i++) {
+		const struct reply_line *l = &r->lines[i];
+		if (l->style == LINE_MONO) {
+			if (!in_pre)
+				sb_adds(out, "<pre><code>");
+			else
+				sb_addc(out, '\n');
+			in_pre = true;
+			for (const char *s = l->text; *s; s++) {
+				if (*s == '&')
+					sb_adds(out, "&amp;");
+				else if (*s == '<')
+					sb_adds(out, "&lt;");
+				else if (*s == '>')
+					sb_adds(out, "&gt;");
+				else if ((unsigned char)*s < 0x20)
+					sb_addc(out, ' ');
+				else
+					sb_addc(out, *s);
+			}
+			continue;
+		}
+		if (in_pre) {
+			sb_adds(out, "</code></pre>");
+			in_pre = false;
+		} else if (out->len) {
+			sb_adds(out, "<br>");
+		}
+		add_html(out, l->text);
+	}
+	if (in_pre)
+		sb_adds(out, "</code></pre>");
+}
+
+/* ---- sending (any thread; replies from the dispatcher) ---- */
+
+static struct http_client *client(struct matrix *mx)
+{
+	pthread_mutex_lock(&mx->lock);
+	struct http_client *h = mx->http;
+	pthread_mutex_unlock(&mx->lock);
+	return h;
+}
+
+static void fatal_token(struct matrix *mx, const char *what)
+{
+	log_error(TAG, "the access token was rejected (401 M_UNKNOWN_TOKEN on %s): make a new one "
+		       "(log in as the bot, Settings > Help & About > Access Token) and put it in "
+		       "matrix.access_token or COHORT_MATRIX_TOKEN",
+		  what);
+	dispatch_fail(mx->dispatch, COHORT_ERR_AUTH);
+}
+
+static void check_answer(struct matrix *mx, const char *what, const struct http_response *r)
+{
+	if (r->status >= 200 && r->status < 300)
+		return;
+	if (r->status == 401)
+		fatal_token(mx, what);
+	else if (r->status == 0)
+		log_warn(TAG, "%s failed: %s", what, r->error ? r->error : "no answer");
+	else
+		log_warn(TAG, "%s failed with status %ld: %.200s", what, r->status, r->body);
+}
+
+static void sent(void *ud, const struct http_response *r)
+{
+	check_answer(ud, "sending a message", r);
+}
+
+struct sent_job {
+	char key[20];
+	int rc;
+};
+
+static void run_digest_sent(struct bot *b, void *arg)
+{
+	struct sent_job *j = arg;
+	scheduler_sent(b, j->key, j->rc);
+	free(j);
+}
+
+struct post_ctx {
+	struct matrix *mx;
+	char key[20];
+};
+
+static void digest_sent(void *ud, const struct http_response *r)
+{
+	struct post_ctx *c = ud;
+	check_answer(c->mx, "posting the digest", r);
+	struct sent_job *j = xmalloc(sizeof(*j));
+	snprintf(j->key, sizeof(j->key), "%s", c->key);
+	j->rc = r->status >= 200 && r->status < 300 ? COHORT_OK
+		: r->status == 401			 ? COHORT_ERR_AUTH
+							 : COHORT_ERR_NETWORK;
+	dispatch_submit(c->mx->dispatch, run_digest_sent, j);
+	free(c);
+}
+
+/*
+ * Sends r to room as an m.notice (a reply to in_reply_to when not NULL) with
+ * transaction id txn: the HTTP client's retries reuse the URL, so the server
+ * applies it once. In order per room.
+ */
+static int send_notice(struct matrix *mx, const char *room, const struct reply *r,
+		       const char *in_reply_to, const char *txn, http_done_fn *done, void *ud)
+{
+	struct http_client *h = client(mx);
+	if (!h)
+		return COHORT_ERR_NETWORK;
+	cJSON *c = cJSON_CreateObject();
+	cJSON_AddStringToObject(c, "msgtype", "m.notice");
+	char *plain = reply_render_text(r);
+	size_t n = strlen(plain);
+	while (n && plain[n - 1] == '\n')
+		plain[--n] = '\0';
+	cJSON_AddStringToObject(c, "body", plain);
+	free(plain);
+	struct strbuf html = STRBUF_INIT;
+	mx_render_html(r, &html);
+	cJSON_AddStringToObject(c, "format", "org.matrix.custom.html");
+	cJSON_AddStringToObject(c, "formatted_body", sb_str(&html));
+	sb_release(&html);
+	cJSON_AddObjectToObject(c, "m.mentions"); /* mentions nobody, whatever the text says */
+	if (in_reply_to) {
+		cJSON *rel = cJSON_AddObjectToObject(c, "m.relates_to");
+		cJSON_AddStringToObject(cJSON_AddObjectToObject(rel, "m.in_reply_to"), "event_id",
+					in_reply_to);
+	}
+	char *body = cJSON_PrintUnformatted(c);
+	cJSON_Delete(c);
+	char *eroom = http_escape(room), *etxn = http_escape(txn);
+	char *url = xasprintf("%s" API "/rooms/%s/send/m.room.message/%s", mx->hs, eroom, etxn);
+	char *queue = xasprintf("room:%s", room);
+	struct http_request rq = {"PUT", url, body, queue, 0, done, ud};
+	http_submit(h, &rq);
+	free(queue);
+	free(url);
+	free(eroom);
+	free(etxn);
+	cJSON_free(body);
+	return COHORT_OK;
+}
+
+/* A transaction id unique to this message: the process start and a counter. */
+static void next_txn(struct matrix *mx, char *buf, size_t n)
+{
+	snprintf(buf, n, "cohort.%lld.%lu", (long long)mx->txn_base, ++mx->txn_next);
+}
+
+/* ---- jobs (dispatcher thread) ---- */
+
+enum item_kind { ITEM_COMMAND, ITEM_E2E };
+
+struct item {
+	enum item_kind kind;
+	char *room, *event_id, *sender, *name, *command, *args;
+	bool admin;
+};
+
+struct batch_job {
+	struct matrix *mx;
+	struct item *items;
+	size_t n, cap;
+	char *next_batch;
+};
+
+static void run_batch(struct bot *b, void *arg)
+{
+	struct batch_job *j = arg;
+	struct matrix *mx = j->mx;
+	for (size_t i = 0; i < j->n; i++) {
+		struct item *it = &j->items[i];
+		char txn[64];
+		if (it->kind == ITEM_E2E) {
+			char *key = xasprintf("matrix.e2e_notice:%s", it->room);
+			char *done = NULL;
+			if (bot_state_get(b, key, &done) == COHORT_OK && !done) {
+				struct reply r;
+				reply_init(&r);
+				reply_title(&r, REPLY_INFO, "cohort cannot read encrypted rooms");
+				reply_line(&r, "End-to-end encryption is not supported, so commands here "
+					       "go unanswered. Use cohort in a room without encryption.");
+				next_txn(mx, txn, sizeof(txn));
+				if (send_notice(mx, it->room, &r, NULL, txn, sent, mx) == COHORT_OK)
+					bot_state_set(b, key, "sent");
+				reply_release(&r);
+			}
+			free(done);
+			free(key);
+			continue;
+		}
+		char *group = xasprintf("matrix:%s", it->room);
+		char *member = xasprintf("matrix:%s", it->sender);
+		char *source = xasprintf("matrix:%s", it->event_id);
+		struct event ev = {"matrix", group,	it->room, member, it->name, it->admin,
+				   it->command, it->args, NULL,	  NULL,	  source};
+		struct reply r;
+		reply_init(&r);
+		int rc = bot_handle(b, &ev, &r);
+		/* A replayed event was answered when it first came (before a restart). */
+		if (rc != COHORT_ERR_DUPLICATE) {
+			next_txn(mx, txn, sizeof(txn));
+			send_notice(mx, it->room, &r, it->event_id, txn, sent, mx);
+		}
+		reply_release(&r);
+		free(group);
+		free(member);
+		free(source);
+	}
+	/* The token goes after the events it covers: a restart neither skips nor repeats. */
+	if (j->next_batch && bot_state_set(b, "matrix.next_batch", j->next_batch))
+		log_warn(TAG, "could not save the sync position");
+	for (size_t i = 0; i < j->n; i++) {
+		struct item *it = &j->items[i];
+		free(it->room);
+		free(it->event_id);
+		free(it->sender);
+		free(it->name);
+		free(it->command);
+		free(it->args);
+	}
+	free(j->items);
+	free(j->next_batch);
+	free(j);
+}
+
+struct login_job {
+	char *value;
+};
+
+static void run_save_login(struct bot *b, void *arg)
+{
+	struct login_job *j = arg;
+	if (bot_state_set(b, "matrix.login", j->value))
+		log_warn(TAG, "could not save the login; the next start logs in again");
+	free(j->value);
+	free(j);
+}
+
+/* ---- rooms (sync thread) ---- */
+
+static struct room *room_get(struct matrix *mx, const char *id)
+{
+	for (size_t i = 0; i < mx->nrooms; i++)
+		if (strcmp(mx->rooms[i]->id, id) == 0)
+			return mx->rooms[i];
+	grow_array((void **)&mx->rooms, &mx->caprooms, mx->nrooms + 1, sizeof(*mx->rooms));
+	struct room *r = xcalloc(1, sizeof(*r));
+	r->id = xstrdup(id);
+	mx->rooms[mx->nrooms++] = r;
+	return r;
+}
+
+static void room_free(struct room *r)
+{
+	for (size_t i = 0; i < r->nlevels; i++)
+		free(r->levels[i].user);
+	for (size_t i = 0; i < r->nnames; i++)
+		free(r->names[i].user), free(r->names[i].name);
+	free(r->levels);
+	free(r->names);
+	free(r->id);
+	free(r);
+}
+
+static void set_levels(struct room *r, const cJSON *content)
+{
+	for (size_t i = 0; i < r->nlevels; i++)
+		free(r->levels[i].user);
+	r->nlevels = 0;
+	r->levels_known = true;
+	if (!mx_parse_level(cJSON_GetObjectItemCaseSensitive(content, "users_default"),
+			    &r->users_default))
+		r->users_default = 0;
+	const cJSON *u, *users = cJSON_GetObjectItemCaseSensitive(content, "users");
+	cJSON_ArrayForEach(u, users)
+	{
+		long lv;
+		if (!u->string || !mx_parse_level(u, &lv))
+			continue;
+		grow_array((void **)&r->levels, &r->caplevels, r->nlevels + 1, sizeof(*r->levels));
+		r->levels[r->nlevels++] = (struct level){xstrdup(u->string), lv};
+	}
+}
+
+static void set_name(struct room *r, const char *user, const char *name)
+{
+	for (size_t i = 0; i < r->nnames; i++) {
+		if (strcmp(r->names[i].user, user) == 0) {
+			free(r->names[i].name);
+			r->names[i].name = xstrdup(name);
+			return;
+		}
+	}
+	grow_array((void **)&r->names, &r->capnames, r->nnames + 1, sizeof(*r->names));
+	r->names[r->nnames++] = (struct name){xstrdup(user), xstrdup(name)};
+}
+
+static const char *get_name(const struct room *r, const char *user)
+{
+	for (size_t i = 0; i < r->nnames; i++)
+		if (strcmp(r->names[i].user, user) == 0)
+			return r->names[i].name;
+	return NULL;
+}
+
+/* A GET on the sync thread; the parsed answer or NULL. */
+static cJSON *get_json(struct matrix *mx, const char *url, long *status)
+{
+	struct http_response resp;
+	*status = 0;
+	if (!http_fetch(client(mx), "GET", url, NULL, FETCH_TIMEOUT_MS, &mx->stopping, &resp))
+		return NULL;
+	*status = resp.status;
+	cJSON *j = resp.status == 200 ? cJSON_Parse(resp.body) : NULL;
+	http_response_release(&resp);
+	return j;
+}
+
+/* Power levels for a room seen first after a restart (the sync sends only changes). */
+static void fetch_levels(struct matrix *mx, struct room *r)
+{
+	char *er = http_escape(r->id);
+	char *url = xasprintf("%s" API "/rooms/%s/state/m.room.power_levels/", mx->hs, er);
+	long status;
+	cJSON *j = get_json(mx, url, &status);
+	if (j)
+		set_levels(r, j);
+	else
+		log_warn(TAG, "could not read the power levels of %s (status %ld)", r->id, status);
+	r->levels_known = true; /* do not ask again for every message; a change comes by sync */
+	cJSON_Delete(j);
+	free(url);
+	free(er);
+}
+
+static void fetch_name(struct matrix *mx, struct room *r, const char *user)
+{
+	char *er = http_escape(r->id), *eu = http_escape(user);
+	char *url = xasprintf("%s" API "/rooms/%s/state/m.room.member/%s", mx->hs, er, eu);
+	long status;
+	cJSON *j = get_json(mx, url, &status);
+	const char *name = jstr(j, "displayname");
+	set_name(r, user, name && *name ? name : user);
+	cJSON_Delete(j);
+	free(url);
+	free(er);
+	free(eu);
+}
+
+static long level_of(const struct room *r, const char *user)
+{
+	for (size_t i = 0; i < r->nlevels; i++)
+		if (strcmp(r->levels[i].user, user) == 0)
+			return r->levels[i].level;
+	return r->users_default;
+}
+
+static void add_item(struct batch_job *j, struct item it)
+{
+	grow_array((void **)&j->items, &j->cap, j->n + 1, sizeof(*j->items));
+	j->items[j->n++] = it;
+}
+
+static bool seen_before(struct matrix *mx, const char *id)
+{
+	if (strlen(id) >= sizeof(mx->seen[0]))
+		return false;
+	for (size_t i = 0; i < SEEN; i++)
+		if (strcmp(mx->seen[i], id) == 0)
+			return true;
+	snprintf(mx->seen[mx->seen_next], sizeof(mx->seen[0]), "%s", id);
+	mx->seen_next = (mx->seen_next + 1) % SEEN;
+	return false;
+}
+
+/* Queues the one notice that encryption is not supported (the job checks the store). */
+static void tell_encrypted(struct room *r, struct batch_job *j)
+{
+	if (r->told)
+		return;
+	r->told = true;
+	add_item(j, (struct item){.kind = ITEM_E2E, .room = xstrdup(r->id)});
+}
+
+/* State that matters: power levels, display names, encryption. */
+static void apply_state(struct matrix *mx, struct room *r, const cJSON *ev, struct batch_job *j)
+{
+	const char *type = jstr(ev, "type"), *key = jstr(ev, "state_key");
+	const cJSON *content = cJSON_GetObjectItemCaseSensitive(ev, "content");
+	if (!type || !key || !cJSON_IsObject(content))
+		return;
+	if (strcmp(type, "m.room.power_levels") == 0) {
+		set_levels(r, content);
+	} else if (strcmp(type, "m.room.member") == 0) {
+		const char *name = jstr(content, "displayname");
+		if (*key == '@')
+			set_name(r, key, name && *name ? name : key);
+	} else if (strcmp(type, "m.room.encryption") == 0) {
+		r->encrypted = true;
+		if (j)
+			tell_encrypted(r, j);
+	}
+	(void)mx;
+}
+
+static void on_message(struct matrix *mx, struct room *r, const cJSON *ev, struct batch_job *j)
+{
+	const char *sender = jstr(ev, "sender"), *id = jstr(ev, "event_id");
+	const cJSON *content = cJSON_GetObjectItemCaseSensitive(ev, "content");
+	if (!sender || !id || !cJSON_IsObject(content) || strcmp(sender, mx->user_id) == 0)
+		return;
+	const char *msgtype = jstr(content, "msgtype"), *body = jstr(content, "body");
+	if (!msgtype || strcmp(msgtype, "m.text") != 0 || !body || strlen(body) > MAX_BODY)
+		return; /* notices (other bots), images, ...: not commands */
+	const cJSON *rel = cJSON_GetObjectItemCaseSensitive(content, "m.relates_to");
+	const char *rel_type = jstr(rel, "rel_type");
+	if ((rel_type && strcmp(rel_type, "m.replace") == 0) ||
+	    cJSON_GetObjectItemCaseSensitive(content, "m.new_content"))
+		return; /* an edit: the command was answered when it was first sent */
+	const char *prefixes[] = {mx->cfg->matrix_prefix, "/", NULL};
+	char *command, *args;
+	if (!cmdline_parse(mx_strip_fallback(body), prefixes, &command, &args))
+		return;
+	if (seen_before(mx, id)) {
+		free(command);
+		free(args);
+		return;
+	}
+	if (!r->levels_known)
+		fetch_levels(mx, r);
+	if (!get_name(r, sender))
+		fetch_name(mx, r, sender);
+	add_item(j, (struct item){ITEM_COMMAND, xstrdup(r->id), xstrdup(id), xstrdup(sender),
+				  xstrdup(get_name(r, sender)), command, args,
+				  level_of(r, sender) >= MX_ADMIN_LEVEL});
+}
+
+/* True when invites from user are accepted (matrix.invite_from: user ids or server names). */
+static bool invite_allowed(const struct config *cfg, const char *user)
+{
+	if (!cfg->matrix_invite_from.n)
+		return true;
+	const char *server = user ? strchr(user, ':') : NULL;
+	for (size_t i = 0; user && i < cfg->matrix_invite_from.n; i++) {
+		const char *w = cfg->matrix_invite_from.v[i];
+		if (strcmp(w, user) == 0 || (w[0] != '@' && server && strcmp(server + 1, w) == 0))
+			return true;
+	}
+	return false;
+}
+
+static void joined(void *ud, const struct http_response *r)
+{
+	check_answer(ud, "joining a room", r);
+}
+
+static void on_invite(struct matrix *mx, const char *room_id, const cJSON *room)
+{
+	const cJSON *ev, *events = cJSON_GetObjectItemCaseSensitive(
+			     cJSON_GetObjectItemCaseSensitive(room, "invite_state"), "events");
+	const char *inviter = NULL;
+	cJSON_ArrayForEach(ev, events)
+	{
+		const char *type = jstr(ev, "type"), *key = jstr(ev, "state_key");
+		const char *membership =
+			jstr(cJSON_GetObjectItemCaseSensitive(ev, "content"), "membership");
+		if (type && key && membership && !strcmp(type, "m.room.member") &&
+		    !strcmp(key, mx->user_id) && !strcmp(membership, "invite"))
+			inviter = jstr(ev, "sender");
+	}
+	if (seen_before(mx, room_id))
+		return; /* asked to join already */
+	if (!mx->cfg->matrix_auto_join) {
+		log_info(TAG, "invited to %s by %s; matrix.auto_join is off", room_id,
+			 inviter ? inviter : "someone");
+		return;
+	}
+	if (!invite_allowed(mx->cfg, inviter)) {
+		log_info(TAG, "ignoring the invite to %s from %s: not in matrix.invite_from", room_id,
+			 inviter ? inviter : "an unknown user");
+		return;
+	}
+	log_info(TAG, "joining %s (invited by %s)", room_id, inviter ? inviter : "someone");
+	char *er = http_escape(room_id);
+	char *url = xasprintf("%s" API "/join/%s", mx->hs, er);
+	char *queue = xasprintf("room:%s", room_id);
+	struct http_request rq = {"POST", url, "{}", queue, 0, joined, mx};
+	http_submit(client(mx), &rq);
+	free(queue);
+	free(url);
+	free(er);
+}
+
+static void on_joined_room(struct matrix *mx, const char *room_id, const cJSON *room, bool initial,
+			   struct batch_job *j)
+{
+	struct room *r = room_get(mx, room_id);
+	const cJSON *ev;
+	cJSON_ArrayForEach(ev, cJSON_GetObjectItemCaseSensitive(
+				       cJSON_GetObjectItemCaseSensitive(room, "state"), "events"))
+		apply_state(mx, r, ev, initial ? NULL : j);
+	const cJSON *timeline = cJSON_GetObjectItemCaseSensitive(
+		cJSON_GetObjectItemCaseSensitive(room, "timeline"), "events");
+	/* Messages from before our own join (history of a room just joined) go unanswered. */
+	int answer_from = 0, i = 0;
+	cJSON_ArrayForEach(ev, timeline)
+	{
+		const char *type = jstr(ev, "type"), *key = jstr(ev, "state_key");
+		const char *membership =
+			jstr(cJSON_GetObjectItemCaseSensitive(ev, "content"), "membership");
+		if (type && key && membership && !strcmp(type, "m.room.member") &&
+		    !strcmp(key, mx->user_id) && !strcmp(membership, "join"))
+			answer_from = i + 1;
+		i++;
+	}
+	i = 0;
+	cJSON_ArrayForEach(ev, timeline)
+	{
+		const char *type = jstr(ev, "type");
+		bool answer = !initial && i++ >= answer_from;
+		if (!type)
+			continue;
+		if (jstr(ev, "state_key"))
+			apply_state(mx, r, ev, answer ? j : NULL);
+		else if (answer && strcmp(type, "m.room.message") == 0)
+			on_message(mx, r, ev, j);
+		else if (answer && strcmp(type, "m.room.encrypted") == 0) {
+			r->encrypted = true;
+			tell_encrypted(r, j);
+		} else if (strcmp(type, "m.room.message") == 0 || strcmp(type, "m.room.encrypted") == 0) {
+			const char *id = jstr(ev, "event_id");
+			if (id)
+				seen_before(mx, id); /* history: never answered, even if sent again */
+		}
+	}
+}
+
+static void on_left_room(struct matrix *mx, const char *room_id)
+{
+	for (size_t i = 0; i < mx->nrooms; i++) {
+		if (strcmp(mx->rooms[i]->id, room_id) == 0) {
+			room_free(mx->rooms[i]);
+			mx->rooms[i] = mx->rooms[--mx->nrooms];
+			return;
+		}
+	}
+}
+
+/* Handles one /sync answer; false when it is not one (no next_batch). */
+static bool on_sync(struct matrix *mx, const char *body, bool initial)
+{
+	cJSON *s = cJSON_Parse(body);
+	const char *next = jstr(s, "next_batch");
+	if (!next) {
+		cJSON_Delete(s);
+		return false;
+	}
+	struct batch_job *j = xcalloc(1, sizeof(*j));
+	j->mx = mx;
+	j->next_batch = xstrdup(next);
+	const cJSON *rooms = cJSON_GetObjectItemCaseSensitive(s, "rooms"), *room;
+	cJSON_ArrayForEach(room, cJSON_GetObjectItemCaseSensitive(rooms, "invite"))
+		if (room->string)
+			on_invite(mx, room->string, room);
+	cJSON_ArrayForEach(room, cJSON_GetObjectItemCaseSensitive(rooms, "join"))
+		if (room->string && *room->string == '!')
+			on_joined_room(mx, room->string, room, initial, j);
+	cJSON_ArrayForEach(room, cJSON_GetObjectItemCaseSensitive(rooms, "leave"))
+		if (room->string)
+			on_left_room(mx, room->string);
+	if (initial)
+		log_info(TAG, "first sync: %zu rooms; earlier messages are not answered", mx->nrooms);
+	free(mx->since);
+	mx->since = xstrdup(next);
+	cJSON_Delete(s);
+	dispatch_submit(mx->dispatch, run_batch, j);
+	return true;
+}
+
+/* ---- the sync thread ---- */
+
+/* Waits ms or until stop; returns false when stopping. */
+static bool pause_ms(struct matrix *mx, int64_t ms)
+{
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += ms / 1000;
+	until.tv_nsec += (ms % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L)
+		until.tv_sec++, until.tv_nsec -= 1000000000L;
+	pthread_mutex_lock(&mx->lock);
+	while (!mx->stopping)
+		if (pthread_cond_timedwait(&mx->wake, &mx->lock, &until) != 0)
+			break;
+	bool go_on = !mx->stopping;
+	pthread_mutex_unlock(&mx->lock);
+	return go_on;
+}
+
+/* The wait after `failures` failed requests in a row: doubling from 1 s, jittered, capped. */
+static int64_t backoff(int failures)
+{
+	int64_t ms = 1000;
+	for (int i = 1; i < failures && ms < MX_BACKOFF_MAX_MS; i++)
+		ms *= 2;
+	if (ms > MX_BACKOFF_MAX_MS)
+		ms = MX_BACKOFF_MAX_MS;
+	return ms / 2 + (int64_t)((double)(ms / 2) * ((double)rand() / RAND_MAX));
+}
+
+static struct http_client *make_client(const char *token)
+{
+	char *auth = token ? xasprintf("Authorization: Bearer %s", token) : NULL;
+	const char *headers[] = {"User-Agent: cohort/0.2", auth};
+	struct http_client *h = http_new(TAG, headers, auth ? 2 : 1);
+	free(auth);
+	return h;
+}
+
+/* A password login: keeps the token and device in the store for the next start. */
+static int login(struct matrix *mx)
+{
+	struct http_client *h = make_client(NULL);
+	if (!h)
+		return COHORT_ERR_IO;
+	cJSON *req = cJSON_CreateObject();
+	cJSON_AddStringToObject(req, "type", "m.login.password");
+	cJSON *idf = cJSON_AddObjectToObject(req, "identifier");
+	cJSON_AddStringToObject(idf, "type", "m.id.user");
+	cJSON_AddStringToObject(idf, "user", mx->cfg->matrix_user_id);
+	cJSON_AddStringToObject(req, "password", mx->cfg->matrix_password);
+	cJSON_AddStringToObject(req, "initial_device_display_name", "cohort");
+	char *body = cJSON_PrintUnformatted(req);
+	cJSON_Delete(req);
+	char *url = xasprintf("%s" API "/login", mx->hs);
+	int rc = COHORT_ERR_NETWORK;
+	for (int failures = 0; rc == COHORT_ERR_NETWORK && !mx->stopping;) {
+		struct http_response r;
+		if (!http_fetch(h, "POST", url, body, FETCH_TIMEOUT_MS, &mx->stopping, &r))
+			break;
+		cJSON *j = r.status == 200 ? cJSON_Parse(r.body) : NULL;
+		const char *token = jstr(j, "access_token");
+		if (token) {
+			mx->token = xstrdup(token);
+			log_add_secret(token);
+			cJSON *save = cJSON_CreateObject();
+			cJSON_AddStringToObject(save, "access_token", token);
+			cJSON_AddStringToObject(save, "device_id", jstr(j, "device_id") ? jstr(j, "device_id") : "");
+			struct login_job *lj = xmalloc(sizeof(*lj));
+			char *text = cJSON_PrintUnformatted(save);
+			lj->value = xstrdup(text);
+			cJSON_free(text);
+			cJSON_Delete(save);
+			dispatch_submit(mx->dispatch, run_save_login, lj);
+			log_info(TAG, "logged in as %s", mx->cfg->matrix_user_id);
+			rc = COHORT_OK;
+		} else if (r.status == 401 || r.status == 403) {
+			log_error(TAG, "the login as %s was refused (%ld): check matrix.user_id and "
+				       "matrix.password",
+				  mx->cfg->matrix_user_id, r.status);
+			rc = COHORT_ERR_AUTH;
+		} else if (!pause_ms(mx, backoff(++failures))) {
+			rc = COHORT_OK; /* stopping */
+		} else {
+			log_warn(TAG, "login failed (%s); retrying",
+				 r.error ? r.error : "unexpected answer");
+		}
+		cJSON_Delete(j);
+		http_response_release(&r);
+	}
+	free(url);
+	cJSON_free(body);
+	http_free(h, 0);
+	return rc;
+}
+
+/*
+ * A request that must succeed before syncing (whoami, the filter): retried
+ * with backoff. Returns the parsed answer, or NULL when stopping or fatal.
+ */
+static cJSON *setup_call(struct matrix *mx, const char *method, const char *url, const char *body,
+			 const char *what)
+{
+	for (int failures = 0; !mx->stopping;) {
+		struct http_response r;
+		if (!http_fetch(client(mx), method, url, body, FETCH_TIMEOUT_MS, &mx->stopping, &r))
+			return NULL;
+		cJSON *j = r.status == 200 ? cJSON_Parse(r.body) : NULL;
+		long status = r.status;
+		char *error = r.error ? xstrdup(r.error) : NULL;
+		http_response_release(&r);
+		if (j) {
+			free(error);
+			return j;
+		}
+		if (status == 401) {
+			free(error);
+			fatal_token(mx, what);
+			mx->rc = COHORT_ERR_AUTH;
+			return NULL;
+		}
+		int64_t wait = backoff(++failures);
+		char why[HTTP_WHY_LEN];
+		log_warn(TAG, "%s failed (%s); retrying in %lld ms", what,
+			 http_why(error, status, why), (long long)wait);
+		free(error);
+		if (!pause_ms(mx, wait))
+			return NULL;
+	}
+	return NULL;
+}
+
+static char *filter_json(void)
+{
+	cJSON *f = cJSON_CreateObject();
+	cJSON *room = cJSON_AddObjectToObject(f, "room");
+	cJSON *tl = cJSON_AddObjectToObject(room, "timeline");
+	cJSON_AddNumberToObject(tl, "limit", 50);
+	const char *tl_types[] = {"m.room.message", "m.room.encrypted", "m.room.member",
+				  "m.room.power_levels", "m.room.encryption"};
+	cJSON_AddItemToObject(tl, "types", cJSON_CreateStringArray(tl_types, 5));
+	cJSON *st = cJSON_AddObjectToObject(room, "state");
+	cJSON_AddItemToObject(st, "types", cJSON_CreateStringArray(tl_types + 2, 3));
+	cJSON_AddTrueToObject(st, "lazy_load_members");
+	cJSON_AddItemToObject(cJSON_AddObjectToObject(room, "ephemeral"), "types",
+			      cJSON_CreateArray());
+	cJSON_AddItemToObject(cJSON_AddObjectToObject(room, "account_data"), "types",
+			      cJSON_CreateArray());
+	cJSON_AddItemToObject(cJSON_AddObjectToObject(f, "presence"), "types", cJSON_CreateArray());
+	cJSON_AddItemToObject(cJSON_AddObjectToObject(f, "account_data"), "types",
+			      cJSON_CreateArray());
+	char *text = cJSON_PrintUnformatted(f);
+	cJSON_Delete(f);
+	char *out = xstrdup(text);
+	cJSON_free(text);
+	return out;
+}
+
+static int setup(struct matrix *mx)
+{
+	if (!mx->token) {
+		int rc = login(mx);
+		if (rc || !mx->token)
+			return rc;
+	}
+	struct http_client *h = make_client(mx->token);
+	if (!h)
+		return COHORT_ERR_IO;
+	pthread_mutex_lock(&mx->lock);
+	mx->http = h;
+	pthread_mutex_unlock(&mx->lock);
+
+	char *url = xasprintf("%s" API "/account/whoami", mx->hs);
+	cJSON *who = setup_call(mx, "GET", url, NULL, "whoami");
+	free(url);
+	if (!who)
+		return mx->rc;
+	const char *uid = jstr(who, "user_id");
+	mx->user_id = xstrdup(uid ? uid : mx->cfg->matrix_user_id);
+	if (uid && strcmp(uid, mx->cfg->matrix_user_id) != 0)
+		log_warn(TAG, "the token belongs to %s, not matrix.user_id %s; going on as %s", uid,
+			 mx->cfg->matrix_user_id, uid);
+	cJSON_Delete(who);
+	log_info(TAG, "signed in as %s", mx->user_id);
+
+	char *euid = http_escape(mx->user_id);
+	url = xasprintf("%s" API "/user/%s/filter", mx->hs, euid);
+	char *filter = filter_json();
+	cJSON *f = setup_call(mx, "POST", url, filter, "creating the sync filter");
+	free(filter);
+	free(url);
+	free(euid);
+	if (!f)
+		return mx->rc;
+	const char *fid = jstr(f, "filter_id");
+	mx->filter_id = http_escape(fid ? fid : "");
+	cJSON_Delete(f);
+	return COHORT_OK;
+}
+
+static void *sync_thread(void *arg)
+{
+	struct matrix *mx = arg;
+	int rc = setup(mx);
+	if (rc) {
+		mx->rc = rc;
+		dispatch_fail(mx->dispatch, rc);
+		return NULL;
+	}
+	int failures = 0;
+	while (!mx->stopping && client(mx)) {
+		bool initial = !mx->since;
+		char *since = mx->since ? http_escape(mx->since) : NULL;
+		char *url = xasprintf("%s" API "/sync?filter=%s&timeout=%d&set_presence=offline%s%s",
+				      mx->hs, mx->filter_id, initial ? 0 : MX_SYNC_TIMEOUT_MS,
+				      since ? "&since=" : "", since ? since : "");
+		free(since);
+		struct http_response r;
+		bool ok = http_fetch(client(mx), "GET", url, NULL, MX_SYNC_TIMEOUT_MS + 15000,
+				     &mx->stopping, &r);
+		free(url);
+		if (!ok || mx->stopping) {
+			if (ok)
+				http_response_release(&r);
+			break;
+		}
+		int64_t wait = 0;
+		if (r.status == 200 && on_sync(mx, r.body, initial)) {
+			failures = 0;
+		} else if (r.status == 401) {
+			fatal_token(mx, "/sync");
+			mx->rc = COHORT_ERR_AUTH;
+			http_response_release(&r);
+			break;
+		} else if (r.status == 429 && r.retry_after_ms >= 0) {
+			wait = r.retry_after_ms;
+			log_warn(TAG, "/sync is rate limited; waiting %lld ms", (long long)wait);
+		} else {
+			wait = backoff(++failures);
+			char why[HTTP_WHY_LEN];
+			log_warn(TAG, "/sync failed (%s); retrying in %lld ms",
+				 http_why(r.error, r.status, why), (long long)wait);
+		}
+		http_response_release(&r);
+		if (wait && !pause_ms(mx, wait))
+			break;
+	}
+	return NULL;
+}
+
+/* ---- the adapter interface ---- */
+
+static int mx_start(void *self)
+{
+	struct matrix *mx = self;
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	int rc = pthread_create(&mx->thread, NULL, sync_thread, mx);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc) {
+		log_error(TAG, "cannot start the sync thread");
+		return COHORT_ERR_IO;
+	}
+	mx->started = true;
+	return COHORT_OK;
+}
+
+static void mx_stop(void *self)
+{
+	struct matrix *mx = self;
+	pthread_mutex_lock(&mx->lock);
+	mx->stopping = true;
+	pthread_cond_broadcast(&mx->wake);
+	pthread_mutex_unlock(&mx->lock);
+}
+
+static int mx_join(void *self)
+{
+	struct matrix *mx = self;
+	if (!mx->started)
+		return COHORT_OK;
+	pthread_join(mx->thread, NULL);
+	mx->started = false;
+	return mx->rc;
+}
+
+static int mx_post(void *self, const char *group_id, const char *channel_id, const struct reply *r,
+		   const char *idem_key)
+{
+	struct matrix *mx = self;
+	(void)group_id;
+	struct post_ctx *c = xmalloc(sizeof(*c));
+	c->mx = mx;
+	snprintf(c->key, sizeof(c->key), "%s", idem_key);
+	/* The digest's transaction id is its idempotency key: a re-send is the same event. */
+	int rc = send_notice(mx, channel_id, r, NULL, idem_key, digest_sent, c);
+	if (rc) {
+		free(c);
+		return rc;
+	}
+	return COHORT_ERR_PENDING;
+}
+
+static void mx_free(void *self)
+{
+	struct matrix *mx = self;
+	if (!mx)
+		return;
+	http_free(mx->http, 5000);
+	for (size_t i = 0; i < mx->nrooms; i++)
+		room_free(mx->rooms[i]);
+	free(mx->rooms);
+	free(mx->token);
+	free(mx->user_id);
+	free(mx->filter_id);
+	free(mx->since);
+	free(mx->hs);
+	pthread_mutex_destroy(&mx->lock);
+	pthread_cond_destroy(&mx->wake);
+	free(mx);
+}
+
+static const struct adapter_ops matrix_ops = {
+	"matrix", mx_start, mx_stop, mx_join, mx_post, mx_free,
+};
+
+int matrix_new(const struct config *cfg, struct bot *b, struct dispatch *d, struct adapter *out)
+{
+	struct matrix *mx = xcalloc(1, sizeof(*mx));
+	mx->cfg = cfg;
+	mx->dispatch = d;
+	mx->hs = xstrdup(cfg->matrix_homeserver);
+	size_t n = strlen(mx->hs);
+	while (n && mx->hs[n - 1] == '/')
+		mx->hs[--n] = '\0';
+	pthread_mutex_init(&mx->lock, NULL);
+	pthread_cond_init(&mx->wake, NULL);
+	mx->txn_base = clock_real_ms();
+
+	char *value = NULL;
+	if (*cfg->matrix_access_token) {
+		mx->token = xstrdup(cfg->matrix_access_token);
+	} else if (bot_state_get(b, "matrix.login", &value) == COHORT_OK && value) {
+		cJSON *j = cJSON_Parse(value);
+		const char *t = jstr(j, "access_token");
+		if (t && *t) {
+			mx->token = xstrdup(t);
+			log_add_secret(t);
+		}
+		cJSON_Delete(j);
+	}
+	free(value);
+	value = NULL;
+	if (bot_state_get(b, "matrix.next_batch", &value) == COHORT_OK && value && *value)
+		mx->since = value;
+	else
+		free(value);
+	*out = (struct adapter){&matrix_ops, mx};
+	return COHORT_OK;
+}

@@ -1,0 +1,50 @@
+/*
+ * The Matrix adapter (client-server API v3, libcurl + cJSON, no SDK): a
+ * long-poll /sync loop on its own thread turns m.room.message commands
+ * ("!done Kafka", "/done Kafka") into dispatcher jobs; replies and digests go
+ * out as m.notice through the HTTP worker, in order per room, each with a
+ * transaction id that a retry reuses.
+ *
+ * What a restart needs is in the store: the sync token (saved after the
+ * events it covers were handled), a token from a password login, and which
+ * encrypted rooms were told that encryption is not supported.
+ */
+#ifndef COHORT_MATRIX_H
+#define COHORT_MATRIX_H
+
+#include "bot/adapter.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct bot;
+struct config;
+struct dispatch;
+struct reply;
+struct strbuf;
+
+/* The long poll's server-side wait, and the longest backoff after errors. */
+#define MX_SYNC_TIMEOUT_MS 30000
+#define MX_BACKOFF_MAX_MS 60000
+/* Power level that makes a member a cohort admin. */
+#define MX_ADMIN_LEVEL 50
+
+/*
+ * A Matrix adapter for cfg (borrowed; must outlive it) over the dispatcher.
+ * Reads its saved state through b, so call it before dispatch_run().
+ */
+int matrix_new(const struct config *cfg, struct bot *b, struct dispatch *d, struct adapter *out);
+
+/* The HTML formatted_body of a reply: the title in bold, monospace lines in <pre>. */
+void mx_render_html(const struct reply *r, struct strbuf *out);
+
+/*
+ * The command text of a message body: the body without a reply fallback
+ * (leading "> " lines and the blank line after them). Points into body.
+ */
+const char *mx_strip_fallback(const char *body);
+
+/* A power level from m.room.power_levels: an integer, a float, or a numeric string. */
+bool mx_parse_level(const void *json_value, long *out);
+
+#endif

@@ -1,0 +1,285 @@
+"""A fake Matrix homeserver (client-server API v3) for the integration tests.
+
+It keeps rooms as event logs, answers /sync as a long poll from a position
+in one global stream, records every request with a timestamp, and injects
+faults: 429 M_LIMIT_EXCEEDED, 5xx, 401 M_UNKNOWN_TOKEN.
+"""
+import asyncio
+import itertools
+import json
+import re
+import threading
+import time
+import urllib.parse
+
+from aiohttp import web
+
+BOT = "@cohort:fake.test"
+TOKEN = "syt_fake_token"
+PASSWORD = "hunter2"
+
+
+class FakeMatrix:
+    def __init__(self):
+        self.requests = []     # dicts: t, method, path, query, json, status
+        self.stream = []       # (pos, room_id, event) — timeline events in order
+        self.invites = []      # (pos, room_id, inviter)
+        self.rooms = {}        # room_id -> {"state": {(type, key): event}, "members": set}
+        self.txns = {}         # (room, txn) -> event_id
+        self.faults = []       # dicts: method, path (regex), status, body, times, headers
+        self.cond = threading.Condition()
+        self._ids = itertools.count(1)
+        self.token = TOKEN
+        self.loop = None
+        self.closing = False
+
+    # ---- lifecycle ----
+
+    def start(self):
+        ready = threading.Event()
+        self.thread = threading.Thread(target=self._thread, args=(ready,), daemon=True)
+        self.thread.start()
+        assert ready.wait(10)
+
+    def _thread(self, ready):
+        self.loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(self.loop)
+        app = web.Application(middlewares=[self._middleware])
+        app.router.add_route("*", "/_matrix/client/v3/{tail:.*}", self._api)
+        self.runner = web.AppRunner(app)
+        self.loop.run_until_complete(self.runner.setup())
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        self.loop.run_until_complete(site.start())
+        self.port = site._server.sockets[0].getsockname()[1]
+        ready.set()
+        self.loop.run_forever()
+
+    def stop(self):
+        async def shutdown():
+            self.closing = True          # long polls return at once
+            await asyncio.sleep(0.1)
+            await self.runner.cleanup()
+        asyncio.run_coroutine_threadsafe(shutdown(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    # ---- the world (test thread) ----
+
+    def _pos(self):
+        return len(self.stream) + len(self.invites)
+
+    def _append(self, room, ev):
+        with self.cond:
+            ev.setdefault("event_id", f"$ev{next(self._ids)}")
+            ev.setdefault("origin_server_ts", int(time.time() * 1000))
+            ev.setdefault("room_id", room)
+            self.stream.append((self._pos() + 1, room, ev))
+            if "state_key" in ev:
+                self.rooms[room]["state"][(ev["type"], ev["state_key"])] = ev
+                if ev["type"] == "m.room.member":
+                    m = self.rooms[room]["members"]
+                    (m.add if ev["content"]["membership"] == "join" else m.discard)(
+                        ev["state_key"])
+            self.cond.notify_all()
+        return ev["event_id"]
+
+    def create_room(self, room, levels=None, members=(), bot_joined=True, encrypted=False):
+        with self.cond:
+            self.rooms[room] = {"state": {}, "members": set()}
+        creator = members[0] if members else "@admin:fake.test"
+        self._append(room, {"type": "m.room.create", "state_key": "", "sender": creator,
+                            "content": {"creator": creator}})
+        for m in members:
+            self.join(room, m)
+        self._append(room, {"type": "m.room.power_levels", "state_key": "", "sender": creator,
+                            "content": {"users": levels or {}, "users_default": 0}})
+        if encrypted:
+            self._append(room, {"type": "m.room.encryption", "state_key": "", "sender": creator,
+                                "content": {"algorithm": "m.megolm.v1.aes-sha2"}})
+        if bot_joined:
+            self.join(room, BOT)
+
+    def join(self, room, user, name=None):
+        return self._append(room, {"type": "m.room.member", "state_key": user, "sender": user,
+                                   "content": {"membership": "join",
+                                               "displayname": name or user[1:].split(":")[0]}})
+
+    def say(self, room, sender, body, msgtype="m.text", **content):
+        c = {"msgtype": msgtype, "body": body}
+        c.update(content)
+        return self._append(room, {"type": "m.room.message", "sender": sender, "content": c})
+
+    def encrypted(self, room, sender):
+        return self._append(room, {"type": "m.room.encrypted", "sender": sender,
+                                   "content": {"algorithm": "m.megolm.v1.aes-sha2",
+                                               "ciphertext": "xyz"}})
+
+    def invite(self, room, inviter, levels=None):
+        with self.cond:
+            self.rooms[room] = {"state": {}, "members": set()}
+        self._append(room, {"type": "m.room.create", "state_key": "", "sender": inviter,
+                            "content": {"creator": inviter}})
+        self.join(room, inviter)
+        with self.cond:
+            self.invites.append((self._pos() + 1, room, inviter))
+            self.cond.notify_all()
+
+    def fault(self, method, path, status, body=None, times=1, headers=None):
+        with self.cond:
+            self.faults.append(dict(method=method, path=re.compile(path), status=status,
+                                    body=body, times=times, headers=headers or {}))
+
+    # ---- waiting ----
+
+    def wait_for(self, pred, timeout=5.0, what="a condition"):
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                got = pred()
+                if got:
+                    return got
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"timed out waiting for {what}")
+                self.cond.wait(min(left, 0.05))
+
+    def reqs(self, method=None, pattern=None):
+        return [r for r in self.requests if (method is None or r["method"] == method)
+                and (pattern is None or re.search(pattern, r["path"]))]
+
+    def wait_req(self, method, pattern, count=1, timeout=5.0):
+        return self.wait_for(lambda: len(self.reqs(method, pattern)) >= count
+                             and self.reqs(method, pattern), timeout,
+                             f"{count} {method} {pattern}")
+
+    def sends(self, room=None):
+        """The messages the bot sent (accepted ones), oldest first."""
+        return [r for r in self.reqs("PUT", r"/send/m\.room\.message/")
+                if r["status"] == 200 and (room is None or r["room"] == room)]
+
+    def synced_to_end(self):
+        """True once a /sync has returned everything there is (the bot is idle)."""
+        return any(r["path"].endswith("/sync") and r["status"] == 200 and
+                   r.get("next_batch") == str(self._pos()) for r in self.requests)
+
+    # ---- HTTP ----
+
+    @web.middleware
+    async def _middleware(self, request, handler):
+        body = await request.read()
+        try:
+            js = json.loads(body) if body else None
+        except ValueError:
+            js = None
+        entry = {"t": time.monotonic(), "method": request.method,
+                 "path": urllib.parse.unquote(request.path), "query": dict(request.query),
+                 "json": js, "status": None, "headers": dict(request.headers)}
+        m = re.search(r"/rooms/([^/]+)/send/", request.path)
+        entry["room"] = urllib.parse.unquote(m.group(1)) if m else None
+        rule = None
+        with self.cond:
+            for f in self.faults:
+                if f["times"] > 0 and f["method"] == request.method and \
+                        f["path"].search(entry["path"]):
+                    f["times"] -= 1
+                    rule = f
+                    break
+        if rule:
+            resp = web.json_response(rule["body"] or {"errcode": "M_UNKNOWN"},
+                                     status=rule["status"], headers=rule["headers"])
+        elif not request.path.endswith("/login") and \
+                request.headers.get("Authorization") != f"Bearer {self.token}":
+            resp = web.json_response({"errcode": "M_UNKNOWN_TOKEN",
+                                      "error": "Invalid access token"}, status=401)
+        else:
+            resp = await handler(request)
+        entry["status"] = resp.status
+        if hasattr(resp, "next_batch"):
+            entry["next_batch"] = resp.next_batch
+        with self.cond:
+            self.requests.append(entry)
+            self.cond.notify_all()
+        return resp
+
+    async def _api(self, request):
+        path = urllib.parse.unquote(request.path[len("/_matrix/client/v3"):])
+        method = request.method
+        if method == "POST" and path == "/login":
+            js = await request.json()
+            if js.get("password") != PASSWORD:
+                return web.json_response({"errcode": "M_FORBIDDEN"}, status=403)
+            return web.json_response({"access_token": self.token, "device_id": "DEV1",
+                                      "user_id": BOT})
+        if method == "GET" and path == "/account/whoami":
+            return web.json_response({"user_id": BOT, "device_id": "DEV1"})
+        if method == "POST" and re.fullmatch(r"/user/[^/]+/filter", path):
+            return web.json_response({"filter_id": "7"})
+        if method == "GET" and path == "/sync":
+            return await self._sync(request)
+        m = re.fullmatch(r"/join/(.+)", path)
+        if method == "POST" and m:
+            room = m.group(1)
+            self.join(room, BOT)
+            return web.json_response({"room_id": room})
+        m = re.fullmatch(r"/rooms/([^/]+)/send/m\.room\.message/(.+)", path)
+        if method == "PUT" and m:
+            room, txn = m.groups()
+            with self.cond:
+                known = self.txns.get((room, txn))
+            if known:
+                return web.json_response({"event_id": known})
+            eid = self._append(room, {"type": "m.room.message", "sender": BOT,
+                                      "content": await request.json()})
+            with self.cond:
+                self.txns[(room, txn)] = eid
+            return web.json_response({"event_id": eid})
+        m = re.fullmatch(r"/rooms/([^/]+)/state/([^/]+)/(.*)", path)
+        if method == "GET" and m:
+            room, type_, key = m.groups()
+            ev = self.rooms.get(room, {}).get("state", {}).get((type_, key))
+            if not ev:
+                return web.json_response({"errcode": "M_NOT_FOUND"}, status=404)
+            return web.json_response(ev["content"])
+        return web.json_response({"errcode": "M_UNRECOGNIZED"}, status=404)
+
+    async def _sync(self, request):
+        since = request.query.get("since")
+        timeout = int(request.query.get("timeout", "0")) / 1000.0
+        start = int(since) if since else 0
+        deadline = time.monotonic() + min(timeout, 30)
+        while since and self._pos() <= start and time.monotonic() < deadline \
+                and not self.closing:
+            await asyncio.sleep(0.02)
+        with self.cond:
+            end = self._pos()
+            rooms_join, rooms_invite = {}, {}
+            for pos, room, ev in self.stream:
+                if pos <= start or pos > end:
+                    continue
+                if BOT not in self.rooms[room]["members"] and not (
+                        ev.get("type") == "m.room.member" and ev.get("state_key") == BOT):
+                    continue
+                r = rooms_join.setdefault(room, {"state": {"events": []},
+                                                 "timeline": {"events": [], "limited": False}})
+                r["timeline"]["events"].append(ev)
+            for room in list(rooms_join):
+                if not since:  # the initial sync: state as state, a short timeline
+                    st = rooms_join[room]
+                    st["state"]["events"] = [e for e in st["timeline"]["events"]
+                                             if "state_key" in e]
+                    st["timeline"]["events"] = [e for e in st["timeline"]["events"]
+                                                if "state_key" not in e][-50:]
+            for pos, room, inviter in self.invites:
+                if start < pos <= end and BOT not in self.rooms[room]["members"]:
+                    rooms_invite[room] = {"invite_state": {"events": [
+                        {"type": "m.room.member", "state_key": BOT, "sender": inviter,
+                         "content": {"membership": "invite"}}]}}
+        resp = web.json_response({"next_batch": str(end),
+                                  "rooms": {"join": rooms_join, "invite": rooms_invite,
+                                            "leave": {}}})
+        resp.next_batch = str(end)
+        return resp

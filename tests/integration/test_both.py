@@ -1,0 +1,52 @@
+"""Discord and Matrix in one cohort process, over one store."""
+import signal
+import sqlite3
+import subprocess
+
+from conftest import BIN
+from fake_discord import TOKEN as DISCORD_TOKEN, FakeDiscord, interaction
+from fake_matrix import BOT, TOKEN as MATRIX_TOKEN, FakeMatrix
+
+
+def test_both_platforms_in_one_process(cohort):
+    dc, hs = FakeDiscord(), FakeMatrix()
+    dc.start()
+    hs.start()
+    try:
+        (cohort.workdir / "cohort.toml").write_text(f"""
+[discord]
+enabled = true
+token = "{DISCORD_TOKEN}"
+api_url = "{dc.api_url}"
+[matrix]
+enabled = true
+homeserver = "{hs.url}"
+user_id = "{BOT}"
+access_token = "{MATRIX_TOKEN}"
+""")
+        room = "!study:fake.test"
+        hs.create_room(room, members=["@ana:fake.test"])
+        cohort._clock()
+        with open(cohort.workdir / "cohort.log", "w") as log:
+            proc = subprocess.Popen([BIN, "run", "-c", "cohort.toml"], cwd=cohort.workdir,
+                                    env=cohort.env, stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.DEVNULL, stderr=log)
+            try:
+                dc.ready_connection()
+                hs.wait_for(hs.synced_to_end, 10, "the first sync")
+                dc.dispatch("INTERACTION_CREATE", interaction(
+                    1, "done", [{"name": "topic", "value": "Kafka"}], guild="77"))
+                ev = hs.say(room, "@ana:fake.test", "!done Docker")
+                dc.wait_rest("POST", r"/interactions/1/tok-1/callback")
+                hs.wait_for(lambda: [r for r in hs.sends() if ev in str(r["json"])], 5,
+                            "the Matrix reply")
+            finally:
+                proc.send_signal(signal.SIGTERM)
+                assert proc.wait(10) == 0, (cohort.workdir / "cohort.log").read_text()
+        con = sqlite3.connect(cohort.db)
+        rows = con.execute("SELECT group_id, topic_id FROM events ORDER BY group_id").fetchall()
+        con.close()
+        assert rows == [("discord:77", "kafka"), (f"matrix:{room}", "docker")]
+    finally:
+        dc.stop()
+        hs.stop()

@@ -1,0 +1,286 @@
+"""The Matrix adapter against a local fake homeserver."""
+import signal
+import sqlite3
+import subprocess
+import time
+
+import pytest
+
+from conftest import BIN
+from fake_matrix import BOT, PASSWORD, TOKEN, FakeMatrix
+
+ROOM = "!study:fake.test"
+ANA, BEN, ADMIN = "@ana:fake.test", "@ben:fake.test", "@boss:fake.test"
+
+
+@pytest.fixture
+def hs():
+    f = FakeMatrix()
+    f.start()
+    yield f
+    f.stop()
+
+
+class Bot:
+    def __init__(self, cohort, toml):
+        self.cohort = cohort
+        (cohort.workdir / "cohort.toml").write_text(toml)
+        self.log_path = cohort.workdir / "cohort.log"
+        self.proc = None
+
+    def start(self):
+        self.cohort._clock()
+        self.log = open(self.log_path, "a")
+        self.proc = subprocess.Popen([BIN, "run", "-c", "cohort.toml"], cwd=self.cohort.workdir,
+                                     env=self.cohort.env, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=self.log)
+        return self
+
+    def stderr(self):
+        return self.log_path.read_text()
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            rc = self.proc.wait(10)
+            self.log.close()
+            assert rc == 0, self.stderr()
+
+
+def matrix_toml(hs, extra="", token=TOKEN):
+    return f"""
+[matrix]
+enabled = true
+homeserver = "{hs.url}"
+user_id = "{BOT}"
+access_token = "{token}"
+{extra}
+"""
+
+
+@pytest.fixture
+def bot(cohort, hs):
+    made = []
+
+    def make(extra="", toml=None):
+        b = Bot(cohort, toml or matrix_toml(hs, extra)).start()
+        made.append(b)
+        return b
+    yield make
+    for b in made:
+        b.stop()
+
+
+def idle(hs, timeout=10):
+    """Waits until the bot has synced everything there is and its replies went out."""
+    hs.wait_for(hs.synced_to_end, timeout, "the bot to catch up")
+    time.sleep(0.3)
+
+
+def reply_to(hs, event_id, timeout=5):
+    def find():
+        return [r for r in hs.sends() if r["json"].get("m.relates_to", {})
+                .get("m.in_reply_to", {}).get("event_id") == event_id]
+    return hs.wait_for(find, timeout, f"a reply to {event_id}")[0]
+
+
+def events(db):
+    con = sqlite3.connect(db)
+    try:
+        return con.execute("SELECT group_id, member_id, topic_id FROM events ORDER BY id").fetchall()
+    finally:
+        con.close()
+
+
+def test_backlog_is_not_answered_then_done_is(hs, bot, cohort):
+    hs.create_room(ROOM, members=[ANA])
+    hs.say(ROOM, ANA, "!done Docker")          # before cohort ever ran
+    bot()
+    idle(hs)
+    assert hs.sends() == []
+    first_sync = hs.reqs("GET", r"/sync$")[0]
+    assert first_sync["query"]["filter"] == "7" and "since" not in first_sync["query"]
+    ev = hs.say(ROOM, ANA, "!done Kafka")
+    r = reply_to(hs, ev)
+    c = r["json"]
+    assert c["msgtype"] == "m.notice"
+    assert "ana finished Kafka" in c["body"] and "1/84" in c["body"]
+    assert c["format"] == "org.matrix.custom.html"
+    assert "<b>" in c["formatted_body"] and "<pre><code>" in c["formatted_body"]
+    assert c["m.mentions"] == {}
+    polls = hs.reqs("GET", r"/sync$")[1:]
+    assert all(p["query"]["timeout"] == "30000" and p["query"]["set_presence"] == "offline"
+               for p in polls)
+    assert events(cohort.db) == [(f"matrix:{ROOM}", f"matrix:{ANA}", "kafka")]
+
+
+def test_slash_prefix_replies_edits_and_notices(hs, bot, cohort):
+    hs.create_room(ROOM, members=[ANA])
+    bot()
+    idle(hs)
+    e1 = hs.say(ROOM, ANA, "/start Redis")
+    reply_to(hs, e1)
+    # A reply quoting an earlier message: the fallback is not the command.
+    e2 = hs.say(ROOM, ANA, "> <@ben:fake.test> !done Kafka\n\n!done Docker",
+                **{"m.relates_to": {"m.in_reply_to": {"event_id": e1}}})
+    assert "finished Docker" in reply_to(hs, e2)["json"]["body"]
+    hs.say(ROOM, ANA, " * !done Kafka", **{"m.new_content": {"msgtype": "m.text",
+                                                              "body": "!done Kafka"},
+                                            "m.relates_to": {"rel_type": "m.replace",
+                                                             "event_id": e2}})
+    hs.say(ROOM, BEN, "!done Kafka", msgtype="m.notice")   # another bot
+    hs.say(ROOM, ANA, "done Kafka, no prefix")
+    idle(hs)
+    assert len(hs.sends()) == 2
+    assert [t for _, _, t in events(cohort.db)] == ["redis", "docker"]
+
+
+def test_restart_misses_nothing_and_answers_nothing_twice(hs, bot, cohort):
+    hs.create_room(ROOM, members=[ANA])
+    b = bot()
+    idle(hs)
+    e1 = hs.say(ROOM, ANA, "!done Kafka")
+    reply_to(hs, e1)
+    b.stop()
+    e2 = hs.say(ROOM, ANA, "!done Docker")      # while cohort is down
+    bot()
+    reply_to(hs, e2)
+    idle(hs)
+    replies = [r["json"]["m.relates_to"]["m.in_reply_to"]["event_id"] for r in hs.sends()]
+    assert sorted(replies) == sorted([e1, e2])
+    assert [t for _, _, t in events(cohort.db)] == ["kafka", "docker"]
+    # The second start went on from the saved position.
+    starts = [r for r in hs.reqs("GET", r"/sync$") if "since" not in r["query"]]
+    assert len(starts) == 1
+
+
+def test_invites_are_joined_from_allowed_users_only(hs, bot):
+    bot('invite_from = ["@boss:fake.test"]')
+    idle(hs)
+    hs.invite("!friendly:fake.test", ADMIN)
+    hs.invite("!spam:fake.test", "@stranger:elsewhere.test")
+    hs.wait_req("POST", r"/join/!friendly:fake.test")
+    idle(hs)
+    assert not hs.reqs("POST", r"/join/!spam")
+    # History from before the join is not answered; what follows is.
+    ev = hs.say("!friendly:fake.test", ADMIN, "!next")
+    reply_to(hs, ev)
+
+
+def test_pre_join_history_is_not_answered(hs, bot):
+    bot()
+    idle(hs)
+    room = "!later:fake.test"
+    hs.create_room(room, members=[ANA], bot_joined=False)
+    old = hs.say(room, ANA, "!done Kafka")
+    hs.join(room, BOT)
+    new = hs.say(room, ANA, "!done Docker")
+    reply_to(hs, new)
+    idle(hs)
+    assert all(r["json"]["m.relates_to"]["m.in_reply_to"]["event_id"] != old
+               for r in hs.sends())
+
+
+def test_429_is_retried_with_the_same_transaction_id(hs, bot):
+    hs.create_room(ROOM, members=[ANA])
+    bot()
+    idle(hs)
+    hs.fault("PUT", r"/send/m\.room\.message/", 429,
+             {"errcode": "M_LIMIT_EXCEEDED", "error": "Too many requests",
+              "retry_after_ms": 700})
+    ev = hs.say(ROOM, ANA, "!help")
+    reply_to(hs, ev)
+    first, second = hs.reqs("PUT", r"/send/m\.room\.message/")[:2]
+    assert first["status"] == 429 and second["status"] == 200
+    assert first["path"] == second["path"]            # the same transaction id
+    assert second["t"] - first["t"] >= 0.7
+
+
+def test_admin_commands_follow_power_levels(hs, bot):
+    hs.create_room(ROOM, members=[ANA, ADMIN, BEN], levels={ADMIN: "50", BEN: 100.0})
+    bot()
+    idle(hs)
+    ev = hs.say(ROOM, ANA, "!digest channel here")
+    assert "admin" in reply_to(hs, ev)["json"]["body"].lower()
+    ev = hs.say(ROOM, ADMIN, "!digest channel here")      # a level given as a string
+    assert "posted here" in reply_to(hs, ev)["json"]["body"]
+    ev = hs.say(ROOM, BEN, "!digest channel off")         # a level given as a float
+    assert "digest is off" in reply_to(hs, ev)["json"]["body"]
+
+
+def test_power_levels_are_refreshed_on_change(hs, bot):
+    hs.create_room(ROOM, members=[ANA, ADMIN], levels={ADMIN: 100})
+    bot()
+    idle(hs)
+    hs._append(ROOM, {"type": "m.room.power_levels", "state_key": "", "sender": ADMIN,
+                      "content": {"users": {ADMIN: 100, ANA: 50}, "users_default": 0}})
+    ev = hs.say(ROOM, ANA, "!digest channel here")
+    assert "posted here" in reply_to(hs, ev)["json"]["body"]
+
+
+def test_encrypted_room_gets_one_notice(hs, bot):
+    room = "!secret:fake.test"
+    hs.create_room(room, members=[ANA], encrypted=True)
+    b = bot()
+    idle(hs)
+    hs.encrypted(room, ANA)
+    hs.wait_for(lambda: hs.sends(room), 5, "the notice")
+    hs.encrypted(room, ANA)
+    idle(hs)
+    b.stop()
+    hs.encrypted(room, ANA)
+    bot()
+    idle(hs)
+    notes = hs.sends(room)
+    assert len(notes) == 1
+    assert "encrypt" in notes[0]["json"]["body"]
+
+
+def test_sync_errors_back_off(hs, bot):
+    hs.create_room(ROOM, members=[ANA])
+    hs.fault("GET", r"/sync$", 502, times=4)
+    b = bot()
+    hs.wait_req("GET", r"/sync$", count=5, timeout=20)
+    syncs = hs.reqs("GET", r"/sync$")
+    gaps = [b_["t"] - a["t"] for a, b_ in zip(syncs, syncs[1:5])]
+    assert gaps[0] >= 0.45 and all(g >= 0.45 for g in gaps), gaps
+    assert gaps[-1] > gaps[0]                     # it grows instead of hot-looping
+    assert "/sync failed" in b.stderr()
+
+
+def test_unknown_token_is_fatal(hs, cohort):
+    b = Bot(cohort, matrix_toml(hs, token="syt_wrong")).start()
+    assert b.proc.wait(10) == 2
+    err = b.stderr()
+    assert "M_UNKNOWN_TOKEN" in err and "access_token" in err
+    assert "syt_wrong" not in err
+
+
+def test_password_login_keeps_the_token(hs, cohort):
+    toml = matrix_toml(hs, token="") + f'password = "{PASSWORD}"\n'
+    b = Bot(cohort, toml).start()
+    idle(hs)
+    b.stop()
+    assert len(hs.reqs("POST", r"/login$")) == 1
+    b = Bot(cohort, toml).start()
+    idle(hs)
+    b.stop()
+    assert len(hs.reqs("POST", r"/login$")) == 1   # the saved token was used
+    assert PASSWORD not in b.stderr() and TOKEN not in b.stderr()
+
+
+def test_digest_is_posted_to_the_room(hs, bot, cohort):
+    hs.create_room(ROOM, members=[ANA, ADMIN], levels={ADMIN: 100})
+    cohort.at("2026-11-25T17:59:30Z", rate=20)
+    bot()
+    idle(hs)
+    ev = hs.say(ROOM, ANA, "!done Kafka")
+    reply_to(hs, ev)
+    ev = hs.say(ROOM, ADMIN, "!digest channel here")
+    reply_to(hs, ev)
+    digest = hs.wait_for(lambda: [r for r in hs.sends() if "/cd-" in r["path"]], 10,
+                         "the digest")[0]
+    assert digest["json"]["msgtype"] == "m.notice"
+    assert "Kafka" in digest["json"]["body"]
+    time.sleep(1)
+    assert len([r for r in hs.sends() if "/cd-" in r["path"]]) == 1
