@@ -47,7 +47,7 @@ CORE_OBJ = $(CORE_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/default_roadmap.o
 MAIN_OBJ = $(BUILD)/bot/main.o
 
 UNIT_TESTS = test_text test_toml test_config test_roadmap test_store test_commands test_clock \
-             test_leaderboard test_digest test_log
+             test_leaderboard test_digest test_log test_discord test_adapters test_dispatch
 UNIT_BINS = $(UNIT_TESTS:%=$(BUILD)/tests/%)
 
 .PHONY: all run test unit integration deps install uninstall clean format fuzz bench

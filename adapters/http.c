@@ -23,10 +23,10 @@ struct xfer {
 	struct curl_slist *headers;
 	struct strbuf resp;
 	bool too_big;
-	double h_retry_after;    /* Retry-After, seconds; -1 */
-	long h_remaining;        /* X-RateLimit-Remaining; -1 */
-	double h_reset_after;    /* X-RateLimit-Reset-After, seconds; -1 */
-	bool h_global;           /* X-RateLimit-Global */
+	double h_retry_after; /* Retry-After, seconds; -1 */
+	long h_remaining;     /* X-RateLimit-Remaining; -1 */
+	double h_reset_after; /* X-RateLimit-Reset-After, seconds; -1 */
+	bool h_global;        /* X-RateLimit-Global */
 	int attempts, limited;
 	int64_t not_before;
 	char errbuf[CURL_ERROR_SIZE];
@@ -46,11 +46,11 @@ struct http_client {
 	CURLM *multi;
 	pthread_t thread;
 	pthread_mutex_t lock;
-	pthread_cond_t idle; /* signalled when the worker has nothing left */
-	struct xfer *incoming; /* under lock, newest first */
-	bool stopping, cancel; /* under lock */
-	bool idle_now;         /* under lock: nothing queued, nothing running */
-	bool unauthorized;     /* under lock */
+	pthread_cond_t idle;     /* signalled when the worker has nothing left */
+	struct xfer *incoming;   /* under lock, newest first */
+	bool stopping, cancel;   /* under lock */
+	bool idle_now;           /* under lock: nothing queued, nothing running */
+	bool unauthorized;       /* under lock */
 	struct http_stats stats; /* under lock */
 	/* The worker's own. */
 	struct queue **queues;
@@ -378,9 +378,10 @@ static void completed(struct http_client *c, struct xfer *x, CURLcode code)
 	bool transient = status >= 500 || (status == 0 && !x->too_big);
 	if (transient && x->attempts < HTTP_MAX_ATTEMPTS) {
 		int64_t wait = jitter(retry_backoff_ms[x->attempts - 1]);
-		log_warn(c->tag, "%s %s: %s; retrying in %lld ms (attempt %d of %d)",
-			 x->rq.method, x->rq.queue,
-			 status ? "server error" : (x->errbuf[0] ? x->errbuf : curl_easy_strerror(code)),
+		log_warn(c->tag, "%s %s: %s; retrying in %lld ms (attempt %d of %d)", x->rq.method,
+			 x->rq.queue,
+			 status ? "server error"
+				: (x->errbuf[0] ? x->errbuf : curl_easy_strerror(code)),
 			 (long long)wait, x->attempts + 1, HTTP_MAX_ATTEMPTS);
 		x->not_before = now + wait;
 		queue_push(q, x, true);
@@ -390,7 +391,7 @@ static void completed(struct http_client *c, struct xfer *x, CURLcode code)
 	const char *error = NULL;
 	if (status == 0) {
 		snprintf(why, sizeof(why), "%s",
-			 x->too_big ? "the response is larger than the limit"
+			 x->too_big     ? "the response is larger than the limit"
 			 : x->errbuf[0] ? x->errbuf
 					: curl_easy_strerror(code));
 		error = why;
@@ -594,9 +595,9 @@ bool http_fetch(struct http_client *c, const char *method, const char *url, cons
 	resp->attempts = 1;
 	if (status == 0)
 		resp->error = xstrdup(code == CURLE_ABORTED_BY_CALLBACK ? "cancelled"
-				      : x->too_big			  ? "the response is larger than the limit"
-				      : x->errbuf[0]			  ? x->errbuf
-									  : curl_easy_strerror(code));
+				      : x->too_big   ? "the response is larger than the limit"
+				      : x->errbuf[0] ? x->errbuf
+						     : curl_easy_strerror(code));
 	if (status == 429)
 		resp->retry_after_ms = http_retry_after_ms(sb_str(&x->resp), x->h_retry_after);
 	resp->len = x->resp.len;
@@ -619,8 +620,8 @@ char *http_escape(const char *s)
 	struct strbuf sb = STRBUF_INIT;
 	static const char hex[] = "0123456789ABCDEF";
 	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-		    strchr("-._~", *p)) {
+		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		    (*p >= '0' && *p <= '9') || strchr("-._~", *p)) {
 			sb_addc(&sb, (char)*p);
 		} else {
 			sb_addc(&sb, '%');

@@ -42,12 +42,12 @@ struct http_response {
 typedef void http_done_fn(void *ud, const struct http_response *resp);
 
 struct http_request {
-	const char *method;    /* "GET", "POST", "PUT", "PATCH", "DELETE" */
-	const char *url;       /* absolute */
-	const char *body;      /* JSON, or NULL for none */
-	const char *queue;     /* requests with the same queue run in order; NULL: the URL */
-	long timeout_ms;       /* 0: 15 s */
-	http_done_fn *done;    /* may be NULL */
+	const char *method; /* "GET", "POST", "PUT", "PATCH", "DELETE" */
+	const char *url;    /* absolute */
+	const char *body;   /* JSON, or NULL for none */
+	const char *queue;  /* requests with the same queue run in order; NULL: the URL */
+	long timeout_ms;    /* 0: 15 s */
+	http_done_fn *done; /* may be NULL */
 	void *ud;
 };
 

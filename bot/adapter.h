@@ -28,8 +28,8 @@ struct adapter_ops {
 	 * idempotency key. Dispatcher thread. Returns COHORT_ERR_PENDING once
 	 * queued: the outcome comes back through scheduler_sent().
 	 */
-	int (*post)(void *self, const char *group_id, const char *channel_id,
-		    const struct reply *r, const char *idem_key);
+	int (*post)(void *self, const char *group_id, const char *channel_id, const struct reply *r,
+		    const char *idem_key);
 	void (*free)(void *self);
 };
 

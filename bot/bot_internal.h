@@ -21,7 +21,7 @@ struct bot {
 	/* Digests handed to an adapter and not yet confirmed (scheduler.c). */
 	struct digest_inflight *inflight;
 	size_t ninflight, capinflight;
-	int last_sent; /* the outcome scheduler_sent() saw last */
+	int last_sent;         /* the outcome scheduler_sent() saw last */
 	bool schedule_changed; /* a digest channel or time changed since scheduler_run() */
 };
 

@@ -49,7 +49,8 @@ static const struct command commands[] = {
 	{"done", cmd_done, "done TOPIC [note]", "mark a topic finished",
 	 "Records that you finished TOPIC. A note may follow the topic (\"done Kafka built a "
 	 "consumer\"); use | to separate them when the topic is unclear (\"done circuit breaker "
-	 "| read the chapter\").", false},
+	 "| read the chapter\").",
+	 false},
 	{"start", cmd_start, "start TOPIC [note]", "mark a topic in progress",
 	 "Records that you are working on TOPIC, so groupmates can find a study partner.", false},
 	{"skip", cmd_skip, "skip TOPIC", "skip a topic",
@@ -60,20 +61,24 @@ static const struct command commands[] = {
 	 "Reverts your most recent change. Say it again to go further back.", false},
 	{"progress", cmd_progress, "progress [member]", "your progress (or a groupmate's)",
 	 "Shows the overall bar, a bar per section, topics in progress, the current and longest "
-	 "streak, and the rank.", true},
+	 "streak, and the rank.",
+	 true},
 	{"leaderboard", cmd_leaderboard, "leaderboard [week|month|all]", "the group's ranking",
 	 "Ranks the group by points (one per finished topic) this week, this month or of all "
-	 "time (the default). Ties share a rank; whoever got there first is listed first.", false},
+	 "time (the default). Ties share a rank; whoever got there first is listed first.",
+	 false},
 	{"topics", cmd_topics, "topics [section]", "the roadmap with your marks",
 	 "Shows the roadmap (or one section) with your status marks: [x] done, [~] in progress, "
-	 "[-] skipped, and how many in the group finished each topic.", true},
+	 "[-] skipped, and how many in the group finished each topic.",
+	 true},
 	{"next", cmd_next, "next", "what to study next",
 	 "Names the first topic in roadmap order you have not finished, and who is on it.", true},
 	{"who", cmd_who, "who TOPIC", "who finished a topic",
 	 "Lists who finished TOPIC (ask them for help) and who is working on it now.", false},
 	{"digest", cmd_digest, "digest [channel here|off] [time HH:MM [TZ]]", "the daily digest",
 	 "Previews today's digest. Admins: \"digest channel here\" posts it in this channel, "
-	 "\"digest channel off\" stops it, \"digest time 18:00 Europe/Berlin\" sets when.", false},
+	 "\"digest channel off\" stops it, \"digest time 18:00 Europe/Berlin\" sets when.",
+	 false},
 	{"help", cmd_help, "help [command]", "how to use cohort",
 	 "Lists the commands, or explains one.", true},
 };

@@ -374,8 +374,9 @@ static int cmd_run(struct app *app, const struct cli *cli)
 static int cmd_register(struct app *app, const struct cli *cli)
 {
 	if (!*app->cfg.discord_token) {
-		fprintf(stderr, "cohort: %s: no Discord bot token: set [discord] token or "
-				"COHORT_DISCORD_TOKEN\n",
+		fprintf(stderr,
+			"cohort: %s: no Discord bot token: set [discord] token or "
+			"COHORT_DISCORD_TOKEN\n",
 			app->cfg.source ? app->cfg.source : "configuration");
 		return EXIT_USAGE;
 	}
@@ -479,9 +480,10 @@ static int cmd_digest(struct app *app, const struct cli *cli)
 		d = dispatch_new(app->bot);
 		rc = d ? platforms_init(&p, app, d) : EXIT_RUNTIME;
 		if (!rc && !adapter_for(&p, cli->group))
-			rc = usage_error("cannot post to '%s': no enabled platform serves that group "
-					 "(enable its platform in the configuration)",
-					 cli->group);
+			rc = usage_error(
+				"cannot post to '%s': no enabled platform serves that group "
+				"(enable its platform in the configuration)",
+				cli->group);
 		sink = p.sink;
 	}
 	char *channel = NULL;
@@ -489,15 +491,16 @@ static int cmd_digest(struct app *app, const struct cli *cli)
 		struct store_settings st;
 		rc = store_get_settings(app->store, cli->group, &st) ? EXIT_RUNTIME : EXIT_OK;
 		if (!rc) {
-			channel = st.digest_channel ? xstrdup(st.digest_channel)
+			channel = st.digest_channel                 ? xstrdup(st.digest_channel)
 				  : serves_stdout(NULL, cli->group) ? xstrdup("console")
-								      : NULL;
+								    : NULL;
 			store_settings_release(&st);
 		}
 		if (!rc && !channel)
-			rc = usage_error("%s has no digest channel: an admin says \"/digest channel "
-					 "here\" in it first",
-					 cli->group);
+			rc = usage_error(
+				"%s has no digest channel: an admin says \"/digest channel "
+				"here\" in it first",
+				cli->group);
 	}
 	if (!rc) {
 		int prc = scheduler_post_now(app->bot, &sink, cli->group, channel);
@@ -564,8 +567,12 @@ int main(int argc, char **argv)
 	static const struct {
 		const char *name;
 		bool store;
-	} known[] = {{"run", true},     {"console", true}, {"check-config", false},
-		     {"roadmap", false}, {"digest", true}, {"export", true},
+	} known[] = {{"run", true},
+		     {"console", true},
+		     {"check-config", false},
+		     {"roadmap", false},
+		     {"digest", true},
+		     {"export", true},
 		     {"register-commands", false}};
 	bool with_store = false, found = false;
 	for (size_t i = 0; i < ARRAY_SIZE(known); i++) {

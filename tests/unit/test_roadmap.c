@@ -238,6 +238,42 @@ static void args_split_into_topic_and_note(void **state)
 	roadmap_free(rm);
 }
 
+static void completion_ranks_what_is_being_typed(void **state)
+{
+	(void)state;
+	struct roadmap *rm;
+	char err[COHORT_ERR_LEN];
+	assert_int_equal(roadmap_load_default(&rm, err), COHORT_OK);
+	long idx[25];
+	const struct {
+		const char *typed, *first;
+	} cases[] = {
+		{"kaf", "Kafka"},
+		{"KAFKA", "Kafka"},
+		{"postgres", "PostgreSQL"},
+		{"k8s", "Kubernetes"},
+		{"postgers", "PostgreSQL"},
+		{"graph", "GraphQL"},
+		{"breaker", "Circuit Breaker"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		size_t n = roadmap_complete(rm, cases[i].typed, idx, 25);
+		if (n == 0 || strcmp(roadmap_topic(rm, (size_t)idx[0])->name, cases[i].first) != 0)
+			fail_msg("\"%s\": got %s, want %s", cases[i].typed,
+				 n ? roadmap_topic(rm, (size_t)idx[0])->name : "nothing",
+				 cases[i].first);
+	}
+	/* Nothing typed: the roadmap from the top, as many as asked. */
+	assert_int_equal(roadmap_complete(rm, "", idx, 25), 25);
+	assert_int_equal(idx[0], 0);
+	assert_int_equal(roadmap_complete(rm, "zzzzqqq", idx, 25), 0);
+	char big[300];
+	memset(big, 'a', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	assert_int_equal(roadmap_complete(rm, big, idx, 25), 0);
+	roadmap_free(rm);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -247,6 +283,7 @@ int main(void)
 		cmocka_unit_test(broken_roadmaps_name_the_line),
 		cmocka_unit_test(the_resolver_answers_what_members_type),
 		cmocka_unit_test(args_split_into_topic_and_note),
+		cmocka_unit_test(completion_ranks_what_is_being_typed),
 	};
 	return cmocka_run_group_tests_name("roadmap", tests, NULL, NULL);
 }

@@ -1,0 +1,101 @@
+/* The platform-independent pieces of the adapters: HTTP helpers and Matrix parsing. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "adapters/http.h"
+#include "adapters/matrix/matrix.h"
+#include "bot/reply.h"
+#include "bot/util.h"
+
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void retry_after_comes_from_the_body_or_the_header(void **state)
+{
+	(void)state;
+	assert_int_equal(http_retry_after_ms("{\"retry_after\": 0.25, \"global\": true}", -1), 250);
+	assert_int_equal(http_retry_after_ms("{\"errcode\":\"M_LIMIT_EXCEEDED\",\"retry_after_ms\":"
+					     "700}",
+					     2),
+			 700);
+	assert_int_equal(http_retry_after_ms("not json", 3), 3000);
+	assert_int_equal(http_retry_after_ms("", -1), -1);
+	assert_int_equal(http_retry_after_ms("{\"retry_after\": 1e12}", -1), 3600 * 1000);
+}
+
+static void path_segments_are_escaped(void **state)
+{
+	(void)state;
+	char *s = http_escape("!room:example.org/../x?y=1 z");
+	assert_string_equal(s, "%21room%3Aexample.org%2F..%2Fx%3Fy%3D1%20z");
+	free(s);
+	char buf[HTTP_WHY_LEN];
+	assert_string_equal(http_why(NULL, 502, buf), "status 502");
+	assert_string_equal(http_why("timed out", 0, buf), "timed out");
+}
+
+static void reply_fallbacks_are_stripped(void **state)
+{
+	(void)state;
+	assert_string_equal(mx_strip_fallback("!done Kafka"), "!done Kafka");
+	assert_string_equal(mx_strip_fallback("> <@a:b> !done X\n> more\n\n!done Kafka"),
+			    "!done Kafka");
+	assert_string_equal(mx_strip_fallback("> only a quote"), "");
+	assert_string_equal(mx_strip_fallback(">not a fallback"), ">not a fallback");
+}
+
+static void power_levels_parse_loosely(void **state)
+{
+	(void)state;
+	const char *cases[] = {"50", "\"50\"", "50.0", "\"75.5\"", "-1"};
+	const long want[] = {50, 50, 50, 75, -1};
+	for (size_t i = 0; i < 5; i++) {
+		cJSON *v = cJSON_Parse(cases[i]);
+		long lv = 0;
+		assert_true(mx_parse_level(v, &lv));
+		assert_int_equal(lv, want[i]);
+		cJSON_Delete(v);
+	}
+	const char *bad[] = {"\"fifty\"", "null", "true", "\"\"", "1e300", "[50]"};
+	for (size_t i = 0; i < 6; i++) {
+		cJSON *v = cJSON_Parse(bad[i]);
+		long lv = 7;
+		assert_false(mx_parse_level(v, &lv));
+		cJSON_Delete(v);
+	}
+}
+
+static void html_is_escaped_and_tables_are_preformatted(void **state)
+{
+	(void)state;
+	struct reply r;
+	reply_init(&r);
+	reply_title(&r, REPLY_INFO, "<b>ana</b> & co");
+	reply_line(&r, "%s", "a <script> line");
+	reply_mono(&r, "%s", "1. ana  3");
+	reply_mono(&r, "%s", "2. <ben> 2");
+	reply_line(&r, "%s", "end");
+	struct strbuf sb = STRBUF_INIT;
+	mx_render_html(&r, &sb);
+	assert_string_equal(sb_str(&sb),
+			    "<b>&lt;b&gt;ana&lt;/b&gt; &amp; co</b><br>a &lt;script&gt; "
+			    "line<pre><code>1. ana  3\n2. &lt;ben&gt; 2</code></pre>end");
+	sb_release(&sb);
+	reply_release(&r);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(retry_after_comes_from_the_body_or_the_header),
+		cmocka_unit_test(path_segments_are_escaped),
+		cmocka_unit_test(reply_fallbacks_are_stripped),
+		cmocka_unit_test(power_levels_parse_loosely),
+		cmocka_unit_test(html_is_escaped_and_tables_are_preformatted),
+	};
+	return cmocka_run_group_tests_name("adapters", tests, NULL, NULL);
+}
