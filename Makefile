@@ -140,7 +140,7 @@ uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/cohort
 
 format:
-	clang-format -i bot/*.[ch] store/*.[ch] adapters/*.[ch] tests/unit/*.[ch] tests/fuzz/*.c bench/*.c
+	clang-format -i $(shell find bot store adapters tests/unit tests/fuzz bench -name '*.[ch]')
 
 clean:
 	rm -rf build

@@ -21,7 +21,7 @@
 
 #define TAG "discord"
 #define VERSION "0.2.0"
-#define SEEN 4096 /* interaction and message ids remembered for replays */
+#define SEEN 4096       /* interaction and message ids remembered for replays */
 #define MAX_OPTION 2000 /* longest option value taken from an interaction */
 
 /* Permission bits that make a member a cohort admin. */
@@ -111,9 +111,10 @@ static void check_answer(struct discord *dc, const char *what, const struct http
 	if (r->status >= 200 && r->status < 300)
 		return;
 	if (r->status == 401) {
-		log_error(TAG, "the bot token was rejected (401 on %s): copy a fresh token from the "
-			       "Developer Portal (Bot > Reset Token) into discord.token or "
-			       "COHORT_DISCORD_TOKEN",
+		log_error(TAG,
+			  "the bot token was rejected (401 on %s): copy a fresh token from the "
+			  "Developer Portal (Bot > Reset Token) into discord.token or "
+			  "COHORT_DISCORD_TOKEN",
 			  what);
 		dispatch_fail(dc->dispatch, COHORT_ERR_AUTH);
 		return;
@@ -158,8 +159,8 @@ static void answer(struct discord *dc, const char *id, cJSON *msg)
 	char *app = dc->app_id_shared ? xstrdup(dc->app_id_shared) : NULL;
 	if (p && p->deferred) {
 		/* The deferral is queued first in the same queue: the edit follows it. */
-		char *url = xasprintf("%s/webhooks/%s/%s/messages/@original", dc->cfg->discord_api_url,
-				      app ? app : "0", p->token);
+		char *url = xasprintf("%s/webhooks/%s/%s/messages/@original",
+				      dc->cfg->discord_api_url, app ? app : "0", p->token);
 		char *queue = xasprintf("ix:%s", id);
 		cJSON_DeleteItemFromObject(msg, "flags"); /* fixed by the deferral */
 		post_json(dc, "PATCH", url, msg, queue, answered, dc);
@@ -167,8 +168,8 @@ static void answer(struct discord *dc, const char *id, cJSON *msg)
 		free(queue);
 		msg = NULL;
 	} else if (p) {
-		char *url = xasprintf("%s/interactions/%s/%s/callback", dc->cfg->discord_api_url, id,
-				      p->token);
+		char *url = xasprintf("%s/interactions/%s/%s/callback", dc->cfg->discord_api_url,
+				      id, p->token);
 		char *queue = xasprintf("ix:%s", id);
 		cJSON *body = cJSON_CreateObject();
 		cJSON_AddNumberToObject(body, "type", CB_MESSAGE);
@@ -188,7 +189,7 @@ static void answer(struct discord *dc, const char *id, cJSON *msg)
 /* A command to run on the dispatcher: the event's strings are owned. */
 struct command_job {
 	struct discord *dc;
-	char *interaction;  /* the interaction id, or NULL for a text command */
+	char *interaction;              /* the interaction id, or NULL for a text command */
 	char *reply_channel, *reply_to; /* a text command: where to answer */
 	char *group, *channel, *member, *name, *command, *args, *topic, *note, *source;
 	char *command2, *args2; /* a second command in the same interaction (digest-setup) */
@@ -218,7 +219,7 @@ static void run_command(struct bot *b, void *arg)
 {
 	struct command_job *j = arg;
 	struct discord *dc = j->dc;
-	struct event ev = {"discord", j->group,  j->channel, j->member, j->name, j->admin,
+	struct event ev = {"discord",  j->group, j->channel, j->member, j->name,  j->admin,
 			   j->command, j->args,  j->topic,   j->note,   j->source};
 	struct reply r;
 	reply_init(&r);
@@ -384,9 +385,9 @@ static void on_command(struct discord *dc, const cJSON *ix, const char *id, cons
 				   "For example: /digest-setup time:18:00 timezone:Europe/Berlin");
 			return;
 		}
-		char *time_args = time ? xasprintf("time %s%s%s", time, zone ? " " : "",
-						   zone ? zone : "")
-				       : NULL;
+		char *time_args =
+			time ? xasprintf("time %s%s%s", time, zone ? " " : "", zone ? zone : "")
+			     : NULL;
 		j->command = xstrdup("digest");
 		if (where) {
 			j->args = xasprintf("channel %s", where);
@@ -561,8 +562,8 @@ static void register_commands(struct discord *dc)
 	for (size_t i = 0; i < (g->n ? g->n : 1); i++) {
 		char *url = g->n ? xasprintf("%s/applications/%s/guilds/%s/commands",
 					     dc->cfg->discord_api_url, dc->app_id, g->v[i])
-				 : xasprintf("%s/applications/%s/commands", dc->cfg->discord_api_url,
-					     dc->app_id);
+				 : xasprintf("%s/applications/%s/commands",
+					     dc->cfg->discord_api_url, dc->app_id);
 		post_json(dc, "PUT", url, dc_command_definitions(), "commands", registered, dc);
 		free(url);
 	}
@@ -601,7 +602,8 @@ static void on_fatal(void *ud, int code, const char *msg)
 {
 	struct discord *dc = ud;
 	log_error(TAG, "stopping: %s", msg);
-	dispatch_fail(dc->dispatch, code == 4004 || code == 401 ? COHORT_ERR_AUTH : COHORT_ERR_CONFIG);
+	dispatch_fail(dc->dispatch,
+		      code == 4004 || code == 401 ? COHORT_ERR_AUTH : COHORT_ERR_CONFIG);
 }
 
 /* Defers every interaction that has waited DC_DEFER_MS for its answer. */
@@ -700,8 +702,8 @@ static void digest_posted(void *ud, const struct http_response *r)
 	struct sent_job *j = xmalloc(sizeof(*j));
 	snprintf(j->key, sizeof(j->key), "%s", c->key);
 	j->rc = r->status >= 200 && r->status < 300 ? COHORT_OK
-		: r->status == 401			 ? COHORT_ERR_AUTH
-							 : COHORT_ERR_NETWORK;
+		: r->status == 401                  ? COHORT_ERR_AUTH
+						    : COHORT_ERR_NETWORK;
 	dispatch_submit(c->dc->dispatch, run_digest_sent, j);
 	free(c);
 }
@@ -711,8 +713,8 @@ static int dc_post(void *self, const char *group_id, const char *channel_id, con
 {
 	struct discord *dc = self;
 	if (!snowflake(channel_id)) {
-		log_warn(TAG, "the digest channel of %s is not a Discord channel id: '%s'", group_id,
-			 channel_id);
+		log_warn(TAG, "the digest channel of %s is not a Discord channel id: '%s'",
+			 group_id, channel_id);
 		return COHORT_ERR_USAGE;
 	}
 	cJSON *msg = dc_render_message(r, false);
@@ -797,9 +799,17 @@ int discord_new(const struct config *cfg, struct bot *b, struct dispatch *d, str
 		dc_free(dc);
 		return COHORT_ERR_IO;
 	}
-	int intents = *cfg->discord_prefix ? GW_INTENT_GUILD_MESSAGES | GW_INTENT_MESSAGE_CONTENT : 0;
-	struct gw_opts o = {cfg->discord_token, cfg->discord_api_url, intents, dc->http, on_event,
-			    on_session, on_fatal, on_tick, dc};
+	int intents =
+		*cfg->discord_prefix ? GW_INTENT_GUILD_MESSAGES | GW_INTENT_MESSAGE_CONTENT : 0;
+	struct gw_opts o = {cfg->discord_token,
+			    cfg->discord_api_url,
+			    intents,
+			    dc->http,
+			    on_event,
+			    on_session,
+			    on_fatal,
+			    on_tick,
+			    dc};
 	struct gw_session s;
 	bool resume = load_session(b, &s);
 	if (resume)
@@ -829,14 +839,16 @@ int discord_register_commands(const struct config *cfg, const char *guild_id)
 		if (r.status == 401)
 			rc = COHORT_ERR_AUTH;
 		else if (!*app)
-			log_error(TAG, "GET /applications/@me: %s", http_why(r.error, r.status, why));
+			log_error(TAG, "GET /applications/@me: %s",
+				  http_why(r.error, r.status, why));
 		http_response_release(&r);
 	}
 	free(url);
 	if (*app) {
-		url = guild_id ? xasprintf("%s/applications/%s/guilds/%s/commands",
-					   cfg->discord_api_url, app, guild_id)
-			       : xasprintf("%s/applications/%s/commands", cfg->discord_api_url, app);
+		url = guild_id
+			      ? xasprintf("%s/applications/%s/guilds/%s/commands",
+					  cfg->discord_api_url, app, guild_id)
+			      : xasprintf("%s/applications/%s/commands", cfg->discord_api_url, app);
 		cJSON *defs = dc_command_definitions();
 		char *body = cJSON_PrintUnformatted(defs);
 		int n = cJSON_GetArraySize(defs);
@@ -844,8 +856,9 @@ int discord_register_commands(const struct config *cfg, const char *guild_id)
 		if (http_fetch(h, "PUT", url, body, 15000, NULL, &r)) {
 			if (r.status >= 200 && r.status < 300) {
 				printf("registered %d commands %s%s\n", n,
-				       guild_id ? "in guild " : "globally (they may take up to an hour "
-								"to show)",
+				       guild_id ? "in guild "
+						: "globally (they may take up to an hour "
+						  "to show)",
 				       guild_id ? guild_id : "");
 				rc = COHORT_OK;
 			} else {

@@ -278,8 +278,9 @@ static void reconnect(struct gw *g, bool resume_it, bool quick)
 	if (quick) {
 		wait = 1000 + (int64_t)(4000 * random01()); /* op 9: Discord asks for 1-5 s */
 	} else {
-		size_t i = (size_t)g->failures < ARRAY_SIZE(backoff_ms) ? (size_t)g->failures
-									 : ARRAY_SIZE(backoff_ms) - 1;
+		size_t i = (size_t)g->failures < ARRAY_SIZE(backoff_ms)
+				   ? (size_t)g->failures
+				   : ARRAY_SIZE(backoff_ms) - 1;
 		wait = backoff_ms[i] + (int64_t)((double)backoff_ms[i] * 0.5 * random01());
 		if (g->failures == 0)
 			wait = (int64_t)(500 * random01()); /* the first retry is almost at once */
@@ -395,10 +396,11 @@ static void on_gateway_answer(void *arg, bool cancelled)
 	} else if (a->status == 401) {
 		g->fatal = COHORT_ERR_AUTH;
 		if (g->o.on_fatal)
-			g->o.on_fatal(g->o.ud, 401,
-				      "the bot token was rejected (401 from GET /gateway/bot): copy a "
-				      "fresh token from the Developer Portal (Bot > Reset Token) into "
-				      "discord.token or COHORT_DISCORD_TOKEN");
+			g->o.on_fatal(
+				g->o.ud, 401,
+				"the bot token was rejected (401 from GET /gateway/bot): copy a "
+				"fresh token from the Developer Portal (Bot > Reset Token) into "
+				"discord.token or COHORT_DISCORD_TOKEN");
 		lws_cancel_service(g->ctx);
 	} else if (!a->url) {
 		log_warn(TAG, "GET /gateway/bot failed (%s)",
@@ -545,14 +547,9 @@ static void on_message(struct gw *g, const char *text, size_t len)
 		g->peer_close = -9; /* the close below is ours: reconnect the op-9 way */
 		close_with(g, 4000);
 		break;
-	case 10:
-		on_hello(g, d);
-		break;
-	case 11:
-		g->acked = true;
-		break;
-	default:
-		log_debug(TAG, "ignoring opcode %d", (int)op->valuedouble);
+	case 10: on_hello(g, d); break;
+	case 11: g->acked = true; break;
+	default: log_debug(TAG, "ignoring opcode %d", (int)op->valuedouble);
 	}
 	cJSON_Delete(j);
 }
@@ -641,9 +638,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 	struct gw *g = lws_context_user(lws_get_context(wsi));
 	(void)user;
 	switch (reason) {
-	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
-		run_tasks(g);
-		break;
+	case LWS_CALLBACK_EVENT_WAIT_CANCELLED: run_tasks(g); break;
 	case LWS_CALLBACK_CLIENT_ESTABLISHED:
 		g->state = GW_OPEN;
 		log_debug(TAG, "websocket open");
@@ -720,8 +715,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 			break;
 		on_closed(g);
 		break;
-	default:
-		break;
+	default: break;
 	}
 	return 0;
 }

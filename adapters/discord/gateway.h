@@ -39,15 +39,16 @@ struct gw_session {
 };
 
 struct gw_opts {
-	const char *token;    /* borrowed; must outlive the gateway */
-	const char *api_url;  /* "https://discord.com/api/v10" */
+	const char *token;   /* borrowed; must outlive the gateway */
+	const char *api_url; /* "https://discord.com/api/v10" */
 	int intents;
 	struct http_client *http; /* borrowed: for GET /gateway/bot */
 	/* A dispatch event (op 0): t and d are borrowed for the call. */
 	void (*on_event)(void *ud, const char *type, const cJSON *d);
 	/* The session changed (READY, or a new sequence at a heartbeat): persist it. */
 	void (*on_session)(void *ud, const struct gw_session *s);
-	/* The gateway refused to go on (a bad token, disallowed intents): msg says how to fix it. */
+	/* The gateway refused to go on (a bad token, disallowed intents): msg says how to fix it.
+	 */
 	void (*on_fatal)(void *ud, int code, const char *msg);
 	/* Called about every 100 ms on the loop (the adapter's timers). */
 	void (*on_tick)(void *ud);

@@ -25,7 +25,8 @@ void dc_escape(struct strbuf *sb, const char *s)
 			sb_addc(sb, ' ');
 			continue;
 		}
-		/* Markdown, masked links, headings, quotes, <@mention> syntax; a list at a line start. */
+		/* Markdown, masked links, headings, quotes, <@mention> syntax; a list at a line
+		 * start. */
 		if ((c && strchr("\\*_~`|>[]()#<@", c)) || (c == '-' && line_start))
 			sb_addc(sb, '\\');
 		sb_addc(sb, (char)c);
@@ -170,13 +171,15 @@ cJSON *dc_command_definitions(void)
 			option(opts, OPT_STRING, "topic", "the roadmap topic", true, true);
 			option(opts, OPT_STRING, "note", "a note for the group (optional)", false,
 			       false);
-		} else if (!strcmp(name, "skip") || !strcmp(name, "reset") || !strcmp(name, "who")) {
+		} else if (!strcmp(name, "skip") || !strcmp(name, "reset") ||
+			   !strcmp(name, "who")) {
 			option(opts, OPT_STRING, "topic", "the roadmap topic", true, true);
 		} else if (!strcmp(name, "progress")) {
-			option(opts, OPT_USER, "member", "a groupmate (default: you)", false, false);
+			option(opts, OPT_USER, "member", "a groupmate (default: you)", false,
+			       false);
 		} else if (!strcmp(name, "leaderboard")) {
-			cJSON *o = option(opts, OPT_STRING, "period", "week, month or all (default)",
-					  false, false);
+			cJSON *o = option(opts, OPT_STRING, "period",
+					  "week, month or all (default)", false, false);
 			choices(o, (const char *const[]){"week", "month", "all", NULL});
 		} else if (!strcmp(name, "topics")) {
 			option(opts, OPT_STRING, "section", "one section only (optional)", false,

@@ -13,12 +13,14 @@
 
 struct reply;
 
-/* Discord's limits (characters are counted as UTF-16 units by Discord; we count bytes, stricter). */
+/* Discord's limits (characters are counted as UTF-16 units by Discord; we count bytes, stricter).
+ */
 #define DC_MAX_TITLE 256
 #define DC_MAX_DESCRIPTION 4096
 #define DC_MAX_CHOICES 25
 
-/* The message object for r (borrowed): {"embeds":[...],"allowed_mentions":{"parse":[]}[,"flags":64]}. */
+/* The message object for r (borrowed):
+ * {"embeds":[...],"allowed_mentions":{"parse":[]}[,"flags":64]}. */
 cJSON *dc_render_message(const struct reply *r, bool ephemeral_allowed);
 
 /* Appends s to sb with Discord Markdown and mention syntax escaped. */

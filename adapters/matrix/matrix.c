@@ -21,8 +21,8 @@
 
 #define TAG "matrix"
 #define API "/_matrix/client/v3"
-#define SEEN 4096          /* event ids remembered, against duplicates */
-#define MAX_BODY 16384     /* longest message body looked at */
+#define SEEN 4096      /* event ids remembered, against duplicates */
+#define MAX_BODY 16384 /* longest message body looked at */
 #define FETCH_TIMEOUT_MS 15000
 
 struct level {
@@ -43,7 +43,8 @@ struct room {
 	struct name *names;
 	size_t nnames, capnames;
 	bool encrypted;
-	bool told; /* the encryption notice was handed to the dispatcher (which sends it once ever) */
+	bool told; /* the encryption notice was handed to the dispatcher (which sends it once ever)
+		    */
 };
 
 struct matrix {
@@ -56,7 +57,7 @@ struct matrix {
 
 	pthread_mutex_t lock;
 	pthread_cond_t wake;
-	volatile bool stopping; /* set under lock; read by curl's progress callback too */
+	volatile bool stopping;   /* set under lock; read by curl's progress callback too */
 	struct http_client *http; /* under lock: made once the token is known */
 
 	/* The sync thread's own. */
@@ -191,9 +192,10 @@ static struct http_client *client(struct matrix *mx)
 
 static void fatal_token(struct matrix *mx, const char *what)
 {
-	log_error(TAG, "the access token was rejected (401 M_UNKNOWN_TOKEN on %s): make a new one "
-		       "(log in as the bot, Settings > Help & About > Access Token) and put it in "
-		       "matrix.access_token or COHORT_MATRIX_TOKEN",
+	log_error(TAG,
+		  "the access token was rejected (401 M_UNKNOWN_TOKEN on %s): make a new one "
+		  "(log in as the bot, Settings > Help & About > Access Token) and put it in "
+		  "matrix.access_token or COHORT_MATRIX_TOKEN",
 		  what);
 	dispatch_fail(mx->dispatch, COHORT_ERR_AUTH);
 }
@@ -239,8 +241,8 @@ static void digest_sent(void *ud, const struct http_response *r)
 	struct sent_job *j = xmalloc(sizeof(*j));
 	snprintf(j->key, sizeof(j->key), "%s", c->key);
 	j->rc = r->status >= 200 && r->status < 300 ? COHORT_OK
-		: r->status == 401			 ? COHORT_ERR_AUTH
-							 : COHORT_ERR_NETWORK;
+		: r->status == 401                  ? COHORT_ERR_AUTH
+						    : COHORT_ERR_NETWORK;
 	dispatch_submit(c->mx->dispatch, run_digest_sent, j);
 	free(c);
 }
@@ -327,8 +329,10 @@ static void run_batch(struct bot *b, void *arg)
 				struct reply r;
 				reply_init(&r);
 				reply_title(&r, REPLY_INFO, "cohort cannot read encrypted rooms");
-				reply_line(&r, "End-to-end encryption is not supported, so commands here "
-					       "go unanswered. Use cohort in a room without encryption.");
+				reply_line(
+					&r,
+					"End-to-end encryption is not supported, so commands here "
+					"go unanswered. Use cohort in a room without encryption.");
 				next_txn(mx, txn, sizeof(txn));
 				if (send_notice(mx, it->room, &r, NULL, txn, sent, mx) == COHORT_OK)
 					bot_state_set(b, key, "sent");
@@ -341,8 +345,8 @@ static void run_batch(struct bot *b, void *arg)
 		char *group = xasprintf("matrix:%s", it->room);
 		char *member = xasprintf("matrix:%s", it->sender);
 		char *source = xasprintf("matrix:%s", it->event_id);
-		struct event ev = {"matrix", group,	it->room, member, it->name, it->admin,
-				   it->command, it->args, NULL,	  NULL,	  source};
+		struct event ev = {"matrix",    group,    it->room, member, it->name, it->admin,
+				   it->command, it->args, NULL,     NULL,   source};
 		struct reply r;
 		reply_init(&r);
 		int rc = bot_handle(b, &ev, &r);
@@ -607,7 +611,7 @@ static void joined(void *ud, const struct http_response *r)
 static void on_invite(struct matrix *mx, const char *room_id, const cJSON *room)
 {
 	const cJSON *ev, *events = cJSON_GetObjectItemCaseSensitive(
-			     cJSON_GetObjectItemCaseSensitive(room, "invite_state"), "events");
+				 cJSON_GetObjectItemCaseSensitive(room, "invite_state"), "events");
 	const char *inviter = NULL;
 	cJSON_ArrayForEach(ev, events)
 	{
@@ -626,8 +630,8 @@ static void on_invite(struct matrix *mx, const char *room_id, const cJSON *room)
 		return;
 	}
 	if (!invite_allowed(mx->cfg, inviter)) {
-		log_info(TAG, "ignoring the invite to %s from %s: not in matrix.invite_from", room_id,
-			 inviter ? inviter : "an unknown user");
+		log_info(TAG, "ignoring the invite to %s from %s: not in matrix.invite_from",
+			 room_id, inviter ? inviter : "an unknown user");
 		return;
 	}
 	log_info(TAG, "joining %s (invited by %s)", room_id, inviter ? inviter : "someone");
@@ -677,10 +681,12 @@ static void on_joined_room(struct matrix *mx, const char *room_id, const cJSON *
 		else if (answer && strcmp(type, "m.room.encrypted") == 0) {
 			r->encrypted = true;
 			tell_encrypted(r, j);
-		} else if (strcmp(type, "m.room.message") == 0 || strcmp(type, "m.room.encrypted") == 0) {
+		} else if (strcmp(type, "m.room.message") == 0 ||
+			   strcmp(type, "m.room.encrypted") == 0) {
 			const char *id = jstr(ev, "event_id");
 			if (id)
-				seen_before(mx, id); /* history: never answered, even if sent again */
+				seen_before(mx,
+					    id); /* history: never answered, even if sent again */
 		}
 	}
 }
@@ -709,17 +715,17 @@ static bool on_sync(struct matrix *mx, const char *body, bool initial)
 	j->mx = mx;
 	j->next_batch = xstrdup(next);
 	const cJSON *rooms = cJSON_GetObjectItemCaseSensitive(s, "rooms"), *room;
-	cJSON_ArrayForEach(room, cJSON_GetObjectItemCaseSensitive(rooms, "invite"))
-		if (room->string)
-			on_invite(mx, room->string, room);
-	cJSON_ArrayForEach(room, cJSON_GetObjectItemCaseSensitive(rooms, "join"))
-		if (room->string && *room->string == '!')
-			on_joined_room(mx, room->string, room, initial, j);
-	cJSON_ArrayForEach(room, cJSON_GetObjectItemCaseSensitive(rooms, "leave"))
-		if (room->string)
-			on_left_room(mx, room->string);
+	cJSON_ArrayForEach(room,
+			   cJSON_GetObjectItemCaseSensitive(rooms, "invite")) if (room->string)
+		on_invite(mx, room->string, room);
+	cJSON_ArrayForEach(room, cJSON_GetObjectItemCaseSensitive(
+					 rooms, "join")) if (room->string && *room->string == '!')
+		on_joined_room(mx, room->string, room, initial, j);
+	cJSON_ArrayForEach(room, cJSON_GetObjectItemCaseSensitive(rooms, "leave")) if (room->string)
+		on_left_room(mx, room->string);
 	if (initial)
-		log_info(TAG, "first sync: %zu rooms; earlier messages are not answered", mx->nrooms);
+		log_info(TAG, "first sync: %zu rooms; earlier messages are not answered",
+			 mx->nrooms);
 	free(mx->since);
 	mx->since = xstrdup(next);
 	cJSON_Delete(s);
@@ -795,7 +801,8 @@ static int login(struct matrix *mx)
 			log_add_secret(token);
 			cJSON *save = cJSON_CreateObject();
 			cJSON_AddStringToObject(save, "access_token", token);
-			cJSON_AddStringToObject(save, "device_id", jstr(j, "device_id") ? jstr(j, "device_id") : "");
+			cJSON_AddStringToObject(save, "device_id",
+						jstr(j, "device_id") ? jstr(j, "device_id") : "");
 			struct login_job *lj = xmalloc(sizeof(*lj));
 			char *text = cJSON_PrintUnformatted(save);
 			lj->value = xstrdup(text);
@@ -805,8 +812,9 @@ static int login(struct matrix *mx)
 			log_info(TAG, "logged in as %s", mx->cfg->matrix_user_id);
 			rc = COHORT_OK;
 		} else if (r.status == 401 || r.status == 403) {
-			log_error(TAG, "the login as %s was refused (%ld): check matrix.user_id and "
-				       "matrix.password",
+			log_error(TAG,
+				  "the login as %s was refused (%ld): check matrix.user_id and "
+				  "matrix.password",
 				  mx->cfg->matrix_user_id, r.status);
 			rc = COHORT_ERR_AUTH;
 		} else if (!pause_ms(mx, backoff(++failures))) {
@@ -941,9 +949,10 @@ static void *sync_thread(void *arg)
 	while (!mx->stopping && client(mx)) {
 		bool initial = !mx->since;
 		char *since = mx->since ? http_escape(mx->since) : NULL;
-		char *url = xasprintf("%s" API "/sync?filter=%s&timeout=%d&set_presence=offline%s%s",
-				      mx->hs, mx->filter_id, initial ? 0 : MX_SYNC_TIMEOUT_MS,
-				      since ? "&since=" : "", since ? since : "");
+		char *url =
+			xasprintf("%s" API "/sync?filter=%s&timeout=%d&set_presence=offline%s%s",
+				  mx->hs, mx->filter_id, initial ? 0 : MX_SYNC_TIMEOUT_MS,
+				  since ? "&since=" : "", since ? since : "");
 		free(since);
 		struct http_response r;
 		bool ok = http_fetch(client(mx), "GET", url, NULL, MX_SYNC_TIMEOUT_MS + 15000,
