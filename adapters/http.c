@@ -436,7 +436,7 @@ static void *worker(void *arg)
 		pthread_mutex_lock(&c->lock);
 		struct xfer *in = c->incoming;
 		c->incoming = NULL;
-		bool stopping = c->stopping, cancel = c->cancel, unauthorized = c->unauthorized;
+		bool cancel = c->cancel, unauthorized = c->unauthorized;
 		pthread_mutex_unlock(&c->lock);
 		/* Oldest first, so each queue keeps submission order. */
 		struct xfer *rev = NULL;
@@ -494,7 +494,6 @@ static void *worker(void *arg)
 			if (done)
 				break;
 		}
-		(void)stopping;
 		int running;
 		curl_multi_perform(c->multi, &running);
 		CURLMsg *m;
@@ -551,11 +550,11 @@ void http_free(struct http_client *c, long grace_ms)
 static int on_progress(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
 {
 	(void)dt, (void)dn, (void)ut, (void)un;
-	return *(const volatile bool *)ud ? 1 : 0; /* non-zero aborts the transfer */
+	return atomic_load((const atomic_bool *)ud) ? 1 : 0; /* non-zero aborts the transfer */
 }
 
 bool http_fetch(struct http_client *c, const char *method, const char *url, const char *body,
-		long timeout_ms, const volatile bool *cancel, struct http_response *resp)
+		long timeout_ms, const atomic_bool *cancel, struct http_response *resp)
 {
 	memset(resp, 0, sizeof(*resp));
 	resp->retry_after_ms = -1;

@@ -16,6 +16,7 @@
 #ifndef COHORT_HTTP_H
 #define COHORT_HTTP_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -87,7 +88,7 @@ struct http_stats http_get_stats(struct http_client *c);
  * curl could not even start.
  */
 bool http_fetch(struct http_client *c, const char *method, const char *url, const char *body,
-		long timeout_ms, const volatile bool *cancel, struct http_response *resp);
+		long timeout_ms, const atomic_bool *cancel, struct http_response *resp);
 void http_response_release(struct http_response *resp);
 
 /* What went wrong, for a log line: the error, or "status N" (in buf, HTTP_WHY_LEN bytes). */

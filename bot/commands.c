@@ -12,6 +12,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <pthread.h>
 #include <string.h>
 
 /* Limits on what members type; longer input is refused with a message. */
@@ -103,12 +104,20 @@ bool bot_command_personal(const char *name)
 	return c && c->personal;
 }
 
+static const char *command_names[ARRAY_SIZE(commands) + 1];
+static pthread_once_t command_names_once = PTHREAD_ONCE_INIT;
+
+static void fill_command_names(void)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
+		command_names[i] = commands[i].name;
+}
+
 const char *const *bot_command_names(void)
 {
-	static const char *names[ARRAY_SIZE(commands) + 1];
-	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
-		names[i] = commands[i].name;
-	return names;
+	/* Adapters' threads ask too (Discord's command list): fill it once. */
+	pthread_once(&command_names_once, fill_command_names);
+	return command_names;
 }
 
 /* "a", "a or b", "a, b or c" of the candidates' names. */

@@ -15,6 +15,7 @@
 #include <cjson/cJSON.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,7 +58,7 @@ struct matrix {
 
 	pthread_mutex_t lock;
 	pthread_cond_t wake;
-	volatile bool stopping;   /* set under lock; read by curl's progress callback too */
+	atomic_bool stopping;     /* set under lock (for the condition); read anywhere */
 	struct http_client *http; /* under lock: made once the token is known */
 
 	/* The sync thread's own. */
