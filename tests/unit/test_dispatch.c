@@ -42,6 +42,7 @@ static void run(struct bot *b, void *arg)
 	if (++j->rec->total == 4 * PER_THREAD)
 		dispatch_stop(j->rec->d);
 	pthread_mutex_unlock(&j->rec->lock);
+	free(j); /* a job owns its argument */
 }
 
 struct producer {
