@@ -1,5 +1,6 @@
 #include "http.h"
 
+#include "bot/adapter.h"
 #include "bot/clock.h"
 #include "bot/log.h"
 #include "bot/util.h"
@@ -637,4 +638,18 @@ const char *http_why(const char *error, long status, char *buf)
 		return error;
 	snprintf(buf, HTTP_WHY_LEN, "status %ld", status);
 	return buf;
+}
+
+void http_fill_status(struct http_client *c, struct adapter_status *out)
+{
+	if (!c)
+		return;
+	struct http_stats hs = http_get_stats(c);
+	out->requests = hs.requests;
+	out->rate_limited = hs.rate_limited;
+	out->unauthorized = hs.unauthorized;
+	out->forbidden = hs.forbidden;
+	out->server_errors = hs.server_errors;
+	out->given_up = hs.given_up;
+	out->rate_limit_wait_ms = hs.rate_limit_wait_ms;
 }

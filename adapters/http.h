@@ -80,6 +80,10 @@ bool http_unauthorized(struct http_client *c);
 /* A snapshot of the counters. */
 struct http_stats http_get_stats(struct http_client *c);
 
+/* Copies the counters into an adapter's status (bot/adapter.h). c may be NULL. */
+struct adapter_status;
+void http_fill_status(struct http_client *c, struct adapter_status *out);
+
 /*
  * A blocking request on the calling thread (the Matrix long poll), with the
  * client's headers; no queue, no retries. It is cut short (status 0,

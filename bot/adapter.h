@@ -12,8 +12,20 @@
 #define COHORT_ADAPTER_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 struct reply;
+
+/* How an adapter is doing, for `cohort status`. Times are Unix ms (0: never). */
+struct adapter_status {
+	const char *state; /* "starting", "connected", "reconnecting", "stopped", "failed" */
+	int64_t since;     /* when it entered that state */
+	int64_t last_event;
+	unsigned long commands, reconnects;
+	/* From its REST client. */
+	unsigned long requests, rate_limited, unauthorized, forbidden, server_errors, given_up;
+	int64_t rate_limit_wait_ms;
+};
 
 struct adapter_ops {
 	const char *name; /* "discord", "matrix": also the prefix of its group ids */
@@ -30,6 +42,8 @@ struct adapter_ops {
 	 */
 	int (*post)(void *self, const char *group_id, const char *channel_id, const struct reply *r,
 		    const char *idem_key);
+	/* Fills *out. Any thread. */
+	void (*status)(void *self, struct adapter_status *out);
 	void (*free)(void *self);
 };
 

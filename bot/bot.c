@@ -196,3 +196,8 @@ size_t bot_complete_topics(struct bot *b, const char *typed, struct bot_choice *
 	}
 	return n;
 }
+
+void bot_set_roadmap(struct bot *b, const struct roadmap *rm)
+{
+	b->rm = rm;
+}

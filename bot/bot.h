@@ -40,6 +40,9 @@ void bot_free(struct bot *b);
  */
 int bot_handle(struct bot *b, const struct event *ev, struct reply *out);
 
+/* Replaces the roadmap (borrowed from now on; the caller frees the old one after). */
+void bot_set_roadmap(struct bot *b, const struct roadmap *rm);
+
 /* Builds the group's digest at the bot's clock into *out (a preview: nothing is recorded). */
 int bot_digest(struct bot *b, const char *group_id, struct reply *out);
 

@@ -69,6 +69,19 @@ static void fake_clock_init(void)
 	fake.real_base = monotonic_ms();
 }
 
+bool clock_parse_iso(const char *s, int64_t *ms)
+{
+	int y, mo, d, h, mi, sec, n = 0;
+	if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2dZ%n", &y, &mo, &d, &h, &mi, &sec, &n) != 6 ||
+	    n != 20 || s[n])
+		return false;
+	if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60 ||
+	    h < 0 || mi < 0 || sec < 0)
+		return false;
+	*ms = ((int64_t)days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec) * 1000;
+	return true;
+}
+
 int64_t clock_now_ms(void)
 {
 	if (!fake.checked)

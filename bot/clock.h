@@ -19,6 +19,9 @@ int64_t clock_real_ms(void);
  * and runs COHORT_FAKE_RATE times faster than real time (default 1).
  */
 int64_t clock_now_ms(void);
+/* Parses "2026-11-25T18:00:00Z" (exactly that form, UTC) into Unix ms. */
+bool clock_parse_iso(const char *s, int64_t *ms);
+
 /* How many real milliseconds pass while the process clock advances ms. */
 int64_t clock_real_wait_ms(int64_t ms);
 

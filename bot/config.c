@@ -43,6 +43,8 @@ static const struct key_spec keys[] = {
 	STR("digest", "time", digest_time),
 	STR("digest", "timezone", digest_timezone),
 	STR("log", "level", log_level),
+	STR("log", "format", log_format),
+	STR("log", "file", log_file),
 	BOOL("discord", "enabled", discord_enabled),
 	STR("discord", "token", discord_token),
 	STR("discord", "api_url", discord_api_url),
@@ -85,6 +87,8 @@ void config_init(struct config *cfg)
 	cfg->digest_time = xstrdup("18:00");
 	cfg->digest_timezone = xstrdup("UTC");
 	cfg->log_level = xstrdup("info");
+	cfg->log_format = xstrdup("text");
+	cfg->log_file = xstrdup("");
 	cfg->discord_token = xstrdup("");
 	cfg->discord_api_url = xstrdup("https://discord.com/api/v10");
 	cfg->discord_prefix = xstrdup("");
@@ -321,6 +325,9 @@ static int validate(const struct config *cfg, const int *lines, char *err)
 	if (!log_level_parse(cfg->log_level, &lvl))
 		return bad_value(cfg, lines, "log", "level", err,
 				 "\"%s\" is not one of error, warn, info, debug", cfg->log_level);
+	if (strcmp(cfg->log_format, "text") != 0 && strcmp(cfg->log_format, "json") != 0)
+		return bad_value(cfg, lines, "log", "format", err,
+				 "\"%s\" is not \"text\" or \"json\"", cfg->log_format);
 	if (!is_http_url(cfg->discord_api_url))
 		return bad_value(cfg, lines, "discord", "api_url", err,
 				 "\"%s\" is not an http(s):// URL", cfg->discord_api_url);
@@ -429,6 +436,8 @@ void config_describe(const struct config *cfg, struct strbuf *out)
 		*cfg->roadmap_file ? cfg->roadmap_file : "(built-in backend roadmap)");
 	sb_addf(out, "  %-20s %s %s\n", "digest.time", cfg->digest_time, cfg->digest_timezone);
 	sb_addf(out, "  %-20s %s\n", "log.level", cfg->log_level);
+	sb_addf(out, "  %-20s %s\n", "log.format", cfg->log_format);
+	sb_addf(out, "  %-20s %s\n", "log.file", *cfg->log_file ? cfg->log_file : "(stderr)");
 	sb_addf(out, "  %-20s %s\n", "discord.enabled", cfg->discord_enabled ? "true" : "false");
 	if (cfg->discord_enabled) {
 		describe_secret(out, "discord.token", cfg->discord_token);

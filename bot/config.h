@@ -28,6 +28,8 @@ struct config {
 	char *digest_timezone; /* IANA name */
 
 	char *log_level;
+	char *log_format; /* "text" or "json" */
+	char *log_file;   /* "" for stderr */
 
 	bool discord_enabled;
 	char *discord_token;

@@ -29,7 +29,17 @@ struct dispatch {
 	bool stop;               /* under lock */
 	int fail;                /* under lock */
 	int wake[2];             /* a pipe: a byte wakes dispatch_run() */
+	void (*hook)(void *ud);
+	void *hook_ud;
+	int64_t hook_period;
 };
+
+void dispatch_set_hook(struct dispatch *d, void (*fn)(void *ud), void *ud, int64_t period_ms)
+{
+	d->hook = fn;
+	d->hook_ud = ud;
+	d->hook_period = period_ms;
+}
 
 struct dispatch *dispatch_new(struct bot *b)
 {
@@ -143,8 +153,10 @@ int dispatch_run(struct dispatch *d, const struct digest_sink *sink,
 		if (stop || (stop_flag && *stop_flag))
 			return fail;
 		run_jobs(d);
+		if (d->hook)
+			d->hook(d->hook_ud);
 
-		int64_t wait = 60000;
+		int64_t wait = d->hook && d->hook_period < 60000 ? d->hook_period : 60000;
 		if (sink) {
 			int64_t now = bot_now(d->bot);
 			if (now >= next_tick || scheduler_changed(d->bot)) {

@@ -11,6 +11,7 @@
 #define COHORT_DISPATCH_H
 
 #include <signal.h>
+#include <stdint.h>
 
 struct bot;
 struct digest_sink;
@@ -35,6 +36,13 @@ void dispatch_submit(struct dispatch *d, dispatch_fn *fn, void *arg);
  */
 int dispatch_run(struct dispatch *d, const struct digest_sink *sink,
 		 volatile sig_atomic_t *stop_flag);
+
+/*
+ * Sets a hook that dispatch_run() calls on its thread after every wake-up
+ * (a signal, a job) and at least every period_ms: housekeeping such as
+ * writing the status or acting on SIGHUP.
+ */
+void dispatch_set_hook(struct dispatch *d, void (*fn)(void *ud), void *ud, int64_t period_ms);
 
 /* Runs every queued job (after the adapters stopped taking new work). */
 void dispatch_drain(struct dispatch *d);

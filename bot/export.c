@@ -1,7 +1,9 @@
 #include "export.h"
 
+#include "clock.h"
 #include "err.h"
 #include "roadmap.h"
+#include "text.h"
 #include "store/store.h"
 #include "util.h"
 
@@ -96,5 +98,314 @@ int export_write(struct store *st, const struct roadmap *rm, const char *group_i
 		fputs(c.n ? "\n]\n" : "]\n", out);
 	if (!rc && (fflush(out) != 0 || ferror(out)))
 		rc = COHORT_ERR_IO;
+	return rc;
+}
+
+/* ---- import ---- */
+
+struct record {
+	char *group, *member, *name, *topic, *note;
+	enum store_status status;
+	int64_t at;
+	size_t line; /* where it starts in the file, for messages */
+};
+
+struct records {
+	struct record *v;
+	size_t n, cap;
+};
+
+static void records_release(struct records *rs)
+{
+	for (size_t i = 0; i < rs->n; i++) {
+		free(rs->v[i].group);
+		free(rs->v[i].member);
+		free(rs->v[i].name);
+		free(rs->v[i].topic);
+		free(rs->v[i].note);
+	}
+	free(rs->v);
+}
+
+enum field { F_GROUP, F_MEMBER, F_NAME, F_TOPIC_ID, F_TOPIC, F_STATUS, F_UPDATED, F_NOTE, F_COUNT };
+static const char *const field_names[F_COUNT] = {"group", "member", "member_name", "topic_id",
+						 "topic", "status", "updated_at",  "note"};
+
+/* Checks one record's fields and adds it; COHORT_ERR_PARSE with the reason in err. */
+static int add_record(struct records *rs, const struct roadmap *rm, const char *const *f,
+		      const char *fname, size_t line, char *err)
+{
+#define BAD(...)                                                                                   \
+	do {                                                                                       \
+		int n_ = snprintf(err, COHORT_ERR_LEN, "%s:%zu: ", fname, line);                   \
+		snprintf(err + n_, COHORT_ERR_LEN - (size_t)n_, __VA_ARGS__);                      \
+		return COHORT_ERR_PARSE;                                                           \
+	} while (0)
+	for (int i = 0; i < F_COUNT; i++) {
+		if (!f[i])
+			BAD("the record has no \"%s\"", field_names[i]);
+		if (!text_utf8_valid(f[i], strlen(f[i])) || strlen(f[i]) > 1000 + EXPORT_MAX_NOTE)
+			BAD("\"%s\" is not valid UTF-8 of a sensible length", field_names[i]);
+	}
+	const char *colon = strchr(f[F_GROUP], ':');
+	if (!colon || colon == f[F_GROUP] || !colon[1])
+		BAD("group \"%.80s\" is not a platform-qualified id like \"discord:123\"",
+		    f[F_GROUP]);
+	if (!*f[F_MEMBER] || !strchr(f[F_MEMBER], ':'))
+		BAD("member \"%.80s\" is not a platform-qualified id", f[F_MEMBER]);
+	if (roadmap_find_id(rm, f[F_TOPIC_ID]) < 0)
+		BAD("topic_id \"%.80s\" is not on the roadmap (%s); load the roadmap the export "
+		    "was made with",
+		    f[F_TOPIC_ID], roadmap_source(rm));
+	enum store_status st;
+	if (!strcmp(f[F_STATUS], "done"))
+		st = STATUS_DONE;
+	else if (!strcmp(f[F_STATUS], "in progress") || !strcmp(f[F_STATUS], "in_progress"))
+		st = STATUS_IN_PROGRESS;
+	else if (!strcmp(f[F_STATUS], "skipped"))
+		st = STATUS_SKIPPED;
+	else
+		BAD("status \"%.40s\" is not done, in progress or skipped", f[F_STATUS]);
+	int64_t at;
+	if (!clock_parse_iso(f[F_UPDATED], &at))
+		BAD("updated_at \"%.40s\" is not a time like 2026-11-25T18:00:00Z", f[F_UPDATED]);
+	if (strlen(f[F_NOTE]) > EXPORT_MAX_NOTE)
+		BAD("the note is longer than %d bytes", EXPORT_MAX_NOTE);
+#undef BAD
+	grow_array((void **)&rs->v, &rs->cap, rs->n + 1, sizeof(*rs->v));
+	rs->v[rs->n++] = (struct record){xstrdup(f[F_GROUP]),
+					 xstrdup(f[F_MEMBER]),
+					 xstrdup(f[F_NAME]),
+					 xstrdup(f[F_TOPIC_ID]),
+					 xstrdup(f[F_NOTE]),
+					 st,
+					 at,
+					 line};
+	return COHORT_OK;
+}
+
+static int read_json(const char *text, size_t len, const struct roadmap *rm, const char *fname,
+		     struct records *rs, char *err)
+{
+	cJSON *j = cJSON_ParseWithLength(text, len);
+	if (!cJSON_IsArray(j)) {
+		cJSON_Delete(j);
+		snprintf(err, COHORT_ERR_LEN,
+			 "%s: not a JSON array of records (made by 'cohort "
+			 "export --format json'?)",
+			 fname);
+		return COHORT_ERR_PARSE;
+	}
+	const cJSON *o;
+	size_t i = 0;
+	int rc = COHORT_OK;
+	cJSON_ArrayForEach(o, j)
+	{
+		const char *f[F_COUNT];
+		for (int k = 0; k < F_COUNT; k++)
+			f[k] = cJSON_GetStringValue(
+				cJSON_GetObjectItemCaseSensitive(o, field_names[k]));
+		/* JSON has no lines worth naming: the record's position stands in. */
+		rc = add_record(rs, rm, f, fname, ++i, err);
+		if (rc)
+			break;
+	}
+	cJSON_Delete(j);
+	return rc;
+}
+
+/* Splits the next CSV record (RFC 4180) at *p into fields; false at the end of input. */
+static bool csv_record(const char **p, const char *end, struct strbuf *fields, int *nfields,
+		       size_t *line, bool *bad)
+{
+	*nfields = 0;
+	*bad = false;
+	if (*p >= end)
+		return false;
+	const char *s = *p;
+	for (;;) {
+		struct strbuf *f = &fields[*nfields < F_COUNT ? *nfields : F_COUNT];
+		sb_truncate(f, 0);
+		if (s < end && *s == '"') {
+			s++;
+			for (;;) {
+				if (s >= end) {
+					*bad = true; /* an unterminated quote */
+					*p = end;
+					return true;
+				}
+				if (*s == '"') {
+					if (s + 1 < end && s[1] == '"') {
+						sb_addc(f, '"');
+						s += 2;
+						continue;
+					}
+					s++;
+					break;
+				}
+				if (*s == '\n')
+					(*line)++;
+				sb_addc(f, *s++);
+			}
+		} else {
+			while (s < end && *s != ',' && *s != '\r' && *s != '\n')
+				sb_addc(f, *s++);
+		}
+		(*nfields)++;
+		if (s < end && *s == ',') {
+			s++;
+			continue;
+		}
+		if (s < end && *s == '\r')
+			s++;
+		if (s < end && *s == '\n')
+			s++;
+		else if (s < end)
+			*bad = true; /* text after a closing quote */
+		(*line)++;
+		*p = s;
+		return true;
+	}
+}
+
+static int read_csv(const char *text, size_t len, const struct roadmap *rm, const char *fname,
+		    struct records *rs, char *err)
+{
+	struct strbuf fields[F_COUNT + 1];
+	memset(fields, 0, sizeof(fields));
+	const char *p = text, *end = text + len;
+	size_t line = 1;
+	int n, rc = COHORT_OK;
+	bool bad, header = true;
+	while (!rc) {
+		size_t at = line;
+		if (!csv_record(&p, end, fields, &n, &line, &bad))
+			break;
+		if (n == 1 && !fields[0].len && !bad)
+			continue; /* a blank line */
+		if (bad || n != F_COUNT) {
+			snprintf(err, COHORT_ERR_LEN, "%s:%zu: %s", fname, at,
+				 bad ? "a quoted field is not closed properly"
+				     : "expected 8 fields (group,member,member_name,topic_id,topic,"
+				       "status,updated_at,note)");
+			rc = COHORT_ERR_PARSE;
+			break;
+		}
+		if (header) {
+			header = false;
+			for (int k = 0; k < F_COUNT; k++) {
+				if (strcmp(sb_str(&fields[k]), field_names[k]) != 0) {
+					snprintf(err, COHORT_ERR_LEN,
+						 "%s:1: not the header of 'cohort export --format "
+						 "csv'",
+						 fname);
+					rc = COHORT_ERR_PARSE;
+					break;
+				}
+			}
+			continue;
+		}
+		const char *f[F_COUNT];
+		for (int k = 0; k < F_COUNT; k++)
+			f[k] = sb_str(&fields[k]);
+		rc = add_record(rs, rm, f, fname, at, err);
+	}
+	if (!rc && header) {
+		snprintf(err, COHORT_ERR_LEN, "%s: empty (no CSV header)", fname);
+		rc = COHORT_ERR_PARSE;
+	}
+	for (int k = 0; k <= F_COUNT; k++)
+		sb_release(&fields[k]);
+	return rc;
+}
+
+static int cmp_key(const void *pa, const void *pb)
+{
+	const struct record *a = pa, *b = pb;
+	int c = strcmp(a->group, b->group);
+	if (!c)
+		c = strcmp(a->member, b->member);
+	if (!c)
+		c = strcmp(a->topic, b->topic);
+	return c;
+}
+
+static int cmp_time(const void *pa, const void *pb)
+{
+	const struct record *a = pa, *b = pb;
+	if (a->at != b->at)
+		return a->at < b->at ? -1 : 1;
+	return a->line < b->line ? -1 : a->line > b->line;
+}
+
+int export_read(struct store *st, const struct roadmap *rm, enum export_format fmt, FILE *in,
+		const char *fname, size_t *count, char *err)
+{
+	*count = 0;
+	int64_t events;
+	int rc = store_event_count(st, &events);
+	if (rc)
+		return rc;
+	if (events) {
+		snprintf(err, COHORT_ERR_LEN,
+			 "the store already holds %lld events: import restores into an empty "
+			 "store (point store.path at a new file)",
+			 (long long)events);
+		return COHORT_ERR_USAGE;
+	}
+	struct strbuf text = STRBUF_INIT;
+	char buf[65536];
+	size_t n;
+	while ((n = fread(buf, 1, sizeof(buf), in)) > 0) {
+		if (text.len + n > EXPORT_MAX_INPUT) {
+			sb_release(&text);
+			snprintf(err, COHORT_ERR_LEN, "%s: larger than %d MiB", fname,
+				 EXPORT_MAX_INPUT >> 20);
+			return COHORT_ERR_PARSE;
+		}
+		sb_add(&text, buf, n);
+	}
+	if (ferror(in)) {
+		sb_release(&text);
+		snprintf(err, COHORT_ERR_LEN, "%s: cannot be read", fname);
+		return COHORT_ERR_IO;
+	}
+	struct records rs = {NULL, 0, 0};
+	rc = fmt == EXPORT_JSON ? read_json(sb_str(&text), text.len, rm, fname, &rs, err)
+				: read_csv(sb_str(&text), text.len, rm, fname, &rs, err);
+	sb_release(&text);
+	if (!rc && rs.n) {
+		qsort(rs.v, rs.n, sizeof(*rs.v), cmp_key);
+		for (size_t i = 1; i < rs.n && !rc; i++) {
+			if (!cmp_key(&rs.v[i - 1], &rs.v[i])) {
+				snprintf(err, COHORT_ERR_LEN,
+					 "%s:%zu: a second record for %s, %s, %s (the first is at "
+					 "%zu)",
+					 fname, rs.v[i].line, rs.v[i].group, rs.v[i].member,
+					 rs.v[i].topic, rs.v[i - 1].line);
+				rc = COHORT_ERR_PARSE;
+			}
+		}
+	}
+	if (!rc && rs.n) {
+		/* Oldest first: each member's first record is when they joined. */
+		qsort(rs.v, rs.n, sizeof(*rs.v), cmp_time);
+		rc = store_batch_begin(st);
+		for (size_t i = 0; !rc && i < rs.n; i++) {
+			const struct record *r = &rs.v[i];
+			struct store_change c = {r->group,  r->member, r->name, r->topic,
+						 r->status, r->note,   NULL,    r->at};
+			rc = store_set_status(st, &c, NULL);
+		}
+		int end = store_batch_end(st, rc == COHORT_OK);
+		rc = rc ? rc : end;
+		if (rc)
+			snprintf(err, COHORT_ERR_LEN,
+				 "writing the records failed; nothing was "
+				 "imported (see the log above)");
+	}
+	if (!rc)
+		*count = rs.n;
+	records_release(&rs);
 	return rc;
 }

@@ -18,4 +18,19 @@ enum export_format { EXPORT_CSV, EXPORT_JSON };
 int export_write(struct store *st, const struct roadmap *rm, const char *group_id,
 		 enum export_format fmt, FILE *out);
 
+/* The longest file export_read() takes, and the longest note it accepts. */
+#define EXPORT_MAX_INPUT (256 * 1024 * 1024)
+#define EXPORT_MAX_NOTE 500
+
+/*
+ * Restores records written by export_write() (fmt) from in, named fname in
+ * messages, into a store that holds no events yet: it restores, it does not
+ * merge. Every record is checked before any is written, and all are written
+ * in one transaction. *count receives how many. Returns COHORT_OK,
+ * COHORT_ERR_USAGE (the store is not empty), COHORT_ERR_PARSE (err names the
+ * record and what is wrong with it), COHORT_ERR_IO or COHORT_ERR_STORE.
+ */
+int export_read(struct store *st, const struct roadmap *rm, enum export_format fmt, FILE *in,
+		const char *fname, size_t *count, char *err);
+
 #endif

@@ -2,6 +2,8 @@
 
 #include "util.h"
 
+#include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,8 +11,14 @@
 #include <time.h>
 
 static enum log_level current = LOG_INFO;
+static enum log_format format = LOG_TEXT;
+
+/* Threads log at once and a login adds a secret at any time: both under this lock. */
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static char **secrets;
 static size_t nsecrets, capsecrets;
+static FILE *file; /* NULL: stderr */
+static char *path; /* what log_open() opened, for log_reopen() */
 
 static const char *const names[] = {"error", "warn", "info", "debug"};
 
@@ -35,21 +43,97 @@ const char *log_level_name(enum log_level level)
 	return (size_t)level < ARRAY_SIZE(names) ? names[level] : "?";
 }
 
+void log_set_format(enum log_format f)
+{
+	format = f;
+}
+
 void log_add_secret(const char *s)
 {
 	if (!s || !*s)
 		return;
+	pthread_mutex_lock(&lock);
 	grow_array((void **)&secrets, &capsecrets, nsecrets + 1, sizeof(*secrets));
 	secrets[nsecrets++] = xstrdup(s);
+	pthread_mutex_unlock(&lock);
 }
 
 void log_clear_secrets(void)
 {
+	pthread_mutex_lock(&lock);
 	for (size_t i = 0; i < nsecrets; i++)
 		free(secrets[i]);
 	free(secrets);
 	secrets = NULL;
 	nsecrets = capsecrets = 0;
+	pthread_mutex_unlock(&lock);
+}
+
+static FILE *open_append(const char *p, char *err)
+{
+	FILE *f = fopen(p, "a");
+	if (!f)
+		snprintf(err, 512, "%s: cannot open the log file: %s (check log.file)", p,
+			 strerror(errno));
+	else
+		setvbuf(f, NULL, _IOLBF, 0);
+	return f;
+}
+
+int log_open(const char *p, char *err)
+{
+	FILE *f = NULL;
+	if (p && *p && !(f = open_append(p, err)))
+		return -1;
+	pthread_mutex_lock(&lock);
+	if (file)
+		fclose(file);
+	file = f;
+	free(path);
+	path = f ? xstrdup(p) : NULL;
+	pthread_mutex_unlock(&lock);
+	return 0;
+}
+
+void log_reopen(void)
+{
+	char err[512];
+	pthread_mutex_lock(&lock);
+	char *p = path ? xstrdup(path) : NULL;
+	pthread_mutex_unlock(&lock);
+	if (!p)
+		return;
+	if (log_open(p, err))
+		fprintf(stderr, "%s\n", err); /* keeps writing to the old file */
+	free(p);
+}
+
+void log_close(void)
+{
+	pthread_mutex_lock(&lock);
+	if (file)
+		fclose(file);
+	file = NULL;
+	free(path);
+	path = NULL;
+	pthread_mutex_unlock(&lock);
+}
+
+static void json_string(struct strbuf *out, const char *s)
+{
+	sb_addc(out, '"');
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == '"' || c == '\\')
+			sb_addf(out, "\\%c", c);
+		else if (c == '\n')
+			sb_adds(out, "\\n");
+		else if (c < 0x20)
+			sb_addf(out, "\\u%04x", c);
+		else
+			sb_addc(out, (char)c);
+	}
+	sb_addc(out, '"');
 }
 
 static void redact(struct strbuf *sb)
@@ -81,18 +165,34 @@ void log_msg(enum log_level level, const char *tag, const char *fmt, ...)
 	gmtime_r(&now, &tm);
 	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
 
-	struct strbuf sb = STRBUF_INIT;
-	sb_addf(&sb, "%s %-5s [%s] ", stamp, log_level_name(level), tag);
+	struct strbuf msg = STRBUF_INIT;
 	va_list ap;
 	va_start(ap, fmt);
-	sb_vaddf(&sb, fmt, ap);
+	sb_vaddf(&msg, fmt, ap);
 	va_end(ap);
-	redact(&sb);
-	/* One line per event: a newline inside a message would forge a second line. */
-	for (size_t i = 0; i < sb.len; i++)
-		if (sb.buf[i] == '\n' || sb.buf[i] == '\r')
-			sb.buf[i] = ' ';
-	sb_addc(&sb, '\n');
-	fputs(sb.buf, stderr);
-	sb_release(&sb);
+	struct strbuf line = STRBUF_INIT;
+	pthread_mutex_lock(&lock);
+	redact(&msg);
+	if (format == LOG_JSON) {
+		sb_adds(&line, "{\"time\":");
+		json_string(&line, stamp);
+		sb_adds(&line, ",\"level\":");
+		json_string(&line, log_level_name(level));
+		sb_adds(&line, ",\"module\":");
+		json_string(&line, tag);
+		sb_adds(&line, ",\"msg\":");
+		json_string(&line, sb_str(&msg));
+		sb_addc(&line, '}');
+	} else {
+		sb_addf(&line, "%s %-5s [%s] %s", stamp, log_level_name(level), tag, sb_str(&msg));
+		/* One line per event: a newline inside a message would forge a second line. */
+		for (size_t i = 0; i < line.len; i++)
+			if (line.buf[i] == '\n' || line.buf[i] == '\r')
+				line.buf[i] = ' ';
+	}
+	sb_addc(&line, '\n');
+	fputs(line.buf, file ? file : stderr);
+	pthread_mutex_unlock(&lock);
+	sb_release(&line);
+	sb_release(&msg);
 }

@@ -3,38 +3,55 @@
 #include "adapters/discord/discord.h"
 #include "adapters/matrix/matrix.h"
 #include "bot/adapter.h"
-#include "bot/dispatch.h"
 #include "bot/bot.h"
+#include "bot/clock.h"
 #include "bot/config.h"
+#include "bot/dispatch.h"
 #include "bot/err.h"
 #include "bot/export.h"
 #include "bot/log.h"
 #include "bot/roadmap.h"
 #include "bot/scheduler.h"
-#include "bot/clock.h"
 #include "bot/text.h"
 #include "bot/util.h"
 #include "store/store.h"
 
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
-#define COHORT_VERSION "0.1.0"
+#define COHORT_VERSION "0.2.0"
+/* How often a running cohort writes its status for `cohort status`, and when it is stale. */
+#define STATUS_EVERY_MS 10000
+#define STATUS_STALE_MS 45000
 
 enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
 
-static volatile sig_atomic_t stop_requested;
+static volatile sig_atomic_t stop_requested, reload_requested;
 static struct dispatch *signal_dispatch; /* woken by a signal when set */
 
+/*
+ * SIGINT/SIGTERM: stop (finish what is in flight); a second one: exit at once.
+ * SIGHUP: reopen the log file and reload the roadmap. Only flags and a wake-up.
+ */
 static void on_signal(int sig)
 {
-	(void)sig;
-	stop_requested = 1;
+	if (sig == SIGHUP) {
+		reload_requested = 1;
+	} else if (stop_requested) {
+		static const char msg[] = "cohort: second signal: exiting now\n";
+		ssize_t n = write(STDERR_FILENO, msg, sizeof(msg) - 1);
+		(void)n;
+		_exit(EXIT_RUNTIME);
+	} else {
+		stop_requested = 1;
+	}
 	if (signal_dispatch)
 		dispatch_wake(signal_dispatch);
 }
@@ -47,34 +64,9 @@ static void install_signals(void)
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 }
-
-static const char usage_text[] =
-	"usage: cohort COMMAND [options]\n"
-	"\n"
-	"commands:\n"
-	"  run [-c FILE]                     run every enabled platform (the console when none "
-	"is)\n"
-	"  console [-c FILE] [--as NAME] [--group NAME]\n"
-	"                                    a local chat on stdin/stdout; \"@bob /done Redis\"\n"
-	"                                    speaks as bob\n"
-	"  check-config [-c FILE]            validate the configuration and the roadmap\n"
-	"  register-commands [-c FILE] [--guild ID]\n"
-	"                                    register the Discord slash commands (globally,\n"
-	"                                    or in one guild at once)\n"
-	"  roadmap [-c FILE]                 print the roadmap with topic ids and aliases\n"
-	"  digest [-c FILE] --group ID [--post]\n"
-	"                                    print today's digest for a group (e.g.\n"
-	"                                    console:local); --post sends it to its channel\n"
-	"  export [-c FILE] [--group ID] --format csv|json\n"
-	"                                    write every progress record to stdout\n"
-	"  help                              this text\n"
-	"  version                           the version\n"
-	"\n"
-	"The configuration is FILE, else $COHORT_CONFIG, else ./cohort.toml when it exists,\n"
-	"else the built-in defaults. Exit codes: 0 success, 1 runtime failure, 2 usage or\n"
-	"configuration error.\n";
 
 struct cli {
 	const char *command;
@@ -83,8 +75,23 @@ struct cli {
 	const char *group;
 	const char *format;
 	const char *guild;
-	bool post;
+	const char *path; /* the one positional argument (backup, import) */
+	bool post, check, help;
 };
+
+struct app;
+
+/* Every subcommand: what it needs, how it is used, and its --help. */
+struct subcommand {
+	const char *name;
+	bool store;
+	int (*run)(struct app *app, const struct cli *cli);
+	const char *synopsis;
+	const char *help;
+};
+
+static const struct subcommand *find_subcommand(const char *name);
+static void print_usage(FILE *out);
 
 static int usage_error(const char *fmt, const char *arg)
 {
@@ -98,8 +105,7 @@ static int parse_args(int argc, char **argv, struct cli *cli)
 {
 	memset(cli, 0, sizeof(*cli));
 	if (argc < 2)
-		return usage_error("%s", "missing command (run, console, check-config, roadmap, "
-					 "digest, export)");
+		return usage_error("%s", "missing command (run 'cohort help' for the list)");
 	cli->command = argv[1];
 	for (int i = 2; i < argc; i++) {
 		const char *a = argv[i];
@@ -116,8 +122,16 @@ static int parse_args(int argc, char **argv, struct cli *cli)
 			slot = &cli->guild;
 		else if (strcmp(a, "--post") == 0)
 			cli->post = true;
-		else
+		else if (strcmp(a, "--check") == 0)
+			cli->check = true;
+		else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0)
+			cli->help = true;
+		else if (a[0] == '-' && a[1])
 			return usage_error("unknown option '%s'", a);
+		else if (!cli->path)
+			cli->path = a;
+		else
+			return usage_error("unexpected argument '%s'", a);
 		if (slot) {
 			if (i + 1 >= argc)
 				return usage_error("option '%s' needs a value", a);
@@ -154,6 +168,11 @@ static int load_config(const struct cli *cli, struct config *cfg)
 	enum log_level lvl;
 	if (log_level_parse(cfg->log_level, &lvl))
 		log_set_level(lvl);
+	log_set_format(strcmp(cfg->log_format, "json") == 0 ? LOG_JSON : LOG_TEXT);
+	if (log_open(cfg->log_file, err)) {
+		fprintf(stderr, "cohort: %s\n", err);
+		return EXIT_USAGE;
+	}
 	return EXIT_OK;
 }
 
@@ -176,6 +195,30 @@ static void app_release(struct app *app)
 	roadmap_free(app->rm);
 	config_release(&app->cfg);
 	log_clear_secrets();
+	log_close();
+}
+
+/*
+ * SIGHUP, on the dispatcher's thread: reopen the log, reload the roadmap. A
+ * roadmap that no longer parses is logged and the old one kept.
+ */
+static void reload(struct app *app)
+{
+	reload_requested = 0;
+	log_reopen();
+	char err[COHORT_ERR_LEN];
+	struct roadmap *rm;
+	int rc = *app->cfg.roadmap_file ? roadmap_load_file(app->cfg.roadmap_file, &rm, err)
+					: roadmap_load_default(&rm, err);
+	if (rc) {
+		log_error("main", "reload: %s; keeping the roadmap loaded before", err);
+		return;
+	}
+	bot_set_roadmap(app->bot, rm);
+	roadmap_free(app->rm);
+	app->rm = rm;
+	log_info("main", "reloaded: %zu topics from %s; log reopened", roadmap_topic_count(rm),
+		 roadmap_source(rm));
 }
 
 /* Loads config and roadmap, and (with_store) opens the store and makes the bot. */
@@ -205,6 +248,7 @@ static int app_init(struct app *app, const struct cli *cli, bool with_store)
 
 /* The console: digests of its group are shown in the chat. */
 struct console_runner {
+	struct app *app;
 	struct bot *bot;
 	struct console *console;
 	struct digest_sink sink;
@@ -230,6 +274,8 @@ static int post_console(void *ud, const char *group_id, const char *channel_id,
 static int64_t tick(void *ud)
 {
 	struct console_runner *run = ud;
+	if (reload_requested)
+		reload(run->app);
 	int64_t next;
 	if (scheduler_run(run->bot, &run->sink, &next))
 		return 60000;
@@ -255,7 +301,7 @@ static int console_session(struct app *app, const struct cli *cli)
 	free(group_id);
 	if (rc)
 		return EXIT_RUNTIME;
-	struct console_runner run = {app->bot, NULL, {serves_console, post_console, NULL}};
+	struct console_runner run = {app, app->bot, NULL, {serves_console, post_console, NULL}};
 	run.sink.ud = &run;
 	struct console_opts o = {as, group, STDIN_FILENO, stdout, &stop_requested, tick, &run};
 	run.console = console_new(app->bot, &o);
@@ -331,6 +377,60 @@ static int exit_code_of(int rc)
 	return rc == COHORT_ERR_AUTH || rc == COHORT_ERR_CONFIG ? EXIT_USAGE : EXIT_RUNTIME;
 }
 
+/* What a running cohort knows about itself, for `cohort status`. */
+struct runner {
+	struct app *app;
+	struct platforms *p;
+	int64_t started, last_status;
+};
+
+/* Writes the status (adapters' states and counters) into the store. */
+static void write_status(struct runner *r, bool stopping)
+{
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "version", COHORT_VERSION);
+	cJSON_AddNumberToObject(o, "pid", (double)getpid());
+	cJSON_AddNumberToObject(o, "started_at", (double)r->started);
+	cJSON_AddNumberToObject(o, "updated_at", (double)clock_real_ms());
+	cJSON_AddBoolToObject(o, "running", !stopping);
+	cJSON *list = cJSON_AddArrayToObject(o, "adapters");
+	for (size_t i = 0; i < r->p->n; i++) {
+		struct adapter_status st;
+		r->p->v[i].ops->status(r->p->v[i].self, &st);
+		cJSON *a = cJSON_CreateObject();
+		cJSON_AddStringToObject(a, "name", r->p->v[i].ops->name);
+		cJSON_AddStringToObject(a, "state", st.state ? st.state : "unknown");
+		cJSON_AddNumberToObject(a, "since", (double)st.since);
+		cJSON_AddNumberToObject(a, "last_event", (double)st.last_event);
+		cJSON_AddNumberToObject(a, "commands", (double)st.commands);
+		cJSON_AddNumberToObject(a, "reconnects", (double)st.reconnects);
+		cJSON_AddNumberToObject(a, "requests", (double)st.requests);
+		cJSON_AddNumberToObject(a, "rate_limited", (double)st.rate_limited);
+		cJSON_AddNumberToObject(a, "rate_limit_wait_ms", (double)st.rate_limit_wait_ms);
+		cJSON_AddNumberToObject(a, "unauthorized", (double)st.unauthorized);
+		cJSON_AddNumberToObject(a, "forbidden", (double)st.forbidden);
+		cJSON_AddNumberToObject(a, "server_errors", (double)st.server_errors);
+		cJSON_AddNumberToObject(a, "given_up", (double)st.given_up);
+		cJSON_AddItemToArray(list, a);
+	}
+	char *text = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	if (store_state_set(r->app->store, "cohort.status", text))
+		log_warn("main", "could not write the status");
+	cJSON_free(text);
+	r->last_status = clock_real_ms();
+}
+
+/* The dispatcher's housekeeping: SIGHUP, and the status every STATUS_EVERY_MS. */
+static void housekeeping(void *ud)
+{
+	struct runner *r = ud;
+	if (reload_requested)
+		reload(r->app);
+	if (clock_real_ms() - r->last_status >= STATUS_EVERY_MS)
+		write_status(r, false);
+}
+
 static int cmd_run(struct app *app, const struct cli *cli)
 {
 	if (!app->cfg.discord_enabled && !app->cfg.matrix_enabled) {
@@ -347,13 +447,15 @@ static int cmd_run(struct app *app, const struct cli *cli)
 	for (; !rc && started < p.n; started++)
 		if (p.v[started].ops->start(p.v[started].self))
 			rc = EXIT_RUNTIME;
+	struct runner r = {app, &p, clock_real_ms(), 0};
 	if (!rc) {
 		signal_dispatch = d;
 		install_signals();
 		log_info("main", "cohort %s running", COHORT_VERSION);
+		dispatch_set_hook(d, housekeeping, &r, STATUS_EVERY_MS);
 		rc = exit_code_of(dispatch_run(d, &p.sink, &stop_requested));
 		if (stop_requested)
-			log_info("main", "stopping (signal)");
+			log_info("main", "stopping (signal): finishing the answers in flight");
 	}
 	/* Stop taking commands, hand the replies in flight over, then send them. */
 	for (size_t i = 0; i < started; i++)
@@ -364,13 +466,134 @@ static int cmd_run(struct app *app, const struct cli *cli)
 			rc = exit_code_of(arc);
 	}
 	dispatch_drain(d);
+	if (started)
+		write_status(&r, true);
 	platforms_release(&p);
 	dispatch_drain(d); /* the outcomes the adapters reported while finishing */
 	signal_dispatch = NULL;
 	dispatch_free(d);
+	log_info("main", "stopped");
 	return rc;
 }
 
+static void print_time(const char *label, int64_t ms)
+{
+	if (!ms) {
+		printf("  %-18s never\n", label);
+		return;
+	}
+	char buf[32];
+	time_t s = (time_t)(ms / 1000);
+	struct tm tm;
+	gmtime_r(&s, &tm);
+	strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	printf("  %-18s %s (%lld s ago)\n", label, buf, (long long)((clock_real_ms() - ms) / 1000));
+}
+
+static double num(const cJSON *o, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+	return cJSON_IsNumber(v) ? v->valuedouble : 0;
+}
+
+/* Reads what the running cohort wrote. Exit 0 when it runs and every platform is connected. */
+static int cmd_status(struct app *app, const struct cli *cli)
+{
+	(void)cli;
+	char *text = NULL;
+	if (store_state_get(app->store, "cohort.status", &text) || !text) {
+		printf("cohort has not run with a chat platform on %s\n", app->cfg.store_path);
+		return EXIT_RUNTIME;
+	}
+	cJSON *o = cJSON_Parse(text);
+	free(text);
+	int64_t updated = (int64_t)num(o, "updated_at");
+	bool running = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "running")) &&
+		       clock_real_ms() - updated < STATUS_STALE_MS;
+	bool healthy = running;
+	printf("cohort %s, pid %.0f: %s\n",
+	       cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "version")) ?: "?",
+	       num(o, "pid"), running ? "running" : "not running");
+	print_time("started", (int64_t)num(o, "started_at"));
+	print_time("status written", updated);
+	const cJSON *a;
+	cJSON_ArrayForEach(a, cJSON_GetObjectItemCaseSensitive(o, "adapters"))
+	{
+		const char *state =
+			cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(a, "state"));
+		const char *name =
+			cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(a, "name"));
+		printf("%s: %s\n", name ? name : "?", state ? state : "?");
+		if (!state || strcmp(state, "connected") != 0)
+			healthy = false;
+		print_time("since", (int64_t)num(a, "since"));
+		print_time("last event", (int64_t)num(a, "last_event"));
+		printf("  %-18s %.0f\n", "commands", num(a, "commands"));
+		printf("  %-18s %.0f\n", "reconnects", num(a, "reconnects"));
+		printf("  %-18s %.0f (%.1f s waited)\n", "rate limited", num(a, "rate_limited"),
+		       num(a, "rate_limit_wait_ms") / 1000.0);
+		printf("  %-18s %.0f requests; 401: %.0f, 403: %.0f, 5xx: %.0f, given up: %.0f\n",
+		       "REST", num(a, "requests"), num(a, "unauthorized"), num(a, "forbidden"),
+		       num(a, "server_errors"), num(a, "given_up"));
+	}
+	cJSON_Delete(o);
+	return healthy ? EXIT_OK : EXIT_RUNTIME;
+}
+
+static int cmd_backup(struct app *app, const struct cli *cli)
+{
+	if (!cli->path)
+		return usage_error("%s", "backup needs a PATH to write the copy to");
+	char err[COHORT_ERR_LEN];
+	if (store_backup(app->store, cli->path, err)) {
+		fprintf(stderr, "cohort: %s\n", err);
+		return EXIT_RUNTIME;
+	}
+	printf("backed up %s to %s\n", app->cfg.store_path, cli->path);
+	return EXIT_OK;
+}
+
+static int parse_format(const struct cli *cli, const char *what, enum export_format *fmt)
+{
+	if (!cli->format) {
+		fprintf(stderr, "cohort: %s needs --format csv or --format json\n", what);
+		return EXIT_USAGE;
+	}
+	if (strcmp(cli->format, "csv") == 0)
+		*fmt = EXPORT_CSV;
+	else if (strcmp(cli->format, "json") == 0)
+		*fmt = EXPORT_JSON;
+	else
+		return usage_error("--format '%s': use csv or json", cli->format);
+	return EXIT_OK;
+}
+
+static int cmd_import(struct app *app, const struct cli *cli)
+{
+	enum export_format fmt;
+	int rc = parse_format(cli, "import", &fmt);
+	if (rc)
+		return rc;
+	if (!cli->path)
+		return usage_error("%s", "import needs the FILE an export wrote (- for stdin)");
+	bool use_stdin = strcmp(cli->path, "-") == 0;
+	FILE *in = use_stdin ? stdin : fopen(cli->path, "rb");
+	if (!in) {
+		fprintf(stderr, "cohort: %s: %s\n", cli->path, strerror(errno));
+		return EXIT_USAGE;
+	}
+	char err[COHORT_ERR_LEN];
+	size_t n;
+	rc = export_read(app->store, app->rm, fmt, in, use_stdin ? "stdin" : cli->path, &n, err);
+	if (!use_stdin)
+		fclose(in);
+	if (rc) {
+		fprintf(stderr, "cohort: %s\n", err);
+		return rc == COHORT_ERR_STORE || rc == COHORT_ERR_IO ? EXIT_RUNTIME : EXIT_USAGE;
+	}
+	printf("imported %zu records into %s\n", n, app->cfg.store_path);
+	return EXIT_OK;
+}
 static int cmd_register(struct app *app, const struct cli *cli)
 {
 	if (!*app->cfg.discord_token) {
@@ -396,8 +619,10 @@ static int cmd_register(struct app *app, const struct cli *cli)
 	return exit_code_of(rc);
 }
 
-static void print_roadmap(const struct roadmap *rm)
+static int cmd_roadmap(struct app *app, const struct cli *cli)
 {
+	(void)cli;
+	const struct roadmap *rm = app->rm;
 	size_t sections = 0;
 	for (size_t i = 0; i < roadmap_node_count(rm); i++) {
 		const struct rm_node *nd = roadmap_node(rm, i);
@@ -416,10 +641,12 @@ static void print_roadmap(const struct roadmap *rm)
 	}
 	printf("\n%zu topics in %zu sections, from %s\n", roadmap_topic_count(rm), sections,
 	       roadmap_source(rm));
+	return EXIT_OK;
 }
 
-static int cmd_check_config(struct app *app)
+static int cmd_check_config(struct app *app, const struct cli *cli)
 {
+	(void)cli;
 	struct strbuf sb = STRBUF_INIT;
 	config_describe(&app->cfg, &sb);
 	fputs(sb_str(&sb), stdout);
@@ -533,15 +760,10 @@ static int cmd_digest(struct app *app, const struct cli *cli)
 static int cmd_export(struct app *app, const struct cli *cli)
 {
 	enum export_format fmt;
-	if (!cli->format)
-		return usage_error("%s", "export needs --format csv or --format json");
-	if (strcmp(cli->format, "csv") == 0)
-		fmt = EXPORT_CSV;
-	else if (strcmp(cli->format, "json") == 0)
-		fmt = EXPORT_JSON;
-	else
-		return usage_error("--format '%s': use csv or json", cli->format);
-	int rc = export_write(app->store, app->rm, cli->group, fmt, stdout);
+	int rc = parse_format(cli, "export", &fmt);
+	if (rc)
+		return rc;
+	rc = export_write(app->store, app->rm, cli->group, fmt, stdout);
 	if (rc) {
 		fprintf(stderr, "cohort: export failed: %s\n", cohort_strerror(rc));
 		return EXIT_RUNTIME;
@@ -549,59 +771,113 @@ static int cmd_export(struct app *app, const struct cli *cli)
 	return EXIT_OK;
 }
 
+static int cmd_console(struct app *app, const struct cli *cli)
+{
+	return console_session(app, cli);
+}
+
+static const struct subcommand subcommands[] = {
+	{"run", true, cmd_run, "run [-c FILE]",
+	 "Runs every enabled platform (Discord, Matrix or both) and the daily digest until\n"
+	 "SIGINT or SIGTERM; with no platform enabled, the console chat instead.\n"
+	 "SIGTERM/SIGINT: stop taking commands, finish the answers in flight (up to 5 s),\n"
+	 "close the connections; a second signal exits at once. SIGHUP: reopen the log\n"
+	 "file and reload the roadmap.\n"},
+	{"console", true, cmd_console, "console [-c FILE] [--as NAME] [--group NAME]",
+	 "A local chat on stdin/stdout with the full command set and the real store. Each\n"
+	 "line is a message from NAME (default $USER), who is the group's admin; a line\n"
+	 "\"@bob /done Redis\" speaks as bob. The group id is console:NAME (default\n"
+	 "console:local). Works piped, for scripts.\n"},
+	{"check-config", false, cmd_check_config, "check-config [-c FILE]",
+	 "Validates the configuration and the roadmap and prints every setting (secrets\n"
+	 "hidden) and what would run. Exit 0 when valid, 2 with file:line when not.\n"},
+	{"roadmap", false, cmd_roadmap, "roadmap [-c FILE]",
+	 "Prints the loaded roadmap as a tree, with each topic's id and aliases.\n"},
+	{"register-commands", false, cmd_register, "register-commands [-c FILE] [--guild ID]",
+	 "Registers the Discord slash commands now (a bulk overwrite, safe to repeat):\n"
+	 "in guild ID (shown at once), else in every discord.guild_ids, else globally\n"
+	 "(may take up to an hour to show). Needs discord.token.\n"},
+	{"digest", true, cmd_digest, "digest [-c FILE] --group ID [--post]",
+	 "Prints today's digest of group ID (console:local, discord:GUILD_ID,\n"
+	 "matrix:!ROOM:server). --post sends it to the group's digest channel now and\n"
+	 "counts it as today's digest (the scheduler will not post it again today).\n"},
+	{"export", true, cmd_export, "export [-c FILE] [--group ID] --format csv|json",
+	 "Writes every progress record (of one group, or all) to stdout: group, member,\n"
+	 "member_name, topic_id, topic, status, updated_at (ISO 8601 UTC), note.\n"},
+	{"import", true, cmd_import, "import [-c FILE] --format csv|json FILE",
+	 "Restores what export wrote (FILE, or - for stdin) into an empty store: every\n"
+	 "record is checked first, then all are written in one transaction. A store\n"
+	 "that already holds progress is refused: import restores, it does not merge.\n"},
+	{"backup", true, cmd_backup, "backup [-c FILE] PATH",
+	 "Copies the store to PATH with SQLite's online backup: safe while cohort runs.\n"
+	 "The copy is a complete store; point store.path at it to restore.\n"},
+	{"status", true, cmd_status, "status [-c FILE]",
+	 "Shows what the running cohort last reported (every 10 s): each platform's\n"
+	 "connection state, last event, commands handled, reconnects, rate-limit waits\n"
+	 "and REST errors. Exit 0 when it runs and every platform is connected, else 1\n"
+	 "(a container health check).\n"},
+	{"help", false, NULL, "help [COMMAND]", "Lists the commands, or explains one.\n"},
+	{"version", false, NULL, "version", "Prints the version.\n"},
+};
+
+static const struct subcommand *find_subcommand(const char *name)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(subcommands); i++)
+		if (strcmp(subcommands[i].name, name) == 0)
+			return &subcommands[i];
+	return NULL;
+}
+
+static void print_usage(FILE *out)
+{
+	fputs("usage: cohort COMMAND [options]\n\ncommands:\n", out);
+	for (size_t i = 0; i < ARRAY_SIZE(subcommands); i++)
+		fprintf(out, "  %s\n", subcommands[i].synopsis);
+	fputs("\n'cohort help COMMAND' or 'cohort COMMAND --help' explains one.\n"
+	      "The configuration is -c FILE, else $COHORT_CONFIG, else ./cohort.toml when it\n"
+	      "exists, else the built-in defaults. Exit codes: 0 success, 1 runtime failure,\n"
+	      "2 usage or configuration error.\n",
+	      out);
+}
+
+static void print_help(const struct subcommand *c)
+{
+	printf("usage: cohort %s\n\n%s", c->synopsis, c->help);
+}
+
 int main(int argc, char **argv)
 {
-	struct cli cli;
-	if (argc >= 2 && (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 ||
-			  strcmp(argv[1], "-h") == 0)) {
-		fputs(usage_text, stdout);
-		return EXIT_OK;
+	if (argc < 2 || !strcmp(argv[1], "help") || !strcmp(argv[1], "--help") ||
+	    !strcmp(argv[1], "-h")) {
+		if (argc >= 3 && strcmp(argv[1], "help") == 0) {
+			const struct subcommand *c = find_subcommand(argv[2]);
+			if (!c)
+				return usage_error("unknown command '%s'", argv[2]);
+			print_help(c);
+			return EXIT_OK;
+		}
+		print_usage(argc < 2 ? stderr : stdout);
+		return argc < 2 ? EXIT_USAGE : EXIT_OK;
 	}
-	if (argc >= 2 && (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0)) {
+	if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
 		printf("cohort %s\n", COHORT_VERSION);
 		return EXIT_OK;
 	}
+	struct cli cli;
 	int rc = parse_args(argc, argv, &cli);
 	if (rc)
 		return rc;
-	static const struct {
-		const char *name;
-		bool store;
-	} known[] = {{"run", true},
-		     {"console", true},
-		     {"check-config", false},
-		     {"roadmap", false},
-		     {"digest", true},
-		     {"export", true},
-		     {"register-commands", false}};
-	bool with_store = false, found = false;
-	for (size_t i = 0; i < ARRAY_SIZE(known); i++) {
-		if (strcmp(cli.command, known[i].name) == 0) {
-			found = true;
-			with_store = known[i].store;
-		}
-	}
-	if (!found)
+	const struct subcommand *c = find_subcommand(cli.command);
+	if (!c || !c->run)
 		return usage_error("unknown command '%s'", cli.command);
-
-	struct app app;
-	rc = app_init(&app, &cli, with_store);
-	if (!rc) {
-		if (strcmp(cli.command, "run") == 0)
-			rc = cmd_run(&app, &cli);
-		else if (strcmp(cli.command, "console") == 0)
-			rc = console_session(&app, &cli);
-		else if (strcmp(cli.command, "check-config") == 0)
-			rc = cmd_check_config(&app);
-		else if (strcmp(cli.command, "roadmap") == 0)
-			print_roadmap(app.rm);
-		else if (strcmp(cli.command, "digest") == 0)
-			rc = cmd_digest(&app, &cli);
-		else if (strcmp(cli.command, "register-commands") == 0)
-			rc = cmd_register(&app, &cli);
-		else
-			rc = cmd_export(&app, &cli);
+	if (cli.help) {
+		print_help(c);
+		return EXIT_OK;
 	}
+	struct app app;
+	rc = app_init(&app, &cli, c->store);
+	if (!rc)
+		rc = c->run(&app, &cli);
 	app_release(&app);
 	return rc;
 }

@@ -4,10 +4,12 @@
 #include "bot/log.h"
 #include "bot/util.h"
 
+#include <errno.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Each migration takes the schema from version i to i + 1, in one transaction. */
 static const char *const migrations[] = {
@@ -131,6 +133,10 @@ enum stmt_id {
 	S_BEGIN,
 	S_COMMIT,
 	S_ROLLBACK,
+	S_SAVEPOINT,
+	S_RELEASE,
+	S_ROLLBACK_TO,
+	S_EVENT_COUNT,
 	S_SOURCE_SEEN,
 	S_UPSERT_MEMBER,
 	S_GET_STATUS,
@@ -176,6 +182,10 @@ static const char *const sql[S_COUNT] = {
 	[S_BEGIN] = "BEGIN IMMEDIATE",
 	[S_COMMIT] = "COMMIT",
 	[S_ROLLBACK] = "ROLLBACK",
+	[S_SAVEPOINT] = "SAVEPOINT change",
+	[S_RELEASE] = "RELEASE change",
+	[S_ROLLBACK_TO] = "ROLLBACK TO change",
+	[S_EVENT_COUNT] = "SELECT count(*) FROM events",
 	[S_SOURCE_SEEN] = "SELECT 1 FROM events WHERE source_id = ?1",
 	[S_UPSERT_MEMBER] = "INSERT INTO members (group_id, member_id, name, first_seen) "
 			    "VALUES (?1, ?2, ?3, ?4) "
@@ -322,6 +332,7 @@ struct store {
 	sqlite3 *db;
 	sqlite3_stmt *stmt[S_COUNT];
 	struct store_calendar cal; /* cal.periods NULL: period scores are not kept */
+	bool batch;                /* inside store_batch_begin(): changes are savepoints */
 };
 
 static const char *const status_names[] = {"none", "in_progress", "done", "skipped"};
@@ -375,20 +386,93 @@ static int run(struct store *st, sqlite3_stmt *s, const char *what)
 	return rc == SQLITE_DONE ? COHORT_OK : db_fail(st, what);
 }
 
+/* A change is a transaction of its own, or a savepoint inside a batch. */
 static int begin(struct store *st)
 {
+	if (st->batch)
+		return run(st, prep(st, S_SAVEPOINT), "savepoint");
 	return run(st, prep(st, S_BEGIN), "begin transaction");
 }
 
 static int commit(struct store *st)
 {
+	if (st->batch)
+		return run(st, prep(st, S_RELEASE), "release savepoint");
 	return run(st, prep(st, S_COMMIT), "commit");
 }
 
 static void rollback(struct store *st)
 {
+	if (st->batch) {
+		/* Undo this change only; the batch goes on. */
+		run(st, prep(st, S_ROLLBACK_TO), "rollback to savepoint");
+		run(st, prep(st, S_RELEASE), "release savepoint");
+		return;
+	}
 	if (!sqlite3_get_autocommit(st->db))
 		run(st, prep(st, S_ROLLBACK), "rollback");
+}
+
+int store_batch_begin(struct store *st)
+{
+	int rc = run(st, prep(st, S_BEGIN), "begin a batch");
+	if (!rc)
+		st->batch = true;
+	return rc;
+}
+
+int store_batch_end(struct store *st, bool keep)
+{
+	st->batch = false;
+	if (keep)
+		return run(st, prep(st, S_COMMIT), "commit a batch");
+	if (!sqlite3_get_autocommit(st->db))
+		run(st, prep(st, S_ROLLBACK), "roll back a batch");
+	return COHORT_OK;
+}
+
+int store_event_count(struct store *st, int64_t *n)
+{
+	sqlite3_stmt *s = prep(st, S_EVENT_COUNT);
+	int rc = sqlite3_step(s);
+	*n = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+	sqlite3_reset(s);
+	return rc == SQLITE_ROW ? COHORT_OK : db_fail(st, "counting events");
+}
+
+int store_backup(struct store *st, const char *path, char *err)
+{
+	char *tmp = xasprintf("%s.partial", path);
+	sqlite3 *dst = NULL;
+	int rc = sqlite3_open_v2(tmp, &dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+	sqlite3_backup *b =
+		rc == SQLITE_OK ? sqlite3_backup_init(dst, "main", st->db, "main") : NULL;
+	if (b) {
+		/* In steps, so that a running cohort is held up for moments, not the whole copy. */
+		do {
+			rc = sqlite3_backup_step(b, 256);
+			if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
+				sqlite3_sleep(20);
+		} while (rc == SQLITE_OK || rc == SQLITE_BUSY || rc == SQLITE_LOCKED);
+		sqlite3_backup_finish(b);
+	}
+	int result = COHORT_OK;
+	if (rc != SQLITE_DONE) {
+		snprintf(err, COHORT_ERR_LEN,
+			 "%s: the backup failed: %s (check the folder exists "
+			 "and is writable)",
+			 path, dst ? sqlite3_errmsg(dst) : "out of memory");
+		result = COHORT_ERR_IO;
+	}
+	sqlite3_close(dst);
+	if (!result && rename(tmp, path) != 0) {
+		snprintf(err, COHORT_ERR_LEN, "%s: %s", path, strerror(errno));
+		result = COHORT_ERR_IO;
+	}
+	if (result)
+		unlink(tmp);
+	free(tmp);
+	return result;
 }
 
 static int user_version(sqlite3 *db)

@@ -68,6 +68,24 @@ struct store_prior {
  */
 int store_set_status(struct store *st, const struct store_change *c, struct store_prior *prior);
 
+/*
+ * A batch: the changes made until store_batch_end() commit together (each is
+ * a savepoint, so one that fails or changes nothing is undone alone). keep =
+ * false rolls the whole batch back. Both return COHORT_OK or COHORT_ERR_STORE.
+ */
+int store_batch_begin(struct store *st);
+int store_batch_end(struct store *st, bool keep);
+
+/* How many events the log holds (0: nothing was ever recorded). */
+int store_event_count(struct store *st, int64_t *n);
+
+/*
+ * Copies the store to path with SQLite's online backup (safe while cohort
+ * runs): written to "path.partial", then renamed. COHORT_OK or COHORT_ERR_IO
+ * with the reason in err.
+ */
+int store_backup(struct store *st, const char *path, char *err);
+
 struct store_undone {
 	char *topic_id; /* owned by the caller: free() it */
 	enum store_status from, to;

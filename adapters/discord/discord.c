@@ -732,6 +732,18 @@ static int dc_post(void *self, const char *group_id, const char *channel_id, con
 	return COHORT_ERR_PENDING;
 }
 
+static void dc_status(void *self, struct adapter_status *out)
+{
+	struct discord *dc = self;
+	memset(out, 0, sizeof(*out));
+	gw_status(dc->gw, &out->state, &out->since, &out->reconnects);
+	pthread_mutex_lock(&dc->lock);
+	out->last_event = dc->last_event;
+	out->commands = dc->commands;
+	pthread_mutex_unlock(&dc->lock);
+	http_fill_status(dc->http, out);
+}
+
 static void dc_free(void *self)
 {
 	struct discord *dc = self;
@@ -750,7 +762,7 @@ static void dc_free(void *self)
 }
 
 static const struct adapter_ops discord_ops = {
-	"discord", dc_start, dc_stop, dc_join, dc_post, dc_free,
+	"discord", dc_start, dc_stop, dc_join, dc_post, dc_status, dc_free,
 };
 
 static struct http_client *make_http(const struct config *cfg)

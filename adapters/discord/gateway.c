@@ -80,6 +80,9 @@ struct gw {
 	pthread_mutex_t lock;
 	struct task *tasks;
 	bool stop_asked;
+	const char *status; /* for gw_status() */
+	int64_t status_since;
+	unsigned long reconnects;
 
 	/* The session. */
 	char *session_id, *resume_url, *gateway_url;
@@ -127,6 +130,26 @@ enum gw_after gw_close_policy(int code, const char **why)
 static int64_t now_ms(void)
 {
 	return clock_real_ms();
+}
+
+static void set_status(struct gw *g, const char *status, bool reconnect)
+{
+	pthread_mutex_lock(&g->lock);
+	if (g->status != status)
+		g->status_since = now_ms();
+	g->status = status;
+	if (reconnect)
+		g->reconnects++;
+	pthread_mutex_unlock(&g->lock);
+}
+
+void gw_status(struct gw *g, const char **status, int64_t *since, unsigned long *reconnects)
+{
+	pthread_mutex_lock(&g->lock);
+	*status = g->status;
+	*since = g->status_since;
+	*reconnects = g->reconnects;
+	pthread_mutex_unlock(&g->lock);
 }
 
 static double random01(void)
@@ -395,6 +418,7 @@ static void on_gateway_answer(void *arg, bool cancelled)
 		/* nothing to do: the loop has gone */
 	} else if (a->status == 401) {
 		g->fatal = COHORT_ERR_AUTH;
+		set_status(g, "failed", false);
 		if (g->o.on_fatal)
 			g->o.on_fatal(
 				g->o.ud, 401,
@@ -496,10 +520,12 @@ static void on_dispatch(struct gw *g, const char *t, const cJSON *d)
 			g->resume_url = xstrdup(url->valuestring);
 		}
 		g->failures = 0;
+		set_status(g, "connected", false);
 		log_info(TAG, "connected (session ready)");
 		notify_session(g);
 	} else if (strcmp(t, "RESUMED") == 0) {
 		g->failures = 0;
+		set_status(g, "connected", false);
 		log_info(TAG, "session resumed at sequence %lld", (long long)g->seq);
 	}
 	if (g->o.on_event)
@@ -565,10 +591,12 @@ static void on_closed(struct gw *g)
 	g->rx_skip = false;
 	if (g->stopping) {
 		g->state = GW_IDLE;
+		set_status(g, "stopped", false);
 		return;
 	}
 	int code = g->peer_close;
 	if (code == -9) { /* op 9: the payload said resume or not */
+		set_status(g, "reconnecting", true);
 		reconnect(g, g->want_resume, true);
 		return;
 	}
@@ -577,11 +605,13 @@ static void on_closed(struct gw *g)
 	if (after == GW_FATAL) {
 		log_error(TAG, "%s", why);
 		g->fatal = code == 4004 ? COHORT_ERR_AUTH : COHORT_ERR_CONFIG;
+		set_status(g, "failed", false);
 		if (g->o.on_fatal)
 			g->o.on_fatal(g->o.ud, code, why);
 		return;
 	}
 	log_warn(TAG, "disconnected (%s%s%d)", why, code ? ", close " : "", code);
+	set_status(g, "reconnecting", true);
 	reconnect(g, after == GW_RESUME, false);
 }
 
@@ -749,6 +779,8 @@ struct gw *gw_new(const struct gw_opts *opts, const struct gw_session *session)
 	g->o = *opts;
 	g->starts_remaining = -1;
 	g->acked = true;
+	g->status = "starting";
+	g->status_since = now_ms();
 	pthread_mutex_init(&g->lock, NULL);
 	if (session && session->session_id && session->resume_url) {
 		g->session_id = xstrdup(session->session_id);
@@ -811,6 +843,8 @@ int gw_run(struct gw *g)
 		if (lws_service(g->ctx, 0) < 0)
 			break;
 	}
+	if (!g->fatal)
+		set_status(g, "stopped", false);
 	lws_sul_cancel(&g->sul_tick);
 	lws_sul_cancel(&g->sul_beat);
 	lws_sul_cancel(&g->sul_retry);

@@ -77,6 +77,10 @@ void gw_call(struct gw *g, void (*fn)(void *arg, bool cancelled), void *arg);
 void gw_session_copy(const struct gw *g, struct gw_session *out);
 void gw_session_release(struct gw_session *s);
 
+/* The connection's state ("starting", "connected", "reconnecting", "stopped", "failed"). Any
+ * thread. */
+void gw_status(struct gw *g, const char **status, int64_t *since, unsigned long *reconnects);
+
 /* What happens after a close code (exposed for tests). */
 enum gw_after { GW_RESUME, GW_IDENTIFY, GW_FATAL };
 enum gw_after gw_close_policy(int code, const char **why);

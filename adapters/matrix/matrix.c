@@ -60,6 +60,9 @@ struct matrix {
 	pthread_cond_t wake;
 	atomic_bool stopping;     /* set under lock (for the condition); read anywhere */
 	struct http_client *http; /* under lock: made once the token is known */
+	const char *status;       /* under lock, with the counters below */
+	int64_t status_since, last_event;
+	unsigned long commands, reconnects;
 
 	/* The sync thread's own. */
 	char *token, *user_id, *filter_id, *since;
@@ -299,6 +302,18 @@ static void next_txn(struct matrix *mx, char *buf, size_t n)
 	snprintf(buf, n, "cohort.%lld.%lu", (long long)mx->txn_base, ++mx->txn_next);
 }
 
+static void set_status(struct matrix *mx, const char *status)
+{
+	pthread_mutex_lock(&mx->lock);
+	if (mx->status != status) {
+		mx->status_since = clock_real_ms();
+		if (!strcmp(status, "reconnecting"))
+			mx->reconnects++;
+	}
+	mx->status = status;
+	pthread_mutex_unlock(&mx->lock);
+}
+
 /* ---- jobs (dispatcher thread) ---- */
 
 enum item_kind { ITEM_COMMAND, ITEM_E2E };
@@ -351,6 +366,10 @@ static void run_batch(struct bot *b, void *arg)
 		struct reply r;
 		reply_init(&r);
 		int rc = bot_handle(b, &ev, &r);
+		pthread_mutex_lock(&mx->lock);
+		mx->commands++;
+		mx->last_event = clock_real_ms();
+		pthread_mutex_unlock(&mx->lock);
 		/* A replayed event was answered when it first came (before a restart). */
 		if (rc != COHORT_ERR_DUPLICATE) {
 			next_txn(mx, txn, sizeof(txn));
@@ -942,6 +961,7 @@ static void *sync_thread(void *arg)
 	struct matrix *mx = arg;
 	int rc = setup(mx);
 	if (rc) {
+		set_status(mx, "failed");
 		mx->rc = rc;
 		dispatch_fail(mx->dispatch, rc);
 		return NULL;
@@ -967,8 +987,10 @@ static void *sync_thread(void *arg)
 		int64_t wait = 0;
 		if (r.status == 200 && on_sync(mx, r.body, initial)) {
 			failures = 0;
+			set_status(mx, "connected");
 		} else if (r.status == 401) {
 			fatal_token(mx, "/sync");
+			set_status(mx, "failed");
 			mx->rc = COHORT_ERR_AUTH;
 			http_response_release(&r);
 			break;
@@ -977,6 +999,7 @@ static void *sync_thread(void *arg)
 			log_warn(TAG, "/sync is rate limited; waiting %lld ms", (long long)wait);
 		} else {
 			wait = backoff(++failures);
+			set_status(mx, "reconnecting");
 			char why[HTTP_WHY_LEN];
 			log_warn(TAG, "/sync failed (%s); retrying in %lld ms",
 				 http_why(r.error, r.status, why), (long long)wait);
@@ -1022,6 +1045,8 @@ static int mx_join(void *self)
 		return COHORT_OK;
 	pthread_join(mx->thread, NULL);
 	mx->started = false;
+	if (!mx->rc)
+		set_status(mx, "stopped");
 	return mx->rc;
 }
 
@@ -1040,6 +1065,21 @@ static int mx_post(void *self, const char *group_id, const char *channel_id, con
 		return rc;
 	}
 	return COHORT_ERR_PENDING;
+}
+
+static void mx_status(void *self, struct adapter_status *out)
+{
+	struct matrix *mx = self;
+	memset(out, 0, sizeof(*out));
+	pthread_mutex_lock(&mx->lock);
+	out->state = mx->status;
+	out->since = mx->status_since;
+	out->last_event = mx->last_event;
+	out->commands = mx->commands;
+	out->reconnects = mx->reconnects;
+	struct http_client *h = mx->http;
+	pthread_mutex_unlock(&mx->lock);
+	http_fill_status(h, out);
 }
 
 static void mx_free(void *self)
@@ -1062,7 +1102,7 @@ static void mx_free(void *self)
 }
 
 static const struct adapter_ops matrix_ops = {
-	"matrix", mx_start, mx_stop, mx_join, mx_post, mx_free,
+	"matrix", mx_start, mx_stop, mx_join, mx_post, mx_status, mx_free,
 };
 
 int matrix_new(const struct config *cfg, struct bot *b, struct dispatch *d, struct adapter *out)
@@ -1077,6 +1117,8 @@ int matrix_new(const struct config *cfg, struct bot *b, struct dispatch *d, stru
 	pthread_mutex_init(&mx->lock, NULL);
 	pthread_cond_init(&mx->wake, NULL);
 	mx->txn_base = clock_real_ms();
+	mx->status = "starting";
+	mx->status_since = mx->txn_base;
 
 	char *value = NULL;
 	if (*cfg->matrix_access_token) {

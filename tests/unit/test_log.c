@@ -67,9 +67,66 @@ static void levels_parse(void **state)
 	assert_string_equal(log_level_name(LOG_WARN), "warn");
 }
 
+static void log_json(void)
+{
+	log_add_secret("tok-123");
+	log_set_format(LOG_JSON);
+	log_warn("gateway", "a \"quoted\"\nline with tok-123 and \x01");
+	log_set_format(LOG_TEXT);
+	log_clear_secrets();
+}
+
+static void json_lines_are_one_object_each(void **state)
+{
+	(void)state;
+	const char *out = captured(log_json);
+	const char *want =
+		"\"level\":\"warn\",\"module\":\"gateway\",\"msg\":\"a \\\"quoted\\\"\\nline "
+		"with [redacted] and \\u0001\"}\n";
+	assert_non_null(strstr(out, want));
+	assert_int_equal(strncmp(out, "{\"time\":\"", 9), 0);
+	assert_ptr_equal(strchr(out, '\n'), out + strlen(out) - 1); /* one line */
+}
+
+static void a_log_file_is_appended_and_reopened(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/cohort-logf-XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	char path[64], moved[64], err[512], buf[512];
+	snprintf(path, sizeof(path), "%s/c.log", dir);
+	snprintf(moved, sizeof(moved), "%s/c.log.1", dir);
+	assert_int_equal(log_open(path, err), 0);
+	log_info("main", "first");
+	assert_int_equal(rename(path, moved), 0);
+	log_reopen();
+	log_info("main", "second");
+	log_close();
+	FILE *f = fopen(moved, "r");
+	assert_non_null(f);
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	buf[n] = '\0';
+	fclose(f);
+	assert_non_null(strstr(buf, "first"));
+	assert_null(strstr(buf, "second"));
+	f = fopen(path, "r");
+	assert_non_null(f);
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	buf[n] = '\0';
+	fclose(f);
+	assert_non_null(strstr(buf, "[main] second"));
+	assert_int_equal(log_open("/nonexistent-dir/c.log", err), -1);
+	assert_non_null(strstr(err, "/nonexistent-dir/c.log"));
+	unlink(path);
+	unlink(moved);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(json_lines_are_one_object_each),
+		cmocka_unit_test(a_log_file_is_appended_and_reopened),
 		cmocka_unit_test(secrets_never_reach_a_line),
 		cmocka_unit_test(levels_parse),
 	};

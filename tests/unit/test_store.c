@@ -529,6 +529,48 @@ static void an_unwritable_path_is_a_clear_error(void **state)
 	assert_non_null(strstr(err, "/nonexistent-dir/x.db: cannot open the database"));
 }
 
+static void a_batch_commits_together_and_a_failed_change_alone_is_undone(void **state)
+{
+	struct fixture *f = *state;
+	int64_t n;
+	assert_int_equal(store_batch_begin(f->st), COHORT_OK);
+	assert_int_equal(set(f->st, "ana", "kafka", STATUS_DONE, "b-1", 1000), COHORT_OK);
+	/* Unchanged and duplicate changes roll back their own savepoint only. */
+	assert_int_equal(set(f->st, "ana", "kafka", STATUS_DONE, "b-2", 1001),
+			 COHORT_ERR_UNCHANGED);
+	assert_int_equal(set(f->st, "bob", "kafka", STATUS_DONE, "b-1", 1002),
+			 COHORT_ERR_DUPLICATE);
+	assert_int_equal(set(f->st, "bob", "redis", STATUS_DONE, "b-3", 1003), COHORT_OK);
+	assert_int_equal(store_batch_end(f->st, true), COHORT_OK);
+	assert_int_equal(store_event_count(f->st, &n), COHORT_OK);
+	assert_int_equal(n, 2);
+	assert_int_equal(points(f->st, "bob", 0), 1);
+	/* A batch given up leaves nothing behind. */
+	assert_int_equal(store_batch_begin(f->st), COHORT_OK);
+	assert_int_equal(set(f->st, "carol", "kafka", STATUS_DONE, "b-4", 1004), COHORT_OK);
+	assert_int_equal(store_batch_end(f->st, false), COHORT_OK);
+	assert_int_equal(store_event_count(f->st, &n), COHORT_OK);
+	assert_int_equal(n, 2);
+	assert_int_equal(status_of(f->st, "carol", "kafka"), STATUS_NONE);
+	/* And single changes work as before afterwards. */
+	assert_int_equal(set(f->st, "carol", "kafka", STATUS_DONE, "b-5", 1005), COHORT_OK);
+}
+
+static void a_backup_is_a_complete_store(void **state)
+{
+	struct fixture *f = *state;
+	assert_int_equal(set(f->st, "ana", "kafka", STATUS_DONE, "k-1", 1000), COHORT_OK);
+	char path[160], err[COHORT_ERR_LEN];
+	snprintf(path, sizeof(path), "%s/backup.db", f->dir);
+	assert_int_equal(store_backup(f->st, path, err), COHORT_OK);
+	struct store *copy;
+	assert_int_equal(store_open(path, false, &copy, err), COHORT_OK);
+	assert_int_equal(status_of(copy, "ana", "kafka"), STATUS_DONE);
+	store_free(copy);
+	assert_int_equal(store_backup(f->st, "/nonexistent-dir/x.db", err), COHORT_ERR_IO);
+	assert_non_null(strstr(err, "/nonexistent-dir/x.db"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -554,6 +596,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(a_newer_schema_is_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(a_failed_migration_changes_nothing, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(
+			a_batch_commits_together_and_a_failed_change_alone_is_undone, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(a_backup_is_a_complete_store, setup, teardown),
 		cmocka_unit_test_setup_teardown(an_unwritable_path_is_a_clear_error, setup,
 						teardown),
 	};
