@@ -4,6 +4,9 @@
 PREFIX ?= /usr/local
 DESTDIR ?=
 BINDIR = $(PREFIX)/bin
+MANDIR = $(PREFIX)/share/man
+SHAREDIR = $(PREFIX)/share/cohort
+UNITDIR = $(PREFIX)/lib/systemd/system
 CC ?= cc
 PKG_CONFIG ?= pkg-config
 PYTHON ?= /usr/bin/python3
@@ -50,7 +53,7 @@ UNIT_TESTS = test_text test_toml test_config test_roadmap test_store test_comman
              test_leaderboard test_digest test_log test_discord test_adapters test_dispatch
 UNIT_BINS = $(UNIT_TESTS:%=$(BUILD)/tests/%)
 
-.PHONY: all run test unit integration deps install uninstall clean format fuzz bench
+.PHONY: all run test unit integration deps install uninstall clean format fuzz bench docker-test
 all: $(BUILD)/cohort
 
 $(BUILD)/cohort: $(CORE_OBJ) $(MAIN_OBJ) | check-deps
@@ -132,12 +135,28 @@ $(BUILD)/bench/%: bench/%.c $(CORE_OBJ)
 bench: $(BUILD)/bench/bench_store
 	$(BUILD)/bench/bench_store $(BUILD)/bench
 
+# The binary, the man page, the default roadmap as a file to copy and edit, the example
+# configuration, and an example systemd unit (PREFIX=/usr puts it where systemd looks).
 install: $(BUILD)/cohort
-	install -d $(DESTDIR)$(BINDIR)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(SHAREDIR)
 	install -m 755 $(BUILD)/cohort $(DESTDIR)$(BINDIR)/cohort
+	install -m 644 dist/cohort.1 $(DESTDIR)$(MANDIR)/man1/cohort.1
+	install -m 644 roadmaps/backend.md $(DESTDIR)$(SHAREDIR)/backend.md
+	install -m 644 config.example.toml $(DESTDIR)$(SHAREDIR)/cohort.toml.example
+	install -d $(DESTDIR)$(UNITDIR)
+	sed 's|/usr/bin/cohort|$(BINDIR)/cohort|' dist/cohort.service > $(DESTDIR)$(UNITDIR)/cohort.service
+	chmod 644 $(DESTDIR)$(UNITDIR)/cohort.service
 
 uninstall:
-	rm -f $(DESTDIR)$(BINDIR)/cohort
+	rm -f $(DESTDIR)$(BINDIR)/cohort $(DESTDIR)$(MANDIR)/man1/cohort.1
+	rm -f $(DESTDIR)$(SHAREDIR)/backend.md $(DESTDIR)$(SHAREDIR)/cohort.toml.example
+	rm -f $(DESTDIR)$(UNITDIR)/cohort.service
+	-rmdir $(DESTDIR)$(SHAREDIR)
+
+# Builds the image and runs it (needs root and Debian's docker.io + debootstrap), or
+# lints the Dockerfile and runs its steps here when no Docker engine can start.
+docker-test:
+	sh scripts/docker-test.sh
 
 format:
 	clang-format -i $(shell find bot store adapters tests/unit tests/fuzz bench -name '*.[ch]')
