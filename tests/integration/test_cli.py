@@ -83,3 +83,21 @@ def test_an_unopenable_store_is_a_runtime_error(cohort):
     res = cohort.run("console", "-c", cfg, input="")
     assert res.returncode == 1
     assert "/nonexistent/dir/x.db: cannot open the database" in res.stderr
+
+
+def test_every_command_has_help(cohort):
+    res = cohort.run("help")
+    assert res.returncode == 0
+    names = [line.split()[0] for line in res.stdout.split("commands:\n")[1].split("\n\n")[0]
+             .splitlines()]
+    assert {"run", "console", "import", "backup", "status", "register-commands"} <= set(names)
+    for name in names:
+        if name in ("help", "version"):
+            continue
+        res = cohort.run(name, "--help")
+        assert res.returncode == 0, (name, res.stderr)
+        assert res.stdout.startswith(f"usage: cohort {name}")
+        assert len(res.stdout.splitlines()) >= 3
+        assert cohort.run("help", name).stdout == res.stdout
+    assert cohort.run("help", "nonsense").returncode == 2
+    assert cohort.run().returncode == 2   # no command at all
