@@ -27,11 +27,24 @@ static void iso8601(int64_t ms, char *buf, size_t n)
 	strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-/* RFC 4180: fields with a comma, quote or line break are quoted, quotes doubled. */
+/* A spreadsheet runs a cell that starts with one of these as a formula. */
+static bool formula_start(const char *s)
+{
+	return *s && strchr("=+-@\t\r", *s);
+}
+
+/*
+ * RFC 4180: fields with a comma, quote or line break are quoted, quotes
+ * doubled. A field that a spreadsheet would run as a formula ("=HYPERLINK(...)"
+ * in a note) gets a leading apostrophe; import takes it off again.
+ */
 static void csv_field(FILE *out, const char *s, bool last)
 {
-	if (strpbrk(s, ",\"\r\n")) {
+	bool defuse = formula_start(s);
+	if (defuse || strpbrk(s, ",\"\r\n")) {
 		fputc('"', out);
+		if (defuse)
+			fputc('\'', out);
 		for (; *s; s++) {
 			if (*s == '"')
 				fputc('"', out);
@@ -306,8 +319,11 @@ static int read_csv(const char *text, size_t len, const struct roadmap *rm, cons
 			continue;
 		}
 		const char *f[F_COUNT];
-		for (int k = 0; k < F_COUNT; k++)
+		for (int k = 0; k < F_COUNT; k++) {
 			f[k] = sb_str(&fields[k]);
+			if (f[k][0] == '\'' && formula_start(f[k] + 1))
+				f[k]++; /* the apostrophe export put before a formula */
+		}
 		rc = add_record(rs, rm, f, fname, at, err);
 	}
 	if (!rc && header) {

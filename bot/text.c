@@ -14,6 +14,20 @@ static unsigned char lower(unsigned char c)
 	return (c >= 'A' && c <= 'Z') ? (unsigned char)(c - 'A' + 'a') : c;
 }
 
+/* Characters that show nothing: zero-width space, (non-)joiners, word joiner, BOM, and
+ * the bidirectional marks and overrides. They must not make a name differ. */
+static size_t invisible(const unsigned char *p)
+{
+	if (p[0] == 0xe2 && p[1] == 0x80 &&
+	    ((p[2] >= 0x8b && p[2] <= 0x8f) || (p[2] >= 0xaa && p[2] <= 0xae)))
+		return 3;
+	if (p[0] == 0xe2 && p[1] == 0x81 && (p[2] == 0xa0 || (p[2] >= 0xa6 && p[2] <= 0xa9)))
+		return 3;
+	if (p[0] == 0xef && p[1] == 0xbb && p[2] == 0xbf)
+		return 3;
+	return 0;
+}
+
 char *text_key(const char *s)
 {
 	size_t n = strlen(s);
@@ -21,6 +35,13 @@ char *text_key(const char *s)
 	size_t j = 0;
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)s[i];
+		size_t skip = c == 0xe2 || c == 0xef
+				      ? (i + 2 < n ? invisible((const unsigned char *)s + i) : 0)
+				      : 0;
+		if (skip) {
+			i += skip - 1;
+			continue;
+		}
 		if (c >= 0x80 || is_alnum(c))
 			out[j++] = (char)lower(c);
 	}
@@ -174,25 +195,42 @@ size_t text_width(const char *s)
 	return w;
 }
 
-void text_add_printable(struct strbuf *sb, const char *s, bool keep_newlines)
+/* Bidirectional embeddings, overrides and isolates (U+202A-202E, U+2066-2069): they
+ * reorder the text around them, so a name could make a reply read backwards. */
+static bool bidi_control(const unsigned char *p, size_t k)
+{
+	return k == 3 && p[0] == 0xe2 &&
+	       ((p[1] == 0x80 && p[2] >= 0xaa && p[2] <= 0xae) ||
+		(p[1] == 0x81 && p[2] >= 0xa6 && p[2] <= 0xa9));
+}
+
+size_t text_unsafe(const char *s, size_t n, bool *unsafe)
 {
 	const unsigned char *p = (const unsigned char *)s;
+	size_t k = utf8_seq(p, n);
+	*unsafe = true;
+	if (!k)
+		return 1; /* a byte that is not UTF-8 */
+	if (k == 1 && (*p < 0x20 || *p == 0x7f))
+		return 1;
+	/* C1 controls (U+0080..U+009F) act as escapes on some terminals too. */
+	if (k == 2 && p[0] == 0xc2 && p[1] < 0xa0)
+		return 2;
+	*unsafe = bidi_control(p, k);
+	return k;
+}
+
+void text_add_printable(struct strbuf *sb, const char *s, bool keep_newlines)
+{
 	size_t n = strlen(s);
 	while (n) {
-		size_t k = utf8_seq(p, n);
-		if (k == 1 && (*p < 0x20 || *p == 0x7f) && !(keep_newlines && *p == '\n'))
-			k = 0;
-		/* C1 controls (U+0080..U+009F) act as escapes on some terminals too. */
-		bool c1 = k == 2 && p[0] == 0xc2 && p[1] < 0xa0;
-		if (!k || c1) {
+		bool unsafe;
+		size_t k = text_unsafe(s, n, &unsafe);
+		if (unsafe && !(keep_newlines && *s == '\n'))
 			sb_adds(sb, "\xef\xbf\xbd");
-			k = c1 ? 2 : 1;
-			p += k;
-			n -= k;
-			continue;
-		}
-		sb_add(sb, (const char *)p, k);
-		p += k;
+		else
+			sb_add(sb, s, k);
+		s += k;
 		n -= k;
 	}
 }

@@ -40,6 +40,13 @@ bool text_utf8_valid(const char *s, size_t n);
 size_t text_width(const char *s);
 
 /*
+ * Looks at the character at s (n bytes left): returns its length, and sets
+ * *unsafe when it must not be shown as is — a control character, a byte that
+ * is not UTF-8, or a bidirectional override that reorders the text around it.
+ */
+size_t text_unsafe(const char *s, size_t n, bool *unsafe);
+
+/*
  * Appends s to sb for showing on a terminal: control characters (C0, DEL, and
  * ill-formed UTF-8 bytes) become U+FFFD, so user text cannot move the cursor,
  * recolour the screen or forge lines.

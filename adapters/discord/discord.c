@@ -21,8 +21,8 @@
 
 #define TAG "discord"
 #define VERSION "0.2.0"
-#define SEEN 4096       /* interaction and message ids remembered for replays */
-#define MAX_OPTION 2000 /* longest option value taken from an interaction */
+#define SEEN 4096        /* interaction and message ids remembered for replays */
+#define MAX_OPTION 65536 /* longer option values are dropped; the bot rejects long ones */
 
 /* Permission bits that make a member a cohort admin. */
 #define PERM_ADMINISTRATOR (1ULL << 3)

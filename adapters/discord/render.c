@@ -2,6 +2,7 @@
 
 #include "bot/bot.h"
 #include "bot/reply.h"
+#include "bot/text.h"
 #include "bot/util.h"
 
 #include <string.h>
@@ -19,31 +20,43 @@ static const int colour[] = {
 void dc_escape(struct strbuf *sb, const char *s)
 {
 	bool line_start = true;
-	for (; *s; s++) {
+	size_t n = strlen(s);
+	while (n) {
+		bool unsafe;
+		size_t k = text_unsafe(s, n, &unsafe);
 		unsigned char c = (unsigned char)*s;
-		if (c < 0x20 && c != '\n') {
-			sb_addc(sb, ' ');
-			continue;
+		if (c == '\n') {
+			sb_addc(sb, '\n');
+		} else if (unsafe) {
+			sb_adds(sb, "\xef\xbf\xbd");
+		} else {
+			/* Markdown, masked links, headings, quotes, <@mention> syntax; a list at a
+			 * line start. */
+			if ((k == 1 && strchr("\\*_~`|>[]()#<@", c)) || (c == '-' && line_start))
+				sb_addc(sb, '\\');
+			sb_add(sb, s, k);
 		}
-		/* Markdown, masked links, headings, quotes, <@mention> syntax; a list at a line
-		 * start. */
-		if ((c && strchr("\\*_~`|>[]()#<@", c)) || (c == '-' && line_start))
-			sb_addc(sb, '\\');
-		sb_addc(sb, (char)c);
 		line_start = c == '\n';
+		s += k;
+		n -= k;
 	}
 }
 
 /* Inside a code block only ``` can break out: a zero-width space defuses it. */
 static void add_mono(struct strbuf *sb, const char *s)
 {
-	for (; *s; s++) {
-		if (*s == '`')
+	size_t n = strlen(s);
+	while (n) {
+		bool unsafe;
+		size_t k = text_unsafe(s, n, &unsafe);
+		if (unsafe)
+			sb_adds(sb, "\xef\xbf\xbd");
+		else if (*s == '`')
 			sb_adds(sb, "`\u200b");
-		else if ((unsigned char)*s < 0x20)
-			sb_addc(sb, ' ');
 		else
-			sb_addc(sb, *s);
+			sb_add(sb, s, k);
+		s += k;
+		n -= k;
 	}
 }
 

@@ -10,6 +10,7 @@
 #include "bot/log.h"
 #include "bot/reply.h"
 #include "bot/scheduler.h"
+#include "bot/text.h"
 #include "bot/util.h"
 
 #include <cjson/cJSON.h>
@@ -123,22 +124,28 @@ const char *mx_strip_fallback(const char *body)
 	return p;
 }
 
-static void add_html(struct strbuf *sb, const char *s)
+/* Escapes s for HTML; in_pre keeps line breaks as they are (inside <pre>). */
+static void add_html(struct strbuf *sb, const char *s, bool in_pre)
 {
-	for (; *s; s++) {
+	size_t n = strlen(s);
+	while (n) {
+		bool unsafe;
+		size_t k = text_unsafe(s, n, &unsafe);
 		switch (*s) {
 		case '&': sb_adds(sb, "&amp;"); break;
 		case '<': sb_adds(sb, "&lt;"); break;
 		case '>': sb_adds(sb, "&gt;"); break;
 		case '"': sb_adds(sb, "&quot;"); break;
 		case '\'': sb_adds(sb, "&#39;"); break;
-		case '\n': sb_adds(sb, "<br>"); break;
+		case '\n': sb_adds(sb, in_pre ? "\n" : "<br>"); break;
 		default:
-			if ((unsigned char)*s < 0x20)
-				sb_addc(sb, ' ');
+			if (unsafe)
+				sb_adds(sb, "\xef\xbf\xbd");
 			else
-				sb_addc(sb, *s);
+				sb_add(sb, s, k);
 		}
+		s += k;
+		n -= k;
 	}
 }
 
@@ -146,7 +153,7 @@ void mx_render_html(const struct reply *r, struct strbuf *out)
 {
 	if (r->title && *r->title) {
 		sb_adds(out, "<b>");
-		add_html(out, r->title);
+		add_html(out, r->title, false);
 		sb_adds(out, "</b>");
 	}
 	bool in_pre = false;
@@ -158,18 +165,7 @@ void mx_render_html(const struct reply *r, struct strbuf *out)
 			else
 				sb_addc(out, '\n');
 			in_pre = true;
-			for (const char *s = l->text; *s; s++) {
-				if (*s == '&')
-					sb_adds(out, "&amp;");
-				else if (*s == '<')
-					sb_adds(out, "&lt;");
-				else if (*s == '>')
-					sb_adds(out, "&gt;");
-				else if ((unsigned char)*s < 0x20)
-					sb_addc(out, ' ');
-				else
-					sb_addc(out, *s);
-			}
+			add_html(out, l->text, true);
 			continue;
 		}
 		if (in_pre) {
@@ -178,7 +174,7 @@ void mx_render_html(const struct reply *r, struct strbuf *out)
 		} else if (out->len) {
 			sb_adds(out, "<br>");
 		}
-		add_html(out, l->text);
+		add_html(out, l->text, false);
 	}
 	if (in_pre)
 		sb_adds(out, "</code></pre>");

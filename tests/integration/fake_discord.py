@@ -30,6 +30,7 @@ class Connection:
         self.outbox = asyncio.Queue()
         self.closed_by_client = None  # the client's close code
         self.closed_by_server = None
+        self.live = True
 
 
 class FakeDiscord:
@@ -46,6 +47,7 @@ class FakeDiscord:
         self.port = None
         self._ids = itertools.count(1)
         self.messages = {}            # nonce -> message id (enforce_nonce)
+        self.last_session = None
 
     # ---- lifecycle (test thread) ----
 
@@ -164,6 +166,7 @@ class FakeDiscord:
         conn.hello_at = time.monotonic()
         receive = asyncio.ensure_future(ws.receive())
         outgoing = asyncio.ensure_future(conn.outbox.get())
+        item_sent = None
         try:
             while True:
                 done, _ = await asyncio.wait({receive, outgoing},
@@ -184,8 +187,22 @@ class FakeDiscord:
                         await ws.close(code=item[1])
                         break
                     await self._send_item(ws, session, item)
+                    item_sent = item
                     outgoing = asyncio.ensure_future(conn.outbox.get())
         finally:
+            conn.live = False
+            # Events queued for this connection go to the session log: a resume sends them.
+            pending = []
+            if outgoing.done() and not outgoing.cancelled():
+                taken = outgoing.result()
+                if taken is not item_sent:
+                    pending.append(taken)
+            while not conn.outbox.empty():
+                pending.append(conn.outbox.get_nowait())
+            for item in pending:
+                if item[0] == "dispatch" and session["id"]:
+                    log = self.sessions[session["id"]]
+                    log.append((len(log) + 1, item[1], item[2]))
             receive.cancel()
             outgoing.cancel()
             if not ws.closed:
@@ -201,10 +218,25 @@ class FakeDiscord:
             await self._dispatch(ws, session, item[1], item[2])
 
     async def _dispatch(self, ws, session, type_, d):
+        # Logged first, as Discord does: a client that resumes gets what it missed.
         log = self.sessions.setdefault(session["id"], [])
         seq = len(log) + 1
         log.append((seq, type_, d))
-        await ws.send_json({"op": 0, "s": seq, "t": type_, "d": d})
+        if not ws.closed:
+            await ws.send_json({"op": 0, "s": seq, "t": type_, "d": d})
+
+    def dispatch_logged(self, type_, d):
+        """Queues an event in the newest session even while no connection is open: a
+        resume delivers it. (dispatch() needs a live connection.)"""
+        def put():
+            conn = self.connections[-1] if self.connections else None
+            if conn is not None and conn.live:
+                conn.outbox.put_nowait(("dispatch", type_, d))
+            else:
+                sid = self.last_session
+                log = self.sessions.setdefault(sid, [])
+                log.append((len(log) + 1, type_, d))
+        self.loop.call_soon_threadsafe(put)
 
     async def _on_client(self, ws, conn, session, text):
         try:
@@ -229,6 +261,7 @@ class FakeDiscord:
                 return
             session["id"] = f"session-{next(self._ids)}"
             self.sessions[session["id"]] = []
+            self.last_session = session["id"]
             await self._dispatch(ws, session, "READY", {
                 "v": 10, "session_id": session["id"],
                 "resume_gateway_url": f"ws://127.0.0.1:{self.port}/resume",
@@ -243,6 +276,7 @@ class FakeDiscord:
                 await ws.send_json({"op": 9, "d": False})
                 return
             session["id"] = sid
+            self.last_session = sid
             log = self.sessions[sid]
             first = max(0, seq - self.replay_on_resume)
             for s, t, dd in log[first:]:

@@ -1,0 +1,188 @@
+"""Hostile input through every door: stored as typed, shown safely, never pinging anyone."""
+import csv
+import io
+import json
+import signal
+import sqlite3
+import subprocess
+import time
+
+import pytest
+
+from conftest import BIN
+from fake_discord import TOKEN, FakeDiscord, interaction
+from fake_matrix import BOT, TOKEN as MX_TOKEN, FakeMatrix
+
+RLO = "\u202e"        # right-to-left override
+ZWSP = "\u200b"       # zero-width space
+
+
+@pytest.fixture
+def dc(cohort):
+    f = FakeDiscord(heartbeat_interval=5000)
+    f.start()
+    (cohort.workdir / "cohort.toml").write_text(
+        f'[discord]\nenabled = true\ntoken = "{TOKEN}"\napi_url = "{f.api_url}"\n')
+    cohort._clock()
+    log = open(cohort.workdir / "cohort.log", "w")
+    proc = subprocess.Popen([BIN, "run", "-c", "cohort.toml"], cwd=cohort.workdir,
+                            env=cohort.env, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=log)
+    f.ready_connection()
+    yield f
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(10) == 0, (cohort.workdir / "cohort.log").read_text()
+    f.stop()
+
+
+def ask(dc, n, name, opts=None, **kw):
+    dc.dispatch("INTERACTION_CREATE", interaction(n, name, opts, **kw))
+    return dc.wait_rest("POST", rf"/interactions/{n}/")[0]["json"]["data"]
+
+
+def embed(data):
+    e = data["embeds"][0]
+    return e.get("title", "") + "\n" + e.get("description", "")
+
+
+def rows(db, sql):
+    con = sqlite3.connect(db)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def test_mentions_and_markdown_in_notes_and_names_stay_text(dc, cohort):
+    note = "@everyone @here <@&123> <@456> **bold** [x](https://e.vil) ```js``` # h"
+    name = f"**Boss** `x` <@1> {RLO}evil"
+    data = ask(dc, 1, "done", [{"name": "topic", "value": "Kafka"},
+                               {"name": "note", "value": note}], username=name)
+    assert data["allowed_mentions"] == {"parse": []}
+    text = embed(data)
+    for raw in ["**Boss**", "<@1>", "`x`", RLO]:
+        assert raw not in text
+    assert "\\*\\*Boss\\*\\*" in text
+    # Stored exactly as typed: escaping is the renderer's job.
+    assert rows(cohort.db, "SELECT note FROM progress") == [(note,)]
+    assert rows(cohort.db, "SELECT name FROM members") == [(name,)]
+    data = ask(dc, 2, "who", [{"name": "topic", "value": "Kafka"}], user="301")
+    text = embed(data)
+    assert "\\*\\*Boss\\*\\*" in text and RLO not in text and "\ufffd" in text
+    assert data["allowed_mentions"] == {"parse": []}
+
+
+def test_sql_metacharacters_and_huge_or_invisible_input(dc, cohort):
+    data = ask(dc, 10, "done", [{"name": "topic", "value": "Kafka'; DROP TABLE events;--"}])
+    assert "not on the roadmap" in embed(data) or "Did you mean" in embed(data)
+    note = "'); DELETE FROM progress; --"
+    data = ask(dc, 11, "done", [{"name": "topic", "value": "Kafka"},
+                                {"name": "note", "value": note}])
+    assert "finished Kafka" in embed(data)
+    assert rows(cohort.db, "SELECT note FROM progress") == [(note,)]
+    data = ask(dc, 12, "done", [{"name": "topic", "value": "Redis"},
+                                {"name": "note", "value": "n" * 10000}])
+    assert "too long" in embed(data) and data["flags"] == 64
+    data = ask(dc, 13, "done", [{"name": "topic", "value": "K" * 10000}])
+    assert data["flags"] == 64                 # an error for the asker only
+    data = ask(dc, 14, "done", [{"name": "topic", "value": f"Do{ZWSP}cker"}])
+    assert "finished Docker" in embed(data)    # invisible characters do not hide a topic
+    assert len(rows(cohort.db, "SELECT * FROM events")) == 2
+
+
+def test_invalid_utf8_and_controls_in_the_console(cohort):
+    proc = subprocess.run([BIN, "console", "--as", "ana"], cwd=cohort.workdir,
+                          env=dict(cohort.env, COHORT_FAKE_NOW="2026-11-25T09:00:00Z"),
+                          input=b"/done Kafka \xff\xfe broken\n/done Redis \x1b[31mred\x07\n"
+                                b"/progress\n",
+                          capture_output=True, timeout=30)
+    assert proc.returncode == 0
+    out = proc.stdout.decode("utf-8")           # everything printed is valid UTF-8
+    assert "not valid UTF-8" in out
+    assert "\x1b" not in out and "\x07" not in out
+    assert rows(cohort.db, "SELECT topic_id FROM progress") == [("redis",)]
+
+
+def test_csv_export_defuses_formulas_and_round_trips(cohort):
+    cohort.console("/done Kafka | =HYPERLINK(\"http://e.vil\",\"x\")\n"
+                   "@bob /done Redis | +1 -1 @SUM(A1)\n", "--as", "ana")
+    res = cohort.run("export", "--format", "csv")
+    cells = [c for row in csv.reader(io.StringIO(res.stdout)) for c in row]
+    assert not any(c[:1] in ("=", "+", "-", "@") for c in cells)
+    assert "'=HYPERLINK(\"http://e.vil\",\"x\")" in cells
+    (cohort.workdir / "x.csv").write_text(res.stdout)
+    (cohort.workdir / "new.toml").write_text('[store]\npath = "new.db"\n')
+    assert cohort.run("import", "-c", "new.toml", "--format", "csv", "x.csv").returncode == 0
+    assert rows(cohort.workdir / "new.db", "SELECT note FROM progress ORDER BY note") == \
+        [("+1 -1 @SUM(A1)",), ("=HYPERLINK(\"http://e.vil\",\"x\")",)]
+
+
+def test_matrix_html_and_mentions_are_escaped(cohort):
+    hs = FakeMatrix()
+    hs.start()
+    try:
+        room = "!r:fake.test"
+        hs.create_room(room, members=["@ana:fake.test"])
+        hs.join(room, "@ana:fake.test", name=f"<script>alert(1)</script>{RLO}ana")
+        (cohort.workdir / "cohort.toml").write_text(
+            f'[matrix]\nenabled = true\nhomeserver = "{hs.url}"\nuser_id = "{BOT}"\n'
+            f'access_token = "{MX_TOKEN}"\n')
+        cohort._clock()
+        proc = subprocess.Popen([BIN, "run", "-c", "cohort.toml"], cwd=cohort.workdir,
+                                env=cohort.env, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            hs.wait_for(hs.synced_to_end, 10)
+            ev = hs.say(room, "@ana:fake.test", "!done Kafka @room <b>hi</b>")
+            reply = hs.wait_for(lambda: [r for r in hs.sends() if ev in json.dumps(r["json"])],
+                                5)[0]["json"]
+            html = reply["formatted_body"]
+            assert "<script>" not in html and "&lt;script&gt;" in html
+            assert RLO not in html and RLO not in reply["body"]
+            assert reply["m.mentions"] == {}
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(10) == 0
+    finally:
+        hs.stop()
+
+
+def test_sigkill_mid_burst_loses_no_answered_command_and_counts_none_twice(cohort):
+    f = FakeDiscord(heartbeat_interval=5000)
+    f.start()
+    try:
+        (cohort.workdir / "cohort.toml").write_text(
+            f'[discord]\nenabled = true\ntoken = "{TOKEN}"\napi_url = "{f.api_url}"\n')
+        topics = ["Kafka", "Docker", "Redis", "PostgreSQL", "GraphQL", "Kubernetes"]
+
+        def start():
+            cohort._clock()
+            return subprocess.Popen([BIN, "run", "-c", "cohort.toml"], cwd=cohort.workdir,
+                                    env=cohort.env, stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = start()
+        f.ready_connection()
+        for i in range(300):
+            f.dispatch_logged("INTERACTION_CREATE", interaction(
+                9000 + i, "done", [{"name": "topic", "value": topics[i % 6]}],
+                user=str(800 + i // 6)))
+        f.wait_for(lambda: len(f.rest("POST", r"/interactions/")) >= 40, 10)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(5)
+        answered = {r["path"].split("/")[4] for r in f.rest("POST", r"/interactions/")
+                    if r["status"] == 204}
+        stored = {s for (s,) in rows(cohort.db, "SELECT source_id FROM events")}
+        assert {f"discord:{a}" for a in answered} <= stored
+        # A restart resumes the session: the gateway replays what came after the
+        # last saved sequence, and the store applies each interaction once.
+        f.replay_on_resume = 1000
+        proc = start()
+        f.wait_for(lambda: len(rows(cohort.db, "SELECT 1 FROM events")) == 300, 20,
+                   "every command in the store")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
+        events = rows(cohort.db, "SELECT source_id FROM events")
+        assert len(events) == len(set(events)) == 300
+        assert rows(cohort.db, "SELECT count(*) FROM progress WHERE status = 'done'") == [(300,)]
+    finally:
+        f.stop()
