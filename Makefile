@@ -50,7 +50,7 @@ CORE_OBJ = $(CORE_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/default_roadmap.o
 MAIN_OBJ = $(BUILD)/bot/main.o
 
 UNIT_TESTS = test_text test_toml test_config test_roadmap test_store test_commands test_clock \
-             test_leaderboard test_digest test_log test_discord test_adapters test_dispatch
+             test_leaderboard test_digest test_log test_discord test_adapters test_dispatch test_feeds
 UNIT_BINS = $(UNIT_TESTS:%=$(BUILD)/tests/%)
 
 .PHONY: all run test unit integration deps install uninstall clean format fuzz bench docker-test
@@ -103,16 +103,24 @@ test: deps
 
 # Fuzzing (clang libFuzzer): each target runs FUZZ_SECONDS from its checked-in corpus
 # (tests/fuzz/corpus/NAME); new inputs go to build/fuzz/corpus, crashes to build/fuzz/.
-FUZZ_TARGETS = toml roadmap args
+FUZZ_TARGETS = toml roadmap args gateway sync
 FUZZ_SECONDS ?= 30
 FUZZ_SRC = bot/err.c bot/util.c bot/log.c bot/text.c bot/toml.c bot/roadmap.c bot/cmdline.c
-FUZZ_FLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L -I. -g -O1 \
+FUZZ_FLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L -I. -g -O1 -Wall -Werror \
              -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 
 build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_SRC) $(BUILD)/gen/default_roadmap.c
 	@mkdir -p $(dir $@)
 	@echo "  FUZZ    $@"
 	$(Q)clang $(FUZZ_FLAGS) -o $@ $^
+
+# The adapters' fuzzers run the whole program below the sockets: every module, the libraries.
+ADAPTER_FUZZ_SRC = $(CORE_SRC) $(BUILD)/gen/default_roadmap.c
+build/fuzz/fuzz_gateway build/fuzz/fuzz_sync: build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c \
+		tests/fuzz/fuzz_host.h $(ADAPTER_FUZZ_SRC)
+	@mkdir -p $(dir $@)
+	@echo "  FUZZ    $@"
+	$(Q)clang $(FUZZ_FLAGS) $(PKG_CFLAGS) -o $@ $< $(ADAPTER_FUZZ_SRC) $(PKG_LIBS) -lpthread
 
 fuzz: $(FUZZ_TARGETS:%=build/fuzz/fuzz_%)
 	@for t in $(FUZZ_TARGETS); do \

@@ -1,5 +1,6 @@
 #include "http.h"
 
+#include "adapters/json.h"
 #include "bot/adapter.h"
 #include "bot/clock.h"
 #include "bot/log.h"
@@ -99,17 +100,26 @@ static const char *header_value(const char *line, size_t len, const char *name, 
 	return buf;
 }
 
+/* A header's seconds: NaN, negative or absurd values count as absent (-1); capped at an hour. */
+static double header_seconds(const char *s)
+{
+	double v = strtod(s, NULL);
+	if (!(v >= 0))
+		return -1;
+	return v > 3600 ? 3600 : v;
+}
+
 static size_t on_header(char *line, size_t size, size_t n, void *ud)
 {
 	struct xfer *x = ud;
 	size_t len = size * n;
 	char buf[64];
 	if (header_value(line, len, "Retry-After", buf, sizeof(buf)))
-		x->h_retry_after = strtod(buf, NULL);
+		x->h_retry_after = header_seconds(buf);
 	else if (header_value(line, len, "X-RateLimit-Remaining", buf, sizeof(buf)))
 		x->h_remaining = strtol(buf, NULL, 10);
 	else if (header_value(line, len, "X-RateLimit-Reset-After", buf, sizeof(buf)))
-		x->h_reset_after = strtod(buf, NULL);
+		x->h_reset_after = header_seconds(buf);
 	else if (header_value(line, len, "X-RateLimit-Global", buf, sizeof(buf)))
 		x->h_global = strcasecmp(buf, "true") == 0;
 	return len;
@@ -117,19 +127,23 @@ static size_t on_header(char *line, size_t size, size_t n, void *ud)
 
 int64_t http_retry_after_ms(const char *body, double header_seconds)
 {
-	int64_t ms = -1;
+	/* A wait of over an hour is someone's bug: do not sleep for days. */
+	const double cap = 3600.0;
+	double seconds = -1;
 	cJSON *j = body && *body ? cJSON_Parse(body) : NULL;
 	const cJSON *v;
 	if ((v = cJSON_GetObjectItemCaseSensitive(j, "retry_after_ms")) && cJSON_IsNumber(v))
-		ms = (int64_t)v->valuedouble;
+		seconds = v->valuedouble / 1000.0;
 	else if ((v = cJSON_GetObjectItemCaseSensitive(j, "retry_after")) && cJSON_IsNumber(v))
-		ms = (int64_t)(v->valuedouble * 1000.0 + 0.999);
+		seconds = v->valuedouble;
 	cJSON_Delete(j);
-	if (ms < 0 && header_seconds >= 0)
-		ms = (int64_t)(header_seconds * 1000.0 + 0.999);
-	if (ms > 3600 * 1000)
-		ms = 3600 * 1000; /* a wait of an hour is someone's bug: do not sleep for days */
-	return ms;
+	if (!(seconds >= 0) && header_seconds >= 0)
+		seconds = header_seconds;
+	if (!(seconds >= 0))
+		return -1; /* none given, negative, or not a number */
+	if (seconds > cap)
+		seconds = cap;
+	return (int64_t)(seconds * 1000.0 + 0.999);
 }
 
 static bool body_says_global(const char *body)

@@ -1,6 +1,7 @@
 #include "discord.h"
 
 #include "adapters/http.h"
+#include "adapters/json.h"
 #include "bot/bot.h"
 #include "bot/clock.h"
 #include "bot/cmdline.h"
@@ -454,8 +455,9 @@ static void on_autocomplete(struct discord *dc, const cJSON *ix, const char *id,
 static void on_interaction(struct discord *dc, const cJSON *ix)
 {
 	const char *id = jstr(ix, "id"), *token = jstr(ix, "token");
-	const cJSON *type = cJSON_GetObjectItemCaseSensitive(ix, "type");
-	if (!snowflake(id) || !url_token(token) || !cJSON_IsNumber(type)) {
+	int64_t type;
+	if (!snowflake(id) || !url_token(token) ||
+	    !json_int(cJSON_GetObjectItemCaseSensitive(ix, "type"), 0, 255, &type)) {
 		log_warn(TAG, "ignoring an interaction without a valid id, token or type");
 		return;
 	}
@@ -463,12 +465,12 @@ static void on_interaction(struct discord *dc, const cJSON *ix)
 		log_info(TAG, "interaction %s was delivered again; it is answered already", id);
 		return;
 	}
-	if ((int)type->valuedouble == IX_COMMAND)
+	if (type == IX_COMMAND)
 		on_command(dc, ix, id, token);
-	else if ((int)type->valuedouble == IX_AUTOCOMPLETE)
+	else if (type == IX_AUTOCOMPLETE)
 		on_autocomplete(dc, ix, id, token);
 	else
-		log_debug(TAG, "ignoring interaction type %d", (int)type->valuedouble);
+		log_debug(TAG, "ignoring interaction type %d", (int)type);
 }
 
 static void on_message_create(struct discord *dc, const cJSON *m)
@@ -787,14 +789,16 @@ static bool load_session(struct bot *b, struct gw_session *s)
 	cJSON *j = cJSON_Parse(value);
 	free(value);
 	const char *sid = jstr(j, "session_id"), *url = jstr(j, "resume_url");
-	const cJSON *seq = cJSON_GetObjectItemCaseSensitive(j, "seq");
-	const cJSON *at = cJSON_GetObjectItemCaseSensitive(j, "saved_at");
-	bool ok = sid && url && *url && cJSON_IsNumber(seq) && cJSON_IsNumber(at) &&
-		  clock_real_ms() - (int64_t)at->valuedouble < DC_RESUME_MAX_AGE_MS;
+	int64_t seq, at;
+	bool ok = sid && url && *url &&
+		  json_int(cJSON_GetObjectItemCaseSensitive(j, "seq"), 0, INT64_C(1) << 53, &seq) &&
+		  json_int(cJSON_GetObjectItemCaseSensitive(j, "saved_at"), 0, INT64_C(1) << 53,
+			   &at) &&
+		  clock_real_ms() - at < DC_RESUME_MAX_AGE_MS;
 	if (ok) {
 		s->session_id = xstrdup(sid);
 		s->resume_url = xstrdup(url);
-		s->seq = (int64_t)seq->valuedouble;
+		s->seq = seq;
 	}
 	cJSON_Delete(j);
 	return ok;
@@ -889,4 +893,9 @@ int discord_register_commands(const struct config *cfg, const char *guild_id)
 			       "COHORT_DISCORD_TOKEN");
 	http_free(h, 0);
 	return rc;
+}
+
+void discord_feed(struct adapter *a, const char *payload, size_t len)
+{
+	gw_feed(((struct discord *)a->self)->gw, payload, len);
 }

@@ -13,6 +13,8 @@
 
 #include "bot/adapter.h"
 
+#include <stddef.h>
+
 struct bot;
 struct config;
 struct dispatch;
@@ -29,6 +31,13 @@ struct dispatch;
  * client cannot be made.
  */
 int discord_new(const struct config *cfg, struct bot *b, struct dispatch *d, struct adapter *out);
+
+/*
+ * Handles one gateway message as if it had arrived (tests and fuzzing), on
+ * the calling thread of an adapter that is not running; the jobs it makes
+ * go to the dispatcher.
+ */
+void discord_feed(struct adapter *a, const char *payload, size_t len);
 
 /*
  * Registers the slash commands (a bulk overwrite) for guild_id, or globally

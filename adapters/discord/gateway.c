@@ -4,6 +4,7 @@
 #include "gateway.h"
 
 #include "adapters/http.h"
+#include "adapters/json.h"
 #include "bot/clock.h"
 #include "bot/err.h"
 #include "bot/log.h"
@@ -159,6 +160,8 @@ static double random01(void)
 
 static void schedule(struct gw *g, lws_sorted_usec_list_t *sul, sul_cb_t cb, int64_t ms)
 {
+	if (!g->ctx)
+		return; /* gw_feed() without a loop */
 	lws_sul_schedule(g->ctx, 0, sul, cb, (lws_usec_t)(ms < 0 ? 0 : ms) * LWS_US_PER_MS);
 }
 
@@ -464,11 +467,12 @@ static void gateway_fetched(void *ud, const struct http_response *r)
 				    strncmp(url->valuestring, "wss://", 6) == 0))
 		a->url = xstrdup(url->valuestring);
 	const cJSON *lim = cJSON_GetObjectItemCaseSensitive(j, "session_start_limit");
-	const cJSON *rem = cJSON_GetObjectItemCaseSensitive(lim, "remaining");
-	const cJSON *rst = cJSON_GetObjectItemCaseSensitive(lim, "reset_after");
-	if (cJSON_IsNumber(rem) && cJSON_IsNumber(rst)) {
-		a->remaining = (long)rem->valuedouble;
-		a->reset_after_ms = (long)rst->valuedouble;
+	int64_t rem, rst;
+	if (json_int(cJSON_GetObjectItemCaseSensitive(lim, "remaining"), 0, 1000000, &rem) &&
+	    json_int(cJSON_GetObjectItemCaseSensitive(lim, "reset_after"), 0, 7 * 86400000LL,
+		     &rst)) {
+		a->remaining = (long)rem;
+		a->reset_after_ms = (long)rst;
 	}
 	if (!a->url)
 		a->error = r->error ? xstrdup(r->error) : xasprintf("status %ld", r->status);
@@ -487,13 +491,15 @@ static void fetch_gateway(struct gw *g)
 
 static void on_hello(struct gw *g, const cJSON *d)
 {
-	const cJSON *iv = cJSON_GetObjectItemCaseSensitive(d, "heartbeat_interval");
-	if (!cJSON_IsNumber(iv) || iv->valuedouble < 1) {
+	int64_t iv;
+	/* Discord says about 41 s; anything from 0.1 s to an hour is taken. */
+	if (!json_int(cJSON_GetObjectItemCaseSensitive(d, "heartbeat_interval"), 100, 3600000,
+		      &iv)) {
 		log_warn(TAG, "HELLO without a heartbeat interval; reconnecting");
 		close_with(g, 4000);
 		return;
 	}
-	g->interval_ms = (int64_t)iv->valuedouble;
+	g->interval_ms = iv;
 	g->acked = true;
 	/* The first beat after interval * random[0, 1): spreads reconnecting clients. */
 	int64_t first = (int64_t)((double)g->interval_ms * random01());
@@ -536,8 +542,9 @@ static void on_dispatch(struct gw *g, const char *t, const cJSON *d)
 static void on_message(struct gw *g, const char *text, size_t len)
 {
 	cJSON *j = cJSON_ParseWithLength(text, len);
-	const cJSON *op = cJSON_GetObjectItemCaseSensitive(j, "op");
-	if (!cJSON_IsObject(j) || !cJSON_IsNumber(op)) {
+	int64_t op;
+	if (!cJSON_IsObject(j) ||
+	    !json_int(cJSON_GetObjectItemCaseSensitive(j, "op"), 0, 255, &op)) {
 		log_warn(TAG, "ignoring a malformed gateway message (%zu bytes)", len);
 		cJSON_Delete(j);
 		return;
@@ -545,10 +552,11 @@ static void on_message(struct gw *g, const char *text, size_t len)
 	const cJSON *d = cJSON_GetObjectItemCaseSensitive(j, "d");
 	const cJSON *s = cJSON_GetObjectItemCaseSensitive(j, "s");
 	const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "t");
-	switch ((int)op->valuedouble) {
+	int64_t seq;
+	switch (op) {
 	case 0:
-		if (cJSON_IsNumber(s) && s->valuedouble > (double)g->seq)
-			g->seq = (int64_t)s->valuedouble;
+		if (json_int(s, 1, INT64_C(1) << 53, &seq) && seq > g->seq)
+			g->seq = seq;
 		if (cJSON_IsString(t))
 			on_dispatch(g, t->valuestring, d);
 		break;
@@ -575,7 +583,7 @@ static void on_message(struct gw *g, const char *text, size_t len)
 		break;
 	case 10: on_hello(g, d); break;
 	case 11: g->acked = true; break;
-	default: log_debug(TAG, "ignoring opcode %d", (int)op->valuedouble);
+	default: log_debug(TAG, "ignoring opcode %d", (int)op);
 	}
 	cJSON_Delete(j);
 }
@@ -855,6 +863,12 @@ int gw_run(struct gw *g)
 	lws_context_destroy(ctx);
 	g->wsi = NULL;
 	return g->fatal;
+}
+
+void gw_feed(struct gw *g, const char *text, size_t len)
+{
+	on_message(g, text, len);
+	drop_frames(g);
 }
 
 void gw_stop(struct gw *g)

@@ -15,6 +15,7 @@
 
 #include <cjson/cJSON.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct http_client;
@@ -80,6 +81,13 @@ void gw_session_release(struct gw_session *s);
 /* The connection's state ("starting", "connected", "reconnecting", "stopped", "failed"). Any
  * thread. */
 void gw_status(struct gw *g, const char **status, int64_t *since, unsigned long *reconnects);
+
+/*
+ * Handles one gateway message as if it had arrived (tests and fuzzing): the
+ * callbacks run on the calling thread, and what it would send is dropped.
+ * Only before gw_run() or after it returned.
+ */
+void gw_feed(struct gw *g, const char *text, size_t len);
 
 /* What happens after a close code (exposed for tests). */
 enum gw_after { GW_RESUME, GW_IDENTIFY, GW_FATAL };

@@ -478,6 +478,8 @@ static cJSON *get_json(struct matrix *mx, const char *url, long *status)
 {
 	struct http_response resp;
 	*status = 0;
+	if (!client(mx))
+		return NULL;
 	if (!http_fetch(client(mx), "GET", url, NULL, FETCH_TIMEOUT_MS, &mx->stopping, &resp))
 		return NULL;
 	*status = resp.status;
@@ -655,7 +657,8 @@ static void on_invite(struct matrix *mx, const char *room_id, const cJSON *room)
 	char *url = xasprintf("%s" API "/join/%s", mx->hs, er);
 	char *queue = xasprintf("room:%s", room_id);
 	struct http_request rq = {"POST", url, "{}", queue, 0, joined, mx};
-	http_submit(client(mx), &rq);
+	if (client(mx))
+		http_submit(client(mx), &rq);
 	free(queue);
 	free(url);
 	free(er);
@@ -1136,4 +1139,12 @@ int matrix_new(const struct config *cfg, struct bot *b, struct dispatch *d, stru
 		free(value);
 	*out = (struct adapter){&matrix_ops, mx};
 	return COHORT_OK;
+}
+
+bool matrix_feed_sync(struct adapter *a, const char *body)
+{
+	struct matrix *mx = a->self;
+	if (!mx->user_id)
+		mx->user_id = xstrdup(mx->cfg->matrix_user_id);
+	return on_sync(mx, body, false);
 }

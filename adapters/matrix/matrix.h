@@ -35,6 +35,13 @@ struct strbuf;
  */
 int matrix_new(const struct config *cfg, struct bot *b, struct dispatch *d, struct adapter *out);
 
+/*
+ * Handles one /sync answer as if it had arrived (tests and fuzzing), on the
+ * calling thread of an adapter that is not running. False when it is not a
+ * /sync answer.
+ */
+bool matrix_feed_sync(struct adapter *a, const char *body);
+
 /* The HTML formatted_body of a reply: the title in bold, monospace lines in <pre>. */
 void mx_render_html(const struct reply *r, struct strbuf *out);
 

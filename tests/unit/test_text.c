@@ -22,7 +22,9 @@ static void key_ignores_case_and_punctuation(void **state)
 	assert_string_equal(k, "caf\xc3\xa9io");
 	free(k);
 	/* Invisible characters (zero-width space, joiners, BOM, bidi overrides) do not count. */
-	k = text_key("Ka\xe2\x80\x8b""f\xe2\x80\x8dk\xef\xbb\xbf""a\xe2\x80\xae");
+	k = text_key("Ka\xe2\x80\x8b"
+		     "f\xe2\x80\x8dk\xef\xbb\xbf"
+		     "a\xe2\x80\xae");
 	assert_string_equal(k, "kafka");
 	free(k);
 	k = text_key("\xe2\x80"); /* a truncated sequence is kept, not overread */
@@ -85,7 +87,8 @@ static void printable_replaces_controls(void **state)
 	sb_release(&sb);
 	/* A right-to-left override would make the rest of the line read backwards. */
 	text_add_printable(&sb, "ana\xe2\x80\xaeevil\xe2\x81\xa6", false);
-	assert_string_equal(sb_str(&sb), "ana\xef\xbf\xbd""evil\xef\xbf\xbd");
+	assert_string_equal(sb_str(&sb), "ana\xef\xbf\xbd"
+					 "evil\xef\xbf\xbd");
 	sb_release(&sb);
 }
 
