@@ -53,7 +53,7 @@ UNIT_TESTS = test_text test_toml test_config test_roadmap test_store test_comman
              test_leaderboard test_digest test_log test_discord test_adapters test_dispatch test_feeds
 UNIT_BINS = $(UNIT_TESTS:%=$(BUILD)/tests/%)
 
-.PHONY: all run test unit integration deps install uninstall clean format fuzz bench docker-test
+.PHONY: all run test unit integration deps install uninstall clean format fuzz bench docker-test soak
 all: $(BUILD)/cohort
 
 $(BUILD)/cohort: $(CORE_OBJ) $(MAIN_OBJ) | check-deps
@@ -133,6 +133,17 @@ fuzz: $(FUZZ_TARGETS:%=build/fuzz/fuzz_%)
 		fi; \
 		grep -E "^stat::(number_of_executed_units|peak_rss_mb)" build/fuzz/$$t.log; \
 	done
+
+# Soak: SOAK_SECONDS of chaos against the fake Discord with the plain build (memory must
+# stay flat), then again with AddressSanitizer + UBSan (a clean exit: no leaks).
+SOAK_SECONDS ?= 60
+soak: deps
+	@$(MAKE) --no-print-directory build/cohort
+	@$(MAKE) --no-print-directory SANITIZE=address,undefined build/sanitize/cohort
+	SOAK_SECONDS=$(SOAK_SECONDS) COHORT_BIN=$(abspath build/cohort) \
+		$(PYTHON) -m pytest -q -s tests/integration/soak_discord.py
+	SOAK_SECONDS=$(SOAK_SECONDS) SOAK_SANITIZED=1 COHORT_BIN=$(abspath build/sanitize/cohort) \
+		ASAN_OPTIONS=detect_leaks=1 $(PYTHON) -m pytest -q -s tests/integration/soak_discord.py
 
 # Benchmarks against the budgets of DESIGN section 9 (a measurement, not a test).
 $(BUILD)/bench/%: bench/%.c $(CORE_OBJ)
