@@ -53,7 +53,7 @@ UNIT_TESTS = test_text test_toml test_config test_roadmap test_store test_comman
              test_leaderboard test_digest test_log test_discord test_adapters test_dispatch test_feeds
 UNIT_BINS = $(UNIT_TESTS:%=$(BUILD)/tests/%)
 
-.PHONY: all run test unit integration deps install uninstall clean format fuzz bench docker-test soak
+.PHONY: all run test unit integration deps install uninstall clean format fuzz bench bench-gateway docker-test soak
 all: $(BUILD)/cohort
 
 $(BUILD)/cohort: $(CORE_OBJ) $(MAIN_OBJ) | check-deps
@@ -151,8 +151,14 @@ $(BUILD)/bench/%: bench/%.c $(CORE_OBJ)
 	@echo "  BENCH   $@"
 	$(Q)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
-bench: $(BUILD)/bench/bench_store
+# The gateway benchmark (build/cohort through the fake Discord at BENCH_RATE/s), then the
+# store's (about 7 minutes). make bench-gateway runs only the first.
+bench: bench-gateway $(BUILD)/bench/bench_store
 	$(BUILD)/bench/bench_store $(BUILD)/bench
+
+bench-gateway: deps
+	@$(MAKE) --no-print-directory $(BUILD)/cohort
+	COHORT_BIN=$(abspath $(BUILD)/cohort) $(PYTHON) bench/gateway_bench.py
 
 # The binary, the man page, the default roadmap as a file to copy and edit, the example
 # configuration, and an example systemd unit (PREFIX=/usr puts it where systemd looks).

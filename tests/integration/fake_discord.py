@@ -149,6 +149,23 @@ class FakeDiscord:
             self.rest_faults.append(dict(method=method, path=re.compile(path), status=status,
                                          body=body, times=times, delay=delay))
 
+    def blast(self, payloads, rate):
+        """Sends INTERACTION_CREATE payloads at a fixed rate on the newest connection
+        (the benchmark's load); returns {interaction id: monotonic time sent}."""
+        sent = {}
+
+        async def run():
+            conn = self.connections[-1]
+            start = time.monotonic()
+            for i, d in enumerate(payloads):
+                delay = start + i / rate - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                sent[d["id"]] = time.monotonic()
+                await self._dispatch(conn.ws, conn.session, "INTERACTION_CREATE", d)
+        asyncio.run_coroutine_threadsafe(run(), self.loop).result(len(payloads) / rate + 60)
+        return sent
+
     # ---- the gateway ----
 
     def _note(self, fn):
@@ -160,8 +177,9 @@ class FakeDiscord:
         ws = web.WebSocketResponse(max_msg_size=0, autoping=True)
         await ws.prepare(request)
         conn = Connection(len(self.connections), request.path_qs)
-        self._note(lambda: self.connections.append(conn))
         session = {"id": None}
+        conn.ws, conn.session = ws, session
+        self._note(lambda: self.connections.append(conn))
         await ws.send_json({"op": 10, "d": {"heartbeat_interval": self.heartbeat_interval}})
         conn.hello_at = time.monotonic()
         receive = asyncio.ensure_future(ws.receive())
