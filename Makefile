@@ -43,7 +43,7 @@ LIBS = $(PKG_LIBS) -lpthread
 CORE_SRC = bot/err.c bot/util.c bot/log.c bot/text.c bot/clock.c bot/toml.c bot/config.c \
            bot/roadmap.c bot/reply.c bot/bot.c bot/commands.c bot/leaderboard.c bot/digest.c \
            bot/scheduler.c bot/export.c bot/cmdline.c bot/dispatch.c store/store.c \
-           adapters/console.c adapters/http.c adapters/discord/gateway.c \
+           adapters/console.c adapters/http.c adapters/idset.c adapters/discord/gateway.c \
            adapters/discord/render.c adapters/discord/discord.c \
            adapters/matrix/matrix.c
 CORE_OBJ = $(CORE_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/default_roadmap.o

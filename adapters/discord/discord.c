@@ -1,6 +1,7 @@
 #include "discord.h"
 
 #include "adapters/http.h"
+#include "adapters/idset.h"
 #include "adapters/json.h"
 #include "bot/bot.h"
 #include "bot/clock.h"
@@ -22,7 +23,6 @@
 
 #define TAG "discord"
 #define VERSION "0.2.0"
-#define SEEN 4096        /* interaction and message ids remembered for replays */
 #define MAX_OPTION 65536 /* longer option values are dropped; the bot rejects long ones */
 
 /* Permission bits that make a member a cohort admin. */
@@ -52,8 +52,7 @@ struct discord {
 	/* Gateway thread only. */
 	char app_id[32], self_id[32];
 	bool registered;
-	char seen[SEEN][24];
-	size_t seen_next;
+	struct idset *seen; /* interaction and message ids, against replays */
 
 	pthread_mutex_t lock;
 	struct pending *pending; /* under lock */
@@ -88,12 +87,7 @@ static bool url_token(const char *s)
 
 static bool seen_before(struct discord *dc, const char *id)
 {
-	for (size_t i = 0; i < SEEN; i++)
-		if (strcmp(dc->seen[i], id) == 0)
-			return true;
-	snprintf(dc->seen[dc->seen_next], sizeof(dc->seen[0]), "%s", id);
-	dc->seen_next = (dc->seen_next + 1) % SEEN;
-	return false;
+	return idset_seen(dc->seen, id);
 }
 
 static void post_json(struct discord *dc, const char *method, const char *url, cJSON *body,
@@ -759,6 +753,7 @@ static void dc_free(void *self)
 		pending_free(p);
 	}
 	free(dc->app_id_shared);
+	idset_free(dc->seen);
 	pthread_mutex_destroy(&dc->lock);
 	free(dc);
 }
@@ -809,6 +804,7 @@ int discord_new(const struct config *cfg, struct bot *b, struct dispatch *d, str
 	struct discord *dc = xcalloc(1, sizeof(*dc));
 	dc->cfg = cfg;
 	dc->dispatch = d;
+	dc->seen = idset_new();
 	pthread_mutex_init(&dc->lock, NULL);
 	dc->http = make_http(cfg);
 	if (!dc->http) {

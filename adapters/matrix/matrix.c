@@ -1,6 +1,7 @@
 #include "matrix.h"
 
 #include "adapters/http.h"
+#include "adapters/idset.h"
 #include "bot/bot.h"
 #include "bot/clock.h"
 #include "bot/cmdline.h"
@@ -23,7 +24,6 @@
 
 #define TAG "matrix"
 #define API "/_matrix/client/v3"
-#define SEEN 4096      /* event ids remembered, against duplicates */
 #define MAX_BODY 16384 /* longest message body looked at */
 #define FETCH_TIMEOUT_MS 15000
 
@@ -70,8 +70,7 @@ struct matrix {
 	bool from_login; /* the token came from a password login: save it */
 	struct room **rooms;
 	size_t nrooms, caprooms;
-	char seen[SEEN][96];
-	size_t seen_next;
+	struct idset *seen; /* event ids (and invited rooms), against duplicates */
 
 	/* The dispatcher thread's own. */
 	int64_t txn_base;
@@ -535,14 +534,7 @@ static void add_item(struct batch_job *j, struct item it)
 
 static bool seen_before(struct matrix *mx, const char *id)
 {
-	if (strlen(id) >= sizeof(mx->seen[0]))
-		return false;
-	for (size_t i = 0; i < SEEN; i++)
-		if (strcmp(mx->seen[i], id) == 0)
-			return true;
-	snprintf(mx->seen[mx->seen_next], sizeof(mx->seen[0]), "%s", id);
-	mx->seen_next = (mx->seen_next + 1) % SEEN;
-	return false;
+	return idset_seen(mx->seen, id);
 }
 
 /* Queues the one notice that encryption is not supported (the job checks the store). */
@@ -1095,6 +1087,7 @@ static void mx_free(void *self)
 	free(mx->filter_id);
 	free(mx->since);
 	free(mx->hs);
+	idset_free(mx->seen);
 	pthread_mutex_destroy(&mx->lock);
 	pthread_cond_destroy(&mx->wake);
 	free(mx);
@@ -1109,6 +1102,7 @@ int matrix_new(const struct config *cfg, struct bot *b, struct dispatch *d, stru
 	struct matrix *mx = xcalloc(1, sizeof(*mx));
 	mx->cfg = cfg;
 	mx->dispatch = d;
+	mx->seen = idset_new();
 	mx->hs = xstrdup(cfg->matrix_homeserver);
 	size_t n = strlen(mx->hs);
 	while (n && mx->hs[n - 1] == '/')

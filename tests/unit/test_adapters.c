@@ -6,6 +6,7 @@
 #include <cmocka.h>
 
 #include "adapters/http.h"
+#include "adapters/idset.h"
 #include "adapters/matrix/matrix.h"
 #include "bot/reply.h"
 #include "bot/util.h"
@@ -88,6 +89,26 @@ static void html_is_escaped_and_tables_are_preformatted(void **state)
 	reply_release(&r);
 }
 
+static void replayed_ids_are_recognised_within_a_generation(void **state)
+{
+	(void)state;
+	struct idset *s = idset_new();
+	char id[32];
+	for (int i = 0; i < 3 * IDSET_GENERATION; i++) {
+		snprintf(id, sizeof(id), "%d", 1000000 + i);
+		assert_false(idset_seen(s, id));
+		assert_true(idset_seen(s, id)); /* at once */
+		if (i >= IDSET_GENERATION) {
+			/* Anything added within the last generation is still known. */
+			snprintf(id, sizeof(id), "%d", 1000000 + i - IDSET_GENERATION + 1);
+			assert_true(idset_seen(s, id));
+		}
+	}
+	snprintf(id, sizeof(id), "%d", 1000000); /* long gone: memory stays bounded */
+	assert_false(idset_seen(s, id));
+	idset_free(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -96,6 +117,7 @@ int main(void)
 		cmocka_unit_test(reply_fallbacks_are_stripped),
 		cmocka_unit_test(power_levels_parse_loosely),
 		cmocka_unit_test(html_is_escaped_and_tables_are_preformatted),
+		cmocka_unit_test(replayed_ids_are_recognised_within_a_generation),
 	};
 	return cmocka_run_group_tests_name("adapters", tests, NULL, NULL);
 }
