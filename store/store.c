@@ -5,13 +5,10 @@
 #include "bot/util.h"
 
 #include <errno.h>
-#include <pthread.h>
-#include <signal.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 /* Each migration takes the schema from version i to i + 1, in one transaction. */
@@ -331,25 +328,11 @@ static const char *const sql[S_COUNT] = {
 			   "WHERE group_id = ?1 AND local_date = ?2 ORDER BY rank",
 };
 
-/*
- * The checkpointer: WAL checkpoints on a thread of their own, with their own
- * connection, so that copying the WAL back never stalls a commit (measured: a
- * 10-20 ms stall every thousand pages when the committing thread did it).
- */
-struct checkpointer {
-	pthread_t thread;
-	pthread_mutex_t lock;
-	pthread_cond_t wake;
-	sqlite3 *db;
-	bool due, stop; /* under lock */
-};
-
 struct store {
 	sqlite3 *db;
 	sqlite3_stmt *stmt[S_COUNT];
 	struct store_calendar cal; /* cal.periods NULL: period scores are not kept */
 	bool batch;                /* inside store_batch_begin(): changes are savepoints */
-	struct checkpointer *ckpt; /* NULL: SQLite checkpoints on commit */
 };
 
 static const char *const status_names[] = {"none", "in_progress", "done", "skipped"};
@@ -584,93 +567,6 @@ int store_create_at_version(const char *path, int version, char *err)
 	return rc;
 }
 
-/* WAL pages after which a checkpoint is asked for (SQLite's own default is 1000). */
-#define CHECKPOINT_PAGES 10000
-#define CHECKPOINT_EVERY_S 5
-
-static void *checkpoint_thread(void *arg)
-{
-	struct checkpointer *c = arg;
-	pthread_mutex_lock(&c->lock);
-	while (!c->stop) {
-		if (!c->due) {
-			struct timespec until;
-			clock_gettime(CLOCK_REALTIME, &until);
-			until.tv_sec += CHECKPOINT_EVERY_S;
-			pthread_cond_timedwait(&c->wake, &c->lock, &until);
-		}
-		if (c->stop)
-			break;
-		c->due = false;
-		pthread_mutex_unlock(&c->lock);
-		/* PASSIVE: copies what it can without waiting for, or blocking, anyone. */
-		int rc = sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL,
-						   NULL);
-		if (rc != SQLITE_OK && rc != SQLITE_BUSY && rc != SQLITE_LOCKED)
-			log_warn("store", "checkpoint failed: %s", sqlite3_errmsg(c->db));
-		pthread_mutex_lock(&c->lock);
-	}
-	pthread_mutex_unlock(&c->lock);
-	return NULL;
-}
-
-static int on_wal_commit(void *ud, sqlite3 *db, const char *name, int pages)
-{
-	(void)db, (void)name;
-	struct checkpointer *c = ud;
-	if (pages >= CHECKPOINT_PAGES) {
-		pthread_mutex_lock(&c->lock);
-		c->due = true;
-		pthread_cond_signal(&c->wake);
-		pthread_mutex_unlock(&c->lock);
-	}
-	return SQLITE_OK;
-}
-
-/* Moves checkpoints off db's thread; when that cannot be set up SQLite keeps doing them. */
-static struct checkpointer *checkpointer_start(sqlite3 *db, const char *path)
-{
-	struct checkpointer *c = xcalloc(1, sizeof(*c));
-	if (sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) {
-		sqlite3_close(c->db);
-		free(c);
-		return NULL;
-	}
-	sqlite3_busy_timeout(c->db, 5000);
-	pthread_mutex_init(&c->lock, NULL);
-	pthread_cond_init(&c->wake, NULL);
-	sigset_t all, old;
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
-	int rc = pthread_create(&c->thread, NULL, checkpoint_thread, c);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (rc) {
-		sqlite3_close(c->db);
-		pthread_mutex_destroy(&c->lock);
-		pthread_cond_destroy(&c->wake);
-		free(c);
-		return NULL;
-	}
-	sqlite3_exec(db, "PRAGMA wal_autocheckpoint = 0", NULL, NULL, NULL);
-	sqlite3_wal_hook(db, on_wal_commit, c);
-	return c;
-}
-
-static void checkpointer_stop(struct checkpointer *c)
-{
-	if (!c)
-		return;
-	pthread_mutex_lock(&c->lock);
-	c->stop = true;
-	pthread_cond_signal(&c->wake);
-	pthread_mutex_unlock(&c->lock);
-	pthread_join(c->thread, NULL);
-	sqlite3_close(c->db);
-	pthread_mutex_destroy(&c->lock);
-	pthread_cond_destroy(&c->wake);
-	free(c);
-}
-
 int store_open(const char *path, bool sync_full, struct store **out, char *err)
 {
 	sqlite3 *db;
@@ -685,7 +581,6 @@ int store_open(const char *path, bool sync_full, struct store **out, char *err)
 	}
 	struct store *st = xcalloc(1, sizeof(*st));
 	st->db = db;
-	st->ckpt = checkpointer_start(db, path);
 	for (int i = 0; i < S_COUNT; i++) {
 		if (!sql[i] || sqlite3_prepare_v3(db, sql[i], -1, SQLITE_PREPARE_PERSISTENT,
 						  &st->stmt[i], NULL) != SQLITE_OK) {
@@ -705,9 +600,7 @@ void store_free(struct store *st)
 		return;
 	for (int i = 0; i < S_COUNT; i++)
 		sqlite3_finalize(st->stmt[i]);
-	checkpointer_stop(st->ckpt);
-	sqlite3_wal_hook(st->db, NULL, NULL);
-	sqlite3_close(st->db); /* the last connection checkpoints and removes the WAL */
+	sqlite3_close(st->db);
 	free(st);
 }
 

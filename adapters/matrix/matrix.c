@@ -907,17 +907,18 @@ static char *filter_json(void)
 
 static int setup(struct matrix *mx)
 {
-	if (!mx->token) {
+	if (!client(mx)) {
+		/* No token yet: a password login makes one. */
 		int rc = login(mx);
 		if (rc || !mx->token)
 			return rc;
+		struct http_client *h = make_client(mx->token);
+		if (!h)
+			return COHORT_ERR_IO;
+		pthread_mutex_lock(&mx->lock);
+		mx->http = h;
+		pthread_mutex_unlock(&mx->lock);
 	}
-	struct http_client *h = make_client(mx->token);
-	if (!h)
-		return COHORT_ERR_IO;
-	pthread_mutex_lock(&mx->lock);
-	mx->http = h;
-	pthread_mutex_unlock(&mx->lock);
 
 	char *url = xasprintf("%s" API "/account/whoami", mx->hs);
 	cJSON *who = setup_call(mx, "GET", url, NULL, "whoami");
@@ -1127,6 +1128,11 @@ int matrix_new(const struct config *cfg, struct bot *b, struct dispatch *d, stru
 	}
 	free(value);
 	value = NULL;
+	/* With a token the client exists from the start: `cohort digest --post` needs no sync. */
+	if (mx->token && !(mx->http = make_client(mx->token))) {
+		mx_free(mx);
+		return COHORT_ERR_IO;
+	}
 	if (bot_state_get(b, "matrix.next_batch", &value) == COHORT_OK && value && *value)
 		mx->since = value;
 	else

@@ -393,3 +393,24 @@ def test_register_commands_cli(fake, cohort):
     assert len(put["json"]) == 13
     res = cohort.run("register-commands", "-c", "cohort.toml", "--guild", "abc")
     assert res.returncode == 2
+
+
+def test_prefix_text_commands_need_the_intent_and_answer_in_the_channel(fake, bot, cohort):
+    bot('prefix = "!"')
+    fake.ready_connection()
+    (_, _, ident), = fake.gateway_ops(2)
+    assert ident["d"]["intents"] == (1 << 9) | (1 << 15)   # GUILD_MESSAGES, MESSAGE_CONTENT
+    msg = {"id": "7001", "channel_id": "200", "guild_id": "100", "content": "!done Kafka",
+           "author": {"id": "300", "username": "ana"}, "member": {"nick": "Ana"}}
+    fake.dispatch("MESSAGE_CREATE", msg)
+    post = fake.wait_rest("POST", r"/channels/200/messages")[0]["json"]
+    assert "Ana finished Kafka" in embed_text(post)
+    assert post["message_reference"]["message_id"] == "7001"
+    assert post["allowed_mentions"] == {"parse": [], "replied_user": False}
+    # Bots (itself included) and plain chat are not commands.
+    fake.dispatch("MESSAGE_CREATE", dict(msg, id="7002", author={"id": "9", "bot": True}))
+    fake.dispatch("MESSAGE_CREATE", dict(msg, id="7003", content="done Kafka"))
+    fake.dispatch("MESSAGE_CREATE", dict(msg))               # the same message again
+    time.sleep(0.5)
+    assert len(fake.rest("POST", r"/channels/200/messages")) == 1
+    assert done_events(cohort.db) == [("discord:300", "kafka", "discord:msg:7001")]

@@ -284,3 +284,19 @@ def test_digest_is_posted_to_the_room(hs, bot, cohort):
     assert "Kafka" in digest["json"]["body"]
     time.sleep(1)
     assert len([r for r in hs.sends() if "/cd-" in r["path"]]) == 1
+
+
+def test_digest_post_from_the_command_line(hs, bot, cohort):
+    hs.create_room(ROOM, members=[ANA, ADMIN], levels={ADMIN: 100})
+    b = bot()
+    idle(hs)
+    ev = hs.say(ROOM, ADMIN, "!digest channel here")
+    reply_to(hs, ev)
+    b.stop()
+    res = cohort.run("digest", "-c", "cohort.toml", "--group", f"matrix:{ROOM}", "--post")
+    assert res.returncode == 0, res.stderr
+    posted = [r for r in hs.sends() if "/cd-" in r["path"]]
+    assert len(posted) == 1 and posted[0]["room"] == ROOM
+    res = cohort.run("digest", "-c", "cohort.toml", "--group", f"matrix:{ROOM}", "--post")
+    assert res.returncode == 0 and "posted already" in res.stderr
+    assert len([r for r in hs.sends() if "/cd-" in r["path"]]) == 1
