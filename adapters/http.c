@@ -3,6 +3,7 @@
 #include "adapters/json.h"
 #include "bot/adapter.h"
 #include "bot/clock.h"
+#include "bot/err.h"
 #include "bot/log.h"
 #include "bot/util.h"
 
@@ -257,6 +258,13 @@ void http_submit(struct http_client *c, const struct http_request *rq)
 	curl_multi_wakeup(c->multi);
 }
 
+int http_result(const struct http_response *r)
+{
+	if (r->status >= 200 && r->status < 300)
+		return COHORT_OK;
+	return r->status == 401 ? COHORT_ERR_AUTH : COHORT_ERR_NETWORK;
+}
+
 bool http_unauthorized(struct http_client *c)
 {
 	pthread_mutex_lock(&c->lock);
@@ -338,6 +346,25 @@ static void start(struct http_client *c, struct queue *q)
 	pthread_mutex_unlock(&c->lock);
 }
 
+/* Counts an answer (and, sent, the request); a 401 retires the credentials. */
+static void count(struct http_client *c, long status, bool sent)
+{
+	pthread_mutex_lock(&c->lock);
+	if (sent)
+		c->stats.requests++;
+	if (status == 401)
+		c->stats.unauthorized++, c->unauthorized = true;
+	else if (status == 403)
+		c->stats.forbidden++;
+	else if (status == 429)
+		c->stats.rate_limited++;
+	else if (status >= 500)
+		c->stats.server_errors++;
+	else if (status == 0)
+		c->stats.network_errors++;
+	pthread_mutex_unlock(&c->lock);
+}
+
 static int64_t jitter(int64_t ms)
 {
 	return ms + (int64_t)((double)ms * 0.25 * ((double)rand() / RAND_MAX));
@@ -359,18 +386,7 @@ static void completed(struct http_client *c, struct xfer *x, CURLcode code)
 	if (x->h_remaining == 0 && x->h_reset_after > 0)
 		q->blocked_until = now + (int64_t)(x->h_reset_after * 1000.0 + 0.999);
 
-	pthread_mutex_lock(&c->lock);
-	if (status == 401)
-		c->stats.unauthorized++, c->unauthorized = true;
-	else if (status == 403)
-		c->stats.forbidden++;
-	else if (status == 429)
-		c->stats.rate_limited++;
-	else if (status >= 500)
-		c->stats.server_errors++;
-	else if (status == 0)
-		c->stats.network_errors++;
-	pthread_mutex_unlock(&c->lock);
+	count(c, status, false);
 
 	if (status == 429 && ++x->limited <= HTTP_MAX_RATE_LIMITED) {
 		int64_t wait = http_retry_after_ms(sb_str(&x->resp), x->h_retry_after);
@@ -594,17 +610,7 @@ bool http_fetch(struct http_client *c, const char *method, const char *url, cons
 	long status = 0;
 	if (code == CURLE_OK)
 		curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
-	pthread_mutex_lock(&c->lock);
-	c->stats.requests++;
-	if (status == 401)
-		c->stats.unauthorized++, c->unauthorized = true;
-	else if (status == 429)
-		c->stats.rate_limited++;
-	else if (status >= 500)
-		c->stats.server_errors++;
-	else if (status == 0)
-		c->stats.network_errors++;
-	pthread_mutex_unlock(&c->lock);
+	count(c, status, true);
 	resp->status = status;
 	resp->attempts = 1;
 	if (status == 0)

@@ -74,6 +74,10 @@ void http_free(struct http_client *c, long grace_ms);
 /* Queues a request (copied). Never blocks on the network. */
 void http_submit(struct http_client *c, const struct http_request *rq);
 
+/* What a response means for a caller: COHORT_OK (2xx), COHORT_ERR_AUTH (401), else
+ * COHORT_ERR_NETWORK. */
+int http_result(const struct http_response *r);
+
 /* True once a request met 401: the credentials were rejected. */
 bool http_unauthorized(struct http_client *c);
 

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -97,6 +98,26 @@ void dispatch_submit(struct dispatch *d, dispatch_fn *fn, void *arg)
 	pthread_mutex_unlock(&d->lock);
 	if (was_empty)
 		dispatch_wake(d);
+}
+
+struct sent_job {
+	char key[20];
+	int result;
+};
+
+static void run_digest_sent(struct bot *b, void *arg)
+{
+	struct sent_job *j = arg;
+	scheduler_sent(b, j->key, j->result);
+	free(j);
+}
+
+void dispatch_digest_sent(struct dispatch *d, const char *idem_key, int result)
+{
+	struct sent_job *j = xmalloc(sizeof(*j));
+	snprintf(j->key, sizeof(j->key), "%s", idem_key);
+	j->result = result;
+	dispatch_submit(d, run_digest_sent, j);
 }
 
 void dispatch_stop(struct dispatch *d)

@@ -44,6 +44,12 @@ int dispatch_run(struct dispatch *d, const struct digest_sink *sink,
  */
 void dispatch_set_hook(struct dispatch *d, void (*fn)(void *ud), void *ud, int64_t period_ms);
 
+/*
+ * Reports a digest post's outcome (see scheduler_sent()) from any thread: a
+ * job on the dispatcher hands it to the scheduler.
+ */
+void dispatch_digest_sent(struct dispatch *d, const char *idem_key, int result);
+
 /* Runs every queued job (after the adapters stopped taking new work). */
 void dispatch_drain(struct dispatch *d);
 

@@ -674,18 +674,6 @@ static int dc_join(void *self)
 	return dc->rc;
 }
 
-struct sent_job {
-	char key[20];
-	int rc;
-};
-
-static void run_digest_sent(struct bot *b, void *arg)
-{
-	struct sent_job *j = arg;
-	scheduler_sent(b, j->key, j->rc);
-	free(j);
-}
-
 struct post_ctx {
 	struct discord *dc;
 	char key[20];
@@ -695,12 +683,7 @@ static void digest_posted(void *ud, const struct http_response *r)
 {
 	struct post_ctx *c = ud;
 	check_answer(c->dc, "posting the digest", r);
-	struct sent_job *j = xmalloc(sizeof(*j));
-	snprintf(j->key, sizeof(j->key), "%s", c->key);
-	j->rc = r->status >= 200 && r->status < 300 ? COHORT_OK
-		: r->status == 401                  ? COHORT_ERR_AUTH
-						    : COHORT_ERR_NETWORK;
-	dispatch_submit(c->dc->dispatch, run_digest_sent, j);
+	dispatch_digest_sent(c->dc->dispatch, c->key, http_result(r));
 	free(c);
 }
 

@@ -216,18 +216,6 @@ static void sent(void *ud, const struct http_response *r)
 	check_answer(ud, "sending a message", r);
 }
 
-struct sent_job {
-	char key[20];
-	int rc;
-};
-
-static void run_digest_sent(struct bot *b, void *arg)
-{
-	struct sent_job *j = arg;
-	scheduler_sent(b, j->key, j->rc);
-	free(j);
-}
-
 struct post_ctx {
 	struct matrix *mx;
 	char key[20];
@@ -237,12 +225,7 @@ static void digest_sent(void *ud, const struct http_response *r)
 {
 	struct post_ctx *c = ud;
 	check_answer(c->mx, "posting the digest", r);
-	struct sent_job *j = xmalloc(sizeof(*j));
-	snprintf(j->key, sizeof(j->key), "%s", c->key);
-	j->rc = r->status >= 200 && r->status < 300 ? COHORT_OK
-		: r->status == 401                  ? COHORT_ERR_AUTH
-						    : COHORT_ERR_NETWORK;
-	dispatch_submit(c->mx->dispatch, run_digest_sent, j);
+	dispatch_digest_sent(c->mx->dispatch, c->key, http_result(r));
 	free(c);
 }
 

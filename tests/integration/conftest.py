@@ -2,6 +2,7 @@
 import datetime
 import os
 import pathlib
+import signal
 import subprocess
 
 import pytest
@@ -52,6 +53,41 @@ class Cohort:
             [BIN, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, text=True, bufsize=1, cwd=self.workdir, env=self.env,
         )
+
+
+class Running:
+    """`cohort run -c cohort.toml` in the background; its stderr goes to cohort.log."""
+
+    def __init__(self, cohort, binary=None):
+        self.cohort = cohort
+        self.binary = binary or BIN
+        self.log_path = cohort.workdir / "cohort.log"
+        self.proc = None
+
+    def start(self):
+        self.cohort._clock()
+        self._log = open(self.log_path, "a")
+        self.proc = subprocess.Popen([self.binary, "run", "-c", "cohort.toml"],
+                                     cwd=self.cohort.workdir, env=self.cohort.env,
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=self._log)
+        return self
+
+    def stderr(self):
+        return self.log_path.read_text()
+
+    def wait_exit(self, timeout=10):
+        try:
+            return self.proc.wait(timeout)
+        finally:
+            self._log.close()
+
+    def stop(self):
+        """SIGTERM; the stop must be clean (exit 0)."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            rc = self.wait_exit(10)
+            assert rc == 0, self.stderr()
 
 
 @pytest.fixture

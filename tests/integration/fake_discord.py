@@ -9,10 +9,11 @@ import asyncio
 import itertools
 import json
 import re
-import threading
 import time
 
 from aiohttp import WSMsgType, web
+
+from fakebase import FakeServer
 
 TOKEN = "test-bot-token.abc"
 APP_ID = "900000000000000001"
@@ -33,8 +34,9 @@ class Connection:
         self.live = True
 
 
-class FakeDiscord:
+class FakeDiscord(FakeServer):
     def __init__(self, heartbeat_interval=1000):
+        super().__init__()
         self.heartbeat_interval = heartbeat_interval
         self.requests = []            # dicts: t, method, path, headers, json, status
         self.connections = []
@@ -42,60 +44,20 @@ class FakeDiscord:
         self.ack = True
         self.replay_on_resume = 0     # re-send this many already-sent events after RESUMED
         self.rest_faults = []         # dicts: method, path (regex), status, body, times, delay
-        self.cond = threading.Condition()
-        self.loop = None
-        self.port = None
         self._ids = itertools.count(1)
         self.messages = {}            # nonce -> message id (enforce_nonce)
         self.last_session = None
 
-    # ---- lifecycle (test thread) ----
-
-    def start(self):
-        ready = threading.Event()
-        self.thread = threading.Thread(target=self._thread, args=(ready,), daemon=True)
-        self.thread.start()
-        assert ready.wait(10), "the fake Discord did not start"
-
-    def _thread(self, ready):
-        self.loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(self.loop)
-        app = web.Application(middlewares=[self._faults])
+    def routes(self, app):
         app.router.add_get("/gateway", self._ws)
         app.router.add_get("/resume", self._ws)
         app.router.add_route("*", "/api/v10/{tail:.*}", self._rest)
-        self.runner = web.AppRunner(app)
-        self.loop.run_until_complete(self.runner.setup())
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        self.loop.run_until_complete(site.start())
-        self.port = site._server.sockets[0].getsockname()[1]
-        ready.set()
-        self.loop.run_forever()
-
-    def stop(self):
-        async def shutdown():
-            await self.runner.cleanup()
-        asyncio.run_coroutine_threadsafe(shutdown(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
 
     @property
     def api_url(self):
         return f"http://127.0.0.1:{self.port}/api/v10"
 
     # ---- waiting (test thread) ----
-
-    def wait_for(self, pred, timeout=5.0, what="a condition"):
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while True:
-                got = pred()
-                if got:
-                    return got
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise AssertionError(f"timed out waiting for {what}")
-                self.cond.wait(min(left, 0.05))
 
     def gateway_ops(self, op, conn=None):
         conns = self.connections if conn is None else [self.connections[conn]]
@@ -304,7 +266,7 @@ class FakeDiscord:
     # ---- REST ----
 
     @web.middleware
-    async def _faults(self, request, handler):
+    async def _middleware(self, request, handler):
         body = await request.read()
         try:
             js = json.loads(body) if body else None

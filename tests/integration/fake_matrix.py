@@ -8,60 +8,32 @@ import asyncio
 import itertools
 import json
 import re
-import threading
 import time
 import urllib.parse
 
 from aiohttp import web
+
+from fakebase import FakeServer
 
 BOT = "@cohort:fake.test"
 TOKEN = "syt_fake_token"
 PASSWORD = "hunter2"
 
 
-class FakeMatrix:
+class FakeMatrix(FakeServer):
     def __init__(self):
+        super().__init__()
         self.requests = []     # dicts: t, method, path, query, json, status
         self.stream = []       # (pos, room_id, event) — timeline events in order
         self.invites = []      # (pos, room_id, inviter)
         self.rooms = {}        # room_id -> {"state": {(type, key): event}, "members": set}
         self.txns = {}         # (room, txn) -> event_id
         self.faults = []       # dicts: method, path (regex), status, body, times, headers
-        self.cond = threading.Condition()
         self._ids = itertools.count(1)
         self.token = TOKEN
-        self.loop = None
-        self.closing = False
 
-    # ---- lifecycle ----
-
-    def start(self):
-        ready = threading.Event()
-        self.thread = threading.Thread(target=self._thread, args=(ready,), daemon=True)
-        self.thread.start()
-        assert ready.wait(10)
-
-    def _thread(self, ready):
-        self.loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(self.loop)
-        app = web.Application(middlewares=[self._middleware])
+    def routes(self, app):
         app.router.add_route("*", "/_matrix/client/v3/{tail:.*}", self._api)
-        self.runner = web.AppRunner(app)
-        self.loop.run_until_complete(self.runner.setup())
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        self.loop.run_until_complete(site.start())
-        self.port = site._server.sockets[0].getsockname()[1]
-        ready.set()
-        self.loop.run_forever()
-
-    def stop(self):
-        async def shutdown():
-            self.closing = True          # long polls return at once
-            await asyncio.sleep(0.1)
-            await self.runner.cleanup()
-        asyncio.run_coroutine_threadsafe(shutdown(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
 
     @property
     def url(self):
@@ -134,18 +106,6 @@ class FakeMatrix:
                                     body=body, times=times, headers=headers or {}))
 
     # ---- waiting ----
-
-    def wait_for(self, pred, timeout=5.0, what="a condition"):
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while True:
-                got = pred()
-                if got:
-                    return got
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise AssertionError(f"timed out waiting for {what}")
-                self.cond.wait(min(left, 0.05))
 
     def reqs(self, method=None, pattern=None):
         return [r for r in self.requests if (method is None or r["method"] == method)

@@ -11,7 +11,7 @@ import subprocess
 import threading
 import time
 
-from conftest import BIN  # noqa: F401
+
 from fake_discord import TOKEN, FakeDiscord, interaction
 
 SECONDS = float(os.environ.get("SOAK_SECONDS", "60"))

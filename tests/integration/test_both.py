@@ -1,9 +1,7 @@
 """Discord and Matrix in one cohort process, over one store."""
-import signal
 import sqlite3
-import subprocess
 
-from conftest import BIN
+from conftest import Running
 from fake_discord import TOKEN as DISCORD_TOKEN, FakeDiscord, interaction
 from fake_matrix import BOT, TOKEN as MATRIX_TOKEN, FakeMatrix
 
@@ -26,23 +24,18 @@ access_token = "{MATRIX_TOKEN}"
 """)
         room = "!study:fake.test"
         hs.create_room(room, members=["@ana:fake.test"])
-        cohort._clock()
-        with open(cohort.workdir / "cohort.log", "w") as log:
-            proc = subprocess.Popen([BIN, "run", "-c", "cohort.toml"], cwd=cohort.workdir,
-                                    env=cohort.env, stdin=subprocess.DEVNULL,
-                                    stdout=subprocess.DEVNULL, stderr=log)
-            try:
-                dc.ready_connection()
-                hs.wait_for(hs.synced_to_end, 10, "the first sync")
-                dc.dispatch("INTERACTION_CREATE", interaction(
-                    1, "done", [{"name": "topic", "value": "Kafka"}], guild="77"))
-                ev = hs.say(room, "@ana:fake.test", "!done Docker")
-                dc.wait_rest("POST", r"/interactions/1/tok-1/callback")
-                hs.wait_for(lambda: [r for r in hs.sends() if ev in str(r["json"])], 5,
-                            "the Matrix reply")
-            finally:
-                proc.send_signal(signal.SIGTERM)
-                assert proc.wait(10) == 0, (cohort.workdir / "cohort.log").read_text()
+        run = Running(cohort).start()
+        try:
+            dc.ready_connection()
+            hs.wait_for(hs.synced_to_end, 10, "the first sync")
+            dc.dispatch("INTERACTION_CREATE", interaction(
+                1, "done", [{"name": "topic", "value": "Kafka"}], guild="77"))
+            ev = hs.say(room, "@ana:fake.test", "!done Docker")
+            dc.wait_rest("POST", r"/interactions/1/tok-1/callback")
+            hs.wait_for(lambda: [r for r in hs.sends() if ev in str(r["json"])], 5,
+                        "the Matrix reply")
+        finally:
+            run.stop()
         con = sqlite3.connect(cohort.db)
         rows = con.execute("SELECT group_id, topic_id FROM events ORDER BY group_id").fetchall()
         con.close()

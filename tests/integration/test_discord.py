@@ -1,13 +1,10 @@
 """The Discord adapter against a local fake Discord (REST + gateway)."""
-import signal
 import sqlite3
-import subprocess
-import threading
 import time
 
 import pytest
 
-from conftest import BIN
+from conftest import Running
 from fake_discord import APP_ID, TOKEN, FakeDiscord, interaction
 
 
@@ -22,44 +19,18 @@ def fake():
     f.stop()
 
 
-class Bot:
+class Bot(Running):
     """cohort run with Discord enabled, pointed at the fake."""
 
     def __init__(self, cohort, fake, extra=""):
-        self.cohort, self.fake = cohort, fake
-        cfg = cohort.workdir / "cohort.toml"
-        cfg.write_text(f"""
+        super().__init__(cohort)
+        (cohort.workdir / "cohort.toml").write_text(f"""
 [discord]
 enabled = true
 token = "{TOKEN}"
 api_url = "{fake.api_url}"
 {extra}
 """)
-        self.log_path = cohort.workdir / "cohort.log"
-        self.proc = None
-
-    def start(self):
-        self.cohort._clock()
-        self.log = open(self.log_path, "a")
-        self.proc = subprocess.Popen([BIN, "run", "-c", "cohort.toml"], cwd=self.cohort.workdir,
-                                     env=self.cohort.env, stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.PIPE, stderr=self.log, text=True)
-        return self
-
-    def stderr(self):
-        return self.log_path.read_text()
-
-    def wait_exit(self, timeout=10):
-        try:
-            return self.proc.wait(timeout)
-        finally:
-            self.log.close()
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            rc = self.wait_exit(10)
-            assert rc == 0, self.stderr()
 
 
 @pytest.fixture

@@ -5,11 +5,10 @@ import json
 import signal
 import sqlite3
 import subprocess
-import time
 
 import pytest
 
-from conftest import BIN
+from conftest import BIN, Running
 from fake_discord import TOKEN, FakeDiscord, interaction
 from fake_matrix import BOT, TOKEN as MX_TOKEN, FakeMatrix
 
@@ -23,11 +22,7 @@ def dc(cohort):
     f.start()
     (cohort.workdir / "cohort.toml").write_text(
         f'[discord]\nenabled = true\ntoken = "{TOKEN}"\napi_url = "{f.api_url}"\n')
-    cohort._clock()
-    log = open(cohort.workdir / "cohort.log", "w")
-    proc = subprocess.Popen([BIN, "run", "-c", "cohort.toml"], cwd=cohort.workdir,
-                            env=cohort.env, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL, stderr=log)
+    proc = Running(cohort).start().proc
     f.ready_connection()
     yield f
     proc.send_signal(signal.SIGTERM)
@@ -127,10 +122,7 @@ def test_matrix_html_and_mentions_are_escaped(cohort):
         (cohort.workdir / "cohort.toml").write_text(
             f'[matrix]\nenabled = true\nhomeserver = "{hs.url}"\nuser_id = "{BOT}"\n'
             f'access_token = "{MX_TOKEN}"\n')
-        cohort._clock()
-        proc = subprocess.Popen([BIN, "run", "-c", "cohort.toml"], cwd=cohort.workdir,
-                                env=cohort.env, stdin=subprocess.DEVNULL,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = Running(cohort).start().proc
         try:
             hs.wait_for(hs.synced_to_end, 10)
             ev = hs.say(room, "@ana:fake.test", "!done Kafka @room <b>hi</b>")
@@ -156,10 +148,7 @@ def test_sigkill_mid_burst_loses_no_answered_command_and_counts_none_twice(cohor
         topics = ["Kafka", "Docker", "Redis", "PostgreSQL", "GraphQL", "Kubernetes"]
 
         def start():
-            cohort._clock()
-            return subprocess.Popen([BIN, "run", "-c", "cohort.toml"], cwd=cohort.workdir,
-                                    env=cohort.env, stdin=subprocess.DEVNULL,
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            return Running(cohort).start().proc
         proc = start()
         f.ready_connection()
         for i in range(300):

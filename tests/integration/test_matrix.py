@@ -1,12 +1,10 @@
 """The Matrix adapter against a local fake homeserver."""
-import signal
 import sqlite3
-import subprocess
 import time
 
 import pytest
 
-from conftest import BIN
+from conftest import Running
 from fake_matrix import BOT, PASSWORD, TOKEN, FakeMatrix
 
 ROOM = "!study:fake.test"
@@ -21,30 +19,10 @@ def hs():
     f.stop()
 
 
-class Bot:
+class Bot(Running):
     def __init__(self, cohort, toml):
-        self.cohort = cohort
+        super().__init__(cohort)
         (cohort.workdir / "cohort.toml").write_text(toml)
-        self.log_path = cohort.workdir / "cohort.log"
-        self.proc = None
-
-    def start(self):
-        self.cohort._clock()
-        self.log = open(self.log_path, "a")
-        self.proc = subprocess.Popen([BIN, "run", "-c", "cohort.toml"], cwd=self.cohort.workdir,
-                                     env=self.cohort.env, stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.DEVNULL, stderr=self.log)
-        return self
-
-    def stderr(self):
-        return self.log_path.read_text()
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            rc = self.proc.wait(10)
-            self.log.close()
-            assert rc == 0, self.stderr()
 
 
 def matrix_toml(hs, extra="", token=TOKEN):
@@ -250,7 +228,7 @@ def test_sync_errors_back_off(hs, bot):
 
 def test_unknown_token_is_fatal(hs, cohort):
     b = Bot(cohort, matrix_toml(hs, token="syt_wrong")).start()
-    assert b.proc.wait(10) == 2
+    assert b.wait_exit(10) == 2
     err = b.stderr()
     assert "M_UNKNOWN_TOKEN" in err and "access_token" in err
     assert "syt_wrong" not in err

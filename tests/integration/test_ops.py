@@ -2,12 +2,11 @@
 import json
 import signal
 import sqlite3
-import subprocess
 import time
 
 import pytest
 
-from conftest import BIN
+from conftest import Running
 from fake_discord import TOKEN, FakeDiscord, interaction
 
 SCRIPT = """/done Kafka built a consumer, "quoted", and a comma
@@ -100,11 +99,7 @@ def fake():
 def start_discord(cohort, fake, extra=""):
     write(cohort, "cohort.toml", f'[discord]\nenabled = true\ntoken = "{TOKEN}"\n'
           f'api_url = "{fake.api_url}"\n{extra}')
-    cohort._clock()
-    log = open(cohort.workdir / "cohort.log", "a")
-    proc = subprocess.Popen([BIN, "run", "-c", "cohort.toml"], cwd=cohort.workdir,
-                            env=cohort.env, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL, stderr=log)
+    proc = Running(cohort).start().proc
     fake.ready_connection()
     return proc
 

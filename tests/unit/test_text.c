@@ -86,7 +86,10 @@ static void printable_replaces_controls(void **state)
 	assert_string_equal(sb_str(&sb), "x\ny");
 	sb_release(&sb);
 	/* A right-to-left override would make the rest of the line read backwards. */
-	text_add_printable(&sb, "ana\xe2\x80\xaeevil\xe2\x81\xa6", false);
+	text_add_printable(&sb,
+			   "ana\xe2\x80\xae"
+			   "evil\xe2\x81\xa6",
+			   false);
 	assert_string_equal(sb_str(&sb), "ana\xef\xbf\xbd"
 					 "evil\xef\xbf\xbd");
 	sb_release(&sb);
