@@ -22,7 +22,7 @@
 #include <stdint.h>
 
 /* The largest response body kept; a longer one is an error (status 0). */
-#define HTTP_MAX_BODY (4 * 1024 * 1024)
+#define HTTP_MAX_BODY (16 * 1024 * 1024) /* a first /sync of a bot in many rooms is large */
 /* Attempts for a request that meets 5xx answers or network errors. */
 #define HTTP_MAX_ATTEMPTS 4
 /* 429 answers a request may meet before it is given up. */

@@ -278,3 +278,15 @@ def test_digest_post_from_the_command_line(hs, bot, cohort):
     res = cohort.run("digest", "-c", "cohort.toml", "--group", f"matrix:{ROOM}", "--post")
     assert res.returncode == 0 and "posted already" in res.stderr
     assert len([r for r in hs.sends() if "/cd-" in r["path"]]) == 1
+
+
+def test_an_oversized_sync_answer_is_refused_and_survived(hs, bot):
+    hs.create_room(ROOM, members=[ANA])
+    b = bot()
+    idle(hs)
+    hs.fault("GET", r"/sync$", 200, {"next_batch": "x", "junk": "j" * (17 * 1024 * 1024)})
+    hs.say(ROOM, ANA, "hello")        # ends the poll in flight: the next one meets the fault
+    hs.wait_for(lambda: hs.faults[-1]["times"] == 0, 10, "the oversized answer")
+    ev = hs.say(ROOM, ANA, "!done Kafka")
+    assert "finished Kafka" in reply_to(hs, ev, timeout=15)["json"]["body"]
+    assert "larger than the limit" in b.stderr()
