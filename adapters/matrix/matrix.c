@@ -656,8 +656,14 @@ static void on_joined_room(struct matrix *mx, const char *room_id, const cJSON *
 		const char *type = jstr(ev, "type"), *key = jstr(ev, "state_key");
 		const char *membership =
 			jstr(cJSON_GetObjectItemCaseSensitive(ev, "content"), "membership");
+		/* A join, not a profile change of a member already in (prev_content says so). */
+		const char *before = jstr(
+			cJSON_GetObjectItemCaseSensitive(
+				cJSON_GetObjectItemCaseSensitive(ev, "unsigned"), "prev_content"),
+			"membership");
 		if (type && key && membership && !strcmp(type, "m.room.member") &&
-		    !strcmp(key, mx->user_id) && !strcmp(membership, "join"))
+		    !strcmp(key, mx->user_id) && !strcmp(membership, "join") &&
+		    !(before && !strcmp(before, "join")))
 			answer_from = i + 1;
 		i++;
 	}

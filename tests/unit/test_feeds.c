@@ -88,6 +88,16 @@ static void a_sync_command_is_recorded_and_history_is_not(void **state)
 	assert_string_equal(value, "s9");
 	free(value);
 	assert_false(matrix_feed_sync(&matrix, "{\"rooms\":{}}")); /* no next_batch */
+	/* The bot changing its display name is not a join: what came before is answered. */
+	const char *rename =
+		"{\"next_batch\":\"s10\",\"rooms\":{\"join\":{\"!r:x\":{\"timeline\":{\"events\":["
+		"{\"type\":\"m.room.message\",\"event_id\":\"$a\",\"sender\":\"@a:x\","
+		"\"content\":{\"msgtype\":\"m.text\",\"body\":\"!done Docker\"}},"
+		"{\"type\":\"m.room.member\",\"state_key\":\"@cohort:example.org\",\"sender\":"
+		"\"@cohort:example.org\",\"content\":{\"membership\":\"join\",\"displayname\":"
+		"\"Cohort\"},\"unsigned\":{\"prev_content\":{\"membership\":\"join\"}}}]}}}}}";
+	feed_sync(rename, strlen(rename));
+	assert_int_equal(events(h), before + 2);
 }
 
 static void fuzz_regressions_replay(void **state)
