@@ -38,12 +38,10 @@ class FakeDiscord(FakeServer):
     def __init__(self, heartbeat_interval=1000):
         super().__init__()
         self.heartbeat_interval = heartbeat_interval
-        self.requests = []            # dicts: t, method, path, headers, json, status
         self.connections = []
         self.sessions = {}            # session_id -> list of (seq, type, d)
         self.ack = True
         self.replay_on_resume = 0     # re-send this many already-sent events after RESUMED
-        self.rest_faults = []         # dicts: method, path (regex), status, body, times, delay
         self._ids = itertools.count(1)
         self.messages = {}            # nonce -> message id (enforce_nonce)
         self.last_session = None
@@ -105,11 +103,6 @@ class FakeDiscord(FakeServer):
 
     def close(self, code):
         self._put(("close", code))
-
-    def fault(self, method, path, status=None, body=None, times=1, delay=0.0):
-        with self.cond:
-            self.rest_faults.append(dict(method=method, path=re.compile(path), status=status,
-                                         body=body, times=times, delay=delay))
 
     def blast(self, payloads, rate):
         """Sends INTERACTION_CREATE payloads at a fixed rate on the newest connection
@@ -267,23 +260,7 @@ class FakeDiscord(FakeServer):
 
     @web.middleware
     async def _middleware(self, request, handler):
-        body = await request.read()
-        try:
-            js = json.loads(body) if body else None
-        except ValueError:
-            js = None
-        entry = {"t": time.monotonic(), "method": request.method, "path": request.path,
-                 "headers": dict(request.headers), "json": js, "status": None}
-        rule = None
-        with self.cond:
-            for r in self.rest_faults:
-                if r["times"] > 0 and r["method"] == request.method and \
-                        r["path"].search(request.path):
-                    r["times"] -= 1
-                    rule = r
-                    break
-        if rule and rule["delay"]:
-            await asyncio.sleep(rule["delay"])
+        entry, rule = await self.record(request)
         if rule and rule["status"]:
             resp = web.json_response(rule["body"] or {"message": "fault"}, status=rule["status"])
             if rule["status"] == 429 and rule["body"]:
@@ -292,8 +269,7 @@ class FakeDiscord(FakeServer):
                     resp.headers["X-RateLimit-Global"] = "true"
         else:
             resp = await handler(request)
-        entry["status"] = resp.status
-        self._note(lambda: self.requests.append(entry))
+        self.done(entry, resp.status)
         return resp
 
     async def _rest(self, request):

@@ -6,7 +6,6 @@ faults: 429 M_LIMIT_EXCEEDED, 5xx, 401 M_UNKNOWN_TOKEN.
 """
 import asyncio
 import itertools
-import json
 import re
 import time
 import urllib.parse
@@ -23,12 +22,10 @@ PASSWORD = "hunter2"
 class FakeMatrix(FakeServer):
     def __init__(self):
         super().__init__()
-        self.requests = []     # dicts: t, method, path, query, json, status
         self.stream = []       # (pos, room_id, event) — timeline events in order
         self.invites = []      # (pos, room_id, inviter)
         self.rooms = {}        # room_id -> {"state": {(type, key): event}, "members": set}
         self.txns = {}         # (room, txn) -> event_id
-        self.faults = []       # dicts: method, path (regex), status, body, times, headers
         self._ids = itertools.count(1)
         self.token = TOKEN
 
@@ -100,11 +97,6 @@ class FakeMatrix(FakeServer):
             self.invites.append((self._pos() + 1, room, inviter))
             self.cond.notify_all()
 
-    def fault(self, method, path, status, body=None, times=1, headers=None):
-        with self.cond:
-            self.faults.append(dict(method=method, path=re.compile(path), status=status,
-                                    body=body, times=times, headers=headers or {}))
-
     # ---- waiting ----
 
     def reqs(self, method=None, pattern=None):
@@ -130,25 +122,10 @@ class FakeMatrix(FakeServer):
 
     @web.middleware
     async def _middleware(self, request, handler):
-        body = await request.read()
-        try:
-            js = json.loads(body) if body else None
-        except ValueError:
-            js = None
-        entry = {"t": time.monotonic(), "method": request.method,
-                 "path": urllib.parse.unquote(request.path), "query": dict(request.query),
-                 "json": js, "status": None, "headers": dict(request.headers)}
+        entry, rule = await self.record(request)
         m = re.search(r"/rooms/([^/]+)/send/", request.path)
         entry["room"] = urllib.parse.unquote(m.group(1)) if m else None
-        rule = None
-        with self.cond:
-            for f in self.faults:
-                if f["times"] > 0 and f["method"] == request.method and \
-                        f["path"].search(entry["path"]):
-                    f["times"] -= 1
-                    rule = f
-                    break
-        if rule:
+        if rule and rule["status"]:
             resp = web.json_response(rule["body"] or {"errcode": "M_UNKNOWN"},
                                      status=rule["status"], headers=rule["headers"])
         elif not request.path.endswith("/login") and \
@@ -157,12 +134,9 @@ class FakeMatrix(FakeServer):
                                       "error": "Invalid access token"}, status=401)
         else:
             resp = await handler(request)
-        entry["status"] = resp.status
         if hasattr(resp, "next_batch"):
             entry["next_batch"] = resp.next_batch
-        with self.cond:
-            self.requests.append(entry)
-            self.cond.notify_all()
+        self.done(entry, resp.status)
         return resp
 
     async def _api(self, request):

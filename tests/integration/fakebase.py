@@ -1,8 +1,11 @@
 """What the fake servers share: an aiohttp app on 127.0.0.1 in a thread of the test
 process, and waiting on what it recorded."""
 import asyncio
+import json
+import re
 import threading
 import time
+import urllib.parse
 
 from aiohttp import web
 
@@ -13,6 +16,8 @@ class FakeServer:
         self.loop = None
         self.port = None
         self.closing = False                 # long polls return at once
+        self.requests = []                   # what arrived: see record()
+        self.faults = []                     # see fault()
 
     def routes(self, app):
         """Adds the fake's routes to app (subclasses)."""
@@ -45,6 +50,43 @@ class FakeServer:
         asyncio.run_coroutine_threadsafe(shutdown(), self.loop).result(10)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
+
+    def fault(self, method, path, status=None, body=None, times=1, delay=0.0, headers=None):
+        """The next `times` requests of method whose path matches the regex path wait
+        `delay` seconds, then (with a status) get that status and JSON body instead."""
+        with self.cond:
+            self.faults.append(dict(method=method, path=re.compile(path), status=status,
+                                    body=body, times=times, delay=delay,
+                                    headers=headers or {}))
+
+    async def record(self, request):
+        """A request as the tests see it, and the fault it meets (or None). The entry is
+        recorded by done() once the answer's status is known."""
+        body = await request.read()
+        try:
+            js = json.loads(body) if body else None
+        except ValueError:
+            js = None
+        entry = {"t": time.monotonic(), "method": request.method,
+                 "path": urllib.parse.unquote(request.path), "query": dict(request.query),
+                 "json": js, "status": None, "headers": dict(request.headers)}
+        rule = None
+        with self.cond:
+            for f in self.faults:
+                if f["times"] > 0 and f["method"] == request.method and \
+                        f["path"].search(entry["path"]):
+                    f["times"] -= 1
+                    rule = f
+                    break
+        if rule and rule["delay"]:
+            await asyncio.sleep(rule["delay"])
+        return entry, rule
+
+    def done(self, entry, status):
+        entry["status"] = status
+        with self.cond:
+            self.requests.append(entry)
+            self.cond.notify_all()
 
     def wait_for(self, pred, timeout=5.0, what="a condition"):
         """Waits until pred() (called under the lock) returns something true; returns it."""
