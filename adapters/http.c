@@ -49,12 +49,12 @@ struct http_client {
 	CURLM *multi;
 	pthread_t thread;
 	pthread_mutex_t lock;
-	pthread_cond_t idle;     /* signalled when the worker has nothing left */
-	struct xfer *incoming;   /* under lock, newest first */
-	bool stopping, cancel;   /* under lock */
-	bool idle_now;           /* under lock: nothing queued, nothing running */
-	bool unauthorized;       /* under lock */
-	struct http_stats stats; /* under lock */
+	pthread_cond_t idle;                    /* signalled when the worker has nothing left */
+	struct xfer *incoming, **incoming_tail; /* under lock, oldest first */
+	bool stopping, cancel;                  /* under lock */
+	bool idle_now;                          /* under lock: nothing queued, nothing running */
+	bool unauthorized;                      /* under lock */
+	struct http_stats stats;                /* under lock */
 	/* The worker's own. */
 	struct queue **queues;
 	size_t nqueues, capqueues;
@@ -228,6 +228,7 @@ struct http_client *http_new(const char *tag, const char *const *headers, size_t
 	for (size_t i = 0; i < nheaders; i++)
 		c->base = curl_slist_append(c->base, headers[i]);
 	c->multi = curl_multi_init();
+	c->incoming_tail = &c->incoming;
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_cond_init(&c->idle, NULL);
 	if (pthread_create(&c->thread, NULL, worker, c) != 0) {
@@ -251,8 +252,9 @@ void http_submit(struct http_client *c, const struct http_request *rq)
 	x->body_copy = rq->body ? xstrdup(rq->body) : NULL;
 	x->rq.body = x->body_copy;
 	pthread_mutex_lock(&c->lock);
-	x->next = c->incoming;
-	c->incoming = x;
+	x->next = NULL;
+	*c->incoming_tail = x;
+	c->incoming_tail = &x->next;
 	c->idle_now = false;
 	pthread_mutex_unlock(&c->lock);
 	curl_multi_wakeup(c->multi);
@@ -467,20 +469,14 @@ static void *worker(void *arg)
 		pthread_mutex_lock(&c->lock);
 		struct xfer *in = c->incoming;
 		c->incoming = NULL;
+		c->incoming_tail = &c->incoming;
 		bool cancel = c->cancel, unauthorized = c->unauthorized;
 		pthread_mutex_unlock(&c->lock);
 		/* Oldest first, so each queue keeps submission order. */
-		struct xfer *rev = NULL;
 		while (in) {
 			struct xfer *n = in->next;
-			in->next = rev;
-			rev = in;
+			queue_push(queue_get(c, in->rq.queue), in, false);
 			in = n;
-		}
-		while (rev) {
-			struct xfer *n = rev->next;
-			queue_push(queue_get(c, rev->rq.queue), rev, false);
-			rev = n;
 		}
 		if (cancel)
 			cancel_all(c);

@@ -79,7 +79,7 @@ struct gw {
 
 	/* Cross-thread. */
 	pthread_mutex_t lock;
-	struct task *tasks;
+	struct task *tasks, **tasks_tail; /* oldest first */
 	bool stop_asked;
 	const char *status; /* for gw_status() */
 	int64_t status_since;
@@ -628,20 +628,14 @@ static void run_tasks(struct gw *g)
 	pthread_mutex_lock(&g->lock);
 	struct task *t = g->tasks;
 	g->tasks = NULL;
+	g->tasks_tail = &g->tasks;
 	bool stop = g->stop_asked;
 	pthread_mutex_unlock(&g->lock);
-	struct task *rev = NULL;
 	while (t) {
 		struct task *n = t->next;
-		t->next = rev;
-		rev = t;
+		t->fn(t->arg, false);
+		free(t);
 		t = n;
-	}
-	while (rev) {
-		struct task *n = rev->next;
-		rev->fn(rev->arg, false);
-		free(rev);
-		rev = n;
 	}
 	if (stop && !g->stopping) {
 		g->stopping = true;
@@ -789,6 +783,7 @@ struct gw *gw_new(const struct gw_opts *opts, const struct gw_session *session)
 	g->acked = true;
 	g->status = "starting";
 	g->status_since = now_ms();
+	g->tasks_tail = &g->tasks;
 	pthread_mutex_init(&g->lock, NULL);
 	if (session && session->session_id && session->resume_url) {
 		g->session_id = xstrdup(session->session_id);
@@ -887,8 +882,9 @@ void gw_call(struct gw *g, void (*fn)(void *arg, bool cancelled), void *arg)
 	t->fn = fn;
 	t->arg = arg;
 	pthread_mutex_lock(&g->lock);
-	t->next = g->tasks;
-	g->tasks = t;
+	t->next = NULL;
+	*g->tasks_tail = t;
+	g->tasks_tail = &t->next;
 	struct lws_context *ctx = g->ctx;
 	pthread_mutex_unlock(&g->lock);
 	if (ctx)
