@@ -71,9 +71,15 @@ static void fill(struct console *c)
 		fflush(c->o.out);
 		c->need_prompt = false;
 	}
-	struct pollfd pfd = {c->o.in, POLLIN, 0};
-	int n = poll(&pfd, 1, wait < 0 || wait > 60000 ? 60000 : (int)wait);
-	if (n <= 0)
+	struct pollfd pfd[2] = {{c->o.in, POLLIN, 0}, {c->o.wake, POLLIN, 0}};
+	int n = poll(pfd, c->o.wake >= 0 ? 2 : 1, wait < 0 || wait > 60000 ? 60000 : (int)wait);
+	if (n > 0 && c->o.wake >= 0 && pfd[1].revents) {
+		char drain[64];
+		ssize_t got = read(c->o.wake, drain, sizeof(drain));
+		(void)got;
+		return; /* look at the stop flag again */
+	}
+	if (n <= 0 || !pfd[0].revents)
 		return; /* time to tick again, or a signal */
 	char buf[4096];
 	ssize_t got = read(c->o.in, buf, sizeof(buf));

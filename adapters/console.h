@@ -22,6 +22,12 @@ struct console_opts {
 	FILE *out;
 	volatile sig_atomic_t *stop; /* set by a signal handler: stop reading */
 	/*
+	 * Readable when *stop may have changed (-1: none): the signal handler
+	 * writes a byte to it, so a signal that lands just before the console
+	 * starts waiting still wakes it. Its bytes are drained.
+	 */
+	int wake;
+	/*
 	 * Called whenever the console waits for input (may be NULL): runs what is
 	 * due (the digest) and returns how many milliseconds to wait at most
 	 * before calling it again (-1: no limit).

@@ -19,6 +19,7 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <poll.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +36,8 @@ enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
 
 static volatile sig_atomic_t stop_requested, reload_requested;
 static struct dispatch *signal_dispatch; /* woken by a signal when set */
+/* A byte is written here on every signal, for a loop that polls it (the console). */
+static int signal_pipe[2] = {-1, -1};
 
 /*
  * SIGINT/SIGTERM: stop (finish what is in flight); a second one: exit at once.
@@ -52,12 +55,22 @@ static void on_signal(int sig)
 	} else {
 		stop_requested = 1;
 	}
+	if (signal_pipe[1] >= 0) {
+		ssize_t n = write(signal_pipe[1], "x", 1); /* a full pipe is awake already */
+		(void)n;
+	}
 	if (signal_dispatch)
 		dispatch_wake(signal_dispatch);
 }
 
 static void install_signals(void)
 {
+	if (signal_pipe[0] < 0 && pipe(signal_pipe) == 0) {
+		for (int i = 0; i < 2; i++) {
+			fcntl(signal_pipe[i], F_SETFL, fcntl(signal_pipe[i], F_GETFL) | O_NONBLOCK);
+			fcntl(signal_pipe[i], F_SETFD, FD_CLOEXEC);
+		}
+	}
 	struct sigaction sa;
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal; /* no SA_RESTART: a blocked read returns EINTR */
@@ -303,9 +316,18 @@ static int console_session(struct app *app, const struct cli *cli)
 		return EXIT_RUNTIME;
 	struct console_runner run = {app, app->bot, NULL, {serves_console, post_console, NULL}};
 	run.sink.ud = &run;
-	struct console_opts o = {as, group, STDIN_FILENO, stdout, &stop_requested, tick, &run};
-	run.console = console_new(app->bot, &o);
 	install_signals();
+	struct console_opts o = {
+		.member = as,
+		.group = group,
+		.in = STDIN_FILENO,
+		.out = stdout,
+		.stop = &stop_requested,
+		.wake = signal_pipe[0],
+		.tick = tick,
+		.tick_ud = &run,
+	};
+	run.console = console_new(app->bot, &o);
 	rc = console_run(run.console);
 	console_free(run.console);
 	if (rc) {

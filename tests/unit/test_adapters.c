@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "adapters/console.h"
 #include "adapters/http.h"
 #include "adapters/idset.h"
 #include "adapters/matrix/matrix.h"
@@ -15,6 +16,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 static void retry_after_comes_from_the_body_or_the_header(void **state)
 {
@@ -110,6 +113,55 @@ static void replayed_ids_are_recognised_within_a_generation(void **state)
 	idset_free(s);
 }
 
+/* A signal that lands after the console looked at its stop flag, just before it waits. */
+struct late_signal {
+	volatile sig_atomic_t stop;
+	int wake[2];
+	int ticks;
+};
+
+static int64_t signal_before_the_wait(void *ud)
+{
+	struct late_signal *s = ud;
+	if (s->ticks++ == 0) {
+		s->stop = 1;
+		assert_int_equal(write(s->wake[1], "x", 1), 1);
+	}
+	return -1; /* nothing due: wait for input as long as the console likes */
+}
+
+static void a_signal_just_before_the_wait_still_stops_the_console(void **state)
+{
+	(void)state;
+	struct late_signal s = {0};
+	int in[2];
+	assert_int_equal(pipe(in), 0);
+	assert_int_equal(pipe(s.wake), 0);
+	struct console_opts o = {
+		.member = "ana",
+		.group = "local",
+		.in = in[0],
+		.out = stdout,
+		.stop = &s.stop,
+		.wake = s.wake[0],
+		.tick = signal_before_the_wait,
+		.tick_ud = &s,
+	};
+	struct console *c = console_new(NULL, &o);
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	assert_int_equal(console_run(c), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	assert_true(secs < 1.0); /* without the wake-up it waits 60 s */
+	assert_int_equal(s.ticks, 1);
+	console_free(c);
+	close(in[0]);
+	close(in[1]);
+	close(s.wake[0]);
+	close(s.wake[1]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -119,6 +171,7 @@ int main(void)
 		cmocka_unit_test(power_levels_parse_loosely),
 		cmocka_unit_test(html_is_escaped_and_tables_are_preformatted),
 		cmocka_unit_test(replayed_ids_are_recognised_within_a_generation),
+		cmocka_unit_test(a_signal_just_before_the_wait_still_stops_the_console),
 	};
 	return cmocka_run_group_tests_name("adapters", tests, NULL, NULL);
 }
