@@ -77,6 +77,13 @@ int store_batch_begin(struct store *st);
 int store_batch_end(struct store *st, bool keep);
 
 /* How many events the log holds (0: nothing was ever recorded). */
+/* WAL checkpoints since store_open(): see CKPT_SOFT in store.c. */
+struct store_checkpoints {
+	long background; /* on the checkpoint thread */
+	long on_commit;  /* on the committing thread: the WAL reached its cap */
+	long failed;     /* of either kind (a busy one is not a failure) */
+};
+void store_checkpoint_stats(struct store *st, struct store_checkpoints *out);
 int store_event_count(struct store *st, int64_t *n);
 
 /*

@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 struct fixture {
@@ -437,6 +439,11 @@ static void upgrades_from_every_earlier_version(void **state)
 		assert_int_equal(sqlite3_step(s), SQLITE_ROW);
 		assert_int_equal(sqlite3_column_int(s, 0), 42);
 		sqlite3_finalize(s);
+		assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &s, NULL),
+				 SQLITE_OK);
+		assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+		assert_string_equal((const char *)sqlite3_column_text(s, 0), "ok");
+		sqlite3_finalize(s);
 		sqlite3_close(db);
 	}
 }
@@ -571,6 +578,48 @@ static void a_backup_is_a_complete_store(void **state)
 	assert_non_null(strstr(err, "/nonexistent-dir/x.db"));
 }
 
+static int many_changes(struct store *st, int from, int n)
+{
+	for (int i = from; i < from + n; i++) {
+		char member[32], topic[32], source[32];
+		snprintf(member, sizeof(member), "m%d", i / 20);
+		snprintf(topic, sizeof(topic), "t%d", i % 20);
+		snprintf(source, sizeof(source), "w-%d", i);
+		int rc = set(st, member, topic, STATUS_DONE, source, 1000 + i);
+		if (rc)
+			return rc;
+	}
+	return COHORT_OK;
+}
+
+static void checkpoints_run_beside_the_commits_and_the_wal_stays_bounded(void **state)
+{
+	struct fixture *f = *state;
+	struct store_checkpoints ck;
+	/* A few thousand pages: copied back by the checkpoint thread, no commit waits. */
+	assert_int_equal(many_changes(f->st, 0, 300), COHORT_OK);
+	for (int i = 0; i < 200; i++) {
+		store_checkpoint_stats(f->st, &ck);
+		if (ck.background)
+			break;
+		nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
+	}
+	assert_true(ck.background >= 1);
+	assert_int_equal(ck.on_commit, 0);
+	/* Writes without a pause: the WAL never grows much past its cap of 10,000 pages. */
+	assert_int_equal(many_changes(f->st, 300, 4000), COHORT_OK);
+	char wal[160];
+	snprintf(wal, sizeof(wal), "%s-wal", f->path);
+	struct stat sb;
+	assert_int_equal(stat(wal, &sb), 0);
+	assert_true(sb.st_size <= (10000 + 100) * (4096 + 24) + 32);
+	store_checkpoint_stats(f->st, &ck);
+	assert_int_equal(ck.failed, 0);
+	int64_t n;
+	assert_int_equal(store_event_count(f->st, &n), COHORT_OK);
+	assert_int_equal(n, 4300);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -600,6 +649,9 @@ int main(void)
 			a_batch_commits_together_and_a_failed_change_alone_is_undone, setup,
 			teardown),
 		cmocka_unit_test_setup_teardown(a_backup_is_a_complete_store, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			checkpoints_run_beside_the_commits_and_the_wal_stays_bounded, setup,
+			teardown),
 		cmocka_unit_test_setup_teardown(an_unwritable_path_is_a_clear_error, setup,
 						teardown),
 	};
