@@ -439,6 +439,37 @@ static void upgrades_from_every_earlier_version(void **state)
 		assert_int_equal(sqlite3_step(s), SQLITE_ROW);
 		assert_int_equal(sqlite3_column_int(s, 0), 42);
 		sqlite3_finalize(s);
+		/* The status CHECKs are comparisons now (no IN list), and still refuse. */
+		assert_int_equal(
+			sqlite3_prepare_v2(db,
+					   "SELECT count(*) FROM sqlite_schema WHERE sql "
+					   "LIKE '%status IN (%' OR sql LIKE '%status = ''done''%'",
+					   -1, &s, NULL),
+			SQLITE_OK);
+		assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+		assert_int_equal(sqlite3_column_int(s, 0), 2); /* events and progress */
+		sqlite3_finalize(s);
+		assert_int_equal(sqlite3_prepare_v2(db,
+						    "SELECT count(*) FROM sqlite_schema WHERE sql "
+						    "LIKE '%status IN (%'",
+						    -1, &s, NULL),
+				 SQLITE_OK);
+		assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+		assert_int_equal(sqlite3_column_int(s, 0), 0);
+		sqlite3_finalize(s);
+		assert_int_equal(
+			sqlite3_exec(db,
+				     "INSERT INTO progress (group_id, member_id, topic_id, "
+				     "status, updated_at) VALUES ('g', 'ana', 'x', 'bogus', 1)",
+				     NULL, NULL, NULL),
+			SQLITE_CONSTRAINT);
+		assert_int_equal(
+			sqlite3_exec(db,
+				     "INSERT INTO events (group_id, member_id, topic_id, "
+				     "old_status, new_status, at) VALUES ('g', 'ana', 'x', "
+				     "'none', 'bogus', 1)",
+				     NULL, NULL, NULL),
+			SQLITE_CONSTRAINT);
 		assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &s, NULL),
 				 SQLITE_OK);
 		assert_int_equal(sqlite3_step(s), SQLITE_ROW);
