@@ -358,21 +358,28 @@ static const char *const sql[S_COUNT] = {
  * WAL checkpoints. SQLite's own run on the committing thread every 1,000
  * pages, and their two fsyncs stalled that commit for 5-20 ms (the p99 of
  * replies at 1,000/s). Here a thread of its own, on its own connection,
- * copies the WAL back once CKPT_SOFT pages have piled up, so a commit does
- * not wait for it. SQLite restarts the WAL only when a write begins after
- * everything was copied back, which a copy running beside the writes never
- * achieves when they do not pause: so at CKPT_HARD pages the committing
- * thread checkpoints as SQLite would have, and the WAL stays bounded.
+ * copies the WAL back every CKPT_SOFT new pages, so a commit does not wait.
+ *
+ * SQLite restarts the WAL only when a write begins after everything was
+ * copied back, which a copy running beside writes that never pause does not
+ * achieve. So past CKPT_HARD pages the committing thread checkpoints itself,
+ * right after a background copy, when at most CKPT_LEFT pages are left (a
+ * stall of about two fsyncs); at twice CKPT_HARD it does so whatever is
+ * left, and the WAL stays bounded.
  */
 #define CKPT_SOFT 1000
 #define CKPT_HARD 10000
+#define CKPT_LEFT 256
 
 struct checkpointer {
 	pthread_t thread;
 	pthread_mutex_t lock;
-	pthread_cond_t wake;
+	pthread_cond_t wake; /* a copy is due, or stop */
+	pthread_cond_t idle; /* a copy ended */
 	sqlite3 *db;
-	bool due, stop;                     /* under lock */
+	int asked_at;                       /* the writer's: WAL pages at the last request */
+	int copied;                         /* under lock: WAL pages the last copy reached */
+	bool due, running, stop;            /* under lock */
 	long background, on_commit, errors; /* checkpoints run, under lock */
 };
 
@@ -592,14 +599,14 @@ static int open_db(const char *path, bool sync_full, sqlite3 **out, char *err)
 	sqlite3_busy_timeout(db, 5000);
 	char *msg = NULL;
 	/*
-	 * journal_size_limit: when the WAL restarts, a file grown towards its cap
-	 * (CKPT_HARD pages) is cut back to about CKPT_SOFT pages.
+	 * journal_size_limit: a WAL file grown past its cap is cut back when it
+	 * restarts. Not lower: cutting 40 MB of file stalled that commit 20 ms.
 	 */
 	char pragmas[200];
 	snprintf(pragmas, sizeof(pragmas),
 		 "PRAGMA journal_mode = WAL; PRAGMA synchronous = %s; PRAGMA foreign_keys = ON;"
 		 "PRAGMA journal_size_limit = %d;",
-		 sync_full ? "FULL" : "NORMAL", CKPT_SOFT * 4096);
+		 sync_full ? "FULL" : "NORMAL", (CKPT_HARD + CKPT_SOFT) * 4120);
 	if (sqlite3_exec(db, pragmas, NULL, NULL, &msg) != SQLITE_OK) {
 		snprintf(err, COHORT_ERR_LEN, "%s: cannot set up the database: %s", path,
 			 msg ? msg : sqlite3_errmsg(db));
@@ -631,13 +638,19 @@ static void *checkpoint_thread(void *arg)
 		if (c->stop)
 			break;
 		c->due = false;
+		c->running = true;
 		pthread_mutex_unlock(&c->lock);
 		/* PASSIVE: copies what it can, without waiting for or blocking anyone. */
-		int rc = sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL,
-						   NULL);
+		int log = 0, copied = 0;
+		int rc = sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log,
+						   &copied);
 		if (rc != SQLITE_OK && rc != SQLITE_BUSY)
 			log_warn("store", "checkpoint failed: %s", sqlite3_errmsg(c->db));
 		pthread_mutex_lock(&c->lock);
+		c->running = false;
+		pthread_cond_broadcast(&c->idle);
+		if (rc == SQLITE_OK)
+			c->copied = copied;
 		c->background++;
 		c->errors += rc != SQLITE_OK && rc != SQLITE_BUSY;
 	}
@@ -649,22 +662,35 @@ static void *checkpoint_thread(void *arg)
 static int on_wal_commit(void *ud, sqlite3 *db, const char *name, int pages)
 {
 	struct checkpointer *c = ud;
-	if (pages >= CKPT_HARD) {
-		int rc = sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
-		if (rc != SQLITE_OK && rc != SQLITE_BUSY)
-			log_warn("store", "checkpoint failed: %s", sqlite3_errmsg(db));
-		pthread_mutex_lock(&c->lock);
-		c->on_commit++;
-		c->errors += rc != SQLITE_OK && rc != SQLITE_BUSY;
-		pthread_mutex_unlock(&c->lock);
-	} else if (pages >= CKPT_SOFT) {
-		pthread_mutex_lock(&c->lock);
-		if (!c->due) {
-			c->due = true;
-			pthread_cond_signal(&c->wake);
-		}
-		pthread_mutex_unlock(&c->lock);
+	pthread_mutex_lock(&c->lock);
+	if (pages < c->asked_at) { /* the WAL restarted */
+		c->asked_at = 0;
+		c->copied = 0;
 	}
+	int left = pages - c->copied;
+	bool now = pages >= 2 * CKPT_HARD || (pages >= CKPT_HARD && left <= CKPT_LEFT);
+	bool ask = pages - c->asked_at >= CKPT_SOFT || (pages >= CKPT_HARD && !c->due);
+	if (ask && !now) {
+		c->asked_at = pages;
+		c->due = true;
+		pthread_cond_signal(&c->wake);
+	}
+	if (now) {
+		/* One checkpoint runs at a time: at the hard limit, wait for a copy running. */
+		while (c->running && pages >= 2 * CKPT_HARD)
+			pthread_cond_wait(&c->idle, &c->lock);
+		c->due = false; /* this one does it */
+	}
+	pthread_mutex_unlock(&c->lock);
+	if (!now)
+		return SQLITE_OK;
+	int rc = sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+	if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+		log_warn("store", "checkpoint failed: %s", sqlite3_errmsg(db));
+	pthread_mutex_lock(&c->lock);
+	c->on_commit++;
+	c->errors += rc != SQLITE_OK && rc != SQLITE_BUSY;
+	pthread_mutex_unlock(&c->lock);
 	return SQLITE_OK;
 }
 
@@ -680,6 +706,7 @@ static struct checkpointer *checkpointer_start(sqlite3 *db, const char *path, bo
 	}
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_cond_init(&c->wake, NULL);
+	pthread_cond_init(&c->idle, NULL);
 	sigset_t all, old;
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old); /* signals are for the main thread */
@@ -690,6 +717,7 @@ static struct checkpointer *checkpointer_start(sqlite3 *db, const char *path, bo
 		sqlite3_close(c->db);
 		pthread_mutex_destroy(&c->lock);
 		pthread_cond_destroy(&c->wake);
+		pthread_cond_destroy(&c->idle);
 		free(c);
 		return NULL;
 	}
@@ -710,6 +738,7 @@ static void checkpointer_stop(sqlite3 *db, struct checkpointer *c)
 	sqlite3_wal_autocheckpoint(db, 1000); /* SQLite's own again, for what is left */
 	pthread_mutex_destroy(&c->lock);
 	pthread_cond_destroy(&c->wake);
+	pthread_cond_destroy(&c->idle);
 	free(c);
 }
 
