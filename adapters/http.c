@@ -18,6 +18,14 @@
 /* Backoff before attempt 2, 3, 4 after a 5xx or a network error (ms; jitter added). */
 static const int64_t retry_backoff_ms[] = {500, 1500, 4000};
 
+/*
+ * Handles kept for reuse: a fresh one allocates curl's buffers (about 80 kB)
+ * again, and freeing them made malloc trim and regrow its heap per request.
+ */
+#define HTTP_SPARE_HANDLES 8
+/* Idle connections kept; curl's default follows the handles in use (4 each). */
+#define HTTP_MAX_CONNECTS 16
+
 struct xfer {
 	struct http_request rq; /* strings owned */
 	char *body_copy;
@@ -60,6 +68,8 @@ struct http_client {
 	size_t nqueues, capqueues;
 	int64_t global_until;
 	size_t active;
+	CURL *spare[HTTP_SPARE_HANDLES]; /* finished handles, kept for their buffers */
+	size_t nspare;
 };
 
 static void *worker(void *arg);
@@ -198,9 +208,11 @@ static void xfer_setup(struct http_client *c, struct xfer *x, CURL *e, const cha
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->headers);
 }
 
-static void xfer_free(struct xfer *x)
+static void xfer_free(struct http_client *c, struct xfer *x)
 {
-	if (x->easy)
+	if (x->easy && c->nspare < HTTP_SPARE_HANDLES)
+		c->spare[c->nspare++] = x->easy;
+	else if (x->easy)
 		curl_easy_cleanup(x->easy);
 	curl_slist_free_all(x->headers);
 	sb_release(&x->resp);
@@ -216,8 +228,7 @@ static void finish(struct http_client *c, struct xfer *x, long status, const cha
 	struct http_response r = {status, error, sb_str(&x->resp), x->resp.len, x->attempts, -1};
 	if (x->rq.done)
 		x->rq.done(x->rq.ud, &r);
-	xfer_free(x);
-	(void)c;
+	xfer_free(c, x);
 }
 
 struct http_client *http_new(const char *tag, const char *const *headers, size_t nheaders)
@@ -228,6 +239,7 @@ struct http_client *http_new(const char *tag, const char *const *headers, size_t
 	for (size_t i = 0; i < nheaders; i++)
 		c->base = curl_slist_append(c->base, headers[i]);
 	c->multi = curl_multi_init();
+	curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, (long)HTTP_MAX_CONNECTS);
 	c->incoming_tail = &c->incoming;
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_cond_init(&c->idle, NULL);
@@ -338,7 +350,7 @@ static void start(struct http_client *c, struct queue *q)
 	x->next = NULL;
 	q->running = x;
 	if (!x->easy)
-		x->easy = curl_easy_init();
+		x->easy = c->nspare ? c->spare[--c->nspare] : curl_easy_init();
 	xfer_setup(c, x, x->easy, x->rq.method, x->rq.url, x->rq.body, x->rq.timeout_ms);
 	x->attempts++;
 	curl_multi_add_handle(c->multi, x->easy);
@@ -566,6 +578,8 @@ void http_free(struct http_client *c, long grace_ms)
 	for (size_t i = 0; i < c->nqueues; i++)
 		free(c->queues[i]->key), free(c->queues[i]);
 	free(c->queues);
+	while (c->nspare)
+		curl_easy_cleanup(c->spare[--c->nspare]);
 	curl_multi_cleanup(c->multi);
 	curl_slist_free_all(c->base);
 	pthread_mutex_destroy(&c->lock);
