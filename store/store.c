@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Each migration takes the schema from version i to i + 1, in one transaction. */
@@ -365,11 +366,14 @@ static const char *const sql[S_COUNT] = {
  * achieve. So past CKPT_HARD pages the committing thread checkpoints itself,
  * right after a background copy, when at most CKPT_LEFT pages are left (a
  * stall of about two fsyncs); at twice CKPT_HARD it does so whatever is
- * left, and the WAL stays bounded.
+ * left, and the WAL stays bounded. When the writes pause for CKPT_IDLE_MS,
+ * the rest is copied too: readers then skip the WAL, and the next write
+ * starts it over.
  */
 #define CKPT_SOFT 1000
 #define CKPT_HARD 10000
 #define CKPT_LEFT 256
+#define CKPT_IDLE_MS 250
 
 struct checkpointer {
 	pthread_t thread;
@@ -377,9 +381,9 @@ struct checkpointer {
 	pthread_cond_t wake; /* a copy is due, or stop */
 	pthread_cond_t idle; /* a copy ended */
 	sqlite3 *db;
-	int asked_at;                       /* the writer's: WAL pages at the last request */
-	int copied;                         /* under lock: WAL pages the last copy reached */
-	bool due, running, stop;            /* under lock */
+	int last, asked_at;      /* under lock: WAL pages at the last commit, at the last request */
+	int copied;              /* under lock: WAL pages the last copy reached */
+	bool due, running, stop; /* under lock */
 	long background, on_commit, errors; /* checkpoints run, under lock */
 };
 
@@ -633,8 +637,22 @@ static void *checkpoint_thread(void *arg)
 	struct checkpointer *c = arg;
 	pthread_mutex_lock(&c->lock);
 	for (;;) {
-		while (!c->due && !c->stop)
-			pthread_cond_wait(&c->wake, &c->lock);
+		while (!c->due && !c->stop) {
+			if (c->last <= c->copied) {
+				pthread_cond_wait(&c->wake, &c->lock);
+				continue;
+			}
+			/* Pages left uncopied: copy them once the writes pause. */
+			int last = c->last;
+			struct timespec until;
+			clock_gettime(CLOCK_REALTIME, &until);
+			until.tv_nsec += CKPT_IDLE_MS * 1000000L;
+			if (until.tv_nsec >= 1000000000L)
+				until.tv_sec++, until.tv_nsec -= 1000000000L;
+			if (pthread_cond_timedwait(&c->wake, &c->lock, &until) == ETIMEDOUT &&
+			    c->last == last)
+				c->due = true;
+		}
 		if (c->stop)
 			break;
 		c->due = false;
@@ -663,10 +681,11 @@ static int on_wal_commit(void *ud, sqlite3 *db, const char *name, int pages)
 {
 	struct checkpointer *c = ud;
 	pthread_mutex_lock(&c->lock);
-	if (pages < c->asked_at) { /* the WAL restarted */
+	if (pages < c->last) { /* the WAL restarted */
 		c->asked_at = 0;
 		c->copied = 0;
 	}
+	c->last = pages;
 	int left = pages - c->copied;
 	bool now = pages >= 2 * CKPT_HARD || (pages >= CKPT_HARD && left <= CKPT_LEFT);
 	bool ask = pages - c->asked_at >= CKPT_SOFT || (pages >= CKPT_HARD && !c->due);
@@ -752,6 +771,7 @@ void store_checkpoint_stats(struct store *st, struct store_checkpoints *out)
 	out->background = c->background;
 	out->on_commit = c->on_commit;
 	out->failed = c->errors;
+	out->left = c->last > c->copied ? c->last - c->copied : 0;
 	pthread_mutex_unlock(&c->lock);
 }
 

@@ -82,6 +82,7 @@ struct store_checkpoints {
 	long background; /* on the checkpoint thread */
 	long on_commit;  /* on the committing thread: the WAL reached its cap */
 	long failed;     /* of either kind (a busy one is not a failure) */
+	long left;       /* WAL pages not copied back yet */
 };
 void store_checkpoint_stats(struct store *st, struct store_checkpoints *out);
 int store_event_count(struct store *st, int64_t *n);
