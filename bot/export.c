@@ -34,13 +34,25 @@ static bool formula_start(const char *s)
 }
 
 /*
+ * Fields that export defuses with a leading apostrophe: formulas, and text that
+ * already looks defused ("'=x"), so that import, taking one apostrophe off such
+ * a field, gives back exactly what was stored.
+ */
+static bool needs_apostrophe(const char *s)
+{
+	while (*s == '\'')
+		s++;
+	return formula_start(s);
+}
+
+/*
  * RFC 4180: fields with a comma, quote or line break are quoted, quotes
  * doubled. A field that a spreadsheet would run as a formula ("=HYPERLINK(...)"
  * in a note) gets a leading apostrophe; import takes it off again.
  */
 static void csv_field(FILE *out, const char *s, bool last)
 {
-	bool defuse = formula_start(s);
+	bool defuse = needs_apostrophe(s);
 	if (defuse || strpbrk(s, ",\"\r\n")) {
 		fputc('"', out);
 		if (defuse)
@@ -321,7 +333,7 @@ static int read_csv(const char *text, size_t len, const struct roadmap *rm, cons
 		const char *f[F_COUNT];
 		for (int k = 0; k < F_COUNT; k++) {
 			f[k] = sb_str(&fields[k]);
-			if (f[k][0] == '\'' && formula_start(f[k] + 1))
+			if (f[k][0] == '\'' && needs_apostrophe(f[k]))
 				f[k]++; /* the apostrophe export put before a formula */
 		}
 		rc = add_record(rs, rm, f, fname, at, err);

@@ -100,7 +100,9 @@ def test_invalid_utf8_and_controls_in_the_console(cohort):
 
 def test_csv_export_defuses_formulas_and_round_trips(cohort):
     cohort.console("/done Kafka | =HYPERLINK(\"http://e.vil\",\"x\")\n"
-                   "@bob /done Redis | +1 -1 @SUM(A1)\n", "--as", "ana")
+                   "@bob /done Redis | +1 -1 @SUM(A1)\n"
+                   "@cy /done Docker | '=already defused\n"
+                   "@dee /done Nginx | 'quoted, not a formula\n", "--as", "ana")
     res = cohort.run("export", "--format", "csv")
     cells = [c for row in csv.reader(io.StringIO(res.stdout)) for c in row]
     assert not any(c[:1] in ("=", "+", "-", "@") for c in cells)
@@ -109,7 +111,9 @@ def test_csv_export_defuses_formulas_and_round_trips(cohort):
     (cohort.workdir / "new.toml").write_text('[store]\npath = "new.db"\n')
     assert cohort.run("import", "-c", "new.toml", "--format", "csv", "x.csv").returncode == 0
     assert rows(cohort.workdir / "new.db", "SELECT note FROM progress ORDER BY note") == \
-        [("+1 -1 @SUM(A1)",), ("=HYPERLINK(\"http://e.vil\",\"x\")",)]
+        rows(cohort.db, "SELECT note FROM progress ORDER BY note") == \
+        [("'=already defused",), ("'quoted, not a formula",), ("+1 -1 @SUM(A1)",),
+         ("=HYPERLINK(\"http://e.vil\",\"x\")",)]
 
 
 def test_matrix_html_and_mentions_are_escaped(cohort):
