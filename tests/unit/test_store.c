@@ -408,6 +408,18 @@ static void everything_survives_a_reopen(void **state)
 	assert_int_equal(set(f->st, "ana", "kafka", STATUS_SKIPPED, "e1", 2), COHORT_ERR_DUPLICATE);
 }
 
+/* The first column of the first row of sql, as text (kept until the next call). */
+static const char *sql_text(sqlite3 *db, const char *sql)
+{
+	static char buf[256];
+	sqlite3_stmt *s;
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+	snprintf(buf, sizeof(buf), "%s", (const char *)sqlite3_column_text(s, 0));
+	sqlite3_finalize(s);
+	return buf;
+}
+
 /* Every earlier schema version upgrades to the latest, keeping what it held. */
 static void upgrades_from_every_earlier_version(void **state)
 {
@@ -433,30 +445,16 @@ static void upgrades_from_every_earlier_version(void **state)
 		assert_int_equal(set(st, "ana", "kafka", STATUS_DONE, NULL, 1), COHORT_OK);
 		store_free(st);
 		assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-		sqlite3_stmt *s;
-		assert_int_equal(sqlite3_prepare_v2(db, "SELECT x FROM keep_me", -1, &s, NULL),
-				 SQLITE_OK);
-		assert_int_equal(sqlite3_step(s), SQLITE_ROW);
-		assert_int_equal(sqlite3_column_int(s, 0), 42);
-		sqlite3_finalize(s);
+		assert_string_equal(sql_text(db, "SELECT x FROM keep_me"), "42");
 		/* The status CHECKs are comparisons now (no IN list), and still refuse. */
-		assert_int_equal(
-			sqlite3_prepare_v2(db,
-					   "SELECT count(*) FROM sqlite_schema WHERE sql "
-					   "LIKE '%status IN (%' OR sql LIKE '%status = ''done''%'",
-					   -1, &s, NULL),
-			SQLITE_OK);
-		assert_int_equal(sqlite3_step(s), SQLITE_ROW);
-		assert_int_equal(sqlite3_column_int(s, 0), 2); /* events and progress */
-		sqlite3_finalize(s);
-		assert_int_equal(sqlite3_prepare_v2(db,
-						    "SELECT count(*) FROM sqlite_schema WHERE sql "
-						    "LIKE '%status IN (%'",
-						    -1, &s, NULL),
-				 SQLITE_OK);
-		assert_int_equal(sqlite3_step(s), SQLITE_ROW);
-		assert_int_equal(sqlite3_column_int(s, 0), 0);
-		sqlite3_finalize(s);
+		assert_string_equal(sql_text(db,
+					     "SELECT count(*) FROM sqlite_schema WHERE sql LIKE "
+					     "'%status = ''done''%'"),
+				    "2"); /* events and progress */
+		assert_string_equal(sql_text(db,
+					     "SELECT count(*) FROM sqlite_schema WHERE sql LIKE "
+					     "'%status IN (%'"),
+				    "0");
 		assert_int_equal(
 			sqlite3_exec(db,
 				     "INSERT INTO progress (group_id, member_id, topic_id, "
@@ -470,11 +468,7 @@ static void upgrades_from_every_earlier_version(void **state)
 				     "'none', 'bogus', 1)",
 				     NULL, NULL, NULL),
 			SQLITE_CONSTRAINT);
-		assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &s, NULL),
-				 SQLITE_OK);
-		assert_int_equal(sqlite3_step(s), SQLITE_ROW);
-		assert_string_equal((const char *)sqlite3_column_text(s, 0), "ok");
-		sqlite3_finalize(s);
+		assert_string_equal(sql_text(db, "PRAGMA integrity_check"), "ok");
 		sqlite3_close(db);
 	}
 }
@@ -551,10 +545,7 @@ static void a_failed_migration_changes_nothing(void **state)
 	/* members (created before the clash) was rolled back; user_version is still 0. */
 	assert_int_not_equal(sqlite3_prepare_v2(db, "SELECT 1 FROM members", -1, &s, NULL),
 			     SQLITE_OK);
-	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, NULL), SQLITE_OK);
-	assert_int_equal(sqlite3_step(s), SQLITE_ROW);
-	assert_int_equal(sqlite3_column_int(s, 0), 0);
-	sqlite3_finalize(s);
+	assert_string_equal(sql_text(db, "PRAGMA user_version"), "0");
 	sqlite3_close(db);
 }
 
