@@ -8,7 +8,6 @@
 #include "util.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
 #include <string.h>
 #include <pthread.h>
@@ -46,14 +45,10 @@ struct dispatch *dispatch_new(struct bot *b)
 {
 	struct dispatch *d = xcalloc(1, sizeof(*d));
 	d->bot = b;
-	if (pipe(d->wake) != 0) {
+	if (wake_pipe(d->wake) != 0) {
 		log_error("dispatch", "cannot make a pipe: %s", strerror(errno));
 		free(d);
 		return NULL;
-	}
-	for (int i = 0; i < 2; i++) {
-		fcntl(d->wake[i], F_SETFL, fcntl(d->wake[i], F_GETFL) | O_NONBLOCK);
-		fcntl(d->wake[i], F_SETFD, FD_CLOEXEC);
 	}
 	pthread_mutex_init(&d->lock, NULL);
 	return d;

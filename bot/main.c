@@ -18,7 +18,6 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -65,12 +64,8 @@ static void on_signal(int sig)
 
 static void install_signals(void)
 {
-	if (signal_pipe[0] < 0 && pipe(signal_pipe) == 0) {
-		for (int i = 0; i < 2; i++) {
-			fcntl(signal_pipe[i], F_SETFL, fcntl(signal_pipe[i], F_GETFL) | O_NONBLOCK);
-			fcntl(signal_pipe[i], F_SETFD, FD_CLOEXEC);
-		}
-	}
+	if (signal_pipe[0] < 0)
+		(void)wake_pipe(signal_pipe); /* without one, the console wakes on its timer */
 	struct sigaction sa;
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal; /* no SA_RESTART: a blocked read returns EINTR */

@@ -23,6 +23,12 @@ char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Grows the array *p of *cap elements of size sz so that it holds at least need. */
 void grow_array(void **p, size_t *cap, size_t need, size_t sz);
 
+/*
+ * A pipe for waking a poll() loop: both ends non-blocking and close-on-exec,
+ * so a writer (a signal handler too) never blocks on a full pipe. 0 or -1.
+ */
+int wake_pipe(int fds[2]);
+
 /* A NUL-terminated growable string. Zero-initialise or use STRBUF_INIT. */
 struct strbuf {
 	char *buf;
