@@ -243,7 +243,7 @@ struct http_client *http_new(const char *tag, const char *const *headers, size_t
 	c->incoming_tail = &c->incoming;
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_cond_init(&c->idle, NULL);
-	if (pthread_create(&c->thread, NULL, worker, c) != 0) {
+	if (thread_start(&c->thread, worker, c) != 0) {
 		log_error(tag, "cannot start the HTTP worker thread");
 		curl_multi_cleanup(c->multi);
 		curl_slist_free_all(c->base);

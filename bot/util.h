@@ -1,5 +1,6 @@
 /*
- * Memory helpers and a growable string buffer.
+ * Memory helpers, a growable string buffer, and the two POSIX helpers the
+ * modules that own a thread or a poll loop share.
  *
  * Out of memory is decided here, once: the x* allocators print a message and
  * abort instead of returning NULL, so callers never check.
@@ -7,6 +8,7 @@
 #ifndef COHORT_UTIL_H
 #define COHORT_UTIL_H
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stddef.h>
 
@@ -28,6 +30,12 @@ void grow_array(void **p, size_t *cap, size_t need, size_t sz);
  * so a writer (a signal handler too) never blocks on a full pipe. 0 or -1.
  */
 int wake_pipe(int fds[2]);
+
+/*
+ * Starts a thread with every signal blocked: signals are the main thread's,
+ * which owns the shutdown. pthread_create's result (0 or an errno value).
+ */
+int thread_start(pthread_t *t, void *(*fn)(void *), void *arg);
 
 /* A NUL-terminated growable string. Zero-initialise or use STRBUF_INIT. */
 struct strbuf {

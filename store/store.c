@@ -6,7 +6,6 @@
 
 #include <errno.h>
 #include <pthread.h>
-#include <signal.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -726,11 +725,7 @@ static struct checkpointer *checkpointer_start(sqlite3 *db, const char *path, bo
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_cond_init(&c->wake, NULL);
 	pthread_cond_init(&c->idle, NULL);
-	sigset_t all, old;
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &old); /* signals are for the main thread */
-	int rc = pthread_create(&c->thread, NULL, checkpoint_thread, c);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	int rc = thread_start(&c->thread, checkpoint_thread, c);
 	if (rc) {
 		log_warn("store", "checkpoints stay on the committing thread: %s", strerror(rc));
 		sqlite3_close(c->db);

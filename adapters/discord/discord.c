@@ -16,7 +16,6 @@
 #include "render.h"
 
 #include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -639,13 +638,7 @@ static void *gateway_thread(void *arg)
 static int dc_start(void *self)
 {
 	struct discord *dc = self;
-	/* Signals go to the main thread, which owns the shutdown. */
-	sigset_t all, old;
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
-	int rc = pthread_create(&dc->thread, NULL, gateway_thread, dc);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (rc) {
+	if (thread_start(&dc->thread, gateway_thread, dc)) {
 		log_error(TAG, "cannot start the gateway thread");
 		return COHORT_ERR_IO;
 	}

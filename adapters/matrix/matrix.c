@@ -16,7 +16,6 @@
 
 #include <cjson/cJSON.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -997,12 +996,7 @@ static void *sync_thread(void *arg)
 static int mx_start(void *self)
 {
 	struct matrix *mx = self;
-	sigset_t all, old;
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
-	int rc = pthread_create(&mx->thread, NULL, sync_thread, mx);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (rc) {
+	if (thread_start(&mx->thread, sync_thread, mx)) {
 		log_error(TAG, "cannot start the sync thread");
 		return COHORT_ERR_IO;
 	}
