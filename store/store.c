@@ -666,7 +666,8 @@ static void *checkpoint_thread(void *arg)
 		pthread_mutex_lock(&c->lock);
 		c->running = false;
 		pthread_cond_broadcast(&c->idle);
-		if (rc == SQLITE_OK)
+		/* More than the writer has seen: the copy read a WAL restarted since. */
+		if (rc == SQLITE_OK && copied <= c->last)
 			c->copied = copied;
 		c->background++;
 		c->errors += rc != SQLITE_OK && rc != SQLITE_BUSY;
