@@ -877,6 +877,12 @@ int main(int argc, char **argv)
 		return argc < 2 ? EXIT_USAGE : EXIT_OK;
 	}
 	if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
+		if (argc >= 3 && (!strcmp(argv[2], "-h") || !strcmp(argv[2], "--help"))) {
+			print_help(find_subcommand("version"));
+			return EXIT_OK;
+		}
+		if (argc >= 3)
+			return usage_error("version takes no arguments, not '%s'", argv[2]);
 		printf("cohort %s\n", COHORT_VERSION);
 		return EXIT_OK;
 	}

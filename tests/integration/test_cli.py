@@ -1,5 +1,6 @@
 """The command line: configuration errors, check-config, roadmap, usage."""
 import pathlib
+import re
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -92,7 +93,7 @@ def test_every_command_has_help(cohort):
              .splitlines()]
     assert {"run", "console", "import", "backup", "status", "register-commands"} <= set(names)
     for name in names:
-        if name in ("help", "version"):
+        if name == "help":
             continue
         res = cohort.run(name, "--help")
         assert res.returncode == 0, (name, res.stderr)
@@ -101,3 +102,17 @@ def test_every_command_has_help(cohort):
         assert cohort.run("help", name).stdout == res.stdout
     assert cohort.run("help", "nonsense").returncode == 2
     assert cohort.run().returncode == 2   # no command at all
+
+
+def test_version_and_the_man_page(cohort):
+    res = cohort.run("version")
+    assert res.returncode == 0 and res.stdout.startswith("cohort ")
+    assert cohort.run("--version").stdout == res.stdout
+    assert cohort.run("version", "extra").returncode == 2
+    # The man page documents every command `cohort help` lists.
+    names = [line.split()[0] for line in cohort.run("help").stdout.split("commands:\n")[1]
+             .split("\n\n")[0].splitlines()]
+    man = (ROOT / "dist" / "cohort.1").read_text()
+    documented = {m.replace("\\-", "-")
+                  for m in re.findall(r"^\.B[IR]? \"?([a-z\\-]+)", man, re.M)}
+    assert set(names) <= documented, set(names) - documented
