@@ -53,7 +53,7 @@ UNIT_TESTS = test_text test_toml test_config test_roadmap test_store test_comman
              test_leaderboard test_digest test_log test_discord test_adapters test_dispatch test_feeds
 UNIT_BINS = $(UNIT_TESTS:%=$(BUILD)/tests/%)
 
-.PHONY: all run test unit integration deps install uninstall clean format fuzz bench bench-gateway docker-test soak
+.PHONY: all run test unit integration deps deps-build install uninstall clean format fuzz bench bench-gateway docker-test soak
 all: $(BUILD)/cohort
 
 $(BUILD)/cohort: $(CORE_OBJ) $(MAIN_OBJ) | check-deps
@@ -81,13 +81,18 @@ $(BUILD)/tests/%: tests/unit/%.c $(CORE_OBJ)
 
 .PHONY: check-deps
 check-deps:
-	@$(PKG_CONFIG) --exists $(PKGS) || { echo "missing libraries: run 'make deps' (as root) first" >&2; exit 1; }
+	@command -v $(firstword $(CC)) >/dev/null 2>&1 || { echo "no C compiler ($(CC)): run 'make deps' (as root) first" >&2; exit 1; }
+	@$(PKG_CONFIG) --exists $(PKGS) 2>/dev/null || { echo "missing libraries: run 'make deps' (as root) first" >&2; exit 1; }
 
-# Installs the Debian packages cohort and its tests need (as root), or prints the command.
+# Installs the Debian packages cohort and its tests need (as root), or prints the command;
+# deps-build only what building and running need (the compiler included).
 deps:
-	@sh scripts/deps.sh
+	@sh scripts/deps.sh test
 
-run: deps
+deps-build:
+	@sh scripts/deps.sh build
+
+run: deps-build
 	@$(MAKE) --no-print-directory $(BUILD)/cohort
 	$(BUILD)/cohort run $(if $(CONFIG),-c $(CONFIG))
 
