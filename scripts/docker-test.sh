@@ -1,13 +1,28 @@
 #!/bin/sh
-# Shows that the Dockerfile works. Where a Docker engine can run (as root, with
-# docker.io and debootstrap from Debian), it builds the image and runs its
-# console job with piped input. Where none can, it lints the Dockerfile and
-# runs the Dockerfile's build and install steps in this same Debian, then the
-# installed binary as an unprivileged user, as the image would.
-# Usage: sh scripts/docker-test.sh [--engine-only | --no-engine]
+# Shows that cohort works where a new user or a container puts it. Where a Docker engine can
+# run (as root, with docker.io and debootstrap from Debian), it makes a bare Debian 12 base
+# image (debootstrap minbase: no compiler, no libraries) and then:
+#   image  builds the Dockerfile's image and runs its console job with piped input;
+#   fresh  is a new user: the committed tree in a bare container with only make added,
+#          then the README's quick start, `make run` (must answer a /done) and `make test`,
+#          each timed and bounded.
+# Where no engine can run, `image` lints the Dockerfile and runs its build and install steps
+# in this same Debian, then the installed binary as an unprivileged user, as the image
+# would; `fresh` cannot be shown without an engine and fails.
+# Usage: sh scripts/docker-test.sh [--engine-only | --no-engine] [image] [fresh]
+#        (no check named: image only)
 set -eu
 cd "$(dirname "$0")/.."
-mode=${1:-auto}
+mode=auto
+checks=""
+for a in "$@"; do
+	case "$a" in
+	--engine-only | --no-engine) mode=$a ;;
+	image | fresh) checks="$checks $a" ;;
+	*) echo "usage: sh scripts/docker-test.sh [--engine-only | --no-engine] [image] [fresh]" >&2; exit 2 ;;
+	esac
+done
+[ -n "$checks" ] || checks=image
 work=$(mktemp -d /tmp/cohort-docker.XXXXXX)
 pid=""
 cleanup() {
@@ -96,11 +111,33 @@ without_engine() {
 	echo "docker-test: no Docker engine here; the Dockerfile's steps ran in this Debian and answered"
 }
 
+# A new user on a fresh Debian 12: the committed tree, make, and the README's two commands.
+# FRESH_RUN_TIMEOUT and FRESH_TEST_TIMEOUT bound them (seconds).
+fresh() {
+	git rev-parse --verify -q HEAD >/dev/null || fail "fresh: not a git checkout (it tests the committed tree)"
+	git archive --format=tar HEAD >"$work/tree.tar"
+	docker rm -f cohort-fresh >/dev/null 2>&1 || true
+	start=$(date +%s)
+	docker run --rm -i --name cohort-fresh -e FRESH_RUN_TIMEOUT -e FRESH_TEST_TIMEOUT \
+		debian:bookworm-slim sh -c 'mkdir /src && tar -x -C /src && exec sh /src/scripts/fresh-machine.sh' \
+		<"$work/tree.tar" ||
+		fail "fresh: the quick start failed on a bare Debian 12 (exit $?)"
+	echo "docker-test: fresh Debian 12: both commands worked ($(($(date +%s) - start)) s in all)"
+}
+
 lint
+have_engine=no
 if [ "$mode" != "--no-engine" ] && engine; then
-	with_engine
+	have_engine=yes
 elif [ "$mode" = "--engine-only" ]; then
 	fail "no Docker engine could be started"
-else
-	without_engine
 fi
+for c in $checks; do
+	t=$(date +%s)
+	case "$c" in
+	image) if [ $have_engine = yes ]; then with_engine; else without_engine; fi ;;
+	fresh) [ $have_engine = yes ] || fail "fresh: needs a Docker engine (docker.io, debootstrap, root)"
+	       fresh ;;
+	esac
+	echo "docker-test: $c took $(($(date +%s) - t)) s"
+done
