@@ -10,8 +10,10 @@ if command -v cc >/dev/null 2>&1 || command -v gcc >/dev/null 2>&1; then
 	exit 3
 fi
 # A new user's only prerequisite: make.
-apt-get update -q >/dev/null
-apt-get install -y -q --no-install-recommends make >/dev/null
+if ! { apt-get update -q && apt-get install -y -q --no-install-recommends make; } >/tmp/apt.log 2>&1; then
+	cat /tmp/apt.log
+	exit 2
+fi
 
 t0=$(date +%s)
 if ! out=$(printf '/done Kafka\n/progress\n' | timeout "${FRESH_RUN_TIMEOUT:-900}" make run 2>/tmp/run.err); then
