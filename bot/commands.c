@@ -417,7 +417,10 @@ static int cmd_undo(struct bot *b, const struct event *ev, struct reply *r)
 		reply_title(r, REPLY_SUCCESS, "Undone: %s is unmarked again", name);
 	else
 		reply_title(r, REPLY_SUCCESS, "Undone: %s is %s again", name, status_words(u.to));
-	reply_line(r, "It was %s.", status_words(u.from));
+	if (u.from == STATUS_NONE)
+		reply_line(r, "It had no status.");
+	else
+		reply_line(r, "It was %s.", status_words(u.from));
 	free(u.topic_id);
 	add_progress_line(b, ev, r);
 	return COHORT_OK;
@@ -547,9 +550,7 @@ static void board_row(const struct leaderboard *lb, const struct lb_row *row, si
 		      struct strbuf *sb)
 {
 	sb_addf(sb, "#%-3d ", row->rank);
-	sb_adds(sb, row->member_name);
-	for (size_t w = text_width(row->member_name); w < width; w++)
-		sb_addc(sb, ' ');
+	text_add_padded(sb, row->member_name, width);
 	sb_addf(sb, " %4d pt%s", row->points, row->points == 1 ? " " : "s");
 	if (row->streak > 0)
 		sb_addf(sb, "  streak %d", row->streak);
@@ -581,11 +582,11 @@ static int cmd_leaderboard(struct bot *b, const struct event *ev, struct reply *
 	}
 	reply_title(r, REPLY_INFO, "Leaderboard \u2014 %s", lb_period_name(period));
 	if (lb.n == 0)
-		reply_line(r, "Nobody has finished a topic %s yet. Be the first: /done TOPIC",
-			   period == LB_ALL ? "" : lb_period_name(period));
+		reply_line(r, "Nobody has finished a topic%s%s yet. Be the first: /done TOPIC",
+			   period == LB_ALL ? "" : " ", period == LB_ALL ? "" : lb_period_name(period));
 	size_t width = 4;
 	for (size_t i = 0; i < lb.n; i++) {
-		size_t w = text_width(lb.rows[i].member_name);
+		size_t w = text_display_width(lb.rows[i].member_name);
 		width = w > width ? (w > 24 ? 24 : w) : width;
 	}
 	for (size_t i = 0; i < lb.n; i++) {

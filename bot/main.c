@@ -608,7 +608,8 @@ static int cmd_import(struct app *app, const struct cli *cli)
 		fprintf(stderr, "cohort: %s\n", err);
 		return rc == COHORT_ERR_STORE || rc == COHORT_ERR_IO ? EXIT_RUNTIME : EXIT_USAGE;
 	}
-	printf("imported %zu records into %s\n", n, app->cfg.store_path);
+	printf("imported %zu %s into %s\n", n, text_plural((long)n, "record", "records"),
+	       app->cfg.store_path);
 	return EXIT_OK;
 }
 static int cmd_register(struct app *app, const struct cli *cli)
@@ -656,8 +657,9 @@ static int cmd_roadmap(struct app *app, const struct cli *cli)
 		}
 		putchar('\n');
 	}
-	printf("\n%zu topics in %zu sections, from %s\n", roadmap_topic_count(rm), sections,
-	       roadmap_source(rm));
+	size_t topics = roadmap_topic_count(rm);
+	printf("\n%zu %s in %zu %s, from %s\n", topics, text_plural((long)topics, "topic", "topics"),
+	       sections, text_plural((long)sections, "section", "sections"), roadmap_source(rm));
 	return EXIT_OK;
 }
 
@@ -668,7 +670,8 @@ static int cmd_check_config(struct app *app, const struct cli *cli)
 	config_describe(&app->cfg, &sb);
 	fputs(sb_str(&sb), stdout);
 	sb_release(&sb);
-	printf("roadmap: %zu topics from %s\n", roadmap_topic_count(app->rm),
+	printf("roadmap: %zu %s from %s\n", roadmap_topic_count(app->rm),
+	       text_plural((long)roadmap_topic_count(app->rm), "topic", "topics"),
 	       roadmap_source(app->rm));
 	if (app->cfg.discord_enabled || app->cfg.matrix_enabled)
 		printf("would run: %s%s%s\n", app->cfg.discord_enabled ? "discord" : "",

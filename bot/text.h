@@ -40,6 +40,23 @@ bool text_utf8_valid(const char *s, size_t n);
 size_t text_width(const char *s);
 
 /*
+ * The columns s takes in a monospace font: one per character, two for East
+ * Asian wide and fullwidth characters (日本, ＡＢ, most emoji), none for
+ * combining marks, zero-width characters and controls. A byte that is not
+ * UTF-8 counts one column.
+ */
+size_t text_display_width(const char *s);
+
+/*
+ * Appends s, then spaces until it fills `columns` display columns (nothing
+ * when s is that wide already), so names line up in a table.
+ */
+void text_add_padded(struct strbuf *sb, const char *s, size_t columns);
+
+/* one when n is 1, else many: "1 topic", "2 topics". */
+const char *text_plural(long n, const char *one, const char *many);
+
+/*
  * Looks at the character at s (n bytes left): returns its length, and sets
  * *unsafe when it must not be shown as is — a control character, a byte that
  * is not UTF-8, or a bidirectional override that reorders the text around it.

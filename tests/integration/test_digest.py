@@ -117,3 +117,33 @@ def test_a_group_that_turned_the_digest_off_gets_none(cohort):
     s.say("/help")
     s.wait_for("/done TOPIC")
     assert "Daily digest" not in s.close()
+
+
+def column(text, name, needle):
+    """The display column (wide characters count two) where needle starts on name's line."""
+    import unicodedata
+    line = next(ln for ln in text.splitlines() if name in ln)
+    head = line[:line.index(needle, line.index(name))]
+    return sum(0 if unicodedata.combining(c) else
+               2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in head)
+
+
+def test_small_text_faults_are_gone(cohort):
+    out = cohort.console("/leaderboard\n@\u00e9milie_\u00e7\u00e0 /done kafka\n"
+                         "@\u65e5\u672c /done redis\n@bo /done docker\n/leaderboard\n"
+                         "/done nginx\n/reset nginx\n/undo\n", "--as", "ana")
+    assert "Nobody has finished a topic yet." in out
+    board = out[out.rindex("Leaderboard"):]
+    col = column(board, "bo ", " pt")
+    assert column(board, "\u00e9milie_\u00e7\u00e0", " pt") == col
+    assert column(board, "\u65e5\u672c", " pt") == col
+    assert "It had no status." in out and "It was no status" not in out
+    md = cohort.workdir / "one.md"
+    md.write_text("- [ ] Basics\n  - [ ] Ownership\n")
+    cfg = cohort.workdir / "one.toml"
+    cfg.write_text(f'[roadmap]\nfile = "{md}"\n')
+    res = cohort.run("roadmap", "-c", str(cfg))
+    assert res.returncode == 0, res.stderr
+    assert "1 topic in 1 section, from" in res.stdout
+    res = cohort.run("check-config", "-c", str(cfg))
+    assert "roadmap: 1 topic from" in res.stdout

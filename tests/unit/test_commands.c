@@ -6,6 +6,8 @@
 
 #include "bot_fixture.h"
 
+#include "bot/text.h"
+
 #include <sqlite3.h>
 
 /* Wednesday 2026-11-25 12:00 UTC. */
@@ -199,6 +201,54 @@ static void leaderboard_ranks_with_shared_places(void **state)
 	assert_contains(t, "#1   cy"); /* still November */
 }
 
+/* The display column where `needle` starts on the line of t that holds `name`. */
+static size_t column_of(const char *t, const char *name, const char *needle)
+{
+	const char *line = strstr(t, name);
+	if (!line)
+		fail_msg("no \"%s\" in:\n%s", name, t);
+	while (line > t && line[-1] != '\n')
+		line--;
+	const char *hit = strstr(line, needle);
+	const char *eol = strchr(line, '\n');
+	if (!hit || (eol && hit > eol))
+		fail_msg("no \"%s\" on the line of %s:\n%s", needle, name, t);
+	char *head = xstrndup(line, (size_t)(hit - line));
+	size_t col = text_display_width(head);
+	free(head);
+	return col;
+}
+
+static void leaderboard_columns_line_up_for_any_name(void **state)
+{
+	struct bot_fixture *f = *state;
+	const char *t = say(f, "leaderboard", "");
+	assert_contains(t, "Nobody has finished a topic yet. Be the first");
+	say_as(f, "\u00e9milie_\u00e7\u00e0", false, "done", "kafka");
+	say_as(f, "\u65e5\u672c", false, "done", "kafka");
+	say_as(f, "e\u0301va", false, "done", "redis");
+	say_as(f, "bo", false, "done", "docker");
+	t = say(f, "leaderboard", "");
+	size_t col = column_of(t, "bo ", " pt");
+	assert_int_equal(column_of(t, "\u00e9milie_\u00e7\u00e0", " pt"), col);
+	assert_int_equal(column_of(t, "\u65e5\u672c", " pt"), col);
+	assert_int_equal(column_of(t, "e\u0301va", " pt"), col);
+}
+
+static void undo_says_what_the_topic_was(void **state)
+{
+	struct bot_fixture *f = *state;
+	say(f, "done", "kafka");
+	say(f, "reset", "kafka");
+	const char *t = say(f, "undo", ""); /* undoes the reset: from no status back to done */
+	assert_contains(t, "Undone: Kafka is done again");
+	assert_contains(t, "It had no status.");
+	assert_lacks(t, "It was no status");
+	t = say(f, "undo", "");
+	assert_contains(t, "Undone: Kafka is unmarked again");
+	assert_contains(t, "It was done.");
+}
+
 static void topics_next_and_who(void **state)
 {
 	struct bot_fixture *f = *state;
@@ -380,6 +430,8 @@ int main(void)
 		T(progress_of_a_groupmate),
 		T(streaks_count_consecutive_days),
 		T(leaderboard_ranks_with_shared_places),
+		T(leaderboard_columns_line_up_for_any_name),
+		T(undo_says_what_the_topic_was),
 		T(topics_next_and_who),
 		T(digest_preview_and_admin_settings),
 		T(help_and_unknown_commands),

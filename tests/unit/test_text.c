@@ -111,6 +111,57 @@ static void bars_and_percent(void **state)
 	assert_int_equal(text_width("\u2588ab"), 3);
 }
 
+static void display_width_counts_columns(void **state)
+{
+	(void)state;
+	struct {
+		const char *s;
+		size_t w;
+	} cases[] = {
+		{"", 0},
+		{"ana", 3},
+		{"\u00e9milie_\u00e7\u00e0", 9},       /* precomposed: one column each */
+		{"e\u0301milie_c\u0327a\u0300", 9},    /* combining marks: none */
+		{"\u65e5\u672c", 4},                   /* East Asian wide: two each */
+		{"\u65e5\u672c\u8a9e x", 8},
+		{"\uac00\ud7a3", 4},                   /* Hangul syllables */
+		{"\uff21\uff22", 4},                   /* fullwidth Latin */
+		{"\U0001f389!", 3},                     /* emoji */
+		{"\U00020000", 2},                      /* CJK extension B */
+		{"a\u200bb\u200d\ufeff", 2},            /* zero-width characters */
+		{"\u2588\u2591", 2},                   /* block elements are narrow */
+		{"a\x01" "b", 2},                      /* a control shows nothing */
+		{"\xff\xc3", 2},                       /* a byte that is not UTF-8: one */
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		if (text_display_width(cases[i].s) != cases[i].w)
+			fail_msg("\"%s\": %zu columns, not %zu", cases[i].s,
+				 text_display_width(cases[i].s), cases[i].w);
+}
+
+static void padding_lines_up_by_columns(void **state)
+{
+	(void)state;
+	struct strbuf sb = STRBUF_INIT;
+	const char *names[] = {"ana", "\u00e9milie_\u00e7\u00e0", "\u65e5\u672c", "e\u0301"};
+	size_t bytes_before_bar[4];
+	for (size_t i = 0; i < 4; i++) {
+		sb_truncate(&sb, 0);
+		text_add_padded(&sb, names[i], 10);
+		assert_int_equal(text_display_width(sb_str(&sb)), 10);
+		bytes_before_bar[i] = sb.len;
+	}
+	assert_int_equal(bytes_before_bar[0], 10);
+	assert_int_equal(bytes_before_bar[2], 6 + 6); /* 4 columns of text, 6 spaces */
+	sb_truncate(&sb, 0);
+	text_add_padded(&sb, "longer than four", 4); /* never cut */
+	assert_string_equal(sb_str(&sb), "longer than four");
+	sb_release(&sb);
+	assert_string_equal(text_plural(1, "topic", "topics"), "topic");
+	assert_string_equal(text_plural(0, "topic", "topics"), "topics");
+	assert_string_equal(text_plural(2, "topic", "topics"), "topics");
+}
+
 static void trim_and_compare(void **state)
 {
 	(void)state;
@@ -129,6 +180,8 @@ int main(void)
 		cmocka_unit_test(utf8_validation),
 		cmocka_unit_test(printable_replaces_controls),
 		cmocka_unit_test(bars_and_percent),
+		cmocka_unit_test(display_width_counts_columns),
+		cmocka_unit_test(padding_lines_up_by_columns),
 		cmocka_unit_test(trim_and_compare),
 	};
 	return cmocka_run_group_tests_name("text", tests, NULL, NULL);
