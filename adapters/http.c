@@ -537,13 +537,22 @@ static void *worker(void *arg)
 		curl_multi_perform(c->multi, &running);
 		CURLMsg *m;
 		int left;
+		bool finished = false;
 		while ((m = curl_multi_info_read(c->multi, &left))) {
 			if (m->msg != CURLMSG_DONE)
 				continue;
 			struct xfer *x;
 			curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&x);
 			completed(c, x, m->data.result);
+			finished = true;
 		}
+		/*
+		 * A finished transfer may have set a wait (429 retry_after, bucket reset,
+		 * 5xx backoff) or freed its queue: work out the next deadline again before
+		 * sleeping, so a retry starts when it is due, not on the next second.
+		 */
+		if (finished)
+			continue;
 		if (c->active || pending)
 			curl_multi_poll(c->multi, NULL, 0, (int)wait, NULL);
 		else
