@@ -1,10 +1,13 @@
 #include "clock.h"
 
+#include "text.h"
 #include "util.h"
 
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -231,5 +234,147 @@ bool parse_hhmm(const char *s, int *hh, int *mm)
 		return false;
 	*hh = h;
 	*mm = m;
+	return true;
+}
+
+bool parse_time_of_day(const char *s, int *hh, int *mm)
+{
+	char two[6];
+	if (strlen(s) == 4 && s[0] >= '0' && s[0] <= '9') {
+		snprintf(two, sizeof(two), "0%s", s);
+		return parse_hhmm(two, hh, mm);
+	}
+	return parse_hhmm(s, hh, mm);
+}
+
+static const char *zoneinfo_dir(void)
+{
+	const char *dir = getenv("TZDIR");
+	return dir && *dir ? dir : "/usr/share/zoneinfo";
+}
+
+/* Entries of the zoneinfo tree that are not zones: lowercase files (zone.tab,
+ * posixrules, tzdata.zi, localtime) and the posix/ and right/ copies. */
+static bool zone_entry(const char *name)
+{
+	return name[0] >= 'A' && name[0] <= 'Z' && strcmp(name, "posix") != 0 &&
+	       strcmp(name, "right") != 0;
+}
+
+bool tz_canonical(const char *name, char *out, size_t n)
+{
+	if (!name || !*name || strlen(name) > 64 || name[0] == '/' || strstr(name, ".."))
+		return false;
+	if (tz_valid(name)) {
+		snprintf(out, n, "%s", name);
+		return true;
+	}
+	/* Component by component, the directory entry that matches ignoring case. */
+	char path[512], found[80] = "";
+	char *copy = xstrdup(name), *save = NULL;
+	snprintf(path, sizeof(path), "%s", zoneinfo_dir());
+	bool ok = true;
+	for (char *part = strtok_r(copy, "/", &save); part && ok;
+	     part = strtok_r(NULL, "/", &save)) {
+		DIR *d = opendir(path);
+		ok = false;
+		for (struct dirent *e; d && (e = readdir(d));) {
+			if (zone_entry(e->d_name) && strcasecmp(e->d_name, part) == 0) {
+				size_t len = strlen(found);
+				snprintf(found + len, sizeof(found) - len, "%s%.64s", len ? "/" : "",
+					 e->d_name);
+				len = strlen(path);
+				snprintf(path + len, sizeof(path) - len, "/%.64s", e->d_name);
+				ok = true;
+				break;
+			}
+		}
+		if (d)
+			closedir(d);
+	}
+	free(copy);
+	if (!ok || !tz_valid(found))
+		return false;
+	snprintf(out, n, "%s", found);
+	return true;
+}
+
+struct zone_guess {
+	char *want;      /* the typed name, lowercased */
+	char best[160];  /* the best zone so far */
+	int distance;    /* its edit distance; -1: a city matched exactly */
+};
+
+/* Lowercase, with spaces and dashes as underscores: "New-York" and "new york" are "new_york". */
+static void fold_zone(char *s)
+{
+	for (; *s; s++)
+		if (*s >= 'A' && *s <= 'Z')
+			*s = (char)(*s - 'A' + 'a');
+		else if (*s == ' ' || *s == '-')
+			*s = '_';
+}
+
+static void consider_zone(struct zone_guess *g, const char *zone)
+{
+	if (g->distance < 0)
+		return;
+	char *low = xstrdup(zone);
+	fold_zone(low);
+	const char *city = strrchr(low, '/');
+	city = city ? city + 1 : low;
+	if (strcmp(city, g->want) == 0) {
+		g->distance = -1;
+		snprintf(g->best, sizeof(g->best), "%s", zone);
+	} else {
+		/* Spelling slips: a third of the name, at most 3 edits. */
+		int max = (int)strlen(g->want) / 3;
+		max = max > 3 ? 3 : max;
+		int d = text_distance(g->want, strchr(g->want, '/') ? low : city, max);
+		if (d <= max && (!g->best[0] || d < g->distance)) {
+			g->distance = d;
+			snprintf(g->best, sizeof(g->best), "%s", zone);
+		}
+	}
+	free(low);
+}
+
+static void walk_zones(struct zone_guess *g, const char *dir, const char *prefix, int depth)
+{
+	DIR *d = opendir(dir);
+	if (!d)
+		return;
+	for (struct dirent *e; (e = readdir(d));) {
+		if (!zone_entry(e->d_name))
+			continue;
+		char path[512], zone[160];
+		if (strlen(prefix) + strlen(e->d_name) > 70)
+			continue;
+		snprintf(path, sizeof(path), "%.400s/%.64s", dir, e->d_name);
+		snprintf(zone, sizeof(zone), "%.80s%s%.64s", prefix, *prefix ? "/" : "", e->d_name);
+		struct stat st;
+		if (stat(path, &st) != 0)
+			continue;
+		if (S_ISDIR(st.st_mode)) {
+			if (depth < 3)
+				walk_zones(g, path, zone, depth + 1);
+		} else {
+			consider_zone(g, zone);
+		}
+	}
+	closedir(d);
+}
+
+bool tz_suggest(const char *name, char *out, size_t n)
+{
+	if (!name || !*name || strlen(name) > 64)
+		return false;
+	struct zone_guess g = {xstrdup(name), "", 0};
+	fold_zone(g.want);
+	walk_zones(&g, zoneinfo_dir(), "", 1);
+	free(g.want);
+	if (!g.best[0] || !tz_valid(g.best))
+		return false;
+	snprintf(out, n, "%s", g.best);
 	return true;
 }

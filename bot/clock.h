@@ -8,6 +8,7 @@
 #define COHORT_CLOCK_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* The real time now, in Unix milliseconds. */
@@ -41,7 +42,23 @@ int64_t tz_at_time(const char *zone, int64_t t, int hh, int mm);
 /* Formats t in zone with strftime format fmt into buf (size n). */
 void tz_format(const char *zone, int64_t t, const char *fmt, char *buf, int n);
 
+/*
+ * The zoneinfo spelling of a zone name typed in any case ("europe/berlin" ->
+ * "Europe/Berlin", "utc" -> "UTC") into out (n bytes). False when no zone
+ * has that name.
+ */
+bool tz_canonical(const char *name, char *out, size_t n);
+
+/*
+ * The zone a user most likely meant by name, which is not a zone: the one
+ * whose city is name ("Berlin", "new_york"), else the nearest by spelling
+ * ("Europe/Berln"). False when none is near.
+ */
+bool tz_suggest(const char *name, char *out, size_t n);
+
 /* Parses "HH:MM" (00:00 to 23:59). */
 bool parse_hhmm(const char *s, int *hh, int *mm);
+/* Parses a time of day as people type it: "HH:MM" or "H:MM" ("7:30"), 24-hour. */
+bool parse_time_of_day(const char *s, int *hh, int *mm);
 
 #endif

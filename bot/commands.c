@@ -7,6 +7,7 @@
 #include "err.h"
 #include "log.h"
 #include "roadmap.h"
+#include "scheduler.h"
 #include "text.h"
 #include "util.h"
 
@@ -78,7 +79,8 @@ static const struct command commands[] = {
 	 "Lists who finished TOPIC (ask them for help) and who is working on it now.", false},
 	{"digest", cmd_digest, "digest [channel here|off] [time HH:MM [TZ]]", "the daily digest",
 	 "Previews today's digest. Admins: \"digest channel here\" posts it in this channel, "
-	 "\"digest channel off\" stops it, \"digest time 18:00 Europe/Berlin\" sets when.",
+	 "\"digest channel off\" stops it, \"digest time 18:00 Europe/Berlin\" sets when "
+	 "(\"digest time Europe/Berlin\" changes only the zone).",
 	 false},
 	{"help", cmd_help, "help [command]", "how to use cohort",
 	 "Lists the commands, or explains one.", true},
@@ -823,6 +825,32 @@ static bool admin_only(const struct event *ev, struct reply *r)
 	return false;
 }
 
+/* "every day at 18:00 (Europe/Berlin) in this channel", or that the digest is off. */
+static void digest_settings_line(struct reply *r, const struct event *ev,
+				 const struct group_prefs *p)
+{
+	if (!p->digest_channel)
+		reply_line(r, "The daily digest is off: an admin turns it on with /digest channel here.");
+	else if (strcmp(p->digest_channel, ev->channel_id) == 0)
+		reply_line(r, "Posted every day at %s (%s) in this channel.", p->digest_time,
+			   p->timezone);
+	else
+		reply_line(r, "Posted every day at %s (%s) in another channel (%.64s).",
+			   p->digest_time, p->timezone, p->digest_channel);
+}
+
+/* Says that words[i] is not a time zone, with the zone it most likely meant. */
+static void not_a_zone(struct reply *r, const char *word)
+{
+	char guess[80];
+	reply_title(r, REPLY_ERROR, "\u201c%.*s\u201d is not a time zone", 64, word);
+	if (tz_suggest(word, guess, sizeof(guess)))
+		reply_line(r, "Did you mean %s? Nothing was changed.", guess);
+	else
+		reply_line(r, "Use an IANA name such as UTC, Europe/Berlin or "
+			      "America/New_York. Nothing was changed.");
+}
+
 static int cmd_digest(struct bot *b, const struct event *ev, struct reply *r)
 {
 	char *args = text_trim(xstrdup(ev->args));
@@ -833,9 +861,16 @@ static int cmd_digest(struct bot *b, const struct event *ev, struct reply *r)
 		words[nw++] = w;
 	int rc = COHORT_OK;
 	if (nw == 0) {
+		struct group_prefs p;
 		rc = bot_digest(b, ev->group_id, r);
-		if (rc)
+		if (!rc)
+			rc = bot_group_prefs(b, ev->group_id, &p);
+		if (rc) {
 			store_failed(r);
+			goto out;
+		}
+		digest_settings_line(r, ev, &p);
+		group_prefs_release(&p);
 		goto out;
 	}
 	r->ephemeral = true;
@@ -845,7 +880,8 @@ static int cmd_digest(struct bot *b, const struct event *ev, struct reply *r)
 			goto out;
 		bool off = text_ieq(words[1], "off");
 		rc = store_set_digest_channel(b->store, ev->group_id, off ? NULL : ev->channel_id);
-		b->schedule_changed = true;
+		if (!rc)
+			rc = scheduler_settings_changed(b, ev->group_id);
 		if (rc) {
 			store_failed(r);
 			goto out;
@@ -867,32 +903,51 @@ static int cmd_digest(struct bot *b, const struct event *ev, struct reply *r)
 		goto out;
 	}
 	if (text_ieq(words[0], "time") && (nw == 2 || nw == 3)) {
-		int hh, mm;
 		if (!admin_only(ev, r))
 			goto out;
-		if (!parse_hhmm(words[1], &hh, &mm)) {
-			reply_title(r, REPLY_ERROR, "\u201c%.*s\u201d is not a time", 20, words[1]);
-			reply_line(r,
-				   "Write it as HH:MM, 24-hour: /digest time 18:00 Europe/Berlin");
+		/* "time HH:MM", "time HH:MM ZONE", or "time ZONE" (the zone alone). */
+		int hh = -1, mm = 0;
+		char hhmm[16], zone[80];
+		const char *zone_word = nw == 3 ? words[2] : NULL;
+		if (!parse_time_of_day(words[1], &hh, &mm)) {
+			bool looks_like_time = (words[1][0] >= '0' && words[1][0] <= '9') || nw == 3;
+			if (looks_like_time) {
+				reply_title(r, REPLY_ERROR, "\u201c%.*s\u201d is not a time", 20,
+					    words[1]);
+				reply_line(r, "Write it as HH:MM, 24-hour: /digest time 18:00 "
+					      "Europe/Berlin. Nothing was changed.");
+				goto out;
+			}
+			hh = -1;
+			zone_word = words[1];
+		}
+		if (zone_word && !tz_canonical(zone_word, zone, sizeof(zone))) {
+			not_a_zone(r, zone_word);
 			goto out;
 		}
-		if (nw == 3 && !tz_valid(words[2])) {
-			reply_title(r, REPLY_ERROR, "\u201c%.*s\u201d is not a time zone", 64,
-				    words[2]);
-			reply_line(r, "Use an IANA name such as UTC, Europe/Berlin or "
-				      "America/New_York. Nothing was changed.");
+		struct store_settings before;
+		rc = store_get_settings(b->store, ev->group_id, &before);
+		if (rc) {
+			store_failed(r);
 			goto out;
 		}
-		struct group_prefs before;
-		rc = bot_group_prefs(b, ev->group_id, &before);
+		struct group_prefs old;
+		rc = bot_group_prefs(b, ev->group_id, &old);
+		if (!rc) {
+			/* The zone alone keeps the time as it was (unset stays the default). */
+			if (hh >= 0)
+				snprintf(hhmm, sizeof(hhmm), "%02d:%02d", hh, mm);
+			rc = store_set_digest_time(b->store, ev->group_id,
+						   hh >= 0 ? hhmm : before.digest_time,
+						   zone_word ? zone : NULL);
+		}
+		store_settings_release(&before);
 		if (!rc)
-			rc = store_set_digest_time(b->store, ev->group_id, words[1],
-						   nw == 3 ? words[2] : NULL);
-		b->schedule_changed = true;
+			rc = scheduler_settings_changed(b, ev->group_id);
 		/* Weeks and months now start at the new zone's midnights: recount them. */
-		if (!rc && nw == 3 && strcmp(before.timezone, words[2]) != 0)
+		if (!rc && zone_word && strcmp(old.timezone, zone) != 0)
 			rc = store_rebuild_periods(b->store, ev->group_id);
-		group_prefs_release(&before);
+		group_prefs_release(&old);
 		if (rc) {
 			store_failed(r);
 			goto out;
@@ -901,6 +956,13 @@ static int cmd_digest(struct bot *b, const struct event *ev, struct reply *r)
 		if (bot_group_prefs(b, ev->group_id, &p) == COHORT_OK) {
 			reply_title(r, REPLY_SUCCESS, "The digest time is now %s (%s)",
 				    p.digest_time, p.timezone);
+			int ph, pm;
+			int64_t now = bot_now(b);
+			if (p.digest_channel && parse_hhmm(p.digest_time, &ph, &pm) &&
+			    tz_at_time(p.timezone, now, ph, pm) < now)
+				reply_line(r, "Today's %s has passed: the first digest at the new "
+					      "time comes tomorrow.",
+					   p.digest_time);
 			if (!p.digest_channel)
 				reply_line(r,
 					   "No channel yet: an admin says /digest channel here.");
@@ -909,7 +971,8 @@ static int cmd_digest(struct bot *b, const struct event *ev, struct reply *r)
 		goto out;
 	}
 	reply_title(r, REPLY_ERROR, "Usage: /digest [channel here|off] [time HH:MM [zone]]");
-	reply_line(r, "/digest alone previews today's digest.");
+	reply_line(r, "/digest alone previews today's digest; /digest time Europe/Berlin changes "
+		      "only the zone.");
 out:
 	free(args);
 	return rc;

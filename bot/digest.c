@@ -203,6 +203,12 @@ int digest_build(struct bot *b, const char *group_id, int64_t now, struct digest
 	char day[64];
 	tz_format(p.timezone, now, "%A %d %B", day, sizeof(day));
 	reply_title(r, REPLY_INFO, "Daily digest \u2014 %s", day);
+	if (members == 0) {
+		/* Nobody has spoken yet: no "quiet day" for a group that never started. */
+		reply_line(r, "Nothing to report yet: nobody in the group has logged progress.");
+		reply_line(r, "The first /done starts the digest \u2014 /next shows where to begin.");
+		goto out;
+	}
 	if (news.n == 0) {
 		reply_line(r, "A quiet day: nobody logged progress since the last digest.");
 		reply_line(r, "One topic keeps a streak alive \u2014 /next shows yours.");

@@ -52,6 +52,48 @@ void scheduler_sent(struct bot *b, const char *idem_key, int result)
 	free(f.group_id);
 }
 
+/* The adapter-state key under which a group's last digest settings change is kept. */
+static char *settings_key(const char *group_id)
+{
+	return xasprintf("digest.settings_changed_at:%s", group_id);
+}
+
+int scheduler_settings_changed(struct bot *b, const char *group_id)
+{
+	char *key = settings_key(group_id), value[24];
+	snprintf(value, sizeof(value), "%lld", (long long)bot_now(b));
+	int rc = store_state_set(b->store, key, value);
+	free(key);
+	b->schedule_changed = true;
+	return rc;
+}
+
+/* When the group's digest settings last changed (0: never, or before this was recorded). */
+static int settings_changed_at(struct bot *b, const char *group_id, int64_t *at)
+{
+	char *key = settings_key(group_id), *value = NULL;
+	int rc = store_state_get(b->store, key, &value);
+	*at = value ? strtoll(value, NULL, 10) : 0;
+	free(value);
+	free(key);
+	return rc;
+}
+
+static int stop_at_first(const struct store_activity *a, void *ud)
+{
+	(void)a;
+	(void)ud;
+	return 1;
+}
+
+/* Whether anyone in the group had logged progress before t. */
+static int active_before(struct bot *b, const char *group_id, int64_t t, bool *active)
+{
+	int rc = store_activity(b->store, group_id, 0, t, stop_at_first, NULL);
+	*active = rc == 1;
+	return rc == 1 ? COHORT_OK : rc;
+}
+
 bool scheduler_changed(const struct bot *b)
 {
 	return b->schedule_changed;
@@ -130,6 +172,21 @@ static int run_group(struct bot *b, const struct digest_sink *sink, const struct
 	if (rc && rc != COHORT_ERR_NOT_FOUND)
 		return rc;
 	bool resend = rc == COHORT_OK;
+	if (!resend && !now_anyway) {
+		/* Not due today when the time was set after it passed, or nobody had
+		 * logged anything by then (a later first /done does not post it late). */
+		int64_t set_at;
+		bool active = false;
+		rc = settings_changed_at(b, g->id, &set_at);
+		if (!rc && set_at <= slot)
+			rc = active_before(b, g->id, slot, &active);
+		if (rc)
+			return rc;
+		if (!active) {
+			earliest(next, tomorrow);
+			return COHORT_OK;
+		}
+	}
 	if (resend) {
 		snprintf(key, sizeof(key), "%s", rec.idem_key);
 		store_digest_release(&rec);

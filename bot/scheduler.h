@@ -53,6 +53,16 @@ int scheduler_post_now(struct bot *b, const struct digest_sink *sink, const char
  */
 void scheduler_sent(struct bot *b, const char *idem_key, int result);
 
+/*
+ * Records that an admin changed the group's digest channel, time or zone at
+ * the bot's clock. A digest time that had already passed today when it was
+ * set is not due today: the first digest at the new time is tomorrow's. (A
+ * digest missed while cohort was down is still posted when it comes back
+ * the same day, because its time was set before it passed.) Returns
+ * COHORT_OK or COHORT_ERR_STORE.
+ */
+int scheduler_settings_changed(struct bot *b, const char *group_id);
+
 /* True when a command changed a digest channel or time since the last scheduler_run(). */
 bool scheduler_changed(const struct bot *b);
 

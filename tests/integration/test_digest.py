@@ -147,3 +147,53 @@ def test_small_text_faults_are_gone(cohort):
     assert "1 topic in 1 section, from" in res.stdout
     res = cohort.run("check-config", "-c", str(cfg))
     assert "roadmap: 1 topic from" in res.stdout
+
+
+def test_digest_shows_its_settings_and_takes_zones_as_people_type_them(cohort):
+    out = cohort.console("/digest\n/digest time europe/berlin\n/digest time 7:30\n"
+                         "/digest time Berlin\n/digest time 7:30 Mars/Olympus\n/digest\n",
+                         "--as", "ana")
+    said = [body for _, body in replies(out)]
+    assert "Posted every day at 18:00 (UTC) in this channel." in said[0]
+    assert "The digest time is now 18:00 (Europe/Berlin)" in said[1]
+    assert "The digest time is now 07:30 (Europe/Berlin)" in said[2]
+    assert "\u201cBerlin\u201d is not a time zone" in said[3]
+    assert "Did you mean Europe/Berlin? Nothing was changed." in said[3]
+    assert "\u201cMars/Olympus\u201d is not a time zone" in said[4]
+    assert "Posted every day at 07:30 (Europe/Berlin) in this channel." in said[5]
+    db = sqlite3.connect(cohort.db)
+    assert db.execute("SELECT digest_time, timezone FROM group_settings "
+                      "WHERE group_id = 'console:local'").fetchall() == [("07:30", "Europe/Berlin")]
+
+
+def test_a_time_set_after_it_passed_posts_tomorrow_not_now(cohort):
+    cohort.console("/done kafka\n", "--as", "ana")  # 09:00 UTC
+    cohort.at("2026-11-25T17:00:00Z")
+    out = cohort.console("/digest time 16:30\n", "--as", "ana")
+    assert "Today's 16:30 has passed: the first digest at the new time comes tomorrow." in out
+    assert "Daily digest" not in out
+    # The rest of the day (10 clock minutes per real second): nothing.
+    s = Session(cohort, "2026-11-25T17:01:00Z", 600)
+    time.sleep(2)
+    s.say("/help")
+    s.wait_for("/done TOPIC")
+    assert "Daily digest" not in s.close()
+    # The next day at 16:30 it comes.
+    s = Session(cohort, "2026-11-26T16:29:00Z", 600)
+    s.wait_for("Daily digest \u2014 Thursday 26 November")
+    assert s.close().count("Daily digest") == 1
+    assert digests(cohort) == [("2026-11-26", 1)]
+
+
+def test_a_group_nobody_has_spoken_in_gets_no_quiet_day_digest(cohort):
+    s = Session(cohort, "2026-11-25T17:59:00Z", 600)
+    time.sleep(1.5)  # past 18:00: nobody has logged anything, so no digest
+    s.say("/done kafka")
+    s.wait_for("ana finished Kafka")
+    time.sleep(1)  # the first /done after digest time does not bring it late
+    out = s.close()
+    assert "Daily digest" not in out and "quiet day" not in out
+    s = Session(cohort, "2026-11-26T17:59:00Z", 600)
+    s.wait_for("Daily digest \u2014 Thursday 26 November")
+    assert "ana joined the group and finished Kafka" in s.close()
+    assert digests(cohort) == [("2026-11-26", 1)]

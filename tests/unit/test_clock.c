@@ -74,6 +74,68 @@ static void hhmm_parsing(void **state)
 	assert_false(parse_hhmm("ab:cd", &h, &m));
 }
 
+static void times_of_day_as_people_type_them(void **state)
+{
+	(void)state;
+	int h, m;
+	assert_true(parse_time_of_day("7:30", &h, &m));
+	assert_int_equal(h, 7);
+	assert_int_equal(m, 30);
+	assert_true(parse_time_of_day("19:05", &h, &m));
+	assert_int_equal(h, 19);
+	assert_int_equal(m, 5);
+	assert_false(parse_time_of_day("7:3", &h, &m));
+	assert_false(parse_time_of_day("7pm", &h, &m));
+	assert_false(parse_time_of_day(":730", &h, &m));
+	assert_false(parse_time_of_day("24:00", &h, &m));
+	assert_false(parse_time_of_day("", &h, &m));
+}
+
+static void zone_names_in_any_case(void **state)
+{
+	(void)state;
+	char z[80];
+	struct {
+		const char *typed, *canonical;
+	} cases[] = {{"europe/berlin", "Europe/Berlin"},
+		     {"EUROPE/BERLIN", "Europe/Berlin"},
+		     {"america/new_york", "America/New_York"},
+		     {"america/argentina/buenos_aires", "America/Argentina/Buenos_Aires"},
+		     {"utc", "UTC"},
+		     {"Europe/Berlin", "Europe/Berlin"}};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		z[0] = '\0';
+		if (!tz_canonical(cases[i].typed, z, sizeof(z)) ||
+		    strcmp(z, cases[i].canonical) != 0)
+			fail_msg("%s: got \"%s\"", cases[i].typed, z);
+	}
+	assert_false(tz_canonical("mars/olympus", z, sizeof(z)));
+	assert_false(tz_canonical("../../etc/passwd", z, sizeof(z)));
+	assert_false(tz_canonical("europe", z, sizeof(z))); /* a folder, not a zone */
+	assert_false(tz_canonical("posix/europe/berlin", z, sizeof(z)));
+}
+
+static void unknown_zones_get_a_suggestion(void **state)
+{
+	(void)state;
+	char z[80];
+	struct {
+		const char *typed, *suggested;
+	} cases[] = {{"Berlin", "Europe/Berlin"},
+		     {"new york", "America/New_York"},
+		     {"Europe/Berln", "Europe/Berlin"},
+		     {"Amerika/New_York", "America/New_York"},
+		     {"tokio", "Asia/Tokyo"}};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		z[0] = '\0';
+		if (!tz_suggest(cases[i].typed, z, sizeof(z)) ||
+		    strcmp(z, cases[i].suggested) != 0)
+			fail_msg("%s: got \"%s\"", cases[i].typed, z);
+	}
+	assert_false(tz_suggest("Mars/Olympus", z, sizeof(z)));
+	assert_false(tz_suggest("xq", z, sizeof(z)));
+}
+
 static void time_of_day_in_a_zone(void **state)
 {
 	(void)state;
@@ -91,6 +153,9 @@ int main(void)
 		cmocka_unit_test(day_numbers_follow_the_local_calendar),
 		cmocka_unit_test(hhmm_parsing),
 		cmocka_unit_test(time_of_day_in_a_zone),
+		cmocka_unit_test(times_of_day_as_people_type_them),
+		cmocka_unit_test(zone_names_in_any_case),
+		cmocka_unit_test(unknown_zones_get_a_suggestion),
 	};
 	return cmocka_run_group_tests_name("clock", tests, NULL, NULL);
 }

@@ -276,7 +276,9 @@ static void digest_preview_and_admin_settings(void **state)
 	struct bot_fixture *f = *state;
 	const char *t = say(f, "digest", "");
 	assert_contains(t, "Daily digest \u2014 Wednesday 25 November");
-	assert_contains(t, "A quiet day");
+	assert_contains(t, "Nothing to report yet"); /* nobody has logged anything */
+	assert_contains(t, "The daily digest is off: an admin turns it on with /digest channel "
+			   "here.");
 	say_as(f, "bob", false, "done", "kafka");
 	say_as(f, "bob", false, "start", "docker");
 	say(f, "start", "docker");
@@ -290,8 +292,11 @@ static void digest_preview_and_admin_settings(void **state)
 	t = say_as(f, "ana", true, "digest", "channel here");
 	assert_contains(t, "The daily digest will be posted here");
 	assert_contains(t, "18:00 (UTC)");
+	t = say(f, "digest", "");
+	assert_contains(t, "Posted every day at 18:00 (UTC) in this channel.");
 	t = say_as(f, "ana", true, "digest", "time 07:30 Mars/Olympus");
 	assert_contains(t, "\u201cMars/Olympus\u201d is not a time zone");
+	assert_contains(t, "Use an IANA name such as UTC");
 	t = say_as(f, "ana", true, "digest", "time 7pm");
 	assert_contains(t, "is not a time");
 	t = say_as(f, "ana", true, "digest", "time 07:30 Europe/Berlin");
@@ -301,8 +306,44 @@ static void digest_preview_and_admin_settings(void **state)
 	assert_string_equal(s.digest_channel, "chan");
 	assert_string_equal(s.timezone, "Europe/Berlin");
 	store_settings_release(&s);
+	/* The zone alone keeps the time; names in any case; one-digit hours. */
+	t = say_as(f, "ana", true, "digest", "time america/new_york");
+	assert_contains(t, "The digest time is now 07:30 (America/New_York)");
+	t = say_as(f, "ana", true, "digest", "time 7:05");
+	assert_contains(t, "The digest time is now 07:05 (America/New_York)");
+	t = say_as(f, "ana", true, "digest", "time 9:15 EUROPE/BERLIN");
+	assert_contains(t, "The digest time is now 09:15 (Europe/Berlin)");
+	t = say_as(f, "ana", true, "digest", "time Berlin");
+	assert_contains(t, "\u201cBerlin\u201d is not a time zone");
+	assert_contains(t, "Did you mean Europe/Berlin? Nothing was changed.");
+	t = say_as(f, "ana", true, "digest", "time 9:15 Europe/Berln");
+	assert_contains(t, "Did you mean Europe/Berlin?");
+	t = say_as(f, "ana", true, "digest", "time 25:00");
+	assert_contains(t, "\u201c25:00\u201d is not a time");
+	t = say_as(f, "bob", false, "digest", "time Europe/Paris");
+	assert_contains(t, "Only admins can change the digest");
+	assert_int_equal(store_get_settings(f->st, "test:group", &s), COHORT_OK);
+	assert_string_equal(s.digest_time, "09:15");
+	assert_string_equal(s.timezone, "Europe/Berlin");
+	store_settings_release(&s);
+	f->now += 1000;
+	say_as(f, "bob", false, "done", "redis"); /* the week board follows the new zone */
+	t = say(f, "digest", "");
+	assert_contains(t, "Posted every day at 09:15 (Europe/Berlin) in this channel.");
+	/* The zone alone, with no time ever set, leaves the time at the default. */
+	assert_int_equal(store_set_digest_time(f->st, "test:group", NULL, NULL), COHORT_OK);
+	t = say_as(f, "ana", true, "digest", "time utc");
+	assert_contains(t, "The digest time is now 18:00 (UTC)");
+	assert_int_equal(store_get_settings(f->st, "test:group", &s), COHORT_OK);
+	assert_null(s.digest_time);
+	store_settings_release(&s);
+	assert_int_equal(store_set_digest_channel(f->st, "test:group", "c2"), COHORT_OK);
+	t = say(f, "digest", "");
+	assert_contains(t, "Posted every day at 18:00 (UTC) in another channel (c2).");
 	t = say_as(f, "ana", true, "digest", "channel off");
 	assert_contains(t, "The daily digest is off");
+	t = say(f, "digest", "");
+	assert_contains(t, "The daily digest is off: an admin turns it on");
 }
 
 static void help_and_unknown_commands(void **state)

@@ -73,6 +73,14 @@ static void act(struct bot_fixture *f, int64_t t, const char *member, const char
 		fail_msg("/%s %s as %s: %s", cmd, topic, member, f->text);
 }
 
+/* Someone ("zed") logged progress in group long before the tests' days. */
+static void seed(struct bot_fixture *f, const char *group)
+{
+	struct store_change c = {group, "test:zed", "zed", "soap", STATUS_DONE, NULL, NULL,
+				 local_time(TZ, 2026, 1, 5, 12, 0)};
+	assert_int_equal(store_set_status(f->st, &c, NULL), COHORT_OK);
+}
+
 static int setup(void **state)
 {
 	struct bot_fixture *f = bot_fixture_new(TZ);
@@ -93,6 +101,7 @@ static int teardown(void **state)
 static void an_empty_day_gets_a_short_nudge(void **state)
 {
 	struct bot_fixture *f = *state;
+	seed(f, "test:group");
 	f->now = local_time(TZ, 2026, 11, 25, 18, 0);
 	assert_string_equal(preview(f),
 			    "Daily digest \u2014 Wednesday 25 November\n"
@@ -156,6 +165,7 @@ static void the_digest_posts_once_per_local_day(void **state)
 {
 	struct bot_fixture *f = *state;
 	struct sink_log log = {0};
+	seed(f, "test:group");
 	int64_t slot = local_time(TZ, 2026, 11, 25, 18, 0);
 	f->now = slot - 60000;
 	assert_int_equal(tick(f, &log), slot); /* the next due time is the slot */
@@ -188,6 +198,7 @@ static void a_missed_digest_is_caught_up_the_same_day_only(void **state)
 {
 	struct bot_fixture *f = *state;
 	struct sink_log log = {0};
+	seed(f, "test:group");
 	/* cohort was down at 18:00 and comes back at 21:30: it posts at once. */
 	f->now = local_time(TZ, 2026, 11, 25, 21, 30);
 	tick(f, &log);
@@ -207,6 +218,7 @@ static void an_unconfirmed_digest_is_resent_with_the_same_key(void **state)
 {
 	struct bot_fixture *f = *state;
 	struct sink_log log = {0};
+	seed(f, "test:group");
 	f->now = local_time(TZ, 2026, 11, 25, 18, 0);
 	log.fail_next = 1;                               /* the platform is down */
 	assert_int_equal(tick(f, &log), f->now + 60000); /* retry in a minute */
@@ -229,6 +241,8 @@ static void one_failing_group_does_not_hold_back_another(void **state)
 	struct bot_fixture *f = *state;
 	struct sink_log log = {0};
 	assert_int_equal(store_set_digest_channel(f->st, "test:other", "chan2"), COHORT_OK);
+	seed(f, "test:group");
+	seed(f, "test:other");
 	log.fail_group = "test:group";
 	f->now = local_time(TZ, 2026, 11, 25, 18, 0);
 	assert_int_equal(tick(f, &log), f->now + 60000);
@@ -246,6 +260,9 @@ static void dst_days_get_exactly_one_digest(void **state)
 	struct bot_fixture *f = *state;
 	struct sink_log log = {0};
 	/* 02:30 does not exist on 2026-03-29 in Berlin and happens twice on 2026-10-25. */
+	seed(f, "test:group");
+	f->now = local_time(TZ, 2026, 3, 1, 12, 0); /* set before the days it is tested on */
+	say_as(f, "admin", true, "digest", "channel here");
 	say_as(f, "admin", true, "digest", "time 02:30");
 	f->now = local_time(TZ, 2026, 3, 29, 1, 59);
 	tick(f, &log);
@@ -264,6 +281,69 @@ static void dst_days_get_exactly_one_digest(void **state)
 	}
 	assert_int_equal(log.posts, 2);
 	assert_contains(log.text, "Sunday 25 October");
+}
+
+static void a_group_nobody_has_spoken_in_gets_no_digest(void **state)
+{
+	struct bot_fixture *f = *state;
+	struct sink_log log = {0};
+	f->now = local_time(TZ, 2026, 11, 25, 18, 0);
+	assert_int_equal(tick(f, &log), local_time(TZ, 2026, 11, 26, 18, 0));
+	assert_int_equal(log.posts, 0);
+	const char *t = preview(f);
+	assert_contains(t, "Nothing to report yet: nobody in the group has logged progress.");
+	assert_lacks(t, "quiet day");
+	/* The first /done after digest time does not bring today's digest late. */
+	act(f, local_time(TZ, 2026, 11, 25, 19, 0), "ana", "done", "kafka");
+	f->now = local_time(TZ, 2026, 11, 25, 19, 1);
+	tick(f, &log);
+	assert_int_equal(log.posts, 0);
+	f->now = local_time(TZ, 2026, 11, 26, 18, 0);
+	tick(f, &log);
+	assert_int_equal(log.posts, 1);
+	assert_contains(log.text, "ana joined the group and finished Kafka");
+}
+
+static void a_time_set_after_it_passed_waits_for_tomorrow(void **state)
+{
+	struct bot_fixture *f = *state;
+	struct sink_log log = {0};
+	seed(f, "test:group");
+	/* At 19:00 the admin moves the digest to 18:30: today's 18:30 has passed. */
+	f->now = local_time(TZ, 2026, 11, 25, 19, 0);
+	const char *t = say_as(f, "admin", true, "digest", "time 18:30");
+	assert_contains(t, "The digest time is now 18:30 (Europe/Berlin)");
+	assert_contains(t, "Today's 18:30 has passed: the first digest at the new time comes "
+			   "tomorrow.");
+	assert_int_equal(tick(f, &log), local_time(TZ, 2026, 11, 26, 18, 30));
+	f->now = local_time(TZ, 2026, 11, 25, 23, 0); /* a restart later that day: still not */
+	tick(f, &log);
+	assert_int_equal(log.posts, 0);
+	f->now = local_time(TZ, 2026, 11, 26, 18, 30);
+	tick(f, &log);
+	assert_int_equal(log.posts, 1);
+	assert_contains(log.text, "Thursday 26 November");
+	/* Turning the channel on after the time passed does not post at once either. */
+	say_as(f, "admin", true, "digest", "channel off");
+	f->now = local_time(TZ, 2026, 11, 27, 20, 0);
+	say_as(f, "admin", true, "digest", "channel here");
+	tick(f, &log);
+	assert_int_equal(log.posts, 1);
+}
+
+static void a_time_set_before_it_passed_is_posted_after_a_restart(void **state)
+{
+	struct bot_fixture *f = *state;
+	struct sink_log log = {0};
+	seed(f, "test:group");
+	/* Set at 10:00 for 12:00; cohort is down from 11:00 to 15:00: it posts at 15:00. */
+	f->now = local_time(TZ, 2026, 11, 25, 10, 0);
+	const char *t = say_as(f, "admin", true, "digest", "time 12:00");
+	assert_lacks(t, "has passed");
+	f->now = local_time(TZ, 2026, 11, 25, 15, 0);
+	tick(f, &log);
+	assert_int_equal(log.posts, 1);
+	assert_contains(log.text, "Wednesday 25 November");
 }
 
 static void groups_without_a_channel_or_adapter_get_nothing(void **state)
@@ -289,6 +369,9 @@ int main(void)
 		T(an_unconfirmed_digest_is_resent_with_the_same_key),
 		T(one_failing_group_does_not_hold_back_another),
 		T(dst_days_get_exactly_one_digest),
+		T(a_group_nobody_has_spoken_in_gets_no_digest),
+		T(a_time_set_after_it_passed_waits_for_tomorrow),
+		T(a_time_set_before_it_passed_is_posted_after_a_restart),
 		T(groups_without_a_channel_or_adapter_get_nothing),
 	};
 	return cmocka_run_group_tests_name("digest", tests, NULL, NULL);
