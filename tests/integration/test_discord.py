@@ -327,7 +327,9 @@ def test_a_quick_restart_resumes_the_session(fake, bot):
 
 
 def test_digest_is_posted_to_its_channel_at_its_time(fake, bot, cohort):
-    cohort.at("2026-11-25T17:59:30Z", rate=20)  # 18:00 UTC arrives in about 1.5 s
+    # 18:00 UTC arrives in about 4.5 s: the /done and the channel must come before it (a
+    # group with nothing logged by digest time, or a channel set after it, waits a day).
+    cohort.at("2026-11-25T17:58:30Z", rate=20)
     bot()
     fake.ready_connection()
     fake.dispatch("INTERACTION_CREATE", interaction(2000, "done",

@@ -133,8 +133,10 @@ static void a_queued_digest_is_sent_once_and_retried_after_a_failure(void **stat
 {
 	(void)state;
 	struct bot_fixture *f = bot_fixture_new("UTC");
-	f->now = 1795629600000; /* 2026-11-25T18:00:00Z */
+	f->now = 1795626000000; /* 17:00: someone has logged progress before digest time */
+	say_as(f, "ana", false, "done", "kafka");
 	say_as(f, "ana", true, "digest", "channel here");
+	f->now = 1795629600000; /* 2026-11-25T18:00:00Z */
 	struct later l = {0};
 	struct digest_sink sink = {serves, post_later, &l};
 	int64_t next;
