@@ -46,12 +46,36 @@ static bool needs_apostrophe(const char *s)
 }
 
 /*
+ * s with C0 controls other than tab and line feed, DEL and C1 controls (U+0080..U+009F)
+ * replaced by U+FFFD: an ESC or BEL in a name or note would otherwise reach the
+ * terminal of whoever runs `cat` on the export. A new string.
+ */
+static char *csv_clean(const char *s)
+{
+	struct strbuf sb = STRBUF_INIT;
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if ((*p < 0x20 && *p != '\t' && *p != '\n') || *p == 0x7f) {
+			sb_adds(&sb, "\xef\xbf\xbd");
+		} else if (*p == 0xc2 && p[1] >= 0x80 && p[1] < 0xa0) {
+			sb_adds(&sb, "\xef\xbf\xbd");
+			p++;
+		} else {
+			sb_addc(&sb, (char)*p);
+		}
+	}
+	return sb_detach(&sb);
+}
+
+/*
  * RFC 4180: fields with a comma, quote or line break are quoted, quotes
  * doubled. A field that a spreadsheet would run as a formula ("=HYPERLINK(...)"
  * in a note) gets a leading apostrophe; import takes it off again.
  */
-static void csv_field(FILE *out, const char *s, bool last)
+static void csv_field(FILE *out, const char *raw, bool last)
 {
+	/* Control characters would act on the terminal that shows the file: replaced. */
+	char *clean = csv_clean(raw);
+	const char *s = clean;
 	bool defuse = needs_apostrophe(s);
 	if (defuse || strpbrk(s, ",\"\r\n")) {
 		fputc('"', out);
@@ -67,6 +91,7 @@ static void csv_field(FILE *out, const char *s, bool last)
 		fputs(s, out);
 	}
 	fputs(last ? "\r\n" : ",", out);
+	free(clean);
 }
 
 static const char *status_word(enum store_status s)
@@ -156,14 +181,33 @@ enum field { F_GROUP, F_MEMBER, F_NAME, F_TOPIC_ID, F_TOPIC, F_STATUS, F_UPDATED
 static const char *const field_names[F_COUNT] = {"group", "member", "member_name", "topic_id",
 						 "topic", "status", "updated_at",  "note"};
 
+/*
+ * "FILE:LINE: why" in err (COHORT_ERR_LEN bytes); a path too long to leave room
+ * for the reason is shown by its last 200 bytes.
+ */
+static void bad_record(char *err, const char *fname, size_t line, const char *why)
+{
+	size_t n = strlen(fname);
+	const char *shown = fname, *dots = "";
+	if (n > 200) {
+		shown = fname + n - 200;
+		while (((unsigned char)*shown & 0xC0) == 0x80)
+			shown++;
+		dots = "\u2026";
+	}
+	snprintf(err, COHORT_ERR_LEN, "%s%s:%zu: %s", dots, shown, line, why);
+}
+
 /* Checks one record's fields and adds it; COHORT_ERR_PARSE with the reason in err. */
 static int add_record(struct records *rs, const struct roadmap *rm, const char *const *f,
 		      const char *fname, size_t line, char *err)
 {
+/* The reason first, so a long path cannot push it (or the write) past err's end. */
 #define BAD(...)                                                                                   \
 	do {                                                                                       \
-		int n_ = snprintf(err, COHORT_ERR_LEN, "%s:%zu: ", fname, line);                   \
-		snprintf(err + n_, COHORT_ERR_LEN - (size_t)n_, __VA_ARGS__);                      \
+		char why_[COHORT_ERR_LEN];                                                         \
+		snprintf(why_, sizeof(why_), __VA_ARGS__);                                         \
+		bad_record(err, fname, line, why_);                                                \
 		return COHORT_ERR_PARSE;                                                           \
 	} while (0)
 	for (int i = 0; i < F_COUNT; i++) {
