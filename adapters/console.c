@@ -132,7 +132,9 @@ static void handle_line(struct console *c, char *line)
 	if (!c->tty) {
 		/* A piped session reads as a transcript: who said what, then the answer. */
 		struct strbuf echo = STRBUF_INIT;
-		sb_addf(&echo, "%s> ", speaker);
+		/* "@\e[2J /done" must not clear a screen. */
+		text_add_printable(&echo, speaker, false);
+		sb_adds(&echo, "> ");
 		text_add_printable(&echo, line, false);
 		fprintf(c->o.out, "%s\n", sb_str(&echo));
 		sb_release(&echo);

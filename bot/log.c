@@ -1,5 +1,6 @@
 #include "log.h"
 
+#include "text.h"
 #include "util.h"
 
 #include <errno.h>
@@ -119,21 +120,68 @@ void log_close(void)
 	pthread_mutex_unlock(&lock);
 }
 
+/*
+ * The code point of a character that must not reach a terminal or a log reader raw
+ * (text_unsafe(): a control, a bidirectional override), or -1 for a byte that is not
+ * UTF-8. k is its length.
+ */
+static long unsafe_point(const unsigned char *p, size_t k)
+{
+	if (k == 1)
+		return *p < 0x80 ? *p : -1;
+	if (k == 2)
+		return ((long)(p[0] & 0x1f) << 6) | (p[1] & 0x3f);
+	return ((long)(p[0] & 0x0f) << 12) | ((long)(p[1] & 0x3f) << 6) | (p[2] & 0x3f);
+}
+
 static void json_string(struct strbuf *out, const char *s)
 {
 	sb_addc(out, '"');
-	for (; *s; s++) {
+	size_t n = strlen(s);
+	while (n) {
+		bool unsafe;
+		size_t k = text_unsafe(s, n, &unsafe);
 		unsigned char c = (unsigned char)*s;
+		long cp = unsafe ? unsafe_point((const unsigned char *)s, k) : 0;
 		if (c == '"' || c == '\\')
 			sb_addf(out, "\\%c", c);
 		else if (c == '\n')
 			sb_adds(out, "\\n");
-		else if (c < 0x20)
-			sb_addf(out, "\\u%04x", c);
+		else if (unsafe)
+			sb_addf(out, "\\u%04lx", cp < 0 ? 0xfffdL : cp);
 		else
-			sb_addc(out, (char)c);
+			sb_add(out, s, k);
+		s += k;
+		n -= k;
 	}
 	sb_addc(out, '"');
+}
+
+/*
+ * s for a text log line: line breaks become spaces (one line per event), other
+ * control characters, DEL, C1 controls and bidirectional overrides are shown as
+ * \xNN or \uNNNN, as are bytes that are not UTF-8, so a room id or a name
+ * carrying ESC or BEL cannot drive the terminal of whoever reads the log.
+ */
+static void add_visible(struct strbuf *out, const char *s)
+{
+	size_t n = strlen(s);
+	while (n) {
+		bool unsafe;
+		size_t k = text_unsafe(s, n, &unsafe);
+		unsigned char c = (unsigned char)*s;
+		long cp = unsafe ? unsafe_point((const unsigned char *)s, k) : 0;
+		if (c == '\n' || c == '\r')
+			sb_addc(out, ' ');
+		else if (!unsafe || c == '\t')
+			sb_add(out, s, k);
+		else if (cp < 0x100)
+			sb_addf(out, "\\x%02x", cp < 0 ? c : (unsigned)cp);
+		else
+			sb_addf(out, "\\u%04lx", cp);
+		s += k;
+		n -= k;
+	}
 }
 
 static void redact(struct strbuf *sb)
@@ -184,11 +232,10 @@ void log_msg(enum log_level level, const char *tag, const char *fmt, ...)
 		json_string(&line, sb_str(&msg));
 		sb_addc(&line, '}');
 	} else {
-		sb_addf(&line, "%s %-5s [%s] %s", stamp, log_level_name(level), tag, sb_str(&msg));
-		/* One line per event: a newline inside a message would forge a second line. */
-		for (size_t i = 0; i < line.len; i++)
-			if (line.buf[i] == '\n' || line.buf[i] == '\r')
-				line.buf[i] = ' ';
+		sb_addf(&line, "%s %-5s [", stamp, log_level_name(level));
+		add_visible(&line, tag);
+		sb_adds(&line, "] ");
+		add_visible(&line, sb_str(&msg));
 	}
 	sb_addc(&line, '\n');
 	fputs(line.buf, file ? file : stderr);

@@ -179,3 +179,66 @@ def test_sigkill_mid_burst_loses_no_answered_command_and_counts_none_twice(cohor
         assert rows(cohort.db, "SELECT count(*) FROM progress WHERE status = 'done'") == [(300,)]
     finally:
         f.stop()
+
+
+ESCAPES = "\x1b]0;pwned\x07\x1b[2J\x7f\u009b"
+
+
+def no_terminal_controls(text):
+    """True when text carries no C0 control but tab/newline, no DEL and no C1 control."""
+    return not any((ord(c) < 0x20 and c not in "\t\n") or 0x7f <= ord(c) < 0xa0 for c in text)
+
+
+def test_import_with_a_long_path_and_a_bad_record_names_both(cohort):
+    cohort.console("/done Kafka\n", "--as", "ana")
+    res = cohort.run("export", "--format", "csv")
+    assert res.returncode == 0
+    bad = res.stdout.replace(",done,", ",finished,", 1)
+    assert bad != res.stdout
+    # A path of more than 512 characters (the size of the error buffer).
+    d = cohort.workdir
+    for i in range(4):
+        d = d / (f"{i}" * 150)
+    d.mkdir(parents=True)
+    path = d / "progress.csv"
+    path.write_text(bad)
+    assert len(str(path)) > 600
+    (cohort.workdir / "new.toml").write_text('[store]\npath = "new.db"\n')
+    res = cohort.run("import", "-c", "new.toml", "--format", "csv", str(path))
+    assert "AddressSanitizer" not in res.stderr and "stack smashing" not in res.stderr
+    assert res.returncode == 2, res.stderr
+    # The reason survives the long path, and the path's end still says which file.
+    assert "\"finished\" is not done, in progress or skipped" in res.stderr, res.stderr
+    assert "/progress.csv:2: " in res.stderr
+    assert len(res.stderr.encode()) < 512 + 20
+
+
+def test_terminal_escapes_never_reach_csv_or_the_console_echo(cohort):
+    out = cohort.console(f"@bo{ESCAPES}b /done Kafka | note {ESCAPES} end\n", "--as", "ana")
+    assert no_terminal_controls(out), repr(out)
+    assert "\ufffd" in out.splitlines()[0]                  # the echoed speaker
+    res = cohort.run("export", "--format", "csv")
+    assert res.returncode == 0
+    assert no_terminal_controls(res.stdout.replace("\r\n", "\n")), repr(res.stdout)
+    assert "note \ufffd]0;pwned\ufffd" in res.stdout
+
+
+def test_a_room_id_with_terminal_escapes_is_logged_visibly(cohort):
+    hs = FakeMatrix()
+    hs.start()
+    try:
+        room = "!r\x1b]0;pwned\x07\x1b[2J:fake.test"
+        hs.invite(room, "@eve:fake.test")
+        (cohort.workdir / "cohort.toml").write_text(
+            f'[matrix]\nenabled = true\nhomeserver = "{hs.url}"\nuser_id = "{BOT}"\n'
+            f'access_token = "{MX_TOKEN}"\n')
+        run = Running(cohort).start()
+        try:
+            hs.wait_req("POST", r"/join/", 1, 10)
+        finally:
+            run.stop()
+        log = run.stderr()
+        assert "joining !r\\x1b]0;pwned\\x07\\x1b[2J:fake.test" in log, log
+        assert no_terminal_controls(log)
+    finally:
+        hs.stop()

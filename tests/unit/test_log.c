@@ -88,6 +88,29 @@ static void json_lines_are_one_object_each(void **state)
 	assert_ptr_equal(strchr(out, '\n'), out + strlen(out) - 1); /* one line */
 }
 
+static void log_escapes(void)
+{
+	log_warn("matrix", "joining !x\x1b]0;pwned\x07:evil \x7f\xc2\x9b"
+			   "2J \xff tab\there");
+	log_set_format(LOG_JSON);
+	log_warn("matrix", "!x\x1b[2J\x7f\xc2\x9b\xff\xe2\x80\xae");
+	log_set_format(LOG_TEXT);
+}
+
+static void terminal_escapes_never_reach_a_line(void **state)
+{
+	(void)state;
+	const char *out = captured(log_escapes);
+	/* ESC, BEL, DEL, C1 CSI and a stray byte are shown, not sent to the terminal. */
+	assert_non_null(strstr(
+		out, "[matrix] joining !x\\x1b]0;pwned\\x07:evil \\x7f\\x9b2J \\xff tab\there\n"));
+	assert_non_null(strstr(out, "\"msg\":\"!x\\u001b[2J\\u007f\\u009b\\ufffd\\u202e\"}\n"));
+	for (const char *p = out; *p; p++)
+		assert_true((unsigned char)*p >= 0x20 || *p == '\n' || *p == '\t');
+	assert_null(strstr(out, "\x7f"));
+	assert_null(strstr(out, "\xc2\x9b"));
+}
+
 static void a_log_file_is_appended_and_reopened(void **state)
 {
 	(void)state;
@@ -128,6 +151,7 @@ int main(void)
 		cmocka_unit_test(json_lines_are_one_object_each),
 		cmocka_unit_test(a_log_file_is_appended_and_reopened),
 		cmocka_unit_test(secrets_never_reach_a_line),
+		cmocka_unit_test(terminal_escapes_never_reach_a_line),
 		cmocka_unit_test(levels_parse),
 	};
 	return cmocka_run_group_tests_name("log", tests, NULL, NULL);
