@@ -377,6 +377,73 @@ int config_finish(struct config *cfg, char *err)
 	return validate(cfg, NULL, err);
 }
 
+bool config_key_is_secret(const char *key)
+{
+	static const char *const words[] = {"token", "password", "secret", "private_key"};
+	for (size_t i = 0; i < ARRAY_SIZE(words); i++)
+		if (strstr(key, words[i]))
+			return true;
+	return false;
+}
+
+/*
+ * After a TOML error in err: when its line sets a secret key and the error is
+ * about the value (the value alone does not parse), says so without the value,
+ * which the parser may have quoted ("invalid value 'hunter2'").
+ */
+static void hide_secret(const char *text, size_t len, const char *path, char *err)
+{
+	size_t plen = strlen(path);
+	if (strncmp(err, path, plen) != 0 || err[plen] != ':')
+		return;
+	char *end;
+	long line = strtol(err + plen + 1, &end, 10);
+	if (line < 1 || *end != ':')
+		return;
+	const char *p = text, *stop = text + len;
+	for (long l = 1; l < line && p < stop; p++)
+		if (*p == '\n')
+			l++;
+	const char *eol = memchr(p, '\n', (size_t)(stop - p));
+	if (!eol)
+		eol = stop;
+	while (p < eol && (*p == ' ' || *p == '\t'))
+		p++;
+	bool quoted = p < eol && *p == '"';
+	const char *key = p + quoted;
+	size_t klen =
+		strspn(key, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-");
+	if (klen == 0 || klen > 64 || key + klen > eol)
+		return;
+	p = key + klen + (quoted && key[klen] == '"');
+	while (p < eol && (*p == ' ' || *p == '\t'))
+		p++;
+	if (p >= eol || *p != '=')
+		return;
+	char name[65];
+	memcpy(name, key, klen);
+	name[klen] = '\0';
+	if (!config_key_is_secret(name))
+		return;
+	/* The value on its own: if it parses, the error was about something else. */
+	struct strbuf one = STRBUF_INIT;
+	sb_adds(&one, "x ");
+	sb_add(&one, p, (size_t)(eol - p));
+	sb_addc(&one, '\n');
+	struct toml_doc *doc = NULL;
+	char ignored[COHORT_ERR_LEN];
+	int rc = toml_parse(one.buf, one.len, "value", &doc, ignored);
+	toml_free(doc);
+	sb_release(&one);
+	if (rc == COHORT_OK)
+		return;
+	snprintf(err, COHORT_ERR_LEN,
+		 "%s:%ld: the value of \"%s\" is not a valid string (it is not shown: it is a "
+		 "secret); write it in double quotes, %s = \"...\", with \\\\ for a backslash "
+		 "and \\\" for a quote",
+		 path, line, name, name);
+}
+
 int config_load(struct config *cfg, const char *path, char *err)
 {
 	char *text = NULL;
@@ -389,6 +456,7 @@ int config_load(struct config *cfg, const char *path, char *err)
 		goto out;
 	rc = toml_parse(text, len, path, &doc, err);
 	if (rc) {
+		hide_secret(text, len, path, err);
 		rc = COHORT_ERR_CONFIG;
 		goto out;
 	}

@@ -62,6 +62,13 @@ int config_load(struct config *cfg, const char *path, char *err);
 /* Applies environment overrides and validates a config that was not read from a file. */
 int config_finish(struct config *cfg, char *err);
 
+/*
+ * True for a key whose value is a secret: token, access_token, password, and
+ * any key whose name contains "token", "password", "secret" or "private_key"
+ * (name future secret keys so). Errors never echo such a value.
+ */
+bool config_key_is_secret(const char *key);
+
 /* Writes every setting, secrets masked, for check-config. */
 void config_describe(const struct config *cfg, struct strbuf *out);
 

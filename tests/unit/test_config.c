@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Unit tests run from the repository root (make test). */
 #define FIXTURE(name) "tests/fixtures/config/" name
@@ -155,6 +156,56 @@ static void broken_files_name_the_line_and_the_fix(void **state)
 	}
 }
 
+/* Loads text as a config file; the error message (static buffer) and the code. */
+static const char *load_text(const char *text, int *rc)
+{
+	static char err[COHORT_ERR_LEN];
+	char path[] = "/tmp/cohort-config-XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	FILE *f = fdopen(fd, "w");
+	fputs(text, f);
+	fclose(f);
+	struct config cfg;
+	config_init(&cfg);
+	err[0] = '\0';
+	*rc = config_load(&cfg, path, err);
+	config_release(&cfg);
+	unlink(path);
+	const char *name = strstr(err, "cohort-config-");
+	return name ? name + strlen("cohort-config-XXXXXX") : err; /* from ":line:" on */
+}
+
+static void errors_never_echo_a_secret(void **state)
+{
+	(void)state;
+	int rc;
+	const char *err = load_text("[matrix]\npassword = hunter2sekrit\n", &rc);
+	assert_int_equal(rc, COHORT_ERR_CONFIG);
+	assert_null(strstr(err, "hunter2"));
+	assert_string_equal(err, ":2: the value of \"password\" is not a valid string (it is "
+				 "not shown: it is a secret); write it in double quotes, "
+				 "password = \"...\", with \\\\ for a backslash and \\\" for "
+				 "a quote");
+	err = load_text("[discord]\n  token=abc.def-ghi_jkl\n", &rc);
+	assert_null(strstr(err, "abc"));
+	assert_non_null(strstr(err, ":2: the value of \"token\""));
+	err = load_text("[matrix]\naccess_token = \"syt_abc\\qxyz\"\n", &rc);
+	assert_null(strstr(err, "\\q"));
+	assert_non_null(strstr(err, "access_token"));
+	/* Not a secret: the value helps, so it is shown. */
+	err = load_text("[log]\nlevel = verbose\n", &rc);
+	assert_non_null(strstr(err, ":2: invalid value 'verbose'"));
+	/* An error elsewhere on a secret's line is kept as it is. */
+	err = load_text("[matrix]\npassword = \"a\"\npassword = \"b\"\n", &rc);
+	assert_non_null(strstr(err, ":3: key \"password\" is set twice"));
+	assert_true(config_key_is_secret("token"));
+	assert_true(config_key_is_secret("access_token"));
+	assert_true(config_key_is_secret("client_secret"));
+	assert_false(config_key_is_secret("public_key"));
+	assert_false(config_key_is_secret("homeserver"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -164,6 +215,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(the_environment_wins_for_secrets, setup, teardown),
 		cmocka_unit_test_setup_teardown(broken_files_name_the_line_and_the_fix, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(errors_never_echo_a_secret, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }
