@@ -381,7 +381,7 @@ static void count(struct http_client *c, long status, bool sent)
 
 static int64_t jitter(int64_t ms)
 {
-	return ms + (int64_t)((double)ms * 0.25 * ((double)rand() / RAND_MAX));
+	return ms + (int64_t)((double)ms * 0.25 * random_unit());
 }
 
 /* Decides what a finished transfer means: done, retried, or given up. */

@@ -867,6 +867,7 @@ static void print_help(const struct subcommand *c)
 
 int main(int argc, char **argv)
 {
+	json_use_xmalloc();
 	if (argc < 2 || !strcmp(argv[1], "help") || !strcmp(argv[1], "--help") ||
 	    !strcmp(argv[1], "-h")) {
 		if (argc >= 3 && strcmp(argv[1], "help") == 0) {

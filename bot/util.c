@@ -2,9 +2,12 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
 #include <unistd.h>
 
 static void oom(size_t n)
@@ -58,6 +61,44 @@ char *xasprintf(const char *fmt, ...)
 	sb_vaddf(&sb, fmt, ap);
 	va_end(ap);
 	return sb_detach(&sb);
+}
+
+/* splitmix64: one atomic add per number, so threads never share a draw. */
+#define GOLDEN 0x9e3779b97f4a7c15ULL
+static _Atomic uint64_t rng_state;
+static pthread_once_t rng_once = PTHREAD_ONCE_INIT;
+
+static void rng_init(void)
+{
+	uint64_t s = 0;
+	if (getrandom(&s, sizeof(s), GRND_NONBLOCK) != (ssize_t)sizeof(s)) {
+		int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+		if (fd < 0 || read(fd, &s, sizeof(s)) != (ssize_t)sizeof(s)) {
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			s = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30) ^
+			    ((uint64_t)getpid() << 44);
+		}
+		if (fd >= 0)
+			close(fd);
+	}
+	atomic_store(&rng_state, s);
+}
+
+void random_seed(uint64_t seed)
+{
+	pthread_once(&rng_once, rng_init);
+	atomic_store(&rng_state, seed);
+}
+
+double random_unit(void)
+{
+	pthread_once(&rng_once, rng_init);
+	uint64_t z = atomic_fetch_add(&rng_state, GOLDEN) + GOLDEN;
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	z ^= z >> 31;
+	return (double)(z >> 11) * 0x1.0p-53;
 }
 
 void grow_array(void **p, size_t *cap, size_t need, size_t sz)

@@ -8,9 +8,12 @@
 #ifndef COHORT_UTIL_H
 #define COHORT_UTIL_H
 
+#include <cjson/cJSON.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -21,6 +24,27 @@ char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
 /* A newly allocated formatted string; the caller frees it. */
 char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/*
+ * Makes cJSON allocate through xmalloc, so its out-of-memory is decided here
+ * too (a message and abort, not a NULL nobody checks); what it returns is
+ * still freed with free() or cJSON_free(). Call once at start, before any
+ * thread. Inline so that programs without cJSON (the parsers' fuzzers) link.
+ */
+static inline void json_use_xmalloc(void)
+{
+	cJSON_Hooks hooks = {xmalloc, free};
+	cJSON_InitHooks(&hooks);
+}
+
+/*
+ * A uniformly distributed number in [0, 1) for jitter: a per-process generator
+ * seeded on first use from getrandom(2) (else /dev/urandom, else the clock and
+ * the pid), so no two processes back off in step. Any thread; lock-free.
+ */
+double random_unit(void);
+/* Restarts the generator from seed: the same sequence every time (tests). */
+void random_seed(uint64_t seed);
 
 /* Grows the array *p of *cap elements of size sz so that it holds at least need. */
 void grow_array(void **p, size_t *cap, size_t need, size_t sz);

@@ -155,7 +155,7 @@ void gw_status(struct gw *g, const char **status, int64_t *since, unsigned long 
 
 static double random01(void)
 {
-	return (double)rand() / ((double)RAND_MAX + 1.0);
+	return random_unit(); /* seeded per process: shards and processes do not back off in step */
 }
 
 static void schedule(struct gw *g, lws_sorted_usec_list_t *sul, sul_cb_t cb, int64_t ms)

@@ -760,7 +760,7 @@ static int64_t backoff(int failures)
 		ms *= 2;
 	if (ms > MX_BACKOFF_MAX_MS)
 		ms = MX_BACKOFF_MAX_MS;
-	return ms / 2 + (int64_t)((double)(ms / 2) * ((double)rand() / RAND_MAX));
+	return ms / 2 + (int64_t)((double)(ms / 2) * random_unit());
 }
 
 static struct http_client *make_client(const char *token)

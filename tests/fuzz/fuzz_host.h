@@ -34,6 +34,7 @@ static inline struct fuzz_host *fuzz_host_get(void)
 	if (ready)
 		return &h;
 	char err[COHORT_ERR_LEN], path[64];
+	json_use_xmalloc();
 	snprintf(h.dir, sizeof(h.dir), "/tmp/cohort-fuzz-XXXXXX");
 	if (!mkdtemp(h.dir))
 		abort();

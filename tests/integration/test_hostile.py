@@ -242,3 +242,37 @@ def test_a_room_id_with_terminal_escapes_is_logged_visibly(cohort):
         assert no_terminal_controls(log)
     finally:
         hs.stop()
+
+
+def test_two_processes_do_not_back_off_in_step(tmp_path):
+    """rand() was never seeded: every cohort waited exactly as long as every other."""
+    import re
+    from conftest import Cohort
+    waits = []
+    fakes, runs = [], []
+    try:
+        for name in ("a", "b"):
+            hs = FakeMatrix()
+            hs.start()
+            fakes.append(hs)
+            hs.fault("GET", r"/sync$", status=502, times=2)
+            (tmp_path / name).mkdir()
+            c = Cohort(tmp_path / name)
+            (c.workdir / "cohort.toml").write_text(
+                f'[matrix]\nenabled = true\nhomeserver = "{hs.url}"\nuser_id = "{BOT}"\n'
+                f'access_token = "{MX_TOKEN}"\n')
+            runs.append(Running(c).start())
+        for hs in fakes:
+            hs.wait_for(lambda hs=hs: any(r["path"].endswith("/sync") and r["status"] == 200
+                                          for r in hs.requests), 15, "a good /sync")
+    finally:
+        for run in runs:
+            run.stop()
+        for hs in fakes:
+            hs.stop()
+    for run in runs:
+        got = re.findall(r"/sync failed \(status 502\); retrying in (\d+) ms", run.stderr())
+        assert len(got) == 2, run.stderr()
+        waits.append(tuple(int(w) for w in got))
+    assert waits[0] != waits[1]
+    assert 500 <= waits[0][0] <= 1000 and 1000 <= waits[0][1] <= 2000

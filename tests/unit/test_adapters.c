@@ -16,6 +16,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -162,8 +165,85 @@ static void a_signal_just_before_the_wait_still_stops_the_console(void **state)
 	close(s.wake[1]);
 }
 
+/* The first number a new process draws, read from a child. */
+static double first_draw_of_a_new_process(void)
+{
+	int fds[2];
+	assert_int_equal(pipe(fds), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		double x = random_unit();
+		_exit(write(fds[1], &x, sizeof(x)) == sizeof(x) ? 0 : 1);
+	}
+	double x = -1;
+	assert_int_equal(read(fds[0], &x, sizeof(x)), sizeof(x));
+	waitpid(pid, NULL, 0);
+	close(fds[0]);
+	close(fds[1]);
+	return x;
+}
+
+static void jitter_differs_between_processes_and_repeats_when_seeded(void **state)
+{
+	(void)state;
+	/* rand() unseeded gave every process the same "random" backoff. */
+	double a = first_draw_of_a_new_process(), b = first_draw_of_a_new_process();
+	double c = first_draw_of_a_new_process();
+	assert_true(a != b || b != c);
+	random_seed(42);
+	double seq[100];
+	double sum = 0;
+	for (int i = 0; i < 100; i++) {
+		seq[i] = random_unit();
+		assert_true(seq[i] >= 0.0 && seq[i] < 1.0);
+		sum += seq[i];
+	}
+	assert_true(sum > 35 && sum < 65); /* about 50: not stuck at an end */
+	random_seed(42);
+	for (int i = 0; i < 100; i++)
+		assert_true(random_unit() == seq[i]);
+}
+
+static void cjson_out_of_memory_aborts_with_a_message(void **state)
+{
+	(void)state;
+#if defined(__SANITIZE_ADDRESS__)
+	skip(); /* the address limit below would stop AddressSanitizer's own allocator */
+#else
+	int fds[2];
+	assert_int_equal(pipe(fds), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		dup2(fds[1], STDERR_FILENO);
+		size_t n = 256u << 20;
+		char *big = malloc(n);
+		if (!big)
+			_exit(3);
+		memset(big, 'x', n - 1);
+		big[n - 1] = '\0';
+		struct rlimit rl = {(rlim_t)n + (128u << 20), (rlim_t)n + (128u << 20)};
+		setrlimit(RLIMIT_AS, &rl);
+		cJSON *s = cJSON_CreateString(big); /* a copy of 256 MiB does not fit */
+		_exit(s ? 4 : 5);                   /* 5: cJSON returned NULL unnoticed */
+	}
+	close(fds[1]);
+	int status = 0;
+	waitpid(pid, &status, 0);
+	char out[256] = "";
+	ssize_t got = read(fds[0], out, sizeof(out) - 1);
+	out[got > 0 ? got : 0] = '\0';
+	close(fds[0]);
+	assert_true(WIFSIGNALED(status));
+	assert_int_equal(WTERMSIG(status), SIGABRT);
+	assert_non_null(strstr(out, "out of memory"));
+#endif
+}
+
 int main(void)
 {
+	json_use_xmalloc();
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(retry_after_comes_from_the_body_or_the_header),
 		cmocka_unit_test(path_segments_are_escaped),
@@ -172,6 +252,8 @@ int main(void)
 		cmocka_unit_test(html_is_escaped_and_tables_are_preformatted),
 		cmocka_unit_test(replayed_ids_are_recognised_within_a_generation),
 		cmocka_unit_test(a_signal_just_before_the_wait_still_stops_the_console),
+		cmocka_unit_test(jitter_differs_between_processes_and_repeats_when_seeded),
+		cmocka_unit_test(cjson_out_of_memory_aborts_with_a_message),
 	};
 	return cmocka_run_group_tests_name("adapters", tests, NULL, NULL);
 }

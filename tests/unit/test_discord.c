@@ -148,6 +148,7 @@ static void close_codes_follow_the_policy_table(void **state)
 
 int main(void)
 {
+	json_use_xmalloc();
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(a_reply_becomes_one_embed_that_pings_nobody),
 		cmocka_unit_test(user_text_cannot_become_markup_or_a_mention),
