@@ -168,6 +168,42 @@ int bot_state_set(struct bot *b, const char *key, const char *value)
 	return store_state_set(b->store, key, value);
 }
 
+char *bot_member_name(const char *name, const char *fallback)
+{
+	struct strbuf sb = STRBUF_INIT;
+	size_t n = name ? strlen(name) : 0, chars = 0;
+	bool space = false;
+	while (n && chars < BOT_MAX_NAME) {
+		bool unsafe;
+		size_t k = text_unsafe(name, n, &unsafe);
+		const unsigned char *p = (const unsigned char *)name;
+		bool blank =
+			*p == ' ' || (unsafe && (k == 1 ? *p < 0x80 : k == 2)) ||
+			(k == 3 && p[0] == 0xe2 && p[1] == 0x80 && (p[2] == 0xa8 || p[2] == 0xa9));
+		if (blank) {
+			space = sb.len > 0;
+		} else {
+			if (space && chars + 1 < BOT_MAX_NAME) {
+				sb_addc(&sb, ' ');
+				chars++;
+			}
+			space = false;
+			if (unsafe && k == 1)
+				sb_adds(&sb, "\xef\xbf\xbd"); /* a byte that is not UTF-8 */
+			else
+				sb_add(&sb, name, k);
+			chars++;
+		}
+		name += k;
+		n -= k;
+	}
+	if (!sb.len) {
+		const char *colon = fallback ? strchr(fallback, ':') : NULL;
+		sb_adds(&sb, colon ? colon + 1 : fallback ? fallback : "?");
+	}
+	return sb_detach(&sb);
+}
+
 /* Copies s into dst (cap bytes with the NUL) without splitting a UTF-8 character. */
 static void copy_utf8(char *dst, size_t cap, const char *s)
 {

@@ -40,6 +40,19 @@ void bot_free(struct bot *b);
  */
 int bot_handle(struct bot *b, const struct event *ev, struct reply *out);
 
+/* The longest member name kept, in characters (DESIGN §4). */
+#define BOT_MAX_NAME 64
+
+/*
+ * The name a member is stored and shown under, made once where an event comes
+ * in (bot_handle): control characters (C0, DEL, C1), line and paragraph
+ * separators and runs of white space become one space, the ends are trimmed,
+ * bytes that are not UTF-8 become U+FFFD, and the rest is clipped to
+ * BOT_MAX_NAME characters on a character boundary. fallback (the member id,
+ * its platform prefix dropped) when nothing is left. A new string.
+ */
+char *bot_member_name(const char *name, const char *fallback);
+
 /* Replaces the roadmap (borrowed from now on; the caller frees the old one after). */
 void bot_set_roadmap(struct bot *b, const struct roadmap *rm);
 

@@ -1038,7 +1038,20 @@ static bool event_ok(const struct event *ev, struct reply *r)
 	return true;
 }
 
-int bot_handle(struct bot *b, const struct event *ev, struct reply *out)
+static int handle(struct bot *b, const struct event *ev, struct reply *out);
+
+int bot_handle(struct bot *b, const struct event *in, struct reply *out)
+{
+	/* Names are made safe and short once, here, for every platform. */
+	char *name = bot_member_name(in->member_name, in->member_id);
+	struct event ev = *in;
+	ev.member_name = name;
+	int rc = handle(b, &ev, out);
+	free(name);
+	return rc;
+}
+
+static int handle(struct bot *b, const struct event *ev, struct reply *out)
 {
 	const struct command *c = find_command(ev->command);
 	if (!c) {

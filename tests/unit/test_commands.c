@@ -458,6 +458,55 @@ static void a_replayed_source_event_is_answered_not_counted(void **state)
 	assert_contains(t, "1/84");
 }
 
+static void names_are_kept_on_one_line_and_clipped(void **state)
+{
+	struct bot_fixture *f = *state;
+	const char *cases[][2] = {
+		{"ana\nbob", "ana bob"},
+		{"  \x1b[31mred\x07  ", "[31mred"},
+		{"a\r\n\t\x7f\xc2\x85"
+		 "b",
+		 "a b"},
+		{"line\xe2\x80\xa8sep", "line sep"},
+		{"bad \xff byte", "bad \xef\xbf\xbd byte"},
+		{"\xe2\x80\xae"
+		 "evil",
+		 "\xe2\x80\xae"
+		 "evil"},        /* kept: renderers defuse it */
+		{"\n\x1b", "x"}, /* nothing left: the id */
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *got = bot_member_name(cases[i][0], "test:x");
+		assert_string_equal(got, cases[i][1]);
+		free(got);
+	}
+	/* 30,000 characters: 64 are kept, whole. */
+	size_t n = 30000;
+	char *huge = malloc(2 * n + 1);
+	for (size_t i = 0; i < n; i++)
+		memcpy(huge + 2 * i, "\xc3\xa9", 2);
+	huge[2 * n] = '\0';
+	char *got = bot_member_name(huge, "test:x");
+	assert_int_equal(strlen(got), 2 * BOT_MAX_NAME);
+	free(got);
+	huge[2 * BOT_MAX_NAME + 1] = '\0'; /* cut inside a character: */
+	const char *t = say_as(f, huge + 1, false, "done", "kafka");
+	assert_contains(t, "\xef\xbf\xbd\xc3\xa9\xc3\xa9");
+	sqlite3 *db;
+	char path[128];
+	snprintf(path, sizeof(path), "%s/c.db", f->dir);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	sqlite3_stmt *st;
+	assert_int_equal(sqlite3_prepare_v2(db, "SELECT name FROM members", -1, &st, NULL),
+			 SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	const char *stored = (const char *)sqlite3_column_text(st, 0);
+	assert_int_equal(strlen(stored), 3 + 2 * (BOT_MAX_NAME - 1));
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	free(huge);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -480,6 +529,7 @@ int main(void)
 		T(long_name_lists_are_capped_with_a_count),
 		T(a_failed_write_says_so_and_changes_nothing),
 		T(a_replayed_source_event_is_answered_not_counted),
+		T(names_are_kept_on_one_line_and_clipped),
 	};
 	return cmocka_run_group_tests_name("commands", tests, NULL, NULL);
 }
