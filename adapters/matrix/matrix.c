@@ -122,8 +122,11 @@ const char *mx_strip_fallback(const char *body)
 	return p;
 }
 
-/* Escapes s for HTML; in_pre keeps line breaks as they are (inside <pre>). */
-static void add_html(struct strbuf *sb, const char *s, bool in_pre)
+/*
+ * Escapes s for HTML. A line break inside one line's text is shown as U+FFFD,
+ * as in the plain body: it must not forge a line (<br>, or a row in <pre>).
+ */
+static void add_html(struct strbuf *sb, const char *s)
 {
 	size_t n = strlen(s);
 	while (n) {
@@ -135,7 +138,6 @@ static void add_html(struct strbuf *sb, const char *s, bool in_pre)
 		case '>': sb_adds(sb, "&gt;"); break;
 		case '"': sb_adds(sb, "&quot;"); break;
 		case '\'': sb_adds(sb, "&#39;"); break;
-		case '\n': sb_adds(sb, in_pre ? "\n" : "<br>"); break;
 		default:
 			if (unsafe)
 				sb_adds(sb, "\xef\xbf\xbd");
@@ -151,7 +153,7 @@ void mx_render_html(const struct reply *r, struct strbuf *out)
 {
 	if (r->title && *r->title) {
 		sb_adds(out, "<b>");
-		add_html(out, r->title, false);
+		add_html(out, r->title);
 		sb_adds(out, "</b>");
 	}
 	bool in_pre = false;
@@ -163,7 +165,7 @@ void mx_render_html(const struct reply *r, struct strbuf *out)
 			else
 				sb_addc(out, '\n');
 			in_pre = true;
-			add_html(out, l->text, true);
+			add_html(out, l->text);
 			continue;
 		}
 		if (in_pre) {
@@ -172,7 +174,7 @@ void mx_render_html(const struct reply *r, struct strbuf *out)
 		} else if (out->len) {
 			sb_adds(out, "<br>");
 		}
-		add_html(out, l->text, false);
+		add_html(out, l->text);
 	}
 	if (in_pre)
 		sb_adds(out, "</code></pre>");
@@ -228,17 +230,9 @@ static void digest_sent(void *ud, const struct http_response *r)
 	free(c);
 }
 
-/*
- * Sends r to room as an m.notice (a reply to in_reply_to when not NULL) with
- * transaction id txn: the HTTP client's retries reuse the URL, so the server
- * applies it once. In order per room.
- */
-static int send_notice(struct matrix *mx, const char *room, const struct reply *r,
-		       const char *in_reply_to, const char *txn, http_done_fn *done, void *ud)
+/* The m.notice content of r, as JSON (a new string). */
+static char *content_json(const struct reply *r, const char *in_reply_to)
 {
-	struct http_client *h = client(mx);
-	if (!h)
-		return COHORT_ERR_NETWORK;
 	cJSON *c = cJSON_CreateObject();
 	cJSON_AddStringToObject(c, "msgtype", "m.notice");
 	char *plain = reply_render_text(r);
@@ -258,8 +252,91 @@ static int send_notice(struct matrix *mx, const char *room, const struct reply *
 		cJSON_AddStringToObject(cJSON_AddObjectToObject(rel, "m.in_reply_to"), "event_id",
 					in_reply_to);
 	}
-	char *body = cJSON_PrintUnformatted(c);
+	char *text = cJSON_PrintUnformatted(c);
 	cJSON_Delete(c);
+	return text;
+}
+
+/* s cut to at most MX_MAX_LINE bytes on a character boundary, "…" marking a cut (new). */
+static char *clip_line(const char *s)
+{
+	size_t n = strlen(s);
+	if (n <= MX_MAX_LINE)
+		return xstrdup(s);
+	n = MX_MAX_LINE - 3;
+	while (n && ((unsigned char)s[n] & 0xC0) == 0x80)
+		n--;
+	char *out = xmalloc(n + 4);
+	memcpy(out, s, n);
+	memcpy(out + n, "\xe2\x80\xa6", 4);
+	return out;
+}
+
+/* The content of r's title and first k lines, then "…(N more)" when lines were left out. */
+static char *content_first(const struct reply *r, size_t k, const char *in_reply_to)
+{
+	struct reply view = *r;
+	struct reply_line *lines = xcalloc(k + 1, sizeof(*lines));
+	memcpy(lines, r->lines, k * sizeof(*lines));
+	char *more = NULL;
+	if (k < r->nlines) {
+		more = xasprintf("\u2026(%zu more)", r->nlines - k);
+		lines[k++] = (struct reply_line){LINE_TEXT, more};
+	}
+	view.lines = lines;
+	view.nlines = view.cap = k;
+	char *text = content_json(&view, in_reply_to);
+	free(more);
+	free(lines);
+	return text;
+}
+
+char *mx_render_content(const struct reply *r, const char *in_reply_to, size_t max)
+{
+	struct reply cut;
+	reply_init(&cut);
+	cut.kind = r->kind;
+	cut.ephemeral = r->ephemeral;
+	cut.title = r->title ? clip_line(r->title) : NULL;
+	cut.lines = xcalloc(r->nlines + 1, sizeof(*cut.lines));
+	for (size_t i = 0; i < r->nlines; i++)
+		cut.lines[i] = (struct reply_line){r->lines[i].style, clip_line(r->lines[i].text)};
+	cut.nlines = cut.cap = r->nlines;
+	char *text = content_first(&cut, cut.nlines, in_reply_to);
+	if (strlen(text) > max && cut.nlines > 0) {
+		/* The most lines that fit with the "…(N more)" line; none always fits. */
+		size_t lo = 0, hi = cut.nlines - 1;
+		while (lo < hi) {
+			size_t mid = (lo + hi + 1) / 2;
+			char *t = content_first(&cut, mid, in_reply_to);
+			bool fits = strlen(t) <= max;
+			cJSON_free(t);
+			if (fits)
+				lo = mid;
+			else
+				hi = mid - 1;
+		}
+		cJSON_free(text);
+		text = content_first(&cut, lo, in_reply_to);
+	}
+	reply_release(&cut);
+	char *out = xstrdup(text);
+	cJSON_free(text);
+	return out;
+}
+
+/*
+ * Sends r to room as an m.notice (a reply to in_reply_to when not NULL) with
+ * transaction id txn: the HTTP client's retries reuse the URL, so the server
+ * applies it once. In order per room. Kept under Matrix's event size limit.
+ */
+static int send_notice(struct matrix *mx, const char *room, const struct reply *r,
+		       const char *in_reply_to, const char *txn, http_done_fn *done, void *ud)
+{
+	struct http_client *h = client(mx);
+	if (!h)
+		return COHORT_ERR_NETWORK;
+	char *body = mx_render_content(r, in_reply_to, MX_MAX_CONTENT);
 	char *eroom = http_escape(room), *etxn = http_escape(txn);
 	char *url = xasprintf("%s" API "/rooms/%s/send/m.room.message/%s", mx->hs, eroom, etxn);
 	char *queue = xasprintf("room:%s", room);
@@ -269,7 +346,7 @@ static int send_notice(struct matrix *mx, const char *room, const struct reply *
 	free(url);
 	free(eroom);
 	free(etxn);
-	cJSON_free(body);
+	free(body);
 	return COHORT_OK;
 }
 

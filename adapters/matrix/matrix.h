@@ -42,6 +42,23 @@ int matrix_new(const struct config *cfg, struct bot *b, struct dispatch *d, stru
  */
 bool matrix_feed_sync(struct adapter *a, const char *body);
 
+/*
+ * Matrix refuses events over 65,536 bytes, and the server adds the sender,
+ * room, hashes and signatures (about 1 kB) to the content cohort sends: a
+ * message's content stays under MX_MAX_CONTENT bytes, each line (and the
+ * title) under MX_MAX_LINE bytes before escaping.
+ */
+#define MX_MAX_CONTENT 60000
+#define MX_MAX_LINE 2000
+
+/*
+ * The m.notice content of r as JSON (a new string): body, the HTML
+ * formatted_body, no mentions, a reply relation to in_reply_to (or none).
+ * A line longer than MX_MAX_LINE ends in "…"; when the whole is over max
+ * bytes, the last lines give way to "…(N more)".
+ */
+char *mx_render_content(const struct reply *r, const char *in_reply_to, size_t max);
+
 /* The HTML formatted_body of a reply: the title in bold, monospace lines in <pre>. */
 void mx_render_html(const struct reply *r, struct strbuf *out);
 

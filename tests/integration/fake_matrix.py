@@ -2,7 +2,8 @@
 
 It keeps rooms as event logs, answers /sync as a long poll from a position
 in one global stream, records every request with a timestamp, and injects
-faults: 429 M_LIMIT_EXCEEDED, 5xx, 401 M_UNKNOWN_TOKEN.
+faults: 429 M_LIMIT_EXCEEDED, 5xx, 401 M_UNKNOWN_TOKEN. Like a homeserver, it refuses
+a message over 65,536 bytes (413 M_TOO_LARGE).
 """
 import asyncio
 import itertools
@@ -28,6 +29,7 @@ class FakeMatrix(FakeServer):
         self.txns = {}         # (room, txn) -> event_id
         self._ids = itertools.count(1)
         self.token = TOKEN
+        self.max_event_bytes = 65536   # a larger message is refused, as Synapse does
 
     def routes(self, app):
         app.router.add_route("*", "/_matrix/client/v3/{tail:.*}", self._api)
@@ -162,6 +164,9 @@ class FakeMatrix(FakeServer):
         m = re.fullmatch(r"/rooms/([^/]+)/send/m\.room\.message/(.+)", path)
         if method == "PUT" and m:
             room, txn = m.groups()
+            if len(await request.read()) > self.max_event_bytes:
+                return web.json_response({"errcode": "M_TOO_LARGE",
+                                          "error": "event too large"}, status=413)
             with self.cond:
                 known = self.txns.get((room, txn))
             if known:

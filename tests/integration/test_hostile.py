@@ -276,3 +276,47 @@ def test_two_processes_do_not_back_off_in_step(tmp_path):
         waits.append(tuple(int(w) for w in got))
     assert waits[0] != waits[1]
     assert 500 <= waits[0][0] <= 1000 and 1000 <= waits[0][1] <= 2000
+
+
+def test_long_matrix_display_names_are_clipped_and_every_message_fits(cohort):
+    hs = FakeMatrix()
+    hs.start()
+    try:
+        room = "!big:fake.test"
+        people = ["@ana:fake.test", "@ben:fake.test", "@cy:fake.test"]
+        hs.create_room(room, members=people)
+        for i, p in enumerate(people):
+            hs.join(room, p, name=f"{'ABC'[i]}\nforged line " + "é" * 30000)
+        (cohort.workdir / "cohort.toml").write_text(
+            f'[matrix]\nenabled = true\nhomeserver = "{hs.url}"\nuser_id = "{BOT}"\n'
+            f'access_token = "{MX_TOKEN}"\n')
+        run = Running(cohort).start()
+        try:
+            hs.wait_for(hs.synced_to_end, 10)
+            for p in people:
+                hs.say(room, p, "!done Kafka")
+            hs.wait_for(lambda: len(hs.sends(room)) >= 3, 10, "three answers")
+            names = rows(cohort.db, "SELECT name FROM members ORDER BY name")
+            assert [n[:15] for (n,) in names] == [f"{x} forged line é" for x in "ABC"]
+            assert all(len(n) == 64 for (n,) in names)
+            # A store written before names were clipped still holds long ones.
+            con = sqlite3.connect(cohort.db)
+            con.execute("UPDATE members SET name = ? WHERE member_id != ?",
+                        ("&" * 30000, "matrix:@ana:fake.test"))
+            con.commit()
+            con.close()
+            ev = hs.say(room, "@ana:fake.test", "!leaderboard")
+            reply = hs.wait_for(lambda: [r for r in hs.sends(room)
+                                         if ev in json.dumps(r["json"])], 10)[0]
+        finally:
+            run.stop()
+        puts = hs.reqs("PUT", r"/send/")
+        assert puts and all(r["status"] == 200 for r in puts), [r["status"] for r in puts]
+        for r in puts:
+            assert len(json.dumps(r["json"], ensure_ascii=False).encode()) < 65536
+            assert "<br>forged" not in r["json"]["formatted_body"]
+            assert "\nforged" not in r["json"]["body"]
+        assert "A forged line" in reply["json"]["body"] and "&amp;&amp;" in \
+            reply["json"]["formatted_body"]
+    finally:
+        hs.stop()

@@ -96,6 +96,88 @@ static void html_is_escaped_and_tables_are_preformatted(void **state)
 	reply_release(&r);
 }
 
+static void a_line_break_in_a_name_cannot_forge_a_line(void **state)
+{
+	(void)state;
+	struct reply r;
+	reply_init(&r);
+	reply_title(&r, REPLY_SUCCESS, "%s finished Kafka", "ana\n<b>admin</b> says");
+	reply_mono(&r, "%s", "1. eve\n2. mallory 99");
+	struct strbuf sb = STRBUF_INIT;
+	mx_render_html(&r, &sb);
+	assert_string_equal(sb_str(&sb), "<b>ana\xef\xbf\xbd&lt;b&gt;admin&lt;/b&gt; says finished "
+					 "Kafka</b><pre><code>1. eve\xef\xbf\xbd"
+					 "2. mallory 99</code></pre>");
+	sb_release(&sb);
+	reply_release(&r);
+}
+
+/* The parsed content, after checking it is under max bytes. */
+static cJSON *rendered(const struct reply *r, size_t max)
+{
+	char *text = mx_render_content(r, "$ev1", max);
+	assert_true(strlen(text) <= max);
+	cJSON *c = cJSON_Parse(text);
+	assert_non_null(c);
+	free(text);
+	return c;
+}
+
+static void matrix_messages_stay_under_the_event_size_limit(void **state)
+{
+	(void)state;
+	/* Three 30,000-character names (from a store older than name clipping). */
+	size_t n = 30000;
+	char *name = xmalloc(n + 1);
+	memset(name, '&', n); /* escaped to "&amp;": five bytes each in HTML */
+	name[n] = '\0';
+	struct reply r;
+	reply_init(&r);
+	reply_title(&r, REPLY_INFO, "Leaderboard %s", name);
+	for (int i = 0; i < 3; i++)
+		reply_mono(&r, "#%d %s 3 pts", i + 1, name);
+	cJSON *c = rendered(&r, MX_MAX_CONTENT);
+	const char *body = cJSON_GetStringValue(cJSON_GetObjectItem(c, "body"));
+	const char *html = cJSON_GetStringValue(cJSON_GetObjectItem(c, "formatted_body"));
+	assert_non_null(strstr(body, "#3 &&&"));
+	assert_non_null(strstr(html, "#3 &amp;&amp;"));
+	assert_non_null(strstr(html, "&amp;\xe2\x80\xa6")); /* a clipped line ends in "…" */
+	assert_non_null(cJSON_GetObjectItem(c, "m.mentions"));
+	cJSON_Delete(c);
+	reply_release(&r);
+
+	/* Many lines: the last give way to a count. */
+	reply_init(&r);
+	reply_title(&r, REPLY_INFO, "Topics");
+	for (int i = 0; i < 3000; i++)
+		reply_line(&r, "topic number %d with a fairly long line of text after it", i);
+	c = rendered(&r, MX_MAX_CONTENT);
+	body = cJSON_GetStringValue(cJSON_GetObjectItem(c, "body"));
+	html = cJSON_GetStringValue(cJSON_GetObjectItem(c, "formatted_body"));
+	const char *more = strstr(body, "\xe2\x80\xa6(");
+	assert_non_null(more);
+	int shown = 0, left = 0;
+	for (const char *p = body; (p = strstr(p, "topic number ")); p++)
+		shown++;
+	assert_int_equal(sscanf(more, "\xe2\x80\xa6(%d more)", &left), 1);
+	assert_int_equal(shown + left, 3000);
+	assert_true(shown > 100);
+	char want[32];
+	snprintf(want, sizeof(want), "\xe2\x80\xa6(%d more)", left);
+	assert_non_null(strstr(html, want));
+	cJSON_Delete(c);
+	/* Small enough: all of it. */
+	reply_release(&r);
+	reply_init(&r);
+	reply_title(&r, REPLY_INFO, "Short");
+	reply_line(&r, "one");
+	c = rendered(&r, MX_MAX_CONTENT);
+	assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(c, "body")), "Short\n  one");
+	cJSON_Delete(c);
+	reply_release(&r);
+	free(name);
+}
+
 static void replayed_ids_are_recognised_within_a_generation(void **state)
 {
 	(void)state;
@@ -250,6 +332,8 @@ int main(void)
 		cmocka_unit_test(reply_fallbacks_are_stripped),
 		cmocka_unit_test(power_levels_parse_loosely),
 		cmocka_unit_test(html_is_escaped_and_tables_are_preformatted),
+		cmocka_unit_test(a_line_break_in_a_name_cannot_forge_a_line),
+		cmocka_unit_test(matrix_messages_stay_under_the_event_size_limit),
 		cmocka_unit_test(replayed_ids_are_recognised_within_a_generation),
 		cmocka_unit_test(a_signal_just_before_the_wait_still_stops_the_console),
 		cmocka_unit_test(jitter_differs_between_processes_and_repeats_when_seeded),
