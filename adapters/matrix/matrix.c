@@ -15,6 +15,7 @@
 #include "bot/util.h"
 
 #include <cjson/cJSON.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -43,6 +44,10 @@ struct room {
 	size_t nlevels, caplevels;
 	struct name *names;
 	size_t nnames, capnames;
+	/* Room version 12 on: the creators outrank every power level (absent from `users`). */
+	bool create_known;
+	char **creators;
+	size_t ncreators, capcreators;
 	bool encrypted;
 	bool told; /* the encryption notice was handed to the dispatcher (which sends it once ever)
 		    */
@@ -484,6 +489,9 @@ static void room_free(struct room *r)
 		free(r->levels[i].user);
 	for (size_t i = 0; i < r->nnames; i++)
 		free(r->names[i].user), free(r->names[i].name);
+	for (size_t i = 0; i < r->ncreators; i++)
+		free(r->creators[i]);
+	free(r->creators);
 	free(r->levels);
 	free(r->names);
 	free(r->id);
@@ -507,6 +515,40 @@ static void set_levels(struct room *r, const cJSON *content)
 			continue;
 		grow_array((void **)&r->levels, &r->caplevels, r->nlevels + 1, sizeof(*r->levels));
 		r->levels[r->nlevels++] = (struct level){xstrdup(u->string), lv};
+	}
+}
+
+static void add_creator(struct room *r, const char *user)
+{
+	grow_array((void **)&r->creators, &r->capcreators, r->ncreators + 1,
+		   sizeof(*r->creators));
+	r->creators[r->ncreators++] = xstrdup(user);
+}
+
+/*
+ * The room's creators from its m.room.create event (the whole event: the
+ * sender is the creator). From room version 12 the sender and
+ * additional_creators have unlimited power; earlier versions have none.
+ */
+static void set_creators(struct room *r, const cJSON *ev)
+{
+	for (size_t i = 0; i < r->ncreators; i++)
+		free(r->creators[i]);
+	r->ncreators = 0;
+	r->create_known = true;
+	const cJSON *content = cJSON_GetObjectItemCaseSensitive(ev, "content");
+	const char *version = jstr(content, "room_version"), *sender = jstr(ev, "sender");
+	char *end = NULL;
+	long v = version ? strtol(version, &end, 10) : 0;
+	if (!version || end == version || *end || v < 12)
+		return; /* versions 1-11 (no room_version means 1): creators are ordinary members */
+	if (sender && *sender == '@')
+		add_creator(r, sender);
+	const cJSON *u;
+	cJSON_ArrayForEach(u, cJSON_GetObjectItemCaseSensitive(content, "additional_creators"))
+	{
+		if (cJSON_IsString(u) && *u->valuestring == '@')
+			add_creator(r, u->valuestring);
 	}
 }
 
@@ -546,20 +588,37 @@ static cJSON *get_json(struct matrix *mx, const char *url, long *status)
 	return j;
 }
 
-/* Power levels for a room seen first after a restart (the sync sends only changes). */
+/* Power levels and creators for a room seen first after a restart (the sync sends only changes). */
 static void fetch_levels(struct matrix *mx, struct room *r)
 {
-	char *er = http_escape(r->id);
-	char *url = xasprintf("%s" API "/rooms/%s/state/m.room.power_levels/", mx->hs, er);
+	char *er = http_escape(r->id), *url;
 	long status;
-	cJSON *j = get_json(mx, url, &status);
-	if (j)
-		set_levels(r, j);
-	else
-		log_warn(TAG, "could not read the power levels of %s (status %ld)", r->id, status);
-	r->levels_known = true; /* do not ask again for every message; a change comes by sync */
-	cJSON_Delete(j);
-	free(url);
+	cJSON *j;
+	if (!r->levels_known) {
+		url = xasprintf("%s" API "/rooms/%s/state/m.room.power_levels/", mx->hs, er);
+		j = get_json(mx, url, &status);
+		if (j)
+			set_levels(r, j);
+		else
+			log_warn(TAG, "could not read the power levels of %s (status %ld)", r->id,
+				 status);
+		r->levels_known = true; /* not asked again per message; a change comes by sync */
+		cJSON_Delete(j);
+		free(url);
+	}
+	if (!r->create_known) {
+		/* format=event: the creator is the event's sender, not in its content. */
+		url = xasprintf("%s" API "/rooms/%s/state/m.room.create/?format=event", mx->hs,
+				er);
+		j = get_json(mx, url, &status);
+		if (j && jstr(j, "sender"))
+			set_creators(r, j);
+		else
+			log_warn(TAG, "could not read who created %s (status %ld)", r->id, status);
+		r->create_known = true;
+		cJSON_Delete(j);
+		free(url);
+	}
 	free(er);
 }
 
@@ -579,6 +638,9 @@ static void fetch_name(struct matrix *mx, struct room *r, const char *user)
 
 static long level_of(const struct room *r, const char *user)
 {
+	for (size_t i = 0; i < r->ncreators; i++)
+		if (strcmp(r->creators[i], user) == 0)
+			return LONG_MAX;
 	for (size_t i = 0; i < r->nlevels; i++)
 		if (strcmp(r->levels[i].user, user) == 0)
 			return r->levels[i].level;
@@ -614,6 +676,8 @@ static void apply_state(struct matrix *mx, struct room *r, const cJSON *ev, stru
 		return;
 	if (strcmp(type, "m.room.power_levels") == 0) {
 		set_levels(r, content);
+	} else if (strcmp(type, "m.room.create") == 0) {
+		set_creators(r, ev);
 	} else if (strcmp(type, "m.room.member") == 0) {
 		const char *name = jstr(content, "displayname");
 		if (*key == '@')
@@ -649,7 +713,7 @@ static void on_message(struct matrix *mx, struct room *r, const cJSON *ev, struc
 		free(args);
 		return;
 	}
-	if (!r->levels_known)
+	if (!r->levels_known || !r->create_known)
 		fetch_levels(mx, r);
 	if (!get_name(r, sender))
 		fetch_name(mx, r, sender);
@@ -950,11 +1014,11 @@ static char *filter_json(void)
 	cJSON *room = cJSON_AddObjectToObject(f, "room");
 	cJSON *tl = cJSON_AddObjectToObject(room, "timeline");
 	cJSON_AddNumberToObject(tl, "limit", 50);
-	const char *tl_types[] = {"m.room.message", "m.room.encrypted", "m.room.member",
-				  "m.room.power_levels", "m.room.encryption"};
-	cJSON_AddItemToObject(tl, "types", cJSON_CreateStringArray(tl_types, 5));
+	const char *tl_types[] = {"m.room.message",	 "m.room.encrypted",  "m.room.member",
+				  "m.room.power_levels", "m.room.encryption", "m.room.create"};
+	cJSON_AddItemToObject(tl, "types", cJSON_CreateStringArray(tl_types, 6));
 	cJSON *st = cJSON_AddObjectToObject(room, "state");
-	cJSON_AddItemToObject(st, "types", cJSON_CreateStringArray(tl_types + 2, 3));
+	cJSON_AddItemToObject(st, "types", cJSON_CreateStringArray(tl_types + 2, 4));
 	cJSON_AddTrueToObject(st, "lazy_load_members");
 	cJSON_AddItemToObject(cJSON_AddObjectToObject(room, "ephemeral"), "types",
 			      cJSON_CreateArray());

@@ -58,12 +58,18 @@ class FakeMatrix(FakeServer):
             self.cond.notify_all()
         return ev["event_id"]
 
-    def create_room(self, room, levels=None, members=(), bot_joined=True, encrypted=False):
+    def create_room(self, room, levels=None, members=(), bot_joined=True, encrypted=False,
+                    version=None, additional_creators=()):
+        """version "12": the creators (members[0] and additional_creators) are not in
+        the power levels' users, as on a real v12 room."""
         with self.cond:
             self.rooms[room] = {"state": {}, "members": set()}
         creator = members[0] if members else "@admin:fake.test"
+        content = {"creator": creator} if version is None else {"room_version": version}
+        if additional_creators:
+            content["additional_creators"] = list(additional_creators)
         self._append(room, {"type": "m.room.create", "state_key": "", "sender": creator,
-                            "content": {"creator": creator}})
+                            "content": content})
         for m in members:
             self.join(room, m)
         self._append(room, {"type": "m.room.power_levels", "state_key": "", "sender": creator,
@@ -182,6 +188,8 @@ class FakeMatrix(FakeServer):
             ev = self.rooms.get(room, {}).get("state", {}).get((type_, key))
             if not ev:
                 return web.json_response({"errcode": "M_NOT_FOUND"}, status=404)
+            if request.query.get("format") == "event":
+                return web.json_response(ev)
             return web.json_response(ev["content"])
         return web.json_response({"errcode": "M_UNRECOGNIZED"}, status=404)
 

@@ -196,6 +196,32 @@ def test_power_levels_are_refreshed_on_change(hs, bot):
     assert "posted here" in reply_to(hs, ev)["json"]["body"]
 
 
+def test_room_v12_creators_are_admins_without_a_power_level(hs, bot):
+    # Room version 12: the creator and additional_creators outrank everyone and are not
+    # listed in m.room.power_levels.
+    hs.create_room(ROOM, members=[ADMIN, ANA, BEN], levels={}, version="12",
+                   additional_creators=[BEN])
+    b = bot()
+    idle(hs)                                   # the create event came in the first sync
+    ev = hs.say(ROOM, ADMIN, "!digest channel here")
+    assert "posted here" in reply_to(hs, ev)["json"]["body"]
+    ev = hs.say(ROOM, ANA, "!digest channel off")
+    assert "admin" in reply_to(hs, ev)["json"]["body"].lower()
+    b.stop()
+    bot()                                      # after a restart it is fetched (format=event)
+    ev = hs.say(ROOM, BEN, "!digest channel off")
+    assert "digest is off" in reply_to(hs, ev, timeout=10)["json"]["body"]
+    assert hs.reqs("GET", r"/state/m\.room\.create/$")[0]["query"] == {"format": "event"}
+
+
+def test_before_room_v12_the_creator_needs_a_power_level(hs, bot):
+    hs.create_room(ROOM, members=[ANA, BEN], levels={}, version="11")
+    bot()
+    idle(hs)
+    ev = hs.say(ROOM, ANA, "!digest channel here")
+    assert "admin" in reply_to(hs, ev)["json"]["body"].lower()
+
+
 def test_encrypted_room_gets_one_notice(hs, bot):
     room = "!secret:fake.test"
     hs.create_room(room, members=[ANA], encrypted=True)
