@@ -38,7 +38,8 @@ struct xfer {
 	long h_remaining;     /* X-RateLimit-Remaining; -1 */
 	double h_reset_after; /* X-RateLimit-Reset-After, seconds; -1 */
 	bool h_global;        /* X-RateLimit-Global */
-	int attempts, limited;
+	int attempts, limited, reauthorized;
+	unsigned long cred_gen; /* the credentials it was sent with (http_reauthorize) */
 	int64_t not_before;
 	char errbuf[CURL_ERROR_SIZE];
 	struct xfer *next;
@@ -53,7 +54,8 @@ struct queue {
 
 struct http_client {
 	char *tag;
-	struct curl_slist *base;
+	struct curl_slist *base; /* under lock once the worker runs */
+	unsigned long cred_gen;  /* under lock: bumped by http_reauthorize */
 	CURLM *multi;
 	pthread_t thread;
 	pthread_mutex_t lock;
@@ -62,6 +64,7 @@ struct http_client {
 	bool stopping, cancel;                  /* under lock */
 	bool idle_now;                          /* under lock: nothing queued, nothing running */
 	bool unauthorized;                      /* under lock */
+	bool hold;                              /* under lock: a 401 waits for http_reauthorize */
 	struct http_stats stats;                /* under lock */
 	/* The worker's own. */
 	struct queue **queues;
@@ -200,8 +203,11 @@ static void xfer_setup(struct http_client *c, struct xfer *x, CURL *e, const cha
 	}
 	curl_slist_free_all(x->headers);
 	x->headers = NULL;
+	pthread_mutex_lock(&c->lock);
 	for (struct curl_slist *h = c->base; h; h = h->next)
 		x->headers = curl_slist_append(x->headers, h->data);
+	x->cred_gen = c->cred_gen;
+	pthread_mutex_unlock(&c->lock);
 	if (body)
 		x->headers = curl_slist_append(x->headers, "Content-Type: application/json");
 	x->headers = curl_slist_append(x->headers, "Expect:");
@@ -277,6 +283,34 @@ int http_result(const struct http_response *r)
 	if (r->status >= 200 && r->status < 300)
 		return COHORT_OK;
 	return r->status == 401 ? COHORT_ERR_AUTH : COHORT_ERR_NETWORK;
+}
+
+void http_reauthorize(struct http_client *c, const char *header)
+{
+	size_t name = strcspn(header, ":") + 1;
+	struct curl_slist *base = NULL;
+	pthread_mutex_lock(&c->lock);
+	bool replaced = false;
+	for (struct curl_slist *h = c->base; h; h = h->next) {
+		bool same = strncasecmp(h->data, header, name) == 0;
+		base = curl_slist_append(base, same ? header : h->data);
+		replaced |= same;
+	}
+	if (!replaced)
+		base = curl_slist_append(base, header);
+	curl_slist_free_all(c->base);
+	c->base = base;
+	c->cred_gen++;
+	c->unauthorized = false;
+	pthread_mutex_unlock(&c->lock);
+	curl_multi_wakeup(c->multi);
+}
+
+void http_hold_unauthorized(struct http_client *c)
+{
+	pthread_mutex_lock(&c->lock);
+	c->hold = true;
+	pthread_mutex_unlock(&c->lock);
 }
 
 bool http_unauthorized(struct http_client *c)
@@ -360,14 +394,17 @@ static void start(struct http_client *c, struct queue *q)
 	pthread_mutex_unlock(&c->lock);
 }
 
-/* Counts an answer (and, sent, the request); a 401 retires the credentials. */
-static void count(struct http_client *c, long status, bool sent)
+/*
+ * Counts an answer (and, sent, the request); a 401 retires the credentials
+ * it was sent with (gen), unless http_reauthorize() replaced them since.
+ */
+static void count(struct http_client *c, long status, bool sent, unsigned long gen)
 {
 	pthread_mutex_lock(&c->lock);
 	if (sent)
 		c->stats.requests++;
 	if (status == 401)
-		c->stats.unauthorized++, c->unauthorized = true;
+		c->stats.unauthorized++, c->unauthorized |= gen == c->cred_gen;
 	else if (status == 403)
 		c->stats.forbidden++;
 	else if (status == 429)
@@ -400,7 +437,18 @@ static void completed(struct http_client *c, struct xfer *x, CURLcode code)
 	if (x->h_remaining == 0 && x->h_reset_after > 0)
 		q->blocked_until = now + (int64_t)(x->h_reset_after * 1000.0 + 0.999);
 
-	count(c, status, false);
+	count(c, status, false, x->cred_gen);
+
+	/* Refused with credentials that are (or are about to be) replaced: send it again
+	 * with the new ones. The worker holds the queue until http_reauthorize(). */
+	pthread_mutex_lock(&c->lock);
+	bool again = status == 401 && (c->hold || x->cred_gen != c->cred_gen);
+	pthread_mutex_unlock(&c->lock);
+	if (again && ++x->reauthorized <= 2) {
+		x->attempts--;
+		queue_push(q, x, true);
+		return;
+	}
 
 	if (status == 429 && ++x->limited <= HTTP_MAX_RATE_LIMITED) {
 		int64_t wait = http_retry_after_ms(sb_str(&x->resp), x->h_retry_after);
@@ -482,7 +530,7 @@ static void *worker(void *arg)
 		struct xfer *in = c->incoming;
 		c->incoming = NULL;
 		c->incoming_tail = &c->incoming;
-		bool cancel = c->cancel, unauthorized = c->unauthorized;
+		bool cancel = c->cancel, unauthorized = c->unauthorized, hold = c->hold;
 		pthread_mutex_unlock(&c->lock);
 		/* Oldest first, so each queue keeps submission order. */
 		while (in) {
@@ -501,8 +549,8 @@ static void *worker(void *arg)
 			if (!q->head)
 				continue;
 			pending = true;
-			if (q->running)
-				continue;
+			if (q->running || (unauthorized && hold))
+				continue; /* held: http_reauthorize() wakes the worker */
 			if (unauthorized) {
 				/* The token was rejected: never send it again. */
 				struct xfer *x = q->head;
@@ -629,7 +677,7 @@ bool http_fetch(struct http_client *c, const char *method, const char *url, cons
 	long status = 0;
 	if (code == CURLE_OK)
 		curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
-	count(c, status, true);
+	count(c, status, true, x->cred_gen);
 	resp->status = status;
 	resp->attempts = 1;
 	if (status == 0)

@@ -78,6 +78,22 @@ void http_submit(struct http_client *c, const struct http_request *rq);
  * COHORT_ERR_NETWORK. */
 int http_result(const struct http_response *r);
 
+/*
+ * Replaces the header with the same name as header ("Authorization: Bearer
+ * NEW"; copied, may hold a token) for every request from now on, and takes
+ * the client out of the rejected state: a renewed token. A 401 to a request
+ * sent with the old credentials no longer retires the new ones. Any thread.
+ */
+void http_reauthorize(struct http_client *c, const char *header);
+
+/*
+ * From now on a 401 holds requests instead of failing them: the one refused
+ * and every one after it wait (until http_free() cancels them) for
+ * http_reauthorize(), then go out with the new credentials. For tokens that
+ * expire and are renewed (Matrix refresh tokens).
+ */
+void http_hold_unauthorized(struct http_client *c);
+
 /* True once a request met 401: the credentials were rejected. */
 bool http_unauthorized(struct http_client *c);
 

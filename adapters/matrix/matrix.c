@@ -2,6 +2,7 @@
 
 #include "adapters/http.h"
 #include "adapters/idset.h"
+#include "adapters/json.h"
 #include "bot/bot.h"
 #include "bot/clock.h"
 #include "bot/cmdline.h"
@@ -71,7 +72,10 @@ struct matrix {
 
 	/* The sync thread's own. */
 	char *token, *user_id, *filter_id, *since;
-	bool from_login; /* the token came from a password login: save it */
+	char *refresh_token, *device_id; /* from a login: kept in the store with the token */
+	int64_t refresh_at;   /* real ms when the access token is renewed ahead of expiry; 0: never */
+	int renewals;         /* renewals since a request last succeeded (a loop guard) */
+	atomic_bool renewable; /* a refresh token or matrix.password: a 401 is not the end */
 	struct room **rooms;
 	size_t nrooms, caprooms;
 	struct idset *seen; /* event ids (and invited rooms), against duplicates */
@@ -209,7 +213,10 @@ static void check_answer(struct matrix *mx, const char *what, const struct http_
 {
 	if (r->status >= 200 && r->status < 300)
 		return;
-	if (r->status == 401)
+	if (r->status == 401 && atomic_load(&mx->renewable))
+		log_warn(TAG, "%s was refused (401): the access token expired; the sync renews it",
+			 what); /* the client holds back every request until then */
+	else if (r->status == 401)
 		fatal_token(mx, what);
 	else if (r->status == 0)
 		log_warn(TAG, "%s failed: %s", what, r->error ? r->error : "no answer");
@@ -913,63 +920,190 @@ static struct http_client *make_client(const char *token)
 	return h;
 }
 
-/* A password login: keeps the token and device in the store for the next start. */
-static int login(struct matrix *mx)
+/* Replaces *slot with a copy of s (NULL clears it). */
+static void set_str(char **slot, const char *s)
+{
+	free(*slot);
+	*slot = s ? xstrdup(s) : NULL;
+}
+
+/*
+ * Takes the tokens of a /login or /refresh answer j: the access token, the
+ * refresh token (a /refresh may leave the old one valid by giving none),
+ * when to renew (three quarters into expires_in_ms), the device. Switches
+ * the HTTP client to the new token and saves the login in the store.
+ * Returns COHORT_OK, or COHORT_ERR_IO when no client can be made.
+ */
+static int adopt_tokens(struct matrix *mx, const cJSON *j)
+{
+	const char *token = jstr(j, "access_token"), *refresh = jstr(j, "refresh_token");
+	set_str(&mx->token, token);
+	log_add_secret(token);
+	if (refresh && *refresh) {
+		set_str(&mx->refresh_token, refresh);
+		log_add_secret(refresh);
+	}
+	if (jstr(j, "device_id"))
+		set_str(&mx->device_id, jstr(j, "device_id"));
+	int64_t life;
+	mx->refresh_at = json_int(cJSON_GetObjectItemCaseSensitive(j, "expires_in_ms"), 1,
+				  INT64_C(1) << 50, &life)
+				 ? clock_real_ms() + life / 4 * 3
+				 : 0;
+	atomic_store(&mx->renewable, mx->refresh_token || *mx->cfg->matrix_password);
+
+	char *auth = xasprintf("Authorization: Bearer %s", token);
+	pthread_mutex_lock(&mx->lock);
+	if (mx->http)
+		http_reauthorize(mx->http, auth);
+	else if ((mx->http = make_client(token)) && atomic_load(&mx->renewable))
+		http_hold_unauthorized(mx->http);
+	bool ok = mx->http != NULL;
+	pthread_mutex_unlock(&mx->lock);
+	free(auth);
+
+	cJSON *save = cJSON_CreateObject();
+	cJSON_AddStringToObject(save, "access_token", token);
+	cJSON_AddStringToObject(save, "device_id", mx->device_id ? mx->device_id : "");
+	if (mx->refresh_token)
+		cJSON_AddStringToObject(save, "refresh_token", mx->refresh_token);
+	if (mx->refresh_at)
+		cJSON_AddNumberToObject(save, "refresh_at", (double)mx->refresh_at);
+	struct login_job *lj = xmalloc(sizeof(*lj));
+	char *text = cJSON_PrintUnformatted(save);
+	lj->value = xstrdup(text);
+	cJSON_free(text);
+	cJSON_Delete(save);
+	dispatch_submit(mx->dispatch, run_save_login, lj);
+	return ok ? COHORT_OK : COHORT_ERR_IO;
+}
+
+/*
+ * POSTs body to an unauthenticated endpoint (/login, /refresh) until it
+ * answers: network errors and 5xx are retried with backoff. Returns the
+ * parsed 200 answer, or NULL with *status set (0 when stopping).
+ */
+static cJSON *auth_call(struct matrix *mx, const char *path, const char *body, long *status)
 {
 	struct http_client *h = make_client(NULL);
+	cJSON *out = NULL;
+	*status = 0;
 	if (!h)
-		return COHORT_ERR_IO;
+		return NULL;
+	char *url = xasprintf("%s" API "%s", mx->hs, path);
+	for (int failures = 0; !mx->stopping;) {
+		struct http_response r;
+		if (!http_fetch(h, "POST", url, body, FETCH_TIMEOUT_MS, &mx->stopping, &r))
+			break;
+		*status = r.status;
+		out = r.status == 200 ? cJSON_Parse(r.body) : NULL;
+		bool retry = !out && (r.status == 0 || r.status == 429 || r.status >= 500 ||
+				      r.status == 200);
+		char why[HTTP_WHY_LEN];
+		if (retry)
+			log_warn(TAG, "%s failed (%s); retrying", path,
+				 http_why(r.error, r.status, why));
+		http_response_release(&r);
+		if (!retry || !pause_ms(mx, backoff(++failures)))
+			break;
+	}
+	if (mx->stopping)
+		*status = 0;
+	free(url);
+	http_free(h, 0);
+	return out;
+}
+
+/*
+ * A password login (asking for a refresh token, on the device of the last
+ * login): keeps the tokens and device in the store for the next start.
+ * COHORT_OK (also when stopping), COHORT_ERR_AUTH or COHORT_ERR_IO.
+ */
+static int login(struct matrix *mx)
+{
 	cJSON *req = cJSON_CreateObject();
 	cJSON_AddStringToObject(req, "type", "m.login.password");
 	cJSON *idf = cJSON_AddObjectToObject(req, "identifier");
 	cJSON_AddStringToObject(idf, "type", "m.id.user");
 	cJSON_AddStringToObject(idf, "user", mx->cfg->matrix_user_id);
 	cJSON_AddStringToObject(req, "password", mx->cfg->matrix_password);
+	if (mx->device_id && *mx->device_id)
+		cJSON_AddStringToObject(req, "device_id", mx->device_id);
 	cJSON_AddStringToObject(req, "initial_device_display_name", "cohort");
+	cJSON_AddTrueToObject(req, "refresh_token");
 	char *body = cJSON_PrintUnformatted(req);
 	cJSON_Delete(req);
-	char *url = xasprintf("%s" API "/login", mx->hs);
-	int rc = COHORT_ERR_NETWORK;
-	for (int failures = 0; rc == COHORT_ERR_NETWORK && !mx->stopping;) {
-		struct http_response r;
-		if (!http_fetch(h, "POST", url, body, FETCH_TIMEOUT_MS, &mx->stopping, &r))
-			break;
-		cJSON *j = r.status == 200 ? cJSON_Parse(r.body) : NULL;
-		const char *token = jstr(j, "access_token");
-		if (token) {
-			mx->token = xstrdup(token);
-			log_add_secret(token);
-			cJSON *save = cJSON_CreateObject();
-			cJSON_AddStringToObject(save, "access_token", token);
-			cJSON_AddStringToObject(save, "device_id",
-						jstr(j, "device_id") ? jstr(j, "device_id") : "");
-			struct login_job *lj = xmalloc(sizeof(*lj));
-			char *text = cJSON_PrintUnformatted(save);
-			lj->value = xstrdup(text);
-			cJSON_free(text);
-			cJSON_Delete(save);
-			dispatch_submit(mx->dispatch, run_save_login, lj);
-			log_info(TAG, "logged in as %s", mx->cfg->matrix_user_id);
-			rc = COHORT_OK;
-		} else if (r.status == 401 || r.status == 403) {
-			log_error(TAG,
-				  "the login as %s was refused (%ld): check matrix.user_id and "
-				  "matrix.password",
-				  mx->cfg->matrix_user_id, r.status);
-			rc = COHORT_ERR_AUTH;
-		} else if (!pause_ms(mx, backoff(++failures))) {
-			rc = COHORT_OK; /* stopping */
-		} else {
-			log_warn(TAG, "login failed (%s); retrying",
-				 r.error ? r.error : "unexpected answer");
-		}
-		cJSON_Delete(j);
-		http_response_release(&r);
-	}
-	free(url);
+	long status;
+	cJSON *j = auth_call(mx, "/login", body, &status);
 	cJSON_free(body);
-	http_free(h, 0);
+	int rc = COHORT_OK;
+	if (j && jstr(j, "access_token")) {
+		rc = adopt_tokens(mx, j);
+		log_info(TAG, "logged in as %s", mx->cfg->matrix_user_id);
+	} else if (status) {
+		log_error(TAG,
+			  "the login as %s was refused (%ld): check matrix.user_id and "
+			  "matrix.password",
+			  mx->cfg->matrix_user_id, status);
+		rc = COHORT_ERR_AUTH;
+	}
+	cJSON_Delete(j);
 	return rc;
+}
+
+/* POST /refresh: a new access token for the refresh token. COHORT_OK or COHORT_ERR_AUTH. */
+static int refresh(struct matrix *mx)
+{
+	cJSON *req = cJSON_CreateObject();
+	cJSON_AddStringToObject(req, "refresh_token", mx->refresh_token);
+	char *body = cJSON_PrintUnformatted(req);
+	cJSON_Delete(req);
+	long status;
+	cJSON *j = auth_call(mx, "/refresh", body, &status);
+	cJSON_free(body);
+	int rc = COHORT_OK;
+	if (j && jstr(j, "access_token")) {
+		rc = adopt_tokens(mx, j);
+		log_info(TAG, "renewed the access token with the refresh token");
+	} else if (status) {
+		log_warn(TAG, "the refresh token was refused (%ld)", status);
+		set_str(&mx->refresh_token, NULL);
+		rc = COHORT_ERR_AUTH;
+	}
+	cJSON_Delete(j);
+	return rc;
+}
+
+/*
+ * After a 401 M_UNKNOWN_TOKEN (body, may be NULL) on what: a new access
+ * token from the refresh token (unless the server says the device was
+ * logged out for good: no soft_logout; tried anyway once the token is due),
+ * else from a password login; else the token was revoked for good (logged).
+ * COHORT_OK when a request may be tried again; COHORT_ERR_AUTH.
+ */
+static int renew(struct matrix *mx, const char *what, const char *body)
+{
+	/* soft_logout false (or absent) in the server's answer: the device was logged out.
+	 * No answer to read: the HTTP client held back a request after another one's 401. */
+	cJSON *j = body && *body ? cJSON_Parse(body) : NULL;
+	bool hard = j && !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "soft_logout"));
+	cJSON_Delete(j);
+	/* A fresh token rejected again at once will not get better by renewing it again. */
+	if (++mx->renewals > 2) {
+		fatal_token(mx, what);
+		return COHORT_ERR_AUTH;
+	}
+	if (mx->refresh_token && (!hard || (mx->refresh_at && clock_real_ms() >= mx->refresh_at))) {
+		if (refresh(mx) == COHORT_OK)
+			return COHORT_OK;
+	}
+	if (*mx->cfg->matrix_password) {
+		log_info(TAG, "the access token was rejected on %s; logging in again with "
+			      "matrix.password", what);
+		return login(mx);
+	}
+	fatal_token(mx, what);
+	return COHORT_ERR_AUTH;
 }
 
 /*
@@ -986,16 +1120,20 @@ static cJSON *setup_call(struct matrix *mx, const char *method, const char *url,
 		cJSON *j = r.status == 200 ? cJSON_Parse(r.body) : NULL;
 		long status = r.status;
 		char *error = r.error ? xstrdup(r.error) : NULL;
+		if (status == 401) {
+			free(error);
+			int rc = renew(mx, what, r.body);
+			http_response_release(&r);
+			if (rc == COHORT_OK)
+				continue; /* with the new token */
+			mx->rc = rc;
+			return NULL;
+		}
 		http_response_release(&r);
 		if (j) {
 			free(error);
+			mx->renewals = 0;
 			return j;
-		}
-		if (status == 401) {
-			free(error);
-			fatal_token(mx, what);
-			mx->rc = COHORT_ERR_AUTH;
-			return NULL;
 		}
 		int64_t wait = backoff(++failures);
 		char why[HTTP_WHY_LEN];
@@ -1034,20 +1172,23 @@ static char *filter_json(void)
 	return out;
 }
 
+/* Renews the access token ahead of its expiry, when the login said when that is. */
+static void refresh_if_due(struct matrix *mx)
+{
+	if (mx->refresh_token && mx->refresh_at && clock_real_ms() >= mx->refresh_at &&
+	    refresh(mx) != COHORT_OK)
+		mx->refresh_at = 0; /* the token is used until a 401 says otherwise */
+}
+
 static int setup(struct matrix *mx)
 {
 	if (!client(mx)) {
 		/* No token yet: a password login makes one. */
 		int rc = login(mx);
-		if (rc || !mx->token)
+		if (rc || !client(mx))
 			return rc;
-		struct http_client *h = make_client(mx->token);
-		if (!h)
-			return COHORT_ERR_IO;
-		pthread_mutex_lock(&mx->lock);
-		mx->http = h;
-		pthread_mutex_unlock(&mx->lock);
 	}
+	refresh_if_due(mx);
 
 	char *url = xasprintf("%s" API "/account/whoami", mx->hs);
 	cJSON *who = setup_call(mx, "GET", url, NULL, "whoami");
@@ -1089,6 +1230,7 @@ static void *sync_thread(void *arg)
 	}
 	int failures = 0;
 	while (!mx->stopping && client(mx)) {
+		refresh_if_due(mx);
 		bool initial = !mx->since;
 		char *since = mx->since ? http_escape(mx->since) : NULL;
 		char *url =
@@ -1108,13 +1250,17 @@ static void *sync_thread(void *arg)
 		int64_t wait = 0;
 		if (r.status == 200 && on_sync(mx, r.body, initial)) {
 			failures = 0;
+			mx->renewals = 0;
 			set_status(mx, "connected");
 		} else if (r.status == 401) {
-			fatal_token(mx, "/sync");
-			set_status(mx, "failed");
-			mx->rc = COHORT_ERR_AUTH;
-			http_response_release(&r);
-			break;
+			rc = renew(mx, "/sync", r.body);
+			if (rc) {
+				set_status(mx, "failed");
+				mx->rc = rc;
+				dispatch_fail(mx->dispatch, rc);
+				http_response_release(&r);
+				break;
+			}
 		} else if (r.status == 429 && r.retry_after_ms >= 0) {
 			wait = r.retry_after_ms;
 			log_warn(TAG, "/sync is rate limited; waiting %lld ms", (long long)wait);
@@ -1137,6 +1283,9 @@ static void *sync_thread(void *arg)
 static int mx_start(void *self)
 {
 	struct matrix *mx = self;
+	/* Replies refused with an expired token wait for the sync thread to renew it. */
+	if (client(mx) && atomic_load(&mx->renewable))
+		http_hold_unauthorized(client(mx));
 	if (thread_start(&mx->thread, sync_thread, mx)) {
 		log_error(TAG, "cannot start the sync thread");
 		return COHORT_ERR_IO;
@@ -1171,6 +1320,9 @@ static int mx_post(void *self, const char *group_id, const char *channel_id, con
 {
 	struct matrix *mx = self;
 	(void)group_id;
+	/* `cohort digest --post` runs no sync thread to renew a token that expired meanwhile. */
+	if (!mx->started)
+		refresh_if_due(mx);
 	struct post_ctx *c = xmalloc(sizeof(*c));
 	c->mx = mx;
 	snprintf(c->key, sizeof(c->key), "%s", idem_key);
@@ -1208,6 +1360,8 @@ static void mx_free(void *self)
 		room_free(mx->rooms[i]);
 	free(mx->rooms);
 	free(mx->token);
+	free(mx->refresh_token);
+	free(mx->device_id);
 	free(mx->user_id);
 	free(mx->filter_id);
 	free(mx->since);
@@ -1239,17 +1393,29 @@ int matrix_new(const struct config *cfg, struct bot *b, struct dispatch *d, stru
 	mx->status_since = mx->txn_base;
 
 	char *value = NULL;
-	if (*cfg->matrix_access_token) {
-		mx->token = xstrdup(cfg->matrix_access_token);
-	} else if (bot_state_get(b, "matrix.login", &value) == COHORT_OK && value) {
+	if (bot_state_get(b, "matrix.login", &value) == COHORT_OK && value) {
+		/* The last login's device is reused by the next one, whichever token is used. */
 		cJSON *j = cJSON_Parse(value);
-		const char *t = jstr(j, "access_token");
-		if (t && *t) {
+		const char *t = jstr(j, "access_token"), *rt = jstr(j, "refresh_token");
+		int64_t at;
+		if (jstr(j, "device_id") && *jstr(j, "device_id"))
+			mx->device_id = xstrdup(jstr(j, "device_id"));
+		if (t && *t && !*cfg->matrix_access_token) {
 			mx->token = xstrdup(t);
 			log_add_secret(t);
+			if (rt && *rt) {
+				mx->refresh_token = xstrdup(rt);
+				log_add_secret(rt);
+			}
+			if (json_int(cJSON_GetObjectItemCaseSensitive(j, "refresh_at"), 1,
+				     INT64_C(1) << 53, &at))
+				mx->refresh_at = at;
 		}
 		cJSON_Delete(j);
 	}
+	if (*cfg->matrix_access_token)
+		mx->token = xstrdup(cfg->matrix_access_token);
+	atomic_store(&mx->renewable, mx->refresh_token || *cfg->matrix_password);
 	free(value);
 	value = NULL;
 	/* With a token the client exists from the start: `cohort digest --post` needs no sync. */

@@ -3,7 +3,8 @@
 It keeps rooms as event logs, answers /sync as a long poll from a position
 in one global stream, records every request with a timestamp, and injects
 faults: 429 M_LIMIT_EXCEEDED, 5xx, 401 M_UNKNOWN_TOKEN. Like a homeserver, it refuses
-a message over 65,536 bytes (413 M_TOO_LARGE).
+a message over 65,536 bytes (413 M_TOO_LARGE). With `refresh` on, a login
+that asks for it gets a refresh token and tokens that expire() (as with MAS).
 """
 import asyncio
 import itertools
@@ -30,6 +31,23 @@ class FakeMatrix(FakeServer):
         self._ids = itertools.count(1)
         self.token = TOKEN
         self.max_event_bytes = 65536   # a larger message is refused, as Synapse does
+        self.refresh = False           # hand out refresh tokens to logins that ask
+        self.lifetime_ms = 300000      # expires_in_ms of those access tokens
+        self.refresh_token = None
+        self.soft = set()              # expired tokens: 401 with soft_logout true
+        self._tokens = itertools.count(1)
+
+    def _issue(self):
+        n = next(self._tokens)
+        self.token, self.refresh_token = f"syt_access_{n}", f"syr_refresh_{n}"
+        return {"access_token": self.token, "refresh_token": self.refresh_token,
+                "expires_in_ms": self.lifetime_ms, "device_id": "DEV1", "user_id": BOT}
+
+    def expire(self):
+        """The access token expires: it gets 401 M_UNKNOWN_TOKEN, soft_logout true."""
+        with self.cond:
+            self.soft.add(self.token)
+            self.token = "syt_nobody_has_this"
 
     def routes(self, app):
         app.router.add_route("*", "/_matrix/client/v3/{tail:.*}", self._api)
@@ -136,10 +154,13 @@ class FakeMatrix(FakeServer):
         if rule and rule["status"]:
             resp = web.json_response(rule["body"] or {"errcode": "M_UNKNOWN"},
                                      status=rule["status"], headers=rule["headers"])
-        elif not request.path.endswith("/login") and \
+        elif not re.search(r"/(login|refresh)$", request.path) and \
                 request.headers.get("Authorization") != f"Bearer {self.token}":
-            resp = web.json_response({"errcode": "M_UNKNOWN_TOKEN",
-                                      "error": "Invalid access token"}, status=401)
+            used = request.headers.get("Authorization", "")[len("Bearer "):]
+            body = {"errcode": "M_UNKNOWN_TOKEN", "error": "Invalid access token"}
+            if used in self.soft:
+                body["soft_logout"] = True
+            resp = web.json_response(body, status=401)
         else:
             resp = await handler(request)
         if hasattr(resp, "next_batch"):
@@ -154,8 +175,20 @@ class FakeMatrix(FakeServer):
             js = await request.json()
             if js.get("password") != PASSWORD:
                 return web.json_response({"errcode": "M_FORBIDDEN"}, status=403)
+            if self.refresh and js.get("refresh_token") is True:
+                with self.cond:
+                    return web.json_response(self._issue())
             return web.json_response({"access_token": self.token, "device_id": "DEV1",
                                       "user_id": BOT})
+        if method == "POST" and path == "/refresh":
+            js = await request.json()
+            with self.cond:
+                if not self.refresh_token or js.get("refresh_token") != self.refresh_token:
+                    return web.json_response({"errcode": "M_UNKNOWN_TOKEN",
+                                              "error": "Unknown refresh token"}, status=401)
+                out = self._issue()
+            del out["device_id"], out["user_id"]
+            return web.json_response(out)
         if method == "GET" and path == "/account/whoami":
             return web.json_response({"user_id": BOT, "device_id": "DEV1"})
         if method == "POST" and re.fullmatch(r"/user/[^/]+/filter", path):

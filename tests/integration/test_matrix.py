@@ -1,4 +1,5 @@
 """The Matrix adapter against a local fake homeserver."""
+import json
 import sqlite3
 import time
 
@@ -271,6 +272,127 @@ def test_password_login_keeps_the_token(hs, cohort):
     b.stop()
     assert len(hs.reqs("POST", r"/login$")) == 1   # the saved token was used
     assert PASSWORD not in b.stderr() and TOKEN not in b.stderr()
+
+
+def stored_login(cohort):
+    con = sqlite3.connect(cohort.db)
+    try:
+        row = con.execute("SELECT value FROM adapter_state WHERE key = 'matrix.login'").fetchone()
+    finally:
+        con.close()
+    return json.loads(row[0]) if row else None
+
+
+def test_a_rejected_token_with_a_password_configured_logs_in_again(hs, cohort):
+    hs.create_room(ROOM, members=[ANA])
+    toml = matrix_toml(hs, token="") + f'password = "{PASSWORD}"\n'
+    b = Bot(cohort, toml).start()
+    idle(hs)
+    b.stop()
+    hs.token = "syt_second"              # the stored token is revoked (signed out elsewhere)
+    b = Bot(cohort, toml).start()
+    idle(hs)
+    logins = hs.reqs("POST", r"/login$")
+    assert len(logins) == 2 and logins[1]["json"]["device_id"] == "DEV1"  # same device
+    ev = hs.say(ROOM, ANA, "!done Kafka")
+    assert "finished Kafka" in reply_to(hs, ev)["json"]["body"]
+    hs.token = "syt_third"               # revoked while running: /sync gets the 401
+    ev = hs.say(ROOM, ANA, "!done Redis")
+    reply = reply_to(hs, ev, timeout=10)
+    assert "finished Redis" in reply["json"]["body"]
+    assert reply["headers"]["Authorization"] == "Bearer syt_third"
+    assert len(hs.reqs("POST", r"/login$")) == 3
+    b.stop()
+    assert stored_login(cohort)["access_token"] == "syt_third"
+    assert "syt_third" not in b.stderr() and PASSWORD not in b.stderr()
+
+
+def test_a_config_token_that_is_rejected_falls_back_to_the_password(hs, cohort):
+    toml = matrix_toml(hs, token="syt_revoked") + f'password = "{PASSWORD}"\n'
+    b = Bot(cohort, toml).start()
+    idle(hs)
+    b.stop()
+    assert len(hs.reqs("POST", r"/login$")) == 1
+    assert "logging in again with matrix.password" in b.stderr()
+
+
+def test_refresh_token_login_renews_an_expired_token(hs, cohort):
+    hs.refresh = True
+    hs.create_room(ROOM, members=[ANA])
+    toml = matrix_toml(hs, token="") + f'password = "{PASSWORD}"\n'
+    b = Bot(cohort, toml).start()
+    idle(hs)
+    assert hs.reqs("POST", r"/login$")[0]["json"]["refresh_token"] is True
+    assert stored_login(cohort)["refresh_token"] == "syr_refresh_1"
+    hs.expire()                          # 401 M_UNKNOWN_TOKEN with soft_logout: true
+    ev = hs.say(ROOM, ANA, "!done Kafka")
+    reply = reply_to(hs, ev, timeout=10)  # the reply refused at first waits for the refresh
+    assert "finished Kafka" in reply["json"]["body"]
+    assert reply["headers"]["Authorization"] == "Bearer syt_access_2"
+    refreshes = hs.reqs("POST", r"/refresh$")
+    assert len(refreshes) == 1 and refreshes[0]["json"] == {"refresh_token": "syr_refresh_1"}
+    assert refreshes[0]["status"] == 200 and "Authorization" not in refreshes[0]["headers"]
+    assert len(hs.reqs("POST", r"/login$")) == 1      # no new login: the refresh did it
+    b.stop()
+    saved = stored_login(cohort)
+    assert saved["access_token"] == "syt_access_2" and saved["refresh_token"] == "syr_refresh_2"
+    for secret in ("syt_access_2", "syr_refresh_1", "syr_refresh_2"):
+        assert secret not in b.stderr()
+
+
+def test_a_token_due_for_renewal_is_refreshed_at_start(hs, cohort):
+    hs.refresh = True
+    hs.lifetime_ms = 400                 # renewed after three quarters of it
+    toml = matrix_toml(hs, token="") + f'password = "{PASSWORD}"\n'
+    b = Bot(cohort, toml).start()
+    idle(hs)
+    b.stop()
+    time.sleep(0.5)
+    n = len(hs.requests)
+    hs.lifetime_ms = 300000
+    b = Bot(cohort, toml).start()
+    idle(hs)
+    b.stop()
+    after = [r["path"].rsplit("/", 1)[-1] for r in hs.requests[n:]]
+    assert after[:2] == ["refresh", "whoami"], after
+    assert len(hs.reqs("POST", r"/login$")) == 1
+
+
+def test_digest_post_from_the_command_line_refreshes_an_expired_token(hs, cohort):
+    hs.refresh = True
+    hs.lifetime_ms = 1000
+    hs.create_room(ROOM, members=[ADMIN], levels={ADMIN: 100})
+    toml = matrix_toml(hs, token="") + f'password = "{PASSWORD}"\n'
+    b = Bot(cohort, toml).start()
+    idle(hs)
+    ev = hs.say(ROOM, ADMIN, "!digest channel here")
+    reply_to(hs, ev)
+    b.stop()
+    time.sleep(1.1)
+    hs.expire()
+    before = len(hs.reqs("POST", r"/refresh$"))
+    res = cohort.run("digest", "-c", "cohort.toml", "--group", f"matrix:{ROOM}", "--post")
+    assert res.returncode == 0, res.stderr
+    assert len([r for r in hs.sends() if "/cd-" in r["path"]]) == 1
+    assert len(hs.reqs("POST", r"/refresh$")) == before + 1
+
+
+def test_a_refused_refresh_token_falls_back_to_the_password(hs, cohort):
+    hs.refresh = True
+    hs.create_room(ROOM, members=[ANA])
+    toml = matrix_toml(hs, token="") + f'password = "{PASSWORD}"\n'
+    b = Bot(cohort, toml).start()
+    idle(hs)
+    b.stop()
+    hs.expire()
+    hs.refresh_token = "syr_revoked"     # the session was ended on the server
+    b = Bot(cohort, toml).start()
+    idle(hs)
+    ev = hs.say(ROOM, ANA, "!done Kafka")
+    assert "finished Kafka" in reply_to(hs, ev)["json"]["body"]
+    assert [r["status"] for r in hs.reqs("POST", r"/refresh$")] == [401]
+    assert len(hs.reqs("POST", r"/login$")) == 2
+    b.stop()
 
 
 def test_digest_is_posted_to_the_room(hs, bot, cohort):
