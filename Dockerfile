@@ -15,7 +15,7 @@ COPY scripts scripts
 COPY dist dist
 COPY config.example.toml ./
 RUN make -j2 CFLAGS="-O2 -g0" \
-    && make install PREFIX=/usr DESTDIR=/out \
+    && make install PREFIX=/usr DESTDIR=/out STATEDIR=/data \
     && strip /out/usr/bin/cohort
 
 # Runtime stage: the shared libraries, CA certificates and time zones, nothing else.

@@ -6,6 +6,8 @@ DESTDIR ?=
 BINDIR = $(PREFIX)/bin
 MANDIR = $(PREFIX)/share/man
 SHAREDIR = $(PREFIX)/share/cohort
+# Where the installed example configuration keeps the store (the systemd unit's StateDirectory).
+STATEDIR ?= /var/lib/cohort
 UNITDIR = $(PREFIX)/lib/systemd/system
 CC ?= cc
 PKG_CONFIG ?= pkg-config
@@ -172,7 +174,9 @@ install: $(BUILD)/cohort
 	install -m 755 $(BUILD)/cohort $(DESTDIR)$(BINDIR)/cohort
 	install -m 644 dist/cohort.1 $(DESTDIR)$(MANDIR)/man1/cohort.1
 	install -m 644 roadmaps/backend.md $(DESTDIR)$(SHAREDIR)/backend.md
-	install -m 644 config.example.toml $(DESTDIR)$(SHAREDIR)/cohort.toml.example
+	sed 's|^path = "cohort.db"|path = "$(STATEDIR)/cohort.db"|' config.example.toml \
+		> $(DESTDIR)$(SHAREDIR)/cohort.toml.example
+	chmod 644 $(DESTDIR)$(SHAREDIR)/cohort.toml.example
 	install -d $(DESTDIR)$(UNITDIR)
 	sed 's|/usr/bin/cohort|$(BINDIR)/cohort|' dist/cohort.service > $(DESTDIR)$(UNITDIR)/cohort.service
 	chmod 644 $(DESTDIR)$(UNITDIR)/cohort.service

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 enum key_type { KEY_STRING, KEY_BOOL, KEY_STRINGS };
 
@@ -193,8 +194,26 @@ static int apply_pair(struct config *cfg, const char *file, const struct toml_ta
 	void *slot = (char *)cfg + spec->offset;
 	bool ok = (spec->type == KEY_STRING && v->type == TOML_STRING) ||
 		  (spec->type == KEY_BOOL && v->type == TOML_BOOLEAN) ||
-		  (spec->type == KEY_STRINGS && v->type == TOML_ARRAY &&
-		   (v->nitems == 0 || v->items[0].type == TOML_STRING));
+		  (spec->type == KEY_STRINGS && v->type == TOML_ARRAY);
+	for (size_t i = 0; ok && spec->type == KEY_STRINGS && i < v->nitems; i++) {
+		const struct toml_value *it = &v->items[i];
+		if (it->type == TOML_STRING)
+			continue;
+		/* [123]: the array is right, its items are not; show the fix. */
+		if (it->type == TOML_INTEGER)
+			snprintf(err, COHORT_ERR_LEN,
+				 "%s:%d: \"%s\" in [%s]: %lld is a number, but these are strings: "
+				 "write [\"%lld\"]",
+				 file, p->line, p->key, t->name, it->integer, it->integer);
+		else
+			snprintf(err, COHORT_ERR_LEN,
+				 "%s:%d: \"%s\" in [%s]: item %zu is %s, but these are strings: "
+				 "write each in double quotes, like [\"%s\"]",
+				 file, p->line, p->key, t->name, i + 1, toml_type_name(it->type),
+				 strcmp(p->key, "guild_ids") == 0 ? "123456789012345678"
+								  : "@ana:example.org");
+		return COHORT_ERR_CONFIG;
+	}
 	if (!ok) {
 		snprintf(err, COHORT_ERR_LEN, "%s:%d: \"%s\" in [%s] must be %s, not %s", file,
 			 p->line, p->key, t->name, type_word(spec->type), toml_type_name(v->type));
@@ -292,9 +311,11 @@ static bool is_snowflake(const char *s)
 static void apply_env(struct config *cfg)
 {
 	const char *v = getenv("COHORT_DISCORD_TOKEN");
+	cfg->discord_token_from_env = v && *v;
 	if (v && *v)
 		set_str(&cfg->discord_token, v);
 	v = getenv("COHORT_MATRIX_TOKEN");
+	cfg->matrix_token_from_env = v && *v;
 	if (v && *v)
 		set_str(&cfg->matrix_access_token, v);
 	log_add_secret(cfg->discord_token);
@@ -340,10 +361,6 @@ static int validate(const struct config *cfg, const int *lines, char *err)
 	if (strlen(cfg->discord_prefix) > 8 || strchr(cfg->discord_prefix, ' '))
 		return bad_value(cfg, lines, "discord", "prefix", err,
 				 "must be at most 8 characters without spaces");
-	if (cfg->discord_enabled && !*cfg->discord_token)
-		return bad_value(cfg, lines, "discord", "token", err,
-				 "Discord is enabled but no bot token is set (set token or "
-				 "COHORT_DISCORD_TOKEN)");
 	if (!is_http_url(cfg->matrix_homeserver))
 		return bad_value(cfg, lines, "matrix", "homeserver", err,
 				 "\"%s\" is not an http(s):// URL", cfg->matrix_homeserver);
@@ -355,11 +372,6 @@ static int validate(const struct config *cfg, const int *lines, char *err)
 	    strchr(cfg->matrix_prefix, ' '))
 		return bad_value(cfg, lines, "matrix", "prefix", err,
 				 "must be 1 to 8 characters without spaces (for example \"!\")");
-	if (cfg->matrix_enabled && !*cfg->matrix_access_token && !*cfg->matrix_password)
-		return bad_value(
-			cfg, lines, "matrix", "access_token", err,
-			"Matrix is enabled but no access token is set (set access_token or "
-			"COHORT_MATRIX_TOKEN, or password for a one-time login)");
 	for (size_t i = 0; i < cfg->matrix_invite_from.n; i++) {
 		const char *w = cfg->matrix_invite_from.v[i];
 		if (!*w || strchr(w, ' ') || (w[0] == '@' && !strchr(w, ':')))
@@ -369,6 +381,52 @@ static int validate(const struct config *cfg, const int *lines, char *err)
 					 w);
 	}
 	return COHORT_OK;
+}
+
+int config_require_secrets(const struct config *cfg, bool discord, bool matrix, char *err)
+{
+	if (discord && cfg->discord_enabled && !*cfg->discord_token)
+		return bad_value(cfg, NULL, "discord", "token", err,
+				 "Discord is enabled but no bot token is set (set token or "
+				 "COHORT_DISCORD_TOKEN)");
+	if (matrix && cfg->matrix_enabled && !*cfg->matrix_access_token &&
+	    !*cfg->matrix_password)
+		return bad_value(
+			cfg, NULL, "matrix", "access_token", err,
+			"Matrix is enabled but no access token is set (set access_token or "
+			"COHORT_MATRIX_TOKEN, or password for a one-time login)");
+	return COHORT_OK;
+}
+
+void config_warnings(const struct config *cfg, void (*fn)(const char *msg, void *ud), void *ud)
+{
+	const char *src = cfg->source ? cfg->source : "configuration";
+	char msg[COHORT_ERR_LEN];
+	if (!cfg->discord_enabled && *cfg->discord_token) {
+		snprintf(msg, sizeof(msg),
+			 "%s: a Discord bot token is set (%s) but [discord] enabled is false: "
+			 "Discord will not run (set enabled = true in [discord] to run it)",
+			 src, cfg->discord_token_from_env ? "COHORT_DISCORD_TOKEN" : "discord.token");
+		fn(msg, ud);
+	}
+	if (!cfg->matrix_enabled && (*cfg->matrix_access_token || *cfg->matrix_password)) {
+		snprintf(msg, sizeof(msg),
+			 "%s: a Matrix %s is set (%s) but [matrix] enabled is false: Matrix will "
+			 "not run (set enabled = true in [matrix] to run it)",
+			 src, *cfg->matrix_access_token ? "access token" : "password",
+			 !*cfg->matrix_access_token ? "matrix.password"
+			 : cfg->matrix_token_from_env ? "COHORT_MATRIX_TOKEN"
+						      : "matrix.access_token");
+		fn(msg, ud);
+	}
+	if (!cfg->discord_enabled && !cfg->matrix_enabled) {
+		snprintf(msg, sizeof(msg),
+			 "%s: no chat platform is enabled: set enabled = true in [discord] or "
+			 "[matrix] (with its token) to run the bot there; 'cohort run' starts only "
+			 "the console chat, on a terminal",
+			 src);
+		fn(msg, ud);
+	}
 }
 
 int config_finish(struct config *cfg, char *err)
@@ -495,10 +553,26 @@ static void describe_secret(struct strbuf *out, const char *name, const char *v)
 	sb_addf(out, "  %-20s %s\n", name, *v ? "(set, hidden)" : "(not set)");
 }
 
+static void describe_list(struct strbuf *out, const char *name, const struct strlist *l,
+			  const char *none)
+{
+	sb_addf(out, "  %-20s ", name);
+	if (!l->n)
+		sb_addf(out, "%s", none);
+	for (size_t i = 0; i < l->n; i++)
+		sb_addf(out, "%s\"%s\"", i ? ", " : "", l->v[i]);
+	sb_addf(out, "\n");
+}
+
 void config_describe(const struct config *cfg, struct strbuf *out)
 {
 	sb_addf(out, "configuration: %s\n", cfg->source ? cfg->source : "(built-in defaults)");
-	sb_addf(out, "  %-20s %s\n", "store.path", cfg->store_path);
+	char cwd[4096];
+	if (cfg->store_path[0] != '/' && getcwd(cwd, sizeof(cwd)))
+		sb_addf(out, "  %-20s %s (%s/%s)\n", "store.path", cfg->store_path, cwd,
+			cfg->store_path);
+	else
+		sb_addf(out, "  %-20s %s\n", "store.path", cfg->store_path);
 	sb_addf(out, "  %-20s %s\n", "store.synchronous", cfg->store_synchronous);
 	sb_addf(out, "  %-20s %s\n", "roadmap.file",
 		*cfg->roadmap_file ? cfg->roadmap_file : "(built-in backend roadmap)");
@@ -510,7 +584,8 @@ void config_describe(const struct config *cfg, struct strbuf *out)
 	if (cfg->discord_enabled) {
 		describe_secret(out, "discord.token", cfg->discord_token);
 		sb_addf(out, "  %-20s %s\n", "discord.api_url", cfg->discord_api_url);
-		sb_addf(out, "  %-20s %zu\n", "discord.guild_ids", cfg->discord_guild_ids.n);
+		describe_list(out, "discord.guild_ids", &cfg->discord_guild_ids,
+			      "(none: commands are registered globally)");
 		sb_addf(out, "  %-20s %s\n", "discord.prefix",
 			*cfg->discord_prefix ? cfg->discord_prefix : "(slash commands only)");
 		sb_addf(out, "  %-20s %s\n", "discord.register_commands",
@@ -525,6 +600,7 @@ void config_describe(const struct config *cfg, struct strbuf *out)
 		sb_addf(out, "  %-20s %s\n", "matrix.prefix", cfg->matrix_prefix);
 		sb_addf(out, "  %-20s %s\n", "matrix.auto_join",
 			cfg->matrix_auto_join ? "true" : "false");
-		sb_addf(out, "  %-20s %zu\n", "matrix.invite_from", cfg->matrix_invite_from.n);
+		describe_list(out, "matrix.invite_from", &cfg->matrix_invite_from,
+			      "(none: invites from anyone)");
 	}
 }

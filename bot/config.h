@@ -38,6 +38,8 @@ struct config {
 	char *discord_prefix;
 	bool discord_register_commands; /* at start-up, once READY */
 
+	bool discord_token_from_env; /* COHORT_DISCORD_TOKEN set it */
+
 	bool matrix_enabled;
 	char *matrix_homeserver;
 	char *matrix_user_id;
@@ -46,6 +48,7 @@ struct config {
 	char *matrix_prefix;
 	bool matrix_auto_join;
 	struct strlist matrix_invite_from; /* user ids or server names; empty: anyone */
+	bool matrix_token_from_env; /* COHORT_MATRIX_TOKEN set it */
 };
 
 void config_init(struct config *cfg);
@@ -68,6 +71,22 @@ int config_finish(struct config *cfg, char *err);
  * (name future secret keys so). Errors never echo such a value.
  */
 bool config_key_is_secret(const char *key);
+
+/*
+ * What starting a platform needs beyond a valid file: with discord (matrix)
+ * true, an enabled Discord (Matrix) must have its token (or password). Only
+ * the commands that contact a platform call this (run, digest --post,
+ * register-commands); the offline ones never need a secret.
+ * Returns COHORT_OK or COHORT_ERR_CONFIG with the key and the fix in err.
+ */
+int config_require_secrets(const struct config *cfg, bool discord, bool matrix, char *err);
+
+/*
+ * Calls fn once per setting that is valid but probably not what was meant
+ * (a token without enabled = true, no platform enabled), with a message
+ * naming the file, the key and the fix. msg is borrowed for the call.
+ */
+void config_warnings(const struct config *cfg, void (*fn)(const char *msg, void *ud), void *ud);
 
 /* Writes every setting, secrets masked, for check-config. */
 void config_describe(const struct config *cfg, struct strbuf *out);

@@ -4,12 +4,14 @@
 #include "util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static enum log_level current = LOG_INFO;
 static enum log_format format = LOG_TEXT;
@@ -72,7 +74,11 @@ void log_clear_secrets(void)
 
 static FILE *open_append(const char *p, char *err)
 {
-	FILE *f = fopen(p, "a");
+	/* Readable by cohort's own user only, whatever the umask (the log names members). */
+	int fd = open(p, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	FILE *f = fd >= 0 ? fdopen(fd, "a") : NULL;
+	if (!f && fd >= 0)
+		close(fd);
 	if (!f)
 		snprintf(err, 512, "%s: cannot open the log file: %s (check log.file)", p,
 			 strerror(errno));

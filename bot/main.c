@@ -21,6 +21,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -84,15 +85,18 @@ struct cli {
 	const char *format;
 	const char *guild;
 	const char *path; /* the one positional argument (backup, import) */
-	bool post, check, help;
+	bool post, check, help, force;
 };
 
 struct app;
 
+/* What a subcommand needs of the store: nothing, one that exists, or one made if missing. */
+enum store_need { NO_STORE, STORE_EXISTING, STORE_CREATE };
+
 /* Every subcommand: what it needs, how it is used, and its --help. */
 struct subcommand {
 	const char *name;
-	bool store;
+	enum store_need store;
 	int (*run)(struct app *app, const struct cli *cli);
 	const char *synopsis;
 	const char *help;
@@ -132,6 +136,8 @@ static int parse_args(int argc, char **argv, struct cli *cli)
 			cli->post = true;
 		else if (strcmp(a, "--check") == 0)
 			cli->check = true;
+		else if (strcmp(a, "--force") == 0)
+			cli->force = true;
 		else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0)
 			cli->help = true;
 		else if (a[0] == '-' && a[1])
@@ -229,18 +235,86 @@ static void reload(struct app *app)
 		 roadmap_source(rm));
 }
 
-/* Loads config and roadmap, and (with_store) opens the store and makes the bot. */
-static int app_init(struct app *app, const struct cli *cli, bool with_store)
+static void log_warning(const char *msg, void *ud)
+{
+	(void)ud;
+	log_warn("config", "%s", msg);
+}
+
+/* The platforms' secrets, checked by the commands that start a platform. */
+static int require_secrets(const struct app *app)
+{
+	char err[COHORT_ERR_LEN];
+	if (config_require_secrets(&app->cfg, true, true, err)) {
+		fprintf(stderr, "cohort: %s\n", err);
+		return EXIT_USAGE;
+	}
+	return EXIT_OK;
+}
+
+/* What `cohort run` refuses before it touches the store. */
+static int run_precheck(struct app *app)
+{
+	if (!app->cfg.discord_enabled && !app->cfg.matrix_enabled && app->cfg.source &&
+	    !isatty(STDIN_FILENO)) {
+		/*
+		 * A service or container with nothing enabled would read EOF and exit 0,
+		 * silently. Only the quick start (no configuration file at all) and a
+		 * terminal get the console.
+		 */
+		fprintf(stderr,
+			"cohort: %s: no chat platform is enabled and stdin is not a terminal, so "
+			"there is nothing to run: set enabled = true in [discord] (with token or "
+			"COHORT_DISCORD_TOKEN) or in [matrix] (with access_token or "
+			"COHORT_MATRIX_TOKEN); for a chat on stdin use 'cohort console'\n",
+			app->cfg.source);
+		config_warnings(&app->cfg, log_warning, NULL);
+		return EXIT_USAGE;
+	}
+	return require_secrets(app);
+}
+
+/* path made absolute (against the working directory), as a new string. */
+static char *absolute_path(const char *path)
+{
+	if (path[0] == '/')
+		return xstrdup(path);
+	char cwd[4096];
+	if (!getcwd(cwd, sizeof(cwd)))
+		return xstrdup(path);
+	return xasprintf("%s/%s", cwd, strncmp(path, "./", 2) == 0 ? path + 2 : path);
+}
+
+/*
+ * Loads config and roadmap, and (unless NO_STORE) opens the store and makes
+ * the bot. STORE_EXISTING never creates a store: a missing one is reported
+ * with the absolute path looked at (exit 1 for status, a health check; else 2).
+ */
+static int app_init(struct app *app, const struct cli *cli, enum store_need need)
 {
 	memset(app, 0, sizeof(*app));
 	int rc = load_config(cli, &app->cfg);
 	if (!rc)
 		rc = load_roadmap(&app->cfg, &app->rm);
-	if (rc || !with_store)
+	if (!rc && strcmp(cli->command, "run") == 0)
+		rc = run_precheck(app);
+	if (rc || need == NO_STORE)
 		return rc;
 	char err[COHORT_ERR_LEN];
-	if (store_open(app->cfg.store_path, strcmp(app->cfg.store_synchronous, "full") == 0,
-		       &app->store, err)) {
+	bool full = strcmp(app->cfg.store_synchronous, "full") == 0;
+	rc = need == STORE_CREATE ? store_open(app->cfg.store_path, full, &app->store, err)
+				  : store_open_existing(app->cfg.store_path, full, &app->store, err);
+	if (rc == COHORT_ERR_NOT_FOUND) {
+		char *abs = absolute_path(app->cfg.store_path);
+		fprintf(stderr,
+			"cohort: no store at %s (store.path in %s): cohort has not run with this "
+			"configuration yet; 'cohort run', 'console' or 'import' create it. Check "
+			"store.path, or pass the right config with -c\n",
+			abs, app->cfg.source ? app->cfg.source : "the built-in defaults");
+		free(abs);
+		return strcmp(cli->command, "status") == 0 ? EXIT_RUNTIME : EXIT_USAGE;
+	}
+	if (rc) {
 		fprintf(stderr, "cohort: %s\n", err);
 		return EXIT_RUNTIME;
 	}
@@ -254,18 +328,19 @@ static int app_init(struct app *app, const struct cli *cli, bool with_store)
 	return EXIT_OK;
 }
 
-/* The console: digests of its group are shown in the chat. */
+/* The console: digests of its own group (and no other) are shown in the chat. */
 struct console_runner {
 	struct app *app;
 	struct bot *bot;
 	struct console *console;
 	struct digest_sink sink;
+	const char *group_id;
 };
 
 static bool serves_console(void *ud, const char *group_id)
 {
-	(void)ud;
-	return strncmp(group_id, "console:", 8) == 0;
+	struct console_runner *run = ud;
+	return strcmp(group_id, run->group_id) == 0;
 }
 
 static int post_console(void *ud, const char *group_id, const char *channel_id,
@@ -297,6 +372,8 @@ static int console_session(struct app *app, const struct cli *cli)
 	const char *user = getenv("USER");
 	const char *as = cli->as ? cli->as : (user && *user ? user : "me");
 	const char *group = cli->group ? cli->group : "local";
+	if (strncmp(group, "console:", 8) == 0)
+		group += 8; /* the group's id given for its name: the same group */
 	if (strlen(as) > 32 || strcspn(as, " \t@") != strlen(as) || !*as)
 		return usage_error("--as '%s': a name is 1 to 32 characters without spaces or @",
 				   as);
@@ -306,10 +383,12 @@ static int console_session(struct app *app, const struct cli *cli)
 	/* The console shows its group's digest unless an admin turned it off. */
 	char *group_id = xasprintf("console:%s", group);
 	int rc = store_default_digest_channel(app->store, group_id, "console");
-	free(group_id);
-	if (rc)
+	if (rc) {
+		free(group_id);
 		return EXIT_RUNTIME;
-	struct console_runner run = {app, app->bot, NULL, {serves_console, post_console, NULL}};
+	}
+	struct console_runner run = {app, app->bot, NULL, {serves_console, post_console, NULL},
+				     group_id};
 	run.sink.ud = &run;
 	install_signals();
 	struct console_opts o = {
@@ -325,6 +404,7 @@ static int console_session(struct app *app, const struct cli *cli)
 	run.console = console_new(app->bot, &o);
 	rc = console_run(run.console);
 	console_free(run.console);
+	free(group_id);
 	if (rc) {
 		log_error("main", "console stopped: %s", cohort_strerror(rc));
 		return EXIT_RUNTIME;
@@ -448,11 +528,17 @@ static void housekeeping(void *ud)
 		write_status(r, false);
 }
 
+static void print_warning(const char *msg, void *ud)
+{
+	fprintf(ud, "warning: %s\n", msg);
+}
+
 static int cmd_run(struct app *app, const struct cli *cli)
 {
+	config_warnings(&app->cfg, log_warning, NULL);
 	if (!app->cfg.discord_enabled && !app->cfg.matrix_enabled) {
-		log_info("main", "no chat platform is enabled (%s); starting the console",
-			 app->cfg.source ? app->cfg.source : "built-in defaults");
+		log_info("main", "starting the console (%s)",
+			 app->cfg.source ? app->cfg.source : "no configuration file");
 		return console_session(app, cli);
 	}
 	struct dispatch *d = dispatch_new(app->bot);
@@ -562,9 +648,10 @@ static int cmd_backup(struct app *app, const struct cli *cli)
 	if (!cli->path)
 		return usage_error("%s", "backup needs a PATH to write the copy to");
 	char err[COHORT_ERR_LEN];
-	if (store_backup(app->store, cli->path, err)) {
+	int rc = store_backup(app->store, cli->path, cli->force, err);
+	if (rc) {
 		fprintf(stderr, "cohort: %s\n", err);
-		return EXIT_RUNTIME;
+		return rc == COHORT_ERR_USAGE ? EXIT_USAGE : EXIT_RUNTIME;
 	}
 	printf("backed up %s to %s\n", app->cfg.store_path, cli->path);
 	return EXIT_OK;
@@ -663,9 +750,43 @@ static int cmd_roadmap(struct app *app, const struct cli *cli)
 	return EXIT_OK;
 }
 
+/* The folder the store goes in must exist (the store itself is made on first use). */
+static int check_store_folder(const struct config *cfg)
+{
+	char *dir = xstrdup(cfg->store_path);
+	char *slash = strrchr(dir, '/');
+	if (!slash)
+		strcpy(dir, ".");
+	else if (slash == dir)
+		slash[1] = '\0';
+	else
+		*slash = '\0';
+	struct stat sb;
+	int rc = EXIT_OK;
+	const char *src = cfg->source ? cfg->source : "configuration";
+	if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+		fprintf(stderr,
+			"cohort: %s: store.path: the folder %s %s (create it, or set store.path "
+			"to a file in a folder that exists)\n",
+			src, dir, stat(dir, &sb) != 0 ? "does not exist" : "is not a folder");
+		rc = EXIT_USAGE;
+	} else if (access(dir, W_OK | X_OK) != 0) {
+		fprintf(stderr,
+			"cohort: %s: store.path: cohort cannot write in the folder %s (%s; give "
+			"its user write access, or set store.path to a writable folder)\n",
+			src, dir, strerror(errno));
+		rc = EXIT_USAGE;
+	}
+	free(dir);
+	return rc;
+}
+
 static int cmd_check_config(struct app *app, const struct cli *cli)
 {
 	(void)cli;
+	int rc = check_store_folder(&app->cfg);
+	if (rc)
+		return rc;
 	struct strbuf sb = STRBUF_INIT;
 	config_describe(&app->cfg, &sb);
 	fputs(sb_str(&sb), stdout);
@@ -679,6 +800,12 @@ static int cmd_check_config(struct app *app, const struct cli *cli)
 		       app->cfg.matrix_enabled ? "matrix" : "");
 	else
 		printf("would run: the console (no chat platform is enabled)\n");
+	char err[COHORT_ERR_LEN];
+	if (config_require_secrets(&app->cfg, true, true, err))
+		printf("warning: %s ('cohort run' will refuse to start until it is set; the "
+		       "offline commands do not need it)\n",
+		       err);
+	config_warnings(&app->cfg, print_warning, stdout);
 	printf("configuration OK\n");
 	return EXIT_OK;
 }
@@ -702,14 +829,84 @@ static int post_stdout(void *ud, const char *group_id, const char *channel_id,
 	return fflush(stdout) == 0 ? COHORT_OK : COHORT_ERR_IO;
 }
 
+struct group_list {
+	const char *want;
+	bool found;
+	struct strbuf names;
+};
+
+static int add_group(const char *group_id, void *ud)
+{
+	struct group_list *l = ud;
+	l->found |= strcmp(group_id, l->want) == 0;
+	sb_addf(&l->names, "%s%s", l->names.len ? ", " : "", group_id);
+	return 0;
+}
+
+/* A group that is not in the store is a usage error naming the groups there are. */
+static int require_group(struct app *app, const char *group_id)
+{
+	struct group_list l = {group_id, false, STRBUF_INIT};
+	int rc = store_groups(app->store, add_group, &l) ? EXIT_RUNTIME : EXIT_OK;
+	if (!rc && !l.found) {
+		char *abs = absolute_path(app->cfg.store_path);
+		if (l.names.len)
+			fprintf(stderr,
+				"cohort: --group '%s': no such group in %s; the groups there are: "
+				"%s\n",
+				group_id, abs, sb_str(&l.names));
+		else
+			fprintf(stderr, "cohort: --group '%s': no such group in %s: it has no groups yet\n",
+				group_id, abs);
+		fprintf(stderr, "run 'cohort help digest' for usage\n");
+		free(abs);
+		rc = EXIT_USAGE;
+	}
+	sb_release(&l.names);
+	return rc;
+}
+
+/* The channel a posted digest of group goes to, as a new string; refused when there is none. */
+static int digest_channel(struct app *app, const char *group, char **channel)
+{
+	struct store_settings st;
+	*channel = NULL;
+	if (store_get_settings(app->store, group, &st))
+		return EXIT_RUNTIME;
+	bool console_group = serves_stdout(NULL, group);
+	if (st.digest_channel)
+		*channel = xstrdup(st.digest_channel);
+	else if (console_group && !st.stored)
+		*channel = xstrdup("console"); /* a console group never set up: the console */
+	bool off = st.stored && !st.digest_channel;
+	store_settings_release(&st);
+	if (*channel)
+		return EXIT_OK;
+	if (off)
+		fprintf(stderr,
+			"cohort: the digest of %s is turned off (an admin said \"/digest channel "
+			"off\"): nothing was posted; an admin turns it on again with \"/digest "
+			"channel here\" in the channel it should go to\n",
+			group);
+	else
+		fprintf(stderr,
+			"cohort: %s has no digest channel: an admin says \"/digest channel here\" "
+			"in it first\n",
+			group);
+	return EXIT_USAGE;
+}
+
 static int cmd_digest(struct app *app, const struct cli *cli)
 {
 	if (!cli->group)
 		return usage_error("%s", "digest needs --group ID (for example console:local)");
+	int rc = require_group(app, cli->group);
+	if (rc)
+		return rc;
 	if (!cli->post) {
 		struct reply r;
 		reply_init(&r);
-		int rc = bot_digest(app->bot, cli->group, &r);
+		rc = bot_digest(app->bot, cli->group, &r);
 		if (!rc) {
 			char *text = reply_render_text(&r);
 			fputs(text, stdout);
@@ -718,36 +915,25 @@ static int cmd_digest(struct app *app, const struct cli *cli)
 		reply_release(&r);
 		return rc ? EXIT_RUNTIME : EXIT_OK;
 	}
+	char *channel = NULL;
+	rc = digest_channel(app, cli->group, &channel);
+	if (rc)
+		return rc;
 	/* Posting records it as today's digest: the scheduler will not post it again. */
 	struct digest_sink sink = {serves_stdout, post_stdout, NULL};
 	struct dispatch *d = NULL;
 	struct platforms p = {0};
-	int rc = COHORT_OK;
 	if (!serves_stdout(NULL, cli->group)) {
-		d = dispatch_new(app->bot);
-		rc = d ? platforms_init(&p, app, d) : EXIT_RUNTIME;
+		rc = require_secrets(app);
+		d = rc ? NULL : dispatch_new(app->bot);
+		if (!rc)
+			rc = d ? platforms_init(&p, app, d) : EXIT_RUNTIME;
 		if (!rc && !adapter_for(&p, cli->group))
 			rc = usage_error(
 				"cannot post to '%s': no enabled platform serves that group "
 				"(enable its platform in the configuration)",
 				cli->group);
 		sink = p.sink;
-	}
-	char *channel = NULL;
-	if (!rc) {
-		struct store_settings st;
-		rc = store_get_settings(app->store, cli->group, &st) ? EXIT_RUNTIME : EXIT_OK;
-		if (!rc) {
-			channel = st.digest_channel                 ? xstrdup(st.digest_channel)
-				  : serves_stdout(NULL, cli->group) ? xstrdup("console")
-								    : NULL;
-			store_settings_release(&st);
-		}
-		if (!rc && !channel)
-			rc = usage_error(
-				"%s has no digest channel: an admin says \"/digest channel "
-				"here\" in it first",
-				cli->group);
 	}
 	if (!rc) {
 		int prc = scheduler_post_now(app->bot, &sink, cli->group, channel);
@@ -797,47 +983,64 @@ static int cmd_console(struct app *app, const struct cli *cli)
 }
 
 static const struct subcommand subcommands[] = {
-	{"run", true, cmd_run, "run [-c FILE]",
+	{"run", STORE_CREATE, cmd_run, "run [-c FILE]",
 	 "Runs every enabled platform (Discord, Matrix or both) and the daily digest until\n"
-	 "SIGINT or SIGTERM; with no platform enabled, the console chat instead.\n"
+	 "SIGINT or SIGTERM. Each enabled platform needs its token (exit 2 without).\n"
+	 "With no platform enabled it runs the console chat instead when there is no\n"
+	 "configuration file at all (the quick start, piped or not) or stdin is a\n"
+	 "terminal; a configuration file that enables nothing, with stdin not a\n"
+	 "terminal (a service, a container), is an error (exit 2) saying what to enable.\n"
 	 "SIGTERM/SIGINT: stop taking commands, finish the answers in flight (up to 5 s),\n"
 	 "close the connections; a second signal exits at once. SIGHUP: reopen the log\n"
 	 "file and reload the roadmap.\n"},
-	{"console", true, cmd_console, "console [-c FILE] [--as NAME] [--group NAME]",
+	{"console", STORE_CREATE, cmd_console, "console [-c FILE] [--as NAME] [--group NAME]",
 	 "A local chat on stdin/stdout with the full command set and the real store. Each\n"
 	 "line is a message from NAME (default $USER), who is the group's admin; a line\n"
 	 "\"@bob /done Redis\" speaks as bob. The group id is console:NAME (default\n"
-	 "console:local). Works piped, for scripts.\n"},
-	{"check-config", false, cmd_check_config, "check-config [-c FILE]",
+	 "console:local; --group console:NAME means the same group). Only that group's\n"
+	 "digest is shown. Works piped, for scripts. Creates the store if missing.\n"},
+	{"check-config", NO_STORE, cmd_check_config, "check-config [-c FILE]",
 	 "Validates the configuration and the roadmap and prints every setting (secrets\n"
-	 "hidden) and what would run. Exit 0 when valid, 2 with file:line when not.\n"},
-	{"roadmap", false, cmd_roadmap, "roadmap [-c FILE]",
+	 "hidden) and what would run. Exit 0 when valid, 2 with file:line when not (or\n"
+	 "when store.path's folder does not exist). Warns, without failing, about a\n"
+	 "platform enabled without its token, a token set without enabled = true, and\n"
+	 "no platform enabled. Needs no token and contacts nothing.\n"},
+	{"roadmap", NO_STORE, cmd_roadmap, "roadmap [-c FILE]",
 	 "Prints the loaded roadmap as a tree, with each topic's id and aliases.\n"},
-	{"register-commands", false, cmd_register, "register-commands [-c FILE] [--guild ID]",
+	{"register-commands", NO_STORE, cmd_register, "register-commands [-c FILE] [--guild ID]",
 	 "Registers the Discord slash commands now (a bulk overwrite, safe to repeat):\n"
 	 "in guild ID (shown at once), else in every discord.guild_ids, else globally\n"
 	 "(may take up to an hour to show). Needs discord.token.\n"},
-	{"digest", true, cmd_digest, "digest [-c FILE] --group ID [--post]",
+	{"digest", STORE_EXISTING, cmd_digest, "digest [-c FILE] --group ID [--post]",
 	 "Prints today's digest of group ID (console:local, discord:GUILD_ID,\n"
-	 "matrix:!ROOM:server). --post sends it to the group's digest channel now and\n"
-	 "counts it as today's digest (the scheduler will not post it again today).\n"},
-	{"export", true, cmd_export, "export [-c FILE] [--group ID] --format csv|json",
+	 "matrix:!ROOM:server). A group the store does not know is an error (exit 2)\n"
+	 "that lists the groups there are. --post sends it to the group's digest channel\n"
+	 "now and counts it as today's digest (the scheduler will not post it again\n"
+	 "today); refused (exit 2) when the group has no digest channel or turned it off.\n"
+	 "Without --post it needs no token and contacts nothing.\n"},
+	{"export", STORE_EXISTING, cmd_export, "export [-c FILE] [--group ID] --format csv|json",
 	 "Writes every progress record (of one group, or all) to stdout: group, member,\n"
-	 "member_name, topic_id, topic, status, updated_at (ISO 8601 UTC), note.\n"},
-	{"import", true, cmd_import, "import [-c FILE] --format csv|json FILE",
+	 "member_name, topic_id, topic, status, updated_at (ISO 8601 UTC), note.\n"
+	 "Needs no token; a store that does not exist is reported, never created.\n"},
+	{"import", STORE_CREATE, cmd_import, "import [-c FILE] --format csv|json FILE",
 	 "Restores what export wrote (FILE, or - for stdin) into an empty store: every\n"
 	 "record is checked first, then all are written in one transaction. A store\n"
 	 "that already holds progress is refused: import restores, it does not merge.\n"},
-	{"backup", true, cmd_backup, "backup [-c FILE] PATH",
+	{"backup", STORE_EXISTING, cmd_backup, "backup [-c FILE] [--force] PATH",
 	 "Copies the store to PATH with SQLite's online backup: safe while cohort runs.\n"
-	 "The copy is a complete store; point store.path at it to restore.\n"},
-	{"status", true, cmd_status, "status [-c FILE]",
+	 "The copy is one self-contained file (mode 0600, no -wal or -shm), written under\n"
+	 "a new temporary name beside PATH and checked (quick_check) before it is renamed;\n"
+	 "a damaged store is refused (exit 1). An existing PATH is replaced only with\n"
+	 "--force; the live store itself never (exit 2). Point store.path at the copy to\n"
+	 "restore.\n"},
+	{"status", STORE_EXISTING, cmd_status, "status [-c FILE]",
 	 "Shows what the running cohort last reported (every 10 s): each platform's\n"
 	 "connection state, last event, commands handled, reconnects, rate-limit waits\n"
 	 "and REST errors. Exit 0 when it runs and every platform is connected, else 1\n"
-	 "(a container health check).\n"},
-	{"help", false, NULL, "help [COMMAND]", "Lists the commands, or explains one.\n"},
-	{"version", false, NULL, "version", "Prints the version.\n"},
+	 "(a container health check). Needs no token; a missing store is reported with\n"
+	 "the path looked at (exit 1), never created.\n"},
+	{"help", NO_STORE, NULL, "help [COMMAND]", "Lists the commands, or explains one.\n"},
+	{"version", NO_STORE, NULL, "version", "Prints the version.\n"},
 };
 
 static const struct subcommand *find_subcommand(const char *name)

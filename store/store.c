@@ -5,11 +5,13 @@
 #include "bot/util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -373,6 +375,8 @@ static const char *const sql[S_COUNT] = {
 #define CKPT_HARD 10000
 #define CKPT_LEFT 256
 #define CKPT_IDLE_MS 250
+/* How long a statement waits for another process's write lock before failing. */
+#define BUSY_MS 5000
 
 struct checkpointer {
 	pthread_t thread;
@@ -499,13 +503,22 @@ int store_event_count(struct store *st, int64_t *n)
 	return rc == SQLITE_ROW ? COHORT_OK : db_fail(st, "counting events");
 }
 
-int store_backup(struct store *st, const char *path, char *err)
+/* The first row of a one-value statement on db, as a new string (NULL on failure). */
+static char *db_value(sqlite3 *db, const char *query)
 {
-	char *tmp = xasprintf("%s.partial", path);
-	sqlite3 *dst = NULL;
-	int rc = sqlite3_open_v2(tmp, &dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
-	sqlite3_backup *b =
-		rc == SQLITE_OK ? sqlite3_backup_init(dst, "main", st->db, "main") : NULL;
+	sqlite3_stmt *s = NULL;
+	char *v = NULL;
+	if (sqlite3_prepare_v2(db, query, -1, &s, NULL) == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW)
+		v = xstrdup(sqlite3_column_text(s, 0) ? (const char *)sqlite3_column_text(s, 0) : "");
+	sqlite3_finalize(s);
+	return v;
+}
+
+/* Copies st into the open, empty database dst and checks the copy. */
+static int backup_into(struct store *st, sqlite3 *dst, const char *path, char *err)
+{
+	sqlite3_backup *b = sqlite3_backup_init(dst, "main", st->db, "main");
+	int rc = SQLITE_NOMEM;
 	if (b) {
 		/* In steps, so that a running cohort is held up for moments, not the whole copy. */
 		do {
@@ -515,23 +528,124 @@ int store_backup(struct store *st, const char *path, char *err)
 		} while (rc == SQLITE_OK || rc == SQLITE_BUSY || rc == SQLITE_LOCKED);
 		sqlite3_backup_finish(b);
 	}
-	int result = COHORT_OK;
+	const char *live = sqlite3_db_filename(st->db, "main");
+	if (rc == SQLITE_CORRUPT || rc == SQLITE_NOTADB) {
+		snprintf(err, COHORT_ERR_LEN,
+			 "%s: the store is damaged, no backup was written (keep the file for "
+			 "inspection and restore an earlier backup): %s",
+			 live, sqlite3_errstr(rc));
+		return COHORT_ERR_STORE;
+	}
 	if (rc != SQLITE_DONE) {
 		snprintf(err, COHORT_ERR_LEN,
-			 "%s: the backup failed: %s (check the folder exists "
-			 "and is writable)",
-			 path, dst ? sqlite3_errmsg(dst) : "out of memory");
+			 "%s: the backup failed: %s (check the folder exists and is writable)", path,
+			 sqlite3_errmsg(dst));
+		return COHORT_ERR_IO;
+	}
+	/* One self-contained file: a rollback journal (gone after the commit), not a WAL. */
+	char *mode = db_value(dst, "PRAGMA journal_mode = DELETE");
+	bool standalone = mode && strcmp(mode, "delete") == 0;
+	free(mode);
+	if (!standalone) {
+		snprintf(err, COHORT_ERR_LEN, "%s: the backup failed: %s", path,
+			 sqlite3_errmsg(dst));
+		return COHORT_ERR_IO;
+	}
+	char *check = db_value(dst, "PRAGMA quick_check(1)"); /* "ok", or the first fault */
+	bool ok = check && strcmp(check, "ok") == 0;
+	if (!ok)
+		snprintf(err, COHORT_ERR_LEN,
+			 "%s: the store is damaged, no backup was written (keep the file for "
+			 "inspection and restore an earlier backup); quick_check: %.200s",
+			 live, check ? check : sqlite3_errmsg(dst));
+	free(check);
+	return ok ? COHORT_OK : COHORT_ERR_STORE;
+}
+
+int store_backup(struct store *st, const char *path, bool force, char *err)
+{
+	struct stat target, live;
+	const char *live_path = sqlite3_db_filename(st->db, "main");
+	if (stat(path, &target) == 0) {
+		if (live_path && stat(live_path, &live) == 0 && target.st_dev == live.st_dev &&
+		    target.st_ino == live.st_ino) {
+			snprintf(err, COHORT_ERR_LEN,
+				 "%s: that is the live store itself: back it up to another file "
+				 "(and restore by pointing store.path at the copy)",
+				 path);
+			return COHORT_ERR_USAGE;
+		}
+		if (!force) {
+			snprintf(err, COHORT_ERR_LEN,
+				 "%s: the file exists already: choose a new name, or add --force "
+				 "to replace it",
+				 path);
+			return COHORT_ERR_USAGE;
+		}
+	}
+	/* A name of our own beside the target, made exclusively: nothing else is touched. */
+	char *tmp = xasprintf("%s.partial-XXXXXX", path);
+	int fd = mkstemp(tmp); /* mode 0600 */
+	if (fd < 0) {
+		snprintf(err, COHORT_ERR_LEN,
+			 "%s: cannot write the backup: %s (check the folder exists and is "
+			 "writable)",
+			 path, strerror(errno));
+		free(tmp);
+		return COHORT_ERR_IO;
+	}
+	close(fd);
+	sqlite3 *dst = NULL;
+	int result;
+	if (sqlite3_open_v2(tmp, &dst, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) {
+		snprintf(err, COHORT_ERR_LEN, "%s: cannot write the backup: %s", path,
+			 dst ? sqlite3_errmsg(dst) : "out of memory");
+		result = COHORT_ERR_IO;
+	} else {
+		result = backup_into(st, dst, path, err);
+	}
+	if (sqlite3_close(dst) != SQLITE_OK && !result) {
+		snprintf(err, COHORT_ERR_LEN, "%s: the backup failed: %s", path,
+			 sqlite3_errmsg(dst));
 		result = COHORT_ERR_IO;
 	}
-	sqlite3_close(dst);
-	if (!result && rename(tmp, path) != 0) {
+	if (!result && force && rename(tmp, path) != 0) {
 		snprintf(err, COHORT_ERR_LEN, "%s: %s", path, strerror(errno));
 		result = COHORT_ERR_IO;
+	} else if (!result && !force) {
+		/* link() never replaces: a file made meanwhile is not overwritten either. */
+		if (link(tmp, path) != 0) {
+			int e = errno;
+			if (e == EEXIST)
+				snprintf(err, COHORT_ERR_LEN,
+					 "%s: the file exists already: choose a new name, or add "
+					 "--force to replace it",
+					 path);
+			else
+				snprintf(err, COHORT_ERR_LEN, "%s: %s", path, strerror(e));
+			result = e == EEXIST ? COHORT_ERR_USAGE : COHORT_ERR_IO;
+		}
 	}
-	if (result)
-		unlink(tmp);
+	if (result || !force)
+		unlink(tmp); /* after a link (the copy stays at path), or after a failure */
 	free(tmp);
 	return result;
+}
+
+int store_groups(struct store *st, int (*fn)(const char *group_id, void *ud), void *ud)
+{
+	static const char q[] = "SELECT group_id FROM members UNION "
+				"SELECT group_id FROM group_settings ORDER BY 1";
+	sqlite3_stmt *s = NULL;
+	if (sqlite3_prepare_v2(st->db, q, -1, &s, NULL) != SQLITE_OK)
+		return db_fail(st, "listing the groups");
+	int rc, stop = 0;
+	while (!stop && (rc = sqlite3_step(s)) == SQLITE_ROW)
+		stop = fn((const char *)sqlite3_column_text(s, 0), ud);
+	sqlite3_finalize(s);
+	if (stop)
+		return stop;
+	return rc == SQLITE_DONE ? COHORT_OK : db_fail(st, "listing the groups");
 }
 
 static int user_version(sqlite3 *db)
@@ -546,10 +660,50 @@ static int user_version(sqlite3 *db)
 	return v;
 }
 
-/* Applies migrations until the schema is at version `to`. */
+/*
+ * Applies migrations until the schema is at version `to`. Safe when several
+ * processes open one store at once: each step takes the write lock first
+ * (BEGIN IMMEDIATE, waiting up to the busy timeout) and reads the version
+ * again inside the transaction, so a step another process made is skipped.
+ */
 static int migrate(sqlite3 *db, const char *path, int to, char *err)
 {
 	int v = user_version(db);
+	int from = v;
+	while (v >= 0 && v < to) {
+		char *msg = NULL;
+		char pragma[64];
+		if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, &msg) != SQLITE_OK) {
+			snprintf(err, COHORT_ERR_LEN,
+				 "%s: cannot lock the database to upgrade its schema: %s (another "
+				 "process holds it; try again)",
+				 path, msg ? msg : sqlite3_errmsg(db));
+			sqlite3_free(msg);
+			return COHORT_ERR_STORE;
+		}
+		v = user_version(db); /* another process may have upgraded it meanwhile */
+		if (v < 0 || v >= to || v > store_schema_latest()) {
+			sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+			break;
+		}
+		snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %d", v + 1);
+		if (sqlite3_exec(db, migrations[v], NULL, NULL, &msg) != SQLITE_OK ||
+		    sqlite3_exec(db, pragma, NULL, NULL, &msg) != SQLITE_OK ||
+		    sqlite3_exec(db, "COMMIT", NULL, NULL, &msg) != SQLITE_OK) {
+			snprintf(err, COHORT_ERR_LEN,
+				 "%s: upgrading the schema to version %d failed: %s (nothing was "
+				 "changed)",
+				 path, v + 1, msg ? msg : sqlite3_errmsg(db));
+			sqlite3_free(msg);
+			if (!sqlite3_get_autocommit(db))
+				sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+			return COHORT_ERR_STORE;
+		}
+		if (from > 0)
+			log_info("store", "upgraded %s from schema version %d to %d", path, v,
+				 v + 1);
+		v++;
+	}
 	if (v < 0) {
 		snprintf(err, COHORT_ERR_LEN, "%s: cannot read the schema version: %s", path,
 			 sqlite3_errmsg(db));
@@ -562,44 +716,72 @@ static int migrate(sqlite3 *db, const char *path, int to, char *err)
 			 path, v, store_schema_latest());
 		return COHORT_ERR_STORE;
 	}
-	int from = v;
-	for (; v < to; v++) {
-		char *msg = NULL;
-		char pragma[64];
-		snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %d", v + 1);
-		if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, &msg) != SQLITE_OK ||
-		    sqlite3_exec(db, migrations[v], NULL, NULL, &msg) != SQLITE_OK ||
-		    sqlite3_exec(db, pragma, NULL, NULL, &msg) != SQLITE_OK ||
-		    sqlite3_exec(db, "COMMIT", NULL, NULL, &msg) != SQLITE_OK) {
-			snprintf(err, COHORT_ERR_LEN,
-				 "%s: upgrading the schema to version %d failed: %s (nothing was "
-				 "changed)",
-				 path, v + 1, msg ? msg : sqlite3_errmsg(db));
-			sqlite3_free(msg);
-			if (!sqlite3_get_autocommit(db))
-				sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-			return COHORT_ERR_STORE;
-		}
-	}
-	if (from > 0 && v > from)
-		log_info("store", "upgraded %s from schema version %d to %d", path, from, v);
 	return COHORT_OK;
 }
 
-static int open_db(const char *path, bool sync_full, sqlite3 **out, char *err)
+/*
+ * Puts the database in WAL mode. Switching needs a moment alone with the
+ * file, which another process opening it at the same time may hold: retried
+ * (SQLite does not call the busy handler for it) for up to busy_ms.
+ */
+static int set_wal(sqlite3 *db, int busy_ms, char **msg)
+{
+	int waited = 0;
+	for (;;) {
+		sqlite3_stmt *s = NULL;
+		int rc = sqlite3_prepare_v2(db, "PRAGMA journal_mode = WAL", -1, &s, NULL);
+		if (rc == SQLITE_OK) {
+			rc = sqlite3_step(s);
+			if (rc == SQLITE_ROW) {
+				const char *mode = (const char *)sqlite3_column_text(s, 0);
+				rc = mode && strcmp(mode, "wal") == 0 ? SQLITE_OK : SQLITE_BUSY;
+			}
+		}
+		sqlite3_finalize(s);
+		if (rc == SQLITE_OK)
+			return SQLITE_OK;
+		if ((rc != SQLITE_BUSY && rc != SQLITE_LOCKED) || waited >= busy_ms) {
+			*msg = sqlite3_mprintf("cannot switch to WAL mode: %s",
+					       rc == SQLITE_BUSY ? "the database is busy"
+								 : sqlite3_errmsg(db));
+			return rc;
+		}
+		/* Apart, so that the processes do not collide again. */
+		int pause = 5 + (int)(((unsigned)getpid() * 7u + (unsigned)waited) % 20u);
+		sqlite3_sleep(pause);
+		waited += pause;
+	}
+}
+
+/*
+ * Opens path. With create, a missing file is made first, readable by its
+ * owner only (SQLite gives its -wal and -shm files the same mode); without,
+ * a missing file is COHORT_ERR_NOT_FOUND and nothing is created.
+ */
+static int open_db(const char *path, bool sync_full, bool create, sqlite3 **out, char *err)
 {
 	sqlite3 *db = NULL;
 	*out = NULL;
-	int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
-	if (rc != SQLITE_OK) {
-		snprintf(err, COHORT_ERR_LEN,
-			 "%s: cannot open the database: %s (check store.path and that its folder "
-			 "exists and is writable)",
-			 path, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
-		sqlite3_close(db);
-		return COHORT_ERR_STORE;
+	if (create) {
+		int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		if (fd >= 0)
+			close(fd); /* an empty file is an empty database */
 	}
-	sqlite3_busy_timeout(db, 5000);
+	int flags = SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0);
+	int rc = sqlite3_open_v2(path, &db, flags, NULL);
+	if (rc != SQLITE_OK) {
+		bool missing = !create && access(path, F_OK) != 0 && errno == ENOENT;
+		if (missing)
+			snprintf(err, COHORT_ERR_LEN, "%s: no store there", path);
+		else
+			snprintf(err, COHORT_ERR_LEN,
+				 "%s: cannot open the database: %s (check store.path and that its "
+				 "folder exists and is writable)",
+				 path, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+		sqlite3_close(db);
+		return missing ? COHORT_ERR_NOT_FOUND : COHORT_ERR_STORE;
+	}
+	sqlite3_busy_timeout(db, BUSY_MS);
 	char *msg = NULL;
 	/*
 	 * journal_size_limit: a WAL file grown past its cap is cut back when it
@@ -607,10 +789,11 @@ static int open_db(const char *path, bool sync_full, sqlite3 **out, char *err)
 	 */
 	char pragmas[200];
 	snprintf(pragmas, sizeof(pragmas),
-		 "PRAGMA journal_mode = WAL; PRAGMA synchronous = %s; PRAGMA foreign_keys = ON;"
+		 "PRAGMA synchronous = %s; PRAGMA foreign_keys = ON;"
 		 "PRAGMA journal_size_limit = %d;",
 		 sync_full ? "FULL" : "NORMAL", (CKPT_HARD + CKPT_SOFT) * 4120);
-	if (sqlite3_exec(db, pragmas, NULL, NULL, &msg) != SQLITE_OK) {
+	if (set_wal(db, BUSY_MS, &msg) != SQLITE_OK ||
+	    sqlite3_exec(db, pragmas, NULL, NULL, &msg) != SQLITE_OK) {
 		snprintf(err, COHORT_ERR_LEN, "%s: cannot set up the database: %s", path,
 			 msg ? msg : sqlite3_errmsg(db));
 		sqlite3_free(msg);
@@ -624,7 +807,7 @@ static int open_db(const char *path, bool sync_full, sqlite3 **out, char *err)
 int store_create_at_version(const char *path, int version, char *err)
 {
 	sqlite3 *db;
-	int rc = open_db(path, false, &db, err);
+	int rc = open_db(path, false, true, &db, err);
 	if (!rc)
 		rc = migrate(db, path, version, err);
 	sqlite3_close(db);
@@ -718,7 +901,7 @@ static struct checkpointer *checkpointer_start(sqlite3 *db, const char *path, bo
 {
 	struct checkpointer *c = xcalloc(1, sizeof(*c));
 	char err[COHORT_ERR_LEN];
-	if (open_db(path, sync_full, &c->db, err)) {
+	if (open_db(path, sync_full, false, &c->db, err)) {
 		log_warn("store", "checkpoints stay on the committing thread: %s", err);
 		free(c);
 		return NULL;
@@ -771,11 +954,12 @@ void store_checkpoint_stats(struct store *st, struct store_checkpoints *out)
 	pthread_mutex_unlock(&c->lock);
 }
 
-int store_open(const char *path, bool sync_full, struct store **out, char *err)
+static int open_store(const char *path, bool sync_full, bool create, struct store **out,
+		      char *err)
 {
 	sqlite3 *db;
 	*out = NULL;
-	int rc = open_db(path, sync_full, &db, err);
+	int rc = open_db(path, sync_full, create, &db, err);
 	if (rc)
 		return rc;
 	rc = migrate(db, path, store_schema_latest(), err);
@@ -797,6 +981,16 @@ int store_open(const char *path, bool sync_full, struct store **out, char *err)
 	}
 	*out = st;
 	return COHORT_OK;
+}
+
+int store_open(const char *path, bool sync_full, struct store **out, char *err)
+{
+	return open_store(path, sync_full, true, out, err);
+}
+
+int store_open_existing(const char *path, bool sync_full, struct store **out, char *err)
+{
+	return open_store(path, sync_full, false, out, err);
 }
 
 void store_free(struct store *st)
@@ -1320,6 +1514,7 @@ int store_get_settings(struct store *st, const char *group_id, struct store_sett
 	bind_text(s, 1, group_id);
 	int rc = sqlite3_step(s);
 	if (rc == SQLITE_ROW) {
+		out->stored = true;
 		out->digest_channel = col_dup_or_null(s, 0);
 		out->digest_time = col_dup_or_null(s, 1);
 		out->timezone = col_dup_or_null(s, 2);

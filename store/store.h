@@ -29,10 +29,17 @@ struct store;
 
 /*
  * Opens (creating if needed) and migrates the database at path. sync_full
- * selects synchronous=FULL (survives power loss) over NORMAL.
+ * selects synchronous=FULL (survives power loss) over NORMAL. A new store
+ * file is created mode 0600 (its -wal and -shm follow). Any number of
+ * processes may open (create, upgrade) one store at the same moment.
  * Returns COHORT_OK, or COHORT_ERR_STORE with the reason in err.
  */
 int store_open(const char *path, bool sync_full, struct store **out, char *err);
+/*
+ * The same for a store that must exist already: COHORT_ERR_NOT_FOUND (and
+ * nothing created) when there is no file at path.
+ */
+int store_open_existing(const char *path, bool sync_full, struct store **out, char *err);
 void store_free(struct store *st);
 
 /*
@@ -89,10 +96,22 @@ int store_event_count(struct store *st, int64_t *n);
 
 /*
  * Copies the store to path with SQLite's online backup (safe while cohort
- * runs): written to "path.partial", then renamed. COHORT_OK or COHORT_ERR_IO
- * with the reason in err.
+ * runs). The copy is one self-contained file (no -wal, -shm), mode 0600,
+ * written under a new unique name beside path (created exclusively) and
+ * checked (quick_check) before it takes path's name. An existing path is
+ * replaced only with force; the live store itself never.
+ * Returns COHORT_OK, COHORT_ERR_USAGE (path is the live store, or exists and
+ * not force), COHORT_ERR_STORE (the store is damaged: nothing written) or
+ * COHORT_ERR_IO, with the reason in err.
  */
-int store_backup(struct store *st, const char *path, char *err);
+int store_backup(struct store *st, const char *path, bool force, char *err);
+
+/*
+ * Every group the store knows (with a member or settings), in id order. fn
+ * returns non-zero to stop (that value is returned); else COHORT_OK or
+ * COHORT_ERR_STORE.
+ */
+int store_groups(struct store *st, int (*fn)(const char *group_id, void *ud), void *ud);
 
 struct store_undone {
 	char *topic_id; /* owned by the caller: free() it */
@@ -217,6 +236,7 @@ struct store_settings {
 	char *digest_channel;
 	char *digest_time;
 	char *timezone;
+	bool stored; /* the group has settings: a NULL channel was turned off, not never set */
 };
 int store_get_settings(struct store *st, const char *group_id, struct store_settings *out);
 void store_settings_release(struct store_settings *s);

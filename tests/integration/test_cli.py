@@ -1,6 +1,8 @@
 """The command line: configuration errors, check-config, roadmap, usage."""
 import pathlib
 import re
+import socket
+import sqlite3
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -116,3 +118,174 @@ def test_version_and_the_man_page(cohort):
     documented = {m.replace("\\-", "-")
                   for m in re.findall(r"^\.B[IR]? \"?([a-z\\-]+)", man, re.M)}
     assert set(names) <= documented, set(names) - documented
+
+
+class Listener:
+    """A 127.0.0.1 port that only records whether anything connected to it."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.sock.setblocking(False)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+
+    def contacted(self):
+        try:
+            self.sock.accept()[0].close()
+            return True
+        except BlockingIOError:
+            return False
+
+
+def platforms_without_tokens(cohort, listener, name="platforms.toml"):
+    return write(cohort, name, f'[discord]\nenabled = true\napi_url = "{listener.url}"\n'
+                 f'[matrix]\nenabled = true\nhomeserver = "{listener.url}"\n')
+
+
+def test_offline_commands_need_no_token_and_contact_no_platform(cohort):
+    listener = Listener()
+    cohort.console("/done Kafka\n", "--as", "ana")   # a store with a group in it
+    cfg = platforms_without_tokens(cohort, listener)
+    exported = cohort.run("export", "-c", cfg, "--format", "json")
+    assert exported.returncode == 0, exported.stderr
+    dump = write(cohort, "dump.json", exported.stdout)
+    fresh = write(cohort, "fresh.toml", (cohort.workdir / "platforms.toml").read_text()
+                  + '[store]\npath = "fresh.db"\n')
+    commands = [
+        ("check-config",), ("roadmap",), ("export", "--format", "csv"),
+        ("digest", "--group", "console:local"), ("backup", "copy.db"),
+    ]
+    for args in commands:
+        res = cohort.run(args[0], "-c", cfg, *args[1:])
+        assert res.returncode == 0, (args, res.stderr)
+        assert "no bot token" not in res.stderr and "no access token" not in res.stderr
+    res = cohort.run("import", "-c", fresh, "--format", "json", dump)
+    assert res.returncode == 0, res.stderr
+    res = cohort.run("status", "-c", cfg)     # the health check: not running, but no error
+    assert res.returncode == 1 and "has not run" in res.stdout, res.stderr
+    # check-config says what `run` will need, without failing.
+    res = cohort.run("check-config", "-c", cfg)
+    assert "discord.token: Discord is enabled but no bot token is set" in res.stdout
+    assert not listener.contacted()
+
+
+def test_starting_a_platform_without_its_token_is_refused_before_anything(cohort):
+    listener = Listener()
+    cfg = platforms_without_tokens(cohort, listener)
+    for args in (("run",), ("register-commands",)):
+        res = cohort.run(args[0], "-c", cfg, input="")
+        assert res.returncode == 2, res.stderr
+        assert "no Discord bot token" in res.stderr or \
+            "discord.token: Discord is enabled but no bot token is set (set token or " \
+            "COHORT_DISCORD_TOKEN)" in res.stderr, res.stderr
+    assert not cohort.db.exists()
+    con = sqlite3.connect(cohort.db)    # a Discord group with a digest channel
+    cohort.console("/help\n", "-c", cfg)
+    with con:
+        con.execute("INSERT INTO group_settings (group_id, digest_channel) "
+                    "VALUES ('discord:1', '2')")
+    con.close()
+    res = cohort.run("digest", "-c", cfg, "--group", "discord:1", "--post")
+    assert res.returncode == 2 and "no bot token is set" in res.stderr
+    assert not listener.contacted()
+
+
+def test_offline_commands_never_create_a_store(cohort):
+    for args in (("status",), ("export", "--format", "json"),
+                 ("digest", "--group", "console:local"), ("backup", "copy.db")):
+        res = cohort.run(*args)
+        assert res.returncode == (1 if args[0] == "status" else 2), (args, res.stderr)
+        assert f"no store at {cohort.db} " in res.stderr, res.stderr
+        assert "store.path" in res.stderr
+        assert sorted(p.name for p in cohort.workdir.iterdir()) == [], args
+
+
+def test_run_with_nothing_enabled_and_no_terminal_is_an_error(cohort):
+    cfg = write(cohort, "c.toml", '[digest]\ntime = "18:00"\n')
+    res = cohort.run("run", "-c", cfg, input="/done Kafka\n")
+    assert res.returncode == 2
+    assert "no chat platform is enabled and stdin is not a terminal" in res.stderr
+    assert "enabled = true in [discord]" in res.stderr and res.stdout == ""
+    assert not cohort.db.exists()
+    # A token without enabled = true is pointed out.
+    cohort.env["COHORT_DISCORD_TOKEN"] = "abc-secret"
+    res = cohort.run("run", "-c", cfg, input="")
+    assert res.returncode == 2
+    assert "a Discord bot token is set (COHORT_DISCORD_TOKEN) but [discord] enabled is " \
+        "false" in res.stderr
+    res = cohort.run("check-config", "-c", cfg)
+    assert res.returncode == 0
+    assert "warning: " in res.stdout and "[discord] enabled is false" in res.stdout
+    assert "abc-secret" not in res.stdout + res.stderr
+    del cohort.env["COHORT_DISCORD_TOKEN"]
+    # The quick start: no configuration file at all answers on piped stdin.
+    res = cohort.run("run", input="/done Kafka\n/progress\n")
+    assert res.returncode == 0, res.stderr
+    assert "finished Kafka" in res.stdout and "1/84" in res.stdout
+
+
+def test_check_config_reports_a_missing_store_folder_warnings_and_values(cohort):
+    cfg = write(cohort, "c.toml", '[store]\npath = "/nonexistent/dir/x.db"\n')
+    res = cohort.run("check-config", "-c", cfg)
+    assert res.returncode == 2
+    assert f"{cfg}: store.path: the folder /nonexistent/dir does not exist" in res.stderr
+    assert "configuration OK" not in res.stdout
+    cfg = write(cohort, "d.toml", '[discord]\nguild_ids = [123]\n')
+    res = cohort.run("check-config", "-c", cfg)
+    assert res.returncode == 2
+    assert f'{cfg}:2: "guild_ids" in [discord]: 123 is a number, but these are strings: ' \
+        'write ["123"]' in res.stderr
+    cfg = write(cohort, "e.toml", '[discord]\nenabled = true\ntoken = "t"\n'
+                'guild_ids = ["123", "456"]\n')
+    res = cohort.run("check-config", "-c", cfg)
+    assert res.returncode == 0, res.stderr
+    assert 'discord.guild_ids    "123", "456"\n' in res.stdout
+    assert "warning" not in res.stdout
+    res = cohort.run("check-config")
+    assert res.returncode == 0
+    assert "warning: configuration: no chat platform is enabled" in res.stdout
+
+
+def test_the_console_shows_only_its_own_groups_digests(cohort):
+    cohort.console("/done Kafka\n", "--as", "ana", "--group", "a")
+    cohort.console("/done Docker\n", "--as", "bob", "--group", "b")
+    cohort.at("2026-11-25T18:30:00Z")          # past the 18:00 digest time
+    proc = cohort.popen("console", "--as", "zed", "--group", "brandnew")
+    out, err = proc.communicate("/done Redis\n", timeout=30)
+    assert proc.returncode == 0, err
+    assert "zed finished Redis" in out
+    assert "ana" not in out and "bob" not in out, out
+    con = sqlite3.connect(cohort.db)
+    posted = {r[0] for r in con.execute("SELECT group_id FROM digests")}
+    con.close()
+    assert not posted & {"console:a", "console:b"}   # theirs are still to come
+
+
+def test_console_group_accepts_its_id(cohort):
+    cohort.console("/done Kafka\n", "--as", "ana", "--group", "console:local")
+    out = cohort.console("/progress\n", "--as", "ana")
+    assert "1/84" in out
+    con = sqlite3.connect(cohort.db)
+    groups = {r[0] for r in con.execute("SELECT group_id FROM members")}
+    con.close()
+    assert groups == {"console:local"}
+
+
+def test_digest_of_a_missing_group_and_of_a_group_that_turned_it_off(cohort):
+    cohort.console("/done Kafka\n", "--as", "ana")
+    cohort.console("/done Kafka\n", "--as", "bob", "--group", "other")
+    res = cohort.run("digest", "--group", "study")
+    assert res.returncode == 2 and res.stdout == ""
+    assert f"--group 'study': no such group in {cohort.db}; the groups there are: " \
+        "console:local, console:other" in res.stderr
+    res = cohort.run("digest", "--group", "study", "--post")
+    assert res.returncode == 2 and "no such group" in res.stderr
+    cohort.console("/digest channel off\n", "--as", "ana")
+    res = cohort.run("digest", "--group", "console:local", "--post")
+    assert res.returncode == 2 and res.stdout == ""
+    assert "the digest of console:local is turned off" in res.stderr
+    assert "/digest channel here" in res.stderr
+    con = sqlite3.connect(cohort.db)
+    assert con.execute("SELECT count(*) FROM digests").fetchone()[0] == 0
+    con.close()

@@ -108,6 +108,13 @@ def test_digest_post_counts_as_todays_digest(cohort):
     assert all("Daily digest" not in body for _, body in out)
     assert digests(cohort) == [("2026-11-25", 1)]
     res = cohort.run("digest", "--group", "discord:1", "--post")
+    assert res.returncode == 2 and "no such group" in res.stderr
+    con = sqlite3.connect(cohort.db)   # a Discord group with a digest channel
+    with con:
+        con.execute("INSERT INTO group_settings (group_id, digest_channel) VALUES "
+                    "('discord:1', '2')")
+    con.close()
+    res = cohort.run("digest", "--group", "discord:1", "--post")
     assert res.returncode == 2 and "no enabled platform" in res.stderr
 
 

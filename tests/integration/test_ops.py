@@ -1,7 +1,11 @@
 """Running cohort for months: backups, export/import, shutdown, logs, status, SIGHUP."""
 import json
+import os
 import signal
+import socket
 import sqlite3
+import stat
+import subprocess
 import time
 
 import pytest
@@ -150,8 +154,9 @@ def test_a_second_signal_exits_at_once(cohort, fake):
 
 
 def test_status_reports_the_running_adapters(cohort, fake):
-    res = cohort.run("status")
-    assert res.returncode == 1 and "has not run" in res.stdout
+    res = cohort.run("status")   # no store yet: says where it looked, creates none
+    assert res.returncode == 1 and f"no store at {cohort.db} " in res.stderr
+    assert not cohort.db.exists()
     proc = start_discord(cohort, fake)
     try:
         fake.dispatch("INTERACTION_CREATE", interaction(1, "help"))
@@ -198,3 +203,97 @@ def test_json_logs_redacted_and_reopened_on_sighup(cohort, fake):
         rec = json.loads(line)
         assert set(rec) == {"time", "level", "module", "msg"}
     assert TOKEN not in old + new + (cohort.workdir / "cohort.log").read_text()
+
+
+def test_backup_refuses_the_live_store_an_existing_file_and_a_damaged_store(cohort):
+    cohort.console("/done Kafka\n", "--as", "ana")
+    before = cohort.db.read_bytes()
+    for target in ("cohort.db", str(cohort.db), "./cohort.db"):
+        res = cohort.run("backup", target, "--force")
+        assert res.returncode == 2 and "the live store itself" in res.stderr, res.stderr
+    os.symlink("cohort.db", cohort.workdir / "link.db")
+    res = cohort.run("backup", "link.db", "--force")
+    assert res.returncode == 2 and "the live store itself" in res.stderr
+    assert cohort.db.read_bytes() == before
+    # An unrelated PATH.partial is left alone; an existing PATH only with --force.
+    (cohort.workdir / "copy.db.partial").write_text("someone else's")
+    (cohort.workdir / "copy.db").write_text("an older file")
+    res = cohort.run("backup", "copy.db")
+    assert res.returncode == 2 and "copy.db: the file exists already" in res.stderr
+    assert "--force" in res.stderr
+    assert (cohort.workdir / "copy.db").read_text() == "an older file"
+    res = cohort.run("backup", "copy.db", "--force")
+    assert res.returncode == 0, res.stderr
+    assert (cohort.workdir / "copy.db.partial").read_text() == "someone else's"
+    # One self-contained file, nothing else left beside it.
+    names = sorted(p.name for p in cohort.workdir.iterdir())
+    assert [n for n in names if n.startswith("copy.db")] == ["copy.db", "copy.db.partial"]
+    con = sqlite3.connect(f"file:{cohort.workdir / 'copy.db'}?mode=ro", uri=True)
+    assert con.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+    assert con.execute("SELECT count(*) FROM progress").fetchone()[0] == 1
+    con.close()
+    # A damaged store is refused: nothing is written.
+    con = sqlite3.connect(cohort.db)
+    with con:
+        con.execute("CREATE TABLE filler (x)")
+        con.executemany("INSERT INTO filler VALUES (?)", [("x" * 500,)] * 400)
+    con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    con.close()
+    data = bytearray(cohort.db.read_bytes())
+    page = 4096
+    for p in range(3, len(data) // page):       # garbage over every page past the schema
+        data[p * page + 8:p * page + 64] = b"\xff" * 56
+    cohort.db.write_bytes(bytes(data))
+    res = cohort.run("backup", "damaged-copy.db")
+    assert res.returncode == 1, res.stderr
+    assert "the store is damaged" in res.stderr and "no backup was written" in res.stderr
+    assert not any(p.name.startswith("damaged-copy") for p in cohort.workdir.iterdir())
+
+
+def test_files_cohort_makes_are_for_its_user_only(cohort):
+    old = os.umask(0o022)
+    try:
+        write(cohort, "c.toml", '[log]\nfile = "cohort.log.txt"\n')
+        proc = cohort.popen("console", "-c", "c.toml", "--as", "ana")
+        try:
+            proc.stdin.write("/done Redis\n")
+            proc.stdin.flush()
+            assert "ana finished Redis" in proc.stdout.readline() + proc.stdout.readline()
+            for name in ("cohort.db", "cohort.db-wal", "cohort.db-shm", "cohort.log.txt"):
+                mode = stat.S_IMODE(os.stat(cohort.workdir / name).st_mode)
+                assert mode == 0o600, (name, oct(mode))
+        finally:
+            proc.stdin.close()
+            proc.wait(10)
+        res = cohort.run("backup", "-c", "c.toml", "b.db")
+        assert res.returncode == 0, res.stderr
+        assert stat.S_IMODE(os.stat(cohort.workdir / "b.db").st_mode) == 0o600
+    finally:
+        os.umask(old)
+
+
+def test_eight_processes_starting_at_once_on_a_new_store_all_succeed(cohort):
+    cohort.console("/help\n")   # one process alone: the schema version to expect
+    con = sqlite3.connect(cohort.db)
+    latest = con.execute("PRAGMA user_version").fetchone()[0]
+    con.close()
+    for round in range(3):
+        cfg = write(cohort, f"r{round}.toml", f'[store]\npath = "r{round}.db"\n')
+        procs = [subprocess.Popen(
+            [cohort_bin(), "console", "-c", cfg, "--as", f"m{i}", "--group", "g"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            cwd=cohort.workdir, env=cohort.env) for i in range(8)]
+        outs = [p.communicate("/done Kafka\n", timeout=60) for p in procs]
+        for p, (out, err) in zip(procs, outs):
+            assert p.returncode == 0, err
+            assert "finished Kafka" in out, out + err
+        con = sqlite3.connect(cohort.workdir / f"r{round}.db")
+        assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert con.execute("PRAGMA user_version").fetchone()[0] == latest
+        assert con.execute("SELECT count(*) FROM progress").fetchone()[0] == 8
+        con.close()
+
+
+def cohort_bin():
+    from conftest import BIN
+    return BIN

@@ -97,8 +97,66 @@ static void the_environment_wins_for_secrets(void **state)
 	/* And it satisfies "enabled needs a token" on its own. */
 	config_init(&cfg);
 	assert_int_equal(config_load(&cfg, FIXTURE("discord-without-token.toml"), err), COHORT_OK);
+	assert_int_equal(config_require_secrets(&cfg, true, true, err), COHORT_OK);
 	config_release(&cfg);
 	unsetenv("COHORT_DISCORD_TOKEN");
+}
+
+/*
+ * A platform enabled without its token loads (the offline commands need no
+ * secret); only starting it is refused, with the key and the fix.
+ */
+static void a_missing_token_is_refused_only_when_a_platform_starts(void **state)
+{
+	(void)state;
+	struct config cfg;
+	char err[COHORT_ERR_LEN] = "";
+	config_init(&cfg);
+	int rc = config_load(&cfg, FIXTURE("discord-without-token.toml"), err);
+	if (rc)
+		fail_msg("%s", err);
+	assert_true(cfg.discord_enabled);
+	assert_int_equal(config_require_secrets(&cfg, false, true, err), COHORT_OK);
+	assert_int_equal(config_require_secrets(&cfg, true, true, err), COHORT_ERR_CONFIG);
+	assert_non_null(strstr(err, "discord-without-token.toml: discord.token: Discord is "
+				    "enabled but no bot token is set (set token or "
+				    "COHORT_DISCORD_TOKEN)"));
+	config_release(&cfg);
+}
+
+static void collect(const char *msg, void *ud)
+{
+	sb_addf(ud, "%s\n", msg);
+}
+
+/* A token without enabled = true, and no platform at all, are pointed out. */
+static void settings_that_do_nothing_are_warned_about(void **state)
+{
+	(void)state;
+	struct config cfg;
+	char err[COHORT_ERR_LEN];
+	struct strbuf sb = STRBUF_INIT;
+	setenv("COHORT_DISCORD_TOKEN", "env-token", 1);
+	config_init(&cfg);
+	assert_int_equal(config_finish(&cfg, err), COHORT_OK);
+	config_warnings(&cfg, collect, &sb);
+	assert_non_null(strstr(sb_str(&sb), "a Discord bot token is set (COHORT_DISCORD_TOKEN) "
+					    "but [discord] enabled is false"));
+	assert_non_null(strstr(sb_str(&sb), "no chat platform is enabled"));
+	assert_null(strstr(sb_str(&sb), "env-token"));
+	config_release(&cfg);
+	unsetenv("COHORT_DISCORD_TOKEN");
+	sb_release(&sb);
+	/* A valid, enabled platform: nothing to say. */
+	config_init(&cfg);
+	assert_int_equal(config_load(&cfg, FIXTURE("valid.toml"), err), COHORT_OK);
+	config_warnings(&cfg, collect, &sb);
+	assert_string_equal(sb_str(&sb), "");
+	/* check-config shows the guild ids themselves, not how many there are. */
+	config_describe(&cfg, &sb);
+	assert_non_null(strstr(sb_str(&sb), "discord.guild_ids    \"123456789012345678\"\n"));
+	sb_release(&sb);
+	config_release(&cfg);
 }
 
 /* Each broken file fails with exactly this message (file:line, what, and the fix). */
@@ -130,10 +188,12 @@ static void broken_files_name_the_line_and_the_fix(void **state)
 		 "example \"18:00\")"},
 		{"key-outside-table.toml", COHORT_ERR_CONFIG,
 		 "key-outside-table.toml:1: key \"level\" is outside any table"},
-		{"discord-without-token.toml", COHORT_ERR_CONFIG,
-		 "discord-without-token.toml: discord.token: Discord is enabled but no bot token "
-		 "is "
-		 "set (set token or COHORT_DISCORD_TOKEN)"},
+		{"guild-id-number.toml", COHORT_ERR_CONFIG,
+		 "guild-id-number.toml:2: \"guild_ids\" in [discord]: 123 is a number, but these "
+		 "are strings: write [\"123\"]"},
+		{"invite-from-bool.toml", COHORT_ERR_CONFIG,
+		 "invite-from-bool.toml:2: \"invite_from\" in [matrix]: item 1 is a boolean, but "
+		 "these are strings: write each in double quotes"},
 		{"bad-guild-id.toml", COHORT_ERR_CONFIG,
 		 "bad-guild-id.toml:2: discord.guild_ids: \"not-a-number\" is not a Discord guild "
 		 "id"},
@@ -213,6 +273,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(the_example_config_loads, setup, teardown),
 		cmocka_unit_test_setup_teardown(a_full_config_is_read, setup, teardown),
 		cmocka_unit_test_setup_teardown(the_environment_wins_for_secrets, setup, teardown),
+		cmocka_unit_test_setup_teardown(a_missing_token_is_refused_only_when_a_platform_starts,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(settings_that_do_nothing_are_warned_about, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(broken_files_name_the_line_and_the_fix, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(errors_never_echo_a_secret, setup, teardown),

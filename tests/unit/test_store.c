@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -591,13 +592,129 @@ static void a_backup_is_a_complete_store(void **state)
 	assert_int_equal(set(f->st, "ana", "kafka", STATUS_DONE, "k-1", 1000), COHORT_OK);
 	char path[160], err[COHORT_ERR_LEN];
 	snprintf(path, sizeof(path), "%s/backup.db", f->dir);
-	assert_int_equal(store_backup(f->st, path, err), COHORT_OK);
+	assert_int_equal(store_backup(f->st, path, false, err), COHORT_OK);
+	/* One file, for its owner only: no -wal or -shm beside it. */
+	struct stat sb;
+	assert_int_equal(stat(path, &sb), 0);
+	assert_int_equal(sb.st_mode & 0777, 0600);
+	char side[200];
+	snprintf(side, sizeof(side), "%s-wal", path);
+	assert_int_equal(access(side, F_OK), -1);
+	snprintf(side, sizeof(side), "%s-shm", path);
+	assert_int_equal(access(side, F_OK), -1);
 	struct store *copy;
 	assert_int_equal(store_open(path, false, &copy, err), COHORT_OK);
 	assert_int_equal(status_of(copy, "ana", "kafka"), STATUS_DONE);
 	store_free(copy);
-	assert_int_equal(store_backup(f->st, "/nonexistent-dir/x.db", err), COHORT_ERR_IO);
+	/* Never over the live store, never over a file without force. */
+	assert_int_equal(store_backup(f->st, f->path, true, err), COHORT_ERR_USAGE);
+	assert_non_null(strstr(err, "the live store itself"));
+	assert_int_equal(store_backup(f->st, path, false, err), COHORT_ERR_USAGE);
+	assert_non_null(strstr(err, "--force"));
+	assert_int_equal(store_backup(f->st, path, true, err), COHORT_OK);
+	assert_int_equal(store_backup(f->st, "/nonexistent-dir/x.db", false, err), COHORT_ERR_IO);
 	assert_non_null(strstr(err, "/nonexistent-dir/x.db"));
+}
+
+/*
+ * Starts n processes that each open path at the same moment (they wait on a
+ * pipe the parent closes) and check the schema; returns how many failed.
+ */
+static int open_together(const char *path, int n)
+{
+	int go[2];
+	assert_int_equal(pipe(go), 0);
+	pid_t pids[16];
+	assert_true(n <= 16);
+	for (int i = 0; i < n; i++) {
+		pids[i] = fork();
+		assert_true(pids[i] >= 0);
+		if (pids[i] == 0) {
+			close(go[1]);
+			char c;
+			ssize_t r = read(go[0], &c, 1); /* EOF: everyone goes */
+			(void)r;
+			char err[COHORT_ERR_LEN];
+			struct store *st;
+			int rc = store_open(path, false, &st, err);
+			if (rc)
+				fprintf(stderr, "process %d: %s\n", i, err);
+			else if (store_schema_version(st) != store_schema_latest())
+				rc = 1;
+			store_free(st);
+			_exit(rc ? 1 : 0);
+		}
+	}
+	close(go[0]);
+	nanosleep(&(struct timespec){0, 50000000}, NULL); /* let them all reach the read */
+	close(go[1]);
+	int failed = 0;
+	for (int i = 0; i < n; i++) {
+		int status;
+		assert_int_equal(waitpid(pids[i], &status, 0), pids[i]);
+		failed += !WIFEXITED(status) || WEXITSTATUS(status) != 0;
+	}
+	return failed;
+}
+
+static void check_opened_store(const char *path)
+{
+	sqlite3 *db;
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	char want[16];
+	snprintf(want, sizeof(want), "%d", store_schema_latest());
+	assert_string_equal(sql_text(db, "PRAGMA user_version"), want);
+	assert_string_equal(sql_text(db, "PRAGMA integrity_check"), "ok");
+	assert_string_equal(sql_text(db, "PRAGMA journal_mode"), "wal");
+	sqlite3_close(db);
+	/* Only its owner may read it, whatever the umask. */
+	struct stat sb;
+	assert_int_equal(stat(path, &sb), 0);
+	assert_int_equal(sb.st_mode & 0777, 0600);
+}
+
+/* Eight processes creating one new store at the same moment all succeed. */
+static void processes_starting_together_on_a_new_store_all_succeed(void **state)
+{
+	struct fixture *f = *state;
+	mode_t old = umask(022);
+	for (int round = 0; round < 5; round++) {
+		char path[160];
+		snprintf(path, sizeof(path), "%s/new%d.db", f->dir, round);
+		assert_int_equal(open_together(path, 8), 0);
+		check_opened_store(path);
+	}
+	umask(old);
+}
+
+/* ...and likewise when they find an old-version store to upgrade. */
+static void processes_starting_together_on_an_old_store_all_succeed(void **state)
+{
+	struct fixture *f = *state;
+	char err[COHORT_ERR_LEN];
+	for (int v = 0; v < store_schema_latest(); v++) {
+		for (int round = 0; round < 2; round++) {
+			char path[160];
+			snprintf(path, sizeof(path), "%s/old%d-%d.db", f->dir, v, round);
+			assert_int_equal(store_create_at_version(path, v, err), COHORT_OK);
+			assert_int_equal(open_together(path, 8), 0);
+			check_opened_store(path);
+		}
+	}
+}
+
+/* The offline commands' open: a missing store is reported, and not created. */
+static void opening_an_existing_store_creates_nothing(void **state)
+{
+	struct fixture *f = *state;
+	char path[160], err[COHORT_ERR_LEN];
+	snprintf(path, sizeof(path), "%s/missing.db", f->dir);
+	struct store *st = NULL;
+	assert_int_equal(store_open_existing(path, false, &st, err), COHORT_ERR_NOT_FOUND);
+	assert_null(st);
+	assert_int_equal(access(path, F_OK), -1);
+	assert_int_equal(store_open_existing(f->path, false, &st, err), COHORT_OK);
+	store_free(st);
 }
 
 static int many_changes(struct store *st, int from, int n)
@@ -678,6 +795,12 @@ int main(void)
 			a_batch_commits_together_and_a_failed_change_alone_is_undone, setup,
 			teardown),
 		cmocka_unit_test_setup_teardown(a_backup_is_a_complete_store, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			processes_starting_together_on_a_new_store_all_succeed, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			processes_starting_together_on_an_old_store_all_succeed, setup, teardown),
+		cmocka_unit_test_setup_teardown(opening_an_existing_store_creates_nothing, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(
 			checkpoints_run_beside_the_commits_and_the_wal_stays_bounded, setup,
 			teardown),
