@@ -44,7 +44,7 @@ LIBS = $(PKG_LIBS) -lpthread
 # The product core (bot/), the store, and the console adapter; main.c is the CLI.
 CORE_SRC = bot/err.c bot/util.c bot/log.c bot/text.c bot/clock.c bot/toml.c bot/config.c \
            bot/roadmap.c bot/reply.c bot/bot.c bot/commands.c bot/leaderboard.c bot/digest.c \
-           bot/scheduler.c bot/export.c bot/cmdline.c bot/dispatch.c store/store.c \
+           bot/scheduler.c bot/export.c bot/cmdline.c bot/mailbox.c bot/dispatch.c store/store.c \
            adapters/console.c adapters/http.c adapters/idset.c adapters/discord/gateway.c \
            adapters/discord/render.c adapters/discord/discord.c \
            adapters/matrix/matrix.c
@@ -52,7 +52,8 @@ CORE_OBJ = $(CORE_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/default_roadmap.o
 MAIN_OBJ = $(BUILD)/bot/main.o
 
 UNIT_TESTS = test_text test_toml test_config test_roadmap test_store test_commands test_clock \
-             test_leaderboard test_digest test_log test_discord test_adapters test_dispatch test_feeds
+             test_leaderboard test_digest test_log test_discord test_adapters test_mailbox test_dispatch \
+             test_feeds
 UNIT_BINS = $(UNIT_TESTS:%=$(BUILD)/tests/%)
 
 .PHONY: all run test unit integration deps deps-build install uninstall clean format fuzz bench bench-gateway docker-test soak

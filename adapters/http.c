@@ -5,6 +5,7 @@
 #include "bot/clock.h"
 #include "bot/err.h"
 #include "bot/log.h"
+#include "bot/mailbox.h"
 #include "bot/util.h"
 
 #include <cjson/cJSON.h>
@@ -60,7 +61,7 @@ struct http_client {
 	pthread_t thread;
 	pthread_mutex_t lock;
 	pthread_cond_t idle;                    /* signalled when the worker has nothing left */
-	struct xfer *incoming, **incoming_tail; /* under lock, oldest first */
+	struct mailbox *inbox;                  /* requests submitted, for the worker */
 	bool stopping, cancel;                  /* under lock */
 	bool idle_now;                          /* under lock: nothing queued, nothing running */
 	bool unauthorized;                      /* under lock */
@@ -229,6 +230,23 @@ static void xfer_free(struct http_client *c, struct xfer *x)
 	free(x);
 }
 
+/* A request that never reached the worker (submitted after it stopped). */
+static void xfer_drop(void *arg)
+{
+	struct xfer *x = arg;
+	free((char *)x->rq.method);
+	free((char *)x->rq.url);
+	free((char *)x->rq.queue);
+	free(x->body_copy);
+	free(x);
+}
+
+static void wake_worker(void *ud)
+{
+	struct http_client *c = ud;
+	curl_multi_wakeup(c->multi);
+}
+
 static void finish(struct http_client *c, struct xfer *x, long status, const char *error)
 {
 	struct http_response r = {status, error, sb_str(&x->resp), x->resp.len, x->attempts, -1};
@@ -246,11 +264,12 @@ struct http_client *http_new(const char *tag, const char *const *headers, size_t
 		c->base = curl_slist_append(c->base, headers[i]);
 	c->multi = curl_multi_init();
 	curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, (long)HTTP_MAX_CONNECTS);
-	c->incoming_tail = &c->incoming;
+	c->inbox = mailbox_new(wake_worker, c);
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_cond_init(&c->idle, NULL);
 	if (thread_start(&c->thread, worker, c) != 0) {
 		log_error(tag, "cannot start the HTTP worker thread");
+		mailbox_free(c->inbox);
 		curl_multi_cleanup(c->multi);
 		curl_slist_free_all(c->base);
 		free(c->tag);
@@ -259,6 +278,8 @@ struct http_client *http_new(const char *tag, const char *const *headers, size_t
 	}
 	return c;
 }
+
+static void accept_xfer(void *ctx, void *arg);
 
 void http_submit(struct http_client *c, const struct http_request *rq)
 {
@@ -269,13 +290,10 @@ void http_submit(struct http_client *c, const struct http_request *rq)
 	x->rq.queue = xstrdup(rq->queue ? rq->queue : rq->url);
 	x->body_copy = rq->body ? xstrdup(rq->body) : NULL;
 	x->rq.body = x->body_copy;
+	mailbox_post(c->inbox, accept_xfer, xfer_drop, x);
 	pthread_mutex_lock(&c->lock);
-	x->next = NULL;
-	*c->incoming_tail = x;
-	c->incoming_tail = &x->next;
 	c->idle_now = false;
 	pthread_mutex_unlock(&c->lock);
-	curl_multi_wakeup(c->multi);
 }
 
 int http_result(const struct http_response *r)
@@ -522,22 +540,23 @@ static void cancel_all(struct http_client *c)
 	}
 }
 
+/* On the worker: a submitted request joins its queue. */
+static void accept_xfer(void *ctx, void *arg)
+{
+	struct http_client *c = ctx;
+	struct xfer *x = arg;
+	queue_push(queue_get(c, x->rq.queue), x, false);
+}
+
 static void *worker(void *arg)
 {
 	struct http_client *c = arg;
 	for (;;) {
+		/* Oldest first, so each queue keeps submission order. */
+		mailbox_run(c->inbox, c);
 		pthread_mutex_lock(&c->lock);
-		struct xfer *in = c->incoming;
-		c->incoming = NULL;
-		c->incoming_tail = &c->incoming;
 		bool cancel = c->cancel, unauthorized = c->unauthorized, hold = c->hold;
 		pthread_mutex_unlock(&c->lock);
-		/* Oldest first, so each queue keeps submission order. */
-		while (in) {
-			struct xfer *n = in->next;
-			queue_push(queue_get(c, in->rq.queue), in, false);
-			in = n;
-		}
 		if (cancel)
 			cancel_all(c);
 
@@ -574,8 +593,9 @@ static void *worker(void *arg)
 		queues_prune(c, now);
 		if (!pending && !c->active) {
 			pthread_mutex_lock(&c->lock);
-			bool done = c->stopping && !c->incoming;
-			c->idle_now = !c->incoming;
+			bool empty = mailbox_empty(c->inbox);
+			bool done = c->stopping && empty;
+			c->idle_now = empty;
 			pthread_cond_broadcast(&c->idle);
 			pthread_mutex_unlock(&c->lock);
 			if (done)
@@ -637,6 +657,7 @@ void http_free(struct http_client *c, long grace_ms)
 	free(c->queues);
 	while (c->nspare)
 		curl_easy_cleanup(c->spare[--c->nspare]);
+	mailbox_free(c->inbox);
 	curl_multi_cleanup(c->multi);
 	curl_slist_free_all(c->base);
 	pthread_mutex_destroy(&c->lock);

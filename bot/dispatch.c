@@ -4,6 +4,7 @@
 #include "clock.h"
 #include "err.h"
 #include "log.h"
+#include "mailbox.h"
 #include "scheduler.h"
 #include "util.h"
 
@@ -18,17 +19,17 @@
 
 struct job {
 	dispatch_fn *fn;
+	dispatch_drop_fn *drop;
 	void *arg;
-	struct job *next;
 };
 
 struct dispatch {
 	struct bot *bot;
+	struct mailbox *jobs;
 	pthread_mutex_t lock;
-	struct job *head, *tail; /* under lock */
-	bool stop;               /* under lock */
-	int fail;                /* under lock */
-	int wake[2];             /* a pipe: a byte wakes dispatch_run() */
+	bool stop;   /* under lock */
+	int fail;    /* under lock */
+	int wake[2]; /* a pipe: a byte wakes dispatch_run() */
 	void (*hook)(void *ud);
 	void *hook_ud;
 	int64_t hook_period;
@@ -41,6 +42,8 @@ void dispatch_set_hook(struct dispatch *d, void (*fn)(void *ud), void *ud, int64
 	d->hook_period = period_ms;
 }
 
+static void wake_up(void *ud);
+
 struct dispatch *dispatch_new(struct bot *b)
 {
 	struct dispatch *d = xcalloc(1, sizeof(*d));
@@ -51,6 +54,7 @@ struct dispatch *dispatch_new(struct bot *b)
 		return NULL;
 	}
 	pthread_mutex_init(&d->lock, NULL);
+	d->jobs = mailbox_new(wake_up, d);
 	return d;
 }
 
@@ -58,12 +62,7 @@ void dispatch_free(struct dispatch *d)
 {
 	if (!d)
 		return;
-	while (d->head) {
-		struct job *j = d->head;
-		d->head = j->next;
-		free(j->arg);
-		free(j);
-	}
+	mailbox_free(d->jobs);
 	close(d->wake[0]);
 	close(d->wake[1]);
 	pthread_mutex_destroy(&d->lock);
@@ -77,22 +76,33 @@ void dispatch_wake(struct dispatch *d)
 	(void)n;
 }
 
-void dispatch_submit(struct dispatch *d, dispatch_fn *fn, void *arg)
+static void wake_up(void *ud)
+{
+	dispatch_wake(ud);
+}
+
+static void run_job(void *ctx, void *arg)
+{
+	struct job *j = arg;
+	j->fn(ctx, j->arg);
+	free(j);
+}
+
+static void drop_job(void *arg)
+{
+	struct job *j = arg;
+	if (j->drop)
+		j->drop(j->arg);
+	else
+		free(j->arg);
+	free(j);
+}
+
+void dispatch_submit(struct dispatch *d, dispatch_fn *fn, dispatch_drop_fn *drop, void *arg)
 {
 	struct job *j = xmalloc(sizeof(*j));
-	j->fn = fn;
-	j->arg = arg;
-	j->next = NULL;
-	pthread_mutex_lock(&d->lock);
-	bool was_empty = !d->head;
-	if (d->tail)
-		d->tail->next = j;
-	else
-		d->head = j;
-	d->tail = j;
-	pthread_mutex_unlock(&d->lock);
-	if (was_empty)
-		dispatch_wake(d);
+	*j = (struct job){fn, drop, arg};
+	mailbox_post(d->jobs, run_job, drop_job, j);
 }
 
 struct sent_job {
@@ -112,7 +122,7 @@ void dispatch_digest_sent(struct dispatch *d, const char *idem_key, int result)
 	struct sent_job *j = xmalloc(sizeof(*j));
 	snprintf(j->key, sizeof(j->key), "%s", idem_key);
 	j->result = result;
-	dispatch_submit(d, run_digest_sent, j);
+	dispatch_submit(d, run_digest_sent, NULL, j);
 }
 
 void dispatch_stop(struct dispatch *d)
@@ -136,19 +146,7 @@ void dispatch_fail(struct dispatch *d, int code)
 /* Runs the jobs queued now (not those they queue); returns how many ran. */
 static size_t run_jobs(struct dispatch *d)
 {
-	pthread_mutex_lock(&d->lock);
-	struct job *j = d->head;
-	d->head = d->tail = NULL;
-	pthread_mutex_unlock(&d->lock);
-	size_t n = 0;
-	while (j) {
-		struct job *next = j->next;
-		j->fn(d->bot, j->arg);
-		free(j);
-		j = next;
-		n++;
-	}
-	return n;
+	return mailbox_run(d->jobs, d->bot);
 }
 
 void dispatch_drain(struct dispatch *d)

@@ -19,14 +19,20 @@ struct dispatch;
 
 /* A job: runs on the dispatcher thread with the bot; owns and frees arg. */
 typedef void dispatch_fn(struct bot *b, void *arg);
+/* Frees the arg of a job that never runs (dispatch_free() with jobs queued). */
+typedef void dispatch_drop_fn(void *arg);
 
 /* A dispatcher over b (borrowed). Returns NULL when the wake-up pipe cannot be made. */
 struct dispatch *dispatch_new(struct bot *b);
 /* Frees d; jobs still queued are dropped (call dispatch_drain() first). */
 void dispatch_free(struct dispatch *d);
 
-/* Queues fn(b, arg) to run soon on the dispatcher thread. Never blocks on the bot. */
-void dispatch_submit(struct dispatch *d, dispatch_fn *fn, void *arg);
+/*
+ * Queues fn(b, arg) to run soon on the dispatcher thread (arg handed over); a job
+ * that never runs is freed with drop(arg), or free(arg) when drop is NULL. Never
+ * blocks on the bot.
+ */
+void dispatch_submit(struct dispatch *d, dispatch_fn *fn, dispatch_drop_fn *drop, void *arg);
 
 /*
  * Runs jobs, and the digest scheduler over sink (borrowed; may be NULL), until

@@ -190,8 +190,9 @@ struct command_job {
 	bool admin;
 };
 
-static void command_job_free(struct command_job *j)
+static void command_job_free(void *arg)
 {
+	struct command_job *j = arg;
 	free(j->interaction);
 	free(j->reply_channel);
 	free(j->reply_to);
@@ -263,6 +264,15 @@ struct complete_job {
 	char *id, *token, *typed;
 };
 
+static void complete_job_free(void *arg)
+{
+	struct complete_job *j = arg;
+	free(j->id);
+	free(j->token);
+	free(j->typed);
+	free(j);
+}
+
 static void run_complete(struct bot *b, void *arg)
 {
 	struct complete_job *j = arg;
@@ -284,10 +294,7 @@ static void run_complete(struct bot *b, void *arg)
 	post_json(j->dc, "POST", url, body, queue, answered, j->dc);
 	free(url);
 	free(queue);
-	free(j->id);
-	free(j->token);
-	free(j->typed);
-	free(j);
+	complete_job_free(j);
 }
 
 /* ---- interactions (gateway thread) ---- */
@@ -422,7 +429,7 @@ static void on_command(struct discord *dc, const cJSON *ix, const char *id, cons
 	p->next = dc->pending;
 	dc->pending = p;
 	pthread_mutex_unlock(&dc->lock);
-	dispatch_submit(dc->dispatch, run_command, j);
+	dispatch_submit(dc->dispatch, run_command, command_job_free, j);
 }
 
 static void on_autocomplete(struct discord *dc, const cJSON *ix, const char *id, const char *token)
@@ -442,7 +449,7 @@ static void on_autocomplete(struct discord *dc, const cJSON *ix, const char *id,
 	j->id = xstrdup(id);
 	j->token = xstrdup(token);
 	j->typed = xstrdup(typed);
-	dispatch_submit(dc->dispatch, run_complete, j);
+	dispatch_submit(dc->dispatch, run_complete, complete_job_free, j);
 }
 
 static void on_interaction(struct discord *dc, const cJSON *ix)
@@ -505,7 +512,7 @@ static void on_message_create(struct discord *dc, const cJSON *m)
 	j->command = command;
 	j->args = args;
 	j->source = xasprintf("discord:msg:%s", id);
-	dispatch_submit(dc->dispatch, run_command, j);
+	dispatch_submit(dc->dispatch, run_command, command_job_free, j);
 }
 
 /* ---- session and commands ---- */
@@ -514,13 +521,19 @@ struct state_job {
 	char *value;
 };
 
+static void state_job_free(void *arg)
+{
+	struct state_job *j = arg;
+	free(j->value);
+	free(j);
+}
+
 static void run_save_state(struct bot *b, void *arg)
 {
 	struct state_job *j = arg;
 	if (bot_state_set(b, "discord.session", j->value))
 		log_warn(TAG, "could not save the gateway session; a restart will start a new one");
-	free(j->value);
-	free(j);
+	state_job_free(j);
 }
 
 static void on_session(void *ud, const struct gw_session *s)
@@ -538,7 +551,7 @@ static void on_session(void *ud, const struct gw_session *s)
 	j->value = xstrdup(text);
 	cJSON_free(text);
 	cJSON_Delete(o);
-	dispatch_submit(dc->dispatch, run_save_state, j);
+	dispatch_submit(dc->dispatch, run_save_state, state_job_free, j);
 }
 
 static void registered(void *ud, const struct http_response *r)

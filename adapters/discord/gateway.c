@@ -8,6 +8,7 @@
 #include "bot/clock.h"
 #include "bot/err.h"
 #include "bot/log.h"
+#include "bot/mailbox.h"
 #include "bot/util.h"
 
 #include <libwebsockets.h>
@@ -63,12 +64,6 @@ struct frame {
 	struct frame *next;
 };
 
-struct task {
-	void (*fn)(void *, bool);
-	void *arg;
-	struct task *next;
-};
-
 struct gw {
 	struct gw_opts o;
 	struct lws_context *ctx;
@@ -79,7 +74,7 @@ struct gw {
 
 	/* Cross-thread. */
 	pthread_mutex_t lock;
-	struct task *tasks, **tasks_tail; /* oldest first */
+	struct mailbox *tasks; /* calls onto the loop thread (gw_call) */
 	bool stop_asked;
 	const char *status; /* for gw_status() */
 	int64_t status_since;
@@ -413,13 +408,19 @@ struct gateway_answer {
 	char *error;
 };
 
-static void on_gateway_answer(void *arg, bool cancelled)
+static void gateway_answer_free(void *arg)
 {
 	struct gateway_answer *a = arg;
-	struct gw *g = a->g;
-	if (cancelled) {
-		/* nothing to do: the loop has gone */
-	} else if (a->status == 401) {
+	free(a->url);
+	free(a->error);
+	free(a);
+}
+
+static void on_gateway_answer(void *ctx, void *arg)
+{
+	struct gateway_answer *a = arg;
+	struct gw *g = ctx;
+	if (a->status == 401) {
 		g->fatal = COHORT_ERR_AUTH;
 		set_status(g, "failed", false);
 		if (g->o.on_fatal)
@@ -450,9 +451,7 @@ static void on_gateway_answer(void *arg, bool cancelled)
 			schedule(g, &g->sul_retry, connect_now, 0);
 		}
 	}
-	free(a->url);
-	free(a->error);
-	free(a);
+	gateway_answer_free(a);
 }
 
 static void gateway_fetched(void *ud, const struct http_response *r)
@@ -477,7 +476,7 @@ static void gateway_fetched(void *ud, const struct http_response *r)
 	if (!a->url)
 		a->error = r->error ? xstrdup(r->error) : xasprintf("status %ld", r->status);
 	cJSON_Delete(j);
-	gw_call(a->g, on_gateway_answer, a);
+	gw_call(a->g, on_gateway_answer, gateway_answer_free, a);
 }
 
 static void fetch_gateway(struct gw *g)
@@ -626,17 +625,9 @@ static void on_closed(struct gw *g)
 static void run_tasks(struct gw *g)
 {
 	pthread_mutex_lock(&g->lock);
-	struct task *t = g->tasks;
-	g->tasks = NULL;
-	g->tasks_tail = &g->tasks;
 	bool stop = g->stop_asked;
 	pthread_mutex_unlock(&g->lock);
-	while (t) {
-		struct task *n = t->next;
-		t->fn(t->arg, false);
-		free(t);
-		t = n;
-	}
+	mailbox_run(g->tasks, g);
 	if (stop && !g->stopping) {
 		g->stopping = true;
 		lws_sul_cancel(&g->sul_retry);
@@ -775,6 +766,17 @@ static void lws_log(int level, const char *line)
 		log_warn("lws", "%.*s", (int)n, line);
 }
 
+/* Wakes the loop (LWS_CALLBACK_EVENT_WAIT_CANCELLED runs the tasks); gw_run() runs
+ * what was posted before the loop existed. */
+static void wake_loop(void *ud)
+{
+	struct gw *g = ud;
+	pthread_mutex_lock(&g->lock);
+	if (g->ctx)
+		lws_cancel_service(g->ctx);
+	pthread_mutex_unlock(&g->lock);
+}
+
 struct gw *gw_new(const struct gw_opts *opts, const struct gw_session *session)
 {
 	struct gw *g = xcalloc(1, sizeof(*g));
@@ -783,8 +785,8 @@ struct gw *gw_new(const struct gw_opts *opts, const struct gw_session *session)
 	g->acked = true;
 	g->status = "starting";
 	g->status_since = now_ms();
-	g->tasks_tail = &g->tasks;
 	pthread_mutex_init(&g->lock, NULL);
+	g->tasks = mailbox_new(wake_loop, g);
 	if (session && session->session_id && session->resume_url) {
 		g->session_id = xstrdup(session->session_id);
 		g->resume_url = xstrdup(session->resume_url);
@@ -798,12 +800,7 @@ void gw_free(struct gw *g)
 {
 	if (!g)
 		return;
-	while (g->tasks) {
-		struct task *t = g->tasks;
-		g->tasks = t->next;
-		t->fn(t->arg, true); /* the loop is gone: the task only frees its argument */
-		free(t);
-	}
+	mailbox_free(g->tasks); /* the loop is gone: what is left is only freed */
 	drop_frames(g);
 	sb_release(&g->rx);
 	free(g->session_id);
@@ -876,19 +873,9 @@ void gw_stop(struct gw *g)
 		lws_cancel_service(ctx);
 }
 
-void gw_call(struct gw *g, void (*fn)(void *arg, bool cancelled), void *arg)
+void gw_call(struct gw *g, mail_fn *fn, mail_drop_fn *drop, void *arg)
 {
-	struct task *t = xmalloc(sizeof(*t));
-	t->fn = fn;
-	t->arg = arg;
-	pthread_mutex_lock(&g->lock);
-	t->next = NULL;
-	*g->tasks_tail = t;
-	g->tasks_tail = &t->next;
-	struct lws_context *ctx = g->ctx;
-	pthread_mutex_unlock(&g->lock);
-	if (ctx)
-		lws_cancel_service(ctx);
+	mailbox_post(g->tasks, fn, drop, arg);
 }
 
 void gw_session_copy(const struct gw *g, struct gw_session *out)

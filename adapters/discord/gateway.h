@@ -13,6 +13,8 @@
 #ifndef COHORT_GATEWAY_H
 #define COHORT_GATEWAY_H
 
+#include "bot/mailbox.h"
+
 #include <cjson/cJSON.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -69,10 +71,10 @@ int gw_run(struct gw *g);
 /* Asks gw_run() to close the connection (resumable) and return. Any thread. */
 void gw_stop(struct gw *g);
 /*
- * Runs fn(arg, false) on the loop thread soon. Any thread. When the loop has
- * ended, fn(arg, true) runs instead, at gw_free(), to free arg.
+ * Runs fn(g, arg) on the loop thread soon (arg handed over). Any thread. When the
+ * loop has ended, drop(arg) runs instead, at gw_free().
  */
-void gw_call(struct gw *g, void (*fn)(void *arg, bool cancelled), void *arg);
+void gw_call(struct gw *g, mail_fn *fn, mail_drop_fn *drop, void *arg);
 
 /* The session now (copied into *out; gw_session_release() it). Loop thread only. */
 void gw_session_copy(const struct gw *g, struct gw_session *out);

@@ -397,6 +397,23 @@ struct batch_job {
 	char *next_batch;
 };
 
+static void batch_job_free(void *arg)
+{
+	struct batch_job *j = arg;
+	for (size_t i = 0; i < j->n; i++) {
+		struct item *it = &j->items[i];
+		free(it->room);
+		free(it->event_id);
+		free(it->sender);
+		free(it->name);
+		free(it->command);
+		free(it->args);
+	}
+	free(j->items);
+	free(j->next_batch);
+	free(j);
+}
+
 static void run_batch(struct bot *b, void *arg)
 {
 	struct batch_job *j = arg;
@@ -449,31 +466,26 @@ static void run_batch(struct bot *b, void *arg)
 	/* The token goes after the events it covers: a restart neither skips nor repeats. */
 	if (j->next_batch && bot_state_set(b, "matrix.next_batch", j->next_batch))
 		log_warn(TAG, "could not save the sync position");
-	for (size_t i = 0; i < j->n; i++) {
-		struct item *it = &j->items[i];
-		free(it->room);
-		free(it->event_id);
-		free(it->sender);
-		free(it->name);
-		free(it->command);
-		free(it->args);
-	}
-	free(j->items);
-	free(j->next_batch);
-	free(j);
+	batch_job_free(j);
 }
 
 struct login_job {
 	char *value;
 };
 
+static void login_job_free(void *arg)
+{
+	struct login_job *j = arg;
+	free(j->value);
+	free(j);
+}
+
 static void run_save_login(struct bot *b, void *arg)
 {
 	struct login_job *j = arg;
 	if (bot_state_set(b, "matrix.login", j->value))
 		log_warn(TAG, "could not save the login; the next start logs in again");
-	free(j->value);
-	free(j);
+	login_job_free(j);
 }
 
 /* ---- rooms (sync thread) ---- */
@@ -876,7 +888,7 @@ static bool on_sync(struct matrix *mx, const char *body, bool initial)
 	free(mx->since);
 	mx->since = xstrdup(next);
 	cJSON_Delete(s);
-	dispatch_submit(mx->dispatch, run_batch, j);
+	dispatch_submit(mx->dispatch, run_batch, batch_job_free, j);
 	return true;
 }
 
@@ -974,7 +986,7 @@ static int adopt_tokens(struct matrix *mx, const cJSON *j)
 	lj->value = xstrdup(text);
 	cJSON_free(text);
 	cJSON_Delete(save);
-	dispatch_submit(mx->dispatch, run_save_login, lj);
+	dispatch_submit(mx->dispatch, run_save_login, login_job_free, lj);
 	return ok ? COHORT_OK : COHORT_ERR_IO;
 }
 
