@@ -51,7 +51,8 @@ static const struct command commands[] = {
 	{"done", cmd_done, "done TOPIC [note]", "mark a topic finished",
 	 "Records that you finished TOPIC. A note may follow the topic (\"done Kafka built a "
 	 "consumer\"); use | to separate them when the topic is unclear (\"done circuit breaker "
-	 "| read the chapter\").",
+	 "| read the chapter\"). Several topics: \"done Kafka, Redis\" or \"done docker and "
+	 "k8s\".",
 	 false},
 	{"start", cmd_start, "start TOPIC [note]", "mark a topic in progress",
 	 "Records that you are working on TOPIC, so groupmates can find a study partner.", false},
@@ -60,7 +61,9 @@ static const struct command commands[] = {
 	{"reset", cmd_reset, "reset TOPIC", "clear a topic's status",
 	 "Clears your status for TOPIC (done, in progress or skipped).", false},
 	{"undo", cmd_undo, "undo", "revert your last change",
-	 "Reverts your most recent change. Say it again to go further back.", false},
+	 "Reverts your most recent change (one topic, also after a message that named several). "
+	 "Say it again to go further back.",
+	 false},
 	{"progress", cmd_progress, "progress [member]", "your progress (or a groupmate's)",
 	 "Shows the overall bar, a bar per section, topics in progress, the current and longest "
 	 "streak, and the rank.",
@@ -122,81 +125,213 @@ const char *const *bot_command_names(void)
 	return command_names;
 }
 
-/* "a", "a or b", "a, b or c" of the candidates' names. */
-static void add_choice_list(const struct bot *b, const struct rm_resolution *res, struct strbuf *sb,
-			    const char *conj)
+/* How many topics one message may name. */
+#define MAX_PARTS ROADMAP_MAX_PARTS
+
+/* Appends a name for a list, in quotes when it holds a comma or the words "and"/"or". */
+static void add_list_name(struct strbuf *sb, const char *name)
 {
-	for (size_t i = 0; i < res->ncandidates; i++) {
-		if (i > 0)
-			sb_adds(sb, i + 1 == res->ncandidates ? conj : ", ");
-		sb_adds(sb, roadmap_topic(b->rm, (size_t)res->candidates[i])->name);
+	bool quote = strchr(name, ',') != NULL;
+	for (const char *p = name; *p && !quote; p++) {
+		if (p != name && p[-1] != ' ')
+			continue;
+		quote = ((strncmp(p, "and", 3) == 0 || strncmp(p, "And", 3) == 0) &&
+			 (p[3] == ' ' || !p[3])) ||
+			((strncmp(p, "or", 2) == 0 || strncmp(p, "Or", 2) == 0) &&
+			 (p[2] == ' ' || !p[2]));
 	}
+	sb_addf(sb, quote ? "\u201c%s\u201d" : "%s", name);
+}
+
+/* "a", "a or b", "a, b or c", and "and N more" when total is larger than n. */
+static void add_names(struct strbuf *sb, const char *const *names, size_t n, size_t total,
+		      const char *conj)
+{
+	bool more = total > n;
+	for (size_t i = 0; i < n; i++) {
+		if (i > 0)
+			sb_adds(sb, i + 1 == n && !more ? conj : ", ");
+		add_list_name(sb, names[i]);
+	}
+	if (more)
+		sb_addf(sb, " and %zu more", total - n);
+}
+
+static void add_topic_names(const struct bot *b, const long *idx, size_t n, size_t total,
+			    const char *conj, struct strbuf *sb)
+{
+	const char *names[ROADMAP_MAX_CANDIDATES];
+	for (size_t i = 0; i < n && i < ROADMAP_MAX_CANDIDATES; i++)
+		names[i] = roadmap_topic(b->rm, (size_t)idx[i])->name;
+	add_names(sb, names, n, total, conj);
+}
+
+static void add_section_names(const struct bot *b, const long *idx, size_t n, size_t total,
+			      struct strbuf *sb)
+{
+	const char *names[ROADMAP_MAX_CANDIDATES];
+	for (size_t i = 0; i < n && i < ROADMAP_MAX_CANDIDATES; i++)
+		names[i] = roadmap_node(b->rm, (size_t)idx[i])->name;
+	add_names(sb, names, n, total, " and ");
+}
+
+static bool part_taken(const struct rm_part *p)
+{
+	return *p->typed && p->res.match <= RM_FUZZY;
 }
 
 /*
- * Finds the topic a command names. On success returns the topic index and
- * sets *note (new string, "" if none); otherwise fills r with the question or
- * error and returns -1.
+ * What to ask about a part that is not unmistakable: q is the question (a
+ * sentence), hint what to say instead; *kind is REPLY_QUESTION or, for a
+ * topic not on the roadmap, REPLY_ERROR.
  */
-static long resolve_topic(struct bot *b, const struct event *ev, struct reply *r, char **note,
-			  const char *verb)
+static void part_question(const struct bot *b, const struct rm_part *p, const char *verb,
+			  struct strbuf *q, struct strbuf *hint, enum reply_kind *kind)
 {
-	char *typed, *n;
-	*note = NULL;
-	if (ev->topic) {
-		typed = text_trim(xstrdup(ev->topic));
-		n = text_trim(xstrdup(ev->note ? ev->note : ""));
-	} else {
-		roadmap_split_args(b->rm, ev->args, &typed, &n);
+	const struct rm_resolution *res = &p->res;
+	*kind = REPLY_QUESTION;
+	switch (res->match) {
+	case RM_SECTION: {
+		const char *sec = roadmap_node(b->rm, (size_t)res->index)->name;
+		const char *first = roadmap_topic(b->rm, (size_t)res->candidates[0])->name;
+		if (res->ntotal == 1) {
+			sb_adds(q, "Did you mean ");
+			add_list_name(q, first);
+			sb_addf(q, ", the one topic in %s?", sec);
+		} else {
+			sb_addf(q, "%s is a section with %zu topics: ", sec, res->ntotal);
+			add_topic_names(b, res->candidates, res->ncandidates, res->ntotal, " and ", q);
+			sb_adds(q, ". Which one?");
+		}
+		sb_addf(hint, "Say it with the topic's name, e.g. /%s %s", verb, first);
+		return;
 	}
-	long t = -1;
-	struct rm_resolution res;
+	case RM_AMBIGUOUS:
+		if (res->ncandidates && res->ntotal > res->ncandidates) {
+			sb_addf(q, "\u201c%.*s\u201d fits %zu topics: ", ROADMAP_MAX_QUERY / 4, p->typed,
+				res->ntotal);
+			add_topic_names(b, res->candidates, res->ncandidates, res->ntotal, " and ", q);
+			sb_adds(q, ". Which one?");
+		} else if (res->ncandidates) {
+			sb_adds(q, "Did you mean ");
+			add_topic_names(b, res->candidates, res->ncandidates, res->ncandidates, " or ",
+					q);
+			sb_adds(q, "?");
+		} else {
+			sb_addf(q, "\u201c%.*s\u201d begins the sections ", ROADMAP_MAX_QUERY / 4,
+				p->typed);
+			add_section_names(b, res->sections, res->nsections, res->nsections, q);
+			sb_adds(q, ". Which topic?");
+		}
+		if (res->ncandidates && res->nsections) {
+			sb_addf(hint, "\u201c%.*s\u201d also begins the section%s ",
+				ROADMAP_MAX_QUERY / 4, p->typed, res->nsections > 1 ? "s" : "");
+			add_section_names(b, res->sections, res->nsections, res->nsections, hint);
+			sb_addf(hint, " (/topics SECTION lists %s topics). ",
+				res->nsections > 1 ? "their" : "its");
+		}
+		if (p->swallowed)
+			sb_addf(hint, "For %s with the note \u201c%.*s\u201d: /%s %s | %.*s",
+				roadmap_topic(b->rm, (size_t)res->candidates[0])->name, 60, p->note,
+				verb, roadmap_topic(b->rm, (size_t)res->candidates[0])->name, 60,
+				p->note);
+		else if (res->ncandidates)
+			sb_addf(hint, "Say it again with the full name, e.g. /%s %s", verb,
+				roadmap_topic(b->rm, (size_t)res->candidates[0])->name);
+		else
+			sb_adds(hint, "/topics SECTION lists a section's topics.");
+		return;
+	default:
+		*kind = REPLY_ERROR;
+		sb_addf(q, "\u201c%.*s\u201d is not on the roadmap", ROADMAP_MAX_QUERY / 4, p->typed);
+		if (res->ncandidates) {
+			sb_adds(q, ". Nearest: ");
+			add_topic_names(b, res->candidates, res->ncandidates, res->ncandidates, ", ",
+					q);
+		}
+		sb_adds(hint, "/topics lists every topic.");
+		return;
+	}
+}
+
+/* Fills r with the question about part p, for a message naming that one topic. */
+static void ask_about(struct bot *b, const struct rm_part *p, const char *verb, struct reply *r)
+{
+	struct strbuf q = STRBUF_INIT, hint = STRBUF_INIT;
+	enum reply_kind kind;
+	part_question(b, p, verb, &q, &hint, &kind);
 	r->ephemeral = true;
-	if (!*typed) {
+	reply_title(r, kind, "%s", sb_str(&q));
+	reply_line(r, "Nothing was changed. %s", sb_str(&hint));
+	sb_release(&q);
+	sb_release(&hint);
+}
+
+/* Reads the topics an event names (Discord's separate options, or the text). */
+static size_t read_event(struct bot *b, const struct event *ev, struct rm_part **parts)
+{
+	*parts = NULL;
+	if (ev->topic)
+		return roadmap_read_topics(b->rm, ev->topic, ev->note, parts);
+	return roadmap_read_args(b->rm, ev->args, parts);
+}
+
+/*
+ * Checks the parts of a message for the handlers that change a status: fills r
+ * and returns false when there is no topic, too many, or a note too long.
+ */
+static bool parts_ok(struct rm_part *parts, size_t n, const char *verb, struct reply *r)
+{
+	r->ephemeral = true;
+	if (n == 0 || (n == 1 && !*parts[0].typed)) {
 		reply_title(r, REPLY_ERROR, "Which topic?");
 		reply_line(r, "Usage: /%s TOPIC. /topics lists them all.", verb);
-		goto out;
+		return false;
 	}
-	if (strlen(n) > MAX_NOTE) {
-		reply_title(r, REPLY_ERROR, "That note is too long");
-		reply_line(r, "Notes may be up to %d characters. Nothing was changed.", MAX_NOTE);
-		goto out;
+	if (n > MAX_PARTS) {
+		reply_title(r, REPLY_ERROR, "That names more than %d topics", MAX_PARTS);
+		reply_line(r, "One message may name up to %d. Nothing was changed.", MAX_PARTS);
+		return false;
 	}
-	roadmap_resolve(b->rm, typed, &res);
-	struct strbuf sb = STRBUF_INIT;
-	switch (res.match) {
-	case RM_EXACT:
-	case RM_ALIAS:
-	case RM_PREFIX:
-	case RM_FUZZY: t = res.index; break;
-	case RM_AMBIGUOUS:
-		add_choice_list(b, &res, &sb, " or ");
-		reply_title(r, REPLY_QUESTION, "Did you mean %s?", sb_str(&sb));
-		reply_line(r, "Nothing was changed. Say it again with the full name, e.g. /%s %s",
-			   verb, roadmap_topic(b->rm, (size_t)res.candidates[0])->name);
-		break;
-	case RM_UNKNOWN:
-		reply_title(r, REPLY_ERROR, "\u201c%.*s\u201d is not on the roadmap",
-			    ROADMAP_MAX_QUERY / 4, typed);
-		if (res.ncandidates) {
-			add_choice_list(b, &res, &sb, ", ");
-			reply_line(r, "Nearest: %s.", sb_str(&sb));
+	for (size_t i = 0; i < n; i++) {
+		if (strlen(parts[i].note) > MAX_NOTE) {
+			reply_title(r, REPLY_ERROR, "That note is too long");
+			reply_line(r, "Notes may be up to %d characters. Nothing was changed.",
+				   MAX_NOTE);
+			return false;
 		}
-		reply_line(r, "Nothing was changed. /topics lists every topic.");
-		break;
 	}
-	sb_release(&sb);
-	if (t >= 0 && res.match == RM_FUZZY)
-		reply_line(r, "(read \u201c%s\u201d as %s)", typed,
+	return true;
+}
+
+/*
+ * Finds the one topic a command names (/who). On success returns the topic
+ * index; otherwise fills r with the question or error and returns -1.
+ */
+static long resolve_topic(struct bot *b, const struct event *ev, struct reply *r, const char *verb)
+{
+	struct rm_part *parts;
+	size_t n = read_event(b, ev, &parts);
+	long t = -1;
+	if (!parts_ok(parts, n, verb, r))
+		goto out;
+	if (n > 1) {
+		r->ephemeral = true;
+		reply_title(r, REPLY_ERROR, "One topic at a time, please");
+		reply_line(r, "Usage: /%s TOPIC", verb);
+		goto out;
+	}
+	if (!part_taken(&parts[0])) {
+		ask_about(b, &parts[0], verb, r);
+		goto out;
+	}
+	t = parts[0].res.index;
+	r->ephemeral = false;
+	if (parts[0].res.match == RM_FUZZY)
+		reply_line(r, "(read \u201c%s\u201d as %s)", parts[0].typed,
 			   roadmap_topic(b->rm, (size_t)t)->name);
 out:
-	free(typed);
-	if (t >= 0) {
-		*note = n;
-		r->ephemeral = false;
-	} else {
-		free(n);
-	}
+	roadmap_parts_free(parts, n);
 	return t;
 }
 
@@ -271,24 +406,61 @@ static void date_of(struct bot *b, const char *group, int64_t t, char *buf, int 
 	group_prefs_release(&p);
 }
 
-/* The shared path of done/start/skip/reset: resolve, change, confirm. */
-static int set_status(struct bot *b, const struct event *ev, struct reply *r,
-		      enum store_status status, const char *verb)
+/* "done", "in progress", "skipped" for a status a change replaced. */
+static const char *was_words(enum store_status s)
 {
-	char *note = NULL;
-	long t = resolve_topic(b, ev, r, &note, verb);
-	if (t < 0)
+	return s == STATUS_DONE ? "done" : s == STATUS_IN_PROGRESS ? "in progress" : "skipped";
+}
+
+/* A change that takes a finished topic back loses its point: say so, and how to get it back. */
+static void lost_point_line(struct bot *b, const struct event *ev, const struct rm_topic *topic,
+			    enum store_status status, const struct store_prior *prior,
+			    struct reply *r)
+{
+	if (prior->status != STATUS_DONE || status == STATUS_DONE || status == STATUS_NONE)
+		return;
+	char day[16];
+	date_of(b, ev->group_id, prior->updated_at, day, sizeof(day));
+	reply_line(r, "%s was done (since %s): its point is gone. /undo restores it.", topic->name,
+		   day);
+}
+
+/* Records one change; the source id is the event's, or "ID#k" for its k-th change (k > 1). */
+static int record(struct bot *b, const struct event *ev, const struct rm_part *p,
+		  enum store_status status, size_t k, struct store_prior *prior)
+{
+	const struct rm_topic *topic = roadmap_topic(b->rm, (size_t)p->res.index);
+	char *src = !ev->source_id ? NULL
+		    : k <= 1	   ? xstrdup(ev->source_id)
+				   : xasprintf("%s#%zu", ev->source_id, k);
+	struct store_change c = {ev->group_id,	ev->member_id, ev->member_name,
+				 topic->id,	status,	       status == STATUS_NONE ? NULL : p->note,
+				 src,		bot_now(b)};
+	int rc = store_set_status(b->store, &c, prior);
+	free(src);
+	return rc;
+}
+
+/* One topic: resolve, change, confirm. */
+static int set_one(struct bot *b, const struct event *ev, struct reply *r,
+		   const struct rm_part *p, enum store_status status, const char *verb)
+{
+	if (!part_taken(p)) {
+		ask_about(b, p, verb, r);
 		return COHORT_OK;
+	}
+	long t = p->res.index;
+	r->ephemeral = false;
+	if (p->res.match == RM_FUZZY)
+		reply_line(r, "(read \u201c%s\u201d as %s)", p->typed,
+			   roadmap_topic(b->rm, (size_t)t)->name);
 	const struct rm_topic *topic = roadmap_topic(b->rm, (size_t)t);
-	struct store_change c = {ev->group_id,  ev->member_id, ev->member_name,
-				 topic->id,     status,        status == STATUS_NONE ? NULL : note,
-				 ev->source_id, bot_now(b)};
 	struct store_prior prior;
-	int rc = store_set_status(b->store, &c, &prior);
-	free(note);
+	int rc = record(b, ev, p, status, 1, &prior);
 	struct strbuf sb = STRBUF_INIT;
 	char day[16];
 	if (rc == COHORT_ERR_DUPLICATE) {
+		reply_clear(r);
 		reply_title(r, REPLY_INFO, "Already recorded");
 		reply_line(r, "That command was handled before; nothing was counted twice.");
 		r->ephemeral = true;
@@ -334,6 +506,7 @@ static int set_status(struct bot *b, const struct event *ev, struct reply *r,
 		break;
 	case STATUS_IN_PROGRESS:
 		reply_title(r, REPLY_SUCCESS, "%s started %s", ev->member_name, sb_str(&sb));
+		lost_point_line(b, ev, topic, status, &prior, r);
 		sb_truncate(&sb, 0);
 		if (group_names(b, ev->group_id, topic->id, ev->member_id, true, STATUS_IN_PROGRESS,
 				&sb) > 0)
@@ -345,20 +518,188 @@ static int set_status(struct bot *b, const struct event *ev, struct reply *r,
 		break;
 	case STATUS_SKIPPED:
 		reply_title(r, REPLY_SUCCESS, "%s skipped %s", ev->member_name, sb_str(&sb));
+		lost_point_line(b, ev, topic, status, &prior, r);
 		reply_line(r, "Skipped topics count toward progress but earn no points.");
 		add_progress_line(b, ev, r);
 		break;
 	case STATUS_NONE:
 		reply_title(r, REPLY_SUCCESS, "Cleared %s", sb_str(&sb));
-		reply_line(r, "It was %s. /undo brings it back.",
-			   prior.status == STATUS_DONE          ? "done"
-			   : prior.status == STATUS_IN_PROGRESS ? "in progress"
-								: "skipped");
+		reply_line(r, "It was %s. /undo brings it back.", was_words(prior.status));
 		r->ephemeral = true;
 		break;
 	}
 out:
 	sb_release(&sb);
+	return rc;
+}
+
+/*
+ * Several topics in one message: every unmistakable one is changed (in one
+ * transaction), the others asked about, and one reply says both.
+ */
+static int set_many(struct bot *b, const struct event *ev, struct reply *r, struct rm_part *parts,
+		    size_t n, enum store_status status, const char *verb)
+{
+	static const char *const done_verbs[] = {"cleared", "started", "finished", "skipped"};
+	int *res = xcalloc(n, sizeof(*res));
+	struct store_prior *prior = xcalloc(n, sizeof(*prior));
+	bool *use = xcalloc(n, sizeof(*use));
+	struct strbuf sb = STRBUF_INIT;
+	size_t k = 0, changed = 0, asked = 0;
+	int rc = store_batch_begin(b->store);
+	if (rc) {
+		store_failed(r);
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (!part_taken(&parts[i])) {
+			asked++;
+			continue;
+		}
+		use[i] = true;
+		for (size_t j = 0; j < i; j++)
+			use[i] = use[i] && !(use[j] && parts[j].res.index == parts[i].res.index);
+		if (!use[i])
+			continue; /* the same topic named twice counts once */
+		res[i] = record(b, ev, &parts[i], status, ++k, &prior[i]);
+		if (res[i] == COHORT_ERR_DUPLICATE && k == 1) {
+			store_batch_end(b->store, false);
+			r->ephemeral = true;
+			reply_title(r, REPLY_INFO, "Already recorded");
+			reply_line(r, "That command was handled before; nothing was counted twice.");
+			rc = COHORT_ERR_DUPLICATE;
+			goto out;
+		}
+		if (res[i] && res[i] != COHORT_ERR_UNCHANGED && res[i] != COHORT_ERR_DUPLICATE) {
+			rc = res[i];
+			store_batch_end(b->store, false);
+			store_failed(r);
+			goto out;
+		}
+		changed += res[i] == COHORT_OK;
+	}
+	rc = store_batch_end(b->store, true);
+	if (rc) {
+		store_failed(r);
+		goto out;
+	}
+	r->ephemeral = !changed || status == STATUS_NONE;
+	const char *names[MAX_PARTS];
+	size_t nn = 0;
+	for (size_t i = 0; i < n; i++)
+		if (use[i] && res[i] == COHORT_OK)
+			names[nn++] = roadmap_topic(b->rm, (size_t)parts[i].res.index)->name;
+	bool titled = changed > 0;
+	long first_asked = -1;
+	if (!changed) {
+		/* Nothing changed: the first question is the answer's title. */
+		for (size_t i = 0; i < n && first_asked < 0; i++) {
+			if (part_taken(&parts[i]))
+				continue;
+			struct strbuf q = STRBUF_INIT, hint = STRBUF_INIT;
+			enum reply_kind kind;
+			part_question(b, &parts[i], verb, &q, &hint, &kind);
+			reply_title(r, kind, "%s", sb_str(&q));
+			reply_line(r, "%s", sb_str(&hint));
+			sb_release(&q);
+			sb_release(&hint);
+			first_asked = (long)i;
+			titled = true;
+		}
+	}
+	if (changed) {
+		add_names(&sb, names, nn, nn, " and ");
+		if (status == STATUS_NONE)
+			reply_title(r, REPLY_SUCCESS, "Cleared %s", sb_str(&sb));
+		else
+			reply_title(r, REPLY_SUCCESS, "%s %s %s", ev->member_name,
+				    done_verbs[status], sb_str(&sb));
+		if (status == STATUS_DONE || status == STATUS_SKIPPED)
+			add_progress_line(b, ev, r);
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (!use[i])
+			continue;
+		const struct rm_topic *topic = roadmap_topic(b->rm, (size_t)parts[i].res.index);
+		if (parts[i].res.match == RM_FUZZY)
+			reply_line(r, "(read \u201c%s\u201d as %s)", parts[i].typed, topic->name);
+		if (res[i] == COHORT_ERR_UNCHANGED) {
+			if (status == STATUS_NONE)
+				reply_line(r, "%s had no status to clear.", topic->name);
+			else
+				reply_line(r, "%s was %s already; nothing was counted twice.",
+					   topic->name, was_words(status));
+			continue;
+		}
+		if (res[i] != COHORT_OK)
+			continue;
+		lost_point_line(b, ev, topic, status, &prior[i], r);
+		sb_truncate(&sb, 0);
+		if (status == STATUS_DONE) {
+			if (group_names(b, ev->group_id, topic->id, ev->member_id, true,
+					STATUS_DONE, &sb) > 0)
+				reply_line(r, "Also finished %s: %s", topic->name, sb_str(&sb));
+			else
+				reply_line(r, "First in the group to finish %s!", topic->name);
+		} else if (status == STATUS_IN_PROGRESS) {
+			if (group_names(b, ev->group_id, topic->id, ev->member_id, true,
+					STATUS_IN_PROGRESS, &sb) > 0)
+				reply_line(r, "Also on %s: %s \u2014 study together?", topic->name,
+					   sb_str(&sb));
+		} else if (status == STATUS_NONE) {
+			reply_line(r, "%s was %s.", topic->name, was_words(prior[i].status));
+		}
+	}
+	if (status == STATUS_SKIPPED && changed)
+		reply_line(r, "Skipped topics count toward progress but earn no points.");
+	for (size_t i = 0; i < n; i++) {
+		if (part_taken(&parts[i]) || (long)i == first_asked)
+			continue;
+		struct strbuf q = STRBUF_INIT, hint = STRBUF_INIT;
+		enum reply_kind kind;
+		part_question(b, &parts[i], verb, &q, &hint, &kind);
+		if (parts[i].res.match == RM_AMBIGUOUS) {
+			if (strncmp(sb_str(&q), "Did ", 4) == 0)
+				q.buf[0] = 'd';
+			reply_line(r, "\u201c%.*s\u201d: %s %s", ROADMAP_MAX_QUERY / 4, parts[i].typed,
+				   sb_str(&q), sb_str(&hint));
+		} else {
+			reply_line(r, "%s. %s", sb_str(&q), sb_str(&hint));
+		}
+		sb_release(&q);
+		sb_release(&hint);
+	}
+	if (!titled) {
+		/* Every topic had that status already. */
+		reply_title(r, REPLY_INFO, "Nothing to change");
+	}
+	if (asked)
+		reply_line(r, "%s", changed ? "The rest was not changed." : "Nothing was changed.");
+	if (changed > 1)
+		reply_line(r, "/undo reverts one of these at a time, the last first.");
+out:
+	sb_release(&sb);
+	free(use);
+	free(prior);
+	free(res);
+	return rc;
+}
+
+/* The shared path of done/start/skip/reset: read the topics, change them, confirm. */
+static int set_status(struct bot *b, const struct event *ev, struct reply *r,
+		      enum store_status status, const char *verb)
+{
+	struct rm_part *parts;
+	size_t n = read_event(b, ev, &parts);
+	int rc = COHORT_OK;
+	if (!parts_ok(parts, n, verb, r))
+		goto out;
+	if (n == 1)
+		rc = set_one(b, ev, r, &parts[0], status, verb);
+	else
+		rc = set_many(b, ev, r, parts, n, status, verb);
+out:
+	roadmap_parts_free(parts, n);
 	return rc;
 }
 
@@ -464,6 +805,80 @@ static bool find_member(struct bot *b, const struct event *ev, struct reply *r, 
 	return true;
 }
 
+/* How much of a note lists show, in characters (the whole note is kept). */
+#define NOTE_SHOWN 80
+
+/* Appends a member's note in quotes, clipped to NOTE_SHOWN characters with "…". */
+static void add_note(struct strbuf *sb, const char *note)
+{
+	size_t chars = 0, i = 0;
+	for (; note[i]; i++) {
+		if (((unsigned char)note[i] & 0xc0) != 0x80 && chars++ == NOTE_SHOWN)
+			break;
+	}
+	sb_adds(sb, "\u201c");
+	sb_add(sb, note, i);
+	sb_adds(sb, note[i] ? "\u2026\u201d" : "\u201d");
+}
+
+#define NOTES_SHOWN 5
+
+struct note_row {
+	long topic;
+	int64_t at;
+	char *note;
+};
+
+struct notes_ctx {
+	const struct roadmap *rm;
+	struct note_row *rows;
+	size_t n, cap;
+};
+
+static int collect_note(const struct store_row *row, void *ud)
+{
+	struct notes_ctx *c = ud;
+	long t = roadmap_find_id(c->rm, row->topic_id);
+	if (!*row->note || t < 0 || row->status == STATUS_NONE)
+		return 0;
+	grow_array((void **)&c->rows, &c->cap, c->n + 1, sizeof(*c->rows));
+	c->rows[c->n++] = (struct note_row){t, row->updated_at, xstrdup(row->note)};
+	return 0;
+}
+
+static int newest_first(const void *pa, const void *pb)
+{
+	const struct note_row *a = pa, *b = pb;
+	if (a->at != b->at)
+		return a->at > b->at ? -1 : 1;
+	return a->topic < b->topic ? -1 : a->topic > b->topic;
+}
+
+/* The member's newest notes, one line each: "Notes:" then "Kafka: “built a consumer”". */
+static int add_notes(struct bot *b, const char *group, const char *member, struct reply *r)
+{
+	struct notes_ctx c = {b->rm, NULL, 0, 0};
+	int rc = store_member_progress(b->store, group, member, collect_note, &c);
+	if (!rc && c.n) {
+		qsort(c.rows, c.n, sizeof(*c.rows), newest_first);
+		reply_line(r, "Notes:");
+		for (size_t i = 0; i < c.n && i < NOTES_SHOWN; i++) {
+			struct strbuf sb = STRBUF_INIT;
+			add_note(&sb, c.rows[i].note);
+			reply_line(r, "%s: %s", roadmap_topic(b->rm, (size_t)c.rows[i].topic)->name,
+				   sb_str(&sb));
+			sb_release(&sb);
+		}
+		if (c.n > NOTES_SHOWN)
+			reply_line(r, "and %zu more (/who TOPIC shows a topic's notes)",
+				   c.n - NOTES_SHOWN);
+	}
+	for (size_t i = 0; i < c.n; i++)
+		free(c.rows[i].note);
+	free(c.rows);
+	return rc;
+}
+
 static int cmd_progress(struct bot *b, const struct event *ev, struct reply *r)
 {
 	char *id, *name;
@@ -526,6 +941,11 @@ static int cmd_progress(struct bot *b, const struct event *ev, struct reply *r)
 			sb_addf(&sb, "%s%s", sb.len ? ", " : "", roadmap_topic(b->rm, i)->name);
 	if (sb.len)
 		reply_line(r, "In progress: %s", sb_str(&sb));
+	rc = add_notes(b, ev->group_id, id, r);
+	if (rc) {
+		store_failed(r);
+		goto out;
+	}
 	if (streak.current > 0)
 		reply_line(r, "Streak: %d day%s (longest %d)", streak.current,
 			   streak.current == 1 ? "" : "s", streak.longest);
@@ -762,7 +1182,16 @@ static int collect_who(const struct store_row *row, void *ud)
 	if (row->status == STATUS_DONE) {
 		char day[16];
 		tz_format(c->tz, row->updated_at, "%Y-%m-%d", day, sizeof(day));
-		sb_addf(&c->sb, " (%s)", day);
+		sb_addf(&c->sb, " (%s", day);
+		if (*row->note) {
+			sb_adds(&c->sb, ": ");
+			add_note(&c->sb, row->note);
+		}
+		sb_adds(&c->sb, ")");
+	} else if (*row->note) {
+		sb_adds(&c->sb, " (");
+		add_note(&c->sb, row->note);
+		sb_adds(&c->sb, ")");
 	}
 	return 0;
 }
@@ -787,9 +1216,7 @@ static int who_line(struct bot *b, const char *group, const char *topic_id, cons
 
 static int cmd_who(struct bot *b, const struct event *ev, struct reply *r)
 {
-	char *note = NULL;
-	long t = resolve_topic(b, ev, r, &note, "who");
-	free(note);
+	long t = resolve_topic(b, ev, r, "who");
 	if (t < 0)
 		return COHORT_OK;
 	r->ephemeral = true;

@@ -504,6 +504,61 @@ static int fuzzy_limit(size_t len)
 	return len <= 3 ? 1 : len <= 6 ? 2 : 3;
 }
 
+/*
+ * Near misses by edit distance over the keys e[0..n): taken when one item is
+ * clearly nearest, asked about when several are in reach, and otherwise
+ * unknown, naming the nearest only when they are near.
+ */
+static void fuzzy(const struct entry *e, size_t n, size_t nitems, const char *key,
+		  struct rm_resolution *r)
+{
+	size_t klen = strlen(key);
+	int *dist = xmalloc((nitems ? nitems : 1) * sizeof(int));
+	const int wide = 64;
+	for (size_t i = 0; i < nitems; i++)
+		dist[i] = wide + 1;
+	for (size_t i = 0; i < n; i++) {
+		int d = text_distance(key, e[i].key, wide);
+		if (d < dist[e[i].item])
+			dist[e[i].item] = d;
+	}
+	int limit = fuzzy_limit(klen);
+	int best = wide + 1, second = wide + 1;
+	long best_item = -1;
+	for (size_t i = 0; i < nitems; i++) {
+		if (dist[i] < best) {
+			second = best;
+			best = dist[i];
+			best_item = (long)i;
+		} else if (dist[i] < second) {
+			second = dist[i];
+		}
+	}
+	bool sure =
+		best_item >= 0 && klen >= 4 && best <= (klen >= 8 ? 2 : 1) && second >= best + 2;
+	if (sure) {
+		r->match = RM_FUZZY;
+		r->index = best_item;
+	} else if (best <= limit) {
+		/* Ask about everything within reach. */
+		r->match = RM_AMBIGUOUS;
+		for (int d = best; d <= limit; d++)
+			for (size_t i = 0; i < nitems; i++)
+				if (dist[i] == d) {
+					add_candidate(r, (long)i);
+					r->ntotal++;
+				}
+	} else {
+		/* "Nearest" only when near: one edit beyond reach, in a word long enough. */
+		r->match = RM_UNKNOWN;
+		if (klen >= 5 && best <= limit + 1)
+			for (size_t i = 0; i < nitems; i++)
+				if (dist[i] == best && r->ncandidates < 3)
+					add_candidate(r, (long)i);
+	}
+	free(dist);
+}
+
 static void resolve(const struct entry *e, size_t n, size_t nitems, const char *typed,
 		    struct rm_resolution *r)
 {
@@ -539,55 +594,233 @@ static void resolve(const struct entry *e, size_t n, size_t nitems, const char *
 		r->match = RM_AMBIGUOUS;
 		goto out;
 	}
-	/* Fuzzy: each item's best distance over its keys. */
-	int *dist = xmalloc(nitems * sizeof(int));
-	const int wide = 64;
-	for (size_t i = 0; i < nitems; i++)
-		dist[i] = wide + 1;
-	for (size_t i = 0; i < n; i++) {
-		int d = text_distance(key, e[i].key, wide);
-		if (d < dist[e[i].item])
-			dist[e[i].item] = d;
-	}
-	int limit = fuzzy_limit(klen);
-	int best = wide + 1, second = wide + 1;
-	long best_item = -1;
-	for (size_t i = 0; i < nitems; i++) {
-		if (dist[i] < best) {
-			second = best;
-			best = dist[i];
-			best_item = (long)i;
-		} else if (dist[i] < second) {
-			second = dist[i];
-		}
-	}
-	bool sure =
-		best_item >= 0 && klen >= 4 && best <= (klen >= 8 ? 2 : 1) && second >= best + 2;
-	if (sure) {
-		r->match = RM_FUZZY;
-		r->index = best_item;
-	} else {
-		/* Ask about everything within reach; with nothing in reach, name the nearest. */
-		r->match = best <= limit ? RM_AMBIGUOUS : RM_UNKNOWN;
-		int reach = best <= limit ? limit : best + 2;
-		for (int d = best; d <= reach; d++)
-			for (size_t i = 0; i < nitems; i++)
-				if (dist[i] == d)
-					add_candidate(r, (long)i);
-		if (r->match == RM_UNKNOWN && r->ncandidates > 3)
-			r->ncandidates = 3;
-	}
-	free(dist);
+	fuzzy(e, n, nitems, key, r);
 out:
 	free(key);
 }
 
+/* The words of a text as text_key() sees them, each with where it starts in the key. */
+#define MAX_WORDS 64
+struct words {
+	char *buf;
+	size_t n;
+	const char *w[MAX_WORDS];
+	size_t off[MAX_WORDS];
+};
+
+static bool word_byte(unsigned char c)
+{
+	return c >= 0x80 || (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
+	       (c >= 'A' && c <= 'Z');
+}
+
+static void words_init(struct words *w, const char *s)
+{
+	size_t len = strlen(s);
+	w->n = 0;
+	w->buf = xmalloc(2 * len + 2);
+	size_t at = 0, koff = 0, i = 0;
+	while (s[i]) {
+		while (s[i] && !word_byte((unsigned char)s[i]))
+			i++;
+		size_t j = i;
+		while (s[j] && word_byte((unsigned char)s[j]))
+			j++;
+		if (j > i && w->n < MAX_WORDS) {
+			char *chunk = xstrndup(s + i, j - i);
+			char *k = text_key(chunk);
+			size_t kl = strlen(k);
+			if (kl) {
+				memcpy(w->buf + at, k, kl + 1);
+				w->w[w->n] = w->buf + at;
+				w->off[w->n++] = koff;
+				koff += kl;
+				at += kl + 1;
+			}
+			free(k);
+			free(chunk);
+		}
+		i = j;
+	}
+}
+
+static void words_release(struct words *w)
+{
+	free(w->buf);
+}
+
+/* True when each of t's words begins the word of f at the same place from f's word j on. */
+static bool words_begin_at(const struct words *t, const struct words *f, size_t j)
+{
+	if (!t->n || j + t->n > f->n)
+		return false;
+	for (size_t i = 0; i < t->n; i++)
+		if (strncmp(f->w[j + i], t->w[i], strlen(t->w[i])) != 0)
+			return false;
+	return true;
+}
+
+enum fit { FIT_NONE, FIT_PART, FIT_WHOLE };
+
+/*
+ * How the typed key and words fit one name or alias: FIT_WHOLE when they start it
+ * and reach its last word ("kuber", "circuit break"), FIT_PART when they begin it or
+ * begin some of its words ("css" of "css grid", "auth" of "basic auth").
+ */
+static enum fit fit_form(const char *key, const struct words *tw, const char *fkey,
+			 const struct words *fw)
+{
+	size_t klen = strlen(key);
+	bool prefix = strncmp(fkey, key, klen) == 0;
+	bool begins = false;
+	for (size_t j = 0; j < fw->n && !begins; j++)
+		begins = words_begin_at(tw, fw, j);
+	if (!prefix && !begins)
+		return FIT_NONE;
+	size_t last = fw->n ? fw->off[fw->n - 1] : 0;
+	if ((prefix && klen > last) || (words_begin_at(tw, fw, 0) && tw->n == fw->n))
+		return FIT_WHOLE;
+	return FIT_PART;
+}
+
+/* The topic whose name or alias has this key, or -1. */
+static long topic_by_key(const struct roadmap *rm, const char *key)
+{
+	if (!*key)
+		return -1;
+	for (size_t i = 0; i < rm->ntopics; i++) {
+		if (strcmp(rm->topics[i].key, key) == 0)
+			return (long)i;
+		for (size_t a = 0; a < rm->topics[i].pub.naliases; a++)
+			if (strcmp(rm->topics[i].alias_keys[a], key) == 0)
+				return (long)i;
+	}
+	return -1;
+}
+
+/* Asks which of a section's topics: its first ones as candidates. */
+static void section_question(const struct roadmap *rm, size_t node, struct rm_resolution *r)
+{
+	r->match = RM_SECTION;
+	r->index = (long)node;
+	r->ncandidates = 0;
+	r->nsections = 0;
+	bool *in = xcalloc(rm->ntopics ? rm->ntopics : 1, sizeof(bool));
+	r->ntotal = roadmap_subtree_topics(rm, node, in);
+	for (size_t i = node; i < rm->nodes[node].pub.end; i++) {
+		long t = rm->nodes[i].pub.topic;
+		if (t >= 0)
+			add_candidate(r, t);
+	}
+	free(in);
+	if (!r->ntotal) {
+		/* A section with no topics in it has nothing to ask about. */
+		r->match = RM_UNKNOWN;
+		r->index = -1;
+	}
+}
+
+/* Words of names and aliases: one topic surely, a section, or a question; false if none fit. */
+static bool resolve_words(const struct roadmap *rm, const char *typed, const char *key,
+			  struct rm_resolution *r)
+{
+	struct words tw;
+	words_init(&tw, typed);
+	/* Rank 0: reaches a name's last word from its start; 1: starts a name or alias; 2: begins
+	 * some word of one. -1: does not fit. */
+	int *rank = xmalloc((rm->ntopics ? rm->ntopics : 1) * sizeof(int));
+	size_t nfit = 0, nsec = 0;
+	long sec = -1, only = -1;
+	for (size_t i = 0; i < rm->ntopics; i++) {
+		const struct topic *t = &rm->topics[i];
+		rank[i] = -1;
+		for (size_t f = 0; f <= t->pub.naliases; f++) {
+			const char *fkey = f ? t->alias_keys[f - 1] : t->key;
+			struct words fw;
+			words_init(&fw, f ? t->pub.aliases[f - 1] : t->pub.name);
+			enum fit ft = fit_form(key, &tw, fkey, &fw);
+			words_release(&fw);
+			int rk = ft == FIT_WHOLE		     ? 0
+				 : ft == FIT_NONE		     ? -1
+				 : strncmp(fkey, key, strlen(key)) == 0 ? 1
+									: 2;
+			if (rk >= 0 && (rank[i] < 0 || rk < rank[i]))
+				rank[i] = rk;
+		}
+		if (rank[i] >= 0) {
+			nfit++;
+			only = (long)i;
+		}
+	}
+	for (size_t i = 0; i < rm->nnodes; i++) {
+		const struct node *nd = &rm->nodes[i];
+		/* A section that shares a topic's name (GraphQL) stands behind the topic. */
+		if (nd->pub.topic >= 0 || find_topic_key(rm, nd->key) >= 0)
+			continue;
+		struct words fw;
+		words_init(&fw, nd->pub.name);
+		if (fit_form(key, &tw, nd->key, &fw) != FIT_NONE) {
+			if (r->nsections < ROADMAP_MAX_CANDIDATES)
+				r->sections[r->nsections++] = (long)i;
+			nsec++;
+			sec = (long)i;
+		}
+		words_release(&fw);
+	}
+	bool found = nfit + nsec > 0;
+	if (nfit == 1 && nsec == 0 && strlen(key) >= 4 && rank[only] == 0) {
+		r->match = RM_PREFIX;
+		r->index = only;
+	} else if (nfit == 0 && nsec == 1) {
+		section_question(rm, (size_t)sec, r);
+	} else if (found) {
+		r->match = RM_AMBIGUOUS;
+		r->ntotal = nfit;
+		for (int rk = 0; rk <= 2; rk++)
+			for (size_t i = 0; i < rm->ntopics; i++)
+				if (rank[i] == rk)
+					add_candidate(r, (long)i);
+	}
+	free(rank);
+	words_release(&tw);
+	return found;
+}
+
 void roadmap_resolve(const struct roadmap *rm, const char *typed, struct rm_resolution *out)
 {
+	memset(out, 0, sizeof(*out));
+	out->index = -1;
+	out->match = RM_UNKNOWN;
+	if (strlen(typed) > ROADMAP_MAX_QUERY)
+		return;
+	char *key = text_key(typed);
+	if (!*key)
+		goto out;
+	for (size_t i = 0; i < rm->ntopics; i++)
+		if (strcmp(rm->topics[i].key, key) == 0) {
+			out->match = RM_EXACT;
+			out->index = (long)i;
+			goto out;
+		}
+	long t = topic_by_key(rm, key);
+	if (t >= 0) {
+		out->match = RM_ALIAS;
+		out->index = t;
+		goto out;
+	}
+	for (size_t i = 0; i < rm->nnodes; i++)
+		if (rm->nodes[i].pub.topic < 0 && strcmp(rm->nodes[i].key, key) == 0) {
+			section_question(rm, i, out);
+			goto out;
+		}
+	if (resolve_words(rm, typed, key, out))
+		goto out;
 	struct entry *e;
 	size_t n = topic_entries(rm, &e);
-	resolve(e, n, rm->ntopics, typed, out);
+	fuzzy(e, n, rm->ntopics, key, out);
 	free(e);
+out:
+	free(key);
 }
 
 void roadmap_resolve_section(const struct roadmap *rm, const char *typed, struct rm_resolution *out)
@@ -635,6 +868,334 @@ void roadmap_split_args(const struct roadmap *rm, const char *args, char **topic
 	}
 	*topic = all;
 	*note = xstrdup("");
+}
+
+/* Where the text of a message splits into parts: ",", ";", "&" and the word "and". */
+struct seg {
+	size_t start, end; /* trimmed, non-empty */
+};
+
+static bool blank(char c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+static bool sep_char(char c)
+{
+	return c == ',' || c == ';' || c == '&';
+}
+
+/* Length of the word "and" at s + i when it stands alone there, else 0. */
+static size_t and_at(const char *s, size_t i)
+{
+	if (i > 0 && !blank(s[i - 1]) && !sep_char(s[i - 1]))
+		return 0;
+	if ((s[i] | 0x20) != 'a' || (s[i + 1] | 0x20) != 'n' || (s[i + 2] | 0x20) != 'd')
+		return 0;
+	char after = s[i + 3];
+	return after == '\0' || blank(after) || sep_char(after) ? 3 : 0;
+}
+
+static size_t segments(const char *s, struct seg **out)
+{
+	size_t n = 0, cap = 0, len = strlen(s), start = 0;
+	struct seg *v = NULL;
+	for (size_t i = 0; i <= len;) {
+		size_t sep = i == len ? 1 : sep_char(s[i]) ? 1 : and_at(s, i);
+		if (!sep) {
+			i++;
+			continue;
+		}
+		size_t a = start, b = i;
+		while (a < b && blank(s[a]))
+			a++;
+		while (b > a && blank(s[b - 1]))
+			b--;
+		if (b > a) {
+			grow_array((void **)&v, &cap, n + 1, sizeof(*v));
+			v[n++] = (struct seg){a, b};
+		}
+		i += sep;
+		start = i;
+	}
+	*out = v;
+	return n;
+}
+
+/* The topic that s[a..b) names exactly (a name or an alias), or -1. */
+static long exact_at(const struct roadmap *rm, const char *s, size_t a, size_t b)
+{
+	char *text = xstrndup(s + a, b - a);
+	char *key = text_key(text);
+	long t = topic_by_key(rm, key);
+	free(key);
+	free(text);
+	return t;
+}
+
+/* True when s[a..b) holds a separator. */
+static bool crosses(const char *s, size_t a, size_t b)
+{
+	for (size_t i = a; i < b; i++)
+		if (sep_char(s[i]) || and_at(s, i))
+			return true;
+	return false;
+}
+
+/* text_key() that keeps ",", ";" and "&": how a name is spelt across separators. */
+static char *sep_key(const char *s)
+{
+	struct strbuf sb = STRBUF_INIT;
+	for (const char *p = s; *p; p++) {
+		if (sep_char(*p)) {
+			sb_addc(&sb, *p);
+			continue;
+		}
+		const char *q = p;
+		while (*q && !sep_char(*q))
+			q++;
+		char *chunk = xstrndup(p, (size_t)(q - p));
+		char *k = text_key(chunk);
+		sb_adds(&sb, k);
+		free(k);
+		free(chunk);
+		p = q - 1;
+	}
+	return sb_detach(&sb);
+}
+
+/*
+ * A run across separators names topic t only when t's name or an alias is spelt
+ * with the same separators ("Instrumentation, Monitoring, and Telemetry"), so
+ * "c, d" is not the alias "cd".
+ */
+static bool spelt_alike(const struct roadmap *rm, long t, const char *s, size_t a, size_t b)
+{
+	char *text = xstrndup(s + a, b - a);
+	char *key = sep_key(text);
+	free(text);
+	const struct rm_topic *tp = &rm->topics[t].pub;
+	bool same = false;
+	for (size_t f = 0; f <= tp->naliases && !same; f++) {
+		char *k = sep_key(f ? tp->aliases[f - 1] : tp->name);
+		same = strcmp(k, key) == 0;
+		free(k);
+	}
+	free(key);
+	return same;
+}
+
+/* Where the longest run of words from a that names a topic exactly ends, or 0. */
+static size_t exact_run(const struct roadmap *rm, const char *s, size_t a, size_t len, long *topic)
+{
+	size_t longest = a + 2 * ROADMAP_MAX_NAME;
+	for (size_t c = len < longest ? len : longest; c > a; c--) {
+		bool word_end = !blank(s[c - 1]) && !sep_char(s[c - 1]) &&
+				(c == len || blank(s[c]) || sep_char(s[c]));
+		if (!word_end)
+			continue;
+		/* The run ends with a word, not with punctuation ("kafka ')" is Kafka and a note). */
+		size_t w = c;
+		while (w > a && !blank(s[w - 1]) && !sep_char(s[w - 1]))
+			w--;
+		bool has_word = false;
+		for (size_t i = w; i < c && !has_word; i++)
+			has_word = word_byte((unsigned char)s[i]);
+		if (!has_word)
+			continue;
+		long t = exact_at(rm, s, a, c);
+		if (t >= 0 && crosses(s, a, c) && !spelt_alike(rm, t, s, a, c))
+			t = -1;
+		if (t >= 0) {
+			*topic = t;
+			return c;
+		}
+	}
+	return 0;
+}
+
+static long topic_by_key_text(const struct roadmap *rm, const char *text)
+{
+	char *key = text_key(text);
+	long t = topic_by_key(rm, key);
+	free(key);
+	return t;
+}
+
+static struct rm_part *new_part(struct rm_part **parts, size_t *n, size_t *cap, const char *s,
+				size_t a, size_t b)
+{
+	grow_array((void **)parts, cap, *n + 1, sizeof(**parts));
+	struct rm_part *p = &(*parts)[(*n)++];
+	memset(p, 0, sizeof(*p));
+	p->typed = text_trim(xstrndup(s + a, b - a));
+	p->note = xstrdup("");
+	return p;
+}
+
+/*
+ * After the run typed (topic t) come note's words: when the run and the note's first
+ * word begin another topic's name ("go" + "mod": Go Modules), the part is a question.
+ */
+static void check_swallow(const struct roadmap *rm, long t, struct rm_part *p)
+{
+	char *both = xasprintf("%s %s", p->typed, p->note);
+	struct words tw;
+	words_init(&tw, both);
+	free(both);
+	struct words run;
+	words_init(&run, p->typed);
+	size_t want = run.n + 1;
+	words_release(&run);
+	if (tw.n > want)
+		tw.n = want;
+	struct rm_resolution *r = &p->res;
+	for (size_t i = 0; i < rm->ntopics; i++) {
+		if ((long)i == t || tw.n < want)
+			continue;
+		const struct topic *tp = &rm->topics[i];
+		for (size_t f = 0; f <= tp->pub.naliases; f++) {
+			struct words fw;
+			words_init(&fw, f ? tp->pub.aliases[f - 1] : tp->pub.name);
+			bool hit = words_begin_at(&tw, &fw, 0);
+			words_release(&fw);
+			if (hit) {
+				if (!p->swallowed) {
+					memset(r, 0, sizeof(*r));
+					r->match = RM_AMBIGUOUS;
+					r->index = -1;
+					add_candidate(r, t);
+					r->ntotal = 1;
+					p->swallowed = true;
+				}
+				add_candidate(r, (long)i);
+				r->ntotal++;
+				break;
+			}
+		}
+	}
+	words_release(&tw);
+}
+
+static size_t read_parts(const struct roadmap *rm, const char *s, bool explicit_note,
+			 struct rm_part **out)
+{
+	struct seg *sg;
+	size_t nseg = segments(s, &sg), len = strlen(s);
+	struct rm_part *parts = NULL;
+	size_t n = 0, cap = 0;
+	/* The part whose note a following part without a topic continues, or -1. */
+	long open_note = -1;
+	size_t note_start = 0;
+	for (size_t i = 0; i < nseg && n <= ROADMAP_MAX_PARTS;) {
+		long t = -1;
+		size_t c = exact_run(rm, s, sg[i].start, len, &t);
+		size_t j = i;
+		while (c && j + 1 < nseg && sg[j + 1].start < c)
+			j++;
+		if (c && explicit_note && c < sg[j].end)
+			c = 0; /* with the note given apart, a part is a topic as a whole */
+		if (!c) {
+			if (open_note >= 0) {
+				struct rm_part *p = &parts[open_note];
+				free(p->note);
+				p->note = text_trim(xstrndup(s + note_start, sg[i].end - note_start));
+			} else {
+				struct rm_part *p = new_part(&parts, &n, &cap, s, sg[i].start, sg[i].end);
+				roadmap_resolve(rm, p->typed, &p->res);
+			}
+			i++;
+			continue;
+		}
+		open_note = -1;
+		struct rm_part *p = new_part(&parts, &n, &cap, s, sg[i].start, c);
+		roadmap_resolve(rm, p->typed, &p->res);
+		if (c < sg[j].end) {
+			free(p->note);
+			p->note = text_trim(xstrndup(s + c, sg[j].end - c));
+			long second = topic_by_key_text(rm, p->note);
+			if (second >= 0) {
+				/* "docker k8s": the note is one more topic. */
+				struct rm_part *q = new_part(&parts, &n, &cap, s, c, sg[j].end);
+				roadmap_resolve(rm, q->typed, &q->res);
+				free(parts[n - 2].note);
+				parts[n - 2].note = xstrdup("");
+			} else {
+				check_swallow(rm, t, p);
+				open_note = (long)(n - 1);
+				note_start = c;
+			}
+		}
+		i = j + 1;
+	}
+	free(sg);
+	*out = parts;
+	return n;
+}
+
+/* Each part of topics is a topic as a whole; note (may be NULL) goes with the last. */
+static size_t read_explicit(const struct roadmap *rm, const char *topics, const char *note,
+			    bool split, struct rm_part **parts)
+{
+	size_t n = 0, cap = 0;
+	if (split) {
+		n = read_parts(rm, topics, true, parts);
+		cap = n;
+	} else {
+		*parts = NULL;
+		size_t len = strlen(topics);
+		struct rm_part *p = new_part(parts, &n, &cap, topics, 0, len);
+		if (*p->typed) {
+			roadmap_resolve(rm, p->typed, &p->res);
+		} else {
+			free(p->typed);
+			free(p->note);
+			n = 0;
+		}
+	}
+	char *nt = text_trim(xstrdup(note ? note : ""));
+	if (!n && *nt) {
+		/* A note without a topic: one empty part, so the caller asks which topic. */
+		roadmap_parts_free(*parts, n);
+		*parts = NULL;
+		cap = 0;
+		new_part(parts, &n, &cap, "", 0, 0);
+	}
+	if (n) {
+		free((*parts)[n - 1].note);
+		(*parts)[n - 1].note = nt;
+	} else {
+		free(nt);
+		roadmap_parts_free(*parts, 0);
+		*parts = NULL;
+	}
+	return n;
+}
+
+size_t roadmap_read_topics(const struct roadmap *rm, const char *topic, const char *note,
+			   struct rm_part **parts)
+{
+	return read_explicit(rm, topic, note, false, parts);
+}
+
+size_t roadmap_read_args(const struct roadmap *rm, const char *args, struct rm_part **parts)
+{
+	const char *bar = strchr(args, '|');
+	if (!bar)
+		return read_parts(rm, args, false, parts);
+	char *topics = xstrndup(args, (size_t)(bar - args));
+	size_t n = read_explicit(rm, topics, bar + 1, true, parts);
+	free(topics);
+	return n;
+}
+
+void roadmap_parts_free(struct rm_part *parts, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(parts[i].typed);
+		free(parts[i].note);
+	}
+	free(parts);
 }
 
 struct ranked {

@@ -18,6 +18,8 @@
 /* Longest text the resolver looks at; longer input is "not on the roadmap". */
 #define ROADMAP_MAX_QUERY 200
 #define ROADMAP_MAX_CANDIDATES 5
+/* Most topics one message may name; reading stops after one more. */
+#define ROADMAP_MAX_PARTS 10
 
 struct roadmap;
 
@@ -70,24 +72,72 @@ size_t roadmap_subtree_topics(const struct roadmap *rm, size_t node, bool *in);
 enum rm_match {
 	RM_EXACT,     /* the name, ignoring case and punctuation */
 	RM_ALIAS,     /* one of its aliases */
-	RM_PREFIX,    /* the start of exactly one topic's name or alias */
+	RM_PREFIX,    /* the start of exactly one topic's name or alias, reaching its last word */
 	RM_FUZZY,     /* a clear near miss ("kubernets") */
+	RM_SECTION,   /* a section's name (or the start of one section's name, and nothing
+		       * else): index is the node, candidates its first topics: ask which */
 	RM_AMBIGUOUS, /* several fit, or one fits but not surely: ask */
-	RM_UNKNOWN,   /* nothing fits: candidates are the nearest names */
+	RM_UNKNOWN,   /* nothing fits: candidates are the nearest names, only when near */
 };
 
 struct rm_resolution {
 	enum rm_match match;
-	long index; /* the topic (or node, for sections) for RM_EXACT..RM_FUZZY; else -1 */
+	long index; /* the topic for RM_EXACT..RM_FUZZY, the node for RM_SECTION; else -1 */
 	size_t ncandidates;
-	long candidates[ROADMAP_MAX_CANDIDATES];
+	long candidates[ROADMAP_MAX_CANDIDATES]; /* topic indexes, best first */
+	size_t ntotal; /* how many topics fit (RM_AMBIGUOUS) or the section holds (RM_SECTION);
+			* may exceed ncandidates */
+	size_t nsections; /* RM_AMBIGUOUS: sections whose names the text begins too */
+	long sections[ROADMAP_MAX_CANDIDATES]; /* node indexes */
 };
 
-/* Resolves what a member typed to a topic (DESIGN §4). */
+/*
+ * Resolves what a member typed to a topic (DESIGN §4): exact name, alias,
+ * a section's name (ask which of its topics), then the words of names and
+ * aliases: a text that begins or names words of several topics or sections
+ * asks; one topic is taken only when the text reaches its name's last word
+ * ("kuber", "circuit break", not "css" for "CSS Grid" or "go" for "GOF
+ * Design Patterns"); then edit distance, taken only when clearly nearest.
+ */
 void roadmap_resolve(const struct roadmap *rm, const char *typed, struct rm_resolution *out);
 /* Resolves what a member typed to a section node (exact, prefix, fuzzy; no aliases). */
 void roadmap_resolve_section(const struct roadmap *rm, const char *typed,
 			     struct rm_resolution *out);
+
+/* One topic a member's message names, with its note. */
+struct rm_part {
+	char *typed; /* the words read as the topic (new string) */
+	char *note;  /* what follows them, "" when nothing (new string) */
+	struct rm_resolution res;
+	/* RM_AMBIGUOUS only: the topic read exactly ends before words that begin a longer
+	 * name ("go mod": Go with the note "mod", or Go Modules?); candidates[0] is it. */
+	bool swallowed;
+};
+
+/*
+ * Reads a text command's arguments as one or more topics (DESIGN §5), each
+ * resolved with roadmap_resolve(). The text splits at ",", ";", "&" and the
+ * word "and", except inside a run of words that is exactly a name or alias
+ * ("Instrumentation, Monitoring, and Telemetry", "ci & cd"). In each part the
+ * longest leading run of words that is exactly a name or alias is the topic
+ * and the rest its note; a note that is itself exactly a name or alias is one
+ * more topic ("docker k8s"); a part with no such run is a topic as a whole,
+ * or, after a part with a note, more of that note ("kafka built a consumer
+ * and a producer"). An explicit "|" ends the topics: each part before it is a
+ * topic as a whole and what follows is the last part's note.
+ * Returns how many parts there are (0 for empty text; ROADMAP_MAX_PARTS + 1 means
+ * "more than ROADMAP_MAX_PARTS", the rest unread); *parts is a new array
+ * (NULL for 0) for roadmap_parts_free().
+ */
+size_t roadmap_read_args(const struct roadmap *rm, const char *args, struct rm_part **parts);
+/*
+ * The same for Discord's separate options: topic (autocompleted to one name)
+ * is one topic as a whole, never split; note (may be NULL) goes with it.
+ * Returns 0 or 1 parts (1 with an empty typed text when only a note is given).
+ */
+size_t roadmap_read_topics(const struct roadmap *rm, const char *topic, const char *note,
+			   struct rm_part **parts);
+void roadmap_parts_free(struct rm_part *parts, size_t n);
 
 /*
  * Completes a topic name being typed (Discord autocomplete): fills out[] with

@@ -35,6 +35,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	     (res.index < 0 || (size_t)res.index >= roadmap_topic_count(rm))))
 		__builtin_trap();
 	roadmap_resolve_section(rm, topic, &res);
+	/* Several topics in one message: every part within bounds. */
+	struct rm_part *parts;
+	size_t n = roadmap_read_args(rm, rest, &parts);
+	for (size_t i = 0; i < n; i++) {
+		const struct rm_resolution *r = &parts[i].res;
+		if (r->ncandidates > ROADMAP_MAX_CANDIDATES ||
+		    r->nsections > ROADMAP_MAX_CANDIDATES ||
+		    (r->match <= RM_FUZZY &&
+		     (r->index < 0 || (size_t)r->index >= roadmap_topic_count(rm))) ||
+		    (r->match == RM_SECTION &&
+		     (r->index < 0 || (size_t)r->index >= roadmap_node_count(rm))))
+			__builtin_trap();
+	}
+	roadmap_parts_free(parts, n);
 	free(topic);
 	free(note);
 	free(command);

@@ -54,11 +54,14 @@ def test_redis_is_marked_once(cohort):
 
 
 def test_an_unknown_topic_changes_nothing_and_suggests(cohort):
-    out = replies(cohort.console("/done xyzzy\n/done re\n/start sql\n", "--as", "ana"))
+    out = replies(cohort.console("/done xyzzy\n/done re\n/start sql\n/done kafkaqqqq\n",
+                                 "--as", "ana"))
     assert "\u201cxyzzy\u201d is not on the roadmap" in out[0][1]
-    assert "Nearest:" in out[0][1] and "Nothing was changed" in out[0][1]
+    assert "Nothing was changed. /topics lists every topic." in out[0][1]
+    assert "Nearest" not in out[0][1]  # nothing is near it
     assert out[1][1].startswith("? Did you mean") and "Redis" in out[1][1]
     assert out[2][1].startswith("? Did you mean")
+    assert "Nearest: Kafka" in out[3][1]
     assert export_json(cohort) == []
 
 
@@ -167,3 +170,94 @@ def test_digest_command_prints_the_groups_digest(cohort):
     assert "Daily digest" in res.stdout
     assert "ana joined the group and finished Kafka" in res.stdout
     assert cohort.run("digest").returncode == 2
+
+
+def test_a_recorded_change_is_never_a_guess(cohort):
+    """Issue 12 §1: what used to be recorded as a guess is asked about, and nothing changes."""
+    out = replies(cohort.console("/done auth\n/done go\n/done database\n/done Caching\n"
+                                 "/done java\n/done unit testing\n/done mo\n", "--as", "ana"))
+    assert out[0][1].startswith("? Did you mean Cookie Based, Basic Auth or Token Auth?")
+    assert out[1][1].startswith("? Did you mean GOF Design Patterns?")
+    assert out[2][1].startswith("? Did you mean Database Indexes?")
+    assert "also begins the sections Relational Databases" in out[2][1]
+    assert out[3][1].startswith("? Caching is a section with 3 topics: Client Side, Redis and "
+                                "CDN. Which one?")
+    assert out[4][1] == ("\u2717 \u201cjava\u201d is not on the roadmap\n"
+                         "  Nothing was changed. /topics lists every topic.")
+    assert out[5][1].startswith("\u2717 \u201cunit testing\u201d is not on the roadmap\n")
+    assert "Nearest" not in out[5][1]
+    # A name holding commas stays one readable item in a list.
+    assert ("\u201cInstrumentation, Monitoring, and Telemetry\u201d or Failure Modes?"
+            in out[6][1])
+    assert export_json(cohort) == []
+
+
+def test_a_custom_roadmap_asks_instead_of_guessing(cohort):
+    (cohort.workdir / "web.md").write_text(
+        "- [ ] Frontend\n\t- [ ] Flexbox\n\t- [ ] Grid <!-- aliases: css grid -->\n"
+        "- [ ] Languages\n\t- [ ] Go\n\t- [ ] Go Modules\n")
+    (cohort.workdir / "web.toml").write_text('[roadmap]\nfile = "web.md"\n')
+    out = replies(cohort.console("/done css\n/done go mod\n/done go | mod\n/done css grid\n",
+                                 "-c", "web.toml", "--as", "ana"))
+    assert out[0][1].startswith("? Did you mean Grid?")
+    assert out[1][1].startswith("? Did you mean Go or Go Modules?")
+    assert "For Go with the note \u201cmod\u201d: /done Go | mod" in out[1][1]
+    assert "ana finished Go" in out[2][1]
+    assert "ana finished Grid" in out[3][1]
+    assert {(r["topic_id"], r["note"]) for r in export_json(cohort)} == {
+        ("go", "mod"), ("grid", "")}
+
+
+def test_several_topics_in_one_message(cohort):
+    """Issue 12 §2: each unmistakable topic is a change; the rest is asked about."""
+    out = replies(cohort.console("/done kafka, redis\n/done nginx and docker\n/done apollo k8s\n"
+                                 "/done Kafka and SOAP were fun\n/done cors; java & re\n"
+                                 "/done Instrumentation, Monitoring, and Telemetry\n",
+                                 "--as", "ana"))
+    assert out[0][1].startswith("\u2713 ana finished Kafka and Redis\n")
+    assert "2/84" in out[0][1]
+    assert out[1][1].startswith("\u2713 ana finished Nginx and Docker\n")
+    assert out[2][1].startswith("\u2713 ana finished Apollo and Kubernetes\n")
+    assert out[3][1].startswith("\u2713 ana finished SOAP\n")
+    assert "Kafka was done already; nothing was counted twice." in out[3][1]
+    assert out[4][1].startswith("\u2713 ana finished CORS\n")
+    assert "\u201cjava\u201d is not on the roadmap" in out[4][1]
+    assert "\u201cre\u201d: did you mean Redis, Data Replication or REST?" in out[4][1]
+    assert "The rest was not changed." in out[4][1]
+    assert "ana finished Instrumentation, Monitoring, and Telemetry" in out[5][1]
+    rows = {r["topic_id"]: r["note"] for r in export_json(cohort)}
+    assert rows == {"kafka": "", "redis": "", "nginx": "", "docker": "", "apollo": "",
+                    "kubernetes": "", "soap": "were fun", "cors": "",
+                    "instrumentation-monitoring-and-telemetry": ""}
+
+
+def test_losing_a_point_is_said_and_undo_restores_it(cohort):
+    out = replies(cohort.console("/done docker\n/start docker\n/undo\n/skip docker\n/undo\n"
+                                 "/leaderboard\n", "--as", "ana"))
+    assert out[1][1].startswith("\u2713 ana started Docker")
+    assert ("Docker was done (since 2026-11-25): its point is gone. /undo restores it."
+            in out[1][1])
+    assert "Undone: Docker is done again" in out[2][1]
+    assert "its point is gone. /undo restores it." in out[3][1]
+    assert "Undone: Docker is done again" in out[4][1]
+    assert "#1   ana     1 pt" in out[5][1]
+    assert [(r["topic_id"], r["status"]) for r in export_json(cohort)] == [("docker", "done")]
+
+
+def test_undo_after_several_topics_reverts_the_last_first(cohort):
+    out = replies(cohort.console("/done kafka, redis\n/undo\n/progress\n/undo\n",
+                                 "--as", "ana"))
+    assert "/undo reverts one of these at a time, the last first." in out[0][1]
+    assert "Undone: Redis is unmarked again" in out[1][1]
+    assert "1/84" in out[2][1]
+    assert "Undone: Kafka is unmarked again" in out[3][1]
+    assert export_json(cohort) == []
+
+
+def test_notes_are_shown_in_who_and_progress(cohort):
+    out = replies(cohort.console("/done kafka built a consumer\n"
+                                 "@bob /start kafka reading **the book** @everyone\n"
+                                 "/who kafka\n/progress\n", "--as", "ana"))
+    assert ("Finished: ana (2026-11-25: \u201cbuilt a consumer\u201d)" in out[2][1])
+    assert "On it now: bob (\u201creading **the book** @everyone\u201d)" in out[2][1]
+    assert "Notes:\n  Kafka: \u201cbuilt a consumer\u201d" in out[3][1]

@@ -83,7 +83,7 @@ static void unknown_and_ambiguous_topics_change_nothing(void **state)
 	struct bot_fixture *f = *state;
 	const char *t = say(f, "done", "xyzzy");
 	assert_contains(t, "\u201cxyzzy\u201d is not on the roadmap");
-	assert_contains(t, "Nearest:");
+	assert_lacks(t, "Nearest:"); /* nothing is near it */
 	assert_contains(t, "Nothing was changed");
 	assert_int_equal(f->reply.kind, REPLY_ERROR);
 	t = say(f, "done", "re");
@@ -507,6 +507,182 @@ static void names_are_kept_on_one_line_and_clipped(void **state)
 	free(huge);
 }
 
+/* Issue 12 §1: what used to be recorded as a guess is asked about, and nothing changes. */
+static void guesses_are_questions(void **state)
+{
+	struct bot_fixture *f = *state;
+	const char *t = say(f, "done", "auth");
+	assert_contains(t, "Did you mean Cookie Based, Basic Auth or Token Auth?");
+	assert_contains(t, "also begins the section Authentication");
+	assert_int_equal(f->reply.kind, REPLY_QUESTION);
+	t = say(f, "done", "go");
+	assert_contains(t, "Did you mean GOF Design Patterns?");
+	t = say(f, "done", "database");
+	assert_contains(t, "Did you mean Database Indexes?");
+	assert_contains(t, "Relational Databases, NoSQL databases, More about Databases and "
+			   "Scaling Databases");
+	t = say(f, "done", "Caching");
+	assert_contains(t, "Caching is a section with 3 topics: Client Side, Redis and CDN. "
+			   "Which one?");
+	t = say(f, "done", "java");
+	assert_contains(t, "\u201cjava\u201d is not on the roadmap");
+	assert_lacks(t, "Nearest");
+	t = say(f, "done", "mo");
+	/* A name holding commas stays readable in a list. */
+	assert_contains(t, "Did you mean MongoDB, Monolithic Apps, \u201cInstrumentation, "
+			   "Monitoring, and Telemetry\u201d or Failure Modes?");
+	t = say(f, "progress", "");
+	assert_contains(t, "0/84");
+}
+
+/* Issue 12 §2: several topics in one message are several changes. */
+static void several_topics_in_one_message(void **state)
+{
+	struct bot_fixture *f = *state;
+	const char *t = say(f, "done", "kafka, redis");
+	assert_contains(t, "ana finished Kafka and Redis");
+	assert_contains(t, "2/84");
+	assert_contains(t, "First in the group to finish Kafka!");
+	t = say(f, "done", "redis and docker");
+	assert_contains(t, "ana finished Docker");
+	assert_contains(t, "Redis was done already; nothing was counted twice.");
+	t = say(f, "done", "docker k8s");
+	assert_contains(t, "ana finished Kubernetes");
+	t = say_as(f, "bob", false, "done", "Kafka and Redis were fun");
+	assert_contains(t, "bob finished Kafka and Redis");
+	assert_contains(t, "Also finished Kafka: ana");
+	t = say(f, "progress", "");
+	assert_contains(t, "4/84");
+	/* One part asked about, the others marked; the reply says both. */
+	t = say(f, "done", "nginx, java, re");
+	assert_contains(t, "ana finished Nginx");
+	assert_contains(t, "\u201cjava\u201d is not on the roadmap");
+	assert_contains(t, "\u201cre\u201d: did you mean Redis");
+	assert_contains(t, "The rest was not changed.");
+	t = say(f, "progress", "");
+	assert_contains(t, "5/84");
+	/* A name holding commas and "and" is one topic. */
+	t = say(f, "done", "Instrumentation, Monitoring, and Telemetry");
+	assert_contains(t, "ana finished Instrumentation, Monitoring, and Telemetry");
+	t = say(f, "progress", "");
+	assert_contains(t, "6/84");
+	/* Too many at once changes nothing. */
+	t = say(f, "done", "a, b, c, d, e, f, g, h, i, j, k");
+	assert_contains(t, "That names more than 10 topics");
+	t = say(f, "progress", "");
+	assert_contains(t, "6/84");
+}
+
+/* /undo after a message with several topics reverts the last of them, then the one before. */
+static void undo_after_several_topics_goes_one_at_a_time(void **state)
+{
+	struct bot_fixture *f = *state;
+	const char *t = say(f, "done", "kafka, redis");
+	assert_contains(t, "/undo reverts one of these at a time, the last first.");
+	t = say(f, "undo", "");
+	assert_contains(t, "Undone: Redis is unmarked again");
+	assert_contains(t, "1/84");
+	t = say(f, "undo", "");
+	assert_contains(t, "Undone: Kafka is unmarked again");
+	assert_contains(t, "0/84");
+}
+
+/* A replayed message naming several topics changes nothing the second time. */
+static void a_replay_of_several_topics_is_answered_not_counted(void **state)
+{
+	struct bot_fixture *f = *state;
+	struct event ev = {"test", "test:group", "chan", "test:ana",	  "ana",
+			   false,  "done",	 "kafka, redis a pipeline", NULL, NULL,
+			   "event-7"};
+	struct reply r;
+	reply_init(&r);
+	assert_int_equal(bot_handle(f->bot, &ev, &r), COHORT_OK);
+	char *text = reply_render_text(&r);
+	assert_contains(text, "ana finished Kafka and Redis");
+	free(text);
+	reply_release(&r);
+	reply_init(&r);
+	assert_int_equal(bot_handle(f->bot, &ev, &r), COHORT_ERR_DUPLICATE);
+	text = reply_render_text(&r);
+	assert_contains(text, "Already recorded");
+	free(text);
+	reply_release(&r);
+	const char *t = say(f, "progress", "");
+	assert_contains(t, "2/84");
+	assert_contains(t, "Redis: \u201ca pipeline\u201d");
+	assert_lacks(t, "Kafka: \u201c");
+}
+
+/* A write that fails part-way through several topics changes none of them. */
+static void a_failed_write_of_several_topics_changes_none(void **state)
+{
+	struct bot_fixture *f = *state;
+	char path[128];
+	snprintf(path, sizeof(path), "%s/c.db", f->dir);
+	say(f, "done", "nginx");
+	sqlite3 *db;
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db,
+				      "CREATE TRIGGER refuse BEFORE INSERT ON events "
+				      "WHEN NEW.topic_id = 'redis' "
+				      "BEGIN SELECT RAISE(ABORT, 'disk full'); END;",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	const char *t = say(f, "done", "kafka, redis");
+	assert_contains(t, "Something went wrong saving that");
+	assert_int_equal(sqlite3_exec(db, "DROP TRIGGER refuse", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	t = say(f, "progress", "");
+	assert_contains(t, "1/84"); /* Kafka went back with Redis */
+}
+
+/* A change that loses a point says so, and /undo gives it back. */
+static void losing_a_point_is_said_with_the_way_back(void **state)
+{
+	struct bot_fixture *f = *state;
+	say(f, "done", "docker");
+	const char *t = say(f, "start", "docker");
+	assert_contains(t, "ana started Docker");
+	assert_contains(t, "Docker was done (since 2026-11-25): its point is gone. /undo "
+			   "restores it.");
+	t = say(f, "progress", "");
+	assert_contains(t, "0/84");
+	t = say(f, "undo", "");
+	assert_contains(t, "Undone: Docker is done again");
+	assert_contains(t, "1/84");
+	t = say(f, "skip", "docker");
+	assert_contains(t, "ana skipped Docker");
+	assert_contains(t, "its point is gone. /undo restores it.");
+	t = say(f, "leaderboard", "");
+	assert_contains(t, "Nobody has finished a topic");
+	/* Starting a topic that was not done loses nothing and says nothing of it. */
+	t = say(f, "start", "kafka");
+	assert_lacks(t, "point");
+}
+
+/* Notes are shown where they help: /who and /progress. */
+static void notes_are_shown_in_who_and_progress(void **state)
+{
+	struct bot_fixture *f = *state;
+	say(f, "done", "kafka built a consumer");
+	say_as(f, "bob", false, "start", "kafka reading *the* book @everyone");
+	say(f, "done", "redis");
+	const char *t = say(f, "who", "kafka");
+	assert_contains(t, "Finished: ana (2026-11-25: \u201cbuilt a consumer\u201d)");
+	assert_contains(t, "On it now: bob (\u201creading *the* book @everyone\u201d)");
+	t = say(f, "progress", "");
+	assert_contains(t, "Notes:");
+	assert_contains(t, "Kafka: \u201cbuilt a consumer\u201d");
+	assert_lacks(t, "Redis: ");
+	/* A long note is clipped in lists, kept whole in the store. */
+	char note[400] = "docker ";
+	for (int i = 0; i < 30; i++)
+		strcat(note, "\u00e9t\u00e9 ");
+	say(f, "done", note);
+	t = say(f, "who", "docker");
+	assert_contains(t, "\u2026\u201d)");
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -530,6 +706,13 @@ int main(void)
 		T(a_failed_write_says_so_and_changes_nothing),
 		T(a_replayed_source_event_is_answered_not_counted),
 		T(names_are_kept_on_one_line_and_clipped),
+		T(guesses_are_questions),
+		T(several_topics_in_one_message),
+		T(undo_after_several_topics_goes_one_at_a_time),
+		T(a_replay_of_several_topics_is_answered_not_counted),
+		T(a_failed_write_of_several_topics_changes_none),
+		T(losing_a_point_is_said_with_the_way_back),
+		T(notes_are_shown_in_who_and_progress),
 	};
 	return cmocka_run_group_tests_name("commands", tests, NULL, NULL);
 }

@@ -196,10 +196,14 @@ static void the_resolver_answers_what_members_type(void **state)
 					 cases[i].id);
 		}
 	}
-	/* An unknown topic still names the nearest ones. */
+	/* "Nearest" only when near: nothing for a word far from every name. */
 	struct rm_resolution res;
 	roadmap_resolve(rm, "xyzzy", &res);
-	assert_true(res.ncandidates > 0 && res.ncandidates <= 3);
+	assert_int_equal(res.ncandidates, 0);
+	roadmap_resolve(rm, "kafkaqqqq", &res);
+	assert_int_equal(res.match, RM_UNKNOWN);
+	assert_int_equal(res.ncandidates, 1);
+	assert_string_equal(roadmap_topic(rm, (size_t)res.candidates[0])->id, "kafka");
 	/* Over-long input is not looked at. */
 	char big[ROADMAP_MAX_QUERY + 2];
 	memset(big, 'a', sizeof(big) - 1);
@@ -236,6 +240,195 @@ static void args_split_into_topic_and_note(void **state)
 		free(note);
 	}
 	roadmap_free(rm);
+}
+
+/*
+ * What came of a message, compactly: its parts joined by " + ", each the topic id
+ * read ("kafka"), "ask(ids / section ids)" for a question, "section(id)" for a
+ * section's name, "unknown" or "unknown(nearest ids)", "empty" for no topic text;
+ * then " [note]" when there is a note.
+ */
+static char *outcome(const struct roadmap *rm, const struct rm_part *parts, size_t n)
+{
+	char *out = calloc(1, 4096);
+	for (size_t i = 0; i < n; i++) {
+		const struct rm_resolution *r = &parts[i].res;
+		char *o = out + strlen(out);
+		if (i)
+			o += sprintf(o, " + ");
+		if (!*parts[i].typed) {
+			o += sprintf(o, "empty");
+		} else if (r->match <= RM_FUZZY) {
+			o += sprintf(o, "%s", roadmap_topic(rm, (size_t)r->index)->id);
+		} else if (r->match == RM_SECTION) {
+			o += sprintf(o, "section(%s)", roadmap_node(rm, (size_t)r->index)->id);
+		} else {
+			o += sprintf(o, r->match == RM_AMBIGUOUS ? "ask" : "unknown");
+			if (r->ncandidates || r->nsections)
+				o += sprintf(o, "(");
+			for (size_t k = 0; k < r->ncandidates; k++)
+				o += sprintf(o, "%s%s", k ? " " : "",
+					     roadmap_topic(rm, (size_t)r->candidates[k])->id);
+			if (r->nsections)
+				o += sprintf(o, "%s/", r->ncandidates ? " " : "");
+			for (size_t k = 0; k < r->nsections; k++)
+				o += sprintf(o, " %s", roadmap_node(rm, (size_t)r->sections[k])->id);
+			if (r->ncandidates || r->nsections)
+				o += sprintf(o, ")");
+		}
+		if (*parts[i].note)
+			sprintf(o, " [%s]", parts[i].note);
+	}
+	return out;
+}
+
+static const char custom_roadmap[] = "- [ ] Frontend\n"
+				     "\t- [ ] Flexbox\n"
+				     "\t- [ ] Grid <!-- aliases: css grid -->\n"
+				     "\t- [ ] React\n"
+				     "- [ ] Languages\n"
+				     "\t- [ ] Go <!-- aliases: golang -->\n"
+				     "\t- [ ] Go Modules\n"
+				     "\t- [ ] Rust\n";
+
+/*
+ * The phrasing table (issue 12): what members type, and what a careful person
+ * would record or ask. A recorded change is never a guess.
+ */
+static void phrasings_are_read_as_a_careful_person_would(void **state)
+{
+	(void)state;
+	struct roadmap *def = backend(), *custom = NULL;
+	char err[COHORT_ERR_LEN];
+	if (roadmap_parse(custom_roadmap, strlen(custom_roadmap), "custom.md", &custom, err))
+		fail_msg("%s", err);
+	struct {
+		bool custom;
+		const char *typed, *want;
+	} rows[] = {
+		/* Names, any case or punctuation; aliases. */
+		{0, "Kafka", "kafka"},
+		{0, "  KAFKA!! ", "kafka"},
+		{0, "postgres", "postgresql"},
+		{0, "pg", "postgresql"},
+		{0, "k8s", "kubernetes"},
+		{0, "rabbit mq", "rabbitmq"},
+		{0, "json web token", "jwt"},
+		{0, "node.js", "node-js"},
+		{0, "CI/CD", "ci-cd"},
+		{0, "ci & cd", "ci-cd + ci-cd"}, /* two aliases of one topic (marked once) */
+		{0, "rabbit, mq", "rabbitmq + unknown"}, /* not the key "rabbitmq": split, each read alone */
+		{0, "SSL/TLS", "ssl-tls"},
+		{0, "12 factor", "twelve-factor-apps"},
+		{0, "rest api", "rest"},
+		{0, "horizontal scaling", "horizontal-vertical-scaling"},
+		/* Prefixes are taken only when they reach the name's last word. */
+		{0, "kuber", "kubernetes"},
+		{0, "circuit break", "circuit-breaker"},
+		{0, "go", "ask(gof-design-patterns)"},
+		{0, "Test", "ask(test-driven-development)"},
+		{0, "auth", "ask(cookie-based basic-auth token-auth / authentication)"},
+		{0, "database",
+		 "ask(database-indexes / relational-databases nosql-databases "
+		 "more-about-databases scaling-databases)"},
+		{0, "security",
+		 "ask(owasp-security-risks content-security-policy server-security / "
+		 "web-security-knowledge)"},
+		{0, "re", "ask(redis data-replication rest / relational-databases realtime)"},
+		{0, "graph", "ask(graphql / graph-dbs)"},
+		/* Typos: taken when clearly nearest, asked when not. */
+		{0, "kubernets", "kubernetes"},
+		{0, "elasticsearh", "elasticsearch"},
+		{0, "circut breaker", "circuit-breaker"},
+		{0, "graceful degredation", "graceful-degradation"},
+		{0, "redsi", "ask(redis rest)"},
+		{0, "sql", "ask(postgresql graphql ssl-tls)"}, /* psql, gql, ssl */
+		/* Sections ask which of their topics; GraphQL the topic wins over the section. */
+		{0, "Caching", "section(caching)"},
+		{0, "Server Side", "section(server-side)"},
+		{0, "message", "section(message-brokers)"},
+		{0, "relational", "section(relational-databases)"},
+		{0, "GraphQL", "graphql"},
+		{0, "Redis", "redis"}, /* in two sections, one topic */
+		/* Not on the roadmap: "Nearest" only when near. */
+		{0, "java", "unknown"},
+		{0, "unit testing", "unknown"},
+		{0, "xyzzy", "unknown"},
+		{0, "kafkaqqqq", "unknown(kafka)"},
+		/* Notes. */
+		{0, "kafka built a consumer", "kafka [built a consumer]"},
+		{0, "circut breaker | read the chapter", "circuit-breaker [read the chapter]"},
+		{0, "| only a note", "empty [only a note]"},
+		{0, "kafka '); DROP TABLE progress; --", "kafka ['); DROP TABLE progress; --]"},
+		{0, "kafka built a consumer and a producer",
+		 "kafka [built a consumer and a producer]"},
+		/* Several topics. */
+		{0, "kafka, redis", "kafka + redis"},
+		{0, "redis and docker", "redis + docker"},
+		{0, "docker k8s", "docker + kubernetes"},
+		{0, "Kafka and Redis were fun", "kafka + redis [were fun]"},
+		{0, "kafka; redis & docker", "kafka + redis + docker"},
+		{0, "REST AND SOAP", "rest + soap"},
+		{0, "sse & websockets", "server-sent-events + websockets"},
+		{0, "graphql apollo", "graphql + apollo"},
+		{0, "kafka, redis | built a pipeline", "kafka + redis [built a pipeline]"},
+		{0, "kafka, java", "kafka + unknown"},
+		{0, "kuber and dockr", "kubernetes + docker"},
+		/* Names that hold "and", "&" or commas themselves. */
+		{0, "Instrumentation, Monitoring, and Telemetry",
+		 "instrumentation-monitoring-and-telemetry"},
+		{0, "instrumentation, monitoring, and telemetry was a lot",
+		 "instrumentation-monitoring-and-telemetry [was a lot]"},
+		{0, "MD5 and why not to use it", "md5-and-why-not-to-use-it"},
+		{0, "threads and concurrency", "threads-and-concurrency"},
+		{0, "threads and concurrency, kafka", "threads-and-concurrency + kafka"},
+		{0, "", ""},
+		/* A custom roadmap: an alias's first word, and a name that swallows a note. */
+		{1, "css", "ask(grid)"},
+		{1, "css grid", "grid"},
+		{1, "go", "go"},
+		{1, "go mod", "ask(go go-modules) [mod]"},
+		{1, "go modules", "go-modules"},
+		{1, "golang was fun", "go [was fun]"},
+		{1, "go | mod", "go [mod]"},
+		{1, "Go, Go Modules", "go + go-modules"},
+		{1, "go and rust", "go + rust"},
+	};
+	size_t bad = 0;
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		struct roadmap *rm = rows[i].custom ? custom : def;
+		struct rm_part *parts;
+		size_t n = roadmap_read_args(rm, rows[i].typed, &parts);
+		char *got = outcome(rm, parts, n);
+		if (strcmp(got, rows[i].want) != 0) {
+			print_error("\"%s\":\n  got:  %s\n  want: %s\n", rows[i].typed, got,
+				    rows[i].want);
+			bad++;
+		}
+		free(got);
+		roadmap_parts_free(parts, n);
+	}
+	assert_true(sizeof(rows) / sizeof(rows[0]) >= 40);
+	assert_int_equal(bad, 0);
+	/* Discord: topic and note are separate options, and the topic is one topic, whole. */
+	struct rm_part *parts;
+	size_t n = roadmap_read_topics(def, "kafka", "built a pipeline, and more", &parts);
+	char *got = outcome(def, parts, n);
+	assert_string_equal(got, "kafka [built a pipeline, and more]");
+	free(got);
+	roadmap_parts_free(parts, n);
+	n = roadmap_read_topics(def, "Kafka'; DROP TABLE events;--", NULL, &parts);
+	got = outcome(def, parts, n);
+	assert_string_equal(got, "unknown");
+	free(got);
+	roadmap_parts_free(parts, n);
+	n = roadmap_read_topics(def, " ", "a note", &parts);
+	got = outcome(def, parts, n);
+	assert_string_equal(got, "empty [a note]");
+	free(got);
+	roadmap_parts_free(parts, n);
+	roadmap_free(custom);
+	roadmap_free(def);
 }
 
 static void completion_ranks_what_is_being_typed(void **state)
@@ -283,6 +476,7 @@ int main(void)
 		cmocka_unit_test(broken_roadmaps_name_the_line),
 		cmocka_unit_test(the_resolver_answers_what_members_type),
 		cmocka_unit_test(args_split_into_topic_and_note),
+		cmocka_unit_test(phrasings_are_read_as_a_careful_person_would),
 		cmocka_unit_test(completion_ranks_what_is_being_typed),
 	};
 	return cmocka_run_group_tests_name("roadmap", tests, NULL, NULL);
