@@ -249,7 +249,13 @@ static void wake_worker(void *ud)
 
 static void finish(struct http_client *c, struct xfer *x, long status, const char *error)
 {
-	struct http_response r = {status, error, sb_str(&x->resp), x->resp.len, x->attempts, -1};
+	struct http_response r = {.status = status,
+				  .error = error,
+				  .body = sb_str(&x->resp),
+				  .len = x->resp.len,
+				  .attempts = x->attempts,
+				  .retry_after_ms = -1,
+				  .too_large = status == 0 && x->too_big};
 	if (x->rq.done)
 		x->rq.done(x->rq.ud, &r);
 	xfer_free(c, x);
@@ -708,6 +714,7 @@ bool http_fetch(struct http_client *c, const char *method, const char *url, cons
 						     : curl_easy_strerror(code));
 	if (status == 429)
 		resp->retry_after_ms = http_retry_after_ms(sb_str(&x->resp), x->h_retry_after);
+	resp->too_large = status == 0 && x->too_big;
 	resp->len = x->resp.len;
 	resp->body = sb_detach(&x->resp);
 	curl_easy_cleanup(e);

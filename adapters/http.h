@@ -37,6 +37,7 @@ struct http_response {
 	size_t len;
 	int attempts;           /* how many times it was sent */
 	int64_t retry_after_ms; /* for a 429: the wait the server asked for; else -1 */
+	bool too_large;         /* status 0 because the body passed HTTP_MAX_BODY */
 };
 
 /* Called once per request on the worker thread, with its final response (borrowed). */

@@ -76,6 +76,7 @@ struct matrix {
 	int64_t refresh_at;   /* real ms when the access token is renewed ahead of expiry; 0: never */
 	int renewals;         /* renewals since a request last succeeded (a loop guard) */
 	atomic_bool renewable; /* a refresh token or matrix.password: a 401 is not the end */
+	int cut_limit; /* while recovering from an oversized /sync: its timeline limit */
 	struct room **rooms;
 	size_t nrooms, caprooms;
 	struct idset *seen; /* event ids (and invited rooms), against duplicates */
@@ -808,6 +809,13 @@ static void on_joined_room(struct matrix *mx, const char *room_id, const cJSON *
 		apply_state(mx, r, ev, initial ? NULL : j);
 	const cJSON *timeline = cJSON_GetObjectItemCaseSensitive(
 		cJSON_GetObjectItemCaseSensitive(room, "timeline"), "events");
+	if (mx->cut_limit &&
+	    cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(
+		    cJSON_GetObjectItemCaseSensitive(room, "timeline"), "limited")))
+		log_warn(TAG,
+			 "%s: only the last %d messages since the last sync were read (the sync "
+			 "answer was too large); earlier ones were not answered",
+			 room_id, mx->cut_limit);
 	/* Messages from before our own join (history of a room just joined) go unanswered. */
 	int answer_from = 0, i = 0;
 	cJSON_ArrayForEach(ev, timeline)
@@ -1158,12 +1166,13 @@ static cJSON *setup_call(struct matrix *mx, const char *method, const char *url,
 	return NULL;
 }
 
-static char *filter_json(void)
+/* The sync filter, with at most limit timeline events per room. */
+static char *filter_json(int limit)
 {
 	cJSON *f = cJSON_CreateObject();
 	cJSON *room = cJSON_AddObjectToObject(f, "room");
 	cJSON *tl = cJSON_AddObjectToObject(room, "timeline");
-	cJSON_AddNumberToObject(tl, "limit", 50);
+	cJSON_AddNumberToObject(tl, "limit", limit);
 	const char *tl_types[] = {"m.room.message",	 "m.room.encrypted",  "m.room.member",
 				  "m.room.power_levels", "m.room.encryption", "m.room.create"};
 	cJSON_AddItemToObject(tl, "types", cJSON_CreateStringArray(tl_types, 6));
@@ -1217,7 +1226,7 @@ static int setup(struct matrix *mx)
 
 	char *euid = http_escape(mx->user_id);
 	url = xasprintf("%s" API "/user/%s/filter", mx->hs, euid);
-	char *filter = filter_json();
+	char *filter = filter_json(MX_SYNC_LIMIT);
 	cJSON *f = setup_call(mx, "POST", url, filter, "creating the sync filter");
 	free(filter);
 	free(url);
@@ -1241,14 +1250,30 @@ static void *sync_thread(void *arg)
 		return NULL;
 	}
 	int failures = 0;
+	enum { SYNC_FULL, SYNC_CUT, SYNC_SKIP } mode = SYNC_FULL;
 	while (!mx->stopping && client(mx)) {
 		refresh_if_due(mx);
-		bool initial = !mx->since;
-		char *since = mx->since ? http_escape(mx->since) : NULL;
+		/*
+		 * An answer over HTTP_MAX_BODY (a backlog of large messages in many rooms)
+		 * would be asked for again forever. First the same position with a short
+		 * timeline per room (the rest of the backlog is not answered, and each room
+		 * cut is logged), then, if even that is too large, a sync without a
+		 * position: like a first start, nothing before now is answered.
+		 */
+		bool initial = !mx->since || mode == SYNC_SKIP;
+		char *since = initial ? NULL : http_escape(mx->since);
+		char *inline_filter = NULL;
+		if (mode != SYNC_FULL) {
+			char *f = filter_json(mode == SYNC_CUT ? MX_SYNC_CUT_LIMIT : 1);
+			inline_filter = http_escape(f);
+			free(f);
+		}
 		char *url =
 			xasprintf("%s" API "/sync?filter=%s&timeout=%d&set_presence=offline%s%s",
-				  mx->hs, mx->filter_id, initial ? 0 : MX_SYNC_TIMEOUT_MS,
-				  since ? "&since=" : "", since ? since : "");
+				  mx->hs, inline_filter ? inline_filter : mx->filter_id,
+				  initial ? 0 : MX_SYNC_TIMEOUT_MS, since ? "&since=" : "",
+				  since ? since : "");
+		free(inline_filter);
 		free(since);
 		struct http_response r;
 		bool ok = http_fetch(client(mx), "GET", url, NULL, MX_SYNC_TIMEOUT_MS + 15000,
@@ -1260,10 +1285,35 @@ static void *sync_thread(void *arg)
 			break;
 		}
 		int64_t wait = 0;
-		if (r.status == 200 && on_sync(mx, r.body, initial)) {
+		mx->cut_limit = mode == SYNC_CUT ? MX_SYNC_CUT_LIMIT : 0;
+		bool handled = r.status == 200 && on_sync(mx, r.body, initial);
+		mx->cut_limit = 0;
+		if (handled) {
+			if (mode == SYNC_SKIP)
+				log_warn(TAG,
+					 "skipped ahead to the present: messages sent while the "
+					 "sync answer was too large were not answered");
+			mode = SYNC_FULL;
 			failures = 0;
 			mx->renewals = 0;
 			set_status(mx, "connected");
+		} else if (r.too_large && mode == SYNC_FULL && mx->since) {
+			log_warn(
+				TAG,
+				"/sync failed (the response is larger than the limit of %d MiB: a "
+				"backlog of large messages); asking again for the last %d messages "
+				"of each room (older ones since the last sync will not be "
+				"answered)",
+				HTTP_MAX_BODY >> 20, MX_SYNC_CUT_LIMIT);
+			mode = SYNC_CUT;
+		} else if (r.too_large && mode != SYNC_SKIP) {
+			log_error(TAG,
+				  "/sync failed (the response is larger than the limit of %d MiB "
+				  "even "
+				  "so); skipping ahead to the present: nothing sent %s is answered",
+				  HTTP_MAX_BODY >> 20,
+				  mx->since ? "since the last sync" : "before this start");
+			mode = SYNC_SKIP;
 		} else if (r.status == 401) {
 			rc = renew(mx, "/sync", r.body);
 			if (rc) {

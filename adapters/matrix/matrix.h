@@ -26,6 +26,12 @@ struct strbuf;
 /* The long poll's server-side wait, and the longest backoff after errors. */
 #define MX_SYNC_TIMEOUT_MS 30000
 #define MX_BACKOFF_MAX_MS 60000
+/*
+ * Timeline events per room in a /sync answer; after an answer over
+ * HTTP_MAX_BODY, the position is asked for again with MX_SYNC_CUT_LIMIT.
+ */
+#define MX_SYNC_LIMIT 50
+#define MX_SYNC_CUT_LIMIT 5
 /* Power level that makes a member a cohort admin. */
 #define MX_ADMIN_LEVEL 50
 

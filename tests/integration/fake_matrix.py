@@ -5,9 +5,12 @@ in one global stream, records every request with a timestamp, and injects
 faults: 429 M_LIMIT_EXCEEDED, 5xx, 401 M_UNKNOWN_TOKEN. Like a homeserver, it refuses
 a message over 65,536 bytes (413 M_TOO_LARGE). With `refresh` on, a login
 that asks for it gets a refresh token and tokens that expire() (as with MAS).
+An inline sync filter's timeline limit is honoured (limited: true), a stored
+filter's is not.
 """
 import asyncio
 import itertools
+import json
 import re
 import time
 import urllib.parse
@@ -226,8 +229,23 @@ class FakeMatrix(FakeServer):
             return web.json_response(ev["content"])
         return web.json_response({"errcode": "M_UNRECOGNIZED"}, status=404)
 
+    @staticmethod
+    def _inline_limit(request):
+        """room.timeline.limit of an inline filter (?filter={...}), else None. A stored
+        filter's limit is not honoured: a backlog comes whole, as an oversized answer
+        from a real server would."""
+        f = request.query.get("filter", "")
+        if not f.startswith("{"):
+            return None
+        try:
+            limit = json.loads(f)["room"]["timeline"]["limit"]
+        except (ValueError, KeyError, TypeError):
+            return None
+        return limit if isinstance(limit, int) and limit >= 0 else None
+
     async def _sync(self, request):
         since = request.query.get("since")
+        limit = self._inline_limit(request)
         timeout = int(request.query.get("timeout", "0")) / 1000.0
         start = int(since) if since else 0
         deadline = time.monotonic() + min(timeout, 30)
@@ -247,12 +265,19 @@ class FakeMatrix(FakeServer):
                                                  "timeline": {"events": [], "limited": False}})
                 r["timeline"]["events"].append(ev)
             for room in list(rooms_join):
+                st = rooms_join[room]
                 if not since:  # the initial sync: state as state, a short timeline
-                    st = rooms_join[room]
                     st["state"]["events"] = [e for e in st["timeline"]["events"]
                                              if "state_key" in e]
                     st["timeline"]["events"] = [e for e in st["timeline"]["events"]
-                                                if "state_key" not in e][-50:]
+                                                if "state_key" not in e][-(limit or 50):]
+                elif limit is not None and len(st["timeline"]["events"]) > limit:
+                    # A gap: the last `limit` events; state from before them as state.
+                    evs = st["timeline"]["events"]
+                    cut = len(evs) - limit
+                    st["state"]["events"] = [e for e in evs[:cut] if "state_key" in e]
+                    st["timeline"]["events"] = evs[cut:]
+                    st["timeline"]["limited"] = True
             for pos, room, inviter in self.invites:
                 if start < pos <= end and BOT not in self.rooms[room]["members"]:
                     rooms_invite[room] = {"invite_state": {"events": [

@@ -320,3 +320,113 @@ def test_long_matrix_display_names_are_clipped_and_every_message_fits(cohort):
             reply["json"]["formatted_body"]
     finally:
         hs.stop()
+
+
+BIG = "x" * 64000    # about the largest message a homeserver takes
+
+
+def mx_config(cohort, hs):
+    (cohort.workdir / "cohort.toml").write_text(
+        f'[matrix]\nenabled = true\nhomeserver = "{hs.url}"\nuser_id = "{BOT}"\n'
+        f'access_token = "{MX_TOKEN}"\n')
+
+
+def answered(hs, ev):
+    return [r for r in hs.sends() if ev in json.dumps(r["json"])]
+
+
+def sync_answers(hs):
+    return [r for r in hs.reqs("GET", r"/sync$")]
+
+
+def test_an_oversized_sync_is_read_again_with_a_short_timeline(cohort):
+    """Six rooms of 64 kB messages while cohort was down: over the 16 MiB cap."""
+    hs = FakeMatrix()
+    hs.start()
+    try:
+        rooms = [f"!r{i}:fake.test" for i in range(6)]
+        for r in rooms:
+            hs.create_room(r, members=["@ana:fake.test", "@ben:fake.test"])
+        mx_config(cohort, hs)
+        run = Running(cohort).start()
+        try:
+            hs.wait_for(hs.synced_to_end, 10)
+            ev = hs.say(rooms[0], "@ana:fake.test", "!done Kafka")
+            hs.wait_for(lambda: answered(hs, ev), 10)
+        finally:
+            run.stop()
+        # While cohort is down: a command, then a flood, then one more command.
+        early = hs.say(rooms[1], "@ben:fake.test", "!done Redis")
+        for _ in range(55):
+            for r in rooms:
+                hs.say(r, "@ben:fake.test", BIG)
+        late = hs.say(rooms[0], "@ana:fake.test", "!done Docker")
+        run = Running(cohort).start()
+        try:
+            hs.wait_for(lambda: answered(hs, late), 60, "the answer after the flood")
+            hs.wait_for(hs.synced_to_end, 20)
+        finally:
+            run.stop()
+        assert not answered(hs, early)       # in the gap: not answered, and logged
+        log = run.stderr()
+        assert "larger than the limit of 16 MiB: a backlog" in log, log
+        assert f"{rooms[1]}: only the last 5 messages since the last sync were read" in log
+        cut = [r for r in sync_answers(hs) if r["query"].get("filter", "").startswith("{")]
+        assert cut and json.loads(cut[0]["query"]["filter"])["room"]["timeline"]["limit"] == 5
+        assert cut[0]["query"].get("since")  # the same position, not a fresh start
+        # The position moved on: a restart neither wedges nor answers anything twice.
+        sends = len(hs.sends())
+        run = Running(cohort).start()
+        try:
+            ev = hs.say(rooms[2], "@ana:fake.test", "!done Nginx")
+            hs.wait_for(lambda: answered(hs, ev), 10)
+        finally:
+            run.stop()
+        assert len(hs.sends()) == sends + 1
+        assert rows(cohort.db, "SELECT topic_id FROM progress ORDER BY topic_id") == \
+            [("docker",), ("kafka",), ("nginx",)]
+    finally:
+        hs.stop()
+
+
+def test_a_sync_too_large_even_when_cut_skips_ahead(cohort):
+    """Sixty rooms: even five messages each are over the cap; cohort starts afresh."""
+    hs = FakeMatrix()
+    hs.start()
+    try:
+        rooms = [f"!s{i}:fake.test" for i in range(60)]
+        for r in rooms:
+            hs.create_room(r, members=["@ana:fake.test"])
+        mx_config(cohort, hs)
+        run = Running(cohort).start()
+        try:
+            hs.wait_for(hs.synced_to_end, 10)
+            ev = hs.say(rooms[0], "@ana:fake.test", "!done Kafka")
+            hs.wait_for(lambda: answered(hs, ev), 10)
+        finally:
+            run.stop()
+        early = hs.say(rooms[0], "@ana:fake.test", "!done Redis")
+        for _ in range(6):
+            for r in rooms:
+                hs.say(r, "@ana:fake.test", BIG)
+        n_syncs = len(sync_answers(hs))
+        run = Running(cohort).start()
+        try:
+            hs.wait_for(lambda: len(sync_answers(hs)) >= n_syncs + 3 and hs.synced_to_end(),
+                        60, "a sync that skipped ahead")
+            ev = hs.say(rooms[3], "@ana:fake.test", "!done Docker")
+            hs.wait_for(lambda: answered(hs, ev), 10)
+        finally:
+            run.stop()
+        assert not answered(hs, early)
+        log = run.stderr()
+        assert "larger than the limit of 16 MiB even so); skipping ahead" in log, log
+        assert "skipped ahead to the present" in log
+        syncs = sync_answers(hs)[n_syncs:]
+        assert syncs[0]["query"].get("since")          # the saved position first
+        fresh = [r for r in syncs if "since" not in r["query"]]
+        assert fresh and json.loads(fresh[0]["query"]["filter"])["room"]["timeline"]["limit"] == 1
+        assert rows(cohort.db, "SELECT topic_id FROM progress ORDER BY topic_id") == \
+            [("docker",), ("kafka",)]
+    finally:
+        hs.stop()
