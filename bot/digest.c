@@ -8,11 +8,21 @@
 #include "text.h"
 #include "util.h"
 
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define DIGEST_TOP 5
+#define DIGEST_TOP_MAX 8 /* rows shown when members tie at the fifth place */
 #define DIGEST_MAX_MEMBERS 15 /* news lines; the rest are summed up */
+#define DIGEST_NOTE 80         /* bytes of a note shown in a news line */
+
+/* Topics of one kind (finished or started) a member has news about, with their notes. */
+struct topic_list {
+	long *topic; /* roadmap topic indices, in the order they happened */
+	char **note; /* the topic's note now, or NULL */
+	size_t n, cap, capnote;
+};
 
 /* What one member did in the window. */
 struct member_news {
@@ -20,9 +30,7 @@ struct member_news {
 	char *member_id;
 	char *name;
 	bool is_new;
-	struct strbuf finished;
-	struct strbuf started;
-	int nfinished, nstarted;
+	struct topic_list finished, started;
 };
 
 struct news_ctx {
@@ -32,16 +40,24 @@ struct news_ctx {
 	size_t n, cap;
 };
 
-static void add_topic(struct strbuf *sb, int *count, const char *name)
+static void add_topic(struct topic_list *l, long topic)
 {
 	/* A topic started, undone and started again is news once. */
-	const char *p = sb_str(sb);
-	size_t len = strlen(name);
-	for (const char *hit = strstr(p, name); hit; hit = strstr(hit + 1, name))
-		if ((hit == p || hit[-1] == ' ') && (hit[len] == '\0' || hit[len] == ','))
+	for (size_t i = 0; i < l->n; i++)
+		if (l->topic[i] == topic)
 			return;
-	sb_addf(sb, "%s%s", *count ? ", " : "", name);
-	++*count;
+	grow_array((void **)&l->topic, &l->cap, l->n + 1, sizeof(*l->topic));
+	grow_array((void **)&l->note, &l->capnote, l->n + 1, sizeof(*l->note));
+	l->topic[l->n] = topic;
+	l->note[l->n++] = NULL;
+}
+
+static void topic_list_release(struct topic_list *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->note[i]);
+	free(l->topic);
+	free(l->note);
 }
 
 static int collect_news(const struct store_activity *a, void *ud)
@@ -63,11 +79,28 @@ static int collect_news(const struct store_activity *a, void *ud)
 		m->name = xstrdup(a->member_name);
 		m->is_new = a->member_since >= c->since;
 	}
-	const char *name = roadmap_topic(c->b->rm, (size_t)t)->name;
-	if (a->to == STATUS_DONE)
-		add_topic(&m->finished, &m->nfinished, name);
-	else
-		add_topic(&m->started, &m->nstarted, name);
+	add_topic(a->to == STATUS_DONE ? &m->finished : &m->started, t);
+	return 0;
+}
+
+struct note_ctx {
+	struct bot *b;
+	struct member_news *m;
+};
+
+/* Keeps the note of a news topic whose record still has the status the news reports. */
+static int collect_note(const struct store_row *row, void *ud)
+{
+	struct note_ctx *c = ud;
+	if (!row->note || !*row->note)
+		return 0;
+	long t = roadmap_find_id(c->b->rm, row->topic_id);
+	struct topic_list *l = row->status == STATUS_DONE	   ? &c->m->finished
+			       : row->status == STATUS_IN_PROGRESS ? &c->m->started
+								   : NULL;
+	for (size_t i = 0; l && t >= 0 && i < l->n; i++)
+		if (l->topic[i] == t && !l->note[i])
+			l->note[i] = xstrdup(row->note);
 	return 0;
 }
 
@@ -82,8 +115,8 @@ static void news_release(struct news_ctx *c)
 	for (size_t i = 0; i < c->n; i++) {
 		free(c->m[i].member_id);
 		free(c->m[i].name);
-		sb_release(&c->m[i].finished);
-		sb_release(&c->m[i].started);
+		topic_list_release(&c->m[i].finished);
+		topic_list_release(&c->m[i].started);
 	}
 	free(c->m);
 }
@@ -132,22 +165,106 @@ static void movement_mark(const struct leaderboard *lb, const struct lb_row *r, 
 		sb_addf(sb, "  \u25bc%d", -r->movement);
 }
 
-static void add_news(struct reply *r, const struct news_ctx *news)
+/* Appends "Kafka (“built a consumer”), Redis": notes clipped to DIGEST_NOTE bytes. */
+struct tie_count {
+	int rank;
+	size_t n;
+};
+
+static int count_tied(const struct store_rank *r, void *ud)
+{
+	struct tie_count *t = ud;
+	if (r->rank > t->rank)
+		return -1; /* ranked past the tie: stop */
+	t->n += r->rank == t->rank;
+	return 0;
+}
+
+/*
+ * How many rows of lb the digest shows, and how many members tied with the
+ * last shown row are left out (*more). The top five, plus everyone tied with
+ * the fifth when that makes at most DIGEST_TOP_MAX rows; otherwise the first
+ * five, and the rest of that tie is counted ("and N more with X pts").
+ */
+static int top_rows(struct bot *b, const char *group_id, const struct leaderboard *lb,
+		    size_t *shown, size_t *more)
+{
+	*more = 0;
+	*shown = lb->n < DIGEST_TOP ? lb->n : DIGEST_TOP;
+	if (lb->n <= DIGEST_TOP || lb->rows[DIGEST_TOP].rank != lb->rows[DIGEST_TOP - 1].rank)
+		return COHORT_OK;
+	int cut = lb->rows[DIGEST_TOP - 1].rank;
+	size_t end = DIGEST_TOP;
+	while (end < lb->n && lb->rows[end].rank == cut)
+		end++;
+	if (end <= DIGEST_TOP_MAX) {
+		*shown = end;
+		return COHORT_OK;
+	}
+	struct tie_count t = {cut, 0};
+	int rc = store_ranking(b->store, group_id, PERIOD_ALL, 0, INT_MAX, NULL, count_tied, &t);
+	if (rc && rc != -1)
+		return rc;
+	size_t before = 0; /* tied members among the first five */
+	for (size_t i = 0; i < DIGEST_TOP; i++)
+		before += lb->rows[i].rank == cut;
+	*more = t.n > before ? t.n - before : 0;
+	return COHORT_OK;
+}
+
+static void add_topic_list(struct strbuf *sb, const struct bot *b, const struct topic_list *l)
+{
+	for (size_t i = 0; i < l->n; i++) {
+		sb_addf(sb, "%s%s", i ? ", " : "", roadmap_topic(b->rm, (size_t)l->topic[i])->name);
+		const char *note = l->note[i];
+		if (!note)
+			continue;
+		size_t len = strlen(note);
+		if (len > DIGEST_NOTE) {
+			len = DIGEST_NOTE;
+			while (len && ((unsigned char)note[len] & 0xc0) == 0x80)
+				len--; /* not inside a character */
+			size_t word = len; /* and not inside a word, when one ends late enough */
+			while (word > DIGEST_NOTE / 2 && note[word] != ' ')
+				word--;
+			if (note[word] == ' ') {
+				while (word > 0 && note[word - 1] == ' ')
+					word--;
+				len = word > 0 ? word : len;
+			}
+		}
+		sb_addf(sb, " (\u201c%.*s%s\u201d)", (int)len, note,
+			len < strlen(note) ? "\u2026" : "");
+	}
+}
+
+static int add_news(struct bot *b, const char *group_id, struct reply *r, struct news_ctx *news)
 {
 	for (size_t i = 0; i < news->n && i < DIGEST_MAX_MEMBERS; i++) {
-		const struct member_news *m = &news->m[i];
+		struct member_news *m = &news->m[i];
+		struct note_ctx nc = {b, m};
+		int rc = store_member_progress(b->store, group_id, m->member_id, collect_note, &nc);
+		if (rc)
+			return rc;
 		struct strbuf sb = STRBUF_INIT;
 		sb_addf(&sb, "%s%s", m->name, m->is_new ? " joined the group and" : "");
-		if (m->nfinished)
-			sb_addf(&sb, " finished %s", sb_str(&m->finished));
-		if (m->nstarted)
-			sb_addf(&sb, "%s started %s", m->nfinished ? ";" : "", sb_str(&m->started));
+		if (m->finished.n) {
+			sb_adds(&sb, " finished ");
+			add_topic_list(&sb, b, &m->finished);
+		}
+		if (m->started.n) {
+			sb_adds(&sb, m->finished.n ? "; started " : " started ");
+			add_topic_list(&sb, b, &m->started);
+		}
 		reply_line(r, "%s", sb_str(&sb));
 		sb_release(&sb);
 	}
-	if (news->n > DIGEST_MAX_MEMBERS)
-		reply_line(r, "... and %zu more members made progress.",
-			   news->n - DIGEST_MAX_MEMBERS);
+	if (news->n > DIGEST_MAX_MEMBERS) {
+		size_t more = news->n - DIGEST_MAX_MEMBERS;
+		reply_line(r, "... and %zu more %s progress.", more,
+			   more == 1 ? "member made" : "members made");
+	}
+	return COHORT_OK;
 }
 
 int digest_build(struct bot *b, const char *group_id, int64_t now, struct digest *out)
@@ -182,7 +299,8 @@ int digest_build(struct bot *b, const char *group_id, int64_t now, struct digest
 	if (!rc && news.n)
 		qsort(news.m, news.n, sizeof(*news.m), by_first_event);
 	if (!rc)
-		rc = leaderboard_build(b, group_id, LB_ALL, DIGEST_TOP, NULL, out->local_date, &lb);
+		rc = leaderboard_build(b, group_id, LB_ALL, DIGEST_TOP_MAX + 1, NULL, out->local_date,
+				       &lb);
 	/* The ranking to record is longer than the one shown, and needs no streaks. */
 	struct snapshot snap = {NULL, 0, 0};
 	if (!rc)
@@ -214,10 +332,16 @@ int digest_build(struct bot *b, const char *group_id, int64_t now, struct digest
 		reply_line(r, "One topic keeps a streak alive \u2014 /next shows yours.");
 		goto out;
 	}
-	add_news(r, &news);
-	reply_line(r, "Top %zu:", lb.n);
+	rc = add_news(b, group_id, r, &news);
+	if (rc)
+		goto out;
+	size_t shown, more;
+	rc = top_rows(b, group_id, &lb, &shown, &more);
+	if (rc)
+		goto out;
+	reply_line(r, "Leaderboard:");
 	struct strbuf streaks = STRBUF_INIT;
-	for (size_t i = 0; i < lb.n; i++) {
+	for (size_t i = 0; i < shown; i++) {
 		struct strbuf sb = STRBUF_INIT;
 		sb_addf(&sb, "#%d %s \u2014 %d pt%s", lb.rows[i].rank, lb.rows[i].member_name,
 			lb.rows[i].points, lb.rows[i].points == 1 ? "" : "s");
@@ -228,6 +352,10 @@ int digest_build(struct bot *b, const char *group_id, int64_t now, struct digest
 			sb_addf(&streaks, "%s%s %d days", streaks.len ? ", " : "",
 				lb.rows[i].member_name, lb.rows[i].streak);
 	}
+	if (more)
+		reply_mono(r, "... and %zu more with %d %s (also #%d)", more,
+			   lb.rows[shown - 1].points, text_plural(lb.rows[shown - 1].points, "pt", "pts"),
+			   lb.rows[shown - 1].rank);
 	if (prev_percent >= 0 && out->group_percent != prev_percent)
 		reply_line(r, "Group progress: %d%% of the roadmap (%+d since the last digest).",
 			   out->group_percent, out->group_percent - prev_percent);

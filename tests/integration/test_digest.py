@@ -204,3 +204,18 @@ def test_a_group_nobody_has_spoken_in_gets_no_quiet_day_digest(cohort):
     s.wait_for("Daily digest \u2014 Thursday 26 November")
     assert "ana joined the group and finished Kafka" in s.close()
     assert digests(cohort) == [("2026-11-26", 1)]
+
+
+def test_the_digest_shows_notes_and_everyone_tied_at_the_cut(cohort):
+    script = "".join(f"@{m} /done kafka\n@{m} /done redis\n" for m in ("ann", "ben", "cat"))
+    script += "".join(f"@{m} /done docker\n" for m in ("dan", "eve", "fay", "gus"))
+    script += "/done Kafka built a consumer\n"
+    cohort.console(script, "--as", "ana")
+    res = cohort.run("digest", "--group", "console:local")
+    assert res.returncode == 0, res.stderr
+    out = res.stdout
+    assert "Top " not in out and "  Leaderboard:\n" in out
+    # ana, dan, eve, fay and gus share #4: all five are shown, not the first two.
+    for m in ("ana", "dan", "eve", "fay", "gus"):
+        assert f"  #4 {m} \u2014 1 pt\n" in out, out
+    assert "ana joined the group and finished Kafka (\u201cbuilt a consumer\u201d)" in out

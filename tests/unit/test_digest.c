@@ -151,7 +151,7 @@ static void a_busy_day_shows_news_movement_progress_and_streaks(void **state)
 			    "  ana finished Redis, Docker; started Nginx\n"
 			    "  dee joined the group and finished Kubernetes\n"
 			    "  bob started Nginx\n"
-			    "  Top 4:\n"
+			    "  Leaderboard:\n"
 			    "  #1 ana \u2014 3 pts  \u25b21\n"
 			    "  #2 bob \u2014 2 pts  \u25bc1\n"
 			    "  #3 cy \u2014 1 pt  \u25bc1\n" /* was #2 (shared) */
@@ -159,6 +159,71 @@ static void a_busy_day_shows_news_movement_progress_and_streaks(void **state)
 			    "  Group progress: 2% of the roadmap (+1 since the last digest).\n"
 			    "  Streaks: ana 2 days.\n"
 			    "  2 of you are on Nginx \u2014 compare notes: /who Nginx\n");
+}
+
+static void members_tied_at_the_cut_are_all_shown(void **state)
+{
+	struct bot_fixture *f = *state;
+	/* a, b, c have 2 points; d..h (five) have 1: #4 is shared by five members. */
+	const char *two[] = {"ann", "ben", "cat"};
+	const char *one[] = {"dan", "eve", "fay", "gus", "hal"};
+	int64_t t = local_time(TZ, 2026, 11, 25, 8, 0);
+	for (size_t i = 0; i < 3; i++) {
+		act(f, t += 60000, two[i], "done", "kafka");
+		act(f, t += 60000, two[i], "done", "redis");
+	}
+	for (size_t i = 0; i < 5; i++)
+		act(f, t += 60000, one[i], "done", "docker");
+	f->now = local_time(TZ, 2026, 11, 25, 18, 0);
+	const char *text = preview(f);
+	assert_lacks(text, "Top ");
+	assert_contains(text, "  Leaderboard:\n  #1 ann \u2014 2 pts\n  #1 ben \u2014 2 pts\n"
+			      "  #1 cat \u2014 2 pts\n  #4 dan \u2014 1 pt\n  #4 eve \u2014 1 pt\n"
+			      "  #4 fay \u2014 1 pt\n  #4 gus \u2014 1 pt\n  #4 hal \u2014 1 pt\n"
+			      "  Group progress");
+	/* Two more at 1 point: ten rows would be a wall, so the rest of the tie is counted. */
+	act(f, t += 60000, "ivy", "done", "docker");
+	act(f, t += 60000, "joe", "done", "docker");
+	text = preview(f);
+	assert_contains(text, "  #4 eve \u2014 1 pt\n  ... and 5 more with 1 pt (also #4)\n"
+			      "  Group progress");
+	assert_lacks(text, "#4 fay");
+}
+
+static void notes_are_shown_with_the_news(void **state)
+{
+	struct bot_fixture *f = *state;
+	act(f, local_time(TZ, 2026, 11, 25, 9, 0), "ana", "done", "Kafka built a consumer");
+	act(f, local_time(TZ, 2026, 11, 25, 9, 5), "ana", "done", "redis");
+	act(f, local_time(TZ, 2026, 11, 25, 9, 10), "ana", "start", "docker | chapter 2 of the book");
+	char longnote[200];
+	snprintf(longnote, sizeof(longnote), "nginx | %s", "caf\u00e9 caf\u00e9 caf\u00e9 caf\u00e9 "
+		 "caf\u00e9 caf\u00e9 caf\u00e9 caf\u00e9 caf\u00e9 caf\u00e9 caf\u00e9 caf\u00e9 "
+		 "caf\u00e9 caf\u00e9 caf\u00e9 caf\u00e9 caf\u00e9");
+	act(f, local_time(TZ, 2026, 11, 25, 9, 15), "bob", "done", longnote);
+	f->now = local_time(TZ, 2026, 11, 25, 18, 0);
+	const char *t = preview(f);
+	assert_contains(t, "\n  ana joined the group and finished Kafka (\u201cbuilt a consumer\u201d), "
+			   "Redis; started Docker (\u201cchapter 2 of the book\u201d)\n");
+	/* A long note is clipped to 80 bytes, at the end of a word... */
+	assert_contains(t, "\n  bob joined the group and finished Nginx (\u201ccaf\u00e9 caf\u00e9 "
+			   "caf\u00e9 caf\u00e9 caf\u00e9 caf\u00e9 caf\u00e9 caf\u00e9 caf\u00e9 "
+			   "caf\u00e9 caf\u00e9 caf\u00e9 caf\u00e9\u2026\u201d)\n");
+	/* ...or, in a note without spaces, never inside a character. */
+	char nospace[200] = "soap | ";
+	for (int i = 0; i < 45; i++)
+		strcat(nospace, "\u00e9");
+	act(f, local_time(TZ, 2026, 11, 25, 9, 20), "cy", "done", nospace);
+	t = preview(f);
+	char want[200] = "cy joined the group and finished SOAP (\u201c";
+	for (int i = 0; i < 40; i++)
+		strcat(want, "\u00e9");
+	strcat(want, "\u2026\u201d)\n");
+	assert_contains(t, want);
+	/* Redis started again after it was finished: Kafka's note stays with Kafka. */
+	act(f, local_time(TZ, 2026, 11, 25, 10, 0), "ana", "start", "redis");
+	t = preview(f);
+	assert_contains(t, "finished Kafka (\u201cbuilt a consumer\u201d), Redis; started Docker");
 }
 
 static void the_digest_posts_once_per_local_day(void **state)
@@ -364,6 +429,8 @@ int main(void)
 		T(an_empty_day_gets_a_short_nudge),
 		T(a_new_member_is_welcomed),
 		T(a_busy_day_shows_news_movement_progress_and_streaks),
+		T(members_tied_at_the_cut_are_all_shown),
+		T(notes_are_shown_with_the_news),
 		T(the_digest_posts_once_per_local_day),
 		T(a_missed_digest_is_caught_up_the_same_day_only),
 		T(an_unconfirmed_digest_is_resent_with_the_same_key),

@@ -113,6 +113,42 @@ static void a_new_zone_recounts_the_weeks(void **state)
 	assert_string_equal(board(f, LB_WEEK, 10, NULL), "");
 }
 
+static void movement_is_on_the_all_time_board_only(void **state)
+{
+	struct bot_fixture *f = *state;
+	done_at(f, "ana", "kafka", local_time("Europe/Berlin", 2026, 11, 24, 9, 0));
+	/* Yesterday's digest recorded ana #1, bob #2. */
+	struct store_rank_entry was[] = {{"test:ana", 1, 1}, {"test:bob", 2, 0}};
+	assert_int_equal(store_digest_record(f->st, "test:group", "2026-11-24", "k", f->now, 1,
+					     was, 2),
+			 COHORT_OK);
+	done_at(f, "bob", "kafka", local_time("Europe/Berlin", 2026, 11, 25, 9, 0));
+	done_at(f, "bob", "redis", local_time("Europe/Berlin", 2026, 11, 25, 9, 5));
+	struct leaderboard lb;
+	assert_int_equal(leaderboard_build(f->bot, "test:group", LB_ALL, 10, NULL, NULL, &lb),
+			 COHORT_OK);
+	assert_true(lb.has_previous);
+	assert_string_equal(lb.rows[0].member_name, "bob");
+	assert_int_equal(lb.rows[0].movement, 1);
+	assert_int_equal(lb.rows[1].movement, -1);
+	leaderboard_release(&lb);
+	/* Week and month boards restart each period: no movement is claimed there. */
+	for (enum lb_period p = LB_WEEK; p <= LB_MONTH; p++) {
+		assert_int_equal(leaderboard_build(f->bot, "test:group", p, 10, NULL, NULL, &lb),
+				 COHORT_OK);
+		assert_false(lb.has_previous);
+		assert_int_equal(lb.rows[0].movement, 0);
+		assert_int_equal(lb.rows[1].movement, 0);
+		leaderboard_release(&lb);
+	}
+	const char *t = say_as(f, "ana", false, "leaderboard", "week");
+	assert_lacks(t, "\u25b2");
+	assert_lacks(t, "places moved");
+	t = say_as(f, "ana", false, "leaderboard", "all");
+	assert_contains(t, "\u25b21");
+	assert_contains(t, "places moved since the last digest");
+}
+
 static struct streaks streaks_of(struct bot_fixture *f, const char *member, const char *tz)
 {
 	struct streaks s;
@@ -193,6 +229,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(months_follow_new_york_midnight, setup_new_york,
 						teardown),
 		cmocka_unit_test_setup_teardown(a_new_zone_recounts_the_weeks, setup_berlin,
+						teardown),
+		cmocka_unit_test_setup_teardown(movement_is_on_the_all_time_board_only, setup_berlin,
 						teardown),
 		cmocka_unit_test_setup_teardown(streaks_cross_midnight_in_local_time, setup_berlin,
 						teardown),
