@@ -4,6 +4,7 @@
 #include "clock.h"
 #include "digest.h"
 #include "err.h"
+#include "log.h"
 #include "roadmap.h"
 #include "text.h"
 #include "util.h"
@@ -45,6 +46,9 @@ int bot_new(const struct bot_opts *o, struct bot **out)
 	b->now_ud = o->now_ud;
 	struct store_calendar cal = {group_periods, b};
 	int rc = store_set_calendar(b->store, &cal);
+	struct store_roadmap_result res;
+	if (!rc)
+		rc = bot_store_roadmap(b->store, b->rm, false, &res);
 	if (rc) {
 		bot_free(b);
 		b = NULL;
@@ -236,4 +240,30 @@ size_t bot_complete_topics(struct bot *b, const char *typed, struct bot_choice *
 void bot_set_roadmap(struct bot *b, const struct roadmap *rm)
 {
 	b->rm = rm;
+	struct store_roadmap_result res;
+	if (bot_store_roadmap(b->store, rm, false, &res))
+		log_error("bot", "the scores still count the roadmap loaded before (see above)");
+}
+
+int bot_store_roadmap(struct store *st, const struct roadmap *rm, bool force,
+		      struct store_roadmap_result *out)
+{
+	size_t n = roadmap_topic_count(rm), nrenames = 0;
+	const char **ids = xcalloc(n ? n : 1, sizeof(char *));
+	struct store_rename *renames = NULL;
+	for (size_t i = 0; i < n; i++) {
+		const struct rm_topic *t = roadmap_topic(rm, i);
+		ids[i] = t->id;
+		renames = xrealloc(renames, (nrenames + t->nformer + 1) * sizeof(*renames));
+		for (size_t k = 0; k < t->nformer; k++)
+			renames[nrenames++] = (struct store_rename){t->former[k], t->id};
+	}
+	int rc = store_set_roadmap(st, ids, n, renames, nrenames, force, out);
+	if (!rc && out->rederived)
+		log_msg(out->moved ? LOG_INFO : LOG_DEBUG, "bot", "scores derived for %zu topics from %s; %ld records moved from "
+				"former ids",
+			 n, roadmap_source(rm), out->moved);
+	free(ids);
+	free(renames);
+	return rc;
 }

@@ -53,8 +53,22 @@ int bot_handle(struct bot *b, const struct event *ev, struct reply *out);
  */
 char *bot_member_name(const char *name, const char *fallback);
 
-/* Replaces the roadmap (borrowed from now on; the caller frees the old one after). */
+/*
+ * Replaces the roadmap (borrowed from now on; the caller frees the old one
+ * after) and tells the store its topics (see bot_store_roadmap()).
+ */
 void bot_set_roadmap(struct bot *b, const struct roadmap *rm);
+
+struct store;
+struct store_roadmap_result;
+/*
+ * Tells the store rm's topic ids and former ids (store_set_roadmap()): scores
+ * count only topics on rm, and progress kept under a former id moves to its
+ * topic. bot_new() and bot_set_roadmap() call it; force after an import.
+ * Returns COHORT_OK or COHORT_ERR_STORE.
+ */
+int bot_store_roadmap(struct store *st, const struct roadmap *rm, bool force,
+		      struct store_roadmap_result *out);
 
 /* Builds the group's digest at the bot's clock into *out (a preview: nothing is recorded). */
 int bot_digest(struct bot *b, const char *group_id, struct reply *out);

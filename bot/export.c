@@ -1,5 +1,6 @@
 #include "export.h"
 
+#include "bot.h"
 #include "clock.h"
 #include "err.h"
 #include "roadmap.h"
@@ -198,6 +199,18 @@ static void bad_record(char *err, const char *fname, size_t line, const char *wh
 	snprintf(err, COHORT_ERR_LEN, "%s%s:%zu: %s", dots, shown, line, why);
 }
 
+/* Whether id is a former id of a topic on rm ("was:"). */
+static bool former_id(const struct roadmap *rm, const char *id)
+{
+	for (size_t i = 0; i < roadmap_topic_count(rm); i++) {
+		const struct rm_topic *t = roadmap_topic(rm, i);
+		for (size_t k = 0; k < t->nformer; k++)
+			if (strcmp(t->former[k], id) == 0)
+				return true;
+	}
+	return false;
+}
+
 /* Checks one record's fields and adds it; COHORT_ERR_PARSE with the reason in err. */
 static int add_record(struct records *rs, const struct roadmap *rm, const char *const *f,
 		      const char *fname, size_t line, char *err)
@@ -222,10 +235,20 @@ static int add_record(struct records *rs, const struct roadmap *rm, const char *
 		    f[F_GROUP]);
 	if (!*f[F_MEMBER] || !strchr(f[F_MEMBER], ':'))
 		BAD("member \"%.80s\" is not a platform-qualified id", f[F_MEMBER]);
-	if (roadmap_find_id(rm, f[F_TOPIC_ID]) < 0)
-		BAD("topic_id \"%.80s\" is not on the roadmap (%s); load the roadmap the export "
-		    "was made with",
-		    f[F_TOPIC_ID], roadmap_source(rm));
+	/*
+	 * A record the store kept off its roadmap (export names no topic for it) is
+	 * restored too, uncounted, and so is one under a former id (it moves).
+	 * Any other id means the export was made with another roadmap.
+	 */
+	if (!*f[F_TOPIC_ID] || strlen(f[F_TOPIC_ID]) > ROADMAP_MAX_NAME * 6 ||
+	    strpbrk(f[F_TOPIC_ID], " \t\r\n\",;|"))
+		BAD("topic_id \"%.80s\" is not a topic id (ids are like \"postgresql\"; "
+		    "'cohort roadmap' lists them)",
+		    f[F_TOPIC_ID]);
+	if (roadmap_find_id(rm, f[F_TOPIC_ID]) < 0 && *f[F_TOPIC] && !former_id(rm, f[F_TOPIC_ID]))
+		BAD("topic_id \"%.80s\" (\"%.80s\") is not on the roadmap (%s); load the roadmap "
+		    "the export was made with, or name the topic's old id with \"was:\" in it",
+		    f[F_TOPIC_ID], f[F_TOPIC], roadmap_source(rm));
 	enum store_status st;
 	if (!strcmp(f[F_STATUS], "done"))
 		st = STATUS_DONE;
@@ -471,6 +494,10 @@ int export_read(struct store *st, const struct roadmap *rm, enum export_format f
 		}
 		int end = store_batch_end(st, rc == COHORT_OK);
 		rc = rc ? rc : end;
+		/* Records under a former id move to their topic, as at a start. */
+		struct store_roadmap_result res;
+		if (!rc)
+			rc = bot_store_roadmap(st, rm, true, &res);
 		if (rc)
 			snprintf(err, COHORT_ERR_LEN,
 				 "writing the records failed; nothing was "

@@ -724,6 +724,35 @@ static int cmd_register(struct app *app, const struct cli *cli)
 	return exit_code_of(rc);
 }
 
+struct off_roadmap {
+	const struct roadmap *rm;
+	size_t ids;
+	long records;
+};
+
+/* One stored topic id that the roadmap does not have, with what becomes of it. */
+static int print_off_roadmap(const struct store_topic_total *t, void *ud)
+{
+	struct off_roadmap *o = ud;
+	if (roadmap_find_id(o->rm, t->topic_id) >= 0)
+		return 0;
+	if (!o->ids++)
+		printf("\nStored progress on topics not on this roadmap (kept, but not counted):\n");
+	o->records += t->records;
+	printf("  %s: %ld %s (%ld done)", t->topic_id, t->records,
+	       text_plural(t->records, "record", "records"), t->done);
+	for (size_t i = 0; i < roadmap_topic_count(o->rm); i++) {
+		const struct rm_topic *tp = roadmap_topic(o->rm, i);
+		for (size_t k = 0; k < tp->nformer; k++)
+			if (strcmp(tp->former[k], t->topic_id) == 0)
+				printf(" - a former id of %s [%s]: moved to it when cohort starts, "
+				       "except for members who have %s already",
+				       tp->name, tp->id, tp->name);
+	}
+	putchar('\n');
+	return 0;
+}
+
 static int cmd_roadmap(struct app *app, const struct cli *cli)
 {
 	(void)cli;
@@ -737,16 +766,43 @@ static int cmd_roadmap(struct app *app, const struct cli *cli)
 			printf("  [%s]", t->id);
 			for (size_t a = 0; a < t->naliases; a++)
 				printf("%s%s", a ? ", " : "  aliases: ", t->aliases[a]);
+			for (size_t k = 0; k < t->nformer && t->node == i; k++)
+				printf("%s%s", k ? ", " : "  was: ", t->former[k]);
+			if (t->link && t->node == i)
+				printf("  <%s>", t->link);
 			if (t->node != i)
 				printf("  (same topic as above)");
 		} else {
 			sections++;
+			if (nd->link)
+				printf("  <%s>", nd->link);
 		}
 		putchar('\n');
 	}
 	size_t topics = roadmap_topic_count(rm);
 	printf("\n%zu %s in %zu %s, from %s\n", topics, text_plural((long)topics, "topic", "topics"),
 	       sections, text_plural((long)sections, "section", "sections"), roadmap_source(rm));
+	/* The store, when there is one: progress it keeps on topics this roadmap lacks. */
+	if (access(app->cfg.store_path, F_OK) != 0)
+		return EXIT_OK;
+	char err[COHORT_ERR_LEN];
+	struct store *st;
+	if (store_open(app->cfg.store_path, false, &st, err)) {
+		fprintf(stderr, "cohort: %s\n", err);
+		return EXIT_RUNTIME;
+	}
+	struct off_roadmap o = {rm, 0, 0};
+	int rc = store_topic_totals(st, print_off_roadmap, &o);
+	store_free(st);
+	if (rc) {
+		fprintf(stderr, "cohort: %s: reading the stored progress failed (see the log)\n",
+			app->cfg.store_path);
+		return EXIT_RUNTIME;
+	}
+	if (o.ids)
+		printf("%ld %s on %zu %s not on the roadmap, in %s\n", o.records,
+		       text_plural(o.records, "record", "records"), o.ids,
+		       text_plural((long)o.ids, "topic", "topics"), app->cfg.store_path);
 	return EXIT_OK;
 }
 

@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,9 @@ struct node {
 	struct rm_node pub;
 	char *key;
 	int line;
+	bool plain;   /* a bullet without a checkbox: must have items under it */
+	char **was;   /* "was:" ids, before topics are built */
+	size_t nwas;
 };
 
 struct roadmap {
@@ -34,6 +38,13 @@ struct roadmap {
 
 /* The default roadmap, generated from roadmaps/backend.md at build time. */
 extern const char cohort_default_roadmap[];
+
+static void free_list(char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
 
 void roadmap_free(struct roadmap *rm)
 {
@@ -49,12 +60,15 @@ void roadmap_free(struct roadmap *rm)
 		free((void *)t->pub.aliases);
 		free(t->alias_keys);
 		free((char *)t->pub.path);
+		free_list((char **)t->pub.former, t->pub.nformer);
 		free(t->key);
 	}
 	for (size_t i = 0; i < rm->nnodes; i++) {
 		free((char *)rm->nodes[i].pub.name);
 		free((char *)rm->nodes[i].pub.id);
+		free((char *)rm->nodes[i].pub.link);
 		free(rm->nodes[i].key);
+		free_list(rm->nodes[i].was, rm->nodes[i].nwas);
 	}
 	free(rm->topics);
 	free(rm->nodes);
@@ -77,6 +91,83 @@ static int fail(char *err, const char *fname, int line, const char *fmt, ...)
 	return COHORT_ERR_PARSE;
 }
 
+static bool ascii_alnum(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
+/* The length of the UTF-8 sequence at p (1 for a stray byte) and its code point. */
+static size_t utf8_at(const unsigned char *p, uint32_t *cp)
+{
+	size_t n = p[0] >= 0xf0 ? 4 : p[0] >= 0xe0 ? 3 : p[0] >= 0xc0 ? 2 : 1;
+	for (size_t i = 1; i < n; i++)
+		if ((p[i] & 0xc0) != 0x80)
+			n = 1;
+	uint32_t v = n == 1 ? p[0] : p[0] & (0x7f >> n);
+	for (size_t i = 1; i < n; i++)
+		v = (v << 6) | (p[i] & 0x3f);
+	*cp = v;
+	return n;
+}
+
+/* Non-ASCII characters that separate words in an id rather than spell them. */
+static bool separator_cp(uint32_t c)
+{
+	return c < 0xc0 || c == 0xd7 || c == 0xf7 || (c >= 0x2000 && c <= 0x2bff) ||
+	       (c >= 0x3000 && c <= 0x303f) || (c >= 0xfe00 && c <= 0xfe0f) ||
+	       (c >= 0xff00 && c <= 0xff0f) || c == 0xfeff || c >= 0x1f000;
+}
+
+/* A '+' or '#' that ends a word is part of the name ("C++", "C#"), as in text_key(). */
+static bool symbol_ends_word(const char *s, size_t i)
+{
+	return (s[i] == '+' || s[i] == '#') && i > 0 &&
+	       (ascii_alnum((unsigned char)s[i - 1]) || s[i - 1] == '+' || s[i - 1] == '#') &&
+	       !ascii_alnum((unsigned char)s[i + 1]);
+}
+
+char *roadmap_id_of(const char *name)
+{
+	size_t n = strlen(name);
+	char *out = xmalloc(6 * n + 1);
+	size_t j = 0;
+	bool dash = false;
+	for (size_t i = 0; i < n;) {
+		unsigned char c = (unsigned char)name[i];
+		const char *word = NULL;
+		size_t len = 1;
+		uint32_t cp = c;
+		if (ascii_alnum(c)) {
+			word = name + i;
+		} else if (j && symbol_ends_word(name, i)) {
+			word = c == '+' ? "plus" : "sharp";
+			if (j)
+				out[j++] = '-';
+		} else if (c >= 0x80) {
+			len = utf8_at((const unsigned char *)name + i, &cp);
+			if (!separator_cp(cp))
+				word = name + i;
+		}
+		if (!word) {
+			dash = true;
+		} else if (word == name + i) {
+			if (dash && j)
+				out[j++] = '-';
+			for (size_t k = 0; k < len; k++)
+				out[j++] = (char)(c < 0x80 && c >= 'A' && c <= 'Z' ? c - 'A' + 'a'
+										  : name[i + k]);
+			dash = false;
+		} else {
+			memcpy(out + j, word, strlen(word));
+			j += strlen(word);
+			dash = true;
+		}
+		i += len;
+	}
+	out[j] = '\0';
+	return out;
+}
+
 /* Recognises "- [ ] ", "* [x] " ...; returns the text after the box, or NULL. */
 static const char *item_text(const char *s)
 {
@@ -87,9 +178,30 @@ static const char *item_text(const char *s)
 	return NULL;
 }
 
-/* Parses the annotations in "<!-- ... -->" comments of an item's text. */
-static int parse_annotations(char *text, char ***aliases, size_t *naliases, const char *fname,
-			     int line, char *err)
+/* Splits "a, b" into trimmed non-empty values appended to *v. */
+static int add_values(char *list, char ***v, size_t *n, const char *what, const char *fname,
+		      int line, char *err)
+{
+	char *save = NULL;
+	for (char *a = strtok_r(list, ",", &save); a; a = strtok_r(NULL, ",", &save)) {
+		a = text_trim(a);
+		if (!*a)
+			continue;
+		if (strlen(a) > ROADMAP_MAX_NAME)
+			return fail(err, fname, line, "%s longer than %d bytes", what,
+				    ROADMAP_MAX_NAME);
+		*v = xrealloc(*v, (*n + 1) * sizeof(char *));
+		(*v)[(*n)++] = xstrdup(a);
+	}
+	return COHORT_OK;
+}
+
+/*
+ * Parses the annotations in "<!-- ... -->" comments of an item's text
+ * ("aliases: a, b; was: old-id") and cuts the comments out of it.
+ */
+static int parse_annotations(char *text, char ***aliases, size_t *naliases, char ***was,
+			     size_t *nwas, const char *fname, int line, char *err)
 {
 	char *open;
 	while ((open = strstr(text, "<!--"))) {
@@ -98,29 +210,37 @@ static int parse_annotations(char *text, char ***aliases, size_t *naliases, cons
 			return fail(err, fname, line,
 				    "comment not closed on the same line (add -->)");
 		*close = '\0';
-		char *body = text_trim(open + 4);
-		char *colon = strchr(body, ':');
-		size_t wordlen = colon ? (size_t)(colon - body) : 0;
-		bool annotation = colon && wordlen > 0 &&
-				  strspn(body, "abcdefghijklmnopqrstuvwxyz") == wordlen;
-		if (annotation) {
-			if (wordlen != 7 || strncmp(body, "aliases", 7) != 0)
+		char *save = NULL;
+		bool first = true;
+		for (char *part = strtok_r(open + 4, ";", &save); part;
+		     part = strtok_r(NULL, ";", &save), first = false) {
+			char *body = text_trim(part);
+			char *colon = strchr(body, ':');
+			size_t wordlen = colon ? (size_t)(colon - body) : 0;
+			bool annotation = colon && wordlen > 0 &&
+					  strspn(body, "abcdefghijklmnopqrstuvwxyz") == wordlen;
+			if (!annotation) {
+				if (first)
+					break; /* a plain comment */
 				return fail(err, fname, line,
-					    "unknown annotation \"%.*s:\" (the only one is "
-					    "\"aliases:\")",
-					    (int)wordlen, body);
-			char *save = NULL;
-			for (char *a = strtok_r(colon + 1, ",", &save); a;
-			     a = strtok_r(NULL, ",", &save)) {
-				a = text_trim(a);
-				if (!*a)
-					continue;
-				if (strlen(a) > ROADMAP_MAX_NAME)
-					return fail(err, fname, line, "alias longer than %d bytes",
-						    ROADMAP_MAX_NAME);
-				*aliases = xrealloc(*aliases, (*naliases + 1) * sizeof(char *));
-				(*aliases)[(*naliases)++] = xstrdup(a);
+					    "\"%.40s\" in a comment after \"aliases:\" or \"was:\" "
+					    "is not an annotation (write \"aliases: a, b; was: "
+					    "old-id\")",
+					    body);
 			}
+			int rc;
+			if (wordlen == 7 && strncmp(body, "aliases", 7) == 0)
+				rc = add_values(colon + 1, aliases, naliases, "alias", fname, line,
+						err);
+			else if (wordlen == 3 && strncmp(body, "was", 3) == 0)
+				rc = add_values(colon + 1, was, nwas, "former id", fname, line, err);
+			else
+				rc = fail(err, fname, line,
+					  "unknown annotation \"%.*s:\" (there are \"aliases:\" "
+					  "and \"was:\")",
+					  (int)wordlen, body);
+			if (rc)
+				return rc;
 		}
 		/* Cut the comment out of the name. */
 		memmove(open, close + 3, strlen(close + 3) + 1);
@@ -128,11 +248,31 @@ static int parse_annotations(char *text, char ***aliases, size_t *naliases, cons
 	return COHORT_OK;
 }
 
-static void free_list(char **v, size_t n)
+/*
+ * Replaces each Markdown link "[text](url)" in name by its text; *link gets
+ * the first URL (a new string) unless it has one already.
+ */
+static void strip_links(char *name, char **link)
 {
-	for (size_t i = 0; i < n; i++)
-		free(v[i]);
-	free(v);
+	char *p = name;
+	while ((p = strchr(p, '['))) {
+		char *close = strchr(p + 1, ']');
+		if (!close || close[1] != '(') {
+			p++;
+			continue;
+		}
+		char *end = strchr(close + 2, ')');
+		if (!end) {
+			p++;
+			continue;
+		}
+		if (!*link)
+			*link = text_trim(xstrndup(close + 2, (size_t)(end - close - 2)));
+		size_t textlen = (size_t)(close - p - 1);
+		memmove(p, p + 1, textlen);
+		memmove(p + textlen, end + 1, strlen(end + 1) + 1);
+		p += textlen;
+	}
 }
 
 static long find_topic_key(const struct roadmap *rm, const char *key)
@@ -170,6 +310,91 @@ static char *node_path(const struct roadmap *rm, long parent)
 	return sb_detach(&sb);
 }
 
+/* The topic (other than self) whose id or former id is id, or -1. */
+static long id_owner(const struct roadmap *rm, const char *id, long self, bool former)
+{
+	for (size_t i = 0; i < rm->ntopics; i++) {
+		if ((long)i == self)
+			continue;
+		if (!former && strcmp(rm->topics[i].pub.id, id) == 0)
+			return (long)i;
+		for (size_t k = 0; former && k < rm->topics[i].pub.nformer; k++)
+			if (strcmp(rm->topics[i].pub.former[k], id) == 0)
+				return (long)i;
+	}
+	return -1;
+}
+
+static void add_former(struct topic *tp, const char *id)
+{
+	for (size_t k = 0; k < tp->pub.nformer; k++)
+		if (strcmp(tp->pub.former[k], id) == 0)
+			return;
+	tp->pub.former = xrealloc((void *)tp->pub.former, (tp->pub.nformer + 1) * sizeof(char *));
+	((const char **)tp->pub.former)[tp->pub.nformer++] = xstrdup(id);
+}
+
+/* Former ids: "was:" ids as written, then the id an older cohort gave the name. */
+static int build_former(struct roadmap *rm, const char *fname, char *err)
+{
+	for (size_t i = 0; i < rm->nnodes; i++) {
+		struct node *nd = &rm->nodes[i];
+		if (!nd->nwas)
+			continue;
+		if (nd->pub.topic < 0)
+			return fail(err, fname, nd->line,
+				    "\"%s\" is a section (it has items under it); \"was:\" goes on "
+				    "topics",
+				    nd->pub.name);
+		struct topic *tp = &rm->topics[nd->pub.topic];
+		for (size_t k = 0; k < nd->nwas; k++) {
+			char *id = roadmap_id_of(nd->was[k]);
+			long other = *id ? id_owner(rm, id, -1, false) : -1;
+			int rc = COHORT_OK;
+			if (!*id)
+				rc = fail(err, fname, nd->line,
+					  "former id \"%s\" of \"%s\" has no letters or digits",
+					  nd->was[k], tp->pub.name);
+			else if (other >= 0)
+				rc = fail(err, fname, nd->line,
+					  "former id \"%s\" of \"%s\" is the id of \"%s\" on this "
+					  "roadmap (a topic's progress cannot move while it is "
+					  "still a topic: remove one of them)",
+					  id, tp->pub.name, rm->topics[other].pub.name);
+			else if ((other = id_owner(rm, id, nd->pub.topic, true)) >= 0)
+				rc = fail(err, fname, nd->line,
+					  "former id \"%s\" is claimed by \"%s\" and \"%s\" (it can "
+					  "move to one topic only)",
+					  id, rm->topics[other].pub.name, tp->pub.name);
+			else
+				add_former(tp, id);
+			free(id);
+			if (rc)
+				return rc;
+		}
+	}
+	/* An older cohort's id of the name, unless it is taken or two would claim it. */
+	size_t n = rm->ntopics;
+	char **old = xcalloc(n ? n : 1, sizeof(char *));
+	for (size_t i = 0; i < n; i++) {
+		old[i] = text_slug(rm->topics[i].pub.name);
+		if (!*old[i] || !strcmp(old[i], rm->topics[i].pub.id) ||
+		    id_owner(rm, old[i], -1, false) >= 0 || id_owner(rm, old[i], -1, true) >= 0) {
+			free(old[i]);
+			old[i] = NULL;
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		bool shared = false;
+		for (size_t k = 0; old[i] && k < n && !shared; k++)
+			shared = k != i && old[k] && !strcmp(old[k], old[i]);
+		if (old[i] && !shared)
+			add_former(&rm->topics[i], old[i]);
+	}
+	free_list(old, n);
+	return COHORT_OK;
+}
+
 /* Second pass: leaves become topics (merged by name), aliases checked. */
 static int build_topics(struct roadmap *rm, char ***node_aliases, size_t *node_naliases,
 			const char *fname, char *err)
@@ -186,6 +411,12 @@ static int build_topics(struct roadmap *rm, char ***node_aliases, size_t *node_n
 					    nd->pub.name);
 			continue;
 		}
+		if (nd->plain)
+			return fail(err, fname, nd->line,
+				    "\"%s\" is a list item without a checkbox and has no checklist "
+				    "items under it (write \"- [ ] %s\" to make it a topic, or "
+				    "remove the line)",
+				    nd->pub.name, nd->pub.name);
 		long t = find_topic_key(rm, nd->key);
 		if (t < 0) {
 			grow_array((void **)&rm->topics, &rm->topic_cap, rm->ntopics + 1,
@@ -213,6 +444,8 @@ static int build_topics(struct roadmap *rm, char ***node_aliases, size_t *node_n
 		nd->pub.topic = t;
 		struct topic *tp = &rm->topics[t];
 		tp->places++;
+		if (!tp->pub.link && nd->pub.link)
+			tp->pub.link = nd->pub.link;
 		for (size_t a = 0; a < node_naliases[i]; a++) {
 			char *key = text_key(node_aliases[i][a]);
 			bool dup = !*key || strcmp(key, tp->key) == 0;
@@ -249,6 +482,216 @@ static int build_topics(struct roadmap *rm, char ***node_aliases, size_t *node_n
 					rm->topics[other].pub.name);
 		}
 	}
+	return build_former(rm, fname, err);
+}
+
+/* One line of the file, as the parser sees it. */
+enum line_kind { L_OTHER, L_HEADING, L_ITEM, L_PLAIN };
+
+struct line {
+	enum line_kind kind;
+	int col;   /* items: indentation column */
+	int level; /* headings: 1-6 */
+	const char *text; /* in the line's buffer: after the box, bullet or #s */
+};
+
+/* A heading "## Name": its level and text, or 0. */
+static int heading_level(const char *s, const char **text)
+{
+	size_t sp = strspn(s, " ");
+	if (sp > 3)
+		return 0;
+	size_t n = strspn(s + sp, "#");
+	if (n < 1 || n > 6 || (s[sp + n] != ' ' && s[sp + n] != '\t' && s[sp + n] != '\0'))
+		return 0;
+	*text = s + sp + n;
+	return (int)n;
+}
+
+/* A thematic break ("---", "* * *"): three or more of one of - * _ and spaces only. */
+static bool thematic_break(const char *s)
+{
+	char c = 0;
+	int n = 0;
+	for (; *s; s++) {
+		if (*s == ' ' || *s == '\t')
+			continue;
+		if ((*s != '-' && *s != '*' && *s != '_') || (c && *s != c))
+			return false;
+		c = *s;
+		n++;
+	}
+	return n >= 3;
+}
+
+/*
+ * Classifies line (after a '\r' is cut), given whether it is inside a fenced
+ * code block or a comment; COHORT_ERR_PARSE for a line that looks like a
+ * checklist item but is not one.
+ */
+static int classify(char *line, bool *fence, bool *comment, struct line *out, const char *fname,
+		    int lineno, char *err)
+{
+	memset(out, 0, sizeof(*out));
+	const char *t = line + strspn(line, " \t");
+	if (!*comment && (!strncmp(t, "```", 3) || !strncmp(t, "~~~", 3))) {
+		*fence = !*fence;
+		return COHORT_OK;
+	}
+	if (*fence)
+		return COHORT_OK;
+	if (*comment) {
+		if (strstr(line, "-->"))
+			*comment = false;
+		return COHORT_OK;
+	}
+	int col = 0;
+	size_t i = 0;
+	for (; line[i] == ' ' || line[i] == '\t'; i++)
+		col = line[i] == '\t' ? (col / 4 + 1) * 4 : col + 1;
+	const char *s = line + i;
+	const char *text;
+	int level = heading_level(line, &text);
+	if (level) {
+		*out = (struct line){L_HEADING, 0, level, text};
+		return COHORT_OK;
+	}
+	bool bullet = (s[0] == '-' || s[0] == '*' || s[0] == '+');
+	const char *shut = bullet && s[1] == '[' ? strchr(s + 2, ']') : NULL;
+	if (shut && shut - s <= 5 && shut[1] != '(')
+		return fail(err, fname, lineno,
+			    "\"%.60s\" is not a checklist item (write \"- [ ] Name\", with a "
+			    "space after the dash)",
+			    s);
+	if (bullet && (s[1] == ' ' || s[1] == '\t' || s[1] == '\0') && !thematic_break(s)) {
+		const char *rest = item_text(s);
+		if (rest) {
+			*out = (struct line){L_ITEM, col, 0, rest};
+			return COHORT_OK;
+		}
+		const char *b = s + 1 + strspn(s + 1, " \t");
+		/* "[]", "[v]", "[ x]": a box, but not one that counts; "[Name](url)" is a link. */
+		const char *close = b[0] == '[' ? strchr(b, ']') : NULL;
+		if (close && close - b <= 4 && close[1] != '(')
+			return fail(err, fname, lineno,
+				    "\"%.60s\" is not a checklist item (write \"- [ ] Name\" or "
+				    "\"- [x] Name\")",
+				    s);
+		*out = (struct line){L_PLAIN, col, 0, b};
+		return COHORT_OK;
+	}
+	/* A comment that runs over several lines: nothing in it is the roadmap. */
+	const char *open = strstr(line, "<!--");
+	while (open) {
+		const char *end = strstr(open + 4, "-->");
+		if (!end) {
+			*comment = true;
+			break;
+		}
+		open = strstr(end + 3, "<!--");
+	}
+	return COHORT_OK;
+}
+
+/*
+ * Whether headings are sections: when more than one has list items under it.
+ * A heading alone at the top level before any item is the file's title, not
+ * a section: it is made an ordinary line.
+ */
+static bool headings_are_sections(struct line *lines, size_t n)
+{
+	int top = 7, at_top = 0;
+	size_t title = 0;
+	bool item_seen = false, title_first = false;
+	for (size_t i = 0; i < n; i++) {
+		if (lines[i].kind == L_ITEM || lines[i].kind == L_PLAIN)
+			item_seen = true;
+		if (lines[i].kind != L_HEADING)
+			continue;
+		if (lines[i].level < top) {
+			top = lines[i].level;
+			at_top = 0;
+			title = i;
+			title_first = !item_seen;
+		}
+		at_top += lines[i].level == top;
+	}
+	if (at_top == 1 && title_first)
+		lines[title].kind = L_OTHER;
+	int with_items = 0;
+	bool counted = true;
+	for (size_t i = 0; i < n; i++) {
+		if (lines[i].kind == L_HEADING)
+			counted = false;
+		else if ((lines[i].kind == L_ITEM || lines[i].kind == L_PLAIN) && !counted) {
+			counted = true;
+			with_items++;
+		}
+	}
+	return with_items > 1;
+}
+
+struct parse {
+	struct roadmap *rm;
+	char ***node_aliases;
+	size_t *node_naliases;
+	size_t alias_cap;
+};
+
+/* Adds a node named by text (annotations and links taken out of it). */
+static int add_node(struct parse *ps, const char *text, bool plain, int depth, long parent,
+		    const char *fname, int lineno, char *err)
+{
+	struct roadmap *rm = ps->rm;
+	char *name = xstrdup(text);
+	char **aliases = NULL, **was = NULL, *link = NULL;
+	size_t naliases = 0, nwas = 0;
+	int rc = parse_annotations(name, &aliases, &naliases, &was, &nwas, fname, lineno, err);
+	if (!rc)
+		strip_links(name, &link);
+	text_trim(name);
+	if (!rc && !*name)
+		rc = fail(err, fname, lineno, "checklist item without a name");
+	if (!rc && strlen(name) > ROADMAP_MAX_NAME)
+		rc = fail(err, fname, lineno, "item name longer than %d bytes", ROADMAP_MAX_NAME);
+	if (!rc && link && strlen(link) > 2 * ROADMAP_MAX_NAME)
+		rc = fail(err, fname, lineno, "link longer than %d bytes", 2 * ROADMAP_MAX_NAME);
+	if (!rc && rm->nnodes >= ROADMAP_MAX_ITEMS)
+		rc = fail(err, fname, lineno, "more than %d items", ROADMAP_MAX_ITEMS);
+	if (!rc && depth >= ROADMAP_MAX_DEPTH)
+		rc = fail(err, fname, lineno, "items nested deeper than %d levels",
+			  ROADMAP_MAX_DEPTH);
+	if (rc) {
+		free(name);
+		free(link);
+		free_list(aliases, naliases);
+		free_list(was, nwas);
+		return rc;
+	}
+	grow_array((void **)&rm->nodes, &rm->node_cap, rm->nnodes + 1, sizeof(*rm->nodes));
+	size_t before = ps->alias_cap;
+	grow_array((void **)&ps->node_aliases, &ps->alias_cap, rm->nnodes + 1,
+		   sizeof(*ps->node_aliases));
+	if (ps->alias_cap != before)
+		ps->node_naliases =
+			xrealloc(ps->node_naliases, ps->alias_cap * sizeof(*ps->node_naliases));
+	struct node *nd = &rm->nodes[rm->nnodes];
+	memset(nd, 0, sizeof(*nd));
+	nd->pub.name = name;
+	nd->pub.id = roadmap_id_of(name);
+	nd->pub.depth = depth;
+	nd->pub.parent = parent;
+	nd->pub.link = link && *link ? link : NULL;
+	if (!nd->pub.link)
+		free(link);
+	nd->key = text_key(name);
+	nd->line = lineno;
+	nd->plain = plain;
+	nd->was = was;
+	nd->nwas = nwas;
+	ps->node_aliases[rm->nnodes] = aliases;
+	ps->node_naliases[rm->nnodes] = naliases;
+	rm->nnodes++;
 	return COHORT_OK;
 }
 
@@ -262,89 +705,97 @@ int roadmap_parse(const char *text, size_t len, const char *fname, struct roadma
 	if (!text_utf8_valid(text, len))
 		return fail(err, fname, 0, "file is not valid UTF-8");
 
-	struct roadmap *rm = xcalloc(1, sizeof(*rm));
+	struct parse ps = {xcalloc(1, sizeof(struct roadmap)), NULL, NULL, 0};
+	struct roadmap *rm = ps.rm;
 	rm->source = xstrdup(fname);
-	char ***node_aliases = NULL;
-	size_t *node_naliases = NULL;
-	size_t alias_cap = 0;
+	int rc = COHORT_OK;
+
+	/* First pass: split and classify the lines. */
+	char *copy = xstrndup(text, len);
+	size_t nlines = 0, line_cap = 0;
+	struct line *lines = NULL;
+	bool fence = false, comment = false;
+	for (char *p = copy, *next; p && !rc; p = next) {
+		next = strchr(p, '\n');
+		if (next)
+			*next++ = '\0';
+		size_t n = strlen(p);
+		if (n && p[n - 1] == '\r')
+			p[n - 1] = '\0';
+		grow_array((void **)&lines, &line_cap, nlines + 1, sizeof(*lines));
+		rc = classify(p, &fence, &comment, &lines[nlines], fname, (int)nlines + 1, err);
+		nlines++;
+		if (!next || !*next)
+			break;
+	}
+	bool headings = !rc && headings_are_sections(lines, nlines);
+
+	/* Second pass: the tree. Headings open sections when they count (see above). */
+	struct {
+		int level;
+		long node; /* -1 until an item under it makes it a section */
+		const char *text;
+		int line;
+	} hs[ROADMAP_MAX_DEPTH];
+	int hsp = 0;
 	struct {
 		int col;
 		long node;
 	} stack[ROADMAP_MAX_DEPTH];
 	int sp = 0;
-	int rc = COHORT_OK;
-	int lineno = 0;
-	const char *p = text, *end = text + len;
-
-	while (p < end && !rc) {
-		const char *nl = memchr(p, '\n', (size_t)(end - p));
-		size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
-		char *line = xstrndup(p, n);
-		p += n + (nl != NULL);
-		lineno++;
-		if (n && line[n - 1] == '\r')
-			line[n - 1] = '\0';
-
-		int col = 0;
-		size_t i = 0;
-		for (; line[i] == ' ' || line[i] == '\t'; i++)
-			col = line[i] == '\t' ? (col / 4 + 1) * 4 : col + 1;
-		const char *rest = item_text(line + i);
-		if (!rest) {
-			free(line);
+	for (size_t li = 0; li < nlines && !rc; li++) {
+		const struct line *l = &lines[li];
+		int lineno = (int)li + 1;
+		if (l->kind == L_HEADING) {
+			if (!headings)
+				continue;
+			while (hsp > 0 && hs[hsp - 1].level >= l->level)
+				hsp--;
+			if (hsp >= ROADMAP_MAX_DEPTH) {
+				rc = fail(err, fname, lineno, "headings nested deeper than %d levels",
+					  ROADMAP_MAX_DEPTH);
+				break;
+			}
+			hs[hsp].level = l->level;
+			hs[hsp].node = -1;
+			hs[hsp].text = l->text;
+			hs[hsp].line = lineno;
+			hsp++;
+			sp = 0;
 			continue;
 		}
-		char *name = xstrdup(rest);
-		free(line);
-		char **aliases = NULL;
-		size_t naliases = 0;
-		rc = parse_annotations(name, &aliases, &naliases, fname, lineno, err);
-		text_trim(name);
-		if (!rc && !*name)
-			rc = fail(err, fname, lineno, "checklist item without a name");
-		if (!rc && strlen(name) > ROADMAP_MAX_NAME)
-			rc = fail(err, fname, lineno, "item name longer than %d bytes",
-				  ROADMAP_MAX_NAME);
-		if (!rc && rm->nnodes >= ROADMAP_MAX_ITEMS)
-			rc = fail(err, fname, lineno, "more than %d items", ROADMAP_MAX_ITEMS);
-		if (!rc) {
-			int popped = -1;
-			while (sp > 0 && stack[sp - 1].col >= col)
-				popped = stack[--sp].col;
-			if (popped >= 0 && popped != col)
-				rc = fail(err, fname, lineno,
-					  "indentation does not match any item above (indent "
-					  "children by one tab or a consistent number of spaces)");
-			else if (sp >= ROADMAP_MAX_DEPTH)
-				rc = fail(err, fname, lineno, "items nested deeper than %d levels",
-					  ROADMAP_MAX_DEPTH);
+		if (l->kind != L_ITEM && l->kind != L_PLAIN)
+			continue;
+		/* The headings above become sections when the first item under them comes. */
+		for (int k = 0; k < hsp && !rc; k++) {
+			if (hs[k].node >= 0)
+				continue;
+			rc = add_node(&ps, hs[k].text, false, k, k ? hs[k - 1].node : -1, fname,
+				      hs[k].line, err);
+			hs[k].node = (long)rm->nnodes - 1;
 		}
-		if (rc) {
-			free(name);
-			free_list(aliases, naliases);
+		if (rc)
+			break;
+		int popped = -1;
+		while (sp > 0 && stack[sp - 1].col >= l->col)
+			popped = stack[--sp].col;
+		if (popped >= 0 && popped != l->col) {
+			rc = fail(err, fname, lineno,
+				  "indentation does not match any item above (indent "
+				  "children by one tab or a consistent number of spaces)");
 			break;
 		}
-		grow_array((void **)&rm->nodes, &rm->node_cap, rm->nnodes + 1, sizeof(*rm->nodes));
-		size_t before = alias_cap;
-		grow_array((void **)&node_aliases, &alias_cap, rm->nnodes + 1,
-			   sizeof(*node_aliases));
-		if (alias_cap != before)
-			node_naliases = xrealloc(node_naliases, alias_cap * sizeof(*node_naliases));
-		struct node *nd = &rm->nodes[rm->nnodes];
-		memset(nd, 0, sizeof(*nd));
-		nd->pub.name = name;
-		nd->pub.id = text_slug(name);
-		nd->pub.depth = sp;
-		nd->pub.parent = sp ? stack[sp - 1].node : -1;
-		nd->key = text_key(name);
-		nd->line = lineno;
-		node_aliases[rm->nnodes] = aliases;
-		node_naliases[rm->nnodes] = naliases;
-		stack[sp].col = col;
-		stack[sp].node = (long)rm->nnodes;
+		long parent = sp ? stack[sp - 1].node : hsp ? hs[hsp - 1].node : -1;
+		rc = add_node(&ps, l->text, l->kind == L_PLAIN, hsp + sp, parent, fname, lineno,
+			      err);
+		if (rc)
+			break;
+		stack[sp].col = l->col;
+		stack[sp].node = (long)rm->nnodes - 1;
 		sp++;
-		rm->nnodes++;
 	}
+	free(lines);
+	free(copy);
 	/* Subtree ends: a node's subtree runs until the next node at its depth or above. */
 	for (size_t i = 0; i < rm->nnodes; i++) {
 		size_t j = i + 1;
@@ -353,11 +804,11 @@ int roadmap_parse(const char *text, size_t len, const char *fname, struct roadma
 		rm->nodes[i].pub.end = j;
 	}
 	if (!rc)
-		rc = build_topics(rm, node_aliases, node_naliases, fname, err);
+		rc = build_topics(rm, ps.node_aliases, ps.node_naliases, fname, err);
 	for (size_t i = 0; i < rm->nnodes; i++)
-		free_list(node_aliases[i], node_naliases[i]);
-	free(node_aliases);
-	free(node_naliases);
+		free_list(ps.node_aliases[i], ps.node_naliases[i]);
+	free(ps.node_aliases);
+	free(ps.node_naliases);
 	if (rc) {
 		roadmap_free(rm);
 		return rc;

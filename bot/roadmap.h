@@ -1,9 +1,13 @@
 /*
  * A learning roadmap: a Markdown checklist ("- [ ] Name", nested by tabs or
  * spaces). An item with children is a section; an item without is a topic.
- * A topic's id is the slug of its name; a name that appears in two places is
- * one topic shown in both. "<!-- aliases: a, b -->" after a name lists other
- * names members may type.
+ * Plain bullets ("- Databases") with checklist items under them are sections
+ * too, and so are "## Headings" when more than one heading has items under
+ * it (a single one is the file's title). "[Kafka](https://...)" in a name is
+ * the name Kafka with a resource link. A topic's id is the slug of its name
+ * (README "Roadmap files"); a name that appears in two places is one topic
+ * shown in both. "<!-- aliases: a, b; was: old-id -->" after a name lists
+ * other names members may type and the ids its progress was kept under before.
  */
 #ifndef COHORT_ROADMAP_H
 #define COHORT_ROADMAP_H
@@ -30,6 +34,11 @@ struct rm_topic {
 	size_t naliases;
 	const char *const *aliases; /* as written in the file */
 	size_t node;                /* its first place in the tree */
+	const char *link;           /* a resource URL from "[Name](URL)", or NULL */
+	size_t nformer;
+	/* Ids its progress may be stored under: "was:" ids, and the id an older
+	 * cohort gave the name ("Café" was "caf") when no other topic has it. */
+	const char *const *former;
 };
 
 struct rm_node {
@@ -39,10 +48,20 @@ struct rm_node {
 	long parent;    /* node index, -1 at the top level */
 	long topic;     /* topic index, or -1 for a section */
 	size_t end;     /* one past the last node of its subtree */
+	const char *link; /* a resource URL from "[Name](URL)", or NULL */
 };
 
 /*
- * Parses a Markdown checklist. fname names it in error messages.
+ * The id of a topic named name (a new string): ASCII letters and digits
+ * lowercased, other letters kept as they are, a '+' or '#' that ends a word
+ * spelt out ("C++" is "c-plus-plus", "C#" "c-sharp"), every other run one '-'.
+ */
+char *roadmap_id_of(const char *name);
+
+/*
+ * Parses a Markdown checklist. fname names it in error messages; so does a
+ * line it cannot use (a list item without a checkbox and without checklist
+ * items under it, a broken checkbox such as "- [] Name").
  * Returns COHORT_OK with a new roadmap in *out, or COHORT_ERR_PARSE with
  * "fname:line: what" in err (COHORT_ERR_LEN bytes).
  */

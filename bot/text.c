@@ -44,6 +44,10 @@ char *text_key(const char *s)
 		}
 		if (c >= 0x80 || is_alnum(c))
 			out[j++] = (char)lower(c);
+		else if ((c == '+' || c == '#') && j > 0 && i > 0 &&
+			 (is_alnum((unsigned char)s[i - 1]) || s[i - 1] == '+' || s[i - 1] == '#') &&
+			 !is_alnum((unsigned char)s[i + 1]))
+			out[j++] = (char)c; /* "C++" and "C#" are not "C"; "N+1" is "n1" */
 	}
 	out[j] = '\0';
 	return out;

@@ -9,8 +9,10 @@
 
 /*
  * The matching key of s: ASCII letters lowercased, ASCII digits kept, every
- * other ASCII byte dropped, non-ASCII bytes kept as they are. "Rabbit MQ",
- * "rabbitmq" and "RabbitMQ!" share the key "rabbitmq". Returns a new string.
+ * other ASCII byte dropped, non-ASCII bytes kept as they are, except a '+'
+ * or '#' that ends a word ("C++", "C#": not the key "c"; "N+1" is "n1").
+ * "Rabbit MQ", "rabbitmq" and "RabbitMQ!" share the key "rabbitmq". Returns
+ * a new string.
  */
 char *text_key(const char *s);
 

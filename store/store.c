@@ -151,7 +151,18 @@ static const char *const migrations[] = {
 	"PRAGMA writable_schema = RESET;"
 	"CREATE TABLE schema_bump (x);"
 	"DROP TABLE schema_bump;",
+	/*
+	 * Next: the topic ids of the roadmap the scores were derived for (empty: every
+	 * topic counts, as before). Progress on other topics is kept but earns
+	 * nothing; store_set_roadmap() fills it and rederives the scores.
+	 */
+	"CREATE TABLE roadmap_topics (topic_id TEXT PRIMARY KEY) WITHOUT ROWID;",
 };
+
+/* Whether topic id expression t counts toward scores (a correlated test). */
+#define ON_ROADMAP(t)                                                                              \
+	"(" t " IN (SELECT topic_id FROM roadmap_topics) OR "                                      \
+	"NOT EXISTS (SELECT 1 FROM roadmap_topics))"
 
 /* An un-reverted event that is not itself an undo (a correlated test on e). */
 #define LIVE_EVENT                                                                                 \
@@ -203,6 +214,7 @@ enum stmt_id {
 	S_DIGEST_RANK_INSERT,
 	S_DIGEST_SENT,
 	S_DIGEST_RANKS,
+	S_ON_ROADMAP,
 	S_COUNT
 };
 
@@ -236,7 +248,8 @@ static const char *const sql[S_COUNT] = {
 		"UPDATE members SET done_count = done_count + ?3, score_at = CASE "
 		"WHEN ?3 > 0 THEN MAX(score_at, ?4) ELSE (SELECT COALESCE(MAX(updated_at), 0) "
 		"FROM progress p WHERE p.group_id = ?1 AND p.member_id = ?2 AND "
-		"p.status = 'done') END WHERE group_id = ?1 AND member_id = ?2",
+		"p.status = 'done' AND " ON_ROADMAP("p.topic_id") ") END "
+		"WHERE group_id = ?1 AND member_id = ?2",
 	[S_LAST_EVENT] = "SELECT id, topic_id, old_status, new_status FROM events e "
 			 "WHERE group_id = ?1 AND member_id = ?2 AND " LIVE_EVENT " "
 			 "ORDER BY id DESC LIMIT 1",
@@ -308,11 +321,13 @@ static const char *const sql[S_COUNT] = {
 			 "WHEN excluded.points > 0 THEN MAX(reached_at, excluded.reached_at) "
 			 "ELSE (SELECT COALESCE(MAX(p.updated_at), 0) FROM progress p "
 			 "WHERE p.group_id = ?1 AND p.member_id = ?2 AND p.status = 'done' "
-			 "AND p.updated_at >= ?4 AND p.updated_at < ?7) END",
+			 "AND p.updated_at >= ?4 AND p.updated_at < ?7 AND "
+			 ON_ROADMAP("p.topic_id") ") END",
 	[S_PERIOD_CLEAR] = "DELETE FROM period_scores WHERE ?1 IS NULL OR group_id = ?1",
 	[S_DONE_ROWS] =
 		"SELECT group_id, member_id, updated_at FROM progress "
-		"WHERE status = 'done' AND (?1 IS NULL OR group_id = ?1) ORDER BY updated_at",
+		"WHERE status = 'done' AND (?1 IS NULL OR group_id = ?1) AND "
+		ON_ROADMAP("topic_id") " ORDER BY updated_at",
 	/* Newest first by id: events are logged as they happen. */
 	[S_DONE_TIMES] = "SELECT at FROM events e INDEXED BY events_member "
 			 "WHERE group_id = ?1 AND member_id = ?2 "
@@ -354,6 +369,7 @@ static const char *const sql[S_COUNT] = {
 	[S_DIGEST_SENT] = "UPDATE digests SET sent_at = ?3 WHERE group_id = ?1 AND local_date = ?2",
 	[S_DIGEST_RANKS] = "SELECT member_id, rank, points FROM digest_ranks "
 			   "WHERE group_id = ?1 AND local_date = ?2 ORDER BY rank",
+	[S_ON_ROADMAP] = "SELECT " ON_ROADMAP("?1"),
 };
 
 /*
@@ -1096,6 +1112,17 @@ static int add_period_points(struct store *st, const char *group, const char *me
 	return COHORT_OK;
 }
 
+/* *yes: whether topic_id counts toward scores (is on the roadmap the store was given). */
+static int on_roadmap(struct store *st, const char *topic_id, bool *yes)
+{
+	sqlite3_stmt *s = prep(st, S_ON_ROADMAP);
+	bind_text(s, 1, topic_id);
+	int rc = sqlite3_step(s);
+	*yes = rc != SQLITE_ROW || sqlite3_column_int(s, 0);
+	sqlite3_reset(s);
+	return rc == SQLITE_ROW ? COHORT_OK : db_fail(st, "checking the roadmap");
+}
+
 /*
  * Makes progress say c->status with this note and time, and keeps the scores
  * in step: the all-time count, and the week and month a done belongs to (by
@@ -1132,6 +1159,13 @@ static int write_progress(struct store *st, const struct store_change *c,
 		rc = run(st, s, "updating topic counts");
 	}
 	int skipped = (c->status == STATUS_SKIPPED) - (old->status == STATUS_SKIPPED);
+	int delta = (c->status == STATUS_DONE) - (old->status == STATUS_DONE);
+	/* A topic that is not on the roadmap keeps its record but earns nothing. */
+	bool counts = true;
+	if (!rc && (skipped || delta))
+		rc = on_roadmap(st, c->topic_id, &counts);
+	if (!counts)
+		skipped = delta = 0;
 	if (!rc && skipped) {
 		s = prep(st, S_ADD_SKIPPED);
 		bind_text(s, 1, c->group_id);
@@ -1139,7 +1173,6 @@ static int write_progress(struct store *st, const struct store_change *c,
 		sqlite3_bind_int(s, 3, skipped);
 		rc = run(st, s, "updating the skipped count");
 	}
-	int delta = (c->status == STATUS_DONE) - (old->status == STATUS_DONE);
 	if (rc || !delta)
 		return rc;
 	s = prep(st, S_ADD_DONE);
@@ -1386,16 +1419,12 @@ int store_ranking(struct store *st, const char *group_id, enum store_period peri
 	return rc == SQLITE_DONE ? COHORT_OK : db_fail(st, "ranking members");
 }
 
-int store_rebuild_periods(struct store *st, const char *group_id)
+/* Clears and replays the period scores of a group (NULL: all), inside a transaction. */
+static int rebuild_periods(struct store *st, const char *group_id)
 {
-	if (!st->cal.periods)
-		return COHORT_OK;
-	int rc = begin(st);
-	if (rc)
-		return rc;
 	sqlite3_stmt *s = prep(st, S_PERIOD_CLEAR);
 	bind_text(s, 1, group_id);
-	rc = run(st, s, "clearing period scores");
+	int rc = run(st, s, "clearing period scores");
 	/* Replay every done in time order: the last one sets reached_at. */
 	sqlite3_stmt *rows = prep(st, S_DONE_ROWS);
 	bind_text(rows, 1, group_id);
@@ -1410,11 +1439,160 @@ int store_rebuild_periods(struct store *st, const char *group_id)
 	sqlite3_reset(rows);
 	if (!rc && step != SQLITE_DONE)
 		rc = db_fail(st, "reading done topics");
+	return rc;
+}
+
+int store_rebuild_periods(struct store *st, const char *group_id)
+{
+	if (!st->cal.periods)
+		return COHORT_OK;
+	int rc = begin(st);
+	if (rc)
+		return rc;
+	rc = rebuild_periods(st, group_id);
 	if (!rc)
 		rc = commit(st);
 	if (rc)
 		rollback(st);
 	return rc;
+}
+
+/* Runs one statement of SQL text (not a prepared one: these run rarely). */
+static int exec_once(struct store *st, const char *text, const char *what, int *changes)
+{
+	sqlite3_stmt *s;
+	if (sqlite3_prepare_v2(st->db, text, -1, &s, NULL) != SQLITE_OK)
+		return db_fail(st, what);
+	int rc = sqlite3_step(s);
+	sqlite3_finalize(s);
+	if (rc != SQLITE_DONE)
+		return db_fail(st, what);
+	if (changes)
+		*changes = sqlite3_changes(st->db);
+	return COHORT_OK;
+}
+
+/* Moves records kept under rename->from to rename->to; *moved counts the progress records. */
+static int apply_rename(struct store *st, const struct store_rename *r, long *moved)
+{
+	static const char *const moves[] = {
+		/* A member who has both keeps the new one: counted once, the old one kept. */
+		"UPDATE progress SET topic_id = ?2 WHERE topic_id = ?1 AND NOT EXISTS ("
+		"SELECT 1 FROM progress q WHERE q.group_id = progress.group_id AND "
+		"q.member_id = progress.member_id AND q.topic_id = ?2)",
+		/* The history goes with the record, so /undo and the digest name the new topic. */
+		"UPDATE events SET topic_id = ?2 WHERE topic_id = ?1 AND NOT EXISTS ("
+		"SELECT 1 FROM progress q WHERE q.group_id = events.group_id AND "
+		"q.member_id = events.member_id AND q.topic_id = ?1)",
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(moves); i++) {
+		sqlite3_stmt *s;
+		if (sqlite3_prepare_v2(st->db, moves[i], -1, &s, NULL) != SQLITE_OK)
+			return db_fail(st, "moving records to a renamed topic");
+		bind_text(s, 1, r->from);
+		bind_text(s, 2, r->to);
+		int rc = sqlite3_step(s);
+		sqlite3_finalize(s);
+		if (rc != SQLITE_DONE)
+			return db_fail(st, "moving records to a renamed topic");
+		if (i == 0)
+			*moved += sqlite3_changes(st->db);
+	}
+	return COHORT_OK;
+}
+
+/* FNV-1a over the ids and renames, to tell at start whether the roadmap changed. */
+static void roadmap_fingerprint(const char *const *ids, size_t n, const struct store_rename *rn,
+				size_t nrn, char out[17])
+{
+	uint64_t h = 1469598103934665603ULL;
+	for (size_t i = 0; i < n + 2 * nrn; i++) {
+		const char *v = i < n ? ids[i] : (i - n) % 2 ? rn[(i - n) / 2].to : rn[(i - n) / 2].from;
+		for (const char *c = v; ; c++) {
+			h = (h ^ (unsigned char)*c) * 1099511628211ULL;
+			if (!*c)
+				break;
+		}
+		if (i + 1 == n)
+			h = (h ^ 0xff) * 1099511628211ULL; /* ids end here: renames are not ids */
+	}
+	snprintf(out, 17, "%016llx", (unsigned long long)h);
+}
+
+int store_set_roadmap(struct store *st, const char *const *ids, size_t n,
+		      const struct store_rename *renames, size_t nrenames, bool force,
+		      struct store_roadmap_result *out)
+{
+	memset(out, 0, sizeof(*out));
+	char print[17], *stored = NULL;
+	roadmap_fingerprint(ids, n, renames, nrenames, print);
+	int rc = store_state_get(st, "store.roadmap", &stored);
+	bool same = !rc && stored && strcmp(stored, print) == 0;
+	free(stored);
+	if (rc || (same && !force))
+		return rc;
+	rc = begin(st);
+	if (rc)
+		return rc;
+	for (size_t i = 0; !rc && i < nrenames; i++)
+		rc = apply_rename(st, &renames[i], &out->moved);
+	if (!rc)
+		rc = exec_once(st, "DELETE FROM roadmap_topics", "replacing the roadmap", NULL);
+	for (size_t i = 0; !rc && i < n; i++) {
+		sqlite3_stmt *s;
+		if (sqlite3_prepare_v2(st->db,
+				       "INSERT OR IGNORE INTO roadmap_topics (topic_id) VALUES (?1)",
+				       -1, &s, NULL) != SQLITE_OK) {
+			rc = db_fail(st, "recording the roadmap");
+			break;
+		}
+		bind_text(s, 1, ids[i]);
+		int step = sqlite3_step(s);
+		sqlite3_finalize(s);
+		if (step != SQLITE_DONE)
+			rc = db_fail(st, "recording the roadmap");
+	}
+	/* Everything derived from progress, derived again for this topic set. */
+	if (!rc)
+		rc = exec_once(st,
+			       "UPDATE members SET "
+			       "done_count = (SELECT COUNT(*) FROM progress p WHERE "
+			       "p.group_id = members.group_id AND p.member_id = members.member_id "
+			       "AND p.status = 'done' AND " ON_ROADMAP("p.topic_id") "), "
+			       "skipped_count = (SELECT COUNT(*) FROM progress p WHERE "
+			       "p.group_id = members.group_id AND p.member_id = members.member_id "
+			       "AND p.status = 'skipped' AND " ON_ROADMAP("p.topic_id") "), "
+			       "score_at = (SELECT COALESCE(MAX(p.updated_at), 0) FROM progress p "
+			       "WHERE p.group_id = members.group_id AND "
+			       "p.member_id = members.member_id AND p.status = 'done' AND "
+			       ON_ROADMAP("p.topic_id") ")",
+			       "recounting scores", NULL);
+	if (!rc)
+		rc = exec_once(st, "DELETE FROM topic_counts", "recounting topics", NULL);
+	if (!rc)
+		rc = exec_once(st,
+			       "INSERT INTO topic_counts (group_id, topic_id, done, in_progress) "
+			       "SELECT group_id, topic_id, SUM(status = 'done'), "
+			       "SUM(status = 'in_progress') FROM progress "
+			       "GROUP BY group_id, topic_id",
+			       "recounting topics", NULL);
+	if (!rc && st->cal.periods)
+		rc = rebuild_periods(st, NULL);
+	if (!rc) {
+		sqlite3_stmt *s = prep(st, S_STATE_SET);
+		bind_text(s, 1, "store.roadmap");
+		bind_text(s, 2, print);
+		rc = run(st, s, "recording the roadmap");
+	}
+	if (!rc)
+		rc = commit(st);
+	if (rc) {
+		rollback(st);
+		out->moved = 0;
+		return rc;
+	}
+	out->rederived = true;
+	return COHORT_OK;
 }
 
 int store_set_calendar(struct store *st, const struct store_calendar *cal)
@@ -1699,4 +1877,25 @@ int store_digest_ranks(struct store *st, const char *group_id, const char *local
 	if (stop)
 		return stop;
 	return rc == SQLITE_DONE ? COHORT_OK : db_fail(st, "reading the digest ranking");
+}
+
+int store_topic_totals(struct store *st, int (*fn)(const struct store_topic_total *t, void *ud),
+		       void *ud)
+{
+	sqlite3_stmt *s;
+	if (sqlite3_prepare_v2(st->db,
+			       "SELECT topic_id, COUNT(*), SUM(status = 'done') FROM progress "
+			       "GROUP BY topic_id ORDER BY topic_id",
+			       -1, &s, NULL) != SQLITE_OK)
+		return db_fail(st, "counting records by topic");
+	int rc, stop = 0;
+	while (!stop && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+		struct store_topic_total t = {col_text(s, 0), sqlite3_column_int64(s, 1),
+					      sqlite3_column_int64(s, 2)};
+		stop = fn(&t, ud);
+	}
+	sqlite3_finalize(s);
+	if (stop)
+		return stop;
+	return rc == SQLITE_DONE ? COHORT_OK : db_fail(st, "counting records by topic");
 }

@@ -185,6 +185,42 @@ struct store_calendar {
  * Returns COHORT_OK or COHORT_ERR_STORE.
  */
 int store_set_calendar(struct store *st, const struct store_calendar *cal);
+/* A topic's former id (the roadmap file's "was:"): records kept under from move to to. */
+struct store_rename {
+	const char *from;
+	const char *to;
+};
+
+struct store_roadmap_result {
+	long moved;     /* progress records moved from a former id to the new one */
+	bool rederived; /* the topic set changed: every score was derived again */
+};
+
+/*
+ * Tells the store the roadmap's topic ids (called at start and after a
+ * reload). Progress on topics not among them is kept but counts nowhere:
+ * not in points, ranks (all, week, month), done or skipped totals. When the
+ * ids or renames differ from the last call's (a fingerprint is kept in the
+ * store), or force is set, one transaction first moves each rename's records
+ * (a member who has both keeps the new one; the old one stays, uncounted),
+ * then derives every score again (about a second per 500,000 records).
+ * Otherwise nothing is read but the fingerprint. Until it is first called,
+ * every topic counts. Needs the calendar set first for week and month scores.
+ * Returns COHORT_OK or COHORT_ERR_STORE (nothing changed).
+ */
+int store_set_roadmap(struct store *st, const char *const *ids, size_t n,
+		      const struct store_rename *renames, size_t nrenames, bool force,
+		      struct store_roadmap_result *out);
+
+struct store_topic_total {
+	const char *topic_id;
+	long records; /* progress records under it, over every group */
+	long done;
+};
+/* Per topic id with any progress record, over every group, in id order. */
+int store_topic_totals(struct store *st, int (*fn)(const struct store_topic_total *t, void *ud),
+		       void *ud);
+
 /* Recomputes a group's period scores (all groups for NULL), e.g. after its zone changed. */
 int store_rebuild_periods(struct store *st, const char *group_id);
 

@@ -6,6 +6,7 @@
 
 #include "bot/err.h"
 #include "bot/roadmap.h"
+#include "bot/text.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -131,6 +132,162 @@ static void broken_roadmaps_name_the_line(void **state)
 	struct roadmap *rm = NULL;
 	assert_int_equal(roadmap_parse("- [ ] a\xff\n", 9, "x.md", &rm, err), COHORT_ERR_PARSE);
 	assert_non_null(strstr(err, "UTF-8"));
+}
+
+static struct roadmap *parse_ok(const char *md)
+{
+	char err[COHORT_ERR_LEN];
+	struct roadmap *rm = NULL;
+	if (roadmap_parse(md, strlen(md), "t.md", &rm, err))
+		fail_msg("%s", err);
+	return rm;
+}
+
+static void parse_fails(const char *md, const char *want)
+{
+	char err[COHORT_ERR_LEN] = "";
+	struct roadmap *rm = NULL;
+	int rc = roadmap_parse(md, strlen(md), "t.md", &rm, err);
+	if (rc != COHORT_ERR_PARSE || rm || !strstr(err, want))
+		fail_msg("rc=%d\n  got:  %s\n  want: %s", rc, err, want);
+}
+
+/* Stored progress depends on the ids: the default roadmap's stay what they always were. */
+static void default_roadmap_ids_are_unchanged(void **state)
+{
+	(void)state;
+	struct roadmap *rm = backend();
+	for (size_t i = 0; i < roadmap_topic_count(rm); i++) {
+		const struct rm_topic *t = roadmap_topic(rm, i);
+		char *old = text_slug(t->name);
+		assert_string_equal(t->id, old);
+		assert_int_equal(t->nformer, 0);
+		free(old);
+	}
+	assert_string_equal(roadmap_topic(rm, (size_t)id_of(rm, "n-1-problem"))->name,
+			    "N+1 Problem");
+	roadmap_free(rm);
+}
+
+/* C, C++ and C# were one topic "c"; Café was "caf"; 日本語 was refused. */
+static void ids_are_distinct_for_any_names(void **state)
+{
+	(void)state;
+	struct roadmap *rm = parse_ok("- [ ] Languages\n"
+				      "  - [ ] C\n"
+				      "  - [ ] C++\n"
+				      "  - [ ] C#\n"
+				      "  - [ ] F#\n"
+				      "- [ ] Caf\xc3\xa9\n"
+				      "- [ ] \xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e\n"
+				      "- [ ] Kafka \xe2\x80\x94 Streams\n");
+	assert_int_equal(roadmap_topic_count(rm), 7);
+	const char *want[] = {"c", "c-plus-plus", "c-sharp", "f-sharp", "caf\xc3\xa9",
+			      "\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e", "kafka-streams"};
+	for (size_t i = 0; i < 7; i++)
+		assert_string_equal(roadmap_topic(rm, i)->id, want[i]);
+	/* Each is found by its own name. */
+	const char *names[] = {"C", "C++", "C#", "F#"};
+	for (size_t i = 0; i < 4; i++) {
+		struct rm_resolution res;
+		roadmap_resolve(rm, names[i], &res);
+		assert_int_equal(res.match, RM_EXACT);
+		assert_int_equal(res.index, (long)i);
+	}
+	/* Progress an older cohort kept under "caf" and "f" moves; "c" stays with C. */
+	const struct rm_topic *cafe = roadmap_topic(rm, 4);
+	assert_int_equal(cafe->nformer, 1);
+	assert_string_equal(cafe->former[0], "caf");
+	assert_int_equal(roadmap_topic(rm, 3)->nformer, 1);
+	assert_string_equal(roadmap_topic(rm, 3)->former[0], "f");
+	assert_int_equal(roadmap_topic(rm, 1)->nformer, 0);
+	assert_int_equal(roadmap_topic(rm, 2)->nformer, 0);
+	roadmap_free(rm);
+	char *id = roadmap_id_of("N+1 Problem");
+	assert_string_equal(id, "n-1-problem");
+	free(id);
+}
+
+static void links_headings_and_plain_bullets(void **state)
+{
+	(void)state;
+	struct roadmap *rm = parse_ok("# Study plan\n"
+				      "Some prose with a [link](https://example.org).\n"
+				      "\n"
+				      "## Frontend\n"
+				      "- [ ] HTML\n"
+				      "- Styling\n"
+				      "  - [ ] [CSS Grid](https://css-tricks.com/grid/) <!-- aliases: "
+				      "grid layout; was: grid -->\n"
+				      "## Backend\n"
+				      "### Brokers\n"
+				      "- [x] [Kafka](https://kafka.apache.org)\n"
+				      "```\n"
+				      "- not an item, in a code block\n"
+				      "```\n"
+				      "<!--\n"
+				      "- nor in a comment\n"
+				      "-->\n"
+				      "---\n");
+	const char *want[][3] = {
+		{"Frontend", "-", ""},
+		{"HTML", "html", ""},
+		{"Styling", "-", ""},
+		{"CSS Grid", "css-grid", "https://css-tricks.com/grid/"},
+		{"Backend", "-", ""},
+		{"Brokers", "-", ""},
+		{"Kafka", "kafka", "https://kafka.apache.org"},
+	};
+	assert_int_equal(roadmap_node_count(rm), 7);
+	for (size_t i = 0; i < 7; i++) {
+		const struct rm_node *nd = roadmap_node(rm, i);
+		assert_string_equal(nd->name, want[i][0]);
+		if (strcmp(want[i][1], "-") == 0) {
+			assert_int_equal(nd->topic, -1);
+			continue;
+		}
+		const struct rm_topic *t = roadmap_topic(rm, (size_t)nd->topic);
+		assert_string_equal(t->id, want[i][1]);
+		if (want[i][2][0])
+			assert_string_equal(t->link, want[i][2]);
+		else
+			assert_null(t->link);
+	}
+	const struct rm_topic *grid = roadmap_topic(rm, (size_t)id_of(rm, "css-grid"));
+	assert_string_equal(grid->path, "Frontend \u203a Styling");
+	assert_int_equal(grid->naliases, 1);
+	assert_int_equal(grid->nformer, 1);
+	assert_string_equal(grid->former[0], "grid");
+	assert_string_equal(roadmap_topic(rm, (size_t)id_of(rm, "kafka"))->path,
+			    "Backend \u203a Brokers");
+	roadmap_free(rm);
+	/* One heading above the checklist is the file's title, as in the group's own file. */
+	rm = parse_ok("## Roadmap\n[Backend Roadmap](https://roadmap.sh/backend)\n\n"
+		      "## Checklist\n- [ ] Node.js\n");
+	assert_int_equal(roadmap_node_count(rm), 1);
+	assert_string_equal(roadmap_topic(rm, 0)->path, "");
+	roadmap_free(rm);
+}
+
+static void lines_it_cannot_use_are_named(void **state)
+{
+	(void)state;
+	parse_fails("- [ ] A\n- Notes\n- [ ] B\n",
+		    "t.md:2: \"Notes\" is a list item without a checkbox");
+	parse_fails("- [ ] A\n- [] B\n", "t.md:2: \"- [] B\" is not a checklist item");
+	parse_fails("- [ ] A\n-[ ] B\n", "t.md:2: \"-[ ] B\" is not a checklist item");
+	parse_fails("- [ ] A\n- [v] B\n", "t.md:2:");
+	parse_fails("- [ ] A\n- [ ]B\n", "t.md:2:");
+	parse_fails("- [ ] Grid\n- [ ] CSS Grid <!-- was: grid -->\n",
+		    "t.md:2: former id \"grid\" of \"CSS Grid\" is the id of \"Grid\"");
+	parse_fails("- [ ] A <!-- was: old -->\n- [ ] B <!-- was: Old -->\n",
+		    "t.md:2: former id \"old\" is claimed by \"A\" and \"B\"");
+	parse_fails("- [ ] S <!-- was: s -->\n  - [ ] T\n", "t.md:1: \"S\" is a section");
+	parse_fails("- [ ] A <!-- aliases: a1; grid -->\n", "t.md:1: \"grid\" in a comment");
+	parse_fails("- [ ] A <!-- wsa: x -->\n", "t.md:1: unknown annotation \"wsa:\"");
+	parse_fails("- [ ] A\n- [ ] ##\n", "t.md:2: \"##\" has no letters or digits");
+	parse_fails("- [ ] Kafka \xe2\x80\x94 intro\n- [ ] Kafka intro\n",
+		    "have the same id \"kafka-intro\"");
 }
 
 /* What members type, and what must come of it. */
@@ -474,6 +631,10 @@ int main(void)
 		cmocka_unit_test(the_shipped_checklist_matches_the_default),
 		cmocka_unit_test(spaces_nest_and_aliases_are_read),
 		cmocka_unit_test(broken_roadmaps_name_the_line),
+		cmocka_unit_test(default_roadmap_ids_are_unchanged),
+		cmocka_unit_test(ids_are_distinct_for_any_names),
+		cmocka_unit_test(links_headings_and_plain_bullets),
+		cmocka_unit_test(lines_it_cannot_use_are_named),
 		cmocka_unit_test(the_resolver_answers_what_members_type),
 		cmocka_unit_test(args_split_into_topic_and_note),
 		cmocka_unit_test(phrasings_are_read_as_a_careful_person_would),

@@ -766,9 +766,105 @@ static void checkpoints_run_beside_the_commits_and_the_wal_stays_bounded(void **
 	assert_int_equal(n, 8300);
 }
 
+static int totals_done(struct store *st)
+{
+	int members, finished;
+	assert_int_equal(store_group_totals(st, "g", &members, &finished), COHORT_OK);
+	return finished;
+}
+
+/* Issue 12 §3: React removed, Grid renamed to CSS Grid; the numbers must still agree. */
+static void progress_off_the_roadmap_is_kept_but_never_counted(void **state)
+{
+	struct fixture *f = *state;
+	const char *before[] = {"react", "grid", "html"};
+	struct store_roadmap_result res;
+	assert_int_equal(store_set_roadmap(f->st, before, 3, NULL, 0, false, &res), COHORT_OK);
+	assert_true(res.rederived);
+	/* Unchanged: only the fingerprint is read. */
+	assert_int_equal(store_set_roadmap(f->st, before, 3, NULL, 0, false, &res), COHORT_OK);
+	assert_false(res.rederived);
+	assert_int_equal(set(f->st, "ana", "react", STATUS_DONE, NULL, 1100), COHORT_OK);
+	assert_int_equal(set(f->st, "ana", "grid", STATUS_DONE, NULL, 1200), COHORT_OK);
+	assert_int_equal(set(f->st, "ana", "html", STATUS_SKIPPED, NULL, 1300), COHORT_OK);
+	assert_int_equal(set(f->st, "bob", "grid", STATUS_DONE, NULL, 1400), COHORT_OK);
+	assert_int_equal(set(f->st, "bob", "css-grid", STATUS_IN_PROGRESS, NULL, 1500), COHORT_OK);
+	assert_int_equal(points(f->st, "ana", 0), 2);
+	assert_int_equal(points(f->st, "ana", 1000), 2);
+	assert_int_equal(totals_done(f->st), 4);
+
+	const char *after[] = {"css-grid", "html"};
+	struct store_rename rn = {"grid", "css-grid"};
+	assert_int_equal(store_set_roadmap(f->st, after, 2, &rn, 1, false, &res), COHORT_OK);
+	assert_true(res.rederived);
+	assert_int_equal(res.moved, 1); /* ana's; bob has a css-grid record already */
+	/* React is kept but earns nothing; Grid counts once, as CSS Grid. */
+	assert_int_equal(status_of(f->st, "ana", "react"), STATUS_DONE);
+	assert_int_equal(status_of(f->st, "ana", "css-grid"), STATUS_DONE);
+	assert_int_equal(status_of(f->st, "ana", "grid"), STATUS_NONE);
+	assert_int_equal(status_of(f->st, "bob", "grid"), STATUS_DONE);
+	assert_int_equal(status_of(f->st, "bob", "css-grid"), STATUS_IN_PROGRESS);
+	assert_int_equal(points(f->st, "ana", 0), 1);
+	assert_int_equal(points(f->st, "ana", 1000), 1);
+	assert_int_equal(points(f->st, "bob", 0), 0);
+	assert_int_equal(points(f->st, "bob", 1000), 0);
+	assert_int_equal(totals_done(f->st), 2); /* ana: css-grid done, html skipped */
+	struct store_count c;
+	assert_int_equal(store_topic_count(f->st, "g", "css-grid", &c), COHORT_OK);
+	assert_int_equal(c.done, 1);
+	assert_int_equal(c.in_progress, 1);
+	/* /undo of ana's Grid now reverts CSS Grid: the history moved with the record. */
+	struct store_undone u;
+	assert_int_equal(set(f->st, "ana", "react", STATUS_NONE, NULL, 1600), COHORT_OK);
+	assert_int_equal(store_undo(f->st, "g", "ana", "ana", NULL, 1700, &u), COHORT_OK);
+	assert_string_equal(u.topic_id, "react");
+	free(u.topic_id);
+	assert_int_equal(points(f->st, "ana", 0), 1); /* react back, still uncounted */
+	assert_int_equal(store_undo(f->st, "g", "ana", "ana", NULL, 1800, &u), COHORT_OK);
+	assert_string_equal(u.topic_id, "html");
+	free(u.topic_id);
+	assert_int_equal(store_undo(f->st, "g", "ana", "ana", NULL, 1900, &u), COHORT_OK);
+	assert_string_equal(u.topic_id, "css-grid");
+	free(u.topic_id);
+	assert_int_equal(points(f->st, "ana", 0), 0);
+	/* A new change off the roadmap earns nothing either. */
+	assert_int_equal(set(f->st, "bob", "react", STATUS_DONE, NULL, 2000), COHORT_OK);
+	assert_int_equal(points(f->st, "bob", 0), 0);
+	assert_int_equal(points(f->st, "bob", 2000), 0);
+	/* Putting React back counts it again. */
+	const char *back[] = {"css-grid", "html", "react"};
+	assert_int_equal(store_set_roadmap(f->st, back, 3, &rn, 1, false, &res), COHORT_OK);
+	assert_int_equal(points(f->st, "bob", 0), 1);
+	assert_int_equal(points(f->st, "bob", 2000), 1);
+	assert_int_equal(points(f->st, "ana", 0), 1);
+}
+
+static int off_topic(const struct store_topic_total *t, void *ud)
+{
+	char *out = ud;
+	char line[80];
+	snprintf(line, sizeof(line), "%s:%ld/%ld ", t->topic_id, t->records, t->done);
+	strcat(out, line);
+	return 0;
+}
+
+static void topic_totals_name_every_stored_id(void **state)
+{
+	struct fixture *f = *state;
+	assert_int_equal(set(f->st, "ana", "react", STATUS_DONE, NULL, 1100), COHORT_OK);
+	assert_int_equal(set(f->st, "bob", "react", STATUS_IN_PROGRESS, NULL, 1100), COHORT_OK);
+	assert_int_equal(set(f->st, "bob", "grid", STATUS_DONE, NULL, 1100), COHORT_OK);
+	char out[256] = "";
+	assert_int_equal(store_topic_totals(f->st, off_topic, out), COHORT_OK);
+	assert_string_equal(out, "grid:1/1 react:2/1 ");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(progress_off_the_roadmap_is_kept_but_never_counted,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(topic_totals_name_every_stored_id, setup, teardown),
 		cmocka_unit_test_setup_teardown(a_new_store_is_at_the_latest_schema, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(changes_are_recorded_once, setup, teardown),
