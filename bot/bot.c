@@ -46,9 +46,14 @@ int bot_new(const struct bot_opts *o, struct bot **out)
 	b->now_ud = o->now_ud;
 	struct store_calendar cal = {group_periods, b};
 	int rc = store_set_calendar(b->store, &cal);
+	/*
+	 * Not fatal: a command such as backup must still reach a damaged store, and
+	 * the scores keep counting the roadmap they were derived for.
+	 */
 	struct store_roadmap_result res;
-	if (!rc)
-		rc = bot_store_roadmap(b->store, b->rm, false, &res);
+	if (!rc && bot_store_roadmap(b->store, b->rm, false, &res))
+		log_error("bot", "the scores still count the roadmap they were derived for (see "
+				 "above)");
 	if (rc) {
 		bot_free(b);
 		b = NULL;

@@ -156,7 +156,10 @@ static const char *const migrations[] = {
 	 * topic counts, as before). Progress on other topics is kept but earns
 	 * nothing; store_set_roadmap() fills it and rederives the scores.
 	 */
-	"CREATE TABLE roadmap_topics (topic_id TEXT PRIMARY KEY) WITHOUT ROWID;",
+	"CREATE TABLE roadmap_topics (topic_id TEXT PRIMARY KEY) WITHOUT ROWID;"
+	/* A fingerprint of those ids and the renames applied: unchanged, a start does nothing. */
+	"CREATE TABLE roadmap_fingerprint (one INTEGER PRIMARY KEY CHECK (one = 1), "
+	"value TEXT NOT NULL);",
 };
 
 /* Whether topic id expression t counts toward scores (a correlated test). */
@@ -1526,11 +1529,21 @@ int store_set_roadmap(struct store *st, const char *const *ids, size_t n,
 	memset(out, 0, sizeof(*out));
 	char print[17], *stored = NULL;
 	roadmap_fingerprint(ids, n, renames, nrenames, print);
-	int rc = store_state_get(st, "store.roadmap", &stored);
-	bool same = !rc && stored && strcmp(stored, print) == 0;
+	sqlite3_stmt *q;
+	if (sqlite3_prepare_v2(st->db, "SELECT value FROM roadmap_fingerprint", -1, &q, NULL) !=
+	    SQLITE_OK)
+		return db_fail(st, "reading the roadmap fingerprint");
+	int step = sqlite3_step(q);
+	if (step == SQLITE_ROW)
+		stored = xstrdup(col_text(q, 0));
+	sqlite3_finalize(q);
+	if (step != SQLITE_ROW && step != SQLITE_DONE)
+		return db_fail(st, "reading the roadmap fingerprint");
+	bool same = stored && strcmp(stored, print) == 0;
 	free(stored);
-	if (rc || (same && !force))
-		return rc;
+	if (same && !force)
+		return COHORT_OK;
+	int rc;
 	rc = begin(st);
 	if (rc)
 		return rc;
@@ -1538,20 +1551,18 @@ int store_set_roadmap(struct store *st, const char *const *ids, size_t n,
 		rc = apply_rename(st, &renames[i], &out->moved);
 	if (!rc)
 		rc = exec_once(st, "DELETE FROM roadmap_topics", "replacing the roadmap", NULL);
+	sqlite3_stmt *ins = NULL;
+	if (!rc && sqlite3_prepare_v2(st->db,
+				      "INSERT OR IGNORE INTO roadmap_topics (topic_id) VALUES (?1)",
+				      -1, &ins, NULL) != SQLITE_OK)
+		rc = db_fail(st, "recording the roadmap");
 	for (size_t i = 0; !rc && i < n; i++) {
-		sqlite3_stmt *s;
-		if (sqlite3_prepare_v2(st->db,
-				       "INSERT OR IGNORE INTO roadmap_topics (topic_id) VALUES (?1)",
-				       -1, &s, NULL) != SQLITE_OK) {
-			rc = db_fail(st, "recording the roadmap");
-			break;
-		}
-		bind_text(s, 1, ids[i]);
-		int step = sqlite3_step(s);
-		sqlite3_finalize(s);
-		if (step != SQLITE_DONE)
+		sqlite3_reset(ins);
+		bind_text(ins, 1, ids[i]);
+		if (sqlite3_step(ins) != SQLITE_DONE)
 			rc = db_fail(st, "recording the roadmap");
 	}
+	sqlite3_finalize(ins);
 	/* Everything derived from progress, derived again for this topic set. */
 	if (!rc)
 		rc = exec_once(st,
@@ -1579,10 +1590,19 @@ int store_set_roadmap(struct store *st, const char *const *ids, size_t n,
 	if (!rc && st->cal.periods)
 		rc = rebuild_periods(st, NULL);
 	if (!rc) {
-		sqlite3_stmt *s = prep(st, S_STATE_SET);
-		bind_text(s, 1, "store.roadmap");
-		bind_text(s, 2, print);
-		rc = run(st, s, "recording the roadmap");
+		sqlite3_stmt *s;
+		if (sqlite3_prepare_v2(st->db,
+				       "INSERT OR REPLACE INTO roadmap_fingerprint (one, value) "
+				       "VALUES (1, ?1)",
+				       -1, &s, NULL) != SQLITE_OK) {
+			rc = db_fail(st, "recording the roadmap");
+		} else {
+			bind_text(s, 1, print);
+			int done = sqlite3_step(s);
+			sqlite3_finalize(s);
+			if (done != SQLITE_DONE)
+				rc = db_fail(st, "recording the roadmap");
+		}
 	}
 	if (!rc)
 		rc = commit(st);

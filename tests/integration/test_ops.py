@@ -238,10 +238,13 @@ def test_backup_refuses_the_live_store_an_existing_file_and_a_damaged_store(coho
         con.execute("CREATE TABLE filler (x)")
         con.executemany("INSERT INTO filler VALUES (?)", [("x" * 500,)] * 400)
     con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    # The filler's pages, not the schema's (which may take more than one page).
+    filler = [r[0] for r in con.execute("SELECT pageno FROM dbstat WHERE name = 'filler'")]
     con.close()
     data = bytearray(cohort.db.read_bytes())
     page = 4096
-    for p in range(3, len(data) // page):       # garbage over every page past the schema
+    assert len(filler) > 10
+    for p in (n - 1 for n in filler):          # garbage over every page of the filler
         data[p * page + 8:p * page + 64] = b"\xff" * 56
     cohort.db.write_bytes(bytes(data))
     res = cohort.run("backup", "damaged-copy.db")
