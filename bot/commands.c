@@ -917,7 +917,7 @@ static int cmd_progress(struct bot *b, const struct event *ev, struct reply *r)
 	/* One row per top-level item, names padded to a column. */
 	size_t width = 0;
 	for (size_t i = 0; i < roadmap_node_count(b->rm); i = roadmap_node(b->rm, i)->end) {
-		size_t w = text_width(roadmap_node(b->rm, i)->name);
+		size_t w = text_display_width(roadmap_node(b->rm, i)->name);
 		width = w > width ? w : width;
 	}
 	if (width > 36)
@@ -927,9 +927,7 @@ static int cmd_progress(struct bot *b, const struct event *ev, struct reply *r)
 		roadmap_subtree_topics(b->rm, i, in);
 		struct tally t = bot_tally(b, st, in);
 		sb_truncate(&sb, 0);
-		sb_adds(&sb, nd->name);
-		for (size_t w = text_width(nd->name); w < width; w++)
-			sb_addc(&sb, ' ');
+		text_add_padded(&sb, nd->name, width);
 		sb_adds(&sb, " ");
 		text_bar(&sb, t.done + t.skipped, t.total, 10);
 		sb_addf(&sb, " %d/%d", t.done + t.skipped, t.total);

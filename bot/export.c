@@ -443,9 +443,9 @@ int export_read(struct store *st, const struct roadmap *rm, enum export_format f
 		return rc;
 	if (events) {
 		snprintf(err, COHORT_ERR_LEN,
-			 "the store already holds %lld events: import restores into an empty "
+			 "the store already holds %lld %s: import restores into an empty "
 			 "store (point store.path at a new file)",
-			 (long long)events);
+			 (long long)events, text_plural((long)events, "event", "events"));
 		return COHORT_ERR_USAGE;
 	}
 	struct strbuf text = STRBUF_INIT;

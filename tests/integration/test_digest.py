@@ -219,3 +219,14 @@ def test_the_digest_shows_notes_and_everyone_tied_at_the_cut(cohort):
     for m in ("ana", "dan", "eve", "fay", "gus"):
         assert f"  #4 {m} \u2014 1 pt\n" in out, out
     assert "ana joined the group and finished Kafka (\u201cbuilt a consumer\u201d)" in out
+
+
+def test_import_into_a_store_with_one_event_says_one_event(cohort):
+    cohort.console("/done kafka\n", "--as", "ana")
+    dump = cohort.workdir / "dump.json"
+    res = cohort.run("export", "--format", "json")
+    assert res.returncode == 0, res.stderr
+    dump.write_text(res.stdout)
+    res = cohort.run("import", "--format", "json", str(dump))
+    assert res.returncode == 2
+    assert "the store already holds 1 event: import restores into an empty store" in res.stderr

@@ -235,6 +235,26 @@ static void leaderboard_columns_line_up_for_any_name(void **state)
 	assert_int_equal(column_of(t, "e\u0301va", " pt"), col);
 }
 
+static void progress_columns_line_up_for_any_section_name(void **state)
+{
+	struct bot_fixture *f = *state;
+	static const char md[] = "- [ ] \u65e5\u672c\u8a9e\n  - [ ] Kanji\n"
+				 "- [ ] Cafe\u0301 cre\u0300me\n  - [ ] Espresso\n"
+				 "- [ ] Go\n  - [ ] Basics\n";
+	char err[COHORT_ERR_LEN];
+	bot_free(f->bot);
+	roadmap_free(f->rm);
+	if (roadmap_parse(md, strlen(md), "wide.md", &f->rm, err))
+		fail_msg("%s", err);
+	struct bot_opts o = {f->st, f->rm, "18:00", "UTC", fixture_now, f};
+	assert_int_equal(bot_new(&o, &f->bot), COHORT_OK);
+	say(f, "done", "kanji");
+	const char *t = say(f, "progress", "");
+	size_t col = column_of(t, "Go ", "\u2591"); /* where the bars start */
+	assert_int_equal(column_of(t, "\u65e5\u672c\u8a9e", "\u2588"), col);
+	assert_int_equal(column_of(t, "Cafe\u0301", "\u2591"), col);
+}
+
 static void undo_says_what_the_topic_was(void **state)
 {
 	struct bot_fixture *f = *state;
@@ -698,6 +718,7 @@ int main(void)
 		T(leaderboard_ranks_with_shared_places),
 		T(leaderboard_columns_line_up_for_any_name),
 		T(undo_says_what_the_topic_was),
+		T(progress_columns_line_up_for_any_section_name),
 		T(topics_next_and_who),
 		T(digest_preview_and_admin_settings),
 		T(help_and_unknown_commands),
