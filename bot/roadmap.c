@@ -1282,45 +1282,6 @@ void roadmap_resolve_section(const struct roadmap *rm, const char *typed, struct
 	free(e);
 }
 
-static bool names_topic_exactly(const struct roadmap *rm, const char *text)
-{
-	char *key = text_key(text);
-	bool hit = *key && key_owner(rm, key, -1) >= 0;
-	free(key);
-	return hit;
-}
-
-void roadmap_split_args(const struct roadmap *rm, const char *args, char **topic, char **note)
-{
-	const char *bar = strchr(args, '|');
-	if (bar) {
-		*topic = text_trim(xstrndup(args, (size_t)(bar - args)));
-		*note = text_trim(xstrdup(bar + 1));
-		return;
-	}
-	char *all = text_trim(xstrdup(args));
-	/* Word boundaries, longest leading run first. A run far longer than any name
-	 * (even with punctuation around it) cannot be one, so the search starts there. */
-	size_t len = strlen(all);
-	size_t longest = 2 * ROADMAP_MAX_NAME;
-	for (size_t cut = len < longest ? len : longest; cut > 0; cut--) {
-		if (cut < len && all[cut] != ' ' && all[cut] != '\t')
-			continue;
-		if (cut < len && (all[cut - 1] == ' ' || all[cut - 1] == '\t'))
-			continue;
-		char *head = xstrndup(all, cut);
-		if (names_topic_exactly(rm, head)) {
-			*topic = text_trim(head);
-			*note = text_trim(xstrdup(all + cut));
-			free(all);
-			return;
-		}
-		free(head);
-	}
-	*topic = all;
-	*note = xstrdup("");
-}
-
 /* Where the text of a message splits into parts: ",", ";", "&" and the word "and". */
 struct seg {
 	size_t start, end; /* trimmed, non-empty */

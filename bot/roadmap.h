@@ -166,12 +166,4 @@ void roadmap_parts_free(struct rm_part *parts, size_t n);
  */
 size_t roadmap_complete(const struct roadmap *rm, const char *typed, long *out, size_t max);
 
-/*
- * Splits a text command's arguments into topic and note: an explicit "|"
- * separates them; otherwise the longest leading run of words that is exactly
- * a topic name or alias is the topic and the rest the note; otherwise all of
- * it is the topic. *topic and *note are new strings (note "" when absent).
- */
-void roadmap_split_args(const struct roadmap *rm, const char *args, char **topic, char **note);
-
 #endif

@@ -1,6 +1,6 @@
 /*
  * libFuzzer target: a member's message through the command-line splitter,
- * the topic/note splitter and the resolver, over the built-in roadmap.
+ * the resolver and the message reader (several topics, notes), over the built-in roadmap.
  */
 #include "bot/cmdline.h"
 #include "bot/err.h"
@@ -26,15 +26,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	const char *rest = text;
 	if (cmdline_parse(text, prefixes, &command, &args))
 		rest = args;
-	char *topic, *note;
-	roadmap_split_args(rm, rest, &topic, &note);
 	struct rm_resolution res;
-	roadmap_resolve(rm, topic, &res);
+	roadmap_resolve(rm, rest, &res);
 	if (res.ncandidates > ROADMAP_MAX_CANDIDATES ||
 	    (res.match <= RM_FUZZY &&
 	     (res.index < 0 || (size_t)res.index >= roadmap_topic_count(rm))))
 		__builtin_trap();
-	roadmap_resolve_section(rm, topic, &res);
+	roadmap_resolve_section(rm, rest, &res);
 	/* Several topics in one message: every part within bounds. */
 	struct rm_part *parts;
 	size_t n = roadmap_read_args(rm, rest, &parts);
@@ -49,8 +47,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			__builtin_trap();
 	}
 	roadmap_parts_free(parts, n);
-	free(topic);
-	free(note);
 	free(command);
 	free(args);
 	free(text);

@@ -8,6 +8,10 @@
 
 #include "bot/text.h"
 
+/* The platforms' renderers, to check that notes (user text) stay text there. */
+#include "adapters/discord/render.h"
+#include "adapters/matrix/matrix.h"
+
 #include <sqlite3.h>
 
 /* Wednesday 2026-11-25 12:00 UTC. */
@@ -703,6 +707,26 @@ static void notes_are_shown_in_who_and_progress(void **state)
 	assert_contains(t, "\u2026\u201d)");
 }
 
+/* A note is user text: on Discord and Matrix it never becomes markup or a mention. */
+static void notes_render_as_text_on_every_platform(void **state)
+{
+	struct bot_fixture *f = *state;
+	say(f, "done", "kafka **bold** @everyone <@123> <b>x</b>");
+	const char *t = say(f, "who", "kafka");
+	assert_contains(t, "\u201c**bold** @everyone <@123> <b>x</b>\u201d");
+	cJSON *msg = dc_render_message(&f->reply, true);
+	char *json = cJSON_PrintUnformatted(msg);
+	assert_contains(json, "\\\\*\\\\*bold\\\\*\\\\* \\\\@everyone \\\\<\\\\@123\\\\>");
+	assert_contains(json, "\"allowed_mentions\":{\"parse\":[]}");
+	free(json);
+	cJSON_Delete(msg);
+	struct strbuf html = STRBUF_INIT;
+	mx_render_html(&f->reply, &html);
+	assert_contains(sb_str(&html), "&lt;b&gt;x&lt;/b&gt;");
+	assert_lacks(sb_str(&html), "<b>x</b>");
+	sb_release(&html);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -734,6 +758,7 @@ int main(void)
 		T(a_failed_write_of_several_topics_changes_none),
 		T(losing_a_point_is_said_with_the_way_back),
 		T(notes_are_shown_in_who_and_progress),
+		T(notes_render_as_text_on_every_platform),
 	};
 	return cmocka_run_group_tests_name("commands", tests, NULL, NULL);
 }

@@ -388,13 +388,13 @@ static void args_split_into_topic_and_note(void **state)
 		{"| only a note", "", "only a note"},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		char *topic, *note;
-		roadmap_split_args(rm, cases[i].args, &topic, &note);
-		if (strcmp(topic, cases[i].topic) != 0 || strcmp(note, cases[i].note) != 0)
-			fail_msg("\"%s\": got [%s|%s], want [%s|%s]", cases[i].args, topic, note,
-				 cases[i].topic, cases[i].note);
-		free(topic);
-		free(note);
+		struct rm_part *parts;
+		size_t n = roadmap_read_args(rm, cases[i].args, &parts);
+		const char *topic = n ? parts[0].typed : "", *note = n ? parts[0].note : "";
+		if (n > 1 || strcmp(topic, cases[i].topic) != 0 || strcmp(note, cases[i].note) != 0)
+			fail_msg("\"%s\": got %zu parts, [%s|%s], want [%s|%s]", cases[i].args, n,
+				 topic, note, cases[i].topic, cases[i].note);
+		roadmap_parts_free(parts, n);
 	}
 	roadmap_free(rm);
 }
