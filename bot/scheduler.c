@@ -79,19 +79,40 @@ static int settings_changed_at(struct bot *b, const char *group_id, int64_t *at)
 	return rc;
 }
 
-static int stop_at_first(const struct store_activity *a, void *ud)
+struct newcomers {
+	int64_t since;
+	char *last_copy; /* the member of the previous row (rows come member by member) */
+	int n;
+};
+
+static int count_newcomer(const struct store_activity *a, void *ud)
 {
-	(void)a;
-	(void)ud;
-	return 1;
+	struct newcomers *c = ud;
+	if (c->last_copy && strcmp(c->last_copy, a->member_id) == 0)
+		return 0;
+	free(c->last_copy);
+	c->last_copy = xstrdup(a->member_id);
+	c->n += a->member_since >= c->since;
+	return 0;
 }
 
-/* Whether anyone in the group had logged progress before t. */
+/*
+ * Whether anyone in the group had logged progress before t (at the bot's
+ * clock, which is past t). Cheap for any group: the member count, and the
+ * activity since t for members who first appeared after it.
+ */
 static int active_before(struct bot *b, const char *group_id, int64_t t, bool *active)
 {
-	int rc = store_activity(b->store, group_id, 0, t, stop_at_first, NULL);
-	*active = rc == 1;
-	return rc == 1 ? COHORT_OK : rc;
+	int members = 0, finished = 0;
+	*active = false;
+	int rc = store_group_totals(b->store, group_id, &members, &finished);
+	if (rc || members == 0)
+		return rc;
+	struct newcomers c = {t, NULL, 0};
+	rc = store_activity(b->store, group_id, t, bot_now(b) + 1, count_newcomer, &c);
+	free(c.last_copy);
+	*active = c.n < members;
+	return rc;
 }
 
 bool scheduler_changed(const struct bot *b)
