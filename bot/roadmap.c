@@ -1065,6 +1065,12 @@ static bool word_byte(unsigned char c)
 	       (c >= 'A' && c <= 'Z');
 }
 
+/* A byte of a word as text_key() reads it: "C++" and "C#" are one word each. */
+static bool key_byte(unsigned char c)
+{
+	return word_byte(c) || c == '+' || c == '#';
+}
+
 static void words_init(struct words *w, const char *s)
 {
 	size_t len = strlen(s);
@@ -1072,10 +1078,10 @@ static void words_init(struct words *w, const char *s)
 	w->buf = xmalloc(2 * len + 2);
 	size_t at = 0, koff = 0, i = 0;
 	while (s[i]) {
-		while (s[i] && !word_byte((unsigned char)s[i]))
+		while (s[i] && !key_byte((unsigned char)s[i]))
 			i++;
 		size_t j = i;
-		while (s[j] && word_byte((unsigned char)s[j]))
+		while (s[j] && key_byte((unsigned char)s[j]))
 			j++;
 		if (j > i && w->n < MAX_WORDS) {
 			char *chunk = xstrndup(s + i, j - i);

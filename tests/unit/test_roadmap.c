@@ -439,6 +439,12 @@ static char *outcome(const struct roadmap *rm, const struct rm_part *parts, size
 	return out;
 }
 
+static const char languages_roadmap[] = "- [ ] Languages\n"
+					"\t- [ ] C\n"
+					"\t- [ ] C++\n"
+					"\t- [ ] C#\n"
+					"\t- [ ] Caf\u00e9\n";
+
 static const char custom_roadmap[] = "- [ ] Frontend\n"
 				     "\t- [ ] Flexbox\n"
 				     "\t- [ ] Grid <!-- aliases: css grid -->\n"
@@ -459,8 +465,11 @@ static void phrasings_are_read_as_a_careful_person_would(void **state)
 	char err[COHORT_ERR_LEN];
 	if (roadmap_parse(custom_roadmap, strlen(custom_roadmap), "custom.md", &custom, err))
 		fail_msg("%s", err);
+	struct roadmap *langs = NULL;
+	if (roadmap_parse(languages_roadmap, strlen(languages_roadmap), "langs.md", &langs, err))
+		fail_msg("%s", err);
 	struct {
-		bool custom;
+		int custom; /* 0: the default roadmap, 1: custom.md, 2: langs.md */
 		const char *typed, *want;
 	} rows[] = {
 		/* Names, any case or punctuation; aliases. */
@@ -550,10 +559,18 @@ static void phrasings_are_read_as_a_careful_person_would(void **state)
 		{1, "go | mod", "go [mod]"},
 		{1, "Go, Go Modules", "go + go-modules"},
 		{1, "go and rust", "go + rust"},
+		/* "+" and "#" that end a word are part of a name: C, C++ and C# are three. */
+		{2, "C++", "c-plus-plus"},
+		{2, "c#", "c-sharp"},
+		{2, "C", "c"},
+		{2, "c, c++ and c#", "c + c-plus-plus + c-sharp"},
+		{2, "c++ templates", "c-plus-plus [templates]"},
+		{2, "caf\u00e9", "caf\u00e9"},
+		{2, "cafe", "ask(caf\u00e9)"}, /* an accent is a typo, not the same name */
 	};
 	size_t bad = 0;
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
-		struct roadmap *rm = rows[i].custom ? custom : def;
+		struct roadmap *rm = rows[i].custom == 2 ? langs : rows[i].custom ? custom : def;
 		struct rm_part *parts;
 		size_t n = roadmap_read_args(rm, rows[i].typed, &parts);
 		char *got = outcome(rm, parts, n);
@@ -584,6 +601,7 @@ static void phrasings_are_read_as_a_careful_person_would(void **state)
 	assert_string_equal(got, "empty [a note]");
 	free(got);
 	roadmap_parts_free(parts, n);
+	roadmap_free(langs);
 	roadmap_free(custom);
 	roadmap_free(def);
 }
