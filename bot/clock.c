@@ -281,8 +281,8 @@ bool tz_canonical(const char *name, char *out, size_t n)
 		for (struct dirent *e; d && (e = readdir(d));) {
 			if (zone_entry(e->d_name) && strcasecmp(e->d_name, part) == 0) {
 				size_t len = strlen(found);
-				snprintf(found + len, sizeof(found) - len, "%s%.64s", len ? "/" : "",
-					 e->d_name);
+				snprintf(found + len, sizeof(found) - len, "%s%.64s",
+					 len ? "/" : "", e->d_name);
 				len = strlen(path);
 				snprintf(path + len, sizeof(path) - len, "/%.64s", e->d_name);
 				ok = true;
@@ -300,9 +300,9 @@ bool tz_canonical(const char *name, char *out, size_t n)
 }
 
 struct zone_guess {
-	char *want;      /* the typed name, lowercased */
-	char best[160];  /* the best zone so far */
-	int distance;    /* its edit distance; -1: a city matched exactly */
+	char *want;     /* the typed name, lowercased */
+	char best[160]; /* the best zone so far */
+	int distance;   /* its edit distance; -1: a city matched exactly */
 };
 
 /* Lowercase, with spaces and dashes as underscores: "New-York" and "new york" are "new_york". */

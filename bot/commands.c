@@ -1255,7 +1255,8 @@ static void digest_settings_line(struct reply *r, const struct event *ev,
 				 const struct group_prefs *p)
 {
 	if (!p->digest_channel)
-		reply_line(r, "The daily digest is off: an admin turns it on with /digest channel here.");
+		reply_line(r, "The daily digest is off: an admin turns it on with "
+			      "/digest channel here.");
 	else if (strcmp(p->digest_channel, ev->channel_id) == 0)
 		reply_line(r, "Posted every day at %s (%s) in this channel.", p->digest_time,
 			   p->timezone);
@@ -1264,13 +1265,18 @@ static void digest_settings_line(struct reply *r, const struct event *ev,
 			   p->digest_time, p->timezone, p->digest_channel);
 }
 
-/* Says that words[i] is not a time zone, with the zone it most likely meant. */
-static void not_a_zone(struct reply *r, const char *word)
+/* Says word is not a time zone (nor, alone, a time), with the zone it most likely meant. */
+static void not_a_zone(struct reply *r, const char *word, bool alone)
 {
 	char guess[80];
-	reply_title(r, REPLY_ERROR, "\u201c%.*s\u201d is not a time zone", 64, word);
+	reply_title(r, REPLY_ERROR, "\u201c%.*s\u201d is not a time zone%s", 64, word,
+		    alone ? " or a time" : "");
 	if (tz_suggest(word, guess, sizeof(guess)))
 		reply_line(r, "Did you mean %s? Nothing was changed.", guess);
+	else if (alone)
+		reply_line(r,
+			   "Write a time as HH:MM (/digest time 18:00) or a zone as an IANA name "
+			   "such as Europe/Berlin. Nothing was changed.");
 	else
 		reply_line(r, "Use an IANA name such as UTC, Europe/Berlin or "
 			      "America/New_York. Nothing was changed.");
@@ -1335,7 +1341,8 @@ static int cmd_digest(struct bot *b, const struct event *ev, struct reply *r)
 		char hhmm[16], zone[80];
 		const char *zone_word = nw == 3 ? words[2] : NULL;
 		if (!parse_time_of_day(words[1], &hh, &mm)) {
-			bool looks_like_time = (words[1][0] >= '0' && words[1][0] <= '9') || nw == 3;
+			bool looks_like_time =
+				(words[1][0] >= '0' && words[1][0] <= '9') || nw == 3;
 			if (looks_like_time) {
 				reply_title(r, REPLY_ERROR, "\u201c%.*s\u201d is not a time", 20,
 					    words[1]);
@@ -1347,7 +1354,7 @@ static int cmd_digest(struct bot *b, const struct event *ev, struct reply *r)
 			zone_word = words[1];
 		}
 		if (zone_word && !tz_canonical(zone_word, zone, sizeof(zone))) {
-			not_a_zone(r, zone_word);
+			not_a_zone(r, zone_word, nw == 2);
 			goto out;
 		}
 		struct store_settings before;
@@ -1385,8 +1392,9 @@ static int cmd_digest(struct bot *b, const struct event *ev, struct reply *r)
 			int64_t now = bot_now(b);
 			if (p.digest_channel && parse_hhmm(p.digest_time, &ph, &pm) &&
 			    tz_at_time(p.timezone, now, ph, pm) < now)
-				reply_line(r, "Today's %s has passed: the first digest at the new "
-					      "time comes tomorrow.",
+				reply_line(r,
+					   "Today's %s has passed: the first digest at the new "
+					   "time comes tomorrow.",
 					   p.digest_time);
 			if (!p.digest_channel)
 				reply_line(r,

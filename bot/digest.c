@@ -13,9 +13,9 @@
 #include <string.h>
 
 #define DIGEST_TOP 5
-#define DIGEST_TOP_MAX 8 /* rows shown when members tie at the fifth place */
+#define DIGEST_TOP_MAX 8      /* rows shown when members tie at the fifth place */
 #define DIGEST_MAX_MEMBERS 15 /* news lines; the rest are summed up */
-#define DIGEST_NOTE 80         /* bytes of a note shown in a news line */
+#define DIGEST_NOTE 80        /* bytes of a note shown in a news line */
 
 /* Topics of one kind (finished or started) a member has news about, with their notes. */
 struct topic_list {
@@ -95,7 +95,7 @@ static int collect_note(const struct store_row *row, void *ud)
 	if (!row->note || !*row->note)
 		return 0;
 	long t = roadmap_find_id(c->b->rm, row->topic_id);
-	struct topic_list *l = row->status == STATUS_DONE	   ? &c->m->finished
+	struct topic_list *l = row->status == STATUS_DONE          ? &c->m->finished
 			       : row->status == STATUS_IN_PROGRESS ? &c->m->started
 								   : NULL;
 	for (size_t i = 0; l && t >= 0 && i < l->n; i++)
@@ -223,7 +223,7 @@ static void add_topic_list(struct strbuf *sb, const struct bot *b, const struct 
 		if (len > DIGEST_NOTE) {
 			len = DIGEST_NOTE;
 			while (len && ((unsigned char)note[len] & 0xc0) == 0x80)
-				len--; /* not inside a character */
+				len--;     /* not inside a character */
 			size_t word = len; /* and not inside a word, when one ends late enough */
 			while (word > DIGEST_NOTE / 2 && note[word] != ' ')
 				word--;
@@ -299,8 +299,8 @@ int digest_build(struct bot *b, const char *group_id, int64_t now, struct digest
 	if (!rc && news.n)
 		qsort(news.m, news.n, sizeof(*news.m), by_first_event);
 	if (!rc)
-		rc = leaderboard_build(b, group_id, LB_ALL, DIGEST_TOP_MAX + 1, NULL, out->local_date,
-				       &lb);
+		rc = leaderboard_build(b, group_id, LB_ALL, DIGEST_TOP_MAX + 1, NULL,
+				       out->local_date, &lb);
 	/* The ranking to record is longer than the one shown, and needs no streaks. */
 	struct snapshot snap = {NULL, 0, 0};
 	if (!rc)
@@ -324,7 +324,8 @@ int digest_build(struct bot *b, const char *group_id, int64_t now, struct digest
 	if (members == 0) {
 		/* Nobody has spoken yet: no "quiet day" for a group that never started. */
 		reply_line(r, "Nothing to report yet: nobody in the group has logged progress.");
-		reply_line(r, "The first /done starts the digest \u2014 /next shows where to begin.");
+		reply_line(r,
+			   "The first /done starts the digest \u2014 /next shows where to begin.");
 		goto out;
 	}
 	if (news.n == 0) {
@@ -354,7 +355,8 @@ int digest_build(struct bot *b, const char *group_id, int64_t now, struct digest
 	}
 	if (more)
 		reply_mono(r, "... and %zu more with %d %s (also #%d)", more,
-			   lb.rows[shown - 1].points, text_plural(lb.rows[shown - 1].points, "pt", "pts"),
+			   lb.rows[shown - 1].points,
+			   text_plural(lb.rows[shown - 1].points, "pt", "pts"),
 			   lb.rows[shown - 1].rank);
 	if (prev_percent >= 0 && out->group_percent != prev_percent)
 		reply_line(r, "Group progress: %d%% of the roadmap (%+d since the last digest).",

@@ -780,8 +780,9 @@ static int cmd_roadmap(struct app *app, const struct cli *cli)
 		putchar('\n');
 	}
 	size_t topics = roadmap_topic_count(rm);
-	printf("\n%zu %s in %zu %s, from %s\n", topics, text_plural((long)topics, "topic", "topics"),
-	       sections, text_plural((long)sections, "section", "sections"), roadmap_source(rm));
+	printf("\n%zu %s in %zu %s, from %s\n", topics,
+	       text_plural((long)topics, "topic", "topics"), sections,
+	       text_plural((long)sections, "section", "sections"), roadmap_source(rm));
 	/* The store, when there is one: progress it keeps on topics this roadmap lacks. */
 	if (access(app->cfg.store_path, F_OK) != 0)
 		return EXIT_OK;

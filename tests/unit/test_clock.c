@@ -128,8 +128,7 @@ static void unknown_zones_get_a_suggestion(void **state)
 		     {"tokio", "Asia/Tokyo"}};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		z[0] = '\0';
-		if (!tz_suggest(cases[i].typed, z, sizeof(z)) ||
-		    strcmp(z, cases[i].suggested) != 0)
+		if (!tz_suggest(cases[i].typed, z, sizeof(z)) || strcmp(z, cases[i].suggested) != 0)
 			fail_msg("%s: got \"%s\"", cases[i].typed, z);
 	}
 	assert_false(tz_suggest("Mars/Olympus", z, sizeof(z)));

@@ -342,6 +342,9 @@ static void digest_preview_and_admin_settings(void **state)
 	assert_contains(t, "Did you mean Europe/Berlin? Nothing was changed.");
 	t = say_as(f, "ana", true, "digest", "time 9:15 Europe/Berln");
 	assert_contains(t, "Did you mean Europe/Berlin?");
+	t = say_as(f, "ana", true, "digest", "time noon");
+	assert_contains(t, "\u201cnoon\u201d is not a time zone or a time");
+	assert_contains(t, "Write a time as HH:MM (/digest time 18:00) or a zone as an IANA name");
 	t = say_as(f, "ana", true, "digest", "time 25:00");
 	assert_contains(t, "\u201c25:00\u201d is not a time");
 	t = say_as(f, "bob", false, "digest", "time Europe/Paris");

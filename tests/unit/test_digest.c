@@ -76,8 +76,8 @@ static void act(struct bot_fixture *f, int64_t t, const char *member, const char
 /* Someone ("zed") logged progress in group long before the tests' days. */
 static void seed(struct bot_fixture *f, const char *group)
 {
-	struct store_change c = {group, "test:zed", "zed", "soap", STATUS_DONE, NULL, NULL,
-				 local_time(TZ, 2026, 1, 5, 12, 0)};
+	struct store_change c = {group,       "test:zed", "zed", "soap",
+				 STATUS_DONE, NULL,       NULL,  local_time(TZ, 2026, 1, 5, 12, 0)};
 	assert_int_equal(store_set_status(f->st, &c, NULL), COHORT_OK);
 }
 
@@ -195,16 +195,19 @@ static void notes_are_shown_with_the_news(void **state)
 	struct bot_fixture *f = *state;
 	act(f, local_time(TZ, 2026, 11, 25, 9, 0), "ana", "done", "Kafka built a consumer");
 	act(f, local_time(TZ, 2026, 11, 25, 9, 5), "ana", "done", "redis");
-	act(f, local_time(TZ, 2026, 11, 25, 9, 10), "ana", "start", "docker | chapter 2 of the book");
+	act(f, local_time(TZ, 2026, 11, 25, 9, 10), "ana", "start",
+	    "docker | chapter 2 of the book");
 	char longnote[200];
-	snprintf(longnote, sizeof(longnote), "nginx | %s", "caf\u00e9 caf\u00e9 caf\u00e9 caf\u00e9 "
+	snprintf(longnote, sizeof(longnote), "nginx | %s",
+		 "caf\u00e9 caf\u00e9 caf\u00e9 caf\u00e9 "
 		 "caf\u00e9 caf\u00e9 caf\u00e9 caf\u00e9 caf\u00e9 caf\u00e9 caf\u00e9 caf\u00e9 "
 		 "caf\u00e9 caf\u00e9 caf\u00e9 caf\u00e9 caf\u00e9");
 	act(f, local_time(TZ, 2026, 11, 25, 9, 15), "bob", "done", longnote);
 	f->now = local_time(TZ, 2026, 11, 25, 18, 0);
 	const char *t = preview(f);
-	assert_contains(t, "\n  ana joined the group and finished Kafka (\u201cbuilt a consumer\u201d), "
-			   "Redis; started Docker (\u201cchapter 2 of the book\u201d)\n");
+	assert_contains(
+		t, "\n  ana joined the group and finished Kafka (\u201cbuilt a consumer\u201d), "
+		   "Redis; started Docker (\u201cchapter 2 of the book\u201d)\n");
 	/* A long note is clipped to 80 bytes, at the end of a word... */
 	assert_contains(t, "\n  bob joined the group and finished Nginx (\u201ccaf\u00e9 caf\u00e9 "
 			   "caf\u00e9 caf\u00e9 caf\u00e9 caf\u00e9 caf\u00e9 caf\u00e9 caf\u00e9 "

@@ -119,9 +119,9 @@ static void movement_is_on_the_all_time_board_only(void **state)
 	done_at(f, "ana", "kafka", local_time("Europe/Berlin", 2026, 11, 24, 9, 0));
 	/* Yesterday's digest recorded ana #1, bob #2. */
 	struct store_rank_entry was[] = {{"test:ana", 1, 1}, {"test:bob", 2, 0}};
-	assert_int_equal(store_digest_record(f->st, "test:group", "2026-11-24", "k", f->now, 1,
-					     was, 2),
-			 COHORT_OK);
+	assert_int_equal(
+		store_digest_record(f->st, "test:group", "2026-11-24", "k", f->now, 1, was, 2),
+		COHORT_OK);
 	done_at(f, "bob", "kafka", local_time("Europe/Berlin", 2026, 11, 25, 9, 0));
 	done_at(f, "bob", "redis", local_time("Europe/Berlin", 2026, 11, 25, 9, 5));
 	struct leaderboard lb;
@@ -230,8 +230,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(a_new_zone_recounts_the_weeks, setup_berlin,
 						teardown),
-		cmocka_unit_test_setup_teardown(movement_is_on_the_all_time_board_only, setup_berlin,
-						teardown),
+		cmocka_unit_test_setup_teardown(movement_is_on_the_all_time_board_only,
+						setup_berlin, teardown),
 		cmocka_unit_test_setup_teardown(streaks_cross_midnight_in_local_time, setup_berlin,
 						teardown),
 		cmocka_unit_test_setup_teardown(streaks_cross_dst_in_berlin, setup_berlin,

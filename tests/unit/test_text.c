@@ -120,18 +120,20 @@ static void display_width_counts_columns(void **state)
 	} cases[] = {
 		{"", 0},
 		{"ana", 3},
-		{"\u00e9milie_\u00e7\u00e0", 9},       /* precomposed: one column each */
-		{"e\u0301milie_c\u0327a\u0300", 9},    /* combining marks: none */
-		{"\u65e5\u672c", 4},                   /* East Asian wide: two each */
+		{"\u00e9milie_\u00e7\u00e0", 9},    /* precomposed: one column each */
+		{"e\u0301milie_c\u0327a\u0300", 9}, /* combining marks: none */
+		{"\u65e5\u672c", 4},                /* East Asian wide: two each */
 		{"\u65e5\u672c\u8a9e x", 8},
-		{"\uac00\ud7a3", 4},                   /* Hangul syllables */
-		{"\uff21\uff22", 4},                   /* fullwidth Latin */
-		{"\U0001f389!", 3},                     /* emoji */
-		{"\U00020000", 2},                      /* CJK extension B */
-		{"a\u200bb\u200d\ufeff", 2},            /* zero-width characters */
-		{"\u2588\u2591", 2},                   /* block elements are narrow */
-		{"a\x01" "b", 2},                      /* a control shows nothing */
-		{"\xff\xc3", 2},                       /* a byte that is not UTF-8: one */
+		{"\uac00\ud7a3", 4},         /* Hangul syllables */
+		{"\uff21\uff22", 4},         /* fullwidth Latin */
+		{"\U0001f389!", 3},          /* emoji */
+		{"\U00020000", 2},           /* CJK extension B */
+		{"a\u200bb\u200d\ufeff", 2}, /* zero-width characters */
+		{"\u2588\u2591", 2},         /* block elements are narrow */
+		{"a\x01"
+		 "b",
+		 2},             /* a control shows nothing */
+		{"\xff\xc3", 2}, /* a byte that is not UTF-8: one */
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
 		if (text_display_width(cases[i].s) != cases[i].w)
