@@ -340,7 +340,8 @@ int digest_build(struct bot *b, const char *group_id, int64_t now, struct digest
 	rc = top_rows(b, group_id, &lb, &shown, &more);
 	if (rc)
 		goto out;
-	reply_line(r, "Leaderboard:");
+	if (shown)
+		reply_line(r, "Leaderboard:"); /* nobody has a point yet: no empty heading */
 	struct strbuf streaks = STRBUF_INIT;
 	for (size_t i = 0; i < shown; i++) {
 		struct strbuf sb = STRBUF_INIT;

@@ -161,6 +161,17 @@ static void a_busy_day_shows_news_movement_progress_and_streaks(void **state)
 			    "  2 of you are on Nginx \u2014 compare notes: /who Nginx\n");
 }
 
+static void a_board_without_points_gets_no_heading(void **state)
+{
+	struct bot_fixture *f = *state;
+	act(f, local_time(TZ, 2026, 11, 25, 9, 0), "ana", "start", "kafka");
+	f->now = local_time(TZ, 2026, 11, 25, 18, 0);
+	assert_string_equal(preview(f), "Daily digest \u2014 Wednesday 25 November\n"
+					"  ana joined the group and started Kafka\n"
+					"  Group progress: 0% of the roadmap.\n"
+					"  Someone is on Kafka \u2014 join them: /start Kafka\n");
+}
+
 static void members_tied_at_the_cut_are_all_shown(void **state)
 {
 	struct bot_fixture *f = *state;
@@ -432,6 +443,7 @@ int main(void)
 		T(an_empty_day_gets_a_short_nudge),
 		T(a_new_member_is_welcomed),
 		T(a_busy_day_shows_news_movement_progress_and_streaks),
+		T(a_board_without_points_gets_no_heading),
 		T(members_tied_at_the_cut_are_all_shown),
 		T(notes_are_shown_with_the_news),
 		T(the_digest_posts_once_per_local_day),
