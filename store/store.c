@@ -594,6 +594,13 @@ int store_backup(struct store *st, const char *path, bool force, char *err)
 				 path);
 			return COHORT_ERR_USAGE;
 		}
+		if (S_ISDIR(target.st_mode)) {
+			snprintf(err, COHORT_ERR_LEN,
+				 "%s: that is a folder: give the backup a file name in it (for "
+				 "example %s/cohort-backup.db)",
+				 path, path);
+			return COHORT_ERR_USAGE;
+		}
 		if (!force) {
 			snprintf(err, COHORT_ERR_LEN,
 				 "%s: the file exists already: choose a new name, or add --force "

@@ -232,6 +232,10 @@ def test_backup_refuses_the_live_store_an_existing_file_and_a_damaged_store(coho
     assert con.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
     assert con.execute("SELECT count(*) FROM progress").fetchone()[0] == 1
     con.close()
+    (cohort.workdir / "backups").mkdir()
+    res = cohort.run("backup", "backups", "--force")
+    assert res.returncode == 2 and "backups: that is a folder" in res.stderr
+    assert list((cohort.workdir / "backups").iterdir()) == []
     # A damaged store is refused: nothing is written.
     con = sqlite3.connect(cohort.db)
     with con:
