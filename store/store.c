@@ -988,6 +988,13 @@ static int open_store(const char *path, bool sync_full, bool create, struct stor
 	int rc = open_db(path, sync_full, create, &db, err);
 	if (rc)
 		return rc;
+	/* A store made before cohort created them 0600 (or copied carelessly) is pointed out. */
+	struct stat sb;
+	if (stat(path, &sb) == 0 && (sb.st_mode & 077))
+		log_warn("store",
+			 "%s is readable by other users (mode %03o) and holds members' records "
+			 "and adapter secrets: run chmod 600 on it (and its -wal and -shm files)",
+			 path, (unsigned)(sb.st_mode & 0777));
 	rc = migrate(db, path, store_schema_latest(), err);
 	if (rc) {
 		sqlite3_close(db);

@@ -275,6 +275,13 @@ def test_files_cohort_makes_are_for_its_user_only(cohort):
         res = cohort.run("backup", "-c", "c.toml", "b.db")
         assert res.returncode == 0, res.stderr
         assert stat.S_IMODE(os.stat(cohort.workdir / "b.db").st_mode) == 0o600
+        assert "readable by other users" not in (cohort.workdir / "cohort.log.txt").read_text()
+        # A store an older cohort made world-readable is pointed out (and left as it is).
+        os.chmod(cohort.db, 0o644)
+        res = cohort.run("export", "--format", "csv")
+        assert res.returncode == 0, res.stderr
+        assert f"{cohort.db.name} is readable by other users (mode 644)" in res.stderr
+        assert "chmod 600" in res.stderr
     finally:
         os.umask(old)
 
