@@ -888,7 +888,7 @@ static int post_stdout(void *ud, const char *group_id, const char *channel_id,
 
 struct group_list {
 	const char *want;
-	bool found;
+	bool found, console; /* console: console:WANT exists */
 	struct strbuf names;
 };
 
@@ -896,6 +896,7 @@ static int add_group(const char *group_id, void *ud)
 {
 	struct group_list *l = ud;
 	l->found |= strcmp(group_id, l->want) == 0;
+	l->console |= strncmp(group_id, "console:", 8) == 0 && strcmp(group_id + 8, l->want) == 0;
 	sb_addf(&l->names, "%s%s", l->names.len ? ", " : "", group_id);
 	return 0;
 }
@@ -903,11 +904,17 @@ static int add_group(const char *group_id, void *ud)
 /* A group that is not in the store is a usage error naming the groups there are. */
 static int require_group(struct app *app, const char *group_id)
 {
-	struct group_list l = {group_id, false, STRBUF_INIT};
+	struct group_list l = {group_id, false, false, STRBUF_INIT};
 	int rc = store_groups(app->store, add_group, &l) ? EXIT_RUNTIME : EXIT_OK;
 	if (!rc && !l.found) {
 		char *abs = absolute_path(app->cfg.store_path);
-		if (l.names.len)
+		if (l.console)
+			fprintf(stderr,
+				"cohort: --group '%s': no such group in %s (did you mean "
+				"console:%s? a group id names its platform); the groups there are: "
+				"%s\n",
+				group_id, abs, group_id, sb_str(&l.names));
+		else if (l.names.len)
 			fprintf(stderr,
 				"cohort: --group '%s': no such group in %s; the groups there are: "
 				"%s\n",

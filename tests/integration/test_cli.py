@@ -281,6 +281,8 @@ def test_digest_of_a_missing_group_and_of_a_group_that_turned_it_off(cohort):
         "console:local, console:other" in res.stderr
     res = cohort.run("digest", "--group", "study", "--post")
     assert res.returncode == 2 and "no such group" in res.stderr
+    res = cohort.run("digest", "--group", "other")     # the console's name, not its id
+    assert res.returncode == 2 and "(did you mean console:other?" in res.stderr
     cohort.console("/digest channel off\n", "--as", "ana")
     res = cohort.run("digest", "--group", "console:local", "--post")
     assert res.returncode == 2 and res.stdout == ""
