@@ -85,7 +85,7 @@ struct cli {
 	const char *format;
 	const char *guild;
 	const char *path; /* the one positional argument (backup, import) */
-	bool post, check, help, force;
+	bool post, check, help, force, clear;
 };
 
 struct app;
@@ -138,6 +138,8 @@ static int parse_args(int argc, char **argv, struct cli *cli)
 			cli->check = true;
 		else if (strcmp(a, "--force") == 0)
 			cli->force = true;
+		else if (strcmp(a, "--clear") == 0)
+			cli->clear = true;
 		else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0)
 			cli->help = true;
 		else if (a[0] == '-' && a[1])
@@ -712,16 +714,7 @@ static int cmd_register(struct app *app, const struct cli *cli)
 		return usage_error("--guild '%s': a guild id is digits only (Developer Mode > "
 				   "Copy Server ID)",
 				   cli->guild);
-	int rc = COHORT_OK;
-	if (cli->guild) {
-		rc = discord_register_commands(&app->cfg, cli->guild);
-	} else if (app->cfg.discord_guild_ids.n) {
-		for (size_t i = 0; !rc && i < app->cfg.discord_guild_ids.n; i++)
-			rc = discord_register_commands(&app->cfg, app->cfg.discord_guild_ids.v[i]);
-	} else {
-		rc = discord_register_commands(&app->cfg, NULL);
-	}
-	return exit_code_of(rc);
+	return exit_code_of(discord_register_commands(&app->cfg, cli->guild, cli->clear));
 }
 
 struct off_roadmap {
@@ -1071,10 +1064,13 @@ static const struct subcommand subcommands[] = {
 	 "no platform enabled. Needs no token and contacts nothing.\n"},
 	{"roadmap", NO_STORE, cmd_roadmap, "roadmap [-c FILE]",
 	 "Prints the loaded roadmap as a tree, with each topic's id and aliases.\n"},
-	{"register-commands", NO_STORE, cmd_register, "register-commands [-c FILE] [--guild ID]",
-	 "Registers the Discord slash commands now (a bulk overwrite, safe to repeat):\n"
-	 "in guild ID (shown at once), else in every discord.guild_ids, else globally\n"
-	 "(may take up to an hour to show). Needs discord.token.\n"},
+	{"register-commands", NO_STORE, cmd_register,
+	 "register-commands [-c FILE] [--guild ID] [--clear]",
+	 "Registers the Discord slash commands now (a bulk overwrite, safe to repeat;\n"
+	 "they show at once): in every discord.guild_ids, else globally, and removes\n"
+	 "them from the scope not in use (globally, or the servers not listed), so no\n"
+	 "command shows twice. --guild ID: in that server only, nothing else touched.\n"
+	 "--clear removes them everywhere (or from --guild ID). Needs discord.token.\n"},
 	{"digest", STORE_EXISTING, cmd_digest, "digest [-c FILE] --group ID [--post]",
 	 "Prints today's digest of group ID (console:local, discord:GUILD_ID,\n"
 	 "matrix:!ROOM:server). A group the store does not know is an error (exit 2)\n"

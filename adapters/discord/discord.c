@@ -51,6 +51,7 @@ struct discord {
 	/* Gateway thread only. */
 	char app_id[32], self_id[32];
 	bool registered;
+	struct strlist command_guilds; /* guilds given commands by an earlier run (the store) */
 	struct idset *seen; /* interaction and message ids, against replays */
 
 	pthread_mutex_t lock;
@@ -545,6 +546,9 @@ static void on_session(void *ud, const struct gw_session *s)
 		cJSON_AddStringToObject(o, "resume_url", s->resume_url ? s->resume_url : "");
 		cJSON_AddNumberToObject(o, "seq", (double)s->seq);
 		cJSON_AddNumberToObject(o, "saved_at", (double)clock_real_ms());
+		/* A resumed session has no READY to say who the bot is. */
+		cJSON_AddStringToObject(o, "app_id", dc->app_id);
+		cJSON_AddStringToObject(o, "self_id", dc->self_id);
 	}
 	struct state_job *j = xmalloc(sizeof(*j));
 	char *text = cJSON_PrintUnformatted(o);
@@ -563,18 +567,143 @@ static void registered(void *ud, const struct http_response *r)
 		check_answer(dc, "registering the slash commands", r);
 }
 
-/* PUTs the command list for each configured guild, or globally. */
+#define GUILDS_KEY "discord.command_guilds"
+
+/* The guilds that have cohort's commands, as the store keeps them: a JSON array of ids. */
+static void read_guilds(const char *json, struct strlist *out)
+{
+	cJSON *a = json ? cJSON_Parse(json) : NULL, *g;
+	cJSON_ArrayForEach(g, a)
+	{
+		if (cJSON_IsString(g) && snowflake(g->valuestring)) {
+			out->v = xrealloc(out->v, (out->n + 1) * sizeof(*out->v));
+			out->v[out->n++] = xstrdup(g->valuestring);
+		}
+	}
+	cJSON_Delete(a);
+}
+
+static bool in_list(const struct strlist *l, const char *s)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (strcmp(l->v[i], s) == 0)
+			return true;
+	return false;
+}
+
+struct guilds_job {
+	char *set;   /* the whole list (JSON), or NULL */
+	char *add;   /* or one guild to add to it */
+};
+
+static void guilds_job_free(void *arg)
+{
+	struct guilds_job *j = arg;
+	free(j->set);
+	free(j->add);
+	free(j);
+}
+
+static void run_save_guilds(struct bot *b, void *arg)
+{
+	struct guilds_job *j = arg;
+	char *value = NULL;
+	if (j->add && bot_state_get(b, GUILDS_KEY, &value) == COHORT_OK) {
+		struct strlist l = {NULL, 0};
+		read_guilds(value, &l);
+		cJSON *a = cJSON_CreateArray();
+		if (!in_list(&l, j->add))
+			cJSON_AddItemToArray(a, cJSON_CreateString(j->add));
+		for (size_t i = 0; i < l.n; i++) {
+			cJSON_AddItemToArray(a, cJSON_CreateString(l.v[i]));
+			free(l.v[i]);
+		}
+		free(l.v);
+		char *text = cJSON_PrintUnformatted(a);
+		j->set = xstrdup(text);
+		cJSON_free(text);
+		cJSON_Delete(a);
+	}
+	if (j->set && bot_state_set(b, GUILDS_KEY, j->set))
+		log_warn(TAG, "could not save which servers have the slash commands");
+	free(value);
+	guilds_job_free(j);
+}
+
+struct cleared_ctx {
+	struct discord *dc;
+	char *guild; /* NULL: the global commands */
+};
+
+static void cleared(void *ud, const struct http_response *r)
+{
+	struct cleared_ctx *c = ud;
+	const char *where = c->guild ? c->guild : "";
+	if (r->status >= 200 && r->status < 300) {
+		log_info(TAG, "removed the slash commands %s%s (not in use: %s)",
+			 c->guild ? "of server " : "globally", where,
+			 c->guild ? "discord.guild_ids no longer has it" : "discord.guild_ids is set");
+	} else if (c->guild && (r->status == 403 || r->status == 404)) {
+		log_info(TAG, "server %s is no longer reachable (%ld); its commands went with it",
+			 where, r->status);
+	} else {
+		check_answer(c->dc, "removing the slash commands of the scope not in use", r);
+		if (c->guild) { /* try again at the next start */
+			struct guilds_job *j = xcalloc(1, sizeof(*j));
+			j->add = xstrdup(c->guild);
+			dispatch_submit(c->dc->dispatch, run_save_guilds, guilds_job_free, j);
+		}
+	}
+	free(c->guild);
+	free(c);
+}
+
+/*
+ * PUTs the command list for each configured guild, or globally, and an empty
+ * list where an earlier configuration put them (globally when guild_ids is
+ * set; the guilds of an earlier run that guild_ids no longer names): else
+ * Discord shows every command twice. Remembers the guilds in the store.
+ */
 static void register_commands(struct discord *dc)
 {
 	const struct strlist *g = &dc->cfg->discord_guild_ids;
+	const char *api = dc->cfg->discord_api_url;
 	for (size_t i = 0; i < (g->n ? g->n : 1); i++) {
-		char *url = g->n ? xasprintf("%s/applications/%s/guilds/%s/commands",
-					     dc->cfg->discord_api_url, dc->app_id, g->v[i])
-				 : xasprintf("%s/applications/%s/commands",
-					     dc->cfg->discord_api_url, dc->app_id);
+		char *url = g->n ? xasprintf("%s/applications/%s/guilds/%s/commands", api,
+					     dc->app_id, g->v[i])
+				 : xasprintf("%s/applications/%s/commands", api, dc->app_id);
 		post_json(dc, "PUT", url, dc_command_definitions(), "commands", registered, dc);
 		free(url);
 	}
+	if (g->n) {
+		char *url = xasprintf("%s/applications/%s/commands", api, dc->app_id);
+		struct cleared_ctx *c = xcalloc(1, sizeof(*c));
+		c->dc = dc;
+		post_json(dc, "PUT", url, cJSON_CreateArray(), "commands", cleared, c);
+		free(url);
+	}
+	for (size_t i = 0; i < dc->command_guilds.n; i++) {
+		const char *old = dc->command_guilds.v[i];
+		if (in_list(g, old))
+			continue;
+		char *url = xasprintf("%s/applications/%s/guilds/%s/commands", api, dc->app_id,
+				      old);
+		struct cleared_ctx *c = xcalloc(1, sizeof(*c));
+		c->dc = dc;
+		c->guild = xstrdup(old);
+		post_json(dc, "PUT", url, cJSON_CreateArray(), "commands", cleared, c);
+		free(url);
+	}
+	/* Saved now; a removal that fails adds its guild back (after this job). */
+	cJSON *a = cJSON_CreateArray();
+	for (size_t i = 0; i < g->n; i++)
+		cJSON_AddItemToArray(a, cJSON_CreateString(g->v[i]));
+	struct guilds_job *j = xcalloc(1, sizeof(*j));
+	char *text = cJSON_PrintUnformatted(a);
+	j->set = xstrdup(text);
+	cJSON_free(text);
+	cJSON_Delete(a);
+	dispatch_submit(dc->dispatch, run_save_guilds, guilds_job_free, j);
 }
 
 static void on_event(void *ud, const char *type, const cJSON *d)
@@ -599,6 +728,12 @@ static void on_event(void *ud, const char *type, const cJSON *d)
 		}
 		if (snowflake(self))
 			snprintf(dc->self_id, sizeof(dc->self_id), "%s", self);
+		if (dc->cfg->discord_register_commands && !dc->registered && *dc->app_id) {
+			dc->registered = true;
+			register_commands(dc);
+		}
+	} else if (strcmp(type, "RESUMED") == 0) {
+		/* A quick restart resumes: the configuration may have changed all the same. */
 		if (dc->cfg->discord_register_commands && !dc->registered && *dc->app_id) {
 			dc->registered = true;
 			register_commands(dc);
@@ -742,6 +877,9 @@ static void dc_free(void *self)
 		pending_free(p);
 	}
 	free(dc->app_id_shared);
+	for (size_t i = 0; i < dc->command_guilds.n; i++)
+		free(dc->command_guilds.v[i]);
+	free(dc->command_guilds.v);
 	idset_free(dc->seen);
 	pthread_mutex_destroy(&dc->lock);
 	free(dc);
@@ -763,8 +901,8 @@ static struct http_client *make_http(const struct config *cfg)
 	return h;
 }
 
-/* The saved session, when it is recent enough to resume. */
-static bool load_session(struct bot *b, struct gw_session *s)
+/* The saved session, when it is recent enough to resume (and the ids READY gave). */
+static bool load_session(struct bot *b, struct gw_session *s, struct discord *dc)
 {
 	char *value = NULL;
 	memset(s, 0, sizeof(*s));
@@ -783,6 +921,13 @@ static bool load_session(struct bot *b, struct gw_session *s)
 		s->session_id = xstrdup(sid);
 		s->resume_url = xstrdup(url);
 		s->seq = seq;
+		const char *app = jstr(j, "app_id"), *self = jstr(j, "self_id");
+		if (snowflake(app)) {
+			snprintf(dc->app_id, sizeof(dc->app_id), "%s", app);
+			dc->app_id_shared = xstrdup(app);
+		}
+		if (snowflake(self))
+			snprintf(dc->self_id, sizeof(dc->self_id), "%s", self);
 	}
 	cJSON_Delete(j);
 	return ok;
@@ -811,8 +956,12 @@ int discord_new(const struct config *cfg, struct bot *b, struct dispatch *d, str
 			    on_fatal,
 			    on_tick,
 			    dc};
+	char *guilds = NULL;
+	if (bot_state_get(b, GUILDS_KEY, &guilds) == COHORT_OK)
+		read_guilds(guilds, &dc->command_guilds);
+	free(guilds);
 	struct gw_session s;
-	bool resume = load_session(b, &s);
+	bool resume = load_session(b, &s, dc);
 	if (resume)
 		log_info(TAG, "found a session saved at shutdown; trying to resume it");
 	dc->gw = gw_new(&o, resume ? &s : NULL);
@@ -823,59 +972,156 @@ int discord_new(const struct config *cfg, struct bot *b, struct dispatch *d, str
 
 /* ---- register-commands ---- */
 
-int discord_register_commands(const struct config *cfg, const char *guild_id)
+/* A blocking REST call for the command line; the answer's status, 0 without one. */
+static long cli_call(struct http_client *h, const char *method, const char *url,
+		     const char *body, cJSON **json)
+{
+	struct http_response r;
+	if (json)
+		*json = NULL;
+	if (!http_fetch(h, method, url, body, 15000, NULL, &r))
+		return 0;
+	long status = r.status;
+	if (json && status >= 200 && status < 300)
+		*json = cJSON_Parse(r.body);
+	if (status < 200 || status >= 300) {
+		char why[HTTP_WHY_LEN];
+		log_error(TAG, "%s %s: %s: %.300s", method, url + strcspn(url, "/") + 2,
+			  http_why(r.error, status, why), r.body ? r.body : "");
+	}
+	http_response_release(&r);
+	return status;
+}
+
+static int status_rc(long status)
+{
+	return status >= 200 && status < 300 ? COHORT_OK
+	       : status == 401		     ? COHORT_ERR_AUTH
+					     : COHORT_ERR_NETWORK;
+}
+
+/* Every guild the bot is in (GET /users/@me/guilds, 200 a page), into *out. */
+static int list_guilds(struct http_client *h, const char *api, struct strlist *out)
+{
+	char after[32] = "0";
+	for (;;) {
+		char *url = xasprintf("%s/users/@me/guilds?limit=200&after=%s", api, after);
+		cJSON *page;
+		long status = cli_call(h, "GET", url, NULL, &page);
+		free(url);
+		if (status_rc(status) || !cJSON_IsArray(page)) {
+			cJSON_Delete(page);
+			return status_rc(status) ? status_rc(status) : COHORT_ERR_NETWORK;
+		}
+		int n = cJSON_GetArraySize(page);
+		const cJSON *g;
+		cJSON_ArrayForEach(g, page)
+		{
+			const char *id = jstr(g, "id");
+			if (!snowflake(id))
+				continue;
+			out->v = xrealloc(out->v, (out->n + 1) * sizeof(*out->v));
+			out->v[out->n++] = xstrdup(id);
+			snprintf(after, sizeof(after), "%s", id);
+		}
+		cJSON_Delete(page);
+		if (n < 200)
+			return COHORT_OK;
+	}
+}
+
+/* Removes the commands of one scope (guild NULL: global) if it has any; prints it. */
+static int clear_scope(struct http_client *h, const char *api, const char *app, const char *guild)
+{
+	char *url = guild ? xasprintf("%s/applications/%s/guilds/%s/commands", api, app, guild)
+			  : xasprintf("%s/applications/%s/commands", api, app);
+	cJSON *have;
+	long status = cli_call(h, "GET", url, NULL, &have);
+	int rc = status_rc(status), n = cJSON_GetArraySize(have);
+	cJSON_Delete(have);
+	if (!rc && n > 0) {
+		rc = status_rc(cli_call(h, "PUT", url, "[]", NULL));
+		if (!rc)
+			printf("removed %d commands %s%s\n", n, guild ? "from server " : "globally",
+			       guild ? guild : "");
+	}
+	free(url);
+	return rc;
+}
+
+int discord_register_commands(const struct config *cfg, const char *guild_id, bool clear)
 {
 	struct http_client *h = make_http(cfg);
 	if (!h)
 		return COHORT_ERR_IO;
-	int rc = COHORT_ERR_NETWORK;
-	struct http_response r;
-	char *url = xasprintf("%s/applications/@me", cfg->discord_api_url);
-	char app[32] = "", why[HTTP_WHY_LEN];
-	if (http_fetch(h, "GET", url, NULL, 15000, NULL, &r)) {
-		cJSON *j = r.status == 200 ? cJSON_Parse(r.body) : NULL;
-		if (snowflake(jstr(j, "id")))
-			snprintf(app, sizeof(app), "%s", jstr(j, "id"));
-		cJSON_Delete(j);
-		if (r.status == 401)
-			rc = COHORT_ERR_AUTH;
-		else if (!*app)
-			log_error(TAG, "GET /applications/@me: %s",
-				  http_why(r.error, r.status, why));
-		http_response_release(&r);
-	}
+	const char *api = cfg->discord_api_url;
+	const struct strlist *conf = &cfg->discord_guild_ids;
+	struct strlist use = {NULL, 0}, all = {NULL, 0};
+	char app[32] = "";
+	cJSON *j;
+	char *url = xasprintf("%s/applications/@me", api);
+	int rc = status_rc(cli_call(h, "GET", url, NULL, &j));
 	free(url);
-	if (*app) {
-		url = guild_id
-			      ? xasprintf("%s/applications/%s/guilds/%s/commands",
-					  cfg->discord_api_url, app, guild_id)
-			      : xasprintf("%s/applications/%s/commands", cfg->discord_api_url, app);
+	if (!rc && snowflake(jstr(j, "id")))
+		snprintf(app, sizeof(app), "%s", jstr(j, "id"));
+	else if (!rc)
+		rc = COHORT_ERR_NETWORK;
+	cJSON_Delete(j);
+
+	/* Where the commands go: --guild, else discord.guild_ids, else global (empty). */
+	if (guild_id)
+		use = (struct strlist){(char **)&guild_id, 1};
+	else
+		use = *conf;
+	if (!rc && clear) {
+		if (guild_id) {
+			rc = clear_scope(h, api, app, guild_id);
+		} else {
+			rc = clear_scope(h, api, app, NULL);
+			if (!rc)
+				rc = list_guilds(h, api, &all);
+			for (size_t i = 0; !rc && i < all.n; i++)
+				rc = clear_scope(h, api, app, all.v[i]);
+		}
+		if (!rc)
+			printf("the slash commands are removed%s%s\n", guild_id ? " from server " : "",
+			       guild_id ? guild_id : "");
+	} else if (!rc) {
 		cJSON *defs = dc_command_definitions();
 		char *body = cJSON_PrintUnformatted(defs);
 		int n = cJSON_GetArraySize(defs);
 		cJSON_Delete(defs);
-		if (http_fetch(h, "PUT", url, body, 15000, NULL, &r)) {
-			if (r.status >= 200 && r.status < 300) {
+		for (size_t i = 0; !rc && i < (use.n ? use.n : 1); i++) {
+			url = use.n ? xasprintf("%s/applications/%s/guilds/%s/commands", api, app,
+						use.v[i])
+				    : xasprintf("%s/applications/%s/commands", api, app);
+			rc = status_rc(cli_call(h, "PUT", url, body, NULL));
+			if (!rc)
 				printf("registered %d commands %s%s\n", n,
-				       guild_id ? "in guild "
-						: "globally (they may take up to an hour "
-						  "to show)",
-				       guild_id ? guild_id : "");
-				rc = COHORT_OK;
-			} else {
-				rc = r.status == 401 ? COHORT_ERR_AUTH : COHORT_ERR_NETWORK;
-				log_error(TAG, "registering the commands: status %ld: %.300s",
-					  r.status, r.body ? r.body : "");
-			}
-			http_response_release(&r);
+				       use.n ? "in server " : "globally (they show at once)",
+				       use.n ? use.v[i] : "");
+			free(url);
 		}
 		cJSON_free(body);
-		free(url);
+		/* The scope not in use is emptied, or every command shows twice. --guild
+		 * adds one server and leaves the rest as they are. */
+		if (!rc && !guild_id) {
+			if (use.n)
+				rc = clear_scope(h, api, app, NULL);
+			if (!rc)
+				rc = list_guilds(h, api, &all);
+			for (size_t i = 0; !rc && i < all.n; i++)
+				if (!in_list(&use, all.v[i]))
+					rc = clear_scope(h, api, app, all.v[i]);
+		}
 	}
 	if (rc == COHORT_ERR_AUTH)
 		log_error(TAG, "the bot token was rejected (401): copy a fresh token from the "
 			       "Developer Portal (Bot > Reset Token) into discord.token or "
 			       "COHORT_DISCORD_TOKEN");
+	for (size_t i = 0; i < all.n; i++)
+		free(all.v[i]);
+	free(all.v);
 	http_free(h, 0);
 	return rc;
 }

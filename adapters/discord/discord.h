@@ -13,6 +13,7 @@
 
 #include "bot/adapter.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct bot;
@@ -40,10 +41,14 @@ int discord_new(const struct config *cfg, struct bot *b, struct dispatch *d, str
 void discord_feed(struct adapter *a, const char *payload, size_t len);
 
 /*
- * Registers the slash commands (a bulk overwrite) for guild_id, or globally
- * when NULL, and waits for the answer. Prints what it did to stdout.
- * Returns COHORT_OK, COHORT_ERR_AUTH or COHORT_ERR_NETWORK (logged).
+ * The register-commands command, on the calling thread; prints what it did.
+ * guild_id NULL: registers the slash commands (a bulk overwrite) in every
+ * discord.guild_ids, or globally when there are none, and removes them from
+ * the scope not in use (globally when guild_ids is set; every other server
+ * the bot is in), so no command shows twice. guild_id: registers them in
+ * that server only. clear: removes them instead, from guild_id or from
+ * everywhere. Returns COHORT_OK, COHORT_ERR_AUTH or COHORT_ERR_NETWORK (logged).
  */
-int discord_register_commands(const struct config *cfg, const char *guild_id);
+int discord_register_commands(const struct config *cfg, const char *guild_id, bool clear);
 
 #endif

@@ -45,6 +45,8 @@ class FakeDiscord(FakeServer):
         self._ids = itertools.count(1)
         self.messages = {}            # nonce -> message id (enforce_nonce)
         self.last_session = None
+        self.commands = {}            # None (global) or guild id -> the registered commands
+        self.guilds = []              # the servers the bot is in (GET /users/@me/guilds)
 
     def routes(self, app):
         app.router.add_get("/gateway", self._ws)
@@ -284,9 +286,20 @@ class FakeDiscord(FakeServer):
                                         "reset_after": 1000, "max_concurrency": 1}})
         if request.method == "GET" and path == "/applications/@me":
             return web.json_response({"id": APP_ID, "name": "cohort"})
-        if request.method == "PUT" and re.fullmatch(r"/applications/\d+(/guilds/\d+)?/commands",
-                                                    path):
-            return web.json_response(await request.json())
+        m = re.fullmatch(r"/applications/\d+(?:/guilds/(\d+))?/commands", path)
+        if request.method == "PUT" and m:
+            body = await request.json()
+            with self.cond:
+                self.commands[m.group(1)] = body
+            return web.json_response(body)
+        if request.method == "GET" and m:
+            with self.cond:
+                return web.json_response(self.commands.get(m.group(1), []))
+        if request.method == "GET" and path == "/users/@me/guilds":
+            after = int(request.query.get("after", "0"))
+            limit = int(request.query.get("limit", "200"))
+            ids = sorted(int(g) for g in self.guilds if int(g) > after)[:limit]
+            return web.json_response([{"id": str(g), "name": f"server {g}"} for g in ids])
         if request.method == "POST" and re.fullmatch(r"/interactions/\d+/[^/]+/callback", path):
             return web.Response(status=204)
         if request.method == "PATCH" and re.fullmatch(

@@ -364,8 +364,51 @@ def test_register_commands_cli(fake, cohort):
     assert res.returncode == 0, res.stderr
     put = fake.wait_rest("PUT", rf"/applications/{APP_ID}/guilds/4242/commands")[0]
     assert len(put["json"]) == 13
+    assert fake.rest("PUT") == [put]          # --guild touches nothing else
     res = cohort.run("register-commands", "-c", "cohort.toml", "--guild", "abc")
     assert res.returncode == 2
+
+
+def test_register_commands_cli_empties_the_scope_not_in_use(fake, cohort):
+    fake.guilds = ["11", "22", "33"]
+    fake.commands = {None: [{"name": "done"}], "22": [{"name": "done"}]}  # an older setup
+    Bot(cohort, fake, 'guild_ids = ["11"]')
+    res = cohort.run("register-commands", "-c", "cohort.toml")
+    assert res.returncode == 0, res.stderr
+    assert len(fake.commands["11"]) == 13
+    assert fake.commands[None] == [] and fake.commands["22"] == []
+    assert "removed 1 commands globally" in res.stdout
+    assert "removed 1 commands from server 22" in res.stdout
+    assert not fake.rest("PUT", r"/guilds/33/")   # nothing there: nothing written
+    # Back to global commands: the server's set goes.
+    Bot(cohort, fake)
+    res = cohort.run("register-commands", "-c", "cohort.toml")
+    assert res.returncode == 0, res.stderr
+    assert len(fake.commands[None]) == 13 and fake.commands["11"] == []
+    assert "globally (they show at once)" in res.stdout
+    # --clear removes them everywhere.
+    res = cohort.run("register-commands", "-c", "cohort.toml", "--clear")
+    assert res.returncode == 0, res.stderr
+    assert all(v == [] for v in fake.commands.values())
+    assert "the slash commands are removed" in res.stdout
+
+
+def test_switching_scope_at_start_removes_the_old_commands(fake, bot, cohort):
+    fake.commands = {None: [{"name": "done"}]}
+    b = bot('guild_ids = ["11", "22"]')
+    fake.ready_connection()
+    fake.wait_for(lambda: fake.commands.get(None) == [] and len(fake.commands.get("22", [])) == 13,
+                  5, "guild commands and an empty global set")
+    b.stop()
+    b = bot('guild_ids = ["22"]')                 # server 11 dropped from the list
+    fake.wait_for(lambda: fake.commands.get("11") == [], 10, "server 11 emptied")
+    b.stop()
+    b = bot()                                     # global again
+    fake.wait_for(lambda: len(fake.commands.get(None, [])) == 13 and fake.commands["22"] == [],
+                  10, "global commands and server 22 emptied")
+    b.stop()
+    assert len(fake.rest("PUT", r"/guilds/11/commands")) == 2   # set once, emptied once
+    assert "removed the slash commands of server 22" in b.stderr()
 
 
 def test_prefix_text_commands_need_the_intent_and_answer_in_the_channel(fake, bot, cohort):
