@@ -27,6 +27,12 @@
 /* Permission bits that make a member a cohort admin. */
 #define PERM_ADMINISTRATOR (1ULL << 3)
 #define PERM_MANAGE_GUILD (1ULL << 5)
+/* What the digest needs in its channel (the bot's own permissions there). */
+#define PERM_VIEW_CHANNEL (1ULL << 10)
+#define PERM_SEND_MESSAGES (1ULL << 11)
+#define PERM_EMBED_LINKS (1ULL << 14)
+#define PERM_READ_MESSAGE_HISTORY (1ULL << 16)
+#define PERM_SEND_MESSAGES_IN_THREADS (1ULL << 38)
 
 enum ix_type { IX_COMMAND = 2, IX_AUTOCOMPLETE = 4 };
 enum cb_type { CB_MESSAGE = 4, CB_DEFERRED = 5, CB_AUTOCOMPLETE = 8 };
@@ -188,6 +194,7 @@ struct command_job {
 	char *reply_channel, *reply_to; /* a text command: where to answer */
 	char *group, *channel, *member, *name, *command, *args, *topic, *note, *source;
 	char *command2, *args2; /* a second command in the same interaction (digest-setup) */
+	char *perm_note;        /* digest-setup: what the bot lacks in the channel, or NULL */
 	bool admin;
 };
 
@@ -208,6 +215,7 @@ static void command_job_free(void *arg)
 	free(j->source);
 	free(j->command2);
 	free(j->args2);
+	free(j->perm_note);
 	free(j);
 }
 
@@ -237,6 +245,8 @@ static void run_command(struct bot *b, void *arg)
 			r.kind = REPLY_ERROR;
 		reply_release(&r2);
 	}
+	if (j->perm_note && r.kind != REPLY_ERROR)
+		reply_line(&r, "%s", j->perm_note);
 	pthread_mutex_lock(&dc->lock);
 	dc->commands++;
 	pthread_mutex_unlock(&dc->lock);
@@ -341,6 +351,53 @@ static void answer_now(struct discord *dc, const char *id, const char *token, co
 	reply_release(&r);
 }
 
+/*
+ * What the bot lacks to post the digest in the interaction's channel, from
+ * app_permissions (its permissions there, sent with every interaction), as a
+ * line for the answer; NULL when nothing is missing or Discord did not say.
+ */
+static char *digest_permission_note(const cJSON *ix)
+{
+	const char *perms = jstr(ix, "app_permissions");
+	if (!perms || !*perms || strspn(perms, "0123456789") != strlen(perms))
+		return NULL;
+	unsigned long long bits = strtoull(perms, NULL, 10);
+	if (bits & PERM_ADMINISTRATOR)
+		return NULL;
+	int64_t type = -1;
+	json_int(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(ix, "channel"),
+						  "type"),
+		 0, 255, &type);
+	bool thread = type == 10 || type == 11 || type == 12;
+	struct {
+		unsigned long long bit;
+		const char *name;
+	} need[] = {
+		{PERM_VIEW_CHANNEL, "View Channel"},
+		{thread ? PERM_SEND_MESSAGES_IN_THREADS : PERM_SEND_MESSAGES,
+		 thread ? "Send Messages in Threads" : "Send Messages"},
+		{PERM_EMBED_LINKS, "Embed Links"},
+	};
+	struct strbuf missing = STRBUF_INIT;
+	for (size_t i = 0; i < ARRAY_SIZE(need); i++) {
+		if (bits & need[i].bit)
+			continue;
+		sb_adds(&missing, missing.len ? ", " : "");
+		sb_adds(&missing, need[i].name);
+	}
+	char *note = NULL;
+	if (missing.len)
+		note = xasprintf("\u26a0 cohort cannot post the digest here yet: it lacks %s. Allow "
+				 "that for cohort's role in %s (Edit Channel > Permissions).",
+				 sb_str(&missing), thread ? "the thread's channel" : "this channel");
+	else if (!(bits & PERM_READ_MESSAGE_HISTORY))
+		note = xstrdup("Optional: with Read Message History here, cohort can check after "
+			       "a long outage that a digest it could not confirm was not posted "
+			       "already.");
+	sb_release(&missing);
+	return note;
+}
+
 static void on_command(struct discord *dc, const cJSON *ix, const char *id, const char *token)
 {
 	const cJSON *data = cJSON_GetObjectItemCaseSensitive(ix, "data");
@@ -380,6 +437,8 @@ static void on_command(struct discord *dc, const cJSON *ix, const char *id, cons
 	if (strcmp(name, "digest-setup") == 0) {
 		const char *where = option_value(options, "channel");
 		const char *time = option_value(options, "time");
+		if (where && strcmp(where, "off") != 0)
+			j->perm_note = digest_permission_note(ix);
 		const char *zone = option_value(options, "timezone");
 		if (zone && !time) {
 			command_job_free(j);

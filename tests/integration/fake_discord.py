@@ -324,12 +324,21 @@ class FakeDiscord(FakeServer):
         return web.json_response({"message": "404: Not Found", "code": 0}, status=404)
 
 
+# The bot's permissions in a channel where the digest can go: View Channel, Send Messages,
+# Embed Links, Read Message History.
+DIGEST_PERMS = str((1 << 10) | (1 << 11) | (1 << 14) | (1 << 16))
+
+
 def interaction(id_, name, options=None, guild="100", channel="200", user="300",
-                username="ana", permissions="0", type_=2):
-    """An INTERACTION_CREATE payload for a slash command (type 2) or autocomplete (4)."""
+                username="ana", permissions="0", type_=2, app_permissions=DIGEST_PERMS,
+                channel_type=0):
+    """An INTERACTION_CREATE payload for a slash command (type 2) or autocomplete (4).
+    app_permissions: the bot's own permissions in the channel, as Discord sends them."""
     return {
         "id": str(id_), "application_id": APP_ID, "type": type_,
         "token": f"tok-{id_}", "version": 1, "guild_id": guild, "channel_id": channel,
+        "channel": {"id": channel, "type": channel_type},
+        "app_permissions": app_permissions,
         "member": {"user": {"id": user, "username": username, "global_name": None},
                    "nick": None, "permissions": permissions},
         "data": {"id": "1", "name": name, "type": 1, "options": options or []},

@@ -348,6 +348,34 @@ def test_digest_is_posted_to_its_channel_at_its_time(fake, bot, cohort):
     assert len(fake.rest("POST", r"/channels/555/messages")) == 1
 
 
+def test_digest_setup_says_which_channel_permissions_the_bot_lacks(fake, bot):
+    bot()
+    fake.ready_connection()
+    here = [{"type": 3, "name": "channel", "value": "here"}]
+    admin = str(1 << 5)
+    view, send, embed, history = 1 << 10, 1 << 11, 1 << 14, 1 << 16
+    in_thread = 1 << 38
+    cases = [
+        # (app_permissions, channel type, what the answer must say, must not say)
+        (view | send | embed | history, 0, None, "lacks"),
+        (view | send, 0, "it lacks Embed Links.", "Send Messages"),
+        (view | send | embed | history, 11, "it lacks Send Messages in Threads.", "Embed"),
+        (view | embed | in_thread | history, 11, None, "lacks"),
+        (0, 0, "it lacks View Channel, Send Messages, Embed Links.", None),
+        (view | send | embed, 0, "Optional: with Read Message History", "lacks"),
+    ]
+    for n, (perms, ctype, said, unsaid) in enumerate(cases):
+        fake.dispatch("INTERACTION_CREATE", interaction(
+            2200 + n, "digest-setup", here, permissions=admin, app_permissions=str(perms),
+            channel_type=ctype))
+        text = embed_text(callback(fake, 2200 + n)["json"]["data"])
+        assert "posted here" in text, text
+        if said:
+            assert said in text, (n, text)
+        if unsaid:
+            assert unsaid not in text, (n, text)
+
+
 def test_digest_setup_is_for_admins(fake, bot):
     bot()
     fake.ready_connection()
