@@ -47,7 +47,7 @@ CORE_SRC = bot/err.c bot/util.c bot/log.c bot/text.c bot/clock.c bot/toml.c bot/
            bot/scheduler.c bot/export.c bot/cmdline.c bot/mailbox.c bot/dispatch.c store/store.c \
            adapters/console.c adapters/http.c adapters/idset.c adapters/discord/gateway.c \
            adapters/discord/render.c adapters/discord/discord.c \
-           adapters/matrix/matrix.c
+           adapters/matrix/matrix.c adapters/attempts.c
 CORE_OBJ = $(CORE_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/default_roadmap.o
 MAIN_OBJ = $(BUILD)/bot/main.o
 

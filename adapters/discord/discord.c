@@ -1,5 +1,6 @@
 #include "discord.h"
 
+#include "adapters/attempts.h"
 #include "adapters/http.h"
 #include "adapters/idset.h"
 #include "adapters/json.h"
@@ -23,6 +24,11 @@
 #define TAG "discord"
 #define VERSION "0.2.0"
 #define MAX_OPTION 65536 /* longer option values are dropped; the bot rejects long ones */
+/* How long Discord's enforce_nonce keeps a digest from posting twice ("a few minutes"):
+ * a re-send after that first looks for the earlier post. */
+#define DC_NONCE_WINDOW_MS (2 * 60 * 1000)
+/* The bot's recent messages looked through for an earlier post (Discord's maximum). */
+#define DC_LOOKBACK 50
 
 /* Permission bits that make a member a cohort admin. */
 #define PERM_ADMINISTRATOR (1ULL << 3)
@@ -47,6 +53,7 @@ struct pending {
 
 struct discord {
 	const struct config *cfg;
+	struct bot *bot; /* the dispatcher thread's: digest attempts */
 	struct dispatch *dispatch;
 	struct http_client *http;
 	struct gw *gw;
@@ -63,6 +70,7 @@ struct discord {
 	pthread_mutex_t lock;
 	struct pending *pending; /* under lock */
 	char *app_id_shared;     /* under lock: for edits from the dispatcher thread */
+	char *self_id_shared;    /* under lock: the bot's user id, for the digest look-up */
 	int64_t last_event;      /* under lock */
 	unsigned long commands;  /* under lock */
 };
@@ -785,8 +793,13 @@ static void on_event(void *ud, const char *type, const cJSON *d)
 			dc->app_id_shared = xstrdup(app);
 			pthread_mutex_unlock(&dc->lock);
 		}
-		if (snowflake(self))
+		if (snowflake(self)) {
 			snprintf(dc->self_id, sizeof(dc->self_id), "%s", self);
+			pthread_mutex_lock(&dc->lock);
+			free(dc->self_id_shared);
+			dc->self_id_shared = xstrdup(self);
+			pthread_mutex_unlock(&dc->lock);
+		}
 		if (dc->cfg->discord_register_commands && !dc->registered && *dc->app_id) {
 			dc->registered = true;
 			register_commands(dc);
@@ -877,14 +890,78 @@ static int dc_join(void *self)
 struct post_ctx {
 	struct discord *dc;
 	char key[20];
+	char *url, *queue, *body; /* the POST, when it waits for the look-up */
 };
+
+static void post_ctx_free(struct post_ctx *c)
+{
+	free(c->url);
+	free(c->queue);
+	free(c->body);
+	free(c);
+}
 
 static void digest_posted(void *ud, const struct http_response *r)
 {
 	struct post_ctx *c = ud;
 	check_answer(c->dc, "posting the digest", r);
 	dispatch_digest_sent(c->dc->dispatch, c->key, http_result(r));
-	free(c);
+	post_ctx_free(c);
+}
+
+/* The digest's key, in its embed footer: what a later look-up recognises it by. */
+#define FOOTER_PREFIX "cohort digest "
+
+/* True when one of the bot's messages (a GET .../messages answer) carries key. */
+static bool has_digest(const char *body, const char *self_id, const char *key)
+{
+	cJSON *list = cJSON_Parse(body);
+	const cJSON *m;
+	bool found = false;
+	char *footer = xasprintf(FOOTER_PREFIX "%s", key);
+	cJSON_ArrayForEach(m, list)
+	{
+		const cJSON *author = cJSON_GetObjectItemCaseSensitive(m, "author");
+		const char *id = jstr(author, "id");
+		bool mine = *self_id ? id && strcmp(id, self_id) == 0
+				     : cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(author, "bot"));
+		const cJSON *e;
+		cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(m, "embeds"))
+		{
+			const char *text =
+				jstr(cJSON_GetObjectItemCaseSensitive(e, "footer"), "text");
+			found |= mine && text && strcmp(text, footer) == 0;
+		}
+	}
+	free(footer);
+	cJSON_Delete(list);
+	return found;
+}
+
+/* The look-up before a late re-send: the earlier post counts as sent; else send. Worker. */
+static void looked_up(void *ud, const struct http_response *r)
+{
+	struct post_ctx *c = ud;
+	struct discord *dc = c->dc;
+	pthread_mutex_lock(&dc->lock);
+	char self[32];
+	snprintf(self, sizeof(self), "%s", dc->self_id_shared ? dc->self_id_shared : "");
+	pthread_mutex_unlock(&dc->lock);
+	if (r->status == 200 && has_digest(r->body, self, c->key)) {
+		log_info(TAG, "the digest %s was posted already (its answer was lost); not posting "
+			      "it again", c->key);
+		dispatch_digest_sent(dc->dispatch, c->key, COHORT_OK);
+		post_ctx_free(c);
+		return;
+	}
+	if (r->status == 403)
+		log_warn(TAG, "cannot look for an earlier post of the digest %s without Read "
+			      "Message History in its channel; posting it again (Discord's nonce "
+			      "guards only a few minutes)", c->key);
+	else if (r->status != 200)
+		check_answer(dc, "looking for an earlier post of the digest", r);
+	struct http_request rq = {"POST", c->url, c->body, c->queue, 0, digest_posted, c};
+	http_submit(dc->http, &rq);
 }
 
 static int dc_post(void *self, const char *group_id, const char *channel_id, const struct reply *r,
@@ -897,17 +974,38 @@ static int dc_post(void *self, const char *group_id, const char *channel_id, con
 		return COHORT_ERR_USAGE;
 	}
 	cJSON *msg = dc_render_message(r, false);
+	cJSON *embed = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(msg, "embeds"), 0);
+	char *footer = xasprintf(FOOTER_PREFIX "%s", idem_key);
+	cJSON_AddStringToObject(cJSON_AddObjectToObject(embed, "footer"), "text", footer);
+	free(footer);
 	/* With enforce_nonce, Discord answers a repeated nonce with the earlier message. */
 	cJSON_AddStringToObject(msg, "nonce", idem_key);
 	cJSON_AddTrueToObject(msg, "enforce_nonce");
-	char *url = xasprintf("%s/channels/%s/messages", dc->cfg->discord_api_url, channel_id);
-	char *queue = xasprintf("channel:%s", channel_id);
-	struct post_ctx *c = xmalloc(sizeof(*c));
+	struct post_ctx *c = xcalloc(1, sizeof(*c));
 	c->dc = dc;
 	snprintf(c->key, sizeof(c->key), "%s", idem_key);
-	post_json(dc, "POST", url, msg, queue, digest_posted, c);
-	free(url);
-	free(queue);
+	c->url = xasprintf("%s/channels/%s/messages", dc->cfg->discord_api_url, channel_id);
+	c->queue = xasprintf("channel:%s", channel_id);
+	char *text = cJSON_PrintUnformatted(msg);
+	c->body = xstrdup(text);
+	cJSON_free(text);
+	cJSON_Delete(msg);
+	int64_t now = bot_now(dc->bot);
+	int64_t first = attempts_first(dc->bot, "discord.digest_attempts", idem_key, now);
+	if (now - first >= DC_NONCE_WINDOW_MS) {
+		/* An earlier attempt's answer never came, longer ago than the nonce lasts. */
+		log_info(TAG, "re-sending the digest %s first tried %lld min ago: looking for it "
+			      "among the channel's last %d messages first",
+			 idem_key, (long long)((now - first) / 60000), DC_LOOKBACK);
+		char *url = xasprintf("%s/channels/%s/messages?limit=%d", dc->cfg->discord_api_url,
+				      channel_id, DC_LOOKBACK);
+		struct http_request rq = {"GET", url, NULL, c->queue, 0, looked_up, c};
+		http_submit(dc->http, &rq);
+		free(url);
+	} else {
+		struct http_request rq = {"POST", c->url, c->body, c->queue, 0, digest_posted, c};
+		http_submit(dc->http, &rq);
+	}
 	return COHORT_ERR_PENDING;
 }
 
@@ -936,6 +1034,7 @@ static void dc_free(void *self)
 		pending_free(p);
 	}
 	free(dc->app_id_shared);
+	free(dc->self_id_shared);
 	for (size_t i = 0; i < dc->command_guilds.n; i++)
 		free(dc->command_guilds.v[i]);
 	free(dc->command_guilds.v);
@@ -985,8 +1084,10 @@ static bool load_session(struct bot *b, struct gw_session *s, struct discord *dc
 			snprintf(dc->app_id, sizeof(dc->app_id), "%s", app);
 			dc->app_id_shared = xstrdup(app);
 		}
-		if (snowflake(self))
+		if (snowflake(self)) {
 			snprintf(dc->self_id, sizeof(dc->self_id), "%s", self);
+			dc->self_id_shared = xstrdup(self);
+		}
 	}
 	cJSON_Delete(j);
 	return ok;
@@ -996,6 +1097,7 @@ int discord_new(const struct config *cfg, struct bot *b, struct dispatch *d, str
 {
 	struct discord *dc = xcalloc(1, sizeof(*dc));
 	dc->cfg = cfg;
+	dc->bot = b;
 	dc->dispatch = d;
 	dc->seen = idset_new();
 	pthread_mutex_init(&dc->lock, NULL);

@@ -1,5 +1,6 @@
 #include "matrix.h"
 
+#include "adapters/attempts.h"
 #include "adapters/http.h"
 #include "adapters/idset.h"
 #include "adapters/json.h"
@@ -56,6 +57,7 @@ struct room {
 
 struct matrix {
 	const struct config *cfg;
+	struct bot *bot; /* the dispatcher thread's: digest attempts */
 	struct dispatch *dispatch;
 	char *hs; /* the homeserver URL without a trailing slash */
 	pthread_t thread;
@@ -233,14 +235,23 @@ static void sent(void *ud, const struct http_response *r)
 struct post_ctx {
 	struct matrix *mx;
 	char key[20];
+	char *url, *queue, *body; /* the PUT, when it waits for the look-up */
 };
+
+static void post_ctx_free(struct post_ctx *c)
+{
+	free(c->url);
+	free(c->queue);
+	free(c->body);
+	free(c);
+}
 
 static void digest_sent(void *ud, const struct http_response *r)
 {
 	struct post_ctx *c = ud;
 	check_answer(c->mx, "posting the digest", r);
 	dispatch_digest_sent(c->mx->dispatch, c->key, http_result(r));
-	free(c);
+	post_ctx_free(c);
 }
 
 /* The m.notice content of r, as JSON (a new string). */
@@ -1377,6 +1388,46 @@ static int mx_join(void *self)
 	return mx->rc;
 }
 
+/* The content field that carries a digest's key: a later look-up recognises it by this. */
+#define DIGEST_KEY_FIELD "org.cohort.digest_key"
+/* The room's latest messages from the bot looked through before a re-send. */
+#define MX_LOOKBACK 50
+
+/* True when a GET .../messages answer holds an event from user carrying key. */
+static bool has_digest(const char *body, const char *user, const char *key)
+{
+	cJSON *j = cJSON_Parse(body);
+	const cJSON *ev;
+	bool found = false;
+	cJSON_ArrayForEach(ev, cJSON_GetObjectItemCaseSensitive(j, "chunk"))
+	{
+		const char *sender = jstr(ev, "sender");
+		const char *k = jstr(cJSON_GetObjectItemCaseSensitive(ev, "content"), DIGEST_KEY_FIELD);
+		found |= sender && k && !strcmp(sender, user) && !strcmp(k, key);
+	}
+	cJSON_Delete(j);
+	return found;
+}
+
+/* The look-up before a re-send: the earlier event counts as sent; else send. Worker. */
+static void looked_up(void *ud, const struct http_response *r)
+{
+	struct post_ctx *c = ud;
+	struct matrix *mx = c->mx;
+	if (r->status == 200 && has_digest(r->body, mx->cfg->matrix_user_id, c->key)) {
+		log_info(TAG, "the digest %s was posted already (its answer was lost); not posting "
+			      "it again", c->key);
+		dispatch_digest_sent(mx->dispatch, c->key, COHORT_OK);
+		post_ctx_free(c);
+		return;
+	}
+	if (r->status != 200)
+		check_answer(mx, "looking for an earlier post of the digest", r);
+	struct http_client *h = client(mx);
+	struct http_request rq = {"PUT", c->url, c->body, c->queue, 0, digest_sent, c};
+	http_submit(h, &rq);
+}
+
 static int mx_post(void *self, const char *group_id, const char *channel_id, const struct reply *r,
 		   const char *idem_key)
 {
@@ -1385,15 +1436,52 @@ static int mx_post(void *self, const char *group_id, const char *channel_id, con
 	/* `cohort digest --post` runs no sync thread to renew a token that expired meanwhile. */
 	if (!mx->started)
 		refresh_if_due(mx);
-	struct post_ctx *c = xmalloc(sizeof(*c));
+	struct http_client *h = client(mx);
+	if (!h)
+		return COHORT_ERR_NETWORK;
+	char *text = mx_render_content(r, NULL, MX_MAX_CONTENT - 64); /* room for the key */
+	cJSON *content = cJSON_Parse(text);
+	free(text);
+	cJSON_AddStringToObject(content, DIGEST_KEY_FIELD, idem_key);
+	text = cJSON_PrintUnformatted(content);
+	cJSON_Delete(content);
+	struct post_ctx *c = xcalloc(1, sizeof(*c));
 	c->mx = mx;
 	snprintf(c->key, sizeof(c->key), "%s", idem_key);
-	/* The digest's transaction id is its idempotency key: a re-send is the same event. */
-	int rc = send_notice(mx, channel_id, r, NULL, idem_key, digest_sent, c);
-	if (rc) {
-		free(c);
-		return rc;
+	c->body = xstrdup(text);
+	cJSON_free(text);
+	char *eroom = http_escape(channel_id), *etxn = http_escape(idem_key);
+	/* The digest's transaction id is its idempotency key: a re-send is the same event
+	 * while the homeserver remembers the transaction (Synapse: about half an hour, for
+	 * one access token, and not across its restarts). */
+	c->url = xasprintf("%s" API "/rooms/%s/send/m.room.message/%s", mx->hs, eroom, etxn);
+	c->queue = xasprintf("room:%s", channel_id);
+	int64_t now = bot_now(mx->bot);
+	if (attempts_first(mx->bot, "matrix.digest_attempts", idem_key, now) < now) {
+		/* A re-send: look among the bot's latest messages in the room first. */
+		log_info(TAG, "re-sending the digest %s: looking for an earlier post first",
+			 idem_key);
+		cJSON *f = cJSON_CreateObject();
+		const char *types[] = {"m.room.message"}, *senders[] = {mx->cfg->matrix_user_id};
+		cJSON_AddItemToObject(f, "types", cJSON_CreateStringArray(types, 1));
+		cJSON_AddItemToObject(f, "senders", cJSON_CreateStringArray(senders, 1));
+		cJSON_AddNumberToObject(f, "limit", MX_LOOKBACK);
+		char *ftext = cJSON_PrintUnformatted(f);
+		char *efilter = http_escape(ftext);
+		char *url = xasprintf("%s" API "/rooms/%s/messages?dir=b&limit=%d&filter=%s",
+				      mx->hs, eroom, MX_LOOKBACK, efilter);
+		struct http_request rq = {"GET", url, NULL, c->queue, 0, looked_up, c};
+		http_submit(h, &rq);
+		free(url);
+		free(efilter);
+		cJSON_free(ftext);
+		cJSON_Delete(f);
+	} else {
+		struct http_request rq = {"PUT", c->url, c->body, c->queue, 0, digest_sent, c};
+		http_submit(h, &rq);
 	}
+	free(eroom);
+	free(etxn);
 	return COHORT_ERR_PENDING;
 }
 
@@ -1442,6 +1530,7 @@ int matrix_new(const struct config *cfg, struct bot *b, struct dispatch *d, stru
 {
 	struct matrix *mx = xcalloc(1, sizeof(*mx));
 	mx->cfg = cfg;
+	mx->bot = b;
 	mx->dispatch = d;
 	mx->seen = idset_new();
 	mx->hs = xstrdup(cfg->matrix_homeserver);

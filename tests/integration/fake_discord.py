@@ -46,6 +46,8 @@ class FakeDiscord(FakeServer):
         self.messages = {}            # nonce -> message id (enforce_nonce)
         self.last_session = None
         self.commands = {}            # None (global) or guild id -> the registered commands
+        self.channels = {}            # channel id -> messages posted there, oldest first
+        self.lose_answers = 0         # answer this many message posts 500 *after* posting
         self.guilds = []              # the servers the bot is in (GET /users/@me/guilds)
 
     def routes(self, app):
@@ -306,6 +308,11 @@ class FakeDiscord(FakeServer):
                 r"/webhooks/\d+/[^/]+/messages/@original", path):
             return web.json_response({"id": str(next(self._ids))})
         m = re.fullmatch(r"/channels/(\d+)/messages", path)
+        if request.method == "GET" and m:
+            limit = int(request.query.get("limit", "50"))
+            with self.cond:
+                newest_first = list(reversed(self.channels.get(m.group(1), [])))[:limit]
+            return web.json_response(newest_first)
         if request.method == "POST" and m:
             body = await request.json()
             nonce = body.get("nonce")
@@ -315,6 +322,15 @@ class FakeDiscord(FakeServer):
                 mid = str(next(self._ids))
                 if nonce:
                     self.messages[nonce] = mid
+                with self.cond:
+                    self.channels.setdefault(m.group(1), []).append(dict(
+                        body, id=mid, channel_id=m.group(1),
+                        author={"id": BOT_USER_ID, "username": "cohort", "bot": True}))
+            with self.cond:
+                lose = self.lose_answers > 0
+                self.lose_answers -= lose
+            if lose:  # posted, but the bot never learns it
+                return web.json_response({"message": "upstream lost"}, status=502)
             resp = web.json_response({"id": mid, "channel_id": m.group(1), "nonce": nonce})
             resp.headers["X-RateLimit-Limit"] = "5"
             resp.headers["X-RateLimit-Remaining"] = "4"

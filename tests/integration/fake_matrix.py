@@ -9,6 +9,7 @@ An inline sync filter's timeline limit is honoured (limited: true), a stored
 filter's is not.
 """
 import asyncio
+import json
 import itertools
 import json
 import re
@@ -39,6 +40,7 @@ class FakeMatrix(FakeServer):
         self.refresh_token = None
         self.soft = set()              # expired tokens: 401 with soft_logout true
         self._tokens = itertools.count(1)
+        self.lose_answers = 0          # answer this many sends 502 *after* storing the event
 
     def _issue(self):
         n = next(self._tokens)
@@ -210,14 +212,28 @@ class FakeMatrix(FakeServer):
                 return web.json_response({"errcode": "M_TOO_LARGE",
                                           "error": "event too large"}, status=413)
             with self.cond:
-                known = self.txns.get((room, txn))
-            if known:
-                return web.json_response({"event_id": known})
-            eid = self._append(room, {"type": "m.room.message", "sender": BOT,
-                                      "content": await request.json()})
+                eid = self.txns.get((room, txn))
+            if not eid:
+                eid = self._append(room, {"type": "m.room.message", "sender": BOT,
+                                          "content": await request.json()})
             with self.cond:
                 self.txns[(room, txn)] = eid
+                lose = self.lose_answers > 0
+                self.lose_answers -= lose
+            if lose:  # stored, but the answer is lost on the way back (a proxy's 502)
+                return web.json_response({"errcode": "M_UNKNOWN"}, status=502)
             return web.json_response({"event_id": eid})
+        m = re.fullmatch(r"/rooms/([^/]+)/messages", path)
+        if method == "GET" and m:
+            room = m.group(1)
+            f = json.loads(request.query.get("filter", "{}"))
+            limit = int(request.query.get("limit", "10"))
+            with self.cond:
+                evs = [ev for _, r, ev in self.stream if r == room
+                       and ("types" not in f or ev["type"] in f["types"])
+                       and ("senders" not in f or ev["sender"] in f["senders"])]
+            assert request.query.get("dir") == "b"
+            return web.json_response({"chunk": list(reversed(evs))[:limit], "start": "s"})
         m = re.fullmatch(r"/rooms/([^/]+)/state/([^/]+)/(.*)", path)
         if method == "GET" and m:
             room, type_, key = m.groups()

@@ -458,3 +458,59 @@ def test_prefix_text_commands_need_the_intent_and_answer_in_the_channel(fake, bo
     time.sleep(0.5)
     assert len(fake.rest("POST", r"/channels/200/messages")) == 1
     assert done_events(cohort.db) == [("discord:300", "kafka", "discord:msg:7001")]
+
+
+def digest_sent(db):
+    con = sqlite3.connect(db)
+    try:
+        return con.execute("SELECT local_date, sent_at IS NOT NULL FROM digests").fetchall()
+    finally:
+        con.close()
+
+
+def first_digest_attempt_unanswered(fake, bot, cohort):
+    """Runs cohort over 18:00 with every answer to the digest post lost; stops it."""
+    cohort.at("2026-11-25T17:59:57Z")
+    b = bot()
+    fake.ready_connection()
+    fake.dispatch("INTERACTION_CREATE", interaction(2299, "done",
+                                                    [{"name": "topic", "value": "Kafka"}]))
+    callback(fake, 2299)
+    opts = [{"type": 3, "name": "channel", "value": "here"}]
+    fake.dispatch("INTERACTION_CREATE", interaction(2300, "digest-setup", opts, channel="555",
+                                                    permissions=str(1 << 5)))
+    callback(fake, 2300)
+    fake.wait_rest("POST", r"/channels/555/messages", count=4, timeout=20)  # all retries
+    time.sleep(0.3)
+    b.stop()
+    assert digest_sent(cohort.db) == [("2026-11-25", 0)]   # its outcome is unknown
+
+
+def test_a_resend_after_the_nonce_window_finds_the_earlier_post(fake, bot, cohort):
+    fake.lose_answers = 4          # posted once (the nonce), every answer lost
+    first_digest_attempt_unanswered(fake, bot, cohort)
+    assert len(fake.channels["555"]) == 1
+    footer = fake.channels["555"][0]["embeds"][0]["footer"]["text"]
+    assert footer.startswith("cohort digest cd-")
+    fake.messages.clear()          # Discord forgot the nonce minutes ago
+    cohort.at("2026-11-25T20:00:00Z")                 # two hours later, the same day
+    posts = len(fake.rest("POST", r"/channels/555/messages"))
+    b = bot()
+    fake.wait_rest("GET", r"/channels/555/messages", timeout=10)
+    fake.wait_for(lambda: digest_sent(cohort.db) == [("2026-11-25", 1)], 10, "digest recorded")
+    time.sleep(0.5)
+    assert len(fake.rest("POST", r"/channels/555/messages")) == posts   # nothing re-sent
+    assert len(fake.channels["555"]) == 1
+    assert fake.rest("GET", r"/channels/555/messages")[0]["query"]["limit"] == "50"
+    assert "was posted already" in b.stderr()
+
+
+def test_a_resend_that_finds_nothing_posts_once(fake, bot, cohort):
+    fake.fault("POST", r"/channels/555/messages", 502, times=4)   # never posted
+    first_digest_attempt_unanswered(fake, bot, cohort)
+    assert fake.channels.get("555", []) == []
+    cohort.at("2026-11-25T20:00:00Z")
+    bot()
+    fake.wait_rest("GET", r"/channels/555/messages", timeout=10)
+    fake.wait_for(lambda: digest_sent(cohort.db) == [("2026-11-25", 1)], 10, "digest recorded")
+    assert len(fake.channels["555"]) == 1

@@ -438,3 +438,61 @@ def test_an_oversized_sync_answer_is_refused_and_survived(hs, bot):
     ev = hs.say(ROOM, ANA, "!done Kafka")
     assert "finished Kafka" in reply_to(hs, ev, timeout=15)["json"]["body"]
     assert "larger than the limit" in b.stderr()
+
+
+def digest_events(hs, room):
+    with hs.cond:
+        return [ev for _, r, ev in hs.stream if r == room and
+                "org.cohort.digest_key" in ev.get("content", {})]
+
+
+def digest_rows(cohort):
+    con = sqlite3.connect(cohort.db)
+    try:
+        return con.execute("SELECT local_date, sent_at IS NOT NULL FROM digests").fetchall()
+    finally:
+        con.close()
+
+
+def unanswered_digest(hs, cohort, lose):
+    """Runs cohort over 18:00; the digest send meets `lose` answers lost (or refused)."""
+    hs.create_room(ROOM, members=[ANA, ADMIN], levels={ADMIN: 100})
+    cohort.at("2026-11-25T17:59:50Z")
+    b = Bot(cohort, matrix_toml(hs)).start()
+    idle(hs)
+    reply_to(hs, hs.say(ROOM, ANA, "!done Kafka"))
+    reply_to(hs, hs.say(ROOM, ADMIN, "!digest channel here"))
+    lose()
+    hs.wait_req("PUT", r"/send/m\.room\.message/cd-", count=4, timeout=25)
+    time.sleep(0.3)
+    b.stop()
+    assert digest_rows(cohort) == [("2026-11-25", 0)]
+
+
+def test_a_resent_digest_is_found_in_the_room_and_not_posted_twice(hs, cohort):
+    unanswered_digest(hs, cohort, lambda: setattr(hs, "lose_answers", 4))
+    assert len(digest_events(hs, ROOM)) == 1      # stored once (the transaction id)
+    hs.txns.clear()                               # the homeserver forgot the transaction
+    cohort.at("2026-11-25T20:00:00Z")
+    puts = len(hs.reqs("PUT", r"/send/m\.room\.message/cd-"))
+    b = Bot(cohort, matrix_toml(hs)).start()
+    hs.wait_req("GET", r"/rooms/[^/]+/messages$", timeout=10)
+    hs.wait_for(lambda: digest_rows(cohort) == [("2026-11-25", 1)], 10, "digest recorded")
+    b.stop()
+    assert len(hs.reqs("PUT", r"/send/m\.room\.message/cd-")) == puts
+    assert len(digest_events(hs, ROOM)) == 1
+    look = hs.reqs("GET", r"/rooms/[^/]+/messages$")[0]["query"]
+    assert look["dir"] == "b" and json.loads(look["filter"])["senders"] == [BOT]
+    assert "was posted already" in b.stderr()
+
+
+def test_a_resent_digest_not_found_is_posted_once(hs, cohort):
+    unanswered_digest(hs, cohort,
+                      lambda: hs.fault("PUT", r"/send/m\.room\.message/cd-", 502, times=4))
+    assert digest_events(hs, ROOM) == []
+    cohort.at("2026-11-25T20:00:00Z")
+    b = Bot(cohort, matrix_toml(hs)).start()
+    hs.wait_for(lambda: digest_rows(cohort) == [("2026-11-25", 1)], 10, "digest recorded")
+    b.stop()
+    assert len(digest_events(hs, ROOM)) == 1
+    assert len(hs.reqs("GET", r"/rooms/[^/]+/messages$")) == 1
