@@ -671,7 +671,18 @@ static int set_many(struct bot *b, const struct event *ev, struct reply *r, stru
 	}
 	if (!titled) {
 		/* Every topic had that status already. */
-		reply_title(r, REPLY_INFO, "Nothing to change");
+		sb_truncate(&sb, 0);
+		const char *same[MAX_PARTS] = {0};
+		size_t ns = 0;
+		for (size_t i = 0; i < n; i++)
+			if (use[i])
+				same[ns++] = roadmap_topic(b->rm, (size_t)parts[i].res.index)->name;
+		add_names(&sb, same, ns, ns, " and ");
+		if (status == STATUS_NONE)
+			reply_title(r, REPLY_INFO, "%s had no status to clear", sb_str(&sb));
+		else
+			reply_title(r, REPLY_INFO, "%s %s %s already", sb_str(&sb),
+				    ns == 1 ? "was" : "were", was_words(status));
 	}
 	if (asked)
 		reply_line(r, "%s", changed ? "The rest was not changed." : "Nothing was changed.");

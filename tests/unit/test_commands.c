@@ -570,6 +570,9 @@ static void several_topics_in_one_message(void **state)
 	assert_contains(t, "ana finished Kafka and Redis");
 	assert_contains(t, "2/84");
 	assert_contains(t, "First in the group to finish Kafka!");
+	t = say(f, "done", "kafka & redis");
+	assert_contains(t, "Kafka and Redis were done already");
+	assert_contains(t, "Redis was done already; nothing was counted twice.");
 	t = say(f, "done", "redis and docker");
 	assert_contains(t, "ana finished Docker");
 	assert_contains(t, "Redis was done already; nothing was counted twice.");
