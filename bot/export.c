@@ -9,6 +9,7 @@
 #include "util.h"
 
 #include <cJSON.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -136,17 +137,203 @@ static int write_row(const struct store_row *row, void *ud)
 	return ferror(c->out) ? COHORT_ERR_IO : 0;
 }
 
+/* ISO 8601 UTC with milliseconds, as the complete dump keeps times. */
+static void iso8601_ms(int64_t ms, char *buf, size_t n)
+{
+	char s[32];
+	iso8601(ms - ((ms % 1000) + 1000) % 1000, s, sizeof(s));
+	s[19] = '\0';
+	snprintf(buf, n, "%s.%03dZ", s, (int)(((ms % 1000) + 1000) % 1000));
+}
+
+/* Parses iso8601_ms()'s form, or whole seconds ("...:00Z"). */
+static bool parse_iso_ms(const char *s, int64_t *ms)
+{
+	size_t n = strlen(s);
+	if (n == 20)
+		return clock_parse_iso(s, ms);
+	if (n != 24 || s[19] != '.' || s[23] != 'Z' || strspn(s + 20, "0123456789") != 3)
+		return false;
+	char whole[21];
+	memcpy(whole, s, 19);
+	memcpy(whole + 19, "Z", 2);
+	if (!clock_parse_iso(whole, ms))
+		return false;
+	*ms += (s[20] - '0') * 100 + (s[21] - '0') * 10 + (s[22] - '0');
+	return true;
+}
+
+/* The complete dump: one section per table, in this order, one object per line. */
+static const char *const dump_sections[] = {"groups", "members", "progress",
+					    "events", "digests", "digest_ranks"};
+enum { SEC_GROUPS, SEC_MEMBERS, SEC_PROGRESS, SEC_EVENTS, SEC_DIGESTS, SEC_RANKS, SEC_COUNT };
+
+struct dump_ctx {
+	const struct roadmap *rm;
+	FILE *out;
+	int sec;      /* the section being written; -1 before the first */
+	size_t n;     /* objects written in it */
+	int64_t *ids; /* event ids written, in order: what "undoes" counts */
+	size_t nids, ids_cap;
+};
+
+/* Closes the sections before sec and opens it (empty ones are written too). */
+static void dump_open(struct dump_ctx *c, int sec)
+{
+	while (c->sec < sec) {
+		if (c->sec >= 0)
+			fputs(c->n ? "\n  ],\n" : "],\n", c->out);
+		c->sec++;
+		fprintf(c->out, "  \"%s\": [", dump_sections[c->sec]);
+		c->n = 0;
+	}
+}
+
+static int dump_object(struct dump_ctx *c, int sec, cJSON *o)
+{
+	dump_open(c, sec);
+	char *text = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	if (!text)
+		return COHORT_ERR_IO;
+	fprintf(c->out, "%s\n    %s", c->n ? "," : "", text);
+	free(text);
+	c->n++;
+	return ferror(c->out) ? COHORT_ERR_IO : 0;
+}
+
+static void add_str_or_null(cJSON *o, const char *key, const char *v)
+{
+	if (v)
+		cJSON_AddStringToObject(o, key, v);
+	else
+		cJSON_AddNullToObject(o, key);
+}
+
+static void add_time(cJSON *o, const char *key, int64_t ms)
+{
+	char when[40];
+	iso8601_ms(ms, when, sizeof(when));
+	cJSON_AddStringToObject(o, key, when);
+}
+
+static int dump_settings(const struct store_group_settings *g, void *ud)
+{
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "group", g->group_id);
+	add_str_or_null(o, "digest_channel", g->digest_channel);
+	add_str_or_null(o, "digest_time", g->digest_time);
+	add_str_or_null(o, "timezone", g->timezone);
+	return dump_object(ud, SEC_GROUPS, o);
+}
+
+static int dump_member(const struct store_member *m, void *ud)
+{
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "group", m->group_id);
+	cJSON_AddStringToObject(o, "member", m->member_id);
+	cJSON_AddStringToObject(o, "member_name", m->name);
+	add_time(o, "first_seen", m->first_seen);
+	return dump_object(ud, SEC_MEMBERS, o);
+}
+
+static int dump_progress(const struct store_row *row, void *ud)
+{
+	struct dump_ctx *c = ud;
+	long t = roadmap_find_id(c->rm, row->topic_id);
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "group", row->group_id);
+	cJSON_AddStringToObject(o, "member", row->member_id);
+	cJSON_AddStringToObject(o, "member_name", row->member_name);
+	cJSON_AddStringToObject(o, "topic_id", row->topic_id);
+	cJSON_AddStringToObject(o, "topic", t >= 0 ? roadmap_topic(c->rm, (size_t)t)->name : "");
+	cJSON_AddStringToObject(o, "status", status_word(row->status));
+	add_time(o, "updated_at", row->updated_at);
+	cJSON_AddStringToObject(o, "note", row->note);
+	return dump_object(ud, SEC_PROGRESS, o);
+}
+
+static int dump_event(const struct store_event *e, void *ud)
+{
+	struct dump_ctx *c = ud;
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "group", e->group_id);
+	cJSON_AddStringToObject(o, "member", e->member_id);
+	cJSON_AddStringToObject(o, "topic_id", e->topic_id);
+	cJSON_AddStringToObject(o, "from", status_word(e->from));
+	cJSON_AddStringToObject(o, "to", status_word(e->to));
+	add_str_or_null(o, "note", e->note);
+	add_time(o, "at", e->at);
+	add_str_or_null(o, "source_id", e->source_id);
+	/* What it undid, as its 1-based place in this list (ids are the store's own). */
+	size_t undoes = 0;
+	for (size_t i = c->nids; e->reverts && i > 0 && !undoes; i--)
+		if (c->ids[i - 1] == e->reverts)
+			undoes = i;
+	if (undoes)
+		cJSON_AddNumberToObject(o, "undoes", (double)undoes);
+	else
+		cJSON_AddNullToObject(o, "undoes");
+	grow_array((void **)&c->ids, &c->ids_cap, c->nids + 1, sizeof(*c->ids));
+	c->ids[c->nids++] = e->id;
+	return dump_object(ud, SEC_EVENTS, o);
+}
+
+static int dump_digest(const struct store_digest_row *d, void *ud)
+{
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "group", d->group_id);
+	cJSON_AddStringToObject(o, "date", d->local_date);
+	cJSON_AddStringToObject(o, "idem_key", d->idem_key);
+	add_time(o, "recorded_at", d->recorded_at);
+	if (d->sent_at)
+		add_time(o, "sent_at", d->sent_at);
+	else
+		cJSON_AddNullToObject(o, "sent_at");
+	cJSON_AddNumberToObject(o, "group_percent", d->group_percent);
+	return dump_object(ud, SEC_DIGESTS, o);
+}
+
+static int dump_digest_rank(const struct store_digest_rank_row *r, void *ud)
+{
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "group", r->group_id);
+	cJSON_AddStringToObject(o, "date", r->local_date);
+	cJSON_AddStringToObject(o, "member", r->member_id);
+	cJSON_AddNumberToObject(o, "rank", r->rank);
+	cJSON_AddNumberToObject(o, "points", r->points);
+	return dump_object(ud, SEC_RANKS, o);
+}
+
+static int write_dump(struct store *st, const struct roadmap *rm, const char *group_id, FILE *out)
+{
+	struct dump_ctx c = {rm, out, -1, 0, NULL, 0, 0};
+	fprintf(out, "{\n  \"format\": \"cohort export\",\n  \"version\": %d,\n", EXPORT_VERSION);
+	struct store_dump_fns fns = {dump_settings, dump_member, dump_progress,
+				     dump_event,    dump_digest, dump_digest_rank};
+	int rc = store_dump(st, group_id, &fns, &c);
+	dump_open(&c, SEC_COUNT - 1);
+	fputs(c.n ? "\n  ]\n}\n" : "]\n}\n", out);
+	free(c.ids);
+	return rc;
+}
+
+/* The end line of a CSV export: a file without it was cut short. */
+#define CSV_END "# end of cohort export"
+
 int export_write(struct store *st, const struct roadmap *rm, const char *group_id,
 		 enum export_format fmt, FILE *out)
 {
-	struct export_ctx c = {rm, fmt, out, 0};
-	if (fmt == EXPORT_CSV)
+	int rc;
+	if (fmt == EXPORT_JSON) {
+		rc = write_dump(st, rm, group_id, out);
+	} else {
+		struct export_ctx c = {rm, fmt, out, 0};
 		fputs("group,member,member_name,topic_id,topic,status,updated_at,note\r\n", out);
-	else
-		fputs("[", out);
-	int rc = store_export(st, group_id, write_row, &c);
-	if (fmt == EXPORT_JSON)
-		fputs(c.n ? "\n]\n" : "]\n", out);
+		rc = store_export(st, group_id, write_row, &c);
+		if (!rc)
+			fprintf(out, CSV_END ",%zu %s\r\n", c.n, c.n == 1 ? "record" : "records");
+	}
 	if (!rc && (fflush(out) != 0 || ferror(out)))
 		rc = COHORT_ERR_IO;
 	return rc;
@@ -259,7 +446,7 @@ static int add_record(struct records *rs, const struct roadmap *rm, const char *
 	else
 		BAD("status \"%.40s\" is not done, in progress or skipped", f[F_STATUS]);
 	int64_t at;
-	if (!clock_parse_iso(f[F_UPDATED], &at))
+	if (!parse_iso_ms(f[F_UPDATED], &at))
 		BAD("updated_at \"%.40s\" is not a time like 2026-11-25T18:00:00Z", f[F_UPDATED]);
 	if (strlen(f[F_NOTE]) > EXPORT_MAX_NOTE)
 		BAD("the note is longer than %d bytes", EXPORT_MAX_NOTE);
@@ -369,12 +556,37 @@ static int read_csv(const char *text, size_t len, const struct roadmap *rm, cons
 	size_t line = 1;
 	int n, rc = COHORT_OK;
 	bool bad, header = true;
+	size_t end_line = 0; /* where the end line was */
 	while (!rc) {
 		size_t at = line;
 		if (!csv_record(&p, end, fields, &n, &line, &bad))
 			break;
 		if (n == 1 && !fields[0].len && !bad)
 			continue; /* a blank line */
+		if (end_line) {
+			snprintf(err, COHORT_ERR_LEN,
+				 "%s:%zu: a record after the end line (line %zu); was another file "
+				 "appended?",
+				 fname, at, end_line);
+			rc = COHORT_ERR_PARSE;
+			break;
+		}
+		if (!bad && !header && n == 2 && !strcmp(sb_str(&fields[0]), CSV_END)) {
+			/* "# end of cohort export,5 records": the count must match. */
+			char *rest = NULL;
+			const char *c = sb_str(&fields[1]);
+			unsigned long long want = strtoull(c, &rest, 10);
+			if (rest == c || (strcmp(rest, " records") && strcmp(rest, " record")) ||
+			    want != rs->n) {
+				snprintf(err, COHORT_ERR_LEN,
+					 "%s:%zu: the end line says \"%.40s\" but the file holds %zu "
+					 "(a record was lost or added); nothing was imported",
+					 fname, at, c, rs->n);
+				rc = COHORT_ERR_PARSE;
+			}
+			end_line = at;
+			continue;
+		}
 		if (bad || n != F_COUNT) {
 			snprintf(err, COHORT_ERR_LEN, "%s:%zu: %s", fname, at,
 				 bad ? "a quoted field is not closed properly"
@@ -409,8 +621,305 @@ static int read_csv(const char *text, size_t len, const struct roadmap *rm, cons
 		snprintf(err, COHORT_ERR_LEN, "%s: empty (no CSV header)", fname);
 		rc = COHORT_ERR_PARSE;
 	}
+	if (!rc && !end_line) {
+		snprintf(err, COHORT_ERR_LEN,
+			 "%s:%zu: the file ends without its end line (\"" CSV_END ",N records\"): "
+			 "it was cut short, so nothing was imported. Export it again; a file "
+			 "from an older cohort has none: check it is whole, then add that line "
+			 "with N its records (%zu here)",
+			 fname, line, rs->n);
+		rc = COHORT_ERR_PARSE;
+	}
 	for (int k = 0; k <= F_COUNT; k++)
 		sb_release(&fields[k]);
+	return rc;
+}
+
+/* ---- restoring a complete dump ---- */
+
+struct restore {
+	struct store *st;
+	const char *fname;
+	char *err;
+	const char *sec; /* for messages: "events" */
+	size_t index;    /* 1-based, in sec */
+	int64_t *ids;    /* new event ids, by place in "events" */
+	size_t nids;
+	size_t count;    /* progress records restored */
+};
+
+static int dump_bad(struct restore *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int dump_bad(struct restore *r, const char *fmt, ...)
+{
+	int n = snprintf(r->err, COHORT_ERR_LEN, "%.300s: %s[%zu]: ", r->fname, r->sec, r->index);
+	va_list ap;
+	va_start(ap, fmt);
+	if (n >= 0 && n < COHORT_ERR_LEN)
+		vsnprintf(r->err + n, COHORT_ERR_LEN - (size_t)n, fmt, ap);
+	va_end(ap);
+	return COHORT_ERR_PARSE;
+}
+
+/* A string member of o: *out borrowed; NULL allowed (JSON null or absent) when nullable. */
+static int get_str(struct restore *r, const cJSON *o, const char *key, bool nullable,
+		   size_t max, const char **out)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+	*out = NULL;
+	if ((!v || cJSON_IsNull(v)) && nullable)
+		return COHORT_OK;
+	if (!cJSON_IsString(v))
+		return dump_bad(r, "\"%s\" is missing or not a string", key);
+	const char *s = v->valuestring;
+	if (!text_utf8_valid(s, strlen(s)) || strlen(s) > max)
+		return dump_bad(r, "\"%s\" is not valid UTF-8 of at most %zu bytes", key, max);
+	*out = s;
+	return COHORT_OK;
+}
+
+static int get_time(struct restore *r, const cJSON *o, const char *key, bool nullable,
+		    int64_t *ms)
+{
+	const char *s;
+	int rc = get_str(r, o, key, nullable, 40, &s);
+	*ms = 0;
+	if (rc || !s)
+		return rc;
+	if (!parse_iso_ms(s, ms))
+		return dump_bad(r, "\"%s\" \"%.40s\" is not a time like 2026-11-25T18:00:00.000Z",
+				key, s);
+	return COHORT_OK;
+}
+
+static int get_int(struct restore *r, const cJSON *o, const char *key, int lo, int hi, int *out)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+	if (!cJSON_IsNumber(v) || v->valuedouble < lo || v->valuedouble > hi ||
+	    v->valuedouble != (double)(int)v->valuedouble)
+		return dump_bad(r, "\"%s\" is not a whole number from %d to %d", key, lo, hi);
+	*out = (int)v->valuedouble;
+	return COHORT_OK;
+}
+
+static int get_status(struct restore *r, const cJSON *o, const char *key, bool none_ok,
+		      enum store_status *out)
+{
+	const char *s;
+	int rc = get_str(r, o, key, false, 20, &s);
+	if (rc)
+		return rc;
+	if (!strcmp(s, "done"))
+		*out = STATUS_DONE;
+	else if (!strcmp(s, "in progress") || !strcmp(s, "in_progress"))
+		*out = STATUS_IN_PROGRESS;
+	else if (!strcmp(s, "skipped"))
+		*out = STATUS_SKIPPED;
+	else if (none_ok && !strcmp(s, "none"))
+		*out = STATUS_NONE;
+	else
+		return dump_bad(r, "\"%s\" \"%.20s\" is not done, in progress, skipped%s", key, s,
+				none_ok ? " or none" : "");
+	return COHORT_OK;
+}
+
+/* Ids: platform-qualified ("discord:123"). */
+static int check_qualified(struct restore *r, const char *what, const char *id)
+{
+	const char *colon = strchr(id, ':');
+	if (!colon || colon == id || !colon[1])
+		return dump_bad(r, "%s \"%.80s\" is not a platform-qualified id like "
+				   "\"discord:123\"",
+				what, id);
+	return COHORT_OK;
+}
+
+static int check_topic_id(struct restore *r, const char *id)
+{
+	if (!*id || strpbrk(id, " \t\r\n\",;|"))
+		return dump_bad(r, "topic_id \"%.80s\" is not a topic id", id);
+	return COHORT_OK;
+}
+
+/* What a restore call said, as a message naming the row. */
+static int restored(struct restore *r, int rc, const char *what)
+{
+	if (rc == COHORT_ERR_DUPLICATE)
+		return dump_bad(r, "a second %s with the same key", what);
+	if (rc)
+		return dump_bad(r, "writing it failed (see the log above)");
+	return COHORT_OK;
+}
+
+static int restore_row(struct restore *r, int sec, const cJSON *o)
+{
+	const char *g = NULL, *m = NULL, *name, *topic, *note, *src, *ch, *tm, *tz, *date, *key;
+	int64_t t1, t2;
+	enum store_status s1, s2;
+	int n1, n2;
+	int rc = get_str(r, o, "group", false, 300, &g);
+	if (!rc)
+		rc = check_qualified(r, "group", g);
+	if (!rc && sec != SEC_GROUPS && sec != SEC_DIGESTS) {
+		rc = get_str(r, o, "member", false, 300, &m);
+		if (!rc)
+			rc = check_qualified(r, "member", m);
+	}
+	if (rc)
+		return rc;
+	switch (sec) {
+	case SEC_GROUPS:
+		if ((rc = get_str(r, o, "digest_channel", true, 300, &ch)) ||
+		    (rc = get_str(r, o, "digest_time", true, 10, &tm)) ||
+		    (rc = get_str(r, o, "timezone", true, 100, &tz)))
+			return rc;
+		return restored(r,
+				store_restore_settings(r->st,
+						       &(struct store_group_settings){g, ch, tm, tz}),
+				"group");
+	case SEC_MEMBERS:
+		if ((rc = get_str(r, o, "member_name", false, 1000, &name)) ||
+		    (rc = get_time(r, o, "first_seen", false, &t1)))
+			return rc;
+		return restored(r, store_restore_member(r->st, &(struct store_member){g, m, name, t1}),
+				"member");
+	case SEC_PROGRESS:
+		if ((rc = get_str(r, o, "topic_id", false, 6 * ROADMAP_MAX_NAME, &topic)) ||
+		    (rc = check_topic_id(r, topic)) ||
+		    (rc = get_status(r, o, "status", false, &s1)) ||
+		    (rc = get_time(r, o, "updated_at", false, &t1)) ||
+		    (rc = get_str(r, o, "note", false, EXPORT_MAX_NOTE, &note)))
+			return rc;
+		rc = store_restore_progress(r->st,
+					    &(struct store_row){g, m, "", topic, s1, note, t1});
+		if (rc == COHORT_ERR_STORE)
+			return dump_bad(r, "the record's member is not in \"members\", or writing it "
+					   "failed (see the log above)");
+		r->count += !rc;
+		return restored(r, rc, "record for this member and topic");
+	case SEC_EVENTS: {
+		const cJSON *u = cJSON_GetObjectItemCaseSensitive(o, "undoes");
+		int64_t reverts = 0;
+		if ((rc = get_str(r, o, "topic_id", false, 6 * ROADMAP_MAX_NAME, &topic)) ||
+		    (rc = check_topic_id(r, topic)) ||
+		    (rc = get_status(r, o, "from", true, &s1)) ||
+		    (rc = get_status(r, o, "to", true, &s2)) ||
+		    (rc = get_str(r, o, "note", true, EXPORT_MAX_NOTE, &note)) ||
+		    (rc = get_time(r, o, "at", false, &t1)) ||
+		    (rc = get_str(r, o, "source_id", true, 300, &src)))
+			return rc;
+		if (u && !cJSON_IsNull(u)) {
+			if (!cJSON_IsNumber(u) || u->valuedouble < 1 ||
+			    u->valuedouble >= (double)r->index ||
+			    u->valuedouble != (double)(size_t)u->valuedouble)
+				return dump_bad(r, "\"undoes\" is not the place of an earlier event");
+			reverts = r->ids[(size_t)u->valuedouble - 1];
+		}
+		struct store_event e = {0, g, m, topic, s1, s2, note, t1, src, reverts};
+		rc = store_restore_event(r->st, &e, &r->ids[r->index - 1]);
+		if (rc == COHORT_ERR_STORE)
+			return dump_bad(r, "the event's member is not in \"members\", it undoes an "
+					   "event undone already, or writing it failed (see the log "
+					   "above)");
+		return restored(r, rc, "event with this source_id");
+	}
+	case SEC_DIGESTS:
+		if ((rc = get_str(r, o, "date", false, 10, &date)) ||
+		    (rc = get_str(r, o, "idem_key", false, 300, &key)) ||
+		    (rc = get_time(r, o, "recorded_at", false, &t1)) ||
+		    (rc = get_time(r, o, "sent_at", true, &t2)) ||
+		    (rc = get_int(r, o, "group_percent", 0, 100, &n1)))
+			return rc;
+		return restored(r,
+				store_restore_digest(
+					r->st, &(struct store_digest_row){g, date, key, t1, t2, n1}),
+				"digest for this group and date");
+	default:
+		if ((rc = get_str(r, o, "date", false, 10, &date)) ||
+		    (rc = get_int(r, o, "rank", 1, 1000000, &n1)) ||
+		    (rc = get_int(r, o, "points", 0, 1000000, &n2)))
+			return rc;
+		rc = store_restore_digest_rank(
+			r->st, &(struct store_digest_rank_row){g, date, m, n1, n2});
+		if (rc == COHORT_ERR_STORE)
+			return dump_bad(r, "no digest in \"digests\" for this group and date, or "
+					   "writing it failed (see the log above)");
+		return restored(r, rc, "rank for this digest and member");
+	}
+}
+
+/*
+ * Restores a complete dump (root is its object) in one transaction, scores
+ * derived for rm before it commits. *count: the progress records.
+ */
+static int restore_dump(struct store *st, const struct roadmap *rm, const cJSON *root,
+			const char *fname, size_t *count, char *err)
+{
+	const cJSON *fmt = cJSON_GetObjectItemCaseSensitive(root, "format");
+	const cJSON *ver = cJSON_GetObjectItemCaseSensitive(root, "version");
+	if (!cJSON_IsString(fmt) || strcmp(fmt->valuestring, "cohort export") != 0 ||
+	    !cJSON_IsNumber(ver)) {
+		snprintf(err, COHORT_ERR_LEN,
+			 "%.300s: not an export of cohort (made by 'cohort export --format json'?)",
+			 fname);
+		return COHORT_ERR_PARSE;
+	}
+	if (ver->valuedouble != EXPORT_VERSION) {
+		snprintf(err, COHORT_ERR_LEN,
+			 "%.300s: an export of version %g, but this cohort reads version %d (and "
+			 "the arrays of records before it): use a newer cohort",
+			 fname, ver->valuedouble, EXPORT_VERSION);
+		return COHORT_ERR_PARSE;
+	}
+	struct restore r = {st, fname, err, NULL, 0, NULL, 0, 0};
+	int rc = COHORT_OK;
+	for (int sec = 0; sec < SEC_COUNT && !rc; sec++) {
+		const cJSON *a = cJSON_GetObjectItemCaseSensitive(root, dump_sections[sec]);
+		if (!cJSON_IsArray(a)) {
+			snprintf(err, COHORT_ERR_LEN,
+				 "%.300s: \"%s\" is missing or not an array (the file is not a "
+				 "whole export)",
+				 fname, dump_sections[sec]);
+			rc = COHORT_ERR_PARSE;
+		}
+	}
+	if (rc)
+		return rc;
+	const cJSON *events = cJSON_GetObjectItemCaseSensitive(root, "events");
+	r.nids = (size_t)cJSON_GetArraySize(events);
+	r.ids = xcalloc(r.nids + 1, sizeof(*r.ids));
+	rc = store_restore_begin(st);
+	for (int sec = 0; sec < SEC_COUNT && !rc; sec++) {
+		const cJSON *o;
+		r.sec = dump_sections[sec];
+		r.index = 0;
+		cJSON_ArrayForEach(o, cJSON_GetObjectItemCaseSensitive(root, dump_sections[sec]))
+		{
+			r.index++;
+			if (!cJSON_IsObject(o))
+				rc = dump_bad(&r, "not an object");
+			else
+				rc = restore_row(&r, sec, o);
+			if (rc)
+				break;
+		}
+	}
+	/* Scores, counts and former ids, derived in the same transaction. */
+	struct store_roadmap_result res;
+	if (!rc && bot_store_roadmap(st, rm, true, &res)) {
+		snprintf(err, COHORT_ERR_LEN, "deriving the scores failed (see the log above)");
+		rc = COHORT_ERR_STORE;
+	}
+	int end = store_restore_end(st, rc == COHORT_OK);
+	if (!rc && end) {
+		snprintf(err, COHORT_ERR_LEN, "committing the restore failed (see the log above)");
+		rc = end;
+	}
+	if (rc && rc != COHORT_ERR_STORE && rc != COHORT_ERR_PARSE)
+		rc = COHORT_ERR_STORE;
+	free(r.ids);
+	if (!rc)
+		*count = r.count;
 	return rc;
 }
 
@@ -465,6 +974,17 @@ int export_read(struct store *st, const struct roadmap *rm, enum export_format f
 		snprintf(err, COHORT_ERR_LEN, "%s: cannot be read", fname);
 		return COHORT_ERR_IO;
 	}
+	if (fmt == EXPORT_JSON) {
+		/* A complete dump is an object; the arrays of records before it still import. */
+		cJSON *j = cJSON_ParseWithLength(sb_str(&text), text.len);
+		if (cJSON_IsObject(j)) {
+			sb_release(&text);
+			rc = restore_dump(st, rm, j, fname, count, err);
+			cJSON_Delete(j);
+			return rc;
+		}
+		cJSON_Delete(j);
+	}
 	struct records rs = {NULL, 0, 0};
 	rc = fmt == EXPORT_JSON ? read_json(sb_str(&text), text.len, rm, fname, &rs, err)
 				: read_csv(sb_str(&text), text.len, rm, fname, &rs, err);
@@ -492,12 +1012,12 @@ int export_read(struct store *st, const struct roadmap *rm, enum export_format f
 						 r->status, r->note,   NULL,    r->at};
 			rc = store_set_status(st, &c, NULL);
 		}
-		int end = store_batch_end(st, rc == COHORT_OK);
-		rc = rc ? rc : end;
-		/* Records under a former id move to their topic, as at a start. */
+		/* Records under a former id move to their topic, in the same transaction. */
 		struct store_roadmap_result res;
 		if (!rc)
 			rc = bot_store_roadmap(st, rm, true, &res);
+		int end = store_batch_end(st, rc == COHORT_OK);
+		rc = rc ? rc : end;
 		if (rc)
 			snprintf(err, COHORT_ERR_LEN,
 				 "writing the records failed; nothing was "

@@ -9,6 +9,9 @@ struct roadmap;
 
 enum export_format { EXPORT_CSV, EXPORT_JSON };
 
+/* The version of the complete JSON dump written ("version" in it). */
+#define EXPORT_VERSION 2
+
 /*
  * Writes the records of group_id (NULL: every group) to out, one per
  * (group, member, topic): group, member, member_name, topic_id, topic, status,

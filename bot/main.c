@@ -1079,8 +1079,10 @@ static const struct subcommand subcommands[] = {
 	 "today); refused (exit 2) when the group has no digest channel or turned it off.\n"
 	 "Without --post it needs no token and contacts nothing.\n"},
 	{"export", STORE_EXISTING, cmd_export, "export [-c FILE] [--group ID] --format csv|json",
-	 "Writes every progress record (of one group, or all) to stdout: group, member,\n"
-	 "member_name, topic_id, topic, status, updated_at (ISO 8601 UTC), note.\n"
+	 "Writes one group, or all, to stdout. CSV: every progress record (group, member,\n"
+	 "member_name, topic_id, topic, status, updated_at in ISO 8601 UTC, note) and an\n"
+	 "end line, so a cut file is refused. JSON: a complete dump (settings, members,\n"
+	 "records, the event log, digest records; never a secret) that import restores.\n"
 	 "Needs no token; a store that does not exist is reported, never created.\n"},
 	{"import", STORE_CREATE, cmd_import, "import [-c FILE] --format csv|json FILE",
 	 "Restores what export wrote (FILE, or - for stdin) into an empty store: every\n"

@@ -1933,3 +1933,277 @@ int store_topic_totals(struct store *st, int (*fn)(const struct store_topic_tota
 		return stop;
 	return rc == SQLITE_DONE ? COHORT_OK : db_fail(st, "counting records by topic");
 }
+
+/* ---- dump and restore ---- */
+
+static const char *col_or_null(sqlite3_stmt *s, int i)
+{
+	return (const char *)sqlite3_column_text(s, i);
+}
+
+/* Steps an ad-hoc query, calling row() per row; a non-zero return stops and is returned. */
+static int each(struct store *st, const char *text, const char *group_id,
+		int (*row)(sqlite3_stmt *s, const struct store_dump_fns *fns, void *ud),
+		const struct store_dump_fns *fns, void *ud)
+{
+	sqlite3_stmt *s;
+	if (sqlite3_prepare_v2(st->db, text, -1, &s, NULL) != SQLITE_OK)
+		return db_fail(st, "dumping the store");
+	bind_text(s, 1, group_id);
+	int rc, stop = 0;
+	while (!stop && (rc = sqlite3_step(s)) == SQLITE_ROW)
+		stop = row(s, fns, ud);
+	sqlite3_finalize(s);
+	if (stop)
+		return stop;
+	return rc == SQLITE_DONE ? COHORT_OK : db_fail(st, "dumping the store");
+}
+
+static int settings_row(sqlite3_stmt *s, const struct store_dump_fns *fns, void *ud)
+{
+	struct store_group_settings g = {col_text(s, 0), col_or_null(s, 1), col_or_null(s, 2),
+					 col_or_null(s, 3)};
+	return fns->settings(&g, ud);
+}
+
+static int member_row(sqlite3_stmt *s, const struct store_dump_fns *fns, void *ud)
+{
+	struct store_member m = {col_text(s, 0), col_text(s, 1), col_text(s, 2),
+				 sqlite3_column_int64(s, 3)};
+	return fns->member(&m, ud);
+}
+
+static int progress_row(sqlite3_stmt *s, const struct store_dump_fns *fns, void *ud)
+{
+	struct store_row r = {col_text(s, 0),
+			      col_text(s, 1),
+			      col_text(s, 2),
+			      col_text(s, 3),
+			      status_parse(sqlite3_column_text(s, 4)),
+			      col_text(s, 5),
+			      sqlite3_column_int64(s, 6)};
+	return fns->progress(&r, ud);
+}
+
+static int event_row(sqlite3_stmt *s, const struct store_dump_fns *fns, void *ud)
+{
+	struct store_event e = {sqlite3_column_int64(s, 0),
+				col_text(s, 1),
+				col_text(s, 2),
+				col_text(s, 3),
+				status_parse(sqlite3_column_text(s, 4)),
+				status_parse(sqlite3_column_text(s, 5)),
+				col_or_null(s, 6),
+				sqlite3_column_int64(s, 7),
+				col_or_null(s, 8),
+				sqlite3_column_int64(s, 9)};
+	return fns->event(&e, ud);
+}
+
+static int digest_row(sqlite3_stmt *s, const struct store_dump_fns *fns, void *ud)
+{
+	struct store_digest_row d = {col_text(s, 0),		 col_text(s, 1),
+				     col_text(s, 2),		 sqlite3_column_int64(s, 3),
+				     sqlite3_column_int64(s, 4), sqlite3_column_int(s, 5)};
+	return fns->digest(&d, ud);
+}
+
+static int digest_rank_row(sqlite3_stmt *s, const struct store_dump_fns *fns, void *ud)
+{
+	struct store_digest_rank_row r = {col_text(s, 0), col_text(s, 1), col_text(s, 2),
+					  sqlite3_column_int(s, 3), sqlite3_column_int(s, 4)};
+	return fns->digest_rank(&r, ud);
+}
+
+int store_dump(struct store *st, const char *group_id, const struct store_dump_fns *fns, void *ud)
+{
+	/* One read transaction: the tables agree with each other even while cohort runs. */
+	int rc = exec_once(st, "BEGIN", "dumping the store", NULL);
+	if (rc)
+		return rc;
+#define GROUP_IS " WHERE (?1 IS NULL OR group_id = ?1) "
+	rc = each(st,
+		  "SELECT group_id, digest_channel, digest_time, timezone FROM group_settings" GROUP_IS
+		  "ORDER BY group_id",
+		  group_id, settings_row, fns, ud);
+	if (!rc)
+		rc = each(st,
+			  "SELECT group_id, member_id, name, first_seen FROM members" GROUP_IS
+			  "ORDER BY group_id, member_id",
+			  group_id, member_row, fns, ud);
+	if (!rc)
+		rc = each(st,
+			  "SELECT p.group_id, p.member_id, m.name, p.topic_id, p.status, p.note, "
+			  "p.updated_at FROM progress p JOIN members m USING (group_id, member_id) "
+			  "WHERE ?1 IS NULL OR p.group_id = ?1 "
+			  "ORDER BY p.group_id, p.member_id, p.topic_id",
+			  group_id, progress_row, fns, ud);
+	if (!rc)
+		rc = each(st,
+			  "SELECT id, group_id, member_id, topic_id, old_status, new_status, note, at, "
+			  "source_id, COALESCE(reverts, 0) FROM events" GROUP_IS "ORDER BY id",
+			  group_id, event_row, fns, ud);
+	if (!rc)
+		rc = each(st,
+			  "SELECT group_id, local_date, idem_key, recorded_at, COALESCE(sent_at, 0), "
+			  "group_percent FROM digests" GROUP_IS "ORDER BY group_id, local_date",
+			  group_id, digest_row, fns, ud);
+	if (!rc)
+		rc = each(st,
+			  "SELECT group_id, local_date, member_id, rank, points FROM digest_ranks" GROUP_IS
+			  "ORDER BY group_id, local_date, rank, member_id",
+			  group_id, digest_rank_row, fns, ud);
+#undef GROUP_IS
+	exec_once(st, "COMMIT", "dumping the store", NULL);
+	return rc;
+}
+
+int store_restore_begin(struct store *st)
+{
+	return store_batch_begin(st); /* changes made meanwhile (scores) are savepoints in it */
+}
+
+int store_restore_end(struct store *st, bool keep)
+{
+	st->batch = false;
+	if (keep)
+		return run(st, prep(st, S_COMMIT), "commit a restore");
+	if (!sqlite3_get_autocommit(st->db))
+		run(st, prep(st, S_ROLLBACK), "roll back a restore");
+	return COHORT_OK;
+}
+
+/* Runs an ad-hoc insert whose binds fill() sets; a constraint is COHORT_ERR_DUPLICATE. */
+static int insert_row(struct store *st, const char *text, void (*fill)(sqlite3_stmt *s, const void *v),
+		      const void *v, const char *what)
+{
+	sqlite3_stmt *s;
+	if (sqlite3_prepare_v2(st->db, text, -1, &s, NULL) != SQLITE_OK)
+		return db_fail(st, what);
+	fill(s, v);
+	int rc = sqlite3_step(s);
+	int ext = sqlite3_extended_errcode(st->db);
+	sqlite3_finalize(s);
+	if (rc == SQLITE_DONE)
+		return COHORT_OK;
+	if (ext == SQLITE_CONSTRAINT_PRIMARYKEY || ext == SQLITE_CONSTRAINT_UNIQUE)
+		return COHORT_ERR_DUPLICATE;
+	return db_fail(st, what);
+}
+
+static void fill_settings(sqlite3_stmt *s, const void *v)
+{
+	const struct store_group_settings *g = v;
+	bind_text(s, 1, g->group_id);
+	bind_text(s, 2, g->digest_channel);
+	bind_text(s, 3, g->digest_time);
+	bind_text(s, 4, g->timezone);
+}
+
+int store_restore_settings(struct store *st, const struct store_group_settings *g)
+{
+	return insert_row(st,
+			  "INSERT INTO group_settings (group_id, digest_channel, digest_time, "
+			  "timezone) VALUES (?1, ?2, ?3, ?4)",
+			  fill_settings, g, "restoring group settings");
+}
+
+static void fill_member(sqlite3_stmt *s, const void *v)
+{
+	const struct store_member *m = v;
+	bind_text(s, 1, m->group_id);
+	bind_text(s, 2, m->member_id);
+	bind_text(s, 3, m->name);
+	sqlite3_bind_int64(s, 4, m->first_seen);
+}
+
+int store_restore_member(struct store *st, const struct store_member *m)
+{
+	return insert_row(st,
+			  "INSERT INTO members (group_id, member_id, name, first_seen) "
+			  "VALUES (?1, ?2, ?3, ?4)",
+			  fill_member, m, "restoring a member");
+}
+
+static void fill_progress(sqlite3_stmt *s, const void *v)
+{
+	const struct store_row *r = v;
+	bind_text(s, 1, r->group_id);
+	bind_text(s, 2, r->member_id);
+	bind_text(s, 3, r->topic_id);
+	bind_text(s, 4, store_status_name(r->status));
+	bind_text(s, 5, r->note && *r->note ? r->note : NULL);
+	sqlite3_bind_int64(s, 6, r->updated_at);
+}
+
+int store_restore_progress(struct store *st, const struct store_row *r)
+{
+	return insert_row(st,
+			  "INSERT INTO progress (group_id, member_id, topic_id, status, note, "
+			  "updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+			  fill_progress, r, "restoring progress");
+}
+
+static void fill_event(sqlite3_stmt *s, const void *v)
+{
+	const struct store_event *e = v;
+	bind_text(s, 1, e->group_id);
+	bind_text(s, 2, e->member_id);
+	bind_text(s, 3, e->topic_id);
+	bind_text(s, 4, store_status_name(e->from));
+	bind_text(s, 5, store_status_name(e->to));
+	bind_text(s, 6, e->note && *e->note ? e->note : NULL);
+	sqlite3_bind_int64(s, 7, e->at);
+	bind_text(s, 8, e->source_id);
+	if (e->reverts)
+		sqlite3_bind_int64(s, 9, e->reverts);
+}
+
+int store_restore_event(struct store *st, const struct store_event *e, int64_t *id)
+{
+	int rc = insert_row(st,
+			    "INSERT INTO events (group_id, member_id, topic_id, old_status, "
+			    "new_status, note, at, source_id, reverts) "
+			    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+			    fill_event, e, "restoring an event");
+	*id = rc ? 0 : sqlite3_last_insert_rowid(st->db);
+	return rc;
+}
+
+static void fill_digest(sqlite3_stmt *s, const void *v)
+{
+	const struct store_digest_row *d = v;
+	bind_text(s, 1, d->group_id);
+	bind_text(s, 2, d->local_date);
+	bind_text(s, 3, d->idem_key);
+	sqlite3_bind_int64(s, 4, d->recorded_at);
+	if (d->sent_at)
+		sqlite3_bind_int64(s, 5, d->sent_at);
+	sqlite3_bind_int(s, 6, d->group_percent);
+}
+
+int store_restore_digest(struct store *st, const struct store_digest_row *d)
+{
+	return insert_row(st,
+			  "INSERT INTO digests (group_id, local_date, idem_key, recorded_at, sent_at, "
+			  "group_percent) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+			  fill_digest, d, "restoring a digest record");
+}
+
+static void fill_digest_rank(sqlite3_stmt *s, const void *v)
+{
+	const struct store_digest_rank_row *r = v;
+	bind_text(s, 1, r->group_id);
+	bind_text(s, 2, r->local_date);
+	bind_text(s, 3, r->member_id);
+	sqlite3_bind_int(s, 4, r->rank);
+	sqlite3_bind_int(s, 5, r->points);
+}
+
+int store_restore_digest_rank(struct store *st, const struct store_digest_rank_row *r)
+{
+	return insert_row(st,
+			  "INSERT INTO digest_ranks (group_id, local_date, member_id, rank, points) "
+			  "VALUES (?1, ?2, ?3, ?4, ?5)",
+			  fill_digest_rank, r, "restoring a digest ranking");
+}
