@@ -1125,6 +1125,10 @@ static int cmd_topics(struct bot *b, const struct event *ev, struct reply *r)
 			sb_addf(&sb, "%s %s", mark(st[nd->topic]), nd->name);
 			if (done[nd->topic])
 				sb_addf(&sb, "  (%d finished)", done[nd->topic]);
+			/* One section in detail: its topics' resource links (the roadmap's []()). */
+			const char *link = roadmap_topic(b->rm, (size_t)nd->topic)->link;
+			if (*arg && link)
+				sb_addf(&sb, "  %s", link);
 		}
 		reply_mono(r, "%s", sb_str(&sb));
 		sb_release(&sb);

@@ -58,8 +58,11 @@ def test_a_removed_and_a_renamed_topic_after_a_restart(cohort):
     res = cohort.run("roadmap", "-c", "c.toml")
     assert "grid:" not in res.stdout
     assert "\n  react: 2 records (2 done)\n2 records on 1 topic not on the roadmap" in res.stdout
-    out = cohort.console("/progress\n", "-c", "c.toml", "--as", "ana")
+    out = cohort.console("/progress\n/topics Frontend\n", "-c", "c.toml", "--as", "ana")
     assert "2/4 · 50%" in out and "Rank: #1 with 2 points" in out
+    # A section in detail shows its topics' links.
+    assert "[x] CSS Grid  (2 finished)  https://css-tricks.com/snippets/css/" \
+        "complete-guide-grid/" in out, out
     # The store's own export imports again (it used to refuse "grid").
     exp = cohort.run("export", "-c", "c.toml", "--format", "json")
     assert exp.returncode == 0, exp.stderr
