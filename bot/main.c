@@ -392,7 +392,6 @@ static int console_session(struct app *app, const struct cli *cli)
 	struct console_runner run = {app, app->bot, NULL, {serves_console, post_console, NULL},
 				     group_id};
 	run.sink.ud = &run;
-	install_signals();
 	struct console_opts o = {
 		.member = as,
 		.group = group,
@@ -546,16 +545,17 @@ static int cmd_run(struct app *app, const struct cli *cli)
 	struct dispatch *d = dispatch_new(app->bot);
 	if (!d)
 		return EXIT_RUNTIME;
+	signal_dispatch = d; /* from now on a signal also wakes the dispatcher */
 	struct platforms p;
 	int rc = platforms_init(&p, app, d);
 	size_t started = 0;
-	for (; !rc && started < p.n; started++)
+	if (stop_requested)
+		log_info("main", "stopping (signal) before connecting to any platform");
+	for (; !rc && !stop_requested && started < p.n; started++)
 		if (p.v[started].ops->start(p.v[started].self))
 			rc = EXIT_RUNTIME;
 	struct runner r = {app, &p, clock_real_ms(), 0};
 	if (!rc) {
-		signal_dispatch = d;
-		install_signals();
 		log_info("main", "cohort %s running", COHORT_VERSION);
 		dispatch_set_hook(d, housekeeping, &r, STATUS_EVERY_MS);
 		rc = exit_code_of(dispatch_run(d, &p.sink, &stop_requested));
@@ -1166,6 +1166,13 @@ int main(int argc, char **argv)
 		print_help(c);
 		return EXIT_OK;
 	}
+	/*
+	 * The long-running commands take SIGTERM/SIGINT from the start, so a stop while
+	 * the store opens or the platforms connect is a clean one (the flag is checked
+	 * before anything waits); the others keep the default, ending at once.
+	 */
+	if (c->run == cmd_run || c->run == cmd_console)
+		install_signals();
 	struct app app;
 	rc = app_init(&app, &cli, c->store);
 	if (!rc)

@@ -170,6 +170,10 @@ def test_sigkill_mid_burst_loses_no_answered_command_and_counts_none_twice(cohor
         # last saved sequence, and the store applies each interaction once.
         f.replay_on_resume = 1000
         proc = start()
+        # The first process may have stored all 300 before it was killed: wait for the
+        # restart to be up before stopping it.
+        f.wait_for(lambda: len(f.gateway_ops(6)) + len(f.gateway_ops(2)) >= 2, 20,
+                   "the restart to resume or identify")
         f.wait_for(lambda: len(rows(cohort.db, "SELECT 1 FROM events")) == 300, 20,
                    "every command in the store")
         proc.send_signal(signal.SIGTERM)

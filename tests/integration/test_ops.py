@@ -312,3 +312,21 @@ def test_eight_processes_starting_at_once_on_a_new_store_all_succeed(cohort):
 def cohort_bin():
     from conftest import BIN
     return BIN
+
+
+def test_sigterm_while_starting_is_a_clean_stop(cohort):
+    """A stop asked for while cohort still sets up (here: the store is locked by another
+    process) ends cleanly, exit 0, without connecting anywhere."""
+    (cohort.workdir / "cohort.toml").write_text(
+        '[discord]\nenabled = true\ntoken = "a-test-token"\napi_url = "http://127.0.0.1:9"\n')
+    con = sqlite3.connect(cohort.db, isolation_level=None)
+    con.execute("BEGIN EXCLUSIVE")      # cohort waits for it to set the store up
+    run = Running(cohort).start()
+    time.sleep(1.0)
+    run.proc.send_signal(signal.SIGTERM)
+    time.sleep(0.5)
+    con.execute("ROLLBACK")
+    con.close()
+    assert run.wait_exit(15) == 0, run.stderr()
+    assert "stopping (signal) before connecting" in run.stderr()
+    assert "connected" not in run.stderr()
