@@ -5,12 +5,17 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "adapters/attempts.h"
 #include "adapters/console.h"
 #include "adapters/http.h"
 #include "adapters/idset.h"
 #include "adapters/matrix/matrix.h"
+#include "bot/bot.h"
+#include "bot/err.h"
 #include "bot/reply.h"
+#include "bot/roadmap.h"
 #include "bot/util.h"
+#include "store/store.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>
@@ -287,6 +292,40 @@ static void jitter_differs_between_processes_and_repeats_when_seeded(void **stat
 		assert_true(random_unit() == seq[i]);
 }
 
+static void digest_attempts_are_kept_then_forgotten(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/cohort-attempts-XXXXXX", path[64], err[COHORT_ERR_LEN];
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/store.db", dir);
+	struct store *st;
+	struct roadmap *rm;
+	struct bot *b;
+	static const char md[] = "- [ ] Kafka\n";
+	assert_int_equal(store_open(path, false, &st, err), COHORT_OK);
+	assert_int_equal(roadmap_parse(md, strlen(md), "t.md", &rm, err), COHORT_OK);
+	struct bot_opts o = {st, rm, "18:00", "UTC", NULL, NULL};
+	assert_int_equal(bot_new(&o, &b), COHORT_OK);
+	const int64_t t0 = INT64_C(1796000000000), day = INT64_C(86400000);
+	assert_true(attempts_first(b, "x.attempts", "k1", t0) == t0);        /* the first */
+	assert_true(attempts_first(b, "x.attempts", "k1", t0 + 9000) == t0); /* a re-send */
+	assert_true(attempts_first(b, "x.attempts", "k2", t0 + day) == t0 + day);
+	/* Older than ATTEMPTS_KEEP_MS: forgotten, so the next one is a first attempt. */
+	int64_t later = t0 + ATTEMPTS_KEEP_MS + day + 1;
+	assert_true(attempts_first(b, "x.attempts", "k1", later) == later);
+	char *kept = NULL;
+	assert_int_equal(bot_state_get(b, "x.attempts", &kept), COHORT_OK);
+	assert_non_null(strstr(kept, "\"k1\""));
+	assert_null(strstr(kept, "\"k2\"")); /* pruned */
+	free(kept);
+	bot_free(b);
+	roadmap_free(rm);
+	store_free(st);
+	char cmd[96];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
 static void cjson_out_of_memory_aborts_with_a_message(void **state)
 {
 	(void)state;
@@ -337,6 +376,7 @@ int main(void)
 		cmocka_unit_test(replayed_ids_are_recognised_within_a_generation),
 		cmocka_unit_test(a_signal_just_before_the_wait_still_stops_the_console),
 		cmocka_unit_test(jitter_differs_between_processes_and_repeats_when_seeded),
+		cmocka_unit_test(digest_attempts_are_kept_then_forgotten),
 		cmocka_unit_test(cjson_out_of_memory_aborts_with_a_message),
 	};
 	return cmocka_run_group_tests_name("adapters", tests, NULL, NULL);
