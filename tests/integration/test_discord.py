@@ -514,3 +514,14 @@ def test_a_resend_that_finds_nothing_posts_once(fake, bot, cohort):
     fake.wait_rest("GET", r"/channels/555/messages", timeout=10)
     fake.wait_for(lambda: digest_sent(cohort.db) == [("2026-11-25", 1)], 10, "digest recorded")
     assert len(fake.channels["555"]) == 1
+
+
+def test_without_read_message_history_the_resend_posts_and_says_why(fake, bot, cohort):
+    fake.fault("POST", r"/channels/555/messages", 502, times=4)
+    first_digest_attempt_unanswered(fake, bot, cohort)
+    fake.fault("GET", r"/channels/555/messages", 403, {"message": "Missing Access", "code": 50001})
+    cohort.at("2026-11-25T20:00:00Z")
+    b = bot()
+    fake.wait_for(lambda: digest_sent(cohort.db) == [("2026-11-25", 1)], 10, "digest recorded")
+    assert len(fake.channels["555"]) == 1
+    assert "without Read Message History" in b.stderr()
