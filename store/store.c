@@ -334,7 +334,8 @@ static const char *const sql[S_COUNT] = {
 	/* Newest first by id: events are logged as they happen. */
 	[S_DONE_TIMES] = "SELECT at FROM events e INDEXED BY events_member "
 			 "WHERE group_id = ?1 AND member_id = ?2 "
-			 "AND new_status = 'done' AND " LIVE_EVENT " ORDER BY id DESC",
+			 "AND new_status = 'done' AND " LIVE_EVENT " AND "
+			 ON_ROADMAP("e.topic_id") " ORDER BY id DESC",
 	[S_ACTIVITY] = "SELECT e.member_id, m.name, e.topic_id, e.old_status, e.new_status, e.at, "
 		       "m.first_seen, e.id "
 		       "FROM events e JOIN members m USING (group_id, member_id) "

@@ -199,7 +199,7 @@ struct store_roadmap_result {
 /*
  * Tells the store the roadmap's topic ids (called at start and after a
  * reload). Progress on topics not among them is kept but counts nowhere:
- * not in points, ranks (all, week, month), done or skipped totals. When the
+ * not in points, ranks (all, week, month), done or skipped totals, streaks. When the
  * ids or renames differ from the last call's (a fingerprint is kept in the
  * store), or force is set, one transaction first moves each rename's records
  * (a member who has both keeps the new one; the old one stays, uncounted),
@@ -242,7 +242,10 @@ typedef int (*store_rank_fn)(const struct store_rank *r, void *ud);
 int store_ranking(struct store *st, const char *group_id, enum store_period period, int64_t start,
 		  int limit, const char *member_id, store_rank_fn fn, void *ud);
 
-/* Times of the member's un-reverted "done" changes, newest first. fn returns non-zero to stop. */
+/*
+ * Times of the member's un-reverted "done" changes on topics of the roadmap
+ * (store_set_roadmap()), newest first. fn returns non-zero to stop.
+ */
 int store_done_times(struct store *st, const char *group_id, const char *member_id,
 		     int (*fn)(int64_t at, void *ud), void *ud);
 

@@ -773,6 +773,17 @@ static int totals_done(struct store *st)
 	return finished;
 }
 
+static int collect_time(int64_t at, void *ud)
+{
+	struct {
+		int64_t *v;
+		int n;
+	} *got = ud;
+	if (got->n < 4)
+		got->v[got->n++] = at;
+	return 0;
+}
+
 /* Issue 12 §3: React removed, Grid renamed to CSS Grid; the numbers must still agree. */
 static void progress_off_the_roadmap_is_kept_but_never_counted(void **state)
 {
@@ -831,12 +842,24 @@ static void progress_off_the_roadmap_is_kept_but_never_counted(void **state)
 	assert_int_equal(set(f->st, "bob", "react", STATUS_DONE, NULL, 2000), COHORT_OK);
 	assert_int_equal(points(f->st, "bob", 0), 0);
 	assert_int_equal(points(f->st, "bob", 2000), 0);
+	/* Streaks count only topics on the roadmap: bob's React day is not one. */
+	int64_t times[4];
+	struct {
+		int64_t *v;
+		int n;
+	} got = {times, 0};
+	assert_int_equal(store_done_times(f->st, "g", "bob", collect_time, &got), COHORT_OK);
+	assert_int_equal(got.n, 0);
 	/* Putting React back counts it again. */
 	const char *back[] = {"css-grid", "html", "react"};
 	assert_int_equal(store_set_roadmap(f->st, back, 3, &rn, 1, false, &res), COHORT_OK);
 	assert_int_equal(points(f->st, "bob", 0), 1);
 	assert_int_equal(points(f->st, "bob", 2000), 1);
 	assert_int_equal(points(f->st, "ana", 0), 1);
+	got.n = 0;
+	assert_int_equal(store_done_times(f->st, "g", "bob", collect_time, &got), COHORT_OK);
+	assert_int_equal(got.n, 1);
+	assert_int_equal(times[0], 2000);
 }
 
 static int off_topic(const struct store_topic_total *t, void *ud)
