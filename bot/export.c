@@ -745,7 +745,9 @@ static int check_topic_id(struct restore *r, const char *id)
 static int restored(struct restore *r, int rc, const char *what)
 {
 	if (rc == COHORT_ERR_DUPLICATE)
-		return dump_bad(r, "a second %s with the same key", what);
+		return dump_bad(r, "a second %s (in the file, or in the store already: import "
+				   "into a new store)",
+				what);
 	if (rc)
 		return dump_bad(r, "writing it failed (see the log above)");
 	return COHORT_OK;

@@ -88,6 +88,8 @@ def test_a_complete_dump_that_is_broken_imports_nothing(cohort):
         (dict(dump, groups=[dict(dump["groups"][0], digest_time=7)]),
          "groups[1]", "\"digest_time\" is missing or not a string"),
         ({k: v for k, v in dump.items() if k != "events"}, "", "\"events\" is missing"),
+        (dict(dump, members=dump["members"] + dump["members"][:1]),
+         "members[4]", "a second member"),
     ]
     for i, (broken, where, why) in enumerate(cases):
         path = write(cohort, f"broken{i}.json", json.dumps(broken))
