@@ -624,6 +624,8 @@ static int set_many(struct bot *b, const struct event *ev, struct reply *r, stru
 		if (parts[i].res.match == RM_FUZZY)
 			reply_line(r, "(read \u201c%s\u201d as %s)", parts[i].typed, topic->name);
 		if (res[i] == COHORT_ERR_UNCHANGED) {
+			if (!titled)
+				continue; /* the title says it for all of them (below) */
 			if (status == STATUS_NONE)
 				reply_line(r, "%s had no status to clear.", topic->name);
 			else
@@ -683,6 +685,8 @@ static int set_many(struct bot *b, const struct event *ev, struct reply *r, stru
 		else
 			reply_title(r, REPLY_INFO, "%s %s %s already", sb_str(&sb),
 				    ns == 1 ? "was" : "were", was_words(status));
+		if (status != STATUS_NONE)
+			reply_line(r, "Nothing was counted twice.");
 	}
 	if (asked)
 		reply_line(r, "%s", changed ? "The rest was not changed." : "Nothing was changed.");

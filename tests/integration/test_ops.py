@@ -1,6 +1,7 @@
 """Running cohort for months: backups, export/import, shutdown, logs, status, SIGHUP."""
 import json
 import os
+import pathlib
 import signal
 import socket
 import sqlite3
@@ -322,7 +323,20 @@ def test_sigterm_while_starting_is_a_clean_stop(cohort):
     con = sqlite3.connect(cohort.db, isolation_level=None)
     con.execute("BEGIN EXCLUSIVE")      # cohort waits for it to set the store up
     run = Running(cohort).start()
-    time.sleep(1.0)
+
+    def catches_sigterm():
+        try:
+            status = pathlib.Path(f"/proc/{run.proc.pid}/status").read_text()
+        except OSError:
+            return False
+        caught = int(next(ln for ln in status.splitlines() if ln.startswith("SigCgt:"))
+                     .split()[1], 16)
+        return caught & (1 << (signal.SIGTERM - 1))
+    deadline = time.monotonic() + 10
+    while not catches_sigterm():
+        assert time.monotonic() < deadline and run.proc.poll() is None, run.stderr()
+        time.sleep(0.01)
+    time.sleep(0.3)                     # it is waiting for the store now
     run.proc.send_signal(signal.SIGTERM)
     time.sleep(0.5)
     con.execute("ROLLBACK")
