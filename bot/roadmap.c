@@ -334,7 +334,11 @@ static void add_former(struct topic *tp, const char *id)
 	((const char **)tp->pub.former)[tp->pub.nformer++] = xstrdup(id);
 }
 
-/* Former ids: "was:" ids as written, then the id an older cohort gave the name. */
+/*
+ * Former ids: the "was:" ids as written, and only those. An id an older cohort gave
+ * the name ("caf" for Café, "c" for C++) is not taken over by itself: it may just as
+ * well be a topic that was removed (C, beside C++), whose progress must stay put.
+ */
 static int build_former(struct roadmap *rm, const char *fname, char *err)
 {
 	for (size_t i = 0; i < rm->nnodes; i++) {
@@ -373,25 +377,6 @@ static int build_former(struct roadmap *rm, const char *fname, char *err)
 				return rc;
 		}
 	}
-	/* An older cohort's id of the name, unless it is taken or two would claim it. */
-	size_t n = rm->ntopics;
-	char **old = xcalloc(n ? n : 1, sizeof(char *));
-	for (size_t i = 0; i < n; i++) {
-		old[i] = text_slug(rm->topics[i].pub.name);
-		if (!*old[i] || !strcmp(old[i], rm->topics[i].pub.id) ||
-		    id_owner(rm, old[i], -1, false) >= 0 || id_owner(rm, old[i], -1, true) >= 0) {
-			free(old[i]);
-			old[i] = NULL;
-		}
-	}
-	for (size_t i = 0; i < n; i++) {
-		bool shared = false;
-		for (size_t k = 0; old[i] && k < n && !shared; k++)
-			shared = k != i && old[k] && !strcmp(old[k], old[i]);
-		if (old[i] && !shared)
-			add_former(&rm->topics[i], old[i]);
-	}
-	free_list(old, n);
 	return COHORT_OK;
 }
 

@@ -95,3 +95,17 @@ def test_a_sighup_reload_recounts(cohort):
     before, after = out.split("ana> /progress", 2)[1:]
     assert "3/5 · 60%" in before and "Rank: #1 with 3 points" in before
     check_v2_numbers(after)
+
+
+def test_a_removed_topic_keeps_its_progress_even_beside_a_similar_name(cohort):
+    """Removing C leaves its progress under "c": it does not move to C++."""
+    write(cohort, "rm.md", "- [ ] C\n- [ ] C++\n- [ ] Rust\n")
+    write(cohort, "c.toml", '[roadmap]\nfile = "rm.md"\n')
+    assert "ana finished C\n" in cohort.console("/done c\n", "-c", "c.toml", "--as", "ana")
+    write(cohort, "rm.md", "- [ ] C++\n- [ ] Rust\n")
+    out = cohort.console("/progress\n/who c++\n", "-c", "c.toml", "--as", "ana")
+    assert "0/2 · 0%" in out, out
+    assert "Finished: ana" not in out, out
+    res = cohort.run("roadmap", "-c", "c.toml")
+    assert "\n  c: 1 record (1 done)\n" in res.stdout, res.stdout
+    assert "moved to it" not in res.stdout
