@@ -215,22 +215,7 @@ static void xfer_setup(struct http_client *c, struct xfer *x, CURL *e, const cha
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->headers);
 }
 
-static void xfer_free(struct http_client *c, struct xfer *x)
-{
-	if (x->easy && c->nspare < HTTP_SPARE_HANDLES)
-		c->spare[c->nspare++] = x->easy;
-	else if (x->easy)
-		curl_easy_cleanup(x->easy);
-	curl_slist_free_all(x->headers);
-	sb_release(&x->resp);
-	free((char *)x->rq.method);
-	free((char *)x->rq.url);
-	free((char *)x->rq.queue);
-	free(x->body_copy);
-	free(x);
-}
-
-/* A request that never reached the worker (submitted after it stopped). */
+/* What a request owns before it is started (also: one submitted after the worker stopped). */
 static void xfer_drop(void *arg)
 {
 	struct xfer *x = arg;
@@ -239,6 +224,17 @@ static void xfer_drop(void *arg)
 	free((char *)x->rq.queue);
 	free(x->body_copy);
 	free(x);
+}
+
+static void xfer_free(struct http_client *c, struct xfer *x)
+{
+	if (x->easy && c->nspare < HTTP_SPARE_HANDLES)
+		c->spare[c->nspare++] = x->easy;
+	else if (x->easy)
+		curl_easy_cleanup(x->easy);
+	curl_slist_free_all(x->headers);
+	sb_release(&x->resp);
+	xfer_drop(x);
 }
 
 static void wake_worker(void *ud)
