@@ -1284,6 +1284,14 @@ static void digest_settings_line(struct reply *r, const struct event *ev,
 			   p->digest_time, p->timezone, p->digest_channel);
 }
 
+/* Whether the group's digest time has passed today (in its zone). */
+static bool digest_time_passed(struct bot *b, const struct group_prefs *p)
+{
+	int hh, mm;
+	int64_t now = bot_now(b);
+	return parse_hhmm(p->digest_time, &hh, &mm) && tz_at_time(p->timezone, now, hh, mm) < now;
+}
+
 /* Says word is not a time zone (nor, alone, a time), with the zone it most likely meant. */
 static void not_a_zone(struct reply *r, const char *word, bool alone)
 {
@@ -1348,6 +1356,11 @@ static int cmd_digest(struct bot *b, const struct event *ev, struct reply *r)
 					   "Every day at %s (%s). /digest time HH:MM [zone] "
 					   "changes it.",
 					   p.digest_time, p.timezone);
+			if (!off && digest_time_passed(b, &p))
+				reply_line(r,
+					   "Today's %s has passed: the first digest comes "
+					   "tomorrow.",
+					   p.digest_time);
 			group_prefs_release(&p);
 		}
 		goto out;
@@ -1407,10 +1420,7 @@ static int cmd_digest(struct bot *b, const struct event *ev, struct reply *r)
 		if (bot_group_prefs(b, ev->group_id, &p) == COHORT_OK) {
 			reply_title(r, REPLY_SUCCESS, "The digest time is now %s (%s)",
 				    p.digest_time, p.timezone);
-			int ph, pm;
-			int64_t now = bot_now(b);
-			if (p.digest_channel && parse_hhmm(p.digest_time, &ph, &pm) &&
-			    tz_at_time(p.timezone, now, ph, pm) < now)
+			if (p.digest_channel && digest_time_passed(b, &p))
 				reply_line(r,
 					   "Today's %s has passed: the first digest at the new "
 					   "time comes tomorrow.",

@@ -405,7 +405,8 @@ static void a_time_set_after_it_passed_waits_for_tomorrow(void **state)
 	/* Turning the channel on after the time passed does not post at once either. */
 	say_as(f, "admin", true, "digest", "channel off");
 	f->now = local_time(TZ, 2026, 11, 27, 20, 0);
-	say_as(f, "admin", true, "digest", "channel here");
+	t = say_as(f, "admin", true, "digest", "channel here");
+	assert_contains(t, "Today's 18:30 has passed: the first digest comes tomorrow.");
 	tick(f, &log);
 	assert_int_equal(log.posts, 1);
 }
