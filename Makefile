@@ -44,7 +44,7 @@ LIBS = $(PKG_LIBS) -lpthread
 # The product core (bot/), the store, and the console adapter; main.c is the CLI.
 CORE_SRC = bot/err.c bot/util.c bot/log.c bot/text.c bot/clock.c bot/toml.c bot/config.c \
            bot/roadmap.c bot/reply.c bot/bot.c bot/commands.c bot/leaderboard.c bot/digest.c \
-           bot/scheduler.c bot/export.c bot/cmdline.c bot/mailbox.c bot/dispatch.c store/store.c \
+           bot/scheduler.c bot/export.c bot/cmdline.c bot/mailbox.c bot/dispatch.c store/store.c store/sqlite.c \
            adapters/console.c adapters/http.c adapters/idset.c adapters/discord/gateway.c \
            adapters/discord/render.c adapters/discord/discord.c \
            adapters/matrix/matrix.c adapters/attempts.c

@@ -19,20 +19,21 @@ static int64_t process_now(void *ud)
 	return clock_now_ms();
 }
 
-/* The store keeps week and month scores by the group's own calendar. */
-static void group_periods(void *ud, const char *group_id, int64_t t, int64_t start[2],
+/*
+ * The store keeps week and month scores by the group's own calendar. It
+ * passes the group's stored zone, so this never reads the store (it runs
+ * inside the store's transaction): the zone as bot_group_prefs() picks it.
+ */
+static void group_periods(void *ud, const char *timezone, int64_t t, int64_t start[2],
 			  int64_t end[2])
 {
 	struct bot *b = ud;
-	struct group_prefs p;
-	if (bot_group_prefs(b, group_id, &p) != COHORT_OK)
-		snprintf(p.timezone, sizeof(p.timezone), "%s", b->timezone);
-	start[0] = tz_week_start(p.timezone, t);
-	end[0] = tz_day_start(p.timezone, start[0], 7);
-	start[1] = tz_month_start(p.timezone, t);
+	const char *tz = timezone && tz_valid(timezone) ? timezone : b->timezone;
+	start[0] = tz_week_start(tz, t);
+	end[0] = tz_day_start(tz, start[0], 7);
+	start[1] = tz_month_start(tz, t);
 	/* Day 32 after the 1st always lies in the next month. */
-	end[1] = tz_month_start(p.timezone, tz_day_start(p.timezone, start[1], 32));
-	group_prefs_release(&p);
+	end[1] = tz_month_start(tz, tz_day_start(tz, start[1], 32));
 }
 
 int bot_new(const struct bot_opts *o, struct bot **out)

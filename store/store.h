@@ -1,13 +1,14 @@
 /*
- * The progress store: SQLite behind an interface in product terms.
+ * The progress store: SQLite or PostgreSQL behind an interface in product terms.
  *
  * Every change is an event in an append-only log; current progress, each
  * member's all-time, week and month scores, and per-topic counts are
  * maintained from it in the same transaction, so reads never scan a group's
  * records. A change that carries a source event id is applied at most once. Every SQL statement
- * of cohort lives in store.c. A store handle belongs to one thread at a time.
+ * of cohort lives in store/ (the backend-neutral logic in store.c, each backend's dialect
+ * in its own file, see backend.h). A store handle belongs to one thread at a time.
  *
- * Runtime failures return COHORT_ERR_STORE and log SQLite's message; nothing
+ * Runtime failures return COHORT_ERR_STORE and log the database's message; nothing
  * is half-applied (each change is one transaction).
  */
 #ifndef COHORT_STORE_H
@@ -28,18 +29,19 @@ int store_schema_latest(void);
 struct store;
 
 /*
- * Opens (creating if needed) and migrates the database at path. sync_full
+ * Opens (creating if needed) and migrates the store at target: a SQLite file
+ * path, or a PostgreSQL connection URI (postgresql:// or postgres://). sync_full
  * selects synchronous=FULL (survives power loss) over NORMAL. A new store
  * file is created mode 0600 (its -wal and -shm follow). Any number of
  * processes may open (create, upgrade) one store at the same moment.
  * Returns COHORT_OK, or COHORT_ERR_STORE with the reason in err.
  */
-int store_open(const char *path, bool sync_full, struct store **out, char *err);
+int store_open(const char *target, bool sync_full, struct store **out, char *err);
 /*
  * The same for a store that must exist already: COHORT_ERR_NOT_FOUND (and
  * nothing created) when there is no file at path.
  */
-int store_open_existing(const char *path, bool sync_full, struct store **out, char *err);
+int store_open_existing(const char *target, bool sync_full, struct store **out, char *err);
 void store_free(struct store *st);
 
 /*
@@ -84,7 +86,7 @@ int store_batch_begin(struct store *st);
 int store_batch_end(struct store *st, bool keep);
 
 /* How many events the log holds (0: nothing was ever recorded). */
-/* WAL checkpoints since store_open(): see CKPT_SOFT in store.c. */
+/* WAL checkpoints since store_open(): see CKPT_SOFT in sqlite.c (zeros on other backends). */
 struct store_checkpoints {
 	long background; /* on the checkpoint thread */
 	long on_commit;  /* on the committing thread: the WAL reached its cap */
@@ -170,11 +172,15 @@ enum store_period { PERIOD_ALL, PERIOD_WEEK, PERIOD_MONTH };
 
 /*
  * The calendar the store keeps period scores by: for time t, start[0]..end[0]
- * receive the local week containing t in the group's zone (end exclusive),
- * start[1]..end[1] the local month. The bot supplies it; the store only stores.
+ * receive the local week containing t in time zone `timezone` (end
+ * exclusive), start[1]..end[1] the local month. timezone is the group's own
+ * zone as stored (store_set_digest_time), NULL when it has none (the
+ * calendar's default applies). It is called inside the store's transactions,
+ * so it is arithmetic only: it must not call the store. The bot supplies it;
+ * the store only stores.
  */
 struct store_calendar {
-	void (*periods)(void *ud, const char *group_id, int64_t t, int64_t start[2],
+	void (*periods)(void *ud, const char *timezone, int64_t t, int64_t start[2],
 			int64_t end[2]);
 	void *ud;
 };

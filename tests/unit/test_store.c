@@ -23,12 +23,24 @@ struct fixture {
 	struct store *st;
 };
 
-/* A test calendar: "weeks" of 1000 ms and "months" of 10000 ms. */
-static void test_periods(void *ud, const char *group_id, int64_t t, int64_t start[2],
+/*
+ * A test calendar: "weeks" of 1000 ms and "months" of 10000 ms; in the zone
+ * "Half/Shifted" weeks start 500 ms later. It counts the calls given each zone.
+ */
+static int zone_calls[2]; /* [0]: no zone, [1]: "Half/Shifted" */
+static void test_periods(void *ud, const char *timezone, int64_t t, int64_t start[2],
 			 int64_t end[2])
 {
 	(void)ud;
-	(void)group_id;
+	if (timezone && strcmp(timezone, "Half/Shifted") == 0) {
+		zone_calls[1]++;
+		start[0] = t - (t + 500) % 1000;
+		end[0] = start[0] + 1000;
+		start[1] = t - t % 10000;
+		end[1] = start[1] + 10000;
+		return;
+	}
+	zone_calls[0] += !timezone;
 	start[0] = t - t % 1000;
 	end[0] = start[0] + 1000;
 	start[1] = t - t % 10000;
@@ -290,6 +302,31 @@ static void ranking_breaks_ties_by_who_got_there_first(void **state)
 		store_ranking(f->st, "other", PERIOD_ALL, 0, 10, NULL, collect_ranking, &r),
 		COHORT_OK);
 	assert_int_equal(r.n, 0);
+}
+
+/*
+ * The store hands the calendar the group's own stored zone (it does not
+ * call back into the bot for it mid-transaction): a group with a zone gets
+ * its weeks, one without gets NULL (the default), on a change and on a rebuild.
+ */
+static void the_calendar_is_given_the_groups_zone(void **state)
+{
+	struct fixture *f = *state;
+	memset(zone_calls, 0, sizeof(zone_calls));
+	assert_int_equal(store_set_digest_time(f->st, "g", "09:00", "Half/Shifted"), COHORT_OK);
+	assert_int_equal(set(f->st, "ann", "t1", STATUS_DONE, NULL, 1700), COHORT_OK);
+	assert_true(zone_calls[1] > 0);
+	assert_int_equal(zone_calls[0], 0);
+	/* Shifted weeks: 1700 lies in the week from 1500, not the one from 1000. */
+	assert_int_equal(points(f->st, "ann", 1500), 1);
+	assert_int_equal(points(f->st, "ann", 1000), 0);
+	struct store_change c = {"h", "bob", "bob", "t1", STATUS_DONE, NULL, NULL, 1700};
+	assert_int_equal(store_set_status(f->st, &c, NULL), COHORT_OK);
+	assert_true(zone_calls[0] > 0);
+	memset(zone_calls, 0, sizeof(zone_calls));
+	assert_int_equal(store_rebuild_periods(f->st, NULL), COHORT_OK);
+	assert_true(zone_calls[0] > 0 && zone_calls[1] > 0);
+	assert_int_equal(points(f->st, "ann", 1500), 1);
 }
 
 static void period_scores_can_be_rebuilt(void **state)
@@ -905,6 +942,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(ranking_breaks_ties_by_who_got_there_first, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(period_scores_can_be_rebuilt, setup, teardown),
+		cmocka_unit_test_setup_teardown(the_calendar_is_given_the_groups_zone, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(the_digest_log_records_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(hostile_text_is_stored_verbatim, setup, teardown),
 		cmocka_unit_test_setup_teardown(members_are_found_by_name_or_id, setup, teardown),

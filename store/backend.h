@@ -1,0 +1,177 @@
+/*
+ * The store's backends (internal to store/; bot/ sees only store.h).
+ *
+ * store.c holds the backend-neutral logic once: what a change means for the
+ * event log, progress, the maintained score tables, batches, undo, dump and
+ * restore. It speaks to a database through statement ids: each backend has
+ * its own SQL text for every id (its dialect) and a small prepare, bind,
+ * step and column API. A backend also owns its connection, schema and
+ * migrations, and its maintenance (SQLite: the checkpointer and backup).
+ *
+ * Binds are numbered from 1, columns from 0, as in SQLite. Statement texts
+ * are written so that both backends return the same columns in the same
+ * order for one id.
+ */
+#ifndef COHORT_STORE_BACKEND_H
+#define COHORT_STORE_BACKEND_H
+
+#include "store.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+enum stmt_id {
+	S_BEGIN, /* a write transaction */
+	S_COMMIT,
+	S_ROLLBACK,
+	S_SAVEPOINT,
+	S_RELEASE,
+	S_ROLLBACK_TO,
+	S_READ_BEGIN, /* a read transaction that sees one snapshot (dump) */
+	S_READ_END,
+	S_EVENT_COUNT,
+	S_SOURCE_SEEN,
+	S_UPSERT_MEMBER,
+	S_GET_STATUS,
+	S_INSERT_EVENT,
+	S_DELETE_PROGRESS,
+	S_UPSERT_PROGRESS,
+	S_ADD_DONE,
+	S_LAST_EVENT,
+	S_PRIOR_EVENT,
+	S_MEMBER_PROGRESS,
+	S_TOPIC_PROGRESS,
+	S_EXPORT,
+	S_TOPIC_COUNTS,
+	S_ADD_TOPIC_COUNTS,
+	S_TOPIC_COUNT,
+	S_GROUP_TOTALS,
+	S_ADD_SKIPPED,
+	S_RANK_ALL,
+	S_RANK_PERIOD,
+	S_PERIOD_ADD,
+	S_PERIOD_CLEAR,
+	S_DONE_ROWS,
+	S_DONE_TIMES,
+	S_ACTIVITY,
+	S_FIND_MEMBER,
+	S_GET_SETTINGS,
+	S_GROUP_ZONE,
+	S_SET_CHANNEL,
+	S_SET_TIME,
+	S_STATE_GET,
+	S_STATE_SET,
+	S_STATE_DELETE,
+	S_DEFAULT_CHANNEL,
+	S_DIGEST_GROUPS,
+	S_DIGEST_GET,
+	S_DIGEST_PREVIOUS,
+	S_DIGEST_INSERT,
+	S_DIGEST_RANK_INSERT,
+	S_DIGEST_SENT,
+	S_DIGEST_RANKS,
+	S_ON_ROADMAP,
+	S_GROUPS,
+	S_TOPIC_TOTALS,
+	S_RENAME_PROGRESS,
+	S_RENAME_EVENTS,
+	S_FINGERPRINT_GET,
+	S_FINGERPRINT_SET,
+	S_ROADMAP_CLEAR,
+	S_ROADMAP_ADD,
+	S_RECOUNT_MEMBERS,
+	S_TOPIC_COUNTS_CLEAR,
+	S_TOPIC_COUNTS_FILL,
+	S_DUMP_SETTINGS,
+	S_DUMP_MEMBERS,
+	S_DUMP_PROGRESS,
+	S_DUMP_EVENTS,
+	S_DUMP_DIGESTS,
+	S_DUMP_DIGEST_RANKS,
+	S_RESTORE_SETTINGS,
+	S_RESTORE_MEMBER,
+	S_RESTORE_PROGRESS,
+	S_RESTORE_EVENT, /* returns one row: the new event's id */
+	S_RESTORE_DIGEST,
+	S_RESTORE_DIGEST_RANK,
+	S_COUNT
+};
+
+/* What bk_step() says. */
+enum bk_result {
+	BK_ROW,       /* a row is ready for the column calls */
+	BK_DONE,      /* no (more) rows: the statement ran */
+	BK_DUPLICATE, /* a primary key or unique constraint refused the row */
+	BK_CONSTRAINT, /* another constraint refused it */
+	BK_ERROR      /* anything else: bk_errmsg() says what */
+};
+
+struct backend;
+struct bk; /* a connection */
+
+/* Every backend's statement starts with this header. */
+struct bk_stmt {
+	const struct backend *be;
+};
+
+struct backend {
+	const char *name;
+	int schema_latest; /* the newest schema version it knows */
+	/*
+	 * Opens (with create: creating when missing) and migrates the store at
+	 * target. Returns COHORT_OK, COHORT_ERR_NOT_FOUND (no store and not
+	 * create) or COHORT_ERR_STORE, with the reason in err.
+	 */
+	int (*open)(const char *target, bool sync_full, bool create, struct bk **out, char *err);
+	void (*close)(struct bk *db);
+	int (*create_at_version)(const char *target, int version, char *err);
+	int (*schema_version)(struct bk *db);
+	/* Statement id, reset, its binds cleared. Owned by the connection. */
+	struct bk_stmt *(*prep)(struct bk *db, enum stmt_id id);
+	void (*bind_text)(struct bk_stmt *s, int i, const char *v); /* NULL binds NULL */
+	void (*bind_int)(struct bk_stmt *s, int i, int64_t v);
+	int (*step)(struct bk_stmt *s); /* an enum bk_result */
+	/* The column of the current row: NULL for SQL NULL; valid until the next step or reset. */
+	const char *(*col_text)(struct bk_stmt *s, int i);
+	int64_t (*col_int)(struct bk_stmt *s, int i); /* 0 for NULL */
+	void (*reset)(struct bk_stmt *s);
+	/* Rows the statement's last run changed. */
+	int64_t (*changes)(struct bk_stmt *s);
+	const char *(*errmsg)(struct bk *db);
+	bool (*in_transaction)(struct bk *db);
+	int (*backup)(struct bk *db, const char *path, bool force, char *err);
+	void (*checkpoint_stats)(struct bk *db, struct store_checkpoints *out);
+};
+
+extern const struct backend store_sqlite;
+
+static inline void bk_bind_text(struct bk_stmt *s, int i, const char *v)
+{
+	s->be->bind_text(s, i, v);
+}
+static inline void bk_bind_int(struct bk_stmt *s, int i, int64_t v)
+{
+	s->be->bind_int(s, i, v);
+}
+static inline int bk_step(struct bk_stmt *s)
+{
+	return s->be->step(s);
+}
+static inline const char *bk_col_text(struct bk_stmt *s, int i)
+{
+	return s->be->col_text(s, i);
+}
+static inline int64_t bk_col_int(struct bk_stmt *s, int i)
+{
+	return s->be->col_int(s, i);
+}
+static inline void bk_reset(struct bk_stmt *s)
+{
+	s->be->reset(s);
+}
+static inline int64_t bk_changes(struct bk_stmt *s)
+{
+	return s->be->changes(s);
+}
+
+#endif

@@ -1,0 +1,1041 @@
+/*
+ * The SQLite backend: its connection, SQL dialect, schema and migrations,
+ * the background checkpointer and the online backup. See backend.h.
+ */
+#include "backend.h"
+
+#include "bot/err.h"
+#include "bot/log.h"
+#include "bot/util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Each migration takes the schema from version i to i + 1, in one transaction. */
+static const char *const migrations[] = {
+	/* 1: members, the event log, current progress, settings, adapter state. */
+	"CREATE TABLE members ("
+	"  group_id TEXT NOT NULL,"
+	"  member_id TEXT NOT NULL,"
+	"  name TEXT NOT NULL,"
+	"  first_seen INTEGER NOT NULL,"
+	"  done_count INTEGER NOT NULL DEFAULT 0,"
+	"  score_at INTEGER NOT NULL DEFAULT 0,"
+	"  PRIMARY KEY (group_id, member_id)"
+	") WITHOUT ROWID;"
+	"CREATE INDEX members_rank ON members (group_id, done_count DESC, score_at);"
+	"CREATE TABLE events ("
+	"  id INTEGER PRIMARY KEY,"
+	"  group_id TEXT NOT NULL,"
+	"  member_id TEXT NOT NULL,"
+	"  topic_id TEXT NOT NULL,"
+	"  old_status TEXT NOT NULL CHECK (old_status IN ('none','in_progress','done','skipped')),"
+	"  new_status TEXT NOT NULL CHECK (new_status IN ('none','in_progress','done','skipped')),"
+	"  note TEXT,"
+	"  at INTEGER NOT NULL,"
+	"  source_id TEXT,"
+	"  reverts INTEGER REFERENCES events (id),"
+	"  FOREIGN KEY (group_id, member_id) REFERENCES members (group_id, member_id)"
+	");"
+	"CREATE UNIQUE INDEX events_source ON events (source_id) WHERE source_id IS NOT NULL;"
+	"CREATE UNIQUE INDEX events_reverts ON events (reverts) WHERE reverts IS NOT NULL;"
+	"CREATE INDEX events_member ON events (group_id, member_id, id);"
+	"CREATE INDEX events_time ON events (group_id, at);"
+	"CREATE TABLE progress ("
+	"  group_id TEXT NOT NULL,"
+	"  member_id TEXT NOT NULL,"
+	"  topic_id TEXT NOT NULL,"
+	"  status TEXT NOT NULL CHECK (status IN ('in_progress','done','skipped')),"
+	"  note TEXT,"
+	"  updated_at INTEGER NOT NULL,"
+	"  PRIMARY KEY (group_id, member_id, topic_id),"
+	"  FOREIGN KEY (group_id, member_id) REFERENCES members (group_id, member_id)"
+	") WITHOUT ROWID;"
+	"CREATE INDEX progress_topic ON progress (group_id, topic_id, status);"
+	"CREATE INDEX progress_period ON progress (group_id, status, updated_at);"
+	"CREATE TABLE group_settings ("
+	"  group_id TEXT PRIMARY KEY,"
+	"  digest_channel TEXT,"
+	"  digest_time TEXT,"
+	"  timezone TEXT"
+	") WITHOUT ROWID;"
+	"CREATE TABLE adapter_state ("
+	"  key TEXT PRIMARY KEY,"
+	"  value TEXT NOT NULL"
+	") WITHOUT ROWID;",
+	/* 2: maintained week and month scores; the digest log with rank snapshots. */
+	"CREATE TABLE period_scores ("
+	"  group_id TEXT NOT NULL,"
+	"  member_id TEXT NOT NULL,"
+	"  period INTEGER NOT NULL CHECK (period IN (1, 2)),"
+	"  start INTEGER NOT NULL,"
+	"  points INTEGER NOT NULL,"
+	"  reached_at INTEGER NOT NULL,"
+	"  PRIMARY KEY (group_id, period, start, member_id),"
+	"  FOREIGN KEY (group_id, member_id) REFERENCES members (group_id, member_id)"
+	") WITHOUT ROWID;"
+	"CREATE INDEX period_rank ON period_scores (group_id, period, start, points DESC, "
+	"reached_at);"
+	/*
+	 * Every index is written by each /done, so there are few: a member's events
+	 * (undo, streaks) come from one covering index. Without it SQLite walks
+	 * events_time over the whole group for a streak (5 s at 1M events).
+	 */
+	"DROP INDEX events_member;"
+	"CREATE INDEX events_member ON events (group_id, member_id, id, new_status, at, reverts);"
+	"DROP INDEX progress_period;"
+	/* Who finished a topic, oldest first, without reading the whole group. */
+	"DROP INDEX progress_topic;"
+	"CREATE INDEX progress_topic ON progress (group_id, topic_id, status, updated_at);"
+	"CREATE INDEX members_name ON members (group_id, name COLLATE NOCASE);"
+	/* Per-topic counts, maintained, so /topics and the digest never GROUP BY. */
+	"CREATE TABLE topic_counts ("
+	"  group_id TEXT NOT NULL,"
+	"  topic_id TEXT NOT NULL,"
+	"  done INTEGER NOT NULL DEFAULT 0,"
+	"  in_progress INTEGER NOT NULL DEFAULT 0,"
+	"  PRIMARY KEY (group_id, topic_id)"
+	") WITHOUT ROWID;"
+	"INSERT INTO topic_counts (group_id, topic_id, done, in_progress) "
+	"  SELECT group_id, topic_id, SUM(status = 'done'), SUM(status = 'in_progress') "
+	"  FROM progress GROUP BY group_id, topic_id;"
+	"CREATE TABLE digests ("
+	"  group_id TEXT NOT NULL,"
+	"  local_date TEXT NOT NULL,"
+	"  idem_key TEXT NOT NULL,"
+	"  recorded_at INTEGER NOT NULL,"
+	"  sent_at INTEGER,"
+	"  group_percent INTEGER NOT NULL,"
+	"  PRIMARY KEY (group_id, local_date)"
+	") WITHOUT ROWID;"
+	"CREATE TABLE digest_ranks ("
+	"  group_id TEXT NOT NULL,"
+	"  local_date TEXT NOT NULL,"
+	"  member_id TEXT NOT NULL,"
+	"  rank INTEGER NOT NULL,"
+	"  points INTEGER NOT NULL,"
+	"  PRIMARY KEY (group_id, local_date, member_id),"
+	"  FOREIGN KEY (group_id, local_date) REFERENCES digests (group_id, local_date)"
+	") WITHOUT ROWID;"
+	"ALTER TABLE members ADD COLUMN skipped_count INTEGER NOT NULL DEFAULT 0;"
+	"UPDATE members SET skipped_count = (SELECT COUNT(*) FROM progress p WHERE "
+	"  p.group_id = members.group_id AND p.member_id = members.member_id AND "
+	"  p.status = 'skipped');"
+	/* Period scores need the bot's calendar: rebuilt when it is set. */
+	"INSERT INTO adapter_state (key, value) VALUES ('store.rebuild_periods', 'all');",
+	/*
+	 * 4: the status CHECKs as comparisons. SQLite 3.40 checks "x IN (a, b, c)"
+	 * by building a temporary b-tree on every INSERT, which made each /done
+	 * about 30% slower (measured). The constraints are equivalent, so the
+	 * table text is rewritten in place, the way SQLite's documentation gives
+	 * for changing a CHECK; the table bumped afterwards changes the schema
+	 * cookie, so other connections reread the schema.
+	 */
+	"PRAGMA writable_schema = ON;"
+	"UPDATE sqlite_schema SET sql = replace(replace(sql, "
+	"  'old_status IN (''none'',''in_progress'',''done'',''skipped'')', "
+	"  'old_status = ''none'' OR old_status = ''in_progress'' OR old_status = ''done'' "
+	"OR old_status = ''skipped'''), "
+	"  'new_status IN (''none'',''in_progress'',''done'',''skipped'')', "
+	"  'new_status = ''none'' OR new_status = ''in_progress'' OR new_status = ''done'' "
+	"OR new_status = ''skipped''') "
+	"  WHERE type = 'table' AND name = 'events';"
+	"UPDATE sqlite_schema SET sql = replace(sql, "
+	"  'status IN (''in_progress'',''done'',''skipped'')', "
+	"  'status = ''in_progress'' OR status = ''done'' OR status = ''skipped''') "
+	"  WHERE type = 'table' AND name = 'progress';"
+	"PRAGMA writable_schema = RESET;"
+	"CREATE TABLE schema_bump (x);"
+	"DROP TABLE schema_bump;",
+	/*
+	 * Next: the topic ids of the roadmap the scores were derived for (empty: every
+	 * topic counts, as before). Progress on other topics is kept but earns
+	 * nothing; store_set_roadmap() fills it and rederives the scores.
+	 */
+	"CREATE TABLE roadmap_topics (topic_id TEXT PRIMARY KEY) WITHOUT ROWID;"
+	/* A fingerprint of those ids and the renames applied: unchanged, a start does nothing. */
+	"CREATE TABLE roadmap_fingerprint (one INTEGER PRIMARY KEY CHECK (one = 1), "
+	"value TEXT NOT NULL);",
+};
+
+/* Whether topic id expression t counts toward scores (a correlated test). */
+#define ON_ROADMAP(t)                                                                              \
+	"(" t " IN (SELECT topic_id FROM roadmap_topics) OR "                                      \
+	"NOT EXISTS (SELECT 1 FROM roadmap_topics))"
+
+/* An un-reverted event that is not itself an undo (a correlated test on e). */
+#define LIVE_EVENT                                                                                 \
+	"e.reverts IS NULL AND NOT EXISTS (SELECT 1 FROM events u WHERE u.reverts = e.id)"
+
+
+static const char *const sql[S_COUNT] = {
+	[S_BEGIN] = "BEGIN IMMEDIATE",
+	[S_COMMIT] = "COMMIT",
+	[S_ROLLBACK] = "ROLLBACK",
+	[S_SAVEPOINT] = "SAVEPOINT change",
+	[S_RELEASE] = "RELEASE change",
+	[S_ROLLBACK_TO] = "ROLLBACK TO change",
+	[S_EVENT_COUNT] = "SELECT count(*) FROM events",
+	[S_SOURCE_SEEN] = "SELECT 1 FROM events WHERE source_id = ?1",
+	[S_UPSERT_MEMBER] = "INSERT INTO members (group_id, member_id, name, first_seen) "
+			    "VALUES (?1, ?2, ?3, ?4) "
+			    "ON CONFLICT (group_id, member_id) DO UPDATE SET name = excluded.name "
+			    "WHERE name IS NOT excluded.name",
+	[S_GET_STATUS] = "SELECT status, updated_at FROM progress "
+			 "WHERE group_id = ?1 AND member_id = ?2 AND topic_id = ?3",
+	[S_INSERT_EVENT] = "INSERT INTO events (group_id, member_id, topic_id, old_status, "
+			   "new_status, note, at, source_id, reverts) "
+			   "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+	[S_DELETE_PROGRESS] = "DELETE FROM progress "
+			      "WHERE group_id = ?1 AND member_id = ?2 AND topic_id = ?3",
+	[S_UPSERT_PROGRESS] = "INSERT INTO progress (group_id, member_id, topic_id, status, note, "
+			      "updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6) "
+			      "ON CONFLICT (group_id, member_id, topic_id) DO UPDATE SET "
+			      "status = excluded.status, note = excluded.note, "
+			      "updated_at = excluded.updated_at",
+	/* A score was reached when its latest counted done was: on a loss, look it up. */
+	[S_ADD_DONE] =
+		"UPDATE members SET done_count = done_count + ?3, score_at = CASE "
+		"WHEN ?3 > 0 THEN MAX(score_at, ?4) ELSE (SELECT COALESCE(MAX(updated_at), 0) "
+		"FROM progress p WHERE p.group_id = ?1 AND p.member_id = ?2 AND "
+		"p.status = 'done' AND " ON_ROADMAP("p.topic_id") ") END "
+		"WHERE group_id = ?1 AND member_id = ?2",
+	[S_LAST_EVENT] = "SELECT id, topic_id, old_status, new_status FROM events e "
+			 "WHERE group_id = ?1 AND member_id = ?2 AND " LIVE_EVENT " "
+			 "ORDER BY id DESC LIMIT 1",
+	[S_PRIOR_EVENT] = "SELECT note, at FROM events e "
+			  "WHERE group_id = ?1 AND member_id = ?2 AND topic_id = ?3 AND id < ?4 "
+			  "AND new_status = ?5 AND " LIVE_EVENT " ORDER BY id DESC LIMIT 1",
+	[S_MEMBER_PROGRESS] = "SELECT p.group_id, p.member_id, m.name, p.topic_id, p.status, "
+			      "p.note, p.updated_at FROM progress p JOIN members m "
+			      "USING (group_id, member_id) "
+			      "WHERE p.group_id = ?1 AND p.member_id = ?2",
+	[S_TOPIC_PROGRESS] =
+		"SELECT p.group_id, p.member_id, m.name, p.topic_id, p.status, "
+		"p.note, p.updated_at FROM progress p INDEXED BY progress_topic "
+		"JOIN members m ON m.group_id = p.group_id AND m.member_id = p.member_id "
+		"WHERE p.group_id = ?1 AND p.topic_id = ?2 AND p.status = ?3 "
+		"ORDER BY p.updated_at LIMIT ?4",
+	[S_EXPORT] = "SELECT p.group_id, p.member_id, m.name, p.topic_id, p.status, p.note, "
+		     "p.updated_at FROM progress p JOIN members m USING (group_id, member_id) "
+		     "WHERE ?1 IS NULL OR p.group_id = ?1 "
+		     "ORDER BY p.group_id, p.member_id, p.topic_id",
+	[S_TOPIC_COUNTS] =
+		"SELECT topic_id, done, in_progress FROM topic_counts WHERE group_id = ?1 "
+		"AND (done > 0 OR in_progress > 0)",
+	[S_GROUP_TOTALS] = "SELECT COUNT(*), COALESCE(SUM(done_count + skipped_count), 0) "
+			   "FROM members WHERE group_id = ?1",
+	[S_ADD_SKIPPED] = "UPDATE members SET skipped_count = skipped_count + ?3 "
+			  "WHERE group_id = ?1 AND member_id = ?2",
+	[S_TOPIC_COUNT] = "SELECT topic_id, done, in_progress FROM topic_counts "
+			  "WHERE group_id = ?1 AND topic_id = ?2",
+	[S_ADD_TOPIC_COUNTS] =
+		"INSERT INTO topic_counts (group_id, topic_id, done, in_progress) "
+		"VALUES (?1, ?2, ?3, ?4) ON CONFLICT (group_id, topic_id) DO UPDATE SET "
+		"done = done + excluded.done, in_progress = in_progress + "
+		"excluded.in_progress",
+	/*
+	 * The top ?2 from the ranking index, plus the asker's row (UNION drops it when it is
+	 * in the top already). A row's rank is one plus the members with more points: a
+	 * short index range for the top rows. The outer order puts the asker last, since
+	 * anyone ahead of the tenth would be in the top.
+	 */
+	[S_RANK_ALL] = "SELECT r.member_id, r.name, r.points, r.reached_at, "
+		       "(SELECT COUNT(*) FROM members x WHERE x.group_id = ?1 "
+		       "AND x.done_count > r.points) + 1 "
+		       "FROM (SELECT * FROM (SELECT member_id, name, done_count AS points, "
+		       "score_at AS reached_at FROM members WHERE group_id = ?1 AND done_count > 0 "
+		       "ORDER BY done_count DESC, score_at, member_id LIMIT ?2) "
+		       "UNION SELECT member_id, name, done_count, score_at FROM members "
+		       "WHERE group_id = ?1 AND member_id = ?3 AND done_count > 0) r "
+		       "ORDER BY r.points DESC, r.reached_at, r.member_id",
+	[S_RANK_PERIOD] =
+		"SELECT r.member_id, r.name, r.points, r.reached_at, "
+		"(SELECT COUNT(*) FROM period_scores x WHERE x.group_id = ?1 "
+		"AND x.period = ?4 AND x.start = ?5 AND x.points > r.points) + 1 "
+		"FROM (SELECT * FROM (SELECT s.member_id, m.name, s.points, s.reached_at "
+		"FROM period_scores s JOIN members m "
+		"ON m.group_id = s.group_id AND m.member_id = s.member_id "
+		"WHERE s.group_id = ?1 AND s.period = ?4 AND s.start = ?5 AND s.points > 0 "
+		"ORDER BY s.points DESC, s.reached_at, s.member_id LIMIT ?2) "
+		"UNION SELECT s.member_id, m.name, s.points, s.reached_at "
+		"FROM period_scores s JOIN members m "
+		"ON m.group_id = s.group_id AND m.member_id = s.member_id "
+		"WHERE s.group_id = ?1 AND s.period = ?4 AND s.start = ?5 "
+		"AND s.member_id = ?3 AND s.points > 0) r "
+		"ORDER BY r.points DESC, r.reached_at, r.member_id",
+	[S_PERIOD_ADD] = "INSERT INTO period_scores (group_id, member_id, period, start, points, "
+			 "reached_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6) "
+			 "ON CONFLICT (group_id, period, start, member_id) DO UPDATE SET "
+			 "points = points + excluded.points, reached_at = CASE "
+			 "WHEN excluded.points > 0 THEN MAX(reached_at, excluded.reached_at) "
+			 "ELSE (SELECT COALESCE(MAX(p.updated_at), 0) FROM progress p "
+			 "WHERE p.group_id = ?1 AND p.member_id = ?2 AND p.status = 'done' "
+			 "AND p.updated_at >= ?4 AND p.updated_at < ?7 AND "
+			 ON_ROADMAP("p.topic_id") ") END",
+	[S_PERIOD_CLEAR] = "DELETE FROM period_scores WHERE ?1 IS NULL OR group_id = ?1",
+	/* With the group's zone, for the calendar. */
+	[S_DONE_ROWS] =
+		"SELECT p.group_id, p.member_id, p.updated_at, s.timezone FROM progress p "
+		"LEFT JOIN group_settings s ON s.group_id = p.group_id "
+		"WHERE p.status = 'done' AND (?1 IS NULL OR p.group_id = ?1) AND "
+		ON_ROADMAP("p.topic_id") " ORDER BY p.updated_at",
+	/* Newest first by id: events are logged as they happen. */
+	[S_DONE_TIMES] = "SELECT at FROM events e INDEXED BY events_member "
+			 "WHERE group_id = ?1 AND member_id = ?2 "
+			 "AND new_status = 'done' AND " LIVE_EVENT " AND "
+			 ON_ROADMAP("e.topic_id") " ORDER BY id DESC",
+	[S_ACTIVITY] = "SELECT e.member_id, m.name, e.topic_id, e.old_status, e.new_status, e.at, "
+		       "m.first_seen, e.id "
+		       "FROM events e JOIN members m USING (group_id, member_id) "
+		       "WHERE e.group_id = ?1 AND e.at >= ?2 AND e.at < ?3 AND " LIVE_EVENT " "
+		       "ORDER BY e.member_id, e.id",
+	[S_FIND_MEMBER] = "SELECT member_id, name FROM members WHERE group_id = ?1 "
+			  "AND (member_id = ?2 OR name = ?2 COLLATE NOCASE) "
+			  "ORDER BY member_id = ?2 DESC, name LIMIT 1",
+	[S_GET_SETTINGS] = "SELECT digest_channel, digest_time, timezone FROM group_settings "
+			   "WHERE group_id = ?1",
+	[S_SET_CHANNEL] =
+		"INSERT INTO group_settings (group_id, digest_channel) VALUES (?1, ?2) "
+		"ON CONFLICT (group_id) DO UPDATE SET digest_channel = excluded.digest_channel",
+	[S_SET_TIME] = "INSERT INTO group_settings (group_id, digest_time, timezone) "
+		       "VALUES (?1, ?2, ?3) ON CONFLICT (group_id) DO UPDATE SET "
+		       "digest_time = excluded.digest_time, "
+		       "timezone = COALESCE(excluded.timezone, group_settings.timezone)",
+	[S_STATE_GET] = "SELECT value FROM adapter_state WHERE key = ?1",
+	[S_STATE_SET] = "INSERT INTO adapter_state (key, value) VALUES (?1, ?2) "
+			"ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+	[S_DEFAULT_CHANNEL] =
+		"INSERT INTO group_settings (group_id, digest_channel) VALUES (?1, ?2) "
+		"ON CONFLICT (group_id) DO NOTHING",
+	[S_DIGEST_GROUPS] = "SELECT group_id, digest_channel, digest_time, timezone FROM "
+			    "group_settings WHERE digest_channel IS NOT NULL ORDER BY group_id",
+	[S_DIGEST_GET] = "SELECT local_date, idem_key, recorded_at, sent_at, group_percent "
+			 "FROM digests WHERE group_id = ?1 AND local_date = ?2",
+	[S_DIGEST_PREVIOUS] = "SELECT local_date, idem_key, recorded_at, sent_at, group_percent "
+			      "FROM digests WHERE group_id = ?1 AND local_date < ?2 "
+			      "ORDER BY local_date DESC LIMIT 1",
+	[S_DIGEST_INSERT] = "INSERT INTO digests (group_id, local_date, idem_key, recorded_at, "
+			    "group_percent) VALUES (?1, ?2, ?3, ?4, ?5)",
+	[S_DIGEST_RANK_INSERT] = "INSERT INTO digest_ranks (group_id, local_date, member_id, rank, "
+				 "points) VALUES (?1, ?2, ?3, ?4, ?5)",
+	[S_DIGEST_SENT] = "UPDATE digests SET sent_at = ?3 WHERE group_id = ?1 AND local_date = ?2",
+	[S_DIGEST_RANKS] = "SELECT member_id, rank, points FROM digest_ranks "
+			   "WHERE group_id = ?1 AND local_date = ?2 ORDER BY rank",
+	[S_ON_ROADMAP] = "SELECT " ON_ROADMAP("?1"),
+	[S_READ_BEGIN] = "BEGIN",
+	[S_READ_END] = "COMMIT",
+	[S_GROUP_ZONE] = "SELECT timezone FROM group_settings WHERE group_id = ?1",
+	[S_STATE_DELETE] = "DELETE FROM adapter_state WHERE key = ?1",
+	[S_GROUPS] = "SELECT group_id FROM members UNION "
+		     "SELECT group_id FROM group_settings ORDER BY 1",
+	[S_TOPIC_TOTALS] = "SELECT topic_id, COUNT(*), SUM(status = 'done') FROM progress "
+			   "GROUP BY topic_id ORDER BY topic_id",
+	/* A member who has both keeps the new one: counted once, the old one kept. */
+	[S_RENAME_PROGRESS] =
+		"UPDATE progress SET topic_id = ?2 WHERE topic_id = ?1 AND NOT EXISTS ("
+		"SELECT 1 FROM progress q WHERE q.group_id = progress.group_id AND "
+		"q.member_id = progress.member_id AND q.topic_id = ?2)",
+	/* The history goes with the record, so /undo and the digest name the new topic. */
+	[S_RENAME_EVENTS] =
+		"UPDATE events SET topic_id = ?2 WHERE topic_id = ?1 AND NOT EXISTS ("
+		"SELECT 1 FROM progress q WHERE q.group_id = events.group_id AND "
+		"q.member_id = events.member_id AND q.topic_id = ?1)",
+	[S_FINGERPRINT_GET] = "SELECT value FROM roadmap_fingerprint",
+	[S_FINGERPRINT_SET] = "INSERT OR REPLACE INTO roadmap_fingerprint (one, value) "
+			      "VALUES (1, ?1)",
+	[S_ROADMAP_CLEAR] = "DELETE FROM roadmap_topics",
+	[S_ROADMAP_ADD] = "INSERT OR IGNORE INTO roadmap_topics (topic_id) VALUES (?1)",
+	[S_RECOUNT_MEMBERS] =
+		"UPDATE members SET "
+		"done_count = (SELECT COUNT(*) FROM progress p WHERE "
+		"p.group_id = members.group_id AND p.member_id = members.member_id "
+		"AND p.status = 'done' AND " ON_ROADMAP("p.topic_id") "), "
+		"skipped_count = (SELECT COUNT(*) FROM progress p WHERE "
+		"p.group_id = members.group_id AND p.member_id = members.member_id "
+		"AND p.status = 'skipped' AND " ON_ROADMAP("p.topic_id") "), "
+		"score_at = (SELECT COALESCE(MAX(p.updated_at), 0) FROM progress p "
+		"WHERE p.group_id = members.group_id AND "
+		"p.member_id = members.member_id AND p.status = 'done' AND "
+		ON_ROADMAP("p.topic_id") ")",
+	[S_TOPIC_COUNTS_CLEAR] = "DELETE FROM topic_counts",
+	[S_TOPIC_COUNTS_FILL] = "INSERT INTO topic_counts (group_id, topic_id, done, in_progress) "
+				"SELECT group_id, topic_id, SUM(status = 'done'), "
+				"SUM(status = 'in_progress') FROM progress "
+				"GROUP BY group_id, topic_id",
+#define GROUP_IS " WHERE (?1 IS NULL OR group_id = ?1) "
+	[S_DUMP_SETTINGS] = "SELECT group_id, digest_channel, digest_time, timezone "
+			    "FROM group_settings" GROUP_IS "ORDER BY group_id",
+	[S_DUMP_MEMBERS] = "SELECT group_id, member_id, name, first_seen FROM members" GROUP_IS
+			   "ORDER BY group_id, member_id",
+	[S_DUMP_PROGRESS] = "SELECT p.group_id, p.member_id, m.name, p.topic_id, p.status, "
+			    "p.note, p.updated_at FROM progress p JOIN members m "
+			    "USING (group_id, member_id) WHERE ?1 IS NULL OR p.group_id = ?1 "
+			    "ORDER BY p.group_id, p.member_id, p.topic_id",
+	[S_DUMP_EVENTS] = "SELECT id, group_id, member_id, topic_id, old_status, new_status, "
+			  "note, at, source_id, COALESCE(reverts, 0) FROM events" GROUP_IS
+			  "ORDER BY id",
+	[S_DUMP_DIGESTS] = "SELECT group_id, local_date, idem_key, recorded_at, "
+			   "COALESCE(sent_at, 0), group_percent FROM digests" GROUP_IS
+			   "ORDER BY group_id, local_date",
+	[S_DUMP_DIGEST_RANKS] = "SELECT group_id, local_date, member_id, rank, points "
+				"FROM digest_ranks" GROUP_IS
+				"ORDER BY group_id, local_date, rank, member_id",
+#undef GROUP_IS
+	[S_RESTORE_SETTINGS] = "INSERT INTO group_settings (group_id, digest_channel, "
+			       "digest_time, timezone) VALUES (?1, ?2, ?3, ?4)",
+	[S_RESTORE_MEMBER] = "INSERT INTO members (group_id, member_id, name, first_seen) "
+			     "VALUES (?1, ?2, ?3, ?4)",
+	[S_RESTORE_PROGRESS] = "INSERT INTO progress (group_id, member_id, topic_id, status, "
+			       "note, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+	[S_RESTORE_EVENT] = "INSERT INTO events (group_id, member_id, topic_id, old_status, "
+			    "new_status, note, at, source_id, reverts) "
+			    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) RETURNING id",
+	[S_RESTORE_DIGEST] = "INSERT INTO digests (group_id, local_date, idem_key, recorded_at, "
+			     "sent_at, group_percent) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+	[S_RESTORE_DIGEST_RANK] = "INSERT INTO digest_ranks (group_id, local_date, member_id, "
+				  "rank, points) VALUES (?1, ?2, ?3, ?4, ?5)",
+};
+
+/*
+ * WAL checkpoints. SQLite's own run on the committing thread every 1,000
+ * pages, and their two fsyncs stalled that commit for 5-20 ms (the p99 of
+ * replies at 1,000/s). Here a thread of its own, on its own connection,
+ * copies the WAL back every CKPT_SOFT new pages, so a commit does not wait.
+ *
+ * SQLite restarts the WAL only when a write begins after everything was
+ * copied back, which a copy running beside writes that never pause does not
+ * achieve. So past CKPT_HARD pages the committing thread checkpoints itself,
+ * right after a background copy, when at most CKPT_LEFT pages are left (a
+ * stall of about two fsyncs); at twice CKPT_HARD it does so whatever is
+ * left, and the WAL stays bounded. When the writes pause for CKPT_IDLE_MS,
+ * the rest is copied too: readers then skip the WAL, and the next write
+ * starts it over.
+ */
+#define SCHEMA_LATEST ((int)ARRAY_SIZE(migrations))
+
+#define CKPT_SOFT 1000
+#define CKPT_HARD 10000
+#define CKPT_LEFT 256
+#define CKPT_IDLE_MS 250
+/* How long a statement waits for another process's write lock before failing. */
+#define BUSY_MS 5000
+
+struct checkpointer {
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t wake; /* a copy is due, or stop */
+	pthread_cond_t idle; /* a copy ended */
+	sqlite3 *db;
+	int last, asked_at;      /* under lock: WAL pages at the last commit, at the last request */
+	int copied;              /* under lock: WAL pages the last copy reached */
+	bool due, running, stop; /* under lock */
+	long background, on_commit, errors; /* checkpoints run, under lock */
+};
+
+struct sq_stmt {
+	struct bk_stmt base;
+	sqlite3_stmt *s;
+	struct bk *db;
+};
+
+struct bk {
+	sqlite3 *db;
+	struct sq_stmt stmt[S_COUNT];
+	struct checkpointer *ckpt; /* NULL: SQLite checkpoints on commit, as by default */
+};
+
+/* The first row of a one-value statement on db, as a new string (NULL on failure). */
+static char *db_value(sqlite3 *db, const char *query)
+{
+	sqlite3_stmt *s = NULL;
+	char *v = NULL;
+	if (sqlite3_prepare_v2(db, query, -1, &s, NULL) == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW)
+		v = xstrdup(sqlite3_column_text(s, 0) ? (const char *)sqlite3_column_text(s, 0) : "");
+	sqlite3_finalize(s);
+	return v;
+}
+
+/* Copies st into the open, empty database dst and checks the copy. */
+static int backup_into(struct bk *st, sqlite3 *dst, const char *path, char *err)
+{
+	sqlite3_backup *b = sqlite3_backup_init(dst, "main", st->db, "main");
+	int rc = SQLITE_NOMEM;
+	if (b) {
+		/* In steps, so that a running cohort is held up for moments, not the whole copy. */
+		do {
+			rc = sqlite3_backup_step(b, 256);
+			if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
+				sqlite3_sleep(20);
+		} while (rc == SQLITE_OK || rc == SQLITE_BUSY || rc == SQLITE_LOCKED);
+		sqlite3_backup_finish(b);
+	}
+	const char *live = sqlite3_db_filename(st->db, "main");
+	if (rc == SQLITE_CORRUPT || rc == SQLITE_NOTADB) {
+		snprintf(err, COHORT_ERR_LEN,
+			 "%s: the store is damaged, no backup was written (keep the file for "
+			 "inspection and restore an earlier backup): %s",
+			 live, sqlite3_errstr(rc));
+		return COHORT_ERR_STORE;
+	}
+	if (rc != SQLITE_DONE) {
+		snprintf(err, COHORT_ERR_LEN,
+			 "%s: the backup failed: %s (check the folder exists and is writable)", path,
+			 sqlite3_errmsg(dst));
+		return COHORT_ERR_IO;
+	}
+	/* One self-contained file: a rollback journal (gone after the commit), not a WAL. */
+	char *mode = db_value(dst, "PRAGMA journal_mode = DELETE");
+	bool standalone = mode && strcmp(mode, "delete") == 0;
+	free(mode);
+	if (!standalone) {
+		snprintf(err, COHORT_ERR_LEN, "%s: the backup failed: %s", path,
+			 sqlite3_errmsg(dst));
+		return COHORT_ERR_IO;
+	}
+	char *check = db_value(dst, "PRAGMA quick_check(1)"); /* "ok", or the first fault */
+	bool ok = check && strcmp(check, "ok") == 0;
+	if (!ok)
+		snprintf(err, COHORT_ERR_LEN,
+			 "%s: the store is damaged, no backup was written (keep the file for "
+			 "inspection and restore an earlier backup); quick_check: %.200s",
+			 live, check ? check : sqlite3_errmsg(dst));
+	free(check);
+	return ok ? COHORT_OK : COHORT_ERR_STORE;
+}
+
+static int sq_backup(struct bk *st, const char *path, bool force, char *err)
+{
+	struct stat target, live;
+	const char *live_path = sqlite3_db_filename(st->db, "main");
+	if (stat(path, &target) == 0) {
+		if (live_path && stat(live_path, &live) == 0 && target.st_dev == live.st_dev &&
+		    target.st_ino == live.st_ino) {
+			snprintf(err, COHORT_ERR_LEN,
+				 "%s: that is the live store itself: back it up to another file "
+				 "(and restore by pointing store.path at the copy)",
+				 path);
+			return COHORT_ERR_USAGE;
+		}
+		if (S_ISDIR(target.st_mode)) {
+			snprintf(err, COHORT_ERR_LEN,
+				 "%s: that is a folder: give the backup a file name in it (for "
+				 "example %s/cohort-backup.db)",
+				 path, path);
+			return COHORT_ERR_USAGE;
+		}
+		if (!force) {
+			snprintf(err, COHORT_ERR_LEN,
+				 "%s: the file exists already: choose a new name, or add --force "
+				 "to replace it",
+				 path);
+			return COHORT_ERR_USAGE;
+		}
+	}
+	/* A name of our own beside the target, made exclusively: nothing else is touched. */
+	char *tmp = xasprintf("%s.partial-XXXXXX", path);
+	int fd = mkstemp(tmp); /* mode 0600 */
+	if (fd < 0) {
+		snprintf(err, COHORT_ERR_LEN,
+			 "%s: cannot write the backup: %s (check the folder exists and is "
+			 "writable)",
+			 path, strerror(errno));
+		free(tmp);
+		return COHORT_ERR_IO;
+	}
+	close(fd);
+	sqlite3 *dst = NULL;
+	int result;
+	if (sqlite3_open_v2(tmp, &dst, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) {
+		snprintf(err, COHORT_ERR_LEN, "%s: cannot write the backup: %s", path,
+			 dst ? sqlite3_errmsg(dst) : "out of memory");
+		result = COHORT_ERR_IO;
+	} else {
+		result = backup_into(st, dst, path, err);
+	}
+	if (sqlite3_close(dst) != SQLITE_OK && !result) {
+		snprintf(err, COHORT_ERR_LEN, "%s: the backup failed: %s", path,
+			 sqlite3_errmsg(dst));
+		result = COHORT_ERR_IO;
+	}
+	if (!result && force && rename(tmp, path) != 0) {
+		snprintf(err, COHORT_ERR_LEN, "%s: %s", path, strerror(errno));
+		result = COHORT_ERR_IO;
+	} else if (!result && !force) {
+		/* link() never replaces: a file made meanwhile is not overwritten either. */
+		if (link(tmp, path) != 0) {
+			int e = errno;
+			if (e == EEXIST)
+				snprintf(err, COHORT_ERR_LEN,
+					 "%s: the file exists already: choose a new name, or add "
+					 "--force to replace it",
+					 path);
+			else
+				snprintf(err, COHORT_ERR_LEN, "%s: %s", path, strerror(e));
+			result = e == EEXIST ? COHORT_ERR_USAGE : COHORT_ERR_IO;
+		}
+	}
+	if (result || !force)
+		unlink(tmp); /* after a link (the copy stays at path), or after a failure */
+	free(tmp);
+	return result;
+}
+
+static int user_version(sqlite3 *db)
+{
+	sqlite3_stmt *s;
+	int v = -1;
+	if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, NULL) == SQLITE_OK) {
+		if (sqlite3_step(s) == SQLITE_ROW)
+			v = sqlite3_column_int(s, 0);
+		sqlite3_finalize(s);
+	}
+	return v;
+}
+
+/*
+ * Applies migrations until the schema is at version `to`. Safe when several
+ * processes open one store at once: each step takes the write lock first
+ * (BEGIN IMMEDIATE, waiting up to the busy timeout) and reads the version
+ * again inside the transaction, so a step another process made is skipped.
+ */
+static int migrate(sqlite3 *db, const char *path, int to, char *err)
+{
+	int v = user_version(db);
+	int from = v;
+	while (v >= 0 && v < to) {
+		char *msg = NULL;
+		char pragma[64];
+		if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, &msg) != SQLITE_OK) {
+			snprintf(err, COHORT_ERR_LEN,
+				 "%s: cannot lock the database to upgrade its schema: %s (another "
+				 "process holds it; try again)",
+				 path, msg ? msg : sqlite3_errmsg(db));
+			sqlite3_free(msg);
+			return COHORT_ERR_STORE;
+		}
+		v = user_version(db); /* another process may have upgraded it meanwhile */
+		if (v < 0 || v >= to || v > SCHEMA_LATEST) {
+			sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+			break;
+		}
+		snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %d", v + 1);
+		if (sqlite3_exec(db, migrations[v], NULL, NULL, &msg) != SQLITE_OK ||
+		    sqlite3_exec(db, pragma, NULL, NULL, &msg) != SQLITE_OK ||
+		    sqlite3_exec(db, "COMMIT", NULL, NULL, &msg) != SQLITE_OK) {
+			snprintf(err, COHORT_ERR_LEN,
+				 "%s: upgrading the schema to version %d failed: %s (nothing was "
+				 "changed)",
+				 path, v + 1, msg ? msg : sqlite3_errmsg(db));
+			sqlite3_free(msg);
+			if (!sqlite3_get_autocommit(db))
+				sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+			return COHORT_ERR_STORE;
+		}
+		if (from > 0)
+			log_info("store", "upgraded %s from schema version %d to %d", path, v,
+				 v + 1);
+		v++;
+	}
+	if (v < 0) {
+		snprintf(err, COHORT_ERR_LEN, "%s: cannot read the schema version: %s", path,
+			 sqlite3_errmsg(db));
+		return COHORT_ERR_STORE;
+	}
+	if (v > SCHEMA_LATEST) {
+		snprintf(err, COHORT_ERR_LEN,
+			 "%s: the database has schema version %d but this cohort knows only up to "
+			 "%d (run a newer cohort, or restore a backup)",
+			 path, v, SCHEMA_LATEST);
+		return COHORT_ERR_STORE;
+	}
+	return COHORT_OK;
+}
+
+/*
+ * Puts the database in WAL mode. Switching needs a moment alone with the
+ * file, which another process opening it at the same time may hold: retried
+ * (SQLite does not call the busy handler for it) for up to busy_ms.
+ */
+static int set_wal(sqlite3 *db, int busy_ms, char **msg)
+{
+	int waited = 0;
+	for (;;) {
+		sqlite3_stmt *s = NULL;
+		int rc = sqlite3_prepare_v2(db, "PRAGMA journal_mode = WAL", -1, &s, NULL);
+		if (rc == SQLITE_OK) {
+			rc = sqlite3_step(s);
+			if (rc == SQLITE_ROW) {
+				const char *mode = (const char *)sqlite3_column_text(s, 0);
+				rc = mode && strcmp(mode, "wal") == 0 ? SQLITE_OK : SQLITE_BUSY;
+			}
+		}
+		sqlite3_finalize(s);
+		if (rc == SQLITE_OK)
+			return SQLITE_OK;
+		if ((rc != SQLITE_BUSY && rc != SQLITE_LOCKED) || waited >= busy_ms) {
+			*msg = sqlite3_mprintf("cannot switch to WAL mode: %s",
+					       rc == SQLITE_BUSY ? "the database is busy"
+								 : sqlite3_errmsg(db));
+			return rc;
+		}
+		/* Apart, so that the processes do not collide again. */
+		int pause = 5 + (int)(((unsigned)getpid() * 7u + (unsigned)waited) % 20u);
+		sqlite3_sleep(pause);
+		waited += pause;
+	}
+}
+
+/*
+ * Opens path. With create, a missing file is made first, readable by its
+ * owner only (SQLite gives its -wal and -shm files the same mode); without,
+ * a missing file is COHORT_ERR_NOT_FOUND and nothing is created.
+ */
+static int open_db(const char *path, bool sync_full, bool create, sqlite3 **out, char *err)
+{
+	sqlite3 *db = NULL;
+	*out = NULL;
+	if (create) {
+		int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		if (fd >= 0)
+			close(fd); /* an empty file is an empty database */
+	}
+	int flags = SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0);
+	int rc = sqlite3_open_v2(path, &db, flags, NULL);
+	if (rc != SQLITE_OK) {
+		bool missing = !create && access(path, F_OK) != 0 && errno == ENOENT;
+		if (missing)
+			snprintf(err, COHORT_ERR_LEN, "%s: no store there", path);
+		else
+			snprintf(err, COHORT_ERR_LEN,
+				 "%s: cannot open the database: %s (check store.path and that its "
+				 "folder exists and is writable)",
+				 path, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+		sqlite3_close(db);
+		return missing ? COHORT_ERR_NOT_FOUND : COHORT_ERR_STORE;
+	}
+	sqlite3_busy_timeout(db, BUSY_MS);
+	char *msg = NULL;
+	/*
+	 * journal_size_limit: a WAL file grown past its cap is cut back when it
+	 * restarts. Not lower: cutting 40 MB of file stalled that commit 20 ms.
+	 */
+	char pragmas[200];
+	snprintf(pragmas, sizeof(pragmas),
+		 "PRAGMA synchronous = %s; PRAGMA foreign_keys = ON;"
+		 "PRAGMA journal_size_limit = %d;",
+		 sync_full ? "FULL" : "NORMAL", (CKPT_HARD + CKPT_SOFT) * 4120);
+	if (set_wal(db, BUSY_MS, &msg) != SQLITE_OK ||
+	    sqlite3_exec(db, pragmas, NULL, NULL, &msg) != SQLITE_OK) {
+		snprintf(err, COHORT_ERR_LEN, "%s: cannot set up the database: %s", path,
+			 msg ? msg : sqlite3_errmsg(db));
+		sqlite3_free(msg);
+		sqlite3_close(db);
+		return COHORT_ERR_STORE;
+	}
+	*out = db;
+	return COHORT_OK;
+}
+
+static int sq_create_at_version(const char *path, int version, char *err)
+{
+	sqlite3 *db;
+	int rc = open_db(path, false, true, &db, err);
+	if (!rc)
+		rc = migrate(db, path, version, err);
+	sqlite3_close(db);
+	return rc;
+}
+
+static void *checkpoint_thread(void *arg)
+{
+	struct checkpointer *c = arg;
+	pthread_mutex_lock(&c->lock);
+	for (;;) {
+		while (!c->due && !c->stop) {
+			if (c->last <= c->copied) {
+				pthread_cond_wait(&c->wake, &c->lock);
+				continue;
+			}
+			/* Pages left uncopied: copy them once the writes pause. */
+			int last = c->last;
+			struct timespec until;
+			clock_gettime(CLOCK_REALTIME, &until);
+			until.tv_nsec += CKPT_IDLE_MS * 1000000L;
+			if (until.tv_nsec >= 1000000000L)
+				until.tv_sec++, until.tv_nsec -= 1000000000L;
+			if (pthread_cond_timedwait(&c->wake, &c->lock, &until) == ETIMEDOUT &&
+			    c->last == last)
+				c->due = true;
+		}
+		if (c->stop)
+			break;
+		c->due = false;
+		c->running = true;
+		pthread_mutex_unlock(&c->lock);
+		/* PASSIVE: copies what it can, without waiting for or blocking anyone. */
+		int log = 0, copied = 0;
+		int rc = sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log,
+						   &copied);
+		if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+			log_warn("store", "checkpoint failed: %s", sqlite3_errmsg(c->db));
+		pthread_mutex_lock(&c->lock);
+		c->running = false;
+		pthread_cond_broadcast(&c->idle);
+		/* More than the writer has seen: the copy read a WAL restarted since. */
+		if (rc == SQLITE_OK && copied <= c->last)
+			c->copied = copied;
+		c->background++;
+		c->errors += rc != SQLITE_OK && rc != SQLITE_BUSY;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return NULL;
+}
+
+/* SQLite's WAL hook: runs on the committing thread after each commit. */
+static int on_wal_commit(void *ud, sqlite3 *db, const char *name, int pages)
+{
+	struct checkpointer *c = ud;
+	pthread_mutex_lock(&c->lock);
+	if (pages < c->last) { /* the WAL restarted */
+		c->asked_at = 0;
+		c->copied = 0;
+	}
+	c->last = pages;
+	int left = pages - c->copied;
+	bool now = pages >= 2 * CKPT_HARD || (pages >= CKPT_HARD && left <= CKPT_LEFT);
+	bool ask = pages - c->asked_at >= CKPT_SOFT || (pages >= CKPT_HARD && !c->due);
+	if (ask && !now) {
+		c->asked_at = pages;
+		c->due = true;
+		pthread_cond_signal(&c->wake);
+	}
+	if (now) {
+		/* One checkpoint runs at a time: at the hard limit, wait for a copy running. */
+		while (c->running && pages >= 2 * CKPT_HARD)
+			pthread_cond_wait(&c->idle, &c->lock);
+		c->due = false; /* this one does it */
+	}
+	pthread_mutex_unlock(&c->lock);
+	if (!now)
+		return SQLITE_OK;
+	int rc = sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+	if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+		log_warn("store", "checkpoint failed: %s", sqlite3_errmsg(db));
+	pthread_mutex_lock(&c->lock);
+	c->on_commit++;
+	c->errors += rc != SQLITE_OK && rc != SQLITE_BUSY;
+	pthread_mutex_unlock(&c->lock);
+	return SQLITE_OK;
+}
+
+/* Moves checkpoints off db's thread; when that cannot be set up SQLite keeps doing them. */
+static struct checkpointer *checkpointer_start(sqlite3 *db, const char *path, bool sync_full)
+{
+	struct checkpointer *c = xcalloc(1, sizeof(*c));
+	char err[COHORT_ERR_LEN];
+	if (open_db(path, sync_full, false, &c->db, err)) {
+		log_warn("store", "checkpoints stay on the committing thread: %s", err);
+		free(c);
+		return NULL;
+	}
+	pthread_mutex_init(&c->lock, NULL);
+	pthread_cond_init(&c->wake, NULL);
+	pthread_cond_init(&c->idle, NULL);
+	int rc = thread_start(&c->thread, checkpoint_thread, c);
+	if (rc) {
+		log_warn("store", "checkpoints stay on the committing thread: %s", strerror(rc));
+		sqlite3_close(c->db);
+		pthread_mutex_destroy(&c->lock);
+		pthread_cond_destroy(&c->wake);
+		pthread_cond_destroy(&c->idle);
+		free(c);
+		return NULL;
+	}
+	sqlite3_wal_hook(db, on_wal_commit, c); /* replaces SQLite's autocheckpoint */
+	return c;
+}
+
+static void checkpointer_stop(sqlite3 *db, struct checkpointer *c)
+{
+	if (!c)
+		return;
+	pthread_mutex_lock(&c->lock);
+	c->stop = true;
+	pthread_cond_signal(&c->wake);
+	pthread_mutex_unlock(&c->lock);
+	pthread_join(c->thread, NULL);
+	sqlite3_close(c->db);
+	sqlite3_wal_autocheckpoint(db, 1000); /* SQLite's own again, for what is left */
+	pthread_mutex_destroy(&c->lock);
+	pthread_cond_destroy(&c->wake);
+	pthread_cond_destroy(&c->idle);
+	free(c);
+}
+
+static void sq_checkpoint_stats(struct bk *st, struct store_checkpoints *out)
+{
+	memset(out, 0, sizeof(*out));
+	struct checkpointer *c = st->ckpt;
+	if (!c)
+		return;
+	pthread_mutex_lock(&c->lock);
+	out->background = c->background;
+	out->on_commit = c->on_commit;
+	out->failed = c->errors;
+	out->left = c->last > c->copied ? c->last - c->copied : 0;
+	pthread_mutex_unlock(&c->lock);
+}
+
+
+static int sq_open(const char *path, bool sync_full, bool create, struct bk **out, char *err)
+{
+	sqlite3 *db;
+	*out = NULL;
+	int rc = open_db(path, sync_full, create, &db, err);
+	if (rc)
+		return rc;
+	/* A store made before cohort created them 0600 (or copied carelessly) is pointed out. */
+	struct stat sb;
+	if (stat(path, &sb) == 0 && (sb.st_mode & 077))
+		log_warn("store",
+			 "%s is readable by other users (mode %03o) and holds members' records "
+			 "and adapter secrets: run chmod 600 on it (and its -wal and -shm files)",
+			 path, (unsigned)(sb.st_mode & 0777));
+	rc = migrate(db, path, SCHEMA_LATEST, err);
+	if (rc) {
+		sqlite3_close(db);
+		return rc;
+	}
+	struct bk *st = xcalloc(1, sizeof(*st));
+	st->db = db;
+	st->ckpt = checkpointer_start(db, path, sync_full);
+	for (int i = 0; i < S_COUNT; i++) {
+		st->stmt[i].base.be = &store_sqlite;
+		st->stmt[i].db = st;
+		if (!sql[i] || sqlite3_prepare_v3(db, sql[i], -1, SQLITE_PREPARE_PERSISTENT,
+						  &st->stmt[i].s, NULL) != SQLITE_OK) {
+			snprintf(err, COHORT_ERR_LEN, "%s: preparing statement %d failed: %s", path,
+				 i, sql[i] ? sqlite3_errmsg(db) : "no SQL for it");
+			store_sqlite.close(st);
+			return COHORT_ERR_STORE;
+		}
+	}
+	*out = st;
+	return COHORT_OK;
+}
+
+static void sq_close(struct bk *st)
+{
+	if (!st)
+		return;
+	for (int i = 0; i < S_COUNT; i++)
+		sqlite3_finalize(st->stmt[i].s);
+	checkpointer_stop(st->db, st->ckpt);
+	sqlite3_close(st->db); /* the last connection checkpoints and removes the WAL */
+	free(st);
+}
+
+static int sq_schema_version(struct bk *st)
+{
+	return user_version(st->db);
+}
+
+static struct bk_stmt *sq_prep(struct bk *st, enum stmt_id id)
+{
+	sqlite3_stmt *s = st->stmt[id].s;
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	return &st->stmt[id].base;
+}
+
+static sqlite3_stmt *sq(struct bk_stmt *s)
+{
+	return ((struct sq_stmt *)s)->s;
+}
+
+static void sq_bind_text(struct bk_stmt *s, int i, const char *v)
+{
+	if (v)
+		sqlite3_bind_text(sq(s), i, v, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(sq(s), i);
+}
+
+static void sq_bind_int(struct bk_stmt *s, int i, int64_t v)
+{
+	sqlite3_bind_int64(sq(s), i, v);
+}
+
+static int sq_step(struct bk_stmt *s)
+{
+	int rc = sqlite3_step(sq(s));
+	if (rc == SQLITE_ROW)
+		return BK_ROW;
+	if (rc == SQLITE_DONE)
+		return BK_DONE;
+	sqlite3 *db = ((struct sq_stmt *)s)->db->db;
+	int ext = sqlite3_extended_errcode(db);
+	if (ext == SQLITE_CONSTRAINT_PRIMARYKEY || ext == SQLITE_CONSTRAINT_UNIQUE)
+		return BK_DUPLICATE;
+	return rc == SQLITE_CONSTRAINT ? BK_CONSTRAINT : BK_ERROR;
+}
+
+static const char *sq_col_text(struct bk_stmt *s, int i)
+{
+	return (const char *)sqlite3_column_text(sq(s), i);
+}
+
+static int64_t sq_col_int(struct bk_stmt *s, int i)
+{
+	return sqlite3_column_int64(sq(s), i);
+}
+
+static void sq_reset(struct bk_stmt *s)
+{
+	sqlite3_reset(sq(s));
+}
+
+static int64_t sq_changes(struct bk_stmt *s)
+{
+	return sqlite3_changes(((struct sq_stmt *)s)->db->db);
+}
+
+static const char *sq_errmsg(struct bk *st)
+{
+	return sqlite3_errmsg(st->db);
+}
+
+static bool sq_in_transaction(struct bk *st)
+{
+	return !sqlite3_get_autocommit(st->db);
+}
+
+const struct backend store_sqlite = {
+	.name = "sqlite",
+	.schema_latest = SCHEMA_LATEST,
+	.open = sq_open,
+	.close = sq_close,
+	.create_at_version = sq_create_at_version,
+	.schema_version = sq_schema_version,
+	.prep = sq_prep,
+	.bind_text = sq_bind_text,
+	.bind_int = sq_bind_int,
+	.step = sq_step,
+	.col_text = sq_col_text,
+	.col_int = sq_col_int,
+	.reset = sq_reset,
+	.changes = sq_changes,
+	.errmsg = sq_errmsg,
+	.in_transaction = sq_in_transaction,
+	.backup = sq_backup,
+	.checkpoint_stats = sq_checkpoint_stats,
+};
