@@ -561,6 +561,23 @@ static void *worker(void *arg)
 		pthread_mutex_unlock(&c->lock);
 		if (cancel)
 			cancel_all(c);
+		/*
+		 * Finished transfers first: one may have set a wait (a 429's retry_after,
+		 * global or not, a bucket reset, a 5xx backoff) that the requests about to
+		 * start must respect, or freed its queue for the next one; and the next
+		 * deadline is worked out from what they left, so a retry starts when due.
+		 */
+		int running;
+		curl_multi_perform(c->multi, &running);
+		CURLMsg *m;
+		int left;
+		while ((m = curl_multi_info_read(c->multi, &left))) {
+			if (m->msg != CURLMSG_DONE)
+				continue;
+			struct xfer *x;
+			curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&x);
+			completed(c, x, m->data.result);
+		}
 
 		int64_t now = clock_real_ms();
 		long wait = 1000;
@@ -603,26 +620,6 @@ static void *worker(void *arg)
 			if (done)
 				break;
 		}
-		int running;
-		curl_multi_perform(c->multi, &running);
-		CURLMsg *m;
-		int left;
-		bool finished = false;
-		while ((m = curl_multi_info_read(c->multi, &left))) {
-			if (m->msg != CURLMSG_DONE)
-				continue;
-			struct xfer *x;
-			curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&x);
-			completed(c, x, m->data.result);
-			finished = true;
-		}
-		/*
-		 * A finished transfer may have set a wait (429 retry_after, bucket reset,
-		 * 5xx backoff) or freed its queue: work out the next deadline again before
-		 * sleeping, so a retry starts when it is due, not on the next second.
-		 */
-		if (finished)
-			continue;
 		if (c->active || pending)
 			curl_multi_poll(c->multi, NULL, 0, (int)wait, NULL);
 		else
