@@ -3,7 +3,7 @@
 FROM debian:bookworm-slim AS build
 RUN apt-get update \
     && apt-get install -y --no-install-recommends gcc libc6-dev make pkg-config \
-       libsqlite3-dev libcjson-dev libcurl4-openssl-dev libwebsockets-dev \
+       libsqlite3-dev libpq-dev libcjson-dev libcurl4-openssl-dev libwebsockets-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Makefile ./
@@ -22,7 +22,7 @@ RUN make -j2 CFLAGS="-O2 -g0" \
 FROM debian:bookworm-slim
 RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates tzdata \
-       libsqlite3-0 libcjson1 libcurl4 libwebsockets17 \
+       libsqlite3-0 libpq5 libcjson1 libcurl4 libwebsockets17 \
     && apt-get clean && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin \
     && useradd --system --uid 10001 --home-dir /data --shell /usr/sbin/nologin cohort \
     && mkdir -p /data /config && chown cohort:cohort /data

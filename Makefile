@@ -28,7 +28,7 @@ else
 Q = @
 endif
 
-PKGS = sqlite3 libcjson libcurl libwebsockets
+PKGS = sqlite3 libpq libcjson libcurl libwebsockets
 DEPS_OK := $(shell $(PKG_CONFIG) --exists $(PKGS) 2>/dev/null && echo yes)
 PKG_CFLAGS = $(if $(DEPS_OK),$(shell $(PKG_CONFIG) --cflags $(PKGS)))
 PKG_LIBS = $(if $(DEPS_OK),$(shell $(PKG_CONFIG) --libs $(PKGS)))
@@ -44,7 +44,7 @@ LIBS = $(PKG_LIBS) -lpthread
 # The product core (bot/), the store, and the console adapter; main.c is the CLI.
 CORE_SRC = bot/err.c bot/util.c bot/log.c bot/text.c bot/clock.c bot/toml.c bot/config.c \
            bot/roadmap.c bot/reply.c bot/bot.c bot/commands.c bot/leaderboard.c bot/digest.c \
-           bot/scheduler.c bot/export.c bot/cmdline.c bot/mailbox.c bot/dispatch.c store/store.c store/sqlite.c \
+           bot/scheduler.c bot/export.c bot/cmdline.c bot/mailbox.c bot/dispatch.c store/store.c store/sqlite.c store/postgres.c \
            adapters/console.c adapters/http.c adapters/idset.c adapters/discord/gateway.c \
            adapters/discord/render.c adapters/discord/discord.c \
            adapters/matrix/matrix.c adapters/attempts.c
@@ -105,9 +105,13 @@ unit: $(UNIT_BINS)
 integration: $(BUILD)/cohort
 	COHORT_BIN=$(abspath $(BUILD)/cohort) $(PYTHON) -m pytest -q tests/integration
 
+# A throwaway PostgreSQL (scripts/pg-test.sh) for the store's contract suite on PostgreSQL and
+# the multi-process tests; stopped at the end, whatever the result.
 test: deps
-	@$(MAKE) --no-print-directory unit
-	@$(MAKE) --no-print-directory integration
+	@d=$$(sh scripts/pg-test.sh start) || exit 1; \
+	trap 'sh scripts/pg-test.sh stop "$$d"' EXIT; trap 'exit 130' INT TERM; \
+	export COHORT_TEST_PG_URL="$$(sh scripts/pg-test.sh url "$$d")"; \
+	$(MAKE) --no-print-directory unit && $(MAKE) --no-print-directory integration
 
 # Fuzzing (clang libFuzzer): each target runs FUZZ_SECONDS from its checked-in corpus
 # (tests/fuzz/corpus/NAME); new inputs go to build/fuzz/corpus, crashes to build/fuzz/.

@@ -40,6 +40,7 @@ struct key_spec {
 static const struct key_spec keys[] = {
 	STR("store", "path", store_path),
 	STR("store", "synchronous", store_synchronous),
+	STR("store", "url", store_url),
 	STR("roadmap", "file", roadmap_file),
 	STR("digest", "time", digest_time),
 	STR("digest", "timezone", digest_timezone),
@@ -84,6 +85,7 @@ void config_init(struct config *cfg)
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->store_path = xstrdup("cohort.db");
 	cfg->store_synchronous = xstrdup("normal");
+	cfg->store_url = xstrdup("");
 	cfg->roadmap_file = xstrdup("");
 	cfg->digest_time = xstrdup("18:00");
 	cfg->digest_timezone = xstrdup("UTC");
@@ -308,8 +310,54 @@ static bool is_snowflake(const char *s)
 	return true;
 }
 
+/*
+ * The password in a connection URI, as written there (userinfo
+ * "user:password@" or a "password=" parameter): a new string, or NULL.
+ */
+static char *url_password(const char *url)
+{
+	const char *q = strstr(url, "password=");
+	if (q && (q == url || q[-1] == '?' || q[-1] == '&')) {
+		q += 9;
+		return xstrndup(q, strcspn(q, "&#"));
+	}
+	const char *start = strstr(url, "://");
+	start = start ? start + 3 : url;
+	size_t host = strcspn(start, "/?#");
+	const char *at = memchr(start, '@', host);
+	const char *colon = at ? memchr(start, ':', (size_t)(at - start)) : NULL;
+	return colon && at > colon + 1 ? xstrndup(colon + 1, (size_t)(at - colon - 1)) : NULL;
+}
+
+const char *config_store(const struct config *cfg)
+{
+	return *cfg->store_url ? cfg->store_url : cfg->store_path;
+}
+
+char *config_store_shown(const struct config *cfg)
+{
+	if (!*cfg->store_url)
+		return xstrdup(cfg->store_path);
+	char *pw = url_password(cfg->store_url);
+	if (!pw)
+		return xstrdup(cfg->store_url);
+	const char *at = strstr(cfg->store_url, pw);
+	char *shown = xasprintf("%.*s[redacted]%s", (int)(at - cfg->store_url), cfg->store_url,
+				at + strlen(pw));
+	free(pw);
+	return shown;
+}
+
 static void apply_env(struct config *cfg)
 {
+	/* The store's URL may carry a password: it can come from the environment, like tokens. */
+	const char *url = getenv("COHORT_STORE_URL");
+	if (url && *url)
+		set_str(&cfg->store_url, url);
+	char *pw = url_password(cfg->store_url);
+	if (pw)
+		log_add_secret(pw);
+	free(pw);
 	const char *v = getenv("COHORT_DISCORD_TOKEN");
 	cfg->discord_token_from_env = v && *v;
 	if (v && *v)
@@ -330,6 +378,12 @@ static int validate(const struct config *cfg, const int *lines, char *err)
 	if (!*cfg->store_path)
 		return bad_value(cfg, lines, "store", "path", err,
 				 "must not be empty (for example \"cohort.db\")");
+	if (*cfg->store_url && strncmp(cfg->store_url, "postgresql://", 13) != 0 &&
+	    strncmp(cfg->store_url, "postgres://", 11) != 0)
+		return bad_value(cfg, lines, "store", "url", err,
+				 "must be a PostgreSQL connection URI starting with postgresql:// "
+				 "(for example \"postgresql://cohort@/cohort?host=/run/postgresql\"), "
+				 "or be left out to use store.path");
 	if (strcmp(cfg->store_synchronous, "normal") != 0 &&
 	    strcmp(cfg->store_synchronous, "full") != 0)
 		return bad_value(cfg, lines, "store", "synchronous", err,
@@ -441,7 +495,7 @@ bool config_key_is_secret(const char *key)
 	for (size_t i = 0; i < ARRAY_SIZE(words); i++)
 		if (strstr(key, words[i]))
 			return true;
-	return false;
+	return strcmp(key, "url") == 0; /* store.url: a connection URI may carry a password */
 }
 
 /*
@@ -568,7 +622,11 @@ void config_describe(const struct config *cfg, struct strbuf *out)
 {
 	sb_addf(out, "configuration: %s\n", cfg->source ? cfg->source : "(built-in defaults)");
 	char cwd[4096];
-	if (cfg->store_path[0] != '/' && getcwd(cwd, sizeof(cwd)))
+	if (*cfg->store_url) {
+		char *shown = config_store_shown(cfg);
+		sb_addf(out, "  %-20s %s\n", "store.url", shown);
+		free(shown);
+	} else if (cfg->store_path[0] != '/' && getcwd(cwd, sizeof(cwd)))
 		sb_addf(out, "  %-20s %s (%s/%s)\n", "store.path", cfg->store_path, cwd,
 			cfg->store_path);
 	else

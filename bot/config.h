@@ -1,6 +1,6 @@
 /*
  * cohort's configuration: defaults, the TOML file, and environment overrides
- * for secrets (COHORT_DISCORD_TOKEN, COHORT_MATRIX_TOKEN), validated as a whole.
+ * for secrets (COHORT_DISCORD_TOKEN, COHORT_MATRIX_TOKEN, COHORT_STORE_URL), validated as a whole.
  */
 #ifndef COHORT_CONFIG_H
 #define COHORT_CONFIG_H
@@ -21,6 +21,7 @@ struct config {
 
 	char *store_path;
 	char *store_synchronous; /* "normal" or "full" */
+	char *store_url;         /* "": the SQLite file store_path; else a PostgreSQL URI */
 
 	char *roadmap_file; /* "" for the built-in roadmap */
 
@@ -52,6 +53,10 @@ struct config {
 };
 
 void config_init(struct config *cfg);
+/* What store_open() is given: store.url (COHORT_STORE_URL wins) when set, else store.path. */
+const char *config_store(const struct config *cfg);
+/* The same for messages: a password in the URL replaced by "[redacted]". A new string. */
+char *config_store_shown(const struct config *cfg);
 void config_release(struct config *cfg);
 
 /*

@@ -304,8 +304,10 @@ static int app_init(struct app *app, const struct cli *cli, enum store_need need
 		return rc;
 	char err[COHORT_ERR_LEN];
 	bool full = strcmp(app->cfg.store_synchronous, "full") == 0;
-	rc = need == STORE_CREATE ? store_open(app->cfg.store_path, full, &app->store, err)
-				  : store_open_existing(app->cfg.store_path, full, &app->store, err);
+	/* store.url (a PostgreSQL database) when set, else the SQLite file at store.path. */
+	const char *target = config_store(&app->cfg);
+	rc = need == STORE_CREATE ? store_open(target, full, &app->store, err)
+				  : store_open_existing(target, full, &app->store, err);
 	if (rc == COHORT_ERR_NOT_FOUND) {
 		char *abs = absolute_path(app->cfg.store_path);
 		fprintf(stderr,
@@ -803,6 +805,8 @@ static int cmd_roadmap(struct app *app, const struct cli *cli)
 /* The folder the store goes in must exist (the store itself is made on first use). */
 static int check_store_folder(const struct config *cfg)
 {
+	if (*cfg->store_url)
+		return EXIT_OK; /* a database server's, not a folder here */
 	char *dir = xstrdup(cfg->store_path);
 	char *slash = strrchr(dir, '/');
 	if (!slash)

@@ -6,9 +6,9 @@
 # As root it runs apt-get (with --no-install-recommends, only when something is missing, so
 # a second run is silent and instant); otherwise it prints the command to run.
 set -eu
-build="gcc libc6-dev pkg-config libsqlite3-dev libcjson-dev libcurl4-openssl-dev libwebsockets-dev
+build="gcc libc6-dev pkg-config libsqlite3-dev libpq-dev libcjson-dev libcurl4-openssl-dev libwebsockets-dev
        ca-certificates tzdata"
-test="libcmocka-dev python3-pytest python3-aiohttp"
+test="libcmocka-dev python3-pytest python3-aiohttp postgresql-15"
 case "${1:-test}" in
 build) pkgs=$build ;;
 test) pkgs="$build $test" ;;

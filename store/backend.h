@@ -77,6 +77,7 @@ enum stmt_id {
 	S_RENAME_EVENTS,
 	S_FINGERPRINT_GET,
 	S_FINGERPRINT_SET,
+	S_LOCK_DERIVED, /* one row; held to the end of the transaction: one rederives at a time */
 	S_ROADMAP_CLEAR,
 	S_ROADMAP_ADD,
 	S_RECOUNT_MEMBERS,
@@ -144,6 +145,7 @@ struct backend {
 };
 
 extern const struct backend store_sqlite;
+extern const struct backend store_postgres;
 
 static inline void bk_bind_text(struct bk_stmt *s, int i, const char *v)
 {

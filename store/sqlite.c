@@ -352,6 +352,7 @@ static const char *const sql[S_COUNT] = {
 	[S_FINGERPRINT_GET] = "SELECT value FROM roadmap_fingerprint",
 	[S_FINGERPRINT_SET] = "INSERT OR REPLACE INTO roadmap_fingerprint (one, value) "
 			      "VALUES (1, ?1)",
+	[S_LOCK_DERIVED] = "SELECT 1", /* BEGIN IMMEDIATE holds the only write lock already */
 	[S_ROADMAP_CLEAR] = "DELETE FROM roadmap_topics",
 	[S_ROADMAP_ADD] = "INSERT OR IGNORE INTO roadmap_topics (topic_id) VALUES (?1)",
 	[S_RECOUNT_MEMBERS] =

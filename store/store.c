@@ -138,7 +138,8 @@ int store_schema_version(struct store *st)
 /* postgresql:// and postgres:// name a PostgreSQL database; anything else is a SQLite file. */
 static const struct backend *backend_for(const char *target)
 {
-	(void)target;
+	if (strncmp(target, "postgresql://", 13) == 0 || strncmp(target, "postgres://", 11) == 0)
+		return &store_postgres;
 	return &store_sqlite;
 }
 
@@ -146,12 +147,6 @@ static int open_store(const char *target, bool sync_full, bool create, struct st
 		      char *err)
 {
 	*out = NULL;
-	if (strncmp(target, "postgresql://", 13) == 0 || strncmp(target, "postgres://", 11) == 0) {
-		snprintf(err, COHORT_ERR_LEN,
-			 "store.url: this cohort was built without PostgreSQL support (use "
-			 "store.path for a SQLite file)");
-		return COHORT_ERR_STORE;
-	}
 	const struct backend *be = backend_for(target);
 	struct bk *db;
 	int rc = be->open(target, sync_full, create, &db, err);
@@ -256,7 +251,11 @@ static int insert_event(struct store *st, const struct store_change *c, enum sto
 	bind_text(s, 8, c->source_id);
 	if (reverts)
 		bk_bind_int(s, 9, reverts);
-	return run(st, s, "logging the change");
+	int rc = bk_step(s);
+	bk_reset(s);
+	if (rc == BK_DUPLICATE) /* another process applied this source event meanwhile */
+		return COHORT_ERR_DUPLICATE;
+	return rc == BK_DONE ? COHORT_OK : db_fail(st, "logging the change");
 }
 
 /* *zone: the group's own time zone as stored (a new string), NULL when it has none. */
@@ -386,9 +385,13 @@ int store_set_status(struct store *st, const struct store_change *c, struct stor
 	int rc = begin(st);
 	if (rc)
 		return rc;
-	rc = check_source(st, c->source_id);
+	/*
+	 * The member's row first: on a shared database it is the lock that makes
+	 * one member's changes, from any process, take turns (postgres.c).
+	 */
+	rc = upsert_member(st, c->group_id, c->member_id, c->member_name, c->at);
 	if (!rc)
-		rc = upsert_member(st, c->group_id, c->member_id, c->member_name, c->at);
+		rc = check_source(st, c->source_id);
 	if (!rc)
 		rc = get_status(st, c->group_id, c->member_id, c->topic_id, &old);
 	if (rc)
@@ -422,9 +425,9 @@ int store_undo(struct store *st, const char *group_id, const char *member_id,
 	int rc = begin(st);
 	if (rc)
 		return rc;
-	rc = check_source(st, source_id);
+	rc = upsert_member(st, group_id, member_id, member_name, at); /* the member's lock first */
 	if (!rc)
-		rc = upsert_member(st, group_id, member_id, member_name, at);
+		rc = check_source(st, source_id);
 	if (rc)
 		goto fail;
 
@@ -611,12 +614,23 @@ int store_ranking(struct store *st, const char *group_id, enum store_period peri
 	return rc == BK_DONE ? COHORT_OK : db_fail(st, "ranking members");
 }
 
+/* Takes the lock for rederiving scores, held to the end of the transaction. */
+static int lock_derived(struct store *st)
+{
+	struct bk_stmt *s = prep(st, S_LOCK_DERIVED);
+	int rc = bk_step(s);
+	bk_reset(s);
+	return rc == BK_ROW ? COHORT_OK : db_fail(st, "waiting to rederive the scores");
+}
+
 /* Clears and replays the period scores of a group (NULL: all), inside a transaction. */
 static int rebuild_periods(struct store *st, const char *group_id)
 {
+	int rc = lock_derived(st);
 	struct bk_stmt *s = prep(st, S_PERIOD_CLEAR);
 	bind_text(s, 1, group_id);
-	int rc = run(st, s, "clearing period scores");
+	if (!rc)
+		rc = run(st, s, "clearing period scores");
 	/* Replay every done in time order: the last one sets reached_at. */
 	struct bk_stmt *rows = prep(st, S_DONE_ROWS);
 	bind_text(rows, 1, group_id);
@@ -725,6 +739,7 @@ int store_set_roadmap(struct store *st, const char *const *ids, size_t n,
 	rc = begin(st);
 	if (rc)
 		return rc;
+	rc = lock_derived(st);
 	for (size_t i = 0; !rc && i < nrenames; i++)
 		rc = apply_rename(st, &renames[i], &out->moved);
 	if (!rc)

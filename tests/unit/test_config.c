@@ -22,6 +22,7 @@ static int setup(void **state)
 	(void)state;
 	unsetenv("COHORT_DISCORD_TOKEN");
 	unsetenv("COHORT_MATRIX_TOKEN");
+	unsetenv("COHORT_STORE_URL");
 	return 0;
 }
 
@@ -266,6 +267,45 @@ static void errors_never_echo_a_secret(void **state)
 	assert_false(config_key_is_secret("homeserver"));
 }
 
+/* store.url: COHORT_STORE_URL wins; a password in it is never shown; a file path is refused. */
+static void the_store_url_is_checked_and_its_password_never_shown(void **state)
+{
+	(void)state;
+	struct config cfg;
+	char err[COHORT_ERR_LEN];
+	config_init(&cfg);
+	assert_string_equal(config_store(&cfg), "cohort.db");
+	config_release(&cfg);
+	const char *url = "postgresql://cohort:s3cret-pw@db.example/cohort";
+	setenv("COHORT_STORE_URL", url, 1);
+	config_init(&cfg);
+	assert_int_equal(config_load(&cfg, FIXTURE("valid.toml"), err), COHORT_OK);
+	assert_string_equal(config_store(&cfg), url);
+	struct strbuf sb = STRBUF_INIT;
+	config_describe(&cfg, &sb);
+	assert_null(strstr(sb_str(&sb), "s3cret-pw"));
+	assert_non_null(
+		strstr(sb_str(&sb), "store.url            postgresql://cohort:[redacted]@db.example/"));
+	sb_release(&sb);
+	config_release(&cfg);
+	setenv("COHORT_STORE_URL", "postgresql://cohort@/cohort?host=/tmp&password=pw2x", 1);
+	config_init(&cfg);
+	assert_int_equal(config_load(&cfg, FIXTURE("valid.toml"), err), COHORT_OK);
+	char *shown = config_store_shown(&cfg);
+	assert_string_equal(shown, "postgresql://cohort@/cohort?host=/tmp&password=[redacted]");
+	free(shown);
+	config_release(&cfg);
+	unsetenv("COHORT_STORE_URL");
+	int rc;
+	const char *e = load_text("[store]\nurl = \"data/cohort.db\"\n", &rc);
+	assert_int_equal(rc, COHORT_ERR_CONFIG);
+	assert_non_null(strstr(e, ":2: store.url: must be a PostgreSQL connection URI"));
+	/* An unparsable value on its line is not echoed: it may hold a password. */
+	e = load_text("[store]\nurl = postgresql://u:hunter2@h/db\n", &rc);
+	assert_int_equal(rc, COHORT_ERR_CONFIG);
+	assert_null(strstr(e, "hunter2"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -280,6 +320,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(broken_files_name_the_line_and_the_fix, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(errors_never_echo_a_secret, setup, teardown),
+		cmocka_unit_test_setup_teardown(the_store_url_is_checked_and_its_password_never_shown,
+						setup, teardown),
 	};
 	return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }

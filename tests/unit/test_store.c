@@ -8,6 +8,7 @@
 #include "bot/util.h"
 #include "store/store.h"
 
+#include <libpq-fe.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,9 +18,18 @@
 #include <time.h>
 #include <unistd.h>
 
+/*
+ * The contract suite: every test in backend_tests runs on SQLite and, when
+ * COHORT_TEST_PG_URL names a PostgreSQL database (make test starts one:
+ * scripts/pg-test.sh), on PostgreSQL too, each in a fresh schema. Tests that
+ * only make sense on SQLite (files, migrations from SQLite versions, backup,
+ * checkpoints) are in sqlite_tests; postgres_tests only on PostgreSQL.
+ */
 struct fixture {
 	char dir[64];
 	char path[128];
+	char target[1024]; /* what store_open() is given: path, or a URL */
+	char schema[64];   /* PostgreSQL: the test's own schema */
 	struct store *st;
 };
 
@@ -47,6 +57,50 @@ static void test_periods(void *ud, const char *timezone, int64_t t, int64_t star
 	end[1] = start[1] + 10000;
 }
 
+static const char *pg_url(void)
+{
+	const char *u = getenv("COHORT_TEST_PG_URL");
+	return u && *u ? u : NULL;
+}
+
+static void quiet(void *ud, const char *msg)
+{
+	(void)ud;
+	(void)msg;
+}
+
+/* Runs SQL on the test server's database; 0 on success. */
+static int pg_exec(const char *sql)
+{
+	PGconn *c = PQconnectdb(pg_url());
+	int rc = PQstatus(c) == CONNECTION_OK ? 0 : -1;
+	if (!rc) {
+		PQsetNoticeProcessor(c, quiet, NULL); /* "drop cascades to ..." */
+		PGresult *r = PQexec(c, sql);
+		rc = PQresultStatus(r) == PGRES_COMMAND_OK ? 0 : -1;
+		if (rc)
+			fprintf(stderr, "%s: %s", sql, PQresultErrorMessage(r));
+		PQclear(r);
+	} else {
+		fprintf(stderr, "%s", PQerrorMessage(c));
+	}
+	PQfinish(c);
+	return rc;
+}
+
+static int open_fixture(struct fixture *f)
+{
+	char err[COHORT_ERR_LEN];
+	if (store_open(f->target, false, &f->st, err)) {
+		fprintf(stderr, "%s\n", err);
+		return -1;
+	}
+	struct store_calendar cal = {test_periods, NULL};
+	if (store_set_calendar(f->st, &cal))
+		return -1;
+	return 0;
+}
+
 static int setup(void **state)
 {
 	struct fixture *f = xcalloc(1, sizeof(*f));
@@ -54,16 +108,31 @@ static int setup(void **state)
 	if (!mkdtemp(f->dir))
 		return -1;
 	snprintf(f->path, sizeof(f->path), "%s/test.db", f->dir);
-	char err[COHORT_ERR_LEN];
-	if (store_open(f->path, false, &f->st, err)) {
-		fprintf(stderr, "%s\n", err);
-		return -1;
-	}
-	struct store_calendar cal = {test_periods, NULL};
-	if (store_set_calendar(f->st, &cal))
-		return -1;
+	snprintf(f->target, sizeof(f->target), "%s", f->path);
 	*state = f;
-	return 0;
+	return open_fixture(f);
+}
+
+/* The same on PostgreSQL: a new schema of its own, named in the URL's search_path. */
+static int setup_pg(void **state)
+{
+	static int n;
+	struct fixture *f = xcalloc(1, sizeof(*f));
+	snprintf(f->dir, sizeof(f->dir), "/tmp/cohort-store-XXXXXX");
+	if (!mkdtemp(f->dir))
+		return -1;
+	snprintf(f->path, sizeof(f->path), "%s/unused.db", f->dir);
+	snprintf(f->schema, sizeof(f->schema), "cohort_test_%ld_%d", (long)getpid(), n++);
+	char sql[256];
+	snprintf(sql, sizeof(sql), "DROP SCHEMA IF EXISTS %s CASCADE; CREATE SCHEMA %s", f->schema,
+		 f->schema);
+	*state = f;
+	if (pg_exec(sql))
+		return -1;
+	const char *u = pg_url();
+	snprintf(f->target, sizeof(f->target), "%s%soptions=-csearch_path%%3D%s", u,
+		 strchr(u, '?') ? "&" : "?", f->schema);
+	return open_fixture(f);
 }
 
 static int teardown(void **state)
@@ -74,6 +143,12 @@ static int teardown(void **state)
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
 	if (system(cmd) != 0)
 		return -1;
+	if (f->schema[0]) {
+		char sql[160];
+		snprintf(sql, sizeof(sql), "DROP SCHEMA %s CASCADE", f->schema);
+		if (pg_exec(sql))
+			return -1;
+	}
 	free(f);
 	return 0;
 }
@@ -441,7 +516,7 @@ static void everything_survives_a_reopen(void **state)
 	char err[COHORT_ERR_LEN];
 	assert_int_equal(set(f->st, "ana", "kafka", STATUS_DONE, "e1", 1), COHORT_OK);
 	store_free(f->st);
-	assert_int_equal(store_open(f->path, true, &f->st, err), COHORT_OK);
+	assert_int_equal(store_open(f->target, true, &f->st, err), COHORT_OK);
 	assert_int_equal(status_of(f->st, "ana", "kafka"), STATUS_DONE);
 	assert_int_equal(set(f->st, "ana", "kafka", STATUS_SKIPPED, "e1", 2), COHORT_ERR_DUPLICATE);
 }
@@ -926,51 +1001,220 @@ static void topic_totals_name_every_stored_id(void **state)
 	assert_string_equal(out, "grid:1/1 react:2/1 ");
 }
 
+/* PostgreSQL: cohort backup says what to use instead, and writes nothing. */
+static void a_postgres_backup_names_pg_dump(void **state)
+{
+	struct fixture *f = *state;
+	char path[160], err[COHORT_ERR_LEN];
+	snprintf(path, sizeof(path), "%s/copy.db", f->dir);
+	assert_int_equal(store_backup(f->st, path, false, err), COHORT_ERR_USAGE);
+	assert_non_null(strstr(err, "pg_dump"));
+	assert_int_equal(access(path, F_OK), -1);
+}
+
+/* PostgreSQL: processes starting together on a new database migrate it once. */
+static void pg_processes_starting_together_migrate_once(void **state)
+{
+	struct fixture *f = *state;
+	char sql[200];
+	/* A second, empty schema: the fixture's own is created already. */
+	snprintf(sql, sizeof(sql), "CREATE SCHEMA %s_b", f->schema);
+	assert_int_equal(pg_exec(sql), 0);
+	char url[1100];
+	snprintf(url, sizeof(url), "%s_b", f->target);
+	assert_int_equal(open_together(f, url, 8), 0);
+	PGconn *c = PQconnectdb(pg_url());
+	snprintf(sql, sizeof(sql), "SELECT count(*), max(version) FROM %s_b.cohort_schema",
+		 f->schema);
+	PGresult *r = PQexec(c, sql);
+	assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+	assert_string_equal(PQgetvalue(r, 0, 0), "1"); /* migrated once */
+	assert_int_equal(atoi(PQgetvalue(r, 0, 1)), store_schema_latest());
+	PQclear(r);
+	PQfinish(c);
+	snprintf(sql, sizeof(sql), "DROP SCHEMA %s_b CASCADE", f->schema);
+	assert_int_equal(pg_exec(sql), 0);
+}
+
+#define RACERS 4
+#define SHARED 40 /* changes every racer makes, each with the same source id */
+#define SAME 10   /* topics every racer marks done for one member, no source id */
+#define SOLO 10   /* dones each racer makes for a member of its own, on 5 topics */
+
+/* One racer: its own connection; writes what came of its changes to fd. */
+static void race(const char *target, int k, int go, int fd)
+{
+	char c;
+	ssize_t r = read(go, &c, 1); /* EOF: everyone goes */
+	(void)r;
+	char err[COHORT_ERR_LEN];
+	struct store *st;
+	int counts[3] = {0, 0, 0}; /* ok, unchanged, duplicate */
+	if (store_open(target, false, &st, err)) {
+		fprintf(stderr, "racer %d: %s\n", k, err);
+		_exit(1);
+	}
+	struct store_calendar cal = {test_periods, NULL};
+	if (store_set_calendar(st, &cal))
+		_exit(1);
+	for (int i = 0; i < SHARED + SAME + SOLO; i++) {
+		char member[16], topic[16], source[16];
+		const char *src = NULL;
+		if (i < SHARED) { /* the same event delivered to every process */
+			snprintf(member, sizeof(member), "m%d", i % 8);
+			snprintf(topic, sizeof(topic), "t%d", i / 8);
+			snprintf(source, sizeof(source), "src-%d", i);
+			src = source;
+		} else if (i < SHARED + SAME) { /* one member, one topic, from everyone at once */
+			snprintf(member, sizeof(member), "same");
+			snprintf(topic, sizeof(topic), "s%d", i - SHARED);
+		} else { /* different members at once */
+			snprintf(member, sizeof(member), "solo%d", k);
+			snprintf(topic, sizeof(topic), "t%d", (i - SHARED - SAME) % 5);
+		}
+		struct store_change ch = {"g", member, member, topic, STATUS_DONE, NULL, src,
+					  1000 + i};
+		int rc = store_set_status(st, &ch, NULL);
+		if (rc == COHORT_OK)
+			counts[0]++;
+		else if (rc == COHORT_ERR_UNCHANGED)
+			counts[1]++;
+		else if (rc == COHORT_ERR_DUPLICATE)
+			counts[2]++;
+		else
+			_exit(2);
+	}
+	store_free(st);
+	if (write(fd, counts, sizeof(counts)) != (ssize_t)sizeof(counts))
+		_exit(3);
+	_exit(0);
+}
+
+static int count_topic(const struct store_count *c, void *ud)
+{
+	int *done = ud;
+	if (c->topic_id[0] == 't') /* "t0".."t4" */
+		done[c->topic_id[1] - '0'] = c->done;
+	return 0;
+}
+
+/*
+ * PostgreSQL: four processes making /dones at once (the same source events,
+ * the same member and topic, different members of one group) lose nothing
+ * and count nothing twice.
+ */
+static void pg_concurrent_dones_are_counted_exactly_once(void **state)
+{
+	struct fixture *f = *state;
+	int go[2], out[2];
+	assert_int_equal(pipe(go), 0);
+	assert_int_equal(pipe(out), 0);
+	pid_t pids[RACERS];
+	store_free(f->st); /* no connection is shared with the children; reopened below */
+	f->st = NULL;
+	for (int k = 0; k < RACERS; k++) {
+		pids[k] = fork();
+		assert_true(pids[k] >= 0);
+		if (pids[k] == 0) {
+			close(go[1]);
+			close(out[0]);
+			race(f->target, k, go[0], out[1]);
+		}
+	}
+	close(go[0]);
+	close(out[1]);
+	nanosleep(&(struct timespec){0, 200000000}, NULL); /* let them connect and wait */
+	close(go[1]);
+	int total[3] = {0, 0, 0};
+	for (int k = 0; k < RACERS; k++) {
+		int status, counts[3];
+		assert_int_equal(waitpid(pids[k], &status, 0), pids[k]);
+		assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+		assert_int_equal(read(out[0], counts, sizeof(counts)), (ssize_t)sizeof(counts));
+		for (int j = 0; j < 3; j++)
+			total[j] += counts[j];
+	}
+	close(out[0]);
+	assert_int_equal(open_fixture(f), 0);
+	/* Each shared event applied once; each same-member topic done once; every solo one. */
+	assert_int_equal(total[0], SHARED + SAME + RACERS * 5);
+	assert_int_equal(total[0] + total[1] + total[2], RACERS * (SHARED + SAME + SOLO));
+	int64_t n;
+	assert_int_equal(store_event_count(f->st, &n), COHORT_OK);
+	assert_int_equal(n, SHARED + SAME + RACERS * 5);
+	assert_int_equal(points(f->st, "same", 0), SAME);
+	assert_int_equal(points(f->st, "m0", 0), SHARED / 8);
+	assert_int_equal(points(f->st, "solo0", 0), 5); /* SOLO dones on 5 topics, twice each */
+	int members, finished;
+	assert_int_equal(store_group_totals(f->st, "g", &members, &finished), COHORT_OK);
+	assert_int_equal(members, 8 + 1 + RACERS);
+	assert_int_equal(finished, SHARED + SAME + RACERS * 5);
+	/* Topic t0: the 8 shared members and every solo member. */
+	int done[10] = {0};
+	assert_int_equal(store_topic_counts(f->st, "g", count_topic, done), COHORT_OK);
+	assert_int_equal(done[0], 8 + RACERS);
+	/* The week scores agree with the all-time ones. */
+	assert_int_equal(points(f->st, "same", 1000), SAME);
+}
+
 int main(void)
 {
-	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(progress_off_the_roadmap_is_kept_but_never_counted,
-						setup, teardown),
-		cmocka_unit_test_setup_teardown(topic_totals_name_every_stored_id, setup, teardown),
-		cmocka_unit_test_setup_teardown(a_new_store_is_at_the_latest_schema, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(changes_are_recorded_once, setup, teardown),
-		cmocka_unit_test_setup_teardown(undo_walks_back_and_restores_time_and_note, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(undo_with_a_replayed_source_is_applied_once, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(ranking_breaks_ties_by_who_got_there_first, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(period_scores_can_be_rebuilt, setup, teardown),
-		cmocka_unit_test_setup_teardown(the_calendar_is_given_the_groups_zone, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(the_digest_log_records_once, setup, teardown),
-		cmocka_unit_test_setup_teardown(hostile_text_is_stored_verbatim, setup, teardown),
-		cmocka_unit_test_setup_teardown(members_are_found_by_name_or_id, setup, teardown),
-		cmocka_unit_test_setup_teardown(settings_and_adapter_state, setup, teardown),
-		cmocka_unit_test_setup_teardown(everything_survives_a_reopen, setup, teardown),
-		cmocka_unit_test_setup_teardown(upgrades_from_every_earlier_version, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(an_upgrade_from_v1_derives_the_new_tables, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(a_newer_schema_is_refused, setup, teardown),
-		cmocka_unit_test_setup_teardown(a_failed_migration_changes_nothing, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(
-			a_batch_commits_together_and_a_failed_change_alone_is_undone, setup,
-			teardown),
-		cmocka_unit_test_setup_teardown(a_backup_is_a_complete_store, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-			processes_starting_together_on_a_new_store_all_succeed, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-			processes_starting_together_on_an_old_store_all_succeed, setup, teardown),
-		cmocka_unit_test_setup_teardown(opening_an_existing_store_creates_nothing, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(
-			checkpoints_run_beside_the_commits_and_the_wal_stays_bounded, setup,
-			teardown),
-		cmocka_unit_test_setup_teardown(an_unwritable_path_is_a_clear_error, setup,
-						teardown),
+	/* Each runs on every backend. */
+	const struct CMUnitTest backend_tests[] = {
+		cmocka_unit_test(progress_off_the_roadmap_is_kept_but_never_counted),
+		cmocka_unit_test(topic_totals_name_every_stored_id),
+		cmocka_unit_test(a_new_store_is_at_the_latest_schema),
+		cmocka_unit_test(changes_are_recorded_once),
+		cmocka_unit_test(undo_walks_back_and_restores_time_and_note),
+		cmocka_unit_test(undo_with_a_replayed_source_is_applied_once),
+		cmocka_unit_test(ranking_breaks_ties_by_who_got_there_first),
+		cmocka_unit_test(period_scores_can_be_rebuilt),
+		cmocka_unit_test(the_calendar_is_given_the_groups_zone),
+		cmocka_unit_test(the_digest_log_records_once),
+		cmocka_unit_test(hostile_text_is_stored_verbatim),
+		cmocka_unit_test(members_are_found_by_name_or_id),
+		cmocka_unit_test(settings_and_adapter_state),
+		cmocka_unit_test(everything_survives_a_reopen),
+		cmocka_unit_test(a_batch_commits_together_and_a_failed_change_alone_is_undone),
 	};
-	return cmocka_run_group_tests_name("store", tests, NULL, NULL);
+	/* Files, SQLite's schema history, its backup and checkpoints. */
+	const struct CMUnitTest sqlite_tests[] = {
+		cmocka_unit_test(upgrades_from_every_earlier_version),
+		cmocka_unit_test(an_upgrade_from_v1_derives_the_new_tables),
+		cmocka_unit_test(a_newer_schema_is_refused),
+		cmocka_unit_test(a_failed_migration_changes_nothing),
+		cmocka_unit_test(a_backup_is_a_complete_store),
+		cmocka_unit_test(processes_starting_together_on_a_new_store_all_succeed),
+		cmocka_unit_test(processes_starting_together_on_an_old_store_all_succeed),
+		cmocka_unit_test(opening_an_existing_store_creates_nothing),
+		cmocka_unit_test(checkpoints_run_beside_the_commits_and_the_wal_stays_bounded),
+		cmocka_unit_test(an_unwritable_path_is_a_clear_error),
+	};
+	/* Several processes on one database. */
+	const struct CMUnitTest postgres_tests[] = {
+		cmocka_unit_test(pg_processes_starting_together_migrate_once),
+		cmocka_unit_test(pg_concurrent_dones_are_counted_exactly_once),
+		cmocka_unit_test(a_postgres_backup_names_pg_dump),
+	};
+	enum { NB = sizeof(backend_tests) / sizeof(backend_tests[0]) };
+	enum { NS = sizeof(sqlite_tests) / sizeof(sqlite_tests[0]) };
+	enum { NP = sizeof(postgres_tests) / sizeof(postgres_tests[0]) };
+	struct CMUnitTest lite[NB + NS], pg[NB + NP];
+	for (int i = 0; i < NB + NS; i++) {
+		lite[i] = i < NB ? backend_tests[i] : sqlite_tests[i - NB];
+		lite[i].setup_func = setup;
+		lite[i].teardown_func = teardown;
+	}
+	for (int i = 0; i < NB + NP; i++) {
+		pg[i] = i < NB ? backend_tests[i] : postgres_tests[i - NB];
+		pg[i].setup_func = setup_pg;
+		pg[i].teardown_func = teardown;
+	}
+	int failed = _cmocka_run_group_tests("store (sqlite)", lite, NB + NS, NULL, NULL);
+	if (!pg_url()) {
+		fprintf(stderr, "store (postgresql): skipped, COHORT_TEST_PG_URL is not set (make "
+				"test starts a server: scripts/pg-test.sh)\n");
+		return failed;
+	}
+	return failed + _cmocka_run_group_tests("store (postgresql)", pg, NB + NP, NULL, NULL);
 }

@@ -1,0 +1,692 @@
+/*
+ * The PostgreSQL backend (libpq): its connection, SQL dialect, schema and
+ * migrations (under an advisory lock). See backend.h.
+ *
+ * Concurrency: several processes write one database. Transactions run at
+ * READ COMMITTED with row locks: every change first upserts its member's
+ * row (INSERT ... ON CONFLICT DO UPDATE locks the row even when nothing in
+ * it changes), so changes by one member, whichever process makes them, run
+ * one after another and each reads the other's committed progress. Shared
+ * counters (a topic's counts, a member's week and month) change only by
+ * single-statement upserts of "x = x + d", which PostgreSQL applies to the
+ * newest row version under that row's lock: nothing is lost or counted
+ * twice, and nothing needs a retry. A source event id is unique in the
+ * events table: the database, not a process, decides it was applied.
+ */
+#include "backend.h"
+
+#include "bot/err.h"
+#include "bot/log.h"
+#include "bot/util.h"
+
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* pg_advisory_lock() key for schema migrations: "cohort" in ASCII. */
+#define MIGRATE_LOCK "99111104111114116"
+/* ... and for rederiving every score (store_set_roadmap, rebuilds). */
+#define DERIVE_LOCK "99111104111114117"
+#define MAX_PARAMS 10
+
+/*
+ * The schema, as the SQLite one at version 5 (its store_schema_latest()),
+ * in PostgreSQL's types. Later versions add steps to pg_migrations.
+ */
+static const char pg_schema[] =
+	"CREATE TABLE members ("
+	"  group_id TEXT NOT NULL,"
+	"  member_id TEXT NOT NULL,"
+	"  name TEXT NOT NULL,"
+	"  first_seen BIGINT NOT NULL,"
+	"  done_count INTEGER NOT NULL DEFAULT 0,"
+	"  score_at BIGINT NOT NULL DEFAULT 0,"
+	"  skipped_count INTEGER NOT NULL DEFAULT 0,"
+	"  PRIMARY KEY (group_id, member_id));"
+	"CREATE INDEX members_rank ON members (group_id, done_count DESC, score_at);"
+	"CREATE INDEX members_name ON members (group_id, lower(name));"
+	"CREATE TABLE events ("
+	"  id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+	"  group_id TEXT NOT NULL,"
+	"  member_id TEXT NOT NULL,"
+	"  topic_id TEXT NOT NULL,"
+	"  old_status TEXT NOT NULL CHECK (old_status IN ('none','in_progress','done','skipped')),"
+	"  new_status TEXT NOT NULL CHECK (new_status IN ('none','in_progress','done','skipped')),"
+	"  note TEXT,"
+	"  at BIGINT NOT NULL,"
+	"  source_id TEXT,"
+	"  reverts BIGINT REFERENCES events (id),"
+	"  FOREIGN KEY (group_id, member_id) REFERENCES members (group_id, member_id));"
+	"CREATE UNIQUE INDEX events_source ON events (source_id) WHERE source_id IS NOT NULL;"
+	"CREATE UNIQUE INDEX events_reverts ON events (reverts) WHERE reverts IS NOT NULL;"
+	"CREATE INDEX events_member ON events (group_id, member_id, id, new_status, at, reverts);"
+	"CREATE INDEX events_time ON events (group_id, at);"
+	"CREATE TABLE progress ("
+	"  group_id TEXT NOT NULL,"
+	"  member_id TEXT NOT NULL,"
+	"  topic_id TEXT NOT NULL,"
+	"  status TEXT NOT NULL CHECK (status IN ('in_progress','done','skipped')),"
+	"  note TEXT,"
+	"  updated_at BIGINT NOT NULL,"
+	"  PRIMARY KEY (group_id, member_id, topic_id),"
+	"  FOREIGN KEY (group_id, member_id) REFERENCES members (group_id, member_id));"
+	"CREATE INDEX progress_topic ON progress (group_id, topic_id, status, updated_at);"
+	"CREATE TABLE group_settings ("
+	"  group_id TEXT PRIMARY KEY,"
+	"  digest_channel TEXT,"
+	"  digest_time TEXT,"
+	"  timezone TEXT);"
+	"CREATE TABLE adapter_state (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+	"CREATE TABLE period_scores ("
+	"  group_id TEXT NOT NULL,"
+	"  member_id TEXT NOT NULL,"
+	"  period INTEGER NOT NULL CHECK (period IN (1, 2)),"
+	"  start BIGINT NOT NULL,"
+	"  points INTEGER NOT NULL,"
+	"  reached_at BIGINT NOT NULL,"
+	"  PRIMARY KEY (group_id, period, start, member_id),"
+	"  FOREIGN KEY (group_id, member_id) REFERENCES members (group_id, member_id));"
+	"CREATE INDEX period_rank ON period_scores (group_id, period, start, points DESC, "
+	"reached_at);"
+	"CREATE TABLE topic_counts ("
+	"  group_id TEXT NOT NULL,"
+	"  topic_id TEXT NOT NULL,"
+	"  done INTEGER NOT NULL DEFAULT 0,"
+	"  in_progress INTEGER NOT NULL DEFAULT 0,"
+	"  PRIMARY KEY (group_id, topic_id));"
+	"CREATE TABLE digests ("
+	"  group_id TEXT NOT NULL,"
+	"  local_date TEXT NOT NULL,"
+	"  idem_key TEXT NOT NULL,"
+	"  recorded_at BIGINT NOT NULL,"
+	"  sent_at BIGINT,"
+	"  group_percent INTEGER NOT NULL,"
+	"  PRIMARY KEY (group_id, local_date));"
+	"CREATE TABLE digest_ranks ("
+	"  group_id TEXT NOT NULL,"
+	"  local_date TEXT NOT NULL,"
+	"  member_id TEXT NOT NULL,"
+	"  rank INTEGER NOT NULL,"
+	"  points INTEGER NOT NULL,"
+	"  PRIMARY KEY (group_id, local_date, member_id),"
+	"  FOREIGN KEY (group_id, local_date) REFERENCES digests (group_id, local_date));"
+	"CREATE TABLE roadmap_topics (topic_id TEXT PRIMARY KEY);"
+	"CREATE TABLE roadmap_fingerprint (one INTEGER PRIMARY KEY CHECK (one = 1), "
+	"value TEXT NOT NULL);";
+
+#define ON_ROADMAP(t)                                                                              \
+	"(" t " IN (SELECT topic_id FROM roadmap_topics) OR "                                      \
+	"NOT EXISTS (SELECT 1 FROM roadmap_topics))"
+
+#define LIVE_EVENT                                                                                 \
+	"e.reverts IS NULL AND NOT EXISTS (SELECT 1 FROM events u WHERE u.reverts = e.id)"
+
+/* Parameters are typed where PostgreSQL could not tell a type from the context. */
+static const char *const sql[S_COUNT] = {
+	[S_BEGIN] = "BEGIN",
+	[S_COMMIT] = "COMMIT",
+	[S_ROLLBACK] = "ROLLBACK",
+	[S_SAVEPOINT] = "SAVEPOINT change",
+	[S_RELEASE] = "RELEASE change",
+	[S_ROLLBACK_TO] = "ROLLBACK TO change",
+	[S_READ_BEGIN] = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+	[S_READ_END] = "COMMIT",
+	[S_EVENT_COUNT] = "SELECT count(*) FROM events",
+	[S_SOURCE_SEEN] = "SELECT 1 FROM events WHERE source_id = $1",
+	[S_UPSERT_MEMBER] = "INSERT INTO members (group_id, member_id, name, first_seen) "
+			    "VALUES ($1, $2, $3, $4) "
+			    "ON CONFLICT (group_id, member_id) DO UPDATE SET name = excluded.name "
+			    "WHERE members.name IS DISTINCT FROM excluded.name",
+	[S_GET_STATUS] = "SELECT status, updated_at FROM progress "
+			 "WHERE group_id = $1 AND member_id = $2 AND topic_id = $3",
+	[S_INSERT_EVENT] = "INSERT INTO events (group_id, member_id, topic_id, old_status, "
+			   "new_status, note, at, source_id, reverts) "
+			   "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+	[S_DELETE_PROGRESS] = "DELETE FROM progress "
+			      "WHERE group_id = $1 AND member_id = $2 AND topic_id = $3",
+	[S_UPSERT_PROGRESS] = "INSERT INTO progress (group_id, member_id, topic_id, status, note, "
+			      "updated_at) VALUES ($1, $2, $3, $4, $5, $6) "
+			      "ON CONFLICT (group_id, member_id, topic_id) DO UPDATE SET "
+			      "status = excluded.status, note = excluded.note, "
+			      "updated_at = excluded.updated_at",
+	[S_ADD_DONE] =
+		"UPDATE members SET done_count = done_count + $3::integer, score_at = CASE "
+		"WHEN $3::integer > 0 THEN GREATEST(score_at, $4::bigint) ELSE (SELECT "
+		"COALESCE(MAX(updated_at), 0) FROM progress p WHERE p.group_id = $1 AND "
+		"p.member_id = $2 AND p.status = 'done' AND " ON_ROADMAP("p.topic_id") ") END "
+		"WHERE group_id = $1 AND member_id = $2",
+	[S_LAST_EVENT] = "SELECT id, topic_id, old_status, new_status FROM events e "
+			 "WHERE group_id = $1 AND member_id = $2 AND " LIVE_EVENT " "
+			 "ORDER BY id DESC LIMIT 1",
+	[S_PRIOR_EVENT] = "SELECT note, at FROM events e "
+			  "WHERE group_id = $1 AND member_id = $2 AND topic_id = $3 AND id < $4 "
+			  "AND new_status = $5 AND " LIVE_EVENT " ORDER BY id DESC LIMIT 1",
+	[S_MEMBER_PROGRESS] = "SELECT p.group_id, p.member_id, m.name, p.topic_id, p.status, "
+			      "p.note, p.updated_at FROM progress p JOIN members m "
+			      "USING (group_id, member_id) "
+			      "WHERE p.group_id = $1 AND p.member_id = $2",
+	[S_TOPIC_PROGRESS] =
+		"SELECT p.group_id, p.member_id, m.name, p.topic_id, p.status, "
+		"p.note, p.updated_at FROM progress p "
+		"JOIN members m ON m.group_id = p.group_id AND m.member_id = p.member_id "
+		"WHERE p.group_id = $1 AND p.topic_id = $2 AND p.status = $3 "
+		"ORDER BY p.updated_at LIMIT $4",
+	[S_EXPORT] = "SELECT p.group_id, p.member_id, m.name, p.topic_id, p.status, p.note, "
+		     "p.updated_at FROM progress p JOIN members m USING (group_id, member_id) "
+		     "WHERE $1::text IS NULL OR p.group_id = $1 "
+		     "ORDER BY p.group_id, p.member_id, p.topic_id",
+	[S_TOPIC_COUNTS] =
+		"SELECT topic_id, done, in_progress FROM topic_counts WHERE group_id = $1 "
+		"AND (done > 0 OR in_progress > 0)",
+	[S_GROUP_TOTALS] = "SELECT COUNT(*), COALESCE(SUM(done_count + skipped_count), 0) "
+			   "FROM members WHERE group_id = $1",
+	[S_ADD_SKIPPED] = "UPDATE members SET skipped_count = skipped_count + $3::integer "
+			  "WHERE group_id = $1 AND member_id = $2",
+	[S_TOPIC_COUNT] = "SELECT topic_id, done, in_progress FROM topic_counts "
+			  "WHERE group_id = $1 AND topic_id = $2",
+	[S_ADD_TOPIC_COUNTS] =
+		"INSERT INTO topic_counts (group_id, topic_id, done, in_progress) "
+		"VALUES ($1, $2, $3, $4) ON CONFLICT (group_id, topic_id) DO UPDATE SET "
+		"done = topic_counts.done + excluded.done, in_progress = topic_counts.in_progress + "
+		"excluded.in_progress",
+	[S_RANK_ALL] = "SELECT r.member_id, r.name, r.points, r.reached_at, "
+		       "(SELECT COUNT(*) FROM members x WHERE x.group_id = $1 "
+		       "AND x.done_count > r.points) + 1 "
+		       "FROM (SELECT * FROM (SELECT member_id, name, done_count AS points, "
+		       "score_at AS reached_at FROM members WHERE group_id = $1 AND done_count > 0 "
+		       "ORDER BY done_count DESC, score_at, member_id LIMIT $2) top "
+		       "UNION SELECT member_id, name, done_count, score_at FROM members "
+		       "WHERE group_id = $1 AND member_id = $3 AND done_count > 0) r "
+		       "ORDER BY r.points DESC, r.reached_at, r.member_id",
+	[S_RANK_PERIOD] =
+		"SELECT r.member_id, r.name, r.points, r.reached_at, "
+		"(SELECT COUNT(*) FROM period_scores x WHERE x.group_id = $1 "
+		"AND x.period = $4 AND x.start = $5 AND x.points > r.points) + 1 "
+		"FROM (SELECT * FROM (SELECT s.member_id, m.name, s.points, s.reached_at "
+		"FROM period_scores s JOIN members m "
+		"ON m.group_id = s.group_id AND m.member_id = s.member_id "
+		"WHERE s.group_id = $1 AND s.period = $4 AND s.start = $5 AND s.points > 0 "
+		"ORDER BY s.points DESC, s.reached_at, s.member_id LIMIT $2) top "
+		"UNION SELECT s.member_id, m.name, s.points, s.reached_at "
+		"FROM period_scores s JOIN members m "
+		"ON m.group_id = s.group_id AND m.member_id = s.member_id "
+		"WHERE s.group_id = $1 AND s.period = $4 AND s.start = $5 "
+		"AND s.member_id = $3 AND s.points > 0) r "
+		"ORDER BY r.points DESC, r.reached_at, r.member_id",
+	[S_PERIOD_ADD] = "INSERT INTO period_scores (group_id, member_id, period, start, points, "
+			 "reached_at) VALUES ($1, $2, $3, $4, $5, $6) "
+			 "ON CONFLICT (group_id, period, start, member_id) DO UPDATE SET "
+			 "points = period_scores.points + excluded.points, reached_at = CASE "
+			 "WHEN excluded.points > 0 THEN GREATEST(period_scores.reached_at, "
+			 "excluded.reached_at) "
+			 "ELSE (SELECT COALESCE(MAX(p.updated_at), 0) FROM progress p "
+			 "WHERE p.group_id = $1 AND p.member_id = $2 AND p.status = 'done' "
+			 "AND p.updated_at >= $4 AND p.updated_at < $7::bigint AND "
+			 ON_ROADMAP("p.topic_id") ") END",
+	[S_PERIOD_CLEAR] = "DELETE FROM period_scores WHERE $1::text IS NULL OR group_id = $1",
+	[S_DONE_ROWS] =
+		"SELECT p.group_id, p.member_id, p.updated_at, s.timezone FROM progress p "
+		"LEFT JOIN group_settings s ON s.group_id = p.group_id "
+		"WHERE p.status = 'done' AND ($1::text IS NULL OR p.group_id = $1) AND "
+		ON_ROADMAP("p.topic_id") " ORDER BY p.updated_at, p.group_id, p.member_id",
+	[S_DONE_TIMES] = "SELECT at FROM events e "
+			 "WHERE group_id = $1 AND member_id = $2 "
+			 "AND new_status = 'done' AND " LIVE_EVENT " AND "
+			 ON_ROADMAP("e.topic_id") " ORDER BY id DESC",
+	[S_ACTIVITY] = "SELECT e.member_id, m.name, e.topic_id, e.old_status, e.new_status, e.at, "
+		       "m.first_seen, e.id "
+		       "FROM events e JOIN members m USING (group_id, member_id) "
+		       "WHERE e.group_id = $1 AND e.at >= $2 AND e.at < $3 AND " LIVE_EVENT " "
+		       "ORDER BY e.member_id, e.id",
+	[S_FIND_MEMBER] = "SELECT member_id, name FROM members WHERE group_id = $1 "
+			  "AND (member_id = $2 OR lower(name) = lower($2)) "
+			  "ORDER BY member_id = $2 DESC, name LIMIT 1",
+	[S_GET_SETTINGS] = "SELECT digest_channel, digest_time, timezone FROM group_settings "
+			   "WHERE group_id = $1",
+	[S_GROUP_ZONE] = "SELECT timezone FROM group_settings WHERE group_id = $1",
+	[S_SET_CHANNEL] =
+		"INSERT INTO group_settings (group_id, digest_channel) VALUES ($1, $2) "
+		"ON CONFLICT (group_id) DO UPDATE SET digest_channel = excluded.digest_channel",
+	[S_SET_TIME] = "INSERT INTO group_settings (group_id, digest_time, timezone) "
+		       "VALUES ($1, $2, $3) ON CONFLICT (group_id) DO UPDATE SET "
+		       "digest_time = excluded.digest_time, "
+		       "timezone = COALESCE(excluded.timezone, group_settings.timezone)",
+	[S_STATE_GET] = "SELECT value FROM adapter_state WHERE key = $1",
+	[S_STATE_SET] = "INSERT INTO adapter_state (key, value) VALUES ($1, $2) "
+			"ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+	[S_STATE_DELETE] = "DELETE FROM adapter_state WHERE key = $1",
+	[S_DEFAULT_CHANNEL] =
+		"INSERT INTO group_settings (group_id, digest_channel) VALUES ($1, $2) "
+		"ON CONFLICT (group_id) DO NOTHING",
+	[S_DIGEST_GROUPS] = "SELECT group_id, digest_channel, digest_time, timezone FROM "
+			    "group_settings WHERE digest_channel IS NOT NULL ORDER BY group_id",
+	[S_DIGEST_GET] = "SELECT local_date, idem_key, recorded_at, sent_at, group_percent "
+			 "FROM digests WHERE group_id = $1 AND local_date = $2",
+	[S_DIGEST_PREVIOUS] = "SELECT local_date, idem_key, recorded_at, sent_at, group_percent "
+			      "FROM digests WHERE group_id = $1 AND local_date < $2 "
+			      "ORDER BY local_date DESC LIMIT 1",
+	[S_DIGEST_INSERT] = "INSERT INTO digests (group_id, local_date, idem_key, recorded_at, "
+			    "group_percent) VALUES ($1, $2, $3, $4, $5)",
+	[S_DIGEST_RANK_INSERT] = "INSERT INTO digest_ranks (group_id, local_date, member_id, rank, "
+				 "points) VALUES ($1, $2, $3, $4, $5)",
+	[S_DIGEST_SENT] = "UPDATE digests SET sent_at = $3 WHERE group_id = $1 AND local_date = $2",
+	[S_DIGEST_RANKS] = "SELECT member_id, rank, points FROM digest_ranks "
+			   "WHERE group_id = $1 AND local_date = $2 ORDER BY rank",
+	[S_ON_ROADMAP] = "SELECT (" ON_ROADMAP("$1::text") ")::integer",
+	[S_GROUPS] = "SELECT group_id FROM members UNION "
+		     "SELECT group_id FROM group_settings ORDER BY 1",
+	[S_TOPIC_TOTALS] = "SELECT topic_id, COUNT(*), COUNT(*) FILTER (WHERE status = 'done') "
+			   "FROM progress GROUP BY topic_id ORDER BY topic_id",
+	[S_RENAME_PROGRESS] =
+		"UPDATE progress SET topic_id = $2 WHERE topic_id = $1 AND NOT EXISTS ("
+		"SELECT 1 FROM progress q WHERE q.group_id = progress.group_id AND "
+		"q.member_id = progress.member_id AND q.topic_id = $2)",
+	[S_RENAME_EVENTS] =
+		"UPDATE events SET topic_id = $2 WHERE topic_id = $1 AND NOT EXISTS ("
+		"SELECT 1 FROM progress q WHERE q.group_id = events.group_id AND "
+		"q.member_id = events.member_id AND q.topic_id = $1)",
+	[S_FINGERPRINT_GET] = "SELECT value FROM roadmap_fingerprint",
+	[S_FINGERPRINT_SET] = "INSERT INTO roadmap_fingerprint (one, value) VALUES (1, $1) "
+			      "ON CONFLICT (one) DO UPDATE SET value = excluded.value",
+	/* Rederiving takes a lock of its own first: processes starting together take turns. */
+	[S_LOCK_DERIVED] = "SELECT pg_advisory_xact_lock(" DERIVE_LOCK ")",
+	[S_ROADMAP_CLEAR] = "DELETE FROM roadmap_topics",
+	[S_ROADMAP_ADD] = "INSERT INTO roadmap_topics (topic_id) VALUES ($1) "
+			  "ON CONFLICT (topic_id) DO NOTHING",
+	[S_RECOUNT_MEMBERS] =
+		"UPDATE members SET "
+		"done_count = (SELECT COUNT(*) FROM progress p WHERE "
+		"p.group_id = members.group_id AND p.member_id = members.member_id "
+		"AND p.status = 'done' AND " ON_ROADMAP("p.topic_id") "), "
+		"skipped_count = (SELECT COUNT(*) FROM progress p WHERE "
+		"p.group_id = members.group_id AND p.member_id = members.member_id "
+		"AND p.status = 'skipped' AND " ON_ROADMAP("p.topic_id") "), "
+		"score_at = (SELECT COALESCE(MAX(p.updated_at), 0) FROM progress p "
+		"WHERE p.group_id = members.group_id AND "
+		"p.member_id = members.member_id AND p.status = 'done' AND "
+		ON_ROADMAP("p.topic_id") ")",
+	[S_TOPIC_COUNTS_CLEAR] = "DELETE FROM topic_counts",
+	[S_TOPIC_COUNTS_FILL] = "INSERT INTO topic_counts (group_id, topic_id, done, in_progress) "
+				"SELECT group_id, topic_id, COUNT(*) FILTER (WHERE status = "
+				"'done'), COUNT(*) FILTER (WHERE status = 'in_progress') "
+				"FROM progress GROUP BY group_id, topic_id",
+#define GROUP_IS " WHERE ($1::text IS NULL OR group_id = $1) "
+	[S_DUMP_SETTINGS] = "SELECT group_id, digest_channel, digest_time, timezone "
+			    "FROM group_settings" GROUP_IS "ORDER BY group_id",
+	[S_DUMP_MEMBERS] = "SELECT group_id, member_id, name, first_seen FROM members" GROUP_IS
+			   "ORDER BY group_id, member_id",
+	[S_DUMP_PROGRESS] = "SELECT p.group_id, p.member_id, m.name, p.topic_id, p.status, "
+			    "p.note, p.updated_at FROM progress p JOIN members m "
+			    "USING (group_id, member_id) WHERE $1::text IS NULL OR p.group_id = $1 "
+			    "ORDER BY p.group_id, p.member_id, p.topic_id",
+	[S_DUMP_EVENTS] = "SELECT id, group_id, member_id, topic_id, old_status, new_status, "
+			  "note, at, source_id, COALESCE(reverts, 0) FROM events" GROUP_IS
+			  "ORDER BY id",
+	[S_DUMP_DIGESTS] = "SELECT group_id, local_date, idem_key, recorded_at, "
+			   "COALESCE(sent_at, 0), group_percent FROM digests" GROUP_IS
+			   "ORDER BY group_id, local_date",
+	[S_DUMP_DIGEST_RANKS] = "SELECT group_id, local_date, member_id, rank, points "
+				"FROM digest_ranks" GROUP_IS
+				"ORDER BY group_id, local_date, rank, member_id",
+#undef GROUP_IS
+	[S_RESTORE_SETTINGS] = "INSERT INTO group_settings (group_id, digest_channel, "
+			       "digest_time, timezone) VALUES ($1, $2, $3, $4)",
+	[S_RESTORE_MEMBER] = "INSERT INTO members (group_id, member_id, name, first_seen) "
+			     "VALUES ($1, $2, $3, $4)",
+	[S_RESTORE_PROGRESS] = "INSERT INTO progress (group_id, member_id, topic_id, status, "
+			       "note, updated_at) VALUES ($1, $2, $3, $4, $5, $6)",
+	[S_RESTORE_EVENT] = "INSERT INTO events (group_id, member_id, topic_id, old_status, "
+			    "new_status, note, at, source_id, reverts) "
+			    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+	[S_RESTORE_DIGEST] = "INSERT INTO digests (group_id, local_date, idem_key, recorded_at, "
+			     "sent_at, group_percent) VALUES ($1, $2, $3, $4, $5, $6)",
+	[S_RESTORE_DIGEST_RANK] = "INSERT INTO digest_ranks (group_id, local_date, member_id, "
+				  "rank, points) VALUES ($1, $2, $3, $4, $5)",
+};
+
+struct pg_stmt {
+	struct bk_stmt base;
+	struct bk *db;
+	int id;
+	int nparams;
+	const char *values[MAX_PARAMS];
+	char ints[MAX_PARAMS][24]; /* an integer bind's text */
+	PGresult *res;             /* the last run's, until the next reset */
+	int row;                   /* the next row to return */
+	bool ran;
+};
+
+struct bk {
+	PGconn *conn;
+	char *url; /* for messages: its password hidden */
+	char *err; /* the last failure's message */
+	struct pg_stmt stmt[S_COUNT];
+};
+
+extern const struct backend store_postgres;
+
+/* The URL with any password replaced by "***", for messages and logs. A new string. */
+static char *redact(const char *url)
+{
+	const char *q = strstr(url, "password=");
+	if (q && q > url && (q[-1] == '?' || q[-1] == '&')) {
+		q += 9;
+		return xasprintf("%.*s***%s", (int)(q - url), url, q + strcspn(q, "&#"));
+	}
+	const char *scheme = strstr(url, "://");
+	const char *start = scheme ? scheme + 3 : url;
+	const char *at = strchr(start, '@');
+	const char *slash = strchr(start, '/');
+	if (!at || (slash && slash < at))
+		return xstrdup(url);
+	const char *colon = memchr(start, ':', (size_t)(at - start));
+	if (!colon)
+		return xstrdup(url);
+	return xasprintf("%.*s:***%s", (int)(colon - url), url, at);
+}
+
+static void set_err(struct bk *db, const char *msg)
+{
+	free(db->err);
+	db->err = xstrdup(msg ? msg : "unknown error");
+	size_t n = strlen(db->err);
+	while (n && (db->err[n - 1] == '\n' || db->err[n - 1] == ' '))
+		db->err[--n] = '\0';
+}
+
+/* Runs SQL text with no parameters; COHORT_OK or COHORT_ERR_STORE with the reason in db->err. */
+static int exec_text(struct bk *db, const char *text)
+{
+	PGresult *r = PQexec(db->conn, text);
+	ExecStatusType s = PQresultStatus(r);
+	int rc = s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK ? COHORT_OK : COHORT_ERR_STORE;
+	if (rc)
+		set_err(db, PQresultErrorMessage(r));
+	PQclear(r);
+	return rc;
+}
+
+/* The first value of a one-row query, or -1. */
+static long query_long(struct bk *db, const char *text)
+{
+	PGresult *r = PQexec(db->conn, text);
+	long v = -1;
+	if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0 && !PQgetisnull(r, 0, 0))
+		v = strtol(PQgetvalue(r, 0, 0), NULL, 10);
+	else if (PQresultStatus(r) != PGRES_TUPLES_OK)
+		set_err(db, PQresultErrorMessage(r));
+	PQclear(r);
+	return v;
+}
+
+/*
+ * Brings the schema to the latest version under a session advisory lock:
+ * processes starting together wait for each other and migrate once.
+ */
+static int migrate(struct bk *db, char *err)
+{
+	int latest = store_sqlite.schema_latest;
+	int rc = exec_text(db, "SELECT pg_advisory_lock(" MIGRATE_LOCK ")");
+	if (rc) {
+		snprintf(err, COHORT_ERR_LEN, "%s: cannot lock the schema to upgrade it: %s",
+			 db->url, db->err);
+		return rc;
+	}
+	rc = exec_text(db, "CREATE TABLE IF NOT EXISTS cohort_schema (version INTEGER NOT NULL)");
+	long v = rc ? -1 : query_long(db, "SELECT COALESCE(MAX(version), 0) FROM cohort_schema");
+	if (v == 0) {
+		char set[96];
+		snprintf(set, sizeof(set), "INSERT INTO cohort_schema (version) VALUES (%d)", latest);
+		rc = exec_text(db, "BEGIN");
+		if (!rc)
+			rc = exec_text(db, pg_schema);
+		if (!rc)
+			rc = exec_text(db, set);
+		if (!rc)
+			rc = exec_text(db, "COMMIT");
+		if (rc) {
+			char *why = xstrdup(db->err);
+			exec_text(db, "ROLLBACK");
+			snprintf(err, COHORT_ERR_LEN,
+				 "%s: creating the schema failed: %s (nothing was changed)", db->url,
+				 why);
+			free(why);
+		} else {
+			v = latest;
+		}
+	} else if (v < 0) {
+		snprintf(err, COHORT_ERR_LEN, "%s: cannot read the schema version: %s", db->url,
+			 db->err);
+		rc = COHORT_ERR_STORE;
+	} else if (v > latest) {
+		snprintf(err, COHORT_ERR_LEN,
+			 "%s: the database has schema version %ld but this cohort knows only up to "
+			 "%d (run a newer cohort, or restore a backup)",
+			 db->url, v, latest);
+		rc = COHORT_ERR_STORE;
+	}
+	exec_text(db, "SELECT pg_advisory_unlock(" MIGRATE_LOCK ")");
+	return rc;
+}
+
+static void pg_close(struct bk *db)
+{
+	if (!db)
+		return;
+	for (int i = 0; i < S_COUNT; i++)
+		PQclear(db->stmt[i].res);
+	PQfinish(db->conn);
+	free(db->url);
+	free(db->err);
+	free(db);
+}
+
+/* libpq's notices (e.g. "there is no transaction in progress") go to our debug log. */
+static void on_notice(void *ud, const char *msg)
+{
+	(void)ud;
+	log_debug("store", "postgresql: %.*s", (int)strcspn(msg, "\n"), msg);
+}
+
+/* The highest $N in a statement's text. */
+static int count_params(const char *text)
+{
+	int n = 0;
+	for (const char *c = text; c && *c; c++) {
+		if (*c == '$' && c[1] >= '1' && c[1] <= '9') {
+			int v = (int)strtol(c + 1, NULL, 10);
+			n = v > n ? v : n;
+		}
+	}
+	return n > MAX_PARAMS ? MAX_PARAMS : n;
+}
+
+static int pg_open(const char *url, bool sync_full, bool create, struct bk **out, char *err)
+{
+	(void)create; /* the database must exist; its tables are made on first use */
+	*out = NULL;
+	struct bk *db = xcalloc(1, sizeof(*db));
+	db->url = redact(url);
+	db->conn = PQconnectdb(url);
+	if (PQstatus(db->conn) != CONNECTION_OK) {
+		set_err(db, PQerrorMessage(db->conn));
+		snprintf(err, COHORT_ERR_LEN,
+			 "%s: cannot connect to PostgreSQL: %s (check store.url, and that the server "
+			 "runs and the database exists)",
+			 db->url, db->err);
+		pg_close(db);
+		return COHORT_ERR_STORE;
+	}
+	PQsetNoticeProcessor(db->conn, on_notice, NULL);
+	/* Commits wait for the WAL flush either way; "full" also waits for a synchronous standby. */
+	int rc = exec_text(db, sync_full ? "SET synchronous_commit = on"
+					 : "SET synchronous_commit = local");
+	if (rc)
+		snprintf(err, COHORT_ERR_LEN, "%s: cannot set up the session: %s", db->url, db->err);
+	if (!rc)
+		rc = migrate(db, err);
+	for (int i = 0; !rc && i < S_COUNT; i++) {
+		struct pg_stmt *s = &db->stmt[i];
+		s->base.be = &store_postgres;
+		s->db = db;
+		s->id = i;
+		s->nparams = count_params(sql[i]);
+		char name[16];
+		snprintf(name, sizeof(name), "s%d", i);
+		PGresult *r = sql[i] ? PQprepare(db->conn, name, sql[i], 0, NULL) : NULL;
+		if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+			snprintf(err, COHORT_ERR_LEN, "%s: preparing statement %d failed: %s", db->url,
+				 i, r ? PQresultErrorMessage(r) : "no SQL for it");
+			rc = COHORT_ERR_STORE;
+		}
+		PQclear(r);
+	}
+	if (rc) {
+		pg_close(db);
+		return rc;
+	}
+	*out = db;
+	return COHORT_OK;
+}
+
+static int pg_create_at_version(const char *url, int version, char *err)
+{
+	(void)url;
+	(void)version;
+	snprintf(err, COHORT_ERR_LEN, "a PostgreSQL store starts at the latest schema version");
+	return COHORT_ERR_USAGE;
+}
+
+static int pg_schema_version(struct bk *db)
+{
+	return (int)query_long(db, "SELECT MAX(version) FROM cohort_schema");
+}
+
+static void pg_reset(struct bk_stmt *bs)
+{
+	struct pg_stmt *s = (struct pg_stmt *)bs;
+	PQclear(s->res);
+	s->res = NULL;
+	s->ran = false;
+	s->row = 0;
+}
+
+static struct bk_stmt *pg_prep(struct bk *db, enum stmt_id id)
+{
+	struct pg_stmt *s = &db->stmt[id];
+	pg_reset(&s->base);
+	memset(s->values, 0, sizeof(s->values));
+	return &s->base;
+}
+
+static void pg_bind_text(struct bk_stmt *bs, int i, const char *v)
+{
+	struct pg_stmt *s = (struct pg_stmt *)bs;
+	if (i >= 1 && i <= MAX_PARAMS)
+		s->values[i - 1] = v;
+}
+
+static void pg_bind_int(struct bk_stmt *bs, int i, int64_t v)
+{
+	struct pg_stmt *s = (struct pg_stmt *)bs;
+	if (i < 1 || i > MAX_PARAMS)
+		return;
+	snprintf(s->ints[i - 1], sizeof(s->ints[i - 1]), "%lld", (long long)v);
+	s->values[i - 1] = s->ints[i - 1];
+}
+
+static int pg_step(struct bk_stmt *bs)
+{
+	struct pg_stmt *s = (struct pg_stmt *)bs;
+	if (!s->ran) {
+		char name[16];
+		snprintf(name, sizeof(name), "s%d", s->id);
+		/* Every parameter the statement has (unbound ones are NULL), as text. */
+		s->res = PQexecPrepared(s->db->conn, name, s->nparams, s->values, NULL, NULL, 0);
+		s->ran = true;
+		s->row = 0;
+		ExecStatusType st = PQresultStatus(s->res);
+		if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
+			const char *state = PQresultErrorField(s->res, PG_DIAG_SQLSTATE);
+			set_err(s->db, PQresultErrorMessage(s->res));
+			if (state && strcmp(state, "23505") == 0)
+				return BK_DUPLICATE;
+			if (state && strncmp(state, "23", 2) == 0)
+				return BK_CONSTRAINT;
+			return BK_ERROR;
+		}
+	}
+	if (PQresultStatus(s->res) != PGRES_TUPLES_OK || s->row >= PQntuples(s->res))
+		return BK_DONE;
+	s->row++;
+	return BK_ROW;
+}
+
+static const char *pg_col_text(struct bk_stmt *bs, int i)
+{
+	struct pg_stmt *s = (struct pg_stmt *)bs;
+	int r = s->row - 1;
+	if (!s->res || r < 0 || r >= PQntuples(s->res) || i >= PQnfields(s->res) ||
+	    PQgetisnull(s->res, r, i))
+		return NULL;
+	return PQgetvalue(s->res, r, i);
+}
+
+static int64_t pg_col_int(struct bk_stmt *bs, int i)
+{
+	const char *v = pg_col_text(bs, i);
+	if (!v)
+		return 0;
+	if (strcmp(v, "t") == 0) /* a boolean */
+		return 1;
+	return strtoll(v, NULL, 10);
+}
+
+static int64_t pg_changes(struct bk_stmt *bs)
+{
+	struct pg_stmt *s = (struct pg_stmt *)bs;
+	return s->res ? strtoll(PQcmdTuples(s->res), NULL, 10) : 0;
+}
+
+static const char *pg_errmsg(struct bk *db)
+{
+	return db->err ? db->err : PQerrorMessage(db->conn);
+}
+
+static bool pg_in_transaction(struct bk *db)
+{
+	return PQtransactionStatus(db->conn) != PQTRANS_IDLE;
+}
+
+static int pg_backup(struct bk *db, const char *path, bool force, char *err)
+{
+	(void)path;
+	(void)force;
+	snprintf(err, COHORT_ERR_LEN,
+		 "%s: cohort backup copies a SQLite store; back up a PostgreSQL store with "
+		 "pg_dump (for example: pg_dump -Fc -f cohort.dump 'URL'), restore with pg_restore",
+		 db->url);
+	return COHORT_ERR_USAGE;
+}
+
+const struct backend store_postgres = {
+	.name = "postgresql",
+	.schema_latest = 0, /* store_sqlite's: the two share version numbers */
+	.open = pg_open,
+	.close = pg_close,
+	.create_at_version = pg_create_at_version,
+	.schema_version = pg_schema_version,
+	.prep = pg_prep,
+	.bind_text = pg_bind_text,
+	.bind_int = pg_bind_int,
+	.step = pg_step,
+	.col_text = pg_col_text,
+	.col_int = pg_col_int,
+	.reset = pg_reset,
+	.changes = pg_changes,
+	.errmsg = pg_errmsg,
+	.in_transaction = pg_in_transaction,
+	.backup = pg_backup,
+	.checkpoint_stats = NULL,
+};
