@@ -448,15 +448,11 @@ static void on_command(struct discord *dc, const cJSON *ix, const char *id, cons
 		if (where && strcmp(where, "off") != 0)
 			j->perm_note = digest_permission_note(ix);
 		const char *zone = option_value(options, "timezone");
-		if (zone && !time) {
-			command_job_free(j);
-			answer_now(dc, id, token, "Give the time too",
-				   "For example: /digest-setup time:18:00 timezone:Europe/Berlin");
-			return;
-		}
+		/* The bot's "digest time" takes HH:MM, HH:MM ZONE, or a zone alone. */
 		char *time_args =
-			time ? xasprintf("time %s%s%s", time, zone ? " " : "", zone ? zone : "")
-			     : NULL;
+			time   ? xasprintf("time %s%s%s", time, zone ? " " : "", zone ? zone : "")
+			: zone ? xasprintf("time %s", zone)
+			       : NULL;
 		j->command = xstrdup("digest");
 		if (where) {
 			j->args = xasprintf("channel %s", where);

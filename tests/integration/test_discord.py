@@ -525,3 +525,15 @@ def test_without_read_message_history_the_resend_posts_and_says_why(fake, bot, c
     fake.wait_for(lambda: digest_sent(cohort.db) == [("2026-11-25", 1)], 10, "digest recorded")
     assert len(fake.channels["555"]) == 1
     assert "without Read Message History" in b.stderr()
+
+
+def test_digest_setup_takes_a_time_zone_alone(fake, bot, cohort):
+    bot()
+    fake.ready_connection()
+    opts = [{"type": 3, "name": "timezone", "value": "europe/berlin"}]
+    fake.dispatch("INTERACTION_CREATE", interaction(2400, "digest-setup", opts,
+                                                    permissions=str(1 << 5)))
+    text = embed_text(callback(fake, 2400)["json"]["data"])
+    assert "Europe/Berlin" in text and "Give the time too" not in text, text
+    res = cohort.run("export", "--format", "json")
+    assert '"Europe/Berlin"' in res.stdout, res.stdout + res.stderr
