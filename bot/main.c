@@ -85,6 +85,7 @@ struct cli {
 	const char *format;
 	const char *guild;
 	const char *path; /* the one positional argument (backup, import) */
+	const char *to;   /* migrate --to URL */
 	bool post, check, help, force, clear;
 };
 
@@ -132,6 +133,8 @@ static int parse_args(int argc, char **argv, struct cli *cli)
 			slot = &cli->format;
 		else if (strcmp(a, "--guild") == 0)
 			slot = &cli->guild;
+		else if (strcmp(a, "--to") == 0)
+			slot = &cli->to;
 		else if (strcmp(a, "--post") == 0)
 			cli->post = true;
 		else if (strcmp(a, "--check") == 0)
@@ -287,6 +290,12 @@ static char *absolute_path(const char *path)
 	return xasprintf("%s/%s", cwd, strncmp(path, "./", 2) == 0 ? path + 2 : path);
 }
 
+/* The store for messages: store.url with its password hidden, or store.path made absolute. */
+static char *store_name(const struct config *cfg)
+{
+	return *cfg->store_url ? config_store_shown(cfg) : absolute_path(cfg->store_path);
+}
+
 /*
  * Loads config and roadmap, and (unless NO_STORE) opens the store and makes
  * the bot. STORE_EXISTING never creates a store: a missing one is reported
@@ -325,8 +334,10 @@ static int app_init(struct app *app, const struct cli *cli, enum store_need need
 	struct bot_opts o = {app->store, app->rm, app->cfg.digest_time, app->cfg.digest_timezone,
 			     NULL,       NULL};
 	if (bot_new(&o, &app->bot)) {
+		char *name = store_name(&app->cfg);
 		fprintf(stderr, "cohort: %s: setting up the store failed (see the log above)\n",
-			app->cfg.store_path);
+			name);
+		free(name);
 		return EXIT_RUNTIME;
 	}
 	return EXIT_OK;
@@ -609,7 +620,9 @@ static int cmd_status(struct app *app, const struct cli *cli)
 	(void)cli;
 	char *text = NULL;
 	if (store_state_get(app->store, "cohort.status", &text) || !text) {
-		printf("cohort has not run with a chat platform on %s\n", app->cfg.store_path);
+		char *name = store_name(&app->cfg);
+		printf("cohort has not run with a chat platform on %s\n", name);
+		free(name);
 		return EXIT_RUNTIME;
 	}
 	cJSON *o = cJSON_Parse(text);
@@ -699,10 +712,85 @@ static int cmd_import(struct app *app, const struct cli *cli)
 		fprintf(stderr, "cohort: %s\n", err);
 		return rc == COHORT_ERR_STORE || rc == COHORT_ERR_IO ? EXIT_RUNTIME : EXIT_USAGE;
 	}
-	printf("imported %zu %s into %s\n", n, text_plural((long)n, "record", "records"),
-	       app->cfg.store_path);
+	char *name = store_name(&app->cfg);
+	printf("imported %zu %s into %s\n", n, text_plural((long)n, "record", "records"), name);
+	free(name);
 	return EXIT_OK;
 }
+/*
+ * Copies the SQLite store at store.path into the empty PostgreSQL database
+ * at --to, exactly: the complete JSON dump of one is restored into the other
+ * (in one transaction), and every score derived again there.
+ */
+static int cmd_migrate(struct app *app, const struct cli *cli)
+{
+	if (!cli->to)
+		return usage_error("%s", "migrate needs --to URL, the PostgreSQL database to copy "
+					 "the store into (postgresql://...)");
+	if (strncmp(cli->to, "postgresql://", 13) != 0 && strncmp(cli->to, "postgres://", 11) != 0)
+		return usage_error("%s", "--to: not a PostgreSQL connection URI (it starts with "
+					 "postgresql:// or postgres://)");
+	if (*app->cfg.store_url)
+		return usage_error("%s", "migrate copies the SQLite store at store.path: unset "
+					 "store.url (and COHORT_STORE_URL) for it");
+	char err[COHORT_ERR_LEN];
+	struct store *src = NULL, *dst = NULL;
+	struct bot *b = NULL;
+	FILE *tmp = NULL;
+	size_t n = 0;
+	int rc = store_open_existing(app->cfg.store_path, false, &src, err);
+	if (rc == COHORT_ERR_NOT_FOUND) {
+		char *abs = absolute_path(app->cfg.store_path);
+		fprintf(stderr, "cohort: no store at %s (store.path): nothing to migrate\n", abs);
+		free(abs);
+		return EXIT_USAGE;
+	}
+	if (rc) {
+		fprintf(stderr, "cohort: %s\n", err);
+		return EXIT_RUNTIME;
+	}
+	int code = EXIT_RUNTIME;
+	tmp = tmpfile();
+	if (!tmp || export_write(src, app->rm, NULL, EXPORT_JSON, tmp) || fflush(tmp) != 0) {
+		fprintf(stderr, "cohort: %s: reading the store failed (see the log)\n",
+			app->cfg.store_path);
+		goto out;
+	}
+	rewind(tmp);
+	if (store_open(cli->to, strcmp(app->cfg.store_synchronous, "full") == 0, &dst, err)) {
+		fprintf(stderr, "cohort: %s\n", err);
+		goto out;
+	}
+	struct bot_opts o = {dst, app->rm, app->cfg.digest_time, app->cfg.digest_timezone, NULL, NULL};
+	if (bot_new(&o, &b)) {
+		fprintf(stderr, "cohort: setting up the PostgreSQL store failed (see the log)\n");
+		goto out;
+	}
+	rc = export_read(dst, app->rm, EXPORT_JSON, tmp, app->cfg.store_path, &n, err);
+	if (rc == COHORT_ERR_USAGE) {
+		fprintf(stderr,
+			"cohort: --to: that database holds progress already; migrate copies into "
+			"an empty one (nothing was changed)\n");
+		code = EXIT_USAGE;
+		goto out;
+	}
+	if (rc) {
+		fprintf(stderr, "cohort: %s (nothing was changed)\n", err);
+		goto out;
+	}
+	printf("copied %zu %s from %s into PostgreSQL; set store.url (or COHORT_STORE_URL) to "
+	       "use it\n",
+	       n, text_plural((long)n, "record", "records"), app->cfg.store_path);
+	code = EXIT_OK;
+out:
+	if (tmp)
+		fclose(tmp);
+	bot_free(b);
+	store_free(dst);
+	store_free(src);
+	return code;
+}
+
 static int cmd_register(struct app *app, const struct cli *cli)
 {
 	if (!*app->cfg.discord_token) {
@@ -779,27 +867,27 @@ static int cmd_roadmap(struct app *app, const struct cli *cli)
 	       text_plural((long)topics, "topic", "topics"), sections,
 	       text_plural((long)sections, "section", "sections"), roadmap_source(rm));
 	/* The store, when there is one: progress it keeps on topics this roadmap lacks. */
-	if (access(app->cfg.store_path, F_OK) != 0)
+	if (!*app->cfg.store_url && access(app->cfg.store_path, F_OK) != 0)
 		return EXIT_OK;
 	char err[COHORT_ERR_LEN];
 	struct store *st;
-	if (store_open(app->cfg.store_path, false, &st, err)) {
+	if (store_open(config_store(&app->cfg), false, &st, err)) {
 		fprintf(stderr, "cohort: %s\n", err);
 		return EXIT_RUNTIME;
 	}
 	struct off_roadmap o = {rm, 0, 0};
 	int rc = store_topic_totals(st, print_off_roadmap, &o);
 	store_free(st);
-	if (rc) {
+	char *name = store_name(&app->cfg);
+	if (rc)
 		fprintf(stderr, "cohort: %s: reading the stored progress failed (see the log)\n",
-			app->cfg.store_path);
-		return EXIT_RUNTIME;
-	}
-	if (o.ids)
+			name);
+	else if (o.ids)
 		printf("%ld %s on %zu %s not on the roadmap, in %s\n", o.records,
 		       text_plural(o.records, "record", "records"), o.ids,
-		       text_plural((long)o.ids, "topic", "topics"), app->cfg.store_path);
-	return EXIT_OK;
+		       text_plural((long)o.ids, "topic", "topics"), name);
+	free(name);
+	return rc ? EXIT_RUNTIME : EXIT_OK;
 }
 
 /* The folder the store goes in must exist (the store itself is made on first use). */
@@ -904,7 +992,7 @@ static int require_group(struct app *app, const char *group_id)
 	struct group_list l = {group_id, false, false, STRBUF_INIT};
 	int rc = store_groups(app->store, add_group, &l) ? EXIT_RUNTIME : EXIT_OK;
 	if (!rc && !l.found) {
-		char *abs = absolute_path(app->cfg.store_path);
+		char *abs = store_name(&app->cfg);
 		if (l.console)
 			fprintf(stderr,
 				"cohort: --group '%s': no such group in %s (did you mean "
@@ -1099,6 +1187,11 @@ static const struct subcommand subcommands[] = {
 	 "a damaged store is refused (exit 1). An existing PATH is replaced only with\n"
 	 "--force; the live store itself never (exit 2). Point store.path at the copy to\n"
 	 "restore.\n"},
+	{"migrate", NO_STORE, cmd_migrate, "migrate [-c FILE] --to URL",
+	 "Copies the SQLite store at store.path into an empty PostgreSQL database\n"
+	 "(URL: postgresql://...), exactly: a JSON export of both is identical. All is\n"
+	 "written in one transaction; a database that holds progress already is refused\n"
+	 "(exit 2). Then set store.url (or COHORT_STORE_URL) to the URL.\n"},
 	{"status", STORE_EXISTING, cmd_status, "status [-c FILE]",
 	 "Shows what the running cohort last reported (every 10 s): each platform's\n"
 	 "connection state, last event, commands handled, reconnects, rate-limit waits\n"

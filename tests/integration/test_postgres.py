@@ -77,3 +77,38 @@ def test_a_password_in_the_url_is_never_shown(cohort, pg):
     assert res.returncode != 0
     assert "cannot connect to PostgreSQL" in res.stderr
     assert "hunter2sekrit" not in res.stderr
+
+
+def test_migrate_copies_a_sqlite_store_exactly(cohort, pg):
+    url = cohort.env.pop("COHORT_STORE_URL")  # the session runs on the SQLite file
+    script = ("/done Kafka note: finally\n@bob /done postgres\n@bob /start redis\n"
+              "@carol /done redis\n@carol /skip kafka\n/undo\n/done Redis\n")
+    replies(cohort.console(script, "--as", "ana"))
+    before = export(cohort)
+    board = replies(cohort.console("/leaderboard\n/topics\n", "--as", "ana"))
+    assert len(before["progress"]) >= 4 and len(before["events"]) >= 6
+
+    res = cohort.run("migrate", "--to", url)
+    assert res.returncode == 0, res.stderr
+    assert "copied" in res.stdout
+
+    cohort.env["COHORT_STORE_URL"] = url
+    after = export(cohort)
+    assert after == before  # exactly: every table of the dump, event ids included
+    assert replies(cohort.console("/leaderboard\n/topics\n", "--as", "ana")) == board
+
+    # A database that holds progress already is refused, and keeps what it had.
+    cohort.env.pop("COHORT_STORE_URL")
+    res = cohort.run("migrate", "--to", url)
+    assert res.returncode == 2
+    assert "holds progress already" in res.stderr
+    cohort.env["COHORT_STORE_URL"] = url
+    assert export(cohort) == before
+
+
+def test_migrate_needs_a_postgresql_url(cohort):
+    replies(cohort.console("/done Kafka\n", "--as", "ana"))
+    res = cohort.run("migrate")
+    assert res.returncode == 2 and "--to URL" in res.stderr
+    res = cohort.run("migrate", "--to", "other.db")
+    assert res.returncode == 2 and "not a PostgreSQL connection URI" in res.stderr
