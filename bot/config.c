@@ -14,7 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
-enum key_type { KEY_STRING, KEY_BOOL, KEY_STRINGS };
+enum key_type { KEY_STRING, KEY_BOOL, KEY_STRINGS, KEY_INT, KEY_INTS };
 
 struct key_spec {
 	const char *table;
@@ -36,6 +36,15 @@ struct key_spec {
 		t, k, KEY_STRINGS, offsetof(struct config, field)                                  \
 	}
 
+#define INT(t, k, field)                                                                           \
+	{                                                                                          \
+		t, k, KEY_INT, offsetof(struct config, field)                                      \
+	}
+#define INTS(t, k, field)                                                                          \
+	{                                                                                          \
+		t, k, KEY_INTS, offsetof(struct config, field)                                     \
+	}
+
 /* Every key cohort reads; config.example.toml documents the same list. */
 static const struct key_spec keys[] = {
 	STR("store", "path", store_path),
@@ -53,6 +62,8 @@ static const struct key_spec keys[] = {
 	LIST("discord", "guild_ids", discord_guild_ids),
 	STR("discord", "prefix", discord_prefix),
 	BOOL("discord", "register_commands", discord_register_commands),
+	INT("discord", "shard_count", discord_shard_count),
+	INTS("discord", "shards", discord_shards),
 	BOOL("matrix", "enabled", matrix_enabled),
 	STR("matrix", "homeserver", matrix_homeserver),
 	STR("matrix", "user_id", matrix_user_id),
@@ -112,6 +123,8 @@ void config_release(struct config *cfg)
 			free(*(char **)slot);
 		else if (keys[i].type == KEY_STRINGS)
 			strlist_release(slot);
+		else if (keys[i].type == KEY_INTS)
+			free(((struct intlist *)slot)->v);
 	}
 	free(cfg->source);
 	memset(cfg, 0, sizeof(*cfg));
@@ -175,6 +188,8 @@ static const char *type_word(enum key_type t)
 	case KEY_STRING: return "a string (in double quotes)";
 	case KEY_BOOL: return "a boolean (true or false)";
 	case KEY_STRINGS: return "an array of strings";
+	case KEY_INT: return "an integer (without quotes)";
+	case KEY_INTS: return "an array of integers (like [0, 2])";
 	}
 	return "?";
 }
@@ -196,7 +211,37 @@ static int apply_pair(struct config *cfg, const char *file, const struct toml_ta
 	void *slot = (char *)cfg + spec->offset;
 	bool ok = (spec->type == KEY_STRING && v->type == TOML_STRING) ||
 		  (spec->type == KEY_BOOL && v->type == TOML_BOOLEAN) ||
-		  (spec->type == KEY_STRINGS && v->type == TOML_ARRAY);
+		  (spec->type == KEY_STRINGS && v->type == TOML_ARRAY) ||
+		  (spec->type == KEY_INT && v->type == TOML_INTEGER) ||
+		  (spec->type == KEY_INTS && v->type == TOML_ARRAY);
+	/* Shard counts and ids: small non-negative integers, each id once. */
+	if (ok && spec->type == KEY_INT && (v->integer < 0 || v->integer > CONFIG_MAX_SHARDS)) {
+		snprintf(err, COHORT_ERR_LEN,
+			 "%s:%d: \"%s\" in [%s]: %lld is out of range: write 0 (as Discord "
+			 "recommends) or a count from 1 to %d",
+			 file, p->line, p->key, t->name, v->integer, CONFIG_MAX_SHARDS);
+		return COHORT_ERR_CONFIG;
+	}
+	for (size_t i = 0; ok && spec->type == KEY_INTS && i < v->nitems; i++) {
+		const struct toml_value *it = &v->items[i];
+		if (it->type != TOML_INTEGER || it->integer < 0 ||
+		    it->integer >= CONFIG_MAX_SHARDS) {
+			snprintf(err, COHORT_ERR_LEN,
+				 "%s:%d: \"%s\" in [%s]: item %zu is not a shard id: write "
+				 "non-negative integers without quotes, like [0, 2]",
+				 file, p->line, p->key, t->name, i + 1);
+			return COHORT_ERR_CONFIG;
+		}
+		for (size_t k = 0; k < i; k++) {
+			if (v->items[k].integer == it->integer) {
+				snprintf(err, COHORT_ERR_LEN,
+					 "%s:%d: \"%s\" in [%s]: shard %lld is listed twice: "
+					 "list each shard id once",
+					 file, p->line, p->key, t->name, it->integer);
+				return COHORT_ERR_CONFIG;
+			}
+		}
+	}
 	for (size_t i = 0; ok && spec->type == KEY_STRINGS && i < v->nitems; i++) {
 		const struct toml_value *it = &v->items[i];
 		if (it->type == TOML_STRING)
@@ -225,6 +270,16 @@ static int apply_pair(struct config *cfg, const char *file, const struct toml_ta
 	switch (spec->type) {
 	case KEY_STRING: set_str(slot, v->str); break;
 	case KEY_BOOL: *(bool *)slot = v->boolean; break;
+	case KEY_INT: *(int *)slot = (int)v->integer; break;
+	case KEY_INTS: {
+		struct intlist *l = slot;
+		free(l->v);
+		l->v = xcalloc(v->nitems ? v->nitems : 1, sizeof(int));
+		for (size_t i = 0; i < v->nitems; i++)
+			l->v[i] = (int)v->items[i].integer;
+		l->n = v->nitems;
+		break;
+	}
 	case KEY_STRINGS: {
 		struct strlist *l = slot;
 		strlist_release(l);
@@ -415,6 +470,13 @@ static int validate(const struct config *cfg, const int *lines, char *err)
 	if (strlen(cfg->discord_prefix) > 8 || strchr(cfg->discord_prefix, ' '))
 		return bad_value(cfg, lines, "discord", "prefix", err,
 				 "must be at most 8 characters without spaces");
+	for (size_t i = 0; cfg->discord_shard_count && i < cfg->discord_shards.n; i++)
+		if (cfg->discord_shards.v[i] >= cfg->discord_shard_count)
+			return bad_value(cfg, lines, "discord", "shards", err,
+					 "shard %d is not below discord.shard_count = %d (ids run "
+					 "from 0 to %d): remove it or raise shard_count",
+					 cfg->discord_shards.v[i], cfg->discord_shard_count,
+					 cfg->discord_shard_count - 1);
 	if (!is_http_url(cfg->matrix_homeserver))
 		return bad_value(cfg, lines, "matrix", "homeserver", err,
 				 "\"%s\" is not an http(s):// URL", cfg->matrix_homeserver);
@@ -648,6 +710,18 @@ void config_describe(const struct config *cfg, struct strbuf *out)
 			*cfg->discord_prefix ? cfg->discord_prefix : "(slash commands only)");
 		sb_addf(out, "  %-20s %s\n", "discord.register_commands",
 			cfg->discord_register_commands ? "true" : "false");
+		if (cfg->discord_shard_count)
+			sb_addf(out, "  %-20s %d\n", "discord.shard_count",
+				cfg->discord_shard_count);
+		else
+			sb_addf(out, "  %-20s %s\n", "discord.shard_count",
+				"0 (as GET /gateway/bot recommends)");
+		sb_addf(out, "  %-20s ", "discord.shards");
+		if (!cfg->discord_shards.n)
+			sb_addf(out, "(all of them)");
+		for (size_t i = 0; i < cfg->discord_shards.n; i++)
+			sb_addf(out, "%s%d", i ? ", " : "", cfg->discord_shards.v[i]);
+		sb_addf(out, "\n");
 	}
 	sb_addf(out, "  %-20s %s\n", "matrix.enabled", cfg->matrix_enabled ? "true" : "false");
 	if (cfg->matrix_enabled) {

@@ -15,6 +15,15 @@ struct strlist {
 	size_t n;
 };
 
+/* A list of small non-negative integers (Discord shard ids). */
+struct intlist {
+	int *v;
+	size_t n;
+};
+
+/* The largest Discord shard count (and shard id + 1) the config accepts. */
+#define CONFIG_MAX_SHARDS 65536
+
 /* Owned by the caller: config_init() fills defaults, config_release() frees. */
 struct config {
 	char *source; /* the file read, or NULL for built-in defaults */
@@ -38,6 +47,8 @@ struct config {
 	struct strlist discord_guild_ids;
 	char *discord_prefix;
 	bool discord_register_commands; /* at start-up, once READY */
+	int discord_shard_count;        /* 0: as GET /gateway/bot recommends */
+	struct intlist discord_shards;  /* the shard ids this process runs; empty: all */
 
 	bool discord_token_from_env; /* COHORT_DISCORD_TOKEN set it */
 

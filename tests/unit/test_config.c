@@ -306,6 +306,61 @@ static void the_store_url_is_checked_and_its_password_never_shown(void **state)
 	assert_null(strstr(e, "hunter2"));
 }
 
+/* discord.shard_count and discord.shards: read, and every mistake named with its line. */
+static void shard_keys_are_read_and_checked(void **state)
+{
+	(void)state;
+	char path[] = "/tmp/cohort-config-XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	FILE *f = fdopen(fd, "w");
+	fputs("[discord]\nshard_count = 4\nshards = [1, 3]\n", f);
+	fclose(f);
+	struct config cfg;
+	char err[COHORT_ERR_LEN];
+	config_init(&cfg);
+	assert_int_equal(cfg.discord_shard_count, 0);
+	assert_int_equal(cfg.discord_shards.n, 0);
+	assert_int_equal(config_load(&cfg, path, err), COHORT_OK);
+	assert_int_equal(cfg.discord_shard_count, 4);
+	assert_int_equal(cfg.discord_shards.n, 2);
+	assert_int_equal(cfg.discord_shards.v[0], 1);
+	assert_int_equal(cfg.discord_shards.v[1], 3);
+	config_release(&cfg);
+	unlink(path);
+
+	int rc;
+	const char *e = load_text("[discord]\nshard_count = 2\nshards = [0, 2]\n", &rc);
+	assert_int_equal(rc, COHORT_ERR_CONFIG);
+	assert_string_equal(e, ":3: discord.shards: shard 2 is not below discord.shard_count = 2 "
+			       "(ids run from 0 to 1): remove it or raise shard_count");
+	e = load_text("[discord]\nshards = [1, 1]\n", &rc);
+	assert_int_equal(rc, COHORT_ERR_CONFIG);
+	assert_string_equal(e, ":2: \"shards\" in [discord]: shard 1 is listed twice: list each "
+			       "shard id once");
+	e = load_text("[discord]\nshards = [0, -1]\n", &rc);
+	assert_int_equal(rc, COHORT_ERR_CONFIG);
+	assert_string_equal(e, ":2: \"shards\" in [discord]: item 2 is not a shard id: write "
+			       "non-negative integers without quotes, like [0, 2]");
+	e = load_text("[discord]\nshards = [\"1\"]\n", &rc);
+	assert_int_equal(rc, COHORT_ERR_CONFIG);
+	assert_non_null(strstr(e, ":2: \"shards\" in [discord]: item 1 is not a shard id"));
+	e = load_text("[discord]\nshard_count = -4\n", &rc);
+	assert_int_equal(rc, COHORT_ERR_CONFIG);
+	assert_string_equal(e, ":2: \"shard_count\" in [discord]: -4 is out of range: write 0 (as "
+			       "Discord recommends) or a count from 1 to 65536");
+	e = load_text("[discord]\nshard_count = \"4\"\n", &rc);
+	assert_int_equal(rc, COHORT_ERR_CONFIG);
+	assert_string_equal(e, ":2: \"shard_count\" in [discord] must be an integer (without "
+			       "quotes), not a string");
+	e = load_text("[discord]\nshards = 1\n", &rc);
+	assert_int_equal(rc, COHORT_ERR_CONFIG);
+	assert_non_null(strstr(e, "must be an array of integers (like [0, 2])"));
+	/* With shard_count 0 (the recommendation) any id is taken; the adapter checks it. */
+	load_text("[discord]\nshards = [7]\n", &rc);
+	assert_int_equal(rc, COHORT_OK);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -322,6 +377,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(errors_never_echo_a_secret, setup, teardown),
 		cmocka_unit_test_setup_teardown(the_store_url_is_checked_and_its_password_never_shown,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(shard_keys_are_read_and_checked, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }
