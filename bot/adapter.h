@@ -12,9 +12,18 @@
 #define COHORT_ADAPTER_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct reply;
+
+/* One connection of an adapter that has several (a Discord shard). */
+struct adapter_shard {
+	int id, count;
+	const char *state; /* as adapter_status.state */
+	int64_t since;
+	unsigned long reconnects;
+};
 
 /* How an adapter is doing, for `cohort status`. Times are Unix ms (0: never). */
 struct adapter_status {
@@ -25,6 +34,10 @@ struct adapter_status {
 	/* From its REST client. */
 	unsigned long requests, rate_limited, unauthorized, forbidden, server_errors, given_up;
 	int64_t rate_limit_wait_ms;
+	/* Its connections when it has several (Discord shards): an array the caller
+	 * frees with free(), or NULL. state is "connected" only when all of them are. */
+	struct adapter_shard *shards;
+	size_t n_shards;
 };
 
 struct adapter_ops {

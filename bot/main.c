@@ -507,6 +507,7 @@ static void write_status(struct runner *r, bool stopping)
 	cJSON *list = cJSON_AddArrayToObject(o, "adapters");
 	for (size_t i = 0; i < r->p->n; i++) {
 		struct adapter_status st;
+		memset(&st, 0, sizeof(st));
 		r->p->v[i].ops->status(r->p->v[i].self, &st);
 		cJSON *a = cJSON_CreateObject();
 		cJSON_AddStringToObject(a, "name", r->p->v[i].ops->name);
@@ -522,6 +523,20 @@ static void write_status(struct runner *r, bool stopping)
 		cJSON_AddNumberToObject(a, "forbidden", (double)st.forbidden);
 		cJSON_AddNumberToObject(a, "server_errors", (double)st.server_errors);
 		cJSON_AddNumberToObject(a, "given_up", (double)st.given_up);
+		if (st.n_shards) {
+			cJSON *shards = cJSON_AddArrayToObject(a, "shards");
+			for (size_t k = 0; k < st.n_shards; k++) {
+				cJSON *s = cJSON_CreateObject();
+				cJSON_AddNumberToObject(s, "id", st.shards[k].id);
+				cJSON_AddNumberToObject(s, "count", st.shards[k].count);
+				cJSON_AddStringToObject(s, "state", st.shards[k].state);
+				cJSON_AddNumberToObject(s, "since", (double)st.shards[k].since);
+				cJSON_AddNumberToObject(s, "reconnects",
+							(double)st.shards[k].reconnects);
+				cJSON_AddItemToArray(shards, s);
+			}
+		}
+		free(st.shards);
 		cJSON_AddItemToArray(list, a);
 	}
 	char *text = cJSON_PrintUnformatted(o);
@@ -655,6 +670,26 @@ static int cmd_status(struct app *app, const struct cli *cli)
 		printf("  %-18s %.0f requests; 401: %.0f, 403: %.0f, 5xx: %.0f, given up: %.0f\n",
 		       "REST", num(a, "requests"), num(a, "unauthorized"), num(a, "forbidden"),
 		       num(a, "server_errors"), num(a, "given_up"));
+		/* Each Discord shard: healthy only when every one is connected. */
+		const cJSON *sh;
+		const cJSON *shards = cJSON_GetObjectItemCaseSensitive(a, "shards");
+		bool several = cJSON_GetArraySize(shards) > 1;
+		cJSON_ArrayForEach(sh, shards)
+		{
+			const char *st =
+				cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(sh, "state"));
+			if (!st || strcmp(st, "connected") != 0)
+				healthy = false;
+			if (!several && num(sh, "count") <= 1)
+				continue; /* one unsharded connection: the lines above say it all */
+			char label[32];
+			snprintf(label, sizeof(label), "shard %.0f/%.0f", num(sh, "id"),
+				 num(sh, "count"));
+			int64_t since = (int64_t)num(sh, "since");
+			printf("  %-18s %s since %lld s, %.0f reconnects\n", label, st ? st : "?",
+			       (long long)(since ? (clock_real_ms() - since) / 1000 : 0),
+			       num(sh, "reconnects"));
+		}
 	}
 	cJSON_Delete(o);
 	return healthy ? EXIT_OK : EXIT_RUNTIME;

@@ -17,9 +17,11 @@
 #include "render.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define TAG "discord"
 #define VERSION "0.2.0"
@@ -51,23 +53,46 @@ struct pending {
 	struct pending *next;
 };
 
+/* One gateway connection (shard) and its thread. */
+struct shard {
+	struct discord *dc;
+	size_t index; /* in dc->shards */
+	int id;
+	struct gw *gw;
+	pthread_t thread;
+	bool started;
+	int rc;
+};
+
 struct discord {
 	const struct config *cfg;
 	struct bot *bot; /* the dispatcher thread's: digest attempts */
 	struct dispatch *dispatch;
 	struct http_client *http;
-	struct gw *gw;
-	pthread_t thread;
+	struct gw_starts *starts; /* IDENTIFY pacing shared by the shards */
+	pthread_t manager;        /* GET /gateway/bot, then runs the shards */
 	bool started;
 	int rc;
+	atomic_bool cancel; /* cuts the start-up GET /gateway/bot short */
+	cJSON *saved; /* the sessions the last run saved: {"count": N, "shards": {"ID": …}} */
+	struct shard feed; /* discord_feed()'s gateway */
 
-	/* Gateway thread only. */
+	pthread_mutex_t lock;
+	pthread_cond_t wake; /* dc_stop() */
+	bool stopping;       /* under lock */
+	const char *state;   /* under lock: before the shards run ("starting", "failed") */
+	int64_t state_since; /* under lock */
+	/* Set under lock before the shard threads start, fixed from then on. */
+	struct shard *shards;
+	size_t n_shards;
+	int shard_count; /* 0: not known yet (every guild is ours) */
+
+	/* Under lock: shared by the shards' threads. */
 	char app_id[32], self_id[32];
 	bool registered;
 	struct strlist command_guilds; /* guilds given commands by an earlier run (the store) */
 	struct idset *seen; /* interaction and message ids, against replays */
 
-	pthread_mutex_t lock;
 	struct pending *pending; /* under lock */
 	char *app_id_shared;     /* under lock: for edits from the dispatcher thread */
 	char *self_id_shared;    /* under lock: the bot's user id, for the digest look-up */
@@ -101,7 +126,31 @@ static bool url_token(const char *s)
 
 static bool seen_before(struct discord *dc, const char *id)
 {
-	return idset_seen(dc->seen, id);
+	pthread_mutex_lock(&dc->lock);
+	bool seen = idset_seen(dc->seen, id);
+	pthread_mutex_unlock(&dc->lock);
+	return seen;
+}
+
+/* The shard Discord sends guild's events to: (guild_id >> 22) % count; a DM (no guild) is 0. */
+static int shard_of(const char *guild, int count)
+{
+	if (!guild || count <= 1)
+		return 0;
+	return (int)((strtoull(guild, NULL, 10) >> 22) % (unsigned long long)count);
+}
+
+/* True when this process runs the shard of guild (always before the shards are known). */
+static bool owns_guild(struct discord *dc, const char *guild, int *shard)
+{
+	*shard = 0;
+	if (!dc->shard_count)
+		return true;
+	*shard = shard_of(guild, dc->shard_count);
+	for (size_t i = 0; i < dc->n_shards; i++)
+		if (dc->shards[i].id == *shard)
+			return true;
+	return false;
 }
 
 static void post_json(struct discord *dc, const char *method, const char *url, cJSON *body,
@@ -546,8 +595,10 @@ static void on_message_create(struct discord *dc, const cJSON *m)
 	if (!*dc->cfg->discord_prefix || !content || !snowflake(id) || !snowflake(channel) ||
 	    !snowflake(guild) || !snowflake(author_id))
 		return;
-	if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(author, "bot")) ||
-	    strcmp(author_id, dc->self_id) == 0)
+	pthread_mutex_lock(&dc->lock);
+	bool own = strcmp(author_id, dc->self_id) == 0;
+	pthread_mutex_unlock(&dc->lock);
+	if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(author, "bot")) || own)
 		return;
 	const char *prefixes[] = {dc->cfg->discord_prefix, NULL};
 	char *command, *args;
@@ -581,28 +632,59 @@ static void on_message_create(struct discord *dc, const cJSON *m)
 
 /* ---- session and commands ---- */
 
+/* One shard's session to save, in "discord.sessions": {"count": N, "shards": {"ID": …}}. */
 struct state_job {
-	char *value;
+	int shard, count;
+	cJSON *value;
 };
 
 static void state_job_free(void *arg)
 {
 	struct state_job *j = arg;
-	free(j->value);
+	cJSON_Delete(j->value);
 	free(j);
 }
 
+/* Dispatcher thread: the jobs run one at a time, so read-modify-write is safe. */
 static void run_save_state(struct bot *b, void *arg)
 {
 	struct state_job *j = arg;
-	if (bot_state_set(b, "discord.session", j->value))
-		log_warn(TAG, "could not save the gateway session; a restart will start a new one");
+	char *old = NULL;
+	cJSON *all = NULL;
+	if (!bot_state_get(b, "discord.sessions", &old) && old)
+		all = cJSON_Parse(old);
+	free(old);
+	int64_t count = 0;
+	if (!cJSON_IsObject(all) ||
+	    !json_int(cJSON_GetObjectItemCaseSensitive(all, "count"), 1, CONFIG_MAX_SHARDS,
+		      &count) ||
+	    count != j->count || !cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(all, "shards"))) {
+		cJSON_Delete(all); /* another shard count: those sessions cannot be resumed */
+		all = cJSON_CreateObject();
+		cJSON_AddNumberToObject(all, "count", j->count);
+		cJSON_AddObjectToObject(all, "shards");
+	}
+	cJSON *shards = cJSON_GetObjectItemCaseSensitive(all, "shards");
+	char key[16];
+	snprintf(key, sizeof(key), "%d", j->shard);
+	cJSON_DeleteItemFromObjectCaseSensitive(shards, key);
+	cJSON_AddItemToObject(shards, key, j->value);
+	j->value = NULL;
+	char *text = cJSON_PrintUnformatted(all);
+	cJSON_Delete(all);
+	if (bot_state_set(b, "discord.sessions", text))
+		log_warn(TAG,
+			 "could not save the gateway session of shard %d; a restart will "
+			 "start a new one",
+			 j->shard);
+	cJSON_free(text);
 	state_job_free(j);
 }
 
 static void on_session(void *ud, const struct gw_session *s)
 {
-	struct discord *dc = ud;
+	struct shard *sh = ud;
+	struct discord *dc = sh->dc;
 	cJSON *o = cJSON_CreateObject();
 	if (s->session_id) {
 		cJSON_AddStringToObject(o, "session_id", s->session_id);
@@ -610,14 +692,15 @@ static void on_session(void *ud, const struct gw_session *s)
 		cJSON_AddNumberToObject(o, "seq", (double)s->seq);
 		cJSON_AddNumberToObject(o, "saved_at", (double)clock_real_ms());
 		/* A resumed session has no READY to say who the bot is. */
+		pthread_mutex_lock(&dc->lock);
 		cJSON_AddStringToObject(o, "app_id", dc->app_id);
 		cJSON_AddStringToObject(o, "self_id", dc->self_id);
+		pthread_mutex_unlock(&dc->lock);
 	}
 	struct state_job *j = xmalloc(sizeof(*j));
-	char *text = cJSON_PrintUnformatted(o);
-	j->value = xstrdup(text);
-	cJSON_free(text);
-	cJSON_Delete(o);
+	j->shard = sh->id;
+	j->count = dc->shard_count ? dc->shard_count : 1;
+	j->value = o;
 	dispatch_submit(dc->dispatch, run_save_state, state_job_free, j);
 }
 
@@ -729,17 +812,21 @@ static void cleared(void *ud, const struct http_response *r)
  */
 static void register_commands(struct discord *dc)
 {
+	char app_id[32]; /* another shard's READY may write it meanwhile */
+	pthread_mutex_lock(&dc->lock);
+	snprintf(app_id, sizeof(app_id), "%s", dc->app_id);
+	pthread_mutex_unlock(&dc->lock);
 	const struct strlist *g = &dc->cfg->discord_guild_ids;
 	const char *api = dc->cfg->discord_api_url;
 	for (size_t i = 0; i < (g->n ? g->n : 1); i++) {
-		char *url = g->n ? xasprintf("%s/applications/%s/guilds/%s/commands", api,
-					     dc->app_id, g->v[i])
-				 : xasprintf("%s/applications/%s/commands", api, dc->app_id);
+		char *url = g->n ? xasprintf("%s/applications/%s/guilds/%s/commands", api, app_id,
+					     g->v[i])
+				 : xasprintf("%s/applications/%s/commands", api, app_id);
 		post_json(dc, "PUT", url, dc_command_definitions(), "commands", registered, dc);
 		free(url);
 	}
 	if (g->n) {
-		char *url = xasprintf("%s/applications/%s/commands", api, dc->app_id);
+		char *url = xasprintf("%s/applications/%s/commands", api, app_id);
 		struct cleared_ctx *c = xcalloc(1, sizeof(*c));
 		c->dc = dc;
 		post_json(dc, "PUT", url, cJSON_CreateArray(), "commands", cleared, c);
@@ -749,8 +836,7 @@ static void register_commands(struct discord *dc)
 		const char *old = dc->command_guilds.v[i];
 		if (in_list(g, old))
 			continue;
-		char *url = xasprintf("%s/applications/%s/guilds/%s/commands", api, dc->app_id,
-				      old);
+		char *url = xasprintf("%s/applications/%s/guilds/%s/commands", api, app_id, old);
 		struct cleared_ctx *c = xcalloc(1, sizeof(*c));
 		c->dc = dc;
 		c->guild = xstrdup(old);
@@ -771,10 +857,23 @@ static void register_commands(struct discord *dc)
 
 static void on_event(void *ud, const char *type, const cJSON *d)
 {
-	struct discord *dc = ud;
+	struct shard *sh = ud;
+	struct discord *dc = sh->dc;
 	pthread_mutex_lock(&dc->lock);
 	dc->last_event = clock_real_ms();
 	pthread_mutex_unlock(&dc->lock);
+	bool routed =
+		strcmp(type, "INTERACTION_CREATE") == 0 || strcmp(type, "MESSAGE_CREATE") == 0;
+	int owner;
+	if (routed && !owns_guild(dc, jstr(d, "guild_id"), &owner)) {
+		/* Discord sends a guild only to its shard; a misrouted event is another
+		 * process's to answer, and answering it here would answer it twice. */
+		log_debug(TAG,
+			  "ignoring %s of guild %s on shard %d: it belongs to shard %d, which "
+			  "this process does not run",
+			  type, jstr(d, "guild_id"), sh->id, owner);
+		return;
+	}
 	if (strcmp(type, "INTERACTION_CREATE") == 0) {
 		on_interaction(dc, d);
 	} else if (strcmp(type, "MESSAGE_CREATE") == 0) {
@@ -782,37 +881,40 @@ static void on_event(void *ud, const char *type, const cJSON *d)
 	} else if (strcmp(type, "READY") == 0) {
 		const char *app = jstr(cJSON_GetObjectItemCaseSensitive(d, "application"), "id");
 		const char *self = jstr(cJSON_GetObjectItemCaseSensitive(d, "user"), "id");
+		pthread_mutex_lock(&dc->lock);
 		if (snowflake(app)) {
 			snprintf(dc->app_id, sizeof(dc->app_id), "%s", app);
-			pthread_mutex_lock(&dc->lock);
 			free(dc->app_id_shared);
 			dc->app_id_shared = xstrdup(app);
-			pthread_mutex_unlock(&dc->lock);
 		}
 		if (snowflake(self)) {
 			snprintf(dc->self_id, sizeof(dc->self_id), "%s", self);
-			pthread_mutex_lock(&dc->lock);
 			free(dc->self_id_shared);
 			dc->self_id_shared = xstrdup(self);
-			pthread_mutex_unlock(&dc->lock);
 		}
-		if (dc->cfg->discord_register_commands && !dc->registered && *dc->app_id) {
+		pthread_mutex_unlock(&dc->lock);
+	}
+	if (strcmp(type, "READY") == 0 || strcmp(type, "RESUMED") == 0) {
+		/* Once per process, whichever shard is ready first. A quick restart resumes:
+		 * the configuration may have changed all the same. */
+		pthread_mutex_lock(&dc->lock);
+		bool now = dc->cfg->discord_register_commands && !dc->registered && *dc->app_id;
+		if (now)
 			dc->registered = true;
+		pthread_mutex_unlock(&dc->lock);
+		if (now)
 			register_commands(dc);
-		}
-	} else if (strcmp(type, "RESUMED") == 0) {
-		/* A quick restart resumes: the configuration may have changed all the same. */
-		if (dc->cfg->discord_register_commands && !dc->registered && *dc->app_id) {
-			dc->registered = true;
-			register_commands(dc);
-		}
 	}
 }
 
 static void on_fatal(void *ud, int code, const char *msg)
 {
-	struct discord *dc = ud;
-	log_error(TAG, "stopping: %s", msg);
+	struct shard *sh = ud;
+	struct discord *dc = sh->dc;
+	if (dc->shard_count > 1)
+		log_error(TAG, "stopping: shard %d of %d: %s", sh->id, dc->shard_count, msg);
+	else
+		log_error(TAG, "stopping: %s", msg);
 	dispatch_fail(dc->dispatch,
 		      code == 4004 || code == 401 ? COHORT_ERR_AUTH : COHORT_ERR_CONFIG);
 }
@@ -820,7 +922,10 @@ static void on_fatal(void *ud, int code, const char *msg)
 /* Defers every interaction that has waited DC_DEFER_MS for its answer. */
 static void on_tick(void *ud)
 {
-	struct discord *dc = ud;
+	struct shard *sh = ud;
+	struct discord *dc = sh->dc;
+	if (sh->index != 0)
+		return; /* one shard's loop keeps the timers */
 	int64_t now = clock_real_ms();
 	pthread_mutex_lock(&dc->lock);
 	for (struct pending *p = dc->pending; p; p = p->next) {
@@ -844,17 +949,273 @@ static void on_tick(void *ud)
 
 /* ---- the adapter interface ---- */
 
-static void *gateway_thread(void *arg)
+/* A saved session in an entry of "discord.sessions", when it is recent enough to resume. */
+static bool session_from(const cJSON *j, struct gw_session *s)
+{
+	memset(s, 0, sizeof(*s));
+	const char *sid = jstr(j, "session_id"), *url = jstr(j, "resume_url");
+	int64_t seq, at;
+	bool ok = sid && url && *url &&
+		  json_int(cJSON_GetObjectItemCaseSensitive(j, "seq"), 0, INT64_C(1) << 53, &seq) &&
+		  json_int(cJSON_GetObjectItemCaseSensitive(j, "saved_at"), 0, INT64_C(1) << 53,
+			   &at) &&
+		  clock_real_ms() - at < DC_RESUME_MAX_AGE_MS;
+	if (ok) {
+		s->session_id = xstrdup(sid);
+		s->resume_url = xstrdup(url);
+		s->seq = seq;
+	}
+	return ok;
+}
+
+static struct gw *make_gw(struct discord *dc, struct shard *sh, int count, const char *url,
+			  const struct gw_session *session)
+{
+	const struct config *cfg = dc->cfg;
+	int intents =
+		*cfg->discord_prefix ? GW_INTENT_GUILD_MESSAGES | GW_INTENT_MESSAGE_CONTENT : 0;
+	struct gw_opts o = {cfg->discord_token,
+			    cfg->discord_api_url,
+			    intents,
+			    dc->http,
+			    on_event,
+			    on_session,
+			    on_fatal,
+			    on_tick,
+			    sh,
+			    sh->id,
+			    count,
+			    dc->starts,
+			    url};
+	return gw_new(&o, session);
+}
+
+static void set_state(struct discord *dc, const char *state)
+{
+	pthread_mutex_lock(&dc->lock);
+	dc->state = state;
+	dc->state_since = clock_real_ms();
+	pthread_mutex_unlock(&dc->lock);
+}
+
+/* Waits ms, or less when dc_stop() comes. Returns false once stopping. */
+static bool wait_unless_stopped(struct discord *dc, int64_t ms)
+{
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += (time_t)(ms / 1000);
+	until.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&dc->lock);
+	while (!dc->stopping && pthread_cond_timedwait(&dc->wake, &dc->lock, &until) == 0)
+		;
+	bool go_on = !dc->stopping;
+	pthread_mutex_unlock(&dc->lock);
+	return go_on;
+}
+
+/* What GET /gateway/bot says: where to connect, how many shards, how fast to identify. */
+struct gateway_bot {
+	char *url;
+	int shards, max_concurrency;
+	long remaining;
+	int64_t reset_after_ms;
+};
+
+/* Reads an answer of GET /gateway/bot into *out; out->url stays NULL when it has none. */
+static void parse_gateway_bot(const char *body, struct gateway_bot *out)
+{
+	cJSON *j = cJSON_Parse(body);
+	const char *u = jstr(j, "url");
+	const cJSON *lim = cJSON_GetObjectItemCaseSensitive(j, "session_start_limit");
+	int64_t v, rst;
+	if (u && (strncmp(u, "ws://", 5) == 0 || strncmp(u, "wss://", 6) == 0)) {
+		out->url = xstrdup(u);
+		out->shards = 1;
+		if (json_int(cJSON_GetObjectItemCaseSensitive(j, "shards"), 1, CONFIG_MAX_SHARDS,
+			     &v))
+			out->shards = (int)v;
+		if (json_int(cJSON_GetObjectItemCaseSensitive(lim, "max_concurrency"), 1, 1024, &v))
+			out->max_concurrency = (int)v;
+		if (json_int(cJSON_GetObjectItemCaseSensitive(lim, "remaining"), 0, 1000000, &v) &&
+		    json_int(cJSON_GetObjectItemCaseSensitive(lim, "reset_after"), 0,
+			     7 * 86400000LL, &rst)) {
+			out->remaining = (long)v;
+			out->reset_after_ms = rst;
+		}
+	}
+	cJSON_Delete(j);
+}
+
+/*
+ * GET /gateway/bot, retried with backoff until it answers (manager thread).
+ * Returns COHORT_OK, COHORT_ERR_AUTH (a 401: the adapter stops) or
+ * COHORT_ERR_IO when dc_stop() came first.
+ */
+static int fetch_gateway_bot(struct discord *dc, struct gateway_bot *out)
+{
+	static const int64_t backoff[] = {1000, 2000, 5000, 10000, 20000, 40000, 60000};
+	memset(out, 0, sizeof(*out));
+	out->remaining = -1;
+	char *url = xasprintf("%s/gateway/bot", dc->cfg->discord_api_url);
+	int rc = COHORT_ERR_IO;
+	for (size_t attempt = 0;; attempt++) {
+		struct http_response r;
+		char why[HTTP_WHY_LEN];
+		if (!http_fetch(dc->http, "GET", url, NULL, 15000, &dc->cancel, &r)) {
+			log_warn(TAG, "GET /gateway/bot could not start");
+		} else {
+			if (r.status == 200)
+				parse_gateway_bot(r.body, out);
+			long status = r.status;
+			if (!out->url && atomic_load(&dc->cancel)) {
+				http_response_release(&r);
+				break; /* dc_stop() came */
+			}
+			if (!out->url && status != 401)
+				log_warn(TAG, "GET /gateway/bot failed (%s)",
+					 r.status == 200 ? "no gateway URL in the answer"
+							 : http_why(r.error, r.status, why));
+			http_response_release(&r);
+			if (out->url) {
+				rc = COHORT_OK;
+				break;
+			}
+			if (status == 401) {
+				rc = COHORT_ERR_AUTH;
+				break;
+			}
+		}
+		int64_t ms =
+			backoff[attempt < ARRAY_SIZE(backoff) ? attempt : ARRAY_SIZE(backoff) - 1];
+		if (!wait_unless_stopped(dc, ms + (int64_t)((double)ms * 0.5 * random_unit())))
+			break;
+	}
+	free(url);
+	return rc;
+}
+
+static void *shard_thread(void *arg)
+{
+	struct shard *sh = arg;
+	sh->rc = gw_run(sh->gw);
+	return NULL;
+}
+
+/* The saved session of shard id of count, when one was saved for that count. */
+static bool saved_session(struct discord *dc, int id, int count, struct gw_session *s)
+{
+	memset(s, 0, sizeof(*s));
+	int64_t n;
+	if (!json_int(cJSON_GetObjectItemCaseSensitive(dc->saved, "count"), 1, CONFIG_MAX_SHARDS,
+		      &n) ||
+	    n != count)
+		return false;
+	char key[16];
+	snprintf(key, sizeof(key), "%d", id);
+	const cJSON *shards = cJSON_GetObjectItemCaseSensitive(dc->saved, "shards");
+	return session_from(cJSON_GetObjectItemCaseSensitive(shards, key), s);
+}
+
+/*
+ * The manager thread: learns the gateway URL and shard count, then runs one
+ * gateway thread per shard of this process until they end.
+ */
+static void *manager_thread(void *arg)
 {
 	struct discord *dc = arg;
-	dc->rc = gw_run(dc->gw);
+	const struct config *cfg = dc->cfg;
+	struct gateway_bot gb;
+	int rc = fetch_gateway_bot(dc, &gb);
+	if (rc == COHORT_ERR_AUTH) {
+		set_state(dc, "failed");
+		struct shard none = {dc, 0, 0, NULL, 0, false, 0};
+		on_fatal(&none, 401,
+			 "the bot token was rejected (401 from GET /gateway/bot): copy a fresh "
+			 "token from the Developer Portal (Bot > Reset Token) into discord.token "
+			 "or COHORT_DISCORD_TOKEN");
+		dc->rc = rc;
+		return NULL;
+	}
+	if (rc) {
+		free(gb.url);
+		return NULL; /* stopped before Discord answered */
+	}
+	int count = cfg->discord_shard_count ? cfg->discord_shard_count : gb.shards;
+	for (size_t i = 0; i < cfg->discord_shards.n; i++) {
+		if (cfg->discord_shards.v[i] < count)
+			continue;
+		log_error(TAG,
+			  "discord.shards: shard %d is not below the %d shard%s GET /gateway/bot "
+			  "recommends: set discord.shard_count to the count all processes use, or "
+			  "remove the shard from discord.shards",
+			  cfg->discord_shards.v[i], count, count == 1 ? "" : "s");
+		set_state(dc, "failed");
+		dc->rc = COHORT_ERR_CONFIG;
+		dispatch_fail(dc->dispatch, COHORT_ERR_CONFIG);
+		free(gb.url);
+		return NULL;
+	}
+	gw_starts_update(dc->starts, gb.max_concurrency, gb.remaining, gb.reset_after_ms);
+	size_t n = cfg->discord_shards.n ? cfg->discord_shards.n : (size_t)count;
+	struct shard *shards = xcalloc(n, sizeof(*shards));
+	for (size_t i = 0; i < n; i++) {
+		shards[i].dc = dc;
+		shards[i].index = i;
+		shards[i].id = cfg->discord_shards.n ? cfg->discord_shards.v[i] : (int)i;
+	}
+	log_info(TAG, "running %zu of %d shard%s (max_concurrency %d)", n, count,
+		 count == 1 ? "" : "s", gb.max_concurrency ? gb.max_concurrency : 1);
+	pthread_mutex_lock(&dc->lock);
+	if (dc->stopping) {
+		pthread_mutex_unlock(&dc->lock);
+		free(shards);
+		free(gb.url);
+		return NULL;
+	}
+	dc->shards = shards;
+	dc->n_shards = n;
+	dc->shard_count = count;
+	for (size_t i = 0; i < n; i++) {
+		struct gw_session s;
+		bool resume = saved_session(dc, shards[i].id, count, &s);
+		if (resume)
+			log_info(TAG,
+				 "shard %d: found a session saved at shutdown; trying to "
+				 "resume it",
+				 shards[i].id);
+		shards[i].gw = make_gw(dc, &shards[i], count, gb.url, resume ? &s : NULL);
+		gw_session_release(&s);
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (thread_start(&shards[i].thread, shard_thread, &shards[i])) {
+			log_error(TAG, "cannot start the thread of shard %d", shards[i].id);
+			dc->rc = COHORT_ERR_IO;
+			dispatch_fail(dc->dispatch, COHORT_ERR_IO);
+			break;
+		}
+		shards[i].started = true;
+	}
+	pthread_mutex_unlock(&dc->lock);
+	free(gb.url);
+	for (size_t i = 0; i < n; i++) {
+		if (!shards[i].started)
+			continue;
+		pthread_join(shards[i].thread, NULL);
+		shards[i].started = false;
+		if (shards[i].rc && !dc->rc)
+			dc->rc = shards[i].rc;
+	}
 	return NULL;
 }
 
 static int dc_start(void *self)
 {
 	struct discord *dc = self;
-	if (thread_start(&dc->thread, gateway_thread, dc)) {
+	if (thread_start(&dc->manager, manager_thread, dc)) {
 		log_error(TAG, "cannot start the gateway thread");
 		return COHORT_ERR_IO;
 	}
@@ -864,7 +1225,14 @@ static int dc_start(void *self)
 
 static void dc_stop(void *self)
 {
-	gw_stop(((struct discord *)self)->gw);
+	struct discord *dc = self;
+	pthread_mutex_lock(&dc->lock);
+	dc->stopping = true;
+	atomic_store(&dc->cancel, true);
+	pthread_cond_broadcast(&dc->wake);
+	for (size_t i = 0; i < dc->n_shards; i++)
+		gw_stop(dc->shards[i].gw);
+	pthread_mutex_unlock(&dc->lock);
 }
 
 static int dc_join(void *self)
@@ -872,14 +1240,16 @@ static int dc_join(void *self)
 	struct discord *dc = self;
 	if (!dc->started)
 		return COHORT_OK;
-	pthread_join(dc->thread, NULL);
+	pthread_join(dc->manager, NULL);
 	dc->started = false;
-	/* Save where the session stands, so that a quick restart resumes it. */
-	struct gw_session s;
-	gw_session_copy(dc->gw, &s);
-	if (s.session_id)
-		on_session(dc, &s);
-	gw_session_release(&s);
+	/* Save where each session stands, so that a quick restart resumes them. */
+	for (size_t i = 0; i < dc->n_shards; i++) {
+		struct gw_session s;
+		gw_session_copy(dc->shards[i].gw, &s);
+		if (s.session_id)
+			on_session(&dc->shards[i], &s);
+		gw_session_release(&s);
+	}
 	return dc->rc;
 }
 
@@ -1009,8 +1379,35 @@ static void dc_status(void *self, struct adapter_status *out)
 {
 	struct discord *dc = self;
 	memset(out, 0, sizeof(*out));
-	gw_status(dc->gw, &out->state, &out->since, &out->reconnects);
 	pthread_mutex_lock(&dc->lock);
+	out->state = dc->state;
+	out->since = dc->state_since;
+	if (dc->n_shards) {
+		out->shards = xcalloc(dc->n_shards, sizeof(*out->shards));
+		out->n_shards = dc->n_shards;
+	}
+	/* Connected only when every shard is; else the first shard that is not (a failed
+	 * one first). */
+	const struct adapter_shard *worst = NULL;
+	for (size_t i = 0; i < dc->n_shards; i++) {
+		struct adapter_shard *s = &out->shards[i];
+		s->id = dc->shards[i].id;
+		s->count = dc->shard_count;
+		gw_status(dc->shards[i].gw, &s->state, &s->since, &s->reconnects);
+		out->reconnects += s->reconnects;
+		if (strcmp(s->state, "connected") == 0) {
+			if (!worst && s->since > out->since)
+				out->since = s->since;
+			continue;
+		}
+		if (!worst || (strcmp(s->state, "failed") == 0 && strcmp(worst->state, "failed")))
+			worst = s;
+	}
+	if (dc->n_shards) {
+		out->state = worst ? worst->state : "connected";
+		if (worst)
+			out->since = worst->since;
+	}
 	out->last_event = dc->last_event;
 	out->commands = dc->commands;
 	pthread_mutex_unlock(&dc->lock);
@@ -1023,7 +1420,12 @@ static void dc_free(void *self)
 	if (!dc)
 		return;
 	http_free(dc->http, 5000);
-	gw_free(dc->gw);
+	for (size_t i = 0; i < dc->n_shards; i++)
+		gw_free(dc->shards[i].gw);
+	free(dc->shards);
+	gw_free(dc->feed.gw);
+	gw_starts_free(dc->starts);
+	cJSON_Delete(dc->saved);
 	while (dc->pending) {
 		struct pending *p = dc->pending;
 		dc->pending = p->next;
@@ -1035,6 +1437,7 @@ static void dc_free(void *self)
 		free(dc->command_guilds.v[i]);
 	free(dc->command_guilds.v);
 	idset_free(dc->seen);
+	pthread_cond_destroy(&dc->wake);
 	pthread_mutex_destroy(&dc->lock);
 	free(dc);
 }
@@ -1055,38 +1458,34 @@ static struct http_client *make_http(const struct config *cfg)
 	return h;
 }
 
-/* The saved session, when it is recent enough to resume (and the ids READY gave). */
-static bool load_session(struct bot *b, struct gw_session *s, struct discord *dc)
+/*
+ * The sessions the last run saved, as {"count": N, "shards": {"ID": session}}.
+ * A store written before shards holds one session under "discord.session":
+ * it is shard 0 of 1, so an upgrade still resumes.
+ */
+static cJSON *load_sessions(struct bot *b)
 {
 	char *value = NULL;
-	memset(s, 0, sizeof(*s));
-	if (bot_state_get(b, "discord.session", &value) || !value)
-		return false;
-	cJSON *j = cJSON_Parse(value);
+	cJSON *all = NULL;
+	if (!bot_state_get(b, "discord.sessions", &value) && value)
+		all = cJSON_Parse(value);
 	free(value);
-	const char *sid = jstr(j, "session_id"), *url = jstr(j, "resume_url");
-	int64_t seq, at;
-	bool ok = sid && url && *url &&
-		  json_int(cJSON_GetObjectItemCaseSensitive(j, "seq"), 0, INT64_C(1) << 53, &seq) &&
-		  json_int(cJSON_GetObjectItemCaseSensitive(j, "saved_at"), 0, INT64_C(1) << 53,
-			   &at) &&
-		  clock_real_ms() - at < DC_RESUME_MAX_AGE_MS;
-	if (ok) {
-		s->session_id = xstrdup(sid);
-		s->resume_url = xstrdup(url);
-		s->seq = seq;
-		const char *app = jstr(j, "app_id"), *self = jstr(j, "self_id");
-		if (snowflake(app)) {
-			snprintf(dc->app_id, sizeof(dc->app_id), "%s", app);
-			dc->app_id_shared = xstrdup(app);
-		}
-		if (snowflake(self)) {
-			snprintf(dc->self_id, sizeof(dc->self_id), "%s", self);
-			dc->self_id_shared = xstrdup(self);
+	value = NULL;
+	if (cJSON_IsObject(all))
+		return all;
+	cJSON_Delete(all);
+	all = cJSON_CreateObject();
+	if (!bot_state_get(b, "discord.session", &value) && value) {
+		cJSON *old = cJSON_Parse(value);
+		if (cJSON_IsObject(old)) {
+			cJSON_AddNumberToObject(all, "count", 1);
+			cJSON_AddItemToObject(cJSON_AddObjectToObject(all, "shards"), "0", old);
+		} else {
+			cJSON_Delete(old);
 		}
 	}
-	cJSON_Delete(j);
-	return ok;
+	free(value);
+	return all;
 }
 
 int discord_new(const struct config *cfg, struct bot *b, struct dispatch *d, struct adapter *out)
@@ -1096,33 +1495,41 @@ int discord_new(const struct config *cfg, struct bot *b, struct dispatch *d, str
 	dc->bot = b;
 	dc->dispatch = d;
 	dc->seen = idset_new();
+	dc->starts = gw_starts_new();
+	dc->feed.dc = dc;
+	dc->state = "starting";
+	dc->state_since = clock_real_ms();
+	atomic_init(&dc->cancel, false);
 	pthread_mutex_init(&dc->lock, NULL);
+	pthread_cond_init(&dc->wake, NULL);
 	dc->http = make_http(cfg);
 	if (!dc->http) {
 		dc_free(dc);
 		return COHORT_ERR_IO;
 	}
-	int intents =
-		*cfg->discord_prefix ? GW_INTENT_GUILD_MESSAGES | GW_INTENT_MESSAGE_CONTENT : 0;
-	struct gw_opts o = {cfg->discord_token,
-			    cfg->discord_api_url,
-			    intents,
-			    dc->http,
-			    on_event,
-			    on_session,
-			    on_fatal,
-			    on_tick,
-			    dc};
 	char *guilds = NULL;
 	if (bot_state_get(b, GUILDS_KEY, &guilds) == COHORT_OK)
 		read_guilds(guilds, &dc->command_guilds);
 	free(guilds);
-	struct gw_session s;
-	bool resume = load_session(b, &s, dc);
-	if (resume)
-		log_info(TAG, "found a session saved at shutdown; trying to resume it");
-	dc->gw = gw_new(&o, resume ? &s : NULL);
-	gw_session_release(&s);
+	dc->saved = load_sessions(b);
+	/* A resumed session has no READY to say who the bot is: the saved one does. */
+	const cJSON *e;
+	cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(dc->saved, "shards"))
+	{
+		struct gw_session s;
+		bool ok = session_from(e, &s);
+		gw_session_release(&s);
+		const char *app = jstr(e, "app_id"), *self = jstr(e, "self_id");
+		if (!ok || !snowflake(app))
+			continue;
+		snprintf(dc->app_id, sizeof(dc->app_id), "%s", app);
+		dc->app_id_shared = xstrdup(app);
+		if (snowflake(self)) {
+			snprintf(dc->self_id, sizeof(dc->self_id), "%s", self);
+			dc->self_id_shared = xstrdup(self);
+		}
+		break;
+	}
 	*out = (struct adapter){&discord_ops, dc};
 	return COHORT_OK;
 }
@@ -1285,5 +1692,8 @@ int discord_register_commands(const struct config *cfg, const char *guild_id, bo
 
 void discord_feed(struct adapter *a, const char *payload, size_t len)
 {
-	gw_feed(((struct discord *)a->self)->gw, payload, len);
+	struct discord *dc = a->self;
+	if (!dc->feed.gw)
+		dc->feed.gw = make_gw(dc, &dc->feed, 0, NULL, NULL);
+	gw_feed(dc->feed.gw, payload, len);
 }

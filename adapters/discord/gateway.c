@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define TAG "gateway"
+#define TAG (g->tag) /* "gateway", or "gateway#2" for shard 2 */
 
 /* Close codes: what each means for the session (DESIGN §7). */
 static const struct {
@@ -38,9 +38,13 @@ static const struct {
 	{4007, GW_IDENTIFY, "invalid sequence number on resume"},
 	{4008, GW_RESUME, "sending too fast"},
 	{4009, GW_IDENTIFY, "the session timed out"},
-	{4010, GW_FATAL, "invalid shard (close 4010): cohort runs unsharded; check the bot"},
+	{4010, GW_FATAL,
+	 "invalid shard (close 4010): Discord refused the shard [id, count] cohort sent: "
+	 "check discord.shards (ids below discord.shard_count) and discord.shard_count "
+	 "(0: the count Discord recommends)"},
 	{4011, GW_FATAL,
-	 "sharding required (close 4011): the bot is in too many servers for one connection"},
+	 "sharding required (close 4011): the bot is in too many servers for one connection: "
+	 "set discord.shard_count (or leave it 0 for the count GET /gateway/bot recommends)"},
 	{4012, GW_FATAL, "invalid API version (close 4012): use discord.api_url .../api/v10"},
 	{4013, GW_FATAL, "invalid intents (close 4013): this is a cohort bug; please report it"},
 	{4014, GW_FATAL,
@@ -55,6 +59,15 @@ static const int64_t backoff_ms[] = {1000, 2000, 5000, 10000, 20000, 40000, 6000
 #define IDENTIFY_SPACING_MS 5500
 #define TICK_US (100 * LWS_US_PER_MS)
 
+/* IDENTIFY pacing shared by the shards of a process (see gw_starts_new()). */
+struct gw_starts {
+	pthread_mutex_t lock;
+	int max_concurrency; /* >= 1: shard i is in bucket i % max_concurrency */
+	long remaining;      /* session starts left, -1: unknown */
+	int64_t reset_at;    /* when remaining is renewed */
+	int64_t *next;       /* per bucket: the earliest next IDENTIFY */
+};
+
 enum gw_state { GW_IDLE, GW_FETCHING, GW_WAITING, GW_CONNECTING, GW_OPEN };
 
 struct frame {
@@ -66,6 +79,9 @@ struct frame {
 
 struct gw {
 	struct gw_opts o;
+	char tag[24];
+	struct gw_starts *starts; /* o.starts, or own_starts */
+	struct gw_starts *own_starts;
 	struct lws_context *ctx;
 	struct lws *wsi;
 	enum gw_state state;
@@ -84,11 +100,6 @@ struct gw {
 	char *session_id, *resume_url, *gateway_url;
 	int64_t seq;
 	bool want_resume; /* the next HELLO answers with RESUME */
-
-	/* Session start limit (from GET /gateway/bot) and IDENTIFY spacing. */
-	long starts_remaining;
-	int64_t starts_reset_at;
-	int64_t last_identify;
 
 	/* Heartbeats. */
 	int64_t interval_ms;
@@ -146,6 +157,65 @@ void gw_status(struct gw *g, const char **status, int64_t *since, unsigned long 
 	*since = g->status_since;
 	*reconnects = g->reconnects;
 	pthread_mutex_unlock(&g->lock);
+}
+
+struct gw_starts *gw_starts_new(void)
+{
+	struct gw_starts *st = xcalloc(1, sizeof(*st));
+	pthread_mutex_init(&st->lock, NULL);
+	st->max_concurrency = 1;
+	st->remaining = -1;
+	st->next = xcalloc(1, sizeof(int64_t));
+	return st;
+}
+
+void gw_starts_free(struct gw_starts *st)
+{
+	if (!st)
+		return;
+	pthread_mutex_destroy(&st->lock);
+	free(st->next);
+	free(st);
+}
+
+void gw_starts_update(struct gw_starts *st, int max_concurrency, long remaining,
+		      int64_t reset_after_ms)
+{
+	pthread_mutex_lock(&st->lock);
+	if (max_concurrency >= 1 && max_concurrency != st->max_concurrency) {
+		free(st->next);
+		st->next = xcalloc((size_t)max_concurrency, sizeof(int64_t));
+		st->max_concurrency = max_concurrency;
+	}
+	if (remaining >= 0) {
+		st->remaining = remaining;
+		st->reset_at = clock_real_ms() + reset_after_ms;
+	}
+	pthread_mutex_unlock(&st->lock);
+}
+
+/* Takes the next IDENTIFY slot of shard's bucket: when it may identify (Unix ms). */
+static int64_t starts_reserve(struct gw_starts *st, int shard, bool *limited)
+{
+	pthread_mutex_lock(&st->lock);
+	int64_t *next = &st->next[(shard < 0 ? 0 : shard) % st->max_concurrency];
+	int64_t at = clock_real_ms();
+	if (*next > at)
+		at = *next;
+	*limited = st->remaining == 0 && st->reset_at > at;
+	if (*limited)
+		at = st->reset_at;
+	*next = at + IDENTIFY_SPACING_MS;
+	pthread_mutex_unlock(&st->lock);
+	return at;
+}
+
+static void starts_used(struct gw_starts *st)
+{
+	pthread_mutex_lock(&st->lock);
+	if (st->remaining > 0)
+		st->remaining--;
+	pthread_mutex_unlock(&st->lock);
 }
 
 static double random01(void)
@@ -265,9 +335,12 @@ static void identify(struct gw *g)
 	cJSON_AddStringToObject(props, "os", "linux");
 	cJSON_AddStringToObject(props, "browser", "cohort");
 	cJSON_AddStringToObject(props, "device", "cohort");
-	g->last_identify = now_ms();
-	if (g->starts_remaining > 0)
-		g->starts_remaining--;
+	if (g->o.shard_count > 0) {
+		cJSON *shard = cJSON_AddArrayToObject(d, "shard");
+		cJSON_AddItemToArray(shard, cJSON_CreateNumber(g->o.shard_id));
+		cJSON_AddItemToArray(shard, cJSON_CreateNumber(g->o.shard_count));
+	}
+	starts_used(g->starts);
 	log_info(TAG, "identifying (intents %d)", g->o.intents);
 	send_json(g, p, false);
 }
@@ -307,16 +380,16 @@ static void reconnect(struct gw *g, bool resume_it, bool quick)
 			wait = (int64_t)(500 * random01()); /* the first retry is almost at once */
 	}
 	g->failures++;
-	if (!g->want_resume) {
-		/* A new session: IDENTIFY at most once per 5 s and within the start limit. */
-		int64_t earliest = g->last_identify + IDENTIFY_SPACING_MS;
-		if (g->starts_remaining == 0 && g->starts_reset_at > earliest) {
-			earliest = g->starts_reset_at;
-			log_warn(TAG, "session start limit reached; identifying again in %lld s",
-				 (long long)((earliest - now_ms()) / 1000));
-		}
+	if (!g->want_resume && g->gateway_url) {
+		/* A new session: one IDENTIFY per bucket per 5 s, within the start limit.
+		 * (Without a gateway URL the answer of GET /gateway/bot takes the slot.) */
+		bool limited;
+		int64_t earliest = starts_reserve(g->starts, g->o.shard_id, &limited);
 		if (now_ms() + wait < earliest)
 			wait = earliest - now_ms();
+		if (limited)
+			log_warn(TAG, "session start limit reached; identifying again in %lld s",
+				 (long long)(wait / 1000));
 	}
 	g->state = GW_WAITING;
 	log_info(TAG, "%s in %lld ms", g->want_resume ? "resuming" : "reconnecting",
@@ -405,6 +478,7 @@ struct gateway_answer {
 	long status;
 	char *url;
 	long remaining, reset_after_ms;
+	int max_concurrency;
 	char *error;
 };
 
@@ -439,17 +513,14 @@ static void on_gateway_answer(void *ctx, void *arg)
 		free(g->gateway_url);
 		g->gateway_url = a->url;
 		a->url = NULL;
-		if (a->remaining >= 0) {
-			g->starts_remaining = a->remaining;
-			g->starts_reset_at = now_ms() + a->reset_after_ms;
-		}
+		gw_starts_update(g->starts, a->max_concurrency, a->remaining, a->reset_after_ms);
 		g->want_resume = false;
-		if (g->starts_remaining == 0 && g->starts_reset_at > now_ms()) {
-			g->failures = 0;
-			reconnect(g, false, false);
-		} else {
-			schedule(g, &g->sul_retry, connect_now, 0);
-		}
+		bool limited;
+		int64_t at = starts_reserve(g->starts, g->o.shard_id, &limited);
+		if (limited)
+			log_warn(TAG, "session start limit reached; identifying again in %lld s",
+				 (long long)((at - now_ms()) / 1000));
+		schedule(g, &g->sul_retry, connect_now, at - now_ms());
 	}
 	gateway_answer_free(a);
 }
@@ -473,6 +544,9 @@ static void gateway_fetched(void *ud, const struct http_response *r)
 		a->remaining = (long)rem;
 		a->reset_after_ms = (long)rst;
 	}
+	int64_t mc;
+	if (json_int(cJSON_GetObjectItemCaseSensitive(lim, "max_concurrency"), 1, 1024, &mc))
+		a->max_concurrency = (int)mc;
 	if (!a->url)
 		a->error = r->error ? xstrdup(r->error) : xasprintf("status %ld", r->status);
 	cJSON_Delete(j);
@@ -781,7 +855,15 @@ struct gw *gw_new(const struct gw_opts *opts, const struct gw_session *session)
 {
 	struct gw *g = xcalloc(1, sizeof(*g));
 	g->o = *opts;
-	g->starts_remaining = -1;
+	if (opts->shard_count > 1)
+		snprintf(g->tag, sizeof(g->tag), "gateway#%d", opts->shard_id);
+	else
+		snprintf(g->tag, sizeof(g->tag), "gateway");
+	g->starts = opts->starts;
+	if (!g->starts)
+		g->starts = g->own_starts = gw_starts_new();
+	if (opts->gateway_url)
+		g->gateway_url = xstrdup(opts->gateway_url);
 	g->acked = true;
 	g->status = "starting";
 	g->status_since = now_ms();
@@ -806,6 +888,7 @@ void gw_free(struct gw *g)
 	free(g->session_id);
 	free(g->resume_url);
 	free(g->gateway_url);
+	gw_starts_free(g->own_starts);
 	pthread_mutex_destroy(&g->lock);
 	free(g);
 }
@@ -829,10 +912,18 @@ int gw_run(struct gw *g)
 		return COHORT_ERR_IO;
 	}
 	schedule(g, &g->sul_tick, tick, 100);
-	if (g->want_resume)
+	if (g->want_resume) {
 		schedule(g, &g->sul_retry, connect_now, 0);
-	else
+	} else if (g->gateway_url) {
+		bool limited;
+		int64_t at = starts_reserve(g->starts, g->o.shard_id, &limited);
+		if (limited)
+			log_warn(TAG, "session start limit reached; identifying in %lld s",
+				 (long long)((at - now_ms()) / 1000));
+		schedule(g, &g->sul_retry, connect_now, at - now_ms());
+	} else {
 		fetch_gateway(g);
+	}
 	run_tasks(g);
 	int64_t stop_deadline = 0;
 	while (!g->fatal && !(g->stopping && !g->wsi)) {

@@ -22,6 +22,7 @@
 
 struct http_client;
 struct gw;
+struct gw_starts;
 
 /* The largest gateway message accepted; a longer one is dropped and logged. */
 #define GW_MAX_MESSAGE (8 * 1024 * 1024)
@@ -56,7 +57,25 @@ struct gw_opts {
 	/* Called about every 100 ms on the loop (the adapter's timers). */
 	void (*on_tick)(void *ud);
 	void *ud;
+	/* Sharding: IDENTIFY says shard [shard_id, shard_count]; none when shard_count is 0. */
+	int shard_id, shard_count;
+	/* IDENTIFY pacing shared with the other shards (borrowed), or NULL for its own. */
+	struct gw_starts *starts;
+	/* The gateway URL when already known (copied), else NULL: GET /gateway/bot. */
+	const char *gateway_url;
 };
+
+/*
+ * IDENTIFY pacing shared by the gateways (shards) of a process: shard i is in
+ * bucket i % max_concurrency, each bucket identifies at most once per 5 s
+ * (RESUMEs do not count), and the session start limit's remaining count is
+ * shared. Thread-safe; outlives every gw that uses it.
+ */
+struct gw_starts *gw_starts_new(void);
+void gw_starts_free(struct gw_starts *st);
+/* What GET /gateway/bot said: max_concurrency < 1 and remaining < 0 keep the old values. */
+void gw_starts_update(struct gw_starts *st, int max_concurrency, long remaining,
+		      int64_t reset_after_ms);
 
 /* A gateway (not yet connected). session (copied) is one to resume, or NULL. */
 struct gw *gw_new(const struct gw_opts *opts, const struct gw_session *session);

@@ -4,6 +4,11 @@ It runs on 127.0.0.1 in a thread of the test process, records everything it
 receives with timestamps, and can inject the faults the gateway and REST API
 produce: close codes, op 7 and op 9, missing heartbeat ACKs, replayed events,
 malformed or huge frames, 429s (per route and global), 5xx answers and delays.
+
+Shards: GET /gateway/bot recommends `shards` and says `max_concurrency`; each
+connection records the [id, count] its IDENTIFY (or the session it resumed)
+named, and dispatch() of a guild's event goes to the connection of that
+guild's shard, as Discord routes it.
 """
 import asyncio
 import itertools
@@ -32,11 +37,16 @@ class Connection:
         self.closed_by_client = None  # the client's close code
         self.closed_by_server = None
         self.live = True
+        self.shard = None             # [id, count] from its IDENTIFY or resumed session
 
 
 class FakeDiscord(FakeServer):
-    def __init__(self, heartbeat_interval=1000):
+    def __init__(self, heartbeat_interval=1000, shards=1, max_concurrency=1):
         super().__init__()
+        self.shards = shards                  # what GET /gateway/bot recommends
+        self.max_concurrency = max_concurrency
+        self.session_shard = {}               # session_id -> [id, count]
+        self.hold_hello = False               # new connections get no HELLO (never ready)
         self.heartbeat_interval = heartbeat_interval
         self.connections = []
         self.sessions = {}            # session_id -> list of (seq, type, d)
@@ -96,17 +106,41 @@ class FakeDiscord(FakeServer):
         c = self.connections[-1] if conn is None else self.connections[conn]
         self.loop.call_soon_threadsafe(c.outbox.put_nowait, item)
 
-    def dispatch(self, type_, d):
-        self._put(("dispatch", type_, d))
+    @staticmethod
+    def shard_of(guild_id, count):
+        """The shard Discord sends a guild's events to; a DM (None) goes to shard 0."""
+        return 0 if guild_id is None else (int(guild_id) >> 22) % count
+
+    def shard_connection(self, shard_id):
+        """The index of the newest live connection of a shard, or None."""
+        for c in reversed(self.connections):
+            if c.live and c.shard and c.shard[0] == shard_id:
+                return c.index
+        return None
+
+    def identifies(self):
+        """[(monotonic time, [id, count] or None)] of every IDENTIFY, in order."""
+        return sorted((t, p["d"].get("shard")) for (_, t, p) in self.gateway_ops(2))
+
+    def dispatch(self, type_, d, conn=None):
+        """Sends an event on conn, or where Discord would: with sharded connections, the
+        connection of the guild's shard; otherwise the newest connection."""
+        if conn is None:
+            counts = {c.shard[1] for c in self.connections if c.shard}
+            if counts and max(counts) > 1:
+                shard = self.shard_of(d.get("guild_id"), max(counts))
+                conn = self.shard_connection(shard)
+                assert conn is not None, f"no live connection of shard {shard}"
+        self._put(("dispatch", type_, d), conn)
 
     def send_raw(self, text):
         self._put(("raw", text))
 
-    def send_op(self, op, d=None):
-        self._put(("op", op, d))
+    def send_op(self, op, d=None, conn=None):
+        self._put(("op", op, d), conn)
 
-    def close(self, code):
-        self._put(("close", code))
+    def close(self, code, conn=None):
+        self._put(("close", code), conn)
 
     def blast(self, payloads, rate):
         """Sends INTERACTION_CREATE payloads at a fixed rate on the newest connection
@@ -139,6 +173,11 @@ class FakeDiscord(FakeServer):
         session = {"id": None}
         conn.ws, conn.session = ws, session
         self._note(lambda: self.connections.append(conn))
+        if self.hold_hello:
+            async for _ in ws:
+                pass
+            conn.live = False
+            return ws
         await ws.send_json({"op": 10, "d": {"heartbeat_interval": self.heartbeat_interval}})
         conn.hello_at = time.monotonic()
         receive = asyncio.ensure_future(ws.receive())
@@ -236,9 +275,16 @@ class FakeDiscord(FakeServer):
             if d.get("intents", 0) & ~((1 << 9) | (1 << 15)):
                 await ws.close(code=4013)
                 return
+            shard = d.get("shard")
+            if shard is not None and not (isinstance(shard, list) and len(shard) == 2
+                                          and 0 <= shard[0] < shard[1]):
+                await ws.close(code=4010)
+                return
             session["id"] = f"session-{next(self._ids)}"
             self.sessions[session["id"]] = []
             self.last_session = session["id"]
+            self.session_shard[session["id"]] = shard
+            self._note(lambda: setattr(conn, "shard", shard))
             await self._dispatch(ws, session, "READY", {
                 "v": 10, "session_id": session["id"],
                 "resume_gateway_url": f"ws://127.0.0.1:{self.port}/resume",
@@ -254,6 +300,7 @@ class FakeDiscord(FakeServer):
                 return
             session["id"] = sid
             self.last_session = sid
+            self._note(lambda: setattr(conn, "shard", self.session_shard.get(sid)))
             log = self.sessions[sid]
             first = max(0, seq - self.replay_on_resume)
             for s, t, dd in log[first:]:
@@ -283,9 +330,10 @@ class FakeDiscord(FakeServer):
             return web.json_response({"message": "401: Unauthorized", "code": 0}, status=401)
         if request.method == "GET" and path == "/gateway/bot":
             return web.json_response({
-                "url": f"ws://127.0.0.1:{self.port}/gateway", "shards": 1,
+                "url": f"ws://127.0.0.1:{self.port}/gateway", "shards": self.shards,
                 "session_start_limit": {"total": 1000, "remaining": 999,
-                                        "reset_after": 1000, "max_concurrency": 1}})
+                                        "reset_after": 1000,
+                                        "max_concurrency": self.max_concurrency}})
         if request.method == "GET" and path == "/applications/@me":
             return web.json_response({"id": APP_ID, "name": "cohort"})
         m = re.fullmatch(r"/applications/\d+(?:/guilds/(\d+))?/commands", path)

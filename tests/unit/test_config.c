@@ -368,8 +368,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(the_example_config_loads, setup, teardown),
 		cmocka_unit_test_setup_teardown(a_full_config_is_read, setup, teardown),
 		cmocka_unit_test_setup_teardown(the_environment_wins_for_secrets, setup, teardown),
-		cmocka_unit_test_setup_teardown(a_missing_token_is_refused_only_when_a_platform_starts,
-						setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			a_missing_token_is_refused_only_when_a_platform_starts, setup, teardown),
 		cmocka_unit_test_setup_teardown(settings_that_do_nothing_are_warned_about, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(broken_files_name_the_line_and_the_fix, setup,

@@ -144,6 +144,12 @@ static void close_codes_follow_the_policy_table(void **state)
 	for (int code = 4010; code <= 4014; code++)
 		assert_int_equal(gw_close_policy(code, &why), GW_FATAL);
 	assert_non_null(strstr(why, "Message Content"));
+	/* The shard codes say which keys to fix. */
+	gw_close_policy(4011, &why);
+	assert_non_null(strstr(why, "set discord.shard_count (or leave it 0 for the count "
+				    "GET /gateway/bot recommends)"));
+	gw_close_policy(4010, &why);
+	assert_non_null(strstr(why, "check discord.shards"));
 }
 
 int main(void)
