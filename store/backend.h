@@ -77,7 +77,7 @@ enum stmt_id {
 	S_RENAME_EVENTS,
 	S_FINGERPRINT_GET,
 	S_FINGERPRINT_SET,
-	S_LOCK_DERIVED, /* one row; held to the end of the transaction: one rederives at a time */
+	S_LOCK_DERIVED, /* held to the end of the transaction: no change runs beside a rederive */
 	S_ROADMAP_CLEAR,
 	S_ROADMAP_ADD,
 	S_RECOUNT_MEMBERS,

@@ -26,8 +26,6 @@
 
 /* pg_advisory_lock() key for schema migrations: "cohort" in ASCII. */
 #define MIGRATE_LOCK "99111104111114116"
-/* ... and for rederiving every score (store_set_roadmap, rebuilds). */
-#define DERIVE_LOCK "99111104111114117"
 #define MAX_PARAMS 10
 
 /*
@@ -289,8 +287,13 @@ static const char *const sql[S_COUNT] = {
 	[S_FINGERPRINT_GET] = "SELECT value FROM roadmap_fingerprint",
 	[S_FINGERPRINT_SET] = "INSERT INTO roadmap_fingerprint (one, value) VALUES (1, $1) "
 			      "ON CONFLICT (one) DO UPDATE SET value = excluded.value",
-	/* Rederiving takes a lock of its own first: processes starting together take turns. */
-	[S_LOCK_DERIVED] = "SELECT pg_advisory_xact_lock(" DERIVE_LOCK ")",
+	/*
+	 * Rederiving every score first waits for the changes in flight and holds
+	 * off new ones (each change writes members): a recount at READ COMMITTED
+	 * beside them would miss a change committed while it ran. It also makes
+	 * processes starting together rederive in turn.
+	 */
+	[S_LOCK_DERIVED] = "LOCK TABLE members IN SHARE ROW EXCLUSIVE MODE",
 	[S_ROADMAP_CLEAR] = "DELETE FROM roadmap_topics",
 	[S_ROADMAP_ADD] = "INSERT INTO roadmap_topics (topic_id) VALUES ($1) "
 			  "ON CONFLICT (topic_id) DO NOTHING",

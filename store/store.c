@@ -620,7 +620,8 @@ static int lock_derived(struct store *st)
 	struct bk_stmt *s = prep(st, S_LOCK_DERIVED);
 	int rc = bk_step(s);
 	bk_reset(s);
-	return rc == BK_ROW ? COHORT_OK : db_fail(st, "waiting to rederive the scores");
+	return rc == BK_ROW || rc == BK_DONE ? COHORT_OK
+					     : db_fail(st, "waiting to rederive the scores");
 }
 
 /* Clears and replays the period scores of a group (NULL: all), inside a transaction. */

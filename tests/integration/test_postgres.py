@@ -4,6 +4,7 @@ Needs the throwaway server `make test` starts (scripts/pg-test.sh): its URL in
 COHORT_TEST_PG_URL. Each test gets a schema of its own.
 """
 import json
+import re
 import os
 import subprocess
 import uuid
@@ -112,3 +113,30 @@ def test_migrate_needs_a_postgresql_url(cohort):
     assert res.returncode == 2 and "--to URL" in res.stderr
     res = cohort.run("migrate", "--to", "other.db")
     assert res.returncode == 2 and "not a PostgreSQL connection URI" in res.stderr
+
+
+def test_two_processes_on_one_database_lose_nothing_and_count_nothing_twice(cohort, pg):
+    """Two consoles at once on one PostgreSQL: the same member marking the same topics,
+    and a member of each; every topic is counted once."""
+    ids = re.findall(r"\[([a-z0-9-]+)\]", cohort.run("roadmap").stdout)[:30]
+    assert len(ids) == 30
+    same = "".join(f"@zoe /done {t}\n" for t in ids)
+    procs = []
+    for me in ("ana", "bob"):
+        own = "".join(f"/done {t}\n" for t in ids[:10])
+        p = cohort.popen("console", "--as", me)
+        procs.append((p, same + own))
+    for p, script in procs:  # both are connected and waiting on stdin: go
+        p.stdin.write(script)
+        p.stdin.flush()
+    for p, _ in procs:
+        _, err = p.communicate(timeout=60)
+        assert p.returncode == 0, err
+    dump = export(cohort)
+    done = [(r["member"], r["topic_id"]) for r in dump["progress"] if r["status"] == "done"]
+    assert sorted(done) == sorted([("console:zoe", t) for t in ids] +
+                                  [(m, t) for m in ("console:ana", "console:bob")
+                                   for t in ids[:10]])
+    assert len(dump["events"]) == 30 + 20  # zoe's thirty once, not twice
+    out = replies(cohort.console("/leaderboard\n", "--as", "ana"))
+    assert "#1   zoe" in out[0][1] and "30" in out[0][1]
