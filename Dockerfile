@@ -7,7 +7,9 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Makefile ./
+COPY lib lib
 COPY bot bot
+COPY cli cli
 COPY store store
 COPY adapters adapters
 COPY roadmaps roadmaps

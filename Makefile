@@ -42,14 +42,14 @@ ALL_LDFLAGS = $(SAN_FLAGS) $(LDFLAGS)
 LIBS = $(PKG_LIBS) -lpthread
 
 # The product core (bot/), the store, and the console adapter; main.c is the CLI.
-CORE_SRC = bot/err.c bot/util.c bot/log.c bot/text.c bot/clock.c bot/toml.c bot/config.c \
+CORE_SRC = lib/err.c lib/util.c lib/log.c lib/text.c lib/clock.c lib/toml.c bot/config.c \
            bot/roadmap.c bot/reply.c bot/bot.c bot/commands.c bot/leaderboard.c bot/digest.c \
-           bot/scheduler.c bot/export.c bot/cmdline.c bot/mailbox.c bot/dispatch.c store/store.c store/sqlite.c store/postgres.c \
+           bot/scheduler.c bot/export.c bot/cmdline.c lib/mailbox.c bot/dispatch.c store/store.c store/sqlite.c store/postgres.c \
            adapters/console.c adapters/http.c adapters/idset.c adapters/discord/gateway.c \
            adapters/discord/render.c adapters/discord/discord.c \
            adapters/matrix/matrix.c adapters/attempts.c
 CORE_OBJ = $(CORE_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/default_roadmap.o
-MAIN_OBJ = $(BUILD)/bot/main.o
+MAIN_OBJ = $(BUILD)/cli/main.o
 
 UNIT_TESTS = test_text test_toml test_config test_roadmap test_store test_commands test_clock \
              test_leaderboard test_digest test_log test_discord test_adapters test_mailbox test_dispatch \
@@ -117,7 +117,7 @@ test: deps
 # (tests/fuzz/corpus/NAME); new inputs go to build/fuzz/corpus, crashes to build/fuzz/.
 FUZZ_TARGETS = toml roadmap args gateway sync
 FUZZ_SECONDS ?= 30
-FUZZ_SRC = bot/err.c bot/util.c bot/log.c bot/text.c bot/toml.c bot/roadmap.c bot/cmdline.c
+FUZZ_SRC = lib/err.c lib/util.c lib/log.c lib/text.c lib/toml.c bot/roadmap.c bot/cmdline.c
 FUZZ_FLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L -I. -g -O1 -Wall -Werror \
              -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 
@@ -198,7 +198,7 @@ docker-test:
 	sh scripts/docker-test.sh
 
 format:
-	clang-format -i $(shell find bot store adapters tests/unit tests/fuzz bench -name '*.[ch]')
+	clang-format -i $(shell find lib store bot adapters cli tests/unit tests/fuzz bench -name '*.[ch]')
 
 clean:
 	rm -rf build

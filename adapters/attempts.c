@@ -2,8 +2,8 @@
 
 #include "adapters/json.h"
 #include "bot/bot.h"
-#include "bot/err.h"
-#include "bot/log.h"
+#include "lib/err.h"
+#include "lib/log.h"
 
 #include <cjson/cJSON.h>
 #include <stdlib.h>

@@ -2,9 +2,9 @@
 
 #include "bot/bot.h"
 #include "bot/cmdline.h"
-#include "bot/err.h"
-#include "bot/text.h"
-#include "bot/util.h"
+#include "lib/err.h"
+#include "lib/text.h"
+#include "lib/util.h"
 
 #include <errno.h>
 #include <poll.h>

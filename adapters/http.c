@@ -2,11 +2,11 @@
 
 #include "adapters/json.h"
 #include "bot/adapter.h"
-#include "bot/clock.h"
-#include "bot/err.h"
-#include "bot/log.h"
-#include "bot/mailbox.h"
-#include "bot/util.h"
+#include "lib/clock.h"
+#include "lib/err.h"
+#include "lib/log.h"
+#include "lib/mailbox.h"
+#include "lib/util.h"
 
 #include <cjson/cJSON.h>
 #include <curl/curl.h>

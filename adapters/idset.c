@@ -1,6 +1,6 @@
 #include "idset.h"
 
-#include "bot/util.h"
+#include "lib/util.h"
 
 #include <stdint.h>
 #include <stdlib.h>

@@ -6,10 +6,10 @@
  */
 #include "bot/bot.h"
 #include "bot/digest.h"
-#include "bot/err.h"
 #include "bot/leaderboard.h"
 #include "bot/roadmap.h"
-#include "bot/util.h"
+#include "lib/err.h"
+#include "lib/util.h"
 #include "store/store.h"
 
 #include <stdio.h>

@@ -1,13 +1,13 @@
 /* The bot's shared core: construction, the clock, group settings, tallies. */
 #include "bot_internal.h"
 
-#include "clock.h"
 #include "digest.h"
-#include "err.h"
-#include "log.h"
+#include "lib/clock.h"
+#include "lib/err.h"
+#include "lib/log.h"
+#include "lib/text.h"
+#include "lib/util.h"
 #include "roadmap.h"
-#include "text.h"
-#include "util.h"
 
 #include <stdio.h>
 #include <stdlib.h>

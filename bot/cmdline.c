@@ -1,7 +1,7 @@
 #include "cmdline.h"
 
-#include "text.h"
-#include "util.h"
+#include "lib/text.h"
+#include "lib/util.h"
 
 #include <string.h>
 

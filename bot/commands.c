@@ -3,13 +3,13 @@
 #include "digest.h"
 #include "leaderboard.h"
 
-#include "clock.h"
-#include "err.h"
-#include "log.h"
+#include "lib/clock.h"
+#include "lib/err.h"
+#include "lib/log.h"
+#include "lib/text.h"
+#include "lib/util.h"
 #include "roadmap.h"
 #include "scheduler.h"
-#include "text.h"
-#include "util.h"
 
 #include <stdio.h>
 #include <stdlib.h>

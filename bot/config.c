@@ -1,11 +1,11 @@
 #include "config.h"
 
-#include "clock.h"
-#include "err.h"
-#include "log.h"
-#include "text.h"
-#include "toml.h"
-#include "util.h"
+#include "lib/clock.h"
+#include "lib/err.h"
+#include "lib/log.h"
+#include "lib/text.h"
+#include "lib/toml.h"
+#include "lib/util.h"
 
 #include <errno.h>
 #include <stddef.h>

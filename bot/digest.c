@@ -1,12 +1,12 @@
 #include "digest.h"
 
 #include "bot_internal.h"
-#include "clock.h"
-#include "err.h"
 #include "leaderboard.h"
+#include "lib/clock.h"
+#include "lib/err.h"
+#include "lib/text.h"
+#include "lib/util.h"
 #include "roadmap.h"
-#include "text.h"
-#include "util.h"
 
 #include <limits.h>
 #include <stdlib.h>

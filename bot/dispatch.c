@@ -1,12 +1,12 @@
 #include "dispatch.h"
 
 #include "bot.h"
-#include "clock.h"
-#include "err.h"
-#include "log.h"
-#include "mailbox.h"
+#include "lib/clock.h"
+#include "lib/err.h"
+#include "lib/log.h"
+#include "lib/mailbox.h"
+#include "lib/util.h"
 #include "scheduler.h"
-#include "util.h"
 
 #include <errno.h>
 #include <poll.h>

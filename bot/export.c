@@ -1,12 +1,12 @@
 #include "export.h"
 
 #include "bot.h"
-#include "clock.h"
-#include "err.h"
+#include "lib/clock.h"
+#include "lib/err.h"
+#include "lib/text.h"
+#include "lib/util.h"
 #include "roadmap.h"
-#include "text.h"
 #include "store/store.h"
-#include "util.h"
 
 #include <cJSON.h>
 #include <stdarg.h>

@@ -1,10 +1,10 @@
 #include "leaderboard.h"
 
 #include "bot_internal.h"
-#include "clock.h"
-#include "err.h"
-#include "text.h"
-#include "util.h"
+#include "lib/clock.h"
+#include "lib/err.h"
+#include "lib/text.h"
+#include "lib/util.h"
 
 #include <stdlib.h>
 #include <string.h>

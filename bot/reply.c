@@ -1,7 +1,7 @@
 #include "reply.h"
 
-#include "text.h"
-#include "util.h"
+#include "lib/text.h"
+#include "lib/util.h"
 
 #include <stdarg.h>
 #include <stdlib.h>

@@ -1,8 +1,8 @@
 #include "roadmap.h"
 
-#include "err.h"
-#include "text.h"
-#include "util.h"
+#include "lib/err.h"
+#include "lib/text.h"
+#include "lib/util.h"
 
 #include <errno.h>
 #include <stdarg.h>

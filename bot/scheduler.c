@@ -1,11 +1,11 @@
 #include "scheduler.h"
 
 #include "bot_internal.h"
-#include "clock.h"
 #include "digest.h"
-#include "err.h"
-#include "log.h"
-#include "util.h"
+#include "lib/clock.h"
+#include "lib/err.h"
+#include "lib/log.h"
+#include "lib/util.h"
 
 #include <stdio.h>
 #include <stdlib.h>

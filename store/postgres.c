@@ -15,9 +15,9 @@
  */
 #include "backend.h"
 
-#include "bot/err.h"
-#include "bot/log.h"
-#include "bot/util.h"
+#include "lib/err.h"
+#include "lib/log.h"
+#include "lib/util.h"
 
 #include <libpq-fe.h>
 #include <stdio.h>

@@ -4,9 +4,9 @@
  */
 #include "backend.h"
 
-#include "bot/err.h"
-#include "bot/log.h"
-#include "bot/util.h"
+#include "lib/err.h"
+#include "lib/log.h"
+#include "lib/util.h"
 
 #include <errno.h>
 #include <fcntl.h>

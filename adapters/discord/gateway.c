@@ -5,11 +5,11 @@
 
 #include "adapters/http.h"
 #include "adapters/json.h"
-#include "bot/clock.h"
-#include "bot/err.h"
-#include "bot/log.h"
-#include "bot/mailbox.h"
-#include "bot/util.h"
+#include "lib/clock.h"
+#include "lib/err.h"
+#include "lib/log.h"
+#include "lib/mailbox.h"
+#include "lib/util.h"
 
 #include <libwebsockets.h>
 #include <pthread.h>

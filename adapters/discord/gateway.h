@@ -13,7 +13,7 @@
 #ifndef COHORT_GATEWAY_H
 #define COHORT_GATEWAY_H
 
-#include "bot/mailbox.h"
+#include "lib/mailbox.h"
 
 #include <cjson/cJSON.h>
 #include <stdbool.h>

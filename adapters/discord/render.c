@@ -2,8 +2,8 @@
 
 #include "bot/bot.h"
 #include "bot/reply.h"
-#include "bot/text.h"
-#include "bot/util.h"
+#include "lib/text.h"
+#include "lib/util.h"
 
 #include <string.h>
 

@@ -5,16 +5,16 @@
 #include "adapters/idset.h"
 #include "adapters/json.h"
 #include "bot/bot.h"
-#include "bot/clock.h"
 #include "bot/cmdline.h"
 #include "bot/config.h"
 #include "bot/dispatch.h"
-#include "bot/err.h"
-#include "bot/log.h"
 #include "bot/reply.h"
 #include "bot/scheduler.h"
-#include "bot/text.h"
-#include "bot/util.h"
+#include "lib/clock.h"
+#include "lib/err.h"
+#include "lib/log.h"
+#include "lib/text.h"
+#include "lib/util.h"
 
 #include <cjson/cJSON.h>
 #include <limits.h>

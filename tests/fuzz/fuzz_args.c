@@ -3,9 +3,9 @@
  * the resolver and the message reader (several topics, notes), over the built-in roadmap.
  */
 #include "bot/cmdline.h"
-#include "bot/err.h"
 #include "bot/roadmap.h"
-#include "bot/util.h"
+#include "lib/err.h"
+#include "lib/util.h"
 
 #include <stdint.h>
 #include <stdlib.h>

@@ -9,10 +9,10 @@
 #include "bot/bot.h"
 #include "bot/config.h"
 #include "bot/dispatch.h"
-#include "bot/err.h"
-#include "bot/log.h"
 #include "bot/roadmap.h"
-#include "bot/util.h"
+#include "lib/err.h"
+#include "lib/log.h"
+#include "lib/util.h"
 #include "store/store.h"
 
 #include <stdio.h>

@@ -1,6 +1,6 @@
 /* libFuzzer target: the Markdown roadmap parser, then the resolver over what it built. */
-#include "bot/err.h"
 #include "bot/roadmap.h"
+#include "lib/err.h"
 
 #include <stdint.h>
 #include <stdlib.h>

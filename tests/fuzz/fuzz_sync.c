@@ -4,8 +4,8 @@
  * commands it made through the dispatcher.
  */
 #include "adapters/matrix/matrix.h"
-#include "bot/util.h"
 #include "fuzz_host.h"
+#include "lib/util.h"
 
 #include <stdint.h>
 

@@ -1,6 +1,6 @@
 /* libFuzzer target: the TOML reader must accept or refuse any bytes, never crash. */
-#include "bot/err.h"
-#include "bot/toml.h"
+#include "lib/err.h"
+#include "lib/toml.h"
 
 #include <stdint.h>
 #include <string.h>

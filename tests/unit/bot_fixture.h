@@ -6,10 +6,10 @@
 #define COHORT_TEST_BOT_FIXTURE_H
 
 #include "bot/bot.h"
-#include "bot/clock.h"
-#include "bot/err.h"
 #include "bot/roadmap.h"
-#include "bot/util.h"
+#include "lib/clock.h"
+#include "lib/err.h"
+#include "lib/util.h"
 #include "store/store.h"
 
 #include <stdio.h>

@@ -11,10 +11,10 @@
 #include "adapters/idset.h"
 #include "adapters/matrix/matrix.h"
 #include "bot/bot.h"
-#include "bot/err.h"
 #include "bot/reply.h"
 #include "bot/roadmap.h"
-#include "bot/util.h"
+#include "lib/err.h"
+#include "lib/util.h"
 #include "store/store.h"
 
 #include <cjson/cJSON.h>

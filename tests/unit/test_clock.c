@@ -7,7 +7,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "bot/clock.h"
+#include "lib/clock.h"
 
 #include <pthread.h>
 #include <stdio.h>

@@ -6,7 +6,7 @@
 
 #include "bot_fixture.h"
 
-#include "bot/text.h"
+#include "lib/text.h"
 
 /* The platforms' renderers, to check that notes (user text) stay text there. */
 #include "adapters/discord/render.h"

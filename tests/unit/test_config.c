@@ -5,9 +5,9 @@
 #include <cmocka.h>
 
 #include "bot/config.h"
-#include "bot/err.h"
-#include "bot/log.h"
-#include "bot/util.h"
+#include "lib/err.h"
+#include "lib/log.h"
+#include "lib/util.h"
 
 #include <stdio.h>
 #include <stdlib.h>

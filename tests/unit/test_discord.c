@@ -8,7 +8,7 @@
 #include "adapters/discord/gateway.h"
 #include "adapters/discord/render.h"
 #include "bot/reply.h"
-#include "bot/util.h"
+#include "lib/util.h"
 
 #include <string.h>
 

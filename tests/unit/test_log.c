@@ -4,7 +4,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "bot/log.h"
+#include "lib/log.h"
 
 #include <stdio.h>
 #include <stdlib.h>

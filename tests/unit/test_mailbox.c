@@ -5,8 +5,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "bot/mailbox.h"
-#include "bot/util.h"
+#include "lib/mailbox.h"
+#include "lib/util.h"
 
 #include <pthread.h>
 #include <stdlib.h>

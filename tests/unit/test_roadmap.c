@@ -4,9 +4,9 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "bot/err.h"
 #include "bot/roadmap.h"
-#include "bot/text.h"
+#include "lib/err.h"
+#include "lib/text.h"
 
 #include <stdio.h>
 #include <stdlib.h>

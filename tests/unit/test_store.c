@@ -4,8 +4,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "bot/err.h"
-#include "bot/util.h"
+#include "lib/err.h"
+#include "lib/util.h"
 #include "store/store.h"
 
 #include <libpq-fe.h>

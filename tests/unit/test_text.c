@@ -4,7 +4,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "bot/text.h"
+#include "lib/text.h"
 
 #include <stdlib.h>
 #include <string.h>

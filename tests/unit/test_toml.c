@@ -4,8 +4,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "bot/err.h"
-#include "bot/toml.h"
+#include "lib/err.h"
+#include "lib/toml.h"
 #include "replay.h"
 
 #include <stdio.h>
