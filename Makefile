@@ -79,7 +79,7 @@ $(BUILD)/gen/default_roadmap.o: $(BUILD)/gen/default_roadmap.c
 $(BUILD)/tests/%: tests/unit/%.c $(CORE_OBJ)
 	@mkdir -p $(dir $@)
 	@echo "  TEST    $@"
-	$(Q)$(CC) $(ALL_CFLAGS) $(shell $(PKG_CONFIG) --cflags cmocka) $(ALL_LDFLAGS) -o $@ $^ \
+	$(Q)$(CC) $(ALL_CFLAGS) $(shell $(PKG_CONFIG) --cflags cmocka) $(ALL_LDFLAGS) -o $@ $(filter %.c %.o,$^) \
 		$(LIBS) $(shell $(PKG_CONFIG) --libs cmocka)
 
 .PHONY: check-deps
@@ -161,7 +161,7 @@ soak: deps
 $(BUILD)/bench/%: bench/%.c $(CORE_OBJ)
 	@mkdir -p $(dir $@)
 	@echo "  BENCH   $@"
-	$(Q)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+	$(Q)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $(filter %.c %.o,$^) $(LIBS)
 
 # The gateway benchmark (build/cohort through the fake Discord at BENCH_RATE/s), then the
 # store's (about 7 minutes). make bench-gateway runs only the first.
