@@ -23,27 +23,13 @@ struct key_spec {
 	size_t offset;
 };
 
-#define STR(t, k, field)                                                                           \
-	{                                                                                          \
-		t, k, KEY_STRING, offsetof(struct config, field)                                   \
-	}
-#define BOOL(t, k, field)                                                                          \
-	{                                                                                          \
-		t, k, KEY_BOOL, offsetof(struct config, field)                                     \
-	}
-#define LIST(t, k, field)                                                                          \
-	{                                                                                          \
-		t, k, KEY_STRINGS, offsetof(struct config, field)                                  \
-	}
-
-#define INT(t, k, field)                                                                           \
-	{                                                                                          \
-		t, k, KEY_INT, offsetof(struct config, field)                                      \
-	}
-#define INTS(t, k, field)                                                                          \
-	{                                                                                          \
-		t, k, KEY_INTS, offsetof(struct config, field)                                     \
-	}
+/* One row of the key table: TOML table, key, its type, and where it goes in struct config. */
+#define KEY(t, k, kind, field) {t, k, kind, offsetof(struct config, field)}
+#define STR(t, k, field) KEY(t, k, KEY_STRING, field)
+#define BOOL(t, k, field) KEY(t, k, KEY_BOOL, field)
+#define LIST(t, k, field) KEY(t, k, KEY_STRINGS, field)
+#define INT(t, k, field) KEY(t, k, KEY_INT, field)
+#define INTS(t, k, field) KEY(t, k, KEY_INTS, field)
 
 /* Every key cohort reads; config.example.toml documents the same list. */
 static const struct key_spec keys[] = {
