@@ -95,6 +95,9 @@ enum stmt_id {
 	S_RESTORE_EVENT, /* returns one row: the new event's id */
 	S_RESTORE_DIGEST,
 	S_RESTORE_DIGEST_RANK,
+	S_LEASE_TAKE,    /* one row (holder, ms left) when taken; none when another holds it */
+	S_LEASE_GET,     /* (holder, ms left) of a lease */
+	S_LEASE_RELEASE,
 	S_COUNT
 };
 

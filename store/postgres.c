@@ -29,9 +29,10 @@
 #define MAX_PARAMS 10
 
 /*
- * The schema, as the SQLite one at version 5 (its store_schema_latest()),
- * in PostgreSQL's types. Later versions add steps to pg_migrations.
+ * The schema, as the SQLite one at version PG_BASE, in PostgreSQL's types.
+ * Later versions add steps to pg_migrations.
  */
+#define PG_BASE 4
 static const char pg_schema[] =
 	"CREATE TABLE members ("
 	"  group_id TEXT NOT NULL,"
@@ -112,6 +113,18 @@ static const char pg_schema[] =
 	"CREATE TABLE roadmap_topics (topic_id TEXT PRIMARY KEY);"
 	"CREATE TABLE roadmap_fingerprint (one INTEGER PRIMARY KEY CHECK (one = 1), "
 	"value TEXT NOT NULL);";
+
+/*
+ * pg_migrations[i] takes the schema from version PG_BASE + i to PG_BASE + i + 1,
+ * the same steps as SQLite's migrations of those numbers, in one transaction.
+ */
+static const char *const pg_migrations[] = {
+	/* 5: leases (store_lease_take): who holds a named claim, until when (Unix ms). */
+	"CREATE TABLE leases ("
+	"  name TEXT PRIMARY KEY,"
+	"  holder TEXT NOT NULL,"
+	"  expires_at BIGINT NOT NULL);",
+};
 
 #define ON_ROADMAP(t)                                                                              \
 	"(" t " IN (SELECT topic_id FROM roadmap_topics) OR "                                      \
@@ -346,6 +359,22 @@ static const char *const sql[S_COUNT] = {
 			     "sent_at, group_percent) VALUES ($1, $2, $3, $4, $5, $6)",
 	[S_RESTORE_DIGEST_RANK] = "INSERT INTO digest_ranks (group_id, local_date, member_id, "
 				  "rank, points) VALUES ($1, $2, $3, $4, $5)",
+/*
+ * The server's clock (the statement's start, the same everywhere in it) decides
+ * expiry. INSERT ... ON CONFLICT DO UPDATE locks the lease's row and checks
+ * WHERE against its newest committed version, so at READ COMMITTED two
+ * processes taking one lease at once are served one after the other: one
+ * gets a row back, the other none.
+ */
+#define NOW_MS "(extract(epoch FROM statement_timestamp()) * 1000)::bigint"
+	[S_LEASE_TAKE] = "INSERT INTO leases (name, holder, expires_at) VALUES ($1, $2, " NOW_MS
+			 " + $3::bigint) ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, "
+			 "expires_at = excluded.expires_at WHERE leases.expires_at <= " NOW_MS
+			 " OR ($4::integer = 1 AND leases.holder = excluded.holder) "
+			 "RETURNING holder, expires_at - " NOW_MS,
+	[S_LEASE_GET] = "SELECT holder, expires_at - " NOW_MS " FROM leases WHERE name = $1",
+	[S_LEASE_RELEASE] = "DELETE FROM leases WHERE name = $1 AND holder = $2",
+#undef NOW_MS
 };
 
 struct pg_stmt {
@@ -430,6 +459,13 @@ static long query_long(struct bk *db, const char *text)
 static int migrate(struct bk *db, char *err)
 {
 	int latest = store_sqlite.schema_latest;
+	if (PG_BASE + (int)ARRAY_SIZE(pg_migrations) != latest) {
+		snprintf(err, COHORT_ERR_LEN,
+			 "%s: this cohort was built with PostgreSQL migrations up to %d but SQLite "
+			 "ones up to %d (a build defect: report it)",
+			 db->url, PG_BASE + (int)ARRAY_SIZE(pg_migrations), latest);
+		return COHORT_ERR_STORE;
+	}
 	int rc = exec_text(db, "SELECT pg_advisory_lock(" MIGRATE_LOCK ")");
 	if (rc) {
 		snprintf(err, COHORT_ERR_LEN, "%s: cannot lock the schema to upgrade it: %s",
@@ -438,27 +474,7 @@ static int migrate(struct bk *db, char *err)
 	}
 	rc = exec_text(db, "CREATE TABLE IF NOT EXISTS cohort_schema (version INTEGER NOT NULL)");
 	long v = rc ? -1 : query_long(db, "SELECT COALESCE(MAX(version), 0) FROM cohort_schema");
-	if (v == 0) {
-		char set[96];
-		snprintf(set, sizeof(set), "INSERT INTO cohort_schema (version) VALUES (%d)", latest);
-		rc = exec_text(db, "BEGIN");
-		if (!rc)
-			rc = exec_text(db, pg_schema);
-		if (!rc)
-			rc = exec_text(db, set);
-		if (!rc)
-			rc = exec_text(db, "COMMIT");
-		if (rc) {
-			char *why = xstrdup(db->err);
-			exec_text(db, "ROLLBACK");
-			snprintf(err, COHORT_ERR_LEN,
-				 "%s: creating the schema failed: %s (nothing was changed)", db->url,
-				 why);
-			free(why);
-		} else {
-			v = latest;
-		}
-	} else if (v < 0) {
+	if (v < 0) {
 		snprintf(err, COHORT_ERR_LEN, "%s: cannot read the schema version: %s", db->url,
 			 db->err);
 		rc = COHORT_ERR_STORE;
@@ -468,6 +484,37 @@ static int migrate(struct bk *db, char *err)
 			 "%d (run a newer cohort, or restore a backup)",
 			 db->url, v, latest);
 		rc = COHORT_ERR_STORE;
+	} else if (v > 0 && v < PG_BASE) {
+		snprintf(err, COHORT_ERR_LEN,
+			 "%s: the database has schema version %ld, older than any PostgreSQL store "
+			 "cohort made (restore a backup)",
+			 db->url, v);
+		rc = COHORT_ERR_STORE;
+	}
+	/* A new database gets the base schema and every step after it in one transaction. */
+	for (long to = v == 0 ? PG_BASE : v + 1; !rc && to <= latest; to++) {
+		bool last = to == latest;
+		if (v != 0 || to == PG_BASE)
+			rc = exec_text(db, "BEGIN");
+		if (!rc)
+			rc = exec_text(db, to == PG_BASE ? pg_schema : pg_migrations[to - PG_BASE - 1]);
+		if (!rc && (v != 0 || last)) {
+			char set[96];
+			snprintf(set, sizeof(set), "INSERT INTO cohort_schema (version) VALUES (%ld)",
+				 to);
+			rc = exec_text(db, set);
+			if (!rc)
+				rc = exec_text(db, "COMMIT");
+		}
+		if (rc) {
+			char *why = xstrdup(db->err);
+			exec_text(db, "ROLLBACK");
+			snprintf(err, COHORT_ERR_LEN,
+				 "%s: upgrading the schema to version %ld failed: %s (nothing of that "
+				 "step was changed)",
+				 db->url, to, why);
+			free(why);
+		}
 	}
 	exec_text(db, "SELECT pg_advisory_unlock(" MIGRATE_LOCK ")");
 	return rc;

@@ -164,6 +164,12 @@ static const char *const migrations[] = {
 	/* A fingerprint of those ids and the renames applied: unchanged, a start does nothing. */
 	"CREATE TABLE roadmap_fingerprint (one INTEGER PRIMARY KEY CHECK (one = 1), "
 	"value TEXT NOT NULL);",
+	/* 5: leases (store_lease_take): who holds a named claim, until when (Unix ms). */
+	"CREATE TABLE leases ("
+	"  name TEXT PRIMARY KEY,"
+	"  holder TEXT NOT NULL,"
+	"  expires_at INTEGER NOT NULL"
+	") WITHOUT ROWID;",
 };
 
 /* Whether topic id expression t counts toward scores (a correlated test). */
@@ -335,6 +341,16 @@ static const char *const sql[S_COUNT] = {
 	[S_READ_END] = "COMMIT",
 	[S_GROUP_ZONE] = "SELECT timezone FROM group_settings WHERE group_id = ?1",
 	[S_STATE_DELETE] = "DELETE FROM adapter_state WHERE key = ?1",
+#define NOW_MS "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)"
+	/* 'now' is read once per statement: every use below sees the same instant. */
+	[S_LEASE_TAKE] = "INSERT INTO leases (name, holder, expires_at) VALUES (?1, ?2, " NOW_MS
+			 " + ?3) ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, "
+			 "expires_at = excluded.expires_at WHERE leases.expires_at <= " NOW_MS
+			 " OR (?4 AND leases.holder = excluded.holder) "
+			 "RETURNING holder, expires_at - " NOW_MS,
+	[S_LEASE_GET] = "SELECT holder, expires_at - " NOW_MS " FROM leases WHERE name = ?1",
+	[S_LEASE_RELEASE] = "DELETE FROM leases WHERE name = ?1 AND holder = ?2",
+#undef NOW_MS
 	[S_GROUPS] = "SELECT group_id FROM members UNION "
 		     "SELECT group_id FROM group_settings ORDER BY 1",
 	[S_TOPIC_TOTALS] = "SELECT topic_id, COUNT(*), SUM(status = 'done') FROM progress "

@@ -11,9 +11,11 @@
 #include "lib/log.h"
 #include "lib/util.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 struct store {
 	const struct backend *be;
@@ -1291,4 +1293,77 @@ static void fill_digest_rank(struct bk_stmt *s, const void *v)
 int store_restore_digest_rank(struct store *st, const struct store_digest_rank_row *r)
 {
 	return insert_row(st, S_RESTORE_DIGEST_RANK, fill_digest_rank, r, "restoring a digest ranking", NULL);
+}
+
+static char holder_id[STORE_HOLDER_LEN];
+static pthread_once_t holder_once = PTHREAD_ONCE_INIT;
+
+static void holder_init(void)
+{
+	char host[64] = "";
+	if (gethostname(host, sizeof(host) - 1) != 0 || !host[0])
+		snprintf(host, sizeof(host), "unknown-host");
+	uint32_t id = (uint32_t)(random_unit() * 4294967296.0);
+	snprintf(holder_id, sizeof(holder_id), "%s pid %ld id %08x", host, (long)getpid(),
+		 (unsigned)id);
+}
+
+const char *store_lease_holder(void)
+{
+	pthread_once(&holder_once, holder_init);
+	return holder_id;
+}
+
+static void lease_row(struct bk_stmt *s, struct store_lease *out)
+{
+	if (!out)
+		return;
+	snprintf(out->holder, sizeof(out->holder), "%s", col_text(s, 0));
+	out->ms_left = bk_col_int(s, 1);
+}
+
+int store_lease_get(struct store *st, const char *name, struct store_lease *out)
+{
+	struct bk_stmt *s = prep(st, S_LEASE_GET);
+	bind_text(s, 1, name);
+	int rc = bk_step(s);
+	if (rc == BK_ROW)
+		lease_row(s, out);
+	bk_reset(s);
+	if (rc == BK_DONE)
+		return COHORT_ERR_NOT_FOUND;
+	return rc == BK_ROW ? COHORT_OK : db_fail(st, "reading a lease");
+}
+
+int store_lease_take(struct store *st, const char *name, const char *holder, int64_t ttl_ms,
+		     bool renew, struct store_lease *out)
+{
+	/* A refusal then a release before we read who had it: try again (a few times). */
+	for (int attempt = 0; attempt < 3; attempt++) {
+		struct bk_stmt *s = prep(st, S_LEASE_TAKE);
+		bind_text(s, 1, name);
+		bind_text(s, 2, holder);
+		bk_bind_int(s, 3, ttl_ms);
+		bk_bind_int(s, 4, renew ? 1 : 0);
+		int rc = bk_step(s);
+		if (rc == BK_ROW)
+			lease_row(s, out);
+		bk_reset(s);
+		if (rc == BK_ROW)
+			return COHORT_OK;
+		if (rc != BK_DONE)
+			return db_fail(st, "taking a lease");
+		rc = store_lease_get(st, name, out);
+		if (rc != COHORT_ERR_NOT_FOUND)
+			return rc ? rc : COHORT_ERR_DENIED;
+	}
+	return COHORT_ERR_DENIED;
+}
+
+int store_lease_release(struct store *st, const char *name, const char *holder)
+{
+	struct bk_stmt *s = prep(st, S_LEASE_RELEASE);
+	bind_text(s, 1, name);
+	bind_text(s, 2, holder);
+	return run(st, s, "releasing a lease");
 }

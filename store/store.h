@@ -427,4 +427,56 @@ int store_restore_end(struct store *st, bool keep);
 int store_state_get(struct store *st, const char *key, char **value);
 int store_state_set(struct store *st, const char *key, const char *value);
 
+/*
+ * Leases: a named claim that one holder has until it lapses (a group's digest
+ * being sent, the Matrix sync, a Discord shard, an IDENTIFY slot). Several
+ * processes on one database agree on who has each: the database decides in
+ * one statement (PostgreSQL: an upsert that locks the lease's row, correct at
+ * READ COMMITTED), never a process's memory.
+ *
+ * Which clock decides expiry: the database's (PostgreSQL: the server's
+ * statement_timestamp(); SQLite: the machine's real clock, read by SQLite in
+ * the statement). Never a process's clock: processes on several machines
+ * read clocks that differ, and the test clock (COHORT_FAKE_NOW, see
+ * lib/clock.h) is each process's own, starting when it starts, so two test
+ * processes disagree on purpose. A lease is about how long a dead holder can
+ * keep others waiting, which is real time: ttl_ms is real milliseconds
+ * (callers that think in the process clock's time convert with
+ * clock_real_wait_ms()).
+ */
+#define STORE_HOLDER_LEN 160
+
+/*
+ * This process's holder identity: "host pid 1234 id 0123abcd" (the host
+ * name, the pid and a random instance id drawn once per process, so a pid
+ * reused after a restart, or on another machine, is another holder). Any
+ * thread.
+ */
+const char *store_lease_holder(void);
+
+/* Who holds a lease and for how much longer. */
+struct store_lease {
+	char holder[STORE_HOLDER_LEN];
+	int64_t ms_left; /* real ms until it lapses unless renewed (0 or less: lapsed) */
+};
+
+/*
+ * Takes lease name for holder for ttl_ms from now, when nobody holds it or
+ * its holder let it lapse. With renew, a holder that has it already extends
+ * it; without, a lease that has not lapsed is refused to everyone, holder
+ * included (a slot that may be used once per period). out (may be NULL)
+ * receives the holder after the call. Returns COHORT_OK (holder has it),
+ * COHORT_ERR_DENIED (another holds it, or without renew: it has not lapsed;
+ * out names who and for how long) or COHORT_ERR_STORE.
+ */
+int store_lease_take(struct store *st, const char *name, const char *holder, int64_t ttl_ms,
+		     bool renew, struct store_lease *out);
+/*
+ * Who holds lease name (lapsed or not): COHORT_OK, COHORT_ERR_NOT_FOUND (nobody
+ * took it, or it was released) or COHORT_ERR_STORE.
+ */
+int store_lease_get(struct store *st, const char *name, struct store_lease *out);
+/* Ends holder's lease name at once (nothing when another has it): COHORT_OK or COHORT_ERR_STORE. */
+int store_lease_release(struct store *st, const char *name, const char *holder);
+
 #endif

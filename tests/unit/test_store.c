@@ -1157,6 +1157,173 @@ static void pg_concurrent_dones_are_counted_exactly_once(void **state)
 	assert_int_equal(points(f->st, "same", 1000), SAME);
 }
 
+static void sleep_ms(long ms)
+{
+	nanosleep(&(struct timespec){ms / 1000, (ms % 1000) * 1000000L}, NULL);
+}
+
+/* A lease is its holder's until it lapses; then anyone may take it; a refusal names the holder. */
+static void a_lease_is_held_until_it_lapses(void **state)
+{
+	struct fixture *f = *state;
+	struct store_lease l;
+	assert_int_equal(store_lease_get(f->st, "digest:g", &l), COHORT_ERR_NOT_FOUND);
+	assert_int_equal(store_lease_take(f->st, "digest:g", "host-a pid 1 id aa", 600, true, &l),
+			 COHORT_OK);
+	assert_string_equal(l.holder, "host-a pid 1 id aa");
+	assert_true(l.ms_left > 300 && l.ms_left <= 600);
+	/* Another holder is refused and told who has it and for how long. */
+	memset(&l, 0, sizeof(l));
+	assert_int_equal(store_lease_take(f->st, "digest:g", "host-b pid 2 id bb", 600, true, &l),
+			 COHORT_ERR_DENIED);
+	assert_string_equal(l.holder, "host-a pid 1 id aa");
+	assert_true(l.ms_left > 0 && l.ms_left <= 600);
+	/* Another name is another lease. */
+	assert_int_equal(store_lease_take(f->st, "digest:h", "host-b pid 2 id bb", 600, true, NULL),
+			 COHORT_OK);
+	/* The holder renews it: still its own after the first period would have ended. */
+	sleep_ms(350);
+	assert_int_equal(store_lease_take(f->st, "digest:g", "host-a pid 1 id aa", 600, true, &l),
+			 COHORT_OK);
+	assert_true(l.ms_left > 450);
+	sleep_ms(350);
+	assert_int_equal(store_lease_take(f->st, "digest:g", "host-b pid 2 id bb", 600, true, &l),
+			 COHORT_ERR_DENIED);
+	assert_string_equal(l.holder, "host-a pid 1 id aa");
+	/* Not renewed, it lapses, and the next one takes it; the old holder is refused then. */
+	sleep_ms(700);
+	assert_int_equal(store_lease_take(f->st, "digest:g", "host-b pid 2 id bb", 600, true, &l),
+			 COHORT_OK);
+	assert_string_equal(l.holder, "host-b pid 2 id bb");
+	assert_int_equal(store_lease_take(f->st, "digest:g", "host-a pid 1 id aa", 600, true, &l),
+			 COHORT_ERR_DENIED);
+	assert_string_equal(l.holder, "host-b pid 2 id bb");
+}
+
+/* A release frees a lease at once, but only the holder's own release does. */
+static void a_released_lease_is_free_at_once(void **state)
+{
+	struct fixture *f = *state;
+	struct store_lease l;
+	assert_int_equal(store_lease_take(f->st, "shard:0", "a", 60000, true, NULL), COHORT_OK);
+	assert_int_equal(store_lease_release(f->st, "shard:0", "b"), COHORT_OK); /* not b's */
+	assert_int_equal(store_lease_take(f->st, "shard:0", "b", 60000, true, &l), COHORT_ERR_DENIED);
+	assert_string_equal(l.holder, "a");
+	assert_int_equal(store_lease_release(f->st, "shard:0", "a"), COHORT_OK);
+	assert_int_equal(store_lease_get(f->st, "shard:0", &l), COHORT_ERR_NOT_FOUND);
+	assert_int_equal(store_lease_take(f->st, "shard:0", "b", 60000, true, &l), COHORT_OK);
+	assert_string_equal(l.holder, "b");
+}
+
+/* Without renew a lease is a slot used once per period: its own holder is refused too. */
+static void a_slot_is_used_once_per_period(void **state)
+{
+	struct fixture *f = *state;
+	struct store_lease l;
+	assert_int_equal(store_lease_take(f->st, "identify:0", "a", 400, false, NULL), COHORT_OK);
+	assert_int_equal(store_lease_take(f->st, "identify:0", "a", 400, false, &l),
+			 COHORT_ERR_DENIED);
+	assert_string_equal(l.holder, "a");
+	assert_int_equal(store_lease_take(f->st, "identify:0", "b", 400, false, NULL),
+			 COHORT_ERR_DENIED);
+	sleep_ms(500);
+	assert_int_equal(store_lease_take(f->st, "identify:0", "b", 400, false, &l), COHORT_OK);
+	assert_string_equal(l.holder, "b");
+}
+
+/* The holder identity names this host and process and stays the same within it. */
+static void the_holder_names_the_process(void **state)
+{
+	(void)state;
+	char host[64] = "", want[96];
+	assert_int_equal(gethostname(host, sizeof(host) - 1), 0);
+	snprintf(want, sizeof(want), "%s pid %ld id ", host, (long)getpid());
+	const char *h = store_lease_holder();
+	assert_int_equal(strncmp(h, want, strlen(want)), 0);
+	assert_int_equal(strlen(h), strlen(want) + 8);
+	assert_ptr_equal(store_lease_holder(), h);
+}
+
+/* A database an earlier cohort made (version 4, no leases) is upgraded in place on open. */
+static void pg_an_earlier_database_is_upgraded(void **state)
+{
+	struct fixture *f = *state;
+	assert_int_equal(set(f->st, "ana", "kafka", STATUS_DONE, NULL, 1000), COHORT_OK);
+	store_free(f->st);
+	f->st = NULL;
+	char sql[300];
+	snprintf(sql, sizeof(sql),
+		 "DROP TABLE %s.leases; DELETE FROM %s.cohort_schema; "
+		 "INSERT INTO %s.cohort_schema (version) VALUES (4)",
+		 f->schema, f->schema, f->schema);
+	assert_int_equal(pg_exec(sql), 0);
+	assert_int_equal(open_fixture(f), 0);
+	assert_int_equal(store_schema_version(f->st), store_schema_latest());
+	assert_int_equal(status_of(f->st, "ana", "kafka"), STATUS_DONE);
+	assert_int_equal(store_lease_take(f->st, "x", "a", 1000, true, NULL), COHORT_OK);
+}
+
+#define LEASE_RACERS 6
+
+/*
+ * Processes taking one free lease at the same moment, each on its own
+ * connection, several times over: exactly one gets it each time.
+ */
+static void racing_holders_get_a_lease_once(void **state)
+{
+	struct fixture *f = *state;
+	store_free(f->st); /* no connection is shared with the children; reopened below */
+	f->st = NULL;
+	for (int round = 0; round < 3; round++) {
+		int go[2], out[2];
+		assert_int_equal(pipe(go), 0);
+		assert_int_equal(pipe(out), 0);
+		pid_t pids[LEASE_RACERS];
+		for (int k = 0; k < LEASE_RACERS; k++) {
+			pids[k] = fork();
+			assert_true(pids[k] >= 0);
+			if (pids[k] == 0) {
+				close(go[1]);
+				close(out[0]);
+				char err[COHORT_ERR_LEN], name[16], holder[16];
+				struct store *st;
+				if (store_open(f->target, false, &st, err))
+					_exit(1);
+				char c;
+				ssize_t n = read(go[0], &c, 1); /* EOF: everyone goes */
+				(void)n;
+				snprintf(name, sizeof(name), "race:%d", round);
+				snprintf(holder, sizeof(holder), "racer %d", k);
+				struct store_lease l;
+				int rc = store_lease_take(st, name, holder, 60000, true, &l);
+				int won = rc == COHORT_OK;
+				if ((rc != COHORT_OK && rc != COHORT_ERR_DENIED) ||
+				    strncmp(l.holder, "racer ", 6) != 0)
+					_exit(2);
+				store_free(st);
+				if (write(out[1], &won, sizeof(won)) != (ssize_t)sizeof(won))
+					_exit(3);
+				_exit(0);
+			}
+		}
+		close(go[0]);
+		close(out[1]);
+		sleep_ms(300); /* let them connect and wait */
+		close(go[1]);
+		int winners = 0;
+		for (int k = 0; k < LEASE_RACERS; k++) {
+			int status, won;
+			assert_int_equal(waitpid(pids[k], &status, 0), pids[k]);
+			assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+			assert_int_equal(read(out[0], &won, sizeof(won)), (ssize_t)sizeof(won));
+			winners += won;
+		}
+		close(out[0]);
+		assert_int_equal(winners, 1);
+	}
+	assert_int_equal(open_fixture(f), 0);
+}
+
 int main(void)
 {
 	/* Each runs on every backend. */
@@ -1176,6 +1343,11 @@ int main(void)
 		cmocka_unit_test(settings_and_adapter_state),
 		cmocka_unit_test(everything_survives_a_reopen),
 		cmocka_unit_test(a_batch_commits_together_and_a_failed_change_alone_is_undone),
+		cmocka_unit_test(a_lease_is_held_until_it_lapses),
+		cmocka_unit_test(a_released_lease_is_free_at_once),
+		cmocka_unit_test(a_slot_is_used_once_per_period),
+		cmocka_unit_test(the_holder_names_the_process),
+		cmocka_unit_test(racing_holders_get_a_lease_once),
 	};
 	/* Files, SQLite's schema history, its backup and checkpoints. */
 	const struct CMUnitTest sqlite_tests[] = {
@@ -1195,6 +1367,7 @@ int main(void)
 		cmocka_unit_test(pg_processes_starting_together_migrate_once),
 		cmocka_unit_test(pg_concurrent_dones_are_counted_exactly_once),
 		cmocka_unit_test(a_postgres_backup_names_pg_dump),
+		cmocka_unit_test(pg_an_earlier_database_is_upgraded),
 	};
 	enum { NB = sizeof(backend_tests) / sizeof(backend_tests[0]) };
 	enum { NS = sizeof(sqlite_tests) / sizeof(sqlite_tests[0]) };
