@@ -50,6 +50,8 @@ static const struct key_spec keys[] = {
 	BOOL("discord", "register_commands", discord_register_commands),
 	INT("discord", "shard_count", discord_shard_count),
 	INTS("discord", "shards", discord_shards),
+	BOOL("discord", "gateway", discord_gateway),
+	STR("discord", "public_key", discord_public_key),
 	BOOL("matrix", "enabled", matrix_enabled),
 	STR("matrix", "homeserver", matrix_homeserver),
 	STR("matrix", "user_id", matrix_user_id),
@@ -93,6 +95,8 @@ void config_init(struct config *cfg)
 	cfg->discord_api_url = xstrdup("https://discord.com/api/v10");
 	cfg->discord_prefix = xstrdup("");
 	cfg->discord_register_commands = true;
+	cfg->discord_gateway = true;
+	cfg->discord_public_key = xstrdup("");
 	cfg->matrix_homeserver = xstrdup("https://matrix.example.org");
 	cfg->matrix_user_id = xstrdup("@cohort:example.org");
 	cfg->matrix_access_token = xstrdup("");
@@ -463,6 +467,17 @@ static int validate(const struct config *cfg, const int *lines, char *err)
 					 "from 0 to %d): remove it or raise shard_count",
 					 cfg->discord_shards.v[i], cfg->discord_shard_count,
 					 cfg->discord_shard_count - 1);
+	if (*cfg->discord_public_key && (strlen(cfg->discord_public_key) != 64 ||
+					 strspn(cfg->discord_public_key, "0123456789abcdefABCDEF") != 64))
+		return bad_value(cfg, lines, "discord", "public_key", err,
+				 "\"%.80s\" is not an Ed25519 public key: copy the 64 hex digits of "
+				 "Public Key from the Developer Portal (General Information)",
+				 cfg->discord_public_key);
+	if (cfg->discord_enabled && !cfg->discord_gateway && !*cfg->discord_public_key)
+		return bad_value(cfg, lines, "discord", "gateway", err,
+				 "false (HTTP interactions only) needs discord.public_key, the "
+				 "application's Public Key from the Developer Portal; set it, or "
+				 "gateway = true");
 	if (!is_http_url(cfg->matrix_homeserver))
 		return bad_value(cfg, lines, "matrix", "homeserver", err,
 				 "\"%s\" is not an http(s):// URL", cfg->matrix_homeserver);
@@ -708,6 +723,11 @@ void config_describe(const struct config *cfg, struct strbuf *out)
 		for (size_t i = 0; i < cfg->discord_shards.n; i++)
 			sb_addf(out, "%s%d", i ? ", " : "", cfg->discord_shards.v[i]);
 		sb_addf(out, "\n");
+		sb_addf(out, "  %-20s %s\n", "discord.gateway",
+			cfg->discord_gateway ? "true" : "false (HTTP interactions only)");
+		sb_addf(out, "  %-20s %s\n", "discord.public_key",
+			*cfg->discord_public_key ? cfg->discord_public_key
+						 : "(not set: no POST /interactions)");
 	}
 	sb_addf(out, "  %-20s %s\n", "matrix.enabled", cfg->matrix_enabled ? "true" : "false");
 	if (cfg->matrix_enabled) {

@@ -49,6 +49,8 @@ struct config {
 	bool discord_register_commands; /* at start-up, once READY */
 	int discord_shard_count;        /* 0: as GET /gateway/bot recommends */
 	struct intlist discord_shards;  /* the shard ids this process runs; empty: all */
+	bool discord_gateway;           /* false: HTTP interactions only, no gateway connection */
+	char *discord_public_key;       /* "": none; else 64 hex digits (Ed25519, for /interactions) */
 
 	bool discord_token_from_env; /* COHORT_DISCORD_TOKEN set it */
 

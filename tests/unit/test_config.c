@@ -361,6 +361,52 @@ static void shard_keys_are_read_and_checked(void **state)
 	assert_int_equal(rc, COHORT_OK);
 }
 
+static void interaction_keys_are_read_and_checked(void **state)
+{
+	(void)state;
+	int rc;
+	const char *key = "8f2bd2a5bd4f1d1c6e0cdbdc1d3e2a1f0c9b8a7f6e5d4c3b2a1908f7e6d5c4b3";
+	char text[300];
+	snprintf(text, sizeof(text), "[discord]\ngateway = false\npublic_key = \"%s\"\n", key);
+	char path[] = "/tmp/cohort-config-XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	FILE *f = fdopen(fd, "w");
+	fputs(text, f);
+	fclose(f);
+	struct config cfg;
+	char err[COHORT_ERR_LEN];
+	config_init(&cfg);
+	assert_true(cfg.discord_gateway);
+	assert_string_equal(cfg.discord_public_key, "");
+	assert_int_equal(config_load(&cfg, path, err), COHORT_OK);
+	assert_false(cfg.discord_gateway);
+	assert_string_equal(cfg.discord_public_key, key);
+	config_release(&cfg);
+	unlink(path);
+
+	const char *e = load_text("[discord]\npublic_key = \"abc\"\n", &rc);
+	assert_int_equal(rc, COHORT_ERR_CONFIG);
+	assert_string_equal(e, ":2: discord.public_key: \"abc\" is not an Ed25519 public key: copy "
+			       "the 64 hex digits of Public Key from the Developer Portal (General "
+			       "Information)");
+	/* 64 characters, one of them not hex. */
+	e = load_text("[discord]\npublic_key = "
+		      "\"8f2bd2a5bd4f1d1c6e0cdbdc1d3e2a1f0c9b8a7f6e5d4c3b2a1908f7e6d5c4bg\"\n",
+		      &rc);
+	assert_int_equal(rc, COHORT_ERR_CONFIG);
+	assert_non_null(strstr(e, ":2: discord.public_key: "));
+	e = load_text("[discord]\nenabled = true\ntoken = \"t\"\n\ngateway = false\n", &rc);
+	assert_int_equal(rc, COHORT_ERR_CONFIG);
+	assert_string_equal(e, ":5: discord.gateway: false (HTTP interactions only) needs "
+			       "discord.public_key, the application's Public Key from the Developer "
+			       "Portal; set it, or gateway = true");
+	e = load_text("[discord]\ngateway = \"no\"\n", &rc);
+	assert_int_equal(rc, COHORT_ERR_CONFIG);
+	assert_string_equal(e, ":2: \"gateway\" in [discord] must be a boolean (true or false), "
+			       "not a string");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -378,6 +424,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(the_store_url_is_checked_and_its_password_never_shown,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(shard_keys_are_read_and_checked, setup, teardown),
+		cmocka_unit_test_setup_teardown(interaction_keys_are_read_and_checked, setup,
+						teardown),
 	};
 	return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }
