@@ -50,6 +50,7 @@ struct pending {
 	char *id, *token;
 	int64_t at;
 	bool deferred, personal;
+	struct dc_responder resp; /* came over HTTP: the answer (or deferral) goes here once */
 	struct pending *next;
 };
 
@@ -204,9 +205,22 @@ static struct pending *take_pending(struct discord *dc, const char *id)
 
 static void pending_free(struct pending *p)
 {
+	if (p->resp.send && p->resp.drop)
+		p->resp.drop(p->resp.ctx); /* never answered (shutdown) */
 	free(p->id);
 	free(p->token);
 	free(p);
+}
+
+/* Answers an interaction that came over HTTP with body (freed); the responder is used up. */
+static void respond(struct dc_responder *r, cJSON *body)
+{
+	char *text = cJSON_PrintUnformatted(body);
+	r->send(r->ctx, text);
+	r->send = NULL;
+	r->drop = NULL;
+	cJSON_free(text);
+	cJSON_Delete(body);
 }
 
 /* Sends a finished message as the interaction's answer: the callback, or an edit if deferred. */
@@ -224,6 +238,12 @@ static void answer(struct discord *dc, const char *id, cJSON *msg)
 		post_json(dc, "PATCH", url, msg, queue, answered, dc);
 		free(url);
 		free(queue);
+		msg = NULL;
+	} else if (p && p->resp.send) {
+		cJSON *body = cJSON_CreateObject();
+		cJSON_AddNumberToObject(body, "type", CB_MESSAGE);
+		cJSON_AddItemToObject(body, "data", msg);
+		respond(&p->resp, body);
 		msg = NULL;
 	} else if (p) {
 		char *url = xasprintf("%s/interactions/%s/%s/callback", dc->cfg->discord_api_url,
@@ -330,11 +350,14 @@ static void run_command(struct bot *b, void *arg)
 struct complete_job {
 	struct discord *dc;
 	char *id, *token, *typed;
+	struct dc_responder resp; /* came over HTTP: answered here */
 };
 
 static void complete_job_free(void *arg)
 {
 	struct complete_job *j = arg;
+	if (j->resp.send && j->resp.drop)
+		j->resp.drop(j->resp.ctx);
 	free(j->id);
 	free(j->token);
 	free(j->typed);
@@ -355,6 +378,11 @@ static void run_complete(struct bot *b, void *arg)
 		cJSON_AddStringToObject(c, "name", ch[i].label);
 		cJSON_AddStringToObject(c, "value", ch[i].value);
 		cJSON_AddItemToArray(choices, c);
+	}
+	if (j->resp.send) {
+		respond(&j->resp, body);
+		complete_job_free(j);
+		return;
 	}
 	char *url = xasprintf("%s/interactions/%s/%s/callback", j->dc->cfg->discord_api_url, j->id,
 			      j->token);
@@ -388,8 +416,8 @@ static char *dup_or_null(const char *s)
 }
 
 /* Answers an interaction at once with a message the adapter made itself (ephemeral). */
-static void answer_now(struct discord *dc, const char *id, const char *token, const char *title,
-		       const char *line)
+static void answer_now(struct discord *dc, const char *id, const char *token,
+		       const struct dc_responder *resp, const char *title, const char *line)
 {
 	struct reply r;
 	reply_init(&r);
@@ -401,6 +429,8 @@ static void answer_now(struct discord *dc, const char *id, const char *token, co
 	p->id = xstrdup(id);
 	p->token = xstrdup(token);
 	p->at = clock_real_ms();
+	if (resp)
+		p->resp = *resp;
 	p->next = dc->pending;
 	dc->pending = p;
 	pthread_mutex_unlock(&dc->lock);
@@ -455,7 +485,8 @@ static char *digest_permission_note(const cJSON *ix)
 	return note;
 }
 
-static void on_command(struct discord *dc, const cJSON *ix, const char *id, const char *token)
+static int on_command(struct discord *dc, const cJSON *ix, const char *id, const char *token,
+		      const struct dc_responder *resp)
 {
 	const cJSON *data = cJSON_GetObjectItemCaseSensitive(ix, "data");
 	const cJSON *options = cJSON_GetObjectItemCaseSensitive(data, "options");
@@ -466,12 +497,12 @@ static void on_command(struct discord *dc, const cJSON *ix, const char *id, cons
 	const char *user_id = jstr(user, "id");
 	if (!name) {
 		log_warn(TAG, "ignoring interaction %s without a command name", id);
-		return;
+		return COHORT_ERR_USAGE;
 	}
 	if (!snowflake(guild) || !snowflake(user_id) || !snowflake(channel)) {
-		answer_now(dc, id, token, "cohort works in a server's channels",
+		answer_now(dc, id, token, resp, "cohort works in a server's channels",
 			   "Progress belongs to a study group: use the commands in your server.");
-		return;
+		return COHORT_OK;
 	}
 	const char *shown = jstr(member, "nick");
 	if (!shown)
@@ -539,13 +570,17 @@ static void on_command(struct discord *dc, const cJSON *ix, const char *id, cons
 	p->token = xstrdup(token);
 	p->at = clock_real_ms();
 	p->personal = bot_command_personal(j->command) || !strcmp(name, "digest-setup");
+	if (resp)
+		p->resp = *resp;
 	p->next = dc->pending;
 	dc->pending = p;
 	pthread_mutex_unlock(&dc->lock);
 	dispatch_submit(dc->dispatch, run_command, command_job_free, j);
+	return COHORT_OK;
 }
 
-static void on_autocomplete(struct discord *dc, const cJSON *ix, const char *id, const char *token)
+static void on_autocomplete(struct discord *dc, const cJSON *ix, const char *id, const char *token,
+			    const struct dc_responder *resp)
 {
 	const cJSON *data = cJSON_GetObjectItemCaseSensitive(ix, "data");
 	const cJSON *o, *options = cJSON_GetObjectItemCaseSensitive(data, "options");
@@ -562,28 +597,43 @@ static void on_autocomplete(struct discord *dc, const cJSON *ix, const char *id,
 	j->id = xstrdup(id);
 	j->token = xstrdup(token);
 	j->typed = xstrdup(typed);
+	if (resp)
+		j->resp = *resp;
 	dispatch_submit(dc->dispatch, run_complete, complete_job_free, j);
 }
 
-static void on_interaction(struct discord *dc, const cJSON *ix)
+/*
+ * An interaction from the gateway (resp NULL) or over HTTP. Returns COHORT_OK
+ * (handled; resp handed over), COHORT_ERR_DUPLICATE (delivered before) or
+ * COHORT_ERR_USAGE (not one cohort answers); resp is untouched then.
+ */
+static int on_interaction(struct discord *dc, const cJSON *ix, const struct dc_responder *resp)
 {
 	const char *id = jstr(ix, "id"), *token = jstr(ix, "token");
 	int64_t type;
 	if (!snowflake(id) || !url_token(token) ||
 	    !json_int(cJSON_GetObjectItemCaseSensitive(ix, "type"), 0, 255, &type)) {
 		log_warn(TAG, "ignoring an interaction without a valid id, token or type");
-		return;
+		return COHORT_ERR_USAGE;
+	}
+	if (type != IX_COMMAND && type != IX_AUTOCOMPLETE) {
+		log_debug(TAG, "ignoring interaction type %d", (int)type);
+		return COHORT_ERR_USAGE;
 	}
 	if (seen_before(dc, id)) {
 		log_info(TAG, "interaction %s was delivered again; it is answered already", id);
-		return;
+		return COHORT_ERR_DUPLICATE;
 	}
+	/* Without a gateway there is no READY: the edits of deferred answers need the id. */
+	const char *app = jstr(ix, "application_id");
+	pthread_mutex_lock(&dc->lock);
+	if (!dc->app_id_shared && snowflake(app))
+		dc->app_id_shared = xstrdup(app);
+	pthread_mutex_unlock(&dc->lock);
 	if (type == IX_COMMAND)
-		on_command(dc, ix, id, token);
-	else if (type == IX_AUTOCOMPLETE)
-		on_autocomplete(dc, ix, id, token);
-	else
-		log_debug(TAG, "ignoring interaction type %d", (int)type);
+		return on_command(dc, ix, id, token, resp);
+	on_autocomplete(dc, ix, id, token, resp);
+	return COHORT_OK;
 }
 
 static void on_message_create(struct discord *dc, const cJSON *m)
@@ -875,7 +925,7 @@ static void on_event(void *ud, const char *type, const cJSON *d)
 		return;
 	}
 	if (strcmp(type, "INTERACTION_CREATE") == 0) {
-		on_interaction(dc, d);
+		on_interaction(dc, d, NULL);
 	} else if (strcmp(type, "MESSAGE_CREATE") == 0) {
 		on_message_create(dc, d);
 	} else if (strcmp(type, "READY") == 0) {
@@ -919,13 +969,12 @@ static void on_fatal(void *ud, int code, const char *msg)
 		      code == 4004 || code == 401 ? COHORT_ERR_AUTH : COHORT_ERR_CONFIG);
 }
 
-/* Defers every interaction that has waited DC_DEFER_MS for its answer. */
-static void on_tick(void *ud)
+/*
+ * Defers every interaction that has waited DC_DEFER_MS for its answer: a
+ * type 5 callback, or for one that came over HTTP, its HTTP answer.
+ */
+static void defer_due(struct discord *dc)
 {
-	struct shard *sh = ud;
-	struct discord *dc = sh->dc;
-	if (sh->index != 0)
-		return; /* one shard's loop keeps the timers */
 	int64_t now = clock_real_ms();
 	pthread_mutex_lock(&dc->lock);
 	for (struct pending *p = dc->pending; p; p = p->next) {
@@ -933,18 +982,29 @@ static void on_tick(void *ud)
 			continue;
 		p->deferred = true;
 		log_info(TAG, "interaction %s is taking long; deferring its answer", p->id);
-		char *url = xasprintf("%s/interactions/%s/%s/callback", dc->cfg->discord_api_url,
-				      p->id, p->token);
-		char *queue = xasprintf("ix:%s", p->id);
 		cJSON *body = cJSON_CreateObject();
 		cJSON_AddNumberToObject(body, "type", CB_DEFERRED);
 		if (p->personal)
 			cJSON_AddNumberToObject(cJSON_AddObjectToObject(body, "data"), "flags", 64);
+		if (p->resp.send) {
+			respond(&p->resp, body);
+			continue;
+		}
+		char *url = xasprintf("%s/interactions/%s/%s/callback", dc->cfg->discord_api_url,
+				      p->id, p->token);
+		char *queue = xasprintf("ix:%s", p->id);
 		post_json(dc, "POST", url, body, queue, answered, dc);
 		free(url);
 		free(queue);
 	}
 	pthread_mutex_unlock(&dc->lock);
+}
+
+static void on_tick(void *ud)
+{
+	struct shard *sh = ud;
+	if (sh->index == 0) /* one shard's loop keeps the timers */
+		defer_due(sh->dc);
 }
 
 /* ---- the adapter interface ---- */
@@ -1121,6 +1181,20 @@ static bool saved_session(struct discord *dc, int id, int count, struct gw_sessi
 }
 
 /*
+ * Without a gateway (discord.gateway = false) the manager keeps the timers:
+ * interactions come over HTTP (discord_interaction()) until dc_stop().
+ */
+static void run_without_gateway(struct discord *dc)
+{
+	log_info(TAG, "no gateway connection (discord.gateway = false): taking interactions on "
+		      "POST /interactions only");
+	set_state(dc, "connected");
+	while (wait_unless_stopped(dc, 100))
+		defer_due(dc);
+	set_state(dc, "stopped");
+}
+
+/*
  * The manager thread: learns the gateway URL and shard count, then runs one
  * gateway thread per shard of this process until they end.
  */
@@ -1128,6 +1202,10 @@ static void *manager_thread(void *arg)
 {
 	struct discord *dc = arg;
 	const struct config *cfg = dc->cfg;
+	if (!cfg->discord_gateway) {
+		run_without_gateway(dc);
+		return NULL;
+	}
 	struct gateway_bot gb;
 	int rc = fetch_gateway_bot(dc, &gb);
 	if (rc == COHORT_ERR_AUTH) {
@@ -1688,6 +1766,11 @@ int discord_register_commands(const struct config *cfg, const char *guild_id, bo
 	free(all.v);
 	http_free(h, 0);
 	return rc;
+}
+
+int discord_interaction(struct adapter *a, const cJSON *ix, const struct dc_responder *resp)
+{
+	return on_interaction(a->self, ix, resp);
 }
 
 void discord_feed(struct adapter *a, const char *payload, size_t len)

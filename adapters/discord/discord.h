@@ -13,6 +13,7 @@
 
 #include "bot/adapter.h"
 
+#include <cjson/cJSON.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -32,6 +33,30 @@ struct dispatch;
  * client cannot be made.
  */
 int discord_new(const struct config *cfg, struct bot *b, struct dispatch *d, struct adapter *out);
+
+/*
+ * Where the answer to an interaction that came over HTTP (POST /interactions)
+ * goes: the interaction response itself (type 4 or 8), or a type 5 deferral
+ * when the answer takes DC_DEFER_MS (the answer then edits @original through
+ * REST, as for the gateway). Exactly one of send and drop is called, once,
+ * from any thread (the dispatcher, the adapter's timer); send's json is
+ * borrowed for the call; drop (the adapter is freed first) releases ctx.
+ */
+struct dc_responder {
+	void (*send)(void *ctx, const char *json);
+	void (*drop)(void *ctx);
+	void *ctx;
+};
+
+/*
+ * Handles an interaction (a verified POST /interactions body: id, token,
+ * type 2 or 4, ...) exactly as one from the gateway, answering through
+ * *resp. Any thread. ix is borrowed for the call. Returns COHORT_OK (resp
+ * handed over), COHORT_ERR_DUPLICATE (delivered before: answered already) or
+ * COHORT_ERR_USAGE (not a command or an autocomplete cohort can take); resp is
+ * not used then.
+ */
+int discord_interaction(struct adapter *a, const cJSON *ix, const struct dc_responder *resp);
 
 /*
  * Handles one gateway message as if it had arrived (tests and fuzzing), on
