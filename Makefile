@@ -28,7 +28,7 @@ else
 Q = @
 endif
 
-PKGS = sqlite3 libpq libcjson libcurl libwebsockets
+PKGS = sqlite3 libpq libcjson libcurl libwebsockets openssl
 DEPS_OK := $(shell $(PKG_CONFIG) --exists $(PKGS) 2>/dev/null && echo yes)
 PKG_CFLAGS = $(if $(DEPS_OK),$(shell $(PKG_CONFIG) --cflags $(PKGS)))
 PKG_LIBS = $(if $(DEPS_OK),$(shell $(PKG_CONFIG) --libs $(PKGS)))
@@ -46,14 +46,14 @@ CORE_SRC = lib/err.c lib/util.c lib/log.c lib/text.c lib/clock.c lib/toml.c bot/
            bot/roadmap.c bot/reply.c bot/bot.c bot/commands.c bot/leaderboard.c bot/digest.c \
            bot/scheduler.c bot/export.c bot/cmdline.c lib/mailbox.c bot/dispatch.c store/store.c store/sqlite.c store/postgres.c \
            adapters/console.c adapters/http.c adapters/idset.c adapters/discord/gateway.c \
-           adapters/discord/render.c adapters/discord/discord.c \
+           adapters/discord/render.c adapters/discord/discord.c adapters/discord/interactions.c \
            adapters/matrix/matrix.c adapters/attempts.c
 CORE_OBJ = $(CORE_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/default_roadmap.o
 MAIN_OBJ = $(BUILD)/cli/main.o
 
 UNIT_TESTS = test_text test_toml test_config test_roadmap test_store test_commands test_clock \
              test_leaderboard test_digest test_log test_discord test_adapters test_mailbox test_dispatch \
-             test_feeds
+             test_feeds test_interactions
 UNIT_BINS = $(UNIT_TESTS:%=$(BUILD)/tests/%)
 
 .PHONY: all run test unit integration deps deps-build install uninstall clean format fuzz bench bench-gateway docker-test soak

@@ -15,6 +15,8 @@ import itertools
 import json
 import re
 import time
+import urllib.error
+import urllib.request
 
 from aiohttp import WSMsgType, web
 
@@ -386,6 +388,49 @@ class FakeDiscord(FakeServer):
             resp.headers["X-RateLimit-Bucket"] = "channel-messages"
             return resp
         return web.json_response({"message": "404: Not Found", "code": 0}, status=404)
+
+
+class InteractionSender:
+    """Discord's side of HTTP interactions: an application key pair made here (Ed25519,
+    python3-cryptography), and signed POSTs of interactions to cohort's /interactions
+    as Discord sends them (X-Signature-Ed25519 over X-Signature-Timestamp + body)."""
+
+    def __init__(self):
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+        from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+        self.key = Ed25519PrivateKey.generate()
+        self.public_key = self.key.public_key().public_bytes(
+            Encoding.Raw, PublicFormat.Raw).hex()
+        self.sent = []   # (monotonic time sent, status, answer) of each post
+
+    def sign(self, timestamp, body):
+        return self.key.sign(timestamp.encode() + body).hex()
+
+    def post(self, url, payload, timestamp=None, signature=None, headers=None, timeout=10):
+        """POSTs payload (a dict, or bytes as they are) signed, unless signature or
+        headers say otherwise (headers: the exact headers to send, None values left
+        out). Returns (HTTP status, the answer parsed as JSON or its text, seconds)."""
+        body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        ts = timestamp or str(int(time.time()))
+        h = {"Content-Type": "application/json", "User-Agent": "Discord-Interactions/1.0",
+             "X-Signature-Timestamp": ts,
+             "X-Signature-Ed25519": signature or self.sign(ts, body)}
+        if headers is not None:
+            h = {k: v for k, v in dict(h, **headers).items() if v is not None}
+        req = urllib.request.Request(url, data=body, headers=h, method="POST")
+        t = time.monotonic()
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                status, text = r.status, r.read().decode()
+        except urllib.error.HTTPError as e:
+            status, text = e.code, e.read().decode()
+        took = time.monotonic() - t
+        try:
+            answer = json.loads(text)
+        except ValueError:
+            answer = text
+        self.sent.append((t, status, answer))
+        return status, answer, took
 
 
 # The bot's permissions in a channel where the digest can go: View Channel, Send Messages,

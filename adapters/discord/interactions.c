@@ -1,0 +1,166 @@
+#include "interactions.h"
+
+#include "adapters/json.h"
+#include "discord.h"
+#include "lib/err.h"
+#include "lib/log.h"
+#include "lib/util.h"
+
+#include <cjson/cJSON.h>
+#include <openssl/evp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TAG "interactions"
+#define KEY_LEN 32
+#define SIG_LEN 64
+/* A timestamp is Unix seconds: digits only, and not many of them. */
+#define MAX_TIMESTAMP 20
+
+enum { IX_PING = 1 };
+
+struct ix {
+	EVP_PKEY *key;
+	struct adapter *discord;
+};
+
+static int hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* Decodes exactly 2*n hex digits (the whole of hex) into out; false otherwise. */
+static bool unhex(const char *hex, unsigned char *out, size_t n)
+{
+	if (!hex || strlen(hex) != 2 * n)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		int hi = hex_digit(hex[2 * i]), lo = hex_digit(hex[2 * i + 1]);
+		if (hi < 0 || lo < 0)
+			return false;
+		out[i] = (unsigned char)(hi << 4 | lo);
+	}
+	return true;
+}
+
+struct ix *ix_new(const char *public_key_hex, struct adapter *discord)
+{
+	unsigned char raw[KEY_LEN];
+	if (!unhex(public_key_hex, raw, KEY_LEN))
+		return NULL;
+	EVP_PKEY *key = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, raw, KEY_LEN);
+	if (!key)
+		return NULL;
+	struct ix *x = xcalloc(1, sizeof(*x));
+	x->key = key;
+	x->discord = discord;
+	return x;
+}
+
+void ix_free(struct ix *x)
+{
+	if (!x)
+		return;
+	EVP_PKEY_free(x->key);
+	free(x);
+}
+
+bool ix_verify(const struct ix *x, const char *signature, const char *timestamp,
+	       const char *body, size_t len)
+{
+	unsigned char sig[SIG_LEN];
+	size_t tlen = timestamp ? strlen(timestamp) : 0;
+	if (!unhex(signature, sig, SIG_LEN) || tlen == 0 || tlen > MAX_TIMESTAMP ||
+	    strspn(timestamp, "0123456789") != tlen || len > IX_MAX_BODY)
+		return false;
+	/* Ed25519 signs the message in one piece: timestamp + body. */
+	unsigned char *msg = xmalloc(tlen + len + 1);
+	memcpy(msg, timestamp, tlen);
+	if (len)
+		memcpy(msg + tlen, body, len);
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	bool ok = md && EVP_DigestVerifyInit(md, NULL, NULL, NULL, x->key) == 1 &&
+		  EVP_DigestVerify(md, sig, SIG_LEN, msg, tlen + len) == 1;
+	EVP_MD_CTX_free(md);
+	free(msg);
+	return ok;
+}
+
+static void say(const struct ix_answer *ans, int status, const char *error)
+{
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "error", error);
+	char *text = cJSON_PrintUnformatted(o);
+	ans->send(ans->ctx, status, text);
+	cJSON_free(text);
+	cJSON_Delete(o);
+}
+
+/* The HTTP answer of an interaction the Discord adapter took: 200 with its JSON. */
+static void relay_send(void *ctx, const char *json)
+{
+	struct ix_answer *ans = ctx;
+	ans->send(ans->ctx, 200, json);
+	free(ans);
+}
+
+static void relay_drop(void *ctx)
+{
+	struct ix_answer *ans = ctx;
+	if (ans->drop)
+		ans->drop(ans->ctx);
+	free(ans);
+}
+
+void ix_handle(struct ix *x, const char *signature, const char *timestamp, const char *body,
+	       size_t len, const struct ix_answer *ans)
+{
+	if (len > IX_MAX_BODY) {
+		say(ans, 413, "the body is over the size limit");
+		return;
+	}
+	if (!signature || !timestamp) {
+		log_info(TAG, "refused a request without %s (401)",
+			 !signature ? "X-Signature-Ed25519" : "X-Signature-Timestamp");
+		say(ans, 401, "missing signature headers");
+		return;
+	}
+	if (!ix_verify(x, signature, timestamp, body, len)) {
+		log_info(TAG, "refused a request whose signature does not verify (401)");
+		say(ans, 401, "invalid request signature");
+		return;
+	}
+	cJSON *ix = cJSON_ParseWithLength(body, len);
+	int64_t type = 0;
+	if (!cJSON_IsObject(ix) ||
+	    !json_int(cJSON_GetObjectItemCaseSensitive(ix, "type"), 0, 255, &type)) {
+		say(ans, 400, "the body is not an interaction");
+		goto out;
+	}
+	if (type == IX_PING) {
+		ans->send(ans->ctx, 200, "{\"type\":1}");
+		goto out;
+	}
+	if (!x->discord) {
+		say(ans, 400, "this endpoint answers PINGs only");
+		goto out;
+	}
+	struct ix_answer *relay = xmalloc(sizeof(*relay));
+	*relay = *ans;
+	struct dc_responder resp = {relay_send, relay_drop, relay};
+	int rc = discord_interaction(x->discord, ix, &resp);
+	if (rc) {
+		free(relay);
+		say(ans, 400,
+		    rc == COHORT_ERR_DUPLICATE ? "this interaction was answered already"
+					       : "not an interaction cohort takes");
+	}
+out:
+	cJSON_Delete(ix);
+}

@@ -1,0 +1,69 @@
+/*
+ * Discord HTTP interactions (POST /interactions): Discord signs each request
+ * with the application's Ed25519 key, over the X-Signature-Timestamp header
+ * followed by the raw body, and puts the signature in X-Signature-Ed25519
+ * (128 hex digits). A request that does not verify, or lacks either header,
+ * is a 401 and changes nothing. PING (type 1) is answered with PONG; commands
+ * (type 2) and autocomplete (type 4) go to the Discord adapter and are handled
+ * exactly as from the gateway (discord_interaction()), answered in the HTTP
+ * response (type 4 or 8), or deferred (type 5) and edited in later.
+ *
+ * The timestamp is not checked for age: Discord's rule is the signature, so a
+ * captured request replayed later verifies. A replayed command changes
+ * nothing all the same: its interaction id is its source event id, which the
+ * store applies once (across processes too).
+ *
+ * Threading: ix_handle() from any thread (the HTTP server's); the key is
+ * read-only after ix_new().
+ */
+#ifndef COHORT_INTERACTIONS_H
+#define COHORT_INTERACTIONS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct adapter;
+struct ix;
+
+/* The largest request body taken; a longer one is a 413. */
+#define IX_MAX_BODY (64 * 1024)
+
+/*
+ * An endpoint for the application whose public key is public_key_hex (64 hex
+ * digits) over the Discord adapter discord (borrowed; must outlive it; NULL:
+ * only PINGs are answered, for tests). Returns NULL when the key is not an
+ * Ed25519 public key.
+ */
+struct ix *ix_new(const char *public_key_hex, struct adapter *discord);
+void ix_free(struct ix *x);
+
+/*
+ * True when signature (hex) is the application's Ed25519 signature of
+ * timestamp followed by body[0..len). False for a missing (NULL) or
+ * malformed header too.
+ */
+bool ix_verify(const struct ix *x, const char *signature, const char *timestamp,
+	       const char *body, size_t len);
+
+/*
+ * Where the HTTP answer goes: exactly one of send and drop is called, once,
+ * from any thread; send's body (JSON) is borrowed for the call; drop means
+ * no answer will come (shutdown) and releases ctx.
+ */
+struct ix_answer {
+	void (*send)(void *ctx, int status, const char *body);
+	void (*drop)(void *ctx);
+	void *ctx;
+};
+
+/*
+ * Handles one POST /interactions: signature and timestamp are the headers'
+ * values (NULL when missing), body the raw body. Answers through *ans
+ * (handed over): 401 (no valid signature), 413 (body over IX_MAX_BODY), 400
+ * (not JSON, or an interaction cohort does not take, or one already
+ * answered), 200 with PONG, or 200 with the command's answer later.
+ */
+void ix_handle(struct ix *x, const char *signature, const char *timestamp, const char *body,
+	       size_t len, const struct ix_answer *ans);
+
+#endif
