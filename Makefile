@@ -47,7 +47,7 @@ CORE_SRC = lib/err.c lib/util.c lib/log.c lib/text.c lib/clock.c lib/toml.c bot/
            bot/scheduler.c bot/export.c bot/cmdline.c lib/mailbox.c bot/dispatch.c store/store.c store/sqlite.c store/postgres.c \
            adapters/console.c adapters/http.c adapters/idset.c adapters/discord/gateway.c \
            adapters/discord/render.c adapters/discord/discord.c adapters/discord/interactions.c \
-           adapters/matrix/matrix.c adapters/attempts.c
+           adapters/matrix/matrix.c adapters/attempts.c adapters/web/web.c
 CORE_OBJ = $(CORE_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/default_roadmap.o
 MAIN_OBJ = $(BUILD)/cli/main.o
 

@@ -7,6 +7,7 @@
 #include "lib/toml.h"
 #include "lib/util.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -60,9 +61,12 @@ static const struct key_spec keys[] = {
 	STR("matrix", "password", matrix_password),
 	BOOL("matrix", "auto_join", matrix_auto_join),
 	LIST("matrix", "invite_from", matrix_invite_from),
+	STR("http", "listen", http_listen),
+	STR("http", "public_url", http_public_url),
 };
 
-static const char *const tables[] = {"store", "roadmap", "digest", "log", "discord", "matrix"};
+static const char *const tables[] = {"store",   "roadmap", "digest", "log",
+				     "discord", "matrix",  "http"};
 
 static void strlist_release(struct strlist *l)
 {
@@ -103,6 +107,8 @@ void config_init(struct config *cfg)
 	cfg->matrix_password = xstrdup("");
 	cfg->matrix_prefix = xstrdup("!");
 	cfg->matrix_auto_join = true;
+	cfg->http_listen = xstrdup("");
+	cfg->http_public_url = xstrdup("");
 }
 
 void config_release(struct config *cfg)
@@ -497,7 +503,50 @@ static int validate(const struct config *cfg, const int *lines, char *err)
 					 "server name (\"example.org\")",
 					 w);
 	}
+	if (*cfg->http_listen && !config_http_listen(cfg, NULL, 0, NULL))
+		return bad_value(cfg, lines, "http", "listen", err,
+				 "\"%s\" is not HOST:PORT with an IPv4 address or localhost and a "
+				 "port from 1 to 65535 (for example \"127.0.0.1:8080\"), or \"\" "
+				 "for no HTTP server",
+				 cfg->http_listen);
+	if (*cfg->http_public_url &&
+	    (!is_http_url(cfg->http_public_url) || strpbrk(cfg->http_public_url, "?# \t\"<>")))
+		return bad_value(cfg, lines, "http", "public_url", err,
+				 "\"%s\" is not an http(s):// URL without a query or fragment "
+				 "(for example \"https://cohort.example.org\"), or \"\" when "
+				 "members reach no page",
+				 cfg->http_public_url);
 	return COHORT_OK;
+}
+
+bool config_http_listen(const struct config *cfg, char *host, size_t host_len, int *port)
+{
+	const char *s = cfg->http_listen;
+	const char *colon = strrchr(s, ':');
+	if (!colon || colon == s || (size_t)(colon - s) >= 64)
+		return false;
+	char h[64];
+	memcpy(h, s, (size_t)(colon - s));
+	h[colon - s] = '\0';
+	struct in_addr a;
+	if (strcmp(h, "localhost") != 0 && inet_pton(AF_INET, h, &a) != 1)
+		return false;
+	const char *p = colon + 1;
+	long v = 0;
+	if (!*p || strlen(p) > 5)
+		return false;
+	for (; *p; p++) {
+		if (*p < '0' || *p > '9')
+			return false;
+		v = v * 10 + (*p - '0');
+	}
+	if (v < 1 || v > 65535)
+		return false;
+	if (host)
+		snprintf(host, host_len, "%s", strcmp(h, "localhost") == 0 ? "127.0.0.1" : h);
+	if (port)
+		*port = (int)v;
+	return true;
 }
 
 int config_require_secrets(const struct config *cfg, bool discord, bool matrix, char *err)
@@ -741,4 +790,9 @@ void config_describe(const struct config *cfg, struct strbuf *out)
 		describe_list(out, "matrix.invite_from", &cfg->matrix_invite_from,
 			      "(none: invites from anyone)");
 	}
+	sb_addf(out, "  %-20s %s\n", "http.listen",
+		*cfg->http_listen ? cfg->http_listen : "(no HTTP server)");
+	if (*cfg->http_listen)
+		sb_addf(out, "  %-20s %s\n", "http.public_url",
+			*cfg->http_public_url ? cfg->http_public_url : "(not set)");
 }

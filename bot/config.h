@@ -63,6 +63,9 @@ struct config {
 	bool matrix_auto_join;
 	struct strlist matrix_invite_from; /* user ids or server names; empty: anyone */
 	bool matrix_token_from_env; /* COHORT_MATRIX_TOKEN set it */
+
+	char *http_listen;     /* "HOST:PORT" of the HTTP server; "": none */
+	char *http_public_url; /* the base URL members reach (links); "": not set */
 };
 
 void config_init(struct config *cfg);
@@ -105,6 +108,13 @@ int config_require_secrets(const struct config *cfg, bool discord, bool matrix, 
  * naming the file, the key and the fix. msg is borrowed for the call.
  */
 void config_warnings(const struct config *cfg, void (*fn)(const char *msg, void *ud), void *ud);
+
+/*
+ * Splits http.listen into host (an IPv4 address; "localhost" becomes
+ * 127.0.0.1) and port. False when it is not HOST:PORT with a port from 1 to
+ * 65535. host and port may be NULL (validation only).
+ */
+bool config_http_listen(const struct config *cfg, char *host, size_t host_len, int *port);
 
 /* Writes every setting, secrets masked, for check-config. */
 void config_describe(const struct config *cfg, struct strbuf *out);

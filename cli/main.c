@@ -2,6 +2,7 @@
 #include "adapters/console.h"
 #include "adapters/discord/discord.h"
 #include "adapters/matrix/matrix.h"
+#include "adapters/web/web.h"
 #include "bot/adapter.h"
 #include "bot/bot.h"
 #include "bot/config.h"
@@ -260,8 +261,8 @@ static int require_secrets(const struct app *app)
 /* What `cohort run` refuses before it touches the store. */
 static int run_precheck(struct app *app)
 {
-	if (!app->cfg.discord_enabled && !app->cfg.matrix_enabled && app->cfg.source &&
-	    !isatty(STDIN_FILENO)) {
+	if (!app->cfg.discord_enabled && !app->cfg.matrix_enabled && !*app->cfg.http_listen &&
+	    app->cfg.source && !isatty(STDIN_FILENO)) {
 		/*
 		 * A service or container with nothing enabled would read EOF and exit 0,
 		 * silently. Only the quick start (no configuration file at all) and a
@@ -562,10 +563,34 @@ static void print_warning(const char *msg, void *ud)
 	fprintf(ud, "warning: %s\n", msg);
 }
 
+/*
+ * The HTTP server of http.listen, over the platforms p (for /healthz), started;
+ * *out stays NULL when http.listen is empty. Returns EXIT_OK or EXIT_RUNTIME.
+ */
+static int web_init(struct app *app, struct dispatch *d, const struct platforms *p,
+		    struct web **out)
+{
+	*out = NULL;
+	if (!*app->cfg.http_listen)
+		return EXIT_OK;
+	char host[64];
+	int port;
+	config_http_listen(&app->cfg, host, sizeof(host), &port);
+	struct web_opts o = {host, port, d, p->v, p->n};
+	struct web *w = web_new(&o);
+	/* Routes beyond /healthz are added here (web_add_route()), before web_start(). */
+	if (web_start(w)) {
+		web_free(w);
+		return EXIT_RUNTIME;
+	}
+	*out = w;
+	return EXIT_OK;
+}
+
 static int cmd_run(struct app *app, const struct cli *cli)
 {
 	config_warnings(&app->cfg, log_warning, NULL);
-	if (!app->cfg.discord_enabled && !app->cfg.matrix_enabled) {
+	if (!app->cfg.discord_enabled && !app->cfg.matrix_enabled && !*app->cfg.http_listen) {
 		log_info("main", "starting the console (%s)",
 			 app->cfg.source ? app->cfg.source : "no configuration file");
 		return console_session(app, cli);
@@ -582,6 +607,9 @@ static int cmd_run(struct app *app, const struct cli *cli)
 	for (; !rc && !stop_requested && started < p.n; started++)
 		if (p.v[started].ops->start(p.v[started].self))
 			rc = EXIT_RUNTIME;
+	struct web *web = NULL;
+	if (!rc && !stop_requested)
+		rc = web_init(app, d, &p, &web);
 	struct runner r = {app, &p, clock_real_ms(), 0};
 	if (!rc) {
 		log_info("main", "cohort %s running", COHORT_VERSION);
@@ -591,6 +619,8 @@ static int cmd_run(struct app *app, const struct cli *cli)
 			log_info("main", "stopping (signal): finishing the answers in flight");
 	}
 	/* Stop taking commands, hand the replies in flight over, then send them. */
+	if (web)
+		web_stop(web);
 	for (size_t i = 0; i < started; i++)
 		p.v[i].ops->stop(p.v[i].self);
 	for (size_t i = 0; i < started; i++) {
@@ -598,7 +628,10 @@ static int cmd_run(struct app *app, const struct cli *cli)
 		if (arc && !rc)
 			rc = exit_code_of(arc);
 	}
+	if (web)
+		web_join(web);
 	dispatch_drain(d);
+	web_free(web); /* after the drain: every request handed to the bot has its answer */
 	if (started)
 		write_status(&r, true);
 	platforms_release(&p);
