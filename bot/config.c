@@ -484,6 +484,11 @@ static int validate(const struct config *cfg, const int *lines, char *err)
 				 "false (HTTP interactions only) needs discord.public_key, the "
 				 "application's Public Key from the Developer Portal; set it, or "
 				 "gateway = true");
+	if (cfg->discord_enabled && !cfg->discord_gateway && !*cfg->http_listen)
+		return bad_value(cfg, lines, "discord", "gateway", err,
+				 "false (HTTP interactions only) needs http.listen, the address "
+				 "Discord's requests reach cohort on (for example \"127.0.0.1:8080\" "
+				 "behind an HTTPS proxy); set it, or gateway = true");
 	if (!is_http_url(cfg->matrix_homeserver))
 		return bad_value(cfg, lines, "matrix", "homeserver", err,
 				 "\"%s\" is not an http(s):// URL", cfg->matrix_homeserver);
@@ -583,6 +588,13 @@ void config_warnings(const struct config *cfg, void (*fn)(const char *msg, void 
 			 !*cfg->matrix_access_token ? "matrix.password"
 			 : cfg->matrix_token_from_env ? "COHORT_MATRIX_TOKEN"
 						      : "matrix.access_token");
+		fn(msg, ud);
+	}
+	if (cfg->discord_enabled && *cfg->discord_public_key && !*cfg->http_listen) {
+		snprintf(msg, sizeof(msg),
+			 "%s: discord.public_key is set but http.listen is empty: there is no "
+			 "POST /interactions for Discord to reach (set listen in [http])",
+			 src);
 		fn(msg, ud);
 	}
 	if (!cfg->discord_enabled && !cfg->matrix_enabled) {

@@ -1,6 +1,7 @@
 /* The cohort command line: wires the config, roadmap, store and adapters together. */
 #include "adapters/console.h"
 #include "adapters/discord/discord.h"
+#include "adapters/discord/interactions.h"
 #include "adapters/matrix/matrix.h"
 #include "adapters/web/web.h"
 #include "bot/adapter.h"
@@ -565,12 +566,15 @@ static void print_warning(const char *msg, void *ud)
 
 /*
  * The HTTP server of http.listen, over the platforms p (for /healthz), started;
- * *out stays NULL when http.listen is empty. Returns EXIT_OK or EXIT_RUNTIME.
+ * *out stays NULL when http.listen is empty. With discord.public_key, *ix is
+ * the POST /interactions endpoint over the Discord adapter (ix_free() it after
+ * web_free()). Returns EXIT_OK or EXIT_RUNTIME.
  */
-static int web_init(struct app *app, struct dispatch *d, const struct platforms *p,
-		    struct web **out)
+static int web_init(struct app *app, struct dispatch *d, struct platforms *p, struct web **out,
+		    struct ix **ix)
 {
 	*out = NULL;
+	*ix = NULL;
 	if (!*app->cfg.http_listen)
 		return EXIT_OK;
 	char host[64];
@@ -579,8 +583,26 @@ static int web_init(struct app *app, struct dispatch *d, const struct platforms 
 	struct web_opts o = {host, port, d, p->v, p->n};
 	struct web *w = web_new(&o);
 	/* Routes beyond /healthz are added here (web_add_route()), before web_start(). */
+	struct adapter *discord = NULL;
+	for (size_t i = 0; i < p->n; i++)
+		if (strcmp(p->v[i].ops->name, "discord") == 0)
+			discord = &p->v[i];
+	if (discord && *app->cfg.discord_public_key) {
+		*ix = ix_new(app->cfg.discord_public_key, discord);
+		if (!*ix) { /* 64 hex digits (the config checked) that are not a curve point */
+			log_error("main", "discord.public_key is not an Ed25519 public key: copy "
+					  "Public Key from the Developer Portal (General Information)");
+			web_free(w);
+			return EXIT_USAGE;
+		}
+		struct web_route route;
+		ix_route(*ix, &route);
+		web_add_route(w, &route);
+	}
 	if (web_start(w)) {
 		web_free(w);
+		ix_free(*ix);
+		*ix = NULL;
 		return EXIT_RUNTIME;
 	}
 	*out = w;
@@ -608,8 +630,9 @@ static int cmd_run(struct app *app, const struct cli *cli)
 		if (p.v[started].ops->start(p.v[started].self))
 			rc = EXIT_RUNTIME;
 	struct web *web = NULL;
+	struct ix *ix = NULL;
 	if (!rc && !stop_requested)
-		rc = web_init(app, d, &p, &web);
+		rc = web_init(app, d, &p, &web, &ix);
 	struct runner r = {app, &p, clock_real_ms(), 0};
 	if (!rc) {
 		log_info("main", "cohort %s running", COHORT_VERSION);
@@ -632,6 +655,7 @@ static int cmd_run(struct app *app, const struct cli *cli)
 		web_join(web);
 	dispatch_drain(d);
 	web_free(web); /* after the drain: every request handed to the bot has its answer */
+	ix_free(ix);
 	if (started)
 		write_status(&r, true);
 	platforms_release(&p);

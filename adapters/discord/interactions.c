@@ -1,6 +1,7 @@
 #include "interactions.h"
 
 #include "adapters/json.h"
+#include "adapters/web/web.h"
 #include "discord.h"
 #include "lib/err.h"
 #include "lib/log.h"
@@ -163,4 +164,47 @@ void ix_handle(struct ix *x, const char *signature, const char *timestamp, const
 	}
 out:
 	cJSON_Delete(ix);
+}
+
+/* ---- the HTTP server's route ---- */
+
+static void web_send(void *ctx, int status, const char *body)
+{
+	struct web_response res;
+	web_response_init(&res);
+	res.status = status;
+	res.content_type = "application/json";
+	sb_adds(&res.body, body);
+	web_answer(ctx, &res);
+	web_response_release(&res);
+}
+
+/* No answer will come: the server answers the call itself (503 after its timeout, or
+ * nothing once it is stopping) and frees it. */
+static void web_drop(void *ctx)
+{
+	(void)ctx;
+}
+
+static enum web_result route(void *ud, struct web_call *call, const struct web_request *req,
+			     struct web_response *res)
+{
+	(void)res;
+	struct ix_answer ans = {web_send, web_drop, call};
+	ix_handle(ud, web_header(call, "x-signature-ed25519"),
+		  web_header(call, "x-signature-timestamp"), req->body, req->body_len, &ans);
+	return WEB_LATER;
+}
+
+void ix_route(struct ix *x, struct web_route *out)
+{
+	static const char *const headers[] = {"x-signature-ed25519", "x-signature-timestamp",
+					      NULL};
+	memset(out, 0, sizeof(*out));
+	out->method = "POST";
+	out->path = "/interactions";
+	out->fn = route;
+	out->ud = x;
+	out->max_body = IX_MAX_BODY;
+	out->headers = headers;
 }

@@ -24,6 +24,7 @@
 
 struct adapter;
 struct ix;
+struct web_route;
 
 /* The largest request body taken; a longer one is a 413. */
 #define IX_MAX_BODY (64 * 1024)
@@ -65,5 +66,12 @@ struct ix_answer {
  */
 void ix_handle(struct ix *x, const char *signature, const char *timestamp, const char *body,
 	       size_t len, const struct ix_answer *ans);
+
+/*
+ * The HTTP server's route POST /interactions over x (borrowed: x must outlive
+ * the server), into *out: it reads the two signature headers and answers
+ * with ix_handle() (JSON bodies).
+ */
+void ix_route(struct ix *x, struct web_route *out);
 
 #endif

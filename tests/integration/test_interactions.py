@@ -1,11 +1,25 @@
-"""Discord HTTP interactions: POST /interactions signed by the fake Discord's key, and
-discord.gateway = false (no gateway connection at all)."""
+"""Discord HTTP interactions: POST /interactions signed by the fake Discord's key
+(Ed25519, made here), and discord.gateway = false (no gateway connection at all)."""
+import json
+import os
+import socket
+import sqlite3
+import threading
 import time
+import uuid
 
 import pytest
 
-from conftest import Running
-from fake_discord import TOKEN, FakeDiscord, InteractionSender
+from conftest import Cohort, Running
+from fake_discord import APP_ID, TOKEN, FakeDiscord, InteractionSender, interaction
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
 
 
 @pytest.fixture
@@ -26,6 +40,7 @@ class Bot(Running):
 
     def __init__(self, cohort, fake, app, extra=""):
         super().__init__(cohort)
+        self.port = free_port()
         (cohort.workdir / "cohort.toml").write_text(f"""
 [discord]
 enabled = true
@@ -33,20 +48,164 @@ token = "{TOKEN}"
 api_url = "{fake.api_url}"
 public_key = "{app.public_key}"
 {extra}
+
+[http]
+listen = "127.0.0.1:{self.port}"
 """)
+
+    def start(self):
+        super().start()
+        deadline = time.monotonic() + 15
+        while "listening on http://" not in self.stderr():
+            assert self.proc.poll() is None, self.stderr()
+            assert time.monotonic() < deadline, "the HTTP server did not start: " + \
+                self.stderr()
+            time.sleep(0.05)
+        return self
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}/interactions"
 
 
 @pytest.fixture
 def bot(cohort, fake, discord_app):
     made = []
 
-    def make(extra="", start=True):
+    def make(extra="gateway = false", start=True):
         b = Bot(cohort, fake, discord_app, extra)
         made.append(b)
         return b.start() if start else b
     yield make
     for b in made:
         b.stop()
+
+
+def events(db):
+    con = sqlite3.connect(db)
+    try:
+        return con.execute("SELECT member_id, topic_id, source_id FROM events").fetchall()
+    finally:
+        con.close()
+
+
+def text_of(answer):
+    """The text of a type 4 answer's message (its embed) or of an edit."""
+    msg = answer.get("data", answer)
+    e = msg["embeds"][0]
+    return (e.get("title", "") + "\n" + e.get("description", "")).replace("\\", "")
+
+
+def done(id_, topic, user="300"):
+    return interaction(id_, "done", [{"name": "topic", "type": 3, "value": topic}], user=user)
+
+
+def test_a_signed_command_is_answered_in_the_response_and_recorded_once(bot, discord_app,
+                                                                         cohort, fake):
+    b = bot()
+    status, answer, took = discord_app.post(b.url, done(2001, "Kafka"))
+    assert status == 200, answer
+    assert answer["type"] == 4
+    assert "finished Kafka" in text_of(answer)
+    assert answer["data"]["allowed_mentions"] == {"parse": []}
+    assert took < 2.5                      # inside Discord's 3 s
+    assert events(cohort.db) == [("discord:300", "kafka", "discord:2001")]
+    # The same signed request again (a replay): refused, nothing changes.
+    status, answer, _ = discord_app.post(b.url, done(2001, "Kafka"))
+    assert status == 400
+    assert events(cohort.db) == [("discord:300", "kafka", "discord:2001")]
+    # Nothing went through REST: the answer was the HTTP response itself.
+    assert fake.rest("POST", r"/interactions/") == []
+    assert fake.rest("PATCH") == []
+
+
+def test_answers_are_the_gateways_answers(bot, discord_app, fake):
+    b = bot("gateway = true")
+    fake.ready_connection()
+    fake.dispatch("INTERACTION_CREATE", interaction(2101, "progress"))
+    over_gateway = fake.wait_rest("POST", r"/interactions/2101/tok-2101/callback")[0]["json"]
+    status, over_http, _ = discord_app.post(b.url, interaction(2102, "progress"))
+    assert status == 200
+    assert over_http == over_gateway
+    assert over_http["data"]["flags"] == 64    # personal: ephemeral on both
+
+
+def test_autocomplete_is_answered_with_choices(bot, discord_app):
+    b = bot()
+    opts = [{"name": "topic", "type": 3, "value": "kaf", "focused": True}]
+    status, answer, _ = discord_app.post(b.url, interaction(2201, "done", opts, type_=4))
+    assert status == 200
+    assert answer["type"] == 8
+    assert answer["data"]["choices"][0]["value"] == "Kafka"
+    assert len(answer["data"]["choices"]) <= 25
+
+
+def test_ping_gets_pong(bot, discord_app):
+    b = bot()
+    ping = {"id": "2300", "application_id": APP_ID, "type": 1, "token": "tok-ping",
+            "version": 1}
+    status, answer, _ = discord_app.post(b.url, ping)
+    assert (status, answer) == (200, {"type": 1})
+
+
+def test_a_bad_signature_is_401_and_changes_nothing(bot, discord_app, cohort):
+    b = bot()
+    discord_app.post(b.url, done(2400, "Redis"))        # the store exists, one event
+    before = events(cohort.db)
+    body = json.dumps(done(2401, "Kafka")).encode()
+    ts = str(int(time.time()))
+    other = InteractionSender()                         # another application's key
+    cases = [
+        dict(signature=other.sign(ts, body)),
+        dict(signature=discord_app.sign(ts, body + b" ")),   # signed a different body
+        dict(signature=discord_app.sign(str(int(ts) - 1), body)),   # another timestamp
+        dict(signature="00" * 64),
+        dict(signature="zz" * 64),                      # not hex
+        dict(signature=discord_app.sign(ts, body)[:-2]),   # too short
+    ]
+    for c in cases:
+        status, answer, _ = discord_app.post(b.url, body, timestamp=ts, **c)
+        assert status == 401, (c, answer)
+    assert events(cohort.db) == before
+
+
+def test_missing_signature_headers_are_401(bot, discord_app, cohort):
+    b = bot()
+    discord_app.post(b.url, done(2500, "Redis"))
+    before = events(cohort.db)
+    for missing in ("X-Signature-Ed25519", "X-Signature-Timestamp"):
+        status, _, _ = discord_app.post(b.url, done(2501, "Kafka"), headers={missing: None})
+        assert status == 401, missing
+    status, _, _ = discord_app.post(b.url, done(2501, "Kafka"),
+                                    headers={"X-Signature-Ed25519": None,
+                                             "X-Signature-Timestamp": None})
+    assert status == 401
+    assert events(cohort.db) == before
+    # The same interaction, signed, still goes through: nothing above consumed it.
+    status, answer, _ = discord_app.post(b.url, done(2501, "Kafka"))
+    assert status == 200 and "finished Kafka" in text_of(answer)
+
+
+def test_a_slow_command_is_deferred_then_edited(bot, discord_app, cohort, fake):
+    b = bot()
+    discord_app.post(b.url, done(2600, "Redis"))        # warm up: the store exists
+    con = sqlite3.connect(cohort.db, timeout=1)
+    con.execute("BEGIN IMMEDIATE")                      # hold the write lock: /done waits
+    try:
+        status, answer, took = discord_app.post(b.url, done(2601, "Kafka"))
+        assert status == 200
+        assert answer == {"type": 5}                    # deferred, public (not personal)
+        assert took < 2.5                               # inside Discord's 3 s
+        time.sleep(0.5)
+        assert fake.rest("PATCH") == []                 # the answer waits for the store
+    finally:
+        con.rollback()
+        con.close()
+    edit = fake.wait_rest("PATCH", rf"/webhooks/{APP_ID}/tok-2601/messages/@original")[0]
+    assert "finished Kafka" in text_of(edit["json"])
+    assert edit["json"]["allowed_mentions"] == {"parse": []}
+    assert fake.rest("POST", r"/interactions/") == []   # the deferral was the HTTP answer
+    assert ("discord:300", "kafka", "discord:2601") in events(cohort.db)
 
 
 def wait_status(cohort, pred, timeout=15):
@@ -59,26 +218,135 @@ def wait_status(cohort, pred, timeout=15):
         time.sleep(0.3)
 
 
-def test_without_the_gateway_no_gateway_connection_is_made(fake, bot, cohort):
+def test_without_the_gateway_no_gateway_connection_is_made(fake, bot, discord_app, cohort):
     b = bot("gateway = false")
+    status, answer, _ = discord_app.post(b.url, done(2700, "Kafka"))
+    assert status == 200 and "finished Kafka" in text_of(answer)
     res = wait_status(cohort, lambda r: r.returncode == 0)
     assert "discord: connected" in res.stdout
-    time.sleep(1.5)   # a gateway start would have asked for /gateway/bot by now
+    time.sleep(1.0)   # a gateway start would have asked for /gateway/bot by now
     assert fake.rest("GET", r"/gateway/bot") == []
     assert fake.connections == []
     assert "no gateway connection (discord.gateway = false)" in b.stderr()
 
 
-def test_gateway_false_needs_the_public_key(cohort, fake):
-    (cohort.workdir / "cohort.toml").write_text(f"""
+def test_gateway_false_needs_the_public_key_and_a_listener(cohort, fake, discord_app):
+    conf = f"""
 [discord]
 enabled = true
 token = "{TOKEN}"
 api_url = "{fake.api_url}"
 gateway = false
-""")
+"""
+    (cohort.workdir / "cohort.toml").write_text(conf)
     res = cohort.run("run", "-c", "cohort.toml", timeout=10)
     assert res.returncode == 2
     assert "cohort.toml:6: discord.gateway: false (HTTP interactions only) needs " \
            "discord.public_key" in res.stderr
+    (cohort.workdir / "cohort.toml").write_text(conf + f'public_key = "{discord_app.public_key}"\n')
+    res = cohort.run("run", "-c", "cohort.toml", timeout=10)
+    assert res.returncode == 2
+    assert "cohort.toml:6: discord.gateway: false (HTTP interactions only) needs " \
+           "http.listen" in res.stderr
     assert fake.rest("GET", r"/gateway/bot") == []
+
+
+# ---- two processes behind one address, one PostgreSQL ----
+
+PG = os.environ.get("COHORT_TEST_PG_URL", "")
+
+
+class RoundRobin:
+    """A TCP forwarder on one port handing each connection to the next of ports in turn:
+    a load balancer in front of several cohort processes."""
+
+    def __init__(self, ports):
+        self.ports = ports
+        self.counts = [0] * len(ports)
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.turn = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                client, _ = self.sock.accept()
+            except OSError:
+                return
+            i = self.turn % len(self.ports)
+            self.turn += 1
+            self.counts[i] += 1
+            backend = socket.create_connection(("127.0.0.1", self.ports[i]))
+            for a, b in ((client, backend), (backend, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src, dst):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+            dst.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+    def close(self):
+        self.sock.close()
+
+
+@pytest.mark.skipif(not PG, reason="COHORT_TEST_PG_URL is not set (make test starts a "
+                    "PostgreSQL: scripts/pg-test.sh)")
+def test_two_processes_behind_one_address_share_postgresql(tmp_path, fake, discord_app):
+    import subprocess
+    schema = "ix_" + uuid.uuid4().hex[:12]
+    psql = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", PG, "-c"]
+    subprocess.run(psql + [f"CREATE SCHEMA {schema}"], check=True, capture_output=True)
+    url = f"{PG}{'&' if '?' in PG else '?'}options=-csearch_path%3D{schema}"
+    procs, lb = [], None
+    try:
+        for name in ("a", "b"):
+            (tmp_path / name).mkdir()
+            c = Cohort(tmp_path / name)
+            c.env["COHORT_STORE_URL"] = url
+            procs.append(Bot(c, fake, discord_app, "gateway = false").start())
+        lb = RoundRobin([p.port for p in procs])
+        front = f"http://127.0.0.1:{lb.port}/interactions"
+        topics = ["Kafka", "Redis", "Docker", "PostgreSQL", "GraphQL", "Kubernetes"]
+        for i, topic in enumerate(topics):
+            status, answer, _ = discord_app.post(front,
+                                                 done(2800 + i, topic, user=str(301 + i % 2)))
+            assert status == 200, answer
+            assert f"finished {topic}" in text_of(answer)
+        assert lb.counts == [3, 3]                      # both processes answered
+        # A PING (to process a), then 2800 again, which process a answered, to process b:
+        # b never saw it, and the database applies it once all the same.
+        assert discord_app.post(front, {"id": "2899", "type": 1, "token": "t"})[1] == \
+            {"type": 1}
+        status, answer, _ = discord_app.post(front, done(2800, "Kafka", user="301"))
+        assert lb.counts == [4, 4]
+        assert status == 200 and text_of(answer).startswith("Already recorded")
+        # Each process reads the same records, each interaction once.
+        exports = []
+        for p in procs:
+            res = p.cohort.run("export", "--format", "csv")
+            assert res.returncode == 0, res.stderr
+            exports.append(res.stdout)
+        assert exports[0] == exports[1]
+        rows = [ln for ln in exports[0].splitlines()[1:] if not ln.startswith("#")]
+        assert len(rows) == len(topics), exports[0]
+        for i, topic in enumerate(topics):
+            assert sum(f",discord:{301 + i % 2}," in r and f",{topic}," in r for r in rows) == 1
+        # Every answer went back in an HTTP response: nothing through REST.
+        assert fake.rest("POST", r"/interactions/") == [] and fake.rest("PATCH") == []
+        assert fake.rest("GET", r"/gateway/bot") == []
+    finally:
+        if lb:
+            lb.close()
+        for p in procs:
+            p.stop()
+        subprocess.run(psql + [f"DROP SCHEMA {schema} CASCADE"], capture_output=True)

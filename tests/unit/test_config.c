@@ -401,6 +401,19 @@ static void interaction_keys_are_read_and_checked(void **state)
 	assert_string_equal(e, ":5: discord.gateway: false (HTTP interactions only) needs "
 			       "discord.public_key, the application's Public Key from the Developer "
 			       "Portal; set it, or gateway = true");
+	e = load_text("[discord]\nenabled = true\ngateway = false\npublic_key = "
+		      "\"8f2bd2a5bd4f1d1c6e0cdbdc1d3e2a1f0c9b8a7f6e5d4c3b2a1908f7e6d5c4b3\"\n",
+		      &rc);
+	assert_int_equal(rc, COHORT_ERR_CONFIG);
+	assert_string_equal(e, ":3: discord.gateway: false (HTTP interactions only) needs "
+			       "http.listen, the address Discord's requests reach cohort on (for "
+			       "example \"127.0.0.1:8080\" behind an HTTPS proxy); set it, or "
+			       "gateway = true");
+	load_text("[discord]\nenabled = true\ngateway = false\npublic_key = "
+		  "\"8f2bd2a5bd4f1d1c6e0cdbdc1d3e2a1f0c9b8a7f6e5d4c3b2a1908f7e6d5c4b3\"\n"
+		  "[http]\nlisten = \"127.0.0.1:8080\"\n",
+		  &rc);
+	assert_int_equal(rc, COHORT_OK);
 	e = load_text("[discord]\ngateway = \"no\"\n", &rc);
 	assert_int_equal(rc, COHORT_ERR_CONFIG);
 	assert_string_equal(e, ":2: \"gateway\" in [discord] must be a boolean (true or false), "
