@@ -23,7 +23,7 @@ RUN make -j2 CFLAGS="-O2 -g0" \
 # Runtime stage: the shared libraries, CA certificates and time zones, nothing else.
 FROM debian:bookworm-slim
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends ca-certificates tzdata \
+    && apt-get install -y --no-install-recommends ca-certificates tzdata curl \
        libsqlite3-0 libpq5 libcjson1 libcurl4 libwebsockets17 \
     && apt-get clean && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin \
     && useradd --system --uid 10001 --home-dir /data --shell /usr/sbin/nologin cohort \
@@ -37,7 +37,12 @@ VOLUME ["/data"]
 ENV COHORT_CONFIG=/config/cohort.toml
 # SIGTERM finishes the answers in flight and closes the gateway resumably.
 STOPSIGNAL SIGTERM
+# The HTTP server (/healthz, /metrics, the group pages) listens on 8080 in the container;
+# COHORT_HTTP_LISTEN wins over http.listen. /healthz is 200 when the store answers and every
+# enabled platform is connected.
+ENV COHORT_HTTP_LISTEN=0.0.0.0:8080
+EXPOSE 8080
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
-    CMD ["/usr/bin/cohort", "status"]
+    CMD ["curl", "-fsS", "-m", "4", "-o", "/dev/null", "http://127.0.0.1:8080/healthz"]
 ENTRYPOINT ["/usr/bin/cohort"]
 CMD ["run"]

@@ -6,6 +6,7 @@
 #include "lib/clock.h"
 #include "lib/err.h"
 #include "lib/log.h"
+#include "lib/metrics.h"
 #include "lib/text.h"
 #include "lib/util.h"
 #include "roadmap.h"
@@ -1502,14 +1503,30 @@ static bool event_ok(const struct event *ev, struct reply *r)
 
 static int handle(struct bot *b, const struct event *ev, struct reply *out);
 
+/* /metrics: the command (known names only, else "other") and its platform, and the time taken. */
+static void count_command(const struct event *ev, double seconds)
+{
+	const char *platform = ev->platform;
+	if (strcmp(platform, "discord") && strcmp(platform, "matrix") && strcmp(platform, "console"))
+		platform = "other";
+	char labels[METRICS_MAX_LABELS];
+	snprintf(labels, sizeof(labels), "command=\"%s\",platform=\"%s\"",
+		 ev->command && bot_command_summary(ev->command) ? ev->command : "other", platform);
+	metrics_count(METRIC_COMMANDS, labels);
+	snprintf(labels, sizeof(labels), "platform=\"%s\"", platform);
+	metrics_observe(METRIC_REPLY_SECONDS, labels, seconds);
+}
+
 int bot_handle(struct bot *b, const struct event *in, struct reply *out)
 {
 	/* Names are made safe and short once, here, for every platform. */
 	char *name = bot_member_name(in->member_name, in->member_id);
 	struct event ev = *in;
 	ev.member_name = name;
+	double t0 = metrics_clock();
 	int rc = handle(b, &ev, out);
 	free(name);
+	count_command(in, metrics_clock() - t0);
 	return rc;
 }
 

@@ -420,6 +420,11 @@ static void apply_env(struct config *cfg)
 	log_add_secret(cfg->discord_token);
 	log_add_secret(cfg->matrix_access_token);
 	log_add_secret(cfg->matrix_password);
+	/* A container image sets where it listens (its HEALTHCHECK asks there). */
+	v = getenv("COHORT_HTTP_LISTEN");
+	cfg->http_listen_from_env = v && *v;
+	if (v && *v)
+		set_str(&cfg->http_listen, v);
 }
 
 static int validate(const struct config *cfg, const int *lines, char *err)
@@ -507,6 +512,15 @@ static int validate(const struct config *cfg, const int *lines, char *err)
 					 "\"%s\" is not a user id (\"@ana:example.org\") or a "
 					 "server name (\"example.org\")",
 					 w);
+	}
+	if (*cfg->http_listen && !config_http_listen(cfg, NULL, 0, NULL) &&
+	    cfg->http_listen_from_env) {
+		snprintf(err, COHORT_ERR_LEN,
+			 "COHORT_HTTP_LISTEN: \"%s\" is not HOST:PORT with an IPv4 address or "
+			 "localhost and a port from 1 to 65535 (for example \"0.0.0.0:8080\"); it "
+			 "wins over http.listen",
+			 cfg->http_listen);
+		return COHORT_ERR_CONFIG;
 	}
 	if (*cfg->http_listen && !config_http_listen(cfg, NULL, 0, NULL))
 		return bad_value(cfg, lines, "http", "listen", err,
@@ -802,8 +816,9 @@ void config_describe(const struct config *cfg, struct strbuf *out)
 		describe_list(out, "matrix.invite_from", &cfg->matrix_invite_from,
 			      "(none: invites from anyone)");
 	}
-	sb_addf(out, "  %-20s %s\n", "http.listen",
-		*cfg->http_listen ? cfg->http_listen : "(no HTTP server)");
+	sb_addf(out, "  %-20s %s%s\n", "http.listen",
+		*cfg->http_listen ? cfg->http_listen : "(no HTTP server)",
+		cfg->http_listen_from_env ? " (from COHORT_HTTP_LISTEN)" : "");
 	if (*cfg->http_listen)
 		sb_addf(out, "  %-20s %s\n", "http.public_url",
 			*cfg->http_public_url ? cfg->http_public_url : "(not set)");

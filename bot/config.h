@@ -1,6 +1,7 @@
 /*
  * cohort's configuration: defaults, the TOML file, and environment overrides
- * for secrets (COHORT_DISCORD_TOKEN, COHORT_MATRIX_TOKEN, COHORT_STORE_URL), validated as a whole.
+ * for secrets (COHORT_DISCORD_TOKEN, COHORT_MATRIX_TOKEN, COHORT_STORE_URL) and the HTTP
+ * listener (COHORT_HTTP_LISTEN), validated as a whole.
  */
 #ifndef COHORT_CONFIG_H
 #define COHORT_CONFIG_H
@@ -65,6 +66,7 @@ struct config {
 	bool matrix_token_from_env; /* COHORT_MATRIX_TOKEN set it */
 
 	char *http_listen;     /* "HOST:PORT" of the HTTP server; "": none */
+	bool http_listen_from_env; /* COHORT_HTTP_LISTEN set it */
 	char *http_public_url; /* the base URL members reach (links); "": not set */
 };
 

@@ -5,6 +5,7 @@
 #include "lib/clock.h"
 #include "lib/err.h"
 #include "lib/log.h"
+#include "lib/metrics.h"
 #include "lib/util.h"
 
 #include <stdio.h>
@@ -42,6 +43,7 @@ void scheduler_sent(struct bot *b, const char *idem_key, int result)
 	struct digest_inflight f = b->inflight[i];
 	b->inflight[i] = b->inflight[--b->ninflight];
 	b->last_sent = result;
+	metrics_count(METRIC_DIGESTS, result == COHORT_OK ? "result=\"sent\"" : "result=\"failed\"");
 	if (result == COHORT_OK) {
 		if (store_digest_mark_sent(b->store, f.group_id, f.date, bot_now(b)) == COHORT_OK)
 			log_info("digest", "posted the %s digest of %s", f.date, f.group_id);
@@ -239,6 +241,7 @@ static int run_group(struct bot *b, const struct digest_sink *sink, const struct
 		earliest(next, now + RETRY_MS);
 		return COHORT_OK;
 	}
+	metrics_count(METRIC_DIGESTS, sent ? "result=\"failed\"" : "result=\"sent\"");
 	if (sent) {
 		log_warn("digest", "posting the digest of %s failed (%s); retrying in a minute",
 			 g->id, cohort_strerror(sent));

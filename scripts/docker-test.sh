@@ -40,7 +40,7 @@ lint() {
 	grep -q '^FROM debian:bookworm-slim AS build$' $f || fail "$f: the build stage is not debian:bookworm-slim"
 	[ "$(grep -c '^FROM debian:bookworm-slim' $f)" -eq 2 ] || fail "$f: expected two bookworm-slim stages"
 	grep -q '^USER cohort$' $f || fail "$f: the image must not run as root"
-	grep -A1 '^HEALTHCHECK ' $f | grep -q 'cohort", "status"' || fail "$f: no HEALTHCHECK on cohort status"
+	grep -A1 '^HEALTHCHECK ' $f | grep -q '127.0.0.1:8080/healthz"' || fail "$f: no HEALTHCHECK on /healthz"
 	grep -q '^STOPSIGNAL SIGTERM$' $f || fail "$f: no STOPSIGNAL"
 	grep -q '^VOLUME \["/data"\]$' $f || fail "$f: the store is not on a volume"
 	grep -q 'ca-certificates tzdata' $f || fail "$f: ca-certificates and tzdata must be in the image"

@@ -9,6 +9,7 @@
 
 #include "lib/err.h"
 #include "lib/log.h"
+#include "lib/metrics.h"
 #include "lib/util.h"
 
 #include <pthread.h>
@@ -78,7 +79,10 @@ static int commit(struct store *st)
 {
 	if (st->batch)
 		return run(st, prep(st, S_RELEASE), "release savepoint");
-	return run(st, prep(st, S_COMMIT), "commit");
+	double t0 = metrics_clock();
+	int rc = run(st, prep(st, S_COMMIT), "commit");
+	metrics_observe(METRIC_STORE_COMMIT, "", metrics_clock() - t0);
+	return rc;
 }
 
 static void rollback(struct store *st)

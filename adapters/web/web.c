@@ -8,6 +8,7 @@
 #include "lib/err.h"
 #include "lib/log.h"
 #include "lib/mailbox.h"
+#include "lib/metrics.h"
 #include "lib/util.h"
 
 #include <cjson/cJSON.h>
@@ -213,6 +214,9 @@ static int conn_write(struct conn *cn)
 		if (lws_finalize_write_http_header(wsi, start, &p, end))
 			return -1;
 		cn->headers_sent = true;
+		char code[24];
+		snprintf(code, sizeof(code), "code=\"%d\"", res->status);
+		metrics_count(METRIC_HTTP_REQUESTS, code);
 		if (cn->head || !res->body.len)
 			return 1;
 		lws_callback_on_writable(wsi);
@@ -574,6 +578,67 @@ static enum web_result health_route(void *ud, struct web_call *call, const struc
 	return WEB_LATER;
 }
 
+/* ---- /metrics ---- */
+
+static void render_platforms(struct web *w, struct strbuf *out)
+{
+	struct adapter_status *st = xcalloc(w->o.n_adapters ? w->o.n_adapters : 1, sizeof(*st));
+	for (size_t i = 0; i < w->o.n_adapters; i++)
+		w->o.adapters[i].ops->status(w->o.adapters[i].self, &st[i]);
+	sb_adds(out, "# HELP cohort_platform_connected Whether a platform connection (each Discord "
+		     "shard) is connected.\n# TYPE cohort_platform_connected gauge\n");
+	for (size_t i = 0; i < w->o.n_adapters; i++) {
+		const char *name = w->o.adapters[i].ops->name;
+		if (!st[i].n_shards)
+			sb_addf(out, "cohort_platform_connected{platform=\"%s\",shard=\"0\"} %d\n",
+				name, st[i].state && !strcmp(st[i].state, "connected"));
+		for (size_t k = 0; k < st[i].n_shards; k++)
+			sb_addf(out, "cohort_platform_connected{platform=\"%s\",shard=\"%d\"} %d\n",
+				name, st[i].shards[k].id,
+				!strcmp(st[i].shards[k].state, "connected"));
+	}
+	sb_adds(out, "# HELP cohort_gateway_reconnects_total Reconnects of a platform connection "
+		     "(each Discord shard's gateway, Matrix's sync).\n"
+		     "# TYPE cohort_gateway_reconnects_total counter\n");
+	for (size_t i = 0; i < w->o.n_adapters; i++) {
+		const char *name = w->o.adapters[i].ops->name;
+		if (!st[i].n_shards)
+			sb_addf(out,
+				"cohort_gateway_reconnects_total{platform=\"%s\",shard=\"0\"} "
+				"%lu\n",
+				name, st[i].reconnects);
+		for (size_t k = 0; k < st[i].n_shards; k++)
+			sb_addf(out,
+				"cohort_gateway_reconnects_total{platform=\"%s\",shard=\"%d\"} "
+				"%lu\n",
+				name, st[i].shards[k].id, st[i].shards[k].reconnects);
+	}
+	sb_adds(out, "# HELP cohort_rest_rate_limited_total REST requests a platform answered with "
+		     "429.\n# TYPE cohort_rest_rate_limited_total counter\n");
+	for (size_t i = 0; i < w->o.n_adapters; i++)
+		sb_addf(out, "cohort_rest_rate_limited_total{platform=\"%s\"} %lu\n",
+			w->o.adapters[i].ops->name, st[i].rate_limited);
+	sb_adds(out, "# HELP cohort_rest_requests_total REST requests a platform answered.\n"
+		     "# TYPE cohort_rest_requests_total counter\n");
+	for (size_t i = 0; i < w->o.n_adapters; i++)
+		sb_addf(out, "cohort_rest_requests_total{platform=\"%s\"} %lu\n",
+			w->o.adapters[i].ops->name, st[i].requests);
+	for (size_t i = 0; i < w->o.n_adapters; i++)
+		free(st[i].shards);
+	free(st);
+}
+
+static enum web_result metrics_route(void *ud, struct web_call *call, const struct web_request *req,
+				     struct web_response *res)
+{
+	(void)call;
+	(void)req;
+	res->content_type = "text/plain; version=0.0.4; charset=utf-8";
+	metrics_render(&res->body);
+	render_platforms(ud, &res->body);
+	return WEB_ANSWERED;
+}
+
 /* ---- the loop ---- */
 
 static void tick(lws_sorted_usec_list_t *sul)
@@ -713,6 +778,8 @@ struct web *web_new(const struct web_opts *opts)
 	w->answers = mailbox_new(wake_loop, w);
 	struct web_route health = {"GET", "/healthz", health_route, w, 0, NULL};
 	web_add_route(w, &health);
+	struct web_route metrics = {"GET", "/metrics", metrics_route, w, 0, NULL};
+	web_add_route(w, &metrics);
 	return w;
 }
 

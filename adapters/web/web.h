@@ -25,7 +25,8 @@
  * DENY and Cache-Control: no-store unless the route says otherwise; the
  * server never sets a cookie and never reads one.
  *
- * Built-in route: GET /healthz (the store and every platform of web_opts).
+ * Built-in routes: GET /healthz (the store and every platform of web_opts) and
+ * GET /metrics (lib/metrics.h's series and the platforms' counters).
  *
  * Threading: web_new(), web_add_route(), web_start(), web_stop(), web_join()
  * and web_free() from the CLI's thread; route functions run on the server

@@ -1,6 +1,8 @@
 """cohort's HTTP server (http.listen): /healthz, /metrics, and what hostile requests get."""
 import json
+import shutil
 import socket
+import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -132,6 +134,15 @@ def test_http_listen_is_strict(cohort):
     res = cohort.run("check-config", "-c", "ok.toml")
     assert res.returncode == 0, res.stderr
     assert "http.listen" in res.stdout and "127.0.0.1:8080" in res.stdout
+    # The environment wins (the container image sets it), and is just as strict.
+    cohort.env["COHORT_HTTP_LISTEN"] = "0.0.0.0:9090"
+    res = cohort.run("check-config", "-c", "ok.toml")
+    assert res.returncode == 0, res.stderr
+    assert "0.0.0.0:9090 (from COHORT_HTTP_LISTEN)" in res.stdout, res.stdout
+    cohort.env["COHORT_HTTP_LISTEN"] = "0.0.0.0"
+    res = cohort.run("check-config", "-c", "ok.toml")
+    assert res.returncode == 2 and "COHORT_HTTP_LISTEN: \"0.0.0.0\" is not HOST:PORT" \
+        in res.stderr, res.stderr
 
 
 def test_a_port_in_use_is_a_clear_error(cohort):
@@ -260,3 +271,144 @@ def test_keep_alive_serves_several_requests(web):
                 body += s.recv(4096)
             assert status_of(head) == 200
             assert json.loads(body)["status"] == "ok"
+
+
+# ---- with a (fake) Discord: /healthz follows the gateway, /metrics counts ----
+
+@pytest.fixture
+def fake():
+    from fake_discord import FakeDiscord
+    f = FakeDiscord(heartbeat_interval=1000)
+    f.start()
+    yield f
+    f.stop()
+
+
+def discord_web(web, fake, extra=""):
+    from fake_discord import TOKEN
+    return web(f"""
+[discord]
+enabled = true
+token = "{TOKEN}"
+api_url = "{fake.api_url}"
+{extra}
+""")
+
+
+def wait_health(w, want, timeout=20):
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        last = get(w.url("/healthz"), timeout=5)
+        if last[0] == want:
+            return json.loads(last[2])
+        time.sleep(0.05)
+    raise AssertionError(f"/healthz never said {want}: {last}")
+
+
+def test_healthz_follows_the_discord_gateway(web, fake):
+    w = discord_web(web, fake)
+    fake.ready_connection()
+    body = wait_health(w, 200)
+    assert body == {"status": "ok", "store": "ok", "platforms": [
+        {"name": "discord", "state": "connected", "shards": [{"id": 0, "state": "connected"}],
+         "ok": True}]}, body
+    # The gateway drops, and answers no more for now: 503, saying which.
+    fake.hold_hello = True
+    fake.close(4000)
+    body = wait_health(w, 503)
+    assert body["status"] == "unavailable" and body["store"] == "ok", body
+    (discord,) = body["platforms"]
+    assert discord["name"] == "discord" and discord["state"] != "connected"
+    assert discord["ok"] is False
+    # It comes back: 200 again.
+    held = len(fake.connections)
+    fake.wait_for(lambda: len(fake.connections) > held - 0 and fake.connections[-1].live, 10,
+                  "a reconnect")
+    fake.hold_hello = False
+    ws = fake.connections[-1].ws
+    import asyncio
+    asyncio.run_coroutine_threadsafe(ws.close(), fake.loop).result(5)
+    body = wait_health(w, 200, timeout=30)
+    assert body["platforms"][0]["state"] == "connected", body
+
+
+def promtool(text):
+    assert shutil.which("promtool"), "promtool is missing: run make deps (Debian's prometheus)"
+    res = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True,
+                         text=True, timeout=30)
+    return res.returncode, res.stdout + res.stderr
+
+
+def metric(text, series):
+    for line in text.splitlines():
+        if line.startswith(series + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def test_metrics_pass_promtool_and_move_with_commands(web, fake):
+    from fake_discord import interaction
+    w = discord_web(web, fake)
+    fake.ready_connection()
+    wait_health(w, 200)
+    status, headers, body = get(w.url("/metrics"))
+    assert status == 200
+    assert headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    assert_hardened(headers)
+    text = body.decode()
+    rc, out = promtool(text)
+    assert rc == 0, out + "\n" + text
+    assert metric(text, 'cohort_platform_connected{platform="discord",shard="0"}') == 1
+    assert metric(text, 'cohort_gateway_reconnects_total{platform="discord",shard="0"}') == 0
+    done = 'cohort_commands_total{command="done",platform="discord"}'
+    assert metric(text, done) is None
+    for i in range(3):
+        fake.dispatch("INTERACTION_CREATE",
+                      interaction(9100 + i, "done", [{"name": "topic", "value": "Kafka"}],
+                                  user=str(300 + i)))
+    fake.dispatch("INTERACTION_CREATE", interaction(9200, "help"))
+    for i in range(3):
+        fake.wait_rest("POST", rf"/interactions/{9100 + i}/tok-{9100 + i}/callback")
+    fake.wait_rest("POST", r"/interactions/9200/tok-9200/callback")
+    text = get(w.url("/metrics"))[2].decode()
+    rc, out = promtool(text)
+    assert rc == 0, out + "\n" + text
+    assert metric(text, done) == 3, text
+    assert metric(text, 'cohort_commands_total{command="help",platform="discord"}') == 1
+    assert metric(text, 'cohort_reply_seconds_count{platform="discord"}') == 4
+    assert metric(text, 'cohort_reply_seconds_bucket{platform="discord",le="+Inf"}') == 4
+    assert metric(text, "cohort_store_commit_seconds_count") >= 3
+    assert metric(text, 'cohort_http_requests_total{code="200"}') >= 2
+    # A dropped gateway is a reconnect of shard 0.
+    fake.close(4000)
+    fake.wait_for(lambda: fake.connections[-1].live and len(fake.connections) >= 2, 15,
+                  "a reconnect")
+    deadline = time.time() + 15
+    while time.time() < deadline:
+        text = get(w.url("/metrics"))[2].decode()
+        if metric(text, 'cohort_gateway_reconnects_total{platform="discord",shard="0"}') == 1:
+            break
+        time.sleep(0.1)
+    assert metric(text, 'cohort_gateway_reconnects_total{platform="discord",shard="0"}') == 1, \
+        text
+    assert promtool(text)[0] == 0
+
+
+def test_rest_429s_are_counted(web, fake):
+    from fake_discord import interaction
+    w = discord_web(web, fake)
+    fake.ready_connection()
+    wait_health(w, 200)
+    fake.fault("POST", r"/interactions/9300/", status=429,
+               body={"message": "You are being rate limited.", "retry_after": 0.1,
+                     "global": False}, headers={"Retry-After": "0.1"})
+    fake.dispatch("INTERACTION_CREATE", interaction(9300, "help"))
+    fake.wait_rest("POST", r"/interactions/9300/tok-9300/callback", 2, timeout=10)
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        text = get(w.url("/metrics"))[2].decode()
+        if metric(text, 'cohort_rest_rate_limited_total{platform="discord"}') == 1:
+            break
+        time.sleep(0.1)
+    assert metric(text, 'cohort_rest_rate_limited_total{platform="discord"}') == 1, text
