@@ -1184,10 +1184,42 @@ static bool saved_session(struct discord *dc, int id, int count, struct gw_sessi
  * Without a gateway (discord.gateway = false) the manager keeps the timers:
  * interactions come over HTTP (discord_interaction()) until dc_stop().
  */
+/* GET /applications/@me answered: the application id, then the slash commands. Worker. */
+static void got_application(void *ud, const struct http_response *r)
+{
+	struct discord *dc = ud;
+	cJSON *j = r->status == 200 ? cJSON_Parse(r->body) : NULL;
+	const char *id = jstr(j, "id");
+	if (snowflake(id)) {
+		pthread_mutex_lock(&dc->lock);
+		snprintf(dc->app_id, sizeof(dc->app_id), "%s", id);
+		if (!dc->app_id_shared)
+			dc->app_id_shared = xstrdup(id);
+		bool now = !dc->registered;
+		dc->registered = true;
+		pthread_mutex_unlock(&dc->lock);
+		if (now)
+			register_commands(dc);
+	} else if (r->status == 200) {
+		log_warn(TAG, "GET /applications/@me gave no application id; the slash commands "
+			      "are not registered (run cohort register-commands)");
+	} else {
+		check_answer(dc, "GET /applications/@me (to register the slash commands)", r);
+	}
+	cJSON_Delete(j);
+}
+
 static void run_without_gateway(struct discord *dc)
 {
 	log_info(TAG, "no gateway connection (discord.gateway = false): taking interactions on "
 		      "POST /interactions only");
+	if (dc->cfg->discord_register_commands) {
+		/* No READY says who the application is: ask, then register as after READY. */
+		char *url = xasprintf("%s/applications/@me", dc->cfg->discord_api_url);
+		struct http_request rq = {"GET", url, NULL, "commands", 0, got_application, dc};
+		http_submit(dc->http, &rq);
+		free(url);
+	}
 	set_state(dc, "connected");
 	while (wait_unless_stopped(dc, 100))
 		defer_due(dc);

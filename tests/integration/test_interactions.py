@@ -6,6 +6,7 @@ import socket
 import sqlite3
 import threading
 import time
+import urllib.request
 import uuid
 
 import pytest
@@ -224,6 +225,12 @@ def test_without_the_gateway_no_gateway_connection_is_made(fake, bot, discord_ap
     assert status == 200 and "finished Kafka" in text_of(answer)
     res = wait_status(cohort, lambda r: r.returncode == 0)
     assert "discord: connected" in res.stdout
+    health = urllib.request.urlopen(f"http://127.0.0.1:{b.port}/healthz", timeout=10)
+    assert health.status == 200
+    # The slash commands are registered at start all the same (no READY: the id comes
+    # from GET /applications/@me).
+    fake.wait_rest("PUT", rf"/applications/{APP_ID}/commands")
+    assert {c["name"] for c in fake.commands[None]} >= {"done", "progress", "help"}
     time.sleep(1.0)   # a gateway start would have asked for /gateway/bot by now
     assert fake.rest("GET", r"/gateway/bot") == []
     assert fake.connections == []
@@ -350,3 +357,22 @@ def test_two_processes_behind_one_address_share_postgresql(tmp_path, fake, disco
         for p in procs:
             p.stop()
         subprocess.run(psql + [f"DROP SCHEMA {schema} CASCADE"], capture_output=True)
+
+
+def test_without_the_gateway_a_rejected_token_still_stops_with_the_fix(cohort, fake,
+                                                                       discord_app):
+    (cohort.workdir / "cohort.toml").write_text(f"""
+[discord]
+enabled = true
+token = "not-the-token"
+api_url = "{fake.api_url}"
+gateway = false
+public_key = "{discord_app.public_key}"
+
+[http]
+listen = "127.0.0.1:{free_port()}"
+""")
+    res = cohort.run("run", "-c", "cohort.toml", timeout=20)
+    assert res.returncode == 2, res.stderr
+    assert "the bot token was rejected (401 on GET /applications/@me" in res.stderr
+    assert fake.rest("GET", r"/gateway/bot") == []
