@@ -98,6 +98,7 @@ enum stmt_id {
 	S_LEASE_TAKE,    /* one row (holder, ms left) when taken; none when another holds it */
 	S_LEASE_GET,     /* (holder, ms left) of a lease */
 	S_LEASE_RELEASE,
+	S_LEASE_TAKE_OVER, /* from a holder that is gone: changes one row or none */
 	S_COUNT
 };
 

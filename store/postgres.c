@@ -374,6 +374,8 @@ static const char *const sql[S_COUNT] = {
 			 "RETURNING holder, expires_at - " NOW_MS,
 	[S_LEASE_GET] = "SELECT holder, expires_at - " NOW_MS " FROM leases WHERE name = $1",
 	[S_LEASE_RELEASE] = "DELETE FROM leases WHERE name = $1 AND holder = $2",
+	[S_LEASE_TAKE_OVER] = "UPDATE leases SET holder = $3, expires_at = " NOW_MS " + $4::bigint "
+			      "WHERE name = $1 AND holder = $2",
 #undef NOW_MS
 };
 

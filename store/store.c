@@ -12,7 +12,9 @@
 #include "lib/metrics.h"
 #include "lib/util.h"
 
+#include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1302,14 +1304,52 @@ int store_restore_digest_rank(struct store *st, const struct store_digest_rank_r
 static char holder_id[STORE_HOLDER_LEN];
 static pthread_once_t holder_once = PTHREAD_ONCE_INIT;
 
+/* This host's name, spaces replaced (a holder id is split at spaces). */
+static void host_name(char *out, size_t n)
+{
+	if (gethostname(out, n - 1) != 0 || !out[0])
+		snprintf(out, n, "unknown-host");
+	out[n - 1] = '\0';
+	for (char *c = out; *c; c++)
+		if (*c == ' ')
+			*c = '_';
+}
+
+/* The pid namespace's inode ("pid:[4026531836]"), 0 when unknown. */
+static unsigned long pid_namespace(void)
+{
+	char link[64];
+	ssize_t n = readlink("/proc/self/ns/pid", link, sizeof(link) - 1);
+	if (n <= 0)
+		return 0;
+	link[n] = '\0';
+	const char *b = strchr(link, '[');
+	return b ? strtoul(b + 1, NULL, 10) : 0;
+}
+
 static void holder_init(void)
 {
 	char host[64] = "";
-	if (gethostname(host, sizeof(host) - 1) != 0 || !host[0])
-		snprintf(host, sizeof(host), "unknown-host");
+	host_name(host, sizeof(host));
 	uint32_t id = (uint32_t)(random_unit() * 4294967296.0);
-	snprintf(holder_id, sizeof(holder_id), "%s pid %ld id %08x", host, (long)getpid(),
-		 (unsigned)id);
+	snprintf(holder_id, sizeof(holder_id), "%s pid %ld ns %lu id %08x", host, (long)getpid(),
+		 pid_namespace(), (unsigned)id);
+}
+
+bool store_lease_holder_gone(const char *holder)
+{
+	char host[64] = "", theirs[64];
+	long pid;
+	unsigned long ns;
+	unsigned id;
+	if (sscanf(holder, "%63s pid %ld ns %lu id %x", theirs, &pid, &ns, &id) != 4 || pid <= 0)
+		return false;
+	host_name(host, sizeof(host));
+	if (strcmp(host, theirs) != 0 || ns == 0 || ns != pid_namespace())
+		return false;
+	if (pid == (long)getpid())
+		return strcmp(holder, store_lease_holder()) != 0; /* an earlier process with our pid */
+	return kill((pid_t)pid, 0) != 0 && errno == ESRCH;
 }
 
 const char *store_lease_holder(void)
@@ -1362,6 +1402,22 @@ int store_lease_take(struct store *st, const char *name, const char *holder, int
 			return rc ? rc : COHORT_ERR_DENIED;
 	}
 	return COHORT_ERR_DENIED;
+}
+
+int store_lease_take_over(struct store *st, const char *name, const char *gone,
+			  const char *holder, int64_t ttl_ms)
+{
+	struct bk_stmt *s = prep(st, S_LEASE_TAKE_OVER);
+	bind_text(s, 1, name);
+	bind_text(s, 2, gone);
+	bind_text(s, 3, holder);
+	bk_bind_int(s, 4, ttl_ms);
+	int rc = bk_step(s);
+	int64_t n = rc == BK_DONE ? bk_changes(s) : 0;
+	bk_reset(s);
+	if (rc != BK_DONE)
+		return db_fail(st, "taking over a lease");
+	return n == 1 ? COHORT_OK : COHORT_ERR_DENIED;
 }
 
 int store_lease_release(struct store *st, const char *name, const char *holder)

@@ -447,12 +447,18 @@ int store_state_set(struct store *st, const char *key, const char *value);
 #define STORE_HOLDER_LEN 160
 
 /*
- * This process's holder identity: "host pid 1234 id 0123abcd" (the host
- * name, the pid and a random instance id drawn once per process, so a pid
- * reused after a restart, or on another machine, is another holder). Any
- * thread.
+ * This process's holder identity: "host pid 1234 ns 4026531836 id 0123abcd"
+ * (the host name, the pid, the pid namespace and a random instance id drawn
+ * once per process, so a pid reused after a restart, or on another machine,
+ * is another holder). Any thread.
  */
 const char *store_lease_holder(void);
+/*
+ * True when holder names a process of this host and pid namespace that no
+ * longer runs (killed, crashed): its leases need not be waited out. False
+ * when it runs, or may (another host, another namespace, not a holder id).
+ */
+bool store_lease_holder_gone(const char *holder);
 
 /* Who holds a lease and for how much longer. */
 struct store_lease {
@@ -476,6 +482,13 @@ int store_lease_take(struct store *st, const char *name, const char *holder, int
  * took it, or it was released) or COHORT_ERR_STORE.
  */
 int store_lease_get(struct store *st, const char *name, struct store_lease *out);
+/*
+ * Takes lease name from gone (a holder store_lease_holder_gone() says is
+ * gone) for holder: COHORT_OK, COHORT_ERR_DENIED when gone no longer has it
+ * (someone else was quicker), or COHORT_ERR_STORE.
+ */
+int store_lease_take_over(struct store *st, const char *name, const char *gone,
+			  const char *holder, int64_t ttl_ms);
 /* Ends holder's lease name at once (nothing when another has it): COHORT_OK or COHORT_ERR_STORE. */
 int store_lease_release(struct store *st, const char *name, const char *holder);
 

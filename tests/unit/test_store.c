@@ -1237,11 +1237,53 @@ static void the_holder_names_the_process(void **state)
 	(void)state;
 	char host[64] = "", want[96];
 	assert_int_equal(gethostname(host, sizeof(host) - 1), 0);
-	snprintf(want, sizeof(want), "%s pid %ld id ", host, (long)getpid());
+	snprintf(want, sizeof(want), "%s pid %ld ns ", host, (long)getpid());
 	const char *h = store_lease_holder();
 	assert_int_equal(strncmp(h, want, strlen(want)), 0);
-	assert_int_equal(strlen(h), strlen(want) + 8);
+	assert_non_null(strstr(h, " id "));
 	assert_ptr_equal(store_lease_holder(), h);
+	assert_false(store_lease_holder_gone(h));
+}
+
+/*
+ * A holder that was a process of this host and no longer runs is known to be
+ * gone, and its lease can be taken over at once; one that runs, or of another
+ * host, is not.
+ */
+static void a_gone_holders_lease_is_taken_over(void **state)
+{
+	struct fixture *f = *state;
+	pid_t child = fork();
+	assert_true(child >= 0);
+	if (child == 0)
+		_exit(0);
+	assert_int_equal(waitpid(child, NULL, 0), child);
+	/* Our own identity with the dead child's pid: this host, this namespace. */
+	const char *me = store_lease_holder();
+	const char *ns = strstr(me, " ns ");
+	char host[64], gone[STORE_HOLDER_LEN], other[STORE_HOLDER_LEN];
+	snprintf(host, sizeof(host), "%.*s", (int)(strstr(me, " pid ") - me), me);
+	snprintf(gone, sizeof(gone), "%s pid %ld%.*s id 00000001", host, (long)child,
+		 (int)(strstr(ns, " id ") - ns), ns);
+	assert_true(store_lease_holder_gone(gone));
+	snprintf(other, sizeof(other), "elsewhere pid %ld%.*s id 00000001", (long)child,
+		 (int)(strstr(ns, " id ") - ns), ns);
+	assert_false(store_lease_holder_gone(other));
+	snprintf(other, sizeof(other), "%s pid %ld%.*s id 00000001", host, (long)getppid(),
+		 (int)(strstr(ns, " id ") - ns), ns);
+	assert_false(store_lease_holder_gone(other)); /* runs */
+	assert_false(store_lease_holder_gone("not a holder"));
+
+	assert_int_equal(store_lease_take(f->st, "shard:1", gone, 60000, true, NULL), COHORT_OK);
+	assert_int_equal(store_lease_take(f->st, "shard:1", me, 60000, true, NULL),
+			 COHORT_ERR_DENIED);
+	assert_int_equal(store_lease_take_over(f->st, "shard:1", other, me, 60000),
+			 COHORT_ERR_DENIED); /* not the one that has it */
+	assert_int_equal(store_lease_take_over(f->st, "shard:1", gone, me, 60000), COHORT_OK);
+	struct store_lease l;
+	assert_int_equal(store_lease_get(f->st, "shard:1", &l), COHORT_OK);
+	assert_string_equal(l.holder, me);
+	assert_true(l.ms_left > 50000);
 }
 
 /* A database an earlier cohort made (version 4, no leases) is upgraded in place on open. */
@@ -1347,6 +1389,7 @@ int main(void)
 		cmocka_unit_test(a_released_lease_is_free_at_once),
 		cmocka_unit_test(a_slot_is_used_once_per_period),
 		cmocka_unit_test(the_holder_names_the_process),
+		cmocka_unit_test(a_gone_holders_lease_is_taken_over),
 		cmocka_unit_test(racing_holders_get_a_lease_once),
 	};
 	/* Files, SQLite's schema history, its backup and checkpoints. */
