@@ -49,7 +49,7 @@ CORE_SRC = lib/err.c lib/util.c lib/log.c lib/text.c lib/clock.c lib/toml.c lib/
            adapters/discord/render.c adapters/discord/discord.c adapters/discord/interactions.c \
            adapters/matrix/matrix.c adapters/attempts.c adapters/web/web.c
 CORE_OBJ = $(CORE_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/default_roadmap.o
-MAIN_OBJ = $(BUILD)/cli/main.o
+MAIN_OBJ = $(BUILD)/cli/main.o $(BUILD)/cli/keeper.o
 
 UNIT_TESTS = test_text test_toml test_config test_roadmap test_store test_commands test_clock \
              test_leaderboard test_digest test_log test_discord test_adapters test_mailbox test_dispatch \

@@ -13,6 +13,44 @@
 #include <string.h>
 
 #define RETRY_MS 60000
+/*
+ * A group's digest is claimed for this long (the process clock's time) while
+ * it is built and sent, renewed every third of it while the platform has not
+ * answered; a process that died mid-send is replaced by another once the
+ * claim lapses, and the idempotency key stops a second post.
+ */
+#define CLAIM_MS 60000
+
+/* The lease of a group's digest of one local date. A new string. */
+static char *claim_name(const char *group_id, const char *date)
+{
+	return xasprintf("digest:%s:%s", group_id, date);
+}
+
+/*
+ * Claims (or renews) the digest of group_id for date for this process:
+ * COHORT_OK, COHORT_ERR_DENIED (another process sends it; logged) or
+ * COHORT_ERR_STORE.
+ */
+static int claim(struct bot *b, const char *group_id, const char *date)
+{
+	char *name = claim_name(group_id, date);
+	struct store_lease l;
+	int rc = store_lease_take(b->store, name, store_lease_holder(),
+				  clock_real_wait_ms(CLAIM_MS), true, &l);
+	if (rc == COHORT_ERR_DENIED)
+		log_debug("digest", "the %s digest of %s is being sent by %s", date, group_id,
+			 l.holder);
+	free(name);
+	return rc;
+}
+
+static void unclaim(struct bot *b, const char *group_id, const char *date)
+{
+	char *name = claim_name(group_id, date);
+	store_lease_release(b->store, name, store_lease_holder());
+	free(name);
+}
 
 void scheduler_idem_key(const char *group_id, const char *local_date, char key[20])
 {
@@ -51,6 +89,7 @@ void scheduler_sent(struct bot *b, const char *idem_key, int result)
 		log_warn("digest", "posting the digest of %s failed (%s); retrying in a minute",
 			 f.group_id, cohort_strerror(result));
 	}
+	unclaim(b, f.group_id, f.date);
 	free(f.group_id);
 }
 
@@ -160,41 +199,17 @@ static void earliest(int64_t *next, int64_t t)
 }
 
 /*
- * Sends (or re-sends) today's digest of one group if it is due, or at once
- * when `now_anyway`; updates *next. COHORT_ERR_DUPLICATE when it was sent.
+ * run_group() once this process holds the group's claim: builds, records (a
+ * first send) and posts the digest; rec is the record of an earlier attempt
+ * (re-sent with its key) or NULL.
  */
-static int run_group(struct bot *b, const struct digest_sink *sink, const struct group *g,
-		     bool now_anyway, int64_t *next)
+static int send_claimed(struct bot *b, const struct digest_sink *sink, const struct group *g,
+			bool now_anyway, const struct store_digest *rec, const char *date,
+			int64_t now, int64_t slot, int64_t tomorrow, int64_t *next)
 {
-	const char *tz = g->tz && tz_valid(g->tz) ? g->tz : b->timezone;
-	int hh, mm;
-	if (!parse_hhmm(g->time ? g->time : b->digest_time, &hh, &mm) &&
-	    !parse_hhmm(b->digest_time, &hh, &mm))
-		hh = 18, mm = 0;
-	int64_t now = bot_now(b);
-	int64_t slot = tz_at_time(tz, now, hh, mm);
-	int64_t tomorrow = tz_at_time(tz, tz_day_start(tz, now, 1), hh, mm);
-	if (now < slot && !now_anyway) {
-		earliest(next, slot);
-		return COHORT_OK;
-	}
-	char date[16], key[20];
-	tz_format(tz, now, "%Y-%m-%d", date, sizeof(date));
-	if (inflight_find(b, g->id, date) >= 0) {
-		/* Handed to an adapter already: wait for its answer. */
-		earliest(next, now + RETRY_MS);
-		return COHORT_OK;
-	}
-	struct store_digest rec;
-	int rc = store_digest_get(b->store, g->id, date, &rec);
-	if (rc == COHORT_OK && rec.sent_at) {
-		store_digest_release(&rec);
-		earliest(next, tomorrow);
-		return now_anyway ? COHORT_ERR_DUPLICATE : COHORT_OK;
-	}
-	if (rc && rc != COHORT_ERR_NOT_FOUND)
-		return rc;
-	bool resend = rc == COHORT_OK;
+	bool resend = rec != NULL;
+	char key[20];
+	int rc;
 	if (!resend && !now_anyway) {
 		/* Not due today when the time was set after it passed, or nobody had
 		 * logged anything by then (a later first /done does not post it late). */
@@ -211,8 +226,7 @@ static int run_group(struct bot *b, const struct digest_sink *sink, const struct
 		}
 	}
 	if (resend) {
-		snprintf(key, sizeof(key), "%s", rec.idem_key);
-		store_digest_release(&rec);
+		snprintf(key, sizeof(key), "%s", rec->idem_key);
 	} else {
 		scheduler_idem_key(g->id, date, key);
 	}
@@ -238,7 +252,7 @@ static int run_group(struct bot *b, const struct digest_sink *sink, const struct
 		snprintf(f->date, sizeof(f->date), "%s", date);
 		f->group_id = xstrdup(g->id);
 		log_debug("digest", "sending the %s digest of %s", date, g->id);
-		earliest(next, now + RETRY_MS);
+		earliest(next, now + CLAIM_MS / 3); /* to renew the claim */
 		return COHORT_OK;
 	}
 	metrics_count(METRIC_DIGESTS, sent ? "result=\"failed\"" : "result=\"sent\"");
@@ -251,6 +265,78 @@ static int run_group(struct bot *b, const struct digest_sink *sink, const struct
 	log_info("digest", "posted the %s digest of %s%s", date, g->id, resend ? " (again)" : "");
 	earliest(next, tomorrow);
 	return store_digest_mark_sent(b->store, g->id, date, bot_now(b));
+}
+
+/*
+ * Sends (or re-sends) today's digest of one group if it is due, or at once
+ * when `now_anyway`; updates *next. COHORT_ERR_DUPLICATE when it was sent.
+ */
+static int run_group(struct bot *b, const struct digest_sink *sink, const struct group *g,
+		     bool now_anyway, int64_t *next)
+{
+	const char *tz = g->tz && tz_valid(g->tz) ? g->tz : b->timezone;
+	int hh, mm;
+	if (!parse_hhmm(g->time ? g->time : b->digest_time, &hh, &mm) &&
+	    !parse_hhmm(b->digest_time, &hh, &mm))
+		hh = 18, mm = 0;
+	int64_t now = bot_now(b);
+	int64_t slot = tz_at_time(tz, now, hh, mm);
+	int64_t tomorrow = tz_at_time(tz, tz_day_start(tz, now, 1), hh, mm);
+	if (now < slot && !now_anyway) {
+		earliest(next, slot);
+		return COHORT_OK;
+	}
+	char date[16];
+	tz_format(tz, now, "%Y-%m-%d", date, sizeof(date));
+	if (inflight_find(b, g->id, date) >= 0) {
+		/* Handed to an adapter already: keep the claim while waiting for its answer. */
+		claim(b, g->id, date);
+		earliest(next, now + CLAIM_MS / 3);
+		return COHORT_OK;
+	}
+	struct store_digest rec;
+	int rc = store_digest_get(b->store, g->id, date, &rec);
+	if (rc == COHORT_OK && rec.sent_at) {
+		store_digest_release(&rec);
+		earliest(next, tomorrow);
+		return now_anyway ? COHORT_ERR_DUPLICATE : COHORT_OK;
+	}
+	if (rc && rc != COHORT_ERR_NOT_FOUND)
+		return rc;
+	if (rc == COHORT_OK)
+		store_digest_release(&rec);
+	/*
+	 * Another process may be sending it (several processes on one database):
+	 * only the one that holds the claim goes on. The record is read again
+	 * under the claim, so a digest sent meanwhile is not sent twice.
+	 */
+	int crc = claim(b, g->id, date);
+	if (crc == COHORT_ERR_DENIED) {
+		earliest(next, now + CLAIM_MS / 6);
+		return now_anyway ? COHORT_ERR_DENIED : COHORT_OK;
+	}
+	if (crc)
+		return crc;
+	rc = store_digest_get(b->store, g->id, date, &rec);
+	if (rc == COHORT_OK && rec.sent_at) {
+		store_digest_release(&rec);
+		unclaim(b, g->id, date);
+		earliest(next, tomorrow);
+		return now_anyway ? COHORT_ERR_DUPLICATE : COHORT_OK;
+	}
+	if (rc && rc != COHORT_ERR_NOT_FOUND) {
+		unclaim(b, g->id, date);
+		return rc;
+	}
+	bool resend = rc == COHORT_OK;
+	rc = send_claimed(b, sink, g, now_anyway, resend ? &rec : NULL, date, now, slot, tomorrow,
+			  next);
+	if (resend)
+		store_digest_release(&rec);
+	/* Kept while the platform has not answered (scheduler_sent() ends it); else done. */
+	if (inflight_find(b, g->id, date) < 0)
+		unclaim(b, g->id, date);
+	return rc;
 }
 
 int scheduler_run(struct bot *b, const struct digest_sink *sink, int64_t *next)

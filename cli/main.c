@@ -11,6 +11,7 @@
 #include "bot/export.h"
 #include "bot/roadmap.h"
 #include "bot/scheduler.h"
+#include "cli/keeper.h"
 #include "lib/clock.h"
 #include "lib/err.h"
 #include "lib/log.h"
@@ -34,7 +35,14 @@
 #define STATUS_EVERY_MS 10000
 #define STATUS_STALE_MS 45000
 
-enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
+/* EXIT_CLAIMED: another process runs a Discord shard this one was given (see README). */
+enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2, EXIT_CLAIMED = 3 };
+/*
+ * Claims in the database (DESIGN 10), in the process clock's time: a Discord
+ * shard's and the Matrix sync's, renewed every third of it while they run.
+ */
+#define SHARD_CLAIM_MS 30000
+#define SYNC_CLAIM_MS 30000
 
 static volatile sig_atomic_t stop_requested, reload_requested;
 static struct dispatch *signal_dispatch; /* woken by a signal when set */
@@ -487,7 +495,101 @@ static int exit_code_of(int rc)
 {
 	if (!rc)
 		return EXIT_OK;
+	if (rc == COHORT_ERR_DENIED)
+		return EXIT_CLAIMED; /* a shard's claim was lost to another process */
 	return rc == COHORT_ERR_AUTH || rc == COHORT_ERR_CONFIG ? EXIT_USAGE : EXIT_RUNTIME;
+}
+
+/* A claim the keeper lost: a shard's means two processes would answer its guilds. */
+static void claim_lost(void *ud, const char *name, const struct store_lease *l)
+{
+	struct dispatch *d = ud;
+	if (strncmp(name, "discord:shard:", 14) != 0)
+		return; /* the Matrix sync: the adapter stands by at its next ask */
+	log_error("main",
+		  "stopping: %s has Discord shard %s now (this process could not renew its "
+		  "claim in time); two processes must not run one shard",
+		  l->holder, name + 14);
+	dispatch_fail(d, COHORT_ERR_DENIED);
+}
+
+/* The shard ids this process claims: discord.shards, else all of shard_count, else 0. */
+static size_t shard_claims(const struct config *cfg, int **ids)
+{
+	size_t n = cfg->discord_shards.n;
+	if (!n)
+		n = cfg->discord_shard_count > 0 ? (size_t)cfg->discord_shard_count : 1;
+	*ids = xcalloc(n, sizeof(**ids));
+	for (size_t i = 0; i < n; i++)
+		(*ids)[i] = cfg->discord_shards.n ? cfg->discord_shards.v[i] : (int)i;
+	return n;
+}
+
+/*
+ * Claims Discord shard id for this process. A claim another process holds
+ * is waited on for up to one claim period: a killed process stops renewing
+ * and its claim lapses (one of this host that no longer runs is taken over
+ * at once); a claim that is renewed meanwhile belongs to a live process, and
+ * this one refuses to start (EXIT_CLAIMED), naming it.
+ */
+static int claim_shard(struct keeper *k, int id)
+{
+	char name[40];
+	snprintf(name, sizeof(name), "discord:shard:%d", id);
+	int64_t period = clock_real_wait_ms(SHARD_CLAIM_MS);
+	struct store_lease l;
+	int rc = keeper_claim(k, name, period, &l);
+	if (rc == COHORT_ERR_DENIED) {
+		int64_t start = clock_real_ms(), expires = start + l.ms_left;
+		log_warn("main",
+			 "Discord shard %d is claimed by %s; waiting up to %lld s for that claim "
+			 "to lapse (a stopped process no longer renews it)",
+			 id, l.holder, (long long)(period + 999) / 1000);
+		while (rc == COHORT_ERR_DENIED && !stop_requested &&
+		       clock_real_ms() + l.ms_left <= expires + 500 &&
+		       clock_real_ms() - start <= period + 1000) {
+			poll(NULL, 0, (int)(period / 20 < 250 ? period / 20 + 1 : 250));
+			rc = keeper_claim(k, name, period, &l);
+		}
+		if (rc == COHORT_OK)
+			log_info("main", "took over Discord shard %d: its earlier claim lapsed", id);
+	}
+	if (rc == COHORT_ERR_DENIED) {
+		log_error("main",
+			  "Discord shard %d is run by another process (%s), which keeps renewing "
+			  "its claim: two processes must not run one shard. Stop that process, or "
+			  "give this one other ids in discord.shards (exit %d)",
+			  id, l.holder, EXIT_CLAIMED);
+		return EXIT_CLAIMED;
+	}
+	if (rc)
+		return stop_requested ? EXIT_OK : EXIT_RUNTIME;
+	log_debug("main", "claimed Discord shard %d", id);
+	return EXIT_OK;
+}
+
+/* The Matrix sync lease (struct mx_sync_lease), through the keeper. */
+static bool may_sync(void *ud, const char *user_id, bool resume, char **since, char *who,
+		     size_t n, int64_t *retry_ms)
+{
+	struct keeper *k = ud;
+	char *name = xasprintf("matrix:sync:%s", user_id);
+	int64_t period = clock_real_wait_ms(SYNC_CLAIM_MS);
+	struct store_lease l;
+	int rc = keeper_claim(k, name, period, &l);
+	free(name);
+	*since = NULL;
+	if (rc == COHORT_OK && resume)
+		keeper_state_get(k, "matrix.next_batch", since);
+	if (rc == COHORT_OK || rc == COHORT_ERR_STORE) {
+		/* A database that does not answer: go on syncing, as before leases. */
+		return true;
+	}
+	snprintf(who, n, "%s", l.holder);
+	*retry_ms = l.ms_left > 0 ? l.ms_left + 50 : period / 10;
+	if (*retry_ms > period / 3)
+		*retry_ms = period / 3;
+	return false;
 }
 
 /* What a running cohort knows about itself, for `cohort status`. */
@@ -623,6 +725,27 @@ static int cmd_run(struct app *app, const struct cli *cli)
 	signal_dispatch = d; /* from now on a signal also wakes the dispatcher */
 	struct platforms p;
 	int rc = platforms_init(&p, app, d);
+	/* The claims: this process's shards, and the Matrix sync when it is its turn. */
+	struct keeper *keeper = NULL;
+	if (!rc) {
+		char err[COHORT_ERR_LEN];
+		if (keeper_new(config_store(&app->cfg),
+			       strcmp(app->cfg.store_synchronous, "full") == 0, claim_lost, d,
+			       &keeper, err)) {
+			log_error("main", "%s", err);
+			rc = EXIT_RUNTIME;
+		}
+	}
+	if (!rc && app->cfg.discord_enabled) {
+		int *ids;
+		size_t n = shard_claims(&app->cfg, &ids);
+		for (size_t i = 0; !rc && i < n; i++)
+			rc = claim_shard(keeper, ids[i]);
+		free(ids);
+	}
+	for (size_t i = 0; !rc && i < p.n; i++)
+		if (strcmp(p.v[i].ops->name, "matrix") == 0)
+			matrix_set_sync_lease(&p.v[i], &(struct mx_sync_lease){may_sync, keeper});
 	size_t started = 0;
 	if (stop_requested)
 		log_info("main", "stopping (signal) before connecting to any platform");
@@ -660,6 +783,7 @@ static int cmd_run(struct app *app, const struct cli *cli)
 		write_status(&r, true);
 	platforms_release(&p);
 	dispatch_drain(d); /* the outcomes the adapters reported while finishing */
+	keeper_free(keeper); /* releases the claims: a successor need not wait */
 	signal_dispatch = NULL;
 	dispatch_free(d);
 	log_info("main", "stopped");
@@ -1191,10 +1315,17 @@ static int cmd_digest(struct app *app, const struct cli *cli)
 				"cohort: today's digest of %s was posted already; not posting it "
 				"twice (run without --post to see it)\n",
 				cli->group);
+		else if (prc == COHORT_ERR_DENIED)
+			fprintf(stderr,
+				"cohort: another cohort process is posting today's digest of %s "
+				"now; not posting it twice\n",
+				cli->group);
 		else if (prc)
 			fprintf(stderr, "cohort: posting the digest of %s failed: %s\n", cli->group,
 				cohort_strerror(prc));
-		rc = prc == COHORT_OK || prc == COHORT_ERR_DUPLICATE ? EXIT_OK : EXIT_RUNTIME;
+		rc = prc == COHORT_OK || prc == COHORT_ERR_DUPLICATE || prc == COHORT_ERR_DENIED
+			     ? EXIT_OK
+			     : EXIT_RUNTIME;
 	}
 	free(channel);
 	platforms_release(&p);

@@ -83,6 +83,9 @@ struct matrix {
 	size_t nrooms, caprooms;
 	struct idset *seen; /* event ids (and invited rooms), against duplicates */
 
+	struct mx_sync_lease lease; /* may_sync NULL: always syncs */
+	bool syncing, standby;      /* the sync thread's: the last ask's answer */
+
 	/* The dispatcher thread's own. */
 	int64_t txn_base;
 	unsigned long txn_next;
@@ -1250,6 +1253,41 @@ static int setup(struct matrix *mx)
 	return COHORT_OK;
 }
 
+/*
+ * Whether this process may sync now (the sync lease); false after waiting
+ * while another process syncs, or when stopping.
+ */
+static bool wait_for_lease(struct matrix *mx)
+{
+	char who[256] = "";
+	char *since = NULL;
+	int64_t retry = 1000;
+	bool resume = !mx->syncing;
+	if (mx->lease.may_sync(mx->lease.ud, mx->user_id, resume, &since, who, sizeof(who),
+			       &retry)) {
+		if (resume && since) {
+			free(mx->since);
+			mx->since = since;
+		} else {
+			free(since);
+		}
+		if (mx->standby)
+			log_info(TAG, "taking over the sync of %s", mx->user_id);
+		mx->syncing = true;
+		mx->standby = false;
+		return true;
+	}
+	free(since);
+	if (!mx->standby)
+		log_info(TAG, "standing by: %s syncs %s; taking over when its lease lapses", who,
+			 mx->user_id);
+	mx->syncing = false;
+	mx->standby = true;
+	set_status(mx, "standby");
+	pause_ms(mx, retry < 200 ? 200 : retry);
+	return false;
+}
+
 static void *sync_thread(void *arg)
 {
 	struct matrix *mx = arg;
@@ -1263,6 +1301,8 @@ static void *sync_thread(void *arg)
 	int failures = 0;
 	enum { SYNC_FULL, SYNC_CUT, SYNC_SKIP } mode = SYNC_FULL;
 	while (!mx->stopping && client(mx)) {
+		if (mx->lease.may_sync && !wait_for_lease(mx))
+			continue;
 		refresh_if_due(mx);
 		/*
 		 * An answer over HTTP_MAX_BODY (a backlog of large messages in many rooms)
@@ -1525,6 +1565,12 @@ static void mx_free(void *self)
 static const struct adapter_ops matrix_ops = {
 	"matrix", mx_start, mx_stop, mx_join, mx_post, mx_status, mx_free,
 };
+
+void matrix_set_sync_lease(struct adapter *a, const struct mx_sync_lease *l)
+{
+	struct matrix *mx = a->self;
+	mx->lease = *l;
+}
 
 int matrix_new(const struct config *cfg, struct bot *b, struct dispatch *d, struct adapter *out)
 {

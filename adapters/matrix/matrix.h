@@ -16,6 +16,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct bot;
 struct config;
@@ -40,6 +41,23 @@ struct strbuf;
  * Reads its saved state through b, so call it before dispatch_run().
  */
 int matrix_new(const struct config *cfg, struct bot *b, struct dispatch *d, struct adapter *out);
+
+/*
+ * One process syncs an account at a time (several processes on one
+ * database). Before each /sync the sync thread asks may_sync (it may wait for
+ * the database); resume is true when this process did not sync before. On
+ * true, *since (when resume) receives the sync position saved in the store
+ * now, a new string or NULL, to go on from where the last syncer stopped. On
+ * false, another process syncs: who names it (n bytes) and the adapter waits
+ * *retry_ms before asking again, its status "standby".
+ */
+struct mx_sync_lease {
+	bool (*may_sync)(void *ud, const char *user_id, bool resume, char **since, char *who,
+			 size_t n, int64_t *retry_ms);
+	void *ud;
+};
+/* Sets a's sync lease (copied) before it starts; without one it always syncs. */
+void matrix_set_sync_lease(struct adapter *a, const struct mx_sync_lease *l);
 
 /*
  * Handles one /sync answer as if it had arrived (tests and fuzzing), on the

@@ -60,6 +60,9 @@ class FakeDiscord(FakeServer):
         self.commands = {}            # None (global) or guild id -> the registered commands
         self.channels = {}            # channel id -> messages posted there, oldest first
         self.lose_answers = 0         # answer this many message posts 500 *after* posting
+        self.slow_posts = 0           # answer this many message posts late (posted at once)
+        self.slow_post_s = 0.0        # by this many seconds
+        self.arrived = []             # (channel, nonce) of each message post, as it arrives
         self.guilds = []              # the servers the bot is in (GET /users/@me/guilds)
 
     def routes(self, app):
@@ -366,6 +369,9 @@ class FakeDiscord(FakeServer):
         if request.method == "POST" and m:
             body = await request.json()
             nonce = body.get("nonce")
+            with self.cond:
+                self.arrived.append((m.group(1), nonce))
+                self.cond.notify_all()
             if nonce and body.get("enforce_nonce") and nonce in self.messages:
                 mid = self.messages[nonce]
             else:
@@ -379,6 +385,10 @@ class FakeDiscord(FakeServer):
             with self.cond:
                 lose = self.lose_answers > 0
                 self.lose_answers -= lose
+                slow = self.slow_posts > 0
+                self.slow_posts -= slow
+            if slow:  # posted; the answer takes its time (a sender may die meanwhile)
+                await asyncio.sleep(self.slow_post_s)
             if lose:  # posted, but the bot never learns it
                 return web.json_response({"message": "upstream lost"}, status=502)
             resp = web.json_response({"id": mid, "channel_id": m.group(1), "nonce": nonce})

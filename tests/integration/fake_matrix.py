@@ -41,6 +41,8 @@ class FakeMatrix(FakeServer):
         self.soft = set()              # expired tokens: 401 with soft_logout true
         self._tokens = itertools.count(1)
         self.lose_answers = 0          # answer this many sends 502 *after* storing the event
+        self.syncing = 0               # /sync requests being answered now
+        self.most_syncing = 0          # the most at once (two processes syncing: 2)
 
     def _issue(self):
         n = next(self._tokens)
@@ -260,6 +262,16 @@ class FakeMatrix(FakeServer):
         return limit if isinstance(limit, int) and limit >= 0 else None
 
     async def _sync(self, request):
+        with self.cond:
+            self.syncing += 1
+            self.most_syncing = max(self.most_syncing, self.syncing)
+        try:
+            return await self._sync_answer(request)
+        finally:
+            with self.cond:
+                self.syncing -= 1
+
+    async def _sync_answer(self, request):
         since = request.query.get("since")
         limit = self._inline_limit(request)
         timeout = int(request.query.get("timeout", "0")) / 1000.0

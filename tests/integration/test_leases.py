@@ -1,0 +1,261 @@
+"""What happens once across processes on one PostgreSQL (DESIGN 10): leases in the
+database for each group's digest, the Matrix sync and each Discord shard.
+
+Needs the throwaway server `make test` starts (scripts/pg-test.sh): its URL in
+COHORT_TEST_PG_URL. Each test gets a schema of its own. Leases are periods of the
+process clock, so a test clock running N times faster makes them N times shorter."""
+import os
+import re
+import signal
+import subprocess
+import time
+import uuid
+
+import pytest
+
+from conftest import Cohort, Running
+from fake_discord import TOKEN, FakeDiscord, interaction
+from fake_matrix import BOT, FakeMatrix
+from fake_matrix import TOKEN as MX_TOKEN
+
+BASE = os.environ.get("COHORT_TEST_PG_URL", "")
+pytestmark = pytest.mark.skipif(not BASE, reason="COHORT_TEST_PG_URL is not set (make test "
+                                 "starts a PostgreSQL: scripts/pg-test.sh)")
+
+# Several gateway connections in one process: see test_shards.py on LeakSanitizer.
+NO_LEAK_CHECK = ":".join(filter(None, [os.environ.get("ASAN_OPTIONS"), "detect_leaks=0"]))
+
+
+def psql(sql, url=BASE):
+    res = subprocess.run(["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", url, "-c", sql],
+                         check=True, capture_output=True, text=True)
+    return res.stdout.strip()
+
+
+@pytest.fixture
+def pg():
+    schema = "lease_" + uuid.uuid4().hex[:12]
+    psql(f"CREATE SCHEMA {schema}")
+    sep = "&" if "?" in BASE else "?"
+    yield f"{BASE}{sep}options=-csearch_path%3D{schema}"
+    psql(f"DROP SCHEMA {schema} CASCADE")
+
+
+class Proc(Running):
+    """`cohort run` in a working directory of its own, on the shared database."""
+
+    def __init__(self, tmp_path, name, url, toml, at="2026-11-25T09:00:00Z", rate=10):
+        d = tmp_path / name
+        d.mkdir()
+        c = Cohort(d)
+        c.env["COHORT_STORE_URL"] = url
+        c.env["ASAN_OPTIONS"] = NO_LEAK_CHECK
+        c.at(at, rate)
+        (d / "cohort.toml").write_text("[log]\nlevel = \"debug\"\n" + toml)
+        super().__init__(c)
+        self.name = name
+
+    def kill(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+        self._log.close()
+
+
+@pytest.fixture
+def procs():
+    made = []
+    yield made
+    for p in made:
+        if p.proc and p.proc.poll() is None:
+            p.stop()
+
+
+def wait_for(cond, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = cond()
+        if v:
+            return v
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def discord_toml(fake, shards="", count=""):
+    return f"""
+[discord]
+enabled = true
+token = "{TOKEN}"
+api_url = "{fake.api_url}"
+{f"shard_count = {count}" if count else ""}
+{f"shards = {shards}" if shards else ""}
+"""
+
+
+def guild_on(shard, count, n=1):
+    return str(((count * n + shard) << 22) | 12345)
+
+
+# ---- Discord shards ----
+
+def test_a_second_process_on_a_held_shard_refuses_naming_the_holder(tmp_path, pg, procs):
+    fake = FakeDiscord(heartbeat_interval=1000, shards=2, max_concurrency=2)
+    fake.start()
+    try:
+        a = Proc(tmp_path, "a", pg, discord_toml(fake, "[0]", 2)).start()
+        procs.append(a)
+        fake.wait_for(lambda: fake.shard_connection(0) is not None, 20, "shard 0 connected")
+        # Shard 1 is free, shard 0 is a's: the second process refuses to start.
+        b = Proc(tmp_path, "b", pg, discord_toml(fake, "[1, 0]", 2)).start()
+        rc = b.wait_exit(30)
+        err = b.stderr()
+        assert rc == 3, err
+        assert re.search(rf"Discord shard 0 is run by another process \(\S+ pid {a.proc.pid} ",
+                         err), err
+        assert "discord.shards" in err
+        # It connected nothing, and its claim of shard 1 was released on the way out.
+        assert len(fake.connections) == 1 and fake.shard_connection(1) is None
+        assert psql("SELECT count(*) FROM leases WHERE name = 'discord:shard:1'", pg) == "0"
+        assert a.proc.poll() is None                      # the holder runs on
+        # A process with the other shard starts beside it.
+        c = Proc(tmp_path, "c", pg, discord_toml(fake, "[1]", 2)).start()
+        procs.append(c)
+        fake.wait_for(lambda: fake.shard_connection(1) is not None, 20, "shard 1 connected")
+        holders = dict(l.split("|") for l in psql(
+            "SELECT name, holder FROM leases ORDER BY name", pg).splitlines())
+        assert f" pid {a.proc.pid} " in holders["discord:shard:0"]
+        assert f" pid {c.proc.pid} " in holders["discord:shard:1"]
+    finally:
+        for p in procs:
+            p.stop()
+        procs.clear()
+        fake.stop()
+
+
+def test_a_killed_process_does_not_block_its_restart(tmp_path, pg, procs):
+    fake = FakeDiscord(heartbeat_interval=1000)
+    fake.start()
+    try:
+        a = Proc(tmp_path, "a", pg, discord_toml(fake)).start()
+        fake.ready_connection()
+        a.kill()
+        # Its claim was not released; this host's process that holds it is gone.
+        assert f" pid {a.proc.pid} " in psql(
+            "SELECT holder FROM leases WHERE name = 'discord:shard:0'", pg)
+        started = time.monotonic()
+        b = Proc(tmp_path, "b", pg, discord_toml(fake)).start()
+        procs.append(b)
+        wait_for(lambda: "took over discord:shard:0" in b.stderr(), 20, "the take-over")
+        assert time.monotonic() - started < 10
+        assert f"which no longer runs" in b.stderr()
+        b.stop()
+        # A clean stop releases the claim: nothing for the next start to wait out.
+        assert psql("SELECT count(*) FROM leases", pg) == "0"
+    finally:
+        fake.stop()
+
+
+# ---- the digest ----
+
+def test_every_digest_once_with_the_claiming_process_killed_mid_send(tmp_path, pg, procs):
+    fake = FakeDiscord(heartbeat_interval=1000, shards=2, max_concurrency=2)
+    fake.slow_posts, fake.slow_post_s = 3, 8.0   # every first post answered 8 s late
+    fake.start()
+    try:
+        # 18:00 UTC (the digest time) comes in 6 s of real time; a claim (60 s of the
+        # clock) lasts 3 s.
+        at = "2026-11-25T17:59:00Z"
+        a = Proc(tmp_path, "a", pg, discord_toml(fake, "[0]", 2), at, 20).start()
+        b = Proc(tmp_path, "b", pg, discord_toml(fake, "[1]", 2), at, 20).start()
+        procs += [a, b]
+        fake.wait_for(lambda: None not in (fake.shard_connection(0), fake.shard_connection(1)),
+                      20, "both shards")
+        groups = [(guild_on(0, 2, 1), "501"), (guild_on(1, 2, 1), "502"),
+                  (guild_on(0, 2, 2), "503")]
+        for n, (guild, channel) in enumerate(groups):
+            fake.dispatch("INTERACTION_CREATE", interaction(
+                9000 + n, "done", [{"name": "topic", "value": "Kafka"}], guild=guild))
+            fake.wait_rest("POST", rf"/interactions/{9000 + n}/tok-{9000 + n}/callback")
+            opts = [{"type": 3, "name": "channel", "value": "here"}]
+            fake.dispatch("INTERACTION_CREATE", interaction(
+                9100 + n, "digest-setup", opts, guild=guild, channel=channel,
+                permissions=str(1 << 5)))
+            fake.wait_rest("POST", rf"/interactions/{9100 + n}/tok-{9100 + n}/callback")
+        # (The fake records a request once answered; `arrived` as it comes in.)
+        fake.wait_for(lambda: len(fake.arrived) >= 3, 30, "three digests sent")
+        # Each digest's sender holds its claim: the other process waits, sends nothing.
+        time.sleep(2.0)
+        assert sorted(c for c, _ in fake.arrived) == ["501", "502", "503"], fake.arrived
+        holders = psql("SELECT holder FROM leases WHERE name LIKE 'digest:%'", pg).split("\n")
+        assert len(holders) == 3, holders
+        pid = int(re.search(r" pid (\d+) ", holders[0]).group(1))
+        victim = a if pid == a.proc.pid else b
+        survivor = b if victim is a else a
+        assert pid == victim.proc.pid
+        victim.kill()                     # mid-send: posted, its answer not yet in
+        # The survivor takes the dead sender's claims once they lapse and sends again with
+        # the same key; the nonce (enforce_nonce) gives back the earlier message.
+        wait_for(lambda: psql("SELECT count(*) FROM digests WHERE sent_at IS NULL", pg) == "0",
+                 40, "every digest marked sent")
+        for _, channel in groups:
+            assert len(fake.channels.get(channel, [])) == 1, fake.channels
+        assert len({n for _, n in fake.arrived}) == 3   # re-sent, if at all, with its key
+        assert "is being sent by" in survivor.stderr()
+        assert psql("SELECT count(*) FROM digests", pg) == "3"
+    finally:
+        for p in procs:
+            if p.proc.poll() is None:
+                p.stop()
+        procs.clear()
+        fake.stop()
+
+
+# ---- Matrix ----
+
+ROOM = "!study:fake.test"
+ANA = "@ana:fake.test"
+
+
+def matrix_toml(hs):
+    return f"""
+[matrix]
+enabled = true
+homeserver = "{hs.url}"
+user_id = "{BOT}"
+access_token = "{MX_TOKEN}"
+"""
+
+
+def test_two_processes_with_matrix_one_syncs_the_other_takes_over(tmp_path, pg, procs):
+    hs = FakeMatrix()
+    hs.start()
+    try:
+        hs.create_room(ROOM, members=[ANA])
+        a = Proc(tmp_path, "a", pg, matrix_toml(hs)).start()
+        procs.append(a)
+        hs.wait_for(hs.synced_to_end, 20, "a to sync")
+        b = Proc(tmp_path, "b", pg, matrix_toml(hs)).start()
+        procs.append(b)
+        wait_for(lambda: "standing by" in b.stderr(), 20, "b to stand by")
+        assert re.search(rf"standing by: \S+ pid {a.proc.pid} .* syncs {re.escape(BOT)}",
+                         b.stderr()), b.stderr()
+        # A command is answered once, by the syncing process.
+        hs.say(ROOM, ANA, "!done Kafka")
+        wait_for(lambda: hs.reqs("PUT", r"/send/m\.room\.message/"), 10, "a reply")
+        time.sleep(2.0)   # several of b's lease checks
+        assert len(hs.reqs("PUT", r"/send/m\.room\.message/")) == 1
+        assert hs.most_syncing == 1, "two processes synced at once"
+        # The syncer dies; b takes over once its lease lapses (30 s of the clock: 3 s),
+        # from where a stopped.
+        a.kill()
+        wait_for(lambda: "taking over the sync" in b.stderr(), 20, "b to take over")
+        hs.say(ROOM, ANA, "!start Redis")
+        wait_for(lambda: len(hs.reqs("PUT", r"/send/m\.room\.message/")) >= 2, 10,
+                 "b's reply")
+        time.sleep(1.0)
+        assert len(hs.reqs("PUT", r"/send/m\.room\.message/")) == 2   # nothing answered twice
+    finally:
+        for p in procs:
+            if p.proc.poll() is None:
+                p.stop()
+        procs.clear()
+        hs.stop()
