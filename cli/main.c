@@ -736,7 +736,8 @@ static int cmd_run(struct app *app, const struct cli *cli)
 			rc = EXIT_RUNTIME;
 		}
 	}
-	if (!rc && app->cfg.discord_enabled) {
+	/* Without a gateway (HTTP interactions only) there are no shards: any number may run. */
+	if (!rc && app->cfg.discord_enabled && app->cfg.discord_gateway) {
 		int *ids;
 		size_t n = shard_claims(&app->cfg, &ids);
 		for (size_t i = 0; !rc && i < n; i++)
