@@ -1,7 +1,7 @@
 #include "attempts.h"
 
 #include "adapters/json.h"
-#include "bot/bot.h"
+#include "bot/adapter.h"
 #include "lib/err.h"
 #include "lib/log.h"
 
@@ -9,10 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-int64_t attempts_first(struct bot *b, const char *state_key, const char *idem_key, int64_t now)
+int64_t attempts_first(struct door *door, const char *state_key, const char *idem_key, int64_t now)
 {
 	char *value = NULL;
-	if (bot_state_get(b, state_key, &value) != COHORT_OK) {
+	if (door_state_get(door, state_key, &value) != COHORT_OK) {
 		log_warn("digest", "cannot read %s; treating the digest as a first attempt",
 			 state_key);
 		return now;
@@ -36,7 +36,7 @@ int64_t attempts_first(struct bot *b, const char *state_key, const char *idem_ke
 		first = now;
 		cJSON_AddNumberToObject(keep, idem_key, (double)now);
 		char *text = cJSON_PrintUnformatted(keep);
-		if (bot_state_set(b, state_key, text))
+		if (door_state_set(door, state_key, text))
 			log_warn("digest", "cannot record the digest attempt in %s", state_key);
 		cJSON_free(text);
 	}

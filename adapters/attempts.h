@@ -10,7 +10,7 @@
 
 #include <stdint.h>
 
-struct bot;
+struct door;
 
 /* Attempts older than this are forgotten (a digest is re-sent the same local day only). */
 #define ATTEMPTS_KEEP_MS (3LL * 24 * 3600 * 1000)
@@ -19,8 +19,9 @@ struct bot;
  * When the digest with idem_key was first attempted, from the JSON object
  * kept under state_key ("discord.digest_attempts"); records now when this
  * is the first attempt (and then returns now). A store that cannot be read
- * or written counts as a first attempt (logged). Dispatcher thread.
+ * or written counts as a first attempt (logged). Dispatcher thread (the
+ * state is read and written through door, synchronously).
  */
-int64_t attempts_first(struct bot *b, const char *state_key, const char *idem_key, int64_t now);
+int64_t attempts_first(struct door *door, const char *state_key, const char *idem_key, int64_t now);
 
 #endif

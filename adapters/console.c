@@ -1,8 +1,10 @@
 #include "console.h"
 
+#include "bot/adapter.h"
 #include "bot/bot.h"
 #include "bot/cmdline.h"
 #include "lib/err.h"
+#include "lib/log.h"
 #include "lib/text.h"
 #include "lib/util.h"
 
@@ -15,7 +17,7 @@
 #define MAX_SPEAKER 32
 
 struct console {
-	struct bot *bot;
+	struct door *door;
 	struct console_opts o;
 	char *group_id;
 	bool tty;
@@ -23,6 +25,7 @@ struct console {
 	bool eof;
 	bool discarding; /* inside a line that was too long */
 	bool need_prompt;
+	bool answered; /* the line submitted last was answered */
 };
 
 static bool stopping(const struct console *c)
@@ -109,6 +112,14 @@ static void notice(struct console *c, const char *title, const char *line)
 	reply_release(&r);
 }
 
+/* The answer sink of a line: prints the reply (the console's thread, in pump()). */
+static void console_answered(void *arg, const struct door_answer *a)
+{
+	struct console *c = arg;
+	print_reply(c, a->reply);
+	c->answered = true;
+}
+
 static void handle_line(struct console *c, char *line)
 {
 	char speaker[MAX_SPEAKER + 1];
@@ -156,11 +167,13 @@ static void handle_line(struct console *c, char *line)
 		.command = command,
 		.args = args,
 	};
-	struct reply r;
-	reply_init(&r);
-	bot_handle(c->bot, &ev, &r);
-	print_reply(c, &r);
-	reply_release(&r);
+	c->answered = false;
+	door_submit(c->door, &ev, &(struct answer_sink){console_answered, NULL, c});
+	if (c->o.pump)
+		c->o.pump(c->o.tick_ud);
+	if (!c->answered)
+		log_error("console", "no answer yet to /%s (the console runs without a pump)",
+			  command);
 	free(member_id);
 	free(command);
 	free(args);
@@ -217,10 +230,10 @@ void console_free(struct console *c)
 	free(c);
 }
 
-struct console *console_new(struct bot *b, const struct console_opts *opts)
+struct console *console_new(struct door *door, const struct console_opts *opts)
 {
 	struct console *c = xcalloc(1, sizeof(*c));
-	c->bot = b;
+	c->door = door;
 	c->o = *opts;
 	c->group_id = xasprintf("console:%s", opts->group);
 	c->tty = isatty(opts->in);

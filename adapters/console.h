@@ -10,7 +10,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-struct bot;
+struct door;
 
 /* Longest line read; the rest of a longer line is discarded with a message. */
 #define CONSOLE_MAX_LINE 16384
@@ -34,13 +34,23 @@ struct console_opts {
 	 */
 	int64_t (*tick)(void *ud);
 	void *tick_ud;
+	/*
+	 * Runs the events queued at the bot's door (the console has no dispatcher
+	 * thread of its own: the CLI lends it its thread). Called with tick_ud
+	 * after each line is submitted, so its answer is printed before the next
+	 * line is read. NULL only for a console that is given no commands (tests).
+	 */
+	void (*pump)(void *ud);
 };
 
 struct console;
 struct reply;
 
-/* A console over bot (borrowed). opts are copied; the strings must outlive it. */
-struct console *console_new(struct bot *b, const struct console_opts *opts);
+/*
+ * A console that hands its lines to door (borrowed; must outlive it). opts
+ * are copied; the strings must outlive it.
+ */
+struct console *console_new(struct door *door, const struct console_opts *opts);
 void console_free(struct console *c);
 /* Reads and answers lines until end of input or *opts->stop. COHORT_OK or COHORT_ERR_IO. */
 int console_run(struct console *c);

@@ -112,8 +112,13 @@ int main(int argc, char **argv)
 		snprintf(mid, sizeof(mid), "bench:%d", i / TOPICS);
 		snprintf(name, sizeof(name), "member%d", i / TOPICS);
 		snprintf(topic, sizeof(topic), "Topic %d", i % TOPICS);
-		struct event ev = {"bench", "bench:big", "c",  mid,  name, false,
-				   "done",  topic,       NULL, NULL, NULL};
+		struct event ev = {.platform = "bench",
+				   .group_id = "bench:big",
+				   .channel_id = "c",
+				   .member_id = mid,
+				   .member_name = name,
+				   .command = "done",
+				   .args = topic};
 		struct reply r;
 		reply_init(&r);
 		if (i == n)
@@ -162,8 +167,13 @@ int main(int argc, char **argv)
 		char mid[32], name[32];
 		snprintf(mid, sizeof(mid), "bench:%d", MEMBERS - 1 - i);
 		snprintf(name, sizeof(name), "member%d", MEMBERS - 1 - i);
-		struct event ev = {"bench", "bench:big", "c",  mid,  name, false,
-				   "done",  "Topic 99",  NULL, NULL, NULL};
+		struct event ev = {.platform = "bench",
+				   .group_id = "bench:big",
+				   .channel_id = "c",
+				   .member_id = mid,
+				   .member_name = name,
+				   .command = "done",
+				   .args = "Topic 99"};
 		struct reply r;
 		reply_init(&r);
 		t = seconds();

@@ -1,12 +1,20 @@
 /*
- * The one interface through which the CLI runs a chat platform. An adapter
- * runs on its own threads: it turns its platform's traffic into jobs for the
- * dispatcher (which calls bot_handle() and hands the reply back to it) and
- * sends the replies. The CLI only starts, stops, and asks it to post.
+ * The interface between the bot and a chat platform (a "door"), both ways.
+ *
+ * Adapter -> bot: the door (struct door, below). An adapter runs on its own
+ * threads and turns its platform's traffic into events (bot/event.h) that it
+ * submits with an answer sink; the bot runs them one at a time, in submission
+ * order, on its dispatcher thread and calls the sink back with the answer.
+ * Adapter state (a gateway session, a sync token) goes through the door too.
+ * An adapter never calls bot_handle(), the dispatcher or the store itself.
+ *
+ * Bot -> adapter: struct adapter_ops. The CLI starts and stops it, and the
+ * digest scheduler asks it to post.
  *
  * Lifecycle, all from the CLI's thread: start(); later stop() and join();
- * then dispatch_drain() so that replies in flight are handed over; then
- * free(), which finishes sending them (with a grace period) and frees.
+ * then dispatch_drain() so that the events in flight are answered (their
+ * sinks called); then free(), which finishes sending the answers (with a
+ * grace period) and frees. The door outlives every adapter given it.
  */
 #ifndef COHORT_ADAPTER_H
 #define COHORT_ADAPTER_H
@@ -15,7 +23,92 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct bot_choice;
+struct event;
 struct reply;
+
+/* ---- adapter -> bot: the door ---- */
+
+/* The bot as an adapter sees it. Made by the CLI (dispatch_door()); borrowed by adapters. */
+struct door;
+
+/* What the bot answers to one event. Everything is borrowed for the sink's call. */
+struct door_answer {
+	/*
+	 * EVENT_COMMAND: bot_handle()'s result: COHORT_OK, COHORT_ERR_DUPLICATE (a
+	 * replayed source event: answered when it first came, nothing changed) or
+	 * COHORT_ERR_STORE (the reply says nothing was saved). COHORT_OK for a
+	 * completion.
+	 */
+	int rc;
+	const struct reply *reply;        /* EVENT_COMMAND's answer (always one); NULL otherwise */
+	const struct bot_choice *choices; /* EVENT_COMPLETE's, best first */
+	size_t n_choices;
+};
+
+/*
+ * Where an event's answer goes. answer() runs on the dispatcher thread, at
+ * most once, after the event ran; it must not block on the network (queue the
+ * send) and may call the door's dispatcher-thread functions. drop() runs
+ * exactly once, last, whether or not answer() came: it frees ctx. An event
+ * that never runs (dispatch_free() with events queued: not in a normal stop,
+ * which drains the queue first) gets drop() alone, on the freeing thread.
+ * Either function may be NULL.
+ */
+struct answer_sink {
+	void (*answer)(void *ctx, const struct door_answer *a);
+	void (*drop)(void *ctx);
+	void *ctx;
+};
+
+/*
+ * Queues ev for the bot; the answer goes to sink (ctx handed over). ev is
+ * copied: borrowed for the call only. Any thread; never blocks on the bot.
+ * Events run in submission order, interleaved with door_state_update() jobs
+ * in the same order.
+ */
+void door_submit(struct door *d, const struct event *ev, const struct answer_sink *sink);
+
+/*
+ * Adapter state kept in the store under a key the adapter names
+ * ("discord.sessions", "matrix.next_batch"), so a restart resumes.
+ *
+ * door_state_get() and door_state_set() are synchronous: call them before
+ * the dispatcher runs (the adapter's _new()) or on the dispatcher thread (in
+ * an answer sink, an update function, adapter_ops.post). get gives a new
+ * string, or NULL when the key is unset. Both return COHORT_OK or
+ * COHORT_ERR_STORE.
+ */
+int door_state_get(struct door *d, const char *key, char **value);
+int door_state_set(struct door *d, const char *key, const char *value);
+
+/*
+ * A read-modify-write of one key, from any thread: fn runs on the dispatcher
+ * thread after every event submitted before it, with old (borrowed; NULL when
+ * unset, or when the store could not be read: then ok is false) and returns
+ * the new value (a string it hands over, stored and freed) or NULL to leave
+ * the key as it is. drop(ctx) follows, always (may be NULL); a job that never
+ * runs gets drop() alone.
+ */
+typedef char *door_update_fn(void *ctx, const char *old, bool ok);
+void door_state_update(struct door *d, const char *key, door_update_fn *fn, void (*drop)(void *),
+		       void *ctx);
+/* Stores value (copied) under key, after every event submitted before it. Any thread. */
+void door_state_save(struct door *d, const char *key, const char *value);
+
+/* The bot's clock (Unix ms). Dispatcher thread. */
+int64_t door_now(struct door *d);
+
+/*
+ * Reports a digest post's outcome (see scheduler_sent()): COHORT_OK, or the
+ * send's error code. Any thread.
+ */
+void door_digest_sent(struct door *d, const char *idem_key, int result);
+
+/* An adapter hit a fatal error (logged by it): the bot stops with code. Any thread. */
+void door_fail(struct door *d, int code);
+
+/* ---- bot -> adapter ---- */
 
 /* One connection of an adapter that has several (a Discord shard). */
 struct adapter_shard {

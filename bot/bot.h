@@ -79,6 +79,9 @@ struct bot_choice {
 	char value[101]; /* the topic's name */
 };
 
+/* The most choices a completion gives (Discord shows 25). */
+#define BOT_MAX_CHOICES 25
+
 /* Completes a topic name being typed: fills up to max choices, best first; returns how many. */
 size_t bot_complete_topics(struct bot *b, const char *typed, struct bot_choice *out, size_t max);
 
@@ -86,6 +89,7 @@ size_t bot_complete_topics(struct bot *b, const char *typed, struct bot_choice *
  * Adapter state kept in the store (a Discord session, a Matrix sync token),
  * under a key the adapter names ("discord.session"). bot_state_get gives a new
  * string, or NULL when the key is unset. Both return COHORT_OK or COHORT_ERR_STORE.
+ * Adapters reach these through their door (door_state_get(), bot/adapter.h).
  */
 int bot_state_get(struct bot *b, const char *key, char **value);
 int bot_state_set(struct bot *b, const char *key, const char *value);

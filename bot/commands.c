@@ -1517,6 +1517,54 @@ static void count_command(const struct event *ev, double seconds)
 	metrics_observe(METRIC_REPLY_SECONDS, labels, seconds);
 }
 
+/* The value of a slash command's option, or NULL when it was not given. */
+static const char *option(const struct event *ev, const char *name)
+{
+	for (size_t i = 0; i < ev->n_options; i++)
+		if (strcmp(ev->options[i].name, name) == 0)
+			return ev->options[i].value;
+	return NULL;
+}
+
+/*
+ * /digest-setup (a slash command only): its options channel, time and
+ * timezone are the /digest settings; both in one answer when both are given,
+ * the second one's title becoming a line.
+ */
+static int digest_setup(struct bot *b, const struct event *in, struct reply *out)
+{
+	const char *where = option(in, "channel"), *time = option(in, "time");
+	const char *zone = option(in, "timezone");
+	/* The bot's "digest time" takes HH:MM, HH:MM ZONE, or a zone alone. */
+	char *time_args = time   ? xasprintf("time %s%s%s", time, zone ? " " : "", zone ? zone : "")
+			  : zone ? xasprintf("time %s", zone)
+				 : NULL;
+	char *first = where ? xasprintf("channel %s", where) : xstrdup(time_args ? time_args : "");
+	struct event ev = *in;
+	ev.command = "digest";
+	ev.args = first;
+	int rc = handle(b, &ev, out);
+	if (where && time_args) {
+		struct reply r2;
+		reply_init(&r2);
+		ev.args = time_args;
+		ev.source_id = NULL;
+		int rc2 = handle(b, &ev, &r2);
+		if (!rc)
+			rc = rc2;
+		if (r2.title)
+			reply_line(out, "%s", r2.title);
+		for (size_t i = 0; i < r2.nlines; i++)
+			reply_line(out, "%s", r2.lines[i].text);
+		if (r2.kind == REPLY_ERROR)
+			out->kind = REPLY_ERROR;
+		reply_release(&r2);
+	}
+	free(first);
+	free(time_args);
+	return rc;
+}
+
 int bot_handle(struct bot *b, const struct event *in, struct reply *out)
 {
 	/* Names are made safe and short once, here, for every platform. */
@@ -1524,7 +1572,13 @@ int bot_handle(struct bot *b, const struct event *in, struct reply *out)
 	struct event ev = *in;
 	ev.member_name = name;
 	double t0 = metrics_clock();
-	int rc = handle(b, &ev, out);
+	int rc;
+	if (ev.slash && strcmp(ev.command, "digest-setup") == 0)
+		rc = digest_setup(b, &ev, out);
+	else
+		rc = handle(b, &ev, out);
+	if (ev.success_note && out->kind != REPLY_ERROR)
+		reply_line(out, "%s", ev.success_note);
 	free(name);
 	count_command(in, metrics_clock() - t0);
 	return rc;

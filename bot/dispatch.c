@@ -1,6 +1,8 @@
 #include "dispatch.h"
 
+#include "adapter.h"
 #include "bot.h"
+#include "event.h"
 #include "lib/clock.h"
 #include "lib/err.h"
 #include "lib/log.h"
@@ -23,7 +25,13 @@ struct job {
 	void *arg;
 };
 
+/* The adapters' view of the dispatcher (bot/adapter.h). */
+struct door {
+	struct dispatch *d;
+};
+
 struct dispatch {
+	struct door door;
 	struct bot *bot;
 	struct mailbox *jobs;
 	pthread_mutex_t lock;
@@ -48,6 +56,7 @@ struct dispatch *dispatch_new(struct bot *b)
 {
 	struct dispatch *d = xcalloc(1, sizeof(*d));
 	d->bot = b;
+	d->door.d = d;
 	if (wake_pipe(d->wake) != 0) {
 		log_error("dispatch", "cannot make a pipe: %s", strerror(errno));
 		free(d);
@@ -190,4 +199,171 @@ int dispatch_run(struct dispatch *d, const struct digest_sink *sink,
 				;
 		}
 	}
+}
+
+/* ---- the door (bot/adapter.h) ---- */
+
+struct door *dispatch_door(struct dispatch *d)
+{
+	return &d->door;
+}
+
+/* A submitted event with its own copies of everything, and where its answer goes. */
+struct event_job {
+	struct event ev;
+	struct event_option *options;
+	struct answer_sink sink;
+};
+
+static char *copy(const char *s)
+{
+	return s ? xstrdup(s) : NULL;
+}
+
+static void event_job_free(void *arg)
+{
+	struct event_job *j = arg;
+	if (j->sink.drop)
+		j->sink.drop(j->sink.ctx);
+	char *owned[] = {
+		(char *)j->ev.platform,  (char *)j->ev.group_id,     (char *)j->ev.channel_id,
+		(char *)j->ev.member_id, (char *)j->ev.member_name,  (char *)j->ev.command,
+		(char *)j->ev.args,      (char *)j->ev.topic,        (char *)j->ev.note,
+		(char *)j->ev.source_id, (char *)j->ev.success_note,
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(owned); i++)
+		free(owned[i]);
+	for (size_t i = 0; i < j->ev.n_options; i++) {
+		free((char *)j->options[i].name);
+		free((char *)j->options[i].value);
+	}
+	free(j->options);
+	free(j);
+}
+
+static void run_event(struct bot *b, void *arg)
+{
+	struct event_job *j = arg;
+	struct door_answer a = {COHORT_OK, NULL, NULL, 0};
+	if (j->ev.kind == EVENT_COMPLETE) {
+		struct bot_choice ch[BOT_MAX_CHOICES];
+		size_t max = j->ev.max_choices;
+		if (!max || max > BOT_MAX_CHOICES)
+			max = BOT_MAX_CHOICES;
+		a.choices = ch;
+		a.n_choices = bot_complete_topics(b, j->ev.args, ch, max);
+		if (j->sink.answer)
+			j->sink.answer(j->sink.ctx, &a);
+	} else {
+		struct reply r;
+		reply_init(&r);
+		a.rc = bot_handle(b, &j->ev, &r);
+		a.reply = &r;
+		if (j->sink.answer)
+			j->sink.answer(j->sink.ctx, &a);
+		reply_release(&r);
+	}
+	event_job_free(j);
+}
+
+void door_submit(struct door *d, const struct event *ev, const struct answer_sink *sink)
+{
+	struct event_job *j = xcalloc(1, sizeof(*j));
+	j->ev = *ev;
+	j->ev.platform = copy(ev->platform);
+	j->ev.group_id = copy(ev->group_id);
+	j->ev.channel_id = copy(ev->channel_id);
+	j->ev.member_id = copy(ev->member_id);
+	j->ev.member_name = copy(ev->member_name);
+	j->ev.command = copy(ev->command ? ev->command : "");
+	j->ev.args = copy(ev->args ? ev->args : "");
+	j->ev.topic = copy(ev->topic);
+	j->ev.note = copy(ev->note);
+	j->ev.source_id = copy(ev->source_id);
+	j->ev.success_note = copy(ev->success_note);
+	if (ev->n_options) {
+		j->options = xcalloc(ev->n_options, sizeof(*j->options));
+		for (size_t i = 0; i < ev->n_options; i++) {
+			j->options[i].name = xstrdup(ev->options[i].name);
+			j->options[i].value = xstrdup(ev->options[i].value);
+		}
+	}
+	j->ev.options = j->options;
+	if (sink)
+		j->sink = *sink;
+	dispatch_submit(d->d, run_event, event_job_free, j);
+}
+
+int door_state_get(struct door *d, const char *key, char **value)
+{
+	return bot_state_get(d->d->bot, key, value);
+}
+
+int door_state_set(struct door *d, const char *key, const char *value)
+{
+	return bot_state_set(d->d->bot, key, value);
+}
+
+struct update_job {
+	char *key;
+	door_update_fn *fn;
+	void (*drop)(void *ctx);
+	void *ctx;
+};
+
+static void update_job_free(void *arg)
+{
+	struct update_job *j = arg;
+	if (j->drop)
+		j->drop(j->ctx);
+	free(j->key);
+	free(j);
+}
+
+static void run_update(struct bot *b, void *arg)
+{
+	struct update_job *j = arg;
+	char *old = NULL;
+	bool ok = bot_state_get(b, j->key, &old) == COHORT_OK;
+	char *value = j->fn(j->ctx, old, ok);
+	free(old);
+	if (value && bot_state_set(b, j->key, value))
+		log_warn("dispatch", "could not save adapter state %s", j->key);
+	free(value);
+	update_job_free(j);
+}
+
+void door_state_update(struct door *d, const char *key, door_update_fn *fn, void (*drop)(void *),
+		       void *ctx)
+{
+	struct update_job *j = xmalloc(sizeof(*j));
+	*j = (struct update_job){xstrdup(key), fn, drop, ctx};
+	dispatch_submit(d->d, run_update, update_job_free, j);
+}
+
+static char *replace_value(void *ctx, const char *old, bool ok)
+{
+	(void)old;
+	(void)ok;
+	return xstrdup(ctx);
+}
+
+void door_state_save(struct door *d, const char *key, const char *value)
+{
+	door_state_update(d, key, replace_value, free, xstrdup(value));
+}
+
+int64_t door_now(struct door *d)
+{
+	return bot_now(d->d->bot);
+}
+
+void door_digest_sent(struct door *d, const char *idem_key, int result)
+{
+	dispatch_digest_sent(d->d, idem_key, result);
+}
+
+void door_fail(struct door *d, int code)
+{
+	dispatch_fail(d->d, code);
 }

@@ -1,7 +1,9 @@
 /*
  * The dispatcher: the one thread that owns the bot and the store. Adapters
- * run on their own threads and hand work to it with dispatch_submit(); it
- * runs each job in submission order, and the digest scheduler between jobs.
+ * run on their own threads and hand it events through its door
+ * (dispatch_door(), bot/adapter.h); the bot's own code queues jobs with
+ * dispatch_submit(). It runs each job in submission order, and the digest
+ * scheduler between jobs. Adapters never include this header.
  *
  * Threading: dispatch_submit(), dispatch_stop() and dispatch_fail() may be
  * called from any thread; dispatch_wake() from a signal handler too. The rest
@@ -16,6 +18,7 @@
 struct bot;
 struct digest_sink;
 struct dispatch;
+struct door;
 
 /* A job: runs on the dispatcher thread with the bot; owns and frees arg. */
 typedef void dispatch_fn(struct bot *b, void *arg);
@@ -26,6 +29,12 @@ typedef void dispatch_drop_fn(void *arg);
 struct dispatch *dispatch_new(struct bot *b);
 /* Frees d; jobs still queued are dropped (call dispatch_drain() first). */
 void dispatch_free(struct dispatch *d);
+
+/*
+ * The door adapters are given (bot/adapter.h): events and state go through
+ * it to d's queue. Lives as long as d.
+ */
+struct door *dispatch_door(struct dispatch *d);
 
 /*
  * Queues fn(b, arg) to run soon on the dispatcher thread (arg handed over); a job

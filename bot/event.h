@@ -1,12 +1,25 @@
 /*
- * A platform-neutral command event, built by an adapter from a slash command,
- * a Matrix message or a console line. Everything is borrowed for the call to
- * bot_handle(); the adapter keeps its own handle for answering.
+ * A platform-neutral event, built by an adapter from a slash command, an
+ * autocomplete request, a Matrix message or a console line, and handed to
+ * the bot with door_submit() (bot/adapter.h). Every string is borrowed for
+ * the call that takes the event: door_submit() copies what it keeps.
  */
 #ifndef COHORT_EVENT_H
 #define COHORT_EVENT_H
 
 #include <stdbool.h>
+#include <stddef.h>
+
+enum event_kind {
+	EVENT_COMMAND,  /* run the command: the answer is a reply */
+	EVENT_COMPLETE, /* suggest topics for the text being typed (args): the answer is choices */
+};
+
+/* A named option of a slash command, as the platform gave it. */
+struct event_option {
+	const char *name;  /* "channel" */
+	const char *value; /* as typed or picked; never NULL */
+};
 
 struct event {
 	const char *platform;    /* "console", "discord", "matrix" */
@@ -20,6 +33,20 @@ struct event {
 	const char *topic;       /* a separate topic option (Discord), or NULL to split args */
 	const char *note;        /* a separate note option, or NULL */
 	const char *source_id;   /* the platform's event id, for at-most-once; or NULL */
+	enum event_kind kind;    /* door_submit(): what the answer is; bot_handle() runs commands */
+	/*
+	 * A slash command's options by name (slash is true even when there are
+	 * none): commands that exist only as slash commands ("digest-setup") read
+	 * them instead of args. NULL/0 for text commands.
+	 */
+	bool slash;
+	const struct event_option *options;
+	size_t n_options;
+	/* A line the platform adds to an answer that is not an error (what the
+	 * bot lacks in the channel, say), or NULL. */
+	const char *success_note;
+	/* EVENT_COMPLETE: the most choices the platform shows (0: BOT_MAX_CHOICES). */
+	size_t max_choices;
 };
 
 #endif

@@ -360,6 +360,7 @@ struct console_runner {
 	struct console *console;
 	struct digest_sink sink;
 	const char *group_id;
+	struct dispatch *dispatch; /* the bot's queue, run on the console's thread */
 };
 
 static bool serves_console(void *ud, const char *group_id)
@@ -376,6 +377,13 @@ static int post_console(void *ud, const char *group_id, const char *channel_id,
 	(void)channel_id;
 	(void)idem_key; /* a terminal cannot de-duplicate */
 	return console_post(run->console, r);
+}
+
+/* Runs the events the console queued at the bot's door. */
+static void pump(void *ud)
+{
+	struct console_runner *run = ud;
+	dispatch_drain(run->dispatch);
 }
 
 /* Runs due digests; returns how long the console may wait before the next tick. */
@@ -412,9 +420,14 @@ static int console_session(struct app *app, const struct cli *cli)
 		free(group_id);
 		return EXIT_RUNTIME;
 	}
-	struct console_runner run = {app, app->bot, NULL, {serves_console, post_console, NULL},
-				     group_id};
+	struct console_runner run = {app,      app->bot, NULL, {serves_console, post_console, NULL},
+				     group_id, NULL};
 	run.sink.ud = &run;
+	run.dispatch = dispatch_new(app->bot);
+	if (!run.dispatch) {
+		free(group_id);
+		return EXIT_RUNTIME;
+	}
 	struct console_opts o = {
 		.member = as,
 		.group = group,
@@ -424,10 +437,13 @@ static int console_session(struct app *app, const struct cli *cli)
 		.wake = signal_pipe[0],
 		.tick = tick,
 		.tick_ud = &run,
+		.pump = pump,
 	};
-	run.console = console_new(app->bot, &o);
+	run.console = console_new(dispatch_door(run.dispatch), &o);
 	rc = console_run(run.console);
+	dispatch_drain(run.dispatch);
 	console_free(run.console);
+	dispatch_free(run.dispatch);
 	free(group_id);
 	if (rc) {
 		log_error("main", "console stopped: %s", cohort_strerror(rc));
@@ -471,12 +487,12 @@ static int platforms_init(struct platforms *p, struct app *app, struct dispatch 
 	memset(p, 0, sizeof(*p));
 	p->sink = (struct digest_sink){serves_platform, post_platform, p};
 	if (app->cfg.discord_enabled) {
-		if (discord_new(&app->cfg, app->bot, d, &p->v[p->n]))
+		if (discord_new(&app->cfg, dispatch_door(d), &p->v[p->n]))
 			return EXIT_RUNTIME;
 		p->n++;
 	}
 	if (app->cfg.matrix_enabled) {
-		if (matrix_new(&app->cfg, app->bot, d, &p->v[p->n]))
+		if (matrix_new(&app->cfg, dispatch_door(d), &p->v[p->n]))
 			return EXIT_RUNTIME;
 		p->n++;
 	}

@@ -7,7 +7,6 @@
 #include "bot/bot.h"
 #include "bot/cmdline.h"
 #include "bot/config.h"
-#include "bot/dispatch.h"
 #include "bot/scheduler.h"
 #include "gateway.h"
 #include "lib/clock.h"
@@ -67,8 +66,7 @@ struct shard {
 
 struct discord {
 	const struct config *cfg;
-	struct bot *bot; /* the dispatcher thread's: digest attempts */
-	struct dispatch *dispatch;
+	struct door *door; /* the bot: events, state, the clock (borrowed) */
 	struct http_client *http;
 	struct gw_starts *starts; /* IDENTIFY pacing shared by the shards */
 	pthread_t manager;        /* GET /gateway/bot, then runs the shards */
@@ -175,7 +173,7 @@ static void check_answer(struct discord *dc, const char *what, const struct http
 			  "Developer Portal (Bot > Reset Token) into discord.token or "
 			  "COHORT_DISCORD_TOKEN",
 			  what);
-		dispatch_fail(dc->dispatch, COHORT_ERR_AUTH);
+		door_fail(dc->door, COHORT_ERR_AUTH);
 		return;
 	}
 	if (r->status == 0)
@@ -264,133 +262,88 @@ static void answer(struct discord *dc, const char *id, cJSON *msg)
 		pending_free(p);
 }
 
-/* A command to run on the dispatcher: the event's strings are owned. */
-struct command_job {
+/* Where a command's answer goes: an interaction, or a message to reply to. */
+struct command_ctx {
 	struct discord *dc;
 	char *interaction;              /* the interaction id, or NULL for a text command */
 	char *reply_channel, *reply_to; /* a text command: where to answer */
-	char *group, *channel, *member, *name, *command, *args, *topic, *note, *source;
-	char *command2, *args2; /* a second command in the same interaction (digest-setup) */
-	char *perm_note;        /* digest-setup: what the bot lacks in the channel, or NULL */
-	bool admin;
 };
 
-static void command_job_free(void *arg)
+static void command_ctx_free(void *arg)
 {
-	struct command_job *j = arg;
-	free(j->interaction);
-	free(j->reply_channel);
-	free(j->reply_to);
-	free(j->group);
-	free(j->channel);
-	free(j->member);
-	free(j->name);
-	free(j->command);
-	free(j->args);
-	free(j->topic);
-	free(j->note);
-	free(j->source);
-	free(j->command2);
-	free(j->args2);
-	free(j->perm_note);
-	free(j);
+	struct command_ctx *c = arg;
+	free(c->interaction);
+	free(c->reply_channel);
+	free(c->reply_to);
+	free(c);
 }
 
-static void run_command(struct bot *b, void *arg)
+/* The answer sink of a command (dispatcher thread). */
+static void command_answered(void *arg, const struct door_answer *a)
 {
-	struct command_job *j = arg;
-	struct discord *dc = j->dc;
-	struct event ev = {"discord",  j->group, j->channel, j->member, j->name,  j->admin,
-			   j->command, j->args,  j->topic,   j->note,   j->source};
-	struct reply r;
-	reply_init(&r);
-	bot_handle(b, &ev, &r);
-	if (j->command2) {
-		/* Both settings in one answer: the second one's title becomes a line. */
-		struct reply r2;
-		reply_init(&r2);
-		struct event ev2 = ev;
-		ev2.command = j->command2;
-		ev2.args = j->args2;
-		ev2.source_id = NULL;
-		bot_handle(b, &ev2, &r2);
-		if (r2.title)
-			reply_line(&r, "%s", r2.title);
-		for (size_t i = 0; i < r2.nlines; i++)
-			reply_line(&r, "%s", r2.lines[i].text);
-		if (r2.kind == REPLY_ERROR)
-			r.kind = REPLY_ERROR;
-		reply_release(&r2);
-	}
-	if (j->perm_note && r.kind != REPLY_ERROR)
-		reply_line(&r, "%s", j->perm_note);
+	struct command_ctx *c = arg;
+	struct discord *dc = c->dc;
 	pthread_mutex_lock(&dc->lock);
 	dc->commands++;
 	pthread_mutex_unlock(&dc->lock);
-	if (j->interaction) {
-		answer(dc, j->interaction, dc_render_message(&r, true));
+	if (c->interaction) {
+		answer(dc, c->interaction, dc_render_message(a->reply, true));
 	} else {
-		cJSON *msg = dc_render_message(&r, false);
+		cJSON *msg = dc_render_message(a->reply, false);
 		cJSON *ref = cJSON_AddObjectToObject(msg, "message_reference");
-		cJSON_AddStringToObject(ref, "message_id", j->reply_to);
+		cJSON_AddStringToObject(ref, "message_id", c->reply_to);
 		cJSON_AddFalseToObject(ref, "fail_if_not_exists");
 		cJSON_AddFalseToObject(cJSON_GetObjectItemCaseSensitive(msg, "allowed_mentions"),
 				       "replied_user");
 		char *url = xasprintf("%s/channels/%s/messages", dc->cfg->discord_api_url,
-				      j->reply_channel);
-		char *queue = xasprintf("channel:%s", j->reply_channel);
+				      c->reply_channel);
+		char *queue = xasprintf("channel:%s", c->reply_channel);
 		post_json(dc, "POST", url, msg, queue, answered, dc);
 		free(url);
 		free(queue);
 	}
-	reply_release(&r);
-	command_job_free(j);
 }
 
-struct complete_job {
+struct complete_ctx {
 	struct discord *dc;
-	char *id, *token, *typed;
+	char *id, *token;
 	struct dc_responder resp; /* came over HTTP: answered here */
 };
 
-static void complete_job_free(void *arg)
+static void complete_ctx_free(void *arg)
 {
-	struct complete_job *j = arg;
-	if (j->resp.send && j->resp.drop)
-		j->resp.drop(j->resp.ctx);
-	free(j->id);
-	free(j->token);
-	free(j->typed);
-	free(j);
+	struct complete_ctx *c = arg;
+	if (c->resp.send && c->resp.drop)
+		c->resp.drop(c->resp.ctx); /* never answered (shutdown) */
+	free(c->id);
+	free(c->token);
+	free(c);
 }
 
-static void run_complete(struct bot *b, void *arg)
+/* The answer sink of an autocomplete request (dispatcher thread). */
+static void completed(void *arg, const struct door_answer *a)
 {
-	struct complete_job *j = arg;
-	struct bot_choice ch[DC_MAX_CHOICES];
-	size_t n = bot_complete_topics(b, j->typed, ch, DC_MAX_CHOICES);
+	struct complete_ctx *c = arg;
 	cJSON *body = cJSON_CreateObject();
 	cJSON_AddNumberToObject(body, "type", CB_AUTOCOMPLETE);
 	cJSON *data = cJSON_AddObjectToObject(body, "data");
 	cJSON *choices = cJSON_AddArrayToObject(data, "choices");
-	for (size_t i = 0; i < n; i++) {
-		cJSON *c = cJSON_CreateObject();
-		cJSON_AddStringToObject(c, "name", ch[i].label);
-		cJSON_AddStringToObject(c, "value", ch[i].value);
-		cJSON_AddItemToArray(choices, c);
+	for (size_t i = 0; i < a->n_choices; i++) {
+		cJSON *ch = cJSON_CreateObject();
+		cJSON_AddStringToObject(ch, "name", a->choices[i].label);
+		cJSON_AddStringToObject(ch, "value", a->choices[i].value);
+		cJSON_AddItemToArray(choices, ch);
 	}
-	if (j->resp.send) {
-		respond(&j->resp, body);
-		complete_job_free(j);
+	if (c->resp.send) {
+		respond(&c->resp, body);
 		return;
 	}
-	char *url = xasprintf("%s/interactions/%s/%s/callback", j->dc->cfg->discord_api_url, j->id,
-			      j->token);
-	char *queue = xasprintf("ix:%s", j->id);
-	post_json(j->dc, "POST", url, body, queue, answered, j->dc);
+	char *url = xasprintf("%s/interactions/%s/%s/callback", c->dc->cfg->discord_api_url, c->id,
+			      c->token);
+	char *queue = xasprintf("ix:%s", c->id);
+	post_json(c->dc, "POST", url, body, queue, answered, c->dc);
 	free(url);
 	free(queue);
-	complete_job_free(j);
 }
 
 /* ---- interactions (gateway thread) ---- */
@@ -408,11 +361,6 @@ static const char *option_value(const cJSON *options, const char *name)
 		}
 	}
 	return NULL;
-}
-
-static char *dup_or_null(const char *s)
-{
-	return s ? xstrdup(s) : NULL;
 }
 
 /* Answers an interaction at once with a message the adapter made itself (ephemeral). */
@@ -512,45 +460,41 @@ static int on_command(struct discord *dc, const cJSON *ix, const char *id, const
 	const char *perms = jstr(member, "permissions");
 	unsigned long long bits = perms ? strtoull(perms, NULL, 10) : 0;
 
-	struct command_job *j = xcalloc(1, sizeof(*j));
-	j->dc = dc;
-	j->interaction = xstrdup(id);
-	j->group = xasprintf("discord:%s", guild);
-	j->channel = xstrdup(channel);
-	j->member = xasprintf("discord:%s", user_id);
-	j->name = xstrdup(shown ? shown : user_id);
-	j->admin = bits & (PERM_ADMINISTRATOR | PERM_MANAGE_GUILD);
-	j->source = xasprintf("discord:%s", id);
+	char *group = xasprintf("discord:%s", guild);
+	char *member_id = xasprintf("discord:%s", user_id);
+	char *source = xasprintf("discord:%s", id);
+	char *note = NULL;
+	struct event ev = {
+		.platform = "discord",
+		.group_id = group,
+		.channel_id = channel,
+		.member_id = member_id,
+		.member_name = shown ? shown : user_id,
+		.is_admin = bits & (PERM_ADMINISTRATOR | PERM_MANAGE_GUILD),
+		.command = name,
+		.args = "",
+		.source_id = source,
+		.kind = EVENT_COMMAND,
+		.slash = true,
+	};
 	const char *topic = option_value(options, "topic");
+	struct event_option opts[3];
 	if (strcmp(name, "digest-setup") == 0) {
-		const char *where = option_value(options, "channel");
-		const char *time = option_value(options, "time");
-		if (where && strcmp(where, "off") != 0)
-			j->perm_note = digest_permission_note(ix);
-		const char *zone = option_value(options, "timezone");
-		/* The bot's "digest time" takes HH:MM, HH:MM ZONE, or a zone alone. */
-		char *time_args =
-			time   ? xasprintf("time %s%s%s", time, zone ? " " : "", zone ? zone : "")
-			: zone ? xasprintf("time %s", zone)
-			       : NULL;
-		j->command = xstrdup("digest");
-		if (where) {
-			j->args = xasprintf("channel %s", where);
-			if (time_args) {
-				j->command2 = xstrdup("digest");
-				j->args2 = time_args;
-				time_args = NULL;
-			}
-		} else {
-			j->args = time_args ? time_args : xstrdup("");
-			time_args = NULL;
+		static const char *const names[] = {"channel", "time", "timezone"};
+		for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
+			const char *v = option_value(options, names[i]);
+			if (v)
+				opts[ev.n_options++] = (struct event_option){names[i], v};
 		}
-		free(time_args);
+		ev.options = opts;
+		const char *where = option_value(options, "channel");
+		if (where && strcmp(where, "off") != 0)
+			note = digest_permission_note(ix);
+		ev.success_note = note;
 	} else if (!strcmp(name, "done") || !strcmp(name, "start")) {
-		j->command = xstrdup(name);
-		j->args = xstrdup(topic ? topic : "");
-		j->topic = dup_or_null(topic);
-		j->note = dup_or_null(option_value(options, "note"));
+		ev.args = topic ? topic : "";
+		ev.topic = topic;
+		ev.note = option_value(options, "note");
 	} else {
 		const char *arg = topic;
 		if (!arg)
@@ -561,21 +505,27 @@ static int on_command(struct discord *dc, const cJSON *ix, const char *id, const
 			arg = option_value(options, "section");
 		if (!arg)
 			arg = option_value(options, "command");
-		j->command = xstrdup(name);
-		j->args = xstrdup(arg ? arg : "");
+		ev.args = arg ? arg : "";
 	}
 	pthread_mutex_lock(&dc->lock);
 	struct pending *p = xcalloc(1, sizeof(*p));
 	p->id = xstrdup(id);
 	p->token = xstrdup(token);
 	p->at = clock_real_ms();
-	p->personal = bot_command_personal(j->command) || !strcmp(name, "digest-setup");
+	p->personal = bot_command_personal(name) || !strcmp(name, "digest-setup");
 	if (resp)
 		p->resp = *resp;
 	p->next = dc->pending;
 	dc->pending = p;
 	pthread_mutex_unlock(&dc->lock);
-	dispatch_submit(dc->dispatch, run_command, command_job_free, j);
+	struct command_ctx *c = xcalloc(1, sizeof(*c));
+	c->dc = dc;
+	c->interaction = xstrdup(id);
+	door_submit(dc->door, &ev, &(struct answer_sink){command_answered, command_ctx_free, c});
+	free(group);
+	free(member_id);
+	free(source);
+	free(note);
 	return COHORT_OK;
 }
 
@@ -592,14 +542,20 @@ static void on_autocomplete(struct discord *dc, const cJSON *ix, const char *id,
 		    cJSON_IsString(v) && strlen(v->valuestring) <= MAX_OPTION)
 			typed = v->valuestring;
 	}
-	struct complete_job *j = xcalloc(1, sizeof(*j));
-	j->dc = dc;
-	j->id = xstrdup(id);
-	j->token = xstrdup(token);
-	j->typed = xstrdup(typed);
+	struct complete_ctx *c = xcalloc(1, sizeof(*c));
+	c->dc = dc;
+	c->id = xstrdup(id);
+	c->token = xstrdup(token);
 	if (resp)
-		j->resp = *resp;
-	dispatch_submit(dc->dispatch, run_complete, complete_job_free, j);
+		c->resp = *resp;
+	struct event ev = {
+		.platform = "discord",
+		.command = jstr(data, "name"),
+		.args = typed,
+		.kind = EVENT_COMPLETE,
+		.max_choices = DC_MAX_CHOICES,
+	};
+	door_submit(dc->door, &ev, &(struct answer_sink){completed, complete_ctx_free, c});
 }
 
 /*
@@ -665,19 +621,32 @@ static void on_message_create(struct discord *dc, const cJSON *m)
 		shown = jstr(author, "global_name");
 	if (!shown)
 		shown = jstr(author, "username");
-	struct command_job *j = xcalloc(1, sizeof(*j));
-	j->dc = dc;
-	j->reply_channel = xstrdup(channel);
-	j->reply_to = xstrdup(id);
-	j->group = xasprintf("discord:%s", guild);
-	j->channel = xstrdup(channel);
-	j->member = xasprintf("discord:%s", author_id);
-	j->name = xstrdup(shown ? shown : author_id);
-	j->admin = false; /* a message carries no permissions: admin commands are slash commands */
-	j->command = command;
-	j->args = args;
-	j->source = xasprintf("discord:msg:%s", id);
-	dispatch_submit(dc->dispatch, run_command, command_job_free, j);
+	char *group = xasprintf("discord:%s", guild);
+	char *member_id = xasprintf("discord:%s", author_id);
+	char *source = xasprintf("discord:msg:%s", id);
+	struct event ev = {
+		.platform = "discord",
+		.group_id = group,
+		.channel_id = channel,
+		.member_id = member_id,
+		.member_name = shown ? shown : author_id,
+		.is_admin = false, /* a message carries no permissions: admin commands are slash
+				      commands */
+		.command = command,
+		.args = args,
+		.source_id = source,
+		.kind = EVENT_COMMAND,
+	};
+	struct command_ctx *c = xcalloc(1, sizeof(*c));
+	c->dc = dc;
+	c->reply_channel = xstrdup(channel);
+	c->reply_to = xstrdup(id);
+	door_submit(dc->door, &ev, &(struct answer_sink){command_answered, command_ctx_free, c});
+	free(group);
+	free(member_id);
+	free(source);
+	free(command);
+	free(args);
 }
 
 /* ---- session and commands ---- */
@@ -695,15 +664,11 @@ static void state_job_free(void *arg)
 	free(j);
 }
 
-/* Dispatcher thread: the jobs run one at a time, so read-modify-write is safe. */
-static void run_save_state(struct bot *b, void *arg)
+/* Dispatcher thread: the updates run one at a time, so read-modify-write is safe. */
+static char *save_state(void *arg, const char *old, bool ok)
 {
 	struct state_job *j = arg;
-	char *old = NULL;
-	cJSON *all = NULL;
-	if (!bot_state_get(b, "discord.sessions", &old) && old)
-		all = cJSON_Parse(old);
-	free(old);
+	cJSON *all = ok && old ? cJSON_Parse(old) : NULL;
 	int64_t count = 0;
 	if (!cJSON_IsObject(all) ||
 	    !json_int(cJSON_GetObjectItemCaseSensitive(all, "count"), 1, CONFIG_MAX_SHARDS,
@@ -722,13 +687,9 @@ static void run_save_state(struct bot *b, void *arg)
 	j->value = NULL;
 	char *text = cJSON_PrintUnformatted(all);
 	cJSON_Delete(all);
-	if (bot_state_set(b, "discord.sessions", text))
-		log_warn(TAG,
-			 "could not save the gateway session of shard %d; a restart will "
-			 "start a new one",
-			 j->shard);
+	char *value = xstrdup(text);
 	cJSON_free(text);
-	state_job_free(j);
+	return value;
 }
 
 static void on_session(void *ud, const struct gw_session *s)
@@ -751,7 +712,7 @@ static void on_session(void *ud, const struct gw_session *s)
 	j->shard = sh->id;
 	j->count = dc->shard_count ? dc->shard_count : 1;
 	j->value = o;
-	dispatch_submit(dc->dispatch, run_save_state, state_job_free, j);
+	door_state_update(dc->door, "discord.sessions", save_state, state_job_free, j);
 }
 
 static void registered(void *ud, const struct http_response *r)
@@ -800,11 +761,10 @@ static void guilds_job_free(void *arg)
 	free(j);
 }
 
-static void run_save_guilds(struct bot *b, void *arg)
+static char *save_guilds(void *arg, const char *value, bool ok)
 {
 	struct guilds_job *j = arg;
-	char *value = NULL;
-	if (j->add && bot_state_get(b, GUILDS_KEY, &value) == COHORT_OK) {
+	if (j->add && ok) {
 		struct strlist l = {NULL, 0};
 		read_guilds(value, &l);
 		cJSON *a = cJSON_CreateArray();
@@ -820,10 +780,7 @@ static void run_save_guilds(struct bot *b, void *arg)
 		cJSON_free(text);
 		cJSON_Delete(a);
 	}
-	if (j->set && bot_state_set(b, GUILDS_KEY, j->set))
-		log_warn(TAG, "could not save which servers have the slash commands");
-	free(value);
-	guilds_job_free(j);
+	return j->set ? xstrdup(j->set) : NULL;
 }
 
 struct cleared_ctx {
@@ -847,7 +804,7 @@ static void cleared(void *ud, const struct http_response *r)
 		if (c->guild) { /* try again at the next start */
 			struct guilds_job *j = xcalloc(1, sizeof(*j));
 			j->add = xstrdup(c->guild);
-			dispatch_submit(c->dc->dispatch, run_save_guilds, guilds_job_free, j);
+			door_state_update(c->dc->door, GUILDS_KEY, save_guilds, guilds_job_free, j);
 		}
 	}
 	free(c->guild);
@@ -902,7 +859,7 @@ static void register_commands(struct discord *dc)
 	j->set = xstrdup(text);
 	cJSON_free(text);
 	cJSON_Delete(a);
-	dispatch_submit(dc->dispatch, run_save_guilds, guilds_job_free, j);
+	door_state_update(dc->door, GUILDS_KEY, save_guilds, guilds_job_free, j);
 }
 
 static void on_event(void *ud, const char *type, const cJSON *d)
@@ -965,8 +922,7 @@ static void on_fatal(void *ud, int code, const char *msg)
 		log_error(TAG, "stopping: shard %d of %d: %s", sh->id, dc->shard_count, msg);
 	else
 		log_error(TAG, "stopping: %s", msg);
-	dispatch_fail(dc->dispatch,
-		      code == 4004 || code == 401 ? COHORT_ERR_AUTH : COHORT_ERR_CONFIG);
+	door_fail(dc->door, code == 4004 || code == 401 ? COHORT_ERR_AUTH : COHORT_ERR_CONFIG);
 }
 
 /*
@@ -1265,7 +1221,7 @@ static void *manager_thread(void *arg)
 			  cfg->discord_shards.v[i], count, count == 1 ? "" : "s");
 		set_state(dc, "failed");
 		dc->rc = COHORT_ERR_CONFIG;
-		dispatch_fail(dc->dispatch, COHORT_ERR_CONFIG);
+		door_fail(dc->door, COHORT_ERR_CONFIG);
 		free(gb.url);
 		return NULL;
 	}
@@ -1304,7 +1260,7 @@ static void *manager_thread(void *arg)
 		if (thread_start(&shards[i].thread, shard_thread, &shards[i])) {
 			log_error(TAG, "cannot start the thread of shard %d", shards[i].id);
 			dc->rc = COHORT_ERR_IO;
-			dispatch_fail(dc->dispatch, COHORT_ERR_IO);
+			door_fail(dc->door, COHORT_ERR_IO);
 			break;
 		}
 		shards[i].started = true;
@@ -1381,7 +1337,7 @@ static void digest_posted(void *ud, const struct http_response *r)
 {
 	struct post_ctx *c = ud;
 	check_answer(c->dc, "posting the digest", r);
-	dispatch_digest_sent(c->dc->dispatch, c->key, http_result(r));
+	door_digest_sent(c->dc->door, c->key, http_result(r));
 	post_ctx_free(c);
 }
 
@@ -1426,7 +1382,7 @@ static void looked_up(void *ud, const struct http_response *r)
 	if (r->status == 200 && has_digest(r->body, self, c->key)) {
 		log_info(TAG, "the digest %s was posted already (its answer was lost); not posting "
 			      "it again", c->key);
-		dispatch_digest_sent(dc->dispatch, c->key, COHORT_OK);
+		door_digest_sent(dc->door, c->key, COHORT_OK);
 		post_ctx_free(c);
 		return;
 	}
@@ -1466,8 +1422,8 @@ static int dc_post(void *self, const char *group_id, const char *channel_id, con
 	c->body = xstrdup(text);
 	cJSON_free(text);
 	cJSON_Delete(msg);
-	int64_t now = bot_now(dc->bot);
-	int64_t first = attempts_first(dc->bot, "discord.digest_attempts", idem_key, now);
+	int64_t now = door_now(dc->door);
+	int64_t first = attempts_first(dc->door, "discord.digest_attempts", idem_key, now);
 	if (now - first >= DC_NONCE_WINDOW_MS) {
 		/* An earlier attempt's answer never came, longer ago than the nonce lasts. */
 		log_info(TAG, "re-sending the digest %s first tried %lld min ago: looking for it "
@@ -1573,11 +1529,11 @@ static struct http_client *make_http(const struct config *cfg)
  * A store written before shards holds one session under "discord.session":
  * it is shard 0 of 1, so an upgrade still resumes.
  */
-static cJSON *load_sessions(struct bot *b)
+static cJSON *load_sessions(struct door *door)
 {
 	char *value = NULL;
 	cJSON *all = NULL;
-	if (!bot_state_get(b, "discord.sessions", &value) && value)
+	if (!door_state_get(door, "discord.sessions", &value) && value)
 		all = cJSON_Parse(value);
 	free(value);
 	value = NULL;
@@ -1585,7 +1541,7 @@ static cJSON *load_sessions(struct bot *b)
 		return all;
 	cJSON_Delete(all);
 	all = cJSON_CreateObject();
-	if (!bot_state_get(b, "discord.session", &value) && value) {
+	if (!door_state_get(door, "discord.session", &value) && value) {
 		cJSON *old = cJSON_Parse(value);
 		if (cJSON_IsObject(old)) {
 			cJSON_AddNumberToObject(all, "count", 1);
@@ -1598,12 +1554,11 @@ static cJSON *load_sessions(struct bot *b)
 	return all;
 }
 
-int discord_new(const struct config *cfg, struct bot *b, struct dispatch *d, struct adapter *out)
+int discord_new(const struct config *cfg, struct door *door, struct adapter *out)
 {
 	struct discord *dc = xcalloc(1, sizeof(*dc));
 	dc->cfg = cfg;
-	dc->bot = b;
-	dc->dispatch = d;
+	dc->door = door;
 	dc->seen = idset_new();
 	dc->starts = gw_starts_new();
 	dc->feed.dc = dc;
@@ -1618,10 +1573,10 @@ int discord_new(const struct config *cfg, struct bot *b, struct dispatch *d, str
 		return COHORT_ERR_IO;
 	}
 	char *guilds = NULL;
-	if (bot_state_get(b, GUILDS_KEY, &guilds) == COHORT_OK)
+	if (door_state_get(door, GUILDS_KEY, &guilds) == COHORT_OK)
 		read_guilds(guilds, &dc->command_guilds);
 	free(guilds);
-	dc->saved = load_sessions(b);
+	dc->saved = load_sessions(door);
 	/* A resumed session has no READY to say who the bot is: the saved one does. */
 	const cJSON *e;
 	cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(dc->saved, "shards"))

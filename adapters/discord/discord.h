@@ -6,7 +6,8 @@
  * edited in when ready.
  *
  * Threads: the gateway loop (libwebsockets), the REST worker (libcurl), and
- * the dispatcher, which runs the commands. See README "Architecture".
+ * the bot's dispatcher, which runs the commands and calls the answer sinks
+ * (bot/adapter.h). See README "Architecture".
  */
 #ifndef COHORT_DISCORD_H
 #define COHORT_DISCORD_H
@@ -17,9 +18,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-struct bot;
 struct config;
-struct dispatch;
 
 /* How long an interaction may wait for its answer before it is deferred. */
 #define DC_DEFER_MS 1500
@@ -27,12 +26,12 @@ struct dispatch;
 #define DC_RESUME_MAX_AGE_MS (5 * 60 * 1000)
 
 /*
- * A Discord adapter for cfg (borrowed; must outlive it) over the dispatcher.
- * Reads the saved gateway session through b, so call it before
- * dispatch_run(). Returns COHORT_OK, or COHORT_ERR_IO when a thread or
- * client cannot be made.
+ * A Discord adapter for cfg (borrowed; must outlive it) that hands its events
+ * to door (borrowed; must outlive it). Reads the saved gateway session
+ * through the door, so call it before the dispatcher runs. Returns COHORT_OK,
+ * or COHORT_ERR_IO when a thread or client cannot be made.
  */
-int discord_new(const struct config *cfg, struct bot *b, struct dispatch *d, struct adapter *out);
+int discord_new(const struct config *cfg, struct door *door, struct adapter *out);
 
 /*
  * Where the answer to an interaction that came over HTTP (POST /interactions)
@@ -60,8 +59,8 @@ int discord_interaction(struct adapter *a, const cJSON *ix, const struct dc_resp
 
 /*
  * Handles one gateway message as if it had arrived (tests and fuzzing), on
- * the calling thread of an adapter that is not running; the jobs it makes
- * go to the dispatcher.
+ * the calling thread of an adapter that is not running; the events it makes
+ * go through the door.
  */
 void discord_feed(struct adapter *a, const char *payload, size_t len);
 

@@ -7,7 +7,6 @@
 #include "bot/bot.h"
 #include "bot/cmdline.h"
 #include "bot/config.h"
-#include "bot/dispatch.h"
 #include "bot/reply.h"
 #include "bot/scheduler.h"
 #include "lib/clock.h"
@@ -57,8 +56,7 @@ struct room {
 
 struct matrix {
 	const struct config *cfg;
-	struct bot *bot; /* the dispatcher thread's: digest attempts */
-	struct dispatch *dispatch;
+	struct door *door; /* the bot: events, state, the clock (borrowed) */
 	char *hs; /* the homeserver URL without a trailing slash */
 	pthread_t thread;
 	bool started;
@@ -212,7 +210,7 @@ static void fatal_token(struct matrix *mx, const char *what)
 		  "(log in as the bot, Settings > Help & About > Access Token) and put it in "
 		  "matrix.access_token or COHORT_MATRIX_TOKEN",
 		  what);
-	dispatch_fail(mx->dispatch, COHORT_ERR_AUTH);
+	door_fail(mx->door, COHORT_ERR_AUTH);
 }
 
 static void check_answer(struct matrix *mx, const char *what, const struct http_response *r)
@@ -253,7 +251,7 @@ static void digest_sent(void *ud, const struct http_response *r)
 {
 	struct post_ctx *c = ud;
 	check_answer(c->mx, "posting the digest", r);
-	dispatch_digest_sent(c->mx->dispatch, c->key, http_result(r));
+	door_digest_sent(c->mx->door, c->key, http_result(r));
 	post_ctx_free(c);
 }
 
@@ -429,78 +427,109 @@ static void batch_job_free(void *arg)
 	free(j);
 }
 
-static void run_batch(struct bot *b, void *arg)
+/* Where a command's answer goes: a notice in reply to the event. */
+struct command_ctx {
+	struct matrix *mx;
+	char *room, *event_id;
+};
+
+static void command_ctx_free(void *arg)
 {
-	struct batch_job *j = arg;
-	struct matrix *mx = j->mx;
+	struct command_ctx *c = arg;
+	free(c->room);
+	free(c->event_id);
+	free(c);
+}
+
+/* A command's answer sink (dispatcher thread). */
+static void command_answered(void *arg, const struct door_answer *a)
+{
+	struct command_ctx *c = arg;
+	struct matrix *mx = c->mx;
+	pthread_mutex_lock(&mx->lock);
+	mx->commands++;
+	mx->last_event = clock_real_ms();
+	pthread_mutex_unlock(&mx->lock);
+	/* A replayed event was answered when it first came (before a restart). */
+	if (a->rc != COHORT_ERR_DUPLICATE) {
+		char txn[64];
+		next_txn(mx, txn, sizeof(txn));
+		send_notice(mx, c->room, a->reply, c->event_id, txn, sent, mx);
+	}
+}
+
+struct e2e_ctx {
+	struct matrix *mx;
+	char *room;
+};
+
+static void e2e_ctx_free(void *arg)
+{
+	struct e2e_ctx *c = arg;
+	free(c->room);
+	free(c);
+}
+
+/* Sends the encryption notice to a room unless it was sent before (dispatcher thread). */
+static char *tell_once(void *arg, const char *done, bool ok)
+{
+	struct e2e_ctx *c = arg;
+	if (!ok || done)
+		return NULL;
+	struct reply r;
+	reply_init(&r);
+	reply_title(&r, REPLY_INFO, "cohort cannot read encrypted rooms");
+	reply_line(&r, "End-to-end encryption is not supported, so commands here "
+		       "go unanswered. Use cohort in a room without encryption.");
+	char txn[64];
+	next_txn(c->mx, txn, sizeof(txn));
+	bool queued = send_notice(c->mx, c->room, &r, NULL, txn, sent, c->mx) == COHORT_OK;
+	reply_release(&r);
+	return queued ? xstrdup("sent") : NULL;
+}
+
+/*
+ * Hands a batch's events to the bot, then its sync token: the token is saved
+ * after the events it covers, so a restart neither skips nor repeats. Frees j.
+ */
+static void submit_batch(struct matrix *mx, struct batch_job *j)
+{
 	for (size_t i = 0; i < j->n; i++) {
 		struct item *it = &j->items[i];
-		char txn[64];
 		if (it->kind == ITEM_E2E) {
 			char *key = xasprintf("matrix.e2e_notice:%s", it->room);
-			char *done = NULL;
-			if (bot_state_get(b, key, &done) == COHORT_OK && !done) {
-				struct reply r;
-				reply_init(&r);
-				reply_title(&r, REPLY_INFO, "cohort cannot read encrypted rooms");
-				reply_line(
-					&r,
-					"End-to-end encryption is not supported, so commands here "
-					"go unanswered. Use cohort in a room without encryption.");
-				next_txn(mx, txn, sizeof(txn));
-				if (send_notice(mx, it->room, &r, NULL, txn, sent, mx) == COHORT_OK)
-					bot_state_set(b, key, "sent");
-				reply_release(&r);
-			}
-			free(done);
+			struct e2e_ctx *c = xmalloc(sizeof(*c));
+			*c = (struct e2e_ctx){mx, xstrdup(it->room)};
+			door_state_update(mx->door, key, tell_once, e2e_ctx_free, c);
 			free(key);
 			continue;
 		}
 		char *group = xasprintf("matrix:%s", it->room);
 		char *member = xasprintf("matrix:%s", it->sender);
 		char *source = xasprintf("matrix:%s", it->event_id);
-		struct event ev = {"matrix",    group,    it->room, member, it->name, it->admin,
-				   it->command, it->args, NULL,     NULL,   source};
-		struct reply r;
-		reply_init(&r);
-		int rc = bot_handle(b, &ev, &r);
-		pthread_mutex_lock(&mx->lock);
-		mx->commands++;
-		mx->last_event = clock_real_ms();
-		pthread_mutex_unlock(&mx->lock);
-		/* A replayed event was answered when it first came (before a restart). */
-		if (rc != COHORT_ERR_DUPLICATE) {
-			next_txn(mx, txn, sizeof(txn));
-			send_notice(mx, it->room, &r, it->event_id, txn, sent, mx);
-		}
-		reply_release(&r);
+		struct event ev = {
+			.platform = "matrix",
+			.group_id = group,
+			.channel_id = it->room,
+			.member_id = member,
+			.member_name = it->name,
+			.is_admin = it->admin,
+			.command = it->command,
+			.args = it->args,
+			.source_id = source,
+			.kind = EVENT_COMMAND,
+		};
+		struct command_ctx *c = xmalloc(sizeof(*c));
+		*c = (struct command_ctx){mx, xstrdup(it->room), xstrdup(it->event_id)};
+		door_submit(mx->door, &ev,
+			    &(struct answer_sink){command_answered, command_ctx_free, c});
 		free(group);
 		free(member);
 		free(source);
 	}
-	/* The token goes after the events it covers: a restart neither skips nor repeats. */
-	if (j->next_batch && bot_state_set(b, "matrix.next_batch", j->next_batch))
-		log_warn(TAG, "could not save the sync position");
+	if (j->next_batch)
+		door_state_save(mx->door, "matrix.next_batch", j->next_batch);
 	batch_job_free(j);
-}
-
-struct login_job {
-	char *value;
-};
-
-static void login_job_free(void *arg)
-{
-	struct login_job *j = arg;
-	free(j->value);
-	free(j);
-}
-
-static void run_save_login(struct bot *b, void *arg)
-{
-	struct login_job *j = arg;
-	if (bot_state_set(b, "matrix.login", j->value))
-		log_warn(TAG, "could not save the login; the next start logs in again");
-	login_job_free(j);
 }
 
 /* ---- rooms (sync thread) ---- */
@@ -910,7 +939,7 @@ static bool on_sync(struct matrix *mx, const char *body, bool initial)
 	free(mx->since);
 	mx->since = xstrdup(next);
 	cJSON_Delete(s);
-	dispatch_submit(mx->dispatch, run_batch, batch_job_free, j);
+	submit_batch(mx, j);
 	return true;
 }
 
@@ -1003,12 +1032,10 @@ static int adopt_tokens(struct matrix *mx, const cJSON *j)
 		cJSON_AddStringToObject(save, "refresh_token", mx->refresh_token);
 	if (mx->refresh_at)
 		cJSON_AddNumberToObject(save, "refresh_at", (double)mx->refresh_at);
-	struct login_job *lj = xmalloc(sizeof(*lj));
 	char *text = cJSON_PrintUnformatted(save);
-	lj->value = xstrdup(text);
+	door_state_save(mx->door, "matrix.login", text);
 	cJSON_free(text);
 	cJSON_Delete(save);
-	dispatch_submit(mx->dispatch, run_save_login, login_job_free, lj);
 	return ok ? COHORT_OK : COHORT_ERR_IO;
 }
 
@@ -1295,7 +1322,7 @@ static void *sync_thread(void *arg)
 	if (rc) {
 		set_status(mx, "failed");
 		mx->rc = rc;
-		dispatch_fail(mx->dispatch, rc);
+		door_fail(mx->door, rc);
 		return NULL;
 	}
 	int failures = 0;
@@ -1370,7 +1397,7 @@ static void *sync_thread(void *arg)
 			if (rc) {
 				set_status(mx, "failed");
 				mx->rc = rc;
-				dispatch_fail(mx->dispatch, rc);
+				door_fail(mx->door, rc);
 				http_response_release(&r);
 				break;
 			}
@@ -1457,7 +1484,7 @@ static void looked_up(void *ud, const struct http_response *r)
 	if (r->status == 200 && has_digest(r->body, mx->cfg->matrix_user_id, c->key)) {
 		log_info(TAG, "the digest %s was posted already (its answer was lost); not posting "
 			      "it again", c->key);
-		dispatch_digest_sent(mx->dispatch, c->key, COHORT_OK);
+		door_digest_sent(mx->door, c->key, COHORT_OK);
 		post_ctx_free(c);
 		return;
 	}
@@ -1496,8 +1523,8 @@ static int mx_post(void *self, const char *group_id, const char *channel_id, con
 	 * one access token, and not across its restarts). */
 	c->url = xasprintf("%s" API "/rooms/%s/send/m.room.message/%s", mx->hs, eroom, etxn);
 	c->queue = xasprintf("room:%s", channel_id);
-	int64_t now = bot_now(mx->bot);
-	if (attempts_first(mx->bot, "matrix.digest_attempts", idem_key, now) < now) {
+	int64_t now = door_now(mx->door);
+	if (attempts_first(mx->door, "matrix.digest_attempts", idem_key, now) < now) {
 		/* A re-send: look among the bot's latest messages in the room first. */
 		log_info(TAG, "re-sending the digest %s: looking for an earlier post first",
 			 idem_key);
@@ -1572,12 +1599,11 @@ void matrix_set_sync_lease(struct adapter *a, const struct mx_sync_lease *l)
 	mx->lease = *l;
 }
 
-int matrix_new(const struct config *cfg, struct bot *b, struct dispatch *d, struct adapter *out)
+int matrix_new(const struct config *cfg, struct door *door, struct adapter *out)
 {
 	struct matrix *mx = xcalloc(1, sizeof(*mx));
 	mx->cfg = cfg;
-	mx->bot = b;
-	mx->dispatch = d;
+	mx->door = door;
 	mx->seen = idset_new();
 	mx->hs = xstrdup(cfg->matrix_homeserver);
 	size_t n = strlen(mx->hs);
@@ -1590,7 +1616,7 @@ int matrix_new(const struct config *cfg, struct bot *b, struct dispatch *d, stru
 	mx->status_since = mx->txn_base;
 
 	char *value = NULL;
-	if (bot_state_get(b, "matrix.login", &value) == COHORT_OK && value) {
+	if (door_state_get(door, "matrix.login", &value) == COHORT_OK && value) {
 		/* The last login's device is reused by the next one, whichever token is used. */
 		cJSON *j = cJSON_Parse(value);
 		const char *t = jstr(j, "access_token"), *rt = jstr(j, "refresh_token");
@@ -1620,7 +1646,7 @@ int matrix_new(const struct config *cfg, struct bot *b, struct dispatch *d, stru
 		mx_free(mx);
 		return COHORT_ERR_IO;
 	}
-	if (bot_state_get(b, "matrix.next_batch", &value) == COHORT_OK && value && *value)
+	if (door_state_get(door, "matrix.next_batch", &value) == COHORT_OK && value && *value)
 		mx->since = value;
 	else
 		free(value);

@@ -1,7 +1,7 @@
 /*
  * The Matrix adapter (client-server API v3, libcurl + cJSON, no SDK): a
  * long-poll /sync loop on its own thread turns m.room.message commands
- * ("!done Kafka", "/done Kafka") into dispatcher jobs; replies and digests go
+ * ("!done Kafka", "/done Kafka") into events for the bot's door; replies and digests go
  * out as m.notice through the HTTP worker, in order per room, each with a
  * transaction id that a retry reuses.
  *
@@ -18,9 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct bot;
 struct config;
-struct dispatch;
 struct reply;
 struct strbuf;
 
@@ -37,10 +35,11 @@ struct strbuf;
 #define MX_ADMIN_LEVEL 50
 
 /*
- * A Matrix adapter for cfg (borrowed; must outlive it) over the dispatcher.
- * Reads its saved state through b, so call it before dispatch_run().
+ * A Matrix adapter for cfg (borrowed; must outlive it) that hands its events
+ * to door (borrowed; must outlive it). Reads its saved state through the
+ * door, so call it before the dispatcher runs.
  */
-int matrix_new(const struct config *cfg, struct bot *b, struct dispatch *d, struct adapter *out);
+int matrix_new(const struct config *cfg, struct door *door, struct adapter *out);
 
 /*
  * One process syncs an account at a time (several processes on one

@@ -14,7 +14,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static struct adapter a;
 	struct fuzz_host *h = fuzz_host_get();
-	if (!a.ops && discord_new(&h->cfg, h->bot, h->d, &a))
+	if (!a.ops && discord_new(&h->cfg, dispatch_door(h->d), &a))
 		abort();
 	discord_feed(&a, (const char *)data, size);
 	dispatch_drain(h->d);

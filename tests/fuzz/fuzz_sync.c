@@ -15,7 +15,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static struct adapter a;
 	struct fuzz_host *h = fuzz_host_get();
-	if (!a.ops && matrix_new(&h->cfg, h->bot, h->d, &a))
+	if (!a.ops && matrix_new(&h->cfg, dispatch_door(h->d), &a))
 		abort();
 	char *body = xstrndup((const char *)data, size);
 	matrix_feed_sync(&a, body);

@@ -11,6 +11,7 @@
 #include "adapters/idset.h"
 #include "adapters/matrix/matrix.h"
 #include "bot/bot.h"
+#include "bot/dispatch.h"
 #include "bot/reply.h"
 #include "bot/roadmap.h"
 #include "lib/err.h"
@@ -306,18 +307,21 @@ static void digest_attempts_are_kept_then_forgotten(void **state)
 	assert_int_equal(roadmap_parse(md, strlen(md), "t.md", &rm, err), COHORT_OK);
 	struct bot_opts o = {st, rm, "18:00", "UTC", NULL, NULL};
 	assert_int_equal(bot_new(&o, &b), COHORT_OK);
+	struct dispatch *d = dispatch_new(b);
+	struct door *door = dispatch_door(d);
 	const int64_t t0 = INT64_C(1796000000000), day = INT64_C(86400000);
-	assert_true(attempts_first(b, "x.attempts", "k1", t0) == t0);        /* the first */
-	assert_true(attempts_first(b, "x.attempts", "k1", t0 + 9000) == t0); /* a re-send */
-	assert_true(attempts_first(b, "x.attempts", "k2", t0 + day) == t0 + day);
+	assert_true(attempts_first(door, "x.attempts", "k1", t0) == t0);        /* the first */
+	assert_true(attempts_first(door, "x.attempts", "k1", t0 + 9000) == t0); /* a re-send */
+	assert_true(attempts_first(door, "x.attempts", "k2", t0 + day) == t0 + day);
 	/* Older than ATTEMPTS_KEEP_MS: forgotten, so the next one is a first attempt. */
 	int64_t later = t0 + ATTEMPTS_KEEP_MS + day + 1;
-	assert_true(attempts_first(b, "x.attempts", "k1", later) == later);
+	assert_true(attempts_first(door, "x.attempts", "k1", later) == later);
 	char *kept = NULL;
 	assert_int_equal(bot_state_get(b, "x.attempts", &kept), COHORT_OK);
 	assert_non_null(strstr(kept, "\"k1\""));
 	assert_null(strstr(kept, "\"k2\"")); /* pruned */
 	free(kept);
+	dispatch_free(d);
 	bot_free(b);
 	roadmap_free(rm);
 	store_free(st);

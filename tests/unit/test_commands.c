@@ -469,8 +469,15 @@ static void a_failed_write_says_so_and_changes_nothing(void **state)
 static void a_replayed_source_event_is_answered_not_counted(void **state)
 {
 	struct bot_fixture *f = *state;
-	struct event ev = {"test", "test:group", "chan",  "test:ana", "ana",          false,
-			   "done", "",           "Kafka", NULL,       "interaction-1"};
+	struct event ev = {.platform = "test",
+			   .group_id = "test:group",
+			   .channel_id = "chan",
+			   .member_id = "test:ana",
+			   .member_name = "ana",
+			   .command = "done",
+			   .args = "",
+			   .topic = "Kafka",
+			   .source_id = "interaction-1"};
 	struct reply r;
 	reply_init(&r);
 	assert_int_equal(bot_handle(f->bot, &ev, &r), COHORT_OK);
@@ -622,9 +629,14 @@ static void undo_after_several_topics_goes_one_at_a_time(void **state)
 static void a_replay_of_several_topics_is_answered_not_counted(void **state)
 {
 	struct bot_fixture *f = *state;
-	struct event ev = {"test", "test:group", "chan", "test:ana",	  "ana",
-			   false,  "done",	 "kafka, redis a pipeline", NULL, NULL,
-			   "event-7"};
+	struct event ev = {.platform = "test",
+			   .group_id = "test:group",
+			   .channel_id = "chan",
+			   .member_id = "test:ana",
+			   .member_name = "ana",
+			   .command = "done",
+			   .args = "kafka, redis a pipeline",
+			   .source_id = "event-7"};
 	struct reply r;
 	reply_init(&r);
 	assert_int_equal(bot_handle(f->bot, &ev, &r), COHORT_OK);
@@ -734,6 +746,66 @@ static void notes_render_as_text_on_every_platform(void **state)
 	sb_release(&html);
 }
 
+/* Runs /digest-setup as the admin ana with the given slash options (name, value pairs). */
+static const char *digest_setup(struct bot_fixture *f, bool slash, const char *note,
+				const struct event_option *opts, size_t n)
+{
+	struct event ev = {.platform = "test",
+			   .group_id = "test:group",
+			   .channel_id = "chan",
+			   .member_id = "test:ana",
+			   .member_name = "ana",
+			   .is_admin = true,
+			   .command = "digest-setup",
+			   .args = "",
+			   .slash = slash,
+			   .options = opts,
+			   .n_options = n,
+			   .success_note = note};
+	reply_release(&f->reply);
+	reply_init(&f->reply);
+	free(f->text);
+	f->rc = bot_handle(f->bot, &ev, &f->reply);
+	f->text = reply_render_text(&f->reply);
+	return f->text;
+}
+
+static void digest_setup_takes_its_options_in_one_answer(void **state)
+{
+	struct bot_fixture *f = *state;
+	/* Both settings: one answer, the time's title a line of it. */
+	struct event_option both[] = {
+		{"channel", "here"}, {"time", "07:30"}, {"timezone", "Europe/Berlin"}};
+	const char *t = digest_setup(f, true, "NOTE: a permission is missing", both, 3);
+	assert_int_equal(f->rc, COHORT_OK);
+	assert_int_equal(f->reply.kind, REPLY_SUCCESS);
+	assert_contains(t, "The daily digest will be posted here");
+	assert_contains(t, "The digest time is now 07:30 (Europe/Berlin)");
+	assert_contains(t, "NOTE: a permission is missing");
+	struct store_settings s;
+	assert_int_equal(store_get_settings(f->st, "test:group", &s), COHORT_OK);
+	assert_string_equal(s.digest_channel, "chan");
+	assert_string_equal(s.digest_time, "07:30");
+	assert_string_equal(s.timezone, "Europe/Berlin");
+	store_settings_release(&s);
+	/* A zone alone keeps the time. */
+	struct event_option zone[] = {{"timezone", "America/New_York"}};
+	t = digest_setup(f, true, NULL, zone, 1);
+	assert_contains(t, "The digest time is now 07:30 (America/New_York)");
+	/* A bad second setting makes the whole answer an error, without the note. */
+	struct event_option bad[] = {{"channel", "here"}, {"time", "7pm"}};
+	t = digest_setup(f, true, "NOTE: a permission is missing", bad, 2);
+	assert_int_equal(f->reply.kind, REPLY_ERROR);
+	assert_contains(t, "is not a time");
+	assert_lacks(t, "NOTE");
+	/* No options: the preview, as /digest alone. */
+	t = digest_setup(f, true, NULL, NULL, 0);
+	assert_contains(t, "Daily digest \u2014 Wednesday 25 November");
+	/* Typed as text (the console, a prefix command) it is no command of ours. */
+	t = digest_setup(f, false, NULL, both, 3);
+	assert_contains(t, "Unknown command /digest-setup");
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -752,6 +824,7 @@ int main(void)
 		T(progress_columns_line_up_for_any_section_name),
 		T(topics_next_and_who),
 		T(digest_preview_and_admin_settings),
+		T(digest_setup_takes_its_options_in_one_answer),
 		T(help_and_unknown_commands),
 		T(hostile_input_is_refused_or_kept_as_text),
 		T(long_name_lists_are_capped_with_a_count),

@@ -112,8 +112,8 @@ static int setup(void **state)
 	(void)state;
 	struct fuzz_host *h = fuzz_host_get();
 	log_close(); /* the fuzz host silences the log; the tests may speak */
-	if (discord_new(&h->cfg, h->bot, h->d, &discord) ||
-	    matrix_new(&h->cfg, h->bot, h->d, &matrix))
+	if (discord_new(&h->cfg, dispatch_door(h->d), &discord) ||
+	    matrix_new(&h->cfg, dispatch_door(h->d), &matrix))
 		return -1;
 	return 0;
 }

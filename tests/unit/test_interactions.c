@@ -169,7 +169,7 @@ static void commands_are_answered_in_the_http_response(void **state)
 	cfg.discord_api_url = xstrdup("http://127.0.0.1:9"); /* never called */
 	struct dispatch *d = dispatch_new(f->bot);
 	struct adapter a;
-	assert_int_equal(discord_new(&cfg, f->bot, d, &a), COHORT_OK);
+	assert_int_equal(discord_new(&cfg, dispatch_door(d), &a), COHORT_OK);
 	struct keys k;
 	make_keys(&k);
 	struct ix *x = ix_new(k.public_hex, &a);
