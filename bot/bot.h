@@ -97,12 +97,56 @@ int bot_state_set(struct bot *b, const char *key, const char *value);
 /* The clock the bot runs on (Unix ms). */
 int64_t bot_now(struct bot *b);
 
+/*
+ * The commands as data, defined once: help, the text grammar and each
+ * platform's slash-command registration (Discord's JSON) all read this table.
+ */
+enum bot_option_type { BOT_OPTION_STRING, BOT_OPTION_MEMBER /* a platform user */ };
+
+/* What a slash command's option becomes in the command (bot_handle()). */
+enum bot_option_role {
+	BOT_ROLE_ARGS,  /* the command's text, as if typed after it */
+	BOT_ROLE_TOPIC, /* the text too, and kept whole as the one topic (no list splitting) */
+	BOT_ROLE_NOTE,  /* the note, apart from the topic */
+	BOT_ROLE_NAMED, /* read by name by a slash-only command */
+};
+
+struct bot_option {
+	const char *name;        /* "topic": lowercase, at most 32 bytes */
+	const char *description; /* at most 100 bytes */
+	enum bot_option_type type;
+	bool required;
+	bool autocomplete;          /* values are completed with topic names (EVENT_COMPLETE) */
+	const char *const *choices; /* the only values offered (NULL-terminated), or NULL */
+	bool command_choices;       /* the choices are bot_command_names() */
+	int min_length, max_length; /* of a string value; 0: no limit */
+	enum bot_option_role role;
+};
+
+struct bot_command {
+	const char *name;    /* "done" */
+	const char *usage;   /* "done TOPIC [note]" */
+	const char *summary; /* one line: help, and the slash command's description */
+	const char *details; /* /help NAME */
+	bool personal;       /* the answer is for the asker only (progress, topics, next, help) */
+	bool admin_only;     /* platforms hide it from members who cannot manage the group */
+	bool slash_only;     /* no text form: not in help or bot_command_names() */
+	const struct bot_option *options; /* a slash command's, in order */
+	size_t n_options;
+};
+
+/* How many commands there are; the i-th (help order, slash-only ones last), or NULL. */
+size_t bot_command_count(void);
+const struct bot_command *bot_command_at(size_t i);
+/* The command called exactly name, or NULL. */
+const struct bot_command *bot_command(const char *name);
+
 /* A command's one-line summary ("mark a topic finished"), or NULL for an unknown name. */
 const char *bot_command_summary(const char *name);
 /* True when a command answers the asker only (progress, topics, next, help). */
 bool bot_command_personal(const char *name);
 
-/* The command names, in help order, NULL-terminated. */
+/* The names of the commands that can be typed, in help order, NULL-terminated. */
 const char *const *bot_command_names(void);
 
 #endif

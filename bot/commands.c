@@ -26,13 +26,10 @@
 
 typedef int (*cmd_fn)(struct bot *b, const struct event *ev, struct reply *r);
 
+/* A row of the command table: what everyone reads (bot.h), and the handler. */
 struct command {
-	const char *name;
-	cmd_fn fn;
-	const char *usage;
-	const char *summary;
-	const char *details;
-	bool personal; /* the answer is for the asker only */
+	struct bot_command d;
+	cmd_fn fn; /* NULL for a slash-only command (bot_handle() runs it) */
 };
 
 static int cmd_done(struct bot *b, const struct event *ev, struct reply *r);
@@ -48,66 +45,145 @@ static int cmd_who(struct bot *b, const struct event *ev, struct reply *r);
 static int cmd_digest(struct bot *b, const struct event *ev, struct reply *r);
 static int cmd_help(struct bot *b, const struct event *ev, struct reply *r);
 
+/* The options of each slash command (the text forms take the same words in order). */
+static const struct bot_option topic_and_note[] = {
+	{.name = "topic",
+	 .description = "the roadmap topic",
+	 .required = true,
+	 .autocomplete = true,
+	 .role = BOT_ROLE_TOPIC},
+	{.name = "note",
+	 .description = "a note for the group (optional)",
+	 .max_length = MAX_NOTE,
+	 .role = BOT_ROLE_NOTE},
+};
+static const struct bot_option topic_only[] = {
+	{.name = "topic", .description = "the roadmap topic", .required = true, .autocomplete = true},
+};
+static const struct bot_option member_opt[] = {
+	{.name = "member", .description = "a groupmate (default: you)", .type = BOT_OPTION_MEMBER},
+};
+static const struct bot_option period_opt[] = {
+	{.name = "period",
+	 .description = "week, month or all (default)",
+	 .choices = (const char *const[]){"week", "month", "all", NULL}},
+};
+static const struct bot_option section_opt[] = {
+	{.name = "section", .description = "one section only (optional)"},
+};
+static const struct bot_option command_opt[] = {
+	{.name = "command", .description = "explain one command", .command_choices = true},
+};
+static const struct bot_option digest_setup_opts[] = {
+	{.name = "channel",
+	 .description = "here: post it in this channel; off: stop",
+	 .choices = (const char *const[]){"here", "off", NULL},
+	 .role = BOT_ROLE_NAMED},
+	{.name = "time", .description = "local time HH:MM, e.g. 18:00", .role = BOT_ROLE_NAMED},
+	{.name = "timezone", .description = "IANA zone, e.g. Europe/Berlin", .role = BOT_ROLE_NAMED},
+};
+
+#define OPTIONS(a) a, ARRAY_SIZE(a)
+
 static const struct command commands[] = {
-	{"done", cmd_done, "done TOPIC [note]", "mark a topic finished",
-	 "Records that you finished TOPIC. A note may follow the topic (\"done Kafka built a "
-	 "consumer\"); use | to separate them when the topic is unclear (\"done circuit breaker "
-	 "| read the chapter\"). Several topics: \"done Kafka, Redis\" or \"done docker and "
-	 "k8s\".",
-	 false},
-	{"start", cmd_start, "start TOPIC [note]", "mark a topic in progress",
-	 "Records that you are working on TOPIC, so groupmates can find a study partner.", false},
-	{"skip", cmd_skip, "skip TOPIC", "skip a topic",
-	 "Marks TOPIC skipped: it counts toward your progress but earns no points.", false},
-	{"reset", cmd_reset, "reset TOPIC", "clear a topic's status",
-	 "Clears your status for TOPIC (done, in progress or skipped).", false},
-	{"undo", cmd_undo, "undo", "revert your last change",
-	 "Reverts your most recent change (one topic, also after a message that named several). "
-	 "Say it again to go further back.",
-	 false},
-	{"progress", cmd_progress, "progress [member]", "your progress (or a groupmate's)",
-	 "Shows the overall bar, a bar per section, topics in progress, the current and longest "
-	 "streak, and the rank.",
-	 true},
-	{"leaderboard", cmd_leaderboard, "leaderboard [week|month|all]", "the group's ranking",
-	 "Ranks the group by points (one per finished topic) this week, this month or of all "
-	 "time (the default). Ties share a rank; whoever got there first is listed first.",
-	 false},
-	{"topics", cmd_topics, "topics [section]", "the roadmap with your marks",
-	 "Shows the roadmap (or one section) with your status marks: [x] done, [~] in progress, "
-	 "[-] skipped, and how many in the group finished each topic.",
-	 true},
-	{"next", cmd_next, "next", "what to study next",
-	 "Names the first topic in roadmap order you have not finished, and who is on it.", true},
-	{"who", cmd_who, "who TOPIC", "who finished a topic",
-	 "Lists who finished TOPIC (ask them for help) and who is working on it now.", false},
-	{"digest", cmd_digest, "digest [channel here|off] [time HH:MM [TZ]]", "the daily digest",
-	 "Previews today's digest. Admins: \"digest channel here\" posts it in this channel, "
-	 "\"digest channel off\" stops it, \"digest time 18:00 Europe/Berlin\" sets when "
-	 "(\"digest time Europe/Berlin\" changes only the zone).",
-	 false},
-	{"help", cmd_help, "help [command]", "how to use cohort",
-	 "Lists the commands, or explains one.", true},
+	{{"done", "done TOPIC [note]", "mark a topic finished",
+	  "Records that you finished TOPIC. A note may follow the topic (\"done Kafka built a "
+	  "consumer\"); use | to separate them when the topic is unclear (\"done circuit breaker "
+	  "| read the chapter\"). Several topics: \"done Kafka, Redis\" or \"done docker and "
+	  "k8s\".",
+	  false, false, false, OPTIONS(topic_and_note)},
+	 cmd_done},
+	{{"start", "start TOPIC [note]", "mark a topic in progress",
+	  "Records that you are working on TOPIC, so groupmates can find a study partner.", false,
+	  false, false, OPTIONS(topic_and_note)},
+	 cmd_start},
+	{{"skip", "skip TOPIC", "skip a topic",
+	  "Marks TOPIC skipped: it counts toward your progress but earns no points.", false, false,
+	  false, OPTIONS(topic_only)},
+	 cmd_skip},
+	{{"reset", "reset TOPIC", "clear a topic's status",
+	  "Clears your status for TOPIC (done, in progress or skipped).", false, false, false,
+	  OPTIONS(topic_only)},
+	 cmd_reset},
+	{{"undo", "undo", "revert your last change",
+	  "Reverts your most recent change (one topic, also after a message that named several). "
+	  "Say it again to go further back.",
+	  false, false, false, NULL, 0},
+	 cmd_undo},
+	{{"progress", "progress [member]", "your progress (or a groupmate's)",
+	  "Shows the overall bar, a bar per section, topics in progress, the current and longest "
+	  "streak, and the rank.",
+	  true, false, false, OPTIONS(member_opt)},
+	 cmd_progress},
+	{{"leaderboard", "leaderboard [week|month|all]", "the group's ranking",
+	  "Ranks the group by points (one per finished topic) this week, this month or of all "
+	  "time (the default). Ties share a rank; whoever got there first is listed first.",
+	  false, false, false, OPTIONS(period_opt)},
+	 cmd_leaderboard},
+	{{"topics", "topics [section]", "the roadmap with your marks",
+	  "Shows the roadmap (or one section) with your status marks: [x] done, [~] in progress, "
+	  "[-] skipped, and how many in the group finished each topic.",
+	  true, false, false, OPTIONS(section_opt)},
+	 cmd_topics},
+	{{"next", "next", "what to study next",
+	  "Names the first topic in roadmap order you have not finished, and who is on it.", true,
+	  false, false, NULL, 0},
+	 cmd_next},
+	{{"who", "who TOPIC", "who finished a topic",
+	  "Lists who finished TOPIC (ask them for help) and who is working on it now.", false,
+	  false, false, OPTIONS(topic_only)},
+	 cmd_who},
+	{{"digest", "digest [channel here|off] [time HH:MM [TZ]]", "the daily digest",
+	  "Previews today's digest. Admins: \"digest channel here\" posts it in this channel, "
+	  "\"digest channel off\" stops it, \"digest time 18:00 Europe/Berlin\" sets when "
+	  "(\"digest time Europe/Berlin\" changes only the zone).",
+	  false, false, false, NULL, 0},
+	 cmd_digest},
+	{{"help", "help [command]", "how to use cohort", "Lists the commands, or explains one.",
+	  true, false, false, OPTIONS(command_opt)},
+	 cmd_help},
+	/* Setting up the digest is for admins: Discord hides it from the others. */
+	{{"digest-setup", "digest-setup [channel] [time] [timezone]",
+	  "admins: where and when the daily digest goes",
+	  "The /digest settings as a slash command: channel here or off, time HH:MM, timezone.",
+	  true, true, true, OPTIONS(digest_setup_opts)},
+	 NULL},
 };
 
 static const struct command *command_named(const char *name)
 {
 	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
-		if (strcmp(commands[i].name, name) == 0)
+		if (strcmp(commands[i].d.name, name) == 0)
 			return &commands[i];
 	return NULL;
+}
+
+size_t bot_command_count(void)
+{
+	return ARRAY_SIZE(commands);
+}
+
+const struct bot_command *bot_command_at(size_t i)
+{
+	return i < ARRAY_SIZE(commands) ? &commands[i].d : NULL;
+}
+
+const struct bot_command *bot_command(const char *name)
+{
+	const struct command *c = command_named(name);
+	return c ? &c->d : NULL;
 }
 
 const char *bot_command_summary(const char *name)
 {
 	const struct command *c = command_named(name);
-	return c ? c->summary : NULL;
+	return c ? c->d.summary : NULL;
 }
 
 bool bot_command_personal(const char *name)
 {
 	const struct command *c = command_named(name);
-	return c && c->personal;
+	return c && c->d.personal;
 }
 
 static const char *command_names[ARRAY_SIZE(commands) + 1];
@@ -115,8 +191,10 @@ static pthread_once_t command_names_once = PTHREAD_ONCE_INIT;
 
 static void fill_command_names(void)
 {
+	size_t n = 0;
 	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
-		command_names[i] = commands[i].name;
+		if (!commands[i].d.slash_only)
+			command_names[n++] = commands[i].d.name;
 }
 
 const char *const *bot_command_names(void)
@@ -1441,10 +1519,11 @@ out:
 	return rc;
 }
 
+/* A command typed as text (or its slash form): the slash-only ones are not found. */
 static const struct command *find_command(const char *name)
 {
 	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
-		if (text_ieq(commands[i].name, name))
+		if (!commands[i].d.slash_only && text_ieq(commands[i].d.name, name))
 			return &commands[i];
 	return NULL;
 }
@@ -1458,8 +1537,8 @@ static int cmd_help(struct bot *b, const struct event *ev, struct reply *r)
 	if (*name) {
 		const struct command *c = find_command(name);
 		if (c) {
-			reply_title(r, REPLY_INFO, "/%s", c->usage);
-			reply_line(r, "%s", c->details);
+			reply_title(r, REPLY_INFO, "/%s", c->d.usage);
+			reply_line(r, "%s", c->d.details);
 			free(arg);
 			return COHORT_OK;
 		}
@@ -1469,7 +1548,8 @@ static int cmd_help(struct bot *b, const struct event *ev, struct reply *r)
 			    "cohort \u2014 track the group's progress through the roadmap");
 	}
 	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
-		reply_mono(r, "/%-40s %s", commands[i].usage, commands[i].summary);
+		if (!commands[i].d.slash_only)
+			reply_mono(r, "/%-40s %s", commands[i].d.usage, commands[i].d.summary);
 	reply_line(r, "Topics may be typed loosely: \"postgres\", \"k8s\", \"rabbit mq\". "
 		      "/help COMMAND explains one.");
 	free(arg);
@@ -1565,6 +1645,33 @@ static int digest_setup(struct bot *b, const struct event *in, struct reply *out
 	return rc;
 }
 
+/*
+ * A slash command's options as the text form's fields, by the command
+ * table's roles: its text (args), a topic kept whole, a note. The values are
+ * ev->options' (borrowed).
+ */
+static void from_options(struct event *ev)
+{
+	const struct command *c = command_named(ev->command);
+	if (!c)
+		return;
+	const char *args = NULL;
+	for (size_t i = 0; i < c->d.n_options; i++) {
+		const struct bot_option *o = &c->d.options[i];
+		const char *v = option(ev, o->name);
+		if (!v)
+			continue;
+		if (o->role == BOT_ROLE_TOPIC)
+			ev->topic = v;
+		else if (o->role == BOT_ROLE_NOTE)
+			ev->note = v;
+		if ((o->role == BOT_ROLE_ARGS || o->role == BOT_ROLE_TOPIC) && !args)
+			args = v;
+	}
+	if (args)
+		ev->args = args;
+}
+
 int bot_handle(struct bot *b, const struct event *in, struct reply *out)
 {
 	/* Names are made safe and short once, here, for every platform. */
@@ -1573,10 +1680,13 @@ int bot_handle(struct bot *b, const struct event *in, struct reply *out)
 	ev.member_name = name;
 	double t0 = metrics_clock();
 	int rc;
-	if (ev.slash && strcmp(ev.command, "digest-setup") == 0)
+	if (ev.slash && strcmp(ev.command, "digest-setup") == 0) {
 		rc = digest_setup(b, &ev, out);
-	else
+	} else {
+		if (ev.slash)
+			from_options(&ev);
 		rc = handle(b, &ev, out);
+	}
 	if (ev.success_note && out->kind != REPLY_ERROR)
 		reply_line(out, "%s", ev.success_note);
 	free(name);
@@ -1591,10 +1701,12 @@ static int handle(struct bot *b, const struct event *ev, struct reply *out)
 		const char *best = NULL;
 		int bestd = 3;
 		for (size_t i = 0; i < ARRAY_SIZE(commands); i++) {
-			int d = text_distance(ev->command, commands[i].name, 2);
+			if (commands[i].d.slash_only)
+				continue;
+			int d = text_distance(ev->command, commands[i].d.name, 2);
 			if (d < bestd) {
 				bestd = d;
-				best = commands[i].name;
+				best = commands[i].d.name;
 			}
 		}
 		out->ephemeral = true;
@@ -1609,6 +1721,6 @@ static int handle(struct bot *b, const struct event *ev, struct reply *out)
 		return COHORT_OK;
 	int rc = c->fn(b, ev, out);
 	if (rc && rc != COHORT_ERR_DUPLICATE)
-		log_warn("bot", "/%s in %s failed: %s", c->name, ev->group_id, cohort_strerror(rc));
+		log_warn("bot", "/%s in %s failed: %s", c->d.name, ev->group_id, cohort_strerror(rc));
 	return rc;
 }

@@ -326,14 +326,7 @@ static void completed(void *arg, const struct door_answer *a)
 	struct complete_ctx *c = arg;
 	cJSON *body = cJSON_CreateObject();
 	cJSON_AddNumberToObject(body, "type", CB_AUTOCOMPLETE);
-	cJSON *data = cJSON_AddObjectToObject(body, "data");
-	cJSON *choices = cJSON_AddArrayToObject(data, "choices");
-	for (size_t i = 0; i < a->n_choices; i++) {
-		cJSON *ch = cJSON_CreateObject();
-		cJSON_AddStringToObject(ch, "name", a->choices[i].label);
-		cJSON_AddStringToObject(ch, "value", a->choices[i].value);
-		cJSON_AddItemToArray(choices, ch);
-	}
+	cJSON_AddItemToObject(body, "data", dc_render_choices(a->choices, a->n_choices));
 	if (c->resp.send) {
 		respond(&c->resp, body);
 		return;
@@ -433,25 +426,58 @@ static char *digest_permission_note(const cJSON *ix)
 	return note;
 }
 
-static int on_command(struct discord *dc, const cJSON *ix, const char *id, const char *token,
-		      const struct dc_responder *resp)
+void dc_ix_event_release(struct dc_ix_event *e)
 {
+	free(e->group);
+	free(e->member);
+	free(e->source);
+	free(e->note);
+	free(e->options);
+	memset(e, 0, sizeof(*e));
+}
+
+/* The text typed so far in an autocomplete's focused option ("" when none). */
+static const char *focused_value(const cJSON *options)
+{
+	const cJSON *o;
+	cJSON_ArrayForEach(o, options)
+	{
+		const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "value");
+		if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "focused")) &&
+		    cJSON_IsString(v) && strlen(v->valuestring) <= MAX_OPTION)
+			return v->valuestring;
+	}
+	return "";
+}
+
+int dc_ix_event(const cJSON *ix, struct dc_ix_event *out)
+{
+	memset(out, 0, sizeof(*out));
+	const char *id = jstr(ix, "id");
+	int64_t type;
 	const cJSON *data = cJSON_GetObjectItemCaseSensitive(ix, "data");
 	const cJSON *options = cJSON_GetObjectItemCaseSensitive(data, "options");
 	const char *name = jstr(data, "name");
+	if (!snowflake(id) ||
+	    !json_int(cJSON_GetObjectItemCaseSensitive(ix, "type"), 0, 255, &type) ||
+	    (type != IX_COMMAND && type != IX_AUTOCOMPLETE) || (type == IX_COMMAND && !name))
+		return COHORT_ERR_PARSE;
+	if (type == IX_AUTOCOMPLETE) {
+		out->ev = (struct event){
+			.platform = "discord",
+			.command = name ? name : "",
+			.args = focused_value(options),
+			.kind = EVENT_COMPLETE,
+			.max_choices = DC_MAX_CHOICES,
+		};
+		return COHORT_OK;
+	}
 	const char *guild = jstr(ix, "guild_id"), *channel = jstr(ix, "channel_id");
 	const cJSON *member = cJSON_GetObjectItemCaseSensitive(ix, "member");
 	const cJSON *user = cJSON_GetObjectItemCaseSensitive(member, "user");
 	const char *user_id = jstr(user, "id");
-	if (!name) {
-		log_warn(TAG, "ignoring interaction %s without a command name", id);
-		return COHORT_ERR_USAGE;
-	}
-	if (!snowflake(guild) || !snowflake(user_id) || !snowflake(channel)) {
-		answer_now(dc, id, token, resp, "cohort works in a server's channels",
-			   "Progress belongs to a study group: use the commands in your server.");
-		return COHORT_OK;
-	}
+	if (!snowflake(guild) || !snowflake(user_id) || !snowflake(channel))
+		return COHORT_ERR_DENIED;
 	const char *shown = jstr(member, "nick");
 	if (!shown)
 		shown = jstr(user, "global_name");
@@ -459,60 +485,62 @@ static int on_command(struct discord *dc, const cJSON *ix, const char *id, const
 		shown = jstr(user, "username");
 	const char *perms = jstr(member, "permissions");
 	unsigned long long bits = perms ? strtoull(perms, NULL, 10) : 0;
-
-	char *group = xasprintf("discord:%s", guild);
-	char *member_id = xasprintf("discord:%s", user_id);
-	char *source = xasprintf("discord:%s", id);
-	char *note = NULL;
-	struct event ev = {
+	out->group = xasprintf("discord:%s", guild);
+	out->member = xasprintf("discord:%s", user_id);
+	out->source = xasprintf("discord:%s", id);
+	/* The options the command table names; the bot reads them by their roles. */
+	const struct bot_command *def = bot_command(name);
+	size_t n = 0;
+	out->options = xcalloc(def && def->n_options ? def->n_options : 1, sizeof(*out->options));
+	for (size_t i = 0; def && i < def->n_options; i++) {
+		const char *v = option_value(options, def->options[i].name);
+		if (v)
+			out->options[n++] = (struct event_option){def->options[i].name, v};
+	}
+	/* Discord alone says what the bot may do in the channel: the note is ours to add. */
+	const char *where = option_value(options, "channel");
+	if (strcmp(name, "digest-setup") == 0 && where && strcmp(where, "off") != 0)
+		out->note = digest_permission_note(ix);
+	out->ev = (struct event){
 		.platform = "discord",
-		.group_id = group,
+		.group_id = out->group,
 		.channel_id = channel,
-		.member_id = member_id,
+		.member_id = out->member,
 		.member_name = shown ? shown : user_id,
 		.is_admin = bits & (PERM_ADMINISTRATOR | PERM_MANAGE_GUILD),
 		.command = name,
 		.args = "",
-		.source_id = source,
+		.source_id = out->source,
 		.kind = EVENT_COMMAND,
 		.slash = true,
+		.options = out->options,
+		.n_options = n,
+		.success_note = out->note,
 	};
-	const char *topic = option_value(options, "topic");
-	struct event_option opts[3];
-	if (strcmp(name, "digest-setup") == 0) {
-		static const char *const names[] = {"channel", "time", "timezone"};
-		for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
-			const char *v = option_value(options, names[i]);
-			if (v)
-				opts[ev.n_options++] = (struct event_option){names[i], v};
-		}
-		ev.options = opts;
-		const char *where = option_value(options, "channel");
-		if (where && strcmp(where, "off") != 0)
-			note = digest_permission_note(ix);
-		ev.success_note = note;
-	} else if (!strcmp(name, "done") || !strcmp(name, "start")) {
-		ev.args = topic ? topic : "";
-		ev.topic = topic;
-		ev.note = option_value(options, "note");
-	} else {
-		const char *arg = topic;
-		if (!arg)
-			arg = option_value(options, "member");
-		if (!arg)
-			arg = option_value(options, "period");
-		if (!arg)
-			arg = option_value(options, "section");
-		if (!arg)
-			arg = option_value(options, "command");
-		ev.args = arg ? arg : "";
+	return COHORT_OK;
+}
+
+static int on_command(struct discord *dc, const cJSON *ix, const char *id, const char *token,
+		      const struct dc_responder *resp)
+{
+	struct dc_ix_event e;
+	int rc = dc_ix_event(ix, &e);
+	if (rc == COHORT_ERR_PARSE) {
+		log_warn(TAG, "ignoring interaction %s without a command name", id);
+		dc_ix_event_release(&e);
+		return COHORT_ERR_USAGE;
+	}
+	if (rc == COHORT_ERR_DENIED) {
+		answer_now(dc, id, token, resp, DC_NOT_IN_A_SERVER_TITLE, DC_NOT_IN_A_SERVER_LINE);
+		dc_ix_event_release(&e);
+		return COHORT_OK;
 	}
 	pthread_mutex_lock(&dc->lock);
 	struct pending *p = xcalloc(1, sizeof(*p));
 	p->id = xstrdup(id);
 	p->token = xstrdup(token);
 	p->at = clock_real_ms();
-	p->personal = bot_command_personal(name) || !strcmp(name, "digest-setup");
+	p->personal = bot_command_personal(e.ev.command);
 	if (resp)
 		p->resp = *resp;
 	p->next = dc->pending;
@@ -521,26 +549,18 @@ static int on_command(struct discord *dc, const cJSON *ix, const char *id, const
 	struct command_ctx *c = xcalloc(1, sizeof(*c));
 	c->dc = dc;
 	c->interaction = xstrdup(id);
-	door_submit(dc->door, &ev, &(struct answer_sink){command_answered, command_ctx_free, c});
-	free(group);
-	free(member_id);
-	free(source);
-	free(note);
+	door_submit(dc->door, &e.ev, &(struct answer_sink){command_answered, command_ctx_free, c});
+	dc_ix_event_release(&e);
 	return COHORT_OK;
 }
 
-static void on_autocomplete(struct discord *dc, const cJSON *ix, const char *id, const char *token,
-			    const struct dc_responder *resp)
+static int on_autocomplete(struct discord *dc, const cJSON *ix, const char *id, const char *token,
+			   const struct dc_responder *resp)
 {
-	const cJSON *data = cJSON_GetObjectItemCaseSensitive(ix, "data");
-	const cJSON *o, *options = cJSON_GetObjectItemCaseSensitive(data, "options");
-	const char *typed = "";
-	cJSON_ArrayForEach(o, options)
-	{
-		const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "value");
-		if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "focused")) &&
-		    cJSON_IsString(v) && strlen(v->valuestring) <= MAX_OPTION)
-			typed = v->valuestring;
+	struct dc_ix_event e;
+	if (dc_ix_event(ix, &e)) {
+		dc_ix_event_release(&e);
+		return COHORT_ERR_USAGE; /* not one (on_interaction() checked the id and type) */
 	}
 	struct complete_ctx *c = xcalloc(1, sizeof(*c));
 	c->dc = dc;
@@ -548,14 +568,9 @@ static void on_autocomplete(struct discord *dc, const cJSON *ix, const char *id,
 	c->token = xstrdup(token);
 	if (resp)
 		c->resp = *resp;
-	struct event ev = {
-		.platform = "discord",
-		.command = jstr(data, "name"),
-		.args = typed,
-		.kind = EVENT_COMPLETE,
-		.max_choices = DC_MAX_CHOICES,
-	};
-	door_submit(dc->door, &ev, &(struct answer_sink){completed, complete_ctx_free, c});
+	door_submit(dc->door, &e.ev, &(struct answer_sink){completed, complete_ctx_free, c});
+	dc_ix_event_release(&e);
+	return COHORT_OK;
 }
 
 /*
@@ -588,8 +603,7 @@ static int on_interaction(struct discord *dc, const cJSON *ix, const struct dc_r
 	pthread_mutex_unlock(&dc->lock);
 	if (type == IX_COMMAND)
 		return on_command(dc, ix, id, token, resp);
-	on_autocomplete(dc, ix, id, token, resp);
-	return COHORT_OK;
+	return on_autocomplete(dc, ix, id, token, resp);
 }
 
 static void on_message_create(struct discord *dc, const cJSON *m)

@@ -13,6 +13,7 @@
 #define COHORT_DISCORD_H
 
 #include "bot/adapter.h"
+#include "bot/event.h"
 
 #include <cjson/cJSON.h>
 #include <stdbool.h>
@@ -56,6 +57,36 @@ struct dc_responder {
  * not used then.
  */
 int discord_interaction(struct adapter *a, const cJSON *ix, const struct dc_responder *resp);
+
+/*
+ * A slash command or autocomplete interaction as an event for the bot's door,
+ * read the same way wherever it came from (the gateway's INTERACTION_CREATE,
+ * or discord_interaction() for a body Discord POSTs to an interactions
+ * endpoint). ev's strings point
+ * into the interaction (keep it until door_submit(), which copies them) or
+ * into the struct's own fields, freed by dc_ix_event_release().
+ */
+struct dc_ix_event {
+	struct event ev;
+	char *group, *member, *source, *note;
+	struct event_option *options;
+};
+
+/*
+ * Fills *out from ix (borrowed): a command (type 2) as EVENT_COMMAND with the
+ * options the bot's command table names, or an autocomplete (type 4) as
+ * EVENT_COMPLETE with the focused option's text. Returns COHORT_OK,
+ * COHORT_ERR_PARSE (no valid id, another type, a command without a name:
+ * ignore it) or COHORT_ERR_DENIED (a command outside a server's channel:
+ * answer DC_NOT_IN_A_SERVER_TITLE and _LINE, as an ephemeral error). Any
+ * thread. Release *out in every case.
+ */
+int dc_ix_event(const cJSON *ix, struct dc_ix_event *out);
+void dc_ix_event_release(struct dc_ix_event *e);
+
+#define DC_NOT_IN_A_SERVER_TITLE "cohort works in a server's channels"
+#define DC_NOT_IN_A_SERVER_LINE                                                                 \
+	"Progress belongs to a study group: use the commands in your server."
 
 /*
  * Handles one gateway message as if it had arrived (tests and fuzzing), on

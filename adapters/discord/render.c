@@ -132,26 +132,23 @@ cJSON *dc_render_message(const struct reply *r, bool ephemeral_allowed)
 	return msg;
 }
 
-enum opt_type { OPT_SUB = 1, OPT_STRING = 3, OPT_USER = 6 };
-
-static cJSON *option(cJSON *opts, enum opt_type type, const char *name, const char *desc,
-		     bool required, bool autocomplete)
+cJSON *dc_render_choices(const struct bot_choice *choices, size_t n)
 {
-	cJSON *o = cJSON_CreateObject();
-	cJSON_AddNumberToObject(o, "type", type);
-	cJSON_AddStringToObject(o, "name", name);
-	cJSON_AddStringToObject(o, "description", desc);
-	if (required)
-		cJSON_AddTrueToObject(o, "required");
-	if (autocomplete)
-		cJSON_AddTrueToObject(o, "autocomplete");
-	if (type == OPT_STRING && strcmp(name, "note") == 0)
-		cJSON_AddNumberToObject(o, "max_length", 500);
-	cJSON_AddItemToArray(opts, o);
-	return o;
+	cJSON *data = cJSON_CreateObject();
+	cJSON *a = cJSON_AddArrayToObject(data, "choices");
+	for (size_t i = 0; i < n; i++) {
+		cJSON *c = cJSON_CreateObject();
+		cJSON_AddStringToObject(c, "name", choices[i].label);
+		cJSON_AddStringToObject(c, "value", choices[i].value);
+		cJSON_AddItemToArray(a, c);
+	}
+	return data;
 }
 
-static void choices(cJSON *o, const char *const *values)
+/* Discord's application command option types. */
+enum opt_type { OPT_STRING = 3, OPT_USER = 6 };
+
+static void add_choices(cJSON *o, const char *const *values)
 {
 	cJSON *c = cJSON_AddArrayToObject(o, "choices");
 	for (; *values; values++) {
@@ -162,55 +159,43 @@ static void choices(cJSON *o, const char *const *values)
 	}
 }
 
-static cJSON *command(cJSON *all, const char *name, const char *desc)
+static void add_option(cJSON *opts, const struct bot_option *d)
 {
-	cJSON *c = cJSON_CreateObject();
-	cJSON_AddStringToObject(c, "name", name);
-	cJSON_AddNumberToObject(c, "type", 1);
-	cJSON_AddStringToObject(c, "description", desc);
-	cJSON_AddFalseToObject(c, "dm_permission");
-	cJSON_AddItemToArray(all, c);
-	return c;
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddNumberToObject(o, "type", d->type == BOT_OPTION_MEMBER ? OPT_USER : OPT_STRING);
+	cJSON_AddStringToObject(o, "name", d->name);
+	cJSON_AddStringToObject(o, "description", d->description);
+	if (d->required)
+		cJSON_AddTrueToObject(o, "required");
+	if (d->autocomplete)
+		cJSON_AddTrueToObject(o, "autocomplete");
+	if (d->min_length)
+		cJSON_AddNumberToObject(o, "min_length", d->min_length);
+	if (d->max_length)
+		cJSON_AddNumberToObject(o, "max_length", d->max_length);
+	if (d->command_choices)
+		add_choices(o, bot_command_names());
+	else if (d->choices)
+		add_choices(o, d->choices);
+	cJSON_AddItemToArray(opts, o);
 }
 
 cJSON *dc_command_definitions(void)
 {
 	cJSON *all = cJSON_CreateArray();
-	for (const char *const *n = bot_command_names(); *n; n++) {
-		const char *name = *n;
-		cJSON *c = command(all, name, bot_command_summary(name));
+	for (size_t i = 0; i < bot_command_count(); i++) {
+		const struct bot_command *d = bot_command_at(i);
+		cJSON *c = cJSON_CreateObject();
+		cJSON_AddStringToObject(c, "name", d->name);
+		cJSON_AddNumberToObject(c, "type", 1); /* CHAT_INPUT: a slash command */
+		cJSON_AddStringToObject(c, "description", d->summary);
+		cJSON_AddFalseToObject(c, "dm_permission");
+		if (d->admin_only) /* Discord hides it from members without the permission */
+			cJSON_AddStringToObject(c, "default_member_permissions", MANAGE_GUILD);
 		cJSON *opts = cJSON_AddArrayToObject(c, "options");
-		if (!strcmp(name, "done") || !strcmp(name, "start")) {
-			option(opts, OPT_STRING, "topic", "the roadmap topic", true, true);
-			option(opts, OPT_STRING, "note", "a note for the group (optional)", false,
-			       false);
-		} else if (!strcmp(name, "skip") || !strcmp(name, "reset") ||
-			   !strcmp(name, "who")) {
-			option(opts, OPT_STRING, "topic", "the roadmap topic", true, true);
-		} else if (!strcmp(name, "progress")) {
-			option(opts, OPT_USER, "member", "a groupmate (default: you)", false,
-			       false);
-		} else if (!strcmp(name, "leaderboard")) {
-			cJSON *o = option(opts, OPT_STRING, "period",
-					  "week, month or all (default)", false, false);
-			choices(o, (const char *const[]){"week", "month", "all", NULL});
-		} else if (!strcmp(name, "topics")) {
-			option(opts, OPT_STRING, "section", "one section only (optional)", false,
-			       false);
-		} else if (!strcmp(name, "help")) {
-			cJSON *o = option(opts, OPT_STRING, "command", "explain one command", false,
-					  false);
-			choices(o, bot_command_names());
-		}
+		for (size_t k = 0; k < d->n_options; k++)
+			add_option(opts, &d->options[k]);
+		cJSON_AddItemToArray(all, c);
 	}
-	/* Setting up the digest is for admins: Discord hides it from the others. */
-	cJSON *c = command(all, "digest-setup", "admins: where and when the daily digest goes");
-	cJSON_AddStringToObject(c, "default_member_permissions", MANAGE_GUILD);
-	cJSON *opts = cJSON_AddArrayToObject(c, "options");
-	cJSON *o = option(opts, OPT_STRING, "channel", "here: post it in this channel; off: stop",
-			  false, false);
-	choices(o, (const char *const[]){"here", "off", NULL});
-	option(opts, OPT_STRING, "time", "local time HH:MM, e.g. 18:00", false, false);
-	option(opts, OPT_STRING, "timezone", "IANA zone, e.g. Europe/Berlin", false, false);
 	return all;
 }

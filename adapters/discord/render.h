@@ -10,6 +10,7 @@
 
 #include <cjson/cJSON.h>
 #include <stdbool.h>
+#include <stddef.h>
 
 struct reply;
 
@@ -27,7 +28,11 @@ cJSON *dc_render_message(const struct reply *r, bool ephemeral_allowed);
 struct strbuf;
 void dc_escape(struct strbuf *sb, const char *s);
 
-/* The application commands to register (bulk overwrite), with their options. */
+/* An autocomplete answer's data: {"choices":[{"name": label, "value": value}, ...]}. */
+struct bot_choice;
+cJSON *dc_render_choices(const struct bot_choice *choices, size_t n);
+
+/* The application commands to register (bulk overwrite), built from the bot's command table. */
 cJSON *dc_command_definitions(void);
 
 #endif

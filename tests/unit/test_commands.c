@@ -806,6 +806,55 @@ static void digest_setup_takes_its_options_in_one_answer(void **state)
 	assert_contains(t, "Unknown command /digest-setup");
 }
 
+/* Runs a slash command as ana with named options (slash false: typed text with the options). */
+static const char *slash(struct bot_fixture *f, bool is_slash, const char *command,
+			 const struct event_option *opts, size_t n)
+{
+	struct event ev = {.platform = "test",
+			   .group_id = "test:group",
+			   .channel_id = "chan",
+			   .member_id = "test:ana",
+			   .member_name = "ana",
+			   .command = command,
+			   .args = "",
+			   .slash = is_slash,
+			   .options = opts,
+			   .n_options = n};
+	reply_release(&f->reply);
+	reply_init(&f->reply);
+	free(f->text);
+	f->rc = bot_handle(f->bot, &ev, &f->reply);
+	f->text = reply_render_text(&f->reply);
+	return f->text;
+}
+
+static void slash_options_are_read_by_the_command_table(void **state)
+{
+	struct bot_fixture *f = *state;
+	/* The note option stays whole: typed, the comma would start a second topic. */
+	struct event_option done[] = {{"note", "built a consumer, then a producer"},
+				      {"topic", "kafka"}};
+	const char *t = slash(f, true, "done", done, 2);
+	assert_int_equal(f->reply.kind, REPLY_SUCCESS);
+	t = say(f, "who", "kafka");
+	assert_contains(t, "\u201cbuilt a consumer, then a producer\u201d");
+	/* An option in the text's place answers as the text would. */
+	char *typed = xstrdup(say(f, "leaderboard", "week"));
+	struct event_option week[] = {{"period", "week"}};
+	assert_string_equal(slash(f, true, "leaderboard", week, 1), typed);
+	free(typed);
+	struct event_option cmd[] = {{"command", "leaderboard"}};
+	t = slash(f, true, "help", cmd, 1);
+	assert_contains(t, "/leaderboard [week|month|all]");
+	/* A typed command has no options: they are ignored. */
+	t = slash(f, false, "help", cmd, 1);
+	assert_lacks(t, "Ties share a rank");
+	assert_contains(t, "/done");
+	/* The slash-only command is not one that can be typed, nor listed in help. */
+	assert_lacks(t, "digest-setup");
+	assert_true(bot_command("digest-setup")->slash_only);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -825,6 +874,7 @@ int main(void)
 		T(topics_next_and_who),
 		T(digest_preview_and_admin_settings),
 		T(digest_setup_takes_its_options_in_one_answer),
+		T(slash_options_are_read_by_the_command_table),
 		T(help_and_unknown_commands),
 		T(hostile_input_is_refused_or_kept_as_text),
 		T(long_name_lists_are_capped_with_a_count),
