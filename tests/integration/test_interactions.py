@@ -6,6 +6,7 @@ import socket
 import sqlite3
 import threading
 import time
+import urllib.error
 import urllib.request
 import uuid
 
@@ -376,3 +377,20 @@ listen = "127.0.0.1:{free_port()}"
     assert res.returncode == 2, res.stderr
     assert "the bot token was rejected (401 on GET /applications/@me" in res.stderr
     assert fake.rest("GET", r"/gateway/bot") == []
+
+
+def test_oversized_bodies_and_other_methods_are_refused(bot, discord_app, cohort):
+    b = bot()
+    discord_app.post(b.url, done(2900, "Redis"))
+    before = events(cohort.db)
+    big = done(2901, "Kafka")
+    big["data"]["options"].append({"name": "note", "type": 3, "value": "x" * 70000})
+    status, _, _ = discord_app.post(b.url, big)       # validly signed, but over 64 kB
+    assert status == 413
+    req = urllib.request.Request(b.url, method="GET")
+    try:
+        urllib.request.urlopen(req, timeout=10)
+        raise AssertionError("GET /interactions was answered")
+    except urllib.error.HTTPError as e:
+        assert e.code == 405 and e.headers["Allow"] == "POST"
+    assert events(cohort.db) == before
