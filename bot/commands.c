@@ -1,6 +1,7 @@
 #include "bot_internal.h"
 
 #include "digest.h"
+#include "goal.h"
 #include "leaderboard.h"
 
 #include "lib/clock.h"
@@ -83,6 +84,10 @@ static const struct bot_option digest_setup_opts[] = {
 	{.name = "timezone", .description = "IANA zone, e.g. Europe/Berlin", .role = BOT_ROLE_NAMED},
 };
 
+static const struct bot_option goal_opt[] = {
+	{.name = "goal", .description = "TOPIC or SECTION by DATE (Databases by 31 March), or off"},
+};
+
 #define OPTIONS(a) a, ARRAY_SIZE(a)
 
 static const struct command commands[] = {
@@ -142,12 +147,25 @@ static const struct command commands[] = {
 	{{"help", "help [command]", "how to use cohort", "Lists the commands, or explains one.",
 	  true, false, false, OPTIONS(command_opt)},
 	 cmd_help},
+	{{"goal", "goal [TOPIC|SECTION by DATE|off]", "a goal, with your pace",
+	  "Sets your goal: a topic or a section by a date (\"goal Databases by 2027-03-31\", "
+	  "\"by 31 March\", \"by March 31\"; without a year, the next such day). \"goal\" "
+	  "shows yours and the group's with the pace (ahead, on track, N topics behind) and what "
+	  "to do next; \"goal off\" removes yours. Admins: \"goal group Databases by 31 March\" "
+	  "sets one for everyone, \"goal group off\" removes it.",
+	  true, false, false, OPTIONS(goal_opt)},
+	 goal_command},
 	/* Setting up the digest is for admins: Discord hides it from the others. */
 	{{"digest-setup", "digest-setup [channel] [time] [timezone]",
 	  "admins: where and when the daily digest goes",
 	  "The /digest settings as a slash command: channel here or off, time HH:MM, timezone.",
 	  true, true, true, OPTIONS(digest_setup_opts)},
 	 NULL},
+	/* The group's goal is for admins: on Discord a command of its own, hidden from others. */
+	{{"goal-group", "goal-group [goal]", "admins: the group's goal for everyone",
+	  "/goal group as a slash command: TOPIC|SECTION by DATE, or off.", false, true, true,
+	  OPTIONS(goal_opt)},
+	 goal_group_command},
 };
 
 static const struct command *command_named(const char *name)
@@ -788,10 +806,13 @@ static int set_status(struct bot *b, const struct event *ev, struct reply *r,
 	int rc = COHORT_OK;
 	if (!parts_ok(parts, n, verb, r))
 		goto out;
+	int64_t since = bot_now(b);
 	if (n == 1)
 		rc = set_one(b, ev, r, &parts[0], status, verb);
 	else
 		rc = set_many(b, ev, r, parts, n, status, verb);
+	if (!rc && (status == STATUS_DONE || status == STATUS_SKIPPED))
+		rc = goal_after_change(b, ev, since, r); /* a goal it reached is celebrated */
 out:
 	roadmap_parts_free(parts, n);
 	return rc;
@@ -1049,6 +1070,9 @@ static int cmd_progress(struct bot *b, const struct event *ev, struct reply *r)
 	if (own.n)
 		reply_line(r, "Rank: #%d with %d point%s", own.rows[0].rank, own.rows[0].points,
 			   own.rows[0].points == 1 ? "" : "s");
+	rc = goal_progress_lines(b, ev->group_id, id, r);
+	if (rc)
+		store_failed(r);
 out:
 	leaderboard_release(&own);
 	sb_release(&sb);
@@ -1697,6 +1721,8 @@ int bot_handle(struct bot *b, const struct event *in, struct reply *out)
 static int handle(struct bot *b, const struct event *ev, struct reply *out)
 {
 	const struct command *c = find_command(ev->command);
+	if (!c && ev->slash && command_named(ev->command) && command_named(ev->command)->fn)
+		c = command_named(ev->command); /* a slash-only command with a handler (goal-group) */
 	if (!c) {
 		const char *best = NULL;
 		int bestd = 3;

@@ -1,6 +1,7 @@
 #include "digest.h"
 
 #include "bot_internal.h"
+#include "goal.h"
 #include "leaderboard.h"
 #include "lib/clock.h"
 #include "lib/err.h"
@@ -376,6 +377,8 @@ int digest_build(struct bot *b, const char *group_id, int64_t now, struct digest
 			reply_line(r, "Someone is on %s \u2014 join them: /start %s", name, name);
 	}
 out:
+	if (!rc && members > 0) /* goals reached, missed and on their way (goal.c) */
+		rc = goal_digest_lines(b, group_id, since, now, &out->reply);
 	news_release(&news);
 	leaderboard_release(&lb);
 	group_prefs_release(&p);

@@ -1,4 +1,5 @@
 #include "export.h"
+#include "goal.h"
 
 #include "bot.h"
 #include "lib/clock.h"
@@ -164,9 +165,21 @@ static bool parse_iso_ms(const char *s, int64_t *ms)
 }
 
 /* The complete dump: one section per table, in this order, one object per line. */
-static const char *const dump_sections[] = {"groups", "members", "progress",
-					    "events", "digests", "digest_ranks"};
-enum { SEC_GROUPS, SEC_MEMBERS, SEC_PROGRESS, SEC_EVENTS, SEC_DIGESTS, SEC_RANKS, SEC_COUNT };
+static const char *const dump_sections[] = {"groups",  "members",      "progress", "events",
+					    "digests", "digest_ranks", "goals",    "goals_reached"};
+enum {
+	SEC_GROUPS,
+	SEC_MEMBERS,
+	SEC_PROGRESS,
+	SEC_EVENTS,
+	SEC_DIGESTS,
+	SEC_RANKS,
+	SEC_GOALS,
+	SEC_GOAL_MARKS,
+	SEC_COUNT
+};
+/* Sections version 2 of the dump did not have yet (they came with version 3). */
+#define SEC_V2_COUNT SEC_GOALS
 
 struct dump_ctx {
 	const struct roadmap *rm;
@@ -305,12 +318,37 @@ static int dump_digest_rank(const struct store_digest_rank_row *r, void *ud)
 	return dump_object(ud, SEC_RANKS, o);
 }
 
+static int dump_goal(const struct store_goal *g, void *ud)
+{
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "group", g->group_id);
+	cJSON_AddStringToObject(o, "member", g->member_id);
+	cJSON_AddStringToObject(o, "target_kind", g->target_kind);
+	cJSON_AddStringToObject(o, "target_id", g->target_id);
+	cJSON_AddStringToObject(o, "due_date", g->due_date);
+	add_time(o, "set_at", g->set_at);
+	cJSON_AddStringToObject(o, "set_by", g->set_by);
+	cJSON_AddStringToObject(o, "set_by_name", g->set_by_name);
+	return dump_object(ud, SEC_GOALS, o);
+}
+
+static int dump_goal_mark(const struct store_goal_mark *m, void *ud)
+{
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "group", m->group_id);
+	cJSON_AddStringToObject(o, "goal_member", m->goal_member);
+	cJSON_AddStringToObject(o, "member", m->member_id);
+	add_time(o, "reached_at", m->reached_at);
+	return dump_object(ud, SEC_GOAL_MARKS, o);
+}
+
 static int write_dump(struct store *st, const struct roadmap *rm, const char *group_id, FILE *out)
 {
 	struct dump_ctx c = {rm, out, -1, 0, NULL, 0, 0};
 	fprintf(out, "{\n  \"format\": \"cohort export\",\n  \"version\": %d,\n", EXPORT_VERSION);
-	struct store_dump_fns fns = {dump_settings, dump_member, dump_progress,
-				     dump_event,    dump_digest, dump_digest_rank};
+	struct store_dump_fns fns = {dump_settings, dump_member,      dump_progress,
+				     dump_event,    dump_digest,      dump_digest_rank,
+				     dump_goal,	    dump_goal_mark};
 	int rc = store_dump(st, group_id, &fns, &c);
 	dump_open(&c, SEC_COUNT - 1);
 	fputs(c.n ? "\n  ]\n}\n" : "]\n}\n", out);
@@ -753,6 +791,28 @@ static int restored(struct restore *r, int rc, const char *what)
 	return COHORT_OK;
 }
 
+/* A goal's row: a topic or section id, a real date, who set it. */
+static int restore_goal(struct restore *r, const cJSON *o, const char *g, const char *m)
+{
+	const char *kind, *target, *due, *by, *by_name;
+	int64_t at;
+	int rc;
+	if ((rc = get_str(r, o, "target_kind", false, 10, &kind)) ||
+	    (rc = get_str(r, o, "target_id", false, 6 * ROADMAP_MAX_NAME, &target)) ||
+	    (rc = check_topic_id(r, target)) || (rc = get_str(r, o, "due_date", false, 10, &due)) ||
+	    (rc = get_time(r, o, "set_at", false, &at)) ||
+	    (rc = get_str(r, o, "set_by", false, 300, &by)) ||
+	    (rc = check_qualified(r, "set_by", by)) ||
+	    (rc = get_str(r, o, "set_by_name", false, 1000, &by_name)))
+		return rc;
+	if (strcmp(kind, "topic") != 0 && strcmp(kind, "section") != 0)
+		return dump_bad(r, "\"target_kind\" \"%.10s\" is not topic or section", kind);
+	if (!goal_date_valid(due))
+		return dump_bad(r, "\"due_date\" \"%.10s\" is not a date like 2027-03-31", due);
+	struct store_goal goal = {g, m, kind, target, due, at, by, by_name, 0};
+	return restored(r, store_restore_goal(r->st, &goal), "goal for this group and member");
+}
+
 static int restore_row(struct restore *r, int sec, const cJSON *o)
 {
 	const char *g = NULL, *m = NULL, *name, *topic, *note, *src, *ch, *tm, *tz, *date, *key;
@@ -764,7 +824,7 @@ static int restore_row(struct restore *r, int sec, const cJSON *o)
 		rc = check_qualified(r, "group", g);
 	if (!rc && sec != SEC_GROUPS && sec != SEC_DIGESTS) {
 		rc = get_str(r, o, "member", false, 300, &m);
-		if (!rc)
+		if (!rc && (sec != SEC_GOALS || *m)) /* a group's goal has the member "" */
 			rc = check_qualified(r, "member", m);
 	}
 	if (rc)
@@ -836,6 +896,19 @@ static int restore_row(struct restore *r, int sec, const cJSON *o)
 				store_restore_digest(
 					r->st, &(struct store_digest_row){g, date, key, t1, t2, n1}),
 				"digest for this group and date");
+	case SEC_GOALS:
+		return restore_goal(r, o, g, m);
+	case SEC_GOAL_MARKS:
+		if ((rc = get_str(r, o, "goal_member", false, 300, &key)) ||
+		    (*key && (rc = check_qualified(r, "goal_member", key))) ||
+		    (rc = get_time(r, o, "reached_at", false, &t1)))
+			return rc;
+		rc = store_restore_goal_mark(
+			r->st, &(struct store_goal_mark){g, key, m, NULL, t1, NULL, NULL, NULL});
+		if (rc == COHORT_ERR_STORE)
+			return dump_bad(r, "no goal in \"goals\" for this group and goal_member, or "
+					   "writing it failed (see the log above)");
+		return restored(r, rc, "mark for this goal and member");
 	default:
 		if ((rc = get_str(r, o, "date", false, 10, &date)) ||
 		    (rc = get_int(r, o, "rank", 1, 1000000, &n1)) ||
@@ -866,7 +939,7 @@ static int restore_dump(struct store *st, const struct roadmap *rm, const cJSON 
 			 fname);
 		return COHORT_ERR_PARSE;
 	}
-	if (ver->valuedouble != EXPORT_VERSION) {
+	if (ver->valuedouble != EXPORT_VERSION && ver->valuedouble != 2) {
 		snprintf(err, COHORT_ERR_LEN,
 			 "%.300s: an export of version %g, but this cohort reads version %d (and "
 			 "the arrays of records before it): use a newer cohort",
@@ -875,7 +948,8 @@ static int restore_dump(struct store *st, const struct roadmap *rm, const cJSON 
 	}
 	struct restore r = {st, fname, err, NULL, 0, NULL, 0, 0};
 	int rc = COHORT_OK;
-	for (int sec = 0; sec < SEC_COUNT && !rc; sec++) {
+	int nsec = ver->valuedouble == 2 ? SEC_V2_COUNT : SEC_COUNT; /* 2 had no goals */
+	for (int sec = 0; sec < nsec && !rc; sec++) {
 		const cJSON *a = cJSON_GetObjectItemCaseSensitive(root, dump_sections[sec]);
 		if (!cJSON_IsArray(a)) {
 			snprintf(err, COHORT_ERR_LEN,
@@ -891,7 +965,7 @@ static int restore_dump(struct store *st, const struct roadmap *rm, const cJSON 
 	r.nids = (size_t)cJSON_GetArraySize(events);
 	r.ids = xcalloc(r.nids + 1, sizeof(*r.ids));
 	rc = store_restore_begin(st);
-	for (int sec = 0; sec < SEC_COUNT && !rc; sec++) {
+	for (int sec = 0; sec < nsec && !rc; sec++) {
 		const cJSON *o;
 		r.sec = dump_sections[sec];
 		r.index = 0;

@@ -99,8 +99,39 @@ enum stmt_id {
 	S_LEASE_GET,     /* (holder, ms left) of a lease */
 	S_LEASE_RELEASE,
 	S_LEASE_TAKE_OVER, /* from a holder that is gone: changes one row or none */
+	S_GOAL_SET, /* goals (bot/goal.c) */
+	S_GOAL_UNMARK,
+	S_GOAL_DELETE,
+	S_GOALS,
+	S_GOAL_MARK,
+	S_GOAL_MARKS,
+	S_DUMP_GOALS,
+	S_DUMP_GOAL_MARKS,
+	S_RESTORE_GOAL,
+	S_RESTORE_GOAL_MARK,
 	S_COUNT
 };
+
+/* The goal tables (schema 6), for both backends: each gives its own WITHOUT ROWID and int64 type. */
+#define GOALS_SCHEMA(without_rowid, int64)                                                         \
+	"CREATE TABLE goals ("                                                                     \
+	"  group_id TEXT NOT NULL,"                                                                \
+	"  member_id TEXT NOT NULL,"                                                               \
+	"  target_kind TEXT NOT NULL CHECK (target_kind = 'topic' OR target_kind = 'section'),"    \
+	"  target_id TEXT NOT NULL,"                                                               \
+	"  due_date TEXT NOT NULL,"                                                                \
+	"  set_at " int64 " NOT NULL,"                                                             \
+	"  set_by TEXT NOT NULL,"                                                                  \
+	"  set_by_name TEXT NOT NULL,"                                                             \
+	"  PRIMARY KEY (group_id, member_id))" without_rowid ";"                                   \
+	"CREATE TABLE goal_reached ("                                                              \
+	"  group_id TEXT NOT NULL,"                                                                \
+	"  goal_member TEXT NOT NULL,"                                                             \
+	"  member_id TEXT NOT NULL,"                                                               \
+	"  reached_at " int64 " NOT NULL,"                                                         \
+	"  PRIMARY KEY (group_id, goal_member, member_id),"                                        \
+	"  FOREIGN KEY (group_id, goal_member) REFERENCES goals (group_id, member_id))"            \
+	without_rowid ";"
 
 /* What bk_step() says. */
 enum bk_result {

@@ -124,6 +124,8 @@ static const char *const pg_migrations[] = {
 	"  name TEXT PRIMARY KEY,"
 	"  holder TEXT NOT NULL,"
 	"  expires_at BIGINT NOT NULL);",
+	/* 6: goals (/goal, bot/goal.c) and who reached them. */
+	GOALS_SCHEMA("", "BIGINT"),
 };
 
 #define ON_ROADMAP(t)                                                                              \
@@ -377,6 +379,43 @@ static const char *const sql[S_COUNT] = {
 	[S_LEASE_TAKE_OVER] = "UPDATE leases SET holder = $3, expires_at = " NOW_MS " + $4::bigint "
 			      "WHERE name = $1 AND holder = $2",
 #undef NOW_MS
+	[S_GOAL_SET] = "INSERT INTO goals (group_id, member_id, target_kind, target_id, due_date, "
+		       "set_at, set_by, set_by_name) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) "
+		       "ON CONFLICT (group_id, member_id) DO UPDATE SET "
+		       "target_kind = excluded.target_kind, target_id = excluded.target_id, "
+		       "due_date = excluded.due_date, set_at = excluded.set_at, "
+		       "set_by = excluded.set_by, set_by_name = excluded.set_by_name",
+	[S_GOAL_UNMARK] = "DELETE FROM goal_reached WHERE group_id = $1 AND goal_member = $2",
+	[S_GOAL_DELETE] = "DELETE FROM goals WHERE group_id = $1 AND member_id = $2",
+	[S_GOALS] = "SELECT g.group_id, g.member_id, g.target_kind, g.target_id, g.due_date, "
+		    "g.set_at, g.set_by, g.set_by_name, COALESCE(r.reached_at, 0) FROM goals g "
+		    "LEFT JOIN goal_reached r ON r.group_id = g.group_id AND "
+		    "r.goal_member = g.member_id AND r.member_id = COALESCE($2::text, g.member_id) "
+		    "WHERE g.group_id = $1 AND ($2::text IS NULL OR g.member_id = $2::text OR "
+		    "g.member_id = '') ORDER BY g.member_id = '', g.member_id",
+	[S_GOAL_MARK] = "INSERT INTO goal_reached (group_id, goal_member, member_id, reached_at) "
+			"SELECT $1::text, $2::text, $3::text, $4::bigint WHERE EXISTS (SELECT 1 "
+			"FROM goals WHERE group_id = $1::text AND member_id = $2::text AND "
+			"set_at = $5::bigint) ON CONFLICT (group_id, goal_member, member_id) "
+			"DO NOTHING",
+	[S_GOAL_MARKS] = "SELECT r.goal_member, r.member_id, COALESCE(m.name, g.set_by_name), "
+			 "r.reached_at, g.target_kind, g.target_id, g.due_date "
+			 "FROM goal_reached r JOIN goals g ON g.group_id = r.group_id AND "
+			 "g.member_id = r.goal_member LEFT JOIN members m ON "
+			 "m.group_id = r.group_id AND m.member_id = r.member_id "
+			 "WHERE r.group_id = $1 AND r.reached_at >= $2 AND r.reached_at < $3 "
+			 "ORDER BY r.reached_at, r.member_id",
+	[S_DUMP_GOALS] = "SELECT group_id, member_id, target_kind, target_id, due_date, set_at, "
+			 "set_by, set_by_name FROM goals WHERE $1::text IS NULL OR group_id = $1 "
+			 "ORDER BY group_id, member_id",
+	[S_DUMP_GOAL_MARKS] = "SELECT group_id, goal_member, member_id, reached_at "
+			      "FROM goal_reached WHERE $1::text IS NULL OR group_id = $1 "
+			      "ORDER BY group_id, goal_member, member_id",
+	[S_RESTORE_GOAL] = "INSERT INTO goals (group_id, member_id, target_kind, target_id, "
+			   "due_date, set_at, set_by, set_by_name) "
+			   "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+	[S_RESTORE_GOAL_MARK] = "INSERT INTO goal_reached (group_id, goal_member, member_id, "
+				"reached_at) VALUES ($1, $2, $3, $4)",
 };
 
 struct pg_stmt {

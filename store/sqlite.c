@@ -170,6 +170,12 @@ static const char *const migrations[] = {
 	"  holder TEXT NOT NULL,"
 	"  expires_at INTEGER NOT NULL"
 	") WITHOUT ROWID;",
+	/*
+	 * 6: goals (/goal): one per member and one for the whole group (member_id ''),
+	 * a topic or a section by a local date; goal_reached marks who reached which,
+	 * so a goal is celebrated once.
+	 */
+	GOALS_SCHEMA(" WITHOUT ROWID", "INTEGER"),
 };
 
 /* Whether topic id expression t counts toward scores (a correlated test). */
@@ -422,6 +428,44 @@ static const char *const sql[S_COUNT] = {
 			     "sent_at, group_percent) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
 	[S_RESTORE_DIGEST_RANK] = "INSERT INTO digest_ranks (group_id, local_date, member_id, "
 				  "rank, points) VALUES (?1, ?2, ?3, ?4, ?5)",
+	[S_GOAL_SET] = "INSERT INTO goals (group_id, member_id, target_kind, target_id, due_date, "
+		       "set_at, set_by, set_by_name) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) "
+		       "ON CONFLICT (group_id, member_id) DO UPDATE SET "
+		       "target_kind = excluded.target_kind, target_id = excluded.target_id, "
+		       "due_date = excluded.due_date, set_at = excluded.set_at, "
+		       "set_by = excluded.set_by, set_by_name = excluded.set_by_name",
+	[S_GOAL_UNMARK] = "DELETE FROM goal_reached WHERE group_id = ?1 AND goal_member = ?2",
+	[S_GOAL_DELETE] = "DELETE FROM goals WHERE group_id = ?1 AND member_id = ?2",
+	/* ?2: the member whose goals (own and the group's) and marks; NULL: every goal. */
+	[S_GOALS] = "SELECT g.group_id, g.member_id, g.target_kind, g.target_id, g.due_date, "
+		    "g.set_at, g.set_by, g.set_by_name, COALESCE(r.reached_at, 0) FROM goals g "
+		    "LEFT JOIN goal_reached r ON r.group_id = g.group_id AND "
+		    "r.goal_member = g.member_id AND r.member_id = COALESCE(?2, g.member_id) "
+		    "WHERE g.group_id = ?1 AND (?2 IS NULL OR g.member_id = ?2 OR g.member_id = '') "
+		    "ORDER BY g.member_id = '', g.member_id",
+	/* Only for the goal as it was evaluated (set at ?5): a goal replaced meanwhile is not. */
+	[S_GOAL_MARK] = "INSERT INTO goal_reached (group_id, goal_member, member_id, reached_at) "
+			"SELECT ?1, ?2, ?3, ?4 WHERE EXISTS (SELECT 1 FROM goals WHERE "
+			"group_id = ?1 AND member_id = ?2 AND set_at = ?5) "
+			"ON CONFLICT (group_id, goal_member, member_id) DO NOTHING",
+	[S_GOAL_MARKS] = "SELECT r.goal_member, r.member_id, COALESCE(m.name, g.set_by_name), "
+			 "r.reached_at, g.target_kind, g.target_id, g.due_date "
+			 "FROM goal_reached r JOIN goals g ON g.group_id = r.group_id AND "
+			 "g.member_id = r.goal_member LEFT JOIN members m ON "
+			 "m.group_id = r.group_id AND m.member_id = r.member_id "
+			 "WHERE r.group_id = ?1 AND r.reached_at >= ?2 AND r.reached_at < ?3 "
+			 "ORDER BY r.reached_at, r.member_id",
+	[S_DUMP_GOALS] = "SELECT group_id, member_id, target_kind, target_id, due_date, set_at, "
+			 "set_by, set_by_name FROM goals WHERE ?1 IS NULL OR group_id = ?1 "
+			 "ORDER BY group_id, member_id",
+	[S_DUMP_GOAL_MARKS] = "SELECT group_id, goal_member, member_id, reached_at "
+			      "FROM goal_reached WHERE ?1 IS NULL OR group_id = ?1 "
+			      "ORDER BY group_id, goal_member, member_id",
+	[S_RESTORE_GOAL] = "INSERT INTO goals (group_id, member_id, target_kind, target_id, "
+			   "due_date, set_at, set_by, set_by_name) "
+			   "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+	[S_RESTORE_GOAL_MARK] = "INSERT INTO goal_reached (group_id, goal_member, member_id, "
+				"reached_at) VALUES (?1, ?2, ?3, ?4)",
 };
 
 /*

@@ -1146,6 +1146,27 @@ static int digest_rank_row(struct bk_stmt *s, const struct store_dump_fns *fns, 
 	return fns->digest_rank(&r, ud);
 }
 
+static void read_goal(struct bk_stmt *s, struct store_goal *g)
+{
+	*g = (struct store_goal){col_text(s, 0), col_text(s, 1), col_text(s, 2), col_text(s, 3),
+				 col_text(s, 4), bk_col_int(s, 5), col_text(s, 6), col_text(s, 7),
+				 0};
+}
+
+static int goal_row(struct bk_stmt *s, const struct store_dump_fns *fns, void *ud)
+{
+	struct store_goal g;
+	read_goal(s, &g);
+	return fns->goal(&g, ud);
+}
+
+static int goal_mark_row(struct bk_stmt *s, const struct store_dump_fns *fns, void *ud)
+{
+	struct store_goal_mark m = {col_text(s, 0), col_text(s, 1), col_text(s, 2), NULL,
+				    bk_col_int(s, 3), NULL, NULL, NULL};
+	return fns->goal_mark(&m, ud);
+}
+
 int store_dump(struct store *st, const char *group_id, const struct store_dump_fns *fns, void *ud)
 {
 	/* One read transaction: the tables agree with each other even while cohort runs. */
@@ -1163,6 +1184,10 @@ int store_dump(struct store *st, const char *group_id, const struct store_dump_f
 		rc = each(st, S_DUMP_DIGESTS, group_id, digest_row, fns, ud);
 	if (!rc)
 		rc = each(st, S_DUMP_DIGEST_RANKS, group_id, digest_rank_row, fns, ud);
+	if (!rc && fns->goal)
+		rc = each(st, S_DUMP_GOALS, group_id, goal_row, fns, ud);
+	if (!rc && fns->goal_mark)
+		rc = each(st, S_DUMP_GOAL_MARKS, group_id, goal_mark_row, fns, ud);
 	exec_id(st, S_READ_END, NULL, "dumping the store", NULL);
 	return rc;
 }
@@ -1426,4 +1451,142 @@ int store_lease_release(struct store *st, const char *name, const char *holder)
 	bind_text(s, 1, name);
 	bind_text(s, 2, holder);
 	return run(st, s, "releasing a lease");
+}
+
+static void fill_goal(struct bk_stmt *s, const void *v)
+{
+	const struct store_goal *g = v;
+	bind_text(s, 1, g->group_id);
+	bind_text(s, 2, g->member_id);
+	bind_text(s, 3, g->target_kind);
+	bind_text(s, 4, g->target_id);
+	bind_text(s, 5, g->due_date);
+	bk_bind_int(s, 6, g->set_at);
+	bind_text(s, 7, g->set_by);
+	bind_text(s, 8, g->set_by_name);
+}
+
+int store_restore_goal(struct store *st, const struct store_goal *g)
+{
+	return insert_row(st, S_RESTORE_GOAL, fill_goal, g, "restoring a goal", NULL);
+}
+
+static void fill_goal_mark(struct bk_stmt *s, const void *v)
+{
+	const struct store_goal_mark *m = v;
+	bind_text(s, 1, m->group_id);
+	bind_text(s, 2, m->goal_member);
+	bind_text(s, 3, m->member_id);
+	bk_bind_int(s, 4, m->reached_at);
+}
+
+int store_restore_goal_mark(struct store *st, const struct store_goal_mark *m)
+{
+	return insert_row(st, S_RESTORE_GOAL_MARK, fill_goal_mark, m, "restoring a reached goal",
+			  NULL);
+}
+
+/* ---- goals ---- */
+
+int store_goal_set(struct store *st, const struct store_goal *g)
+{
+	int rc = begin(st);
+	if (rc)
+		return rc;
+	struct bk_stmt *s = prep(st, S_GOAL_UNMARK);
+	bind_text(s, 1, g->group_id);
+	bind_text(s, 2, g->member_id);
+	rc = run(st, s, "clearing a goal's marks");
+	if (!rc) {
+		s = prep(st, S_GOAL_SET);
+		fill_goal(s, g);
+		rc = run(st, s, "saving a goal");
+	}
+	if (!rc)
+		rc = commit(st);
+	if (rc)
+		rollback(st);
+	return rc;
+}
+
+int store_goal_clear(struct store *st, const char *group_id, const char *member_id)
+{
+	int rc = begin(st);
+	if (rc)
+		return rc;
+	struct bk_stmt *s = prep(st, S_GOAL_UNMARK);
+	bind_text(s, 1, group_id);
+	bind_text(s, 2, member_id);
+	rc = run(st, s, "clearing a goal's marks");
+	int64_t gone = 0;
+	if (!rc) {
+		s = prep(st, S_GOAL_DELETE);
+		bind_text(s, 1, group_id);
+		bind_text(s, 2, member_id);
+		rc = bk_step(s) == BK_DONE ? COHORT_OK : db_fail(st, "removing a goal");
+		gone = bk_changes(s);
+		bk_reset(s);
+	}
+	if (!rc && !gone)
+		rc = COHORT_ERR_NOT_FOUND;
+	if (!rc)
+		rc = commit(st);
+	if (rc)
+		rollback(st);
+	return rc;
+}
+
+int store_goals(struct store *st, const char *group_id, const char *member_id,
+		int (*fn)(const struct store_goal *g, void *ud), void *ud)
+{
+	struct bk_stmt *s = prep(st, S_GOALS);
+	bind_text(s, 1, group_id);
+	bind_text(s, 2, member_id);
+	int rc, stop = 0;
+	while (!stop && (rc = bk_step(s)) == BK_ROW) {
+		struct store_goal g;
+		read_goal(s, &g);
+		g.reached_at = bk_col_int(s, 8);
+		stop = fn(&g, ud);
+	}
+	bk_reset(s);
+	if (stop)
+		return stop;
+	return rc == BK_DONE ? COHORT_OK : db_fail(st, "reading goals");
+}
+
+int store_goal_mark(struct store *st, const char *group_id, const char *goal_member,
+		    const char *member_id, int64_t set_at, int64_t at, bool *first)
+{
+	*first = false;
+	struct bk_stmt *s = prep(st, S_GOAL_MARK);
+	bind_text(s, 1, group_id);
+	bind_text(s, 2, goal_member);
+	bind_text(s, 3, member_id);
+	bk_bind_int(s, 4, at);
+	bk_bind_int(s, 5, set_at);
+	int rc = bk_step(s) == BK_DONE ? COHORT_OK : db_fail(st, "marking a goal reached");
+	*first = !rc && bk_changes(s) == 1;
+	bk_reset(s);
+	return rc;
+}
+
+int store_goal_marks(struct store *st, const char *group_id, int64_t since, int64_t until,
+		     int (*fn)(const struct store_goal_mark *m, void *ud), void *ud)
+{
+	struct bk_stmt *s = prep(st, S_GOAL_MARKS);
+	bind_text(s, 1, group_id);
+	bk_bind_int(s, 2, since);
+	bk_bind_int(s, 3, until);
+	int rc, stop = 0;
+	while (!stop && (rc = bk_step(s)) == BK_ROW) {
+		struct store_goal_mark m = {group_id,	      col_text(s, 0),	col_text(s, 1),
+					    col_text(s, 2),   bk_col_int(s, 3), col_text(s, 4),
+					    col_text(s, 5), col_text(s, 6)};
+		stop = fn(&m, ud);
+	}
+	bk_reset(s);
+	if (stop)
+		return stop;
+	return rc == BK_DONE ? COHORT_OK : db_fail(st, "reading reached goals");
 }

@@ -390,6 +390,8 @@ struct store_digest_rank_row {
 	int rank;
 	int points;
 };
+struct store_goal;
+struct store_goal_mark;
 struct store_dump_fns {
 	int (*settings)(const struct store_group_settings *g, void *ud);
 	int (*member)(const struct store_member *m, void *ud);
@@ -397,6 +399,9 @@ struct store_dump_fns {
 	int (*event)(const struct store_event *e, void *ud);
 	int (*digest)(const struct store_digest_row *d, void *ud);
 	int (*digest_rank)(const struct store_digest_rank_row *r, void *ud);
+	/* Goals, then their marks (NULL: not dumped). */
+	int (*goal)(const struct store_goal *g, void *ud);
+	int (*goal_mark)(const struct store_goal_mark *m, void *ud);
 };
 /*
  * Calls fns for every row of group_id (NULL: all groups), table by table in
@@ -422,6 +427,62 @@ int store_restore_event(struct store *st, const struct store_event *e, int64_t *
 int store_restore_digest(struct store *st, const struct store_digest_row *d);
 int store_restore_digest_rank(struct store *st, const struct store_digest_rank_row *r);
 int store_restore_end(struct store *st, bool keep);
+
+/*
+ * Goals (/goal, bot/goal.c): one per (group, member), and one for the whole
+ * group under member_id "" (an admin's "/goal group"). A goal names a topic
+ * or a section by its id and a due date, the group's local date; the store
+ * keeps them, bot/goal.c gives them meaning. Who reached which goal is marked
+ * once (goal_reached), so a goal is celebrated once.
+ */
+struct store_goal {
+	const char *group_id;
+	const char *member_id;   /* "" for the group's goal */
+	const char *target_kind; /* "topic" or "section" */
+	const char *target_id;
+	const char *due_date;    /* "2027-03-31", local in the group's zone */
+	int64_t set_at;
+	const char *set_by;      /* who set it (member id) */
+	const char *set_by_name; /* and their name then */
+	int64_t reached_at;      /* store_goals(): when the member asked about reached it; 0: not */
+};
+/*
+ * Sets (replaces) a goal; the marks of the goal it replaces go with it, in
+ * the same transaction. Returns COHORT_OK or COHORT_ERR_STORE.
+ */
+int store_goal_set(struct store *st, const struct store_goal *g);
+/* Removes a goal and its marks: COHORT_OK, COHORT_ERR_NOT_FOUND (none) or COHORT_ERR_STORE. */
+int store_goal_clear(struct store *st, const char *group_id, const char *member_id);
+/*
+ * The group's goals: with member_id, that member's own and the group's, each
+ * with reached_at for that member; with member_id NULL, every goal (the
+ * group's with reached_at 0). In member id order, the group's last.
+ * Strings are borrowed for the callback; fn returns non-zero to stop.
+ */
+int store_goals(struct store *st, const char *group_id, const char *member_id,
+		int (*fn)(const struct store_goal *g, void *ud), void *ud);
+/*
+ * Marks that member_id reached the goal of goal_member ("" the group's) that
+ * was set at set_at. *first is true only for the call that made the mark
+ * (across processes too: the database decides), false when it was marked
+ * already or the goal was replaced meanwhile. COHORT_OK or COHORT_ERR_STORE.
+ */
+int store_goal_mark(struct store *st, const char *group_id, const char *goal_member,
+		    const char *member_id, int64_t set_at, int64_t at, bool *first);
+struct store_goal_mark {
+	const char *group_id;
+	const char *goal_member; /* "" for the group's goal */
+	const char *member_id;
+	const char *member_name; /* store_goal_marks() only; NULL in a dump */
+	int64_t reached_at;
+	const char *target_kind, *target_id, *due_date; /* store_goal_marks() only */
+};
+/* The group's marks made in [since, until), oldest first. */
+int store_goal_marks(struct store *st, const char *group_id, int64_t since, int64_t until,
+		     int (*fn)(const struct store_goal_mark *m, void *ud), void *ud);
+/* Restores a goal (reached_at ignored) and a mark, as the other restore_* calls. */
+int store_restore_goal(struct store *st, const struct store_goal *g);
+int store_restore_goal_mark(struct store *st, const struct store_goal_mark *m);
 
 /* Adapter state (Matrix next_batch, Discord session): *value is a new string or NULL. */
 int store_state_get(struct store *st, const char *key, char **value);

@@ -30,6 +30,8 @@ def a_week_of_history(cohort):
     """Settings, notes, an undo, skips, gaps in streaks, a digest sent, across days."""
     cohort.at("2026-11-23T08:00:00Z")
     cohort.console("/digest channel here\n/digest time 07:30 Europe/Berlin\n"
+                   "/goal Kafka by 30 November\n/goal group Caching by 2026-12-31\n"
+                   "@bob /goal Redis by 1 December\n"
                    "/done Kafka built a consumer\n@bob /done Kafka\n@cy /start Redis\n",
                    "--as", "ana")
     cohort.at("2026-11-24T08:00:00Z")
@@ -52,7 +54,12 @@ def test_export_import_export_is_identical_and_answers_agree(cohort):
     a_week_of_history(cohort)
     first = run_ok(cohort, "export", "--format", "json")
     dump = json.loads(first)
-    assert dump["version"] == 2
+    assert dump["version"] == 3
+    assert [(g["member"], g["target_id"], g["due_date"]) for g in dump["goals"]] == [
+        ("", "caching", "2026-12-31"), ("console:ana", "kafka", "2026-11-30"),
+        ("console:bob", "redis", "2026-12-01")]
+    assert [(m["goal_member"], m["member"]) for m in dump["goals_reached"]] == [
+        ("console:ana", "console:ana"), ("console:bob", "console:bob")]
     assert dump["groups"] == [{"group": "console:local", "digest_channel": "console",
                                "digest_time": "07:30", "timezone": "Europe/Berlin"}]
     assert [e["to"] for e in dump["events"]].count("none") >= 1      # the undo is there
@@ -74,6 +81,14 @@ def test_export_import_export_is_identical_and_answers_agree(cohort):
     cohort.at("2026-11-24T18:30:00Z")
     res = cohort.run("digest", "-c", "new.toml", "--group", "console:local", "--post")
     assert "already" in res.stdout + res.stderr, res.stdout + res.stderr
+    # A dump of version 2 (before goals) still imports, without goals.
+    v2 = {k: v for k, v in dump.items() if k not in ("goals", "goals_reached")}
+    path = write(cohort, "v2.json", json.dumps(dict(v2, version=2)))
+    write(cohort, "v2.toml", '[store]\npath = "v2.db"\n')
+    res = cohort.run("import", "-c", "v2.toml", "--format", "json", path)
+    assert res.returncode == 0, res.stderr
+    third = json.loads(run_ok(cohort, "export", "-c", "v2.toml", "--format", "json"))
+    assert third["goals"] == [] and third["events"] == dump["events"]
 
 
 def test_a_complete_dump_that_is_broken_imports_nothing(cohort):
@@ -90,6 +105,10 @@ def test_a_complete_dump_that_is_broken_imports_nothing(cohort):
         ({k: v for k, v in dump.items() if k != "events"}, "", "\"events\" is missing"),
         (dict(dump, members=dump["members"] + dump["members"][:1]),
          "members[4]", "a second member"),
+        (dict(dump, goals=[dict(dump["goals"][0], due_date="2026-02-30")]),
+         "goals[1]", "\"due_date\" \"2026-02-30\" is not a date"),
+        (dict(dump, goals_reached=[dict(dump["goals_reached"][0], goal_member="console:zed")]),
+         "goals_reached[1]", "no goal in \"goals\""),
     ]
     for i, (broken, where, why) in enumerate(cases):
         path = write(cohort, f"broken{i}.json", json.dumps(broken))

@@ -1036,6 +1036,144 @@ static void pg_processes_starting_together_migrate_once(void **state)
 	assert_int_equal(pg_exec(sql), 0);
 }
 
+/* Goals: one per member and one for the group, marked reached once, dumped, restored. */
+struct goal_seen {
+	char text[512];
+};
+
+static int goal_line(const struct store_goal *g, void *ud)
+{
+	struct goal_seen *s = ud;
+	size_t n = strlen(s->text);
+	snprintf(s->text + n, sizeof(s->text) - n, "[%s|%s:%s|%s|%lld|%s|%s|%lld]", g->member_id,
+		 g->target_kind, g->target_id, g->due_date, (long long)g->set_at, g->set_by,
+		 g->set_by_name, (long long)g->reached_at);
+	return 0;
+}
+
+static int mark_line(const struct store_goal_mark *m, void *ud)
+{
+	struct goal_seen *s = ud;
+	size_t n = strlen(s->text);
+	snprintf(s->text + n, sizeof(s->text) - n, "[%s>%s %s %lld %s %s]", m->goal_member,
+		 m->member_id, m->member_name ? m->member_name : "-", (long long)m->reached_at,
+		 m->target_id ? m->target_id : "-", m->due_date ? m->due_date : "-");
+	return 0;
+}
+
+static const char *goals_of(struct store *st, const char *member)
+{
+	static struct goal_seen s;
+	s.text[0] = '\0';
+	assert_int_equal(store_goals(st, "g", member, goal_line, &s), COHORT_OK);
+	return s.text;
+}
+
+static void goals_are_kept_and_reached_once(void **state)
+{
+	struct fixture *f = *state;
+	struct store_goal mine = {"g",	 "ana", "section", "message-brokers", "2027-03-31",
+				  1000, "ana", "Ana",	  0};
+	struct store_goal all = {"g", "", "topic", "kafka", "2027-01-31", 2000, "root", "Root", 0};
+	struct store_goal other = {"h", "ana", "topic", "redis", "2027-02-01", 3000, "ana", "Ana", 0};
+	assert_string_equal(goals_of(f->st, "ana"), "");
+	assert_int_equal(store_goal_set(f->st, &mine), COHORT_OK);
+	assert_int_equal(store_goal_set(f->st, &all), COHORT_OK);
+	assert_int_equal(store_goal_set(f->st, &other), COHORT_OK);
+	assert_string_equal(goals_of(f->st, "ana"),
+			    "[ana|section:message-brokers|2027-03-31|1000|ana|Ana|0]"
+			    "[|topic:kafka|2027-01-31|2000|root|Root|0]");
+	assert_string_equal(goals_of(f->st, "bob"), "[|topic:kafka|2027-01-31|2000|root|Root|0]");
+	/* Marked once: the second call, and a call for a goal set at another time, do nothing. */
+	bool first;
+	assert_int_equal(store_goal_mark(f->st, "g", "ana", "ana", 1000, 5000, &first), COHORT_OK);
+	assert_true(first);
+	assert_int_equal(store_goal_mark(f->st, "g", "ana", "ana", 1000, 6000, &first), COHORT_OK);
+	assert_false(first);
+	assert_int_equal(store_goal_mark(f->st, "g", "", "bob", 1999, 6000, &first), COHORT_OK);
+	assert_false(first);
+	assert_int_equal(store_goal_mark(f->st, "g", "", "bob", 2000, 7000, &first), COHORT_OK);
+	assert_true(first);
+	assert_string_equal(goals_of(f->st, "ana"),
+			    "[ana|section:message-brokers|2027-03-31|1000|ana|Ana|5000]"
+			    "[|topic:kafka|2027-01-31|2000|root|Root|0]");
+	assert_string_equal(goals_of(f->st, "bob"),
+			    "[|topic:kafka|2027-01-31|2000|root|Root|7000]");
+	assert_string_equal(goals_of(f->st, NULL),
+			    "[ana|section:message-brokers|2027-03-31|1000|ana|Ana|5000]"
+			    "[|topic:kafka|2027-01-31|2000|root|Root|0]");
+	struct goal_seen s = {""};
+	assert_int_equal(store_goal_marks(f->st, "g", 5000, 7001, mark_line, &s), COHORT_OK);
+	assert_string_equal(s.text, "[ana>ana Ana 5000 message-brokers 2027-03-31]"
+				    "[>bob Root 7000 kafka 2027-01-31]");
+	s.text[0] = '\0';
+	assert_int_equal(store_goal_marks(f->st, "g", 5001, 7000, mark_line, &s), COHORT_OK);
+	assert_string_equal(s.text, "");
+	/* A new goal replaces the old one and its marks; cleared, it is gone. */
+	mine.target_id = "caching";
+	mine.set_at = 8000;
+	assert_int_equal(store_goal_set(f->st, &mine), COHORT_OK);
+	assert_string_equal(goals_of(f->st, "ana"),
+			    "[ana|section:caching|2027-03-31|8000|ana|Ana|0]"
+			    "[|topic:kafka|2027-01-31|2000|root|Root|0]");
+	assert_int_equal(store_goal_clear(f->st, "g", ""), COHORT_OK);
+	assert_int_equal(store_goal_clear(f->st, "g", ""), COHORT_ERR_NOT_FOUND);
+	assert_string_equal(goals_of(f->st, "bob"), "");
+	assert_int_equal(store_goal_mark(f->st, "g", "", "bob", 2000, 9000, &first), COHORT_OK);
+	assert_false(first); /* no such goal now */
+}
+
+static int dump_nothing(const void *row, void *ud)
+{
+	(void)row;
+	(void)ud;
+	return 0;
+}
+
+static void goals_are_dumped_and_restored(void **state)
+{
+	struct fixture *f = *state;
+	struct store_goal mine = {"g",	 "ana", "section", "message-brokers", "2027-03-31",
+				  1000, "ana", "Ana",	  0};
+	struct store_goal all = {"g", "", "topic", "kafka", "2027-01-31", 2000, "root", "Root", 0};
+	bool first;
+	assert_int_equal(store_goal_set(f->st, &mine), COHORT_OK);
+	assert_int_equal(store_goal_set(f->st, &all), COHORT_OK);
+	assert_int_equal(store_goal_mark(f->st, "g", "", "bob", 2000, 7000, &first), COHORT_OK);
+	struct goal_seen s = {""};
+	struct store_dump_fns fns = {(void *)dump_nothing, (void *)dump_nothing,
+				     (void *)dump_nothing, (void *)dump_nothing,
+				     (void *)dump_nothing, (void *)dump_nothing,
+				     goal_line,		   mark_line};
+	assert_int_equal(store_dump(f->st, NULL, &fns, &s), COHORT_OK);
+	assert_string_equal(s.text, "[|topic:kafka|2027-01-31|2000|root|Root|0]"
+				    "[ana|section:message-brokers|2027-03-31|1000|ana|Ana|0]"
+				    "[>bob - 7000 - -]");
+	/* Into a store of its own: the same rows; a mark without its goal is refused. */
+	assert_int_equal(store_goal_clear(f->st, "g", ""), COHORT_OK);
+	assert_int_equal(store_goal_clear(f->st, "g", "ana"), COHORT_OK);
+	assert_int_equal(store_restore_begin(f->st), COHORT_OK);
+	assert_int_equal(store_restore_goal(f->st, &all), COHORT_OK);
+	assert_int_equal(store_restore_goal(f->st, &mine), COHORT_OK);
+	assert_int_equal(store_restore_goal(f->st, &mine), COHORT_ERR_DUPLICATE);
+	assert_int_equal(store_restore_end(f->st, false), COHORT_OK);
+	assert_int_equal(store_restore_begin(f->st), COHORT_OK);
+	assert_int_equal(store_restore_goal(f->st, &all), COHORT_OK);
+	assert_int_equal(store_restore_goal(f->st, &mine), COHORT_OK);
+	struct store_goal_mark m = {"g", "", "bob", NULL, 7000, NULL, NULL, NULL};
+	assert_int_equal(store_restore_goal_mark(f->st, &m), COHORT_OK);
+	assert_int_equal(store_restore_end(f->st, true), COHORT_OK);
+	s.text[0] = '\0';
+	assert_int_equal(store_dump(f->st, NULL, &fns, &s), COHORT_OK);
+	assert_string_equal(s.text, "[|topic:kafka|2027-01-31|2000|root|Root|0]"
+				    "[ana|section:message-brokers|2027-03-31|1000|ana|Ana|0]"
+				    "[>bob - 7000 - -]");
+	assert_int_equal(store_restore_begin(f->st), COHORT_OK);
+	m.goal_member = "zed";
+	assert_int_equal(store_restore_goal_mark(f->st, &m), COHORT_ERR_STORE);
+	assert_int_equal(store_restore_end(f->st, false), COHORT_OK);
+}
+
 #define RACERS 4
 #define SHARED 40 /* changes every racer makes, each with the same source id */
 #define SAME 10   /* topics every racer marks done for one member, no source id */
@@ -1293,16 +1431,18 @@ static void pg_an_earlier_database_is_upgraded(void **state)
 	assert_int_equal(set(f->st, "ana", "kafka", STATUS_DONE, NULL, 1000), COHORT_OK);
 	store_free(f->st);
 	f->st = NULL;
-	char sql[300];
+	char sql[600];
 	snprintf(sql, sizeof(sql),
-		 "DROP TABLE %s.leases; DELETE FROM %s.cohort_schema; "
-		 "INSERT INTO %s.cohort_schema (version) VALUES (4)",
-		 f->schema, f->schema, f->schema);
+		 "DROP TABLE %s.leases; DROP TABLE %s.goal_reached; DROP TABLE %s.goals; "
+		 "DELETE FROM %s.cohort_schema; INSERT INTO %s.cohort_schema (version) VALUES (4)",
+		 f->schema, f->schema, f->schema, f->schema, f->schema);
 	assert_int_equal(pg_exec(sql), 0);
 	assert_int_equal(open_fixture(f), 0);
 	assert_int_equal(store_schema_version(f->st), store_schema_latest());
 	assert_int_equal(status_of(f->st, "ana", "kafka"), STATUS_DONE);
 	assert_int_equal(store_lease_take(f->st, "x", "a", 1000, true, NULL), COHORT_OK);
+	struct store_goal g = {"g", "", "topic", "kafka", "2027-01-31", 2000, "root", "Root", 0};
+	assert_int_equal(store_goal_set(f->st, &g), COHORT_OK);
 }
 
 #define LEASE_RACERS 6
@@ -1391,6 +1531,8 @@ int main(void)
 		cmocka_unit_test(the_holder_names_the_process),
 		cmocka_unit_test(a_gone_holders_lease_is_taken_over),
 		cmocka_unit_test(racing_holders_get_a_lease_once),
+		cmocka_unit_test(goals_are_kept_and_reached_once),
+		cmocka_unit_test(goals_are_dumped_and_restored),
 	};
 	/* Files, SQLite's schema history, its backup and checkpoints. */
 	const struct CMUnitTest sqlite_tests[] = {
