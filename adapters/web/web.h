@@ -153,8 +153,10 @@ const char *web_header(const struct web_call *call, const char *name);
 
 /*
  * Answers call: res's contents are taken over (res is left initialised and
- * empty). Any thread, exactly once per WEB_LATER. When the client has gone or
- * the server answered 503 already (timeout), the answer is dropped.
+ * empty). Any thread, at most once per WEB_LATER. When the client has gone or
+ * the server answered 503 already (timeout), the answer is dropped. A call
+ * that is never answered (its work was dropped at shutdown) gets the 503 of
+ * the timeout while the server runs, and is freed by web_free().
  */
 void web_answer(struct web_call *call, struct web_response *res);
 

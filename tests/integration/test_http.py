@@ -412,3 +412,47 @@ def test_rest_429s_are_counted(web, fake):
             break
         time.sleep(0.1)
     assert metric(text, 'cohort_rest_rate_limited_total{platform="discord"}') == 1, text
+
+
+# ---- the one POST route (/interactions): bodies ----
+
+def interactions_web(web, fake):
+    from fake_discord import InteractionSender
+    app = InteractionSender()
+    return discord_web(web, fake, f'public_key = "{app.public_key}"\ngateway = false\n'), app
+
+
+def test_post_bodies_are_capped_and_timed(web, fake):
+    w, app = interactions_web(web, fake)
+    status, headers, _ = get(w.url("/interactions"))
+    assert status == 405 and headers["Allow"] == "POST"
+    # Over the route's cap (64 kB): 413 before the body is read, and the connection closes.
+    out = raw(w.port, b"POST /interactions HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000\r\n"
+              b"Content-Type: application/json\r\n\r\n" + b"{" * 4096)
+    assert status_of(out) == 413, out[:300]
+    # No length (chunked): 411.
+    out = raw(w.port, b"POST /interactions HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+              b"\r\n5\r\nhello\r\n0\r\n\r\n")
+    assert status_of(out) in (400, 411), out[:300]
+    # A body that stops coming: the client is dropped after about 5 s, never answered 2xx.
+    with socket.create_connection(("127.0.0.1", w.port), timeout=30) as s:
+        s.sendall(b"POST /interactions HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n"
+                  b'{"type": 1')
+        started = time.time()
+        got = b""
+        try:
+            while True:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                got += chunk
+        except (ConnectionResetError, socket.timeout):
+            pass
+        elapsed = time.time() - started
+    assert status_of(got) in (None, 408), got[:300]
+    assert 3 < elapsed < 20, elapsed
+    # Meanwhile nothing else was held up, and a signed PING is still answered.
+    status, answer, _ = app.post(w.url("/interactions"), {"type": 1, "id": "1",
+                                                            "application_id": "1",
+                                                            "token": "t", "version": 1})
+    assert status == 200 and answer == {"type": 1}, answer
