@@ -83,6 +83,19 @@ with_engine() {
 	echo "$out" | grep -q "ana finished Kafka" || fail "the image's console did not answer: $out"
 	[ "$(docker run --rm --entrypoint id cohort:test -u)" != 0 ] || fail "the image runs as root"
 	docker run --rm cohort:test status --help | grep -q "usage: cohort status" || fail "no --help"
+	# The HEALTHCHECK: cohort run with nothing but the image's HTTP server becomes healthy.
+	cid=$(docker run -d --health-interval=1s -e COHORT_CONFIG= cohort:test run)
+	i=0
+	until [ "$(docker inspect -f '{{.State.Health.Status}}' "$cid")" = healthy ]; do
+		i=$((i + 1))
+		if [ $i -gt 60 ]; then
+			docker logs "$cid" >&2
+			docker rm -f "$cid" >/dev/null
+			fail "the container never became healthy (HEALTHCHECK on /healthz)"
+		fi
+		sleep 1
+	done
+	docker rm -f "$cid" >/dev/null
 	size=$(docker images cohort:test --format '{{.Size}}')
 	base=$(docker images debian:bookworm-slim --format '{{.Size}}')
 	echo "docker-test: image built and answered (image $size on a base of $base)"
