@@ -3,7 +3,6 @@
 
 #include "bot/adapter.h"
 #include "bot/bot.h"
-#include "bot/dispatch.h"
 #include "lib/clock.h"
 #include "lib/err.h"
 #include "lib/log.h"
@@ -307,7 +306,7 @@ void web_ask_bot(struct web_call *call, web_bot_fn *fn, void *ud)
 {
 	struct bot_job *j = xmalloc(sizeof(*j));
 	*j = (struct bot_job){call, fn, ud};
-	dispatch_submit(call->w->o.dispatch, run_bot_job, drop_bot_job, j);
+	call->w->o.submit(call->w->o.dispatch, run_bot_job, drop_bot_job, j);
 }
 
 /* ---- requests ---- */

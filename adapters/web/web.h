@@ -121,10 +121,17 @@ struct web_route {
 struct web_opts {
 	const char *host; /* an IPv4 address to listen on ("127.0.0.1") */
 	int port;
-	struct dispatch *dispatch; /* borrowed: where web_ask_bot() sends work */
+	struct dispatch *dispatch; /* borrowed, opaque here: passed to submit */
 	/* The platforms /healthz reports on (borrowed; may change before web_start()). */
 	const struct adapter *adapters;
 	size_t n_adapters;
+	/*
+	 * How web_ask_bot() queues work on the dispatcher thread: the CLI passes
+	 * dispatch_submit (the one hand-off; adapters do not include
+	 * bot/dispatch.h). fn(b, arg) runs there, or drop(arg) if it never does.
+	 */
+	void (*submit)(struct dispatch *d, void (*fn)(struct bot *b, void *arg),
+		       void (*drop)(void *arg), void *arg);
 };
 
 /* A server, not yet listening. opts and what it points to are borrowed. */
