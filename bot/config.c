@@ -604,6 +604,14 @@ void config_warnings(const struct config *cfg, void (*fn)(const char *msg, void 
 						      : "matrix.access_token");
 		fn(msg, ud);
 	}
+	if (cfg->discord_enabled && !cfg->discord_gateway && *cfg->discord_prefix) {
+		snprintf(msg, sizeof(msg),
+			 "%s: discord.prefix is set but discord.gateway is false: text commands "
+			 "come only over the gateway, so \"%s\" commands get no answer (remove "
+			 "prefix, or set gateway = true)",
+			 src, cfg->discord_prefix);
+		fn(msg, ud);
+	}
 	if (cfg->discord_enabled && *cfg->discord_public_key && !*cfg->http_listen) {
 		snprintf(msg, sizeof(msg),
 			 "%s: discord.public_key is set but http.listen is empty: there is no "

@@ -414,6 +414,21 @@ static void interaction_keys_are_read_and_checked(void **state)
 		  "[http]\nlisten = \"127.0.0.1:8080\"\n",
 		  &rc);
 	assert_int_equal(rc, COHORT_OK);
+	/* Valid, but not what was meant: said by check-config and at start. */
+	struct strbuf sb = STRBUF_INIT;
+	config_init(&cfg);
+	cfg.discord_enabled = true;
+	cfg.discord_gateway = false;
+	free(cfg.discord_public_key);
+	cfg.discord_public_key = xstrdup(key);
+	free(cfg.discord_prefix);
+	cfg.discord_prefix = xstrdup("!");
+	config_warnings(&cfg, collect, &sb);
+	assert_non_null(strstr(sb_str(&sb), "discord.public_key is set but http.listen is empty: "
+					    "there is no POST /interactions for Discord to reach"));
+	assert_non_null(strstr(sb_str(&sb), "discord.prefix is set but discord.gateway is false"));
+	sb_release(&sb);
+	config_release(&cfg);
 	e = load_text("[discord]\ngateway = \"no\"\n", &rc);
 	assert_int_equal(rc, COHORT_ERR_CONFIG);
 	assert_string_equal(e, ":2: \"gateway\" in [discord] must be a boolean (true or false), "
