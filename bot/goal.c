@@ -20,6 +20,18 @@
 
 /* ---- dates ---- */
 
+/* How many bytes of s, at most max, end on a character's boundary (for "%.*s"). */
+static int clip(const char *s, int max)
+{
+	int n = (int)strnlen(s, (size_t)max + 1);
+	if (n <= max)
+		return n;
+	n = max;
+	while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
+		n--;
+	return n;
+}
+
 static bool leap(int y)
 {
 	return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
@@ -192,13 +204,15 @@ bool goal_parse_date(const char *text, const char *tz, int64_t now, char out[11]
 		}
 		if (strchr(w[0], '/'))
 			snprintf(why, why_len,
-				 "\u201c%.20s\u201d could be day/month or month/day: write "
+				 "\u201c%.*s\u201d could be day/month or month/day: write "
 				 "2027-03-31 or 31 March",
-				 w[0]);
+				 clip(w[0], 20), w[0]);
 		else if (strlen(w[0]) == 10 && w[0][4] == '-')
-			snprintf(why, why_len, "%.10s is not a day of the calendar", w[0]);
+			snprintf(why, why_len, "%.*s is not a day of the calendar", clip(w[0], 10),
+				 w[0]);
 		else
-			snprintf(why, why_len, "\u201c%.20s\u201d is not a date", w[0]);
+			snprintf(why, why_len, "\u201c%.*s\u201d is not a date", clip(w[0], 20),
+				 w[0]);
 		return false;
 	}
 	if ((d = day_of(w[0])) && (m = month_of(w[1]))) {
@@ -216,14 +230,15 @@ bool goal_parse_date(const char *text, const char *tz, int64_t now, char out[11]
 		}
 		if (guess)
 			snprintf(why, why_len,
-				 "\u201c%.40s\u201d is not a day and a month (did you mean %c%s?)",
-				 text, toupper((unsigned char)guess[0]), guess + 1);
+				 "\u201c%.*s\u201d is not a day and a month (did you mean %c%s?)",
+				 clip(text, 40), text, toupper((unsigned char)guess[0]), guess + 1);
 		else
-			snprintf(why, why_len, "\u201c%.40s\u201d is not a day and a month", text);
+			snprintf(why, why_len, "\u201c%.*s\u201d is not a day and a month",
+				 clip(text, 40), text);
 		return false;
 	}
 	if (nw == 3 && !(y = year_of(w[2]))) {
-		snprintf(why, why_len, "\u201c%.10s\u201d is not a year", w[2]);
+		snprintf(why, why_len, "\u201c%.*s\u201d is not a year", clip(w[2], 10), w[2]);
 		return false;
 	}
 	struct tz_local lt;
@@ -543,7 +558,8 @@ static bool resolve_target(struct bot *b, const char *typed, struct target *t, s
 		const struct rm_topic *topic = roadmap_topic(b->rm, (size_t)res.index);
 		*t = (struct target){"topic", topic->id, topic->name};
 		if (res.match == RM_FUZZY)
-			reply_line(r, "(read \u201c%.60s\u201d as %s)", typed, topic->name);
+			reply_line(r, "(read \u201c%.*s\u201d as %s)", clip(typed, 60), typed,
+				   topic->name);
 		return true;
 	}
 	if (res.match == RM_SECTION) {
@@ -558,7 +574,8 @@ static bool resolve_target(struct bot *b, const char *typed, struct target *t, s
 			const struct rm_node *nd = roadmap_node(b->rm, (size_t)sec.index);
 			*t = (struct target){"section", nd->id, nd->name};
 			if (sec.match == RM_FUZZY)
-				reply_line(r, "(read \u201c%.60s\u201d as %s)", typed, nd->name);
+				reply_line(r, "(read \u201c%.*s\u201d as %s)", clip(typed, 60),
+					   typed, nd->name);
 			return true;
 		}
 	}
@@ -570,7 +587,8 @@ static bool resolve_target(struct bot *b, const char *typed, struct target *t, s
 		reply_line(r, "Say it with the full name of a topic or a section. Nothing was "
 			      "changed.");
 	} else {
-		reply_title(r, REPLY_ERROR, "\u201c%.60s\u201d is not on the roadmap", typed);
+		reply_title(r, REPLY_ERROR, "\u201c%.*s\u201d is not on the roadmap",
+			    clip(typed, 60), typed);
 		if (sb.len)
 			reply_line(r, "Nearest: %s.", sb_str(&sb));
 		reply_line(r, "A goal is a topic or a section: /topics lists them. Nothing was "

@@ -369,6 +369,23 @@ static void the_digest_reports_pace_and_a_missed_goal(void **state)
 	assert_contains(t, "Goal: Caching by 2026-11-28 \u2014 missed by 2 topics on 2026-11-28");
 }
 
+/* What members typed is echoed clipped between characters, never inside one. */
+static void echoed_text_is_clipped_between_characters(void **state)
+{
+	struct bot_fixture *f = *state;
+	char typed[200] = "a";
+	for (int i = 0; i < 40; i++)
+		strcat(typed, "\u00e9");
+	strcat(typed, " by 31 March");
+	const char *t = say(f, "goal", typed);
+	assert_contains(t, "is not on the roadmap");
+	assert_lacks(t, "\ufffd");
+	t = say(f, "goal",
+		"Kafka by a\u00fc\u00fc\u00fc\u00fc\u00fc\u00fc\u00fc\u00fc\u00fc\u00fc\u00fc");
+	assert_contains(t, "is not a date");
+	assert_lacks(t, "\ufffd");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -387,6 +404,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(an_admin_sets_the_groups_goal_for_everyone, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(the_digest_reports_pace_and_a_missed_goal, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(echoed_text_is_clipped_between_characters, setup,
 						teardown),
 	};
 	return cmocka_run_group_tests_name("goal", tests, NULL, NULL);
