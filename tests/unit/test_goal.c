@@ -369,6 +369,29 @@ static void the_digest_reports_pace_and_a_missed_goal(void **state)
 	assert_contains(t, "Goal: Caching by 2026-11-28 \u2014 missed by 2 topics on 2026-11-28");
 }
 
+/* A goal whose topic left the roadmap (another roadmap, a renamed section) says so. */
+static void a_goal_off_the_roadmap_asks_for_a_new_one(void **state)
+{
+	struct bot_fixture *f = *state;
+	struct store_goal g = {"test:group",       "test:ana",   "section",
+			       "quantum-knitting", "2026-12-31", T0,
+			       "test:ana",         "ana",        0};
+	assert_int_equal(store_goal_set(f->st, &g), COHORT_OK);
+	const char *t = say(f, "goal", "");
+	assert_contains(t, "Goal: quantum-knitting by 2026-12-31 \u2014 no longer on the roadmap: "
+			   "set a new one with /goal TOPIC by DATE");
+	t = say(f, "done", "Kafka");
+	assert_lacks(t, "reached");
+	struct digest d;
+	assert_int_equal(digest_build(f->bot, "test:group", f->now, &d), COHORT_OK);
+	char *text = reply_render_text(&d.reply);
+	digest_release(&d);
+	assert_lacks(text, "quantum");
+	free(text);
+	t = say(f, "goal", "off");
+	assert_contains(t, "Removed your goal: quantum-knitting by 2026-12-31");
+}
+
 /* What members typed is echoed clipped between characters, never inside one. */
 static void echoed_text_is_clipped_between_characters(void **state)
 {
@@ -406,6 +429,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(the_digest_reports_pace_and_a_missed_goal, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(echoed_text_is_clipped_between_characters, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(a_goal_off_the_roadmap_asks_for_a_new_one, setup,
 						teardown),
 	};
 	return cmocka_run_group_tests_name("goal", tests, NULL, NULL);
