@@ -138,6 +138,32 @@ class FakeDiscord(FakeServer):
                 assert conn is not None, f"no live connection of shard {shard}"
         self._put(("dispatch", type_, d), conn)
 
+    # ---- several processes: each runs some shards, all on this one fake ----
+
+    def guild_connections(self, guild_id):
+        """The indexes of the live connections Discord sends a guild's events to: every
+        connection whose own [id, count] covers the guild. Several processes each run
+        their shards on this fake; while a bot reshards, connections of two counts are
+        live at once and a guild's events reach one connection of each."""
+        with self.cond:
+            return [c.index for c in self.connections
+                    if c.live and c.shard and c.shard[0] == self.shard_of(guild_id, c.shard[1])]
+
+    def dispatch_shard(self, type_, d, shard, count):
+        """Sends an event to shard [shard, count] as Discord does: on its live connection,
+        or, while it has none (its process died), into its newest session's log, which a
+        RESUME of that session delivers."""
+        def put():
+            for c in reversed(self.connections):
+                if c.live and c.shard == [shard, count]:
+                    c.outbox.put_nowait(("dispatch", type_, d))
+                    return
+            sids = [s for s, sh in self.session_shard.items() if sh == [shard, count]]
+            assert sids, f"shard [{shard}, {count}] never identified"
+            log = self.sessions[sids[-1]]
+            log.append((len(log) + 1, type_, d))
+        self.loop.call_soon_threadsafe(put)
+
     def send_raw(self, text):
         self._put(("raw", text))
 
