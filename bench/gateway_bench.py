@@ -41,6 +41,29 @@ def pct(values, p):
     return values[min(len(values) - 1, int(round(p / 100.0 * (len(values) - 1))))]
 
 
+def shards_memory(shards):
+    """Resident memory and threads of build/cohort once it runs `shards` shards, READY."""
+    fake = FakeDiscord(heartbeat_interval=41250, shards=shards, max_concurrency=shards)
+    fake.start()
+    work = tempfile.mkdtemp(prefix="cohort-bench-")
+    pathlib.Path(work, "cohort.toml").write_text(
+        f'[discord]\nenabled = true\ntoken = "{TOKEN}"\napi_url = "{fake.api_url}"\n'
+        '[log]\nlevel = "warn"\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COHORT_")}
+    proc = subprocess.Popen([BIN, "run", "-c", "cohort.toml"], cwd=work, env=env,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=open(pathlib.Path(work, "cohort.log"), "w"))
+    try:
+        fake.wait_for(lambda: len(fake.gateway_ops(2)) >= shards, 30, f"{shards} IDENTIFYs")
+        fake.wait_rest("PUT", r"/commands$", timeout=10)
+        time.sleep(1.5)
+        return proc_status(proc.pid, "VmRSS"), proc_status(proc.pid, "Threads")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(20)
+        fake.stop()
+
+
 def main():
     fake = FakeDiscord(heartbeat_interval=41250)
     fake.start()
@@ -101,6 +124,10 @@ def main():
          cpu / COUNT * 1000 < 0.15),
         ("answers deferred (type 5)", f"{deferred}", "—", None),
     ]
+    for n in (1, 4):  # every shard of a process on one libwebsockets context and thread
+        rss, threads = shards_memory(n)
+        rows.append((f"resident memory after READY, {n} shard{'s' if n > 1 else ''}",
+                     f"{rss / 1024:.1f} MB, {threads} threads", "—", None))
     print(f"\n| what | measured | budget |\n|---|---|---|")
     for what, got_s, budget, ok in rows:
         verdict = "" if ok is None else (" — **met**" if ok else " — **not met**")

@@ -53,15 +53,12 @@ struct pending {
 	struct pending *next;
 };
 
-/* One gateway connection (shard) and its thread. */
+/* One gateway connection (shard); the shards share the manager thread's loop. */
 struct shard {
 	struct discord *dc;
 	size_t index; /* in dc->shards */
 	int id;
 	struct gw *gw;
-	pthread_t thread;
-	bool started;
-	int rc;
 };
 
 struct discord {
@@ -69,7 +66,7 @@ struct discord {
 	struct door *door; /* the bot: events, state, the clock (borrowed) */
 	struct http_client *http;
 	struct gw_starts *starts; /* IDENTIFY pacing shared by the shards */
-	pthread_t manager;        /* GET /gateway/bot, then runs the shards */
+	pthread_t manager;        /* GET /gateway/bot, then runs the shards' loop */
 	bool started;
 	int rc;
 	atomic_bool cancel; /* cuts the start-up GET /gateway/bot short */
@@ -1128,13 +1125,6 @@ static int fetch_gateway_bot(struct discord *dc, struct gateway_bot *out)
 	return rc;
 }
 
-static void *shard_thread(void *arg)
-{
-	struct shard *sh = arg;
-	sh->rc = gw_run(sh->gw);
-	return NULL;
-}
-
 /* The saved session of shard id of count, when one was saved for that count. */
 static bool saved_session(struct discord *dc, int id, int count, struct gw_session *s)
 {
@@ -1197,8 +1187,9 @@ static void run_without_gateway(struct discord *dc)
 }
 
 /*
- * The manager thread: learns the gateway URL and shard count, then runs one
- * gateway thread per shard of this process until they end.
+ * The manager thread: learns the gateway URL and shard count, then runs the
+ * shards of this process, all on one libwebsockets loop (gw_run_all()) on this
+ * thread, until they end.
  */
 static void *manager_thread(void *arg)
 {
@@ -1212,7 +1203,7 @@ static void *manager_thread(void *arg)
 	int rc = fetch_gateway_bot(dc, &gb);
 	if (rc == COHORT_ERR_AUTH) {
 		set_state(dc, "failed");
-		struct shard none = {dc, 0, 0, NULL, 0, false, 0};
+		struct shard none = {dc, 0, 0, NULL};
 		on_fatal(&none, 401,
 			 "the bot token was rejected (401 from GET /gateway/bot): copy a fresh "
 			 "token from the Developer Portal (Bot > Reset Token) into discord.token "
@@ -1270,25 +1261,15 @@ static void *manager_thread(void *arg)
 		shards[i].gw = make_gw(dc, &shards[i], count, gb.url, resume ? &s : NULL);
 		gw_session_release(&s);
 	}
-	for (size_t i = 0; i < n; i++) {
-		if (thread_start(&shards[i].thread, shard_thread, &shards[i])) {
-			log_error(TAG, "cannot start the thread of shard %d", shards[i].id);
-			dc->rc = COHORT_ERR_IO;
-			door_fail(dc->door, COHORT_ERR_IO);
-			break;
-		}
-		shards[i].started = true;
-	}
 	pthread_mutex_unlock(&dc->lock);
 	free(gb.url);
-	for (size_t i = 0; i < n; i++) {
-		if (!shards[i].started)
-			continue;
-		pthread_join(shards[i].thread, NULL);
-		shards[i].started = false;
-		if (shards[i].rc && !dc->rc)
-			dc->rc = shards[i].rc;
-	}
+	struct gw **gws = xcalloc(n, sizeof(*gws));
+	for (size_t i = 0; i < n; i++)
+		gws[i] = shards[i].gw;
+	rc = gw_run_all(gws, n);
+	free(gws);
+	if (rc && !dc->rc)
+		dc->rc = rc;
 	return NULL;
 }
 

@@ -82,10 +82,11 @@ struct gw {
 	char tag[24];
 	struct gw_starts *starts; /* o.starts, or own_starts */
 	struct gw_starts *own_starts;
-	struct lws_context *ctx;
+	struct lws_context *ctx; /* the loop's, shared with the other shards of gw_run_all() */
 	struct lws *wsi;
 	enum gw_state state;
-	bool stopping; /* loop thread */
+	bool stopping;         /* loop thread */
+	int64_t stop_deadline; /* loop thread: when a hanging close handshake is given up */
 	int fatal;     /* COHORT_ERR_* once a fatal close came */
 
 	/* Cross-thread. */
@@ -462,6 +463,7 @@ static void connect_now(lws_sorted_usec_list_t *sul)
 	ci.local_protocol_name = "discord-gateway";
 	ci.pwsi = &g->wsi;
 	ci.userdata = g;
+	ci.opaque_user_data = g; /* which shard's connection a callback is about */
 	g->state = GW_CONNECTING;
 	g->peer_close = 0;
 	log_debug(TAG, "connecting to %s", url);
@@ -729,13 +731,28 @@ static bool may_send(struct gw *g, bool heartbeat_frame)
 
 static void retry_writable(lws_sorted_usec_list_t *sul);
 
+/* The gateways one context serves (its user pointer): see gw_run_all(). */
+struct gw_loop {
+	struct gw **gws;
+	size_t n;
+};
+
 static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
 		    size_t len)
 {
-	struct gw *g = lws_context_user(lws_get_context(wsi));
-	(void)user;
+	if (reason == LWS_CALLBACK_EVENT_WAIT_CANCELLED) {
+		/* Raised on protocols[0], not on a connection: any shard may have mail. */
+		struct gw_loop *loop = lws_context_user(lws_get_context(wsi));
+		for (size_t i = 0; loop && i < loop->n; i++)
+			run_tasks(loop->gws[i]);
+		return 0;
+	}
+	struct gw *g = lws_get_opaque_user_data(wsi);
+	if (!g)
+		g = user; /* ci.userdata: the same gw */
+	if (!g)
+		return 0; /* the protocol's own life (init, destroy): nothing of ours */
 	switch (reason) {
-	case LWS_CALLBACK_EVENT_WAIT_CANCELLED: run_tasks(g); break;
 	case LWS_CALLBACK_CLIENT_ESTABLISHED:
 		g->state = GW_OPEN;
 		log_debug(TAG, "websocket open");
@@ -893,24 +910,9 @@ void gw_free(struct gw *g)
 	free(g);
 }
 
-int gw_run(struct gw *g)
+/* Starts g on the loop: resume, identify (paced), or ask for the gateway URL first. */
+static void begin(struct gw *g)
 {
-	lws_set_log_level(LLL_ERR | LLL_WARN, lws_log);
-	struct lws_context_creation_info info;
-	memset(&info, 0, sizeof(info));
-	info.port = CONTEXT_PORT_NO_LISTEN;
-	info.protocols = protocols;
-	info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
-	info.user = g;
-	info.fd_limit_per_thread = 8;
-	struct lws_context *ctx = lws_create_context(&info);
-	pthread_mutex_lock(&g->lock);
-	g->ctx = ctx;
-	pthread_mutex_unlock(&g->lock);
-	if (!g->ctx) {
-		log_error(TAG, "libwebsockets could not start");
-		return COHORT_ERR_IO;
-	}
 	schedule(g, &g->sul_tick, tick, 100);
 	if (g->want_resume) {
 		schedule(g, &g->sul_retry, connect_now, 0);
@@ -925,27 +927,77 @@ int gw_run(struct gw *g)
 		fetch_gateway(g);
 	}
 	run_tasks(g);
-	int64_t stop_deadline = 0;
-	while (!g->fatal && !(g->stopping && !g->wsi)) {
-		if (g->stopping && !stop_deadline)
-			stop_deadline = now_ms() + 2000;
-		if (stop_deadline && now_ms() > stop_deadline)
-			break; /* the close handshake hangs: give up on it */
-		if (lws_service(g->ctx, 0) < 0)
+}
+
+/* True while g still needs the loop: not failed, and not stopped (or given up stopping). */
+static bool running(struct gw *g)
+{
+	if (g->fatal || (g->stopping && !g->wsi))
+		return false;
+	if (g->stopping && !g->stop_deadline)
+		g->stop_deadline = now_ms() + 2000;
+	return !(g->stop_deadline && now_ms() > g->stop_deadline); /* a hanging close */
+}
+
+int gw_run_all(struct gw **gws, size_t n)
+{
+	lws_set_log_level(LLL_ERR | LLL_WARN, lws_log);
+	struct gw_loop loop = {gws, n};
+	struct lws_context_creation_info info;
+	memset(&info, 0, sizeof(info));
+	info.port = CONTEXT_PORT_NO_LISTEN;
+	info.protocols = protocols;
+	info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+	info.user = &loop;
+	info.fd_limit_per_thread = (unsigned int)(8 + 2 * n);
+	struct lws_context *ctx = lws_create_context(&info);
+	if (!ctx) {
+		for (size_t i = 0; i < n; i++)
+			log_error(gws[i]->tag, "libwebsockets could not start");
+		return COHORT_ERR_IO;
+	}
+	for (size_t i = 0; i < n; i++) {
+		pthread_mutex_lock(&gws[i]->lock);
+		gws[i]->ctx = ctx;
+		pthread_mutex_unlock(&gws[i]->lock);
+	}
+	for (size_t i = 0; i < n; i++)
+		begin(gws[i]);
+	for (;;) {
+		/* A shard that failed is done; the others run on until they are stopped (the
+		 * adapter stops them all when one fails). */
+		bool any = false;
+		for (size_t i = 0; i < n; i++)
+			any |= running(gws[i]);
+		if (!any)
+			break;
+		if (lws_service(ctx, 0) < 0)
 			break;
 	}
-	if (!g->fatal)
-		set_status(g, "stopped", false);
-	lws_sul_cancel(&g->sul_tick);
-	lws_sul_cancel(&g->sul_beat);
-	lws_sul_cancel(&g->sul_retry);
-	lws_sul_cancel(&g->sul_write);
-	pthread_mutex_lock(&g->lock);
-	g->ctx = NULL;
-	pthread_mutex_unlock(&g->lock);
+	int rc = COHORT_OK;
+	for (size_t i = 0; i < n; i++) {
+		struct gw *g = gws[i];
+		if (!g->fatal)
+			set_status(g, "stopped", false);
+		else if (!rc)
+			rc = g->fatal;
+		lws_sul_cancel(&g->sul_tick);
+		lws_sul_cancel(&g->sul_beat);
+		lws_sul_cancel(&g->sul_retry);
+		lws_sul_cancel(&g->sul_write);
+		pthread_mutex_lock(&g->lock);
+		g->ctx = NULL;
+		pthread_mutex_unlock(&g->lock);
+	}
 	lws_context_destroy(ctx);
-	g->wsi = NULL;
-	return g->fatal;
+	for (size_t i = 0; i < n; i++)
+		gws[i]->wsi = NULL;
+	return rc;
+}
+
+int gw_run(struct gw *g)
+{
+	return gw_run_all(&g, 1);
 }
 
 void gw_feed(struct gw *g, const char *text, size_t len)

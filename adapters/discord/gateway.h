@@ -5,8 +5,8 @@
  * backoff and jitter, a dead connection noticed by its missing heartbeat ACK.
  * Dispatch events (READY, INTERACTION_CREATE, ...) go to a callback.
  *
- * Threading: gw_run() owns the calling thread (the libwebsockets loop) and
- * every callback runs on it. gw_stop() and gw_call() may be called from any
+ * Threading: gw_run() (or gw_run_all() for several shards) owns the calling
+ * thread (the libwebsockets loop) and every callback runs on it. gw_stop() and gw_call() may be called from any
  * thread. No HTTP call is made on this thread: GET /gateway/bot goes through
  * the http client, so nothing delays a heartbeat.
  */
@@ -87,6 +87,15 @@ void gw_free(struct gw *g);
  * or COHORT_ERR_IO when libwebsockets cannot start.
  */
 int gw_run(struct gw *g);
+/*
+ * Runs the gateways gws[0..n) (borrowed; the shards of a process) on the calling
+ * thread, all on one libwebsockets context: one OpenSSL client state and one poll
+ * loop whatever the shard count. Returns once each has stopped or failed: the first
+ * failure's code (in gws order, as gw_run() names them), COHORT_OK, or COHORT_ERR_IO.
+ * A callback of any of them (on_event, on_tick ...) delays the others' heartbeats
+ * as much as its own: they must stay quick (hand work to another thread).
+ */
+int gw_run_all(struct gw **gws, size_t n);
 /* Asks gw_run() to close the connection (resumable) and return. Any thread. */
 void gw_stop(struct gw *g);
 /*

@@ -16,18 +16,9 @@ def guild_on(shard, count, n=1):
     return str(((count * n + shard) << 22) | 12345)
 
 
-# Known issue: with two or more shards (one libwebsockets context each), libwebsockets
-# 4.1.6 leaves part of OpenSSL's client state unreleased at exit, about one run in three
-# (only indirect leaks, all inside libcrypto/libssl/libwebsockets). Until the shards share
-# one context, these processes run without LeakSanitizer; every other test, and the
-# one-connection soak, still check for leaks.
-NO_LEAK_CHECK = ":".join(filter(None, [os.environ.get("ASAN_OPTIONS"), "detect_leaks=0"]))
-
-
 class Bot(Running):
     def __init__(self, cohort, fake, extra=""):
         super().__init__(cohort)
-        cohort.env["ASAN_OPTIONS"] = NO_LEAK_CHECK
         (cohort.workdir / "cohort.toml").write_text(f"""
 [log]
 level = "debug"
@@ -269,3 +260,42 @@ def test_sharding_required_stops_with_the_fix(cohort):
             "recommends)" in bot.stderr()
     finally:
         fake.stop()
+
+
+def test_all_shards_run_on_one_loop_thread(cohort, run):
+    """One libwebsockets context and thread for every shard of a process (one OpenSSL
+    client state): four shards take no more threads than one."""
+    def threads_when_ready(shards):
+        fake = fake_with(shards=shards, max_concurrency=shards)
+        bot = run(fake)
+        wait_identified(fake, shards)
+        wait_ready(fake, range(shards))
+        fake.wait_rest("PUT", r"/commands$", timeout=10)
+        time.sleep(1.0)
+        n = len(os.listdir(f"/proc/{bot.proc.pid}/task"))
+        bot.stop()
+        return n
+    one, four = threads_when_ready(1), threads_when_ready(4)
+    assert four == one, (one, four)
+
+
+def test_slow_rest_calls_never_delay_any_shards_heartbeat(cohort, run):
+    """The shards share one loop thread; REST stays off it: while every interaction
+    callback takes 2 s to answer, both shards keep heartbeating on time."""
+    fake = FakeDiscord(heartbeat_interval=400, shards=2, max_concurrency=2)
+    fake.start()
+    run(fake)
+    wait_identified(fake, 2)
+    wait_ready(fake, [0, 1])
+    fake.fault("POST", r"/interactions/\d+/", delay=2.0, times=20)
+    t0 = time.monotonic()
+    for i in range(10):
+        fake.dispatch("INTERACTION_CREATE",
+                      interaction(7400 + i, "help", guild=guild_on(i % 2, 2, i + 1)))
+    time.sleep(3.0)
+    for shard in (0, 1):
+        beats = [t for (_, t, _) in fake.gateway_ops(1, fake.shard_connection(shard))
+                 if t >= t0 - 0.4]
+        gaps = [b - a for a, b in zip(beats, beats[1:])]
+        assert len(beats) >= 6 and max(gaps) < 0.9, (shard, gaps)
+    fake.wait_rest("POST", r"/interactions/7409/", timeout=10)
