@@ -1,9 +1,8 @@
 """Discord and Matrix in one cohort process, over one store."""
-import sqlite3
-
 from conftest import Running
 from fake_discord import TOKEN as DISCORD_TOKEN, FakeDiscord, interaction
 from fake_matrix import BOT, TOKEN as MATRIX_TOKEN, FakeMatrix
+from store_view import events
 
 
 def test_both_platforms_in_one_process(cohort):
@@ -36,9 +35,7 @@ access_token = "{MATRIX_TOKEN}"
                         "the Matrix reply")
         finally:
             run.stop()
-        con = sqlite3.connect(cohort.db)
-        rows = con.execute("SELECT group_id, topic_id FROM events ORDER BY group_id").fetchall()
-        con.close()
+        rows = sorted((e["group"], e["topic_id"]) for e in events(cohort))
         assert rows == [("discord:77", "kafka"), (f"matrix:{room}", "docker")]
     finally:
         dc.stop()

@@ -4,6 +4,7 @@ import threading
 import time
 
 from conftest import replies
+from store_view import digests, dump
 
 
 class Session:
@@ -38,12 +39,6 @@ class Session:
         assert self.proc.wait(timeout=10) == 0, self.proc.stderr.read()
         self.reader.join(timeout=5)
         return self.text()
-
-
-def digests(cohort):
-    db = sqlite3.connect(cohort.db)
-    return db.execute("SELECT local_date, sent_at IS NOT NULL FROM digests "
-                      "ORDER BY local_date").fetchall()
 
 
 def test_two_digest_times_with_a_restart_give_exactly_two_digests(cohort):
@@ -109,7 +104,9 @@ def test_digest_post_counts_as_todays_digest(cohort):
     assert digests(cohort) == [("2026-11-25", 1)]
     res = cohort.run("digest", "--group", "discord:1", "--post")
     assert res.returncode == 2 and "no such group" in res.stderr
-    con = sqlite3.connect(cohort.db)   # a Discord group with a digest channel
+    # A Discord group with a digest channel, which no console command can make: written
+    # into the SQLite file directly.
+    con = sqlite3.connect(cohort.db)
     with con:
         con.execute("INSERT INTO group_settings (group_id, digest_channel) VALUES "
                     "('discord:1', '2')")
@@ -168,9 +165,8 @@ def test_digest_shows_its_settings_and_takes_zones_as_people_type_them(cohort):
     assert "Did you mean Europe/Berlin? Nothing was changed." in said[3]
     assert "\u201cMars/Olympus\u201d is not a time zone" in said[4]
     assert "Posted every day at 07:30 (Europe/Berlin) in this channel." in said[5]
-    db = sqlite3.connect(cohort.db)
-    assert db.execute("SELECT digest_time, timezone FROM group_settings "
-                      "WHERE group_id = 'console:local'").fetchall() == [("07:30", "Europe/Berlin")]
+    assert [(g["digest_time"], g["timezone"]) for g in dump(cohort)["groups"]
+            if g["group"] == "console:local"] == [("07:30", "Europe/Berlin")]
 
 
 def test_a_time_set_after_it_passed_posts_tomorrow_not_now(cohort):

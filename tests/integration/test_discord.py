@@ -6,6 +6,7 @@ import pytest
 
 from conftest import Running
 from fake_discord import APP_ID, TOKEN, FakeDiscord, interaction
+from store_view import digests, events
 
 
 @pytest.fixture
@@ -56,12 +57,8 @@ def embed_text(msg):
     return (e.get("title", "") + "\n" + e.get("description", "")).replace("\\", "")
 
 
-def done_events(db):
-    con = sqlite3.connect(db)
-    try:
-        return con.execute("SELECT member_id, topic_id, source_id FROM events").fetchall()
-    finally:
-        con.close()
+def done_events(cohort):
+    return [(e["member"], e["topic_id"], e["source_id"]) for e in events(cohort)]
 
 
 def test_identify_payload_and_heartbeats(fake, bot):
@@ -124,7 +121,7 @@ def test_done_is_answered_within_a_second(fake, bot, cohort):
     # Personal answers are ephemeral.
     fake.dispatch("INTERACTION_CREATE", interaction(1002, "progress"))
     assert callback(fake, 1002)["json"]["data"]["flags"] == 64
-    assert done_events(cohort.db) == [("discord:300", "kafka", "discord:1001")]
+    assert done_events(cohort) == [("discord:300", "kafka", "discord:1001")]
 
 
 def test_autocomplete_ranks_topics(fake, bot):
@@ -153,6 +150,7 @@ def test_a_slow_answer_is_deferred_then_edited(fake, bot, cohort):
     fake.dispatch("INTERACTION_CREATE", interaction(1200, "done",
                                                     [{"name": "topic", "value": "Redis"}]))
     callback(fake, 1200)
+    # About SQLite's write lock itself: the test holds it in the file.
     con = sqlite3.connect(cohort.db, timeout=1)
     con.execute("BEGIN IMMEDIATE")             # hold the write lock: /done has to wait
     try:
@@ -256,7 +254,7 @@ def test_replayed_interaction_after_resume_is_counted_once(fake, bot, cohort):
     fake.wait_for(lambda: any(isinstance(p, dict) for _, p in fake.connections[1].received), 5)
     time.sleep(0.5)
     assert len(fake.rest("POST", r"/interactions/1400/")) == 1
-    assert done_events(cohort.db) == [("discord:300", "docker", "discord:1400")]
+    assert done_events(cohort) == [("discord:300", "docker", "discord:1400")]
 
 
 def test_429_retry_after_per_route(fake, bot):
@@ -457,15 +455,11 @@ def test_prefix_text_commands_need_the_intent_and_answer_in_the_channel(fake, bo
     fake.dispatch("MESSAGE_CREATE", dict(msg))               # the same message again
     time.sleep(0.5)
     assert len(fake.rest("POST", r"/channels/200/messages")) == 1
-    assert done_events(cohort.db) == [("discord:300", "kafka", "discord:msg:7001")]
+    assert done_events(cohort) == [("discord:300", "kafka", "discord:msg:7001")]
 
 
-def digest_sent(db):
-    con = sqlite3.connect(db)
-    try:
-        return con.execute("SELECT local_date, sent_at IS NOT NULL FROM digests").fetchall()
-    finally:
-        con.close()
+def digest_sent(cohort):
+    return digests(cohort)
 
 
 def first_digest_attempt_unanswered(fake, bot, cohort):
@@ -483,7 +477,7 @@ def first_digest_attempt_unanswered(fake, bot, cohort):
     fake.wait_rest("POST", r"/channels/555/messages", count=4, timeout=20)  # all retries
     time.sleep(0.3)
     b.stop()
-    assert digest_sent(cohort.db) == [("2026-11-25", 0)]   # its outcome is unknown
+    assert digest_sent(cohort) == [("2026-11-25", 0)]   # its outcome is unknown
 
 
 def test_a_resend_after_the_nonce_window_finds_the_earlier_post(fake, bot, cohort):
@@ -497,7 +491,7 @@ def test_a_resend_after_the_nonce_window_finds_the_earlier_post(fake, bot, cohor
     posts = len(fake.rest("POST", r"/channels/555/messages"))
     b = bot()
     fake.wait_rest("GET", r"/channels/555/messages", timeout=10)
-    fake.wait_for(lambda: digest_sent(cohort.db) == [("2026-11-25", 1)], 10, "digest recorded")
+    fake.wait_for(lambda: digest_sent(cohort) == [("2026-11-25", 1)], 10, "digest recorded")
     time.sleep(0.5)
     assert len(fake.rest("POST", r"/channels/555/messages")) == posts   # nothing re-sent
     assert len(fake.channels["555"]) == 1
@@ -512,7 +506,7 @@ def test_a_resend_that_finds_nothing_posts_once(fake, bot, cohort):
     cohort.at("2026-11-25T20:00:00Z")
     bot()
     fake.wait_rest("GET", r"/channels/555/messages", timeout=10)
-    fake.wait_for(lambda: digest_sent(cohort.db) == [("2026-11-25", 1)], 10, "digest recorded")
+    fake.wait_for(lambda: digest_sent(cohort) == [("2026-11-25", 1)], 10, "digest recorded")
     assert len(fake.channels["555"]) == 1
 
 
@@ -522,7 +516,7 @@ def test_without_read_message_history_the_resend_posts_and_says_why(fake, bot, c
     fake.fault("GET", r"/channels/555/messages", 403, {"message": "Missing Access", "code": 50001})
     cohort.at("2026-11-25T20:00:00Z")
     b = bot()
-    fake.wait_for(lambda: digest_sent(cohort.db) == [("2026-11-25", 1)], 10, "digest recorded")
+    fake.wait_for(lambda: digest_sent(cohort) == [("2026-11-25", 1)], 10, "digest recorded")
     assert len(fake.channels["555"]) == 1
     assert "without Read Message History" in b.stderr()
 

@@ -11,6 +11,7 @@ import pytest
 from conftest import BIN, Running
 from fake_discord import TOKEN, FakeDiscord, interaction
 from fake_matrix import BOT, TOKEN as MX_TOKEN, FakeMatrix
+from store_view import dump, events
 
 RLO = "\u202e"        # right-to-left override
 ZWSP = "\u200b"       # zero-width space
@@ -40,12 +41,13 @@ def embed(data):
     return e.get("title", "") + "\n" + e.get("description", "")
 
 
-def rows(db, sql):
-    con = sqlite3.connect(db)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
+def progress(cohort, key, *args):
+    """One field of every progress record, sorted (args: e.g. "-c", "other.toml")."""
+    return sorted(r[key] for r in dump(cohort, *args)["progress"])
+
+
+def names(cohort):
+    return sorted(m["member_name"] for m in dump(cohort)["members"])
 
 
 def test_mentions_and_markdown_in_notes_and_names_stay_text(dc, cohort):
@@ -59,8 +61,8 @@ def test_mentions_and_markdown_in_notes_and_names_stay_text(dc, cohort):
         assert raw not in text
     assert "\\*\\*Boss\\*\\*" in text
     # Stored exactly as typed: escaping is the renderer's job.
-    assert rows(cohort.db, "SELECT note FROM progress") == [(note,)]
-    assert rows(cohort.db, "SELECT name FROM members") == [(name,)]
+    assert progress(cohort, "note") == [note]
+    assert names(cohort) == [name]
     data = ask(dc, 2, "who", [{"name": "topic", "value": "Kafka"}], user="301")
     text = embed(data)
     assert "\\*\\*Boss\\*\\*" in text and RLO not in text and "\ufffd" in text
@@ -74,7 +76,7 @@ def test_sql_metacharacters_and_huge_or_invisible_input(dc, cohort):
     data = ask(dc, 11, "done", [{"name": "topic", "value": "Kafka"},
                                 {"name": "note", "value": note}])
     assert "finished Kafka" in embed(data)
-    assert rows(cohort.db, "SELECT note FROM progress") == [(note,)]
+    assert progress(cohort, "note") == [note]
     data = ask(dc, 12, "done", [{"name": "topic", "value": "Redis"},
                                 {"name": "note", "value": "n" * 10000}])
     assert "too long" in embed(data) and data["flags"] == 64
@@ -82,7 +84,7 @@ def test_sql_metacharacters_and_huge_or_invisible_input(dc, cohort):
     assert data["flags"] == 64                 # an error for the asker only
     data = ask(dc, 14, "done", [{"name": "topic", "value": f"Do{ZWSP}cker"}])
     assert "finished Docker" in embed(data)    # invisible characters do not hide a topic
-    assert len(rows(cohort.db, "SELECT * FROM events")) == 2
+    assert len(events(cohort)) == 2
 
 
 def test_invalid_utf8_and_controls_in_the_console(cohort):
@@ -95,7 +97,7 @@ def test_invalid_utf8_and_controls_in_the_console(cohort):
     out = proc.stdout.decode("utf-8")           # everything printed is valid UTF-8
     assert "not valid UTF-8" in out
     assert "\x1b" not in out and "\x07" not in out
-    assert rows(cohort.db, "SELECT topic_id FROM progress") == [("redis",)]
+    assert progress(cohort, "topic_id") == ["redis"]
 
 
 def test_csv_export_defuses_formulas_and_round_trips(cohort):
@@ -110,10 +112,9 @@ def test_csv_export_defuses_formulas_and_round_trips(cohort):
     (cohort.workdir / "x.csv").write_text(res.stdout)
     (cohort.workdir / "new.toml").write_text('[store]\npath = "new.db"\n')
     assert cohort.run("import", "-c", "new.toml", "--format", "csv", "x.csv").returncode == 0
-    assert rows(cohort.workdir / "new.db", "SELECT note FROM progress ORDER BY note") == \
-        rows(cohort.db, "SELECT note FROM progress ORDER BY note") == \
-        [("'=already defused",), ("'quoted, not a formula",), ("+1 -1 @SUM(A1)",),
-         ("=HYPERLINK(\"http://e.vil\",\"x\")",)]
+    assert progress(cohort, "note", "-c", "new.toml") == progress(cohort, "note") == \
+        ["'=already defused", "'quoted, not a formula", "+1 -1 @SUM(A1)",
+         "=HYPERLINK(\"http://e.vil\",\"x\")"]
 
 
 def test_matrix_html_and_mentions_are_escaped(cohort):
@@ -164,7 +165,7 @@ def test_sigkill_mid_burst_loses_no_answered_command_and_counts_none_twice(cohor
         proc.wait(5)
         answered = {r["path"].split("/")[4] for r in f.rest("POST", r"/interactions/")
                     if r["status"] == 204}
-        stored = {s for (s,) in rows(cohort.db, "SELECT source_id FROM events")}
+        stored = {e["source_id"] for e in events(cohort)}
         assert {f"discord:{a}" for a in answered} <= stored
         # A restart resumes the session: the gateway replays what came after the
         # last saved sequence, and the store applies each interaction once.
@@ -174,13 +175,12 @@ def test_sigkill_mid_burst_loses_no_answered_command_and_counts_none_twice(cohor
         # restart to be up before stopping it.
         f.wait_for(lambda: len(f.gateway_ops(6)) + len(f.gateway_ops(2)) >= 2, 20,
                    "the restart to resume or identify")
-        f.wait_for(lambda: len(rows(cohort.db, "SELECT 1 FROM events")) == 300, 20,
-                   "every command in the store")
+        f.wait_for(lambda: len(events(cohort)) == 300, 20, "every command in the store")
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(10) == 0
-        events = rows(cohort.db, "SELECT source_id FROM events")
-        assert len(events) == len(set(events)) == 300
-        assert rows(cohort.db, "SELECT count(*) FROM progress WHERE status = 'done'") == [(300,)]
+        sources = [e["source_id"] for e in events(cohort)]
+        assert len(sources) == len(set(sources)) == 300
+        assert progress(cohort, "status") == ["done"] * 300
     finally:
         f.stop()
 
@@ -300,10 +300,11 @@ def test_long_matrix_display_names_are_clipped_and_every_message_fits(cohort):
             for p in people:
                 hs.say(room, p, "!done Kafka")
             hs.wait_for(lambda: len(hs.sends(room)) >= 3, 10, "three answers")
-            names = rows(cohort.db, "SELECT name FROM members ORDER BY name")
-            assert [n[:15] for (n,) in names] == [f"{x} forged line é" for x in "ABC"]
-            assert all(len(n) == 64 for (n,) in names)
-            # A store written before names were clipped still holds long ones.
+            stored = names(cohort)
+            assert [n[:15] for n in stored] == [f"{x} forged line é" for x in "ABC"]
+            assert all(len(n) == 64 for n in stored)
+            # A store written before names were clipped still holds long ones: made by
+            # writing into the SQLite file, as no command stores a name that long.
             con = sqlite3.connect(cohort.db)
             con.execute("UPDATE members SET name = ? WHERE member_id != ?",
                         ("&" * 30000, "matrix:@ana:fake.test"))
@@ -387,8 +388,7 @@ def test_an_oversized_sync_is_read_again_with_a_short_timeline(cohort):
         finally:
             run.stop()
         assert len(hs.sends()) == sends + 1
-        assert rows(cohort.db, "SELECT topic_id FROM progress ORDER BY topic_id") == \
-            [("docker",), ("kafka",), ("nginx",)]
+        assert progress(cohort, "topic_id") == ["docker", "kafka", "nginx"]
     finally:
         hs.stop()
 
@@ -430,7 +430,6 @@ def test_a_sync_too_large_even_when_cut_skips_ahead(cohort):
         assert syncs[0]["query"].get("since")          # the saved position first
         fresh = [r for r in syncs if "since" not in r["query"]]
         assert fresh and json.loads(fresh[0]["query"]["filter"])["room"]["timeline"]["limit"] == 1
-        assert rows(cohort.db, "SELECT topic_id FROM progress ORDER BY topic_id") == \
-            [("docker",), ("kafka",)]
+        assert progress(cohort, "topic_id") == ["docker", "kafka"]
     finally:
         hs.stop()

@@ -7,6 +7,7 @@ import pytest
 
 from conftest import Running
 from fake_matrix import BOT, PASSWORD, TOKEN, FakeMatrix
+from store_view import digests, events
 
 ROOM = "!study:fake.test"
 ANA, BEN, ADMIN = "@ana:fake.test", "@ben:fake.test", "@boss:fake.test"
@@ -63,12 +64,9 @@ def reply_to(hs, event_id, timeout=5):
     return hs.wait_for(find, timeout, f"a reply to {event_id}")[0]
 
 
-def events(db):
-    con = sqlite3.connect(db)
-    try:
-        return con.execute("SELECT group_id, member_id, topic_id FROM events ORDER BY id").fetchall()
-    finally:
-        con.close()
+def logged(cohort):
+    """(group, member, topic) of every event, oldest first, through `cohort export`."""
+    return [(e["group"], e["member"], e["topic_id"]) for e in events(cohort)]
 
 
 def test_backlog_is_not_answered_then_done_is(hs, bot, cohort):
@@ -90,7 +88,7 @@ def test_backlog_is_not_answered_then_done_is(hs, bot, cohort):
     polls = hs.reqs("GET", r"/sync$")[1:]
     assert all(p["query"]["timeout"] == "30000" and p["query"]["set_presence"] == "offline"
                for p in polls)
-    assert events(cohort.db) == [(f"matrix:{ROOM}", f"matrix:{ANA}", "kafka")]
+    assert logged(cohort) == [(f"matrix:{ROOM}", f"matrix:{ANA}", "kafka")]
 
 
 def test_slash_prefix_replies_edits_and_notices(hs, bot, cohort):
@@ -111,7 +109,7 @@ def test_slash_prefix_replies_edits_and_notices(hs, bot, cohort):
     hs.say(ROOM, ANA, "done Kafka, no prefix")
     idle(hs)
     assert len(hs.sends()) == 2
-    assert [t for _, _, t in events(cohort.db)] == ["redis", "docker"]
+    assert [t for _, _, t in logged(cohort)] == ["redis", "docker"]
 
 
 def test_restart_misses_nothing_and_answers_nothing_twice(hs, bot, cohort):
@@ -127,7 +125,7 @@ def test_restart_misses_nothing_and_answers_nothing_twice(hs, bot, cohort):
     idle(hs)
     replies = [r["json"]["m.relates_to"]["m.in_reply_to"]["event_id"] for r in hs.sends()]
     assert sorted(replies) == sorted([e1, e2])
-    assert [t for _, _, t in events(cohort.db)] == ["kafka", "docker"]
+    assert [t for _, _, t in logged(cohort)] == ["kafka", "docker"]
     # The second start went on from the saved position.
     starts = [r for r in hs.reqs("GET", r"/sync$") if "since" not in r["query"]]
     assert len(starts) == 1
@@ -275,6 +273,7 @@ def test_password_login_keeps_the_token(hs, cohort):
 
 
 def stored_login(cohort):
+    # Adapter state (the saved login) is not part of an export: read from the SQLite file.
     con = sqlite3.connect(cohort.db)
     try:
         row = con.execute("SELECT value FROM adapter_state WHERE key = 'matrix.login'").fetchone()
@@ -447,11 +446,7 @@ def digest_events(hs, room):
 
 
 def digest_rows(cohort):
-    con = sqlite3.connect(cohort.db)
-    try:
-        return con.execute("SELECT local_date, sent_at IS NOT NULL FROM digests").fetchall()
-    finally:
-        con.close()
+    return digests(cohort)
 
 
 def unanswered_digest(hs, cohort, lose):

@@ -13,6 +13,7 @@ import pytest
 
 from conftest import Running
 from fake_discord import TOKEN, FakeDiscord, interaction
+from store_view import events
 
 SCRIPT = """/done Kafka built a consumer, "quoted", and a comma
 @bob /start Redis | notes
@@ -110,12 +111,8 @@ def start_discord(cohort, fake, extra=""):
     return proc
 
 
-def stored_sources(db):
-    con = sqlite3.connect(db)
-    try:
-        return {r[0] for r in con.execute("SELECT source_id FROM events")}
-    finally:
-        con.close()
+def stored_sources(cohort):
+    return {e["source_id"] for e in events(cohort)}
 
 
 def test_sigterm_in_a_burst_loses_nothing_that_was_answered(cohort, fake):
@@ -132,7 +129,7 @@ def test_sigterm_in_a_burst_loses_nothing_that_was_answered(cohort, fake):
     assert proc.wait(15) == 0, (cohort.workdir / "cohort.log").read_text()
     answered = {r["path"].split("/")[4] for r in fake.rest("POST", r"/interactions/")
                 if r["status"] == 204}
-    stored = {s.split(":")[1] for s in stored_sources(cohort.db)}
+    stored = {s.split(":")[1] for s in stored_sources(cohort)}
     assert answered, "nothing was answered before the stop"
     assert answered <= stored          # every answer the fake saw is in the store
     log = (cohort.workdir / "cohort.log").read_text()
@@ -230,6 +227,7 @@ def test_backup_refuses_the_live_store_an_existing_file_and_a_damaged_store(coho
     # One self-contained file, nothing else left beside it.
     names = sorted(p.name for p in cohort.workdir.iterdir())
     assert [n for n in names if n.startswith("copy.db")] == ["copy.db", "copy.db.partial"]
+    # About the backup file itself (its journal mode): read as a SQLite file.
     con = sqlite3.connect(f"file:{cohort.workdir / 'copy.db'}?mode=ro", uri=True)
     assert con.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
     assert con.execute("SELECT count(*) FROM progress").fetchone()[0] == 1
@@ -238,7 +236,7 @@ def test_backup_refuses_the_live_store_an_existing_file_and_a_damaged_store(coho
     res = cohort.run("backup", "backups", "--force")
     assert res.returncode == 2 and "backups: that is a folder" in res.stderr
     assert list((cohort.workdir / "backups").iterdir()) == []
-    # A damaged store is refused: nothing is written.
+    # A damaged store is refused: nothing is written. (The damage is done to the file.)
     con = sqlite3.connect(cohort.db)
     with con:
         con.execute("CREATE TABLE filler (x)")
@@ -290,6 +288,7 @@ def test_files_cohort_makes_are_for_its_user_only(cohort):
 
 def test_eight_processes_starting_at_once_on_a_new_store_all_succeed(cohort):
     cohort.console("/help\n")   # one process alone: the schema version to expect
+    # About creating the SQLite file (its schema version, its integrity): read as a file.
     con = sqlite3.connect(cohort.db)
     latest = con.execute("PRAGMA user_version").fetchone()[0]
     con.close()
@@ -320,7 +319,7 @@ def test_sigterm_while_starting_is_a_clean_stop(cohort):
     process) ends cleanly, exit 0, without connecting anywhere."""
     (cohort.workdir / "cohort.toml").write_text(
         '[discord]\nenabled = true\ntoken = "a-test-token"\napi_url = "http://127.0.0.1:9"\n')
-    con = sqlite3.connect(cohort.db, isolation_level=None)
+    con = sqlite3.connect(cohort.db, isolation_level=None)    # SQLite's own file lock
     con.execute("BEGIN EXCLUSIVE")      # cohort waits for it to set the store up
     run = Running(cohort).start()
 

@@ -191,6 +191,7 @@ def test_status_is_unhealthy_while_a_shard_is_down(cohort, run):
     assert "shard 0/2          connected" in res.stdout, res.stdout
     assert "discord: reconnecting" in res.stdout, res.stdout
     assert res.returncode == 1
+    # The status row is adapter state, not part of an export: read from the SQLite file.
     js = json.loads(sqlite3.connect(cohort.db).execute(
         "SELECT value FROM adapter_state WHERE key = 'cohort.status'").fetchone()[0])
     (discord,) = [a for a in js["adapters"] if a["name"] == "discord"]
@@ -228,7 +229,8 @@ def test_an_upgrade_resumes_the_single_saved_session_as_shard_0(cohort, run):
     fake.dispatch("INTERACTION_CREATE", interaction(7300, "help"))
     fake.wait_rest("POST", r"/interactions/7300/tok-7300/callback")
     bot.stop()
-    # Rewrite what was saved the way an older cohort saved it: one "discord.session".
+    # Rewrite what was saved the way an older cohort saved it: one "discord.session"
+    # (adapter state, in the SQLite file an older cohort wrote).
     con = sqlite3.connect(cohort.db)
     (saved,) = con.execute("SELECT value FROM adapter_state WHERE key = 'discord.sessions'").fetchone()
     one = json.loads(saved)["shards"]["0"]
