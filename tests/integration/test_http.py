@@ -456,3 +456,30 @@ def test_post_bodies_are_capped_and_timed(web, fake):
                                                             "application_id": "1",
                                                             "token": "t", "version": 1})
     assert status == 200 and answer == {"type": 1}, answer
+
+
+def test_healthz_follows_matrix(web):
+    from fake_matrix import BOT, TOKEN, FakeMatrix
+    hs = FakeMatrix()
+    hs.start()
+    try:
+        hs.create_room("!study:fake.test", members=["@ana:fake.test"])
+        w = web(f"""
+[matrix]
+enabled = true
+homeserver = "{hs.url}"
+user_id = "{BOT}"
+access_token = "{TOKEN}"
+""")
+        body = wait_health(w, 200)
+        assert body["platforms"] == [{"name": "matrix", "state": "connected", "ok": True}], body
+        # /sync starts failing: 503 while it retries, then 200 once it syncs again.
+        hs.fault("GET", r"/sync$", status=500, body={"errcode": "M_UNKNOWN"}, times=1)
+        hs.say("!study:fake.test", "@ana:fake.test", "hello")   # ends the long poll
+        body = wait_health(w, 503)
+        assert body["platforms"][0]["name"] == "matrix" and body["platforms"][0]["ok"] is False
+        assert body["store"] == "ok"
+        hs.say("!study:fake.test", "@ana:fake.test", "again")   # the retry returns at once
+        wait_health(w, 200, timeout=40)
+    finally:
+        hs.stop()
