@@ -678,7 +678,7 @@ bool http_fetch(struct http_client *c, const char *method, const char *url, cons
 	resp->retry_after_ms = -1;
 	if (http_unauthorized(c)) {
 		resp->status = 401;
-		resp->body = "";
+		resp->body = xstrdup(""); /* http_response_release() frees it */
 		return true;
 	}
 	struct xfer *x = xcalloc(1, sizeof(*x));
