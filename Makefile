@@ -44,10 +44,10 @@ LIBS = $(PKG_LIBS) -lpthread
 # The product core (bot/), the store, and the console adapter; main.c is the CLI.
 CORE_SRC = lib/err.c lib/util.c lib/log.c lib/text.c lib/clock.c lib/toml.c lib/metrics.c bot/config.c \
            bot/roadmap.c bot/reply.c bot/bot.c bot/commands.c bot/leaderboard.c bot/digest.c \
-           bot/scheduler.c bot/export.c bot/cmdline.c bot/goal.c lib/mailbox.c bot/dispatch.c store/store.c store/sqlite.c store/postgres.c \
+           bot/scheduler.c bot/page.c bot/export.c bot/cmdline.c bot/goal.c lib/mailbox.c bot/dispatch.c store/store.c store/sqlite.c store/postgres.c \
            adapters/console.c adapters/http.c adapters/idset.c adapters/discord/gateway.c \
            adapters/discord/render.c adapters/discord/discord.c adapters/discord/interactions.c \
-           adapters/matrix/matrix.c adapters/attempts.c adapters/web/web.c
+           adapters/matrix/matrix.c adapters/attempts.c adapters/web/web.c adapters/web/pages.c
 CORE_OBJ = $(CORE_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/default_roadmap.o
 MAIN_OBJ = $(BUILD)/cli/main.o $(BUILD)/cli/keeper.o
 
@@ -55,9 +55,10 @@ UNIT_TESTS = test_text test_toml test_config test_roadmap test_store test_comman
              test_leaderboard test_digest test_log test_discord test_adapters test_mailbox test_dispatch \
              test_feeds test_interactions test_metrics
 UNIT_TESTS += test_goal
+UNIT_TESTS += test_page
 UNIT_BINS = $(UNIT_TESTS:%=$(BUILD)/tests/%)
 
-.PHONY: all run test unit integration deps deps-build install uninstall clean format fuzz bench bench-gateway docker-test soak
+.PHONY: all run test unit integration deps deps-build install uninstall clean format fuzz bench bench-gateway bench-page docker-test soak
 all: $(BUILD)/cohort
 
 $(BUILD)/cohort: $(CORE_OBJ) $(MAIN_OBJ) | check-deps
@@ -166,8 +167,12 @@ $(BUILD)/bench/%: bench/%.c $(CORE_OBJ)
 
 # The gateway benchmark (build/cohort through the fake Discord at BENCH_RATE/s), then the
 # store's (about 7 minutes). make bench-gateway runs only the first.
-bench: bench-gateway $(BUILD)/bench/bench_store
+bench: bench-gateway $(BUILD)/bench/bench_store bench-page
 	$(BUILD)/bench/bench_store $(BUILD)/bench
+
+# The group's page (DESIGN §9): a 10,000-member group read from the store and rendered.
+bench-page: $(BUILD)/bench/bench_page
+	$(BUILD)/bench/bench_page $(BUILD)/bench $(BUILD)/bench/page-10000.html
 
 bench-gateway: deps
 	@$(MAKE) --no-print-directory $(BUILD)/cohort

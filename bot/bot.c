@@ -69,10 +69,24 @@ void bot_free(struct bot *b)
 		return;
 	free(b->digest_time);
 	free(b->timezone);
+	free(b->public_url);
 	for (size_t i = 0; i < b->ninflight; i++)
 		free(b->inflight[i].group_id);
 	free(b->inflight);
 	free(b);
+}
+
+void bot_set_public_url(struct bot *b, const char *url)
+{
+	free(b->public_url);
+	b->public_url = NULL;
+	if (url && *url) {
+		/* Links are made as url + "/g/TOKEN": no slash doubled. */
+		size_t n = strlen(url);
+		while (n > 0 && url[n - 1] == '/')
+			n--;
+		b->public_url = xstrndup(url, n);
+	}
 }
 
 int64_t bot_now(struct bot *b)

@@ -33,6 +33,13 @@ int bot_new(const struct bot_opts *opts, struct bot **out);
 void bot_free(struct bot *b);
 
 /*
+ * The base URL members reach cohort's HTTP server at (http.public_url, copied),
+ * for the links to the group's page (PUBLIC_URL/g/TOKEN); NULL or "" when no
+ * server is configured (the default): /dashboard then says what to set.
+ */
+void bot_set_public_url(struct bot *b, const char *url);
+
+/*
  * Handles one command and fills *out (initialised by the caller) with the
  * answer — always, errors included. Returns COHORT_OK, COHORT_ERR_DUPLICATE
  * (a replayed source event: the reply says so and nothing changed) or

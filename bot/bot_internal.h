@@ -18,6 +18,7 @@ struct bot {
 	char *timezone;
 	int64_t (*now)(void *ud);
 	void *now_ud;
+	char *public_url; /* NULL: no HTTP server, no group's page (bot_set_public_url) */
 	/* Digests handed to an adapter and not yet confirmed (scheduler.c). */
 	struct digest_inflight *inflight;
 	size_t ninflight, capinflight;

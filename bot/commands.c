@@ -3,6 +3,7 @@
 #include "digest.h"
 #include "goal.h"
 #include "leaderboard.h"
+#include "page.h"
 
 #include "lib/clock.h"
 #include "lib/err.h"
@@ -45,6 +46,7 @@ static int cmd_next(struct bot *b, const struct event *ev, struct reply *r);
 static int cmd_who(struct bot *b, const struct event *ev, struct reply *r);
 static int cmd_digest(struct bot *b, const struct event *ev, struct reply *r);
 static int cmd_help(struct bot *b, const struct event *ev, struct reply *r);
+static int cmd_dashboard(struct bot *b, const struct event *ev, struct reply *r);
 
 /* The options of each slash command (the text forms take the same words in order). */
 static const struct bot_option topic_and_note[] = {
@@ -82,6 +84,13 @@ static const struct bot_option digest_setup_opts[] = {
 	 .role = BOT_ROLE_NAMED},
 	{.name = "time", .description = "local time HH:MM, e.g. 18:00", .role = BOT_ROLE_NAMED},
 	{.name = "timezone", .description = "IANA zone, e.g. Europe/Berlin", .role = BOT_ROLE_NAMED},
+};
+static const struct bot_option dashboard_setup_opts[] = {
+	{.name = "action",
+	 .description = "on, off, or reset (a new link)",
+	 .required = true,
+	 .choices = (const char *const[]){"on", "off", "reset", NULL},
+	 .role = BOT_ROLE_NAMED},
 };
 
 static const struct bot_option goal_opt[] = {
@@ -144,6 +153,13 @@ static const struct command commands[] = {
 	  "(\"digest time Europe/Berlin\" changes only the zone).",
 	  false, false, false, NULL, 0},
 	 cmd_digest},
+	{{"dashboard", "dashboard [on|off|reset]", "the link to the group's page",
+	  "Gives the link to the group's page: progress over time, the leaderboards, who covered "
+	  "which sections, the streak calendar and recent finishes. Admins: \"dashboard on\" "
+	  "turns it on, \"dashboard off\" turns it off (the link shows nothing until it is on "
+	  "again), \"dashboard reset\" makes a new link (the old one stops working).",
+	  true, false, false, NULL, 0},
+	 cmd_dashboard},
 	{{"help", "help [command]", "how to use cohort", "Lists the commands, or explains one.",
 	  true, false, false, OPTIONS(command_opt)},
 	 cmd_help},
@@ -166,6 +182,12 @@ static const struct command commands[] = {
 	  "/goal group as a slash command: TOPIC|SECTION by DATE, or off.", false, true, true,
 	  OPTIONS(goal_opt)},
 	 goal_group_command},
+	/* Likewise the group's page: /dashboard gives everyone the link. */
+	{{"dashboard-setup", "dashboard-setup action",
+	  "admins: turn the group's page on or off, or make a new link",
+	  "The /dashboard settings as a slash command: action on, off or reset.", true, true, true,
+	  OPTIONS(dashboard_setup_opts)},
+	 NULL},
 };
 
 static const struct command *command_named(const char *name)
@@ -1543,6 +1565,115 @@ out:
 	return rc;
 }
 
+/* What the admin must configure before the group's page can be served. */
+static void no_page_server(struct reply *r)
+{
+	reply_title(r, REPLY_ERROR, "The group's page needs cohort's web server");
+	reply_line(r, "An admin of the bot sets http.listen (e.g. \"127.0.0.1:8080\") and "
+		      "http.public_url (the address members reach it at) in cohort's config "
+		      "file, then restarts it. Nothing was changed.");
+}
+
+static int cmd_dashboard(struct bot *b, const struct event *ev, struct reply *r)
+{
+	char *arg = text_trim(xstrdup(ev->args));
+	bool on = text_ieq(arg, "on"), off = text_ieq(arg, "off"), reset = text_ieq(arg, "reset");
+	struct store_dashboard dash;
+	char token[PAGE_TOKEN_LEN + 1];
+	r->ephemeral = true;
+	int rc = COHORT_OK;
+	if (*arg && !on && !off && !reset) {
+		reply_title(r, REPLY_ERROR, "Usage: /dashboard [on|off|reset]");
+		reply_line(r, "/dashboard alone gives the link to the group's page; admins turn it "
+			      "on or off, or make a new link with reset. Nothing was changed.");
+		goto out_arg;
+	}
+	if (*arg && !ev->is_admin) {
+		reply_title(r, REPLY_ERROR, "Only admins can change the group's page");
+		reply_line(r, "Ask someone who can manage this server or room. /dashboard alone "
+			      "gives the link. Nothing was changed.");
+		goto out_arg;
+	}
+	if (!b->public_url && !off) {
+		no_page_server(r);
+		goto out_arg;
+	}
+	rc = store_dashboard_get(b->store, ev->group_id, &dash);
+	if (rc && rc != COHORT_ERR_NOT_FOUND) {
+		store_failed(r);
+		goto out_arg;
+	}
+	bool known = rc == COHORT_OK;
+	rc = COHORT_OK;
+	if (!*arg) {
+		if (known && dash.enabled) {
+			reply_title(r, REPLY_INFO, "The group's page");
+			reply_line(r, "%s/g/%s", b->public_url, dash.token);
+			reply_line(r, "Anyone with the link can see the group's progress: share it "
+				      "only with the group.");
+		} else {
+			reply_title(r, REPLY_INFO, "The group's page is off");
+			reply_line(r, "An admin turns it on with /dashboard on.");
+		}
+		goto out;
+	}
+	if (off) {
+		if (!known || !dash.enabled) {
+			reply_title(r, REPLY_INFO, "The group's page is off already");
+			goto out;
+		}
+		rc = store_dashboard_set(b->store, ev->group_id, dash.token, false, bot_now(b));
+		if (rc) {
+			store_failed(r);
+			goto out;
+		}
+		reply_title(r, REPLY_SUCCESS, "The group's page is off");
+		reply_line(r, "Its link shows nothing now. /dashboard on brings it back under the "
+			      "same link; /dashboard reset makes a new one.");
+		goto out;
+	}
+	if (on && known && dash.enabled) {
+		reply_title(r, REPLY_INFO, "The group's page is on already");
+		reply_line(r, "%s/g/%s", b->public_url, dash.token);
+		goto out;
+	}
+	/* on (the same link when there was one) or reset (always a new one). */
+	const char *use = on && known ? dash.token : NULL;
+	for (int tries = 0; !use && tries < 3; tries++) {
+		rc = page_token_new(token);
+		if (rc)
+			break;
+		rc = store_dashboard_set(b->store, ev->group_id, token, true, bot_now(b));
+		if (rc != COHORT_ERR_DUPLICATE)
+			break; /* a collision of 192 random bits: only ever by a broken generator */
+	}
+	if (use)
+		rc = store_dashboard_set(b->store, ev->group_id, use, true, bot_now(b));
+	if (rc == COHORT_ERR_IO) {
+		reply_title(r, REPLY_ERROR, "No link was made");
+		reply_line(r, "The system gave no random numbers for an unguessable link. Nothing "
+			      "was changed.");
+		goto out;
+	}
+	if (rc) {
+		store_failed(r);
+		goto out;
+	}
+	if (reset && known)
+		reply_title(r, REPLY_SUCCESS, "The group's page has a new link");
+	else
+		reply_title(r, REPLY_SUCCESS, "The group's page is on");
+	reply_line(r, "%s/g/%s", b->public_url, use ? use : token);
+	if (reset && known)
+		reply_line(r, "The old link shows nothing any more.");
+	reply_line(r, "Members get the link with /dashboard.");
+out:
+	store_dashboard_release(&dash);
+out_arg:
+	free(arg);
+	return rc;
+}
+
 /* A command typed as text (or its slash form): the slash-only ones are not found. */
 static const struct command *find_command(const char *name)
 {
@@ -1706,6 +1837,12 @@ int bot_handle(struct bot *b, const struct event *in, struct reply *out)
 	int rc;
 	if (ev.slash && strcmp(ev.command, "digest-setup") == 0) {
 		rc = digest_setup(b, &ev, out);
+	} else if (ev.slash && strcmp(ev.command, "dashboard-setup") == 0) {
+		/* /dashboard-setup action:on is /dashboard on. */
+		const char *action = option(&ev, "action");
+		ev.command = "dashboard";
+		ev.args = action ? action : "";
+		rc = handle(b, &ev, out);
 	} else {
 		if (ev.slash)
 			from_options(&ev);

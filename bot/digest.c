@@ -3,6 +3,7 @@
 #include "bot_internal.h"
 #include "goal.h"
 #include "leaderboard.h"
+#include "page.h"
 #include "lib/clock.h"
 #include "lib/err.h"
 #include "lib/text.h"
@@ -379,6 +380,12 @@ int digest_build(struct bot *b, const char *group_id, int64_t now, struct digest
 out:
 	if (!rc && members > 0) /* goals reached, missed and on their way (goal.c) */
 		rc = goal_digest_lines(b, group_id, since, now, &out->reply);
+	if (!rc) {
+		char *link = bot_page_link(b, group_id);
+		if (link)
+			reply_line(&out->reply, "The group's page: %s", link);
+		free(link);
+	}
 	news_release(&news);
 	leaderboard_release(&lb);
 	group_prefs_release(&p);

@@ -3,6 +3,7 @@
 #include "adapters/discord/discord.h"
 #include "adapters/discord/interactions.h"
 #include "adapters/matrix/matrix.h"
+#include "adapters/web/pages.h"
 #include "adapters/web/web.h"
 #include "bot/adapter.h"
 #include "bot/bot.h"
@@ -350,6 +351,7 @@ static int app_init(struct app *app, const struct cli *cli, enum store_need need
 		free(name);
 		return EXIT_RUNTIME;
 	}
+	bot_set_public_url(app->bot, app->cfg.http_public_url); /* the group's page links */
 	return EXIT_OK;
 }
 
@@ -701,6 +703,9 @@ static int web_init(struct app *app, struct dispatch *d, struct platforms *p, st
 	struct web_opts o = {host, port, d, p->v, p->n, dispatch_submit};
 	struct web *w = web_new(&o);
 	/* Routes beyond /healthz are added here (web_add_route()), before web_start(). */
+	struct web_route pages;
+	pages_route(&pages);
+	web_add_route(w, &pages);
 	struct adapter *discord = NULL;
 	for (size_t i = 0; i < p->n; i++)
 		if (strcmp(p->v[i].ops->name, "discord") == 0)

@@ -9,7 +9,8 @@ set -eu
 build="gcc libc6-dev pkg-config libsqlite3-dev libpq-dev libcjson-dev libcurl4-openssl-dev libwebsockets-dev
        libssl-dev
        ca-certificates tzdata"
-test="libcmocka-dev python3-pytest python3-aiohttp postgresql-15 python3-cryptography prometheus"
+test="libcmocka-dev python3-pytest python3-aiohttp postgresql-15 python3-cryptography prometheus
+      chromium"
 case "${1:-test}" in
 build) pkgs=$build ;;
 test) pkgs="$build $test" ;;

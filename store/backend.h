@@ -109,6 +109,15 @@ enum stmt_id {
 	S_DUMP_GOAL_MARKS,
 	S_RESTORE_GOAL,
 	S_RESTORE_GOAL_MARK,
+	S_DASHBOARD_GET,   /* a group's page: token, enabled */
+	S_DASHBOARD_SET,
+	S_DASHBOARD_GROUP, /* the group whose page is on under a token */
+	S_RECENT_DONE,     /* a group's latest finishes with their notes */
+	S_ACTIVITY_ADD,    /* a change's finish and net done count into its 15-minute bucket */
+	S_ACTIVITY_CLEAR,
+	S_ACTIVITY_FILL, /* every bucket derived again from the event log */
+	S_ACTIVITY_READ,
+	S_ACTIVITY_BEFORE,
 	S_COUNT
 };
 

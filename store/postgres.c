@@ -115,6 +115,23 @@ static const char pg_schema[] =
 	"value TEXT NOT NULL);";
 
 /*
+ * The group's page's activity (store_group_activity()), derived from the log: per
+ * 15-minute bucket of Unix time, finishes (an undo of a finish takes one back) and
+ * the net change of done topics on the roadmap.
+ */
+#define ACTIVITY_FILL                                                                              \
+	"INSERT INTO group_activity (group_id, bucket, finished, net) "                            \
+	"SELECT group_id, at / 900000, "                                                           \
+	"SUM(CASE WHEN new_status = 'done' AND reverts IS NULL THEN 1 ELSE 0 END) - "              \
+	"SUM(CASE WHEN old_status = 'done' AND reverts IS NOT NULL THEN 1 ELSE 0 END), "           \
+	"SUM(CASE WHEN new_status = 'done' THEN 1 ELSE 0 END) - "                                  \
+	"SUM(CASE WHEN old_status = 'done' THEN 1 ELSE 0 END) "                                    \
+	"FROM events WHERE (new_status = 'done' OR old_status = 'done') AND "                      \
+	"(topic_id IN (SELECT topic_id FROM roadmap_topics) OR "                                   \
+	"NOT EXISTS (SELECT 1 FROM roadmap_topics)) "                                              \
+	"GROUP BY group_id, at / 900000"
+
+/*
  * pg_migrations[i] takes the schema from version PG_BASE + i to PG_BASE + i + 1,
  * the same steps as SQLite's migrations of those numbers, in one transaction.
  */
@@ -126,6 +143,19 @@ static const char *const pg_migrations[] = {
 	"  expires_at BIGINT NOT NULL);",
 	/* 6: goals (/goal, bot/goal.c) and who reached them. */
 	GOALS_SCHEMA("", "BIGINT"),
+	/* 7: the group's page: its capability token, and whether it is served. */
+	"CREATE TABLE dashboards ("
+	"  group_id TEXT PRIMARY KEY,"
+	"  token TEXT NOT NULL UNIQUE,"
+	"  enabled INTEGER NOT NULL CHECK (enabled = 0 OR enabled = 1),"
+	"  changed_at BIGINT NOT NULL);",
+	/* 8: the group's activity over time (see sqlite.c). */
+	"CREATE TABLE group_activity ("
+	"  group_id TEXT NOT NULL,"
+	"  bucket BIGINT NOT NULL,"
+	"  finished INTEGER NOT NULL,"
+	"  net INTEGER NOT NULL,"
+	"  PRIMARY KEY (group_id, bucket));" ACTIVITY_FILL ";",
 };
 
 #define ON_ROADMAP(t)                                                                              \
@@ -136,6 +166,7 @@ static const char *const pg_migrations[] = {
 	"e.reverts IS NULL AND NOT EXISTS (SELECT 1 FROM events u WHERE u.reverts = e.id)"
 
 /* Parameters are typed where PostgreSQL could not tell a type from the context. */
+
 static const char *const sql[S_COUNT] = {
 	[S_BEGIN] = "BEGIN",
 	[S_COMMIT] = "COMMIT",
@@ -416,6 +447,30 @@ static const char *const sql[S_COUNT] = {
 			   "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
 	[S_RESTORE_GOAL_MARK] = "INSERT INTO goal_reached (group_id, goal_member, member_id, "
 				"reached_at) VALUES ($1, $2, $3, $4)",
+	[S_DASHBOARD_GET] = "SELECT token, enabled FROM dashboards WHERE group_id = $1",
+	[S_DASHBOARD_SET] = "INSERT INTO dashboards (group_id, token, enabled, changed_at) "
+			    "VALUES ($1, $2, $3, $4) ON CONFLICT (group_id) DO UPDATE SET "
+			    "token = excluded.token, enabled = excluded.enabled, "
+			    "changed_at = excluded.changed_at",
+	[S_DASHBOARD_GROUP] = "SELECT group_id FROM dashboards WHERE token = $1 AND enabled = 1",
+	/* From the newest change back (events_time), the finishes whose record is still that one. */
+	[S_RECENT_DONE] = "SELECT p.group_id, p.member_id, m.name, p.topic_id, p.status, p.note, "
+			  "p.updated_at FROM events e JOIN progress p ON p.group_id = e.group_id AND "
+			  "p.member_id = e.member_id AND p.topic_id = e.topic_id "
+			  "JOIN members m ON m.group_id = p.group_id AND m.member_id = p.member_id "
+			  "WHERE e.group_id = $1 AND e.new_status = 'done' AND p.status = 'done' AND "
+			  "p.updated_at = e.at AND " ON_ROADMAP("p.topic_id")
+			  " ORDER BY e.at DESC LIMIT $2",
+	[S_ACTIVITY_ADD] = "INSERT INTO group_activity (group_id, bucket, finished, net) "
+			   "VALUES ($1, $2, $3, $4) ON CONFLICT (group_id, bucket) DO UPDATE SET "
+			   "finished = group_activity.finished + excluded.finished, "
+			   "net = group_activity.net + excluded.net",
+	[S_ACTIVITY_CLEAR] = "DELETE FROM group_activity",
+	[S_ACTIVITY_FILL] = ACTIVITY_FILL,
+	[S_ACTIVITY_READ] = "SELECT bucket, finished, net FROM group_activity "
+			    "WHERE group_id = $1 AND bucket >= $2 ORDER BY bucket",
+	[S_ACTIVITY_BEFORE] = "SELECT COALESCE(SUM(net), 0) FROM group_activity "
+			      "WHERE group_id = $1 AND bucket < $2",
 };
 
 struct pg_stmt {

@@ -323,7 +323,7 @@ static int on_roadmap(struct store *st, const char *topic_id, bool *yes)
  * the time it was done: old_at for the status being replaced).
  */
 static int write_progress(struct store *st, const struct store_change *c,
-			  const struct store_prior *old, int64_t updated_at)
+			  const struct store_prior *old, int64_t updated_at, bool undo)
 {
 	struct bk_stmt *s;
 	int rc;
@@ -360,6 +360,17 @@ static int write_progress(struct store *st, const struct store_change *c,
 		rc = on_roadmap(st, c->topic_id, &counts);
 	if (!counts)
 		skipped = delta = 0;
+	if (!rc && delta) {
+		/* The group's activity, by the time of the change (an undo takes a finish back). */
+		int finished = (!undo && c->status == STATUS_DONE) -
+			       (undo && old->status == STATUS_DONE);
+		s = prep(st, S_ACTIVITY_ADD);
+		bind_text(s, 1, c->group_id);
+		bk_bind_int(s, 2, c->at / STORE_BUCKET_MS);
+		bk_bind_int(s, 3, finished);
+		bk_bind_int(s, 4, delta);
+		rc = run(st, s, "updating the group's activity");
+	}
 	if (!rc && skipped) {
 		s = prep(st, S_ADD_SKIPPED);
 		bind_text(s, 1, c->group_id);
@@ -415,7 +426,7 @@ int store_set_status(struct store *st, const struct store_change *c, struct stor
 	}
 	rc = insert_event(st, c, old.status, 0);
 	if (!rc)
-		rc = write_progress(st, c, &old, c->at);
+		rc = write_progress(st, c, &old, c->at, false);
 	if (!rc)
 		rc = commit(st);
 	if (rc)
@@ -484,7 +495,7 @@ int store_undo(struct store *st, const char *group_id, const char *member_id,
 	if (!rc)
 		rc = insert_event(st, &c, out->from, event_id);
 	if (!rc)
-		rc = write_progress(st, &c, &current, restored_at);
+		rc = write_progress(st, &c, &current, restored_at, true);
 	free(note);
 	if (!rc)
 		rc = commit(st);
@@ -762,6 +773,10 @@ int store_set_roadmap(struct store *st, const char *const *ids, size_t n,
 		rc = exec_id(st, S_TOPIC_COUNTS_CLEAR, NULL, "recounting topics", NULL);
 	if (!rc)
 		rc = exec_id(st, S_TOPIC_COUNTS_FILL, NULL, "recounting topics", NULL);
+	if (!rc)
+		rc = exec_id(st, S_ACTIVITY_CLEAR, NULL, "recounting the groups' activity", NULL);
+	if (!rc)
+		rc = exec_id(st, S_ACTIVITY_FILL, NULL, "recounting the groups' activity", NULL);
 	if (!rc && st->cal.periods)
 		rc = rebuild_periods(st, NULL);
 	if (!rc)
@@ -917,6 +932,96 @@ int store_state_set(struct store *st, const char *key, const char *value)
 	bind_text(s, 1, key);
 	bind_text(s, 2, value);
 	return run(st, s, "saving state");
+}
+
+int store_dashboard_get(struct store *st, const char *group_id, struct store_dashboard *out)
+{
+	memset(out, 0, sizeof(*out));
+	struct bk_stmt *s = prep(st, S_DASHBOARD_GET);
+	bind_text(s, 1, group_id);
+	int rc = bk_step(s);
+	if (rc == BK_ROW) {
+		out->token = xstrdup(col_text(s, 0));
+		out->enabled = bk_col_int(s, 1) != 0;
+	}
+	bk_reset(s);
+	if (rc == BK_ROW)
+		return COHORT_OK;
+	return rc == BK_DONE ? COHORT_ERR_NOT_FOUND : db_fail(st, "reading the group's page");
+}
+
+void store_dashboard_release(struct store_dashboard *d)
+{
+	free(d->token);
+	memset(d, 0, sizeof(*d));
+}
+
+int store_dashboard_set(struct store *st, const char *group_id, const char *token, bool enabled,
+			int64_t at)
+{
+	struct bk_stmt *s = prep(st, S_DASHBOARD_SET);
+	bind_text(s, 1, group_id);
+	bind_text(s, 2, token);
+	bk_bind_int(s, 3, enabled ? 1 : 0);
+	bk_bind_int(s, 4, at);
+	int rc = bk_step(s);
+	bk_reset(s);
+	if (rc == BK_DONE)
+		return COHORT_OK;
+	if (rc == BK_DUPLICATE)
+		return COHORT_ERR_DUPLICATE;
+	return db_fail(st, "saving the group's page");
+}
+
+int store_dashboard_group(struct store *st, const char *token, char **group_id)
+{
+	*group_id = NULL;
+	struct bk_stmt *s = prep(st, S_DASHBOARD_GROUP);
+	bind_text(s, 1, token);
+	int rc = bk_step(s);
+	if (rc == BK_ROW)
+		*group_id = xstrdup(col_text(s, 0));
+	bk_reset(s);
+	if (rc == BK_ROW)
+		return COHORT_OK;
+	return rc == BK_DONE ? COHORT_ERR_NOT_FOUND : db_fail(st, "finding a group's page");
+}
+
+int store_recent_done(struct store *st, const char *group_id, int limit, store_row_fn fn, void *ud)
+{
+	struct bk_stmt *s = prep(st, S_RECENT_DONE);
+	bind_text(s, 1, group_id);
+	bk_bind_int(s, 2, limit);
+	return each_row(st, s, fn, ud);
+}
+
+int store_group_activity(struct store *st, const char *group_id, int64_t since, int *before,
+			 int (*fn)(const struct store_bucket *b, void *ud), void *ud)
+{
+	*before = 0;
+	int64_t first = since / STORE_BUCKET_MS + (since % STORE_BUCKET_MS != 0);
+	struct bk_stmt *s = prep(st, S_ACTIVITY_BEFORE);
+	bind_text(s, 1, group_id);
+	bk_bind_int(s, 2, first);
+	int rc = bk_step(s);
+	if (rc == BK_ROW)
+		*before = (int)bk_col_int(s, 0);
+	bk_reset(s);
+	if (rc != BK_ROW)
+		return db_fail(st, "reading the group's activity");
+	s = prep(st, S_ACTIVITY_READ);
+	bind_text(s, 1, group_id);
+	bk_bind_int(s, 2, first);
+	int stop = 0;
+	while (!stop && (rc = bk_step(s)) == BK_ROW) {
+		struct store_bucket b = {bk_col_int(s, 0) * STORE_BUCKET_MS, (int)bk_col_int(s, 1),
+					 (int)bk_col_int(s, 2)};
+		stop = fn(&b, ud);
+	}
+	bk_reset(s);
+	if (stop)
+		return stop;
+	return rc == BK_DONE ? COHORT_OK : db_fail(st, "reading the group's activity");
 }
 
 int store_default_digest_channel(struct store *st, const char *group_id, const char *channel)

@@ -484,6 +484,58 @@ int store_goal_marks(struct store *st, const char *group_id, int64_t since, int6
 int store_restore_goal(struct store *st, const struct store_goal *g);
 int store_restore_goal_mark(struct store *st, const struct store_goal_mark *m);
 
+/*
+ * A group's page (DESIGN §11): its capability token and whether it is served.
+ * The token is a secret: never logged, never dumped.
+ */
+struct store_dashboard {
+	char *token; /* owned: store_dashboard_release() */
+	bool enabled;
+};
+/* COHORT_OK, COHORT_ERR_NOT_FOUND (never turned on: *out is zeroed) or COHORT_ERR_STORE. */
+int store_dashboard_get(struct store *st, const char *group_id, struct store_dashboard *out);
+void store_dashboard_release(struct store_dashboard *d);
+/*
+ * Sets the group's token (a new one replaces the old, which then finds
+ * nothing) and whether the page is on. Returns COHORT_OK, COHORT_ERR_DUPLICATE
+ * (another group has that token: make a new one) or COHORT_ERR_STORE.
+ */
+int store_dashboard_set(struct store *st, const char *group_id, const char *token, bool enabled,
+			int64_t at);
+/*
+ * The group whose page is on under token: *group_id is a new string.
+ * COHORT_ERR_NOT_FOUND for an unknown, replaced or turned-off token.
+ */
+int store_dashboard_group(struct store *st, const char *token, char **group_id);
+
+/*
+ * The group's latest `limit` finishes of roadmap topics (current "done"
+ * records, with their notes), newest first.
+ */
+int store_recent_done(struct store *st, const char *group_id, int limit, store_row_fn fn,
+		      void *ud);
+
+/*
+ * The group's activity over time, kept with every change in buckets of
+ * STORE_BUCKET_MS of Unix time (every zone's local midnight is a bucket's
+ * start): finishes of roadmap topics (an undo of a finish takes it back, in the
+ * undo's bucket) and the net change of the group's done topics.
+ */
+#define STORE_BUCKET_MS 900000
+struct store_bucket {
+	int64_t start; /* Unix ms */
+	int finished;
+	int net;
+};
+/*
+ * *before receives the topics done in the group at since (the net of every
+ * earlier bucket); fn gets each bucket from since on that has any change,
+ * oldest first, and returns non-zero to stop (that value is returned).
+ * Returns COHORT_OK or COHORT_ERR_STORE.
+ */
+int store_group_activity(struct store *st, const char *group_id, int64_t since, int *before,
+			 int (*fn)(const struct store_bucket *b, void *ud), void *ud);
+
 /* Adapter state (Matrix next_batch, Discord session): *value is a new string or NULL. */
 int store_state_get(struct store *st, const char *key, char **value);
 int store_state_set(struct store *st, const char *key, const char *value);

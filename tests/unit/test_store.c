@@ -510,6 +510,122 @@ static void settings_and_adapter_state(void **state)
 	free(v);
 }
 
+static void a_groups_page_token_is_kept_turned_off_and_replaced(void **state)
+{
+	struct fixture *f = *state;
+	struct store_dashboard d;
+	char *group;
+	assert_int_equal(store_dashboard_get(f->st, "g", &d), COHORT_ERR_NOT_FOUND);
+	assert_null(d.token);
+	assert_int_equal(store_dashboard_group(f->st, "tok-1", &group), COHORT_ERR_NOT_FOUND);
+	assert_null(group);
+
+	assert_int_equal(store_dashboard_set(f->st, "g", "tok-1", true, 10), COHORT_OK);
+	assert_int_equal(store_dashboard_get(f->st, "g", &d), COHORT_OK);
+	assert_string_equal(d.token, "tok-1");
+	assert_true(d.enabled);
+	store_dashboard_release(&d);
+	assert_int_equal(store_dashboard_group(f->st, "tok-1", &group), COHORT_OK);
+	assert_string_equal(group, "g");
+	free(group);
+	/* Another group cannot take the same token. */
+	assert_int_equal(store_dashboard_set(f->st, "h", "tok-1", true, 11), COHORT_ERR_DUPLICATE);
+
+	/* Off: the token is kept, but finds nothing. */
+	assert_int_equal(store_dashboard_set(f->st, "g", "tok-1", false, 12), COHORT_OK);
+	assert_int_equal(store_dashboard_group(f->st, "tok-1", &group), COHORT_ERR_NOT_FOUND);
+	assert_int_equal(store_dashboard_get(f->st, "g", &d), COHORT_OK);
+	assert_false(d.enabled);
+	store_dashboard_release(&d);
+
+	/* A new token: the old one finds nothing any more. */
+	assert_int_equal(store_dashboard_set(f->st, "g", "tok-2", true, 13), COHORT_OK);
+	assert_int_equal(store_dashboard_group(f->st, "tok-1", &group), COHORT_ERR_NOT_FOUND);
+	assert_int_equal(store_dashboard_group(f->st, "tok-2", &group), COHORT_OK);
+	assert_string_equal(group, "g");
+	free(group);
+}
+
+static int collect_recent(const struct store_row *row, void *ud)
+{
+	struct strbuf *sb = ud;
+	sb_addf(sb, "%s:%s:%s;", row->member_name, row->topic_id, row->note);
+	return 0;
+}
+
+static void recent_finishes_come_newest_first_with_their_notes(void **state)
+{
+	struct fixture *f = *state;
+	struct store_change a = {"g", "ana", "Ana", "kafka", STATUS_DONE, "built a consumer",
+				 "r1", 100};
+	struct store_change b = {"g", "bo", "Bo", "redis", STATUS_DONE, NULL, "r2", 300};
+	struct store_change c = {"g", "bo", "Bo", "docker", STATUS_IN_PROGRESS, "x", "r3", 400};
+	struct store_change d = {"other", "cy", "Cy", "git", STATUS_DONE, NULL, "r4", 500};
+	struct store_change e = {"g", "ana", "Ana", "git", STATUS_DONE, "<b>", "r5", 200};
+	assert_int_equal(store_set_status(f->st, &a, NULL), COHORT_OK);
+	assert_int_equal(store_set_status(f->st, &b, NULL), COHORT_OK);
+	assert_int_equal(store_set_status(f->st, &c, NULL), COHORT_OK);
+	assert_int_equal(store_set_status(f->st, &d, NULL), COHORT_OK);
+	assert_int_equal(store_set_status(f->st, &e, NULL), COHORT_OK);
+	struct strbuf sb = STRBUF_INIT;
+	assert_int_equal(store_recent_done(f->st, "g", 10, collect_recent, &sb), COHORT_OK);
+	assert_string_equal(sb_str(&sb), "Bo:redis:;Ana:git:<b>;Ana:kafka:built a consumer;");
+	sb_truncate(&sb, 0);
+	assert_int_equal(store_recent_done(f->st, "g", 1, collect_recent, &sb), COHORT_OK);
+	assert_string_equal(sb_str(&sb), "Bo:redis:;");
+	sb_release(&sb);
+}
+
+static int collect_bucket(const struct store_bucket *b, void *ud)
+{
+	sb_addf(ud, "%lld:%d:%d;", (long long)(b->start / STORE_BUCKET_MS), b->finished, b->net);
+	return 0;
+}
+
+static const char *activity(struct store *st, int64_t since, int *before, struct strbuf *sb)
+{
+	sb_truncate(sb, 0);
+	assert_int_equal(store_group_activity(st, "g", since, before, collect_bucket, sb), COHORT_OK);
+	return sb_str(sb);
+}
+
+static void the_groups_activity_is_kept_by_quarter_hour_and_derived_again(void **state)
+{
+	struct fixture *f = *state;
+	const int64_t q = STORE_BUCKET_MS;
+	struct store_undone u;
+	assert_int_equal(set(f->st, "ana", "kafka", STATUS_DONE, "a1", 1000), COHORT_OK);
+	assert_int_equal(set(f->st, "bo", "redis", STATUS_DONE, "a2", 2 * q + 5), COHORT_OK);
+	assert_int_equal(set(f->st, "bo", "redis", STATUS_SKIPPED, "a3", 2 * q + 6), COHORT_OK);
+	/* Undoing the skip makes it done again: no new finish, one more done. */
+	assert_int_equal(store_undo(f->st, "g", "bo", "bo", "a4", 3 * q, &u), COHORT_OK);
+	free(u.topic_id);
+	/* A finish undone takes itself back. */
+	assert_int_equal(set(f->st, "ana", "docker", STATUS_DONE, "a5", 3 * q + 1), COHORT_OK);
+	assert_int_equal(store_undo(f->st, "g", "ana", "ana", "a6", 3 * q + 2, &u), COHORT_OK);
+	free(u.topic_id);
+	struct strbuf sb = STRBUF_INIT;
+	int before = -1;
+	assert_string_equal(activity(f->st, 0, &before, &sb), "0:1:1;2:1:0;3:0:1;");
+	assert_int_equal(before, 0);
+	assert_string_equal(activity(f->st, 2 * q, &before, &sb), "2:1:0;3:0:1;");
+	assert_int_equal(before, 1);
+	assert_string_equal(activity(f->st, 2 * q + 1, &before, &sb), "3:0:1;");
+	assert_int_equal(before, 1);
+
+	/* Derived again from the log, the same; without kafka on the roadmap, without it. */
+	const char *ids[] = {"kafka", "redis", "docker"};
+	struct store_roadmap_result res;
+	assert_int_equal(store_set_roadmap(f->st, ids, 3, NULL, 0, true, &res), COHORT_OK);
+	assert_string_equal(activity(f->st, 0, &before, &sb), "0:1:1;2:1:0;3:0:1;");
+	assert_int_equal(store_set_roadmap(f->st, ids + 1, 2, NULL, 0, false, &res), COHORT_OK);
+	assert_string_equal(activity(f->st, 0, &before, &sb), "2:1:0;3:0:1;");
+	/* A change to a topic off the roadmap counts nowhere. */
+	assert_int_equal(set(f->st, "cy", "kafka", STATUS_DONE, "a7", 5 * q), COHORT_OK);
+	assert_string_equal(activity(f->st, 0, &before, &sb), "2:1:0;3:0:1;");
+	sb_release(&sb);
+}
+
 static void everything_survives_a_reopen(void **state)
 {
 	struct fixture *f = *state;
@@ -1174,6 +1290,30 @@ static void goals_are_dumped_and_restored(void **state)
 	assert_int_equal(store_restore_end(f->st, false), COHORT_OK);
 }
 
+/* PostgreSQL: a database at version 5 gets the goals' and the group's page's tables. */
+static void pg_an_older_schema_is_upgraded(void **state)
+{
+	struct fixture *f = *state;
+	char err[COHORT_ERR_LEN];
+	char sql[1024];
+	store_free(f->st);
+	f->st = NULL;
+	snprintf(sql, sizeof(sql),
+		 "DROP TABLE %s.goal_reached; DROP TABLE %s.goals; DROP TABLE %s.dashboards; "
+		 "DROP TABLE %s.group_activity; DELETE FROM %s.cohort_schema; "
+		 "INSERT INTO %s.cohort_schema (version) VALUES (5)",
+		 f->schema, f->schema, f->schema, f->schema, f->schema, f->schema);
+	assert_int_equal(pg_exec(sql), 0);
+	if (store_open(f->target, false, &f->st, err))
+		fail_msg("%s", err);
+	assert_int_equal(store_schema_version(f->st), store_schema_latest());
+	assert_int_equal(store_dashboard_set(f->st, "g", "tok", true, 1), COHORT_OK);
+	char *group;
+	assert_int_equal(store_dashboard_group(f->st, "tok", &group), COHORT_OK);
+	assert_string_equal(group, "g");
+	free(group);
+}
+
 #define RACERS 4
 #define SHARED 40 /* changes every racer makes, each with the same source id */
 #define SAME 10   /* topics every racer marks done for one member, no source id */
@@ -1431,11 +1571,12 @@ static void pg_an_earlier_database_is_upgraded(void **state)
 	assert_int_equal(set(f->st, "ana", "kafka", STATUS_DONE, NULL, 1000), COHORT_OK);
 	store_free(f->st);
 	f->st = NULL;
-	char sql[600];
+	char sql[1024];
 	snprintf(sql, sizeof(sql),
 		 "DROP TABLE %s.leases; DROP TABLE %s.goal_reached; DROP TABLE %s.goals; "
+		 "DROP TABLE %s.dashboards; DROP TABLE %s.group_activity; "
 		 "DELETE FROM %s.cohort_schema; INSERT INTO %s.cohort_schema (version) VALUES (4)",
-		 f->schema, f->schema, f->schema, f->schema, f->schema);
+		 f->schema, f->schema, f->schema, f->schema, f->schema, f->schema, f->schema);
 	assert_int_equal(pg_exec(sql), 0);
 	assert_int_equal(open_fixture(f), 0);
 	assert_int_equal(store_schema_version(f->st), store_schema_latest());
@@ -1524,6 +1665,9 @@ int main(void)
 		cmocka_unit_test(members_are_found_by_name_or_id),
 		cmocka_unit_test(settings_and_adapter_state),
 		cmocka_unit_test(everything_survives_a_reopen),
+		cmocka_unit_test(a_groups_page_token_is_kept_turned_off_and_replaced),
+		cmocka_unit_test(recent_finishes_come_newest_first_with_their_notes),
+		cmocka_unit_test(the_groups_activity_is_kept_by_quarter_hour_and_derived_again),
 		cmocka_unit_test(a_batch_commits_together_and_a_failed_change_alone_is_undone),
 		cmocka_unit_test(a_lease_is_held_until_it_lapses),
 		cmocka_unit_test(a_released_lease_is_free_at_once),
@@ -1550,6 +1694,7 @@ int main(void)
 	/* Several processes on one database. */
 	const struct CMUnitTest postgres_tests[] = {
 		cmocka_unit_test(pg_processes_starting_together_migrate_once),
+		cmocka_unit_test(pg_an_older_schema_is_upgraded),
 		cmocka_unit_test(pg_concurrent_dones_are_counted_exactly_once),
 		cmocka_unit_test(a_postgres_backup_names_pg_dump),
 		cmocka_unit_test(pg_an_earlier_database_is_upgraded),

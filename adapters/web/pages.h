@@ -1,0 +1,15 @@
+/*
+ * The group's page on the HTTP server: GET /g/TOKEN (HTML) and GET
+ * /g/TOKEN.json (the same data as JSON), rendered by the bot (bot/page.h) on
+ * the dispatcher thread. A path that is not a token's shape, an unknown
+ * token, and the token of a page turned off or replaced are all the same 404.
+ */
+#ifndef COHORT_WEB_PAGES_H
+#define COHORT_WEB_PAGES_H
+
+#include "web.h"
+
+/* Fills *out with the route to add with web_add_route(). */
+void pages_route(struct web_route *out);
+
+#endif
