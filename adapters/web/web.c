@@ -822,6 +822,7 @@ int web_start(struct web *w)
 	info.max_http_header_data = WEB_MAX_HEADER_BYTES;
 	info.max_http_header_pool = 32;
 	info.timeout_secs = WEB_HEADER_TIMEOUT_S;
+	info.timeout_secs_ah_idle = WEB_HEADER_TIMEOUT_S; /* else 10 s for headers that stop coming */
 	info.keepalive_timeout = 5;
 	info.fd_limit_per_thread = 256;
 	info.server_string = "cohort";
