@@ -101,20 +101,6 @@ void web_response_text(struct web_response *res, int status, const char *fmt, ..
 	sb_addc(&res->body, '\n');
 }
 
-bool web_secret_equal(const char *known, const char *given)
-{
-	size_t kn = strlen(known), gn = strlen(given);
-	unsigned char diff = kn != gn;
-	/* Every byte of known is looked at, whatever given holds: no early exit. */
-	for (size_t i = 0; i < kn; i++) {
-		unsigned char g = i < gn ? (unsigned char)given[i] : 0;
-		diff |= (unsigned char)known[i] ^ g;
-	}
-	/* Keep the compiler from turning the loop into an early exit. */
-	volatile unsigned char v = diff;
-	return v == 0;
-}
-
 /* ---- calls ---- */
 
 static void call_unlink(struct web_call *c)

@@ -178,10 +178,4 @@ typedef void web_bot_fn(void *ud, struct bot *b, const struct web_request *req,
  */
 void web_ask_bot(struct web_call *call, web_bot_fn *fn, void *ud);
 
-/*
- * True when given equals known, in a time that depends on the lengths only,
- * never on where they differ (compare secrets such as page tokens with it).
- */
-bool web_secret_equal(const char *known, const char *given);
-
 #endif

@@ -489,3 +489,57 @@ access_token = "{TOKEN}"
         wait_health(w, 200, timeout=40)
     finally:
         hs.stop()
+
+
+# ---- the group's page: tokens ----
+
+def page_link(text):
+    import re
+    m = re.search(r"http://127\.0\.0\.1:\d+/g/([A-Za-z0-9_-]{32})", text)
+    assert m, text
+    return m.group(1)
+
+
+def test_an_unknown_token_is_a_404_as_slow_as_a_revoked_or_nearly_right_one(cohort):
+    """Nothing about a real token leaks through the 404's timing: a random token, one that
+    differs from the real one only in its last character, and a revoked one all go the same
+    way (the store, on the dispatcher) and take the same time. Medians of interleaved
+    samples on one keep-alive connection, with a generous margin for a loaded machine."""
+    import http.client
+    import random
+    import statistics
+    w = Web(cohort)
+    revoked = page_link(cohort.console("/dashboard on\n", "--as", "ana", "-c", "cohort.toml"))
+    real = page_link(cohort.console("/dashboard reset\n", "--as", "ana", "-c", "cohort.toml"))
+    assert revoked != real
+    w.start()
+    try:
+        last = real[-1]
+        near = real[:-1] + ("A" if last != "A" else "B")
+        alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+        kinds = {"near": near, "revoked": revoked,
+                 "random": "".join(random.choice(alphabet) for _ in range(32))}
+        conn = http.client.HTTPConnection("127.0.0.1", w.port, timeout=10)
+
+        def timed(token):
+            t0 = time.perf_counter()
+            conn.request("GET", f"/g/{token}")
+            r = conn.getresponse()
+            body = r.read()
+            return r.status, time.perf_counter() - t0, body
+
+        status, _, body = timed(real)
+        assert status == 200 and b"<svg" in body
+        times = {k: [] for k in kinds}
+        for _ in range(150):
+            for k in random.sample(list(kinds), len(kinds)):
+                status, dt, body = timed(kinds[k])
+                assert status == 404, (k, status)
+                assert real.encode() not in body and b"ana" not in body
+                times[k].append(dt)
+        med = {k: statistics.median(v) for k, v in times.items()}
+        lo, hi = min(med.values()), max(med.values())
+        assert hi - lo < max(0.002, 0.5 * lo), med
+        conn.close()
+    finally:
+        w.stop()
