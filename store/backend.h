@@ -118,6 +118,14 @@ enum stmt_id {
 	S_ACTIVITY_FILL, /* every bucket derived again from the event log */
 	S_ACTIVITY_READ,
 	S_ACTIVITY_BEFORE,
+	/* The outbox (store_outbox_*). */
+	S_OUTBOX_ANSWERED,
+	S_OUTBOX_PUT, /* returns one row: the new answer's id */
+	S_OUTBOX_CLAIM, /* returns the claimed rows: id, platform, source, address, body, created */
+	S_OUTBOX_RENEW,
+	S_OUTBOX_DONE,
+	S_OUTBOX_RELEASE,
+	S_OUTBOX_OWED,
 	S_COUNT
 };
 
@@ -161,6 +169,7 @@ struct bk_stmt {
 
 struct backend {
 	const char *name;
+	bool shared; /* several processes may use one store at once */
 	int schema_latest; /* the newest schema version it knows */
 	/*
 	 * Opens (with create: creating when missing) and migrates the store at

@@ -216,6 +216,20 @@ static const char *const migrations[] = {
 	"  net INTEGER NOT NULL,"
 	"  PRIMARY KEY (group_id, bucket)"
 	") WITHOUT ROWID;" ACTIVITY_FILL ";",
+	/* 9: the outbox (store_outbox_*): answers owed, delivered once. */
+	"CREATE TABLE outbox ("
+	"  id INTEGER PRIMARY KEY,"
+	"  platform TEXT NOT NULL,"
+	"  source_id TEXT,"
+	"  address TEXT NOT NULL,"
+	"  body TEXT NOT NULL,"
+	"  created_at INTEGER NOT NULL,"
+	"  holder TEXT,"
+	"  lease_until INTEGER NOT NULL DEFAULT 0,"
+	"  done_at INTEGER,"
+	"  outcome TEXT);"
+	"CREATE UNIQUE INDEX outbox_source ON outbox (source_id) WHERE source_id IS NOT NULL;"
+	"CREATE INDEX outbox_owed ON outbox (platform, lease_until, id) WHERE done_at IS NULL;",
 };
 
 /* Whether topic id expression t counts toward scores (a correlated test). */
@@ -531,6 +545,21 @@ static const char *const sql[S_COUNT] = {
 			    "WHERE group_id = ?1 AND bucket >= ?2 ORDER BY bucket",
 	[S_ACTIVITY_BEFORE] = "SELECT COALESCE(SUM(net), 0) FROM group_activity "
 			      "WHERE group_id = ?1 AND bucket < ?2",
+	[S_OUTBOX_ANSWERED] = "SELECT 1 FROM outbox WHERE source_id = ?1",
+	[S_OUTBOX_PUT] = "INSERT INTO outbox (platform, source_id, address, body, created_at, "
+			 "holder, lease_until) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id",
+	/* One writer at a time: the statement alone keeps two claims apart. */
+	[S_OUTBOX_CLAIM] = "UPDATE outbox SET holder = ?2, lease_until = ?3 WHERE id IN ("
+			   "SELECT id FROM outbox WHERE done_at IS NULL AND platform = ?1 AND "
+			   "lease_until <= ?4 ORDER BY id LIMIT ?5) "
+			   "RETURNING id, platform, source_id, address, body, created_at",
+	[S_OUTBOX_RENEW] = "UPDATE outbox SET lease_until = ?2 WHERE holder = ?1 AND "
+			   "done_at IS NULL",
+	[S_OUTBOX_DONE] = "UPDATE outbox SET done_at = ?2, outcome = ?3, body = '' "
+			  "WHERE id = ?1 AND done_at IS NULL",
+	[S_OUTBOX_RELEASE] = "UPDATE outbox SET holder = NULL, lease_until = 0 WHERE id = ?1 "
+			     "AND done_at IS NULL",
+	[S_OUTBOX_OWED] = "SELECT COUNT(*) FROM outbox WHERE done_at IS NULL",
 };
 
 /*

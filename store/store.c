@@ -25,6 +25,7 @@ struct store {
 	struct bk *db;
 	struct store_calendar cal; /* cal.periods NULL: period scores are not kept */
 	bool batch;                /* inside store_batch_begin(): changes are savepoints */
+	bool outer;                /* inside store_outbox_begin(): batches are savepoints too */
 };
 
 static const char *const status_names[] = {"none", "in_progress", "done", "skipped"};
@@ -101,6 +102,8 @@ static void rollback(struct store *st)
 
 int store_batch_begin(struct store *st)
 {
+	if (st->outer)
+		return run(st, prep(st, S_SAVEPOINT), "begin a batch (savepoint)");
 	int rc = run(st, prep(st, S_BEGIN), "begin a batch");
 	if (!rc)
 		st->batch = true;
@@ -109,6 +112,14 @@ int store_batch_begin(struct store *st)
 
 int store_batch_end(struct store *st, bool keep)
 {
+	if (st->outer) {
+		/* A batch inside a command's transaction: its own savepoint. */
+		if (keep)
+			return run(st, prep(st, S_RELEASE), "end a batch (release savepoint)");
+		run(st, prep(st, S_ROLLBACK_TO), "roll back a batch (savepoint)");
+		run(st, prep(st, S_RELEASE), "release savepoint");
+		return COHORT_OK;
+	}
 	st->batch = false;
 	if (keep)
 		return run(st, prep(st, S_COMMIT), "commit a batch");
@@ -1694,4 +1705,137 @@ int store_goal_marks(struct store *st, const char *group_id, int64_t since, int6
 	if (stop)
 		return stop;
 	return rc == BK_DONE ? COHORT_OK : db_fail(st, "reading reached goals");
+}
+
+/* ---- the outbox ---- */
+
+bool store_shared(struct store *st)
+{
+	return st->be->shared;
+}
+
+int store_outbox_begin(struct store *st)
+{
+	int rc = run(st, prep(st, S_BEGIN), "begin a command's transaction");
+	if (!rc)
+		st->batch = st->outer = true;
+	return rc;
+}
+
+int store_outbox_end(struct store *st, bool keep)
+{
+	st->batch = st->outer = false;
+	if (keep)
+		return run(st, prep(st, S_COMMIT), "commit a command and its answer");
+	if (st->be->in_transaction(st->db))
+		run(st, prep(st, S_ROLLBACK), "roll back a command");
+	return COHORT_OK;
+}
+
+int store_outbox_answered(struct store *st, const char *source_id)
+{
+	struct bk_stmt *s = prep(st, S_OUTBOX_ANSWERED);
+	bind_text(s, 1, source_id);
+	int rc = bk_step(s);
+	bk_reset(s);
+	if (rc == BK_ROW)
+		return COHORT_OK;
+	return rc == BK_DONE ? COHORT_ERR_NOT_FOUND : db_fail(st, "looking up an answer");
+}
+
+int store_outbox_put(struct store *st, const struct store_answer *a, const char *holder,
+		     int64_t lease_until, int64_t *id)
+{
+	*id = 0;
+	struct bk_stmt *s = prep(st, S_OUTBOX_PUT);
+	bind_text(s, 1, a->platform);
+	bind_text(s, 2, a->source_id);
+	bind_text(s, 3, a->address);
+	bind_text(s, 4, a->body);
+	bk_bind_int(s, 5, a->created_at);
+	bind_text(s, 6, holder);
+	bk_bind_int(s, 7, lease_until);
+	int rc = bk_step(s);
+	if (rc == BK_ROW)
+		*id = bk_col_int(s, 0);
+	bk_reset(s);
+	if (rc == BK_DUPLICATE)
+		return COHORT_ERR_DUPLICATE;
+	return rc == BK_ROW ? COHORT_OK : db_fail(st, "putting an answer in the outbox");
+}
+
+int store_outbox_claim(struct store *st, const char *platform, const char *holder, int64_t now,
+		       int64_t lease_until, int limit,
+		       int (*fn)(const struct store_answer *a, void *ud), void *ud)
+{
+	struct bk_stmt *s = prep(st, S_OUTBOX_CLAIM);
+	bind_text(s, 1, platform);
+	bind_text(s, 2, holder);
+	bk_bind_int(s, 3, lease_until);
+	bk_bind_int(s, 4, now);
+	bk_bind_int(s, 5, limit);
+	/*
+	 * The rows are read to the end before fn runs: fn may use the store, and
+	 * SQLite's RETURNING applies the update only as its rows are stepped.
+	 */
+	struct claimed {
+		struct store_answer a;
+		char *strs[4];
+	} *rows = NULL;
+	size_t n = 0;
+	int rc;
+	while ((rc = bk_step(s)) == BK_ROW) {
+		rows = xrealloc(rows, (n + 1) * sizeof(*rows));
+		struct claimed *c = &rows[n++];
+		const char *src = bk_col_text(s, 2);
+		c->strs[0] = xstrdup(bk_col_text(s, 1));
+		c->strs[1] = src ? xstrdup(src) : NULL;
+		c->strs[2] = xstrdup(bk_col_text(s, 3));
+		c->strs[3] = xstrdup(bk_col_text(s, 4));
+		c->a = (struct store_answer){bk_col_int(s, 0), c->strs[0], c->strs[1],
+					     c->strs[2], c->strs[3], bk_col_int(s, 5)};
+	}
+	bk_reset(s);
+	int out = rc == BK_DONE ? COHORT_OK : db_fail(st, "claiming answers to deliver");
+	for (size_t i = 0; i < n; i++) {
+		if (!out)
+			fn(&rows[i].a, ud);
+		for (size_t k = 0; k < 4; k++)
+			free(rows[i].strs[k]);
+	}
+	free(rows);
+	return out;
+}
+
+int store_outbox_renew(struct store *st, const char *holder, int64_t lease_until)
+{
+	struct bk_stmt *s = prep(st, S_OUTBOX_RENEW);
+	bind_text(s, 1, holder);
+	bk_bind_int(s, 2, lease_until);
+	return run(st, s, "renewing the outbox leases");
+}
+
+int store_outbox_done(struct store *st, int64_t id, int64_t at, bool sent)
+{
+	struct bk_stmt *s = prep(st, S_OUTBOX_DONE);
+	bk_bind_int(s, 1, id);
+	bk_bind_int(s, 2, at);
+	bind_text(s, 3, sent ? "sent" : "dropped");
+	return run(st, s, "marking an answer done");
+}
+
+int store_outbox_release(struct store *st, int64_t id)
+{
+	struct bk_stmt *s = prep(st, S_OUTBOX_RELEASE);
+	bk_bind_int(s, 1, id);
+	return run(st, s, "releasing an answer");
+}
+
+int store_outbox_owed(struct store *st, int64_t *n)
+{
+	struct bk_stmt *s = prep(st, S_OUTBOX_OWED);
+	int rc = bk_step(s);
+	*n = rc == BK_ROW ? bk_col_int(s, 0) : 0;
+	bk_reset(s);
+	return rc == BK_ROW ? COHORT_OK : db_fail(st, "counting the answers owed");
 }

@@ -605,4 +605,62 @@ int store_lease_take_over(struct store *st, const char *name, const char *gone,
 /* Ends holder's lease name at once (nothing when another has it): COHORT_OK or COHORT_ERR_STORE. */
 int store_lease_release(struct store *st, const char *name, const char *holder);
 
+/*
+ * The outbox: answers owed to the members who asked (DESIGN §7, issue 18).
+ * A command's answer is put in the SAME transaction as the change it
+ * reports (store_outbox_begin() ... store_outbox_end()), so a crash loses
+ * neither or both; a sender delivers it and marks it done. Every undelivered
+ * answer is delivered once by one process: a row is held by a holder (a
+ * string naming a process) until lease_until; a process renews the leases of
+ * the answers it is sending, and any process may claim a row whose lease ran
+ * out (on PostgreSQL the claim also skips rows another claim has locked:
+ * FOR UPDATE SKIP LOCKED). Times are Unix ms of the caller's clock; the
+ * caller passes them, so the store decides nothing by its own clock.
+ * Done rows keep their source id (a replayed command is not answered twice)
+ * and lose their body.
+ */
+struct store_answer {
+	int64_t id;            /* given by store_outbox_put() */
+	const char *platform;  /* "matrix", "discord" */
+	const char *source_id; /* the command's source event id (unique), or NULL */
+	const char *address;   /* where and how to deliver it: the platform's own text */
+	const char *body;      /* the answer, serialized by its writer */
+	int64_t created_at;
+};
+/*
+ * A transaction around one command and its answer: changes made until
+ * store_outbox_end() (batches included) are savepoints in it. keep = false
+ * rolls everything back. Both return COHORT_OK or COHORT_ERR_STORE.
+ */
+int store_outbox_begin(struct store *st);
+int store_outbox_end(struct store *st, bool keep);
+/* COHORT_OK when an answer to source_id was put already, else COHORT_ERR_NOT_FOUND. */
+int store_outbox_answered(struct store *st, const char *source_id);
+/*
+ * Puts an answer held by holder until lease_until; *id receives its id.
+ * COHORT_ERR_DUPLICATE when source_id has an answer already (nothing put).
+ */
+int store_outbox_put(struct store *st, const struct store_answer *a, const char *holder,
+		     int64_t lease_until, int64_t *id);
+/*
+ * Claims up to limit undelivered answers of platform whose lease ended at
+ * or before now, for holder until lease_until, and calls fn for each (strings
+ * borrowed for the call; fn's non-zero return is ignored). One statement:
+ * two processes claiming at once never get the same row.
+ * Returns COHORT_OK or COHORT_ERR_STORE.
+ */
+int store_outbox_claim(struct store *st, const char *platform, const char *holder, int64_t now,
+		       int64_t lease_until, int limit,
+		       int (*fn)(const struct store_answer *a, void *ud), void *ud);
+/* Extends the lease of every undelivered answer holder holds. */
+int store_outbox_renew(struct store *st, const char *holder, int64_t lease_until);
+/* Lets an undelivered answer go: the next claim (any holder) takes it. */
+int store_outbox_release(struct store *st, int64_t id);
+/* Marks an answer done at `at`: delivered (sent) or given up (dropped, too old). */
+int store_outbox_done(struct store *st, int64_t id, int64_t at, bool sent);
+/* How many answers are not done (of every platform). */
+int store_outbox_owed(struct store *st, int64_t *n);
+/* True when several processes may share the store (PostgreSQL), false for SQLite. */
+bool store_shared(struct store *st);
+
 #endif

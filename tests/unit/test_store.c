@@ -1300,9 +1300,9 @@ static void pg_an_older_schema_is_upgraded(void **state)
 	f->st = NULL;
 	snprintf(sql, sizeof(sql),
 		 "DROP TABLE %s.goal_reached; DROP TABLE %s.goals; DROP TABLE %s.dashboards; "
-		 "DROP TABLE %s.group_activity; DELETE FROM %s.cohort_schema; "
+		 "DROP TABLE %s.group_activity; DROP TABLE %s.outbox; DELETE FROM %s.cohort_schema; "
 		 "INSERT INTO %s.cohort_schema (version) VALUES (5)",
-		 f->schema, f->schema, f->schema, f->schema, f->schema, f->schema);
+		 f->schema, f->schema, f->schema, f->schema, f->schema, f->schema, f->schema);
 	assert_int_equal(pg_exec(sql), 0);
 	if (store_open(f->target, false, &f->st, err))
 		fail_msg("%s", err);
@@ -1574,9 +1574,10 @@ static void pg_an_earlier_database_is_upgraded(void **state)
 	char sql[1024];
 	snprintf(sql, sizeof(sql),
 		 "DROP TABLE %s.leases; DROP TABLE %s.goal_reached; DROP TABLE %s.goals; "
-		 "DROP TABLE %s.dashboards; DROP TABLE %s.group_activity; "
+		 "DROP TABLE %s.dashboards; DROP TABLE %s.group_activity; DROP TABLE %s.outbox; "
 		 "DELETE FROM %s.cohort_schema; INSERT INTO %s.cohort_schema (version) VALUES (4)",
-		 f->schema, f->schema, f->schema, f->schema, f->schema, f->schema, f->schema);
+		 f->schema, f->schema, f->schema, f->schema, f->schema, f->schema, f->schema,
+		 f->schema);
 	assert_int_equal(pg_exec(sql), 0);
 	assert_int_equal(open_fixture(f), 0);
 	assert_int_equal(store_schema_version(f->st), store_schema_latest());
@@ -1647,6 +1648,260 @@ static void racing_holders_get_a_lease_once(void **state)
 	assert_int_equal(open_fixture(f), 0);
 }
 
+/* ---- the outbox ---- */
+
+struct claimed {
+	int n;
+	int64_t ids[16];
+	char bodies[16][32];
+	char sources[16][32];
+};
+
+static int collect_claim(const struct store_answer *a, void *ud)
+{
+	struct claimed *c = ud;
+	if (c->n < 16) {
+		c->ids[c->n] = a->id;
+		snprintf(c->bodies[c->n], sizeof(c->bodies[0]), "%s", a->body);
+		snprintf(c->sources[c->n], sizeof(c->sources[0]), "%s",
+			 a->source_id ? a->source_id : "(null)");
+		assert_string_equal(a->platform, "matrix");
+		assert_string_equal(a->address, "!room:x");
+	}
+	c->n++;
+	return 0;
+}
+
+static int put(struct store *st, const char *source, const char *body, const char *holder,
+	       int64_t lease_until, int64_t *id)
+{
+	struct store_answer a = {0, "matrix", source, "!room:x", body, 100};
+	return store_outbox_put(st, &a, holder, lease_until, id);
+}
+
+static void an_answer_is_kept_with_its_change_or_lost_with_it(void **state)
+{
+	struct fixture *f = *state;
+	int64_t id, n;
+	/* Rolled back: neither the change nor its answer. */
+	assert_int_equal(store_outbox_begin(f->st), COHORT_OK);
+	assert_int_equal(set(f->st, "ana", "kafka", STATUS_DONE, "ev-1", 1000), COHORT_OK);
+	assert_int_equal(put(f->st, "ev-1", "A1", "p1", 5000, &id), COHORT_OK);
+	assert_int_equal(store_outbox_end(f->st, false), COHORT_OK);
+	assert_int_equal(store_event_count(f->st, &n), COHORT_OK);
+	assert_int_equal(n, 0);
+	assert_int_equal(store_outbox_owed(f->st, &n), COHORT_OK);
+	assert_int_equal(n, 0);
+	assert_int_equal(store_outbox_answered(f->st, "ev-1"), COHORT_ERR_NOT_FOUND);
+	/* Committed: both, a batch inside included, and one answer per source. */
+	assert_int_equal(store_outbox_begin(f->st), COHORT_OK);
+	assert_int_equal(set(f->st, "ana", "kafka", STATUS_DONE, "ev-1", 1000), COHORT_OK);
+	assert_int_equal(store_batch_begin(f->st), COHORT_OK);
+	assert_int_equal(set(f->st, "ana", "redis", STATUS_DONE, NULL, 1001), COHORT_OK);
+	assert_int_equal(store_batch_end(f->st, true), COHORT_OK);
+	assert_int_equal(store_batch_begin(f->st), COHORT_OK);
+	assert_int_equal(set(f->st, "ana", "docker", STATUS_DONE, NULL, 1002), COHORT_OK);
+	assert_int_equal(store_batch_end(f->st, false), COHORT_OK); /* this one alone undone */
+	assert_int_equal(put(f->st, "ev-1", "A1", "p1", 5000, &id), COHORT_OK);
+	assert_true(id > 0);
+	assert_int_equal(store_outbox_end(f->st, true), COHORT_OK);
+	assert_int_equal(store_event_count(f->st, &n), COHORT_OK);
+	assert_int_equal(n, 2);
+	assert_int_equal(status_of(f->st, "ana", "docker"), STATUS_NONE);
+	assert_int_equal(store_outbox_answered(f->st, "ev-1"), COHORT_OK);
+	assert_int_equal(store_outbox_owed(f->st, &n), COHORT_OK);
+	assert_int_equal(n, 1);
+	int64_t id2;
+	assert_int_equal(put(f->st, "ev-1", "again", "p1", 5000, &id2), COHORT_ERR_DUPLICATE);
+	/* Answers without a source are never duplicates. */
+	assert_int_equal(put(f->st, NULL, "B", "p1", 5000, &id2), COHORT_OK);
+	assert_int_equal(put(f->st, NULL, "C", "p1", 5000, &id2), COHORT_OK);
+	assert_int_equal(store_outbox_owed(f->st, &n), COHORT_OK);
+	assert_int_equal(n, 3);
+	/* Done: no longer owed, and still answered. */
+	assert_int_equal(store_outbox_done(f->st, id, 2000, true), COHORT_OK);
+	assert_int_equal(store_outbox_owed(f->st, &n), COHORT_OK);
+	assert_int_equal(n, 2);
+	assert_int_equal(store_outbox_answered(f->st, "ev-1"), COHORT_OK);
+	/* Single changes work as before afterwards. */
+	assert_int_equal(set(f->st, "bob", "kafka", STATUS_DONE, "ev-2", 1005), COHORT_OK);
+}
+
+static void an_answer_is_claimed_only_when_its_lease_ran_out(void **state)
+{
+	struct fixture *f = *state;
+	int64_t a, b, c, n;
+	assert_int_equal(put(f->st, "s-a", "A", "p1", 1000, &a), COHORT_OK);
+	assert_int_equal(put(f->st, "s-b", "B", "p1", 1000, &b), COHORT_OK);
+	assert_int_equal(put(f->st, NULL, "C", "p1", 3000, &c), COHORT_OK);
+	struct claimed got = {0};
+	/* Held by p1 until 1000: nobody else gets them before. */
+	assert_int_equal(store_outbox_claim(f->st, "matrix", "p2", 999, 2000, 10, collect_claim,
+					    &got),
+			 COHORT_OK);
+	assert_int_equal(got.n, 0);
+	/* Another platform's claim never sees them. */
+	assert_int_equal(store_outbox_claim(f->st, "discord", "p2", 5000, 6000, 10, collect_claim,
+					    &got),
+			 COHORT_OK);
+	assert_int_equal(got.n, 0);
+	/* At 1000 p2 gets the two that ran out, in order, bodies and sources as put. */
+	assert_int_equal(store_outbox_claim(f->st, "matrix", "p2", 1000, 2000, 10, collect_claim,
+					    &got),
+			 COHORT_OK);
+	assert_int_equal(got.n, 2);
+	assert_true((got.ids[0] == a && got.ids[1] == b) || (got.ids[0] == b && got.ids[1] == a));
+	assert_string_equal(got.ids[0] == a ? got.bodies[0] : got.bodies[1], "A");
+	assert_string_equal(got.ids[0] == a ? got.sources[0] : got.sources[1], "s-a");
+	/* Now p2 holds them: p3 gets nothing until 2000. */
+	memset(&got, 0, sizeof(got));
+	assert_int_equal(store_outbox_claim(f->st, "matrix", "p3", 1999, 4000, 10, collect_claim,
+					    &got),
+			 COHORT_OK);
+	assert_int_equal(got.n, 0);
+	/* p2 renews; C is p1's until 3000: nothing for p3 at 2500. */
+	assert_int_equal(store_outbox_renew(f->st, "p2", 9000), COHORT_OK);
+	assert_int_equal(store_outbox_claim(f->st, "matrix", "p3", 2500, 4000, 10, collect_claim,
+					    &got),
+			 COHORT_OK);
+	assert_int_equal(got.n, 0);
+	/* p2 delivers A; at 9000 p3 finds B and C; a limit of 1 takes one at a time. */
+	assert_int_equal(store_outbox_done(f->st, a, 3000, true), COHORT_OK);
+	assert_int_equal(store_outbox_claim(f->st, "matrix", "p3", 9000, 12000, 1, collect_claim,
+					    &got),
+			 COHORT_OK);
+	assert_int_equal(got.n, 1);
+	assert_int_equal(store_outbox_claim(f->st, "matrix", "p3", 9000, 12000, 1, collect_claim,
+					    &got),
+			 COHORT_OK);
+	assert_int_equal(got.n, 2);
+	assert_true(got.ids[0] != a && got.ids[1] != a && got.ids[0] != got.ids[1]);
+	/* Released, C is anybody's at once, even before its lease would end. */
+	assert_int_equal(store_outbox_renew(f->st, "p3", 20000), COHORT_OK);
+	assert_int_equal(store_outbox_release(f->st, c), COHORT_OK);
+	memset(&got, 0, sizeof(got));
+	assert_int_equal(store_outbox_claim(f->st, "matrix", "p5", 9100, 9200, 10, collect_claim,
+					    &got),
+			 COHORT_OK);
+	assert_int_equal(got.n, 1);
+	assert_int_equal(got.ids[0], c);
+	/* A dropped answer is done too: never claimed again. */
+	assert_int_equal(store_outbox_done(f->st, b, 9500, false), COHORT_OK);
+	assert_int_equal(store_outbox_done(f->st, c, 9500, true), COHORT_OK);
+	assert_int_equal(store_outbox_owed(f->st, &n), COHORT_OK);
+	assert_int_equal(n, 0);
+	memset(&got, 0, sizeof(got));
+	assert_int_equal(store_outbox_claim(f->st, "matrix", "p4", INT64_MAX, 0, 10, collect_claim,
+					    &got),
+			 COHORT_OK);
+	assert_int_equal(got.n, 0);
+	assert_false(store_shared(f->st) != (strncmp(f->target, "postgres", 8) == 0));
+}
+
+#define CLAIMERS 4
+#define OWED 200
+
+/* A child: claims in small steps until nothing is left; writes the ids it got to out. */
+static void claim_race(const char *target, int k, int go, int out)
+{
+	char err[COHORT_ERR_LEN], holder[16];
+	struct store *st;
+	char b;
+	if (store_open(target, false, &st, err))
+		_exit(2);
+	snprintf(holder, sizeof(holder), "p%d", k);
+	if (read(go, &b, 1) < 0)
+		_exit(3);
+	struct claimed got;
+	int64_t msg[OWED + 1]; /* [count, ids...]: one write, under PIPE_BUF, so never interleaved */
+	int n = 0;
+	do {
+		memset(&got, 0, sizeof(got));
+		if (store_outbox_claim(st, "matrix", holder, 5000, 60000, 3, collect_claim, &got))
+			_exit(4);
+		for (int i = 0; i < got.n && n < OWED; i++)
+			msg[1 + n++] = got.ids[i];
+	} while (got.n);
+	store_free(st);
+	msg[0] = n;
+	size_t len = (size_t)(n + 1) * sizeof(msg[0]);
+	if (write(out, msg, len) != (ssize_t)len)
+		_exit(5);
+	_exit(0);
+}
+
+static void pg_processes_claiming_at_once_never_share_an_answer(void **state)
+{
+	struct fixture *f = *state;
+	int64_t id;
+	for (int i = 0; i < OWED; i++)
+		assert_int_equal(put(f->st, NULL, "x", "dead", 1000, &id), COHORT_OK);
+	int go[2], out[2];
+	assert_int_equal(pipe(go), 0);
+	assert_int_equal(pipe(out), 0);
+	pid_t pids[CLAIMERS];
+	store_free(f->st);
+	f->st = NULL;
+	for (int k = 0; k < CLAIMERS; k++) {
+		pids[k] = fork();
+		assert_true(pids[k] >= 0);
+		if (pids[k] == 0) {
+			close(go[1]);
+			close(out[0]);
+			claim_race(f->target, k, go[0], out[1]);
+		}
+	}
+	close(go[0]);
+	close(out[1]);
+	nanosleep(&(struct timespec){0, 200000000}, NULL);
+	close(go[1]);
+	static char seen[OWED * 4];
+	int total = 0, busy = 0;
+	for (int k = 0; k < CLAIMERS; k++) {
+		int status;
+		int64_t msg[OWED + 1];
+		/* A message is contiguous in the pipe: its count, then exactly its ids. */
+		assert_int_equal(read(out[0], msg, sizeof(msg[0])), (ssize_t)sizeof(msg[0]));
+		int n = (int)msg[0];
+		assert_true(n >= 0 && n <= OWED);
+		assert_int_equal(read(out[0], msg + 1, (size_t)n * sizeof(msg[0])),
+				 (ssize_t)((size_t)n * sizeof(msg[0])));
+		int64_t *ids = msg + 1;
+		for (int i = 0; i < n; i++) {
+			assert_true(ids[i] > 0 && ids[i] < (int64_t)sizeof(seen));
+			assert_int_equal(seen[ids[i]], 0); /* nobody claimed it before */
+			seen[ids[i]] = 1;
+		}
+		total += n;
+		busy += n > 0;
+		assert_int_equal(waitpid(pids[k], &status, 0), pids[k]);
+		assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	}
+	close(out[0]);
+	assert_int_equal(total, OWED); /* every one claimed, once */
+	(void)busy;
+	assert_int_equal(open_fixture(f), 0);
+}
+
+static void pg_a_store_at_version_8_gets_the_outbox(void **state)
+{
+	struct fixture *f = *state;
+	store_free(f->st);
+	f->st = NULL;
+	char sql[256];
+	snprintf(sql, sizeof(sql),
+		 "SET search_path = %s; DROP TABLE outbox; DELETE FROM cohort_schema; "
+		 "INSERT INTO cohort_schema (version) VALUES (8)",
+		 f->schema);
+	assert_int_equal(pg_exec(sql), 0);
+	assert_int_equal(open_fixture(f), 0);
+	assert_int_equal(store_schema_version(f->st), store_schema_latest());
+	int64_t id, n;
+	assert_int_equal(put(f->st, "s", "A", "p", 0, &id), COHORT_OK);
+	assert_int_equal(store_outbox_owed(f->st, &n), COHORT_OK);
+	assert_int_equal(n, 1);
+}
+
 int main(void)
 {
 	/* Each runs on every backend. */
@@ -1677,6 +1932,8 @@ int main(void)
 		cmocka_unit_test(racing_holders_get_a_lease_once),
 		cmocka_unit_test(goals_are_kept_and_reached_once),
 		cmocka_unit_test(goals_are_dumped_and_restored),
+		cmocka_unit_test(an_answer_is_kept_with_its_change_or_lost_with_it),
+		cmocka_unit_test(an_answer_is_claimed_only_when_its_lease_ran_out),
 	};
 	/* Files, SQLite's schema history, its backup and checkpoints. */
 	const struct CMUnitTest sqlite_tests[] = {
@@ -1698,6 +1955,8 @@ int main(void)
 		cmocka_unit_test(pg_concurrent_dones_are_counted_exactly_once),
 		cmocka_unit_test(a_postgres_backup_names_pg_dump),
 		cmocka_unit_test(pg_an_earlier_database_is_upgraded),
+		cmocka_unit_test(pg_processes_claiming_at_once_never_share_an_answer),
+		cmocka_unit_test(pg_a_store_at_version_8_gets_the_outbox),
 	};
 	enum { NB = sizeof(backend_tests) / sizeof(backend_tests[0]) };
 	enum { NS = sizeof(sqlite_tests) / sizeof(sqlite_tests[0]) };
