@@ -19,6 +19,8 @@
 #ifndef COHORT_ADAPTER_H
 #define COHORT_ADAPTER_H
 
+#include "outbox.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -44,6 +46,15 @@ struct door_answer {
 	const struct reply *reply;        /* EVENT_COMMAND's answer (always one); NULL otherwise */
 	const struct bot_choice *choices; /* EVENT_COMPLETE's, best first */
 	size_t n_choices;
+	/*
+	 * With an answer_address (bot/outbox.h): the answer was kept in the outbox
+	 * with the change it reports. answer_id > 0: send the reply now and report
+	 * how that went with door_answer_sent(). rc COHORT_ERR_PENDING: the event
+	 * is a replay whose answer is owed already (the outbox sends it): send
+	 * nothing. rc COHORT_ERR_DUPLICATE with an empty reply: a replay whose
+	 * answer was delivered before.
+	 */
+	int64_t answer_id;
 };
 
 /*
@@ -104,6 +115,16 @@ int64_t door_now(struct door *d);
  * send's error code. Any thread.
  */
 void door_digest_sent(struct door *d, const char *idem_key, int result);
+
+/* Reports the delivery of answer id (door_answer.answer_id, or a sender's): an enum answer_outcome. Any thread. */
+void door_answer_sent(struct door *d, int64_t id, int outcome);
+
+/*
+ * Registers the sender of platform's late answers (outbox_deliver_fn, bot/outbox.h),
+ * called on the dispatcher thread. Before the dispatcher runs (the adapter's _new());
+ * ud must outlive the door.
+ */
+void door_add_sender(struct door *d, const char *platform, outbox_deliver_fn *fn, void *ud);
 
 /* An adapter hit a fatal error (logged by it): the bot stops with code. Any thread. */
 void door_fail(struct door *d, int code);

@@ -7,6 +7,7 @@
 #include "lib/log.h"
 #include "lib/text.h"
 #include "lib/util.h"
+#include "outbox.h"
 #include "roadmap.h"
 
 #include <stdio.h>
@@ -45,6 +46,7 @@ int bot_new(const struct bot_opts *o, struct bot **out)
 	b->timezone = xstrdup(o->timezone ? o->timezone : "UTC");
 	b->now = o->now ? o->now : process_now;
 	b->now_ud = o->now_ud;
+	b->outbox = outbox_new(b, b->store);
 	struct store_calendar cal = {group_periods, b};
 	int rc = store_set_calendar(b->store, &cal);
 	/*
@@ -67,6 +69,7 @@ void bot_free(struct bot *b)
 {
 	if (!b)
 		return;
+	outbox_free(b->outbox);
 	free(b->digest_time);
 	free(b->timezone);
 	free(b->public_url);
@@ -87,6 +90,11 @@ void bot_set_public_url(struct bot *b, const char *url)
 			n--;
 		b->public_url = xstrndup(url, n);
 	}
+}
+
+struct outbox *bot_outbox(struct bot *b)
+{
+	return b->outbox;
 }
 
 int64_t bot_now(struct bot *b)

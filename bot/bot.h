@@ -101,6 +101,9 @@ size_t bot_complete_topics(struct bot *b, const char *typed, struct bot_choice *
 int bot_state_get(struct bot *b, const char *key, char **value);
 int bot_state_set(struct bot *b, const char *key, const char *value);
 
+/* The bot's outbox: answers owed (outbox.h). Owned by the bot. */
+struct outbox *bot_outbox(struct bot *b);
+
 /* The clock the bot runs on (Unix ms). */
 int64_t bot_now(struct bot *b);
 

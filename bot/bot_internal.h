@@ -24,6 +24,7 @@ struct bot {
 	size_t ninflight, capinflight;
 	int last_sent;         /* the outcome scheduler_sent() saw last */
 	bool schedule_changed; /* a digest channel or time changed since scheduler_run() */
+	struct outbox *outbox; /* answers owed (outbox.h) */
 };
 
 struct digest_inflight {

@@ -8,6 +8,7 @@
 #include "lib/log.h"
 #include "lib/mailbox.h"
 #include "lib/util.h"
+#include "outbox.h"
 #include "scheduler.h"
 
 #include <errno.h>
@@ -134,6 +135,27 @@ void dispatch_digest_sent(struct dispatch *d, const char *idem_key, int result)
 	dispatch_submit(d, run_digest_sent, NULL, j);
 }
 
+struct answer_job {
+	int64_t id;
+	int outcome;
+};
+
+static void run_answer_sent(struct bot *b, void *arg)
+{
+	struct answer_job *j = arg;
+	outbox_sent(bot_outbox(b), j->id, (enum answer_outcome)j->outcome);
+	free(j);
+}
+
+void dispatch_answer_sent(struct dispatch *d, int64_t id, int outcome)
+{
+	if (id <= 0)
+		return;
+	struct answer_job *j = xmalloc(sizeof(*j));
+	*j = (struct answer_job){id, outcome};
+	dispatch_submit(d, run_answer_sent, NULL, j);
+}
+
 void dispatch_stop(struct dispatch *d)
 {
 	pthread_mutex_lock(&d->lock);
@@ -180,6 +202,8 @@ int dispatch_run(struct dispatch *d, const struct digest_sink *sink,
 			d->hook(d->hook_ud);
 
 		int64_t wait = d->hook && d->hook_period < 60000 ? d->hook_period : 60000;
+		int64_t owed = outbox_tick(bot_outbox(d->bot));
+		wait = owed < wait ? owed : wait;
 		if (sink) {
 			int64_t now = bot_now(d->bot);
 			if (now >= next_tick || scheduler_changed(d->bot)) {
@@ -229,7 +253,7 @@ static void event_job_free(void *arg)
 		(char *)j->ev.platform,  (char *)j->ev.group_id,     (char *)j->ev.channel_id,
 		(char *)j->ev.member_id, (char *)j->ev.member_name,  (char *)j->ev.command,
 		(char *)j->ev.args,      (char *)j->ev.topic,        (char *)j->ev.note,
-		(char *)j->ev.source_id, (char *)j->ev.success_note,
+		(char *)j->ev.source_id, (char *)j->ev.success_note, (char *)j->ev.answer_address,
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(owned); i++)
 		free(owned[i]);
@@ -244,7 +268,7 @@ static void event_job_free(void *arg)
 static void run_event(struct bot *b, void *arg)
 {
 	struct event_job *j = arg;
-	struct door_answer a = {COHORT_OK, NULL, NULL, 0};
+	struct door_answer a = {COHORT_OK, NULL, NULL, 0, 0};
 	if (j->ev.kind == EVENT_COMPLETE) {
 		struct bot_choice ch[BOT_MAX_CHOICES];
 		size_t max = j->ev.max_choices;
@@ -257,7 +281,11 @@ static void run_event(struct bot *b, void *arg)
 	} else {
 		struct reply r;
 		reply_init(&r);
-		a.rc = bot_handle(b, &j->ev, &r);
+		if (j->ev.answer_address)
+			a.rc = outbox_handle(bot_outbox(b), &j->ev, j->ev.answer_address, &r,
+					     &a.answer_id);
+		else
+			a.rc = bot_handle(b, &j->ev, &r);
 		a.reply = &r;
 		if (j->sink.answer)
 			j->sink.answer(j->sink.ctx, &a);
@@ -281,6 +309,7 @@ void door_submit(struct door *d, const struct event *ev, const struct answer_sin
 	j->ev.note = copy(ev->note);
 	j->ev.source_id = copy(ev->source_id);
 	j->ev.success_note = copy(ev->success_note);
+	j->ev.answer_address = copy(ev->answer_address);
 	if (ev->n_options) {
 		j->options = xcalloc(ev->n_options, sizeof(*j->options));
 		for (size_t i = 0; i < ev->n_options; i++) {
@@ -356,6 +385,16 @@ void door_state_save(struct door *d, const char *key, const char *value)
 int64_t door_now(struct door *d)
 {
 	return bot_now(d->d->bot);
+}
+
+void door_answer_sent(struct door *d, int64_t id, int outcome)
+{
+	dispatch_answer_sent(d->d, id, outcome);
+}
+
+void door_add_sender(struct door *d, const char *platform, outbox_deliver_fn *fn, void *ud)
+{
+	outbox_add_sender(bot_outbox(d->d->bot), platform, fn, ud);
 }
 
 void door_digest_sent(struct door *d, const char *idem_key, int result)

@@ -65,6 +65,12 @@ void dispatch_set_hook(struct dispatch *d, void (*fn)(void *ud), void *ud, int64
  */
 void dispatch_digest_sent(struct dispatch *d, const char *idem_key, int result);
 
+/*
+ * Reports an answer's delivery (outbox_sent(): outcome is an enum
+ * answer_outcome) from any thread: a job on the dispatcher records it.
+ */
+void dispatch_answer_sent(struct dispatch *d, int64_t id, int outcome);
+
 /* Runs every queued job (after the adapters stopped taking new work). */
 void dispatch_drain(struct dispatch *d);
 

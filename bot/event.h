@@ -47,6 +47,12 @@ struct event {
 	const char *success_note;
 	/* EVENT_COMPLETE: the most choices the platform shows (0: BOT_MAX_CHOICES). */
 	size_t max_choices;
+	/*
+	 * EVENT_COMMAND: where the outbox delivers the answer if it is not sent
+	 * now (after a crash): the platform's own text, handed back to its sender
+	 * (door_add_sender()). NULL: the answer is not kept (the console).
+	 */
+	const char *answer_address;
 };
 
 #endif

@@ -25,6 +25,14 @@
 #define TAG "discord"
 #define VERSION "0.2.0"
 #define MAX_OPTION 65536 /* longer option values are dropped; the bot rejects long ones */
+/*
+ * How old an answer owed may be and still be sent (issue 18). An
+ * interaction's token is valid for 15 minutes: after that nothing can
+ * answer it (a margin keeps a send from arriving after it expired). A
+ * prefix command's reply is held to the same limit: later, it answers a
+ * question the channel has moved on from.
+ */
+#define DC_ANSWER_MAX_AGE_MS (15 * 60 * 1000 - 30 * 1000)
 /* How long Discord's enforce_nonce keeps a digest from posting twice ("a few minutes"):
  * a re-send after that first looks for the earlier post. */
 #define DC_NONCE_WINDOW_MS (2 * 60 * 1000)
@@ -184,6 +192,60 @@ static void answered(void *ud, const struct http_response *r)
 	check_answer(ud, "answering an interaction", r);
 }
 
+/* An answer from the outbox being sent, and what is needed to send it after a look-up. */
+struct answer_ctx {
+	struct discord *dc;
+	int64_t id;
+	bool interaction; /* else a prefix command's reply */
+	char *what;       /* the interaction id, or the message replied to */
+	char *url, *queue, *body;
+};
+
+static void answer_ctx_free(struct answer_ctx *c)
+{
+	free(c->what);
+	free(c->url);
+	free(c->queue);
+	free(c->body);
+	free(c);
+}
+
+static struct answer_ctx *answer_ctx_new(struct discord *dc, int64_t id, bool interaction,
+					 const char *what)
+{
+	struct answer_ctx *c = xcalloc(1, sizeof(*c));
+	c->dc = dc;
+	c->id = id;
+	c->interaction = interaction;
+	c->what = xstrdup(what);
+	return c;
+}
+
+/* Sends or resends: the outcome is reported to the outbox. Worker thread. */
+static void answer_done(void *ud, const struct http_response *r)
+{
+	struct answer_ctx *c = ud;
+	enum answer_outcome o = ANSWER_RETRY;
+	if (r->status >= 200 && r->status < 300) {
+		o = ANSWER_SENT;
+	} else if (c->interaction && c->url && r->status == 404) {
+		/* A late answer's follow-up or edit: the interaction is gone. */
+		log_warn(TAG, "the answer to interaction %s can no longer be made (Discord no "
+			      "longer knows it: its token expired, or it was never acknowledged); "
+			      "dropped",
+			 c->what);
+		o = ANSWER_DROPPED;
+	} else if (c->url && r->status >= 400 && r->status < 500 && r->status != 401 &&
+		   r->status != 429) {
+		check_answer(c->dc, "sending an answer", r);
+		o = ANSWER_DROPPED; /* refused (no access to the channel any more ...) */
+	} else {
+		check_answer(c->dc, c->interaction ? "answering an interaction" : "replying", r);
+	}
+	door_answer_sent(c->dc->door, c->id, o);
+	answer_ctx_free(c);
+}
+
 /* ---- answers (dispatcher thread) ---- */
 
 static struct pending *take_pending(struct discord *dc, const char *id)
@@ -218,9 +280,15 @@ static void respond(struct dc_responder *r, cJSON *body)
 	cJSON_Delete(body);
 }
 
-/* Sends a finished message as the interaction's answer: the callback, or an edit if deferred. */
-static void answer(struct discord *dc, const char *id, cJSON *msg)
+/*
+ * Sends a finished message as the interaction's answer: the callback, or an
+ * edit if deferred. The outcome goes to the outbox as answer oid (0: none).
+ */
+static void answer(struct discord *dc, const char *id, cJSON *msg, int64_t oid)
 {
+	/* On the live path any failure is a retry: the late path decides what can still be done. */
+	void *ud = oid ? (void *)answer_ctx_new(dc, oid, true, id) : (void *)dc;
+	http_done_fn *done = oid ? answer_done : answered;
 	pthread_mutex_lock(&dc->lock);
 	struct pending *p = take_pending(dc, id);
 	char *app = dc->app_id_shared ? xstrdup(dc->app_id_shared) : NULL;
@@ -230,7 +298,7 @@ static void answer(struct discord *dc, const char *id, cJSON *msg)
 				      dc->cfg->discord_api_url, app ? app : "0", p->token);
 		char *queue = xasprintf("ix:%s", id);
 		cJSON_DeleteItemFromObject(msg, "flags"); /* fixed by the deferral */
-		post_json(dc, "PATCH", url, msg, queue, answered, dc);
+		post_json(dc, "PATCH", url, msg, queue, done, ud);
 		free(url);
 		free(queue);
 		msg = NULL;
@@ -240,6 +308,11 @@ static void answer(struct discord *dc, const char *id, cJSON *msg)
 		cJSON_AddItemToObject(body, "data", msg);
 		respond(&p->resp, body);
 		msg = NULL;
+		if (oid) {
+			/* In the HTTP response: handed over, the outcome is not ours to see. */
+			answer_ctx_free(ud);
+			door_answer_sent(dc->door, oid, ANSWER_SENT);
+		}
 	} else if (p) {
 		char *url = xasprintf("%s/interactions/%s/%s/callback", dc->cfg->discord_api_url,
 				      id, p->token);
@@ -247,7 +320,7 @@ static void answer(struct discord *dc, const char *id, cJSON *msg)
 		cJSON *body = cJSON_CreateObject();
 		cJSON_AddNumberToObject(body, "type", CB_MESSAGE);
 		cJSON_AddItemToObject(body, "data", msg);
-		post_json(dc, "POST", url, body, queue, answered, dc);
+		post_json(dc, "POST", url, body, queue, done, ud);
 		free(url);
 		free(queue);
 		msg = NULL;
@@ -255,9 +328,79 @@ static void answer(struct discord *dc, const char *id, cJSON *msg)
 	pthread_mutex_unlock(&dc->lock);
 	free(app);
 	cJSON_Delete(msg);
+	if (p) {
+		pending_free(p);
+	} else if (oid) {
+		answer_ctx_free(ud);
+		door_answer_sent(dc->door, oid, ANSWER_RETRY); /* the late path sends it */
+	}
+}
+
+/* True when interaction id came over HTTP (its answer goes in the response). */
+static bool over_http(struct discord *dc, const char *id)
+{
+	pthread_mutex_lock(&dc->lock);
+	bool http = false;
+	for (struct pending *p = dc->pending; p; p = p->next)
+		if (strcmp(p->id, id) == 0)
+			http = p->resp.send != NULL;
+	pthread_mutex_unlock(&dc->lock);
+	return http;
+}
+
+/* Forgets an interaction that gets no answer now (the outbox has it, or it was delivered). */
+static void forget_pending(struct discord *dc, const char *id)
+{
+	pthread_mutex_lock(&dc->lock);
+	struct pending *p = take_pending(dc, id);
+	pthread_mutex_unlock(&dc->lock);
 	if (p)
 		pending_free(p);
 }
+
+/* A prefix command's reply to message reply_to, with its nonce (a new object). */
+static cJSON *reply_message(const struct reply *r, const char *reply_to)
+{
+	cJSON *msg = dc_render_message(r, false);
+	cJSON *ref = cJSON_AddObjectToObject(msg, "message_reference");
+	cJSON_AddStringToObject(ref, "message_id", reply_to);
+	cJSON_AddFalseToObject(ref, "fail_if_not_exists");
+	cJSON_AddFalseToObject(cJSON_GetObjectItemCaseSensitive(msg, "allowed_mentions"),
+			       "replied_user");
+	/* With enforce_nonce, Discord answers a repeated nonce with the earlier message. */
+	char nonce[32];
+	snprintf(nonce, sizeof(nonce), "r%s", reply_to);
+	cJSON_AddStringToObject(msg, "nonce", nonce);
+	cJSON_AddTrueToObject(msg, "enforce_nonce");
+	return msg;
+}
+
+/*
+ * An answer's address in the outbox (a new string): an interaction's id, token
+ * and application, or a prefix command's channel and message (its reply's
+ * nonce is made from the message id, so every send of it carries the same one).
+ */
+static char *answer_address(const char *ix, const char *token, const char *app,
+			    const char *channel, const char *reply_to)
+{
+	cJSON *a = cJSON_CreateObject();
+	if (ix) {
+		cJSON_AddStringToObject(a, "interaction", ix);
+		cJSON_AddStringToObject(a, "token", token);
+		if (app && snowflake(app))
+			cJSON_AddStringToObject(a, "app", app);
+	} else {
+		cJSON_AddStringToObject(a, "channel", channel);
+		cJSON_AddStringToObject(a, "reply_to", reply_to);
+	}
+	char *text = cJSON_PrintUnformatted(a);
+	cJSON_Delete(a);
+	char *out = xstrdup(text);
+	cJSON_free(text);
+	return out;
+}
+
+
 
 /* Where a command's answer goes: an interaction, or a message to reply to. */
 struct command_ctx {
@@ -283,19 +426,32 @@ static void command_answered(void *arg, const struct door_answer *a)
 	pthread_mutex_lock(&dc->lock);
 	dc->commands++;
 	pthread_mutex_unlock(&dc->lock);
+	/*
+	 * Answered before: a replay whose answer is owed gets nothing (the outbox
+	 * sends that answer), nor a gateway replay whose answer was delivered; one
+	 * over HTTP needs an answer to its request, and is told it was handled.
+	 */
+	if (a->rc == COHORT_ERR_PENDING ||
+	    (a->rc == COHORT_ERR_DUPLICATE && !a->answer_id &&
+	     !(c->interaction && over_http(dc, c->interaction)))) {
+		if (c->interaction)
+			forget_pending(dc, c->interaction);
+		return;
+	}
 	if (c->interaction) {
-		answer(dc, c->interaction, dc_render_message(a->reply, true));
+		answer(dc, c->interaction, dc_render_message(a->reply, true), a->answer_id);
 	} else {
-		cJSON *msg = dc_render_message(a->reply, false);
-		cJSON *ref = cJSON_AddObjectToObject(msg, "message_reference");
-		cJSON_AddStringToObject(ref, "message_id", c->reply_to);
-		cJSON_AddFalseToObject(ref, "fail_if_not_exists");
-		cJSON_AddFalseToObject(cJSON_GetObjectItemCaseSensitive(msg, "allowed_mentions"),
-				       "replied_user");
+		cJSON *msg = reply_message(a->reply, c->reply_to);
 		char *url = xasprintf("%s/channels/%s/messages", dc->cfg->discord_api_url,
 				      c->reply_channel);
 		char *queue = xasprintf("channel:%s", c->reply_channel);
-		post_json(dc, "POST", url, msg, queue, answered, dc);
+		if (a->answer_id) {
+			struct answer_ctx *s = answer_ctx_new(dc, a->answer_id, false, c->reply_to);
+			s->url = xstrdup(url); /* a refusal is final */
+			post_json(dc, "POST", url, msg, queue, answer_done, s);
+		} else {
+			post_json(dc, "POST", url, msg, queue, answered, dc);
+		}
 		free(url);
 		free(queue);
 	}
@@ -372,7 +528,7 @@ static void answer_now(struct discord *dc, const char *id, const char *token,
 	p->next = dc->pending;
 	dc->pending = p;
 	pthread_mutex_unlock(&dc->lock);
-	answer(dc, id, dc_render_message(&r, true));
+	answer(dc, id, dc_render_message(&r, true), 0);
 	reply_release(&r);
 }
 
@@ -546,7 +702,10 @@ static int on_command(struct discord *dc, const cJSON *ix, const char *id, const
 	struct command_ctx *c = xcalloc(1, sizeof(*c));
 	c->dc = dc;
 	c->interaction = xstrdup(id);
+	char *address = answer_address(id, token, jstr(ix, "application_id"), NULL, NULL);
+	e.ev.answer_address = address;
 	door_submit(dc->door, &e.ev, &(struct answer_sink){command_answered, command_ctx_free, c});
+	free(address);
 	dc_ix_event_release(&e);
 	return COHORT_OK;
 }
@@ -652,7 +811,10 @@ static void on_message_create(struct discord *dc, const cJSON *m)
 	c->dc = dc;
 	c->reply_channel = xstrdup(channel);
 	c->reply_to = xstrdup(id);
+	char *address = answer_address(NULL, NULL, NULL, channel, id);
+	ev.answer_address = address;
 	door_submit(dc->door, &ev, &(struct answer_sink){command_answered, command_ctx_free, c});
+	free(address);
 	free(group);
 	free(member_id);
 	free(source);
@@ -1436,6 +1598,167 @@ static int dc_post(void *self, const char *group_id, const char *channel_id, con
 	return COHORT_ERR_PENDING;
 }
 
+/* ---- answers owed, sent late (the outbox's sender) ---- */
+
+/* True when a message (a GET answer) has something in it: not a deferral's placeholder. */
+static bool has_content(const cJSON *m)
+{
+	const char *content = jstr(m, "content");
+	return (content && *content) ||
+	       cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(m, "embeds")) > 0;
+}
+
+/*
+ * An interaction's @original, looked up before a late answer: with content,
+ * the answer got there (its outcome was lost); a deferral's empty
+ * placeholder is edited; none (404) gets a follow-up. Worker thread.
+ */
+static void original_looked_up(void *ud, const struct http_response *r)
+{
+	struct answer_ctx *c = ud;
+	struct discord *dc = c->dc;
+	cJSON *m = r->status == 200 ? cJSON_Parse(r->body) : NULL;
+	if (r->status == 200 && has_content(m)) {
+		log_info(TAG, "interaction %s was answered already (that answer's outcome was "
+			      "lost); not answering again", c->what);
+		door_answer_sent(dc->door, c->id, ANSWER_SENT);
+		answer_ctx_free(c);
+	} else if (r->status == 200 || r->status == 404) {
+		const char *method = r->status == 200 ? "PATCH" : "POST";
+		char *url = r->status == 200 ? xasprintf("%s/messages/@original", c->url)
+					     : xasprintf("%s?wait=true", c->url);
+		if (r->status == 200) {
+			/* The deferral fixed the flags: an edit may not change them. */
+			cJSON *body = cJSON_Parse(c->body);
+			cJSON_DeleteItemFromObject(body, "flags");
+			char *text = cJSON_PrintUnformatted(body);
+			free(c->body);
+			c->body = xstrdup(text);
+			cJSON_free(text);
+			cJSON_Delete(body);
+		}
+		log_info(TAG, "answering interaction %s late: %s", c->what,
+			 r->status == 200 ? "editing its deferred answer" : "a follow-up message");
+		struct http_request rq = {method, url, c->body, c->queue, 0, answer_done, c};
+		http_submit(dc->http, &rq);
+		free(url);
+	} else {
+		check_answer(dc, "looking up an interaction's answer", r);
+		door_answer_sent(dc->door, c->id, ANSWER_RETRY);
+		answer_ctx_free(c);
+	}
+	cJSON_Delete(m);
+}
+
+/* True when the bot's messages (a GET .../messages answer) hold a reply to message_id. */
+static bool has_reply(const char *body, const char *self_id, const char *message_id)
+{
+	cJSON *list = cJSON_Parse(body);
+	const cJSON *m;
+	bool found = false;
+	cJSON_ArrayForEach(m, list)
+	{
+		const cJSON *author = cJSON_GetObjectItemCaseSensitive(m, "author");
+		const char *id = jstr(author, "id");
+		bool mine = *self_id ? id && strcmp(id, self_id) == 0
+				     : cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(author, "bot"));
+		const char *to =
+			jstr(cJSON_GetObjectItemCaseSensitive(m, "message_reference"), "message_id");
+		found |= mine && to && strcmp(to, message_id) == 0;
+	}
+	cJSON_Delete(list);
+	return found;
+}
+
+/* A prefix reply's channel, looked up after the nonce stopped guarding it. Worker thread. */
+static void replies_looked_up(void *ud, const struct http_response *r)
+{
+	struct answer_ctx *c = ud;
+	struct discord *dc = c->dc;
+	pthread_mutex_lock(&dc->lock);
+	char self[32];
+	snprintf(self, sizeof(self), "%s", dc->self_id_shared ? dc->self_id_shared : "");
+	pthread_mutex_unlock(&dc->lock);
+	if (r->status == 200 && has_reply(r->body, self, c->what)) {
+		log_info(TAG, "the reply to message %s was posted already (its outcome was lost); "
+			      "not posting it again", c->what);
+		door_answer_sent(dc->door, c->id, ANSWER_SENT);
+		answer_ctx_free(c);
+		return;
+	}
+	if (r->status != 200)
+		log_warn(TAG, "cannot look for an earlier reply to message %s (status %ld); "
+			      "posting it (Discord's nonce guards only a few minutes)",
+			 c->what, r->status);
+	struct http_request rq = {"POST", c->url, c->body, c->queue, 0, answer_done, c};
+	http_submit(dc->http, &rq);
+}
+
+/* Delivers an answer owed (outbox_deliver_fn). Dispatcher thread. */
+static int dc_deliver(void *ud, int64_t id, const char *address, const struct reply *r,
+		      int64_t age_ms)
+{
+	struct discord *dc = ud;
+	cJSON *a = cJSON_Parse(address);
+	const char *ix = jstr(a, "interaction"), *token = jstr(a, "token");
+	const char *channel = jstr(a, "channel"), *reply_to = jstr(a, "reply_to");
+	int rc = COHORT_ERR_PENDING;
+	/* The interaction named its application; else the one READY or the session gave. */
+	const char *ix_app = jstr(a, "app");
+	pthread_mutex_lock(&dc->lock);
+	char *app = ix_app && snowflake(ix_app) ? xstrdup(ix_app)
+		    : dc->app_id_shared && snowflake(dc->app_id_shared) ? xstrdup(dc->app_id_shared)
+									   : NULL;
+	pthread_mutex_unlock(&dc->lock);
+	if (!(ix && token && url_token(token)) && !(snowflake(channel) && snowflake(reply_to))) {
+		log_error(TAG, "answer %lld has an address cohort cannot read; dropping it",
+			  (long long)id);
+		rc = COHORT_ERR_USAGE;
+	} else if (age_ms > DC_ANSWER_MAX_AGE_MS) {
+		log_warn(TAG, "the answer to %s %s is %lld min old: Discord takes an answer for 15 "
+			      "minutes, so it is dropped, not sent late",
+			 ix ? "interaction" : "message", ix ? ix : reply_to,
+			 (long long)(age_ms / 60000));
+		rc = COHORT_ERR_USAGE;
+	} else if (ix && !app) {
+		rc = COHORT_ERR_NETWORK; /* the application id comes with READY: a later sweep */
+	} else if (ix) {
+		struct answer_ctx *c = answer_ctx_new(dc, id, true, ix);
+		c->url = xasprintf("%s/webhooks/%s/%s", dc->cfg->discord_api_url, app, token);
+		c->queue = xasprintf("ix:%s", ix);
+		cJSON *msg = dc_render_message(r, true);
+		char *text = cJSON_PrintUnformatted(msg);
+		c->body = xstrdup(text);
+		cJSON_free(text);
+		cJSON_Delete(msg);
+		char *url = xasprintf("%s/messages/@original", c->url);
+		struct http_request rq = {"GET", url, NULL, c->queue, 0, original_looked_up, c};
+		http_submit(dc->http, &rq);
+		free(url);
+	} else {
+		struct answer_ctx *c = answer_ctx_new(dc, id, false, reply_to);
+		c->url = xasprintf("%s/channels/%s/messages", dc->cfg->discord_api_url, channel);
+		c->queue = xasprintf("channel:%s", channel);
+		cJSON *msg = reply_message(r, reply_to);
+		char *text = cJSON_PrintUnformatted(msg);
+		c->body = xstrdup(text);
+		cJSON_free(text);
+		cJSON_Delete(msg);
+		if (age_ms < DC_NONCE_WINDOW_MS) {
+			struct http_request rq = {"POST", c->url, c->body, c->queue, 0, answer_done, c};
+			http_submit(dc->http, &rq);
+		} else {
+			char *url = xasprintf("%s?limit=%d", c->url, DC_LOOKBACK);
+			struct http_request rq = {"GET", url, NULL, c->queue, 0, replies_looked_up, c};
+			http_submit(dc->http, &rq);
+			free(url);
+		}
+	}
+	free(app);
+	cJSON_Delete(a);
+	return rc;
+}
+
 static void dc_status(void *self, struct adapter_status *out)
 {
 	struct discord *dc = self;
@@ -1590,6 +1913,7 @@ int discord_new(const struct config *cfg, struct door *door, struct adapter *out
 		}
 		break;
 	}
+	door_add_sender(door, "discord", dc_deliver, dc);
 	*out = (struct adapter){&discord_ops, dc};
 	return COHORT_OK;
 }

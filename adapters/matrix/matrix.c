@@ -233,6 +233,53 @@ static void sent(void *ud, const struct http_response *r)
 	check_answer(ud, "sending a message", r);
 }
 
+/*
+ * How long an answer owed may wait before it is dropped instead of sent:
+ * a homeserver keeps transaction ids (what stops a resend from posting
+ * twice) for a limited time (Synapse: about 30 minutes), and an answer much
+ * later than the question only confuses.
+ */
+#define MX_ANSWER_MAX_AGE_MS (20 * 60 * 1000)
+
+/* An answer from the outbox being sent. */
+struct answer_ctx {
+	struct matrix *mx;
+	int64_t id;
+};
+
+/* What a send's HTTP outcome means for the answer: sent, worth another try, or never. */
+static enum answer_outcome answer_outcome(const struct http_response *r)
+{
+	if (r->status >= 200 && r->status < 300)
+		return ANSWER_SENT;
+	if (r->status == 0 || r->status == 401 || r->status == 429 || r->status >= 500)
+		return ANSWER_RETRY;
+	return ANSWER_DROPPED; /* the homeserver refuses it (403: not in the room, 413 ...) */
+}
+
+static void answer_sent(void *ud, const struct http_response *r)
+{
+	struct answer_ctx *c = ud;
+	check_answer(c->mx, "sending an answer", r);
+	door_answer_sent(c->mx->door, c->id, answer_outcome(r));
+	free(c);
+}
+
+/* An answer's address in the outbox: {"room", "reply_to", "txn"} (a new string). */
+static char *answer_address(const char *room, const char *reply_to, const char *txn)
+{
+	cJSON *a = cJSON_CreateObject();
+	cJSON_AddStringToObject(a, "room", room);
+	if (reply_to)
+		cJSON_AddStringToObject(a, "reply_to", reply_to);
+	cJSON_AddStringToObject(a, "txn", txn);
+	char *text = cJSON_PrintUnformatted(a);
+	cJSON_Delete(a);
+	char *out = xstrdup(text);
+	cJSON_free(text);
+	return out;
+}
+
 struct post_ctx {
 	struct matrix *mx;
 	char key[20];
@@ -375,10 +422,13 @@ static int send_notice(struct matrix *mx, const char *room, const struct reply *
 	return COHORT_OK;
 }
 
-/* A transaction id unique to this message: the process start and a counter. */
+/* A transaction id unique to this message: the process start and a counter. Any thread. */
 static void next_txn(struct matrix *mx, char *buf, size_t n)
 {
-	snprintf(buf, n, "cohort.%lld.%lu", (long long)mx->txn_base, ++mx->txn_next);
+	pthread_mutex_lock(&mx->lock);
+	unsigned long k = ++mx->txn_next;
+	pthread_mutex_unlock(&mx->lock);
+	snprintf(buf, n, "cohort.%lld.%lu", (long long)mx->txn_base, k);
 }
 
 static void set_status(struct matrix *mx, const char *status)
@@ -431,6 +481,7 @@ static void batch_job_free(void *arg)
 struct command_ctx {
 	struct matrix *mx;
 	char *room, *event_id;
+	char txn[64]; /* chosen when the event was submitted: kept with the answer */
 };
 
 static void command_ctx_free(void *arg)
@@ -450,11 +501,17 @@ static void command_answered(void *arg, const struct door_answer *a)
 	mx->commands++;
 	mx->last_event = clock_real_ms();
 	pthread_mutex_unlock(&mx->lock);
-	/* A replayed event was answered when it first came (before a restart). */
-	if (a->rc != COHORT_ERR_DUPLICATE) {
-		char txn[64];
-		next_txn(mx, txn, sizeof(txn));
-		send_notice(mx, c->room, a->reply, c->event_id, txn, sent, mx);
+	/*
+	 * A replayed event was answered when it first came (before a restart), or
+	 * its answer is owed and the outbox sends it.
+	 */
+	if (a->rc != COHORT_ERR_DUPLICATE && a->rc != COHORT_ERR_PENDING) {
+		struct answer_ctx *s = xmalloc(sizeof(*s));
+		*s = (struct answer_ctx){mx, a->answer_id};
+		if (send_notice(mx, c->room, a->reply, c->event_id, c->txn, answer_sent, s)) {
+			free(s);
+			door_answer_sent(mx->door, a->answer_id, ANSWER_RETRY);
+		}
 	}
 }
 
@@ -519,10 +576,15 @@ static void submit_batch(struct matrix *mx, struct batch_job *j)
 			.source_id = source,
 			.kind = EVENT_COMMAND,
 		};
-		struct command_ctx *c = xmalloc(sizeof(*c));
-		*c = (struct command_ctx){mx, xstrdup(it->room), xstrdup(it->event_id)};
+		struct command_ctx *c = xcalloc(1, sizeof(*c));
+		*c = (struct command_ctx){mx, xstrdup(it->room), xstrdup(it->event_id), ""};
+		/* The transaction id is chosen now and kept with the answer: a resend reuses it. */
+		next_txn(mx, c->txn, sizeof(c->txn));
+		char *address = answer_address(it->room, it->event_id, c->txn);
+		ev.answer_address = address;
 		door_submit(mx->door, &ev,
 			    &(struct answer_sink){command_answered, command_ctx_free, c});
+		free(address);
 		free(group);
 		free(member);
 		free(source);
@@ -1589,6 +1651,36 @@ static void mx_free(void *self)
 	free(mx);
 }
 
+/* Delivers an answer owed (outbox_deliver_fn): with the transaction id chosen when it was written. */
+static int mx_deliver(void *ud, int64_t id, const char *address, const struct reply *r,
+		      int64_t age_ms)
+{
+	struct matrix *mx = ud;
+	cJSON *a = cJSON_Parse(address);
+	const char *room = jstr(a, "room"), *reply_to = jstr(a, "reply_to"), *txn = jstr(a, "txn");
+	int rc = COHORT_ERR_PENDING;
+	if (!room || !txn) {
+		log_error(TAG, "answer %lld has no room or transaction id; dropping it",
+			  (long long)id);
+		rc = COHORT_ERR_USAGE;
+	} else if (age_ms > MX_ANSWER_MAX_AGE_MS) {
+		log_warn(TAG, "the answer to %s in %s is %lld min old (the limit is %d): dropped, "
+			      "not sent late",
+			 reply_to ? reply_to : "a command", room, (long long)(age_ms / 60000),
+			 MX_ANSWER_MAX_AGE_MS / 60000);
+		rc = COHORT_ERR_USAGE;
+	} else {
+		struct answer_ctx *c = xmalloc(sizeof(*c));
+		*c = (struct answer_ctx){mx, id};
+		if (send_notice(mx, room, r, reply_to, txn, answer_sent, c)) {
+			free(c);
+			rc = COHORT_ERR_NETWORK; /* no client yet: a later sweep */
+		}
+	}
+	cJSON_Delete(a);
+	return rc;
+}
+
 static const struct adapter_ops matrix_ops = {
 	"matrix", mx_start, mx_stop, mx_join, mx_post, mx_status, mx_free,
 };
@@ -1650,6 +1742,7 @@ int matrix_new(const struct config *cfg, struct door *door, struct adapter *out)
 		mx->since = value;
 	else
 		free(value);
+	door_add_sender(door, "matrix", mx_deliver, mx);
 	*out = (struct adapter){&matrix_ops, mx};
 	return COHORT_OK;
 }

@@ -64,6 +64,8 @@ class FakeDiscord(FakeServer):
         self.slow_post_s = 0.0        # by this many seconds
         self.arrived = []             # (channel, nonce) of each message post, as it arrives
         self.guilds = []              # the servers the bot is in (GET /users/@me/guilds)
+        self.originals = {}           # interaction token -> its answer (callback, edits)
+        self.followups = {}           # interaction token -> follow-up messages, oldest first
 
     def routes(self, app):
         app.router.add_get("/gateway", self._ws)
@@ -381,11 +383,44 @@ class FakeDiscord(FakeServer):
             limit = int(request.query.get("limit", "200"))
             ids = sorted(int(g) for g in self.guilds if int(g) > after)[:limit]
             return web.json_response([{"id": str(g), "name": f"server {g}"} for g in ids])
-        if request.method == "POST" and re.fullmatch(r"/interactions/\d+/[^/]+/callback", path):
+        m = re.fullmatch(r"/interactions/\d+/([^/]+)/callback", path)
+        if request.method == "POST" and m:
+            body = await request.json()
+            with self.cond:
+                if m.group(1) in self.originals:
+                    return web.json_response({"message": "Interaction has already been "
+                                              "acknowledged.", "code": 40060}, status=400)
+                if body.get("type") == 4:
+                    self.originals[m.group(1)] = dict(body.get("data") or {},
+                                                      id=str(next(self._ids)))
+                elif body.get("type") == 5:  # the "thinking" placeholder
+                    self.originals[m.group(1)] = {"id": str(next(self._ids)), "content": "",
+                                                  "embeds": [], "flags": 128}
             return web.Response(status=204)
-        if request.method == "PATCH" and re.fullmatch(
-                r"/webhooks/\d+/[^/]+/messages/@original", path):
-            return web.json_response({"id": str(next(self._ids))})
+        m = re.fullmatch(r"/webhooks/\d+/([^/]+)/messages/@original", path)
+        if request.method == "PATCH" and m:
+            body = await request.json()
+            with self.cond:
+                orig = self.originals.setdefault(m.group(1), {"id": str(next(self._ids))})
+                orig.update(body)
+                orig["flags"] = orig.get("flags", 0) & ~128
+                return web.json_response(dict(orig))
+        if request.method == "GET" and m:
+            with self.cond:
+                orig = self.originals.get(m.group(1))
+            if orig is None:
+                return web.json_response({"message": "Unknown Message", "code": 10008},
+                                         status=404)
+            return web.json_response(orig)
+        m = re.fullmatch(r"/webhooks/\d+/([^/]+)", path)
+        if request.method == "POST" and m:
+            body = await request.json()
+            mid = str(next(self._ids))
+            with self.cond:
+                self.followups.setdefault(m.group(1), []).append(dict(body, id=mid))
+            if request.query.get("wait") == "true":
+                return web.json_response(dict(body, id=mid))
+            return web.Response(status=204)
         m = re.fullmatch(r"/channels/(\d+)/messages", path)
         if request.method == "GET" and m:
             limit = int(request.query.get("limit", "50"))
