@@ -151,6 +151,9 @@ fuzz: $(FUZZ_TARGETS:%=build/fuzz/fuzz_%)
 # Soak: SOAK_SECONDS of chaos against the fake Discord with the plain build (memory must
 # stay flat), then again with AddressSanitizer + UBSan (a clean exit: no leaks).
 SOAK_SECONDS ?= 60
+# Then SOAK_KILL_SECONDS of kill -9 every 0.7-2.5 s during a burst on Discord and Matrix at
+# once: 0 lost and 0 doubled answers (tests/integration/soak_crash.py).
+SOAK_KILL_SECONDS ?= 30
 soak: deps
 	@$(MAKE) --no-print-directory build/cohort
 	@$(MAKE) --no-print-directory SANITIZE=address,undefined build/sanitize/cohort
@@ -158,6 +161,8 @@ soak: deps
 		$(PYTHON) -m pytest -q -s tests/integration/soak_discord.py
 	SOAK_SECONDS=$(SOAK_SECONDS) SOAK_SANITIZED=1 COHORT_BIN=$(abspath build/sanitize/cohort) \
 		ASAN_OPTIONS=detect_leaks=1 $(PYTHON) -m pytest -q -s tests/integration/soak_discord.py
+	SOAK_KILL_SECONDS=$(SOAK_KILL_SECONDS) COHORT_BIN=$(abspath build/cohort) \
+		$(PYTHON) -m pytest -q -s tests/integration/soak_crash.py
 
 # Benchmarks against the budgets of DESIGN section 9 (a measurement, not a test).
 $(BUILD)/bench/%: bench/%.c $(CORE_OBJ)
