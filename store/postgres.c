@@ -485,7 +485,7 @@ static const char *const sql[S_COUNT] = {
 			    "WHERE group_id = $1 AND bucket >= $2 ORDER BY bucket",
 	[S_ACTIVITY_BEFORE] = "SELECT COALESCE(SUM(net), 0) FROM group_activity "
 			      "WHERE group_id = $1 AND bucket < $2",
-	[S_OUTBOX_ANSWERED] = "SELECT 1 FROM outbox WHERE source_id = $1",
+	[S_OUTBOX_ANSWERED] = "SELECT done_at IS NOT NULL FROM outbox WHERE source_id = $1",
 	[S_OUTBOX_PUT] = "INSERT INTO outbox (platform, source_id, address, body, created_at, "
 			 "holder, lease_until) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
 	/* SKIP LOCKED: a row another process is claiming this moment is left to it. */

@@ -1725,8 +1725,12 @@ int store_outbox_begin(struct store *st)
 int store_outbox_end(struct store *st, bool keep)
 {
 	st->batch = st->outer = false;
-	if (keep)
-		return run(st, prep(st, S_COMMIT), "commit a command and its answer");
+	if (keep) {
+		double t0 = metrics_clock();
+		int rc = run(st, prep(st, S_COMMIT), "commit a command and its answer");
+		metrics_observe(METRIC_STORE_COMMIT, "", metrics_clock() - t0);
+		return rc;
+	}
 	if (st->be->in_transaction(st->db))
 		run(st, prep(st, S_ROLLBACK), "roll back a command");
 	return COHORT_OK;
@@ -1737,9 +1741,10 @@ int store_outbox_answered(struct store *st, const char *source_id)
 	struct bk_stmt *s = prep(st, S_OUTBOX_ANSWERED);
 	bind_text(s, 1, source_id);
 	int rc = bk_step(s);
+	bool done = rc == BK_ROW && bk_col_int(s, 0);
 	bk_reset(s);
 	if (rc == BK_ROW)
-		return COHORT_OK;
+		return done ? COHORT_OK : COHORT_ERR_PENDING;
 	return rc == BK_DONE ? COHORT_ERR_NOT_FOUND : db_fail(st, "looking up an answer");
 }
 

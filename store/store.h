@@ -634,7 +634,10 @@ struct store_answer {
  */
 int store_outbox_begin(struct store *st);
 int store_outbox_end(struct store *st, bool keep);
-/* COHORT_OK when an answer to source_id was put already, else COHORT_ERR_NOT_FOUND. */
+/*
+ * Whether source_id has an answer: COHORT_OK (done: delivered or dropped),
+ * COHORT_ERR_PENDING (still owed), COHORT_ERR_NOT_FOUND (none) or COHORT_ERR_STORE.
+ */
 int store_outbox_answered(struct store *st, const char *source_id);
 /*
  * Puts an answer held by holder until lease_until; *id receives its id.
