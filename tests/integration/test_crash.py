@@ -256,6 +256,9 @@ def test_discord_answers_owed_at_a_kill_are_followed_up_once(dc, bots, cohort):
     while count(cohort.db, "SELECT COUNT(*) FROM events") < 4:  # /progress changes nothing
         assert time.monotonic() < deadline, "the commands were not all recorded"
         time.sleep(0.05)
+    while count(cohort.db, "SELECT COUNT(*) FROM outbox") < 5:  # its answer too
+        assert time.monotonic() < deadline, "the answers were not all kept"
+        time.sleep(0.05)
     bot.kill()
     clear_faults(dc)
     bots(cohort, discord_toml(dc))
@@ -369,6 +372,9 @@ def test_on_postgresql_the_survivor_delivers_the_dead_process_outbox(bots, tmp_p
         deadline = time.monotonic() + 15
         while pg_count(url, "SELECT COUNT(*) FROM events") < 4:
             assert time.monotonic() < deadline, "the commands were not all recorded"
+            time.sleep(0.1)
+        while pg_count(url, "SELECT COUNT(*) FROM outbox") < 5:  # /progress's answer too
+            assert time.monotonic() < deadline, "the answers were not all kept"
             time.sleep(0.1)
         killed_at = time.monotonic()
         procs[0].kill()
