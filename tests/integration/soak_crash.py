@@ -114,6 +114,7 @@ access_token = "{MATRIX_TOKEN}"
             return {e: answers.get(e, 0) for e in mx_sent}
 
         def recorded():
+            # The outbox straight from the SQLite file: no export carries it.
             con = sqlite3.connect(cohort.db, timeout=10)
             try:
                 return {r[0] for r in con.execute(

@@ -81,6 +81,9 @@ def bots():
 
 
 def count(db, sql):
+    """A count read from the SQLite file directly, while cohort runs and between kills: the
+    outbox is adapter-side state that no export carries, and the kill must land between
+    a commit and its answer, which only a look at the live file can time."""
     con = sqlite3.connect(db, timeout=10)
     try:
         return con.execute(sql).fetchone()[0]
