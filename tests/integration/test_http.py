@@ -543,3 +543,35 @@ def test_an_unknown_token_is_a_404_as_slow_as_a_revoked_or_nearly_right_one(coho
         conn.close()
     finally:
         w.stop()
+
+
+def test_healthz_is_503_while_one_shard_of_two_is_down(web):
+    from fake_discord import TOKEN, FakeDiscord
+    fake = FakeDiscord(heartbeat_interval=1000, shards=2, max_concurrency=2)
+    fake.start()
+    try:
+        w = web(f"""
+[discord]
+enabled = true
+token = "{TOKEN}"
+api_url = "{fake.api_url}"
+""")
+        fake.wait_for(lambda: all(fake.shard_connection(i) is not None for i in (0, 1)), 20,
+                      "both shards")
+        body = wait_health(w, 200)
+        assert body["platforms"][0]["shards"] == [{"id": 0, "state": "connected"},
+                                                  {"id": 1, "state": "connected"}], body
+        # Shard 1 drops and its gateway answers no more: 503, naming the shard.
+        fake.hold_hello = True
+        fake.close(4000, fake.shard_connection(1))
+        body = wait_health(w, 503)
+        shards = body["platforms"][0]["shards"]
+        assert shards[0] == {"id": 0, "state": "connected"}, body
+        assert shards[1]["id"] == 1 and shards[1]["state"] != "connected", body
+        text = get(w.url("/metrics"))[2].decode()
+        assert metric(text, 'cohort_platform_connected{platform="discord",shard="0"}') == 1
+        assert metric(text, 'cohort_platform_connected{platform="discord",shard="1"}') == 0
+        assert promtool(text)[0] == 0
+        w.stop()   # before the fake, which holds a connection open until cohort closes it
+    finally:
+        fake.stop()
