@@ -71,6 +71,10 @@ struct http_client {
 	struct queue **queues;
 	size_t nqueues, capqueues;
 	int64_t global_until;
+	struct http_budget budget; /* reserve NULL: none */
+	int tokens;                /* of the budget, usable until tokens_until */
+	int64_t tokens_until, budget_retry_at;
+	bool asking;               /* a reserve() waits for its answer */
 	size_t active;
 	CURL *spare[HTTP_SPARE_HANDLES]; /* finished handles, kept for their buffers */
 	size_t nspare;
@@ -282,6 +286,78 @@ struct http_client *http_new(const char *tag, const char *const *headers, size_t
 }
 
 static void accept_xfer(void *ctx, void *arg);
+
+static void set_budget(void *ctx, void *arg)
+{
+	struct http_client *c = ctx;
+	c->budget = *(struct http_budget *)arg;
+	free(arg);
+}
+
+void http_set_budget(struct http_client *c, const struct http_budget *b)
+{
+	struct http_budget *copy = xmalloc(sizeof(*copy));
+	*copy = *b;
+	mailbox_post(c->inbox, set_budget, NULL, copy);
+}
+
+struct budget_answer {
+	struct http_client *c;
+	int granted;
+	int64_t valid_ms;
+};
+
+static void on_budget(void *ctx, void *arg)
+{
+	struct http_client *c = ctx;
+	struct budget_answer *a = arg;
+	int64_t now = clock_real_ms();
+	c->asking = false;
+	if (a->valid_ms < 0) {
+		c->budget.reserve = NULL; /* gone (shutting down): go on without it */
+	} else if (a->granted > 0) {
+		c->tokens = a->granted;
+		/* A margin, so that none is used after the database's second ended. */
+		c->tokens_until = now + a->valid_ms - 20;
+	} else {
+		c->budget_retry_at = now + a->valid_ms;
+	}
+	free(a);
+}
+
+/* From any thread: hands reserve()'s answer to the worker. */
+static void budget_answered(void *ctx, int granted, int64_t valid_ms)
+{
+	struct http_client *c = ctx;
+	struct budget_answer *a = xmalloc(sizeof(*a));
+	*a = (struct budget_answer){c, granted, valid_ms};
+	mailbox_post(c->inbox, on_budget, NULL, a);
+}
+
+/*
+ * Whether x may start now as far as the shared budget goes (taking a token);
+ * when not, a reserve() is under way or *wait says when to look again.
+ */
+static bool budget_allows(struct http_client *c, const struct xfer *x, int64_t now, long *wait)
+{
+	if (!c->budget.reserve || !c->budget.counts(c->budget.ud, x->rq.method, x->rq.url))
+		return true;
+	if (c->tokens > 0 && now < c->tokens_until) {
+		c->tokens--;
+		return true;
+	}
+	c->tokens = 0;
+	if (c->asking)
+		return false; /* its answer wakes the worker */
+	if (now < c->budget_retry_at) {
+		if (c->budget_retry_at - now < *wait)
+			*wait = (long)(c->budget_retry_at - now);
+		return false;
+	}
+	c->asking = true;
+	c->budget.reserve(c->budget.ud, HTTP_BUDGET_CHUNK, budget_answered, c);
+	return false;
+}
 
 void http_submit(struct http_client *c, const struct http_request *rq)
 {
@@ -604,10 +680,12 @@ static void *worker(void *arg)
 				ready = c->global_until;
 			if (q->head->not_before > ready)
 				ready = q->head->not_before;
-			if (ready <= now)
+			if (ready > now) {
+				if (ready - now < wait)
+					wait = (long)(ready - now);
+			} else if (budget_allows(c, q->head, now, &wait)) {
 				start(c, q);
-			else if (ready - now < wait)
-				wait = (long)(ready - now);
+			}
 		}
 		queues_prune(c, now);
 		if (!pending && !c->active) {

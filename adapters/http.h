@@ -72,6 +72,27 @@ struct http_client *http_new(const char *tag, const char *const *headers, size_t
  */
 void http_free(struct http_client *c, long grace_ms);
 
+/*
+ * A request budget shared with other processes (Discord's global limit: 50
+ * requests per second per bot, whichever process sends them). A request for
+ * which counts() is true starts only with a token; the worker gets tokens
+ * from reserve(ud, n, answer, ctx), which must not block: answer(ctx,
+ * granted, valid_ms) comes once, later, from any thread: granted tokens
+ * usable for valid_ms, or none (0) until valid_ms from now; valid_ms < 0:
+ * never (the budget is gone: requests go on without it). Every attempt of a
+ * request (a retry too) takes a token.
+ */
+struct http_budget {
+	bool (*counts)(void *ud, const char *method, const char *url);
+	void (*reserve)(void *ud, int n, void (*answer)(void *ctx, int granted, int64_t valid_ms),
+			void *ctx);
+	void *ud;
+};
+/* Tokens are asked for this many at a time. */
+#define HTTP_BUDGET_CHUNK 5
+/* Sets c's budget (copied), before its first request. */
+void http_set_budget(struct http_client *c, const struct http_budget *b);
+
 /* Queues a request (copied). Never blocks on the network. */
 void http_submit(struct http_client *c, const struct http_request *rq);
 

@@ -35,9 +35,21 @@ struct keeper {
 	pthread_mutex_t lock;
 	pthread_cond_t answered;
 	bool stop;          /* under lock */
+	bool closed;        /* under lock: keeper_close() ran; nothing more is posted */
 	struct kept *v;     /* under lock; changed only on the keeper thread */
 	size_t n, cap;
 };
+
+/* Posts to the keeper's thread unless it is closed: false then (the caller answers itself). */
+static bool post(struct keeper *k, mail_fn *fn, mail_drop_fn *drop, void *arg)
+{
+	pthread_mutex_lock(&k->lock);
+	bool open = !k->closed;
+	if (open)
+		mailbox_post(k->mb, fn, drop, arg);
+	pthread_mutex_unlock(&k->lock);
+	return open;
+}
 
 static void wake(void *ud)
 {
@@ -140,17 +152,30 @@ int keeper_new(const char *target, bool sync_full, keeper_lost_fn *lost, void *u
 	return COHORT_OK;
 }
 
+void keeper_close(struct keeper *k)
+{
+	if (!k)
+		return;
+	pthread_mutex_lock(&k->lock);
+	bool was = k->closed;
+	k->closed = true;
+	k->stop = true;
+	pthread_mutex_unlock(&k->lock);
+	if (was)
+		return;
+	if (k->started) {
+		wake(k);
+		pthread_join(k->thread, NULL);
+		k->started = false;
+	}
+	mailbox_drop_all(k->mb); /* whoever waits gets "never" now, while it still exists */
+}
+
 void keeper_free(struct keeper *k)
 {
 	if (!k)
 		return;
-	if (k->started) {
-		pthread_mutex_lock(&k->lock);
-		k->stop = true;
-		pthread_mutex_unlock(&k->lock);
-		wake(k);
-		pthread_join(k->thread, NULL);
-	}
+	keeper_close(k);
 	mailbox_free(k->mb);
 	store_free(k->st);
 	if (k->wake[0] >= 0) {
@@ -250,7 +275,8 @@ static void drop_request(void *arg)
 static int ask(struct keeper *k, struct request *r)
 {
 	r->k = k;
-	mailbox_post(k->mb, run_request, drop_request, r);
+	if (!post(k, run_request, drop_request, r))
+		return COHORT_ERR_STORE; /* closed */
 	pthread_mutex_lock(&k->lock);
 	while (!r->done)
 		pthread_cond_wait(&k->answered, &k->lock);
@@ -314,6 +340,7 @@ static void run_slot(void *ctx, void *arg)
 static void drop_slot(void *arg)
 {
 	struct slot *s = arg;
+	s->done(s->ud, false, -1); /* never: the keeper is going away */
 	free(s->name);
 	free(s);
 }
@@ -323,5 +350,46 @@ void keeper_slot(struct keeper *k, const char *name, int64_t period_ms,
 {
 	struct slot *s = xmalloc(sizeof(*s));
 	*s = (struct slot){xstrdup(name), period_ms, done, ud};
-	mailbox_post(k->mb, run_slot, drop_slot, s);
+	if (!post(k, run_slot, drop_slot, s))
+		drop_slot(s);
+}
+
+struct rate {
+	char *name;
+	int limit, want;
+	void (*done)(void *ud, int granted, int64_t valid_ms);
+	void *ud;
+};
+
+static void run_rate(void *ctx, void *arg)
+{
+	struct keeper *k = ctx;
+	struct rate *r = arg;
+	int64_t ms = 0;
+	int rc = store_rate_take(k->st, r->name, r->limit, r->want, &ms);
+	if (rc == COHORT_OK)
+		r->done(r->ud, r->want, ms);
+	else if (rc == COHORT_ERR_DENIED)
+		r->done(r->ud, 0, ms);
+	else
+		r->done(r->ud, 0, RETRY_MS); /* the database did not answer: wait, then ask again */
+	free(r->name);
+	free(r);
+}
+
+static void drop_rate(void *arg)
+{
+	struct rate *r = arg;
+	r->done(r->ud, 0, -1);
+	free(r->name);
+	free(r);
+}
+
+void keeper_rate(struct keeper *k, const char *name, int limit, int want,
+		 void (*done)(void *ud, int granted, int64_t valid_ms), void *ud)
+{
+	struct rate *r = xmalloc(sizeof(*r));
+	*r = (struct rate){xstrdup(name), limit, want, done, ud};
+	if (!post(k, run_rate, drop_rate, r))
+		drop_rate(r);
 }

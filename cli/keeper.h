@@ -35,7 +35,14 @@ typedef void keeper_lost_fn(void *ud, const char *name, const struct store_lease
  */
 int keeper_new(const char *target, bool sync_full, keeper_lost_fn *lost, void *ud,
 	       struct keeper **out, char *err);
-/* Releases every lease still kept, stops the thread, closes the connection. */
+/*
+ * Releases every lease still kept and stops the thread; what waits for an
+ * answer gets "never" (or COHORT_ERR_STORE) now, and so does every later
+ * call, at once. Call it while those who asked still exist (before the
+ * adapters are freed); keeper_free() after them.
+ */
+void keeper_close(struct keeper *k);
+/* keeper_close() if not done, then frees k and closes the connection. */
 void keeper_free(struct keeper *k);
 
 /* This process's holder identity (store_lease_holder()). */
@@ -61,9 +68,20 @@ bool keeper_holds(struct keeper *k, const char *name);
  * Without blocking: asks for a slot that may be used once per period_ms by
  * any process (store_lease_take without renew). done(ud, got, retry_ms) is
  * called later on the keeper's thread: got true, or false with the ms after
- * which the slot is free again. The slot is not kept (it lapses by itself).
+ * which the slot is free again (-1: never, the keeper is being freed). The
+ * slot is not kept (it lapses by itself).
  */
 void keeper_slot(struct keeper *k, const char *name, int64_t period_ms,
 		 void (*done)(void *ud, bool got, int64_t retry_ms), void *ud);
+
+/*
+ * Without blocking: asks for want of the limit requests of the database's
+ * current second that name allows (store_rate_take()). done(ud, granted,
+ * valid_ms) comes later on the keeper's thread, or at once when it is
+ * closed: want tokens usable for valid_ms, or 0 with the ms until the next
+ * second (valid_ms < 0: never, the keeper is closed).
+ */
+void keeper_rate(struct keeper *k, const char *name, int limit, int want,
+		 void (*done)(void *ud, int granted, int64_t valid_ms), void *ud);
 
 #endif

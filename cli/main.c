@@ -1,6 +1,7 @@
 /* The cohort command line: wires the config, roadmap, store and adapters together. */
 #include "adapters/console.h"
 #include "adapters/discord/discord.h"
+#include "adapters/discord/gateway.h"
 #include "adapters/discord/interactions.h"
 #include "adapters/matrix/matrix.h"
 #include "adapters/web/pages.h"
@@ -586,6 +587,22 @@ static int claim_shard(struct keeper *k, int id)
 	return EXIT_OK;
 }
 
+/* IDENTIFY slots across processes (struct gw_identify_gate), through the keeper. */
+static void identify_gate(void *ud, int bucket, int64_t period_ms,
+			  void (*answer)(void *ctx, bool got, int64_t retry_ms), void *ctx)
+{
+	char name[48];
+	snprintf(name, sizeof(name), "discord:identify:%d", bucket);
+	keeper_slot(ud, name, period_ms, answer, ctx);
+}
+
+/* Discord's global REST limit shared by the processes, through the keeper. */
+static void rest_rate(void *ud, const char *name, int limit, int want,
+		      void (*answer)(void *ctx, int granted, int64_t valid_ms), void *ctx)
+{
+	keeper_rate(ud, name, limit, want, answer, ctx);
+}
+
 /* The Matrix sync lease (struct mx_sync_lease), through the keeper. */
 static bool may_sync(void *ud, const char *user_id, bool resume, char **since, char *who,
 		     size_t n, int64_t *retry_ms)
@@ -765,9 +782,17 @@ static int cmd_run(struct app *app, const struct cli *cli)
 			rc = claim_shard(keeper, ids[i]);
 		free(ids);
 	}
-	for (size_t i = 0; !rc && i < p.n; i++)
+	/* On SQLite (one process) IDENTIFY pacing and REST limits stay the process's own. */
+	bool shared = strncmp(config_store(&app->cfg), "postgres", 8) == 0;
+	for (size_t i = 0; !rc && i < p.n; i++) {
 		if (strcmp(p.v[i].ops->name, "matrix") == 0)
 			matrix_set_sync_lease(&p.v[i], &(struct mx_sync_lease){may_sync, keeper});
+		if (strcmp(p.v[i].ops->name, "discord") == 0 && shared) {
+			discord_set_identify_gate(
+				&p.v[i], &(struct gw_identify_gate){identify_gate, keeper});
+			discord_share_rest_limit(&p.v[i], rest_rate, keeper);
+		}
+	}
 	size_t started = 0;
 	if (stop_requested)
 		log_info("main", "stopping (signal) before connecting to any platform");
@@ -803,9 +828,12 @@ static int cmd_run(struct app *app, const struct cli *cli)
 	ix_free(ix);
 	if (started)
 		write_status(&r, true);
+	/* Releases the claims (a successor need not wait) and answers what waits for the
+	 * keeper (an IDENTIFY slot, REST tokens) while the askers still exist. */
+	keeper_close(keeper);
 	platforms_release(&p);
+	keeper_free(keeper);
 	dispatch_drain(d); /* the outcomes the adapters reported while finishing */
-	keeper_free(keeper); /* releases the claims: a successor need not wait */
 	signal_dispatch = NULL;
 	dispatch_free(d);
 	log_info("main", "stopped");

@@ -126,6 +126,8 @@ enum stmt_id {
 	S_OUTBOX_DONE,
 	S_OUTBOX_RELEASE,
 	S_OUTBOX_OWED,
+	S_RATE_TAKE,       /* one row (ms left of the second) when taken; none when used up */
+	S_RATE_WAIT,       /* the ms until the database's next second */
 	S_COUNT
 };
 

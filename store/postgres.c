@@ -170,6 +170,11 @@ static const char *const pg_migrations[] = {
 	"  outcome TEXT);"
 	"CREATE UNIQUE INDEX outbox_source ON outbox (source_id) WHERE source_id IS NOT NULL;"
 	"CREATE INDEX outbox_owed ON outbox (platform, lease_until, id) WHERE done_at IS NULL;",
+	/* 10: shared rates (store_rate_take): the units of one second used so far. */
+	"CREATE TABLE rate_windows ("
+	"  name TEXT PRIMARY KEY,"
+	"  second BIGINT NOT NULL,"
+	"  used INTEGER NOT NULL);",
 };
 
 #define ON_ROADMAP(t)                                                                              \
@@ -423,6 +428,15 @@ static const char *const sql[S_COUNT] = {
 	[S_LEASE_RELEASE] = "DELETE FROM leases WHERE name = $1 AND holder = $2",
 	[S_LEASE_TAKE_OVER] = "UPDATE leases SET holder = $3, expires_at = " NOW_MS " + $4::bigint "
 			      "WHERE name = $1 AND holder = $2",
+	/* As a lease: the upsert locks the row, and its WHERE sees the newest count. */
+	[S_RATE_TAKE] = "INSERT INTO rate_windows (name, second, used) VALUES ($1, " NOW_MS
+			" / 1000, $2::integer) ON CONFLICT (name) DO UPDATE SET second = "
+			"excluded.second, used = CASE WHEN rate_windows.second = excluded.second "
+			"THEN rate_windows.used + $2::integer ELSE $2::integer END "
+			"WHERE rate_windows.second <> excluded.second OR "
+			"rate_windows.used + $2::integer <= $3::integer RETURNING 1000 - " NOW_MS
+			" % 1000",
+	[S_RATE_WAIT] = "SELECT 1000 - " NOW_MS " % 1000",
 #undef NOW_MS
 	[S_GOAL_SET] = "INSERT INTO goals (group_id, member_id, target_kind, target_id, due_date, "
 		       "set_at, set_by, set_by_name) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) "

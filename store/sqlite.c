@@ -230,6 +230,12 @@ static const char *const migrations[] = {
 	"  outcome TEXT);"
 	"CREATE UNIQUE INDEX outbox_source ON outbox (source_id) WHERE source_id IS NOT NULL;"
 	"CREATE INDEX outbox_owed ON outbox (platform, lease_until, id) WHERE done_at IS NULL;",
+	/* 10: shared rates (store_rate_take): the units of one second used so far. */
+	"CREATE TABLE rate_windows ("
+	"  name TEXT PRIMARY KEY,"
+	"  second INTEGER NOT NULL,"
+	"  used INTEGER NOT NULL"
+	") WITHOUT ROWID;",
 };
 
 /* Whether topic id expression t counts toward scores (a correlated test). */
@@ -413,6 +419,13 @@ static const char *const sql[S_COUNT] = {
 	[S_LEASE_RELEASE] = "DELETE FROM leases WHERE name = ?1 AND holder = ?2",
 	[S_LEASE_TAKE_OVER] = "UPDATE leases SET holder = ?3, expires_at = " NOW_MS " + ?4 "
 			      "WHERE name = ?1 AND holder = ?2",
+	[S_RATE_TAKE] = "INSERT INTO rate_windows (name, second, used) VALUES (?1, " NOW_MS
+			" / 1000, ?2) ON CONFLICT (name) DO UPDATE SET second = excluded.second, "
+			"used = CASE WHEN rate_windows.second = excluded.second THEN "
+			"rate_windows.used + ?2 ELSE ?2 END WHERE rate_windows.second <> "
+			"excluded.second OR rate_windows.used + ?2 <= ?3 RETURNING 1000 - " NOW_MS
+			" % 1000",
+	[S_RATE_WAIT] = "SELECT 1000 - " NOW_MS " % 1000",
 #undef NOW_MS
 	[S_GROUPS] = "SELECT group_id FROM members UNION "
 		     "SELECT group_id FROM group_settings ORDER BY 1",

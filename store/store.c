@@ -1561,6 +1561,26 @@ int store_lease_take_over(struct store *st, const char *name, const char *gone,
 	return n == 1 ? COHORT_OK : COHORT_ERR_DENIED;
 }
 
+int store_rate_take(struct store *st, const char *name, int limit, int want, int64_t *ms_left)
+{
+	struct bk_stmt *s = prep(st, S_RATE_TAKE);
+	bind_text(s, 1, name);
+	bk_bind_int(s, 2, want);
+	bk_bind_int(s, 3, limit);
+	int rc = bk_step(s);
+	*ms_left = rc == BK_ROW ? bk_col_int(s, 0) : 0;
+	bk_reset(s);
+	if (rc == BK_ROW)
+		return COHORT_OK;
+	if (rc != BK_DONE)
+		return db_fail(st, "taking from a shared rate");
+	s = prep(st, S_RATE_WAIT);
+	rc = bk_step(s);
+	*ms_left = rc == BK_ROW ? bk_col_int(s, 0) : 1000;
+	bk_reset(s);
+	return rc == BK_ROW ? COHORT_ERR_DENIED : db_fail(st, "reading the database's clock");
+}
+
 int store_lease_release(struct store *st, const char *name, const char *holder)
 {
 	struct bk_stmt *s = prep(st, S_LEASE_RELEASE);

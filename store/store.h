@@ -602,6 +602,14 @@ int store_lease_get(struct store *st, const char *name, struct store_lease *out)
  */
 int store_lease_take_over(struct store *st, const char *name, const char *gone,
 			  const char *holder, int64_t ttl_ms);
+/*
+ * A rate shared by processes (Discord's global REST limit): takes want of
+ * the limit units of the database's current second (its clock, as leases)
+ * under name. COHORT_OK: taken, *ms_left is what is left of that second;
+ * COHORT_ERR_DENIED: fewer than want are left, *ms_left is the ms until the
+ * next second; COHORT_ERR_STORE. One statement, correct with several processes.
+ */
+int store_rate_take(struct store *st, const char *name, int limit, int want, int64_t *ms_left);
 /* Ends holder's lease name at once (nothing when another has it): COHORT_OK or COHORT_ERR_STORE. */
 int store_lease_release(struct store *st, const char *name, const char *holder);
 

@@ -73,6 +73,8 @@ struct discord {
 	const struct config *cfg;
 	struct door *door; /* the bot: events, state, the clock (borrowed) */
 	struct http_client *http;
+	discord_rate_fn *rate; /* the shared global limit, or NULL */
+	void *rate_ud;
 	struct gw_starts *starts; /* IDENTIFY pacing shared by the shards */
 	pthread_t manager;        /* GET /gateway/bot, then runs the shards' loop */
 	bool started;
@@ -2077,6 +2079,40 @@ int discord_register_commands(const struct config *cfg, const char *guild_id, bo
 int discord_interaction(struct adapter *a, const cJSON *ix, const struct dc_responder *resp)
 {
 	return on_interaction(a->self, ix, resp);
+}
+
+void discord_set_identify_gate(struct adapter *a, const struct gw_identify_gate *gate)
+{
+	struct discord *dc = a->self;
+	gw_starts_set_gate(dc->starts, gate);
+}
+
+bool discord_rest_counts(const char *url)
+{
+	/* Interaction endpoints are not bound to the global limit (Discord's rate-limit docs). */
+	return !strstr(url, "/interactions/") && !strstr(url, "/webhooks/");
+}
+
+static bool rest_counts(void *ud, const char *method, const char *url)
+{
+	(void)ud;
+	(void)method;
+	return discord_rest_counts(url);
+}
+
+static void rest_reserve(void *ud, int n, void (*done)(void *ctx, int granted, int64_t valid_ms),
+			 void *ctx)
+{
+	struct discord *dc = ud;
+	dc->rate(dc->rate_ud, "discord:rest:global", DISCORD_GLOBAL_PER_S, n, done, ctx);
+}
+
+void discord_share_rest_limit(struct adapter *a, discord_rate_fn *rate, void *ud)
+{
+	struct discord *dc = a->self;
+	dc->rate = rate;
+	dc->rate_ud = ud;
+	http_set_budget(dc->http, &(struct http_budget){rest_counts, rest_reserve, dc});
 }
 
 void discord_feed(struct adapter *a, const char *payload, size_t len)

@@ -18,6 +18,7 @@
 #include <cjson/cJSON.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct config;
 
@@ -94,6 +95,24 @@ void dc_ix_event_release(struct dc_ix_event *e);
  * go through the door.
  */
 void discord_feed(struct adapter *a, const char *payload, size_t len);
+
+struct gw_identify_gate;
+/* IDENTIFY pacing across processes for a's shards (see gateway.h); call before it starts. */
+void discord_set_identify_gate(struct adapter *a, const struct gw_identify_gate *gate);
+
+/* Discord's global REST limit: requests per second per bot, whichever process sends them. */
+#define DISCORD_GLOBAL_PER_S 50
+/* The REST requests a shared rate counts: all but interaction callbacks and webhooks. */
+bool discord_rest_counts(const char *url);
+/*
+ * Shares the global limit with other processes (call before a starts): a's
+ * REST requests that discord_rest_counts() take tokens from rate(ud, name,
+ * DISCORD_GLOBAL_PER_S, want, answer, ctx), which must not block and
+ * answers as keeper_rate() does (cli/keeper.h).
+ */
+typedef void discord_rate_fn(void *ud, const char *name, int limit, int want,
+			     void (*answer)(void *ctx, int granted, int64_t valid_ms), void *ctx);
+void discord_share_rest_limit(struct adapter *a, discord_rate_fn *rate, void *ud);
 
 /*
  * The register-commands command, on the calling thread; prints what it did.

@@ -66,6 +66,7 @@ struct gw_starts {
 	long remaining;      /* session starts left, -1: unknown */
 	int64_t reset_at;    /* when remaining is renewed */
 	int64_t *next;       /* per bucket: the earliest next IDENTIFY */
+	struct gw_identify_gate gate; /* ask NULL: no pacing across processes */
 };
 
 enum gw_state { GW_IDLE, GW_FETCHING, GW_WAITING, GW_CONNECTING, GW_OPEN };
@@ -106,7 +107,9 @@ struct gw {
 	int64_t interval_ms;
 	bool acked;
 	int64_t last_beat;
-	lws_sorted_usec_list_t sul_beat, sul_retry, sul_tick, sul_write;
+	lws_sorted_usec_list_t sul_beat, sul_retry, sul_tick, sul_write, sul_ident;
+	unsigned long hellos;  /* connections that said HELLO: a late gate answer names its own */
+	bool awaiting_gate;    /* an IDENTIFY waits for the gate's slot */
 
 	/* Reconnects. */
 	int failures;
@@ -209,6 +212,13 @@ static int64_t starts_reserve(struct gw_starts *st, int shard, bool *limited)
 	*next = at + IDENTIFY_SPACING_MS;
 	pthread_mutex_unlock(&st->lock);
 	return at;
+}
+
+void gw_starts_set_gate(struct gw_starts *st, const struct gw_identify_gate *gate)
+{
+	pthread_mutex_lock(&st->lock);
+	st->gate = *gate;
+	pthread_mutex_unlock(&st->lock);
 }
 
 static void starts_used(struct gw_starts *st)
@@ -564,6 +574,61 @@ static void fetch_gateway(struct gw *g)
 	free(url);
 }
 
+/* The gate's answer for the connection that said HELLO number `hello`. */
+struct gate_answer {
+	struct gw *g;
+	unsigned long hello;
+	bool got;
+	int64_t retry_ms;
+};
+
+static void ask_gate(struct gw *g);
+
+static void gate_retry(lws_sorted_usec_list_t *sul)
+{
+	ask_gate(lws_container_of(sul, struct gw, sul_ident));
+}
+
+static void on_gate_answer(void *ctx, void *arg)
+{
+	struct gw *g = ctx;
+	struct gate_answer *a = arg;
+	if (a->hello == g->hellos && g->awaiting_gate && g->wsi && !g->stopping &&
+	    a->retry_ms >= 0) {
+		if (a->got) {
+			g->awaiting_gate = false;
+			identify(g);
+		} else {
+			log_info(TAG, "another process identified in this bucket; identifying in "
+				      "%lld ms",
+				 (long long)a->retry_ms);
+			schedule(g, &g->sul_ident, gate_retry, a->retry_ms);
+		}
+	}
+	free(a);
+}
+
+/* From any thread: hands the answer to the loop. */
+static void gate_answered(void *ctx, bool got, int64_t retry_ms)
+{
+	struct gate_answer *a = ctx;
+	a->got = got;
+	a->retry_ms = retry_ms;
+	gw_call(a->g, on_gate_answer, free, a);
+}
+
+static void ask_gate(struct gw *g)
+{
+	pthread_mutex_lock(&g->starts->lock);
+	struct gw_identify_gate gate = g->starts->gate;
+	int bucket = (g->o.shard_id < 0 ? 0 : g->o.shard_id) % g->starts->max_concurrency;
+	pthread_mutex_unlock(&g->starts->lock);
+	struct gate_answer *a = xcalloc(1, sizeof(*a));
+	a->g = g;
+	a->hello = g->hellos;
+	gate.ask(gate.ud, bucket, IDENTIFY_SPACING_MS, gate_answered, a);
+}
+
 static void on_hello(struct gw *g, const cJSON *d)
 {
 	int64_t iv;
@@ -581,10 +646,19 @@ static void on_hello(struct gw *g, const cJSON *d)
 	log_debug(TAG, "HELLO: heartbeat every %lld ms, first in %lld ms",
 		  (long long)g->interval_ms, (long long)first);
 	schedule(g, &g->sul_beat, heartbeat, first);
-	if (g->want_resume && g->session_id)
+	g->hellos++;
+	pthread_mutex_lock(&g->starts->lock);
+	bool gated = g->starts->gate.ask != NULL;
+	pthread_mutex_unlock(&g->starts->lock);
+	if (g->want_resume && g->session_id) {
 		resume(g);
-	else
+	} else if (gated) {
+		/* One IDENTIFY per bucket per 5 s across processes: the slot first. */
+		g->awaiting_gate = true;
+		ask_gate(g);
+	} else {
 		identify(g);
+	}
 }
 
 static void on_dispatch(struct gw *g, const char *t, const cJSON *d)
@@ -667,6 +741,8 @@ static void on_message(struct gw *g, const char *text, size_t len)
 static void on_closed(struct gw *g)
 {
 	lws_sul_cancel(&g->sul_beat);
+	lws_sul_cancel(&g->sul_ident);
+	g->awaiting_gate = false;
 	drop_frames(g);
 	g->wsi = NULL;
 	g->close_code = 0;
@@ -985,6 +1061,7 @@ int gw_run_all(struct gw **gws, size_t n)
 		lws_sul_cancel(&g->sul_beat);
 		lws_sul_cancel(&g->sul_retry);
 		lws_sul_cancel(&g->sul_write);
+		lws_sul_cancel(&g->sul_ident);
 		pthread_mutex_lock(&g->lock);
 		g->ctx = NULL;
 		pthread_mutex_unlock(&g->lock);

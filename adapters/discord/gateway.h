@@ -72,6 +72,21 @@ struct gw_opts {
  * shared. Thread-safe; outlives every gw that uses it.
  */
 struct gw_starts *gw_starts_new(void);
+/*
+ * IDENTIFY pacing across processes (several processes of one bot on one
+ * database): before each IDENTIFY (never a RESUME) the gateway asks
+ * ask(ud, bucket, period_ms, answer, ctx) for the bucket's slot, without
+ * waiting; ask must not block. answer(ctx, got, retry_ms) comes later from
+ * any thread, exactly once: got, or not with the ms until the slot is free
+ * (retry_ms < 0: never, the asker is going away). Heartbeats go on meanwhile.
+ */
+struct gw_identify_gate {
+	void (*ask)(void *ud, int bucket, int64_t period_ms,
+		    void (*answer)(void *ctx, bool got, int64_t retry_ms), void *ctx);
+	void *ud;
+};
+/* Sets the gate (copied) of every gateway sharing st; without one, pacing is per process. */
+void gw_starts_set_gate(struct gw_starts *st, const struct gw_identify_gate *gate);
 void gw_starts_free(struct gw_starts *st);
 /* What GET /gateway/bot said: max_concurrency < 1 and remaining < 0 keep the old values. */
 void gw_starts_update(struct gw_starts *st, int max_concurrency, long remaining,

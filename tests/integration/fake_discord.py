@@ -63,6 +63,7 @@ class FakeDiscord(FakeServer):
         self.slow_posts = 0           # answer this many message posts late (posted at once)
         self.slow_post_s = 0.0        # by this many seconds
         self.arrived = []             # (channel, nonce) of each message post, as it arrives
+        self.counted = []             # wall time of each request the global limit counts
         self.guilds = []              # the servers the bot is in (GET /users/@me/guilds)
         self.originals = {}           # interaction token -> its answer (callback, edits)
         self.followups = {}           # interaction token -> follow-up messages, oldest first
@@ -344,6 +345,10 @@ class FakeDiscord(FakeServer):
 
     @web.middleware
     async def _middleware(self, request, handler):
+        if request.path.startswith("/api/") and "/interactions/" not in request.path \
+                and "/webhooks/" not in request.path:
+            with self.cond:
+                self.counted.append(time.time())   # Discord's global limit counts it
         entry, rule = await self.record(request)
         if rule and rule["status"]:
             resp = web.json_response(rule["body"] or {"message": "fault"}, status=rule["status"])

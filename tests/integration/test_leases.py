@@ -149,8 +149,38 @@ def test_a_killed_process_does_not_block_its_restart(tmp_path, pg, procs):
         assert f"which no longer runs" in b.stderr()
         b.stop()
         # A clean stop releases the claim: nothing for the next start to wait out.
-        assert psql("SELECT count(*) FROM leases", pg) == "0"
+        assert psql("SELECT count(*) FROM leases WHERE name LIKE 'discord:shard:%'", pg) == "0"
     finally:
+        fake.stop()
+
+
+def test_identifies_of_one_bucket_are_5_s_apart_across_processes(tmp_path, pg, procs):
+    # max_concurrency 1: shards 0 and 1 are both in bucket 0, each in its own process.
+    fake = FakeDiscord(heartbeat_interval=1000, shards=2, max_concurrency=1)
+    fake.start()
+    try:
+        a = Proc(tmp_path, "a", pg, discord_toml(fake, "[0]", 2)).start()
+        b = Proc(tmp_path, "b", pg, discord_toml(fake, "[1]", 2)).start()
+        procs += [a, b]
+        idents = fake.wait_for(lambda: len(fake.identifies()) >= 2 and fake.identifies(), 30,
+                               "two IDENTIFYs")
+        assert sorted(s for _, s in idents) == [[0, 2], [1, 2]]
+        assert idents[1][0] - idents[0][0] >= 5.0, idents
+        # The second waited with its heartbeats on time, then identified once.
+        fake.wait_for(lambda: None not in (fake.shard_connection(0), fake.shard_connection(1)),
+                      20, "both shards ready")
+        time.sleep(1.0)
+        assert len(fake.identifies()) == 2
+        later = b if idents[1][1] == [1, 2] else a
+        assert "another process identified in this bucket" in later.stderr()
+        conn = fake.connections[fake.shard_connection(idents[1][1][0])]
+        ops = [p.get("op") for _, p in conn.received if isinstance(p, dict)]
+        beats = ops[:ops.index(2)].count(1)
+        assert beats >= 3, ops              # heartbeats every second while it waited
+    finally:
+        for p in procs:
+            p.stop()
+        procs.clear()
         fake.stop()
 
 
@@ -205,6 +235,45 @@ def test_every_digest_once_with_the_claiming_process_killed_mid_send(tmp_path, p
         for p in procs:
             if p.proc.poll() is None:
                 p.stop()
+        procs.clear()
+        fake.stop()
+
+
+def test_the_rest_global_limit_is_shared_by_the_processes(tmp_path, pg, procs):
+    # 120 groups' digests fall due at once, sent by two processes, each post in a
+    # rate-limit bucket (channel) of its own: only the global limit holds them back.
+    fake = FakeDiscord(heartbeat_interval=1000, shards=2, max_concurrency=2)
+    fake.start()
+    try:
+        at = "2026-11-25T17:59:30Z"
+        a = Proc(tmp_path, "a", pg, discord_toml(fake, "[0]", 2), at, 10)
+        b = Proc(tmp_path, "b", pg, discord_toml(fake, "[1]", 2), at, 10)
+        res = a.cohort.run("export", "--format", "json")      # makes the tables
+        assert res.returncode == 0, res.stderr
+        n = 120
+        rows = ",".join(f"('discord:{guild_on(k % 2, 2, k + 1)}', '{7000 + k}')"
+                        for k in range(n))
+        members = ",".join(f"('discord:{guild_on(k % 2, 2, k + 1)}', 'discord:1', 'ana', 0)"
+                           for k in range(n))
+        psql(f"INSERT INTO group_settings (group_id, digest_channel) VALUES {rows}; "
+             f"INSERT INTO members (group_id, member_id, name, first_seen) VALUES {members}",
+             pg)
+        a.cohort.at(at, 10)
+        procs += [a.start(), b.start()]
+        fake.wait_for(lambda: len(fake.arrived) >= n, 60, f"{n} digests")
+        time.sleep(1.0)
+        assert len(fake.arrived) == n, "a digest was sent twice"
+        per_second = {}
+        for t in fake.counted:
+            per_second[int(t)] = per_second.get(int(t), 0) + 1
+        busiest = max(per_second.values())
+        assert busiest <= 50, sorted(per_second.items())
+        assert busiest >= 30, sorted(per_second.items())     # and the limit was reached
+        posters = {p for p in (a, b) if "sending the 2026-11-25 digest" in p.stderr()}
+        assert posters == {a, b}                             # both processes sent some
+    finally:
+        for p in procs:
+            p.stop()
         procs.clear()
         fake.stop()
 

@@ -1300,9 +1300,10 @@ static void pg_an_older_schema_is_upgraded(void **state)
 	f->st = NULL;
 	snprintf(sql, sizeof(sql),
 		 "DROP TABLE %s.goal_reached; DROP TABLE %s.goals; DROP TABLE %s.dashboards; "
-		 "DROP TABLE %s.group_activity; DROP TABLE %s.outbox; DELETE FROM %s.cohort_schema; "
-		 "INSERT INTO %s.cohort_schema (version) VALUES (5)",
-		 f->schema, f->schema, f->schema, f->schema, f->schema, f->schema, f->schema);
+		 "DROP TABLE %s.group_activity; DROP TABLE %s.outbox; DROP TABLE %s.rate_windows; "
+		 "DELETE FROM %s.cohort_schema; INSERT INTO %s.cohort_schema (version) VALUES (5)",
+		 f->schema, f->schema, f->schema, f->schema, f->schema, f->schema, f->schema,
+		 f->schema);
 	assert_int_equal(pg_exec(sql), 0);
 	if (store_open(f->target, false, &f->st, err))
 		fail_msg("%s", err);
@@ -1564,7 +1565,10 @@ static void a_gone_holders_lease_is_taken_over(void **state)
 	assert_true(l.ms_left > 50000);
 }
 
-/* A database an earlier cohort made (version 4, no leases) is upgraded in place on open. */
+/*
+ * A database an earlier cohort made (version 4: no leases, no shared rates) is
+ * upgraded in place on open.
+ */
 static void pg_an_earlier_database_is_upgraded(void **state)
 {
 	struct fixture *f = *state;
@@ -1575,9 +1579,10 @@ static void pg_an_earlier_database_is_upgraded(void **state)
 	snprintf(sql, sizeof(sql),
 		 "DROP TABLE %s.leases; DROP TABLE %s.goal_reached; DROP TABLE %s.goals; "
 		 "DROP TABLE %s.dashboards; DROP TABLE %s.group_activity; DROP TABLE %s.outbox; "
-		 "DELETE FROM %s.cohort_schema; INSERT INTO %s.cohort_schema (version) VALUES (4)",
+		 "DROP TABLE %s.rate_windows; DELETE FROM %s.cohort_schema; "
+		 "INSERT INTO %s.cohort_schema (version) VALUES (4)",
 		 f->schema, f->schema, f->schema, f->schema, f->schema, f->schema, f->schema,
-		 f->schema);
+		 f->schema, f->schema);
 	assert_int_equal(pg_exec(sql), 0);
 	assert_int_equal(open_fixture(f), 0);
 	assert_int_equal(store_schema_version(f->st), store_schema_latest());
@@ -1585,6 +1590,34 @@ static void pg_an_earlier_database_is_upgraded(void **state)
 	assert_int_equal(store_lease_take(f->st, "x", "a", 1000, true, NULL), COHORT_OK);
 	struct store_goal g = {"g", "", "topic", "kafka", "2027-01-31", 2000, "root", "Root", 0};
 	assert_int_equal(store_goal_set(f->st, &g), COHORT_OK);
+	int64_t ms;
+	assert_int_equal(store_rate_take(f->st, "r", 50, 1, &ms), COHORT_OK);
+}
+
+/* A shared rate gives out at most its limit per second of the database's clock. */
+static void a_shared_rate_gives_its_limit_per_second(void **state)
+{
+	struct fixture *f = *state;
+	int64_t ms;
+	/* Start early in a second, so that ten takes fit in it. */
+	do {
+		assert_int_equal(store_rate_take(f->st, "warm-up", 1000000, 1, &ms), COHORT_OK);
+		if (ms < 600)
+			sleep_ms(ms + 5);
+	} while (ms < 600);
+	for (int i = 0; i < 10; i++) {
+		assert_int_equal(store_rate_take(f->st, "rest", 50, 5, &ms), COHORT_OK);
+		assert_true(ms > 0 && ms <= 1000);
+	}
+	assert_int_equal(store_rate_take(f->st, "rest", 50, 5, &ms), COHORT_ERR_DENIED);
+	assert_true(ms > 0 && ms <= 1000);
+	assert_int_equal(store_rate_take(f->st, "other", 50, 5, &ms), COHORT_OK);
+	assert_int_equal(store_rate_take(f->st, "rest", 50, 1, &ms), COHORT_ERR_DENIED);
+	/* The next second starts afresh. */
+	sleep_ms(ms + 5);
+	assert_int_equal(store_rate_take(f->st, "rest", 50, 5, &ms), COHORT_OK);
+	assert_int_equal(store_rate_take(f->st, "rest", 50, 45, &ms), COHORT_OK);
+	assert_int_equal(store_rate_take(f->st, "rest", 50, 1, &ms), COHORT_ERR_DENIED);
 }
 
 #define LEASE_RACERS 6
@@ -1890,8 +1923,8 @@ static void pg_a_store_at_version_8_gets_the_outbox(void **state)
 	f->st = NULL;
 	char sql[256];
 	snprintf(sql, sizeof(sql),
-		 "SET search_path = %s; DROP TABLE outbox; DELETE FROM cohort_schema; "
-		 "INSERT INTO cohort_schema (version) VALUES (8)",
+		 "SET search_path = %s; DROP TABLE outbox; DROP TABLE rate_windows; "
+		 "DELETE FROM cohort_schema; INSERT INTO cohort_schema (version) VALUES (8)",
 		 f->schema);
 	assert_int_equal(pg_exec(sql), 0);
 	assert_int_equal(open_fixture(f), 0);
@@ -1929,6 +1962,7 @@ int main(void)
 		cmocka_unit_test(a_slot_is_used_once_per_period),
 		cmocka_unit_test(the_holder_names_the_process),
 		cmocka_unit_test(a_gone_holders_lease_is_taken_over),
+		cmocka_unit_test(a_shared_rate_gives_its_limit_per_second),
 		cmocka_unit_test(racing_holders_get_a_lease_once),
 		cmocka_unit_test(goals_are_kept_and_reached_once),
 		cmocka_unit_test(goals_are_dumped_and_restored),
