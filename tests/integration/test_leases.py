@@ -184,6 +184,29 @@ def test_identifies_of_one_bucket_are_5_s_apart_across_processes(tmp_path, pg, p
         fake.stop()
 
 
+def test_processes_without_a_gateway_claim_no_shard(tmp_path, pg, procs):
+    # discord.gateway = false (HTTP interactions only): any number run side by side.
+    from test_interactions import InteractionSender, free_port
+    fake = FakeDiscord(heartbeat_interval=1000)
+    fake.start()
+    key = InteractionSender().public_key
+    try:
+        for name in ("a", "b"):
+            toml = discord_toml(fake) + f'public_key = "{key}"\ngateway = false\n' \
+                f'[http]\nlisten = "127.0.0.1:{free_port()}"\n'
+            p = Proc(tmp_path, name, pg, toml).start()
+            procs.append(p)
+            wait_for(lambda: "listening on http://" in p.stderr(), 15, f"{name} to listen")
+        time.sleep(1.0)
+        assert all(p.proc.poll() is None for p in procs), [p.stderr() for p in procs]
+        assert psql("SELECT count(*) FROM leases WHERE name LIKE 'discord:shard:%'", pg) == "0"
+    finally:
+        for p in procs:
+            p.stop()
+        procs.clear()
+        fake.stop()
+
+
 # ---- the digest ----
 
 def test_every_digest_once_with_the_claiming_process_killed_mid_send(tmp_path, pg, procs):
