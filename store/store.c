@@ -1468,24 +1468,50 @@ static unsigned long pid_namespace(void)
 	return b ? strtoul(b + 1, NULL, 10) : 0;
 }
 
+/*
+ * This boot's id (/proc/sys/kernel/random/boot_id, a UUID drawn by the kernel
+ * at each boot) into out; "unknown" when it cannot be read. Host names and the
+ * root pid namespace's inode repeat across machines; the boot id does not.
+ */
+static void boot_id(char *out, size_t n)
+{
+	snprintf(out, n, "unknown");
+	FILE *f = fopen("/proc/sys/kernel/random/boot_id", "r");
+	if (!f)
+		return;
+	char line[64];
+	if (fgets(line, sizeof(line), f)) {
+		line[strcspn(line, " \t\r\n")] = '\0';
+		if (line[0])
+			snprintf(out, n, "%s", line);
+	}
+	fclose(f);
+}
+
 static void holder_init(void)
 {
-	char host[64] = "";
+	char host[64] = "", boot[64];
 	host_name(host, sizeof(host));
+	boot_id(boot, sizeof(boot));
 	uint32_t id = (uint32_t)(random_unit() * 4294967296.0);
-	snprintf(holder_id, sizeof(holder_id), "%s pid %ld ns %lu id %08x", host, (long)getpid(),
-		 pid_namespace(), (unsigned)id);
+	snprintf(holder_id, sizeof(holder_id), "%s pid %ld ns %lu boot %s id %08x", host,
+		 (long)getpid(), pid_namespace(), boot, (unsigned)id);
 }
 
 bool store_lease_holder_gone(const char *holder)
 {
-	char host[64] = "", theirs[64];
+	char host[64] = "", theirs[64], boot[64], their_boot[64];
 	long pid;
 	unsigned long ns;
 	unsigned id;
-	if (sscanf(holder, "%63s pid %ld ns %lu id %x", theirs, &pid, &ns, &id) != 4 || pid <= 0)
+	/* A holder without a boot id (or ours unknown) may run elsewhere: wait it out. */
+	if (sscanf(holder, "%63s pid %ld ns %lu boot %63s id %x", theirs, &pid, &ns, their_boot,
+		   &id) != 5 || pid <= 0)
 		return false;
 	host_name(host, sizeof(host));
+	boot_id(boot, sizeof(boot));
+	if (strcmp(boot, "unknown") == 0 || strcmp(boot, their_boot) != 0)
+		return false;
 	if (strcmp(host, theirs) != 0 || ns == 0 || ns != pid_namespace())
 		return false;
 	if (pid == (long)getpid())

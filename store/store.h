@@ -560,16 +560,19 @@ int store_state_set(struct store *st, const char *key, const char *value);
 #define STORE_HOLDER_LEN 160
 
 /*
- * This process's holder identity: "host pid 1234 ns 4026531836 id 0123abcd"
- * (the host name, the pid, the pid namespace and a random instance id drawn
- * once per process, so a pid reused after a restart, or on another machine,
- * is another holder). Any thread.
+ * This process's holder identity:
+ * "host pid 1234 ns 4026531836 boot 0f1e...-uuid id 0123abcd" (the host name,
+ * the pid, the pid namespace, the kernel's boot id and a random instance id
+ * drawn once per process, so a pid reused after a restart, or on another
+ * machine, is another holder). Any thread.
  */
 const char *store_lease_holder(void);
 /*
- * True when holder names a process of this host and pid namespace that no
- * longer runs (killed, crashed): its leases need not be waited out. False
- * when it runs, or may (another host, another namespace, not a holder id).
+ * True when holder names a process of this boot (same boot id), host and pid
+ * namespace that no longer runs (killed, crashed): its leases need not be
+ * waited out. False when it runs, or may: another boot id (another machine,
+ * even one with our host name and the root namespace's inode, which every
+ * Linux host shares), another namespace, no boot id, or not a holder id.
  */
 bool store_lease_holder_gone(const char *holder);
 

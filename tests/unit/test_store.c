@@ -1520,6 +1520,15 @@ static void the_holder_names_the_process(void **state)
 	const char *h = store_lease_holder();
 	assert_int_equal(strncmp(h, want, strlen(want)), 0);
 	assert_non_null(strstr(h, " id "));
+	char boot[64] = "";
+	FILE *bf = fopen("/proc/sys/kernel/random/boot_id", "r");
+	assert_non_null(bf);
+	assert_non_null(fgets(boot, sizeof(boot), bf));
+	fclose(bf);
+	boot[strcspn(boot, "\n")] = '\0';
+	char want_boot[96];
+	snprintf(want_boot, sizeof(want_boot), " boot %s id ", boot);
+	assert_non_null(strstr(h, want_boot));
 	assert_ptr_equal(store_lease_holder(), h);
 	assert_false(store_lease_holder_gone(h));
 }
@@ -1552,6 +1561,19 @@ static void a_gone_holders_lease_is_taken_over(void **state)
 		 (int)(strstr(ns, " id ") - ns), ns);
 	assert_false(store_lease_holder_gone(other)); /* runs */
 	assert_false(store_lease_holder_gone("not a holder"));
+	/*
+	 * Same host name, pid and namespace inode (the root namespace's is alike on
+	 * every Linux host), another boot id: another machine, whose process may
+	 * well run. Without a boot id nobody can tell: both are waited out.
+	 */
+	const char *boot = strstr(me, " boot ");
+	assert_non_null(boot);
+	snprintf(other, sizeof(other), "%s pid %ld%.*s boot 00000000-0000-4000-8000-000000000000 id 00000001",
+		 host, (long)child, (int)(boot - ns), ns);
+	assert_false(store_lease_holder_gone(other));
+	snprintf(other, sizeof(other), "%s pid %ld%.*s id 00000001", host, (long)child,
+		 (int)(boot - ns), ns);
+	assert_false(store_lease_holder_gone(other));
 
 	assert_int_equal(store_lease_take(f->st, "shard:1", gone, 60000, true, NULL), COHORT_OK);
 	assert_int_equal(store_lease_take(f->st, "shard:1", me, 60000, true, NULL),
