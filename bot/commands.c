@@ -1,6 +1,7 @@
 #include "bot_internal.h"
 
 #include "digest.h"
+#include "fix.h"
 #include "goal.h"
 #include "leaderboard.h"
 #include "page.h"
@@ -93,6 +94,19 @@ static const struct bot_option dashboard_setup_opts[] = {
 	 .role = BOT_ROLE_NAMED},
 };
 
+static const struct bot_option fix_opts[] = {
+	{.name = "member", .description = "whose record", .type = BOT_OPTION_MEMBER,
+	 .required = true, .role = BOT_ROLE_NAMED},
+	{.name = "status",
+	 .description = "what to set; remove: all their records (asks to confirm)",
+	 .required = true,
+	 .choices = (const char *const[]){"done", "start", "skip", "none", "remove",
+					  "remove confirm", NULL},
+	 .role = BOT_ROLE_NAMED},
+	{.name = "topic", .description = "the roadmap topic", .autocomplete = true,
+	 .role = BOT_ROLE_NAMED},
+};
+
 static const struct bot_option goal_opt[] = {
 	{.name = "goal", .description = "TOPIC or SECTION by DATE (Databases by 31 March), or off"},
 };
@@ -171,6 +185,13 @@ static const struct command commands[] = {
 	  "sets one for everyone, \"goal group off\" removes it.",
 	  true, false, false, OPTIONS(goal_opt)},
 	 goal_command},
+	{{"fix", "fix MEMBER TOPIC done|start|skip|none", "admins: correct a member's record",
+	  "Sets or clears a member's status for a topic (\"fix ana Kafka done\", \"fix ana "
+	  "Kafka none\"), logged as yours: the log and the digest say who set it, and your "
+	  "/undo reverts it (the member's own /undo does not). \"fix ana remove\" removes all "
+	  "of a member's records (progress, points, ranks) after \"fix ana remove confirm\".",
+	  false, true, false, OPTIONS(fix_opts)},
+	 fix_command},
 	/* Setting up the digest is for admins: Discord hides it from the others. */
 	{{"digest-setup", "digest-setup [channel] [time] [timezone]",
 	  "admins: where and when the daily digest goes",
@@ -893,6 +914,21 @@ static int cmd_undo(struct bot *b, const struct event *ev, struct reply *r)
 	}
 	long t = roadmap_find_id(b->rm, u.topic_id);
 	const char *name = t >= 0 ? roadmap_topic(b->rm, (size_t)t)->name : u.topic_id;
+	if (u.fixed_member_id) { /* the admin's own correction of someone (/fix) */
+		r->ephemeral = false;
+		reply_title(r, REPLY_SUCCESS, "Undone: your correction of %s", u.fixed_member_name);
+		if (u.count > 1)
+			reply_line(r, "%d records of %s are back.", u.count, u.fixed_member_name);
+		else
+			reply_line(r, "%s is %s again for %s (it was %s).", name,
+				   u.to == STATUS_NONE ? "unmarked" : status_words(u.to),
+				   u.fixed_member_name,
+				   u.from == STATUS_NONE ? "unmarked" : status_words(u.from));
+		free(u.topic_id);
+		free(u.fixed_member_id);
+		free(u.fixed_member_name);
+		return COHORT_OK;
+	}
 	if (u.to == STATUS_NONE)
 		reply_title(r, REPLY_SUCCESS, "Undone: %s is unmarked again", name);
 	else
@@ -1016,6 +1052,34 @@ static int add_notes(struct bot *b, const char *group, const char *member, struc
 	return rc;
 }
 
+struct progress_set_by {
+	const struct roadmap *rm;
+	struct strbuf sb;
+};
+
+static int add_topic_set_by(const char *member_id, const char *topic_id, const char *actor_name,
+			    void *ud)
+{
+	(void)member_id;
+	struct progress_set_by *c = ud;
+	long t = roadmap_find_id(c->rm, topic_id);
+	if (t >= 0)
+		sb_addf(&c->sb, "%s%s (%s)", c->sb.len ? ", " : "",
+			roadmap_topic(c->rm, (size_t)t)->name, actor_name);
+	return 0;
+}
+
+/* "Set by an admin: Redis (boss)": the member's records an admin's /fix set. */
+static int add_set_by(struct bot *b, const char *group, const char *member, struct reply *r)
+{
+	struct progress_set_by c = {b->rm, STRBUF_INIT};
+	int rc = store_corrected(b->store, group, member, NULL, add_topic_set_by, &c);
+	if (!rc && c.sb.len)
+		reply_line(r, "Set by an admin: %s", sb_str(&c.sb));
+	sb_release(&c.sb);
+	return rc;
+}
+
 static int cmd_progress(struct bot *b, const struct event *ev, struct reply *r)
 {
 	char *id, *name;
@@ -1077,6 +1141,8 @@ static int cmd_progress(struct bot *b, const struct event *ev, struct reply *r)
 	if (sb.len)
 		reply_line(r, "In progress: %s", sb_str(&sb));
 	rc = add_notes(b, ev->group_id, id, r);
+	if (!rc)
+		rc = add_set_by(b, ev->group_id, id, r);
 	if (rc) {
 		store_failed(r);
 		goto out;
@@ -1311,16 +1377,58 @@ static int cmd_next(struct bot *b, const struct event *ev, struct reply *r)
 	return COHORT_OK;
 }
 
+struct set_by;
+
 struct who_ctx {
 	const char *tz;
 	struct strbuf sb;
 	int listed;
+	const struct set_by *set_by; /* records set by an admin's correction, or NULL */
 };
+
+/* Records an admin's correction set (/fix): "set by ADMIN" where they are listed. */
+struct set_by {
+	char **member, **actor;
+	size_t n, cap, capa;
+};
+
+static int collect_set_by(const char *member_id, const char *topic_id, const char *actor_name,
+			  void *ud)
+{
+	(void)topic_id;
+	struct set_by *s = ud;
+	grow_array((void **)&s->member, &s->cap, s->n + 1, sizeof(*s->member));
+	grow_array((void **)&s->actor, &s->capa, s->n + 1, sizeof(*s->actor));
+	s->member[s->n] = xstrdup(member_id);
+	s->actor[s->n++] = xstrdup(actor_name);
+	return 0;
+}
+
+static const char *set_by_of(const struct set_by *s, const char *member_id)
+{
+	for (size_t i = 0; s && i < s->n; i++)
+		if (strcmp(s->member[i], member_id) == 0)
+			return s->actor[i];
+	return NULL;
+}
+
+static void set_by_release(struct set_by *s)
+{
+	for (size_t i = 0; i < s->n; i++) {
+		free(s->member[i]);
+		free(s->actor[i]);
+	}
+	free(s->member);
+	free(s->actor);
+}
 
 static int collect_who(const struct store_row *row, void *ud)
 {
 	struct who_ctx *c = ud;
 	sb_addf(&c->sb, "%s%s", c->listed++ ? ", " : "", row->member_name);
+	const char *by = set_by_of(c->set_by, row->member_id);
+	if (by)
+		sb_addf(&c->sb, " [set by %s]", by);
 	if (row->status == STATUS_DONE) {
 		char day[16];
 		tz_format(c->tz, row->updated_at, "%Y-%m-%d", day, sizeof(day));
@@ -1344,9 +1452,13 @@ static int collect_who(const struct store_row *row, void *ud)
 static int who_line(struct bot *b, const char *group, const char *topic_id, const char *tz,
 		    enum store_status status, int total, const char *label, struct reply *r)
 {
-	struct who_ctx c = {tz, STRBUF_INIT, 0};
-	int rc =
-		store_topic_progress(b->store, group, topic_id, status, WHO_SHOWN, collect_who, &c);
+	struct set_by by = {0};
+	struct who_ctx c = {tz, STRBUF_INIT, 0, &by};
+	int rc = store_corrected(b->store, group, NULL, topic_id, collect_set_by, &by);
+	if (!rc)
+		rc = store_topic_progress(b->store, group, topic_id, status, WHO_SHOWN,
+					  collect_who, &c);
+	set_by_release(&by);
 	if (!rc && c.listed) {
 		if (total > c.listed)
 			sb_addf(&c.sb, " and %d more", total - c.listed);

@@ -23,7 +23,8 @@
 struct topic_list {
 	long *topic; /* roadmap topic indices, in the order they happened */
 	char **note; /* the topic's note now, or NULL */
-	size_t n, cap, capnote;
+	char **by;   /* the admin whose correction (/fix) made it news, or NULL */
+	size_t n, cap, capnote, capby;
 };
 
 /* What one member did in the window. */
@@ -42,24 +43,32 @@ struct news_ctx {
 	size_t n, cap;
 };
 
-static void add_topic(struct topic_list *l, long topic)
+static void add_topic(struct topic_list *l, long topic, const char *by)
 {
-	/* A topic started, undone and started again is news once. */
+	/* A topic started, undone and started again is news once (the latest says who). */
 	for (size_t i = 0; i < l->n; i++)
-		if (l->topic[i] == topic)
+		if (l->topic[i] == topic) {
+			free(l->by[i]);
+			l->by[i] = by ? xstrdup(by) : NULL;
 			return;
+		}
 	grow_array((void **)&l->topic, &l->cap, l->n + 1, sizeof(*l->topic));
 	grow_array((void **)&l->note, &l->capnote, l->n + 1, sizeof(*l->note));
+	grow_array((void **)&l->by, &l->capby, l->n + 1, sizeof(*l->by));
 	l->topic[l->n] = topic;
+	l->by[l->n] = by ? xstrdup(by) : NULL;
 	l->note[l->n++] = NULL;
 }
 
 static void topic_list_release(struct topic_list *l)
 {
-	for (size_t i = 0; i < l->n; i++)
+	for (size_t i = 0; i < l->n; i++) {
 		free(l->note[i]);
+		free(l->by[i]);
+	}
 	free(l->topic);
 	free(l->note);
+	free(l->by);
 }
 
 static int collect_news(const struct store_activity *a, void *ud)
@@ -81,7 +90,7 @@ static int collect_news(const struct store_activity *a, void *ud)
 		m->name = xstrdup(a->member_name);
 		m->is_new = a->member_since >= c->since;
 	}
-	add_topic(a->to == STATUS_DONE ? &m->finished : &m->started, t);
+	add_topic(a->to == STATUS_DONE ? &m->finished : &m->started, t, a->actor_name);
 	return 0;
 }
 
@@ -218,6 +227,8 @@ static void add_topic_list(struct strbuf *sb, const struct bot *b, const struct 
 {
 	for (size_t i = 0; i < l->n; i++) {
 		sb_addf(sb, "%s%s", i ? ", " : "", roadmap_topic(b->rm, (size_t)l->topic[i])->name);
+		if (l->by[i])
+			sb_addf(sb, " (set by %s)", l->by[i]);
 		const char *note = l->note[i];
 		if (!note)
 			continue;

@@ -278,6 +278,13 @@ static int dump_event(const struct store_event *e, void *ud)
 	add_str_or_null(o, "note", e->note);
 	add_time(o, "at", e->at);
 	add_str_or_null(o, "source_id", e->source_id);
+	/* An admin's correction (/fix): who made it; absent for the member's own change. */
+	if (e->actor_id) {
+		cJSON_AddStringToObject(o, "by", e->actor_id);
+		add_str_or_null(o, "by_name", e->actor_name);
+		if (e->removal)
+			cJSON_AddTrueToObject(o, "removal");
+	}
 	/* What it undid, as its 1-based place in this list (ids are the store's own). */
 	size_t undoes = 0;
 	for (size_t i = c->nids; e->reverts && i > 0 && !undoes; i--)
@@ -862,13 +869,16 @@ static int restore_row(struct restore *r, int sec, const cJSON *o)
 	case SEC_EVENTS: {
 		const cJSON *u = cJSON_GetObjectItemCaseSensitive(o, "undoes");
 		int64_t reverts = 0;
+		const char *by, *by_name;
 		if ((rc = get_str(r, o, "topic_id", false, 6 * ROADMAP_MAX_NAME, &topic)) ||
 		    (rc = check_topic_id(r, topic)) ||
 		    (rc = get_status(r, o, "from", true, &s1)) ||
 		    (rc = get_status(r, o, "to", true, &s2)) ||
 		    (rc = get_str(r, o, "note", true, EXPORT_MAX_NOTE, &note)) ||
 		    (rc = get_time(r, o, "at", false, &t1)) ||
-		    (rc = get_str(r, o, "source_id", true, 300, &src)))
+		    (rc = get_str(r, o, "source_id", true, 300, &src)) ||
+		    (rc = get_str(r, o, "by", true, 300, &by)) ||
+		    (rc = get_str(r, o, "by_name", true, 1000, &by_name)))
 			return rc;
 		if (u && !cJSON_IsNull(u)) {
 			if (!cJSON_IsNumber(u) || u->valuedouble < 1 ||
@@ -877,7 +887,11 @@ static int restore_row(struct restore *r, int sec, const cJSON *o)
 				return dump_bad(r, "\"undoes\" is not the place of an earlier event");
 			reverts = r->ids[(size_t)u->valuedouble - 1];
 		}
-		struct store_event e = {0, g, m, topic, s1, s2, note, t1, src, reverts};
+		const cJSON *rm = cJSON_GetObjectItemCaseSensitive(o, "removal");
+		if (rm && !cJSON_IsBool(rm))
+			return dump_bad(r, "\"removal\" is not true or false");
+		struct store_event e = {0,   g,	      m, topic,	    s1, s2, note, t1,
+					src, reverts, by,	     by_name, by && cJSON_IsTrue(rm)};
 		rc = store_restore_event(r->st, &e, &r->ids[r->index - 1]);
 		if (rc == COHORT_ERR_STORE)
 			return dump_bad(r, "the event's member is not in \"members\", it undoes an "

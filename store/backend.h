@@ -128,6 +128,10 @@ enum stmt_id {
 	S_OUTBOX_OWED,
 	S_RATE_TAKE,       /* one row (ms left of the second) when taken; none when used up */
 	S_RATE_WAIT,       /* the ms until the database's next second */
+	S_LAST_FIX,   /* an admin's latest live correction (/fix) */
+	S_FIX_EVENTS, /* the live events of one correction, newest first */
+	S_NAME_COUNT, /* members of a group with one name (case-insensitive) */
+	S_CORRECTED,  /* records whose latest live change is an admin's correction */
 	S_COUNT
 };
 
@@ -151,6 +155,29 @@ enum stmt_id {
 	"  PRIMARY KEY (group_id, goal_member, member_id),"                                        \
 	"  FOREIGN KEY (group_id, goal_member) REFERENCES goals (group_id, member_id))"            \
 	without_rowid ";"
+
+/*
+ * Who made a change (schema 7, both backends): NULL for the member themself,
+ * else the admin who corrected the record (/fix) and their name then;
+ * removal is 1 on the changes of one "/fix MEMBER remove" (one correction:
+ * the same actor, member and time), else NULL. The partial index finds an
+ * admin's last correction for /undo.
+ */
+#define EVENTS_ACTOR_SCHEMA                                                                        \
+	"ALTER TABLE events ADD COLUMN actor_id TEXT;"                                             \
+	"ALTER TABLE events ADD COLUMN actor_name TEXT;"                                           \
+	"ALTER TABLE events ADD COLUMN removal INTEGER;"                                           \
+	"CREATE INDEX events_actor ON events (group_id, actor_id, id) WHERE actor_id IS NOT NULL;"
+
+/*
+ * An admin's correction e that nobody changed since (a correlated test): no
+ * later live change of that member's topic. Only such a correction is the
+ * admin's to undo, so an undo never overwrites a newer change.
+ */
+#define NOT_SUPERSEDED                                                                             \
+	"NOT EXISTS (SELECT 1 FROM events l WHERE l.group_id = e.group_id AND "                    \
+	"l.member_id = e.member_id AND l.topic_id = e.topic_id AND l.id > e.id AND "               \
+	"l.reverts IS NULL AND NOT EXISTS (SELECT 1 FROM events v WHERE v.reverts = l.id))"
 
 /* What bk_step() says. */
 enum bk_result {

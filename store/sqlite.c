@@ -236,6 +236,8 @@ static const char *const migrations[] = {
 	"  second INTEGER NOT NULL,"
 	"  used INTEGER NOT NULL"
 	") WITHOUT ROWID;",
+	/* 11: who made a change when it was not the member (an admin's /fix). */
+	EVENTS_ACTOR_SCHEMA,
 };
 
 /* Whether topic id expression t counts toward scores (a correlated test). */
@@ -265,8 +267,8 @@ static const char *const sql[S_COUNT] = {
 	[S_GET_STATUS] = "SELECT status, updated_at FROM progress "
 			 "WHERE group_id = ?1 AND member_id = ?2 AND topic_id = ?3",
 	[S_INSERT_EVENT] = "INSERT INTO events (group_id, member_id, topic_id, old_status, "
-			   "new_status, note, at, source_id, reverts) "
-			   "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+			   "new_status, note, at, source_id, reverts, actor_id, actor_name, removal) "
+			   "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
 	[S_DELETE_PROGRESS] = "DELETE FROM progress "
 			      "WHERE group_id = ?1 AND member_id = ?2 AND topic_id = ?3",
 	[S_UPSERT_PROGRESS] = "INSERT INTO progress (group_id, member_id, topic_id, status, note, "
@@ -282,8 +284,29 @@ static const char *const sql[S_COUNT] = {
 		"p.status = 'done' AND " ON_ROADMAP("p.topic_id") ") END "
 		"WHERE group_id = ?1 AND member_id = ?2",
 	[S_LAST_EVENT] = "SELECT id, topic_id, old_status, new_status FROM events e "
-			 "WHERE group_id = ?1 AND member_id = ?2 AND " LIVE_EVENT " "
-			 "ORDER BY id DESC LIMIT 1",
+			 "WHERE group_id = ?1 AND member_id = ?2 AND actor_id IS NULL AND "
+			 LIVE_EVENT " AND NOT EXISTS (SELECT 1 FROM events f "
+			 "WHERE f.group_id = e.group_id AND f.member_id = e.member_id AND "
+			 "f.id > e.id AND f.topic_id = e.topic_id AND f.actor_id IS NOT NULL AND "
+			 "f.reverts IS NULL AND NOT EXISTS (SELECT 1 FROM events v "
+			 "WHERE v.reverts = f.id)) ORDER BY id DESC LIMIT 1",
+	[S_LAST_FIX] = "SELECT id, member_id, at, COALESCE(removal, 0), topic_id, old_status, "
+		       "new_status FROM events e "
+		       "WHERE group_id = ?1 AND actor_id = ?2 AND " LIVE_EVENT " AND "
+		       NOT_SUPERSEDED " ORDER BY id DESC LIMIT 1",
+	[S_NAME_COUNT] = "SELECT count(*) FROM members WHERE group_id = ?1 "
+			 "AND name = ?2 COLLATE NOCASE",
+	[S_CORRECTED] = "SELECT e.member_id, e.topic_id, e.actor_name FROM events e "
+			"WHERE e.group_id = ?1 AND e.actor_id IS NOT NULL AND "
+			"(?2 IS NULL OR e.member_id = ?2) AND (?3 IS NULL OR e.topic_id = ?3) "
+			"AND e.new_status <> 'none' AND " LIVE_EVENT " AND NOT EXISTS (SELECT 1 "
+			"FROM events l WHERE l.group_id = e.group_id AND l.member_id = e.member_id "
+			"AND l.topic_id = e.topic_id AND l.id > e.id AND l.reverts IS NULL AND "
+			"NOT EXISTS (SELECT 1 FROM events v WHERE v.reverts = l.id)) "
+			"ORDER BY e.member_id, e.id",
+	[S_FIX_EVENTS] = "SELECT id, topic_id, old_status, new_status FROM events e "
+			 "WHERE group_id = ?1 AND member_id = ?2 AND actor_id = ?3 AND removal = 1 AND at = ?4 "
+			 "AND " LIVE_EVENT " AND " NOT_SUPERSEDED " ORDER BY id DESC",
 	[S_PRIOR_EVENT] = "SELECT note, at FROM events e "
 			  "WHERE group_id = ?1 AND member_id = ?2 AND topic_id = ?3 AND id < ?4 "
 			  "AND new_status = ?5 AND " LIVE_EVENT " ORDER BY id DESC LIMIT 1",
@@ -367,7 +390,7 @@ static const char *const sql[S_COUNT] = {
 			 "AND new_status = 'done' AND " LIVE_EVENT " AND "
 			 ON_ROADMAP("e.topic_id") " ORDER BY id DESC",
 	[S_ACTIVITY] = "SELECT e.member_id, m.name, e.topic_id, e.old_status, e.new_status, e.at, "
-		       "m.first_seen, e.id "
+		       "m.first_seen, e.id, e.actor_name "
 		       "FROM events e JOIN members m USING (group_id, member_id) "
 		       "WHERE e.group_id = ?1 AND e.at >= ?2 AND e.at < ?3 AND " LIVE_EVENT " "
 		       "ORDER BY e.member_id, e.id",
@@ -474,7 +497,9 @@ static const char *const sql[S_COUNT] = {
 			    "USING (group_id, member_id) WHERE ?1 IS NULL OR p.group_id = ?1 "
 			    "ORDER BY p.group_id, p.member_id, p.topic_id",
 	[S_DUMP_EVENTS] = "SELECT id, group_id, member_id, topic_id, old_status, new_status, "
-			  "note, at, source_id, COALESCE(reverts, 0) FROM events" GROUP_IS
+			  "note, at, source_id, COALESCE(reverts, 0), actor_id, actor_name, "
+			  "COALESCE(removal, 0) "
+			  "FROM events" GROUP_IS
 			  "ORDER BY id",
 	[S_DUMP_DIGESTS] = "SELECT group_id, local_date, idem_key, recorded_at, "
 			   "COALESCE(sent_at, 0), group_percent FROM digests" GROUP_IS
@@ -490,8 +515,9 @@ static const char *const sql[S_COUNT] = {
 	[S_RESTORE_PROGRESS] = "INSERT INTO progress (group_id, member_id, topic_id, status, "
 			       "note, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
 	[S_RESTORE_EVENT] = "INSERT INTO events (group_id, member_id, topic_id, old_status, "
-			    "new_status, note, at, source_id, reverts) "
-			    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) RETURNING id",
+			    "new_status, note, at, source_id, reverts, actor_id, actor_name, removal) "
+			    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) "
+			    "RETURNING id",
 	[S_RESTORE_DIGEST] = "INSERT INTO digests (group_id, local_date, idem_key, recorded_at, "
 			     "sent_at, group_percent) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
 	[S_RESTORE_DIGEST_RANK] = "INSERT INTO digest_ranks (group_id, local_date, member_id, "

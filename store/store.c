@@ -213,6 +213,9 @@ void store_checkpoint_stats(struct store *st, struct store_checkpoints *out)
 		st->be->checkpoint_stats(st->db, out);
 }
 
+static const char *col_text(struct bk_stmt *s, int i);
+static const char *col_or_null(struct bk_stmt *s, int i);
+
 /* COHORT_ERR_DUPLICATE when source_id was applied before. */
 static int check_source(struct store *st, const char *source_id)
 {
@@ -257,7 +260,7 @@ static int get_status(struct store *st, const char *group, const char *member, c
 }
 
 static int insert_event(struct store *st, const struct store_change *c, enum store_status old,
-			int64_t reverts)
+			int64_t reverts, const char *actor_id, const char *actor_name, bool removal)
 {
 	struct bk_stmt *s = prep(st, S_INSERT_EVENT);
 	bind_text(s, 1, c->group_id);
@@ -270,6 +273,12 @@ static int insert_event(struct store *st, const struct store_change *c, enum sto
 	bind_text(s, 8, c->source_id);
 	if (reverts)
 		bk_bind_int(s, 9, reverts);
+	bind_text(s, 10, actor_id);
+	bind_text(s, 11, actor_id ? actor_name : NULL);
+	if (removal)
+		bk_bind_int(s, 12, 1);
+	else
+		bind_text(s, 12, NULL); /* bound all the same: PostgreSQL counts the parameters */
 	int rc = bk_step(s);
 	bk_reset(s);
 	if (rc == BK_DUPLICATE) /* another process applied this source event meanwhile */
@@ -409,7 +418,8 @@ static int write_progress(struct store *st, const struct store_change *c,
 	return rc;
 }
 
-int store_set_status(struct store *st, const struct store_change *c, struct store_prior *prior)
+static int set_status(struct store *st, const struct store_change *c, const char *actor_id,
+		      const char *actor_name, struct store_prior *prior)
 {
 	struct store_prior old;
 	int rc = begin(st);
@@ -435,7 +445,7 @@ int store_set_status(struct store *st, const struct store_change *c, struct stor
 			goto fail;
 		return COHORT_ERR_UNCHANGED;
 	}
-	rc = insert_event(st, c, old.status, 0);
+	rc = insert_event(st, c, old.status, 0, actor_id, actor_name, false);
 	if (!rc)
 		rc = write_progress(st, c, &old, c->at, false);
 	if (!rc)
@@ -445,6 +455,189 @@ int store_set_status(struct store *st, const struct store_change *c, struct stor
 	return COHORT_OK;
 fail:
 	rollback(st);
+	return rc;
+}
+
+int store_set_status(struct store *st, const struct store_change *c, struct store_prior *prior)
+{
+	return set_status(st, c, NULL, NULL, prior);
+}
+
+int store_fix_status(struct store *st, const struct store_change *c, const char *actor_id,
+		     const char *actor_name, struct store_prior *prior)
+{
+	return set_status(st, c, actor_id, actor_name, prior);
+}
+
+struct topic_list {
+	char **ids;
+	enum store_status *was;
+	size_t n, cap, capw;
+};
+
+static int collect_topic(const struct store_row *row, void *ud)
+{
+	struct topic_list *l = ud;
+	grow_array((void **)&l->ids, &l->cap, l->n + 1, sizeof(*l->ids));
+	grow_array((void **)&l->was, &l->capw, l->n + 1, sizeof(*l->was));
+	l->was[l->n] = row->status;
+	l->ids[l->n++] = xstrdup(row->topic_id);
+	return 0;
+}
+
+static int each_row(struct store *st, struct bk_stmt *s, store_row_fn fn, void *ud);
+
+int store_fix_remove(struct store *st, const char *group_id, const char *member_id,
+		     const char *actor_id, const char *actor_name, const char *source_id,
+		     int64_t at, int *count)
+{
+	*count = 0;
+	struct topic_list l = {0};
+	int rc = begin(st);
+	if (rc)
+		return rc;
+	rc = check_source(st, source_id);
+	if (!rc) {
+		struct bk_stmt *s = prep(st, S_MEMBER_PROGRESS);
+		bind_text(s, 1, group_id);
+		bind_text(s, 2, member_id);
+		rc = each_row(st, s, collect_topic, &l);
+	}
+	if (!rc && !l.n)
+		rc = COHORT_ERR_NOT_FOUND;
+	for (size_t i = 0; !rc && i < l.n; i++) {
+		char *src = !source_id ? NULL
+			    : i == 0   ? xstrdup(source_id)
+				       : xasprintf("%s#%zu", source_id, i + 1);
+		struct store_change c = {group_id, member_id, NULL, l.ids[i], STATUS_NONE,
+					 NULL,	   src,	      at};
+		struct store_prior old;
+		rc = get_status(st, group_id, member_id, l.ids[i], &old);
+		if (!rc)
+			rc = insert_event(st, &c, old.status, 0, actor_id, actor_name, true);
+		if (!rc)
+			rc = write_progress(st, &c, &old, at, false);
+		free(src);
+	}
+	if (!rc)
+		rc = commit(st);
+	if (!rc)
+		*count = (int)l.n;
+	else
+		rollback(st);
+	for (size_t i = 0; i < l.n; i++)
+		free(l.ids[i]);
+	free(l.ids);
+	free(l.was);
+	return rc;
+}
+
+/*
+ * Reverts event event_id (member's change of topic from `restore` to `undone`):
+ * the topic gets back `restore` with the note and time of the change that
+ * made it. The revert is logged with source_id and, for a correction, its actor.
+ */
+static int revert_one(struct store *st, const char *group_id, const char *member_id,
+		      int64_t event_id, const char *topic_id, enum store_status restore,
+		      enum store_status undone, const char *source_id, int64_t at,
+		      const char *actor_id, const char *actor_name)
+{
+	char *note = NULL;
+	int64_t restored_at = at;
+	int rc = COHORT_OK;
+	if (restore != STATUS_NONE) {
+		struct bk_stmt *s = prep(st, S_PRIOR_EVENT);
+		bind_text(s, 1, group_id);
+		bind_text(s, 2, member_id);
+		bind_text(s, 3, topic_id);
+		bk_bind_int(s, 4, event_id);
+		bind_text(s, 5, store_status_name(restore));
+		int step = bk_step(s);
+		if (step == BK_ROW) {
+			const char *n = bk_col_text(s, 0);
+			note = n ? xstrdup((const char *)n) : NULL;
+			restored_at = bk_col_int(s, 1);
+		}
+		bk_reset(s);
+		if (step != BK_ROW && step != BK_DONE)
+			return db_fail(st, "finding the earlier state");
+	}
+	struct store_change c = {group_id, member_id, NULL, topic_id, restore,
+				 note,	   source_id, at};
+	struct store_prior current;
+	rc = get_status(st, group_id, member_id, topic_id, &current);
+	if (!rc)
+		rc = insert_event(st, &c, undone, event_id, actor_id, actor_name, false);
+	if (!rc)
+		rc = write_progress(st, &c, &current, restored_at, true);
+	free(note);
+	return rc;
+}
+
+/* Says whose records a reverted correction changed: out->fixed_member_id and _name. */
+static int fixed_name(struct store *st, const char *group_id, const char *member_id,
+		      struct store_undone *out)
+{
+	struct bk_stmt *s = prep(st, S_FIND_MEMBER);
+	bind_text(s, 1, group_id);
+	bind_text(s, 2, member_id);
+	int step = bk_step(s);
+	out->fixed_member_id = xstrdup(member_id);
+	out->fixed_member_name = xstrdup(step == BK_ROW ? col_text(s, 1) : member_id);
+	bk_reset(s);
+	return step == BK_ROW || step == BK_DONE ? COHORT_OK : db_fail(st, "finding the member");
+}
+
+struct fix_event {
+	int64_t id;
+	char *topic_id;
+	enum store_status old, new;
+};
+
+/*
+ * Reverts every live change of member's records that actor made at time at
+ * (one correction), newest first; out says what.
+ */
+static int revert_fix(struct store *st, const char *group_id, const char *member_id,
+		      int64_t fix_at, const char *actor_id, const char *actor_name,
+		      const char *source_id, int64_t at, struct store_undone *out)
+{
+	struct fix_event *ev = NULL;
+	size_t n = 0, cap = 0;
+	struct bk_stmt *s = prep(st, S_FIX_EVENTS);
+	bind_text(s, 1, group_id);
+	bind_text(s, 2, member_id);
+	bind_text(s, 3, actor_id);
+	bk_bind_int(s, 4, fix_at);
+	int step;
+	while ((step = bk_step(s)) == BK_ROW) {
+		grow_array((void **)&ev, &cap, n + 1, sizeof(*ev));
+		ev[n++] = (struct fix_event){bk_col_int(s, 0), xstrdup(col_text(s, 1)),
+					     status_parse(bk_col_text(s, 2)),
+					     status_parse(bk_col_text(s, 3))};
+	}
+	bk_reset(s);
+	int rc = step == BK_DONE ? COHORT_OK : db_fail(st, "reading the correction");
+	for (size_t i = 0; !rc && i < n; i++) {
+		char *src = !source_id ? NULL
+			    : i == 0   ? xstrdup(source_id)
+				       : xasprintf("%s#%zu", source_id, i + 1);
+		rc = revert_one(st, group_id, member_id, ev[i].id, ev[i].topic_id, ev[i].old,
+				ev[i].new, src, at, actor_id, actor_name);
+		free(src);
+	}
+	if (!rc && n) {
+		out->topic_id = xstrdup(ev[n - 1].topic_id);
+		out->to = ev[n - 1].old;
+		out->from = ev[n - 1].new;
+		out->count = (int)n;
+		rc = fixed_name(st, group_id, member_id, out);
+	} else if (!rc) {
+		rc = COHORT_ERR_NOT_FOUND;
+	}
+	for (size_t i = 0; i < n; i++)
+		free(ev[i].topic_id);
+	free(ev);
 	return rc;
 }
 
@@ -465,49 +658,73 @@ int store_undo(struct store *st, const char *group_id, const char *member_id,
 	bind_text(s, 1, group_id);
 	bind_text(s, 2, member_id);
 	int step = bk_step(s);
-	if (step != BK_ROW) {
-		bk_reset(s);
-		rc = step == BK_DONE ? COHORT_ERR_NOT_FOUND
-					 : db_fail(st, "finding the last change");
+	int64_t event_id = 0;
+	enum store_status restore = STATUS_NONE, undone = STATUS_NONE;
+	char *topic = NULL;
+	if (step == BK_ROW) {
+		event_id = bk_col_int(s, 0);
+		topic = xstrdup((const char *)bk_col_text(s, 1));
+		restore = status_parse(bk_col_text(s, 2));
+		undone = status_parse(bk_col_text(s, 3));
+	}
+	bk_reset(s);
+	if (step != BK_ROW && step != BK_DONE) {
+		rc = db_fail(st, "finding the last change");
 		goto fail;
 	}
-	int64_t event_id = bk_col_int(s, 0);
-	out->topic_id = xstrdup((const char *)bk_col_text(s, 1));
-	out->to = status_parse(bk_col_text(s, 2));
-	out->from = status_parse(bk_col_text(s, 3));
-	bk_reset(s);
-
-	/* The state being restored: its note and time come from the change that made it. */
-	char *note = NULL;
-	int64_t restored_at = at;
-	if (out->to != STATUS_NONE) {
-		s = prep(st, S_PRIOR_EVENT);
-		bind_text(s, 1, group_id);
-		bind_text(s, 2, member_id);
-		bind_text(s, 3, out->topic_id);
-		bk_bind_int(s, 4, event_id);
-		bind_text(s, 5, store_status_name(out->to));
-		step = bk_step(s);
-		if (step == BK_ROW) {
-			const char *n = bk_col_text(s, 0);
-			note = n ? xstrdup((const char *)n) : NULL;
-			restored_at = bk_col_int(s, 1);
-		}
-		bk_reset(s);
-		if (step != BK_ROW && step != BK_DONE) {
-			rc = db_fail(st, "finding the earlier state");
-			goto fail;
-		}
+	/* The member's latest correction of someone else, if newer than their own change. */
+	s = prep(st, S_LAST_FIX);
+	bind_text(s, 1, group_id);
+	bind_text(s, 2, member_id);
+	step = bk_step(s);
+	int64_t fix_id = 0, fix_at = 0;
+	char *fixed = NULL, *fix_topic = NULL;
+	bool removal = false;
+	enum store_status fix_old = STATUS_NONE, fix_new = STATUS_NONE;
+	if (step == BK_ROW) {
+		fix_id = bk_col_int(s, 0);
+		fixed = xstrdup(col_text(s, 1));
+		fix_at = bk_col_int(s, 2);
+		removal = bk_col_int(s, 3) != 0;
+		fix_topic = xstrdup(col_text(s, 4));
+		fix_old = status_parse(bk_col_text(s, 5));
+		fix_new = status_parse(bk_col_text(s, 6));
 	}
-	struct store_change c = {group_id, member_id, member_name, out->topic_id,
-				 out->to,  note,      source_id,   at};
-	struct store_prior current;
-	rc = get_status(st, group_id, member_id, out->topic_id, &current);
-	if (!rc)
-		rc = insert_event(st, &c, out->from, event_id);
-	if (!rc)
-		rc = write_progress(st, &c, &current, restored_at, true);
-	free(note);
+	bk_reset(s);
+	if (step != BK_ROW && step != BK_DONE) {
+		free(topic);
+		free(fixed);
+		free(fix_topic);
+		rc = db_fail(st, "finding the last correction");
+		goto fail;
+	}
+	if (fix_id > event_id && removal) {
+		rc = revert_fix(st, group_id, fixed, fix_at, member_id, member_name, source_id, at,
+				out);
+	} else if (fix_id > event_id) {
+		out->topic_id = fix_topic;
+		fix_topic = NULL;
+		out->to = fix_old;
+		out->from = fix_new;
+		out->count = 1;
+		rc = revert_one(st, group_id, fixed, fix_id, out->topic_id, fix_old, fix_new,
+				source_id, at, member_id, member_name);
+		if (!rc)
+			rc = fixed_name(st, group_id, fixed, out);
+	} else if (event_id) {
+		out->topic_id = topic;
+		topic = NULL;
+		out->to = restore;
+		out->from = undone;
+		out->count = 1;
+		rc = revert_one(st, group_id, member_id, event_id, out->topic_id, restore, undone,
+				source_id, at, NULL, NULL);
+	} else {
+		rc = COHORT_ERR_NOT_FOUND;
+	}
+	free(topic);
+	free(fixed);
+	free(fix_topic);
 	if (!rc)
 		rc = commit(st);
 	if (rc)
@@ -516,7 +733,9 @@ int store_undo(struct store *st, const char *group_id, const char *member_id,
 fail:
 	rollback(st);
 	free(out->topic_id);
-	out->topic_id = NULL;
+	free(out->fixed_member_id);
+	free(out->fixed_member_name);
+	memset(out, 0, sizeof(*out));
 	return rc;
 }
 
@@ -850,7 +1069,8 @@ int store_activity(struct store *st, const char *group_id, int64_t since, int64_
 					   col_text(s, 2),
 					   status_parse(bk_col_text(s, 3)),
 					   status_parse(bk_col_text(s, 4)),
-					   bk_col_int(s, 5)};
+					   bk_col_int(s, 5),
+					   col_or_null(s, 8)};
 		stop = fn(&a, ud);
 	}
 	bk_reset(s);
@@ -875,6 +1095,38 @@ int store_find_member(struct store *st, const char *group_id, const char *who, c
 	if (rc == BK_ROW)
 		return COHORT_OK;
 	return rc == BK_DONE ? COHORT_ERR_NOT_FOUND : db_fail(st, "finding a member");
+}
+
+int store_corrected(struct store *st, const char *group_id, const char *member_id,
+		    const char *topic_id,
+		    int (*fn)(const char *member_id, const char *topic_id, const char *actor_name,
+			      void *ud),
+		    void *ud)
+{
+	struct bk_stmt *s = prep(st, S_CORRECTED);
+	bind_text(s, 1, group_id);
+	bind_text(s, 2, member_id);
+	bind_text(s, 3, topic_id);
+	int rc, stop = 0;
+	while (!stop && (rc = bk_step(s)) == BK_ROW)
+		stop = fn(col_text(s, 0), col_text(s, 1), col_text(s, 2), ud);
+	bk_reset(s);
+	if (stop)
+		return stop;
+	return rc == BK_DONE ? COHORT_OK : db_fail(st, "reading corrections");
+}
+
+int store_member_name_count(struct store *st, const char *group_id, const char *name, int *n)
+{
+	*n = 0;
+	struct bk_stmt *s = prep(st, S_NAME_COUNT);
+	bind_text(s, 1, group_id);
+	bind_text(s, 2, name);
+	int rc = bk_step(s);
+	if (rc == BK_ROW)
+		*n = (int)bk_col_int(s, 0);
+	bk_reset(s);
+	return rc == BK_ROW ? COHORT_OK : db_fail(st, "counting members by name");
 }
 
 static char *col_dup_or_null(struct bk_stmt *s, int i)
@@ -1243,7 +1495,10 @@ static int event_row(struct bk_stmt *s, const struct store_dump_fns *fns, void *
 				col_or_null(s, 6),
 				bk_col_int(s, 7),
 				col_or_null(s, 8),
-				bk_col_int(s, 9)};
+				bk_col_int(s, 9),
+				col_or_null(s, 10),
+				col_or_null(s, 11),
+				bk_col_int(s, 12) != 0};
 	return fns->event(&e, ud);
 }
 
@@ -1400,6 +1655,12 @@ static void fill_event(struct bk_stmt *s, const void *v)
 	bind_text(s, 8, e->source_id);
 	if (e->reverts)
 		bk_bind_int(s, 9, e->reverts);
+	bind_text(s, 10, e->actor_id);
+	bind_text(s, 11, e->actor_id ? e->actor_name : NULL);
+	if (e->removal)
+		bk_bind_int(s, 12, 1);
+	else
+		bind_text(s, 12, NULL);
 }
 
 int store_restore_event(struct store *st, const struct store_event *e, int64_t *id)

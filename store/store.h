@@ -78,6 +78,25 @@ struct store_prior {
 int store_set_status(struct store *st, const struct store_change *c, struct store_prior *prior);
 
 /*
+ * An admin's correction (/fix): store_set_status() of another member's
+ * record, logged as made by actor_id (named actor_name then). The member's
+ * own undo never reverts it; the admin's does (store_undo()). Same returns.
+ */
+int store_fix_status(struct store *st, const struct store_change *c, const char *actor_id,
+		     const char *actor_name, struct store_prior *prior);
+/*
+ * An admin's removal of a member's records: every progress record of
+ * member_id in group_id set to none (points, counts and ranks follow), each
+ * change logged as actor_id's at time at, in one transaction (one
+ * correction: the admin's undo restores them all). *count receives the
+ * records cleared. Returns COHORT_OK, COHORT_ERR_NOT_FOUND (no records),
+ * COHORT_ERR_DUPLICATE (source_id seen) or COHORT_ERR_STORE.
+ */
+int store_fix_remove(struct store *st, const char *group_id, const char *member_id,
+		     const char *actor_id, const char *actor_name, const char *source_id,
+		     int64_t at, int *count);
+
+/*
  * A batch: the changes made until store_batch_end() commit together (each is
  * a savepoint, so one that fails or changes nothing is undone alone). keep =
  * false rolls the whole batch back. Both return COHORT_OK or COHORT_ERR_STORE.
@@ -118,12 +137,20 @@ int store_groups(struct store *st, int (*fn)(const char *group_id, void *ud), vo
 struct store_undone {
 	char *topic_id; /* owned by the caller: free() it */
 	enum store_status from, to;
+	/* A correction reverted: whose records (new strings, free() them), else NULL. */
+	char *fixed_member_id, *fixed_member_name;
+	int count; /* the changes reverted (a removal reverts several; topic_id is the last) */
 };
 
 /*
  * Reverts the member's most recent change that is not itself an undo and
  * has not been reverted; repeated undos walk further back. The topic gets
- * back its earlier status, note and time. Returns COHORT_OK,
+ * back its earlier status, note and time. A change an admin made to the
+ * member's records (actor_id) is not the member's to undo; an admin's own
+ * corrections are: when member_id's latest live correction of someone
+ * (every change of it: same member, same time) is newer than their own
+ * latest change, that correction is reverted instead (logged as theirs,
+ * fixed_member_id says whose). Returns COHORT_OK,
  * COHORT_ERR_NOT_FOUND (nothing to undo), COHORT_ERR_DUPLICATE or
  * COHORT_ERR_STORE.
  */
@@ -263,6 +290,7 @@ struct store_activity {
 	const char *topic_id;
 	enum store_status from, to;
 	int64_t at;
+	const char *actor_name; /* an admin's correction: who made it; NULL: the member */
 };
 typedef int (*store_activity_fn)(const struct store_activity *a, void *ud);
 /* The group's un-reverted changes in [since, until), member by member, oldest first within each. */
@@ -276,6 +304,22 @@ int store_activity(struct store *st, const char *group_id, int64_t since, int64_
  */
 int store_find_member(struct store *st, const char *group_id, const char *who, char **member_id,
 		      char **member_name);
+
+/*
+ * The group's records that an admin's correction set (/fix) and nobody
+ * changed since: of member_id (NULL: everyone), of topic_id (NULL: every
+ * topic), by member then time. actor_name: who set it. Strings are borrowed
+ * for the callback; fn returns non-zero to stop (returned). COHORT_OK or
+ * COHORT_ERR_STORE.
+ */
+int store_corrected(struct store *st, const char *group_id, const char *member_id,
+		    const char *topic_id,
+		    int (*fn)(const char *member_id, const char *topic_id, const char *actor_name,
+			      void *ud),
+		    void *ud);
+
+/* How many members of the group go by name (case-insensitive): more than one is ambiguous. */
+int store_member_name_count(struct store *st, const char *group_id, const char *name, int *n);
 
 /* A group's own settings; NULL fields are unset (use the configured defaults). */
 struct store_settings {
@@ -368,6 +412,9 @@ struct store_event {
 	int64_t at;
 	const char *source_id; /* NULL for none */
 	int64_t reverts;       /* the id of the change this undid, 0 for none */
+	const char *actor_id;   /* an admin's correction: who (NULL: the member) */
+	const char *actor_name; /* and their name then (NULL with actor_id) */
+	bool removal;           /* one of the changes of a "/fix MEMBER remove" */
 };
 struct store_group_settings {
 	const char *group_id;

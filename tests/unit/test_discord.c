@@ -110,7 +110,7 @@ static void the_command_list_is_complete(void **state)
 {
 	(void)state;
 	cJSON *defs = dc_command_definitions();
-	assert_int_equal(cJSON_GetArraySize(defs), 17); /* 14 commands, 3 admin settings */
+	assert_int_equal(cJSON_GetArraySize(defs), 18); /* 15 commands, 3 admin settings */
 	char *s = cJSON_PrintUnformatted(defs);
 	assert_true(strlen(s) < 8000);
 	cJSON *c;
@@ -128,8 +128,8 @@ static void the_command_list_is_complete(void **state)
 				autocompleted++;
 		}
 	}
-	assert_int_equal(autocompleted, 5); /* topic on done, start, skip, reset, who */
-	assert_int_equal(admin, 3); /* digest-setup, goal-group, dashboard-setup */
+	assert_int_equal(autocompleted, 6); /* topic on done, start, skip, reset, who, fix */
+	assert_int_equal(admin, 4); /* fix, digest-setup, goal-group, dashboard-setup */
 	cJSON_free(s);
 	cJSON_Delete(defs);
 }

@@ -286,6 +286,60 @@ static void undo_walks_back_and_restores_time_and_note(void **state)
 	assert_int_equal(store_undo(f->st, "g", "bob", "Bob", NULL, 700, &u), COHORT_ERR_NOT_FOUND);
 }
 
+/* /fix: an admin's correction is logged as theirs; undo is the admin's, never the member's. */
+static void a_correction_is_the_admins_to_undo(void **state)
+{
+	struct fixture *f = *state;
+	assert_int_equal(set(f->st, "ana", "kafka", STATUS_DONE, NULL, 100), COHORT_OK);
+	assert_int_equal(set(f->st, "ana", "redis", STATUS_IN_PROGRESS, NULL, 200), COHORT_OK);
+	assert_int_equal(set(f->st, "boss", "docker", STATUS_DONE, NULL, 250), COHORT_OK);
+	struct store_change c = {"g", "ana", "ana", "redis", STATUS_DONE, NULL, NULL, 300};
+	assert_int_equal(store_fix_status(f->st, &c, "boss", "Boss", NULL), COHORT_OK);
+	assert_int_equal(points(f->st, "ana", 0), 2);
+
+	/* Her undo skips the corrected topic and reverts her own Kafka. */
+	struct store_undone u;
+	assert_int_equal(store_undo(f->st, "g", "ana", "ana", NULL, 400, &u), COHORT_OK);
+	assert_string_equal(u.topic_id, "kafka");
+	assert_null(u.fixed_member_id);
+	free(u.topic_id);
+	assert_int_equal(status_of(f->st, "ana", "redis"), STATUS_DONE);
+	assert_int_equal(store_undo(f->st, "g", "ana", "ana", NULL, 450, &u),
+			 COHORT_ERR_NOT_FOUND);
+
+	/* The admin's undo reverts the correction (newer than the admin's own change). */
+	assert_int_equal(store_undo(f->st, "g", "boss", "Boss", NULL, 500, &u), COHORT_OK);
+	assert_string_equal(u.topic_id, "redis");
+	assert_string_equal(u.fixed_member_id, "ana");
+	assert_int_equal(u.count, 1);
+	assert_int_equal(u.from, STATUS_DONE);
+	assert_int_equal(u.to, STATUS_IN_PROGRESS);
+	free(u.topic_id);
+	free(u.fixed_member_id);
+	free(u.fixed_member_name);
+	assert_int_equal(status_of(f->st, "ana", "redis"), STATUS_IN_PROGRESS);
+	assert_int_equal(status_of(f->st, "boss", "docker"), STATUS_DONE);
+
+	/* A removal clears every record in one correction; one undo brings them all back. */
+	assert_int_equal(set(f->st, "ana", "kafka", STATUS_DONE, NULL, 600), COHORT_OK);
+	int n = 0;
+	assert_int_equal(store_fix_remove(f->st, "g", "ana", "boss", "Boss", NULL, 700, &n),
+			 COHORT_OK);
+	assert_int_equal(n, 2);
+	assert_int_equal(points(f->st, "ana", 0), 0);
+	assert_int_equal(status_of(f->st, "ana", "kafka"), STATUS_NONE);
+	assert_int_equal(store_fix_remove(f->st, "g", "ana", "boss", "Boss", NULL, 710, &n),
+			 COHORT_ERR_NOT_FOUND);
+	assert_int_equal(store_undo(f->st, "g", "boss", "Boss", NULL, 800, &u), COHORT_OK);
+	assert_int_equal(u.count, 2);
+	free(u.topic_id);
+	free(u.fixed_member_id);
+	free(u.fixed_member_name);
+	assert_int_equal(status_of(f->st, "ana", "kafka"), STATUS_DONE);
+	assert_int_equal(status_of(f->st, "ana", "redis"), STATUS_IN_PROGRESS);
+	assert_int_equal(points(f->st, "ana", 0), 1);
+}
+
 static void undo_with_a_replayed_source_is_applied_once(void **state)
 {
 	struct fixture *f = *state;
@@ -1301,9 +1355,11 @@ static void pg_an_older_schema_is_upgraded(void **state)
 	snprintf(sql, sizeof(sql),
 		 "DROP TABLE %s.goal_reached; DROP TABLE %s.goals; DROP TABLE %s.dashboards; "
 		 "DROP TABLE %s.group_activity; DROP TABLE %s.outbox; DROP TABLE %s.rate_windows; "
+		 "ALTER TABLE %s.events DROP COLUMN actor_id, DROP COLUMN actor_name, "
+		 "DROP COLUMN removal; "
 		 "DELETE FROM %s.cohort_schema; INSERT INTO %s.cohort_schema (version) VALUES (5)",
 		 f->schema, f->schema, f->schema, f->schema, f->schema, f->schema, f->schema,
-		 f->schema);
+		 f->schema, f->schema);
 	assert_int_equal(pg_exec(sql), 0);
 	if (store_open(f->target, false, &f->st, err))
 		fail_msg("%s", err);
@@ -1601,10 +1657,12 @@ static void pg_an_earlier_database_is_upgraded(void **state)
 	snprintf(sql, sizeof(sql),
 		 "DROP TABLE %s.leases; DROP TABLE %s.goal_reached; DROP TABLE %s.goals; "
 		 "DROP TABLE %s.dashboards; DROP TABLE %s.group_activity; DROP TABLE %s.outbox; "
-		 "DROP TABLE %s.rate_windows; DELETE FROM %s.cohort_schema; "
+		 "DROP TABLE %s.rate_windows; "
+		 "ALTER TABLE %s.events DROP COLUMN actor_id, DROP COLUMN actor_name, "
+		 "DROP COLUMN removal; DELETE FROM %s.cohort_schema; "
 		 "INSERT INTO %s.cohort_schema (version) VALUES (4)",
 		 f->schema, f->schema, f->schema, f->schema, f->schema, f->schema, f->schema,
-		 f->schema, f->schema);
+		 f->schema, f->schema, f->schema);
 	assert_int_equal(pg_exec(sql), 0);
 	assert_int_equal(open_fixture(f), 0);
 	assert_int_equal(store_schema_version(f->st), store_schema_latest());
@@ -1943,9 +2001,11 @@ static void pg_a_store_at_version_8_gets_the_outbox(void **state)
 	struct fixture *f = *state;
 	store_free(f->st);
 	f->st = NULL;
-	char sql[256];
+	char sql[400];
 	snprintf(sql, sizeof(sql),
 		 "SET search_path = %s; DROP TABLE outbox; DROP TABLE rate_windows; "
+		 "ALTER TABLE events DROP COLUMN actor_id, DROP COLUMN actor_name, "
+		 "DROP COLUMN removal; "
 		 "DELETE FROM cohort_schema; INSERT INTO cohort_schema (version) VALUES (8)",
 		 f->schema);
 	assert_int_equal(pg_exec(sql), 0);
@@ -1967,6 +2027,7 @@ int main(void)
 		cmocka_unit_test(changes_are_recorded_once),
 		cmocka_unit_test(undo_walks_back_and_restores_time_and_note),
 		cmocka_unit_test(undo_with_a_replayed_source_is_applied_once),
+		cmocka_unit_test(a_correction_is_the_admins_to_undo),
 		cmocka_unit_test(ranking_breaks_ties_by_who_got_there_first),
 		cmocka_unit_test(period_scores_can_be_rebuilt),
 		cmocka_unit_test(the_calendar_is_given_the_groups_zone),
