@@ -43,7 +43,8 @@ struct door_answer {
 	 * completion.
 	 */
 	int rc;
-	const struct reply *reply;        /* EVENT_COMMAND's answer (always one); NULL otherwise */
+	/* EVENT_COMMAND's answer (always one, but for a door_submit_once() replay); NULL otherwise */
+	const struct reply *reply;
 	const struct bot_choice *choices; /* EVENT_COMPLETE's, best first */
 	size_t n_choices;
 	/*
@@ -79,6 +80,17 @@ struct answer_sink {
  * in the same order.
  */
 void door_submit(struct door *d, const struct event *ev, const struct answer_sink *sink);
+
+/*
+ * As door_submit(), but the event runs only if the store has not seen once (a
+ * name such as "ix:<interaction id>") within the last ttl_ms real ms, in any
+ * process on the store: the claim is a lease nobody renews. A replay within
+ * that time does not run: its answer() gets rc COHORT_ERR_DUPLICATE and no
+ * reply (nor choices). When the store cannot record the claim, the event runs
+ * (its own store writes fail the same way and say so).
+ */
+void door_submit_once(struct door *d, const char *once, int64_t ttl_ms, const struct event *ev,
+		      const struct answer_sink *sink);
 
 /*
  * Adapter state kept in the store under a key the adapter names

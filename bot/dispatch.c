@@ -2,6 +2,7 @@
 
 #include "adapter.h"
 #include "bot.h"
+#include "bot_internal.h"
 #include "event.h"
 #include "lib/clock.h"
 #include "lib/err.h"
@@ -237,6 +238,8 @@ struct event_job {
 	struct event ev;
 	struct event_option *options;
 	struct answer_sink sink;
+	char *once; /* door_submit_once(): the claim, or NULL */
+	int64_t once_ttl_ms;
 };
 
 static char *copy(const char *s)
@@ -262,14 +265,38 @@ static void event_job_free(void *arg)
 		free((char *)j->options[i].value);
 	}
 	free(j->options);
+	free(j->once);
 	free(j);
+}
+
+/* True when j's claim was taken already (door_submit_once()): j must not run. */
+static bool claimed_before(struct bot *b, struct event_job *j)
+{
+	if (!j->once)
+		return false;
+	struct store_lease l;
+	int rc = store_lease_take(b->store, j->once, store_lease_holder(), j->once_ttl_ms, false,
+				  &l);
+	if (rc == COHORT_ERR_DENIED) {
+		log_info("dispatch", "%s was handled already (by %s); not running it again",
+			 j->once, l.holder);
+		return true;
+	}
+	if (rc)
+		log_warn("dispatch", "could not record %s in the store; running it all the same",
+			 j->once);
+	return false;
 }
 
 static void run_event(struct bot *b, void *arg)
 {
 	struct event_job *j = arg;
 	struct door_answer a = {COHORT_OK, NULL, NULL, 0, 0};
-	if (j->ev.kind == EVENT_COMPLETE) {
+	if (claimed_before(b, j)) {
+		a.rc = COHORT_ERR_DUPLICATE;
+		if (j->sink.answer)
+			j->sink.answer(j->sink.ctx, &a);
+	} else if (j->ev.kind == EVENT_COMPLETE) {
 		struct bot_choice ch[BOT_MAX_CHOICES];
 		size_t max = j->ev.max_choices;
 		if (!max || max > BOT_MAX_CHOICES)
@@ -294,7 +321,7 @@ static void run_event(struct bot *b, void *arg)
 	event_job_free(j);
 }
 
-void door_submit(struct door *d, const struct event *ev, const struct answer_sink *sink)
+static struct event_job *event_job_new(const struct event *ev, const struct answer_sink *sink)
 {
 	struct event_job *j = xcalloc(1, sizeof(*j));
 	j->ev = *ev;
@@ -320,6 +347,20 @@ void door_submit(struct door *d, const struct event *ev, const struct answer_sin
 	j->ev.options = j->options;
 	if (sink)
 		j->sink = *sink;
+	return j;
+}
+
+void door_submit(struct door *d, const struct event *ev, const struct answer_sink *sink)
+{
+	dispatch_submit(d->d, run_event, event_job_free, event_job_new(ev, sink));
+}
+
+void door_submit_once(struct door *d, const char *once, int64_t ttl_ms, const struct event *ev,
+		      const struct answer_sink *sink)
+{
+	struct event_job *j = event_job_new(ev, sink);
+	j->once = xstrdup(once);
+	j->once_ttl_ms = ttl_ms;
 	dispatch_submit(d->d, run_event, event_job_free, j);
 }
 

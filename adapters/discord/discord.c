@@ -272,14 +272,38 @@ static void pending_free(struct pending *p)
 }
 
 /* Answers an interaction that came over HTTP with body (freed); the responder is used up. */
-static void respond(struct dc_responder *r, cJSON *body)
+static void respond_status(struct dc_responder *r, int status, cJSON *body)
 {
 	char *text = cJSON_PrintUnformatted(body);
-	r->send(r->ctx, text);
+	r->send(r->ctx, status, text);
 	r->send = NULL;
 	r->drop = NULL;
 	cJSON_free(text);
 	cJSON_Delete(body);
+}
+
+static void respond(struct dc_responder *r, cJSON *body)
+{
+	respond_status(r, 200, body);
+}
+
+/*
+ * An interaction that came over HTTP and that the store had seen (a replay to
+ * this or another process): its HTTP call, if still open, is refused. Nothing
+ * goes to Discord: @original belongs to the first delivery's answer.
+ */
+static void refuse_replay(struct discord *dc, const char *id)
+{
+	pthread_mutex_lock(&dc->lock);
+	struct pending *p = take_pending(dc, id);
+	if (p && p->resp.send) {
+		cJSON *body = cJSON_CreateObject();
+		cJSON_AddStringToObject(body, "error", "this interaction was answered already");
+		respond_status(&p->resp, 400, body);
+	}
+	pthread_mutex_unlock(&dc->lock);
+	if (p)
+		pending_free(p);
 }
 
 /*
@@ -428,6 +452,10 @@ static void command_answered(void *arg, const struct door_answer *a)
 	pthread_mutex_lock(&dc->lock);
 	dc->commands++;
 	pthread_mutex_unlock(&dc->lock);
+	if (c->interaction && !a->reply) {
+		refuse_replay(dc, c->interaction); /* door_submit_once(): seen before */
+		return;
+	}
 	/*
 	 * Answered before: a replay whose answer is owed gets nothing (the outbox
 	 * sends that answer), nor a gateway replay whose answer was delivered; one
@@ -706,7 +734,16 @@ static int on_command(struct discord *dc, const cJSON *ix, const char *id, const
 	c->interaction = xstrdup(id);
 	char *address = answer_address(id, token, jstr(ix, "application_id"), NULL, NULL);
 	e.ev.answer_address = address;
-	door_submit(dc->door, &e.ev, &(struct answer_sink){command_answered, command_ctx_free, c});
+	struct answer_sink sink = {command_answered, command_ctx_free, c};
+	if (resp) {
+		/* A signed request can be replayed to any process, or after a restart: the
+		 * store, not this process's memory, says whether it ran. */
+		char *once = xasprintf("ix:%s", id);
+		door_submit_once(dc->door, once, DC_IX_CLAIM_MS, &e.ev, &sink);
+		free(once);
+	} else {
+		door_submit(dc->door, &e.ev, &sink);
+	}
 	free(address);
 	dc_ix_event_release(&e);
 	return COHORT_OK;

@@ -35,16 +35,22 @@ struct config;
  */
 int discord_new(const struct config *cfg, struct door *door, struct adapter *out);
 
+/* How long an interaction id that came over HTTP is remembered in the store, so that
+ * a replay to any process is refused (well over the 5 minutes a timestamp may be off). */
+#define DC_IX_CLAIM_MS (15 * 60 * 1000)
+
 /*
  * Where the answer to an interaction that came over HTTP (POST /interactions)
- * goes: the interaction response itself (type 4 or 8), or a type 5 deferral
- * when the answer takes DC_DEFER_MS (the answer then edits @original through
- * REST, as for the gateway). Exactly one of send and drop is called, once,
- * from any thread (the dispatcher, the adapter's timer); send's json is
- * borrowed for the call; drop (the adapter is freed first) releases ctx.
+ * goes: the interaction response itself (status 200, type 4 or 8), or a type
+ * 5 deferral when the answer takes DC_DEFER_MS (the answer then edits
+ * @original through REST, as for the gateway), or status 400 with an error
+ * (a replay of an interaction the store has seen). Exactly one of send and
+ * drop is called, once, from any thread (the dispatcher, the adapter's
+ * timer); send's json is borrowed for the call; drop (the adapter is freed
+ * first) releases ctx.
  */
 struct dc_responder {
-	void (*send)(void *ctx, const char *json);
+	void (*send)(void *ctx, int status, const char *json);
 	void (*drop)(void *ctx);
 	void *ctx;
 };
@@ -52,8 +58,10 @@ struct dc_responder {
 /*
  * Handles an interaction (a verified POST /interactions body: id, token,
  * type 2 or 4, ...) exactly as one from the gateway, answering through
- * *resp. Any thread. ix is borrowed for the call. Returns COHORT_OK (resp
- * handed over), COHORT_ERR_DUPLICATE (delivered before: answered already) or
+ * *resp. Any thread. ix is borrowed for the call. A command runs once per
+ * interaction id across the processes on the store (DC_IX_CLAIM_MS); a
+ * replay is answered 400. Returns COHORT_OK (resp handed over),
+ * COHORT_ERR_DUPLICATE (delivered to this process before: answered already) or
  * COHORT_ERR_USAGE (not a command or an autocomplete cohort can take); resp is
  * not used then.
  */

@@ -3,6 +3,7 @@
 #include "adapters/json.h"
 #include "adapters/web/web.h"
 #include "discord.h"
+#include "lib/clock.h"
 #include "lib/err.h"
 #include "lib/log.h"
 #include "lib/util.h"
@@ -103,11 +104,11 @@ static void say(const struct ix_answer *ans, int status, const char *error)
 	cJSON_Delete(o);
 }
 
-/* The HTTP answer of an interaction the Discord adapter took: 200 with its JSON. */
-static void relay_send(void *ctx, const char *json)
+/* The HTTP answer of an interaction the Discord adapter took: its status and JSON. */
+static void relay_send(void *ctx, int status, const char *json)
 {
 	struct ix_answer *ans = ctx;
-	ans->send(ans->ctx, 200, json);
+	ans->send(ans->ctx, status, json);
 	free(ans);
 }
 
@@ -135,6 +136,16 @@ void ix_handle(struct ix *x, const char *signature, const char *timestamp, const
 	if (!ix_verify(x, signature, timestamp, body, len)) {
 		log_info(TAG, "refused a request whose signature does not verify (401)");
 		say(ans, 401, "invalid request signature");
+		return;
+	}
+	/* Verified, so digits only and at most MAX_TIMESTAMP of them. */
+	long long ts = strtoll(timestamp, NULL, 10), now = clock_real_ms() / 1000;
+	if (ts < now - IX_MAX_SKEW_S || ts > now + IX_MAX_SKEW_S) {
+		log_info(TAG,
+			 "refused a signed request whose X-Signature-Timestamp is %lld s from now, "
+			 "over %d (401: a replay, or this machine's clock is off)",
+			 ts - now, IX_MAX_SKEW_S);
+		say(ans, 401, "the request's timestamp is too far from now");
 		return;
 	}
 	cJSON *ix = cJSON_ParseWithLength(body, len);

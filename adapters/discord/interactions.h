@@ -8,10 +8,10 @@
  * exactly as from the gateway (discord_interaction()), answered in the HTTP
  * response (type 4 or 8), or deferred (type 5) and edited in later.
  *
- * The timestamp is not checked for age: Discord's rule is the signature, so a
- * captured request replayed later verifies. A replayed command changes
- * nothing all the same: its interaction id is its source event id, which the
- * store applies once (across processes too).
+ * Replays: a request whose X-Signature-Timestamp is more than IX_MAX_SKEW_S
+ * from now is a 401, and a command runs once per interaction id across every
+ * process on the store (discord_interaction()): a captured request replayed
+ * later, or to another process, changes nothing.
  *
  * Threading: ix_handle() from any thread (the HTTP server's); the key is
  * read-only after ix_new().
@@ -25,6 +25,9 @@
 struct adapter;
 struct ix;
 struct web_route;
+
+/* How far (seconds) X-Signature-Timestamp may be from this machine's clock. */
+#define IX_MAX_SKEW_S 300
 
 /* The largest request body taken; a longer one is a 413. */
 #define IX_MAX_BODY (64 * 1024)
@@ -60,7 +63,8 @@ struct ix_answer {
 /*
  * Handles one POST /interactions: signature and timestamp are the headers'
  * values (NULL when missing), body the raw body. Answers through *ans
- * (handed over): 401 (no valid signature), 413 (body over IX_MAX_BODY), 400
+ * (handed over): 401 (no valid signature, or a timestamp more than
+ * IX_MAX_SKEW_S from now), 413 (body over IX_MAX_BODY), 400
  * (not JSON, or an interaction cohort does not take, or one already
  * answered), 200 with PONG, or 200 with the command's answer later.
  */

@@ -171,6 +171,25 @@ def test_a_bad_signature_is_401_and_changes_nothing(bot, discord_app, cohort):
     assert events(cohort.db) == before
 
 
+def test_a_replay_with_an_old_timestamp_is_401(bot, discord_app, cohort, fake):
+    b = bot()
+    discord_app.post(b.url, done(2450, "Redis"))        # the store exists, one event
+    before = events(cohort.db)
+    now = int(time.time())
+    # Signed by the application, but stamped over 5 minutes ago (a captured request) or
+    # ahead: refused, nothing changes.
+    for ts in (now - 400, now + 400):
+        status, answer, _ = discord_app.post(b.url, done(2451, "Kafka"), timestamp=str(ts))
+        assert status == 401, answer
+        assert answer == {"error": "the request's timestamp is too far from now"}
+    assert events(cohort.db) == before
+    assert "X-Signature-Timestamp is -400 s from now" in b.stderr()
+    # Within the window it goes through (the clocks of Discord and cohort may differ).
+    status, answer, _ = discord_app.post(b.url, done(2451, "Kafka"), timestamp=str(now - 200))
+    assert status == 200 and "finished Kafka" in text_of(answer)
+    assert fake.rest("PATCH") == []
+
+
 def test_missing_signature_headers_are_401(bot, discord_app, cohort):
     b = bot()
     discord_app.post(b.url, done(2500, "Redis"))
@@ -332,12 +351,34 @@ def test_two_processes_behind_one_address_share_postgresql(tmp_path, fake, disco
             assert f"finished {topic}" in text_of(answer)
         assert lb.counts == [3, 3]                      # both processes answered
         # A PING (to process a), then 2800 again, which process a answered, to process b:
-        # b never saw it, and the database applies it once all the same.
+        # b never saw it, and refuses it all the same (the store has its id).
         assert discord_app.post(front, {"id": "2899", "type": 1, "token": "t"})[1] == \
             {"type": 1}
         status, answer, _ = discord_app.post(front, done(2800, "Kafka", user="301"))
         assert lb.counts == [4, 4]
-        assert status == 200 and text_of(answer).startswith("Already recorded")
+        assert (status, answer) == (400, {"error": "this interaction was answered already"})
+        # A command that is not progress: /digest-setup here in channel 555 (to a), then in
+        # 556 (to a again, after a PING to b); the first replayed to b, which never saw
+        # it, must not move the digest back to 555.
+        admin = str(1 << 5)
+        here = [{"type": 3, "name": "channel", "value": "here"}]
+        first = interaction(2810, "digest-setup", here, channel="555", permissions=admin)
+        status, answer, _ = discord_app.post(front, first)
+        assert status == 200 and "posted here" in text_of(answer), answer
+        assert discord_app.post(front, {"id": "2898", "type": 1, "token": "t"})[1] == \
+            {"type": 1}
+        second = interaction(2811, "digest-setup", here, channel="556", permissions=admin)
+        status, answer, _ = discord_app.post(front, second)
+        assert status == 200 and "posted here" in text_of(answer), answer
+        assert lb.counts == [6, 5]
+        status, answer, _ = discord_app.post(front, first)     # to b
+        assert lb.counts == [6, 6]
+        assert (status, answer) == (400, {"error": "this interaction was answered already"})
+        got = subprocess.run(psql[:-1] + ["-At", "-c", f"SELECT digest_channel FROM "
+                                          f"{schema}.group_settings WHERE group_id = "
+                                          "'discord:100'"],
+                             check=True, capture_output=True, text=True).stdout.strip()
+        assert got == "556"
         # Each process reads the same records, each interaction once.
         exports = []
         for p in procs:

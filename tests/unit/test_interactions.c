@@ -13,6 +13,7 @@
 #include "bot_fixture.h"
 
 #include <openssl/evp.h>
+#include <time.h>
 
 /* A key pair made for the test, as Discord's application key. */
 struct keys {
@@ -50,6 +51,9 @@ static void sign(const struct keys *k, const char *ts, const char *body, char ou
 	for (size_t i = 0; i < 64; i++)
 		snprintf(out + 2 * i, 3, "%02x", sig[i]);
 }
+
+/* Now and a second later as X-Signature-Timestamp values (set by main()). */
+static char ts_now[24], ts_next[24];
 
 /* What the endpoint answered. */
 struct got {
@@ -127,30 +131,60 @@ static void pings_get_pong_and_bad_requests_401(void **state)
 	struct got g;
 	char sig[129];
 	const char *ping = "{\"id\":\"1\",\"type\":1,\"application_id\":\"2\"}";
-	sign(&k, "1700000000", ping, sig);
-	handle(x, sig, "1700000000", ping, &g);
+	sign(&k, ts_now, ping, sig);
+	handle(x, sig, ts_now, ping, &g);
 	assert_int_equal(g.calls, 1);
 	assert_int_equal(g.status, 200);
 	assert_string_equal(g.body, "{\"type\":1}");
-	handle(x, NULL, "1700000000", ping, &g);
+	handle(x, NULL, ts_now, ping, &g);
 	assert_int_equal(g.status, 401);
 	handle(x, sig, NULL, ping, &g);
 	assert_int_equal(g.status, 401);
-	handle(x, sig, "1700000001", ping, &g);
+	handle(x, sig, ts_next, ping, &g);
 	assert_int_equal(g.calls, 1);
 	assert_int_equal(g.status, 401);
 	assert_string_equal(g.body, "{\"error\":\"invalid request signature\"}");
 	/* Signed, but not an interaction. */
-	sign(&k, "1700000000", "[1,2]", sig);
-	handle(x, sig, "1700000000", "[1,2]", &g);
+	sign(&k, ts_now, "[1,2]", sig);
+	handle(x, sig, ts_now, "[1,2]", &g);
 	assert_int_equal(g.status, 400);
 	/* Over the cap: refused before anything else. */
 	char *big = xmalloc(IX_MAX_BODY + 2);
 	memset(big, ' ', IX_MAX_BODY + 1);
 	big[IX_MAX_BODY + 1] = '\0';
-	handle(x, sig, "1700000000", big, &g);
+	handle(x, sig, ts_now, big, &g);
 	assert_int_equal(g.status, 413);
 	free(big);
+	ix_free(x);
+	EVP_PKEY_free(k.pair);
+}
+
+/* A signed request stamped more than 5 minutes from now is a replay (or a bad clock). */
+static void stale_and_future_timestamps_are_401(void **state)
+{
+	(void)state;
+	struct keys k;
+	make_keys(&k);
+	struct ix *x = ix_new(k.public_hex, NULL);
+	const char *ping = "{\"id\":\"1\",\"type\":1,\"application_id\":\"2\"}";
+	long long now = (long long)time(NULL);
+	struct {
+		long long offset;
+		int status;
+	} cases[] = {{-IX_MAX_SKEW_S - 5, 401}, {IX_MAX_SKEW_S + 5, 401},
+		     {-IX_MAX_SKEW_S + 5, 200}, {IX_MAX_SKEW_S - 5, 200}, {0, 200}};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char ts[24], sig[129];
+		struct got g;
+		snprintf(ts, sizeof(ts), "%lld", now + cases[i].offset);
+		sign(&k, ts, ping, sig);
+		handle(x, sig, ts, ping, &g);
+		assert_int_equal(g.calls, 1);
+		assert_int_equal(g.status, cases[i].status);
+		if (cases[i].status == 401)
+			assert_string_equal(g.body,
+					    "{\"error\":\"the request's timestamp is too far from now\"}");
+	}
 	ix_free(x);
 	EVP_PKEY_free(k.pair);
 }
@@ -180,8 +214,8 @@ static void commands_are_answered_in_the_http_response(void **state)
 		"\"options\":[{\"name\":\"topic\",\"type\":3,\"value\":\"Kafka\"}]}}";
 	char sig[129];
 	struct got g;
-	sign(&k, "1700000000", done, sig);
-	handle(x, sig, "1700000000", done, &g);
+	sign(&k, ts_now, done, sig);
+	handle(x, sig, ts_now, done, &g);
 	assert_int_equal(g.calls, 0); /* the bot answers on its thread */
 	dispatch_drain(d);
 	assert_int_equal(g.calls, 1);
@@ -189,16 +223,28 @@ static void commands_are_answered_in_the_http_response(void **state)
 	assert_non_null(strstr(g.body, "\"type\":4"));
 	assert_non_null(strstr(g.body, "Kafka"));
 	/* The same interaction again is refused, and nothing runs. */
-	handle(x, sig, "1700000000", done, &g);
+	handle(x, sig, ts_now, done, &g);
 	assert_int_equal(g.status, 400);
 	assert_string_equal(g.body, "{\"error\":\"this interaction was answered already\"}");
+	/* So it is in another process (an adapter that never saw it) on the same store: the
+	 * store remembers the id, and the command does not run again. */
+	struct adapter a2;
+	assert_int_equal(discord_new(&cfg, dispatch_door(d), &a2), COHORT_OK);
+	struct ix *x2 = ix_new(k.public_hex, &a2);
+	handle(x2, sig, ts_now, done, &g);
+	dispatch_drain(d);
+	assert_int_equal(g.calls, 1);
+	assert_int_equal(g.status, 400);
+	assert_string_equal(g.body, "{\"error\":\"this interaction was answered already\"}");
+	ix_free(x2);
+	a2.ops->free(a2.self);
 
 	const char *ac = "{\"id\":\"1002\",\"application_id\":\"77\",\"type\":4,\"token\":\"tok-2\","
 			 "\"guild_id\":\"500\",\"channel_id\":\"600\",\"member\":{\"user\":{"
 			 "\"id\":\"42\"}},\"data\":{\"name\":\"done\",\"options\":[{\"name\":"
 			 "\"topic\",\"type\":3,\"value\":\"kaf\",\"focused\":true}]}}";
-	sign(&k, "1700000000", ac, sig);
-	handle(x, sig, "1700000000", ac, &g);
+	sign(&k, ts_now, ac, sig);
+	handle(x, sig, ts_now, ac, &g);
 	dispatch_drain(d);
 	assert_int_equal(g.calls, 1);
 	assert_non_null(strstr(g.body, "\"type\":8"));
@@ -208,8 +254,8 @@ static void commands_are_answered_in_the_http_response(void **state)
 	const char *late = "{\"id\":\"1003\",\"application_id\":\"77\",\"type\":2,\"token\":\"t3\","
 			   "\"guild_id\":\"500\",\"channel_id\":\"600\",\"member\":{\"user\":{"
 			   "\"id\":\"42\"}},\"data\":{\"name\":\"progress\"}}";
-	sign(&k, "1700000000", late, sig);
-	handle(x, sig, "1700000000", late, &g);
+	sign(&k, ts_now, late, sig);
+	handle(x, sig, ts_now, late, &g);
 	dispatch_free(d);
 	a.ops->free(a.self);
 	assert_int_equal(g.calls, 0);
@@ -222,9 +268,12 @@ static void commands_are_answered_in_the_http_response(void **state)
 
 int main(void)
 {
+	snprintf(ts_now, sizeof(ts_now), "%lld", (long long)time(NULL));
+	snprintf(ts_next, sizeof(ts_next), "%lld", (long long)time(NULL) + 1);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(only_the_applications_signature_verifies),
 		cmocka_unit_test(pings_get_pong_and_bad_requests_401),
+		cmocka_unit_test(stale_and_future_timestamps_are_401),
 		cmocka_unit_test(commands_are_answered_in_the_http_response),
 	};
 	return cmocka_run_group_tests_name("interactions", tests, NULL, NULL);
