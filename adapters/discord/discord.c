@@ -38,6 +38,8 @@
 #define DC_NONCE_WINDOW_MS (2 * 60 * 1000)
 /* The bot's recent messages looked through for an earlier post (Discord's maximum). */
 #define DC_LOOKBACK 50
+/* How often the deferral timer looks for interactions to defer. */
+#define DC_TIMER_MS 50
 
 /* Permission bits that make a member a cohort admin. */
 #define PERM_ADMINISTRATOR (1ULL << 3)
@@ -58,6 +60,12 @@ struct pending {
 	int64_t at;
 	bool deferred, personal;
 	struct dc_responder resp; /* came over HTTP: the answer (or deferral) goes here once */
+	/* Over HTTP: the type 5 response is not written yet, and the edit that must follow
+	 * it waits here (deferral_written()). */
+	bool in_flight;
+	cJSON *edit;
+	http_done_fn *edit_done; /* and where its outcome goes */
+	void *edit_ud;
 	struct pending *next;
 };
 
@@ -77,6 +85,7 @@ struct discord {
 	void *rate_ud;
 	struct gw_starts *starts; /* IDENTIFY pacing shared by the shards */
 	pthread_t manager;        /* GET /gateway/bot, then runs the shards' loop */
+	pthread_t timer;          /* defers the interactions that wait (timer_thread()) */
 	bool started;
 	int rc;
 	atomic_bool cancel; /* cuts the start-up GET /gateway/bot short */
@@ -250,6 +259,14 @@ static void answer_done(void *ud, const struct http_response *r)
 
 /* ---- answers (dispatcher thread) ---- */
 
+static struct pending *find_pending(struct discord *dc, const char *id)
+{
+	for (struct pending *p = dc->pending; p; p = p->next)
+		if (strcmp(p->id, id) == 0)
+			return p;
+	return NULL;
+}
+
 static struct pending *take_pending(struct discord *dc, const char *id)
 {
 	for (struct pending **p = &dc->pending; *p; p = &(*p)->next) {
@@ -266,25 +283,85 @@ static void pending_free(struct pending *p)
 {
 	if (p->resp.send && p->resp.drop)
 		p->resp.drop(p->resp.ctx); /* never answered (shutdown) */
+	if (p->edit && p->edit_done == answer_done)
+		answer_ctx_free(p->edit_ud); /* never sent (shutdown): the outbox has it still */
+	cJSON_Delete(p->edit);
 	free(p->id);
 	free(p->token);
 	free(p);
 }
 
 /* Answers an interaction that came over HTTP with body (freed); the responder is used up. */
-static void respond_status(struct dc_responder *r, int status, cJSON *body)
+static void respond_then(struct dc_responder *r, int status, cJSON *body,
+			 void (*written)(void *ud, bool ok), void *ud)
 {
 	char *text = cJSON_PrintUnformatted(body);
-	r->send(r->ctx, status, text);
+	r->send(r->ctx, status, text, written, ud);
 	r->send = NULL;
 	r->drop = NULL;
 	cJSON_free(text);
 	cJSON_Delete(body);
 }
 
+static void respond_status(struct dc_responder *r, int status, cJSON *body)
+{
+	respond_then(r, status, body, NULL, NULL);
+}
+
 static void respond(struct dc_responder *r, cJSON *body)
 {
 	respond_status(r, 200, body);
+}
+
+/* Edits a deferred interaction's @original with msg (handed over). Under dc->lock. */
+static void edit_original(struct discord *dc, const struct pending *p, cJSON *msg,
+			  http_done_fn *done, void *ud)
+{
+	const char *app = dc->app_id_shared ? dc->app_id_shared : "0";
+	char *url = xasprintf("%s/webhooks/%s/%s/messages/@original", dc->cfg->discord_api_url,
+			      app, p->token);
+	char *queue = xasprintf("ix:%s", p->id);
+	cJSON_DeleteItemFromObject(msg, "flags"); /* fixed by the deferral */
+	post_json(dc, "PATCH", url, msg, queue, done, ud);
+	free(url);
+	free(queue);
+}
+
+/* Which interaction's type 5 HTTP response deferral_written() hears about. */
+struct deferral {
+	struct discord *dc;
+	char *id;
+};
+
+/*
+ * The type 5 response of an interaction that came over HTTP is written (or
+ * never will be): the edit that waited for it goes now. Discord refuses an
+ * edit of an interaction it has not seen acknowledged, and the answer is lost.
+ */
+static void deferral_written(void *ud, bool ok)
+{
+	struct deferral *w = ud;
+	struct discord *dc = w->dc;
+	if (!ok)
+		log_warn(TAG, "the deferral of interaction %s was not delivered (its connection "
+			      "closed first); its answer edits it all the same", w->id);
+	pthread_mutex_lock(&dc->lock);
+	struct pending *p = find_pending(dc, w->id);
+	if (p) {
+		p->in_flight = false;
+		if (p->edit) {
+			p = take_pending(dc, w->id);
+			edit_original(dc, p, p->edit, p->edit_done, p->edit_ud);
+			p->edit = NULL;
+		} else {
+			p = NULL; /* the answer is still to come: answer() edits */
+		}
+	}
+	pthread_mutex_unlock(&dc->lock);
+	if (p)
+		pending_free(p);
+	free(w->id);
+	free(w);
 }
 
 /*
@@ -316,17 +393,20 @@ static void answer(struct discord *dc, const char *id, cJSON *msg, int64_t oid)
 	void *ud = oid ? (void *)answer_ctx_new(dc, oid, true, id) : (void *)dc;
 	http_done_fn *done = oid ? answer_done : answered;
 	pthread_mutex_lock(&dc->lock);
-	struct pending *p = take_pending(dc, id);
-	char *app = dc->app_id_shared ? xstrdup(dc->app_id_shared) : NULL;
+	struct pending *p = find_pending(dc, id);
+	if (p && p->in_flight && !p->edit) {
+		/* Its type 5 HTTP response is not written yet: the edit waits for it. */
+		p->edit = msg;
+		p->edit_done = done;
+		p->edit_ud = ud;
+		pthread_mutex_unlock(&dc->lock);
+		return;
+	}
+	p = take_pending(dc, id);
 	if (p && p->deferred) {
-		/* The deferral is queued first in the same queue: the edit follows it. */
-		char *url = xasprintf("%s/webhooks/%s/%s/messages/@original",
-				      dc->cfg->discord_api_url, app ? app : "0", p->token);
-		char *queue = xasprintf("ix:%s", id);
-		cJSON_DeleteItemFromObject(msg, "flags"); /* fixed by the deferral */
-		post_json(dc, "PATCH", url, msg, queue, done, ud);
-		free(url);
-		free(queue);
+		/* Over the gateway the deferral is queued first in the same REST queue; over
+		 * HTTP its response was written (deferral_written()): the edit follows it. */
+		edit_original(dc, p, msg, done, ud);
 		msg = NULL;
 	} else if (p && p->resp.send) {
 		cJSON *body = cJSON_CreateObject();
@@ -352,7 +432,6 @@ static void answer(struct discord *dc, const char *id, cJSON *msg, int64_t oid)
 		msg = NULL;
 	}
 	pthread_mutex_unlock(&dc->lock);
-	free(app);
 	cJSON_Delete(msg);
 	if (p) {
 		pending_free(p);
@@ -1155,7 +1234,11 @@ static void defer_due(struct discord *dc)
 		if (p->personal)
 			cJSON_AddNumberToObject(cJSON_AddObjectToObject(body, "data"), "flags", 64);
 		if (p->resp.send) {
-			respond(&p->resp, body);
+			struct deferral *w = xmalloc(sizeof(*w));
+			w->dc = dc;
+			w->id = xstrdup(p->id);
+			p->in_flight = true;
+			respond_then(&p->resp, 200, body, deferral_written, w);
 			continue;
 		}
 		char *url = xasprintf("%s/interactions/%s/%s/callback", dc->cfg->discord_api_url,
@@ -1166,13 +1249,6 @@ static void defer_due(struct discord *dc)
 		free(queue);
 	}
 	pthread_mutex_unlock(&dc->lock);
-}
-
-static void on_tick(void *ud)
-{
-	struct shard *sh = ud;
-	if (sh->index == 0) /* one shard's loop keeps the timers */
-		defer_due(sh->dc);
 }
 
 /* ---- the adapter interface ---- */
@@ -1209,7 +1285,7 @@ static struct gw *make_gw(struct discord *dc, struct shard *sh, int count, const
 			    on_event,
 			    on_session,
 			    on_fatal,
-			    on_tick,
+			    NULL, /* the deferrals have their own timer (timer_thread()) */
 			    sh,
 			    sh->id,
 			    count,
@@ -1342,7 +1418,7 @@ static bool saved_session(struct discord *dc, int id, int count, struct gw_sessi
 }
 
 /*
- * Without a gateway (discord.gateway = false) the manager keeps the timers:
+ * Without a gateway (discord.gateway = false) the manager only waits:
  * interactions come over HTTP (discord_interaction()) until dc_stop().
  */
 /* GET /applications/@me answered: the application id, then the slash commands. Worker. */
@@ -1382,8 +1458,8 @@ static void run_without_gateway(struct discord *dc)
 		free(url);
 	}
 	set_state(dc, "connected");
-	while (wait_unless_stopped(dc, 100))
-		defer_due(dc);
+	while (wait_unless_stopped(dc, 60000))
+		;
 	set_state(dc, "stopped");
 }
 
@@ -1474,11 +1550,32 @@ static void *manager_thread(void *arg)
 	return NULL;
 }
 
+static void dc_stop(void *self);
+
+/*
+ * The deferral timer, from start to stop, whatever the gateway does: an
+ * interaction from the gateway or over HTTP is deferred on time even before
+ * (or without) a gateway loop, or while GET /gateway/bot is retried.
+ */
+static void *timer_thread(void *arg)
+{
+	struct discord *dc = arg;
+	while (wait_unless_stopped(dc, DC_TIMER_MS))
+		defer_due(dc);
+	return NULL;
+}
+
 static int dc_start(void *self)
 {
 	struct discord *dc = self;
+	if (thread_start(&dc->timer, timer_thread, dc)) {
+		log_error(TAG, "cannot start the deferral timer thread");
+		return COHORT_ERR_IO;
+	}
 	if (thread_start(&dc->manager, manager_thread, dc)) {
 		log_error(TAG, "cannot start the gateway thread");
+		dc_stop(dc);
+		pthread_join(dc->timer, NULL);
 		return COHORT_ERR_IO;
 	}
 	dc->started = true;
@@ -1503,6 +1600,7 @@ static int dc_join(void *self)
 	if (!dc->started)
 		return COHORT_OK;
 	pthread_join(dc->manager, NULL);
+	pthread_join(dc->timer, NULL);
 	dc->started = false;
 	/* Save where each session stands, so that a quick restart resumes them. */
 	for (size_t i = 0; i < dc->n_shards; i++) {

@@ -47,10 +47,15 @@ int discord_new(const struct config *cfg, struct door *door, struct adapter *out
  * (a replay of an interaction the store has seen). Exactly one of send and
  * drop is called, once, from any thread (the dispatcher, the adapter's
  * timer); send's json is borrowed for the call; drop (the adapter is freed
- * first) releases ctx.
+ * first) releases ctx. When written is not NULL, send must call
+ * written(ud, ok) exactly once, later (never from inside send), from any
+ * thread, before the adapter is freed: ok once the response is written to
+ * Discord's connection, false when it never will be. The edit after a type
+ * 5 waits for it.
  */
 struct dc_responder {
-	void (*send)(void *ctx, int status, const char *json);
+	void (*send)(void *ctx, int status, const char *json, void (*written)(void *ud, bool ok),
+		     void *ud);
 	void (*drop)(void *ctx);
 	void *ctx;
 };

@@ -99,16 +99,17 @@ static void say(const struct ix_answer *ans, int status, const char *error)
 	cJSON *o = cJSON_CreateObject();
 	cJSON_AddStringToObject(o, "error", error);
 	char *text = cJSON_PrintUnformatted(o);
-	ans->send(ans->ctx, status, text);
+	ans->send(ans->ctx, status, text, NULL, NULL);
 	cJSON_free(text);
 	cJSON_Delete(o);
 }
 
 /* The HTTP answer of an interaction the Discord adapter took: its status and JSON. */
-static void relay_send(void *ctx, int status, const char *json)
+static void relay_send(void *ctx, int status, const char *json,
+		       void (*written)(void *ud, bool ok), void *ud)
 {
 	struct ix_answer *ans = ctx;
-	ans->send(ans->ctx, status, json);
+	ans->send(ans->ctx, status, json, written, ud);
 	free(ans);
 }
 
@@ -156,7 +157,7 @@ void ix_handle(struct ix *x, const char *signature, const char *timestamp, const
 		goto out;
 	}
 	if (type == IX_PING) {
-		ans->send(ans->ctx, 200, "{\"type\":1}");
+		ans->send(ans->ctx, 200, "{\"type\":1}", NULL, NULL);
 		goto out;
 	}
 	if (!x->discord) {
@@ -179,14 +180,15 @@ out:
 
 /* ---- the HTTP server's route ---- */
 
-static void web_send(void *ctx, int status, const char *body)
+static void web_send(void *ctx, int status, const char *body,
+		     void (*written)(void *ud, bool ok), void *ud)
 {
 	struct web_response res;
 	web_response_init(&res);
 	res.status = status;
 	res.content_type = "application/json";
 	sb_adds(&res.body, body);
-	web_answer(ctx, &res);
+	web_answer_then(ctx, &res, written, ud);
 	web_response_release(&res);
 }
 

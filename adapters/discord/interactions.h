@@ -52,10 +52,13 @@ bool ix_verify(const struct ix *x, const char *signature, const char *timestamp,
 /*
  * Where the HTTP answer goes: exactly one of send and drop is called, once,
  * from any thread; send's body (JSON) is borrowed for the call; drop means
- * no answer will come (shutdown) and releases ctx.
+ * no answer will come (shutdown) and releases ctx. written, when not NULL,
+ * is as in struct dc_responder: send calls it back once the answer is
+ * written (ok) or never will be.
  */
 struct ix_answer {
-	void (*send)(void *ctx, int status, const char *body);
+	void (*send)(void *ctx, int status, const char *body, void (*written)(void *ud, bool ok),
+		     void *ud);
 	void (*drop)(void *ctx);
 	void *ctx;
 };

@@ -54,6 +54,8 @@ struct conn {
 	bool close_after; /* a body was left unread: close once answered */
 	struct web_response res;
 	size_t out_off;
+	void (*written)(void *ud, bool ok); /* web_answer_then(): called once, then NULL */
+	void *written_ud;
 };
 
 struct web {
@@ -137,6 +139,15 @@ const char *web_header(const struct web_call *call, const char *name)
 }
 
 /* ---- sending an answer (server thread) ---- */
+
+/* Tells web_answer_then()'s caller whether its response was written, once. */
+static void conn_written(struct conn *cn, bool ok)
+{
+	void (*fn)(void *, bool) = cn->written;
+	cn->written = NULL;
+	if (fn)
+		fn(cn->written_ud, ok);
+}
 
 static void conn_answer(struct conn *cn, struct web_response *res)
 {
@@ -227,6 +238,8 @@ static int conn_write(struct conn *cn)
 struct answer {
 	struct web_call *call;
 	struct web_response res;
+	void (*written)(void *ud, bool ok);
+	void *written_ud;
 };
 
 static void run_answer(void *ctx, void *arg)
@@ -239,6 +252,10 @@ static void run_answer(void *ctx, void *arg)
 	if (c->conn) {
 		c->conn->call = NULL;
 		conn_answer(c->conn, &a->res);
+		c->conn->written = a->written;
+		c->conn->written_ud = a->written_ud;
+	} else if (a->written) {
+		a->written(a->written_ud, false);
 	}
 	web_response_release(&a->res);
 	call_free(c);
@@ -249,17 +266,27 @@ static void drop_answer(void *arg)
 {
 	struct answer *a = arg;
 	web_response_release(&a->res);
+	if (a->written)
+		a->written(a->written_ud, false);
 	/* The call is on the server's list until then: web_free() frees it. */
 	free(a);
 }
 
-void web_answer(struct web_call *call, struct web_response *res)
+void web_answer_then(struct web_call *call, struct web_response *res,
+		     void (*written)(void *ud, bool ok), void *ud)
 {
 	struct answer *a = xmalloc(sizeof(*a));
 	a->call = call;
 	a->res = *res;
+	a->written = written;
+	a->written_ud = ud;
 	web_response_init(res);
 	mailbox_post(call->w->answers, run_answer, drop_answer, a);
+}
+
+void web_answer(struct web_call *call, struct web_response *res)
+{
+	web_answer_then(call, res, NULL, NULL);
 }
 
 struct bot_job {
@@ -702,6 +729,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 		if (r == 1) {
 			cn->answering = false;
 			web_response_release(&cn->res);
+			conn_written(cn, true);
 			if (w->stopping || cn->close_after || lws_http_transaction_completed(wsi))
 				return -1;
 		}
@@ -721,6 +749,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 		if (cn->answering)
 			web_response_release(&cn->res);
 		cn->answering = false;
+		conn_written(cn, false);
 		return 0;
 	default: break;
 	}

@@ -167,6 +167,16 @@ const char *web_header(const struct web_call *call, const char *name);
  */
 void web_answer(struct web_call *call, struct web_response *res);
 
+/*
+ * As web_answer(), then written(ud, ok) exactly once, from the server thread
+ * (or web_free()'s): ok once the whole response is written to the connection,
+ * false when it never will be (the client went, the call was answered 503
+ * already, the server stopped). For work that must follow the response (an
+ * interaction's edit after its deferral).
+ */
+void web_answer_then(struct web_call *call, struct web_response *res,
+		     void (*written)(void *ud, bool ok), void *ud);
+
 /* Work for the dispatcher thread: fill res from the bot and the store. */
 typedef void web_bot_fn(void *ud, struct bot *b, const struct web_request *req,
 			struct web_response *res);

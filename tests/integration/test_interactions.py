@@ -229,6 +229,27 @@ def test_a_slow_command_is_deferred_then_edited(bot, discord_app, cohort, fake):
     assert ("discord:300", "kafka", "discord:2601") in events(cohort.db)
 
 
+def test_a_slow_command_is_deferred_before_the_gateway_runs(bot, discord_app, cohort, fake):
+    # With the gateway on, but GET /gateway/bot failing (cohort retries it with backoff):
+    # no gateway loop runs, and the HTTP interactions are deferred on time all the same.
+    fake.fault("GET", r"/gateway/bot$", status=500, times=10000)
+    b = bot("gateway = true")
+    discord_app.post(b.url, done(3000, "Redis"))        # warm up: the store exists
+    fake.wait_rest("GET", r"/gateway/bot")
+    con = sqlite3.connect(cohort.db, timeout=1)
+    con.execute("BEGIN IMMEDIATE")                      # hold the write lock: /done waits
+    try:
+        status, answer, took = discord_app.post(b.url, done(3001, "Kafka"))
+        assert (status, answer) == (200, {"type": 5})
+        assert took < 2.5                               # inside Discord's 3 s
+    finally:
+        con.rollback()
+        con.close()
+    edit = fake.wait_rest("PATCH", rf"/webhooks/{APP_ID}/tok-3001/messages/@original")[0]
+    assert "finished Kafka" in text_of(edit["json"])
+    assert fake.connections == []                       # no gateway loop ever ran
+
+
 def wait_status(cohort, pred, timeout=15):
     deadline = time.monotonic() + timeout
     while True:

@@ -12,8 +12,13 @@
 #include "bot/dispatch.h"
 #include "bot_fixture.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <openssl/evp.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 /* A key pair made for the test, as Discord's application key. */
 struct keys {
@@ -59,14 +64,19 @@ static char ts_now[24], ts_next[24];
 struct got {
 	int calls, drops, status;
 	char body[4096];
+	void (*written)(void *ud, bool ok); /* kept: the test says when it is written */
+	void *written_ud;
 };
 
-static void got_send(void *ctx, int status, const char *body)
+static void got_send(void *ctx, int status, const char *body, void (*written)(void *ud, bool ok),
+		     void *ud)
 {
 	struct got *g = ctx;
 	g->calls++;
 	g->status = status;
 	snprintf(g->body, sizeof(g->body), "%s", body);
+	g->written = written;
+	g->written_ud = ud;
 }
 
 static void got_drop(void *ctx)
@@ -266,6 +276,105 @@ static void commands_are_answered_in_the_http_response(void **state)
 	assert_int_equal(bot_fixture_free(f), 0);
 }
 
+/* A listening socket on 127.0.0.1 standing in for Discord's REST API; its port in *port. */
+static int listen_local(int *port)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(fd >= 0);
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(fd, 4), 0);
+	socklen_t n = sizeof(sa);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &n), 0);
+	*port = ntohs(sa.sin_port);
+	return fd;
+}
+
+/* True when a connection comes to fd within ms. */
+static bool connection_within(int fd, int ms)
+{
+	struct pollfd p = {fd, POLLIN, 0};
+	return poll(&p, 1, ms) == 1;
+}
+
+/*
+ * After a deferral over HTTP, the edit of @original is sent only once the type
+ * 5 response is written: Discord refuses an edit of an interaction it has not
+ * seen acknowledged. The command here finishes right after its deferral, while
+ * the response is still on its way (the test holds it).
+ */
+static void an_edit_waits_for_its_deferral_to_be_written(void **state)
+{
+	(void)state;
+	int port, lfd = listen_local(&port);
+	struct bot_fixture *f = bot_fixture_new("UTC");
+	assert_non_null(f);
+	f->now = 1700000000000;
+	struct config cfg;
+	config_init(&cfg);
+	cfg.discord_enabled = true;
+	cfg.discord_gateway = false;
+	cfg.discord_register_commands = false;
+	free(cfg.discord_api_url);
+	cfg.discord_api_url = xasprintf("http://127.0.0.1:%d", port);
+	struct dispatch *d = dispatch_new(f->bot);
+	struct adapter a;
+	assert_int_equal(discord_new(&cfg, dispatch_door(d), &a), COHORT_OK);
+	assert_int_equal(a.ops->start(a.self), COHORT_OK);
+	struct keys k;
+	make_keys(&k);
+	struct ix *x = ix_new(k.public_hex, &a);
+	const char *done =
+		"{\"id\":\"1101\",\"application_id\":\"77\",\"type\":2,\"token\":\"tok-9\","
+		"\"guild_id\":\"500\",\"channel_id\":\"600\",\"member\":{\"permissions\":\"0\","
+		"\"user\":{\"id\":\"42\",\"username\":\"ana\"}},\"data\":{\"name\":\"done\","
+		"\"options\":[{\"name\":\"topic\",\"type\":3,\"value\":\"Kafka\"}]}}";
+	char sig[129];
+	struct got g;
+	sign(&k, ts_now, done, sig);
+	handle(x, sig, ts_now, done, &g);
+	/* The dispatcher (this thread) has not run it: the timer defers it. */
+	for (int i = 0; i < 100 && !g.calls; i++) {
+		struct timespec ts = {0, 50 * 1000000L};
+		nanosleep(&ts, NULL);
+	}
+	assert_int_equal(g.calls, 1);
+	assert_int_equal(g.status, 200);
+	assert_string_equal(g.body, "{\"type\":5}");
+	assert_non_null(g.written);
+	dispatch_drain(d); /* the command finishes: its answer must wait */
+	assert_false(connection_within(lfd, 700));
+	g.written(g.written_ud, true);
+	assert_true(connection_within(lfd, 5000));
+	int c = accept(lfd, NULL, NULL);
+	assert_true(c >= 0);
+	char req[4096] = "";
+	size_t have = 0;
+	while (have < sizeof(req) - 1 && !strstr(req, "\r\n\r\n")) {
+		ssize_t n = read(c, req + have, sizeof(req) - 1 - have);
+		if (n <= 0)
+			break;
+		have += (size_t)n;
+		req[have] = '\0';
+	}
+	assert_true(strncmp(req, "PATCH /webhooks/77/tok-9/messages/@original ", 44) == 0);
+	const char *ok = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+			 "Content-Length: 2\r\nConnection: close\r\n\r\n{}";
+	assert_true(write(c, ok, strlen(ok)) == (ssize_t)strlen(ok));
+	a.ops->stop(a.self);
+	assert_int_equal(a.ops->join(a.self), COHORT_OK);
+	dispatch_drain(d);
+	a.ops->free(a.self); /* the edit's outcome goes to the dispatcher: free it last */
+	dispatch_drain(d);
+	dispatch_free(d);
+	close(c);
+	close(lfd);
+	ix_free(x);
+	EVP_PKEY_free(k.pair);
+	config_release(&cfg);
+	assert_int_equal(bot_fixture_free(f), 0);
+}
+
 int main(void)
 {
 	snprintf(ts_now, sizeof(ts_now), "%lld", (long long)time(NULL));
@@ -275,6 +384,7 @@ int main(void)
 		cmocka_unit_test(pings_get_pong_and_bad_requests_401),
 		cmocka_unit_test(stale_and_future_timestamps_are_401),
 		cmocka_unit_test(commands_are_answered_in_the_http_response),
+		cmocka_unit_test(an_edit_waits_for_its_deferral_to_be_written),
 	};
 	return cmocka_run_group_tests_name("interactions", tests, NULL, NULL);
 }
