@@ -21,6 +21,7 @@ struct kept {
 	char *name;
 	int64_t period_ms;
 	int64_t next_ms; /* clock_real_ms() of the next renewal */
+	int64_t ok_ms;   /* clock_real_ms() when the last take that succeeded was sent */
 	bool held;       /* under lock */
 };
 
@@ -59,6 +60,15 @@ static void wake(void *ud)
 	(void)r; /* a full pipe wakes the loop already */
 }
 
+/*
+ * A kept lease not renewed for its period less this margin is given up: the
+ * database may have let it lapse, and another process taken it, meanwhile.
+ */
+static int64_t lapse_margin(int64_t period_ms)
+{
+	return period_ms / 5;
+}
+
 /* Renews every kept lease that is due; returns the ms until the next is due. */
 static int64_t renew_due(struct keeper *k)
 {
@@ -81,10 +91,33 @@ static int64_t renew_due(struct keeper *k)
 				i--;
 				continue;
 			}
+			if (rc && clock_real_ms() - x->ok_ms >= x->period_ms - lapse_margin(x->period_ms)) {
+				log_error(TAG,
+					  "lost %s: not renewed for %lld ms of its %lld ms period "
+					  "(the database did not answer); another process may have it",
+					  x->name, (long long)(clock_real_ms() - x->ok_ms),
+					  (long long)x->period_ms);
+				memset(&l, 0, sizeof(l));
+				pthread_mutex_lock(&k->lock);
+				struct kept gone = *x;
+				k->v[i] = k->v[--k->n];
+				pthread_mutex_unlock(&k->lock);
+				if (k->lost)
+					k->lost(k->lost_ud, gone.name, &l);
+				free(gone.name);
+				i--;
+				continue;
+			}
 			if (rc)
 				log_warn(TAG, "could not renew %s; trying again in %d ms", x->name,
 					 RETRY_MS);
+			else
+				x->ok_ms = now;
 			x->next_ms = now + (rc ? RETRY_MS : x->period_ms / 3);
+			/* The last try comes when it must be given up otherwise, not after. */
+			int64_t last = x->ok_ms + x->period_ms - lapse_margin(x->period_ms);
+			if (rc && x->next_ms > last)
+				x->next_ms = last;
 		}
 		if (x->next_ms - now < wait)
 			wait = x->next_ms - now;
@@ -230,6 +263,7 @@ static void run_request(void *ctx, void *arg)
 			pthread_mutex_unlock(&k->lock);
 		}
 	} else {
+		int64_t sent = clock_real_ms();
 		r->rc = store_lease_take(k->st, r->name, store_lease_holder(), r->period_ms, true,
 					 &r->lease);
 		/* A process of this host that was killed need not be waited out. */
@@ -252,6 +286,7 @@ static void run_request(void *ctx, void *arg)
 			}
 			k->v[i].period_ms = r->period_ms;
 			k->v[i].next_ms = clock_real_ms() + r->period_ms / 3;
+			k->v[i].ok_ms = sent;
 			k->v[i].held = true;
 			pthread_mutex_unlock(&k->lock);
 		}

@@ -24,7 +24,9 @@ struct keeper;
 
 /*
  * Called on the keeper's thread when a kept lease was lost: its renewal found
- * another holder (named in l). The lease is no longer kept.
+ * another holder (named in l), or it could not be renewed (the database did
+ * not answer) for its period less a fifth, so it may have lapsed (l->holder
+ * is "" then). The lease is no longer kept.
  */
 typedef void keeper_lost_fn(void *ud, const char *name, const struct store_lease *l);
 

@@ -525,10 +525,17 @@ static void claim_lost(void *ud, const char *name, const struct store_lease *l)
 	struct dispatch *d = ud;
 	if (strncmp(name, "discord:shard:", 14) != 0)
 		return; /* the Matrix sync: the adapter stands by at its next ask */
-	log_error("main",
-		  "stopping: %s has Discord shard %s now (this process could not renew its "
-		  "claim in time); two processes must not run one shard",
-		  l->holder, name + 14);
+	if (l->holder[0])
+		log_error("main",
+			  "stopping: %s has Discord shard %s now (this process could not renew "
+			  "its claim in time); two processes must not run one shard",
+			  l->holder, name + 14);
+	else
+		log_error("main",
+			  "stopping: the claim of Discord shard %s could not be renewed in time "
+			  "(the database did not answer), so another process may run it now; two "
+			  "processes must not run one shard",
+			  name + 14);
 	dispatch_fail(d, COHORT_ERR_DENIED);
 }
 
@@ -616,9 +623,14 @@ static bool may_sync(void *ud, const char *user_id, bool resume, char **since, c
 	*since = NULL;
 	if (rc == COHORT_OK && resume)
 		keeper_state_get(k, "matrix.next_batch", since);
-	if (rc == COHORT_OK || rc == COHORT_ERR_STORE) {
-		/* A database that does not answer: go on syncing, as before leases. */
+	if (rc == COHORT_OK)
 		return true;
+	if (rc == COHORT_ERR_STORE) {
+		/* A database that does not answer: the lease may lapse and another sync. */
+		snprintf(who, n, "another process, maybe (the database did not answer, so this "
+			 "one's lease may have lapsed),");
+		*retry_ms = period / 10;
+		return false;
 	}
 	snprintf(who, n, "%s", l.holder);
 	*retry_ms = l.ms_left > 0 ? l.ms_left + 50 : period / 10;

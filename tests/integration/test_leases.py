@@ -154,6 +154,36 @@ def test_a_killed_process_does_not_block_its_restart(tmp_path, pg, procs):
         fake.stop()
 
 
+def test_a_process_that_cannot_renew_gives_its_shard_up_within_the_period(tmp_path, pg, procs):
+    # Renewals fail (the leases table is out of reach): after its period (30 s of the
+    # test clock at 10x = 3 s real) less a margin another process may take the shard
+    # legitimately, so this one must stop before then instead of answering on.
+    fake = FakeDiscord(heartbeat_interval=1000)
+    fake.start()
+    try:
+        a = Proc(tmp_path, "a", pg, discord_toml(fake)).start()
+        procs.append(a)
+        fake.ready_connection()
+        wait_for(lambda: psql("SELECT count(*) FROM leases WHERE name = 'discord:shard:0'",
+                              pg) == "1", 20, "the claim")
+        psql("ALTER TABLE leases RENAME TO leases_away", pg)
+        broken = time.monotonic()
+        rc = a.wait_exit(30)
+        took = time.monotonic() - broken
+        err = a.stderr()
+        assert rc == 3, err
+        assert "claim of Discord shard 0 could not be renewed in time" in err, err
+        m = re.search(r"lost discord:shard:0: not renewed for (\d+) ms of its (\d+) ms period",
+                      err)
+        assert m, err
+        assert int(m.group(1)) < int(m.group(2)) == 3000, m.group(0)  # before it lapsed
+        assert took < 15, took
+        procs.clear()
+    finally:
+        psql("ALTER TABLE IF EXISTS leases_away RENAME TO leases", pg)
+        fake.stop()
+
+
 def test_identifies_of_one_bucket_are_5_s_apart_across_processes(tmp_path, pg, procs):
     # max_concurrency 1: shards 0 and 1 are both in bucket 0, each in its own process.
     fake = FakeDiscord(heartbeat_interval=1000, shards=2, max_concurrency=1)
