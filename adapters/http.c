@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 /* Backoff before attempt 2, 3, 4 after a 5xx or a network error (ms; jitter added). */
 static const int64_t retry_backoff_ms[] = {500, 1500, 4000};
@@ -517,11 +518,23 @@ static int64_t jitter(int64_t ms)
 	return ms + (int64_t)((double)ms * 0.25 * random_unit());
 }
 
+/*
+ * The current time in ms rounded up. A wait is counted from here: the worker starts a
+ * transfer once clock_real_ms() (rounded down) reaches the deadline, so a deadline from a
+ * rounded-down start could come up to a millisecond early.
+ */
+static int64_t now_ms_ceil(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + (ts.tv_nsec + 999999) / 1000000;
+}
+
 /* Decides what a finished transfer means: done, retried, or given up. */
 static void completed(struct http_client *c, struct xfer *x, CURLcode code)
 {
 	struct queue *q = x->q;
-	int64_t now = clock_real_ms();
+	int64_t now = now_ms_ceil();
 	long status = 0;
 	curl_multi_remove_handle(c->multi, x->easy);
 	c->active--;
