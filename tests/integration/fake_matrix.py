@@ -43,6 +43,7 @@ class FakeMatrix(FakeServer):
         self.lose_answers = 0          # answer this many sends 502 *after* storing the event
         self.syncing = 0               # /sync requests being answered now
         self.most_syncing = 0          # the most at once (two processes syncing: 2)
+        self.sync_asks = []            # (monotonic arrival, since) of each /sync answered
 
     def _issue(self):
         n = next(self._tokens)
@@ -146,10 +147,15 @@ class FakeMatrix(FakeServer):
         return [r for r in self.reqs("PUT", r"/send/m\.room\.message/")
                 if r["status"] == 200 and (room is None or r["room"] == room)]
 
-    def synced_to_end(self):
-        """True once a /sync has returned everything there is (the bot is idle)."""
-        return any(r["path"].endswith("/sync") and r["status"] == 200 and
-                   r.get("next_batch") == str(self._pos()) for r in self.requests)
+    def synced_to_end(self, after=0.0):
+        """True once a /sync that came after the monotonic time after has returned
+        everything there is, or asked from the end (the bot is idle)."""
+        end = str(self._pos())
+        with self.cond:
+            asked = [s for t, s in self.sync_asks if t >= after]
+        return end in asked or any(
+            r["path"].endswith("/sync") and r["status"] == 200 and r["t"] >= after and
+            r.get("next_batch") == end for r in self.requests)
 
     # ---- HTTP ----
 
@@ -263,6 +269,7 @@ class FakeMatrix(FakeServer):
 
     async def _sync(self, request):
         with self.cond:
+            self.sync_asks.append((time.monotonic(), request.query.get("since")))
             self.syncing += 1
             self.most_syncing = max(self.most_syncing, self.syncing)
         try:

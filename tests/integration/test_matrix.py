@@ -22,9 +22,15 @@ def hs():
 
 
 class Bot(Running):
+    last_start = 0.0   # monotonic time of the latest start: idle() waits for that process
+
     def __init__(self, cohort, toml):
         super().__init__(cohort)
         (cohort.workdir / "cohort.toml").write_text(toml)
+
+    def start(self):
+        Bot.last_start = time.monotonic()
+        return super().start()
 
 
 def matrix_toml(hs, extra="", token=TOKEN):
@@ -52,8 +58,11 @@ def bot(cohort, hs):
 
 
 def idle(hs, timeout=10):
-    """Waits until the bot has synced everything there is and its replies went out."""
-    hs.wait_for(hs.synced_to_end, timeout, "the bot to catch up")
+    """Waits until the bot started last has synced everything there is and its replies went
+    out. A sync by a bot stopped before does not count: after a restart it would make this
+    return before the new process had even logged in."""
+    hs.wait_for(lambda: hs.synced_to_end(after=Bot.last_start), timeout,
+                "the bot to catch up")
     time.sleep(0.3)
 
 
