@@ -1001,6 +1001,8 @@ static int on_wal_commit(void *ud, sqlite3 *db, const char *name, int pages)
 {
 	struct checkpointer *c = ud;
 	pthread_mutex_lock(&c->lock);
+	/* Everything was copied: the thread sleeps until woken, even with pages left. */
+	bool asleep = c->last <= c->copied;
 	if (pages < c->last) { /* the WAL restarted */
 		c->asked_at = 0;
 		c->copied = 0;
@@ -1013,6 +1015,8 @@ static int on_wal_commit(void *ud, sqlite3 *db, const char *name, int pages)
 		c->asked_at = pages;
 		c->due = true;
 		pthread_cond_signal(&c->wake);
+	} else if (asleep && pages > c->copied) {
+		pthread_cond_signal(&c->wake); /* to copy them once the writes pause */
 	}
 	if (now) {
 		/* One checkpoint runs at a time: at the hard limit, wait for a copy running. */
