@@ -39,9 +39,11 @@ t2=$(date +%s)
 grep -E "passed" /tmp/test.log | tail -1
 echo "fresh: make test passed in $((t2 - t1)) s (installing the test packages, building, every test)"
 
-# --no-install-recommends kept out what the libraries merely recommend (X11, fonts, codecs).
+# --no-install-recommends kept out what the packages merely recommend: codecs and image
+# libraries (libcurl's, libwebsockets'), Chromium's sandbox helper, Prometheus's node
+# exporter, PostgreSQL's sysstat. (Chromium itself depends on fontconfig and libx11-6.)
 extra=""
-for p in libx265-199 libgd3 fontconfig libx11-6; do
+for p in libx265-199 libgd3 chromium-sandbox prometheus-node-exporter sysstat; do
 	if dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
 		extra="$extra $p"
 	fi
