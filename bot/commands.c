@@ -3,6 +3,7 @@
 #include "digest.h"
 #include "fix.h"
 #include "goal.h"
+#include "remind.h"
 #include "leaderboard.h"
 #include "page.h"
 
@@ -107,6 +108,9 @@ static const struct bot_option fix_opts[] = {
 	 .role = BOT_ROLE_NAMED},
 };
 
+static const struct bot_option remind_opt[] = {
+	{.name = "time", .description = "HH:MM in the group's time zone (20:00), or off"},
+};
 static const struct bot_option goal_opt[] = {
 	{.name = "goal", .description = "TOPIC or SECTION by DATE (Databases by 31 March), or off"},
 };
@@ -192,6 +196,12 @@ static const struct command commands[] = {
 	  "of a member's records (progress, points, ranks) after \"fix ana remove confirm\".",
 	  false, true, false, OPTIONS(fix_opts)},
 	 fix_command},
+	{{"remind", "remind [HH:MM|off]", "a reminder on days your streak would break",
+	  "Opt-in: \"remind 20:00\" sends you a personal message at 20:00 (the group's time "
+	  "zone) on a day your streak would break tonight (nothing done yet today), with your "
+	  "next topic; at most one a day. \"remind\" shows your setting, \"remind off\" stops it.",
+	  true, false, false, OPTIONS(remind_opt)},
+	 remind_command},
 	/* Setting up the digest is for admins: Discord hides it from the others. */
 	{{"digest-setup", "digest-setup [channel] [time] [timezone]",
 	  "admins: where and when the daily digest goes",

@@ -2,6 +2,7 @@
 
 #include "bot_internal.h"
 #include "digest.h"
+#include "remind.h"
 #include "lib/clock.h"
 #include "lib/err.h"
 #include "lib/log.h"
@@ -364,7 +365,8 @@ int scheduler_run(struct bot *b, const struct digest_sink *sink, int64_t *next)
 		free(gs.v[i].tz);
 	}
 	free(gs.v);
-	return rc;
+	int rrc = remind_run(b, sink, next); /* the reminders people asked for */
+	return rc ? rc : rrc;
 }
 
 int scheduler_post_now(struct bot *b, const struct digest_sink *sink, const char *group_id,

@@ -28,6 +28,13 @@ struct digest_sink {
 	int (*post)(void *ud, const char *group_id, const char *channel_id, const struct reply *r,
 		    const char *idem_key);
 	void *ud;
+	/*
+	 * Sends a member's reminder (bot/remind.c) privately: COHORT_OK,
+	 * COHORT_ERR_PENDING (queued) or an error (logged; not retried that day).
+	 * NULL: this sink sends no reminders.
+	 */
+	int (*remind)(void *ud, const char *group_id, const char *member_id, const struct reply *r,
+		      const char *idem_key);
 };
 
 /*

@@ -382,6 +382,17 @@ static int post_console(void *ud, const char *group_id, const char *channel_id,
 	return console_post(run->console, r);
 }
 
+/* A reminder in the console: shown in the chat (bot/remind.c names the member). */
+static int remind_console(void *ud, const char *group_id, const char *member_id,
+			  const struct reply *r, const char *idem_key)
+{
+	struct console_runner *run = ud;
+	(void)group_id;
+	(void)member_id;
+	(void)idem_key;
+	return console_post(run->console, r);
+}
+
 /* Runs the events the console queued at the bot's door. */
 static void pump(void *ud)
 {
@@ -423,7 +434,7 @@ static int console_session(struct app *app, const struct cli *cli)
 		free(group_id);
 		return EXIT_RUNTIME;
 	}
-	struct console_runner run = {app,      app->bot, NULL, {serves_console, post_console, NULL},
+	struct console_runner run = {app,      app->bot, NULL, {serves_console, post_console, NULL, remind_console},
 				     group_id, NULL};
 	run.sink.ud = &run;
 	run.dispatch = dispatch_new(app->bot);
@@ -488,7 +499,7 @@ static int post_platform(void *ud, const char *group_id, const char *channel_id,
 static int platforms_init(struct platforms *p, struct app *app, struct dispatch *d)
 {
 	memset(p, 0, sizeof(*p));
-	p->sink = (struct digest_sink){serves_platform, post_platform, p};
+	p->sink = (struct digest_sink){serves_platform, post_platform, p, NULL};
 	if (app->cfg.discord_enabled) {
 		if (discord_new(&app->cfg, dispatch_door(d), &p->v[p->n]))
 			return EXIT_RUNTIME;
@@ -1347,7 +1358,7 @@ static int cmd_digest(struct app *app, const struct cli *cli)
 	if (rc)
 		return rc;
 	/* Posting records it as today's digest: the scheduler will not post it again. */
-	struct digest_sink sink = {serves_stdout, post_stdout, NULL};
+	struct digest_sink sink = {serves_stdout, post_stdout, NULL, NULL};
 	struct dispatch *d = NULL;
 	struct platforms p = {0};
 	if (!serves_stdout(NULL, cli->group)) {

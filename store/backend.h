@@ -132,8 +132,29 @@ enum stmt_id {
 	S_FIX_EVENTS, /* the live events of one correction, newest first */
 	S_NAME_COUNT, /* members of a group with one name (case-insensitive) */
 	S_CORRECTED,  /* records whose latest live change is an admin's correction */
+	S_REMIND_SET, /* reminders (bot/remind.c) */
+	S_REMIND_GET,
+	S_REMIND_DELETE,
+	S_REMINDERS,
+	S_REMIND_RECORD, /* changes one row the first time a (group, member, date) is recorded */
 	S_COUNT
 };
+
+/* The reminder tables (schema 12), for both backends, as GOALS_SCHEMA. */
+#define REMIND_SCHEMA(without_rowid, int64)                                                        \
+	"CREATE TABLE reminders ("                                                                 \
+	"  group_id TEXT NOT NULL,"                                                                \
+	"  member_id TEXT NOT NULL,"                                                               \
+	"  at TEXT NOT NULL,"                                                                      \
+	"  set_at " int64 " NOT NULL,"                                                             \
+	"  PRIMARY KEY (group_id, member_id))" without_rowid ";"                                   \
+	"CREATE TABLE reminders_sent ("                                                            \
+	"  group_id TEXT NOT NULL,"                                                                \
+	"  member_id TEXT NOT NULL,"                                                               \
+	"  local_date TEXT NOT NULL,"                                                              \
+	"  idem_key TEXT NOT NULL,"                                                                \
+	"  recorded_at " int64 " NOT NULL,"                                                        \
+	"  PRIMARY KEY (group_id, member_id, local_date))" without_rowid ";"
 
 /* The goal tables (schema 6), for both backends: each gives its own WITHOUT ROWID and int64 type. */
 #define GOALS_SCHEMA(without_rowid, int64)                                                         \

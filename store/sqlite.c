@@ -238,6 +238,8 @@ static const char *const migrations[] = {
 	") WITHOUT ROWID;",
 	/* 11: who made a change when it was not the member (an admin's /fix). */
 	EVENTS_ACTOR_SCHEMA,
+	/* 12: reminders (/remind): a member's time, and which local dates were sent. */
+	REMIND_SCHEMA(" WITHOUT ROWID", "INTEGER"),
 };
 
 /* Whether topic id expression t counts toward scores (a correlated test). */
@@ -599,6 +601,16 @@ static const char *const sql[S_COUNT] = {
 	[S_OUTBOX_RELEASE] = "UPDATE outbox SET holder = NULL, lease_until = 0 WHERE id = ?1 "
 			     "AND done_at IS NULL",
 	[S_OUTBOX_OWED] = "SELECT COUNT(*) FROM outbox WHERE done_at IS NULL",
+	[S_REMIND_SET] = "INSERT INTO reminders (group_id, member_id, at, set_at) VALUES "
+			 "(?1, ?2, ?3, ?4) ON CONFLICT (group_id, member_id) DO UPDATE SET "
+			 "at = excluded.at, set_at = excluded.set_at",
+	[S_REMIND_GET] = "SELECT at FROM reminders WHERE group_id = ?1 AND member_id = ?2",
+	[S_REMIND_DELETE] = "DELETE FROM reminders WHERE group_id = ?1 AND member_id = ?2",
+	[S_REMINDERS] = "SELECT group_id, member_id, at, set_at FROM reminders "
+			"WHERE ?1 IS NULL OR group_id = ?1 ORDER BY group_id, member_id",
+	[S_REMIND_RECORD] = "INSERT INTO reminders_sent (group_id, member_id, local_date, idem_key, "
+			    "recorded_at) VALUES (?1, ?2, ?3, ?4, ?5) "
+			    "ON CONFLICT (group_id, member_id, local_date) DO NOTHING",
 };
 
 /*

@@ -2151,3 +2151,70 @@ int store_outbox_owed(struct store *st, int64_t *n)
 	bk_reset(s);
 	return rc == BK_ROW ? COHORT_OK : db_fail(st, "counting the answers owed");
 }
+int store_remind_set(struct store *st, const char *group_id, const char *member_id,
+		     const char *at, int64_t set_at)
+{
+	struct bk_stmt *s = prep(st, S_REMIND_SET);
+	bind_text(s, 1, group_id);
+	bind_text(s, 2, member_id);
+	bind_text(s, 3, at);
+	bk_bind_int(s, 4, set_at);
+	return run(st, s, "saving a reminder");
+}
+
+int store_remind_get(struct store *st, const char *group_id, const char *member_id, char **at)
+{
+	*at = NULL;
+	struct bk_stmt *s = prep(st, S_REMIND_GET);
+	bind_text(s, 1, group_id);
+	bind_text(s, 2, member_id);
+	int rc = bk_step(s);
+	if (rc == BK_ROW)
+		*at = xstrdup(col_text(s, 0));
+	bk_reset(s);
+	return rc == BK_ROW || rc == BK_DONE ? COHORT_OK : db_fail(st, "reading a reminder");
+}
+
+int store_remind_clear(struct store *st, const char *group_id, const char *member_id)
+{
+	struct bk_stmt *s = prep(st, S_REMIND_DELETE);
+	bind_text(s, 1, group_id);
+	bind_text(s, 2, member_id);
+	int rc = bk_step(s) == BK_DONE ? COHORT_OK : db_fail(st, "removing a reminder");
+	int64_t gone = rc ? 0 : bk_changes(s);
+	bk_reset(s);
+	return rc ? rc : gone ? COHORT_OK : COHORT_ERR_NOT_FOUND;
+}
+
+int store_reminders(struct store *st, const char *group_id,
+		    int (*fn)(const struct store_reminder *r, void *ud), void *ud)
+{
+	struct bk_stmt *s = prep(st, S_REMINDERS);
+	bind_text(s, 1, group_id);
+	int rc, stop = 0;
+	while (!stop && (rc = bk_step(s)) == BK_ROW) {
+		struct store_reminder r = {col_text(s, 0), col_text(s, 1), col_text(s, 2),
+					   bk_col_int(s, 3)};
+		stop = fn(&r, ud);
+	}
+	bk_reset(s);
+	if (stop)
+		return stop;
+	return rc == BK_DONE ? COHORT_OK : db_fail(st, "reading reminders");
+}
+
+int store_remind_record(struct store *st, const char *group_id, const char *member_id,
+			const char *local_date, const char *idem_key, int64_t at, bool *first)
+{
+	*first = false;
+	struct bk_stmt *s = prep(st, S_REMIND_RECORD);
+	bind_text(s, 1, group_id);
+	bind_text(s, 2, member_id);
+	bind_text(s, 3, local_date);
+	bind_text(s, 4, idem_key);
+	bk_bind_int(s, 5, at);
+	int rc = bk_step(s) == BK_DONE ? COHORT_OK : db_fail(st, "recording a reminder");
+	*first = !rc && bk_changes(s) == 1;
+	bk_reset(s);
+	return rc;
+}

@@ -584,6 +584,32 @@ int store_group_activity(struct store *st, const char *group_id, int64_t since, 
 			 int (*fn)(const struct store_bucket *b, void *ud), void *ud);
 
 /* Adapter state (Matrix next_batch, Discord session): *value is a new string or NULL. */
+/*
+ * Reminders (/remind, bot/remind.c): one time of day ("HH:MM", local to the
+ * group) per (group, member) who asked; none for anyone who did not.
+ */
+struct store_reminder {
+	const char *group_id, *member_id, *at;
+	int64_t set_at;
+};
+/* Sets (replaces) a member's reminder time. COHORT_OK or COHORT_ERR_STORE. */
+int store_remind_set(struct store *st, const char *group_id, const char *member_id,
+		     const char *at, int64_t set_at);
+/* A member's reminder time in *at (a new string), or NULL when none. */
+int store_remind_get(struct store *st, const char *group_id, const char *member_id, char **at);
+/* Removes it: COHORT_OK, COHORT_ERR_NOT_FOUND (none) or COHORT_ERR_STORE. */
+int store_remind_clear(struct store *st, const char *group_id, const char *member_id);
+/* Every reminder (of one group, or of all when group_id is NULL); fn returns non-zero to stop. */
+int store_reminders(struct store *st, const char *group_id,
+		    int (*fn)(const struct store_reminder *r, void *ud), void *ud);
+/*
+ * Records, before it is sent, that the member's reminder of local_date goes
+ * out with idem_key: *first is true only for the one call (of any process on
+ * the database) that recorded it, so a reminder is sent at most once a day.
+ */
+int store_remind_record(struct store *st, const char *group_id, const char *member_id,
+			const char *local_date, const char *idem_key, int64_t at, bool *first);
+
 int store_state_get(struct store *st, const char *key, char **value);
 int store_state_set(struct store *st, const char *key, const char *value);
 

@@ -48,7 +48,7 @@ static int post(void *ud, const char *group_id, const char *channel_id, const st
 
 static int64_t tick(struct bot_fixture *f, struct sink_log *log)
 {
-	struct digest_sink sink = {serves, post, log};
+	struct digest_sink sink = {serves, post, log, NULL};
 	int64_t next;
 	assert_int_equal(scheduler_run(f->bot, &sink, &next), COHORT_OK);
 	return next;

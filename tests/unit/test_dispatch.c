@@ -139,7 +139,7 @@ static void a_queued_digest_is_sent_once_and_retried_after_a_failure(void **stat
 	say_as(f, "ana", true, "digest", "channel here");
 	f->now = 1795629600000; /* 2026-11-25T18:00:00Z */
 	struct later l = {0};
-	struct digest_sink sink = {serves, post_later, &l};
+	struct digest_sink sink = {serves, post_later, &l, NULL};
 	int64_t next;
 	assert_int_equal(scheduler_run(f->bot, &sink, &next), COHORT_OK);
 	assert_int_equal(l.posts, 1);

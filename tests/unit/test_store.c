@@ -1376,22 +1376,22 @@ static void goals_are_dumped_and_restored(void **state)
 	assert_int_equal(store_restore_end(f->st, false), COHORT_OK);
 }
 
-/* PostgreSQL: a database at version 5 gets the goals' and the group's page's tables. */
+/* PostgreSQL: a database at version 5 gets the goals', the group's page's and reminders' tables. */
 static void pg_an_older_schema_is_upgraded(void **state)
 {
 	struct fixture *f = *state;
 	char err[COHORT_ERR_LEN];
-	char sql[1024];
+	char sql[1400];
 	store_free(f->st);
 	f->st = NULL;
 	snprintf(sql, sizeof(sql),
 		 "DROP TABLE %s.goal_reached; DROP TABLE %s.goals; DROP TABLE %s.dashboards; "
 		 "DROP TABLE %s.group_activity; DROP TABLE %s.outbox; DROP TABLE %s.rate_windows; "
 		 "ALTER TABLE %s.events DROP COLUMN actor_id, DROP COLUMN actor_name, "
-		 "DROP COLUMN removal; "
+		 "DROP COLUMN removal; DROP TABLE %s.reminders; DROP TABLE %s.reminders_sent; "
 		 "DELETE FROM %s.cohort_schema; INSERT INTO %s.cohort_schema (version) VALUES (5)",
 		 f->schema, f->schema, f->schema, f->schema, f->schema, f->schema, f->schema,
-		 f->schema, f->schema);
+		 f->schema, f->schema, f->schema, f->schema);
 	assert_int_equal(pg_exec(sql), 0);
 	if (store_open(f->target, false, &f->st, err))
 		fail_msg("%s", err);
@@ -1401,6 +1401,7 @@ static void pg_an_older_schema_is_upgraded(void **state)
 	assert_int_equal(store_dashboard_group(f->st, "tok", &group), COHORT_OK);
 	assert_string_equal(group, "g");
 	free(group);
+	assert_int_equal(store_remind_set(f->st, "g", "ana", "20:00", 1), COHORT_OK);
 }
 
 #define RACERS 4
@@ -2037,7 +2038,7 @@ static void pg_a_store_at_version_8_gets_the_outbox(void **state)
 	snprintf(sql, sizeof(sql),
 		 "SET search_path = %s; DROP TABLE outbox; DROP TABLE rate_windows; "
 		 "ALTER TABLE events DROP COLUMN actor_id, DROP COLUMN actor_name, "
-		 "DROP COLUMN removal; "
+		 "DROP COLUMN removal; DROP TABLE reminders; DROP TABLE reminders_sent; "
 		 "DELETE FROM cohort_schema; INSERT INTO cohort_schema (version) VALUES (8)",
 		 f->schema);
 	assert_int_equal(pg_exec(sql), 0);
