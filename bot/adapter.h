@@ -184,6 +184,13 @@ struct adapter_ops {
 	/* Fills *out. Any thread. */
 	void (*status)(void *self, struct adapter_status *out);
 	void (*free)(void *self);
+	/*
+	 * Sends a member's reminder (bot/remind.c) privately: a Discord DM.
+	 * Dispatcher thread. COHORT_ERR_PENDING once queued (the outcome is only
+	 * logged: a reminder is not retried), or an error. NULL: none sent.
+	 */
+	int (*remind)(void *self, const char *group_id, const char *member_id, const struct reply *r,
+		      const char *idem_key);
 };
 
 struct adapter {

@@ -495,11 +495,20 @@ static int post_platform(void *ud, const char *group_id, const char *channel_id,
 	return a->ops->post(a->self, group_id, channel_id, r, idem_key);
 }
 
+static int remind_platform(void *ud, const char *group_id, const char *member_id,
+			   const struct reply *r, const char *idem_key)
+{
+	const struct adapter *a = adapter_for(ud, group_id);
+	if (!a->ops->remind)
+		return COHORT_ERR_USAGE; /* this platform sends no reminders yet */
+	return a->ops->remind(a->self, group_id, member_id, r, idem_key);
+}
+
 /* Makes the adapters of every enabled platform (not started). */
 static int platforms_init(struct platforms *p, struct app *app, struct dispatch *d)
 {
 	memset(p, 0, sizeof(*p));
-	p->sink = (struct digest_sink){serves_platform, post_platform, p, NULL};
+	p->sink = (struct digest_sink){serves_platform, post_platform, p, remind_platform};
 	if (app->cfg.discord_enabled) {
 		if (discord_new(&app->cfg, dispatch_door(d), &p->v[p->n]))
 			return EXIT_RUNTIME;

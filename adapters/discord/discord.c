@@ -1896,6 +1896,99 @@ static int dc_deliver(void *ud, int64_t id, const char *address, const struct re
 	return rc;
 }
 
+/* A reminder on its way: the DM channel is opened first, then the message posted. */
+struct dm_ctx {
+	struct discord *dc;
+	char key[20];
+	char *user, *body;
+};
+
+static void dm_ctx_free(struct dm_ctx *c)
+{
+	free(c->user);
+	free(c->body);
+	free(c);
+}
+
+/* Discord's error code in a REST answer's JSON body (0 when none). */
+static long error_code(const char *body)
+{
+	cJSON *j = cJSON_Parse(body ? body : "");
+	const cJSON *code = cJSON_GetObjectItemCaseSensitive(j, "code");
+	long v = cJSON_IsNumber(code) ? (long)code->valuedouble : 0;
+	cJSON_Delete(j);
+	return v;
+}
+
+static void dm_sent(void *ud, const struct http_response *r)
+{
+	struct dm_ctx *c = ud;
+	if (r->status == 403 && error_code(r->body) == 50007)
+		/* Their privacy settings: quietly, once (a reminder is not retried that day). */
+		log_info(TAG, "user %s does not accept direct messages from the bot: reminder %s "
+			      "not delivered (their /remind setting is kept)",
+			 c->user, c->key);
+	else if (r->status >= 200 && r->status < 300)
+		log_debug(TAG, "reminder %s delivered to user %s", c->key, c->user);
+	else
+		check_answer(c->dc, "sending a reminder", r);
+	dm_ctx_free(c);
+}
+
+/* POST /users/@me/channels answered: the DM channel's id; the message goes there. Worker. */
+static void dm_opened(void *ud, const struct http_response *r)
+{
+	struct dm_ctx *c = ud;
+	cJSON *j = r->status == 200 ? cJSON_Parse(r->body) : NULL;
+	const char *id = jstr(j, "id");
+	if (!id || !snowflake(id)) {
+		if (r->status == 200)
+			log_warn(TAG, "opening a DM channel with user %s: no channel id in the answer",
+				 c->user);
+		else
+			check_answer(c->dc, "opening a DM channel for a reminder", r);
+		cJSON_Delete(j);
+		dm_ctx_free(c);
+		return;
+	}
+	char *url = xasprintf("%s/channels/%s/messages", c->dc->cfg->discord_api_url, id);
+	char *queue = xasprintf("channel:%s", id);
+	struct http_request rq = {"POST", url, c->body, queue, 0, dm_sent, c};
+	http_submit(c->dc->http, &rq);
+	free(url);
+	free(queue);
+	cJSON_Delete(j);
+}
+
+static int dc_remind(void *self, const char *group_id, const char *member_id, const struct reply *r,
+		     const char *idem_key)
+{
+	struct discord *dc = self;
+	const char *user = strncmp(member_id, "discord:", 8) == 0 ? member_id + 8 : "";
+	if (!snowflake(user)) {
+		log_warn(TAG, "a reminder in %s for '%s', who is not a Discord user", group_id,
+			 member_id);
+		return COHORT_ERR_USAGE;
+	}
+	cJSON *msg = dc_render_message(r, false);
+	cJSON_AddStringToObject(msg, "nonce", idem_key);
+	cJSON_AddTrueToObject(msg, "enforce_nonce");
+	struct dm_ctx *c = xcalloc(1, sizeof(*c));
+	c->dc = dc;
+	snprintf(c->key, sizeof(c->key), "%s", idem_key);
+	c->user = xstrdup(user);
+	char *text = cJSON_PrintUnformatted(msg);
+	c->body = xstrdup(text);
+	cJSON_free(text);
+	cJSON_Delete(msg);
+	cJSON *open = cJSON_CreateObject();
+	cJSON_AddStringToObject(open, "recipient_id", user);
+	char *url = xasprintf("%s/users/@me/channels", dc->cfg->discord_api_url);
+	post_json(dc, "POST", url, open, "dm", dm_opened, c);
+	free(url);
+	return COHORT_ERR_PENDING;
+}
+
 static void dc_status(void *self, struct adapter_status *out)
 {
 	struct discord *dc = self;
@@ -1964,7 +2057,7 @@ static void dc_free(void *self)
 }
 
 static const struct adapter_ops discord_ops = {
-	"discord", dc_start, dc_stop, dc_join, dc_post, dc_status, dc_free,
+	"discord", dc_start, dc_stop, dc_join, dc_post, dc_status, dc_free, dc_remind,
 };
 
 static struct http_client *make_http(const struct config *cfg)

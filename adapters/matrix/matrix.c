@@ -1682,7 +1682,7 @@ static int mx_deliver(void *ud, int64_t id, const char *address, const struct re
 }
 
 static const struct adapter_ops matrix_ops = {
-	"matrix", mx_start, mx_stop, mx_join, mx_post, mx_status, mx_free,
+	"matrix", mx_start, mx_stop, mx_join, mx_post, mx_status, mx_free, NULL,
 };
 
 void matrix_set_sync_lease(struct adapter *a, const struct mx_sync_lease *l)

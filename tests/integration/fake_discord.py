@@ -67,6 +67,8 @@ class FakeDiscord(FakeServer):
         self.guilds = []              # the servers the bot is in (GET /users/@me/guilds)
         self.originals = {}           # interaction token -> its answer (callback, edits)
         self.followups = {}           # interaction token -> follow-up messages, oldest first
+        self.dm_channels = {}         # DM channel id -> the user (POST /users/@me/channels)
+        self.dm_blocked = set()       # users who accept no DMs: posts there get 403 50007
 
     def routes(self, app):
         app.router.add_get("/gateway", self._ws)
@@ -426,7 +428,20 @@ class FakeDiscord(FakeServer):
             if request.query.get("wait") == "true":
                 return web.json_response(dict(body, id=mid))
             return web.Response(status=204)
+        if request.method == "POST" and path == "/users/@me/channels":
+            user = str((await request.json()).get("recipient_id", ""))
+            if not user.isdigit():
+                return web.json_response({"message": "Invalid Form Body", "code": 50035},
+                                         status=400)
+            cid = "9" + user  # Discord gives the same DM channel every time
+            with self.cond:
+                self.dm_channels[cid] = user
+            return web.json_response({"id": cid, "type": 1, "recipients": [
+                {"id": user, "username": f"user{user}"}]})
         m = re.fullmatch(r"/channels/(\d+)/messages", path)
+        if request.method == "POST" and m and self.dm_channels.get(m.group(1)) in self.dm_blocked:
+            return web.json_response({"message": "Cannot send messages to this user",
+                                      "code": 50007}, status=403)
         if request.method == "GET" and m:
             limit = int(request.query.get("limit", "50"))
             with self.cond:

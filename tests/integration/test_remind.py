@@ -125,3 +125,75 @@ def test_every_bad_input_is_a_clear_answer_that_changes_nothing(cohort, backend,
     assert "is not a time of day" in out[1], out[1]
     assert "/remind 20:00" in out[1] and "Nothing was changed." in out[1], out[1]
     assert out[2].startswith("Your reminder: 21:15 (UTC)"), out[2]
+
+
+def test_on_discord_a_dm_and_a_member_who_blocks_them(cohort, backend):
+    from conftest import Running
+    from fake_discord import TOKEN as DTOKEN, FakeDiscord, interaction
+    fake = FakeDiscord(heartbeat_interval=1000)
+    fake.start()
+    (cohort.workdir / "cohort.toml").write_text(f"""
+[discord]
+enabled = true
+token = "{DTOKEN}"
+api_url = "{fake.api_url}"
+""")
+    ids = iter(range(3001, 3100))
+
+    def ask(name, opt, value, user):
+        ix = next(ids)
+        opts = [{"type": 3, "name": opt, "value": value}] if value is not None else []
+        fake.dispatch("INTERACTION_CREATE", interaction(ix, name, opts, user=user,
+                                                        username=f"u{user}"))
+        cb = fake.wait_rest("POST", rf"/interactions/{ix}/tok-{ix}/callback", 1, 5.0)[0]
+        e = cb["json"]["data"]["embeds"][0]
+        return (e.get("title", "") + "\n" + e.get("description", "")).replace("\\", "")
+
+    # Monday: ana (300) and bob (301) ask for 20:00, carl (302) does not; all finish one.
+    cohort.at("2026-11-23T09:00:00Z")
+    bot = Running(cohort).start()
+    try:
+        fake.ready_connection()
+        for user, topic in (("300", "kafka"), ("301", "docker"), ("302", "redis")):
+            assert "finished" in ask("done", "topic", topic, user)
+        assert "Reminder set: 20:00 (UTC)" in ask("remind", "time", "20:00", "300")
+        assert "Reminder set: 20:00 (UTC)" in ask("remind", "time", "20:00", "301")
+        assert "is not a time of day" in ask("remind", "time", "8pm", "302")
+    finally:
+        bot.stop()
+    assert fake.rest("POST", r"/users/@me/channels") == []
+    # Tuesday evening, nothing done: at 20:00 a DM channel is opened for each who asked
+    # and the reminder posted there; bob's DMs are closed (403 50007): logged quietly,
+    # not retried, his setting kept.
+    fake.dm_blocked = {"301"}
+    cohort.at("2026-11-24T19:59:00Z", 60)
+    bot = Running(cohort).start()
+    try:
+        fake.wait_rest("POST", r"/channels/9301/messages", 1, 15.0)
+        posts = fake.wait_rest("POST", r"/channels/9300/messages", 1, 15.0)
+        time.sleep(1.5)  # a clock-minute and more: nothing is retried or added
+    finally:
+        bot.stop()
+    opened = sorted(r["json"]["recipient_id"] for r in fake.rest("POST", r"/users/@me/channels"))
+    assert opened == ["300", "301"]
+    assert len(fake.rest("POST", r"/channels/9301/messages")) == 1
+    assert len(fake.rest("POST", r"/channels/93\d\d/messages")) == 2
+    e = posts[0]["json"]["embeds"][0]
+    assert "your 1-day streak ends tonight" in e["title"], e
+    assert posts[0]["json"]["nonce"].startswith("cr-")
+    log = (cohort.workdir / "cohort.log").read_text()
+    assert log.count("does not accept direct messages") == 1, log
+    assert " warn " not in log.split("does not accept")[0].splitlines()[-1]
+    # The same evening after a restart: nothing again.
+    cohort.at("2026-11-24T21:00:00Z", 60)
+    before = len(fake.connections)
+    bot = Running(cohort).start()
+    try:
+        fake.wait_for(lambda: len(fake.connections) > before, 10.0, "a new connection")
+        fake.ready_connection()
+        assert "Your reminder: 20:00 (UTC)" in ask("remind", "time", None, "301")
+        time.sleep(1.0)
+    finally:
+        bot.stop()
+        fake.stop()
+    assert len(fake.rest("POST", r"/users/@me/channels")) == 2

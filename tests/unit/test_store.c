@@ -1686,16 +1686,16 @@ static void pg_an_earlier_database_is_upgraded(void **state)
 	assert_int_equal(set(f->st, "ana", "kafka", STATUS_DONE, NULL, 1000), COHORT_OK);
 	store_free(f->st);
 	f->st = NULL;
-	char sql[1024];
+	char sql[1400];
 	snprintf(sql, sizeof(sql),
 		 "DROP TABLE %s.leases; DROP TABLE %s.goal_reached; DROP TABLE %s.goals; "
 		 "DROP TABLE %s.dashboards; DROP TABLE %s.group_activity; DROP TABLE %s.outbox; "
-		 "DROP TABLE %s.rate_windows; "
+		 "DROP TABLE %s.rate_windows; DROP TABLE %s.reminders; DROP TABLE %s.reminders_sent; "
 		 "ALTER TABLE %s.events DROP COLUMN actor_id, DROP COLUMN actor_name, "
 		 "DROP COLUMN removal; DELETE FROM %s.cohort_schema; "
 		 "INSERT INTO %s.cohort_schema (version) VALUES (4)",
 		 f->schema, f->schema, f->schema, f->schema, f->schema, f->schema, f->schema,
-		 f->schema, f->schema, f->schema);
+		 f->schema, f->schema, f->schema, f->schema, f->schema);
 	assert_int_equal(pg_exec(sql), 0);
 	assert_int_equal(open_fixture(f), 0);
 	assert_int_equal(store_schema_version(f->st), store_schema_latest());
@@ -1705,6 +1705,7 @@ static void pg_an_earlier_database_is_upgraded(void **state)
 	assert_int_equal(store_goal_set(f->st, &g), COHORT_OK);
 	int64_t ms;
 	assert_int_equal(store_rate_take(f->st, "r", 50, 1, &ms), COHORT_OK);
+	assert_int_equal(store_remind_set(f->st, "g", "ana", "20:00", 3000), COHORT_OK);
 }
 
 /* A shared rate gives out at most its limit per second of the database's clock. */
@@ -1731,6 +1732,49 @@ static void a_shared_rate_gives_its_limit_per_second(void **state)
 	assert_int_equal(store_rate_take(f->st, "rest", 50, 5, &ms), COHORT_OK);
 	assert_int_equal(store_rate_take(f->st, "rest", 50, 45, &ms), COHORT_OK);
 	assert_int_equal(store_rate_take(f->st, "rest", 50, 1, &ms), COHORT_ERR_DENIED);
+}
+
+static int collect_reminder(const struct store_reminder *r, void *ud)
+{
+	char *buf = ud;
+	size_t n = strlen(buf);
+	snprintf(buf + n, 256 - n, "[%s|%s|%s|%lld]", r->group_id, r->member_id, r->at,
+		 (long long)r->set_at);
+	return 0;
+}
+
+/* Reminders: one time per member who asked, replaced, removed; a day recorded once. */
+static void reminders_are_kept_and_a_day_recorded_once(void **state)
+{
+	struct fixture *f = *state;
+	char *at = (char *)"x", all[256] = "";
+	assert_int_equal(store_remind_get(f->st, "g", "ana", &at), COHORT_OK);
+	assert_null(at);
+	assert_int_equal(store_remind_clear(f->st, "g", "ana"), COHORT_ERR_NOT_FOUND);
+	assert_int_equal(store_remind_set(f->st, "g", "ana", "20:00", 1000), COHORT_OK);
+	assert_int_equal(store_remind_set(f->st, "g", "ana", "07:30", 2000), COHORT_OK);
+	assert_int_equal(store_remind_set(f->st, "h", "bob", "21:00", 3000), COHORT_OK);
+	assert_int_equal(store_remind_get(f->st, "g", "ana", &at), COHORT_OK);
+	assert_string_equal(at, "07:30");
+	free(at);
+	assert_int_equal(store_reminders(f->st, NULL, collect_reminder, all), COHORT_OK);
+	assert_string_equal(all, "[g|ana|07:30|2000][h|bob|21:00|3000]");
+	all[0] = '\0';
+	assert_int_equal(store_reminders(f->st, "h", collect_reminder, all), COHORT_OK);
+	assert_string_equal(all, "[h|bob|21:00|3000]");
+	bool first;
+	assert_int_equal(store_remind_record(f->st, "g", "ana", "2026-11-25", "k1", 5, &first),
+			 COHORT_OK);
+	assert_true(first);
+	assert_int_equal(store_remind_record(f->st, "g", "ana", "2026-11-25", "k1", 6, &first),
+			 COHORT_OK);
+	assert_false(first);
+	assert_int_equal(store_remind_record(f->st, "g", "ana", "2026-11-26", "k2", 7, &first),
+			 COHORT_OK);
+	assert_true(first);
+	assert_int_equal(store_remind_clear(f->st, "g", "ana"), COHORT_OK);
+	assert_int_equal(store_remind_get(f->st, "g", "ana", &at), COHORT_OK);
+	assert_null(at);
 }
 
 #define LEASE_RACERS 6
@@ -2084,6 +2128,7 @@ int main(void)
 		cmocka_unit_test(goals_are_dumped_and_restored),
 		cmocka_unit_test(an_answer_is_kept_with_its_change_or_lost_with_it),
 		cmocka_unit_test(an_answer_is_claimed_only_when_its_lease_ran_out),
+		cmocka_unit_test(reminders_are_kept_and_a_day_recorded_once),
 	};
 	/* Files, SQLite's schema history, its backup and checkpoints. */
 	const struct CMUnitTest sqlite_tests[] = {
