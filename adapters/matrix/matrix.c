@@ -1614,6 +1614,123 @@ static int mx_post(void *self, const char *group_id, const char *channel_id, con
 	return COHORT_ERR_PENDING;
 }
 
+/* A reminder on its way to a member's direct room (made first when there is none). */
+struct dm_ctx {
+	struct matrix *mx;
+	char key[20];
+	char *user, *body;
+};
+
+static void dm_ctx_free(struct dm_ctx *c)
+{
+	free(c->user);
+	free(c->body);
+	free(c);
+}
+
+/* The adapter-state key of the direct room with user (a new string). */
+static char *dm_state_key(const char *user)
+{
+	return xasprintf("matrix.dm:%s", user);
+}
+
+static void dm_sent(void *ud, const struct http_response *r)
+{
+	struct dm_ctx *c = ud;
+	check_answer(c->mx, "sending a reminder", r);
+	if (r->status >= 200 && r->status < 300)
+		log_debug(TAG, "reminder %s delivered to %s", c->key, c->user);
+	dm_ctx_free(c);
+}
+
+/* Sends the reminder to room, its transaction id the reminder's key. Any thread. */
+static void dm_send(struct dm_ctx *c, const char *room)
+{
+	struct http_client *h = client(c->mx);
+	if (!h) {
+		dm_ctx_free(c);
+		return;
+	}
+	char *eroom = http_escape(room), *etxn = http_escape(c->key);
+	char *url = xasprintf("%s" API "/rooms/%s/send/m.room.message/%s", c->mx->hs, eroom, etxn);
+	char *queue = xasprintf("room:%s", room);
+	struct http_request rq = {"PUT", url, c->body, queue, 0, dm_sent, c};
+	http_submit(h, &rq);
+	free(url);
+	free(queue);
+	free(eroom);
+	free(etxn);
+}
+
+/* POST /createRoom answered: the new direct room is remembered, then used. Worker. */
+static void dm_created(void *ud, const struct http_response *r)
+{
+	struct dm_ctx *c = ud;
+	cJSON *j = r->status == 200 ? cJSON_Parse(r->body) : NULL;
+	const cJSON *id = cJSON_GetObjectItemCaseSensitive(j, "room_id");
+	if (!cJSON_IsString(id) || id->valuestring[0] != '!') {
+		if (r->status == 200)
+			log_warn(TAG, "creating a direct room with %s: no room_id in the answer",
+				 c->user);
+		else
+			check_answer(c->mx, "creating a direct room for a reminder", r);
+		cJSON_Delete(j);
+		dm_ctx_free(c);
+		return;
+	}
+	char *key = dm_state_key(c->user);
+	door_state_save(c->mx->door, key, id->valuestring);
+	free(key);
+	log_info(TAG, "made the direct room %s with %s for their reminders", id->valuestring,
+		 c->user);
+	dm_send(c, id->valuestring);
+	cJSON_Delete(j);
+}
+
+static int mx_remind(void *self, const char *group_id, const char *member_id, const struct reply *r,
+		     const char *idem_key)
+{
+	struct matrix *mx = self;
+	const char *user = strncmp(member_id, "matrix:", 7) == 0 ? member_id + 7 : "";
+	if (user[0] != '@' || !strchr(user, ':')) {
+		log_warn(TAG, "a reminder in %s for '%s', who is not a Matrix user", group_id,
+			 member_id);
+		return COHORT_ERR_USAGE;
+	}
+	struct http_client *h = client(mx);
+	if (!h)
+		return COHORT_ERR_NETWORK;
+	char *key = dm_state_key(user), *room = NULL;
+	if (door_state_get(mx->door, key, &room)) {
+		free(key);
+		return COHORT_ERR_STORE;
+	}
+	free(key);
+	struct dm_ctx *c = xcalloc(1, sizeof(*c));
+	c->mx = mx;
+	snprintf(c->key, sizeof(c->key), "%s", idem_key);
+	c->user = xstrdup(user);
+	c->body = mx_render_content(r, NULL, MX_MAX_CONTENT);
+	if (room) {
+		dm_send(c, room); /* the direct room made for an earlier reminder */
+		free(room);
+		return COHORT_ERR_PENDING;
+	}
+	cJSON *req = cJSON_CreateObject();
+	cJSON_AddTrueToObject(req, "is_direct");
+	cJSON_AddStringToObject(req, "preset", "trusted_private_chat");
+	const char *invite[] = {user};
+	cJSON_AddItemToObject(req, "invite", cJSON_CreateStringArray(invite, 1));
+	char *text = cJSON_PrintUnformatted(req);
+	cJSON_Delete(req);
+	char *url = xasprintf("%s" API "/createRoom", mx->hs);
+	struct http_request rq = {"POST", url, text, "createRoom", 0, dm_created, c};
+	http_submit(h, &rq);
+	free(url);
+	cJSON_free(text);
+	return COHORT_ERR_PENDING;
+}
+
 static void mx_status(void *self, struct adapter_status *out)
 {
 	struct matrix *mx = self;
@@ -1682,7 +1799,7 @@ static int mx_deliver(void *ud, int64_t id, const char *address, const struct re
 }
 
 static const struct adapter_ops matrix_ops = {
-	"matrix", mx_start, mx_stop, mx_join, mx_post, mx_status, mx_free, NULL,
+	"matrix", mx_start, mx_stop, mx_join, mx_post, mx_status, mx_free, mx_remind,
 };
 
 void matrix_set_sync_lease(struct adapter *a, const struct mx_sync_lease *l)

@@ -32,6 +32,7 @@ class FakeMatrix(FakeServer):
         self.invites = []      # (pos, room_id, inviter)
         self.rooms = {}        # room_id -> {"state": {(type, key): event}, "members": set}
         self.txns = {}         # (room, txn) -> event_id
+        self.created = []      # (room_id, body) of each POST /createRoom (direct rooms)
         self._ids = itertools.count(1)
         self.token = TOKEN
         self.max_event_bytes = 65536   # a larger message is refused, as Synapse does
@@ -208,6 +209,13 @@ class FakeMatrix(FakeServer):
             return web.json_response({"filter_id": "7"})
         if method == "GET" and path == "/sync":
             return await self._sync(request)
+        if method == "POST" and path == "/createRoom":
+            js = await request.json()
+            with self.cond:
+                room = f"!dm{next(self._ids)}:fake.test"
+                self.created.append((room, js))
+            self.create_room(room, members=(BOT,), bot_joined=False)
+            return web.json_response({"room_id": room})
         m = re.fullmatch(r"/join/(.+)", path)
         if method == "POST" and m:
             room = m.group(1)

@@ -197,3 +197,61 @@ api_url = "{fake.api_url}"
         bot.stop()
         fake.stop()
     assert len(fake.rest("POST", r"/users/@me/channels")) == 2
+
+
+def test_on_matrix_a_direct_room_made_once_and_reused(cohort, backend):
+    from conftest import Running
+    from fake_matrix import BOT, TOKEN, FakeMatrix
+    room, ana, bob = "!study:fake.test", "@ana:fake.test", "@bob:fake.test"
+    hs = FakeMatrix()
+    hs.start()
+    hs.create_room(room, members=[ana, bob])
+    (cohort.workdir / "cohort.toml").write_text(f"""
+[matrix]
+enabled = true
+homeserver = "{hs.url}"
+user_id = "{BOT}"
+access_token = "{TOKEN}"
+""")
+
+    def run(at, rate, script=(), until=None):
+        cohort.at(at, rate)
+        bot = Running(cohort).start()
+        try:
+            hs.wait_for(hs.synced_to_end, 10, "the bot to catch up")
+            for who, line in script:
+                n = len(hs.sends())
+                hs.say(room, who, line)
+                hs.wait_for(lambda: len(hs.sends()) > n, 5, f"an answer to {line}")
+            if until:
+                hs.wait_for(until, 15, "the reminder")
+            time.sleep(1.0)
+        finally:
+            bot.stop()
+
+    def dm_sends():
+        return [r for r in hs.sends() if r["room"] != room]
+
+    try:
+        run("2026-11-23T09:00:00Z", 1, [(ana, "!done kafka"), (ana, "!remind 20:00"),
+                                        (bob, "!done docker")])
+        assert "Reminder set: 20:00 (UTC)" in hs.sends()[-2]["json"]["body"]
+        assert hs.created == []
+        # Tuesday 20:00, nothing done: a direct room with ana (is_direct, invited), the
+        # reminder in it; none for bob, who did not ask.
+        run("2026-11-24T19:59:00Z", 60, until=lambda: dm_sends())
+        assert len(hs.created) == 1, hs.created
+        dm, body = hs.created[0]
+        assert body["is_direct"] is True and body["invite"] == [ana], body
+        sent = dm_sends()
+        assert [r["room"] for r in sent] == [dm]
+        assert "ana, your 1-day streak ends tonight" in sent[0]["json"]["body"]
+        assert "Next for you: Node.js" in sent[0]["json"]["body"]
+        # Wednesday she finishes one; Thursday at 20:00 the same room is used again.
+        run("2026-11-25T09:00:00Z", 1, [(ana, "!done redis")])
+        run("2026-11-26T19:59:00Z", 60, until=lambda: len(dm_sends()) >= 2)
+        assert len(hs.created) == 1
+        assert [r["room"] for r in dm_sends()] == [dm, dm]
+        assert not [r for r in hs.sends() if "bob, your" in r["json"].get("body", "")]
+    finally:
+        hs.stop()
