@@ -166,7 +166,8 @@ static bool parse_iso_ms(const char *s, int64_t *ms)
 
 /* The complete dump: one section per table, in this order, one object per line. */
 static const char *const dump_sections[] = {"groups",  "members",      "progress", "events",
-					    "digests", "digest_ranks", "goals",    "goals_reached"};
+					    "digests", "digest_ranks", "goals",    "goals_reached",
+					    "reminders"};
 enum {
 	SEC_GROUPS,
 	SEC_MEMBERS,
@@ -176,8 +177,11 @@ enum {
 	SEC_RANKS,
 	SEC_GOALS,
 	SEC_GOAL_MARKS,
+	SEC_REMINDERS,
 	SEC_COUNT
 };
+/* Sections version 3 did not have yet (reminders came with version 4). */
+#define SEC_V3_COUNT SEC_REMINDERS
 /* Sections version 2 of the dump did not have yet (they came with version 3). */
 #define SEC_V2_COUNT SEC_GOALS
 
@@ -349,13 +353,23 @@ static int dump_goal_mark(const struct store_goal_mark *m, void *ud)
 	return dump_object(ud, SEC_GOAL_MARKS, o);
 }
 
+static int dump_reminder(const struct store_reminder *r, void *ud)
+{
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "group", r->group_id);
+	cJSON_AddStringToObject(o, "member", r->member_id);
+	cJSON_AddStringToObject(o, "at", r->at);
+	add_time(o, "set_at", r->set_at);
+	return dump_object(ud, SEC_REMINDERS, o);
+}
+
 static int write_dump(struct store *st, const struct roadmap *rm, const char *group_id, FILE *out)
 {
 	struct dump_ctx c = {rm, out, -1, 0, NULL, 0, 0};
 	fprintf(out, "{\n  \"format\": \"cohort export\",\n  \"version\": %d,\n", EXPORT_VERSION);
 	struct store_dump_fns fns = {dump_settings, dump_member,      dump_progress,
 				     dump_event,    dump_digest,      dump_digest_rank,
-				     dump_goal,	    dump_goal_mark};
+				     dump_goal,	    dump_goal_mark,   dump_reminder};
 	int rc = store_dump(st, group_id, &fns, &c);
 	dump_open(&c, SEC_COUNT - 1);
 	fputs(c.n ? "\n  ]\n}\n" : "]\n}\n", out);
@@ -912,6 +926,15 @@ static int restore_row(struct restore *r, int sec, const cJSON *o)
 				"digest for this group and date");
 	case SEC_GOALS:
 		return restore_goal(r, o, g, m);
+	case SEC_REMINDERS: {
+		int hh, mm;
+		if ((rc = get_str(r, o, "at", false, 10, &tm)) ||
+		    (rc = get_time(r, o, "set_at", false, &t1)))
+			return rc;
+		if (!parse_hhmm(tm, &hh, &mm))
+			return dump_bad(r, "\"at\" is not a time of day (HH:MM)");
+		return restored(r, store_remind_set(r->st, g, m, tm, t1), "reminder for this member");
+	}
 	case SEC_GOAL_MARKS:
 		if ((rc = get_str(r, o, "goal_member", false, 300, &key)) ||
 		    (*key && (rc = check_qualified(r, "goal_member", key))) ||
@@ -953,7 +976,7 @@ static int restore_dump(struct store *st, const struct roadmap *rm, const cJSON 
 			 fname);
 		return COHORT_ERR_PARSE;
 	}
-	if (ver->valuedouble != EXPORT_VERSION && ver->valuedouble != 2) {
+	if (ver->valuedouble != EXPORT_VERSION && ver->valuedouble != 2 && ver->valuedouble != 3) {
 		snprintf(err, COHORT_ERR_LEN,
 			 "%.300s: an export of version %g, but this cohort reads version %d (and "
 			 "the arrays of records before it): use a newer cohort",
@@ -962,7 +985,9 @@ static int restore_dump(struct store *st, const struct roadmap *rm, const cJSON 
 	}
 	struct restore r = {st, fname, err, NULL, 0, NULL, 0, 0};
 	int rc = COHORT_OK;
-	int nsec = ver->valuedouble == 2 ? SEC_V2_COUNT : SEC_COUNT; /* 2 had no goals */
+	int nsec = ver->valuedouble == 2   ? SEC_V2_COUNT /* 2 had no goals */
+		   : ver->valuedouble == 3 ? SEC_V3_COUNT /* 3 had no reminders */
+					   : SEC_COUNT;
 	for (int sec = 0; sec < nsec && !rc; sec++) {
 		const cJSON *a = cJSON_GetObjectItemCaseSensitive(root, dump_sections[sec]);
 		if (!cJSON_IsArray(a)) {

@@ -10,7 +10,7 @@ struct roadmap;
 enum export_format { EXPORT_CSV, EXPORT_JSON };
 
 /* The version of the complete JSON dump written ("version" in it). */
-#define EXPORT_VERSION 3 /* 3: goals; version 2 (without them) is read too */
+#define EXPORT_VERSION 4 /* 3: goals; 4: reminders; versions 2 and 3 are read too */
 
 /*
  * Writes the records of group_id (NULL: every group) to out, one per

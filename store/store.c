@@ -1538,6 +1538,12 @@ static int goal_mark_row(struct bk_stmt *s, const struct store_dump_fns *fns, vo
 	return fns->goal_mark(&m, ud);
 }
 
+static int reminder_row(struct bk_stmt *s, const struct store_dump_fns *fns, void *ud)
+{
+	struct store_reminder r = {col_text(s, 0), col_text(s, 1), col_text(s, 2), bk_col_int(s, 3)};
+	return fns->reminder(&r, ud);
+}
+
 int store_dump(struct store *st, const char *group_id, const struct store_dump_fns *fns, void *ud)
 {
 	/* One read transaction: the tables agree with each other even while cohort runs. */
@@ -1559,6 +1565,8 @@ int store_dump(struct store *st, const char *group_id, const struct store_dump_f
 		rc = each(st, S_DUMP_GOALS, group_id, goal_row, fns, ud);
 	if (!rc && fns->goal_mark)
 		rc = each(st, S_DUMP_GOAL_MARKS, group_id, goal_mark_row, fns, ud);
+	if (!rc && fns->reminder)
+		rc = each(st, S_REMINDERS, group_id, reminder_row, fns, ud);
 	exec_id(st, S_READ_END, NULL, "dumping the store", NULL);
 	return rc;
 }

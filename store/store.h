@@ -439,6 +439,7 @@ struct store_digest_rank_row {
 };
 struct store_goal;
 struct store_goal_mark;
+struct store_reminder;
 struct store_dump_fns {
 	int (*settings)(const struct store_group_settings *g, void *ud);
 	int (*member)(const struct store_member *m, void *ud);
@@ -449,6 +450,8 @@ struct store_dump_fns {
 	/* Goals, then their marks (NULL: not dumped). */
 	int (*goal)(const struct store_goal *g, void *ud);
 	int (*goal_mark)(const struct store_goal_mark *m, void *ud);
+	/* Reminder settings (NULL: not dumped); restored with store_remind_set(). */
+	int (*reminder)(const struct store_reminder *r, void *ud);
 };
 /*
  * Calls fns for every row of group_id (NULL: all groups), table by table in

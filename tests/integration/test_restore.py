@@ -31,7 +31,7 @@ def a_week_of_history(cohort):
     cohort.at("2026-11-23T08:00:00Z")
     cohort.console("/digest channel here\n/digest time 07:30 Europe/Berlin\n"
                    "/goal Kafka by 30 November\n/goal group Caching by 2026-12-31\n"
-                   "@bob /goal Redis by 1 December\n"
+                   "@bob /goal Redis by 1 December\n@bob /remind 23:45\n"
                    "/done Kafka built a consumer\n@bob /done Kafka\n@cy /start Redis\n",
                    "--as", "ana")
     cohort.at("2026-11-24T08:00:00Z")
@@ -54,7 +54,8 @@ def test_export_import_export_is_identical_and_answers_agree(cohort):
     a_week_of_history(cohort)
     first = run_ok(cohort, "export", "--format", "json")
     dump = json.loads(first)
-    assert dump["version"] == 3
+    assert dump["version"] == 4
+    assert [(r["member"], r["at"]) for r in dump["reminders"]] == [("console:bob", "23:45")]
     assert [(g["member"], g["target_id"], g["due_date"]) for g in dump["goals"]] == [
         ("", "caching", "2026-12-31"), ("console:ana", "kafka", "2026-11-30"),
         ("console:bob", "redis", "2026-12-01")]
@@ -89,6 +90,14 @@ def test_export_import_export_is_identical_and_answers_agree(cohort):
     assert res.returncode == 0, res.stderr
     third = json.loads(run_ok(cohort, "export", "-c", "v2.toml", "--format", "json"))
     assert third["goals"] == [] and third["events"] == dump["events"]
+    # And one of version 3 (before reminders), without reminders.
+    v3 = {k: v for k, v in dump.items() if k != "reminders"}
+    path = write(cohort, "v3.json", json.dumps(dict(v3, version=3)))
+    write(cohort, "v3.toml", '[store]\npath = "v3.db"\n')
+    res = cohort.run("import", "-c", "v3.toml", "--format", "json", path)
+    assert res.returncode == 0, res.stderr
+    fourth = json.loads(run_ok(cohort, "export", "-c", "v3.toml", "--format", "json"))
+    assert fourth["reminders"] == [] and fourth["goals"] == dump["goals"]
 
 
 def test_a_complete_dump_that_is_broken_imports_nothing(cohort):
