@@ -110,7 +110,7 @@ static void the_command_list_is_complete(void **state)
 {
 	(void)state;
 	cJSON *defs = dc_command_definitions();
-	assert_int_equal(cJSON_GetArraySize(defs), 18); /* 15 commands, 3 admin settings */
+	assert_int_equal(cJSON_GetArraySize(defs), 19); /* 16 commands, 3 admin settings */
 	char *s = cJSON_PrintUnformatted(defs);
 	assert_true(strlen(s) < 8000);
 	cJSON *c;
