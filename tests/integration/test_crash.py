@@ -267,10 +267,16 @@ def test_discord_answers_owed_at_a_kill_are_followed_up_once(dc, bots, cohort):
     bots(cohort, discord_toml(dc))
     got = wait_each_ix_answered(dc, ids)
     check_ix_answers(got, ids)
-    # One was answered by its callback before the kill; the rest by follow-ups through
-    # the interaction's webhook.
-    assert len([i for i in ids if dc.originals.get(f"tok-{i}")]) == 1
-    assert len([i for i in ids if dc.followups.get(f"tok-{i}")]) == 4
+    # One was answered by its callback before the kill. The rest, by a follow-up through
+    # the interaction's webhook, or (when a slow machine made cohort defer them before the
+    # kill, so Discord shows a "thinking" placeholder) by an edit of that placeholder:
+    # either way once (check_ix_answers), and four answers came after the restart.
+    def shown(i):
+        o = dc.originals.get(f"tok-{i}")
+        return bool(o and (o.get("embeds") or o.get("content")))
+    by_callback = [i for i in ids if shown(i) and not dc.followups.get(f"tok-{i}")]
+    assert len(by_callback) >= 1
+    assert len([i for i in ids if dc.followups.get(f"tok-{i}")]) + len(by_callback) == 5
     assert count(cohort.db, "SELECT COUNT(*) FROM events") == 4
     assert count(cohort.db, "SELECT COUNT(*) FROM outbox WHERE done_at IS NULL") == 0
 
