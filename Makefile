@@ -58,7 +58,7 @@ UNIT_TESTS += test_goal
 UNIT_TESTS += test_page
 UNIT_BINS = $(UNIT_TESTS:%=$(BUILD)/tests/%)
 
-.PHONY: all run test unit integration deps deps-build install uninstall clean format fuzz bench bench-gateway bench-page docker-test soak
+.PHONY: all run test unit integration deps deps-build install uninstall clean format fuzz bench bench-gateway bench-page bench-pg docker-test soak
 all: $(BUILD)/cohort
 
 $(BUILD)/cohort: $(CORE_OBJ) $(MAIN_OBJ) | check-deps
@@ -171,9 +171,22 @@ $(BUILD)/bench/%: bench/%.c $(CORE_OBJ)
 	$(Q)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $(filter %.c %.o,$^) $(LIBS)
 
 # The gateway benchmark (build/cohort through the fake Discord at BENCH_RATE/s), then the
-# store's (about 7 minutes). make bench-gateway runs only the first.
+# store's (about 7 minutes), the group page's, then PostgreSQL's (about 13 minutes).
+# make bench-gateway, bench-page or bench-pg runs only one.
 bench: bench-gateway $(BUILD)/bench/bench_store bench-page
 	$(BUILD)/bench/bench_store $(BUILD)/bench
+	@$(MAKE) --no-print-directory bench-pg
+
+# The PostgreSQL rows of DESIGN §9 on a private cluster with fsync on (bench/pg-bench.sh; the
+# test cluster runs with -F): the settings that matter are read back from the server.
+bench-pg: deps $(BUILD)/bench/bench_pg
+	@d=$$(sh bench/pg-bench.sh start) || exit 1; \
+	trap 'sh bench/pg-bench.sh stop "$$d"' EXIT; trap 'exit 130' INT TERM; \
+	url="postgresql://cohort@/postgres?host=$$d"; \
+	echo "PostgreSQL $$(psql -XAtq "$$url" -c 'SHOW server_version'): fsync" \
+		"$$(psql -XAtq "$$url" -c 'SHOW fsync'), synchronous_commit" \
+		"$$(psql -XAtq "$$url" -c 'SHOW synchronous_commit'), a Unix socket, this machine's disk"; \
+	$(BUILD)/bench/bench_pg "$$url"
 
 # The group's page (DESIGN §9): a 10,000-member group read from the store and rendered.
 bench-page: $(BUILD)/bench/bench_page
