@@ -274,3 +274,59 @@ def test_a_process_killed_mid_burst_loses_nothing_acknowledged_and_doubles_nothi
     assert [s for s in lost if s[0] in acked] == [], "an acknowledged change was lost"
     # The session's replay brings the rest too: nothing at all is lost.
     assert lost == []
+
+
+PG_BIN = "/usr/lib/postgresql/15/bin"
+
+
+def pg_ctl(d, *args):
+    cmd = [f"{PG_BIN}/pg_ctl", "-D", f"{d}/data", *args]
+    if os.getuid() == 0:
+        cmd = ["runuser", "-u", "postgres", "--"] + cmd
+    subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=60)
+
+
+@pytest.fixture
+def own_pg():
+    """A PostgreSQL of this test's own, to stop and start under a running cohort."""
+    script = os.path.join(os.path.dirname(__file__), "..", "..", "scripts", "pg-test.sh")
+    d = subprocess.run(["sh", script, "start"], check=True, capture_output=True,
+                       text=True).stdout.strip()
+    yield d, f"postgresql://cohort@/postgres?host={d}"
+    subprocess.run(["sh", script, "stop", d], capture_output=True)
+
+
+def saved_or_not(fake, ix):
+    text = answer(fake, ix)
+    assert ("finished" in text) != ("Nothing was changed" in text), text
+    return "finished" in text
+
+
+def test_while_the_database_is_away_nothing_is_said_saved_that_is_not(tmp_path, fake, own_pg):
+    d, url = own_pg
+    p = Process(tmp_path, "a", fake, url, 2, [0, 1]).start()
+    try:
+        wait_ready(fake, [[0, 2], [1, 2]])
+        g = guild({2: 0})
+        fake.dispatch("INTERACTION_CREATE", done(11001, "Kafka", g, 1))
+        assert saved_or_not(fake, 11001)
+        pg_ctl(d, "-m", "immediate", "stop")
+        for i, t in enumerate(["Redis", "Docker"]):
+            fake.dispatch("INTERACTION_CREATE", done(11002 + i, t, g, 1))
+            assert not saved_or_not(fake, 11002 + i)   # said plainly: nothing was changed
+        assert p.proc.poll() is None                      # the process stays up
+        assert "database error" in p.stderr()
+        pg_ctl(d, "-l", f"{d}/log", "-w", "-o", f"-k {d} -c listen_addresses='' -F", "start")
+        time.sleep(1.0)
+        fake.dispatch("INTERACTION_CREATE", done(11004, "Nginx", g, 1))
+        back = saved_or_not(fake, 11004)
+    finally:
+        p.stop()
+    dump = export(url, tmp_path)
+    # Only what was answered as saved is in the store.
+    want = [("discord:" + g, "discord:1", "kafka")] + ([("discord:" + g, "discord:1", "nginx")]
+                                                      if back else [])
+    assert done_events(dump) == want
+    if not back:
+        pytest.xfail("known: the PostgreSQL store does not reconnect once the server is "
+                     "back; every change fails until cohort is restarted")
