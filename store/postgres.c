@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* pg_advisory_lock() key for schema migrations: "cohort" in ASCII. */
 #define MIGRATE_LOCK "99111104111114116"
@@ -568,6 +569,10 @@ struct pg_stmt {
 
 struct bk {
 	PGconn *conn;
+	bool sync_full;
+	bool open_tx; /* a BEGIN ran and no COMMIT or ROLLBACK since (see reconnect()) */
+	int64_t retry_at; /* monotonic ms: no reconnect attempt before */
+	char *conninfo; /* as given, to connect again */
 	char *url; /* for messages: its password hidden */
 	char *err; /* the last failure's message */
 	struct pg_stmt stmt[S_COUNT];
@@ -704,6 +709,7 @@ static void pg_close(struct bk *db)
 	for (int i = 0; i < S_COUNT; i++)
 		PQclear(db->stmt[i].res);
 	PQfinish(db->conn);
+	free(db->conninfo);
 	free(db->url);
 	free(db->err);
 	free(db);
@@ -729,30 +735,21 @@ static int count_params(const char *text)
 	return n > MAX_PARAMS ? MAX_PARAMS : n;
 }
 
-static int pg_open(const char *url, bool sync_full, bool create, struct bk **out, char *err)
+/* The session's settings. Commits wait for the WAL flush either way; "full" also waits for
+ * a synchronous standby. */
+static int set_up_session(struct bk *db, char *err)
 {
-	(void)create; /* the database must exist; its tables are made on first use */
-	*out = NULL;
-	struct bk *db = xcalloc(1, sizeof(*db));
-	db->url = redact(url);
-	db->conn = PQconnectdb(url);
-	if (PQstatus(db->conn) != CONNECTION_OK) {
-		set_err(db, PQerrorMessage(db->conn));
-		snprintf(err, COHORT_ERR_LEN,
-			 "%s: cannot connect to PostgreSQL: %s (check store.url, and that the server "
-			 "runs and the database exists)",
-			 db->url, db->err);
-		pg_close(db);
-		return COHORT_ERR_STORE;
-	}
-	PQsetNoticeProcessor(db->conn, on_notice, NULL);
-	/* Commits wait for the WAL flush either way; "full" also waits for a synchronous standby. */
-	int rc = exec_text(db, sync_full ? "SET synchronous_commit = on"
-					 : "SET synchronous_commit = local");
+	int rc = exec_text(db, db->sync_full ? "SET synchronous_commit = on"
+					     : "SET synchronous_commit = local");
 	if (rc)
 		snprintf(err, COHORT_ERR_LEN, "%s: cannot set up the session: %s", db->url, db->err);
-	if (!rc)
-		rc = migrate(db, err);
+	return rc;
+}
+
+/* Prepares every statement on the connection (again, after a reconnect). */
+static int prepare_all(struct bk *db, char *err)
+{
+	int rc = COHORT_OK;
 	for (int i = 0; !rc && i < S_COUNT; i++) {
 		struct pg_stmt *s = &db->stmt[i];
 		s->base.be = &store_postgres;
@@ -769,6 +766,80 @@ static int pg_open(const char *url, bool sync_full, bool create, struct bk **out
 		}
 		PQclear(r);
 	}
+	return rc;
+}
+
+/*
+ * Connects with a 10 s connect_timeout unless the URL sets its own (keywords later in the
+ * list win, and the URL is expanded in place of "dbname"), so an unreachable server cannot
+ * hold a thread for minutes.
+ */
+static PGconn *connect_to(const char *conninfo)
+{
+	const char *const keys[] = {"connect_timeout", "dbname", NULL};
+	const char *const values[] = {"10", conninfo, NULL};
+	return PQconnectdbParams(keys, values, 1);
+}
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * A connection the server dropped (a restart, a failover, a network cut) is made again,
+ * but only where nothing is lost by it: before a statement that opens a transaction or
+ * runs outside one. A statement inside a transaction that was open when the connection
+ * broke fails, as the transaction did, and its caller rolls back. false: still no server.
+ */
+static bool reconnect(struct bk *db)
+{
+	int64_t now = mono_ms();
+	if (now < db->retry_at)
+		return false; /* db->err still says why */
+	db->retry_at = now + 250;
+	PQfinish(db->conn);
+	db->conn = connect_to(db->conninfo);
+	PQsetNoticeProcessor(db->conn, on_notice, NULL);
+	char err[COHORT_ERR_LEN];
+	if (PQstatus(db->conn) != CONNECTION_OK) {
+		set_err(db, PQerrorMessage(db->conn));
+		return false;
+	}
+	if (set_up_session(db, err) || prepare_all(db, err)) {
+		set_err(db, err);
+		return false;
+	}
+	log_warn("store", "%s: connected to PostgreSQL again", db->url);
+	return true;
+}
+
+static int pg_open(const char *url, bool sync_full, bool create, struct bk **out, char *err)
+{
+	(void)create; /* the database must exist; its tables are made on first use */
+	*out = NULL;
+	struct bk *db = xcalloc(1, sizeof(*db));
+	db->url = redact(url);
+	db->conninfo = xstrdup(url);
+	db->conn = connect_to(url);
+	if (PQstatus(db->conn) != CONNECTION_OK) {
+		set_err(db, PQerrorMessage(db->conn));
+		snprintf(err, COHORT_ERR_LEN,
+			 "%s: cannot connect to PostgreSQL: %s (check store.url, and that the server "
+			 "runs and the database exists)",
+			 db->url, db->err);
+		pg_close(db);
+		return COHORT_ERR_STORE;
+	}
+	PQsetNoticeProcessor(db->conn, on_notice, NULL);
+	db->sync_full = sync_full;
+	int rc = set_up_session(db, err);
+	if (!rc)
+		rc = migrate(db, err);
+	if (!rc)
+		rc = prepare_all(db, err);
 	if (rc) {
 		pg_close(db);
 		return rc;
@@ -827,6 +898,14 @@ static int pg_step(struct bk_stmt *bs)
 {
 	struct pg_stmt *s = (struct pg_stmt *)bs;
 	if (!s->ran) {
+		bool opens = s->id == S_BEGIN || s->id == S_READ_BEGIN;
+		if (PQstatus(s->db->conn) == CONNECTION_BAD && (opens || !s->db->open_tx) &&
+		    !reconnect(s->db))
+			return BK_ERROR;
+		if (opens)
+			s->db->open_tx = true;
+		else if (s->id == S_COMMIT || s->id == S_ROLLBACK || s->id == S_READ_END)
+			s->db->open_tx = false;
 		char name[16];
 		snprintf(name, sizeof(name), "s%d", s->id);
 		/* Every parameter the statement has (unbound ones are NULL), as text. */
