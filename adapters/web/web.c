@@ -10,12 +10,15 @@
 #include "lib/metrics.h"
 #include "lib/util.h"
 
+#include <arpa/inet.h>
 #include <cjson/cJSON.h>
 #include <libwebsockets.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #define TAG "http"
 #define MAX_ROUTES 16
@@ -23,6 +26,12 @@
 #define WRITE_CHUNK 16384
 /* /healthz waits this long for the store before it says the store does not answer. */
 #define WEB_HEALTH_TIMEOUT_MS 3000
+
+/* A connection accepted from an IPv4 client (server thread): its socket and whom it was from. */
+struct peer {
+	int fd; /* -1: a free slot */
+	struct sockaddr_in addr;
+};
 
 struct route {
 	struct web_route r;
@@ -73,6 +82,7 @@ struct web {
 	bool running;
 	int port;
 	lws_sorted_usec_list_t sul_tick;
+	struct peer peers[WEB_MAX_CONNECTIONS]; /* for WEB_MAX_PER_CLIENT */
 };
 
 static const char default_csp[] =
@@ -651,6 +661,58 @@ static enum web_result metrics_route(void *ud, struct web_call *call, const stru
 	return WEB_ANSWERED;
 }
 
+/* ---- connections per client ---- */
+
+static bool peer_of(int fd, struct sockaddr_in *sa)
+{
+	struct sockaddr_storage ss;
+	socklen_t n = sizeof(ss);
+	if (getpeername(fd, (struct sockaddr *)&ss, &n) != 0 || ss.ss_family != AF_INET)
+		return false;
+	memcpy(sa, &ss, sizeof(*sa));
+	return true;
+}
+
+/* Whether the slot's socket is still the connection it recorded (closed sockets are not
+ * reported to us: their number is free or belongs to another peer by now). */
+static bool peer_alive(const struct peer *p)
+{
+	struct sockaddr_in now;
+	return peer_of(p->fd, &now) && now.sin_addr.s_addr == p->addr.sin_addr.s_addr &&
+	       now.sin_port == p->addr.sin_port;
+}
+
+/* LWS_CALLBACK_FILTER_NETWORK_CONNECTION: true to hang up on a new connection because its
+ * client already holds WEB_MAX_PER_CLIENT; otherwise it is recorded. */
+static bool too_many_from(struct web *w, int fd)
+{
+	struct sockaddr_in sa;
+	if (!peer_of(fd, &sa))
+		return false; /* not IPv4 (the server listens on IPv4 only) */
+	size_t same = 0, free_slot = WEB_MAX_CONNECTIONS;
+	for (size_t i = 0; i < WEB_MAX_CONNECTIONS; i++) {
+		struct peer *p = &w->peers[i];
+		if (p->fd >= 0 && (p->fd == fd || !peer_alive(p)))
+			p->fd = -1; /* closed since */
+		if (p->fd < 0) {
+			if (free_slot == WEB_MAX_CONNECTIONS)
+				free_slot = i;
+			continue;
+		}
+		if (p->addr.sin_addr.s_addr == sa.sin_addr.s_addr)
+			same++;
+	}
+	if (same >= WEB_MAX_PER_CLIENT) {
+		char ip[INET_ADDRSTRLEN] = "?";
+		inet_ntop(AF_INET, &sa.sin_addr, ip, sizeof(ip));
+		log_debug(TAG, "%s already has %zu connections: refused another", ip, same);
+		return true;
+	}
+	if (free_slot < WEB_MAX_CONNECTIONS)
+		w->peers[free_slot] = (struct peer){fd, sa};
+	return false;
+}
+
 /* ---- the loop ---- */
 
 static void tick(lws_sorted_usec_list_t *sul)
@@ -698,6 +760,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 	struct web *w = ctx ? lws_context_user(ctx) : NULL;
 	struct conn *cn = user;
 	switch (reason) {
+	case LWS_CALLBACK_FILTER_NETWORK_CONNECTION:
+		return w && too_many_from(w, (int)(lws_intptr_t)in) ? -1 : 0;
 	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
 		if (w)
 			run_mail(w);
@@ -788,6 +852,8 @@ struct web *web_new(const struct web_opts *opts)
 {
 	struct web *w = xcalloc(1, sizeof(*w));
 	w->o = *opts;
+	for (size_t i = 0; i < WEB_MAX_CONNECTIONS; i++)
+		w->peers[i].fd = -1;
 	pthread_mutex_init(&w->lock, NULL);
 	w->answers = mailbox_new(wake_loop, w);
 	struct web_route health = {"GET", "/healthz", health_route, w, 0, NULL};
@@ -835,11 +901,13 @@ int web_start(struct web *w)
 	info.options = LWS_SERVER_OPTION_DISABLE_IPV6;
 	info.user = w;
 	info.max_http_header_data = WEB_MAX_HEADER_BYTES;
-	info.max_http_header_pool = 32;
-	info.timeout_secs = WEB_HEADER_TIMEOUT_S;
+	/* A header slot for nearly every connection: slow clients cannot take them all
+	 * (each client holds at most WEB_MAX_PER_CLIENT connections). */
+	info.max_http_header_pool = WEB_MAX_CONNECTIONS - 16;
+	info.timeout_secs = WEB_BODY_TIMEOUT_S; /* lws renews a body's timeout with this */
 	info.timeout_secs_ah_idle = WEB_HEADER_TIMEOUT_S; /* else 10 s for headers that stop coming */
 	info.keepalive_timeout = 5;
-	info.fd_limit_per_thread = 256;
+	info.fd_limit_per_thread = WEB_MAX_CONNECTIONS;
 	info.server_string = "cohort";
 	struct lws_context *ctx = lws_create_context(&info);
 	if (!ctx) {

@@ -16,7 +16,9 @@
  *   WEB_MAX_PATH bytes) is a 404: there are no files behind the server
  *   (libwebsockets has already decoded %XX and collapsed dot segments by then);
  * - slow clients are dropped: headers within WEB_HEADER_TIMEOUT_S, a body
- *   within WEB_BODY_TIMEOUT_S, idle keep-alive after a few seconds;
+ *   within WEB_BODY_TIMEOUT_S, idle keep-alive after a few seconds; one IP
+ *   address holds at most WEB_MAX_PER_CLIENT connections (more are hung up
+ *   on), so slow clients cannot take every header slot;
  * - a route that has not answered within its time (WEB_ANSWER_TIMEOUT_MS)
  *   gets a 503 sent for it, and its late answer is dropped.
  * Every response carries a strict Content-Security-Policy (no script, no
@@ -52,9 +54,11 @@ struct web_call;
 #define WEB_MAX_HEADER_BYTES 4096 /* all request headers together */
 #define WEB_MAX_PATH 512          /* the path and query */
 #define WEB_MAX_BODY (64 * 1024)  /* a POST route's default body cap */
-#define WEB_HEADER_TIMEOUT_S 5    /* a client has this long to send its headers */
+#define WEB_HEADER_TIMEOUT_S 2    /* a client has this long to send its headers */
 #define WEB_BODY_TIMEOUT_S 5      /* and this long for its body */
 #define WEB_ANSWER_TIMEOUT_MS 5000
+#define WEB_MAX_CONNECTIONS 256 /* open at once; a header slot for nearly each */
+#define WEB_MAX_PER_CLIENT 32   /* open at once from one IP address; more are hung up on */
 
 /* A request as a route sees it; everything borrowed until the call is answered. */
 struct web_request {
