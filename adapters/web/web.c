@@ -546,7 +546,8 @@ static void add_platform(cJSON *list, const struct adapter *a, bool *ok)
 	cJSON_AddStringToObject(o, "name", a->ops->name);
 	const char *state = st.state ? st.state : "unknown";
 	cJSON_AddStringToObject(o, "state", state);
-	bool up = strcmp(state, "connected") == 0;
+	/* A Matrix process standing by while another syncs the account is as it should be. */
+	bool up = strcmp(state, "connected") == 0 || strcmp(state, "standby") == 0;
 	if (st.n_shards) {
 		cJSON *shards = cJSON_AddArrayToObject(o, "shards");
 		for (size_t k = 0; k < st.n_shards; k++) {

@@ -4,6 +4,7 @@ database for each group's digest, the Matrix sync and each Discord shard.
 Needs the throwaway server `make test` starts (scripts/pg-test.sh): its URL in
 COHORT_TEST_PG_URL. Each test gets a schema of its own. Leases are periods of the
 process clock, so a test clock running N times faster makes them N times shorter."""
+import json
 import os
 import re
 import signal
@@ -355,9 +356,18 @@ def test_two_processes_with_matrix_one_syncs_the_other_takes_over(tmp_path, pg, 
         a = Proc(tmp_path, "a", pg, matrix_toml(hs)).start()
         procs.append(a)
         hs.wait_for(hs.synced_to_end, 20, "a to sync")
-        b = Proc(tmp_path, "b", pg, matrix_toml(hs)).start()
+        from test_interactions import free_port
+        port = free_port()
+        b = Proc(tmp_path, "b", pg, matrix_toml(hs) +
+                 f'[http]\nlisten = "127.0.0.1:{port}"\n').start()
         procs.append(b)
         wait_for(lambda: "standing by" in b.stderr(), 20, "b to stand by")
+        # Standing by is healthy: /healthz is 200 and says so (a 503 would have Docker or
+        # an orchestrator restart the spare process in a loop).
+        import urllib.request
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as r:
+            health = json.loads(r.read())
+        assert r.status == 200 and health["platforms"][0]["state"] == "standby", health
         assert re.search(rf"standing by: \S+ pid {a.proc.pid} .* syncs {re.escape(BOT)}",
                          b.stderr()), b.stderr()
         # A command is answered once, by the syncing process.
