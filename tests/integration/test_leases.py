@@ -4,6 +4,7 @@ database for each group's digest, the Matrix sync and each Discord shard.
 Needs the throwaway server `make test` starts (scripts/pg-test.sh): its URL in
 COHORT_TEST_PG_URL. Each test gets a schema of its own. Leases are periods of the
 process clock, so a test clock running N times faster makes them N times shorter."""
+import datetime
 import json
 import os
 import re
@@ -299,7 +300,7 @@ def test_the_rest_global_limit_is_shared_by_the_processes(tmp_path, pg, procs):
     fake = FakeDiscord(heartbeat_interval=1000, shards=2, max_concurrency=2)
     fake.start()
     try:
-        at = "2026-11-25T17:59:30Z"
+        at = "2026-11-25T17:59:00Z"
         a = Proc(tmp_path, "a", pg, discord_toml(fake, "[0]", 2), at, 10)
         b = Proc(tmp_path, "b", pg, discord_toml(fake, "[1]", 2), at, 10)
         res = a.cohort.run("export", "--format", "json")      # makes the tables
@@ -312,8 +313,20 @@ def test_the_rest_global_limit_is_shared_by_the_processes(tmp_path, pg, procs):
         psql(f"INSERT INTO group_settings (group_id, digest_channel) VALUES {rows}; "
              f"INSERT INTO members (group_id, member_id, name, first_seen) VALUES {members}",
              pg)
+        # Start-up barrier: each process's clock starts at its own launch, so b gets
+        # a's fake time at the moment b is launched (one due moment for both), and both
+        # hold their shard before the digests fall due (6 s after a's launch). Without
+        # it a late b (a loaded machine) found all 120 claimed and sent by a.
         a.cohort.at(at, 10)
-        procs += [a.start(), b.start()]
+        launched = time.monotonic()
+        procs.append(a.start())
+        b_at = (datetime.datetime.strptime(at, "%Y-%m-%dT%H:%M:%SZ")
+                + datetime.timedelta(seconds=(time.monotonic() - launched) * 10))
+        b.cohort.at(b_at.strftime("%Y-%m-%dT%H:%M:%SZ"), 10)
+        procs.append(b.start())
+        fake.wait_for(lambda: fake.shard_connection(0) is not None
+                      and fake.shard_connection(1) is not None, 20, "both shards connected")
+        assert not fake.arrived, "a digest was sent before both processes were up"
         fake.wait_for(lambda: len(fake.arrived) >= n, 60, f"{n} digests")
         time.sleep(1.0)
         assert len(fake.arrived) == n, "a digest was sent twice"
