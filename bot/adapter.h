@@ -93,6 +93,34 @@ void door_submit_once(struct door *d, const char *once, int64_t ttl_ms, const st
 		      const struct answer_sink *sink);
 
 /*
+ * A read that changes nothing, for the HTTP server's pages: what the bot
+ * answers to a request that is not a chat event.
+ *   DOOR_READ_PAGE_HTML, DOOR_READ_PAGE_JSON: the group page of token arg
+ *     (bot/page.h): rc COHORT_OK with the body, COHORT_ERR_NOT_FOUND for an
+ *     unknown, turned-off or replaced token, or a store error.
+ *   DOOR_READ_HEALTH: whether the store answers (arg NULL): rc COHORT_OK or
+ *     COHORT_ERR_STORE, no body.
+ */
+enum door_read { DOOR_READ_PAGE_HTML, DOOR_READ_PAGE_JSON, DOOR_READ_HEALTH };
+
+/* What the bot answers to a read. Borrowed for the sink's call. */
+struct door_read_answer {
+	int rc;
+	const char *body; /* NUL-terminated; "" when there is none */
+	size_t len;
+};
+
+/* As struct answer_sink: answer() at most once on the dispatcher thread, drop() always, last. */
+struct read_sink {
+	void (*answer)(void *ctx, const struct door_read_answer *a);
+	void (*drop)(void *ctx);
+	void *ctx;
+};
+
+/* Queues a read (arg copied; may be NULL); the answer goes to sink. Any thread. */
+void door_read(struct door *d, enum door_read what, const char *arg, const struct read_sink *sink);
+
+/*
  * Adapter state kept in the store under a key the adapter names
  * ("discord.sessions", "matrix.next_batch"), so a restart resumes.
  *

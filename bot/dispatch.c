@@ -10,6 +10,7 @@
 #include "lib/mailbox.h"
 #include "lib/util.h"
 #include "outbox.h"
+#include "page.h"
 #include "scheduler.h"
 
 #include <errno.h>
@@ -362,6 +363,47 @@ void door_submit_once(struct door *d, const char *once, int64_t ttl_ms, const st
 	j->once = xstrdup(once);
 	j->once_ttl_ms = ttl_ms;
 	dispatch_submit(d->d, run_event, event_job_free, j);
+}
+
+struct read_job {
+	enum door_read what;
+	char *arg;
+	struct read_sink sink;
+};
+
+static void read_job_free(void *arg)
+{
+	struct read_job *j = arg;
+	if (j->sink.drop)
+		j->sink.drop(j->sink.ctx);
+	free(j->arg);
+	free(j);
+}
+
+static void run_read(struct bot *b, void *arg)
+{
+	struct read_job *j = arg;
+	struct strbuf body = STRBUF_INIT;
+	int rc;
+	if (j->what == DOOR_READ_HEALTH) {
+		char *v = NULL;
+		rc = bot_state_get(b, "cohort.status", &v);
+		free(v);
+	} else {
+		rc = bot_page(b, j->arg ? j->arg : "",
+			      j->what == DOOR_READ_PAGE_JSON ? PAGE_JSON : PAGE_HTML, &body);
+	}
+	struct door_read_answer a = {rc, sb_str(&body), body.len};
+	if (j->sink.answer)
+		j->sink.answer(j->sink.ctx, &a);
+	sb_release(&body);
+}
+
+void door_read(struct door *d, enum door_read what, const char *arg, const struct read_sink *sink)
+{
+	struct read_job *j = xmalloc(sizeof(*j));
+	*j = (struct read_job){what, copy(arg), *sink};
+	dispatch_submit(d->d, run_read, read_job_free, j);
 }
 
 int door_state_get(struct door *d, const char *key, char **value)

@@ -753,7 +753,7 @@ static int web_init(struct app *app, struct dispatch *d, struct platforms *p, st
 	struct web *w = web_new(&o);
 	/* Routes beyond /healthz are added here (web_add_route()), before web_start(). */
 	struct web_route pages;
-	pages_route(&pages);
+	pages_route(dispatch_door(d), &pages);
 	web_add_route(w, &pages);
 	struct adapter *discord = NULL;
 	for (size_t i = 0; i < p->n; i++)
