@@ -179,6 +179,7 @@ bench: bench-gateway $(BUILD)/bench/bench_store bench-page
 
 # The PostgreSQL rows of DESIGN §9 on a private cluster with fsync on (bench/pg-bench.sh; the
 # test cluster runs with -F): the settings that matter are read back from the server.
+# BENCH_PG_ARGS="--scores 2000": only the derivation and the leaderboards, on 2,000 x 100.
 bench-pg: deps $(BUILD)/bench/bench_pg
 	@d=$$(sh bench/pg-bench.sh start) || exit 1; \
 	trap 'sh bench/pg-bench.sh stop "$$d"' EXIT; trap 'exit 130' INT TERM; \
@@ -186,7 +187,7 @@ bench-pg: deps $(BUILD)/bench/bench_pg
 	echo "PostgreSQL $$(psql -XAtq "$$url" -c 'SHOW server_version'): fsync" \
 		"$$(psql -XAtq "$$url" -c 'SHOW fsync'), synchronous_commit" \
 		"$$(psql -XAtq "$$url" -c 'SHOW synchronous_commit'), a Unix socket, this machine's disk"; \
-	$(BUILD)/bench/bench_pg "$$url"
+	$(BUILD)/bench/bench_pg "$$url" $(BENCH_PG_ARGS)
 
 # The group's page (DESIGN §9): a 10,000-member group read from the store and rendered.
 bench-page: $(BUILD)/bench/bench_page

@@ -228,7 +228,7 @@ static void run_processes(const char *url, int procs)
 	       failed);
 }
 
-static void leaderboard_10k(const char *url)
+static void leaderboard_10k(const char *url, int members)
 {
 	char err[COHORT_ERR_LEN], member[32], topic[32];
 	struct store *st;
@@ -238,7 +238,7 @@ static void leaderboard_10k(const char *url)
 	double t = seconds();
 	if (store_restore_begin(st))
 		die("restore", NULL);
-	for (int m = 0; m < MEMBERS; m++) {
+	for (int m = 0; m < members; m++) {
 		snprintf(member, sizeof(member), "bench:big%d", m);
 		struct store_member sm = {"bench:pgbig", member, member, now - 60 * DAY};
 		if (store_restore_member(st, &sm))
@@ -249,7 +249,7 @@ static void leaderboard_10k(const char *url)
 			struct store_row r = {"bench:pgbig", member, member, topic,
 					      STATUS_DONE,   "",     at};
 			struct store_event e = {0,  "bench:pgbig", member, topic, STATUS_NONE,
-						STATUS_DONE, NULL, at, NULL, 0};
+						STATUS_DONE, NULL, at, NULL, 0, NULL, NULL, false};
 			int64_t id;
 			if (store_restore_progress(st, &r) || store_restore_event(st, &e, &id))
 				die("restore row", NULL);
@@ -257,7 +257,7 @@ static void leaderboard_10k(const char *url)
 	}
 	if (store_restore_end(st, true))
 		die("restore end", NULL);
-	printf("seeded %d members x %d topics in one restore transaction   %.1f s\n", MEMBERS,
+	printf("seeded %d members x %d topics in one restore transaction   %.1f s\n", members,
 	       TOPICS, seconds() - t);
 	struct roadmap *rm = hundred_topics();
 	struct bot_opts o = {st, rm, "18:00", "UTC", NULL, NULL};
@@ -268,7 +268,8 @@ static void leaderboard_10k(const char *url)
 	t = seconds();
 	if (bot_store_roadmap(st, rm, true, &rr)) /* the scores, as after an import */
 		die("deriving the scores", NULL);
-	printf("scores derived for the whole store                        %.1f s\n", seconds() - t);
+	printf("scores derived for the whole store (%d records)           %.2f s\n",
+	       members * TOPICS, seconds() - t);
 	const enum lb_period periods[] = {LB_ALL, LB_WEEK, LB_MONTH};
 	const char *names[] = {"all time", "this week", "this month"};
 	int reps = 200;
@@ -276,7 +277,7 @@ static void leaderboard_10k(const char *url)
 	for (int p = 0; p < 3; p++) {
 		size_t rows = 0;
 		for (int i = 0; i < reps; i++) {
-			snprintf(member, sizeof(member), "bench:big%d", (i * 37) % MEMBERS);
+			snprintf(member, sizeof(member), "bench:big%d", (i * 37) % members);
 			struct leaderboard lb;
 			t = seconds();
 			if (leaderboard_build(b, "bench:pgbig", periods[p], 10, member, NULL, &lb))
@@ -286,9 +287,9 @@ static void leaderboard_10k(const char *url)
 			leaderboard_release(&lb);
 		}
 		qsort(ms, (size_t)reps, sizeof(double), cmp_double);
-		printf("leaderboard %-10s 10,000 x 100 on PostgreSQL   p50 %6.2f ms  p99 %6.2f ms  "
+		printf("leaderboard %-10s %d x %d on PostgreSQL   p50 %6.2f ms  p99 %6.2f ms  "
 		       "(%zu rows; budget < 5 ms)\n",
-		       names[p], ms[reps / 2], ms[reps * 99 / 100], rows);
+		       names[p], members, TOPICS, ms[reps / 2], ms[reps * 99 / 100], rows);
 	}
 	free(ms);
 	bot_free(b);
@@ -298,17 +299,23 @@ static void leaderboard_10k(const char *url)
 
 int main(int argc, char **argv)
 {
-	if (argc != 2) {
-		fprintf(stderr, "usage: bench_pg URL\n");
+	/* --scores N: only the leaderboard and the derivation, on N members x 100 topics */
+	int members = argc == 4 && strcmp(argv[2], "--scores") == 0 ? atoi(argv[3]) : 0;
+	if (argc != 2 && members <= 0) {
+		fprintf(stderr, "usage: bench_pg URL [--scores MEMBERS]\n");
 		return 2;
 	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	printf("PostgreSQL: %ld cores; each process a bot with its own connection, as cohort "
 	       "run has\n",
 	       sysconf(_SC_NPROCESSORS_ONLN));
+	if (members) {
+		leaderboard_10k(argv[1], members);
+		return 0;
+	}
 	run_processes(argv[1], 1);
 	run_processes(argv[1], 2);
 	run_processes(argv[1], 4);
-	leaderboard_10k(argv[1]);
+	leaderboard_10k(argv[1], MEMBERS);
 	return 0;
 }

@@ -180,6 +180,14 @@ static const char *const pg_migrations[] = {
 	EVENTS_ACTOR_SCHEMA,
 	/* 12: reminders (/remind, bot/remind.c) and the local dates sent. */
 	REMIND_SCHEMA("", "BIGINT"),
+	/*
+	 * 13: the period ranking's index ends with member_id, the last key of its
+	 * ORDER BY, so the top of a week or month is read off the index (and the
+	 * rank counted in it) instead of sorting every member of the period.
+	 */
+	"DROP INDEX period_rank;"
+	"CREATE INDEX period_rank ON period_scores (group_id, period, start, points DESC, "
+	"reached_at, member_id);",
 };
 
 #define ON_ROADMAP(t)                                                                              \
@@ -318,7 +326,7 @@ static const char *const sql[S_COUNT] = {
 		"SELECT p.group_id, p.member_id, p.updated_at, s.timezone FROM progress p "
 		"LEFT JOIN group_settings s ON s.group_id = p.group_id "
 		"WHERE p.status = 'done' AND ($1::text IS NULL OR p.group_id = $1) AND "
-		ON_ROADMAP("p.topic_id") " ORDER BY p.updated_at, p.group_id, p.member_id",
+		ON_ROADMAP("p.topic_id") " ORDER BY p.group_id, p.member_id, p.updated_at",
 	[S_DONE_TIMES] = "SELECT at FROM events e "
 			 "WHERE group_id = $1 AND member_id = $2 "
 			 "AND new_status = 'done' AND " LIVE_EVENT " AND "

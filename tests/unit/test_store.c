@@ -471,6 +471,60 @@ static void period_scores_can_be_rebuilt(void **state)
 	assert_int_equal(points(f->st, "ana", 2000), 1);
 }
 
+/* Appends "member:points@reached_at#rank " for each row of a ranking. */
+static int describe_rank(const struct store_rank *row, void *ud)
+{
+	char one[96];
+	snprintf(one, sizeof(one), "%s:%d@%lld#%d ", row->member_id, row->points,
+		 (long long)row->reached_at, row->rank);
+	strncat((char *)ud, one, 511 - strlen((char *)ud));
+	return 0;
+}
+
+static void describe_periods(struct store *st, char out[512])
+{
+	out[0] = '\0';
+	const int64_t weeks[] = {1000, 2000, 12000}, months[] = {0, 10000};
+	for (size_t i = 0; i < ARRAY_SIZE(weeks); i++)
+		assert_int_equal(store_ranking(st, "g", PERIOD_WEEK, weeks[i], 10, NULL,
+					       describe_rank, out),
+				 COHORT_OK);
+	strncat(out, "| ", 511 - strlen(out));
+	for (size_t i = 0; i < ARRAY_SIZE(months); i++)
+		assert_int_equal(store_ranking(st, "g", PERIOD_MONTH, months[i], 10, NULL,
+					       describe_rank, out),
+				 COHORT_OK);
+}
+
+/*
+ * Deriving the period scores again (a member's dones of one week or month
+ * are written together) leaves exactly what the changes kept up one by
+ * one: points per week and month, when each was reached, the order and ranks.
+ */
+static void rebuilt_period_scores_equal_the_live_ones(void **state)
+{
+	struct fixture *f = *state;
+	set(f->st, "ana", "t1", STATUS_DONE, NULL, 1100);
+	set(f->st, "bob", "t1", STATUS_DONE, NULL, 1500);
+	set(f->st, "ana", "t2", STATUS_DONE, NULL, 1900);
+	set(f->st, "bob", "t2", STATUS_DONE, NULL, 2050);
+	set(f->st, "ana", "t3", STATUS_DONE, NULL, 2100);
+	set(f->st, "cy", "t1", STATUS_DONE, NULL, 2100);
+	set(f->st, "ana", "t4", STATUS_DONE, NULL, 12500);
+	set(f->st, "cy", "t2", STATUS_SKIPPED, NULL, 12600);
+	char live[512], rebuilt[512];
+	describe_periods(f->st, live);
+	assert_string_equal(live, "ana:2@1900#1 bob:1@1500#2 bob:1@2050#1 ana:1@2100#1 "
+				  "cy:1@2100#1 ana:1@12500#1 | ana:3@2100#1 bob:2@2050#2 "
+				  "cy:1@2100#3 ana:1@12500#1 ");
+	assert_int_equal(store_rebuild_periods(f->st, NULL), COHORT_OK);
+	describe_periods(f->st, rebuilt);
+	assert_string_equal(rebuilt, live);
+	assert_int_equal(store_rebuild_periods(f->st, "g"), COHORT_OK);
+	describe_periods(f->st, rebuilt);
+	assert_string_equal(rebuilt, live);
+}
+
 static void the_digest_log_records_once(void **state)
 {
 	struct fixture *f = *state;
@@ -2108,6 +2162,7 @@ int main(void)
 		cmocka_unit_test(a_correction_is_the_admins_to_undo),
 		cmocka_unit_test(ranking_breaks_ties_by_who_got_there_first),
 		cmocka_unit_test(period_scores_can_be_rebuilt),
+		cmocka_unit_test(rebuilt_period_scores_equal_the_live_ones),
 		cmocka_unit_test(the_calendar_is_given_the_groups_zone),
 		cmocka_unit_test(the_digest_log_records_once),
 		cmocka_unit_test(hostile_text_is_stored_verbatim),
