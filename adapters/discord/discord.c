@@ -89,7 +89,7 @@ struct discord {
 	bool started;
 	int rc;
 	atomic_bool cancel; /* cuts the start-up GET /gateway/bot short */
-	cJSON *saved; /* the sessions the last run saved: {"count": N, "shards": {"ID": …}} */
+	cJSON *saved; /* the sessions the last runs saved: {"ID": {"count": N, …}} */
 	struct shard feed; /* discord_feed()'s gateway */
 
 	pthread_mutex_t lock;
@@ -942,47 +942,6 @@ static void on_message_create(struct discord *dc, const cJSON *m)
 
 /* ---- session and commands ---- */
 
-/* One shard's session to save, in "discord.sessions": {"count": N, "shards": {"ID": …}}. */
-struct state_job {
-	int shard, count;
-	cJSON *value;
-};
-
-static void state_job_free(void *arg)
-{
-	struct state_job *j = arg;
-	cJSON_Delete(j->value);
-	free(j);
-}
-
-/* Dispatcher thread: the updates run one at a time, so read-modify-write is safe. */
-static char *save_state(void *arg, const char *old, bool ok)
-{
-	struct state_job *j = arg;
-	cJSON *all = ok && old ? cJSON_Parse(old) : NULL;
-	int64_t count = 0;
-	if (!cJSON_IsObject(all) ||
-	    !json_int(cJSON_GetObjectItemCaseSensitive(all, "count"), 1, CONFIG_MAX_SHARDS,
-		      &count) ||
-	    count != j->count || !cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(all, "shards"))) {
-		cJSON_Delete(all); /* another shard count: those sessions cannot be resumed */
-		all = cJSON_CreateObject();
-		cJSON_AddNumberToObject(all, "count", j->count);
-		cJSON_AddObjectToObject(all, "shards");
-	}
-	cJSON *shards = cJSON_GetObjectItemCaseSensitive(all, "shards");
-	char key[16];
-	snprintf(key, sizeof(key), "%d", j->shard);
-	cJSON_DeleteItemFromObjectCaseSensitive(shards, key);
-	cJSON_AddItemToObject(shards, key, j->value);
-	j->value = NULL;
-	char *text = cJSON_PrintUnformatted(all);
-	cJSON_Delete(all);
-	char *value = xstrdup(text);
-	cJSON_free(text);
-	return value;
-}
-
 static void on_session(void *ud, const struct gw_session *s)
 {
 	struct shard *sh = ud;
@@ -999,11 +958,15 @@ static void on_session(void *ud, const struct gw_session *s)
 		cJSON_AddStringToObject(o, "self_id", dc->self_id);
 		pthread_mutex_unlock(&dc->lock);
 	}
-	struct state_job *j = xmalloc(sizeof(*j));
-	j->shard = sh->id;
-	j->count = dc->shard_count ? dc->shard_count : 1;
-	j->value = o;
-	door_state_update(dc->door, "discord.sessions", save_state, state_job_free, j);
+	/* Each shard under a key of its own: processes running other shards of the same
+	 * database never overwrite it (no read-modify-write of a shared row). */
+	cJSON_AddNumberToObject(o, "count", dc->shard_count ? dc->shard_count : 1);
+	char key[48];
+	snprintf(key, sizeof(key), "discord.session.%d", sh->id);
+	char *text = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	door_state_save(dc->door, key, text);
+	cJSON_free(text);
 }
 
 static void registered(void *ud, const struct http_response *r)
@@ -1253,7 +1216,7 @@ static void defer_due(struct discord *dc)
 
 /* ---- the adapter interface ---- */
 
-/* A saved session in an entry of "discord.sessions", when it is recent enough to resume. */
+/* A saved session (load_sessions()), when it is recent enough to resume. */
 static bool session_from(const cJSON *j, struct gw_session *s)
 {
 	memset(s, 0, sizeof(*s));
@@ -1406,15 +1369,14 @@ static int fetch_gateway_bot(struct discord *dc, struct gateway_bot *out)
 static bool saved_session(struct discord *dc, int id, int count, struct gw_session *s)
 {
 	memset(s, 0, sizeof(*s));
-	int64_t n;
-	if (!json_int(cJSON_GetObjectItemCaseSensitive(dc->saved, "count"), 1, CONFIG_MAX_SHARDS,
-		      &n) ||
-	    n != count)
-		return false;
 	char key[16];
 	snprintf(key, sizeof(key), "%d", id);
-	const cJSON *shards = cJSON_GetObjectItemCaseSensitive(dc->saved, "shards");
-	return session_from(cJSON_GetObjectItemCaseSensitive(shards, key), s);
+	const cJSON *e = cJSON_GetObjectItemCaseSensitive(dc->saved, key);
+	int64_t n;
+	if (!json_int(cJSON_GetObjectItemCaseSensitive(e, "count"), 1, CONFIG_MAX_SHARDS, &n) ||
+	    n != count)
+		return false;
+	return session_from(e, s);
 }
 
 /*
@@ -2072,33 +2034,93 @@ static struct http_client *make_http(const struct config *cfg)
 	return h;
 }
 
-/*
- * The sessions the last run saved, as {"count": N, "shards": {"ID": session}}.
- * A store written before shards holds one session under "discord.session":
- * it is shard 0 of 1, so an upgrade still resumes.
- */
-static cJSON *load_sessions(struct door *door)
+/* Reads the JSON object under key, or NULL. */
+static cJSON *load_object(struct door *door, const char *key)
 {
 	char *value = NULL;
-	cJSON *all = NULL;
-	if (!door_state_get(door, "discord.sessions", &value) && value)
-		all = cJSON_Parse(value);
+	cJSON *j = NULL;
+	if (!door_state_get(door, key, &value) && value)
+		j = cJSON_Parse(value);
 	free(value);
-	value = NULL;
-	if (cJSON_IsObject(all))
-		return all;
-	cJSON_Delete(all);
-	all = cJSON_CreateObject();
-	if (!door_state_get(door, "discord.session", &value) && value) {
-		cJSON *old = cJSON_Parse(value);
-		if (cJSON_IsObject(old)) {
-			cJSON_AddNumberToObject(all, "count", 1);
-			cJSON_AddItemToObject(cJSON_AddObjectToObject(all, "shards"), "0", old);
-		} else {
-			cJSON_Delete(old);
-		}
+	if (!cJSON_IsObject(j)) {
+		cJSON_Delete(j);
+		return NULL;
 	}
-	free(value);
+	return j;
+}
+
+/* Puts shard id's saved session e (taken) into all, with its shard count. */
+static void put_session(cJSON *all, int id, cJSON *e, int64_t count)
+{
+	char key[16];
+	snprintf(key, sizeof(key), "%d", id);
+	cJSON_DeleteItemFromObjectCaseSensitive(e, "count");
+	cJSON_AddNumberToObject(e, "count", (double)count);
+	cJSON_DeleteItemFromObjectCaseSensitive(all, key);
+	cJSON_AddItemToObject(all, key, e);
+}
+
+/* Reads "discord.session.ID" into all, when it holds a session. */
+static void load_shard(struct door *door, cJSON *all, int id)
+{
+	char key[48];
+	snprintf(key, sizeof(key), "discord.session.%d", id);
+	cJSON *e = load_object(door, key);
+	int64_t count;
+	if (e && json_int(cJSON_GetObjectItemCaseSensitive(e, "count"), 1, CONFIG_MAX_SHARDS,
+			  &count) &&
+	    id < count)
+		put_session(all, id, e, count);
+	else
+		cJSON_Delete(e);
+}
+
+/*
+ * The sessions the last runs saved, as {"ID": session with its "count"}, for the
+ * shards this process will run. Each shard's is under "discord.session.ID". When
+ * the shard count comes from GET /gateway/bot (later, on another thread), the
+ * count shard 0 was saved with names the shards to read: a process without
+ * discord.shards runs them all. Older stores hold every shard's session in one
+ * "discord.sessions" ({"count": N, "shards": {"ID": session}}) or, before shards,
+ * one "discord.session" (shard 0 of 1): both are still read, so an upgrade resumes.
+ */
+static cJSON *load_sessions(const struct config *cfg, struct door *door)
+{
+	cJSON *all = cJSON_CreateObject();
+	cJSON *old = load_object(door, "discord.sessions");
+	int64_t count;
+	if (old && json_int(cJSON_GetObjectItemCaseSensitive(old, "count"), 1, CONFIG_MAX_SHARDS,
+			    &count)) {
+		cJSON *e, *shards = cJSON_GetObjectItemCaseSensitive(old, "shards");
+		cJSON_ArrayForEach(e, shards)
+		{
+			char *end;
+			long id = strtol(e->string, &end, 10);
+			if (*end || id < 0 || id >= count || !cJSON_IsObject(e))
+				continue;
+			put_session(all, (int)id, cJSON_Duplicate(e, true), count);
+		}
+	} else {
+		cJSON *one = load_object(door, "discord.session");
+		if (one)
+			put_session(all, 0, one, 1);
+	}
+	cJSON_Delete(old);
+	if (cfg->discord_shards.n) {
+		for (size_t i = 0; i < cfg->discord_shards.n; i++)
+			load_shard(door, all, cfg->discord_shards.v[i]);
+		return all;
+	}
+	int n = cfg->discord_shard_count;
+	if (!n) {
+		load_shard(door, all, 0);
+		const cJSON *zero = cJSON_GetObjectItemCaseSensitive(all, "0");
+		int64_t c = 1;
+		json_int(cJSON_GetObjectItemCaseSensitive(zero, "count"), 1, CONFIG_MAX_SHARDS, &c);
+		n = (int)c;
+	}
+	for (int id = 0; id < n; id++)
+		load_shard(door, all, id);
 	return all;
 }
 
@@ -2124,10 +2146,10 @@ int discord_new(const struct config *cfg, struct door *door, struct adapter *out
 	if (door_state_get(door, GUILDS_KEY, &guilds) == COHORT_OK)
 		read_guilds(guilds, &dc->command_guilds);
 	free(guilds);
-	dc->saved = load_sessions(door);
+	dc->saved = load_sessions(cfg, door);
 	/* A resumed session has no READY to say who the bot is: the saved one does. */
 	const cJSON *e;
-	cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(dc->saved, "shards"))
+	cJSON_ArrayForEach(e, dc->saved)
 	{
 		struct gw_session s;
 		bool ok = session_from(e, &s);

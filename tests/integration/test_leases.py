@@ -133,6 +133,47 @@ def test_a_second_process_on_a_held_shard_refuses_naming_the_holder(tmp_path, pg
         fake.stop()
 
 
+def test_processes_on_other_shards_keep_each_others_sessions(tmp_path, pg, procs):
+    # Each shard's session is a row of its own ("discord.session.ID"): two processes
+    # saving at once (every heartbeat, and at shutdown) never overwrite the other's, so
+    # both resume after a restart (one shared "discord.sessions" row was
+    # read-modified-written by both: the last writer's copy lost the other's shard).
+    fake = FakeDiscord(heartbeat_interval=500, shards=2, max_concurrency=2)
+    fake.start()
+    try:
+        a = Proc(tmp_path, "a", pg, discord_toml(fake, "[0]", 2)).start()
+        b = Proc(tmp_path, "b", pg, discord_toml(fake, "[1]", 2)).start()
+        procs.extend([a, b])
+        fake.wait_for(lambda: all(fake.shard_connection(i) is not None for i in (0, 1)), 20,
+                      "both shards connected")
+        time.sleep(2.0)                      # a few heartbeats: saves by both
+        for p in (a, b):
+            p.proc.send_signal(signal.SIGTERM)
+        for p in (a, b):
+            assert p.wait_exit(30) == 0, p.stderr()
+        rows = dict(l.split("|", 1) for l in psql(
+            "SELECT key, value FROM adapter_state WHERE key LIKE 'discord.session%'",
+            pg).splitlines())
+        assert sorted(rows) == ["discord.session.0", "discord.session.1"], rows
+        assert all(json.loads(v)["count"] == 2 for v in rows.values()), rows
+        procs.clear()
+        n = len(fake.identifies())
+        a2 = Proc(tmp_path, "a2", pg, discord_toml(fake, "[0]", 2)).start()
+        b2 = Proc(tmp_path, "b2", pg, discord_toml(fake, "[1]", 2)).start()
+        procs.extend([a2, b2])
+        fake.wait_for(lambda: len(fake.gateway_ops(6)) >= 2 and fake.gateway_ops(6), 20,
+                      "two RESUMEs")
+        resumed = sorted(tuple(fake.session_shard[r["d"]["session_id"]])
+                         for _, _, r in fake.gateway_ops(6))
+        assert resumed == [(0, 2), (1, 2)], resumed
+        assert len(fake.identifies()) == n
+    finally:
+        for p in procs:
+            p.stop()
+        procs.clear()
+        fake.stop()
+
+
 def test_a_killed_process_does_not_block_its_restart(tmp_path, pg, procs):
     fake = FakeDiscord(heartbeat_interval=1000)
     fake.start()

@@ -221,7 +221,8 @@ def test_a_shard_beyond_the_recommendation_stops_with_the_fix(cohort):
         fake.stop()
 
 
-def test_an_upgrade_resumes_the_single_saved_session_as_shard_0(cohort, run):
+@pytest.mark.parametrize("old_key", ["discord.session", "discord.sessions"])
+def test_an_upgrade_resumes_the_single_saved_session_as_shard_0(cohort, run, old_key):
     fake = fake_with(shards=1, max_concurrency=1)
     bot = run(fake)
     wait_identified(fake, 1)
@@ -232,11 +233,15 @@ def test_an_upgrade_resumes_the_single_saved_session_as_shard_0(cohort, run):
     # Rewrite what was saved the way an older cohort saved it: one "discord.session"
     # (adapter state, in the SQLite file an older cohort wrote).
     con = sqlite3.connect(cohort.db)
-    (saved,) = con.execute("SELECT value FROM adapter_state WHERE key = 'discord.sessions'").fetchone()
-    one = json.loads(saved)["shards"]["0"]
-    con.execute("DELETE FROM adapter_state WHERE key = 'discord.sessions'")
-    con.execute("INSERT OR REPLACE INTO adapter_state(key, value) VALUES ('discord.session', ?)",
-                (json.dumps(one),))
+    (saved,) = con.execute(
+        "SELECT value FROM adapter_state WHERE key = 'discord.session.0'").fetchone()
+    one = json.loads(saved)
+    assert one.pop("count") == 1
+    con.execute("DELETE FROM adapter_state WHERE key LIKE 'discord.session%'")
+    # Before shards: one "discord.session"; then every shard's in one "discord.sessions".
+    value = one if old_key == "discord.session" else {"count": 1, "shards": {"0": one}}
+    con.execute("INSERT OR REPLACE INTO adapter_state(key, value) VALUES (?, ?)",
+                (old_key, json.dumps(value)))
     con.commit()
     con.close()
     again = Bot(cohort, fake).start()
