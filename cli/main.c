@@ -36,6 +36,14 @@
 /* How often a running cohort writes its status for `cohort status`, and when it is stale. */
 #define STATUS_EVERY_MS 10000
 #define STATUS_STALE_MS 45000
+/*
+ * Each process writes its status under STATUS_PREFIX + its holder id
+ * (store_lease_holder()), so processes on one database never overwrite each
+ * other's. `cohort status` skips, and a starting process removes, an entry not
+ * written for STATUS_FORGET_MS (a process stopped or gone that long ago).
+ */
+#define STATUS_PREFIX "cohort.status."
+#define STATUS_FORGET_MS (60 * 60 * 1000)
 
 /* EXIT_CLAIMED: another process runs a Discord shard this one was given (see README). */
 enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2, EXIT_CLAIMED = 3 };
@@ -666,12 +674,58 @@ struct runner {
 	int64_t started, last_status;
 };
 
+static double num(const cJSON *o, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+	return cJSON_IsNumber(v) ? v->valuedouble : 0;
+}
+
+/* Every process's status (a JSON array of the parsed entries, key order). */
+static int add_status(const char *key, const char *value, void *ud)
+{
+	cJSON *o = cJSON_Parse(value);
+	if (!cJSON_IsObject(o)) {
+		cJSON_Delete(o);
+		return 0;
+	}
+	cJSON_AddStringToObject(o, "key", key);
+	cJSON_AddItemToArray(ud, o);
+	return 0;
+}
+
+static cJSON *read_statuses(struct store *st)
+{
+	cJSON *all = cJSON_CreateArray();
+	if (store_state_list(st, STATUS_PREFIX, add_status, all)) {
+		cJSON_Delete(all);
+		return NULL;
+	}
+	return all;
+}
+
+/* Removes the entries of processes that have not written for STATUS_FORGET_MS. */
+static void forget_old_status(struct store *st)
+{
+	cJSON *all = read_statuses(st);
+	const cJSON *o;
+	cJSON_ArrayForEach(o, all)
+	{
+		if (clock_real_ms() - (int64_t)num(o, "updated_at") < STATUS_FORGET_MS)
+			continue;
+		const char *key = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "key"));
+		if (key && store_state_delete(st, key))
+			log_warn("main", "could not remove the old status %s", key);
+	}
+	cJSON_Delete(all);
+}
+
 /* Writes the status (adapters' states and counters) into the store. */
 static void write_status(struct runner *r, bool stopping)
 {
 	cJSON *o = cJSON_CreateObject();
 	cJSON_AddStringToObject(o, "version", COHORT_VERSION);
 	cJSON_AddNumberToObject(o, "pid", (double)getpid());
+	cJSON_AddStringToObject(o, "holder", store_lease_holder());
 	cJSON_AddNumberToObject(o, "started_at", (double)r->started);
 	cJSON_AddNumberToObject(o, "updated_at", (double)clock_real_ms());
 	cJSON_AddBoolToObject(o, "running", !stopping);
@@ -712,8 +766,12 @@ static void write_status(struct runner *r, bool stopping)
 	}
 	char *text = cJSON_PrintUnformatted(o);
 	cJSON_Delete(o);
-	if (store_state_set(r->app->store, "cohort.status", text))
+	if (!r->last_status)
+		forget_old_status(r->app->store);
+	char *key = xasprintf("%s%s", STATUS_PREFIX, store_lease_holder());
+	if (store_state_set(r->app->store, key, text))
 		log_warn("main", "could not write the status");
+	free(key);
 	cJSON_free(text);
 	r->last_status = clock_real_ms();
 }
@@ -886,32 +944,19 @@ static void print_time(const char *label, int64_t ms)
 	printf("  %-18s %s (%lld s ago)\n", label, buf, (long long)((clock_real_ms() - ms) / 1000));
 }
 
-static double num(const cJSON *o, const char *key)
+/* Prints one process's status; true when it runs (written lately), *healthy when all connected. */
+static bool print_status(const cJSON *o, bool *healthy)
 {
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-	return cJSON_IsNumber(v) ? v->valuedouble : 0;
-}
-
-/* Reads what the running cohort wrote. Exit 0 when it runs and every platform is connected. */
-static int cmd_status(struct app *app, const struct cli *cli)
-{
-	(void)cli;
-	char *text = NULL;
-	if (store_state_get(app->store, "cohort.status", &text) || !text) {
-		char *name = store_name(&app->cfg);
-		printf("cohort has not run with a chat platform on %s\n", name);
-		free(name);
-		return EXIT_RUNTIME;
-	}
-	cJSON *o = cJSON_Parse(text);
-	free(text);
 	int64_t updated = (int64_t)num(o, "updated_at");
 	bool running = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "running")) &&
 		       clock_real_ms() - updated < STATUS_STALE_MS;
-	bool healthy = running;
-	printf("cohort %s, pid %.0f: %s\n",
+	*healthy = running;
+	const char *holder = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "holder"));
+	int host_len = holder ? (int)strcspn(holder, " ") : 0;
+	printf("cohort %s, pid %.0f%s%.*s: %s\n",
 	       cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "version")) ?: "?",
-	       num(o, "pid"), running ? "running" : "not running");
+	       num(o, "pid"), host_len ? " on " : "", host_len, holder ? holder : "",
+	       running ? "running" : "not running");
 	print_time("started", (int64_t)num(o, "started_at"));
 	print_time("status written", updated);
 	const cJSON *a;
@@ -923,7 +968,7 @@ static int cmd_status(struct app *app, const struct cli *cli)
 			cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(a, "name"));
 		printf("%s: %s\n", name ? name : "?", state ? state : "?");
 		if (!state || strcmp(state, "connected") != 0)
-			healthy = false;
+			*healthy = false;
 		print_time("since", (int64_t)num(a, "since"));
 		print_time("last event", (int64_t)num(a, "last_event"));
 		printf("  %-18s %.0f\n", "commands", num(a, "commands"));
@@ -942,7 +987,7 @@ static int cmd_status(struct app *app, const struct cli *cli)
 			const char *st =
 				cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(sh, "state"));
 			if (!st || strcmp(st, "connected") != 0)
-				healthy = false;
+				*healthy = false;
 			if (!several && num(sh, "count") <= 1)
 				continue; /* one unsharded connection: the lines above say it all */
 			char label[32];
@@ -954,8 +999,46 @@ static int cmd_status(struct app *app, const struct cli *cli)
 			       num(sh, "reconnects"));
 		}
 	}
-	cJSON_Delete(o);
-	return healthy ? EXIT_OK : EXIT_RUNTIME;
+	return running;
+}
+
+/*
+ * Reads what every cohort process on this database wrote (entries not written
+ * for STATUS_FORGET_MS skipped). Exit 0 when at least one runs and every running
+ * one has every platform connected; a process that stopped, or stopped writing,
+ * is listed as not running and does not count.
+ */
+static int cmd_status(struct app *app, const struct cli *cli)
+{
+	(void)cli;
+	cJSON *all = read_statuses(app->store);
+	if (!all) {
+		fprintf(stderr, "cohort: could not read the status from the store\n");
+		return EXIT_RUNTIME;
+	}
+	int shown = 0, running = 0;
+	bool healthy = true;
+	const cJSON *o;
+	cJSON_ArrayForEach(o, all)
+	{
+		if (clock_real_ms() - (int64_t)num(o, "updated_at") >= STATUS_FORGET_MS)
+			continue;
+		if (shown++)
+			printf("\n");
+		bool ok;
+		if (print_status(o, &ok)) {
+			running++;
+			healthy = healthy && ok;
+		}
+	}
+	cJSON_Delete(all);
+	if (!shown) {
+		char *name = store_name(&app->cfg);
+		printf("cohort has not run with a chat platform on %s in the last hour\n", name);
+		free(name);
+		return EXIT_RUNTIME;
+	}
+	return running && healthy ? EXIT_OK : EXIT_RUNTIME;
 }
 
 static int cmd_backup(struct app *app, const struct cli *cli)

@@ -353,6 +353,8 @@ static const char *const sql[S_COUNT] = {
 	[S_STATE_SET] = "INSERT INTO adapter_state (key, value) VALUES ($1, $2) "
 			"ON CONFLICT (key) DO UPDATE SET value = excluded.value",
 	[S_STATE_DELETE] = "DELETE FROM adapter_state WHERE key = $1",
+	[S_STATE_LIST] = "SELECT key, value FROM adapter_state "
+			 "WHERE substr(key, 1, length($1::text)) = $1::text ORDER BY key",
 	[S_DEFAULT_CHANNEL] =
 		"INSERT INTO group_settings (group_id, digest_channel) VALUES ($1, $2) "
 		"ON CONFLICT (group_id) DO NOTHING",

@@ -441,6 +441,8 @@ static const char *const sql[S_COUNT] = {
 	[S_READ_END] = "COMMIT",
 	[S_GROUP_ZONE] = "SELECT timezone FROM group_settings WHERE group_id = ?1",
 	[S_STATE_DELETE] = "DELETE FROM adapter_state WHERE key = ?1",
+	[S_STATE_LIST] = "SELECT key, value FROM adapter_state "
+			 "WHERE substr(key, 1, length(?1)) = ?1 ORDER BY key",
 #define NOW_MS "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)"
 	/* 'now' is read once per statement: every use below sees the same instant. */
 	[S_LEASE_TAKE] = "INSERT INTO leases (name, holder, expires_at) VALUES (?1, ?2, " NOW_MS

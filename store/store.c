@@ -1252,6 +1252,25 @@ int store_state_set(struct store *st, const char *key, const char *value)
 	return run(st, s, "saving state");
 }
 
+int store_state_delete(struct store *st, const char *key)
+{
+	return exec_id(st, S_STATE_DELETE, key, "removing state", NULL);
+}
+
+int store_state_list(struct store *st, const char *prefix,
+		     int (*fn)(const char *key, const char *value, void *ud), void *ud)
+{
+	struct bk_stmt *s = prep(st, S_STATE_LIST);
+	bind_text(s, 1, prefix);
+	int rc, stop = 0;
+	while (!stop && (rc = bk_step(s)) == BK_ROW)
+		stop = fn(bk_col_text(s, 0), bk_col_text(s, 1), ud);
+	bk_reset(s);
+	if (stop)
+		return stop;
+	return rc == BK_DONE ? COHORT_OK : db_fail(st, "listing state");
+}
+
 int store_dashboard_get(struct store *st, const char *group_id, struct store_dashboard *out)
 {
 	memset(out, 0, sizeof(*out));

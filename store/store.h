@@ -615,6 +615,15 @@ int store_remind_record(struct store *st, const char *group_id, const char *memb
 
 int store_state_get(struct store *st, const char *key, char **value);
 int store_state_set(struct store *st, const char *key, const char *value);
+/* Removes key (nothing when unset). COHORT_OK or COHORT_ERR_STORE. */
+int store_state_delete(struct store *st, const char *key);
+/*
+ * Calls fn(key, value, ud) for each key that starts with prefix (exactly, case
+ * and all), in key order, until fn returns non-zero, which is returned; else
+ * COHORT_OK or COHORT_ERR_STORE. fn must not use the store.
+ */
+int store_state_list(struct store *st, const char *prefix,
+		     int (*fn)(const char *key, const char *value, void *ud), void *ud);
 
 /*
  * Leases: a named claim that one holder has until it lapses (a group's digest

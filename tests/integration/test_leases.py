@@ -174,6 +174,39 @@ def test_processes_on_other_shards_keep_each_others_sessions(tmp_path, pg, procs
         fake.stop()
 
 
+def test_status_shows_every_process_on_the_database(tmp_path, pg, procs):
+    # Each process writes its status under its own key ("cohort.status." + its holder
+    # id): `cohort status` lists both, healthy while every running one is connected.
+    # (One "cohort.status" row showed whichever process wrote last.)
+    fake = FakeDiscord(heartbeat_interval=1000, shards=2, max_concurrency=2)
+    fake.start()
+    try:
+        a = Proc(tmp_path, "a", pg, discord_toml(fake, "[0]", 2)).start()
+        b = Proc(tmp_path, "b", pg, discord_toml(fake, "[1]", 2)).start()
+        procs.extend([a, b])
+        want = [f"pid {a.proc.pid} on ", f"pid {b.proc.pid} on ",
+                "shard 0/2          connected", "shard 1/2          connected"]
+
+        def status(cond):
+            return wait_for(lambda: (lambda r: cond(r) and r)(a.cohort.run("status")), 30,
+                            "the status")
+        res = status(lambda r: r.returncode == 0 and all(w in r.stdout for w in want))
+        assert res.stdout.count(": running") == 2, res.stdout
+        b.stop()
+        # b stopped cleanly: listed as not running; a still runs, connected: healthy.
+        res = status(lambda r: f"pid {b.proc.pid} on " in r.stdout and
+                     r.stdout.count("not running") == 1)
+        assert res.returncode == 0 and res.stdout.count(": running") == 1, res.stdout
+        a.stop()
+        res = a.cohort.run("status")
+        assert res.returncode == 1 and res.stdout.count("not running") == 2, res.stdout
+    finally:
+        for p in procs:
+            p.stop()
+        procs.clear()
+        fake.stop()
+
+
 def test_a_killed_process_does_not_block_its_restart(tmp_path, pg, procs):
     fake = FakeDiscord(heartbeat_interval=1000)
     fake.start()

@@ -192,8 +192,10 @@ def test_status_is_unhealthy_while_a_shard_is_down(cohort, run):
     assert "discord: reconnecting" in res.stdout, res.stdout
     assert res.returncode == 1
     # The status row is adapter state, not part of an export: read from the SQLite file.
-    js = json.loads(sqlite3.connect(cohort.db).execute(
-        "SELECT value FROM adapter_state WHERE key = 'cohort.status'").fetchone()[0])
+    # One process: one entry, under "cohort.status." and its holder id.
+    (value,), = sqlite3.connect(cohort.db).execute(
+        "SELECT value FROM adapter_state WHERE key LIKE 'cohort.status.%'").fetchall()
+    js = json.loads(value)
     (discord,) = [a for a in js["adapters"] if a["name"] == "discord"]
     assert [(s["id"], s["count"], s["state"]) for s in discord["shards"]] == \
         [(0, 2, "connected"), (1, 2, "reconnecting")]

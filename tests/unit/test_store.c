@@ -618,6 +618,47 @@ static void settings_and_adapter_state(void **state)
 	free(v);
 }
 
+static int collect_state(const char *key, const char *value, void *ud)
+{
+	char *out = ud;
+	size_t n = strlen(out);
+	snprintf(out + n, 256 - n, "%s=%s;", key, value);
+	return 0;
+}
+
+static int stop_at_first(const char *key, const char *value, void *ud)
+{
+	(void)key;
+	(void)value;
+	++*(int *)ud;
+	return 7;
+}
+
+static void state_keys_are_listed_by_prefix_and_deleted(void **state)
+{
+	struct fixture *f = *state;
+	assert_int_equal(store_state_set(f->st, "cohort.status.b 2", "{2}"), COHORT_OK);
+	assert_int_equal(store_state_set(f->st, "cohort.status.a 1", "{1}"), COHORT_OK);
+	assert_int_equal(store_state_set(f->st, "cohort.status", "old"), COHORT_OK);
+	assert_int_equal(store_state_set(f->st, "cohort.statusx", "x"), COHORT_OK);
+	assert_int_equal(store_state_set(f->st, "COHORT.STATUS.c", "upper"), COHORT_OK);
+	assert_int_equal(store_state_set(f->st, "cohort_status_d", "like"), COHORT_OK);
+	char out[256] = "";
+	assert_int_equal(store_state_list(f->st, "cohort.status.", collect_state, out), COHORT_OK);
+	assert_string_equal(out, "cohort.status.a 1={1};cohort.status.b 2={2};");
+	int calls = 0;
+	assert_int_equal(store_state_list(f->st, "cohort.status.", stop_at_first, &calls), 7);
+	assert_int_equal(calls, 1);
+	assert_int_equal(store_state_delete(f->st, "cohort.status.a 1"), COHORT_OK);
+	assert_int_equal(store_state_delete(f->st, "cohort.status.none"), COHORT_OK);
+	out[0] = 0;
+	assert_int_equal(store_state_list(f->st, "cohort.status.", collect_state, out), COHORT_OK);
+	assert_string_equal(out, "cohort.status.b 2={2};");
+	out[0] = 0;
+	assert_int_equal(store_state_list(f->st, "nothing.", collect_state, out), COHORT_OK);
+	assert_string_equal(out, "");
+}
+
 static void a_groups_page_token_is_kept_turned_off_and_replaced(void **state)
 {
 	struct fixture *f = *state;
@@ -2168,6 +2209,7 @@ int main(void)
 		cmocka_unit_test(hostile_text_is_stored_verbatim),
 		cmocka_unit_test(members_are_found_by_name_or_id),
 		cmocka_unit_test(settings_and_adapter_state),
+		cmocka_unit_test(state_keys_are_listed_by_prefix_and_deleted),
 		cmocka_unit_test(everything_survives_a_reopen),
 		cmocka_unit_test(a_groups_page_token_is_kept_turned_off_and_replaced),
 		cmocka_unit_test(recent_finishes_come_newest_first_with_their_notes),
