@@ -26,6 +26,8 @@
 #define WRITE_CHUNK 16384
 /* /healthz waits this long for the store before it says the store does not answer. */
 #define WEB_HEALTH_TIMEOUT_MS 3000
+/* A /healthz answer younger than this is given again instead of asking the store again. */
+#define WEB_HEALTH_REUSE_MS 1000
 
 /* A connection accepted from an IPv4 client (server thread): its socket and whom it was from. */
 struct peer {
@@ -50,6 +52,7 @@ struct web_call {
 	char *headers[MAX_ROUTE_HEADERS]; /* values of route->r.headers, NULL when absent */
 	int64_t deadline;
 	bool timeout_json;            /* /healthz: its 503 on a timeout says why, in JSON */
+	bool health_wait;             /* /healthz: answered by the health check in flight */
 	struct web_call *prev, *next; /* the server's list of calls not answered yet */
 };
 
@@ -83,6 +86,13 @@ struct web {
 	int port;
 	lws_sorted_usec_list_t sul_tick;
 	struct peer peers[WEB_MAX_CONNECTIONS]; /* for WEB_MAX_PER_CLIENT */
+	/* /healthz (server thread): at most one store check queued on the dispatcher; the
+	 * requests that come meanwhile wait for it, and its answer is reused for
+	 * WEB_HEALTH_REUSE_MS, so a flood of them cannot fill the dispatcher's queue. */
+	bool health_running;
+	int64_t health_at; /* clock_real_ms() of health_body; 0: none to reuse */
+	int health_status;
+	struct strbuf health_body;
 };
 
 static const char default_csp[] =
@@ -590,14 +600,94 @@ static void health_bot(void *ud, struct bot *b, const struct web_request *req,
 	cJSON_free(text);
 }
 
+/* The health check's answer, back on the server thread. */
+struct health_result {
+	struct web *w;
+	int status;
+	bool reuse; /* false: a "stopping" answer, not kept */
+	struct strbuf body;
+	const char *content_type;
+};
+
+static void run_health_result(void *ctx, void *arg)
+{
+	struct health_result *h = arg;
+	struct web *w = ctx;
+	w->health_running = false;
+	w->health_status = h->status;
+	sb_truncate(&w->health_body, 0);
+	sb_add(&w->health_body, h->body.buf, h->body.len);
+	w->health_at = h->reuse ? clock_real_ms() : 0;
+	struct web_call *next;
+	for (struct web_call *c = w->calls; c; c = next) {
+		next = c->next;
+		if (!c->health_wait)
+			continue;
+		call_unlink(c);
+		if (c->conn) {
+			struct web_response res;
+			web_response_init(&res);
+			res.status = h->status;
+			res.content_type = h->content_type;
+			sb_add(&res.body, h->body.buf, h->body.len);
+			c->conn->call = NULL;
+			conn_answer(c->conn, &res);
+		}
+		call_free(c);
+	}
+	sb_release(&h->body);
+	free(h);
+}
+
+static void drop_health_result(void *arg)
+{
+	struct health_result *h = arg;
+	sb_release(&h->body);
+	free(h);
+}
+
+static void run_health_job(struct bot *b, void *arg)
+{
+	struct web *w = arg;
+	struct web_response res;
+	web_response_init(&res);
+	log_debug(TAG, "/healthz: reading the store");
+	health_bot(w, b, NULL, &res);
+	struct health_result *h = xcalloc(1, sizeof(*h));
+	*h = (struct health_result){w, res.status, true, res.body, "application/json"};
+	mailbox_post(w->answers, run_health_result, drop_health_result, h);
+}
+
+static void drop_health_job(void *arg)
+{
+	struct web *w = arg;
+	struct health_result *h = xcalloc(1, sizeof(*h));
+	*h = (struct health_result){w, 503, false, {0}, "text/plain; charset=utf-8"};
+	sb_adds(&h->body, "cohort is stopping; try again later\n");
+	mailbox_post(w->answers, run_health_result, drop_health_result, h);
+}
+
+/* Server thread: a fresh answer is given again; otherwise the call waits for the one check in
+ * flight (started when none is). */
 static enum web_result health_route(void *ud, struct web_call *call, const struct web_request *req,
 				    struct web_response *res)
 {
+	struct web *w = ud;
 	(void)req;
-	(void)res;
+	int64_t now = clock_real_ms();
+	if (w->health_at && now >= w->health_at && now - w->health_at < WEB_HEALTH_REUSE_MS) {
+		res->status = w->health_status;
+		res->content_type = "application/json";
+		sb_add(&res->body, w->health_body.buf, w->health_body.len);
+		return WEB_ANSWERED;
+	}
 	call->deadline = call->req.received_ms + WEB_HEALTH_TIMEOUT_MS;
 	call->timeout_json = true;
-	web_ask_bot(call, health_bot, ud);
+	call->health_wait = true;
+	if (!w->health_running) {
+		w->health_running = true;
+		w->o.submit(w->o.dispatch, run_health_job, drop_health_job, w);
+	}
 	return WEB_LATER;
 }
 
@@ -986,6 +1076,7 @@ void web_free(struct web *w)
 		call_unlink(c);
 		call_free(c);
 	}
+	sb_release(&w->health_body);
 	pthread_mutex_destroy(&w->lock);
 	free(w);
 }

@@ -625,3 +625,22 @@ api_url = "{fake.api_url}"
         w.stop()   # before the fake, which holds a connection open until cohort closes it
     finally:
         fake.stop()
+
+
+def test_a_healthz_flood_reads_the_store_a_bounded_number_of_times(web):
+    """Each /healthz used to queue its own store read on the dispatcher (unbounded, and kept
+    queued after the request timed out): one check is in flight, the others share it, and
+    an answer younger than ~1 s is reused."""
+    import concurrent.futures
+    w = web('[log]\nlevel = "debug"\n')
+    t0 = time.time()
+    with concurrent.futures.ThreadPoolExecutor(max_workers=24) as pool:
+        statuses = list(pool.map(lambda _: get(w.url("/healthz"), timeout=20)[0], range(300)))
+    elapsed = time.time() - t0
+    assert statuses == [200] * 300
+    reads = w.stderr().count("/healthz: reading the store")
+    assert 1 <= reads <= elapsed + 3, (reads, elapsed)
+    # Older than a second: asked again.
+    time.sleep(1.5)
+    assert get(w.url("/healthz"))[0] == 200
+    assert w.stderr().count("/healthz: reading the store") == reads + 1
