@@ -118,7 +118,8 @@ void metrics_observe(const char *family, const char *labels, double seconds)
 	if (b < NBOUNDS)
 		atomic_fetch_add_explicit(&s->buckets[b], 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&s->sum_ns, (uint64_t)(seconds * 1e9), memory_order_relaxed);
-	atomic_fetch_add_explicit(&s->value, 1, memory_order_relaxed);
+	/* Release: a scrape that sees this count sees the bucket and sum added above it. */
+	atomic_fetch_add_explicit(&s->value, 1, memory_order_release);
 }
 
 static void series_name(struct strbuf *out, const char *name, const char *suffix,
@@ -133,8 +134,11 @@ static void series_name(struct strbuf *out, const char *name, const char *suffix
 static void render_histogram(struct strbuf *out, const struct series *s)
 {
 	const char *name = s->family->name;
-	/* Read the count first: the buckets may run ahead of it, never behind. */
-	uint64_t count = atomic_load_explicit(&s->value, memory_order_relaxed);
+	/* Read the count first, with acquire (paired with metrics_observe()'s release on it, and
+	 * its fetch-adds continue each other's release sequences): every observation counted
+	 * has its bucket visible, so the buckets may run ahead of the count, never behind, on
+	 * weakly ordered CPUs (ARM) too. */
+	uint64_t count = atomic_load_explicit(&s->value, memory_order_acquire);
 	uint64_t cum = 0;
 	for (size_t b = 0; b < NBOUNDS; b++) {
 		cum += atomic_load_explicit(&s->buckets[b], memory_order_relaxed);
