@@ -87,7 +87,9 @@ void scheduler_sent(struct bot *b, const char *idem_key, int result)
 		if (store_digest_mark_sent(b->store, f.group_id, f.date, bot_now(b)) == COHORT_OK)
 			log_info("digest", "posted the %s digest of %s", f.date, f.group_id);
 	} else {
-		log_warn("digest", "posting the digest of %s failed (%s); retrying in a minute",
+		log_warn("digest",
+			 "posting the digest of %s failed (%s); retrying at the next scheduler "
+			 "check",
 			 f.group_id, cohort_strerror(result));
 	}
 	unclaim(b, f.group_id, f.date);
@@ -289,10 +291,24 @@ static int run_group(struct bot *b, const struct digest_sink *sink, const struct
 	}
 	char date[16];
 	tz_format(tz, now, "%Y-%m-%d", date, sizeof(date));
-	if (inflight_find(b, g->id, date) >= 0) {
+	long fi = inflight_find(b, g->id, date);
+	if (fi >= 0) {
 		/* Handed to an adapter already: keep the claim while waiting for its answer. */
-		claim(b, g->id, date);
+		int crc = claim(b, g->id, date);
 		earliest(next, now + CLAIM_MS / 3);
+		if (crc == COHORT_OK)
+			return COHORT_OK;
+		/* Lost (another process took it after it lapsed) or not renewable: stop
+		 * waiting for the post without marking it sent; whoever claims it next
+		 * re-sends with the same idempotency key, which stops a second post. */
+		log_warn("digest",
+			 "the claim on the %s digest of %s could not be renewed (%s); no longer "
+			 "waiting for its post, the next scheduler check decides",
+			 date, g->id, cohort_strerror(crc));
+		free(b->inflight[fi].group_id);
+		b->inflight[fi] = b->inflight[--b->ninflight];
+		if (crc != COHORT_ERR_DENIED)
+			unclaim(b, g->id, date);
 		return COHORT_OK;
 	}
 	struct store_digest rec;

@@ -18,6 +18,7 @@ struct sink_log {
 	int posts;
 	int fail_next;          /* refuse this many posts */
 	const char *fail_group; /* refuse every post to this group */
+	bool pending;           /* queue the posts: their outcome comes later */
 	char group[64], channel[64], key[32];
 	char text[4096];
 };
@@ -37,6 +38,10 @@ static int post(void *ud, const char *group_id, const char *channel_id, const st
 		return COHORT_ERR_IO;
 	}
 	log->posts++;
+	if (log->pending) {
+		snprintf(log->key, sizeof(log->key), "%s", idem_key);
+		return COHORT_ERR_PENDING;
+	}
 	snprintf(log->group, sizeof(log->group), "%s", group_id);
 	snprintf(log->channel, sizeof(log->channel), "%s", channel_id);
 	snprintf(log->key, sizeof(log->key), "%s", idem_key);
@@ -315,6 +320,44 @@ static void an_unconfirmed_digest_is_resent_with_the_same_key(void **state)
 	assert_int_equal(log.posts, 1);
 }
 
+static void a_lost_claim_stops_the_wait_without_marking_the_digest_sent(void **state)
+{
+	struct bot_fixture *f = *state;
+	struct sink_log log = {.pending = true};
+	seed(f, "test:group");
+	f->now = local_time(TZ, 2026, 11, 25, 18, 0);
+	tick(f, &log);
+	assert_int_equal(log.posts, 1);
+	assert_int_equal(scheduler_inflight(f->bot), 1);
+	/* The claim lapsed meanwhile and another process took it. */
+	const char *name = "digest:test:group:2026-11-25";
+	assert_int_equal(store_lease_release(f->st, name, store_lease_holder()), COHORT_OK);
+	struct store_lease l;
+	assert_int_equal(store_lease_take(f->st, name, "other-process", 60000, false, &l),
+			 COHORT_OK);
+	f->now += 20000;
+	tick(f, &log); /* the renewal is denied: the wait for the post ends */
+	assert_int_equal(scheduler_inflight(f->bot), 0);
+	/* Its late answer marks nothing: the holder's re-send (same key) decides. */
+	char key[32];
+	snprintf(key, sizeof(key), "%s", log.key);
+	scheduler_sent(f->bot, key, COHORT_OK);
+	struct store_digest rec;
+	assert_int_equal(store_digest_get(f->st, "test:group", "2026-11-25", &rec), COHORT_OK);
+	assert_int_equal(rec.sent_at, 0);
+	assert_string_equal(rec.idem_key, key);
+	store_digest_release(&rec);
+	assert_int_equal(store_lease_get(f->st, name, &l), COHORT_OK);
+	assert_string_equal(l.holder, "other-process"); /* not released by this process */
+	/* Once the other process is gone and its claim released, this one re-sends it. */
+	assert_int_equal(store_lease_release(f->st, name, "other-process"), COHORT_OK);
+	log.pending = false;
+	f->now += 20000;
+	tick(f, &log);
+	assert_int_equal(log.posts, 2);
+	assert_string_equal(log.key, key);
+}
+
 static void one_failing_group_does_not_hold_back_another(void **state)
 {
 	struct bot_fixture *f = *state;
@@ -450,6 +493,7 @@ int main(void)
 		T(the_digest_posts_once_per_local_day),
 		T(a_missed_digest_is_caught_up_the_same_day_only),
 		T(an_unconfirmed_digest_is_resent_with_the_same_key),
+		T(a_lost_claim_stops_the_wait_without_marking_the_digest_sent),
 		T(one_failing_group_does_not_hold_back_another),
 		T(dst_days_get_exactly_one_digest),
 		T(a_group_nobody_has_spoken_in_gets_no_digest),
