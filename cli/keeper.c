@@ -16,6 +16,10 @@
 #define TAG "lease"
 /* After a failed renewal (the database did not answer) the next try comes this soon. */
 #define RETRY_MS 1000
+/* Lapsed leases (one per Discord HTTP interaction, never renewed) are deleted this often,
+ * once they lapsed more than PRUNE_AFTER_MS ago, so the table does not grow forever. */
+#define PRUNE_EVERY_MS (5 * 60000)
+#define PRUNE_AFTER_MS (24 * 3600000LL)
 
 struct kept {
 	char *name;
@@ -39,6 +43,7 @@ struct keeper {
 	bool closed;        /* under lock: keeper_close() ran; nothing more is posted */
 	struct kept *v;     /* under lock; changed only on the keeper thread */
 	size_t n, cap;
+	int64_t prune_ms; /* keeper thread: clock_real_ms() of the next pruning of lapsed leases */
 };
 
 /* Posts to the keeper's thread unless it is closed: false then (the caller answers itself). */
@@ -125,6 +130,22 @@ static int64_t renew_due(struct keeper *k)
 	return wait < 0 ? 0 : wait;
 }
 
+/* Deletes long-lapsed leases when it is time; returns the ms until it is time again. */
+static int64_t prune_due(struct keeper *k)
+{
+	int64_t now = clock_real_ms();
+	if (now >= k->prune_ms) {
+		int64_t n = 0;
+		if (store_lease_prune(k->st, PRUNE_AFTER_MS, &n) == COHORT_OK)
+			log_debug(TAG, "deleted %lld leases lapsed more than a day ago", (long long)n);
+		else
+			log_warn(TAG, "could not delete the lapsed leases; trying again in %d min",
+				 PRUNE_EVERY_MS / 60000);
+		k->prune_ms = now + PRUNE_EVERY_MS;
+	}
+	return k->prune_ms - now;
+}
+
 static void *keeper_thread(void *arg)
 {
 	struct keeper *k = arg;
@@ -135,7 +156,9 @@ static void *keeper_thread(void *arg)
 		if (stop)
 			break;
 		mailbox_run(k->mb, k);
-		int64_t wait = renew_due(k);
+		int64_t wait = renew_due(k), prune_wait = prune_due(k);
+		if (prune_wait < wait)
+			wait = prune_wait;
 		struct pollfd p = {k->wake[0], POLLIN, 0};
 		if (poll(&p, 1, (int)wait) > 0) {
 			char buf[64];

@@ -100,6 +100,7 @@ enum stmt_id {
 	S_LEASE_GET,     /* (holder, ms left) of a lease */
 	S_LEASE_RELEASE,
 	S_LEASE_TAKE_OVER, /* from a holder that is gone: changes one row or none */
+	S_LEASE_PRUNE,     /* deletes the leases lapsed more than ?1 ms ago */
 	S_GOAL_SET, /* goals (bot/goal.c) */
 	S_GOAL_UNMARK,
 	S_GOAL_DELETE,

@@ -467,6 +467,7 @@ static const char *const sql[S_COUNT] = {
 	[S_LEASE_RELEASE] = "DELETE FROM leases WHERE name = $1 AND holder = $2",
 	[S_LEASE_TAKE_OVER] = "UPDATE leases SET holder = $3, expires_at = " NOW_MS " + $4::bigint "
 			      "WHERE name = $1 AND holder = $2",
+	[S_LEASE_PRUNE] = "DELETE FROM leases WHERE expires_at < " NOW_MS " - $1::bigint",
 	/* As a lease: the upsert locks the row, and its WHERE sees the newest count. */
 	[S_RATE_TAKE] = "INSERT INTO rate_windows (name, second, used) VALUES ($1, " NOW_MS
 			" / 1000, $2::integer) ON CONFLICT (name) DO UPDATE SET second = "

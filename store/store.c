@@ -1930,6 +1930,18 @@ int store_lease_take_over(struct store *st, const char *name, const char *gone,
 	return n == 1 ? COHORT_OK : COHORT_ERR_DENIED;
 }
 
+int store_lease_prune(struct store *st, int64_t lapsed_ms, int64_t *deleted)
+{
+	struct bk_stmt *s = prep(st, S_LEASE_PRUNE);
+	bk_bind_int(s, 1, lapsed_ms);
+	int rc = bk_step(s);
+	int64_t n = rc == BK_DONE ? bk_changes(s) : 0;
+	bk_reset(s);
+	if (deleted)
+		*deleted = n;
+	return rc == BK_DONE ? COHORT_OK : db_fail(st, "deleting lapsed leases");
+}
+
 int store_rate_take(struct store *st, const char *name, int limit, int want, int64_t *ms_left)
 {
 	struct bk_stmt *s = prep(st, S_RATE_TAKE);

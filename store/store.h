@@ -700,6 +700,14 @@ int store_lease_take_over(struct store *st, const char *name, const char *gone,
 int store_rate_take(struct store *st, const char *name, int limit, int want, int64_t *ms_left);
 /* Ends holder's lease name at once (nothing when another has it): COHORT_OK or COHORT_ERR_STORE. */
 int store_lease_release(struct store *st, const char *name, const char *holder);
+/*
+ * Deletes the leases that lapsed more than lapsed_ms ago (the database's clock,
+ * as leases), whoever held them: they are only kept so the table does not grow
+ * by one row per Discord interaction forever. A lapsed lease is free to take,
+ * so deleting it changes no one's claim. *deleted (may be NULL): how many.
+ * COHORT_OK or COHORT_ERR_STORE.
+ */
+int store_lease_prune(struct store *st, int64_t lapsed_ms, int64_t *deleted);
 
 /*
  * The outbox: answers owed to the members who asked (DESIGN §7, issue 18).

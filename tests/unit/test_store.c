@@ -1679,6 +1679,32 @@ static void a_released_lease_is_free_at_once(void **state)
 	assert_string_equal(l.holder, "b");
 }
 
+/* Leases lapsed for longer than asked are deleted, whoever held them; the others stay. */
+static void leases_lapsed_long_ago_are_pruned(void **state)
+{
+	struct fixture *f = *state;
+	const int64_t day = 24 * 3600 * 1000LL;
+	struct store_lease l;
+	assert_int_equal(store_lease_take(f->st, "ix:old", "a", -2 * day, false, NULL), COHORT_OK);
+	assert_int_equal(store_lease_take(f->st, "ix:recent", "b", -3600000, false, NULL),
+			 COHORT_OK);
+	assert_int_equal(store_lease_take(f->st, "shard:0", "c", 60000, true, NULL), COHORT_OK);
+	int64_t n = -1;
+	assert_int_equal(store_lease_prune(f->st, day, &n), COHORT_OK);
+	assert_int_equal(n, 1);
+	assert_int_equal(store_lease_get(f->st, "ix:old", &l), COHORT_ERR_NOT_FOUND);
+	assert_int_equal(store_lease_get(f->st, "ix:recent", &l), COHORT_OK);
+	assert_string_equal(l.holder, "b");
+	assert_int_equal(store_lease_get(f->st, "shard:0", &l), COHORT_OK);
+	assert_string_equal(l.holder, "c");
+	/* Nothing more to do: none deleted. */
+	assert_int_equal(store_lease_prune(f->st, day, &n), COHORT_OK);
+	assert_int_equal(n, 0);
+	assert_int_equal(store_lease_prune(f->st, 0, NULL), COHORT_OK);
+	assert_int_equal(store_lease_get(f->st, "ix:recent", &l), COHORT_ERR_NOT_FOUND);
+	assert_int_equal(store_lease_get(f->st, "shard:0", &l), COHORT_OK);
+}
+
 /* Without renew a lease is a slot used once per period: its own holder is refused too. */
 static void a_slot_is_used_once_per_period(void **state)
 {
@@ -2217,6 +2243,7 @@ int main(void)
 		cmocka_unit_test(a_batch_commits_together_and_a_failed_change_alone_is_undone),
 		cmocka_unit_test(a_lease_is_held_until_it_lapses),
 		cmocka_unit_test(a_released_lease_is_free_at_once),
+		cmocka_unit_test(leases_lapsed_long_ago_are_pruned),
 		cmocka_unit_test(a_slot_is_used_once_per_period),
 		cmocka_unit_test(the_holder_names_the_process),
 		cmocka_unit_test(a_gone_holders_lease_is_taken_over),
