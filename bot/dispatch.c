@@ -397,6 +397,7 @@ static void run_read(struct bot *b, void *arg)
 	if (j->sink.answer)
 		j->sink.answer(j->sink.ctx, &a);
 	sb_release(&body);
+	read_job_free(j); /* a job that ran is freed by it, as run_event() does */
 }
 
 void door_read(struct door *d, enum door_read what, const char *arg, const struct read_sink *sink)
