@@ -177,13 +177,13 @@ bench: bench-gateway $(BUILD)/bench/bench_store bench-page
 	$(BUILD)/bench/bench_store $(BUILD)/bench
 	@$(MAKE) --no-print-directory bench-pg
 
-# The PostgreSQL rows of DESIGN §9 on a private cluster with fsync on (bench/pg-bench.sh; the
+# The PostgreSQL rows of DESIGN §9 on a private cluster with fsync on (scripts/pg-test.sh start --fsync; the
 # test cluster runs with -F): the settings that matter are read back from the server.
 # BENCH_PG_ARGS="--scores 2000": only the derivation and the leaderboards, on 2,000 x 100.
 bench-pg: deps $(BUILD)/bench/bench_pg
-	@d=$$(sh bench/pg-bench.sh start) || exit 1; \
-	trap 'sh bench/pg-bench.sh stop "$$d"' EXIT; trap 'exit 130' INT TERM; \
-	url="postgresql://cohort@/postgres?host=$$d"; \
+	@d=$$(sh scripts/pg-test.sh start --fsync) || exit 1; \
+	trap 'sh scripts/pg-test.sh stop "$$d"' EXIT; trap 'exit 130' INT TERM; \
+	url=$$(sh scripts/pg-test.sh url "$$d"); \
 	echo "PostgreSQL $$(psql -XAtq "$$url" -c 'SHOW server_version'): fsync" \
 		"$$(psql -XAtq "$$url" -c 'SHOW fsync'), synchronous_commit" \
 		"$$(psql -XAtq "$$url" -c 'SHOW synchronous_commit'), a Unix socket, this machine's disk"; \

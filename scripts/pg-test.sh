@@ -1,9 +1,11 @@
 #!/bin/sh
 # A throwaway PostgreSQL for the tests: nothing depends on a system service.
 #   sh scripts/pg-test.sh start        prints the directory (data, log, Unix socket in it)
+#   sh scripts/pg-test.sh start --fsync   the same with fsync on, for benchmarks (make bench-pg)
 #   sh scripts/pg-test.sh stop DIR     stops that server and removes DIR
 #   sh scripts/pg-test.sh url DIR      the URL of its "postgres" database
-# The server listens only on a Unix socket in DIR and runs with -F (no fsync: tests only).
+# The server listens only on a Unix socket in DIR and runs with -F (no fsync: tests only),
+# unless started with --fsync (benchmarks: -F makes commits cheap and flatters the numbers).
 # initdb refuses to run as root, so as root the server runs as the postgres user.
 set -eu
 bin=${PG_BIN:-/usr/lib/postgresql/15/bin}
@@ -16,6 +18,8 @@ as_owner() {
 }
 case "${1:-}" in
 start)
+	durability=-F
+	[ "${2:-}" = --fsync ] && durability="-c fsync=on"
 	[ -x "$bin/initdb" ] || {
 		echo "pg-test.sh: no PostgreSQL server in $bin (run 'make deps' as root)" >&2
 		exit 1
@@ -28,7 +32,7 @@ start)
 		exit 1
 	fi
 	if ! as_owner "$bin/pg_ctl" -D "$d/data" -l "$d/log" -w \
-		-o "-k $d -c listen_addresses='' -F -c max_connections=200" start >/dev/null; then
+		-o "-k $d -c listen_addresses='' $durability -c max_connections=200" start >/dev/null; then
 		cat "$d/log" >&2
 		rm -rf "$d"
 		exit 1
@@ -46,7 +50,7 @@ url)
 	echo "postgresql://cohort@/postgres?host=$d"
 	;;
 *)
-	echo "usage: sh scripts/pg-test.sh start | stop DIR | url DIR" >&2
+	echo "usage: sh scripts/pg-test.sh start [--fsync] | stop DIR | url DIR" >&2
 	exit 2
 	;;
 esac
