@@ -115,6 +115,7 @@ int bot_group_prefs(struct bot *b, const char *group_id, struct group_prefs *out
 		 s.digest_time ? s.digest_time : b->digest_time);
 	out->digest_channel = s.digest_channel;
 	s.digest_channel = NULL;
+	scheduler_every_parse(s.digest_every, &out->every, NULL, 0); /* else daily */
 	store_settings_release(&s);
 	return COHORT_OK;
 }

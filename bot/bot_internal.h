@@ -3,6 +3,7 @@
 #define COHORT_BOT_INTERNAL_H
 
 #include "bot.h"
+#include "scheduler.h"
 #include "store/store.h"
 
 struct strbuf;
@@ -38,6 +39,7 @@ struct group_prefs {
 	char timezone[80];
 	char digest_time[8];
 	char *digest_channel; /* owned; NULL when the digest is off */
+	struct digest_every every; /* daily when unset (or unreadable) */
 };
 int bot_group_prefs(struct bot *b, const char *group_id, struct group_prefs *out);
 void group_prefs_release(struct group_prefs *p);

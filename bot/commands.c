@@ -86,6 +86,15 @@ static const struct bot_option digest_setup_opts[] = {
 	 .role = BOT_ROLE_NAMED},
 	{.name = "time", .description = "local time HH:MM, e.g. 18:00", .role = BOT_ROLE_NAMED},
 	{.name = "timezone", .description = "IANA zone, e.g. Europe/Berlin", .role = BOT_ROLE_NAMED},
+	{.name = "every",
+	 .description = "how often: daily, weekdays (Monday to Friday) or weekly (pick a day)",
+	 .choices = (const char *const[]){"daily", "weekdays", "weekly", NULL},
+	 .role = BOT_ROLE_NAMED},
+	{.name = "day",
+	 .description = "the day of a weekly digest",
+	 .choices = (const char *const[]){"monday", "tuesday", "wednesday", "thursday", "friday",
+					  "saturday", "sunday", NULL},
+	 .role = BOT_ROLE_NAMED},
 };
 static const struct bot_option dashboard_setup_opts[] = {
 	{.name = "action",
@@ -165,10 +174,13 @@ static const struct command commands[] = {
 	  "Lists who finished TOPIC (ask them for help) and who is working on it now.", false,
 	  false, false, OPTIONS(topic_only)},
 	 cmd_who},
-	{{"digest", "digest [channel here|off] [time HH:MM [TZ]]", "the daily digest",
-	  "Previews today's digest. Admins: \"digest channel here\" posts it in this channel, "
-	  "\"digest channel off\" stops it, \"digest time 18:00 Europe/Berlin\" sets when "
-	  "(\"digest time Europe/Berlin\" changes only the zone).",
+	{{"digest", "digest [channel here|off] [time HH:MM [TZ]] [every daily|weekdays|weekly DAY]",
+	  "the daily digest",
+	  "Previews today's digest and says when the next one comes. Admins: \"digest channel "
+	  "here\" posts it in this channel, \"digest channel off\" stops it, \"digest time 18:00 "
+	  "Europe/Berlin\" sets when (\"digest time Europe/Berlin\" changes only the zone), "
+	  "\"digest every weekdays\" posts it Monday to Friday, \"digest every weekly monday\" "
+	  "once a week (covering the week), \"digest every daily\" every day again.",
 	  false, false, false, NULL, 0},
 	 cmd_digest},
 	{{"dashboard", "dashboard [on|off|reset]", "the link to the group's page",
@@ -203,9 +215,10 @@ static const struct command commands[] = {
 	  true, false, false, OPTIONS(remind_opt)},
 	 remind_command},
 	/* Setting up the digest is for admins: Discord hides it from the others. */
-	{{"digest-setup", "digest-setup [channel] [time] [timezone]",
+	{{"digest-setup", "digest-setup [channel] [time] [timezone] [every] [day]",
 	  "admins: where and when the daily digest goes",
-	  "The /digest settings as a slash command: channel here or off, time HH:MM, timezone.",
+	  "The /digest settings as a slash command: channel here or off, time HH:MM, timezone, "
+	  "every daily, weekdays or weekly with a day.",
 	  true, true, true, OPTIONS(digest_setup_opts)},
 	 NULL},
 	/* The group's goal is for admins: on Discord a command of its own, hidden from others. */
@@ -1516,18 +1529,58 @@ static bool admin_only(const struct event *ev, struct reply *r)
 	return false;
 }
 
-/* "every day at 18:00 (Europe/Berlin) in this channel", or that the digest is off. */
+/*
+ * "Next digest: Monday 30 November, 18:00 (Europe/Berlin)." for a group with
+ * a digest channel: the first digest time from now on a digest day whose
+ * digest has not been posted yet.
+ */
+static int next_digest_line(struct bot *b, struct reply *r, const char *group_id,
+			    const struct group_prefs *p)
+{
+	int hh, mm;
+	if (!p->digest_channel || !parse_hhmm(p->digest_time, &hh, &mm))
+		return COHORT_OK;
+	int64_t now = bot_now(b);
+	int64_t next = scheduler_next_slot(&p->every, p->timezone, hh, mm, now);
+	char date[16], when[64];
+	tz_format(p->timezone, next, "%Y-%m-%d", date, sizeof(date));
+	struct store_digest d;
+	int rc = store_digest_get(b->store, group_id, date, &d);
+	if (rc == COHORT_OK) { /* posted early (cohort digest --post): the one after */
+		if (d.sent_at)
+			next = scheduler_next_slot(&p->every, p->timezone, hh, mm,
+						   tz_day_start(p->timezone, next, 1));
+		store_digest_release(&d);
+	} else if (rc != COHORT_ERR_NOT_FOUND) {
+		return rc;
+	}
+	tz_format(p->timezone, next, "%A %d %B, %H:%M", when, sizeof(when));
+	reply_line(r, "Next digest: %s (%s).", when, p->timezone);
+	return COHORT_OK;
+}
+
+/* "Every day", "Monday to Friday", "Every Monday": how often, for the start of a sentence. */
+static const char *every_phrase(const struct group_prefs *p, char *buf, size_t n)
+{
+	scheduler_every_describe(&p->every, buf, n);
+	buf[0] = (char)(buf[0] == 'e' ? 'E' : buf[0]);
+	return buf;
+}
+
+/* "Posted every day at 18:00 (Europe/Berlin) in this channel", or that the digest is off. */
 static void digest_settings_line(struct reply *r, const struct event *ev,
 				 const struct group_prefs *p)
 {
+	char often[40];
+	scheduler_every_describe(&p->every, often, sizeof(often));
 	if (!p->digest_channel)
 		reply_line(r, "The daily digest is off: an admin turns it on with "
 			      "/digest channel here.");
 	else if (strcmp(p->digest_channel, ev->channel_id) == 0)
-		reply_line(r, "Posted every day at %s (%s) in this channel.", p->digest_time,
+		reply_line(r, "Posted %s at %s (%s) in this channel.", often, p->digest_time,
 			   p->timezone);
 	else
-		reply_line(r, "Posted every day at %s (%s) in another channel (%.64s).",
+		reply_line(r, "Posted %s at %s (%s) in another channel (%.64s).", often,
 			   p->digest_time, p->timezone, p->digest_channel);
 }
 
@@ -1556,6 +1609,52 @@ static void not_a_zone(struct reply *r, const char *word, bool alone)
 			      "America/New_York. Nothing was changed.");
 }
 
+/* "/digest every daily|weekdays|weekly DAY" (words after "every"; an admin's). */
+static int set_every(struct bot *b, const struct event *ev, const char *const *words, int nw,
+		     struct reply *r)
+{
+	char text[64] = "", why[COHORT_ERR_LEN], stored[DIGEST_EVERY_LEN], often[40];
+	struct digest_every e;
+	for (int i = 0; i < nw; i++)
+		snprintf(text + strlen(text), sizeof(text) - strlen(text), "%s%s", i ? " " : "",
+			 words[i]);
+	if (nw == 0) {
+		reply_title(r, REPLY_ERROR, "Say how often the digest is posted");
+		reply_line(r, "/digest every daily, /digest every weekdays (Monday to Friday) or "
+			      "/digest every weekly monday. Nothing was changed.");
+		return COHORT_OK;
+	}
+	if (!scheduler_every_parse(text, &e, why, sizeof(why))) {
+		reply_title(r, REPLY_ERROR, "%s", why);
+		reply_line(r, "/digest every daily, /digest every weekdays (Monday to Friday) or "
+			      "/digest every weekly monday. Nothing was changed.");
+		return COHORT_OK;
+	}
+	scheduler_every_format(&e, stored);
+	int rc = store_set_digest_every(b->store, ev->group_id, stored);
+	if (!rc)
+		rc = scheduler_settings_changed(b, ev->group_id);
+	struct group_prefs p;
+	if (!rc)
+		rc = bot_group_prefs(b, ev->group_id, &p);
+	if (rc) {
+		store_failed(r);
+		return rc;
+	}
+	reply_title(r, REPLY_SUCCESS, "The digest is now posted %s",
+		    scheduler_every_describe(&p.every, often, sizeof(often)));
+	reply_line(r, "%s at %s (%s), covering everything since the digest before.",
+		   every_phrase(&p, often, sizeof(often)), p.digest_time, p.timezone);
+	if (p.digest_channel)
+		rc = next_digest_line(b, r, ev->group_id, &p);
+	else
+		reply_line(r, "No channel yet: an admin says /digest channel here.");
+	group_prefs_release(&p);
+	if (rc)
+		store_failed(r);
+	return rc;
+}
+
 static int cmd_digest(struct bot *b, const struct event *ev, struct reply *r)
 {
 	char *args = text_trim(xstrdup(ev->args));
@@ -1575,7 +1674,10 @@ static int cmd_digest(struct bot *b, const struct event *ev, struct reply *r)
 			goto out;
 		}
 		digest_settings_line(r, ev, &p);
+		rc = next_digest_line(b, r, ev->group_id, &p);
 		group_prefs_release(&p);
+		if (rc)
+			store_failed(r);
 		goto out;
 	}
 	r->ephemeral = true;
@@ -1596,18 +1698,24 @@ static int cmd_digest(struct bot *b, const struct event *ev, struct reply *r)
 			if (off)
 				reply_title(r, REPLY_SUCCESS, "The daily digest is off");
 			else
-				reply_title(r, REPLY_SUCCESS,
-					    "The daily digest will be posted here");
+				reply_title(r, REPLY_SUCCESS, "The %s digest will be posted here",
+					    p.every.kind == EVERY_DAY	      ? "daily"
+					    : p.every.kind == EVERY_WEEKDAY ? "weekday"
+									    : "weekly");
+			char often[40];
 			if (!off)
 				reply_line(r,
-					   "Every day at %s (%s). /digest time HH:MM [zone] "
+					   "%s at %s (%s). /digest time HH:MM [zone] "
 					   "changes it.",
-					   p.digest_time, p.timezone);
-			if (!off && digest_time_passed(b, &p))
+					   every_phrase(&p, often, sizeof(often)), p.digest_time,
+					   p.timezone);
+			if (!off && p.every.kind == EVERY_DAY && digest_time_passed(b, &p))
 				reply_line(r,
 					   "Today's %s has passed: the first digest comes "
 					   "tomorrow.",
 					   p.digest_time);
+			else if (!off && p.every.kind != EVERY_DAY)
+				rc = next_digest_line(b, r, ev->group_id, &p);
 			group_prefs_release(&p);
 		}
 		goto out;
@@ -1667,11 +1775,14 @@ static int cmd_digest(struct bot *b, const struct event *ev, struct reply *r)
 		if (bot_group_prefs(b, ev->group_id, &p) == COHORT_OK) {
 			reply_title(r, REPLY_SUCCESS, "The digest time is now %s (%s)",
 				    p.digest_time, p.timezone);
-			if (p.digest_channel && digest_time_passed(b, &p))
+			if (p.digest_channel && p.every.kind == EVERY_DAY &&
+			    digest_time_passed(b, &p))
 				reply_line(r,
 					   "Today's %s has passed: the first digest at the new "
 					   "time comes tomorrow.",
 					   p.digest_time);
+			else if (p.every.kind != EVERY_DAY)
+				rc = next_digest_line(b, r, ev->group_id, &p);
 			if (!p.digest_channel)
 				reply_line(r,
 					   "No channel yet: an admin says /digest channel here.");
@@ -1679,7 +1790,15 @@ static int cmd_digest(struct bot *b, const struct event *ev, struct reply *r)
 		}
 		goto out;
 	}
-	reply_title(r, REPLY_ERROR, "Usage: /digest [channel here|off] [time HH:MM [zone]]");
+	if (text_ieq(words[0], "every")) {
+		if (!admin_only(ev, r))
+			goto out;
+		rc = set_every(b, ev, (const char *const *)words + 1, nw - 1, r);
+		goto out;
+	}
+	reply_title(r, REPLY_ERROR,
+		    "Usage: /digest [channel here|off] [time HH:MM [zone]] "
+		    "[every daily|weekdays|weekly DAY]");
 	reply_line(r, "/digest alone previews today's digest; /digest time Europe/Berlin changes "
 		      "only the zone.");
 out:
@@ -1884,41 +2003,65 @@ static const char *option(const struct event *ev, const char *name)
 }
 
 /*
- * /digest-setup (a slash command only): its options channel, time and
- * timezone are the /digest settings; both in one answer when both are given,
- * the second one's title becoming a line.
+ * /digest-setup (a slash command only): its options every and day, time and
+ * timezone, channel are the /digest settings, applied in that order (so the
+ * channel's answer says the schedule); several make one answer, the later
+ * ones' titles becoming lines. "day" alone means weekly on that day; a bad
+ * every/day changes nothing and is the only thing answered.
  */
 static int digest_setup(struct bot *b, const struct event *in, struct reply *out)
 {
 	const char *where = option(in, "channel"), *time = option(in, "time");
-	const char *zone = option(in, "timezone");
-	/* The bot's "digest time" takes HH:MM, HH:MM ZONE, or a zone alone. */
-	char *time_args = time   ? xasprintf("time %s%s%s", time, zone ? " " : "", zone ? zone : "")
-			  : zone ? xasprintf("time %s", zone)
-				 : NULL;
-	char *first = where ? xasprintf("channel %s", where) : xstrdup(time_args ? time_args : "");
+	const char *zone = option(in, "timezone"), *every = option(in, "every");
+	const char *day = option(in, "day");
+	char *parts[3];
+	size_t n = 0;
 	struct event ev = *in;
 	ev.command = "digest";
-	ev.args = first;
-	int rc = handle(b, &ev, out);
-	if (where && time_args) {
-		struct reply r2;
-		reply_init(&r2);
-		ev.args = time_args;
-		ev.source_id = NULL;
-		int rc2 = handle(b, &ev, &r2);
-		if (!rc)
-			rc = rc2;
-		if (r2.title)
-			reply_line(out, "%s", r2.title);
-		for (size_t i = 0; i < r2.nlines; i++)
-			reply_line(out, "%s", r2.lines[i].text);
-		if (r2.kind == REPLY_ERROR)
-			out->kind = REPLY_ERROR;
-		reply_release(&r2);
+	if (every || day) {
+		parts[n++] = xasprintf("every %s%s%s", every ? every : "weekly", day ? " " : "",
+				       day ? day : "");
+		struct digest_every parsed;
+		if (!scheduler_every_parse(parts[0] + 6, &parsed, NULL, 0))
+			where = time = zone = NULL; /* its error alone: nothing else is changed */
 	}
-	free(first);
-	free(time_args);
+	/* The bot's "digest time" takes HH:MM, HH:MM ZONE, or a zone alone. */
+	if (time || zone)
+		parts[n++] = xasprintf("time %s%s%s", time ? time : "", time && zone ? " " : "",
+				       zone ? zone : "");
+	if (where)
+		parts[n++] = xasprintf("channel %s", where);
+	if (n == 0 || !in->is_admin) { /* the preview, or the members' refusal said once */
+		ev.args = n ? parts[0] : "";
+		int rc = handle(b, &ev, out);
+		while (n)
+			free(parts[--n]);
+		return rc;
+	}
+	int rc = COHORT_OK;
+	for (size_t i = 0; i < n; i++) {
+		struct reply r;
+		reply_init(&r);
+		ev.args = parts[i];
+		if (i)
+			ev.source_id = NULL;
+		int rc2 = handle(b, &ev, &r);
+		rc = rc ? rc : rc2;
+		if (i == 0) {
+			out->ephemeral = r.ephemeral;
+			reply_title(out, r.kind, "%s", r.title ? r.title : "");
+		} else if (r.title) {
+			reply_line(out, "%s", r.title);
+		}
+		for (size_t j = 0; j < r.nlines; j++)
+			/* "No channel yet" is not so when this answer also sets it. */
+			if (!where || strncmp(r.lines[j].text, "No channel yet", 14) != 0)
+				reply_line(out, "%s", r.lines[j].text);
+		if (r.kind == REPLY_ERROR)
+			out->kind = REPLY_ERROR;
+		reply_release(&r);
+		free(parts[i]);
+	}
 	return rc;
 }
 

@@ -290,10 +290,18 @@ int digest_build(struct bot *b, const char *group_id, int64_t now, struct digest
 		return rc;
 	tz_format(p.timezone, now, "%Y-%m-%d", out->local_date, sizeof(out->local_date));
 
-	/* The window: since the previous digest, or the last day when there was none. */
+	/*
+	 * The window: since the previous digest or, when there was none, since
+	 * the digest day before today (yesterday for a daily digest, Friday for a
+	 * weekday digest on a Monday, a week for a weekly one).
+	 */
 	struct store_digest prev;
 	int have_prev = store_digest_previous(b->store, group_id, out->local_date, &prev);
-	int64_t since = now - 86400000LL;
+	int back = 1;
+	while (back < 7 && !scheduler_is_digest_day(&p.every, p.timezone,
+						    tz_day_start(p.timezone, now, -back)))
+		back++;
+	int64_t since = now - back * 86400000LL;
 	int prev_percent = -1;
 	if (have_prev == COHORT_OK) {
 		since = prev.recorded_at;
@@ -331,9 +339,16 @@ int digest_build(struct bot *b, const char *group_id, int64_t now, struct digest
 	out->group_percent = members ? text_percent(finished, members * total) : 0;
 
 	struct reply *r = &out->reply;
-	char day[64];
+	char day[64], since_day[64];
 	tz_format(p.timezone, now, "%A %d %B", day, sizeof(day));
-	reply_title(r, REPLY_INFO, "Daily digest \u2014 %s", day);
+	tz_format(p.timezone, since, "%A %d %B", since_day, sizeof(since_day));
+	/* Local days the window spans: 1 for a daily digest, 3 on a weekday digest's Monday. */
+	long span = tz_day_number(p.timezone, now) - tz_day_number(p.timezone, since);
+	reply_title(r, REPLY_INFO, "%s digest \u2014 %s",
+		    p.every.kind == EVERY_WEEK	    ? "Weekly"
+		    : p.every.kind == EVERY_WEEKDAY ? "Weekday"
+						    : "Daily",
+		    day);
 	if (members == 0) {
 		/* Nobody has spoken yet: no "quiet day" for a group that never started. */
 		reply_line(r, "Nothing to report yet: nobody in the group has logged progress.");
@@ -342,10 +357,19 @@ int digest_build(struct bot *b, const char *group_id, int64_t now, struct digest
 		goto out;
 	}
 	if (news.n == 0) {
-		reply_line(r, "A quiet day: nobody logged progress since the last digest.");
+		if (span <= 1)
+			reply_line(r, "A quiet day: nobody logged progress since the last digest.");
+		else if (span == 7)
+			reply_line(r, "A quiet week: nobody logged progress since the last digest "
+				      "(%s).", since_day);
+		else
+			reply_line(r, "Quiet since %s: nobody logged progress since the last "
+				      "digest.", since_day);
 		reply_line(r, "One topic keeps a streak alive \u2014 /next shows yours.");
 		goto out;
 	}
+	if (span > 1) /* the news covers more than a day: say from when */
+		reply_line(r, "Since the last digest (%s):", since_day);
 	rc = add_news(b, group_id, r, &news);
 	if (rc)
 		goto out;

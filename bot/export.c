@@ -7,6 +7,7 @@
 #include "lib/text.h"
 #include "lib/util.h"
 #include "roadmap.h"
+#include "scheduler.h"
 #include "store/store.h"
 
 #include <cJSON.h>
@@ -241,6 +242,7 @@ static int dump_settings(const struct store_group_settings *g, void *ud)
 	add_str_or_null(o, "digest_channel", g->digest_channel);
 	add_str_or_null(o, "digest_time", g->digest_time);
 	add_str_or_null(o, "timezone", g->timezone);
+	add_str_or_null(o, "digest_every", g->digest_every);
 	return dump_object(ud, SEC_GROUPS, o);
 }
 
@@ -737,6 +739,27 @@ static int get_str(struct restore *r, const cJSON *o, const char *key, bool null
 	return COHORT_OK;
 }
 
+/*
+ * A group's "digest_every": null or absent (daily) leaves *every NULL; a
+ * frequency the bot reads is written into buf in its stored spelling.
+ */
+static int get_every(struct restore *r, const cJSON *o, char buf[DIGEST_EVERY_LEN],
+		     const char **every)
+{
+	char why[COHORT_ERR_LEN];
+	struct digest_every e;
+	const char *text;
+	*every = NULL;
+	int rc = get_str(r, o, "digest_every", true, 40, &text);
+	if (rc || !text)
+		return rc;
+	if (!scheduler_every_parse(text, &e, why, sizeof(why)))
+		return dump_bad(r, "\"digest_every\": %s", why);
+	scheduler_every_format(&e, buf);
+	*every = buf;
+	return COHORT_OK;
+}
+
 static int get_time(struct restore *r, const cJSON *o, const char *key, bool nullable,
 		    int64_t *ms)
 {
@@ -837,6 +860,8 @@ static int restore_goal(struct restore *r, const cJSON *o, const char *g, const 
 static int restore_row(struct restore *r, int sec, const cJSON *o)
 {
 	const char *g = NULL, *m = NULL, *name, *topic, *note, *src, *ch, *tm, *tz, *date, *key;
+	const char *every;
+	char every_buf[DIGEST_EVERY_LEN];
 	int64_t t1, t2;
 	enum store_status s1, s2;
 	int n1, n2;
@@ -854,12 +879,14 @@ static int restore_row(struct restore *r, int sec, const cJSON *o)
 	case SEC_GROUPS:
 		if ((rc = get_str(r, o, "digest_channel", true, 300, &ch)) ||
 		    (rc = get_str(r, o, "digest_time", true, 10, &tm)) ||
-		    (rc = get_str(r, o, "timezone", true, 100, &tz)))
+		    (rc = get_str(r, o, "timezone", true, 100, &tz)) ||
+		    (rc = get_every(r, o, every_buf, &every))) /* versions before 5: absent, daily */
 			return rc;
-		return restored(r,
-				store_restore_settings(r->st,
-						       &(struct store_group_settings){g, ch, tm, tz}),
-				"group");
+		return restored(
+			r,
+			store_restore_settings(r->st,
+					       &(struct store_group_settings){g, ch, tm, tz, every}),
+			"group");
 	case SEC_MEMBERS:
 		if ((rc = get_str(r, o, "member_name", false, 1000, &name)) ||
 		    (rc = get_time(r, o, "first_seen", false, &t1)))
@@ -976,7 +1003,8 @@ static int restore_dump(struct store *st, const struct roadmap *rm, const cJSON 
 			 fname);
 		return COHORT_ERR_PARSE;
 	}
-	if (ver->valuedouble != EXPORT_VERSION && ver->valuedouble != 2 && ver->valuedouble != 3) {
+	if (ver->valuedouble != EXPORT_VERSION && ver->valuedouble != 2 && ver->valuedouble != 3 &&
+	    ver->valuedouble != 4) {
 		snprintf(err, COHORT_ERR_LEN,
 			 "%.300s: an export of version %g, but this cohort reads version %d (and "
 			 "the arrays of records before it): use a newer cohort",

@@ -9,8 +9,11 @@ struct roadmap;
 
 enum export_format { EXPORT_CSV, EXPORT_JSON };
 
-/* The version of the complete JSON dump written ("version" in it). */
-#define EXPORT_VERSION 4 /* 3: goals; 4: reminders; versions 2 and 3 are read too */
+/*
+ * The version of the complete JSON dump written ("version" in it). 3: goals;
+ * 4: reminders; 5: the digest's frequency. Versions 2 to 4 are read too.
+ */
+#define EXPORT_VERSION 5
 
 /*
  * Writes the records of group_id (NULL: every group) to out, one per

@@ -7,11 +7,13 @@
 #include "lib/err.h"
 #include "lib/log.h"
 #include "lib/metrics.h"
+#include "lib/text.h"
 #include "lib/util.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define RETRY_MS 60000
 /*
@@ -51,6 +53,117 @@ static void unclaim(struct bot *b, const char *group_id, const char *date)
 	char *name = claim_name(group_id, date);
 	store_lease_release(b->store, name, store_lease_holder());
 	free(name);
+}
+
+static const char *const day_names[7] = {"sunday",   "monday", "tuesday", "wednesday",
+					 "thursday", "friday", "saturday"};
+
+/* The weekday (0 = Sunday) a full or 3-letter English day name means, or -1. */
+static int weekday_named(const char *w)
+{
+	for (int d = 0; d < 7; d++)
+		if (text_ieq(w, day_names[d]) ||
+		    (strlen(w) == 3 && strncasecmp(w, day_names[d], 3) == 0))
+			return d;
+	return -1;
+}
+
+bool scheduler_every_parse(const char *text, struct digest_every *out, char *err, size_t n)
+{
+	char buf[64], *words[3] = {0}, *save = NULL, why[160] = "";
+	int nw = 0;
+	*out = (struct digest_every){EVERY_DAY, 0};
+	snprintf(buf, sizeof(buf), "%s", text ? text : "");
+	for (char *w = strtok_r(buf, " \t", &save); w && nw < 3; w = strtok_r(NULL, " \t", &save))
+		words[nw++] = w;
+	if (nw == 0)
+		return true;
+	if (text_ieq(words[0], "daily") || text_ieq(words[0], "weekdays")) {
+		out->kind = text_ieq(words[0], "daily") ? EVERY_DAY : EVERY_WEEKDAY;
+		if (nw > 1)
+			snprintf(why, sizeof(why),
+				 "\u201c%.20s\u201d takes no day: for one day a week write "
+				 "\u201cweekly %.20s\u201d",
+				 words[0], words[1]);
+	} else if (text_ieq(words[0], "weekly")) {
+		out->kind = EVERY_WEEK;
+		if (nw == 1)
+			snprintf(why, sizeof(why),
+				 "\u201cweekly\u201d needs a day: write \u201cweekly monday\u201d "
+				 "(any day, full or 3 letters)");
+		else if ((out->weekday = weekday_named(words[1])) < 0)
+			snprintf(why, sizeof(why),
+				 "\u201c%.20s\u201d is not a day of the week: write monday to "
+				 "sunday, or mon to sun",
+				 words[1]);
+		else if (nw > 2)
+			snprintf(why, sizeof(why),
+				 "one day only: \u201cweekly %s\u201d is once a week (Monday to "
+				 "Friday is \u201cweekdays\u201d)",
+				 day_names[out->weekday]);
+	} else {
+		snprintf(why, sizeof(why),
+			 "\u201c%.20s\u201d is not how often a digest can be posted: choose "
+			 "daily, weekdays or weekly DAY",
+			 words[0]);
+	}
+	if (!*why)
+		return true;
+	if (err)
+		snprintf(err, n, "%s", why);
+	*out = (struct digest_every){EVERY_DAY, 0};
+	return false;
+}
+
+void scheduler_every_format(const struct digest_every *e, char out[DIGEST_EVERY_LEN])
+{
+	if (e->kind == EVERY_WEEK)
+		snprintf(out, DIGEST_EVERY_LEN, "weekly %s", day_names[e->weekday % 7]);
+	else
+		snprintf(out, DIGEST_EVERY_LEN, "%s", e->kind == EVERY_DAY ? "daily" : "weekdays");
+}
+
+const char *scheduler_every_describe(const struct digest_every *e, char *buf, size_t n)
+{
+	if (e->kind == EVERY_WEEK)
+		snprintf(buf, n, "every %c%s", day_names[e->weekday % 7][0] - 'a' + 'A',
+			 day_names[e->weekday % 7] + 1);
+	else
+		snprintf(buf, n, "%s", e->kind == EVERY_DAY ? "every day" : "Monday to Friday");
+	return buf;
+}
+
+/* The weekday (0 = Sunday) of the local day containing t. */
+static int local_weekday(const char *zone, int64_t t)
+{
+	long day = tz_day_number(zone, t); /* 1970-01-01, day 0, was a Thursday */
+	return (int)(((day + 4) % 7 + 7) % 7);
+}
+
+bool scheduler_is_digest_day(const struct digest_every *e, const char *zone, int64_t t)
+{
+	int wd = local_weekday(zone, t);
+	switch (e->kind) {
+	case EVERY_WEEKDAY:
+		return wd >= 1 && wd <= 5;
+	case EVERY_WEEK:
+		return wd == e->weekday;
+	default:
+		return true;
+	}
+}
+
+int64_t scheduler_next_slot(const struct digest_every *e, const char *zone, int hh, int mm,
+			    int64_t t)
+{
+	/* Today's slot may have passed: then the next digest day within a week. */
+	for (int d = 0; d <= 7; d++) {
+		int64_t day = d ? tz_day_start(zone, t, d) : t;
+		int64_t slot = tz_at_time(zone, day, hh, mm);
+		if (slot >= t && scheduler_is_digest_day(e, zone, day))
+			return slot;
+	}
+	return tz_at_time(zone, tz_day_start(zone, t, 8), hh, mm); /* not reached */
 }
 
 void scheduler_idem_key(const char *group_id, const char *local_date, char key[20])
@@ -175,7 +288,7 @@ int scheduler_last_result(const struct bot *b)
 }
 
 struct group {
-	char *id, *channel, *time, *tz;
+	char *id, *channel, *time, *tz, *every;
 };
 
 struct groups {
@@ -192,6 +305,7 @@ static int collect_group(const struct store_digest_group *g, void *ud)
 	x->channel = xstrdup(g->channel);
 	x->time = g->digest_time ? xstrdup(g->digest_time) : NULL;
 	x->tz = g->timezone ? xstrdup(g->timezone) : NULL;
+	x->every = g->digest_every ? xstrdup(g->digest_every) : NULL;
 	return 0;
 }
 
@@ -282,9 +396,19 @@ static int run_group(struct bot *b, const struct digest_sink *sink, const struct
 	if (!parse_hhmm(g->time ? g->time : b->digest_time, &hh, &mm) &&
 	    !parse_hhmm(b->digest_time, &hh, &mm))
 		hh = 18, mm = 0;
+	struct digest_every every;
+	if (!scheduler_every_parse(g->every, &every, NULL, 0))
+		log_warn("digest", "the stored frequency \"%.40s\" of %s is not one cohort reads; "
+			 "posting daily", g->every, g->id);
 	int64_t now = bot_now(b);
 	int64_t slot = tz_at_time(tz, now, hh, mm);
-	int64_t tomorrow = tz_at_time(tz, tz_day_start(tz, now, 1), hh, mm);
+	/* "tomorrow": the next digest day's slot (a week ahead for a weekly digest). */
+	int64_t tomorrow = scheduler_next_slot(&every, tz, hh, mm, tz_day_start(tz, now, 1));
+	if (!now_anyway && !scheduler_is_digest_day(&every, tz, now)) {
+		/* Not a digest day: nothing today, not even a missed digest caught up. */
+		earliest(next, tomorrow);
+		return COHORT_OK;
+	}
 	if (now < slot && !now_anyway) {
 		earliest(next, slot);
 		return COHORT_OK;
@@ -379,6 +503,7 @@ int scheduler_run(struct bot *b, const struct digest_sink *sink, int64_t *next)
 		free(gs.v[i].channel);
 		free(gs.v[i].time);
 		free(gs.v[i].tz);
+		free(gs.v[i].every);
 	}
 	free(gs.v);
 	int rrc = remind_run(b, sink, next); /* the reminders people asked for */
@@ -392,7 +517,8 @@ int scheduler_post_now(struct bot *b, const struct digest_sink *sink, const char
 	int rc = store_get_settings(b->store, group_id, &s);
 	if (rc)
 		return rc;
-	struct group g = {(char *)group_id, (char *)channel_id, s.digest_time, s.timezone};
+	struct group g = {(char *)group_id, (char *)channel_id, s.digest_time, s.timezone,
+			  s.digest_every};
 	int64_t next = INT64_MAX;
 	rc = run_group(b, sink, &g, true, &next);
 	store_settings_release(&s);

@@ -16,6 +16,39 @@
 struct bot;
 struct reply;
 
+/*
+ * How often a group's digest is posted: every day, Monday to Friday, or on
+ * one day of the week, all in the group's time zone.
+ */
+enum digest_every_kind { EVERY_DAY, EVERY_WEEKDAY, EVERY_WEEK };
+struct digest_every {
+	enum digest_every_kind kind;
+	int weekday; /* EVERY_WEEK: 0 = Sunday ... 6 = Saturday */
+};
+
+/* The longest stored spelling, "weekly wednesday", with its NUL. */
+#define DIGEST_EVERY_LEN 20
+
+/*
+ * Parses "daily", "weekdays" or "weekly DAY" (DAY a full or 3-letter English
+ * day name; words case-insensitive, separated by spaces). NULL or "" is
+ * daily. On failure returns false and, when err is not NULL, writes into err
+ * (n bytes) why and how to fix it, naming the word at fault.
+ */
+bool scheduler_every_parse(const char *text, struct digest_every *out, char *err, size_t n);
+/* The stored spelling: "daily", "weekdays", "weekly monday". */
+void scheduler_every_format(const struct digest_every *e, char out[DIGEST_EVERY_LEN]);
+/* For people: "every day", "Monday to Friday", "every Monday". */
+const char *scheduler_every_describe(const struct digest_every *e, char *buf, size_t n);
+/* True when the local day (in zone) containing t is one the digest is posted on. */
+bool scheduler_is_digest_day(const struct digest_every *e, const char *zone, int64_t t);
+/*
+ * The first digest time (local hh:mm on a digest day, DST-correct as
+ * tz_at_time) at or after t. Within a week of t for every frequency.
+ */
+int64_t scheduler_next_slot(const struct digest_every *e, const char *zone, int hh, int mm,
+			    int64_t t);
+
 /* Where digests go: the adapters, through the CLI. */
 struct digest_sink {
 	/* True when a running adapter serves this group's platform. */

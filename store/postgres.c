@@ -188,6 +188,8 @@ static const char *const pg_migrations[] = {
 	"DROP INDEX period_rank;"
 	"CREATE INDEX period_rank ON period_scores (group_id, period, start, points DESC, "
 	"reached_at, member_id);",
+	/* 14: how often the group's digest is posted: "weekdays", "weekly monday"; NULL: daily. */
+	"ALTER TABLE group_settings ADD COLUMN digest_every TEXT;",
 };
 
 #define ON_ROADMAP(t)                                                                              \
@@ -339,7 +341,8 @@ static const char *const sql[S_COUNT] = {
 	[S_FIND_MEMBER] = "SELECT member_id, name FROM members WHERE group_id = $1 "
 			  "AND (member_id = $2 OR lower(name) = lower($2)) "
 			  "ORDER BY member_id = $2 DESC, name LIMIT 1",
-	[S_GET_SETTINGS] = "SELECT digest_channel, digest_time, timezone FROM group_settings "
+	[S_GET_SETTINGS] = "SELECT digest_channel, digest_time, timezone, digest_every "
+			   "FROM group_settings "
 			   "WHERE group_id = $1",
 	[S_GROUP_ZONE] = "SELECT timezone FROM group_settings WHERE group_id = $1",
 	[S_SET_CHANNEL] =
@@ -358,8 +361,10 @@ static const char *const sql[S_COUNT] = {
 	[S_DEFAULT_CHANNEL] =
 		"INSERT INTO group_settings (group_id, digest_channel) VALUES ($1, $2) "
 		"ON CONFLICT (group_id) DO NOTHING",
-	[S_DIGEST_GROUPS] = "SELECT group_id, digest_channel, digest_time, timezone FROM "
-			    "group_settings WHERE digest_channel IS NOT NULL ORDER BY group_id",
+	[S_DIGEST_GROUPS] = "SELECT group_id, digest_channel, digest_time, timezone, digest_every "
+			    "FROM group_settings WHERE digest_channel IS NOT NULL ORDER BY group_id",
+	[S_SET_EVERY] = "INSERT INTO group_settings (group_id, digest_every) VALUES ($1, $2) "
+			"ON CONFLICT (group_id) DO UPDATE SET digest_every = excluded.digest_every",
 	[S_DIGEST_GET] = "SELECT local_date, idem_key, recorded_at, sent_at, group_percent "
 			 "FROM digests WHERE group_id = $1 AND local_date = $2",
 	[S_DIGEST_PREVIOUS] = "SELECT local_date, idem_key, recorded_at, sent_at, group_percent "
@@ -416,8 +421,8 @@ static const char *const sql[S_COUNT] = {
 				"'done'), COUNT(*) FILTER (WHERE status = 'in_progress') "
 				"FROM progress GROUP BY group_id, topic_id",
 #define GROUP_IS " WHERE ($1::text IS NULL OR group_id = $1) "
-	[S_DUMP_SETTINGS] = "SELECT group_id, digest_channel, digest_time, timezone "
-			    "FROM group_settings" GROUP_IS "ORDER BY group_id",
+	[S_DUMP_SETTINGS] = "SELECT group_id, digest_channel, digest_time, timezone, "
+			    "digest_every FROM group_settings" GROUP_IS "ORDER BY group_id",
 	[S_DUMP_MEMBERS] = "SELECT group_id, member_id, name, first_seen FROM members" GROUP_IS
 			   "ORDER BY group_id, member_id",
 	[S_DUMP_PROGRESS] = "SELECT p.group_id, p.member_id, m.name, p.topic_id, p.status, "
@@ -437,7 +442,8 @@ static const char *const sql[S_COUNT] = {
 				"ORDER BY group_id, local_date, rank, member_id",
 #undef GROUP_IS
 	[S_RESTORE_SETTINGS] = "INSERT INTO group_settings (group_id, digest_channel, "
-			       "digest_time, timezone) VALUES ($1, $2, $3, $4)",
+			       "digest_time, timezone, digest_every) "
+			       "VALUES ($1, $2, $3, $4, $5)",
 	[S_RESTORE_MEMBER] = "INSERT INTO members (group_id, member_id, name, first_seen) "
 			     "VALUES ($1, $2, $3, $4)",
 	[S_RESTORE_PROGRESS] = "INSERT INTO progress (group_id, member_id, topic_id, status, "

@@ -1201,6 +1201,7 @@ int store_get_settings(struct store *st, const char *group_id, struct store_sett
 		out->digest_channel = col_dup_or_null(s, 0);
 		out->digest_time = col_dup_or_null(s, 1);
 		out->timezone = col_dup_or_null(s, 2);
+		out->digest_every = col_dup_or_null(s, 3);
 	}
 	bk_reset(s);
 	return rc == BK_ROW || rc == BK_DONE ? COHORT_OK : db_fail(st, "reading settings");
@@ -1211,6 +1212,7 @@ void store_settings_release(struct store_settings *s)
 	free(s->digest_channel);
 	free(s->digest_time);
 	free(s->timezone);
+	free(s->digest_every);
 	memset(s, 0, sizeof(*s));
 }
 
@@ -1230,6 +1232,14 @@ int store_set_digest_time(struct store *st, const char *group_id, const char *hh
 	bind_text(s, 2, hhmm);
 	bind_text(s, 3, timezone);
 	return run(st, s, "saving the digest time");
+}
+
+int store_set_digest_every(struct store *st, const char *group_id, const char *every)
+{
+	struct bk_stmt *s = prep(st, S_SET_EVERY);
+	bind_text(s, 1, group_id);
+	bind_text(s, 2, every);
+	return run(st, s, "saving how often the digest is posted");
 }
 
 int store_state_get(struct store *st, const char *key, char **value)
@@ -1377,7 +1387,8 @@ int store_digest_groups(struct store *st, int (*fn)(const struct store_digest_gr
 	while (!stop && (rc = bk_step(s)) == BK_ROW) {
 		struct store_digest_group g = {col_text(s, 0), col_text(s, 1),
 					       (const char *)bk_col_text(s, 2),
-					       (const char *)bk_col_text(s, 3)};
+					       (const char *)bk_col_text(s, 3),
+					       (const char *)bk_col_text(s, 4)};
 		stop = fn(&g, ud);
 	}
 	bk_reset(s);
@@ -1535,7 +1546,7 @@ static int each(struct store *st, enum stmt_id id, const char *group_id,
 static int settings_row(struct bk_stmt *s, const struct store_dump_fns *fns, void *ud)
 {
 	struct store_group_settings g = {col_text(s, 0), col_or_null(s, 1), col_or_null(s, 2),
-					 col_or_null(s, 3)};
+					 col_or_null(s, 3), col_or_null(s, 4)};
 	return fns->settings(&g, ud);
 }
 
@@ -1687,6 +1698,7 @@ static void fill_settings(struct bk_stmt *s, const void *v)
 	bind_text(s, 2, g->digest_channel);
 	bind_text(s, 3, g->digest_time);
 	bind_text(s, 4, g->timezone);
+	bind_text(s, 5, g->digest_every);
 }
 
 int store_restore_settings(struct store *st, const struct store_group_settings *g)

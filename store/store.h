@@ -326,6 +326,7 @@ struct store_settings {
 	char *digest_channel;
 	char *digest_time;
 	char *timezone;
+	char *digest_every; /* "weekdays", "weekly monday" (bot/scheduler.h); NULL: daily */
 	bool stored; /* the group has settings: a NULL channel was turned off, not never set */
 };
 int store_get_settings(struct store *st, const char *group_id, struct store_settings *out);
@@ -335,6 +336,11 @@ int store_set_digest_channel(struct store *st, const char *group_id, const char 
 /* Sets the digest time and, when timezone is not NULL, the time zone. */
 int store_set_digest_time(struct store *st, const char *group_id, const char *hhmm,
 			  const char *timezone);
+/*
+ * Sets how often the digest is posted: the bot's spelling ("weekdays",
+ * "weekly monday"), stored as given; NULL is daily. COHORT_OK or COHORT_ERR_STORE.
+ */
+int store_set_digest_every(struct store *st, const char *group_id, const char *every);
 
 /*
  * Makes channel the group's digest channel unless the group has settings
@@ -347,6 +353,7 @@ struct store_digest_group {
 	const char *channel;
 	const char *digest_time; /* NULL: the configured default */
 	const char *timezone;    /* NULL: the configured default */
+	const char *digest_every; /* NULL: daily */
 };
 /* Every group with a digest channel. */
 int store_digest_groups(struct store *st, int (*fn)(const struct store_digest_group *g, void *ud),
@@ -421,6 +428,7 @@ struct store_group_settings {
 	const char *digest_channel; /* NULL: unset */
 	const char *digest_time;
 	const char *timezone;
+	const char *digest_every; /* NULL: daily */
 };
 struct store_digest_row {
 	const char *group_id;

@@ -30,6 +30,7 @@ def a_week_of_history(cohort):
     """Settings, notes, an undo, skips, gaps in streaks, a digest sent, across days."""
     cohort.at("2026-11-23T08:00:00Z")
     cohort.console("/digest channel here\n/digest time 07:30 Europe/Berlin\n"
+                   "/digest every weekdays\n"
                    "/goal Kafka by 30 November\n/goal group Caching by 2026-12-31\n"
                    "@bob /goal Redis by 1 December\n@bob /remind 23:45\n"
                    "/done Kafka built a consumer\n@bob /done Kafka\n@cy /start Redis\n",
@@ -54,7 +55,7 @@ def test_export_import_export_is_identical_and_answers_agree(cohort):
     a_week_of_history(cohort)
     first = run_ok(cohort, "export", "--format", "json")
     dump = json.loads(first)
-    assert dump["version"] == 4
+    assert dump["version"] == 5
     assert [(r["member"], r["at"]) for r in dump["reminders"]] == [("console:bob", "23:45")]
     assert [(g["member"], g["target_id"], g["due_date"]) for g in dump["goals"]] == [
         ("", "caching", "2026-12-31"), ("console:ana", "kafka", "2026-11-30"),
@@ -62,7 +63,8 @@ def test_export_import_export_is_identical_and_answers_agree(cohort):
     assert [(m["goal_member"], m["member"]) for m in dump["goals_reached"]] == [
         ("console:ana", "console:ana"), ("console:bob", "console:bob")]
     assert dump["groups"] == [{"group": "console:local", "digest_channel": "console",
-                               "digest_time": "07:30", "timezone": "Europe/Berlin"}]
+                               "digest_time": "07:30", "timezone": "Europe/Berlin",
+                               "digest_every": "weekdays"}]
     assert [e["to"] for e in dump["events"]].count("none") >= 1      # the undo is there
     assert any(e["undoes"] for e in dump["events"])
     assert dump["digests"][0]["date"] == "2026-11-24" and dump["digest_ranks"]
@@ -98,6 +100,16 @@ def test_export_import_export_is_identical_and_answers_agree(cohort):
     assert res.returncode == 0, res.stderr
     fourth = json.loads(run_ok(cohort, "export", "-c", "v3.toml", "--format", "json"))
     assert fourth["reminders"] == [] and fourth["goals"] == dump["goals"]
+    # And one of version 4 (before the digest's frequency): the groups post daily.
+    v4 = dict(dump, version=4, groups=[{k: v for k, v in g.items() if k != "digest_every"}
+                                       for g in dump["groups"]])
+    path = write(cohort, "v4.json", json.dumps(v4))
+    write(cohort, "v4.toml", '[store]\npath = "v4.db"\n')
+    res = cohort.run("import", "-c", "v4.toml", "--format", "json", path)
+    assert res.returncode == 0, res.stderr
+    fifth = json.loads(run_ok(cohort, "export", "-c", "v4.toml", "--format", "json"))
+    assert [g["digest_every"] for g in fifth["groups"]] == [None]
+    assert fifth["reminders"] == dump["reminders"]
 
 
 def test_a_complete_dump_that_is_broken_imports_nothing(cohort):
@@ -111,6 +123,8 @@ def test_a_complete_dump_that_is_broken_imports_nothing(cohort):
          "progress[1]", "not in \"members\""),
         (dict(dump, groups=[dict(dump["groups"][0], digest_time=7)]),
          "groups[1]", "\"digest_time\" is missing or not a string"),
+        (dict(dump, groups=[dict(dump["groups"][0], digest_every="weekly funday")]),
+         "groups[1]", "\"digest_every\": \u201cfunday\u201d is not a day of the week"),
         ({k: v for k, v in dump.items() if k != "events"}, "", "\"events\" is missing"),
         (dict(dump, members=dump["members"] + dump["members"][:1]),
          "members[4]", "a second member"),

@@ -480,6 +480,166 @@ static void groups_without_a_channel_or_adapter_get_nothing(void **state)
 	assert_int_equal(log.posts, 0);
 }
 
+static void every_parses_and_says_what_is_wrong(void **state)
+{
+	(void)state;
+	struct digest_every e;
+	char err[256], out[DIGEST_EVERY_LEN];
+	assert_true(scheduler_every_parse(NULL, &e, err, sizeof(err)));
+	assert_int_equal(e.kind, EVERY_DAY);
+	assert_true(scheduler_every_parse("Weekdays", &e, err, sizeof(err)));
+	assert_int_equal(e.kind, EVERY_WEEKDAY);
+	assert_true(scheduler_every_parse(" WEEKLY  Mon ", &e, err, sizeof(err)));
+	assert_int_equal(e.kind, EVERY_WEEK);
+	assert_int_equal(e.weekday, 1);
+	scheduler_every_format(&e, out);
+	assert_string_equal(out, "weekly monday");
+	assert_true(scheduler_every_parse("weekly sunday", &e, err, sizeof(err)));
+	assert_int_equal(e.weekday, 0);
+	assert_true(scheduler_every_parse("weekly sat", &e, err, sizeof(err)));
+	assert_int_equal(e.weekday, 6);
+	assert_false(scheduler_every_parse("weekly", &e, err, sizeof(err)));
+	assert_contains(err, "\u201cweekly\u201d needs a day");
+	assert_false(scheduler_every_parse("weekly funday", &e, err, sizeof(err)));
+	assert_contains(err, "\u201cfunday\u201d is not a day of the week");
+	assert_false(scheduler_every_parse("weekly mo", &e, err, sizeof(err)));
+	assert_false(scheduler_every_parse("hourly", &e, err, sizeof(err)));
+	assert_contains(err, "\u201chourly\u201d is not how often a digest can be posted");
+	assert_false(scheduler_every_parse("daily monday", &e, err, sizeof(err)));
+	assert_contains(err, "\u201cdaily\u201d takes no day");
+	assert_false(scheduler_every_parse("weekly monday friday", &e, err, sizeof(err)));
+	assert_contains(err, "one day only");
+}
+
+static void digest_days_are_the_group_zone_days(void **state)
+{
+	(void)state;
+	struct digest_every daily = {EVERY_DAY, 0}, weekdays = {EVERY_WEEKDAY, 0};
+	struct digest_every monday = {EVERY_WEEK, 1};
+	/* Friday 27 November 23:30 in Berlin is a weekday; 00:30 on the 28th is Saturday,
+	 * though it is still Friday in UTC. */
+	assert_true(scheduler_is_digest_day(&weekdays, TZ, local_time(TZ, 2026, 11, 27, 23, 30)));
+	assert_false(scheduler_is_digest_day(&weekdays, TZ, local_time(TZ, 2026, 11, 28, 0, 30)));
+	assert_false(scheduler_is_digest_day(&weekdays, "UTC", local_time("UTC", 2026, 11, 29, 12, 0)));
+	assert_true(scheduler_is_digest_day(&weekdays, "UTC", local_time("UTC", 2026, 11, 30, 0, 0)));
+	assert_true(scheduler_is_digest_day(&daily, TZ, local_time(TZ, 2026, 11, 28, 12, 0)));
+	/* Monday 30 November 00:10 in Berlin is Sunday 23:10 UTC. */
+	assert_true(scheduler_is_digest_day(&monday, TZ, local_time(TZ, 2026, 11, 30, 0, 10)));
+	assert_false(scheduler_is_digest_day(&monday, "UTC", local_time(TZ, 2026, 11, 30, 0, 10)));
+	assert_false(scheduler_is_digest_day(&monday, TZ, local_time(TZ, 2026, 12, 1, 0, 10)));
+	/* Before 1970 too (negative day numbers). */
+	assert_true(scheduler_is_digest_day(&monday, "UTC", local_time("UTC", 1969, 12, 29, 9, 0)));
+}
+
+static void the_next_digest_time_crosses_weeks_and_dst(void **state)
+{
+	(void)state;
+	struct digest_every daily = {EVERY_DAY, 0}, weekdays = {EVERY_WEEKDAY, 0};
+	struct digest_every monday = {EVERY_WEEK, 1}, sunday = {EVERY_WEEK, 0};
+	/* Friday evening after the digest: weekdays' next is Monday, daily's Saturday. */
+	int64_t fri = local_time(TZ, 2026, 11, 27, 19, 0);
+	assert_int_equal(scheduler_next_slot(&weekdays, TZ, 18, 0, fri),
+			 local_time(TZ, 2026, 11, 30, 18, 0));
+	assert_int_equal(scheduler_next_slot(&daily, TZ, 18, 0, fri),
+			 local_time(TZ, 2026, 11, 28, 18, 0));
+	/* A weekly digest's time itself counts; a minute later it is a week away. */
+	int64_t mon = local_time(TZ, 2026, 11, 30, 18, 0);
+	assert_int_equal(scheduler_next_slot(&monday, TZ, 18, 0, mon), mon);
+	assert_int_equal(scheduler_next_slot(&monday, TZ, 18, 0, mon + 60000), mon + 7 * DAY);
+	/* Across the year. */
+	assert_int_equal(scheduler_next_slot(&monday, TZ, 18, 0, local_time(TZ, 2026, 12, 30, 9, 0)),
+			 local_time(TZ, 2027, 1, 4, 18, 0));
+	/* Autumn: Sunday 25 October 2026 has 25 hours in Berlin; 18:00 is 17:00 UTC that
+	 * day, 16:00 UTC the Sunday before. */
+	int64_t oct18 = scheduler_next_slot(&sunday, TZ, 18, 0, local_time(TZ, 2026, 10, 13, 9, 0));
+	int64_t oct25 = scheduler_next_slot(&sunday, TZ, 18, 0, oct18 + 1);
+	assert_int_equal(oct18, local_time("UTC", 2026, 10, 18, 16, 0));
+	assert_int_equal(oct25, local_time("UTC", 2026, 10, 25, 17, 0));
+	assert_int_equal(oct25 - oct18, 7 * DAY + HOUR);
+	/* Spring: 02:30 on Sunday 29 March 2026 does not exist in Berlin: it is 03:30 CEST
+	 * (01:30 UTC); the week after, 02:30 CEST (00:30 UTC). */
+	int64_t mar29 = scheduler_next_slot(&sunday, TZ, 2, 30, local_time(TZ, 2026, 3, 27, 9, 0));
+	assert_int_equal(mar29, local_time("UTC", 2026, 3, 29, 1, 30));
+	assert_int_equal(scheduler_next_slot(&sunday, TZ, 2, 30, mar29 + 1),
+			 local_time("UTC", 2026, 4, 5, 0, 30));
+	/* Weekdays over the spring change: Friday 27 March 18:00 CET to Monday 30 March
+	 * 18:00 CEST is 3 days less an hour. */
+	assert_int_equal(scheduler_next_slot(&weekdays, TZ, 18, 0,
+					     local_time(TZ, 2026, 3, 27, 18, 1)) -
+				 local_time(TZ, 2026, 3, 27, 18, 0),
+			 3 * DAY - HOUR);
+}
+
+static void weekday_digests_skip_the_weekend_and_never_catch_it_up(void **state)
+{
+	struct bot_fixture *f = *state;
+	struct sink_log log = {0};
+	seed(f, "test:group");
+	f->now = local_time(TZ, 2026, 11, 23, 8, 5);
+	assert_contains(say_as(f, "admin", true, "digest", "every weekdays"),
+			"The digest is now posted Monday to Friday");
+	f->now = local_time(TZ, 2026, 11, 27, 18, 0); /* Friday */
+	tick(f, &log);
+	assert_int_equal(log.posts, 1);
+	assert_contains(log.text, "Weekday digest \u2014 Friday 27 November");
+	/* Saturday at digest time and later: nothing, and the next check is Monday's. */
+	act(f, local_time(TZ, 2026, 11, 28, 10, 0), "ana", "done", "kafka");
+	f->now = local_time(TZ, 2026, 11, 28, 18, 0);
+	assert_int_equal(tick(f, &log), local_time(TZ, 2026, 11, 30, 18, 0));
+	f->now = local_time(TZ, 2026, 11, 29, 21, 0); /* Sunday evening */
+	assert_int_equal(tick(f, &log), local_time(TZ, 2026, 11, 30, 18, 0));
+	assert_int_equal(log.posts, 0 + 1);
+	/* Monday: the weekend's news, said to be since Friday's digest. */
+	f->now = local_time(TZ, 2026, 11, 30, 18, 0);
+	tick(f, &log);
+	assert_int_equal(log.posts, 2);
+	assert_contains(log.text, "Weekday digest \u2014 Monday 30 November\n"
+				  "  Since the last digest (Friday 27 November):\n"
+				  "  ana joined the group and finished Kafka\n");
+}
+
+static void a_weekly_digest_comes_on_its_day_and_covers_the_week(void **state)
+{
+	struct bot_fixture *f = *state;
+	struct sink_log log = {0};
+	seed(f, "test:group");
+	f->now = local_time(TZ, 2026, 11, 23, 8, 5);
+	say_as(f, "admin", true, "digest", "every weekly monday");
+	f->now = local_time(TZ, 2026, 11, 23, 18, 0); /* Monday */
+	tick(f, &log);
+	assert_int_equal(log.posts, 1);
+	assert_contains(log.text, "Weekly digest \u2014 Monday 23 November\n");
+	assert_contains(log.text, "A quiet week: nobody logged progress since the last digest "
+				  "(Monday 16 November).");
+	/* Tuesday to Sunday: news every day, no digest. */
+	act(f, local_time(TZ, 2026, 11, 24, 9, 0), "ana", "done", "kafka");
+	act(f, local_time(TZ, 2026, 11, 27, 9, 0), "bob", "done", "redis");
+	act(f, local_time(TZ, 2026, 11, 29, 9, 0), "ana", "done", "docker");
+	for (int d = 24; d <= 29; d++) {
+		f->now = local_time(TZ, 2026, 11, d, 18, 30);
+		assert_int_equal(tick(f, &log), local_time(TZ, 2026, 11, 30, 18, 0));
+	}
+	assert_int_equal(log.posts, 1);
+	/* A week after the last one, one digest with the whole week in it. */
+	f->now = local_time(TZ, 2026, 11, 30, 18, 0);
+	assert_int_equal(tick(f, &log), local_time(TZ, 2026, 12, 7, 18, 0));
+	assert_int_equal(log.posts, 2);
+	assert_contains(log.text, "Weekly digest \u2014 Monday 30 November\n"
+				  "  Since the last digest (Monday 23 November):\n"
+				  "  ana joined the group and finished Kafka, Docker\n"
+				  "  bob joined the group and finished Redis\n");
+	/* Switching to daily: Tuesday's digest comes, covering a day. */
+	f->now = local_time(TZ, 2026, 12, 1, 9, 0);
+	say_as(f, "admin", true, "digest", "every daily");
+	act(f, local_time(TZ, 2026, 12, 1, 10, 0), "bob", "done", "kafka");
+	f->now = local_time(TZ, 2026, 12, 1, 18, 0);
+	tick(f, &log);
+	assert_int_equal(log.posts, 3);
+	assert_contains(log.text, "Daily digest \u2014 Tuesday 01 December\n"
+				  "  bob finished Kafka\n");
+	assert_lacks(log.text, "Since the last digest");
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -500,6 +660,11 @@ int main(void)
 		T(a_time_set_after_it_passed_waits_for_tomorrow),
 		T(a_time_set_before_it_passed_is_posted_after_a_restart),
 		T(groups_without_a_channel_or_adapter_get_nothing),
+		cmocka_unit_test(every_parses_and_says_what_is_wrong),
+		cmocka_unit_test(digest_days_are_the_group_zone_days),
+		cmocka_unit_test(the_next_digest_time_crosses_weeks_and_dst),
+		T(weekday_digests_skip_the_weekend_and_never_catch_it_up),
+		T(a_weekly_digest_comes_on_its_day_and_covers_the_week),
 	};
 	return cmocka_run_group_tests_name("digest", tests, NULL, NULL);
 }

@@ -1485,9 +1485,10 @@ static void pg_an_older_schema_is_upgraded(void **state)
 		 "DROP TABLE %s.group_activity; DROP TABLE %s.outbox; DROP TABLE %s.rate_windows; "
 		 "ALTER TABLE %s.events DROP COLUMN actor_id, DROP COLUMN actor_name, "
 		 "DROP COLUMN removal; DROP TABLE %s.reminders; DROP TABLE %s.reminders_sent; "
+		 "ALTER TABLE %s.group_settings DROP COLUMN digest_every; "
 		 "DELETE FROM %s.cohort_schema; INSERT INTO %s.cohort_schema (version) VALUES (5)",
 		 f->schema, f->schema, f->schema, f->schema, f->schema, f->schema, f->schema,
-		 f->schema, f->schema, f->schema, f->schema);
+		 f->schema, f->schema, f->schema, f->schema, f->schema);
 	assert_int_equal(pg_exec(sql), 0);
 	if (store_open(f->target, false, &f->st, err))
 		fail_msg("%s", err);
@@ -1498,6 +1499,7 @@ static void pg_an_older_schema_is_upgraded(void **state)
 	assert_string_equal(group, "g");
 	free(group);
 	assert_int_equal(store_remind_set(f->st, "g", "ana", "20:00", 1), COHORT_OK);
+	assert_int_equal(store_set_digest_every(f->st, "g", "weekdays"), COHORT_OK);
 }
 
 #define RACERS 4
@@ -1814,10 +1816,11 @@ static void pg_an_earlier_database_is_upgraded(void **state)
 		 "DROP TABLE %s.dashboards; DROP TABLE %s.group_activity; DROP TABLE %s.outbox; "
 		 "DROP TABLE %s.rate_windows; DROP TABLE %s.reminders; DROP TABLE %s.reminders_sent; "
 		 "ALTER TABLE %s.events DROP COLUMN actor_id, DROP COLUMN actor_name, "
-		 "DROP COLUMN removal; DELETE FROM %s.cohort_schema; "
+		 "DROP COLUMN removal; ALTER TABLE %s.group_settings DROP COLUMN digest_every; "
+		 "DELETE FROM %s.cohort_schema; "
 		 "INSERT INTO %s.cohort_schema (version) VALUES (4)",
 		 f->schema, f->schema, f->schema, f->schema, f->schema, f->schema, f->schema,
-		 f->schema, f->schema, f->schema, f->schema, f->schema);
+		 f->schema, f->schema, f->schema, f->schema, f->schema, f->schema);
 	assert_int_equal(pg_exec(sql), 0);
 	assert_int_equal(open_fixture(f), 0);
 	assert_int_equal(store_schema_version(f->st), store_schema_latest());
@@ -2205,6 +2208,7 @@ static void pg_a_store_at_version_8_gets_the_outbox(void **state)
 		 "SET search_path = %s; DROP TABLE outbox; DROP TABLE rate_windows; "
 		 "ALTER TABLE events DROP COLUMN actor_id, DROP COLUMN actor_name, "
 		 "DROP COLUMN removal; DROP TABLE reminders; DROP TABLE reminders_sent; "
+		 "ALTER TABLE group_settings DROP COLUMN digest_every; "
 		 "DELETE FROM cohort_schema; INSERT INTO cohort_schema (version) VALUES (8)",
 		 f->schema);
 	assert_int_equal(pg_exec(sql), 0);
