@@ -807,7 +807,7 @@ static int web_init(struct app *app, struct dispatch *d, struct platforms *p, st
 	char host[64];
 	int port;
 	config_http_listen(&app->cfg, host, sizeof(host), &port);
-	struct web_opts o = {host, port, d, p->v, p->n, dispatch_submit};
+	struct web_opts o = {host, port, dispatch_door(d), p->v, p->n};
 	struct web *w = web_new(&o);
 	/* Routes beyond /healthz are added here (web_add_route()), before web_start(). */
 	struct web_route pages;

@@ -2,7 +2,6 @@
 #include "web.h"
 
 #include "bot/adapter.h"
-#include "bot/bot.h"
 #include "lib/clock.h"
 #include "lib/err.h"
 #include "lib/log.h"
@@ -309,39 +308,6 @@ void web_answer(struct web_call *call, struct web_response *res)
 	web_answer_then(call, res, NULL, NULL);
 }
 
-struct bot_job {
-	struct web_call *call;
-	web_bot_fn *fn;
-	void *ud;
-};
-
-static void run_bot_job(struct bot *b, void *arg)
-{
-	struct bot_job *j = arg;
-	struct web_response res;
-	web_response_init(&res);
-	j->fn(j->ud, b, &j->call->req, &res);
-	web_answer(j->call, &res);
-	free(j);
-}
-
-static void drop_bot_job(void *arg)
-{
-	struct bot_job *j = arg;
-	struct web_response res;
-	web_response_init(&res);
-	web_response_text(&res, 503, "cohort is stopping; try again later");
-	web_answer(j->call, &res);
-	free(j);
-}
-
-void web_ask_bot(struct web_call *call, web_bot_fn *fn, void *ud)
-{
-	struct bot_job *j = xmalloc(sizeof(*j));
-	*j = (struct bot_job){call, fn, ud};
-	call->w->o.submit(call->w->o.dispatch, run_bot_job, drop_bot_job, j);
-}
-
 /* ---- requests ---- */
 
 /* A path a route may see: printable ASCII, no "..", "//", "\" or '%'. */
@@ -574,15 +540,9 @@ static void add_platform(cJSON *list, const struct adapter *a, bool *ok)
 	cJSON_AddItemToArray(list, o);
 }
 
-/* On the dispatcher: the store answers when a read through it works. */
-static void health_bot(void *ud, struct bot *b, const struct web_request *req,
-		       struct web_response *res)
+/* The body of /healthz (on the dispatcher thread): the store's state and the platforms'. */
+static void health_render(struct web *w, bool store_ok, struct web_response *res)
 {
-	struct web *w = ud;
-	(void)req;
-	char *v = NULL;
-	bool store_ok = bot_state_get(b, "cohort.status", &v) == COHORT_OK;
-	free(v);
 	bool ok = store_ok;
 	cJSON *o = cJSON_CreateObject();
 	cJSON *status = cJSON_AddStringToObject(o, "status", "");
@@ -646,25 +606,36 @@ static void drop_health_result(void *arg)
 	free(h);
 }
 
-static void run_health_job(struct bot *b, void *arg)
+/* The one health check in flight: door_read() answers it on the dispatcher thread. */
+struct health_check {
+	struct web *w;
+	bool answered;
+};
+
+/* On the dispatcher: the store answered (DOOR_READ_HEALTH); the body goes to the server. */
+static void health_answer(void *ctx, const struct door_read_answer *a)
 {
-	struct web *w = arg;
+	struct health_check *hc = ctx;
 	struct web_response res;
 	web_response_init(&res);
-	log_debug(TAG, "/healthz: reading the store");
-	health_bot(w, b, NULL, &res);
+	health_render(hc->w, a->rc == COHORT_OK, &res);
 	struct health_result *h = xcalloc(1, sizeof(*h));
-	*h = (struct health_result){w, res.status, true, res.body, "application/json"};
-	mailbox_post(w->answers, run_health_result, drop_health_result, h);
+	*h = (struct health_result){hc->w, res.status, true, res.body, "application/json"};
+	mailbox_post(hc->w->answers, run_health_result, drop_health_result, h);
+	hc->answered = true;
 }
 
-static void drop_health_job(void *arg)
+/* Always, last: a check that never ran (shutdown) is answered "stopping". */
+static void health_drop(void *ctx)
 {
-	struct web *w = arg;
-	struct health_result *h = xcalloc(1, sizeof(*h));
-	*h = (struct health_result){w, 503, false, {0}, "text/plain; charset=utf-8"};
-	sb_adds(&h->body, "cohort is stopping; try again later\n");
-	mailbox_post(w->answers, run_health_result, drop_health_result, h);
+	struct health_check *hc = ctx;
+	if (!hc->answered) {
+		struct health_result *h = xcalloc(1, sizeof(*h));
+		*h = (struct health_result){hc->w, 503, false, {0}, "text/plain; charset=utf-8"};
+		sb_adds(&h->body, "cohort is stopping; try again later\n");
+		mailbox_post(hc->w->answers, run_health_result, drop_health_result, h);
+	}
+	free(hc);
 }
 
 /* Server thread: a fresh answer is given again; otherwise the call waits for the one check in
@@ -686,7 +657,11 @@ static enum web_result health_route(void *ud, struct web_call *call, const struc
 	call->health_wait = true;
 	if (!w->health_running) {
 		w->health_running = true;
-		w->o.submit(w->o.dispatch, run_health_job, drop_health_job, w);
+		struct health_check *hc = xmalloc(sizeof(*hc));
+		*hc = (struct health_check){w, false};
+		struct read_sink sink = {health_answer, health_drop, hc};
+		log_debug(TAG, "/healthz: reading the store");
+		door_read(w->o.door, DOOR_READ_HEALTH, NULL, &sink);
 	}
 	return WEB_LATER;
 }

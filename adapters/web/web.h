@@ -4,8 +4,8 @@
  * request reaches one route's function on the server thread, which either
  * answers at once or hands the request on and answers later, from any thread,
  * with web_answer(). Work that needs the bot or the store goes to the
- * dispatcher thread through web_ask_bot(), the one place a request crosses
- * over to the bot; the server never runs bot code on its own thread.
+ * dispatcher thread through the door (bot/adapter.h: door_read()), as every
+ * adapter's does; the server never runs bot code on its own thread.
  *
  * What the server does before any route sees a request (DESIGN §11):
  * - only GET and HEAD, except on a route registered for POST (405 with Allow);
@@ -32,7 +32,7 @@
  *
  * Threading: web_new(), web_add_route(), web_start(), web_stop(), web_join()
  * and web_free() from the CLI's thread; route functions run on the server
- * thread; web_answer() and web_ask_bot() from any thread.
+ * thread; web_answer() from any thread.
  * Lifecycle (as bot/adapter.h): start; stop and join; dispatch_drain() so that
  * every bot job has answered; then free (answers after that are not allowed).
  */
@@ -45,9 +45,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct bot;
-struct dispatch;
 struct adapter;
+struct door;
 struct web;
 struct web_call;
 
@@ -125,17 +124,11 @@ struct web_route {
 struct web_opts {
 	const char *host; /* an IPv4 address to listen on ("127.0.0.1") */
 	int port;
-	struct dispatch *dispatch; /* borrowed, opaque here: passed to submit */
+	/* The bot's door (borrowed): /healthz asks it whether the store answers. */
+	struct door *door;
 	/* The platforms /healthz reports on (borrowed; may change before web_start()). */
 	const struct adapter *adapters;
 	size_t n_adapters;
-	/*
-	 * How web_ask_bot() queues work on the dispatcher thread: the CLI passes
-	 * dispatch_submit (the one hand-off; adapters do not include
-	 * bot/dispatch.h). fn(b, arg) runs there, or drop(arg) if it never does.
-	 */
-	void (*submit)(struct dispatch *d, void (*fn)(struct bot *b, void *arg),
-		       void (*drop)(void *arg), void *arg);
 };
 
 /* A server, not yet listening. opts and what it points to are borrowed. */
@@ -180,16 +173,5 @@ void web_answer(struct web_call *call, struct web_response *res);
  */
 void web_answer_then(struct web_call *call, struct web_response *res,
 		     void (*written)(void *ud, bool ok), void *ud);
-
-/* Work for the dispatcher thread: fill res from the bot and the store. */
-typedef void web_bot_fn(void *ud, struct bot *b, const struct web_request *req,
-			struct web_response *res);
-
-/*
- * Hands call to the bot: fn(ud, bot, req, res) runs on the dispatcher thread
- * and its res is the answer. Return WEB_LATER from the route after calling it.
- * When the dispatcher never runs it (shutdown), the answer is a 503.
- */
-void web_ask_bot(struct web_call *call, web_bot_fn *fn, void *ud);
 
 #endif
