@@ -20,6 +20,14 @@
  * once they lapsed more than PRUNE_AFTER_MS ago, so the table does not grow forever. */
 #define PRUNE_EVERY_MS (5 * 60000)
 #define PRUNE_AFTER_MS (24 * 3600000LL)
+/*
+ * The keeper's PostgreSQL statements are cancelled by the server after this
+ * long, so one stuck behind a lock (a long transaction elsewhere holding the
+ * leases table) cannot block the renewals of every other lease, or shutdown.
+ * Under the 6 s lapse margin of a 30 s claim: a renewal that timed out is
+ * tried again (RETRY_MS) before the claim is given up.
+ */
+#define STATEMENT_TIMEOUT_MS 5000
 
 struct kept {
 	char *name;
@@ -187,6 +195,12 @@ int keeper_new(const char *target, bool sync_full, keeper_lost_fn *lost, void *u
 	pthread_mutex_init(&k->lock, NULL);
 	pthread_cond_init(&k->answered, NULL);
 	int rc = store_open(target, sync_full, &k->st, err);
+	if (!rc && store_set_statement_timeout(k->st, STATEMENT_TIMEOUT_MS)) {
+		/* not the target in the message: a URL may hold a password */
+		snprintf(err, COHORT_ERR_LEN, "the lease keeper's store connection refused "
+					      "a statement_timeout (see the log)");
+		rc = COHORT_ERR_STORE;
+	}
 	if (!rc && wake_pipe(k->wake)) {
 		snprintf(err, COHORT_ERR_LEN, "cannot make the lease keeper's wake-up pipe");
 		rc = COHORT_ERR_IO;

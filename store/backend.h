@@ -248,6 +248,8 @@ struct backend {
 	bool (*in_transaction)(struct bk *db);
 	int (*backup)(struct bk *db, const char *path, bool force, char *err);
 	void (*checkpoint_stats)(struct bk *db, struct store_checkpoints *out);
+	/* store_set_statement_timeout(); NULL: the backend has nothing to set. */
+	int (*statement_timeout)(struct bk *db, int ms);
 };
 
 extern const struct backend store_sqlite;

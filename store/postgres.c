@@ -589,6 +589,7 @@ struct bk {
 	bool sync_full;
 	bool open_tx; /* a BEGIN ran and no COMMIT or ROLLBACK since (see reconnect()) */
 	int64_t retry_at; /* monotonic ms: no reconnect attempt before */
+	int statement_timeout_ms; /* 0: the server's default (store_set_statement_timeout) */
 	char *conninfo; /* as given, to connect again */
 	char *url; /* for messages: its password hidden */
 	char *err; /* the last failure's message */
@@ -758,6 +759,11 @@ static int set_up_session(struct bk *db, char *err)
 {
 	int rc = exec_text(db, db->sync_full ? "SET synchronous_commit = on"
 					     : "SET synchronous_commit = local");
+	if (!rc && db->statement_timeout_ms > 0) {
+		char set[48];
+		snprintf(set, sizeof(set), "SET statement_timeout = %d", db->statement_timeout_ms);
+		rc = exec_text(db, set);
+	}
 	if (rc)
 		snprintf(err, COHORT_ERR_LEN, "%s: cannot set up the session: %s", db->url, db->err);
 	return rc;
@@ -993,6 +999,14 @@ static int pg_backup(struct bk *db, const char *path, bool force, char *err)
 	return COHORT_ERR_USAGE;
 }
 
+static int pg_statement_timeout(struct bk *db, int ms)
+{
+	char set[48];
+	db->statement_timeout_ms = ms > 0 ? ms : 0;
+	snprintf(set, sizeof(set), "SET statement_timeout = %d", db->statement_timeout_ms);
+	return exec_text(db, set);
+}
+
 const struct backend store_postgres = {
 	.name = "postgresql",
 	.shared = true,
@@ -1013,4 +1027,5 @@ const struct backend store_postgres = {
 	.in_transaction = pg_in_transaction,
 	.backup = pg_backup,
 	.checkpoint_stats = NULL,
+	.statement_timeout = pg_statement_timeout,
 };

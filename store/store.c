@@ -154,6 +154,14 @@ int store_schema_version(struct store *st)
 	return st->be->schema_version(st->db);
 }
 
+int store_set_statement_timeout(struct store *st, int ms)
+{
+	if (!st->be->statement_timeout || st->be->statement_timeout(st->db, ms) == COHORT_OK)
+		return COHORT_OK;
+	log_error("store", "setting a statement timeout: %s", st->be->errmsg(st->db));
+	return COHORT_ERR_STORE;
+}
+
 /* postgresql:// and postgres:// name a PostgreSQL database; anything else is a SQLite file. */
 static const struct backend *backend_for(const char *target)
 {

@@ -716,6 +716,15 @@ int store_lease_release(struct store *st, const char *name, const char *holder);
  * COHORT_OK or COHORT_ERR_STORE.
  */
 int store_lease_prune(struct store *st, int64_t lapsed_ms, int64_t *deleted);
+/*
+ * PostgreSQL: the server cancels any statement of this connection that runs
+ * longer than ms (statement_timeout, set again after a reconnect), so a
+ * statement stuck behind a lock fails with COHORT_ERR_STORE instead of
+ * holding its thread. It does not bound a wait on an unreachable server
+ * (that is the network's). SQLite: nothing to do (its waits for a lock end
+ * with its busy timeout already). COHORT_OK or COHORT_ERR_STORE.
+ */
+int store_set_statement_timeout(struct store *st, int ms);
 
 /*
  * The outbox: answers owed to the members who asked (DESIGN §7, issue 18).

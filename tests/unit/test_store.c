@@ -9,6 +9,7 @@
 #include "store/store.h"
 
 #include <libpq-fe.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -2198,6 +2199,53 @@ static void pg_processes_claiming_at_once_never_share_an_answer(void **state)
 	assert_int_equal(open_fixture(f), 0);
 }
 
+/* Ends the transaction holding a lock after 3 s (as a long transaction elsewhere would). */
+static void *unlock_later(void *conn)
+{
+	sleep_ms(3000);
+	PQclear(PQexec(conn, "COMMIT"));
+	return NULL;
+}
+
+static int64_t mono_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * With a statement timeout (the lease keeper's connection), a lease statement stuck behind
+ * another session's lock fails within the timeout instead of waiting for the lock; the
+ * connection works again afterwards. Without it, the take would wait the 3 s and succeed.
+ */
+static void pg_a_statement_stuck_behind_a_lock_times_out(void **state)
+{
+	struct fixture *f = *state;
+	assert_int_equal(store_set_statement_timeout(f->st, 300), COHORT_OK);
+	PGconn *other = PQconnectdb(f->target);
+	assert_int_equal(PQstatus(other), CONNECTION_OK);
+	PGresult *r = PQexec(other, "BEGIN; LOCK TABLE leases IN ACCESS EXCLUSIVE MODE");
+	assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+	PQclear(r);
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, unlock_later, other), 0);
+	int64_t t0 = mono_now_ms();
+	int rc = store_lease_take(f->st, "shard:0", "a", 30000, true, NULL);
+	int64_t took = mono_now_ms() - t0;
+	pthread_join(t, NULL);
+	PQfinish(other);
+	assert_int_equal(rc, COHORT_ERR_STORE);
+	assert_true(took < 2500);
+	assert_int_equal(store_lease_take(f->st, "shard:0", "a", 30000, true, NULL), COHORT_OK);
+	/* SQLite has no such setting to make: asking is not an error. */
+	struct store *lite;
+	char err[COHORT_ERR_LEN];
+	assert_int_equal(store_open(f->path, false, &lite, err), COHORT_OK);
+	assert_int_equal(store_set_statement_timeout(lite, 300), COHORT_OK);
+	store_free(lite);
+}
+
 static void pg_a_store_at_version_8_gets_the_outbox(void **state)
 {
 	struct fixture *f = *state;
@@ -2282,6 +2330,7 @@ int main(void)
 		cmocka_unit_test(pg_an_earlier_database_is_upgraded),
 		cmocka_unit_test(pg_processes_claiming_at_once_never_share_an_answer),
 		cmocka_unit_test(pg_a_store_at_version_8_gets_the_outbox),
+		cmocka_unit_test(pg_a_statement_stuck_behind_a_lock_times_out),
 	};
 	enum { NB = sizeof(backend_tests) / sizeof(backend_tests[0]) };
 	enum { NS = sizeof(sqlite_tests) / sizeof(sqlite_tests[0]) };
