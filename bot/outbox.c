@@ -33,6 +33,9 @@ struct outbox {
 	size_t nsenders;
 	int64_t *flying; /* ids sent, outcome not known yet */
 	size_t nflying, capflying;
+	struct store_answer_done *marks; /* done, not yet marked so in the store */
+	size_t nmarks, capmarks;
+	int64_t marks_since; /* real ms of the oldest waiting mark */
 	int64_t next_sweep, next_renew; /* real ms */
 	bool started;                   /* the first sweep ran */
 };
@@ -50,10 +53,18 @@ struct outbox *outbox_new(struct bot *b, struct store *st)
 	return o;
 }
 
+static void write_marks(struct outbox *o);
+
 void outbox_free(struct outbox *o)
 {
 	if (!o)
 		return;
+	write_marks(o);
+	if (o->nmarks)
+		log_warn(TAG, "%zu delivered answers could not be marked so: the next start may "
+			      "deliver them again (each platform discards a repeat)",
+			 o->nmarks);
+	free(o->marks);
 	free(o->flying);
 	free(o);
 }
@@ -94,6 +105,29 @@ static bool land(struct outbox *o, int64_t id)
 		}
 	}
 	return false;
+}
+
+/* Whether id is delivered and waits to be marked so. */
+static bool marked(const struct outbox *o, int64_t id)
+{
+	for (size_t i = 0; i < o->nmarks; i++)
+		if (o->marks[i].id == id)
+			return true;
+	return false;
+}
+
+/* Writes the waiting done marks in one transaction; on failure they wait for the next try. */
+static void write_marks(struct outbox *o)
+{
+	if (!o->nmarks)
+		return;
+	if (store_outbox_done(o->st, o->marks, o->nmarks)) {
+		log_warn(TAG, "%zu delivered answers could not be marked so yet; trying again",
+			 o->nmarks);
+		o->marks_since = clock_real_ms();
+		return;
+	}
+	o->nmarks = 0;
 }
 
 char *outbox_reply_to_text(const struct reply *r)
@@ -241,9 +275,18 @@ void outbox_sent(struct outbox *o, int64_t id, enum answer_outcome outcome)
 				      "runs out", (long long)id);
 		return;
 	}
-	if (store_outbox_done(o->st, id, bot_now(o->bot), outcome == ANSWER_SENT))
-		log_warn(TAG, "answer %lld was %s but could not be marked so: it may be sent again",
-			 (long long)id, outcome == ANSWER_SENT ? "delivered" : "dropped");
+	if (marked(o, id))
+		return;
+	if (o->nmarks == o->capmarks) {
+		o->capmarks = o->capmarks ? 2 * o->capmarks : OUTBOX_MARK_BATCH;
+		o->marks = xrealloc(o->marks, o->capmarks * sizeof(*o->marks));
+	}
+	if (!o->nmarks)
+		o->marks_since = clock_real_ms();
+	o->marks[o->nmarks++] =
+		(struct store_answer_done){id, bot_now(o->bot), outcome == ANSWER_SENT};
+	if (o->nmarks >= OUTBOX_MARK_BATCH)
+		write_marks(o);
 }
 
 struct claim_ctx {
@@ -257,6 +300,8 @@ static int deliver_claimed(const struct store_answer *a, void *ud)
 	struct claim_ctx *c = ud;
 	struct outbox *o = c->o;
 	c->n++;
+	if (marked(o, a->id))
+		return 0; /* delivered; its mark waits (write_marks() failed) */
 	struct reply r;
 	int64_t age = bot_now(o->bot) - a->created_at;
 	if (outbox_reply_from_text(a->body, &r)) {
@@ -279,10 +324,12 @@ static int deliver_claimed(const struct store_answer *a, void *ud)
 
 int64_t outbox_tick(struct outbox *o)
 {
-	if (!o->nsenders)
-		return 60000; /* nothing to deliver through (the console) */
 	int64_t now = clock_real_ms();
-	if (o->nflying && now >= o->next_renew) {
+	if (o->nmarks && now - o->marks_since >= OUTBOX_MARK_DELAY_MS)
+		write_marks(o);
+	if (!o->nsenders) /* nothing to deliver through (the console) */
+		return o->nmarks ? OUTBOX_MARK_DELAY_MS : 60000;
+	if ((o->nflying || o->nmarks) && now >= o->next_renew) {
 		o->next_renew = now + OUTBOX_RENEW_MS;
 		if (store_outbox_renew(o->st, o->holder, now + OUTBOX_LEASE_MS))
 			log_warn(TAG, "could not renew the outbox leases (see above)");
@@ -304,11 +351,13 @@ int64_t outbox_tick(struct outbox *o)
 			if (c.n == CLAIM_BATCH)
 				o->next_sweep = now; /* more waiting: soon again */
 		}
-		if (o->nflying)
+		if (o->nflying || o->nmarks)
 			o->next_renew = now + OUTBOX_RENEW_MS;
 	}
 	int64_t next = o->next_sweep;
-	if (o->nflying && o->next_renew < next)
+	if ((o->nflying || o->nmarks) && o->next_renew < next)
 		next = o->next_renew;
+	if (o->nmarks && o->marks_since + OUTBOX_MARK_DELAY_MS < next)
+		next = o->marks_since + OUTBOX_MARK_DELAY_MS;
 	return next > now ? next - now : 0;
 }

@@ -32,6 +32,16 @@
 #define OUTBOX_RENEW_MS 3000
 /* How often answers owed are looked for (claims of other processes' lapsed leases). */
 #define OUTBOX_SWEEP_MS 1000
+/*
+ * Delivered answers are marked done in batches, one commit for many: when
+ * OUTBOX_MARK_BATCH are waiting, or OUTBOX_MARK_DELAY_MS after the first.
+ * Until then an answer stays under this process's lease (renewed), so no
+ * sweep delivers it again; a crash in between redelivers it, which each
+ * platform's idempotency key turns into nothing new (as for a crash
+ * between sending and marking).
+ */
+#define OUTBOX_MARK_BATCH 64
+#define OUTBOX_MARK_DELAY_MS 100
 
 struct bot;
 struct store;
@@ -95,7 +105,11 @@ int outbox_begin(struct outbox *o, const struct event *ev);
 int outbox_commit(struct outbox *o, const struct event *ev, int handled, const char *address,
 		  struct reply *out, int64_t *id);
 
-/* Reports a delivery's outcome (from outbox_handle() or a sender). */
+/*
+ * Reports a delivery's outcome (from outbox_handle() or a sender). A done
+ * mark waits for its batch (OUTBOX_MARK_BATCH); outbox_tick() and
+ * outbox_free() write what waits.
+ */
 void outbox_sent(struct outbox *o, int64_t id, enum answer_outcome outcome);
 
 /*

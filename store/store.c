@@ -2241,13 +2241,21 @@ int store_outbox_renew(struct store *st, const char *holder, int64_t lease_until
 	return run(st, s, "renewing the outbox leases");
 }
 
-int store_outbox_done(struct store *st, int64_t id, int64_t at, bool sent)
+int store_outbox_done(struct store *st, const struct store_answer_done *done, size_t n)
 {
-	struct bk_stmt *s = prep(st, S_OUTBOX_DONE);
-	bk_bind_int(s, 1, id);
-	bk_bind_int(s, 2, at);
-	bind_text(s, 3, sent ? "sent" : "dropped");
-	return run(st, s, "marking an answer done");
+	int rc = begin(st);
+	for (size_t i = 0; !rc && i < n; i++) {
+		struct bk_stmt *s = prep(st, S_OUTBOX_DONE);
+		bk_bind_int(s, 1, done[i].id);
+		bk_bind_int(s, 2, done[i].at);
+		bind_text(s, 3, done[i].sent ? "sent" : "dropped");
+		rc = run(st, s, "marking an answer done");
+	}
+	if (!rc)
+		rc = commit(st);
+	if (rc)
+		rollback(st);
+	return rc;
 }
 
 int store_outbox_release(struct store *st, int64_t id)

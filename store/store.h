@@ -780,8 +780,14 @@ int store_outbox_claim(struct store *st, const char *platform, const char *holde
 int store_outbox_renew(struct store *st, const char *holder, int64_t lease_until);
 /* Lets an undelivered answer go: the next claim (any holder) takes it. */
 int store_outbox_release(struct store *st, int64_t id);
-/* Marks an answer done at `at`: delivered (sent) or given up (dropped, too old). */
-int store_outbox_done(struct store *st, int64_t id, int64_t at, bool sent);
+/* An answer done at `at`: delivered (sent) or given up (dropped, too old). */
+struct store_answer_done {
+	int64_t id;
+	int64_t at;
+	bool sent;
+};
+/* Marks n answers done in one transaction (one commit for all of them). */
+int store_outbox_done(struct store *st, const struct store_answer_done *done, size_t n);
 /* How many answers are not done (of every platform). */
 int store_outbox_owed(struct store *st, int64_t *n);
 /* True when several processes may share the store (PostgreSQL), false for SQLite. */

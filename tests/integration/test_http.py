@@ -650,3 +650,45 @@ def test_a_healthz_flood_reads_the_store_a_bounded_number_of_times(web):
     time.sleep(1.5)
     assert get(w.url("/healthz"))[0] == 200
     assert w.stderr().count("/healthz: reading the store") == reads + 1
+
+
+def test_delivered_answers_are_marked_done_within_moments_and_never_sent_again(web, fake, cohort):
+    # Delivered answers are marked done in batches (bot/outbox.h OUTBOX_MARK_BATCH),
+    # within OUTBOX_MARK_DELAY_MS of the first; the last batch is written at a stop.
+    import sqlite3
+    from fake_discord import interaction
+    w = discord_web(web, fake)
+    fake.ready_connection()
+    wait_health(w, 200)
+    n = 40
+    for i in range(n):
+        fake.dispatch("INTERACTION_CREATE",
+                      interaction(9300 + i, "done", [{"name": "topic", "value": "Kafka"}],
+                                  user=str(400 + i)))
+    for i in range(n):
+        fake.wait_rest("POST", rf"/interactions/{9300 + i}/tok-{9300 + i}/callback")
+    time.sleep(1.0)
+    # This is about the SQLite file's outbox rows: nothing is left owed.
+    db = sqlite3.connect(f"file:{cohort.db}?mode=ro", uri=True)
+    try:
+        owed = db.execute("SELECT count(*) FROM outbox WHERE done_at IS NULL").fetchone()[0]
+    finally:
+        db.close()
+    assert owed == 0
+    # And a restart delivers nothing again.
+    w.stop()
+    posted = len(fake.rest("POST", r"/interactions/")) + len(fake.rest("PATCH", r"/webhooks/"))
+    w2 = discord_web(web, fake)
+    fake.ready_connection()
+    deadline = time.time() + 20
+    while True:  # its stderr already says "listening" from the first run
+        try:
+            if get(w2.url("/healthz"), timeout=5)[0] == 200:
+                break
+        except urllib.error.URLError:
+            pass
+        assert time.time() < deadline, w2.stderr()
+        time.sleep(0.1)
+    time.sleep(1.5)
+    assert len(fake.rest("POST", r"/interactions/")) + len(fake.rest("PATCH", r"/webhooks/")) \
+        == posted

@@ -2035,7 +2035,8 @@ static void an_answer_is_kept_with_its_change_or_lost_with_it(void **state)
 	assert_int_equal(store_outbox_owed(f->st, &n), COHORT_OK);
 	assert_int_equal(n, 3);
 	/* Done: no longer owed, and still answered. */
-	assert_int_equal(store_outbox_done(f->st, id, 2000, true), COHORT_OK);
+	assert_int_equal(store_outbox_done(f->st, &(struct store_answer_done){id, 2000, true}, 1),
+			 COHORT_OK);
 	assert_int_equal(store_outbox_owed(f->st, &n), COHORT_OK);
 	assert_int_equal(n, 2);
 	assert_int_equal(store_outbox_answered(f->st, "ev-1"), COHORT_OK);
@@ -2082,7 +2083,8 @@ static void an_answer_is_claimed_only_when_its_lease_ran_out(void **state)
 			 COHORT_OK);
 	assert_int_equal(got.n, 0);
 	/* p2 delivers A; at 9000 p3 finds B and C; a limit of 1 takes one at a time. */
-	assert_int_equal(store_outbox_done(f->st, a, 3000, true), COHORT_OK);
+	assert_int_equal(store_outbox_done(f->st, &(struct store_answer_done){a, 3000, true}, 1),
+			 COHORT_OK);
 	assert_int_equal(store_outbox_claim(f->st, "matrix", "p3", 9000, 12000, 1, collect_claim,
 					    &got),
 			 COHORT_OK);
@@ -2102,8 +2104,9 @@ static void an_answer_is_claimed_only_when_its_lease_ran_out(void **state)
 	assert_int_equal(got.n, 1);
 	assert_int_equal(got.ids[0], c);
 	/* A dropped answer is done too: never claimed again. */
-	assert_int_equal(store_outbox_done(f->st, b, 9500, false), COHORT_OK);
-	assert_int_equal(store_outbox_done(f->st, c, 9500, true), COHORT_OK);
+	/* Marked together, in one transaction; marking one twice changes nothing. */
+	struct store_answer_done marks[] = {{b, 9500, false}, {c, 9500, true}, {c, 9600, false}};
+	assert_int_equal(store_outbox_done(f->st, marks, 3), COHORT_OK);
 	assert_int_equal(store_outbox_owed(f->st, &n), COHORT_OK);
 	assert_int_equal(n, 0);
 	memset(&got, 0, sizeof(got));
