@@ -2003,11 +2003,13 @@ static const char *option(const struct event *ev, const char *name)
 }
 
 /*
- * /digest-setup (a slash command only): its options every and day, time and
- * timezone, channel are the /digest settings, applied in that order (so the
- * channel's answer says the schedule); several make one answer, the later
- * ones' titles becoming lines. "day" alone means weekly on that day; a bad
- * every/day changes nothing and is the only thing answered.
+ * /digest-setup (a slash command only): its options time and timezone,
+ * every and day, channel are the /digest settings, applied in that order (so
+ * the channel's answer says the schedule); several make one answer, the
+ * later ones' titles becoming lines. "day" alone means weekly on that day; a
+ * bad every/day changes nothing and is the only thing answered; a setting
+ * refused (a bad time or zone) stops the ones after it, so nothing is
+ * changed when the first is refused.
  */
 static int digest_setup(struct bot *b, const struct event *in, struct reply *out)
 {
@@ -2019,16 +2021,20 @@ static int digest_setup(struct bot *b, const struct event *in, struct reply *out
 	struct event ev = *in;
 	ev.command = "digest";
 	if (every || day) {
-		parts[n++] = xasprintf("every %s%s%s", every ? every : "weekly", day ? " " : "",
-				       day ? day : "");
+		char *e = xasprintf("every %s%s%s", every ? every : "weekly", day ? " " : "",
+				    day ? day : "");
 		struct digest_every parsed;
-		if (!scheduler_every_parse(parts[0] + 6, &parsed, NULL, 0))
+		if (!scheduler_every_parse(e + 6, &parsed, NULL, 0))
 			where = time = zone = NULL; /* its error alone: nothing else is changed */
-	}
-	/* The bot's "digest time" takes HH:MM, HH:MM ZONE, or a zone alone. */
-	if (time || zone)
+		/* The bot's "digest time" takes HH:MM, HH:MM ZONE, or a zone alone. */
+		if (time || zone)
+			parts[n++] = xasprintf("time %s%s%s", time ? time : "",
+					       time && zone ? " " : "", zone ? zone : "");
+		parts[n++] = e;
+	} else if (time || zone) {
 		parts[n++] = xasprintf("time %s%s%s", time ? time : "", time && zone ? " " : "",
 				       zone ? zone : "");
+	}
 	if (where)
 		parts[n++] = xasprintf("channel %s", where);
 	if (n == 0 || !in->is_admin) { /* the preview, or the members' refusal said once */
@@ -2057,9 +2063,18 @@ static int digest_setup(struct bot *b, const struct event *in, struct reply *out
 			/* "No channel yet" is not so when this answer also sets it. */
 			if (!where || strncmp(r.lines[j].text, "No channel yet", 14) != 0)
 				reply_line(out, "%s", r.lines[j].text);
-		if (r.kind == REPLY_ERROR)
-			out->kind = REPLY_ERROR;
+		bool refused = r.kind == REPLY_ERROR;
 		reply_release(&r);
+		if (refused) {
+			/* The settings after a refused one are not applied. */
+			out->kind = REPLY_ERROR;
+			if (i + 1 < n)
+				reply_line(out, i ? "The settings after it were not changed."
+						  : "Nothing else was changed.");
+			while (n > i)
+				free(parts[--n]);
+			break;
+		}
 		free(parts[i]);
 	}
 	return rc;

@@ -185,6 +185,12 @@ api_url = "{fake.api_url}"
         text = setup([("channel", "off"), ("every", "weekly")])
         assert "\u201cweekly\u201d needs a day" in text and "Nothing was changed." in text
         assert "digest is off" not in text, text
+        # A refused time stops what comes after it: the channel and frequency stay.
+        text = setup([("channel", "off"), ("time", "25:99"), ("every", "weekdays")])
+        assert "Nothing else was changed." in text, text
+        assert "digest is off" not in text and "Monday to Friday" not in text, text
+        text = setup([("channel", "off"), ("timezone", "Mars/Olympus")])
+        assert "Nothing else was changed." in text and "digest is off" not in text, text
         text = setup([("every", "daily"), ("day", "friday")])
         assert "\u201cdaily\u201d takes no day" in text, text
         # A day alone is weekly on that day.
