@@ -7,6 +7,7 @@
 #include "store/store.h"
 
 struct strbuf;
+struct digest_sink;
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -26,6 +27,8 @@ struct bot {
 	int last_sent;         /* the outcome scheduler_sent() saw last */
 	bool schedule_changed; /* a digest channel or time changed since scheduler_run() */
 	struct outbox *outbox; /* answers owed (outbox.h) */
+	/* Where private messages go (a Matrix direct room): dispatch_run()'s sink, or NULL. */
+	const struct digest_sink *sink;
 };
 
 struct digest_inflight {

@@ -3,6 +3,7 @@
 #include "digest.h"
 #include "fix.h"
 #include "goal.h"
+#include "link.h"
 #include "remind.h"
 #include "leaderboard.h"
 #include "page.h"
@@ -120,6 +121,9 @@ static const struct bot_option fix_opts[] = {
 static const struct bot_option remind_opt[] = {
 	{.name = "time", .description = "HH:MM in the group's time zone (20:00), or off"},
 };
+static const struct bot_option link_opt[] = {
+	{.name = "code", .description = "the code /link gave you on the other platform, or remove"},
+};
 static const struct bot_option goal_opt[] = {
 	{.name = "goal", .description = "TOPIC or SECTION by DATE (Databases by 31 March), or off"},
 };
@@ -214,6 +218,17 @@ static const struct command commands[] = {
 	  "next topic; at most one a day. \"remind\" shows your setting, \"remind off\" stops it.",
 	  true, false, false, OPTIONS(remind_opt)},
 	 remind_command},
+	{{"link", "link [CODE|remove|group [CODE|remove]]", "one member on Discord and Matrix",
+	  "\"link\" gives you a one-time code, valid 10 minutes and shown only to you (on "
+	  "Matrix in a direct message); \"link CODE\" typed on the other platform makes your "
+	  "Discord and Matrix identities one member, your progress merged (where both had a "
+	  "topic, the later change counts; nothing counts twice). \"link remove\" makes them "
+	  "separate members again. Admins: \"link group\" gives a code that an admin of the "
+	  "group on the other platform types there (\"link CODE\"): the two groups become one "
+	  "(one leaderboard, this group's roadmap and settings, the digest in both); \"link "
+	  "group remove\" separates them (each keeps a copy of the shared records).",
+	  true, false, false, OPTIONS(link_opt)},
+	 link_command},
 	/* Setting up the digest is for admins: Discord hides it from the others. */
 	{{"digest-setup", "digest-setup [channel] [time] [timezone] [every] [day]",
 	  "admins: where and when the daily digest goes",
@@ -226,6 +241,12 @@ static const struct command commands[] = {
 	  "/goal group as a slash command: TOPIC|SECTION by DATE, or off.", false, true, true,
 	  OPTIONS(goal_opt)},
 	 goal_group_command},
+	/* Linking groups is for admins: /link-group, as /link group. */
+	{{"link-group", "link-group [code]", "admins: one group on Discord and Matrix",
+	  "/link group as a slash command: without a code, a code for this group; with the code "
+	  "made in the other platform's group, the two become one; code:remove separates them.",
+	  true, true, true, OPTIONS(link_opt)},
+	 NULL},
 	/* Likewise the group's page: /dashboard gives everyone the link. */
 	{{"dashboard-setup", "dashboard-setup action",
 	  "admins: turn the group's page on or off, or make a new link",
@@ -1686,9 +1707,11 @@ static int cmd_digest(struct bot *b, const struct event *ev, struct reply *r)
 		if (!admin_only(ev, r))
 			goto out;
 		bool off = text_ieq(words[1], "off");
-		rc = store_set_digest_channel(b->store, ev->group_id, off ? NULL : ev->channel_id);
+		/* Each group of a linked pair has its own digest channel (its platform's). */
+		const char *home = ev->home_group_id ? ev->home_group_id : ev->group_id;
+		rc = store_set_digest_channel(b->store, home, off ? NULL : ev->channel_id);
 		if (!rc)
-			rc = scheduler_settings_changed(b, ev->group_id);
+			rc = scheduler_settings_changed(b, home);
 		if (rc) {
 			store_failed(r);
 			goto out;
@@ -2115,6 +2138,29 @@ int bot_handle(struct bot *b, const struct event *in, struct reply *out)
 	ev.member_name = name;
 	double t0 = metrics_clock();
 	int rc;
+	/*
+	 * Linked identities are one member (bot/link.h): resolved here, once, for
+	 * every command but /link itself, which works on the identity as given.
+	 */
+	char *canonical = NULL, *group = NULL, *link_args = NULL;
+	if (ev.slash && strcmp(ev.command, "link-group") == 0) {
+		/* /link-group code:X is /link group X. */
+		const char *code = option(&ev, "code");
+		link_args = xasprintf("group %s", code ? code : "");
+		ev.command = "link";
+		ev.args = link_args;
+		ev.slash = false;
+	}
+	bool link = strcmp(ev.command ? ev.command : "", "link") == 0;
+	if (!link && ev.member_id &&
+	    store_member_canonical(b->store, ev.member_id, &canonical) == COHORT_OK)
+		ev.member_id = canonical;
+	/* A linked group is the group whose admin made the code (its roadmap, its settings). */
+	if (!link && ev.group_id && store_group_canonical(b->store, ev.group_id, &group) == COHORT_OK &&
+	    strcmp(group, ev.group_id) != 0) {
+		ev.home_group_id = ev.group_id;
+		ev.group_id = group;
+	}
 	if (ev.slash && strcmp(ev.command, "digest-setup") == 0) {
 		rc = digest_setup(b, &ev, out);
 	} else if (ev.slash && strcmp(ev.command, "dashboard-setup") == 0) {
@@ -2131,6 +2177,9 @@ int bot_handle(struct bot *b, const struct event *in, struct reply *out)
 	if (ev.success_note && out->kind != REPLY_ERROR)
 		reply_line(out, "%s", ev.success_note);
 	free(name);
+	free(canonical);
+	free(group);
+	free(link_args);
 	count_command(in, metrics_clock() - t0);
 	return rc;
 }

@@ -192,13 +192,16 @@ int dispatch_run(struct dispatch *d, const struct digest_sink *sink,
 		 volatile sig_atomic_t *stop_flag)
 {
 	int64_t next_tick = INT64_MIN; /* the scheduler runs at once */
+	d->bot->sink = sink; /* /link sends a Matrix code to the member's direct room */
 	for (;;) {
 		pthread_mutex_lock(&d->lock);
 		bool stop = d->stop;
 		int fail = d->fail;
 		pthread_mutex_unlock(&d->lock);
-		if (stop || (stop_flag && *stop_flag))
+		if (stop || (stop_flag && *stop_flag)) {
+			d->bot->sink = NULL; /* the sink is the caller's: not kept past the run */
 			return fail;
+		}
 		run_jobs(d);
 		if (d->hook)
 			d->hook(d->hook_ud);

@@ -53,6 +53,11 @@ struct event {
 	 * (door_add_sender()). NULL: the answer is not kept (the console).
 	 */
 	const char *answer_address;
+	/*
+	 * Set by bot_handle(), never by an adapter: the group as the platform gave
+	 * it when a group link made group_id another group (bot/link.h); else NULL.
+	 */
+	const char *home_group_id;
 };
 
 #endif

@@ -168,7 +168,7 @@ static bool parse_iso_ms(const char *s, int64_t *ms)
 /* The complete dump: one section per table, in this order, one object per line. */
 static const char *const dump_sections[] = {"groups",  "members",      "progress", "events",
 					    "digests", "digest_ranks", "goals",    "goals_reached",
-					    "reminders"};
+					    "reminders", "links"};
 enum {
 	SEC_GROUPS,
 	SEC_MEMBERS,
@@ -179,8 +179,11 @@ enum {
 	SEC_GOALS,
 	SEC_GOAL_MARKS,
 	SEC_REMINDERS,
+	SEC_LINKS,
 	SEC_COUNT
 };
+/* Sections versions 4 and 5 did not have yet (links came with version 6). */
+#define SEC_V5_COUNT SEC_LINKS
 /* Sections version 3 did not have yet (reminders came with version 4). */
 #define SEC_V3_COUNT SEC_REMINDERS
 /* Sections version 2 of the dump did not have yet (they came with version 3). */
@@ -365,13 +368,24 @@ static int dump_reminder(const struct store_reminder *r, void *ud)
 	return dump_object(ud, SEC_REMINDERS, o);
 }
 
+static int dump_link(const struct store_link *l, void *ud)
+{
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "kind", l->kind);
+	cJSON_AddStringToObject(o, "alias", l->alias_id);
+	cJSON_AddStringToObject(o, "canonical", l->canonical_id);
+	add_time(o, "linked_at", l->linked_at);
+	return dump_object(ud, SEC_LINKS, o);
+}
+
 static int write_dump(struct store *st, const struct roadmap *rm, const char *group_id, FILE *out)
 {
 	struct dump_ctx c = {rm, out, -1, 0, NULL, 0, 0};
 	fprintf(out, "{\n  \"format\": \"cohort export\",\n  \"version\": %d,\n", EXPORT_VERSION);
 	struct store_dump_fns fns = {dump_settings, dump_member,      dump_progress,
 				     dump_event,    dump_digest,      dump_digest_rank,
-				     dump_goal,	    dump_goal_mark,   dump_reminder};
+				     dump_goal,	    dump_goal_mark,   dump_reminder,
+				     dump_link};
 	int rc = store_dump(st, group_id, &fns, &c);
 	dump_open(&c, SEC_COUNT - 1);
 	fputs(c.n ? "\n  ]\n}\n" : "]\n}\n", out);
@@ -857,6 +871,25 @@ static int restore_goal(struct restore *r, const cJSON *o, const char *g, const 
 	return restored(r, store_restore_goal(r->st, &goal), "goal for this group and member");
 }
 
+/* A link (version 6): {"kind", "alias", "canonical", "linked_at"}. */
+static int restore_link(struct restore *r, const cJSON *o)
+{
+	const char *kind, *alias, *canonical;
+	int64_t at;
+	int rc;
+	if ((rc = get_str(r, o, "kind", false, 10, &kind)) ||
+	    (rc = get_str(r, o, "alias", false, 300, &alias)) ||
+	    (rc = check_qualified(r, "alias", alias)) ||
+	    (rc = get_str(r, o, "canonical", false, 300, &canonical)) ||
+	    (rc = check_qualified(r, "canonical", canonical)) ||
+	    (rc = get_time(r, o, "linked_at", false, &at)))
+		return rc;
+	if (strcmp(kind, "member") != 0 && strcmp(kind, "group") != 0)
+		return dump_bad(r, "\"kind\" is \"%.20s\", not \"member\" or \"group\"", kind);
+	return restored(r, store_restore_link(r->st, &(struct store_link){kind, alias, canonical, at}),
+			"link of either side");
+}
+
 static int restore_row(struct restore *r, int sec, const cJSON *o)
 {
 	const char *g = NULL, *m = NULL, *name, *topic, *note, *src, *ch, *tm, *tz, *date, *key;
@@ -865,6 +898,8 @@ static int restore_row(struct restore *r, int sec, const cJSON *o)
 	int64_t t1, t2;
 	enum store_status s1, s2;
 	int n1, n2;
+	if (sec == SEC_LINKS)
+		return restore_link(r, o);
 	int rc = get_str(r, o, "group", false, 300, &g);
 	if (!rc)
 		rc = check_qualified(r, "group", g);
@@ -1004,7 +1039,7 @@ static int restore_dump(struct store *st, const struct roadmap *rm, const cJSON 
 		return COHORT_ERR_PARSE;
 	}
 	if (ver->valuedouble != EXPORT_VERSION && ver->valuedouble != 2 && ver->valuedouble != 3 &&
-	    ver->valuedouble != 4) {
+	    ver->valuedouble != 4 && ver->valuedouble != 5) {
 		snprintf(err, COHORT_ERR_LEN,
 			 "%.300s: an export of version %g, but this cohort reads version %d (and "
 			 "the arrays of records before it): use a newer cohort",
@@ -1015,6 +1050,7 @@ static int restore_dump(struct store *st, const struct roadmap *rm, const cJSON 
 	int rc = COHORT_OK;
 	int nsec = ver->valuedouble == 2   ? SEC_V2_COUNT /* 2 had no goals */
 		   : ver->valuedouble == 3 ? SEC_V3_COUNT /* 3 had no reminders */
+		   : ver->valuedouble < 6  ? SEC_V5_COUNT /* 4 and 5 had no links */
 					   : SEC_COUNT;
 	for (int sec = 0; sec < nsec && !rc; sec++) {
 		const cJSON *a = cJSON_GetObjectItemCaseSensitive(root, dump_sections[sec]);

@@ -11,9 +11,9 @@ enum export_format { EXPORT_CSV, EXPORT_JSON };
 
 /*
  * The version of the complete JSON dump written ("version" in it). 3: goals;
- * 4: reminders; 5: the digest's frequency. Versions 2 to 4 are read too.
+ * 4: reminders; 5: the digest's frequency; 6: links. Versions 2 to 5 are read too.
  */
-#define EXPORT_VERSION 5
+#define EXPORT_VERSION 6
 
 /*
  * Writes the records of group_id (NULL: every group) to out, one per

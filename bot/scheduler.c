@@ -289,6 +289,8 @@ int scheduler_last_result(const struct bot *b)
 
 struct group {
 	char *id, *channel, *time, *tz, *every;
+	/* A linked group's digest is its canonical group's (bot/link.h): that group, else NULL. */
+	char *source;
 };
 
 struct groups {
@@ -306,6 +308,7 @@ static int collect_group(const struct store_digest_group *g, void *ud)
 	x->time = g->digest_time ? xstrdup(g->digest_time) : NULL;
 	x->tz = g->timezone ? xstrdup(g->timezone) : NULL;
 	x->every = g->digest_every ? xstrdup(g->digest_every) : NULL;
+	x->source = NULL;
 	return 0;
 }
 
@@ -332,9 +335,16 @@ static int send_claimed(struct bot *b, const struct digest_sink *sink, const str
 		 * logged anything by then (a later first /done does not post it late). */
 		int64_t set_at;
 		bool active = false;
+		const char *src = g->source ? g->source : g->id;
 		rc = settings_changed_at(b, g->id, &set_at);
+		if (!rc && g->source) {
+			int64_t src_set_at;
+			rc = settings_changed_at(b, src, &src_set_at);
+			if (src_set_at > set_at)
+				set_at = src_set_at;
+		}
 		if (!rc && set_at <= slot)
-			rc = active_before(b, g->id, slot, &active);
+			rc = active_before(b, src, slot, &active);
 		if (rc)
 			return rc;
 		if (!active) {
@@ -348,7 +358,8 @@ static int send_claimed(struct bot *b, const struct digest_sink *sink, const str
 		scheduler_idem_key(g->id, date, key);
 	}
 	struct digest d;
-	rc = digest_build(b, g->id, now, &d);
+	/* The digest of the group it is (the canonical one), recorded and keyed per destination. */
+	rc = digest_build(b, g->source ? g->source : g->id, now, &d);
 	if (rc)
 		return rc;
 	if (!resend) {
@@ -489,6 +500,29 @@ int scheduler_run(struct bot *b, const struct digest_sink *sink, int64_t *next)
 	for (size_t i = 0; i < gs.n; i++) {
 		if (!sink->serves(sink->ud, gs.v[i].id))
 			continue;
+		/*
+		 * A group linked into another posts that group's digest in its own
+		 * channel, at that group's time and days: the same digest to both destinations,
+		 * each with its own record and key (group, date), so each is sent once.
+		 */
+		char *canonical = NULL;
+		if (store_group_canonical(b->store, gs.v[i].id, &canonical) == COHORT_OK &&
+		    strcmp(canonical, gs.v[i].id) != 0) {
+			struct store_settings cs;
+			if (store_get_settings(b->store, canonical, &cs) == COHORT_OK) {
+				free(gs.v[i].time);
+				free(gs.v[i].tz);
+				free(gs.v[i].every);
+				gs.v[i].time = cs.digest_time;
+				gs.v[i].tz = cs.timezone;
+				gs.v[i].every = cs.digest_every;
+				cs.digest_time = cs.timezone = cs.digest_every = NULL;
+				store_settings_release(&cs);
+				gs.v[i].source = canonical;
+				canonical = NULL;
+			}
+		}
+		free(canonical);
 		/* One group's failure does not hold back the others' digests. */
 		int grc = run_group(b, sink, &gs.v[i], false, next);
 		if (grc) {
@@ -504,6 +538,7 @@ int scheduler_run(struct bot *b, const struct digest_sink *sink, int64_t *next)
 		free(gs.v[i].time);
 		free(gs.v[i].tz);
 		free(gs.v[i].every);
+		free(gs.v[i].source);
 	}
 	free(gs.v);
 	int rrc = remind_run(b, sink, next); /* the reminders people asked for */
@@ -518,7 +553,7 @@ int scheduler_post_now(struct bot *b, const struct digest_sink *sink, const char
 	if (rc)
 		return rc;
 	struct group g = {(char *)group_id, (char *)channel_id, s.digest_time, s.timezone,
-			  s.digest_every};
+			  s.digest_every, NULL};
 	int64_t next = INT64_MAX;
 	rc = run_group(b, sink, &g, true, &next);
 	store_settings_release(&s);

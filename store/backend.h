@@ -140,8 +140,89 @@ enum stmt_id {
 	S_REMIND_DELETE,
 	S_REMINDERS,
 	S_REMIND_RECORD, /* changes one row the first time a (group, member, date) is recorded */
+	S_LINK_CODE_PUT, /* links (/link, bot/link.c) */
+	S_LINK_CODE_GET,
+	S_LINK_CODE_USE, /* changes one row when the code was unused and not expired */
+	S_LINK_ATTEMPT_ADD,
+	S_LINK_ATTEMPTS,
+	S_MEMBER_CANONICAL,
+	S_MEMBER_LINK_GET,
+	S_MEMBER_LINK_ADD,
+	S_MEMBER_LINK_DELETE,
+	S_MEMBER_LINKED, /* one row when either id is in a link */
+	S_MEMBER_GROUPS,   /* the groups a member has a row in */
+	S_MERGE_DROP_OLDER, /* (group, from, to): to's records that from changed later */
+	S_MERGE_DROP_FROM,  /* from's records that to has too (now the later ones) */
+	S_MERGE_PROGRESS,   /* the rest of from's records become to's */
+	S_MERGE_EVENTS,
+	S_MERGE_FIRST_SEEN, /* to's first_seen: the earlier of the two */
+	S_MERGE_MEMBER_ADD,  /* to's row (a copy of from's) unless it has one */
+	S_MERGE_PERIODS_DROP, /* from's period scores (derived again) */
+	S_MERGE_MEMBER_DROP, /* from's row, last (what referred to it moved) */
+	S_MEMBER_RENAME_ALL,
+	S_RECOUNT_GROUP,
+	S_TOPIC_COUNTS_CLEAR_GROUP,
+	S_TOPIC_COUNTS_FILL_GROUP,
+	S_GROUP_DONE, /* the group's done records on the roadmap */
+	S_LINK_LOG,
+	S_GROUP_CANONICAL, /* group links (schema 16) */
+	S_GROUP_LINK_GET,
+	S_GROUP_LINK_ADD,
+	S_GROUP_LINK_DELETE,
+	S_GROUP_LINKED,  /* one row when either group is in a link */
+	S_GROUP_SHARED,  /* one row when a group is the canonical of a link */
+	S_GMERGE_MEMBERS, /* (from, to): from's members into to (those to lacks) */
+	S_GMERGE_DROP_OLDER,
+	S_GMERGE_DROP_FROM,
+	S_GMERGE_PROGRESS,
+	S_GMERGE_EVENTS,
+	S_GMERGE_ACTIVITY,
+	S_GMERGE_CLEAR_ACTIVITY,
+	S_GMERGE_CLEAR_PERIODS,
+	S_GMERGE_CLEAR_COUNTS,
+	S_GMERGE_CLEAR_MEMBERS,
+	S_GCOPY_PROGRESS, /* (from, to): a copy of from's records in to */
+	S_GCOPY_EVENTS,   /* from's live changes, copied */
+	S_ACTIVITY_FILL_GROUP,
+	S_DUMP_LINKS, /* member and group links: kind, alias, canonical, linked_at */
 	S_COUNT
 };
+
+/* Group links (schema 16): a group (alias) that is recorded as another (canonical). */
+#define GROUP_LINK_SCHEMA(without_rowid, int64)                                                    \
+	"CREATE TABLE group_links ("                                                               \
+	"  group_id TEXT PRIMARY KEY,"                                                             \
+	"  canonical_id TEXT NOT NULL UNIQUE,"                                                     \
+	"  linked_at " int64 " NOT NULL)" without_rowid ";"
+
+/*
+ * The link tables (schema 15, both backends, as GOALS_SCHEMA): one-time codes
+ * (a hash only), wrong codes typed (brute force), member links (alias ->
+ * canonical), and the log of links made and ended.
+ */
+#define LINK_SCHEMA(without_rowid, int64, serial)                                                  \
+	"CREATE TABLE link_codes ("                                                                \
+	"  code_hash TEXT PRIMARY KEY,"                                                            \
+	"  kind TEXT NOT NULL CHECK (kind = 'member' OR kind = 'group'),"                          \
+	"  owner_id TEXT NOT NULL,"                                                                \
+	"  created_at " int64 " NOT NULL,"                                                         \
+	"  expires_at " int64 " NOT NULL,"                                                         \
+	"  used_at " int64 ")" without_rowid ";"                                                   \
+	"CREATE TABLE link_attempts ("                                                             \
+	"  member_id TEXT NOT NULL,"                                                               \
+	"  at " int64 " NOT NULL);"                                                                \
+	"CREATE INDEX link_attempts_member ON link_attempts (member_id, at);"                      \
+	"CREATE TABLE member_links ("                                                              \
+	"  member_id TEXT PRIMARY KEY,"                                                            \
+	"  canonical_id TEXT NOT NULL UNIQUE,"                                                     \
+	"  linked_at " int64 " NOT NULL)" without_rowid ";"                                        \
+	"CREATE TABLE link_log ("                                                                  \
+	"  id " serial ","                                                                         \
+	"  kind TEXT NOT NULL,"                                                                    \
+	"  action TEXT NOT NULL,"                                                                  \
+	"  alias_id TEXT NOT NULL,"                                                                \
+	"  canonical_id TEXT NOT NULL,"                                                            \
+	"  at " int64 " NOT NULL);"
 
 /* The reminder tables (schema 12), for both backends, as GOALS_SCHEMA. */
 #define REMIND_SCHEMA(without_rowid, int64)                                                        \

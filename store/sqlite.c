@@ -250,12 +250,30 @@ static const char *const migrations[] = {
 	"reached_at, member_id);",
 	/* 14: how often the group's digest is posted: "weekdays", "weekly monday"; NULL: daily. */
 	"ALTER TABLE group_settings ADD COLUMN digest_every TEXT;",
+	/* 15: links (/link): one-time codes, wrong codes typed, member links, their log. */
+	LINK_SCHEMA(" WITHOUT ROWID", "INTEGER", "INTEGER PRIMARY KEY"),
+	/* 16: group links (/link group): a group recorded as another. */
+	GROUP_LINK_SCHEMA(" WITHOUT ROWID", "INTEGER"),
 };
 
 /* Whether topic id expression t counts toward scores (a correlated test). */
 #define ON_ROADMAP(t)                                                                              \
 	"(" t " IN (SELECT topic_id FROM roadmap_topics) OR "                                      \
 	"NOT EXISTS (SELECT 1 FROM roadmap_topics))"
+
+/* Every member's score derived again from progress (S_RECOUNT_GROUP: of one group). */
+#define RECOUNT_MEMBERS \
+	"UPDATE members SET " \
+	"done_count = (SELECT COUNT(*) FROM progress p WHERE " \
+	"p.group_id = members.group_id AND p.member_id = members.member_id " \
+	"AND p.status = 'done' AND " ON_ROADMAP("p.topic_id") "), " \
+	"skipped_count = (SELECT COUNT(*) FROM progress p WHERE " \
+	"p.group_id = members.group_id AND p.member_id = members.member_id " \
+	"AND p.status = 'skipped' AND " ON_ROADMAP("p.topic_id") "), " \
+	"score_at = (SELECT COALESCE(MAX(p.updated_at), 0) FROM progress p " \
+	"WHERE p.group_id = members.group_id AND " \
+	"p.member_id = members.member_id AND p.status = 'done' AND " \
+	ON_ROADMAP("p.topic_id") ")"
 
 /* An un-reverted event that is not itself an undo (a correlated test on e). */
 #define LIVE_EVENT                                                                                 \
@@ -407,7 +425,8 @@ static const char *const sql[S_COUNT] = {
 		       "WHERE e.group_id = ?1 AND e.at >= ?2 AND e.at < ?3 AND " LIVE_EVENT " "
 		       "ORDER BY e.member_id, e.id",
 	[S_FIND_MEMBER] = "SELECT member_id, name FROM members WHERE group_id = ?1 "
-			  "AND (member_id = ?2 OR name = ?2 COLLATE NOCASE) "
+			  "AND (member_id = ?2 OR member_id = (SELECT canonical_id FROM member_links "
+			  "WHERE member_id = ?2) OR name = ?2 COLLATE NOCASE) "
 			  "ORDER BY member_id = ?2 DESC, name LIMIT 1",
 	[S_GET_SETTINGS] = "SELECT digest_channel, digest_time, timezone, digest_every "
 			   "FROM group_settings "
@@ -488,18 +507,7 @@ static const char *const sql[S_COUNT] = {
 	[S_LOCK_DERIVED] = "SELECT 1", /* BEGIN IMMEDIATE holds the only write lock already */
 	[S_ROADMAP_CLEAR] = "DELETE FROM roadmap_topics",
 	[S_ROADMAP_ADD] = "INSERT OR IGNORE INTO roadmap_topics (topic_id) VALUES (?1)",
-	[S_RECOUNT_MEMBERS] =
-		"UPDATE members SET "
-		"done_count = (SELECT COUNT(*) FROM progress p WHERE "
-		"p.group_id = members.group_id AND p.member_id = members.member_id "
-		"AND p.status = 'done' AND " ON_ROADMAP("p.topic_id") "), "
-		"skipped_count = (SELECT COUNT(*) FROM progress p WHERE "
-		"p.group_id = members.group_id AND p.member_id = members.member_id "
-		"AND p.status = 'skipped' AND " ON_ROADMAP("p.topic_id") "), "
-		"score_at = (SELECT COALESCE(MAX(p.updated_at), 0) FROM progress p "
-		"WHERE p.group_id = members.group_id AND "
-		"p.member_id = members.member_id AND p.status = 'done' AND "
-		ON_ROADMAP("p.topic_id") ")",
+	[S_RECOUNT_MEMBERS] = RECOUNT_MEMBERS,
 	[S_TOPIC_COUNTS_CLEAR] = "DELETE FROM topic_counts",
 	[S_TOPIC_COUNTS_FILL] = "INSERT INTO topic_counts (group_id, topic_id, done, in_progress) "
 				"SELECT group_id, topic_id, SUM(status = 'done'), "
@@ -628,6 +636,109 @@ static const char *const sql[S_COUNT] = {
 	[S_REMIND_RECORD] = "INSERT INTO reminders_sent (group_id, member_id, local_date, idem_key, "
 			    "recorded_at) VALUES (?1, ?2, ?3, ?4, ?5) "
 			    "ON CONFLICT (group_id, member_id, local_date) DO NOTHING",
+	[S_LINK_CODE_PUT] = "INSERT INTO link_codes (code_hash, kind, owner_id, created_at, "
+			    "expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+	[S_LINK_CODE_GET] = "SELECT kind, owner_id, expires_at, used_at FROM link_codes "
+			    "WHERE code_hash = ?1",
+	[S_LINK_CODE_USE] = "UPDATE link_codes SET used_at = ?2 WHERE code_hash = ?1 "
+			    "AND kind = ?3 AND used_at IS NULL AND expires_at > ?2",
+	[S_LINK_ATTEMPT_ADD] = "INSERT INTO link_attempts (member_id, at) VALUES (?1, ?2)",
+	[S_LINK_ATTEMPTS] = "SELECT COUNT(*), COALESCE(MIN(at), 0) FROM link_attempts "
+			    "WHERE member_id = ?1 AND at > ?2",
+	[S_MEMBER_CANONICAL] = "SELECT canonical_id FROM member_links WHERE member_id = ?1",
+	[S_MEMBER_LINK_GET] = "SELECT member_id, canonical_id, linked_at FROM member_links "
+			      "WHERE member_id = ?1 OR canonical_id = ?1",
+	[S_MEMBER_LINK_ADD] = "INSERT INTO member_links (member_id, canonical_id, linked_at) "
+			      "VALUES (?1, ?2, ?3)",
+	[S_MEMBER_LINK_DELETE] = "DELETE FROM member_links WHERE member_id = ?1",
+	[S_MEMBER_LINKED] = "SELECT 1 FROM member_links WHERE member_id = ?1 OR member_id = ?2 "
+			    "OR canonical_id = ?1 OR canonical_id = ?2",
+	[S_MEMBER_GROUPS] = "SELECT group_id FROM members WHERE member_id = ?1 ORDER BY group_id",
+	[S_MERGE_DROP_OLDER] = "DELETE FROM progress WHERE group_id = ?1 AND member_id = ?3 AND "
+			       "EXISTS (SELECT 1 FROM progress q WHERE q.group_id = ?1 AND "
+			       "q.member_id = ?2 AND q.topic_id = progress.topic_id AND "
+			       "q.updated_at > progress.updated_at)",
+	[S_MERGE_DROP_FROM] = "DELETE FROM progress WHERE group_id = ?1 AND member_id = ?2 AND "
+			      "EXISTS (SELECT 1 FROM progress q WHERE q.group_id = ?1 AND "
+			      "q.member_id = ?3 AND q.topic_id = progress.topic_id)",
+	[S_MERGE_PROGRESS] = "UPDATE progress SET member_id = ?3 WHERE group_id = ?1 AND "
+			     "member_id = ?2",
+	[S_MERGE_EVENTS] = "UPDATE events SET member_id = ?3 WHERE group_id = ?1 AND member_id = ?2",
+	[S_MERGE_FIRST_SEEN] = "UPDATE members SET first_seen = (SELECT MIN(m.first_seen) FROM "
+			       "members m WHERE m.group_id = ?1 AND (m.member_id = ?2 OR "
+			       "m.member_id = ?3)) WHERE group_id = ?1 AND member_id = ?3",
+	[S_MERGE_MEMBER_DROP] = "DELETE FROM members WHERE group_id = ?1 AND member_id = ?2 AND "
+				"?3 IS NOT NULL",
+	[S_MERGE_MEMBER_ADD] = "INSERT INTO members (group_id, member_id, name, first_seen) "
+			       "SELECT group_id, ?3, name, first_seen FROM members WHERE "
+			       "group_id = ?1 AND member_id = ?2 "
+			       "ON CONFLICT (group_id, member_id) DO NOTHING",
+	[S_MERGE_PERIODS_DROP] = "DELETE FROM period_scores WHERE group_id = ?1 AND member_id = ?2 "
+				 "AND ?3 IS NOT NULL",
+	[S_MEMBER_RENAME_ALL] = "UPDATE members SET name = ?2 WHERE member_id = ?1",
+	[S_RECOUNT_GROUP] = RECOUNT_MEMBERS " WHERE group_id = ?1",
+	[S_TOPIC_COUNTS_CLEAR_GROUP] = "DELETE FROM topic_counts WHERE group_id = ?1",
+	[S_TOPIC_COUNTS_FILL_GROUP] = "INSERT INTO topic_counts (group_id, topic_id, done, in_progress) "
+		"SELECT group_id, topic_id, SUM(status = 'done'), SUM(status = 'in_progress') "
+		"FROM progress WHERE group_id = ?1 GROUP BY group_id, topic_id",
+	[S_GROUP_DONE] = "SELECT COUNT(*) FROM progress p WHERE p.group_id = ?1 AND "
+			 "p.status = 'done' AND " ON_ROADMAP("p.topic_id"),
+	[S_LINK_LOG] = "INSERT INTO link_log (kind, action, alias_id, canonical_id, at) "
+		       "VALUES (?1, ?2, ?3, ?4, ?5)",
+	[S_GROUP_CANONICAL] = "SELECT canonical_id FROM group_links WHERE group_id = ?1",
+	[S_GROUP_LINK_GET] = "SELECT group_id, canonical_id, linked_at FROM group_links "
+			     "WHERE group_id = ?1 OR canonical_id = ?1",
+	[S_GROUP_LINK_ADD] = "INSERT INTO group_links (group_id, canonical_id, linked_at) "
+			     "VALUES (?1, ?2, ?3)",
+	[S_GROUP_LINK_DELETE] = "DELETE FROM group_links WHERE group_id = ?1",
+	[S_GROUP_LINKED] = "SELECT 1 FROM group_links WHERE group_id = ?1 OR group_id = ?2 "
+			   "OR canonical_id = ?1 OR canonical_id = ?2",
+	[S_GROUP_SHARED] = "SELECT 1 FROM group_links WHERE canonical_id = ?1",
+	[S_GMERGE_MEMBERS] = "INSERT INTO members (group_id, member_id, name, first_seen) "
+			     "SELECT ?2, member_id, name, first_seen FROM members WHERE group_id = ?1 "
+			     "ON CONFLICT (group_id, member_id) DO NOTHING",
+	[S_GMERGE_DROP_OLDER] = "DELETE FROM progress WHERE group_id = ?2 AND EXISTS (SELECT 1 "
+				"FROM progress q WHERE q.group_id = ?1 AND q.member_id = "
+				"progress.member_id AND q.topic_id = progress.topic_id AND "
+				"q.updated_at > progress.updated_at)",
+	[S_GMERGE_DROP_FROM] = "DELETE FROM progress WHERE group_id = ?1 AND EXISTS (SELECT 1 "
+			       "FROM progress q WHERE q.group_id = ?2 AND q.member_id = "
+			       "progress.member_id AND q.topic_id = progress.topic_id)",
+	[S_GMERGE_PROGRESS] = "UPDATE progress SET group_id = ?2 WHERE group_id = ?1",
+	[S_GMERGE_EVENTS] = "UPDATE events SET group_id = ?2 WHERE group_id = ?1",
+	[S_GMERGE_ACTIVITY] = "INSERT INTO group_activity (group_id, bucket, finished, net) "
+			      "SELECT ?2, bucket, finished, net FROM group_activity WHERE "
+			      "group_id = ?1 ON CONFLICT (group_id, bucket) DO UPDATE SET "
+			      "finished = group_activity.finished + excluded.finished, "
+			      "net = group_activity.net + excluded.net",
+	[S_GMERGE_CLEAR_ACTIVITY] = "DELETE FROM group_activity WHERE group_id = ?1 AND "
+				    "?2 IS NOT NULL",
+	[S_GMERGE_CLEAR_PERIODS] = "DELETE FROM period_scores WHERE group_id = ?1 AND "
+				   "?2 IS NOT NULL",
+	[S_GMERGE_CLEAR_COUNTS] = "DELETE FROM topic_counts WHERE group_id = ?1 AND ?2 IS NOT NULL",
+	[S_GMERGE_CLEAR_MEMBERS] = "DELETE FROM members WHERE group_id = ?1 AND ?2 IS NOT NULL",
+	[S_GCOPY_PROGRESS] = "INSERT INTO progress (group_id, member_id, topic_id, status, note, "
+			     "updated_at) SELECT ?2, member_id, topic_id, status, note, updated_at "
+			     "FROM progress WHERE group_id = ?1",
+	[S_GCOPY_EVENTS] = "INSERT INTO events (group_id, member_id, topic_id, old_status, "
+			   "new_status, note, at, actor_id, actor_name, removal) "
+			   "SELECT ?2, member_id, topic_id, old_status, new_status, note, at, "
+			   "actor_id, actor_name, removal FROM events e WHERE e.group_id = ?1 AND "
+			   LIVE_EVENT " ORDER BY e.id",
+	[S_ACTIVITY_FILL_GROUP] =
+		"INSERT INTO group_activity (group_id, bucket, finished, net) "
+		"SELECT group_id, at / 900000, "
+		"SUM(CASE WHEN new_status = 'done' AND reverts IS NULL THEN 1 ELSE 0 END) - "
+		"SUM(CASE WHEN old_status = 'done' AND reverts IS NOT NULL THEN 1 ELSE 0 END), "
+		"SUM(CASE WHEN new_status = 'done' THEN 1 ELSE 0 END) - "
+		"SUM(CASE WHEN old_status = 'done' THEN 1 ELSE 0 END) "
+		"FROM events WHERE group_id = ?1 AND (new_status = 'done' OR old_status = 'done') "
+		"AND " ON_ROADMAP("topic_id") " GROUP BY group_id, at / 900000",
+	[S_DUMP_LINKS] = "SELECT 'member', member_id, canonical_id, linked_at FROM member_links "
+			 "WHERE ?1 IS NULL OR canonical_id IN (SELECT m.member_id FROM members m "
+			 "WHERE m.group_id = ?1) UNION ALL "
+			 "SELECT 'group', group_id, canonical_id, linked_at FROM group_links "
+			 "WHERE ?1 IS NULL OR group_id = ?1 OR canonical_id = ?1 ORDER BY 1, 2",
 };
 
 /*

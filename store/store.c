@@ -1637,6 +1637,12 @@ static int reminder_row(struct bk_stmt *s, const struct store_dump_fns *fns, voi
 	return fns->reminder(&r, ud);
 }
 
+static int link_row(struct bk_stmt *s, const struct store_dump_fns *fns, void *ud)
+{
+	struct store_link l = {col_text(s, 0), col_text(s, 1), col_text(s, 2), bk_col_int(s, 3)};
+	return fns->link(&l, ud);
+}
+
 int store_dump(struct store *st, const char *group_id, const struct store_dump_fns *fns, void *ud)
 {
 	/* One read transaction: the tables agree with each other even while cohort runs. */
@@ -1660,6 +1666,8 @@ int store_dump(struct store *st, const char *group_id, const struct store_dump_f
 		rc = each(st, S_DUMP_GOAL_MARKS, group_id, goal_mark_row, fns, ud);
 	if (!rc && fns->reminder)
 		rc = each(st, S_REMINDERS, group_id, reminder_row, fns, ud);
+	if (!rc && fns->link)
+		rc = each(st, S_DUMP_LINKS, group_id, link_row, fns, ud);
 	exec_id(st, S_READ_END, NULL, "dumping the store", NULL);
 	return rc;
 }
@@ -2339,4 +2347,541 @@ int store_remind_record(struct store *st, const char *group_id, const char *memb
 	*first = !rc && bk_changes(s) == 1;
 	bk_reset(s);
 	return rc;
+}
+
+/* ---- links (/link) ---- */
+
+int store_link_code_put(struct store *st, const char *code_hash, const char *kind,
+			const char *owner_id, int64_t at, int64_t expires_at)
+{
+	struct bk_stmt *s = prep(st, S_LINK_CODE_PUT);
+	bind_text(s, 1, code_hash);
+	bind_text(s, 2, kind);
+	bind_text(s, 3, owner_id);
+	bk_bind_int(s, 4, at);
+	bk_bind_int(s, 5, expires_at);
+	int rc = bk_step(s);
+	bk_reset(s);
+	if (rc == BK_DUPLICATE)
+		return COHORT_ERR_DUPLICATE;
+	return rc == BK_DONE ? COHORT_OK : db_fail(st, "keeping a link code");
+}
+
+int store_link_code_get(struct store *st, const char *code_hash, struct store_link_code *out)
+{
+	memset(out, 0, sizeof(*out));
+	struct bk_stmt *s = prep(st, S_LINK_CODE_GET);
+	bind_text(s, 1, code_hash);
+	int rc = bk_step(s);
+	if (rc == BK_ROW) {
+		snprintf(out->kind, sizeof(out->kind), "%s", col_text(s, 0));
+		out->owner_id = xstrdup(col_text(s, 1));
+		out->expires_at = bk_col_int(s, 2);
+		out->used_at = bk_col_int(s, 3);
+	}
+	bk_reset(s);
+	if (rc == BK_ROW)
+		return COHORT_OK;
+	return rc == BK_DONE ? COHORT_ERR_NOT_FOUND : db_fail(st, "reading a link code");
+}
+
+int store_link_attempt_add(struct store *st, const char *member_id, int64_t at)
+{
+	struct bk_stmt *s = prep(st, S_LINK_ATTEMPT_ADD);
+	bind_text(s, 1, member_id);
+	bk_bind_int(s, 2, at);
+	return run(st, s, "recording a wrong link code");
+}
+
+int store_link_attempts(struct store *st, const char *member_id, int64_t since, int *n,
+			int64_t *first)
+{
+	*n = 0;
+	*first = 0;
+	struct bk_stmt *s = prep(st, S_LINK_ATTEMPTS);
+	bind_text(s, 1, member_id);
+	bk_bind_int(s, 2, since);
+	int rc = bk_step(s);
+	if (rc == BK_ROW) {
+		*n = (int)bk_col_int(s, 0);
+		*first = bk_col_int(s, 1);
+	}
+	bk_reset(s);
+	return rc == BK_ROW ? COHORT_OK : db_fail(st, "counting wrong link codes");
+}
+
+int store_member_canonical(struct store *st, const char *member_id, char **canonical)
+{
+	*canonical = NULL;
+	struct bk_stmt *s = prep(st, S_MEMBER_CANONICAL);
+	bind_text(s, 1, member_id);
+	int rc = bk_step(s);
+	*canonical = xstrdup(rc == BK_ROW ? col_text(s, 0) : member_id);
+	bk_reset(s);
+	if (rc == BK_ROW || rc == BK_DONE)
+		return COHORT_OK;
+	free(*canonical);
+	*canonical = NULL;
+	return db_fail(st, "resolving a linked member");
+}
+
+int store_member_link_get(struct store *st, const char *member_id, char **alias, char **canonical,
+			  int64_t *linked_at)
+{
+	*alias = *canonical = NULL;
+	if (linked_at)
+		*linked_at = 0;
+	struct bk_stmt *s = prep(st, S_MEMBER_LINK_GET);
+	bind_text(s, 1, member_id);
+	int rc = bk_step(s);
+	if (rc == BK_ROW) {
+		*alias = xstrdup(col_text(s, 0));
+		*canonical = xstrdup(col_text(s, 1));
+		if (linked_at)
+			*linked_at = bk_col_int(s, 2);
+	}
+	bk_reset(s);
+	if (rc == BK_ROW)
+		return COHORT_OK;
+	return rc == BK_DONE ? COHORT_ERR_NOT_FOUND : db_fail(st, "reading a member link");
+}
+
+/* Runs statement id with (group, from, to) bound; *changes (may be NULL) its row count. */
+static int exec_merge(struct store *st, enum stmt_id id, const char *group, const char *from,
+		      const char *to, int64_t *changes)
+{
+	struct bk_stmt *s = prep(st, id);
+	bind_text(s, 1, group);
+	bind_text(s, 2, from);
+	bind_text(s, 3, to);
+	int rc = bk_step(s);
+	if (rc == BK_DONE && changes)
+		*changes = bk_changes(s);
+	bk_reset(s);
+	return rc == BK_DONE ? COHORT_OK : db_fail(st, "merging linked members' records");
+}
+
+/* The group's done records on the roadmap (for its activity's net change). */
+static int group_done(struct store *st, const char *group, int64_t *n)
+{
+	struct bk_stmt *s = prep(st, S_GROUP_DONE);
+	bind_text(s, 1, group);
+	int rc = bk_step(s);
+	*n = rc == BK_ROW ? bk_col_int(s, 0) : 0;
+	bk_reset(s);
+	return rc == BK_ROW ? COHORT_OK : db_fail(st, "counting a group's done topics");
+}
+
+/*
+ * Inside a transaction: from's records in group become to's (the later
+ * change wins a topic both have), the history and the member row with them;
+ * then the group's derived scores and counts are derived again, and its
+ * activity loses the finishes that no longer count (a topic both had done).
+ */
+static int merge_member(struct store *st, const char *group, const char *from, const char *to,
+			int64_t at)
+{
+	static const enum stmt_id steps[] = {
+		/* to's member row first: progress and events refer to it */
+		S_MERGE_MEMBER_ADD, S_MERGE_FIRST_SEEN,	  S_MERGE_DROP_OLDER,  S_MERGE_DROP_FROM,
+		S_MERGE_PROGRESS,   S_MERGE_EVENTS,	  S_MERGE_PERIODS_DROP, S_MERGE_MEMBER_DROP,
+	};
+	int64_t before = 0, after = 0;
+	int rc = group_done(st, group, &before);
+	for (size_t i = 0; !rc && i < ARRAY_SIZE(steps); i++)
+		rc = exec_merge(st, steps[i], group, from, to, NULL);
+	if (!rc)
+		rc = exec_id(st, S_RECOUNT_GROUP, group, "recounting scores", NULL);
+	if (!rc)
+		rc = exec_id(st, S_TOPIC_COUNTS_CLEAR_GROUP, group, "recounting topics", NULL);
+	if (!rc)
+		rc = exec_id(st, S_TOPIC_COUNTS_FILL_GROUP, group, "recounting topics", NULL);
+	if (!rc && st->cal.periods)
+		rc = rebuild_periods(st, group);
+	if (!rc)
+		rc = group_done(st, group, &after);
+	if (!rc && after != before) {
+		struct bk_stmt *s = prep(st, S_ACTIVITY_ADD);
+		bind_text(s, 1, group);
+		bk_bind_int(s, 2, at / STORE_BUCKET_MS);
+		bk_bind_int(s, 3, 0);
+		bk_bind_int(s, 4, after - before);
+		rc = run(st, s, "updating the group's activity");
+	}
+	return rc;
+}
+
+/* The groups member has a row in (a new array of new strings, *n of them). */
+static int member_groups(struct store *st, const char *member, char ***out, size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	struct bk_stmt *s = prep(st, S_MEMBER_GROUPS);
+	bind_text(s, 1, member);
+	int rc;
+	while ((rc = bk_step(s)) == BK_ROW) {
+		*out = xrealloc(*out, (*n + 1) * sizeof(**out));
+		(*out)[(*n)++] = xstrdup(col_text(s, 0));
+	}
+	bk_reset(s);
+	return rc == BK_DONE ? COHORT_OK : db_fail(st, "listing a member's groups");
+}
+
+static void free_list(char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+static int link_log(struct store *st, const char *kind, const char *action, const char *alias,
+		    const char *canonical, int64_t at)
+{
+	struct bk_stmt *s = prep(st, S_LINK_LOG);
+	bind_text(s, 1, kind);
+	bind_text(s, 2, action);
+	bind_text(s, 3, alias);
+	bind_text(s, 4, canonical);
+	bk_bind_int(s, 5, at);
+	return run(st, s, "logging a link");
+}
+
+int store_member_link(struct store *st, const char *code_hash, const char *alias,
+		      const char *canonical, const char *name, int64_t at, int *groups)
+{
+	if (groups)
+		*groups = 0;
+	char **list = NULL;
+	size_t n = 0;
+	int rc = begin(st);
+	if (rc)
+		return rc;
+	/* The lock first (as a rederive): no change of these members runs beside the merge. */
+	rc = lock_derived(st);
+	struct bk_stmt *s = prep(st, S_LINK_CODE_USE);
+	bind_text(s, 1, code_hash);
+	bk_bind_int(s, 2, at);
+	bind_text(s, 3, "member");
+	int step = rc ? BK_ERROR : bk_step(s);
+	int64_t used = step == BK_DONE ? bk_changes(s) : 0;
+	bk_reset(s);
+	if (!rc && step != BK_DONE)
+		rc = db_fail(st, "using a link code");
+	if (!rc && used != 1)
+		rc = COHORT_ERR_DUPLICATE;
+	if (!rc) {
+		s = prep(st, S_MEMBER_LINKED);
+		bind_text(s, 1, alias);
+		bind_text(s, 2, canonical);
+		step = bk_step(s);
+		bk_reset(s);
+		if (step == BK_ROW)
+			rc = COHORT_ERR_DENIED;
+		else if (step != BK_DONE)
+			rc = db_fail(st, "checking member links");
+	}
+	if (!rc) {
+		s = prep(st, S_MEMBER_LINK_ADD);
+		bind_text(s, 1, alias);
+		bind_text(s, 2, canonical);
+		bk_bind_int(s, 3, at);
+		step = bk_step(s);
+		bk_reset(s);
+		rc = step == BK_DONE	  ? COHORT_OK
+		     : step == BK_DUPLICATE ? COHORT_ERR_DENIED
+					    : db_fail(st, "linking members");
+	}
+	if (!rc)
+		rc = member_groups(st, alias, &list, &n);
+	for (size_t i = 0; !rc && i < n; i++)
+		rc = merge_member(st, list[i], alias, canonical, at);
+	if (!rc && name && *name) {
+		s = prep(st, S_MEMBER_RENAME_ALL);
+		bind_text(s, 1, canonical);
+		bind_text(s, 2, name);
+		rc = run(st, s, "naming a linked member");
+	}
+	if (!rc)
+		rc = link_log(st, "member", "link", alias, canonical, at);
+	if (!rc)
+		rc = commit(st);
+	if (rc)
+		rollback(st);
+	else if (groups)
+		*groups = (int)n;
+	free_list(list, n);
+	return rc;
+}
+
+/* "discord" of "discord:123" (at most cap - 1 bytes). */
+static void platform_of(const char *id, char *out, size_t cap)
+{
+	size_t n = strcspn(id, ":");
+	if (n >= cap)
+		n = cap - 1;
+	memcpy(out, id, n);
+	out[n] = '\0';
+}
+
+int store_member_unlink(struct store *st, const char *member_id, int64_t at, char **alias_out,
+			char **canonical_out)
+{
+	char *alias = NULL, *canonical = NULL, **list = NULL;
+	size_t n = 0;
+	if (alias_out)
+		*alias_out = NULL;
+	if (canonical_out)
+		*canonical_out = NULL;
+	int rc = begin(st);
+	if (rc)
+		return rc;
+	rc = lock_derived(st);
+	if (!rc)
+		rc = store_member_link_get(st, member_id, &alias, &canonical, NULL);
+	if (!rc) {
+		struct bk_stmt *s = prep(st, S_MEMBER_LINK_DELETE);
+		bind_text(s, 1, alias);
+		rc = run(st, s, "unlinking members");
+	}
+	if (!rc)
+		rc = member_groups(st, canonical, &list, &n);
+	char ap[16], cp[16], gp[16];
+	if (!rc) {
+		platform_of(alias, ap, sizeof(ap));
+		platform_of(canonical, cp, sizeof(cp));
+	}
+	for (size_t i = 0; !rc && i < n; i++) {
+		/*
+		 * A group of the alias's platform alone gets its records back to the
+		 * alias; a group two platforms share (a group link) keeps them.
+		 */
+		platform_of(list[i], gp, sizeof(gp));
+		if (strcmp(gp, ap) != 0 || strcmp(gp, cp) == 0)
+			continue;
+		struct bk_stmt *s = prep(st, S_GROUP_SHARED);
+		bind_text(s, 1, list[i]);
+		int step = bk_step(s);
+		bk_reset(s);
+		if (step == BK_DONE)
+			rc = merge_member(st, list[i], canonical, alias, at);
+		else if (step != BK_ROW)
+			rc = db_fail(st, "checking group links");
+	}
+	if (!rc)
+		rc = link_log(st, "member", "unlink", alias, canonical, at);
+	if (!rc)
+		rc = commit(st);
+	if (rc) {
+		rollback(st);
+		free(alias);
+		free(canonical);
+	} else {
+		if (alias_out)
+			*alias_out = alias;
+		else
+			free(alias);
+		if (canonical_out)
+			*canonical_out = canonical;
+		else
+			free(canonical);
+	}
+	free_list(list, n);
+	return rc;
+}
+
+/* ---- group links (/link group) ---- */
+
+int store_group_canonical(struct store *st, const char *group_id, char **canonical)
+{
+	struct bk_stmt *s = prep(st, S_GROUP_CANONICAL);
+	bind_text(s, 1, group_id);
+	int rc = bk_step(s);
+	*canonical = xstrdup(rc == BK_ROW ? col_text(s, 0) : group_id);
+	bk_reset(s);
+	if (rc == BK_ROW || rc == BK_DONE)
+		return COHORT_OK;
+	free(*canonical);
+	*canonical = NULL;
+	return db_fail(st, "resolving a linked group");
+}
+
+int store_group_link_get(struct store *st, const char *group_id, char **alias, char **canonical)
+{
+	*alias = *canonical = NULL;
+	struct bk_stmt *s = prep(st, S_GROUP_LINK_GET);
+	bind_text(s, 1, group_id);
+	int rc = bk_step(s);
+	if (rc == BK_ROW) {
+		*alias = xstrdup(col_text(s, 0));
+		*canonical = xstrdup(col_text(s, 1));
+	}
+	bk_reset(s);
+	if (rc == BK_ROW)
+		return COHORT_OK;
+	return rc == BK_DONE ? COHORT_ERR_NOT_FOUND : db_fail(st, "reading a group link");
+}
+
+/* Runs statement id with (from, to) bound. */
+static int exec_pair(struct store *st, enum stmt_id id, const char *from, const char *to)
+{
+	struct bk_stmt *s = prep(st, id);
+	bind_text(s, 1, from);
+	bind_text(s, 2, to);
+	return run(st, s, "merging linked groups' records");
+}
+
+/* Everything derived from a group's progress, derived again (inside a transaction). */
+static int rederive_group(struct store *st, const char *group)
+{
+	int rc = exec_id(st, S_RECOUNT_GROUP, group, "recounting scores", NULL);
+	if (!rc)
+		rc = exec_id(st, S_TOPIC_COUNTS_CLEAR_GROUP, group, "recounting topics", NULL);
+	if (!rc)
+		rc = exec_id(st, S_TOPIC_COUNTS_FILL_GROUP, group, "recounting topics", NULL);
+	if (!rc && st->cal.periods)
+		rc = rebuild_periods(st, group);
+	return rc;
+}
+
+int store_group_link(struct store *st, const char *code_hash, const char *alias,
+		     const char *canonical, int64_t at)
+{
+	int rc = begin(st);
+	if (rc)
+		return rc;
+	rc = lock_derived(st);
+	struct bk_stmt *s = prep(st, S_LINK_CODE_USE);
+	bind_text(s, 1, code_hash);
+	bk_bind_int(s, 2, at);
+	bind_text(s, 3, "group");
+	int step = rc ? BK_ERROR : bk_step(s);
+	int64_t used = step == BK_DONE ? bk_changes(s) : 0;
+	bk_reset(s);
+	if (!rc && step != BK_DONE)
+		rc = db_fail(st, "using a link code");
+	if (!rc && used != 1)
+		rc = COHORT_ERR_DUPLICATE;
+	if (!rc) {
+		s = prep(st, S_GROUP_LINKED);
+		bind_text(s, 1, alias);
+		bind_text(s, 2, canonical);
+		step = bk_step(s);
+		bk_reset(s);
+		if (step == BK_ROW)
+			rc = COHORT_ERR_DENIED;
+		else if (step != BK_DONE)
+			rc = db_fail(st, "checking group links");
+	}
+	if (!rc) {
+		s = prep(st, S_GROUP_LINK_ADD);
+		bind_text(s, 1, alias);
+		bind_text(s, 2, canonical);
+		bk_bind_int(s, 3, at);
+		step = bk_step(s);
+		bk_reset(s);
+		rc = step == BK_DONE	  ? COHORT_OK
+		     : step == BK_DUPLICATE ? COHORT_ERR_DENIED
+					    : db_fail(st, "linking groups");
+	}
+	/*
+	 * The alias group's records become the canonical group's: members first
+	 * (the records refer to them), a topic both have keeps the later change
+	 * (a member the two share is a linked identity), the history moves, the
+	 * activity adds up, and what is derived is derived again.
+	 */
+	int64_t before_a = 0, before_c = 0, after = 0;
+	if (!rc)
+		rc = group_done(st, alias, &before_a);
+	if (!rc)
+		rc = group_done(st, canonical, &before_c);
+	static const enum stmt_id steps[] = {
+		S_GMERGE_MEMBERS,	 S_GMERGE_DROP_OLDER,	  S_GMERGE_DROP_FROM,
+		S_GMERGE_PROGRESS,	 S_GMERGE_EVENTS,	  S_GMERGE_ACTIVITY,
+		S_GMERGE_CLEAR_ACTIVITY, S_GMERGE_CLEAR_PERIODS,  S_GMERGE_CLEAR_COUNTS,
+		S_GMERGE_CLEAR_MEMBERS,
+	};
+	for (size_t i = 0; !rc && i < ARRAY_SIZE(steps); i++)
+		rc = exec_pair(st, steps[i], alias, canonical);
+	if (!rc)
+		rc = rederive_group(st, canonical);
+	if (!rc)
+		rc = group_done(st, canonical, &after);
+	if (!rc && after != before_a + before_c) {
+		s = prep(st, S_ACTIVITY_ADD);
+		bind_text(s, 1, canonical);
+		bk_bind_int(s, 2, at / STORE_BUCKET_MS);
+		bk_bind_int(s, 3, 0);
+		bk_bind_int(s, 4, after - before_a - before_c);
+		rc = run(st, s, "updating the group's activity");
+	}
+	if (!rc)
+		rc = link_log(st, "group", "link", alias, canonical, at);
+	if (!rc)
+		rc = commit(st);
+	if (rc)
+		rollback(st);
+	return rc;
+}
+
+int store_group_unlink(struct store *st, const char *group_id, int64_t at, char **alias_out,
+		       char **canonical_out)
+{
+	char *alias = NULL, *canonical = NULL;
+	*alias_out = *canonical_out = NULL;
+	int rc = begin(st);
+	if (rc)
+		return rc;
+	rc = lock_derived(st);
+	if (!rc)
+		rc = store_group_link_get(st, group_id, &alias, &canonical);
+	if (!rc) {
+		struct bk_stmt *s = prep(st, S_GROUP_LINK_DELETE);
+		bind_text(s, 1, alias);
+		rc = run(st, s, "unlinking groups");
+	}
+	/* The alias group gets a copy of the records as of now; the canonical keeps them. */
+	static const enum stmt_id steps[] = {S_GMERGE_MEMBERS, S_GCOPY_PROGRESS, S_GCOPY_EVENTS};
+	for (size_t i = 0; !rc && i < ARRAY_SIZE(steps); i++)
+		rc = exec_pair(st, steps[i], canonical, alias);
+	if (!rc)
+		rc = rederive_group(st, alias);
+	if (!rc)
+		rc = exec_id(st, S_ACTIVITY_FILL_GROUP, alias, "deriving the group's activity",
+			     NULL);
+	if (!rc)
+		rc = link_log(st, "group", "unlink", alias, canonical, at);
+	if (!rc)
+		rc = commit(st);
+	if (rc) {
+		rollback(st);
+		free(alias);
+		free(canonical);
+		return rc;
+	}
+	*alias_out = alias;
+	*canonical_out = canonical;
+	return COHORT_OK;
+}
+
+int store_restore_link(struct store *st, const struct store_link *l)
+{
+	bool group = strcmp(l->kind, "group") == 0;
+	struct bk_stmt *s = prep(st, group ? S_GROUP_LINKED : S_MEMBER_LINKED);
+	bind_text(s, 1, l->alias_id);
+	bind_text(s, 2, l->canonical_id);
+	int rc = bk_step(s);
+	bk_reset(s);
+	if (rc == BK_ROW)
+		return COHORT_ERR_DUPLICATE;
+	if (rc != BK_DONE)
+		return db_fail(st, "restoring a link");
+	s = prep(st, group ? S_GROUP_LINK_ADD : S_MEMBER_LINK_ADD);
+	bind_text(s, 1, l->alias_id);
+	bind_text(s, 2, l->canonical_id);
+	bk_bind_int(s, 3, l->linked_at);
+	rc = bk_step(s);
+	bk_reset(s);
+	if (rc == BK_DUPLICATE)
+		return COHORT_ERR_DUPLICATE;
+	return rc == BK_DONE ? COHORT_OK : db_fail(st, "restoring a link");
 }

@@ -448,6 +448,13 @@ struct store_digest_rank_row {
 struct store_goal;
 struct store_goal_mark;
 struct store_reminder;
+/* A member link or a group link (/link): never a live code. */
+struct store_link {
+	const char *kind;         /* "member" or "group" */
+	const char *alias_id;     /* recorded as canonical_id */
+	const char *canonical_id;
+	int64_t linked_at;
+};
 struct store_dump_fns {
 	int (*settings)(const struct store_group_settings *g, void *ud);
 	int (*member)(const struct store_member *m, void *ud);
@@ -460,6 +467,11 @@ struct store_dump_fns {
 	int (*goal_mark)(const struct store_goal_mark *m, void *ud);
 	/* Reminder settings (NULL: not dumped); restored with store_remind_set(). */
 	int (*reminder)(const struct store_reminder *r, void *ud);
+	/*
+	 * Links (NULL: not dumped): every one, or of a group's dump the group's
+	 * own and those of its members. Restored with store_restore_link().
+	 */
+	int (*link)(const struct store_link *l, void *ud);
 };
 /*
  * Calls fns for every row of group_id (NULL: all groups), table by table in
@@ -484,6 +496,8 @@ int store_restore_progress(struct store *st, const struct store_row *r);
 int store_restore_event(struct store *st, const struct store_event *e, int64_t *id);
 int store_restore_digest(struct store *st, const struct store_digest_row *d);
 int store_restore_digest_rank(struct store *st, const struct store_digest_rank_row *r);
+/* A link as dumped: COHORT_OK, COHORT_ERR_DUPLICATE (either side linked already) or STORE. */
+int store_restore_link(struct store *st, const struct store_link *l);
 int store_restore_end(struct store *st, bool keep);
 
 /*
@@ -790,6 +804,98 @@ struct store_answer_done {
 int store_outbox_done(struct store *st, const struct store_answer_done *done, size_t n);
 /* How many answers are not done (of every platform). */
 int store_outbox_owed(struct store *st, int64_t *n);
+/*
+ * Links (/link, bot/link.c): one person on two platforms. A one-time code is
+ * kept only as a hash (code_hash, hex), with its kind ("member" or "group"),
+ * the identity (member or group id) that made it, and when it expires; it is
+ * used at most once, by whichever process on the database redeems it first.
+ */
+struct store_link_code {
+	char kind[8];      /* "member" or "group" */
+	char *owner_id;    /* owned: free() it */
+	int64_t expires_at;
+	int64_t used_at; /* 0: not used */
+};
+/* Keeps a new code. COHORT_OK, COHORT_ERR_DUPLICATE (that hash exists: make another) or STORE. */
+int store_link_code_put(struct store *st, const char *code_hash, const char *kind,
+			const char *owner_id, int64_t at, int64_t expires_at);
+/* The code under code_hash: COHORT_OK, COHORT_ERR_NOT_FOUND or COHORT_ERR_STORE. */
+int store_link_code_get(struct store *st, const char *code_hash, struct store_link_code *out);
+/*
+ * Wrong codes typed by member_id (brute force): store_link_attempt_add()
+ * records one at `at`; store_link_attempts() counts those after `since`, and
+ * *first receives the oldest of them (0 when none).
+ */
+int store_link_attempt_add(struct store *st, const char *member_id, int64_t at);
+int store_link_attempts(struct store *st, const char *member_id, int64_t since, int *n,
+			int64_t *first);
+
+/* The member that member_id is recorded as: *canonical a new string (member_id when unlinked). */
+int store_member_canonical(struct store *st, const char *member_id, char **canonical);
+/*
+ * The link member_id is part of (as either side): *alias and *canonical new
+ * strings. COHORT_OK, COHORT_ERR_NOT_FOUND (not linked) or COHORT_ERR_STORE.
+ */
+int store_member_link_get(struct store *st, const char *member_id, char **alias, char **canonical,
+			  int64_t *linked_at);
+/*
+ * Redeems the member code code_hash (unused, not expired at `at`) and links
+ * alias to canonical (the code's maker), in ONE transaction: from then on
+ * alias's changes are recorded as canonical's. In every group where alias
+ * has records they become canonical's; where both have a record of a topic
+ * the later change wins; the history (events) goes with them; the scores,
+ * counts and period scores of those groups are derived again, so nothing
+ * counts twice. name (the name just seen) becomes the name shown. *groups
+ * (may be NULL) receives how many groups were merged. Returns COHORT_OK,
+ * COHORT_ERR_DUPLICATE (the code was used meanwhile, or expired),
+ * COHORT_ERR_DENIED (either identity is linked already: nothing changed) or
+ * COHORT_ERR_STORE.
+ */
+int store_member_link(struct store *st, const char *code_hash, const char *alias,
+		      const char *canonical, const char *name, int64_t at, int *groups);
+/*
+ * Ends member_id's link (either side), in one transaction. In each group
+ * where the linked member has records: a group of the alias's platform only
+ * gives them back to the alias; any other group (the canonical's platform,
+ * or a group both platforms share) keeps them with the canonical, so nothing
+ * is lost and nothing counts twice in a group. *alias and *canonical (may be
+ * NULL) receive who they were (new strings). COHORT_OK, COHORT_ERR_NOT_FOUND
+ * (not linked) or COHORT_ERR_STORE.
+ */
+int store_member_unlink(struct store *st, const char *member_id, int64_t at, char **alias,
+			char **canonical);
+
+/*
+ * Group links (/link group): a group (alias) recorded as another (canonical,
+ * the group whose admin made the code): one leaderboard, one progress record
+ * per member, the canonical's roadmap and settings; each keeps its own
+ * digest channel and digest records (one post per destination).
+ */
+/* The group group_id is recorded as: *canonical a new string (group_id when unlinked). */
+int store_group_canonical(struct store *st, const char *group_id, char **canonical);
+/* The link group_id is in (either side): COHORT_OK, COHORT_ERR_NOT_FOUND or COHORT_ERR_STORE. */
+int store_group_link_get(struct store *st, const char *group_id, char **alias, char **canonical);
+/*
+ * Redeems the group code code_hash and links alias to canonical in ONE
+ * transaction: alias's members, records (a topic both have for one member:
+ * the later change wins), history and activity become canonical's, and what
+ * is derived is derived again. COHORT_OK, COHORT_ERR_DUPLICATE (the code was
+ * used or expired), COHORT_ERR_DENIED (either group is linked already) or
+ * COHORT_ERR_STORE.
+ */
+int store_group_link(struct store *st, const char *code_hash, const char *alias,
+		     const char *canonical, int64_t at);
+/*
+ * Ends the link group_id is in (either side), in one transaction: the
+ * canonical group keeps every record; the alias group gets a copy of them
+ * as of now (members, progress, the live history), so each side keeps what
+ * it was told is saved and neither counts anything twice. *alias and
+ * *canonical receive who they were. COHORT_OK, COHORT_ERR_NOT_FOUND or
+ * COHORT_ERR_STORE.
+ */
+int store_group_unlink(struct store *st, const char *group_id, int64_t at, char **alias,
+		       char **canonical);
+
 /* True when several processes may share the store (PostgreSQL), false for SQLite. */
 bool store_shared(struct store *st);
 

@@ -55,7 +55,8 @@ def test_export_import_export_is_identical_and_answers_agree(cohort):
     a_week_of_history(cohort)
     first = run_ok(cohort, "export", "--format", "json")
     dump = json.loads(first)
-    assert dump["version"] == 5
+    assert dump["version"] == 6
+    assert dump["links"] == []
     assert [(r["member"], r["at"]) for r in dump["reminders"]] == [("console:bob", "23:45")]
     assert [(g["member"], g["target_id"], g["due_date"]) for g in dump["goals"]] == [
         ("", "caching", "2026-12-31"), ("console:ana", "kafka", "2026-11-30"),
@@ -110,6 +111,14 @@ def test_export_import_export_is_identical_and_answers_agree(cohort):
     fifth = json.loads(run_ok(cohort, "export", "-c", "v4.toml", "--format", "json"))
     assert [g["digest_every"] for g in fifth["groups"]] == [None]
     assert fifth["reminders"] == dump["reminders"]
+    # And one of version 5 (before links), without links.
+    v5 = {k: v for k, v in dump.items() if k != "links"}
+    path = write(cohort, "v5.json", json.dumps(dict(v5, version=5)))
+    write(cohort, "v5.toml", '[store]\npath = "v5.db"\n')
+    res = cohort.run("import", "-c", "v5.toml", "--format", "json", path)
+    assert res.returncode == 0, res.stderr
+    sixth = run_ok(cohort, "export", "-c", "v5.toml", "--format", "json")
+    assert sixth == first
 
 
 def test_a_complete_dump_that_is_broken_imports_nothing(cohort):

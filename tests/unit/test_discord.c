@@ -110,7 +110,7 @@ static void the_command_list_is_complete(void **state)
 {
 	(void)state;
 	cJSON *defs = dc_command_definitions();
-	assert_int_equal(cJSON_GetArraySize(defs), 19); /* 16 commands, 3 admin settings */
+	assert_int_equal(cJSON_GetArraySize(defs), 21); /* 17 commands, 4 admin settings */
 	char *s = cJSON_PrintUnformatted(defs);
 	assert_true(strlen(s) < 8000);
 	cJSON *c;
@@ -129,7 +129,7 @@ static void the_command_list_is_complete(void **state)
 		}
 	}
 	assert_int_equal(autocompleted, 6); /* topic on done, start, skip, reset, who, fix */
-	assert_int_equal(admin, 4); /* fix, digest-setup, goal-group, dashboard-setup */
+	assert_int_equal(admin, 5); /* fix, digest-setup, goal-group, dashboard-setup, link-group */
 	cJSON_free(s);
 	cJSON_Delete(defs);
 }
