@@ -217,6 +217,49 @@ static void earliest(int64_t *next, int64_t t)
 }
 
 /* One member's reminder, if due now. */
+static bool same_platform(const char *a, const char *b)
+{
+	size_t n = strcspn(a, ":");
+	return strncmp(a, b, n + 1) == 0;
+}
+
+/*
+ * Where a reminder goes: a group and an identity of one platform. Linked
+ * identities and groups (bot/link.h) record a member under the identity and
+ * group whose code was used, which may be the other platform's: then the
+ * member's other identity, or the group's other group, is the one to send to.
+ * *group and *member are new strings.
+ */
+static void delivery(struct bot *b, const char *group_id, const char *member_id, char **group,
+		     char **member)
+{
+	char *alias = NULL, *canonical = NULL;
+	*group = xstrdup(group_id);
+	*member = xstrdup(member_id);
+	if (same_platform(group_id, member_id))
+		return;
+	if (store_member_link_get(b->store, member_id, &alias, &canonical, NULL) == COHORT_OK) {
+		const char *other = strcmp(alias, member_id) == 0 ? canonical : alias;
+		if (same_platform(group_id, other)) {
+			free(*member);
+			*member = xstrdup(other);
+		}
+	}
+	free(alias);
+	free(canonical);
+	alias = canonical = NULL;
+	if (!same_platform(*group, *member) &&
+	    store_group_link_get(b->store, group_id, &alias, &canonical) == COHORT_OK) {
+		const char *other = strcmp(alias, group_id) == 0 ? canonical : alias;
+		if (same_platform(other, *member)) {
+			free(*group);
+			*group = xstrdup(other);
+		}
+	}
+	free(alias);
+	free(canonical);
+}
+
 static int run_one(struct bot *b, const struct digest_sink *sink, const struct reminder *m,
 		   int64_t *next)
 {
@@ -253,7 +296,13 @@ static int run_one(struct bot *b, const struct digest_sink *sink, const struct r
 	if (!rc)
 		rc = store_remind_record(b->store, m->group_id, m->member_id, date, key, now, &first);
 	if (!rc && first) {
-		int sent = sink->remind(sink->ud, m->group_id, m->member_id, &r, key);
+		char *to_group, *to_member;
+		delivery(b, m->group_id, m->member_id, &to_group, &to_member);
+		int sent = sink->serves(sink->ud, to_group)
+				   ? sink->remind(sink->ud, to_group, to_member, &r, key)
+				   : COHORT_ERR_USAGE;
+		free(to_group);
+		free(to_member);
 		if (sent && sent != COHORT_ERR_PENDING)
 			log_warn("remind", "the %s reminder of %s in %s was not delivered (%s); not "
 					   "retried today",

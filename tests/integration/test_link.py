@@ -305,13 +305,55 @@ def test_export_import_and_migrate_carry_links_not_codes(cohort, both):
     res = cohort.run("export", "--format", "json")
     assert res.returncode == 0, res.stderr
     dump = json.loads(res.stdout)
-    assert dump["version"] == 5
+    assert dump["version"] == 6
     assert [(x["kind"], x["alias"], x["canonical"]) for x in dump["links"]] == [
         ("group", f"matrix:{ROOM}", "discord:100"), ("member", f"matrix:{ANA}", "discord:300")]
     assert live not in res.stdout and live.replace("-", "") not in res.stdout
     (cohort.workdir / "dump.json").write_text(res.stdout)
+    # Into a new SQLite store (from PostgreSQL too, as migrate's other direction).
     (cohort.workdir / "new.toml").write_text('[store]\npath = "restored.db"\n')
-    imp = cohort.run("import", "-c", "new.toml", "--format", "json", "dump.json")
-    assert imp.returncode == 0, imp.stderr
-    again = cohort.run("export", "-c", "new.toml", "--format", "json")
+    url = cohort.env.pop("COHORT_STORE_URL", None)
+    try:
+        imp = cohort.run("import", "-c", "new.toml", "--format", "json", "dump.json")
+        assert imp.returncode == 0, imp.stderr
+        again = cohort.run("export", "-c", "new.toml", "--format", "json")
+    finally:
+        if url:
+            cohort.env["COHORT_STORE_URL"] = url
     assert again.stdout == res.stdout
+
+
+def dm_sends(both):
+    return [r for r in both.hs.sends() if r["room"] != ROOM]
+
+
+def test_a_linked_member_is_reminded_on_the_platform_they_asked_on(cohort, both):
+    # ana's Discord code, typed on Matrix: she is recorded as discord:300 in the room.
+    both.start("2026-11-23T09:00:00Z")
+    code = CODE.search(both.discord("link")[0]).group(0)
+    assert "Linked" in both.matrix(f"!link {code}")
+    assert "finished" in both.matrix("!done kafka")
+    assert "Reminder set: 20:00" in both.matrix("!remind 20:00")
+    both.stop()
+    # Tuesday 20:00, nothing done: the reminder reaches her Matrix identity's direct room.
+    both.start("2026-11-24T19:59:00Z", rate=60)
+    sent = both.hs.wait_for(lambda: dm_sends(both), 20, "the reminder in a direct room")
+    both.stop()
+    assert [body["invite"] for _, body in both.hs.created] == [[ANA]]
+    assert "your 1-day streak ends tonight" in sent[0]["json"]["body"]
+    assert "not a Matrix user" not in (cohort.workdir / "cohort.log").read_text()
+
+
+def test_a_member_of_a_linked_room_is_reminded_on_matrix(cohort, both):
+    both.start("2026-11-23T09:00:00Z")
+    gcode = CODE.search(both.discord("link-group", admin=True)[0]).group(0)
+    assert "one group" in both.matrix(f"!link {gcode}")
+    assert "finished" in both.matrix("!done kafka", sender=BOB)
+    assert "Reminder set: 20:00" in both.matrix("!remind 20:00", sender=BOB)
+    both.stop()
+    both.start("2026-11-24T19:59:00Z", rate=60)
+    sent = both.hs.wait_for(lambda: dm_sends(both), 20, "the reminder in a direct room")
+    both.stop()
+    assert [body["invite"] for _, body in both.hs.created] == [[BOB]]
+    assert "bob, your 1-day streak ends tonight" in sent[0]["json"]["body"]
+    assert both.dc.rest("POST", r"/users/@me/channels") == []
