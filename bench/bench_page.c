@@ -71,7 +71,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "%s\n", err);
 		return 1;
 	}
-	struct bot_opts o = {st, rm, "18:00", "Europe/Berlin", fake_now, NULL};
+	struct bot_opts o = {st, rm, "18:00", "Europe/Berlin", fake_now, NULL, NULL};
 	struct bot *b;
 	if (bot_new(&o, &b))
 		return 1;

@@ -107,7 +107,7 @@ static void child(const char *url, int k, int procs, double start, double flat_s
 	if (store_open(url, false, &st, err))
 		die("store_open", err);
 	struct roadmap *rm = hundred_topics();
-	struct bot_opts o = {st, rm, "18:00", "UTC", NULL, NULL};
+	struct bot_opts o = {st, rm, "18:00", "UTC", NULL, NULL, NULL};
 	struct bot *b;
 	if (bot_new(&o, &b))
 		die("bot_new", NULL);
@@ -260,7 +260,7 @@ static void leaderboard_10k(const char *url, int members)
 	printf("seeded %d members x %d topics in one restore transaction   %.1f s\n", members,
 	       TOPICS, seconds() - t);
 	struct roadmap *rm = hundred_topics();
-	struct bot_opts o = {st, rm, "18:00", "UTC", NULL, NULL};
+	struct bot_opts o = {st, rm, "18:00", "UTC", NULL, NULL, NULL};
 	struct bot *b;
 	if (bot_new(&o, &b)) /* sets the calendar the week and month scores need */
 		die("bot_new", NULL);

@@ -96,7 +96,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	struct roadmap *rm = hundred_topics();
-	struct bot_opts o = {st, rm, "18:00", "Europe/Berlin", fake_now, NULL};
+	struct bot_opts o = {st, rm, "18:00", "Europe/Berlin", fake_now, NULL, NULL};
 	struct bot *b;
 	if (bot_new(&o, &b))
 		return 1;

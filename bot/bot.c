@@ -8,6 +8,7 @@
 #include "lib/text.h"
 #include "lib/util.h"
 #include "outbox.h"
+#include "rmset.h"
 #include "roadmap.h"
 
 #include <stdio.h>
@@ -41,7 +42,14 @@ int bot_new(const struct bot_opts *o, struct bot **out)
 {
 	struct bot *b = xcalloc(1, sizeof(*b));
 	b->store = o->store;
-	b->rm = o->roadmap;
+	if (o->roadmaps) {
+		b->set = o->roadmaps;
+	} else {
+		b->own_set = rmset_of(o->roadmap, "backend");
+		b->set = b->own_set;
+	}
+	b->rm_index = rmset_default(b->set);
+	b->rm = rmset_at(b->set, b->rm_index);
 	b->digest_time = xstrdup(o->digest_time ? o->digest_time : "18:00");
 	b->timezone = xstrdup(o->timezone ? o->timezone : "UTC");
 	b->now = o->now ? o->now : process_now;
@@ -54,7 +62,7 @@ int bot_new(const struct bot_opts *o, struct bot **out)
 	 * the scores keep counting the roadmap they were derived for.
 	 */
 	struct store_roadmap_result res;
-	if (!rc && bot_store_roadmap(b->store, b->rm, false, &res))
+	if (!rc && bot_store_roadmaps(b->store, b->set, false, &res))
 		log_error("bot", "the scores still count the roadmap they were derived for (see "
 				 "above)");
 	if (rc) {
@@ -70,6 +78,7 @@ void bot_free(struct bot *b)
 	if (!b)
 		return;
 	outbox_free(b->outbox);
+	rmset_free(b->own_set);
 	free(b->digest_time);
 	free(b->timezone);
 	free(b->public_url);
@@ -266,12 +275,87 @@ size_t bot_complete_topics(struct bot *b, const char *typed, struct bot_choice *
 	return n;
 }
 
+int bot_use_group(struct bot *b, const char *group_id)
+{
+	char *name = NULL;
+	int rc = group_id ? store_group_roadmap(b->store, group_id, &name) : COHORT_OK;
+	long i = name ? rmset_find(b->set, name) : -1;
+	b->rm_index = i >= 0 ? (size_t)i : rmset_default(b->set);
+	b->rm = rmset_at(b->set, b->rm_index);
+	free(name);
+	return rc;
+}
+
 void bot_set_roadmap(struct bot *b, const struct roadmap *rm)
 {
-	b->rm = rm;
+	rmset_free(b->own_set);
+	b->own_set = rmset_of(rm, "backend");
+	bot_set_roadmaps(b, b->own_set);
+}
+
+void bot_set_roadmaps(struct bot *b, const struct rmset *set)
+{
+	if (set != b->own_set) {
+		rmset_free(b->own_set);
+		b->own_set = NULL;
+	}
+	b->set = set;
+	b->rm_index = rmset_default(set);
+	b->rm = rmset_at(set, b->rm_index);
 	struct store_roadmap_result res;
-	if (bot_store_roadmap(b->store, rm, false, &res))
-		log_error("bot", "the scores still count the roadmap loaded before (see above)");
+	if (bot_store_roadmaps(b->store, set, false, &res))
+		log_error("bot", "the scores still count the roadmaps loaded before (see above)");
+}
+
+/* The store's view of roadmap rm (named name): ids and former ids, in new arrays. */
+static void store_view(const struct roadmap *rm, const char *name, struct store_roadmap *out)
+{
+	size_t n = roadmap_topic_count(rm), nrenames = 0;
+	const char **ids = xcalloc(n ? n : 1, sizeof(char *));
+	struct store_rename *renames = NULL;
+	for (size_t i = 0; i < n; i++) {
+		const struct rm_topic *t = roadmap_topic(rm, i);
+		ids[i] = t->id;
+		renames = xrealloc(renames, (nrenames + t->nformer + 1) * sizeof(*renames));
+		for (size_t k = 0; k < t->nformer; k++)
+			renames[nrenames++] = (struct store_rename){t->former[k], t->id};
+	}
+	*out = (struct store_roadmap){name, ids, n, renames, nrenames};
+}
+
+static void store_view_release(struct store_roadmap *v)
+{
+	free((void *)v->ids);
+	free((void *)v->renames);
+}
+
+int bot_store_roadmaps(struct store *st, const struct rmset *set, bool force,
+		       struct store_roadmap_result *out)
+{
+	size_t n = rmset_count(set);
+	struct store_roadmap *v = xcalloc(n, sizeof(*v));
+	for (size_t i = 0; i < n; i++)
+		store_view(rmset_at(set, i), rmset_name(set, i), &v[i]);
+	int rc = store_set_roadmaps(st, v, n, rmset_default(set), force, out);
+	if (!rc && out->rederived)
+		log_msg(out->moved ? LOG_INFO : LOG_DEBUG, "bot",
+			"scores derived for %zu %s (default %s); %ld records moved from former ids",
+			n, n == 1 ? "roadmap" : "roadmaps", rmset_name(set, rmset_default(set)),
+			out->moved);
+	for (size_t i = 0; i < n; i++)
+		store_view_release(&v[i]);
+	free(v);
+	return rc;
+}
+
+int bot_switch_roadmap(struct bot *b, const char *group_id, size_t index, int64_t at, long *moved)
+{
+	struct store_roadmap v;
+	store_view(rmset_at(b->set, index), rmset_name(b->set, index), &v);
+	int rc = store_set_group_roadmap(b->store, group_id,
+					 index == rmset_default(b->set) ? NULL : &v, at, moved);
+	store_view_release(&v);
+	return rc;
 }
 
 int bot_store_roadmap(struct store *st, const struct roadmap *rm, bool force,

@@ -13,14 +13,16 @@
 
 struct store;
 struct roadmap;
+struct rmset;
 
 struct bot_opts {
 	struct store *store;           /* borrowed; must outlive the bot */
-	const struct roadmap *roadmap; /* borrowed; must outlive the bot */
+	const struct roadmap *roadmap; /* borrowed; must outlive the bot; used when roadmaps is NULL */
 	const char *digest_time;       /* default "HH:MM" for groups without their own */
 	const char *timezone;          /* default IANA zone */
 	int64_t (*now)(void *ud);      /* the clock (Unix ms); NULL for the real one */
 	void *now_ud;
+	const struct rmset *roadmaps; /* the roadmaps groups may choose (borrowed), or NULL */
 };
 
 struct bot;
@@ -66,8 +68,20 @@ char *bot_member_name(const char *name, const char *fallback);
  */
 void bot_set_roadmap(struct bot *b, const struct roadmap *rm);
 
+/*
+ * Replaces the roadmaps groups may choose (borrowed from now on; the caller
+ * frees the old set after) and tells the store (bot_store_roadmaps()).
+ */
+void bot_set_roadmaps(struct bot *b, const struct rmset *set);
+
 struct store;
 struct store_roadmap_result;
+/*
+ * bot_store_roadmap() for a set: the store counts each group's own roadmap
+ * (store_set_roadmaps()). Returns COHORT_OK or COHORT_ERR_STORE.
+ */
+int bot_store_roadmaps(struct store *st, const struct rmset *set, bool force,
+		       struct store_roadmap_result *out);
 /*
  * Tells the store rm's topic ids and former ids (store_set_roadmap()): scores
  * count only topics on rm, and progress kept under a former id moves to its

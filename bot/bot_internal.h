@@ -15,7 +15,14 @@ struct digest_sink;
 
 struct bot {
 	struct store *store;
+	/*
+	 * The roadmap of the group at hand (bot_use_group()): every command, the
+	 * digest, the page read it. One thread at a time, so one group at a time.
+	 */
 	const struct roadmap *rm;
+	size_t rm_index;          /* its index in set */
+	const struct rmset *set;  /* the roadmaps groups may choose (rmset.h) */
+	struct rmset *own_set;    /* set when the bot made it (bot_opts.roadmaps NULL) */
 	char *digest_time;
 	char *timezone;
 	int64_t (*now)(void *ud);
@@ -36,6 +43,18 @@ struct digest_inflight {
 	char *group_id;
 	char date[16];
 };
+
+/*
+ * Makes the roadmap group_id counts (its choice, else the default) the bot's
+ * roadmap at hand (b->rm). COHORT_OK, or COHORT_ERR_STORE (b->rm is then the
+ * default).
+ */
+int bot_use_group(struct bot *b, const char *group_id);
+/*
+ * Switches group_id to the set's roadmap index (the default clears its
+ * choice): store_set_group_roadmap(). COHORT_OK or COHORT_ERR_STORE.
+ */
+int bot_switch_roadmap(struct bot *b, const char *group_id, size_t index, int64_t at, long *moved);
 
 /* A group's effective settings: its own, or the configured defaults. */
 struct group_prefs {

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 enum key_type { KEY_STRING, KEY_BOOL, KEY_STRINGS, KEY_INT, KEY_INTS };
@@ -38,6 +39,7 @@ static const struct key_spec keys[] = {
 	STR("store", "synchronous", store_synchronous),
 	STR("store", "url", store_url),
 	STR("roadmap", "file", roadmap_file),
+	STR("roadmap", "dir", roadmap_dir),
 	STR("digest", "time", digest_time),
 	STR("digest", "timezone", digest_timezone),
 	STR("log", "level", log_level),
@@ -90,6 +92,7 @@ void config_init(struct config *cfg)
 	cfg->store_synchronous = xstrdup("normal");
 	cfg->store_url = xstrdup("");
 	cfg->roadmap_file = xstrdup("");
+	cfg->roadmap_dir = xstrdup("");
 	cfg->digest_time = xstrdup("18:00");
 	cfg->digest_timezone = xstrdup("UTC");
 	cfg->log_level = xstrdup("info");
@@ -444,6 +447,13 @@ static int validate(const struct config *cfg, const int *lines, char *err)
 	    strcmp(cfg->store_synchronous, "full") != 0)
 		return bad_value(cfg, lines, "store", "synchronous", err,
 				 "\"%s\" is not \"normal\" or \"full\"", cfg->store_synchronous);
+	struct stat dst;
+	int dir_rc = *cfg->roadmap_dir ? stat(cfg->roadmap_dir, &dst) : 0;
+	if (*cfg->roadmap_dir && (dir_rc != 0 || !S_ISDIR(dst.st_mode)))
+		return bad_value(cfg, lines, "roadmap", "dir", err,
+				 "\"%s\" is not a folder (%s): give the folder that holds the *.md "
+				 "roadmaps groups may choose, or leave it \"\"",
+				 cfg->roadmap_dir, dir_rc ? strerror(errno) : "it is a file");
 	if (!parse_hhmm(cfg->digest_time, &hh, &mm))
 		return bad_value(cfg, lines, "digest", "time", err,
 				 "\"%s\" is not a time of day as \"HH:MM\" (for example \"18:00\")",
@@ -780,6 +790,8 @@ void config_describe(const struct config *cfg, struct strbuf *out)
 	sb_addf(out, "  %-20s %s\n", "store.synchronous", cfg->store_synchronous);
 	sb_addf(out, "  %-20s %s\n", "roadmap.file",
 		*cfg->roadmap_file ? cfg->roadmap_file : "(built-in backend roadmap)");
+	if (*cfg->roadmap_dir)
+		sb_addf(out, "  %-20s %s\n", "roadmap.dir", cfg->roadmap_dir);
 	sb_addf(out, "  %-20s %s %s\n", "digest.time", cfg->digest_time, cfg->digest_timezone);
 	sb_addf(out, "  %-20s %s\n", "log.level", cfg->log_level);
 	sb_addf(out, "  %-20s %s\n", "log.format", cfg->log_format);

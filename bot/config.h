@@ -34,6 +34,7 @@ struct config {
 	char *store_url;         /* "": the SQLite file store_path; else a PostgreSQL URI */
 
 	char *roadmap_file; /* "" for the built-in roadmap */
+	char *roadmap_dir;  /* "": no other roadmaps to choose from (bot/rmset.h) */
 
 	char *digest_time;     /* "HH:MM" */
 	char *digest_timezone; /* IANA name */

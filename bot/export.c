@@ -385,7 +385,7 @@ static int write_dump(struct store *st, const struct roadmap *rm, const char *gr
 	struct store_dump_fns fns = {dump_settings, dump_member,      dump_progress,
 				     dump_event,    dump_digest,      dump_digest_rank,
 				     dump_goal,	    dump_goal_mark,   dump_reminder,
-				     dump_link};
+				     dump_link,   NULL};
 	int rc = store_dump(st, group_id, &fns, &c);
 	dump_open(&c, SEC_COUNT - 1);
 	fputs(c.n ? "\n  ]\n}\n" : "]\n}\n", out);

@@ -11,6 +11,7 @@
 #include "bot/config.h"
 #include "bot/dispatch.h"
 #include "bot/export.h"
+#include "bot/rmset.h"
 #include "bot/roadmap.h"
 #include "bot/scheduler.h"
 #include "cli/keeper.h"
@@ -183,7 +184,8 @@ static int parse_args(int argc, char **argv, struct cli *cli)
 /* Everything a command needs, set up from the configuration. */
 struct app {
 	struct config cfg;
-	struct roadmap *rm;
+	struct rmset *set;       /* the roadmaps groups may choose */
+	const struct roadmap *rm; /* the default one, in set */
 	struct store *store;
 	struct bot *bot;
 };
@@ -215,15 +217,16 @@ static int load_config(const struct cli *cli, struct config *cfg)
 	return EXIT_OK;
 }
 
-static int load_roadmap(const struct config *cfg, struct roadmap **rm)
+/* The roadmaps (roadmap.file, roadmap.dir): one that does not parse refuses the start. */
+static int load_roadmap(const struct config *cfg, struct rmset **set, const struct roadmap **rm)
 {
 	char err[COHORT_ERR_LEN];
-	int rc = *cfg->roadmap_file ? roadmap_load_file(cfg->roadmap_file, rm, err)
-				    : roadmap_load_default(rm, err);
+	int rc = rmset_load(cfg->roadmap_file, cfg->roadmap_dir, set, err);
 	if (rc) {
 		fprintf(stderr, "cohort: %s\n", err);
 		return EXIT_USAGE;
 	}
+	*rm = rmset_at(*set, rmset_default(*set));
 	return EXIT_OK;
 }
 
@@ -231,7 +234,7 @@ static void app_release(struct app *app)
 {
 	bot_free(app->bot);
 	store_free(app->store);
-	roadmap_free(app->rm);
+	rmset_free(app->set);
 	config_release(&app->cfg);
 	log_clear_secrets();
 	log_close();
@@ -246,18 +249,20 @@ static void reload(struct app *app)
 	reload_requested = 0;
 	log_reopen();
 	char err[COHORT_ERR_LEN];
-	struct roadmap *rm;
-	int rc = *app->cfg.roadmap_file ? roadmap_load_file(app->cfg.roadmap_file, &rm, err)
-					: roadmap_load_default(&rm, err);
+	struct rmset *set;
+	int rc = rmset_load(app->cfg.roadmap_file, app->cfg.roadmap_dir, &set, err);
 	if (rc) {
-		log_error("main", "reload: %s; keeping the roadmap loaded before", err);
+		log_error("main", "reload: %s; keeping the roadmaps loaded before", err);
 		return;
 	}
-	bot_set_roadmap(app->bot, rm);
-	roadmap_free(app->rm);
-	app->rm = rm;
-	log_info("main", "reloaded: %zu topics from %s; log reopened", roadmap_topic_count(rm),
-		 roadmap_source(rm));
+	bot_set_roadmaps(app->bot, set);
+	rmset_free(app->set);
+	app->set = set;
+	app->rm = rmset_at(set, rmset_default(set));
+	log_info("main", "reloaded: %zu %s (default %s: %zu topics from %s); log reopened",
+		 rmset_count(set), rmset_count(set) == 1 ? "roadmap" : "roadmaps",
+		 rmset_name(set, rmset_default(set)), roadmap_topic_count(app->rm),
+		 roadmap_source(app->rm));
 }
 
 static void log_warning(const char *msg, void *ud)
@@ -326,7 +331,7 @@ static int app_init(struct app *app, const struct cli *cli, enum store_need need
 	memset(app, 0, sizeof(*app));
 	int rc = load_config(cli, &app->cfg);
 	if (!rc)
-		rc = load_roadmap(&app->cfg, &app->rm);
+		rc = load_roadmap(&app->cfg, &app->set, &app->rm);
 	if (!rc && strcmp(cli->command, "run") == 0)
 		rc = run_precheck(app);
 	if (rc || need == NO_STORE)
@@ -352,7 +357,7 @@ static int app_init(struct app *app, const struct cli *cli, enum store_need need
 		return EXIT_RUNTIME;
 	}
 	struct bot_opts o = {app->store, app->rm, app->cfg.digest_time, app->cfg.digest_timezone,
-			     NULL,       NULL};
+			     NULL,       NULL,    app->set};
 	if (bot_new(&o, &app->bot)) {
 		char *name = store_name(&app->cfg);
 		fprintf(stderr, "cohort: %s: setting up the store failed (see the log above)\n",
@@ -1142,7 +1147,8 @@ static int cmd_migrate(struct app *app, const struct cli *cli)
 		fprintf(stderr, "cohort: %s\n", err);
 		goto out;
 	}
-	struct bot_opts o = {dst, app->rm, app->cfg.digest_time, app->cfg.digest_timezone, NULL, NULL};
+	struct bot_opts o = {dst,  app->rm, app->cfg.digest_time, app->cfg.digest_timezone,
+			     NULL, NULL,    app->set};
 	if (bot_new(&o, &b)) {
 		fprintf(stderr, "cohort: setting up the PostgreSQL store failed (see the log)\n");
 		goto out;

@@ -185,6 +185,13 @@ enum stmt_id {
 	S_GCOPY_EVENTS,   /* from's live changes, copied */
 	S_ACTIVITY_FILL_GROUP,
 	S_DUMP_LINKS, /* member and group links: kind, alias, canonical, linked_at */
+	S_ROADMAPS_CLEAR, /* the roadmaps (names) the store was told of */
+	S_ROADMAPS_ADD,   /* (name, is_default) */
+	S_GROUP_ROADMAP_GET, /* a group's chosen roadmap */
+	S_GROUP_ROADMAP_SET, /* (group, name, at) */
+	S_GROUP_ROADMAP_DELETE,
+	S_DUMP_GROUP_ROADMAPS,
+	S_RESTORE_GROUP_ROADMAP,
 	S_COUNT
 };
 
@@ -283,6 +290,42 @@ enum stmt_id {
 	"NOT EXISTS (SELECT 1 FROM events l WHERE l.group_id = e.group_id AND "                    \
 	"l.member_id = e.member_id AND l.topic_id = e.topic_id AND l.id > e.id AND "               \
 	"l.reverts IS NULL AND NOT EXISTS (SELECT 1 FROM events v WHERE v.reverts = l.id))"
+
+/*
+ * The roadmap a group counts (schema 14, both backends; g a group id
+ * expression): its choice (group_roadmap) while that roadmap is one the store
+ * was last told of, else the default one.
+ */
+#define GROUP_ROADMAP(g)                                                                           \
+	"COALESCE((SELECT rg.roadmap FROM group_roadmap rg WHERE rg.group_id = " g " AND "        \
+	"rg.roadmap IN (SELECT rn.name FROM roadmaps rn)), "                                       \
+	"(SELECT rd.name FROM roadmaps rd WHERE rd.is_default = 1))"
+
+/*
+ * Whether topic id expression t counts toward group g's scores (a correlated
+ * test): it is on the group's roadmap, or no roadmap was ever given (every
+ * topic counts).
+ */
+#define ON_ROADMAP(g, t)                                                                           \
+	"(EXISTS (SELECT 1 FROM roadmap_topics rt WHERE rt.roadmap = " GROUP_ROADMAP(g) " AND "    \
+	"rt.topic_id = " t ") OR NOT EXISTS (SELECT 1 FROM roadmap_topics))"
+
+/*
+ * The group's page's activity (store_group_activity()), derived from the log
+ * for every group (p NULL) or group p: per 15-minute bucket of Unix time,
+ * finishes (an undo of a finish takes one back) and the net change of done
+ * topics on the group's roadmap.
+ */
+#define ACTIVITY_REFILL(p)                                                                         \
+	"INSERT INTO group_activity (group_id, bucket, finished, net) "                            \
+	"SELECT ev.group_id, ev.at / 900000, "                                                     \
+	"SUM(CASE WHEN ev.new_status = 'done' AND ev.reverts IS NULL THEN 1 ELSE 0 END) - "        \
+	"SUM(CASE WHEN ev.old_status = 'done' AND ev.reverts IS NOT NULL THEN 1 ELSE 0 END), "     \
+	"SUM(CASE WHEN ev.new_status = 'done' THEN 1 ELSE 0 END) - "                               \
+	"SUM(CASE WHEN ev.old_status = 'done' THEN 1 ELSE 0 END) "                                 \
+	"FROM events ev WHERE (" p " IS NULL OR ev.group_id = " p ") AND "                         \
+	"(ev.new_status = 'done' OR ev.old_status = 'done') AND "                                  \
+	ON_ROADMAP("ev.group_id", "ev.topic_id") " GROUP BY ev.group_id, ev.at / 900000"
 
 /* What bk_step() says. */
 enum bk_result {

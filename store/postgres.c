@@ -120,7 +120,7 @@ static const char pg_schema[] =
  * 15-minute bucket of Unix time, finishes (an undo of a finish takes one back) and
  * the net change of done topics on the roadmap.
  */
-#define ACTIVITY_FILL                                                                              \
+#define ACTIVITY_FILL_V8                                                                              \
 	"INSERT INTO group_activity (group_id, bucket, finished, net) "                            \
 	"SELECT group_id, at / 900000, "                                                           \
 	"SUM(CASE WHEN new_status = 'done' AND reverts IS NULL THEN 1 ELSE 0 END) - "              \
@@ -156,7 +156,7 @@ static const char *const pg_migrations[] = {
 	"  bucket BIGINT NOT NULL,"
 	"  finished INTEGER NOT NULL,"
 	"  net INTEGER NOT NULL,"
-	"  PRIMARY KEY (group_id, bucket));" ACTIVITY_FILL ";",
+	"  PRIMARY KEY (group_id, bucket));" ACTIVITY_FILL_V8 ";",
 	/* 9: the outbox (store_outbox_*): answers owed, delivered once. */
 	"CREATE TABLE outbox ("
 	"  id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
@@ -194,25 +194,35 @@ static const char *const pg_migrations[] = {
 	LINK_SCHEMA("", "BIGINT", "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"),
 	/* 16: group links (/link group): a group recorded as another. */
 	GROUP_LINK_SCHEMA("", "BIGINT"),
+	/* 17: a roadmap per group (see sqlite.c). */
+	"CREATE TABLE roadmaps ("
+	"  name TEXT PRIMARY KEY,"
+	"  is_default INTEGER NOT NULL CHECK (is_default = 0 OR is_default = 1));"
+	"INSERT INTO roadmaps (name, is_default) SELECT '', 1 "
+	"  WHERE EXISTS (SELECT 1 FROM roadmap_topics);"
+	"ALTER TABLE roadmap_topics ADD COLUMN roadmap TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE roadmap_topics DROP CONSTRAINT roadmap_topics_pkey;"
+	"ALTER TABLE roadmap_topics ADD PRIMARY KEY (roadmap, topic_id);"
+	"ALTER TABLE roadmap_topics ALTER COLUMN roadmap DROP DEFAULT;"
+	"CREATE TABLE group_roadmap ("
+	"  group_id TEXT PRIMARY KEY,"
+	"  roadmap TEXT NOT NULL,"
+	"  changed_at BIGINT NOT NULL);",
 };
-
-#define ON_ROADMAP(t)                                                                              \
-	"(" t " IN (SELECT topic_id FROM roadmap_topics) OR "                                      \
-	"NOT EXISTS (SELECT 1 FROM roadmap_topics))"
 
 /* Every member's score derived again from progress (S_RECOUNT_GROUP: of one group). */
 #define RECOUNT_MEMBERS \
 	"UPDATE members SET " \
 	"done_count = (SELECT COUNT(*) FROM progress p WHERE " \
 	"p.group_id = members.group_id AND p.member_id = members.member_id " \
-	"AND p.status = 'done' AND " ON_ROADMAP("p.topic_id") "), " \
+	"AND p.status = 'done' AND " ON_ROADMAP("p.group_id", "p.topic_id") "), " \
 	"skipped_count = (SELECT COUNT(*) FROM progress p WHERE " \
 	"p.group_id = members.group_id AND p.member_id = members.member_id " \
-	"AND p.status = 'skipped' AND " ON_ROADMAP("p.topic_id") "), " \
+	"AND p.status = 'skipped' AND " ON_ROADMAP("p.group_id", "p.topic_id") "), " \
 	"score_at = (SELECT COALESCE(MAX(p.updated_at), 0) FROM progress p " \
 	"WHERE p.group_id = members.group_id AND " \
 	"p.member_id = members.member_id AND p.status = 'done' AND " \
-	ON_ROADMAP("p.topic_id") ")"
+	ON_ROADMAP("p.group_id", "p.topic_id") ")"
 
 #define LIVE_EVENT                                                                                 \
 	"e.reverts IS NULL AND NOT EXISTS (SELECT 1 FROM events u WHERE u.reverts = e.id)"
@@ -250,7 +260,7 @@ static const char *const sql[S_COUNT] = {
 		"UPDATE members SET done_count = done_count + $3::integer, score_at = CASE "
 		"WHEN $3::integer > 0 THEN GREATEST(score_at, $4::bigint) ELSE (SELECT "
 		"COALESCE(MAX(updated_at), 0) FROM progress p WHERE p.group_id = $1 AND "
-		"p.member_id = $2 AND p.status = 'done' AND " ON_ROADMAP("p.topic_id") ") END "
+		"p.member_id = $2 AND p.status = 'done' AND " ON_ROADMAP("p.group_id", "p.topic_id") ") END "
 		"WHERE group_id = $1 AND member_id = $2",
 	[S_LAST_EVENT] = "SELECT id, topic_id, old_status, new_status FROM events e "
 			 "WHERE group_id = $1 AND member_id = $2 AND actor_id IS NULL AND "
@@ -340,17 +350,17 @@ static const char *const sql[S_COUNT] = {
 			 "ELSE (SELECT COALESCE(MAX(p.updated_at), 0) FROM progress p "
 			 "WHERE p.group_id = $1 AND p.member_id = $2 AND p.status = 'done' "
 			 "AND p.updated_at >= $4 AND p.updated_at < $7::bigint AND "
-			 ON_ROADMAP("p.topic_id") ") END",
+			 ON_ROADMAP("p.group_id", "p.topic_id") ") END",
 	[S_PERIOD_CLEAR] = "DELETE FROM period_scores WHERE $1::text IS NULL OR group_id = $1",
 	[S_DONE_ROWS] =
 		"SELECT p.group_id, p.member_id, p.updated_at, s.timezone FROM progress p "
 		"LEFT JOIN group_settings s ON s.group_id = p.group_id "
 		"WHERE p.status = 'done' AND ($1::text IS NULL OR p.group_id = $1) AND "
-		ON_ROADMAP("p.topic_id") " ORDER BY p.group_id, p.member_id, p.updated_at",
+		ON_ROADMAP("p.group_id", "p.topic_id") " ORDER BY p.group_id, p.member_id, p.updated_at",
 	[S_DONE_TIMES] = "SELECT at FROM events e "
 			 "WHERE group_id = $1 AND member_id = $2 "
 			 "AND new_status = 'done' AND " LIVE_EVENT " AND "
-			 ON_ROADMAP("e.topic_id") " ORDER BY id DESC",
+			 ON_ROADMAP("e.group_id", "e.topic_id") " ORDER BY id DESC",
 	[S_ACTIVITY] = "SELECT e.member_id, m.name, e.topic_id, e.old_status, e.new_status, e.at, "
 		       "m.first_seen, e.id, e.actor_name "
 		       "FROM events e JOIN members m USING (group_id, member_id) "
@@ -396,7 +406,7 @@ static const char *const sql[S_COUNT] = {
 	[S_DIGEST_SENT] = "UPDATE digests SET sent_at = $3 WHERE group_id = $1 AND local_date = $2",
 	[S_DIGEST_RANKS] = "SELECT member_id, rank, points FROM digest_ranks "
 			   "WHERE group_id = $1 AND local_date = $2 ORDER BY rank",
-	[S_ON_ROADMAP] = "SELECT (" ON_ROADMAP("$1::text") ")::integer",
+	[S_ON_ROADMAP] = "SELECT (" ON_ROADMAP("$2::text", "$1::text") ")::integer",
 	[S_GROUPS] = "SELECT group_id FROM members UNION "
 		     "SELECT group_id FROM group_settings ORDER BY 1",
 	[S_TOPIC_TOTALS] = "SELECT topic_id, COUNT(*), COUNT(*) FILTER (WHERE status = 'done') "
@@ -404,11 +414,15 @@ static const char *const sql[S_COUNT] = {
 	[S_RENAME_PROGRESS] =
 		"UPDATE progress SET topic_id = $2 WHERE topic_id = $1 AND NOT EXISTS ("
 		"SELECT 1 FROM progress q WHERE q.group_id = progress.group_id AND "
-		"q.member_id = progress.member_id AND q.topic_id = $2)",
+		"q.member_id = progress.member_id AND q.topic_id = $2) AND "
+		"($4::text IS NULL OR group_id = $4) AND " GROUP_ROADMAP("progress.group_id")
+		" = $3::text",
 	[S_RENAME_EVENTS] =
 		"UPDATE events SET topic_id = $2 WHERE topic_id = $1 AND NOT EXISTS ("
 		"SELECT 1 FROM progress q WHERE q.group_id = events.group_id AND "
-		"q.member_id = events.member_id AND q.topic_id = $1)",
+		"q.member_id = events.member_id AND q.topic_id = $1) AND "
+		"($4::text IS NULL OR group_id = $4) AND " GROUP_ROADMAP("events.group_id")
+		" = $3::text",
 	[S_FINGERPRINT_GET] = "SELECT value FROM roadmap_fingerprint",
 	[S_FINGERPRINT_SET] = "INSERT INTO roadmap_fingerprint (one, value) VALUES (1, $1) "
 			      "ON CONFLICT (one) DO UPDATE SET value = excluded.value",
@@ -420,9 +434,20 @@ static const char *const sql[S_COUNT] = {
 	 */
 	[S_LOCK_DERIVED] = "LOCK TABLE members IN SHARE ROW EXCLUSIVE MODE",
 	[S_ROADMAP_CLEAR] = "DELETE FROM roadmap_topics",
-	[S_ROADMAP_ADD] = "INSERT INTO roadmap_topics (topic_id) VALUES ($1) "
-			  "ON CONFLICT (topic_id) DO NOTHING",
-	[S_RECOUNT_MEMBERS] = RECOUNT_MEMBERS,
+	[S_ROADMAP_ADD] = "INSERT INTO roadmap_topics (roadmap, topic_id) VALUES ($1, $2) "
+			  "ON CONFLICT (roadmap, topic_id) DO NOTHING",
+	[S_ROADMAPS_CLEAR] = "DELETE FROM roadmaps",
+	[S_ROADMAPS_ADD] = "INSERT INTO roadmaps (name, is_default) VALUES ($1, $2)",
+	[S_GROUP_ROADMAP_GET] = "SELECT roadmap FROM group_roadmap WHERE group_id = $1",
+	[S_GROUP_ROADMAP_SET] = "INSERT INTO group_roadmap (group_id, roadmap, changed_at) "
+				"VALUES ($1, $2, $3) ON CONFLICT (group_id) DO UPDATE SET "
+				"roadmap = excluded.roadmap, changed_at = excluded.changed_at",
+	[S_GROUP_ROADMAP_DELETE] = "DELETE FROM group_roadmap WHERE group_id = $1",
+	[S_DUMP_GROUP_ROADMAPS] = "SELECT group_id, roadmap, changed_at FROM group_roadmap "
+				  "WHERE $1::text IS NULL OR group_id = $1 ORDER BY group_id",
+	[S_RESTORE_GROUP_ROADMAP] = "INSERT INTO group_roadmap (group_id, roadmap, changed_at) "
+				    "VALUES ($1, $2, $3)",
+	[S_RECOUNT_MEMBERS] = RECOUNT_MEMBERS " WHERE $1::text IS NULL OR group_id = $1",
 	[S_TOPIC_COUNTS_CLEAR] = "DELETE FROM topic_counts",
 	[S_TOPIC_COUNTS_FILL] = "INSERT INTO topic_counts (group_id, topic_id, done, in_progress) "
 				"SELECT group_id, topic_id, COUNT(*) FILTER (WHERE status = "
@@ -541,14 +566,14 @@ static const char *const sql[S_COUNT] = {
 			  "p.member_id = e.member_id AND p.topic_id = e.topic_id "
 			  "JOIN members m ON m.group_id = p.group_id AND m.member_id = p.member_id "
 			  "WHERE e.group_id = $1 AND e.new_status = 'done' AND p.status = 'done' AND "
-			  "p.updated_at = e.at AND " ON_ROADMAP("p.topic_id")
+			  "p.updated_at = e.at AND " ON_ROADMAP("p.group_id", "p.topic_id")
 			  " ORDER BY e.at DESC LIMIT $2",
 	[S_ACTIVITY_ADD] = "INSERT INTO group_activity (group_id, bucket, finished, net) "
 			   "VALUES ($1, $2, $3, $4) ON CONFLICT (group_id, bucket) DO UPDATE SET "
 			   "finished = group_activity.finished + excluded.finished, "
 			   "net = group_activity.net + excluded.net",
-	[S_ACTIVITY_CLEAR] = "DELETE FROM group_activity",
-	[S_ACTIVITY_FILL] = ACTIVITY_FILL,
+	[S_ACTIVITY_CLEAR] = "DELETE FROM group_activity WHERE $1::text IS NULL OR group_id = $1",
+	[S_ACTIVITY_FILL] = ACTIVITY_REFILL("$1::text"),
 	[S_ACTIVITY_READ] = "SELECT bucket, finished, net FROM group_activity "
 			    "WHERE group_id = $1 AND bucket >= $2 ORDER BY bucket",
 	[S_ACTIVITY_BEFORE] = "SELECT COALESCE(SUM(net), 0) FROM group_activity "
@@ -625,7 +650,7 @@ static const char *const sql[S_COUNT] = {
 		"COUNT(*) FILTER (WHERE status = 'in_progress') FROM progress "
 		"WHERE group_id = $1 GROUP BY group_id, topic_id",
 	[S_GROUP_DONE] = "SELECT COUNT(*) FROM progress p WHERE p.group_id = $1 AND "
-			 "p.status = 'done' AND " ON_ROADMAP("p.topic_id"),
+			 "p.status = 'done' AND " ON_ROADMAP("p.group_id", "p.topic_id"),
 	[S_LINK_LOG] = "INSERT INTO link_log (kind, action, alias_id, canonical_id, at) "
 		       "VALUES ($1, $2, $3, $4, $5)",
 	[S_GROUP_CANONICAL] = "SELECT canonical_id FROM group_links WHERE group_id = $1",
@@ -668,15 +693,7 @@ static const char *const sql[S_COUNT] = {
 			   "SELECT $2::text, member_id, topic_id, old_status, new_status, note, at, "
 			   "actor_id, actor_name, removal FROM events e WHERE e.group_id = $1 AND "
 			   LIVE_EVENT " ORDER BY e.id",
-	[S_ACTIVITY_FILL_GROUP] =
-		"INSERT INTO group_activity (group_id, bucket, finished, net) "
-		"SELECT group_id, at / 900000, "
-		"SUM(CASE WHEN new_status = 'done' AND reverts IS NULL THEN 1 ELSE 0 END) - "
-		"SUM(CASE WHEN old_status = 'done' AND reverts IS NOT NULL THEN 1 ELSE 0 END), "
-		"SUM(CASE WHEN new_status = 'done' THEN 1 ELSE 0 END) - "
-		"SUM(CASE WHEN old_status = 'done' THEN 1 ELSE 0 END) "
-		"FROM events WHERE group_id = $1 AND (new_status = 'done' OR old_status = 'done') "
-		"AND " ON_ROADMAP("topic_id") " GROUP BY group_id, at / 900000",
+	[S_ACTIVITY_FILL_GROUP] = ACTIVITY_REFILL("$1::text"),
 	[S_DUMP_LINKS] = "SELECT 'member', member_id, canonical_id, linked_at FROM member_links "
 			 "WHERE $1::text IS NULL OR canonical_id IN (SELECT m.member_id FROM members m "
 			 "WHERE m.group_id = $1) UNION ALL "

@@ -24,7 +24,7 @@
  * 15-minute bucket of Unix time, finishes (an undo of a finish takes one back) and
  * the net change of done topics on the roadmap.
  */
-#define ACTIVITY_FILL                                                                              \
+#define ACTIVITY_FILL_V8                                                                              \
 	"INSERT INTO group_activity (group_id, bucket, finished, net) "                            \
 	"SELECT group_id, at / 900000, "                                                           \
 	"SUM(CASE WHEN new_status = 'done' AND reverts IS NULL THEN 1 ELSE 0 END) - "              \
@@ -215,7 +215,7 @@ static const char *const migrations[] = {
 	"  finished INTEGER NOT NULL,"
 	"  net INTEGER NOT NULL,"
 	"  PRIMARY KEY (group_id, bucket)"
-	") WITHOUT ROWID;" ACTIVITY_FILL ";",
+	") WITHOUT ROWID;" ACTIVITY_FILL_V8 ";",
 	/* 9: the outbox (store_outbox_*): answers owed, delivered once. */
 	"CREATE TABLE outbox ("
 	"  id INTEGER PRIMARY KEY,"
@@ -254,26 +254,46 @@ static const char *const migrations[] = {
 	LINK_SCHEMA(" WITHOUT ROWID", "INTEGER", "INTEGER PRIMARY KEY"),
 	/* 16: group links (/link group): a group recorded as another. */
 	GROUP_LINK_SCHEMA(" WITHOUT ROWID", "INTEGER"),
+	/*
+	 * 17: a roadmap per group (roadmap.dir): the topic ids of every roadmap the
+	 * store was told of, by name; which one is the default; and each group's
+	 * choice. The one roadmap kept before becomes the default, named "" until
+	 * the next start names them all.
+	 */
+	"CREATE TABLE roadmaps ("
+	"  name TEXT PRIMARY KEY,"
+	"  is_default INTEGER NOT NULL CHECK (is_default = 0 OR is_default = 1)"
+	") WITHOUT ROWID;"
+	"INSERT INTO roadmaps (name, is_default) SELECT '', 1 "
+	"  WHERE EXISTS (SELECT 1 FROM roadmap_topics);"
+	"ALTER TABLE roadmap_topics RENAME TO roadmap_topics_13;"
+	"CREATE TABLE roadmap_topics ("
+	"  roadmap TEXT NOT NULL,"
+	"  topic_id TEXT NOT NULL,"
+	"  PRIMARY KEY (roadmap, topic_id)"
+	") WITHOUT ROWID;"
+	"INSERT INTO roadmap_topics (roadmap, topic_id) SELECT '', topic_id FROM roadmap_topics_13;"
+	"DROP TABLE roadmap_topics_13;"
+	"CREATE TABLE group_roadmap ("
+	"  group_id TEXT PRIMARY KEY,"
+	"  roadmap TEXT NOT NULL,"
+	"  changed_at INTEGER NOT NULL"
+	") WITHOUT ROWID;",
 };
-
-/* Whether topic id expression t counts toward scores (a correlated test). */
-#define ON_ROADMAP(t)                                                                              \
-	"(" t " IN (SELECT topic_id FROM roadmap_topics) OR "                                      \
-	"NOT EXISTS (SELECT 1 FROM roadmap_topics))"
 
 /* Every member's score derived again from progress (S_RECOUNT_GROUP: of one group). */
 #define RECOUNT_MEMBERS \
 	"UPDATE members SET " \
 	"done_count = (SELECT COUNT(*) FROM progress p WHERE " \
 	"p.group_id = members.group_id AND p.member_id = members.member_id " \
-	"AND p.status = 'done' AND " ON_ROADMAP("p.topic_id") "), " \
+	"AND p.status = 'done' AND " ON_ROADMAP("p.group_id", "p.topic_id") "), " \
 	"skipped_count = (SELECT COUNT(*) FROM progress p WHERE " \
 	"p.group_id = members.group_id AND p.member_id = members.member_id " \
-	"AND p.status = 'skipped' AND " ON_ROADMAP("p.topic_id") "), " \
+	"AND p.status = 'skipped' AND " ON_ROADMAP("p.group_id", "p.topic_id") "), " \
 	"score_at = (SELECT COALESCE(MAX(p.updated_at), 0) FROM progress p " \
 	"WHERE p.group_id = members.group_id AND " \
 	"p.member_id = members.member_id AND p.status = 'done' AND " \
-	ON_ROADMAP("p.topic_id") ")"
+	ON_ROADMAP("p.group_id", "p.topic_id") ")"
 
 /* An un-reverted event that is not itself an undo (a correlated test on e). */
 #define LIVE_EVENT                                                                                 \
@@ -311,7 +331,7 @@ static const char *const sql[S_COUNT] = {
 		"UPDATE members SET done_count = done_count + ?3, score_at = CASE "
 		"WHEN ?3 > 0 THEN MAX(score_at, ?4) ELSE (SELECT COALESCE(MAX(updated_at), 0) "
 		"FROM progress p WHERE p.group_id = ?1 AND p.member_id = ?2 AND "
-		"p.status = 'done' AND " ON_ROADMAP("p.topic_id") ") END "
+		"p.status = 'done' AND " ON_ROADMAP("p.group_id", "p.topic_id") ") END "
 		"WHERE group_id = ?1 AND member_id = ?2",
 	[S_LAST_EVENT] = "SELECT id, topic_id, old_status, new_status FROM events e "
 			 "WHERE group_id = ?1 AND member_id = ?2 AND actor_id IS NULL AND "
@@ -406,19 +426,19 @@ static const char *const sql[S_COUNT] = {
 			 "ELSE (SELECT COALESCE(MAX(p.updated_at), 0) FROM progress p "
 			 "WHERE p.group_id = ?1 AND p.member_id = ?2 AND p.status = 'done' "
 			 "AND p.updated_at >= ?4 AND p.updated_at < ?7 AND "
-			 ON_ROADMAP("p.topic_id") ") END",
+			 ON_ROADMAP("p.group_id", "p.topic_id") ") END",
 	[S_PERIOD_CLEAR] = "DELETE FROM period_scores WHERE ?1 IS NULL OR group_id = ?1",
 	/* With the group's zone, for the calendar. */
 	[S_DONE_ROWS] =
 		"SELECT p.group_id, p.member_id, p.updated_at, s.timezone FROM progress p "
 		"LEFT JOIN group_settings s ON s.group_id = p.group_id "
 		"WHERE p.status = 'done' AND (?1 IS NULL OR p.group_id = ?1) AND "
-		ON_ROADMAP("p.topic_id") " ORDER BY p.group_id, p.member_id, p.updated_at",
+		ON_ROADMAP("p.group_id", "p.topic_id") " ORDER BY p.group_id, p.member_id, p.updated_at",
 	/* Newest first by id: events are logged as they happen. */
 	[S_DONE_TIMES] = "SELECT at FROM events e INDEXED BY events_member "
 			 "WHERE group_id = ?1 AND member_id = ?2 "
 			 "AND new_status = 'done' AND " LIVE_EVENT " AND "
-			 ON_ROADMAP("e.topic_id") " ORDER BY id DESC",
+			 ON_ROADMAP("e.group_id", "e.topic_id") " ORDER BY id DESC",
 	[S_ACTIVITY] = "SELECT e.member_id, m.name, e.topic_id, e.old_status, e.new_status, e.at, "
 		       "m.first_seen, e.id, e.actor_name "
 		       "FROM events e JOIN members m USING (group_id, member_id) "
@@ -460,7 +480,7 @@ static const char *const sql[S_COUNT] = {
 	[S_DIGEST_SENT] = "UPDATE digests SET sent_at = ?3 WHERE group_id = ?1 AND local_date = ?2",
 	[S_DIGEST_RANKS] = "SELECT member_id, rank, points FROM digest_ranks "
 			   "WHERE group_id = ?1 AND local_date = ?2 ORDER BY rank",
-	[S_ON_ROADMAP] = "SELECT " ON_ROADMAP("?1"),
+	[S_ON_ROADMAP] = "SELECT " ON_ROADMAP("?2", "?1"),
 	[S_READ_BEGIN] = "BEGIN",
 	[S_READ_END] = "COMMIT",
 	[S_GROUP_ZONE] = "SELECT timezone FROM group_settings WHERE group_id = ?1",
@@ -495,19 +515,32 @@ static const char *const sql[S_COUNT] = {
 	[S_RENAME_PROGRESS] =
 		"UPDATE progress SET topic_id = ?2 WHERE topic_id = ?1 AND NOT EXISTS ("
 		"SELECT 1 FROM progress q WHERE q.group_id = progress.group_id AND "
-		"q.member_id = progress.member_id AND q.topic_id = ?2)",
+		"q.member_id = progress.member_id AND q.topic_id = ?2) AND "
+		"(?4 IS NULL OR group_id = ?4) AND " GROUP_ROADMAP("progress.group_id") " = ?3",
 	/* The history goes with the record, so /undo and the digest name the new topic. */
 	[S_RENAME_EVENTS] =
 		"UPDATE events SET topic_id = ?2 WHERE topic_id = ?1 AND NOT EXISTS ("
 		"SELECT 1 FROM progress q WHERE q.group_id = events.group_id AND "
-		"q.member_id = events.member_id AND q.topic_id = ?1)",
+		"q.member_id = events.member_id AND q.topic_id = ?1) AND "
+		"(?4 IS NULL OR group_id = ?4) AND " GROUP_ROADMAP("events.group_id") " = ?3",
 	[S_FINGERPRINT_GET] = "SELECT value FROM roadmap_fingerprint",
 	[S_FINGERPRINT_SET] = "INSERT OR REPLACE INTO roadmap_fingerprint (one, value) "
 			      "VALUES (1, ?1)",
 	[S_LOCK_DERIVED] = "SELECT 1", /* BEGIN IMMEDIATE holds the only write lock already */
 	[S_ROADMAP_CLEAR] = "DELETE FROM roadmap_topics",
-	[S_ROADMAP_ADD] = "INSERT OR IGNORE INTO roadmap_topics (topic_id) VALUES (?1)",
-	[S_RECOUNT_MEMBERS] = RECOUNT_MEMBERS,
+	[S_ROADMAP_ADD] = "INSERT OR IGNORE INTO roadmap_topics (roadmap, topic_id) VALUES (?1, ?2)",
+	[S_ROADMAPS_CLEAR] = "DELETE FROM roadmaps",
+	[S_ROADMAPS_ADD] = "INSERT INTO roadmaps (name, is_default) VALUES (?1, ?2)",
+	[S_GROUP_ROADMAP_GET] = "SELECT roadmap FROM group_roadmap WHERE group_id = ?1",
+	[S_GROUP_ROADMAP_SET] = "INSERT INTO group_roadmap (group_id, roadmap, changed_at) "
+				"VALUES (?1, ?2, ?3) ON CONFLICT (group_id) DO UPDATE SET "
+				"roadmap = excluded.roadmap, changed_at = excluded.changed_at",
+	[S_GROUP_ROADMAP_DELETE] = "DELETE FROM group_roadmap WHERE group_id = ?1",
+	[S_DUMP_GROUP_ROADMAPS] = "SELECT group_id, roadmap, changed_at FROM group_roadmap "
+				  "WHERE ?1 IS NULL OR group_id = ?1 ORDER BY group_id",
+	[S_RESTORE_GROUP_ROADMAP] = "INSERT INTO group_roadmap (group_id, roadmap, changed_at) "
+				    "VALUES (?1, ?2, ?3)",
+	[S_RECOUNT_MEMBERS] = RECOUNT_MEMBERS " WHERE ?1 IS NULL OR group_id = ?1",
 	[S_TOPIC_COUNTS_CLEAR] = "DELETE FROM topic_counts",
 	[S_TOPIC_COUNTS_FILL] = "INSERT INTO topic_counts (group_id, topic_id, done, in_progress) "
 				"SELECT group_id, topic_id, SUM(status = 'done'), "
@@ -599,14 +632,14 @@ static const char *const sql[S_COUNT] = {
 			  "p.member_id = e.member_id AND p.topic_id = e.topic_id "
 			  "JOIN members m ON m.group_id = p.group_id AND m.member_id = p.member_id "
 			  "WHERE e.group_id = ?1 AND e.new_status = 'done' AND p.status = 'done' AND "
-			  "p.updated_at = e.at AND " ON_ROADMAP("p.topic_id")
+			  "p.updated_at = e.at AND " ON_ROADMAP("p.group_id", "p.topic_id")
 			  " ORDER BY e.at DESC LIMIT ?2",
 	[S_ACTIVITY_ADD] = "INSERT INTO group_activity (group_id, bucket, finished, net) "
 			   "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (group_id, bucket) DO UPDATE SET "
 			   "finished = group_activity.finished + excluded.finished, "
 			   "net = group_activity.net + excluded.net",
-	[S_ACTIVITY_CLEAR] = "DELETE FROM group_activity",
-	[S_ACTIVITY_FILL] = ACTIVITY_FILL,
+	[S_ACTIVITY_CLEAR] = "DELETE FROM group_activity WHERE ?1 IS NULL OR group_id = ?1",
+	[S_ACTIVITY_FILL] = ACTIVITY_REFILL("?1"),
 	[S_ACTIVITY_READ] = "SELECT bucket, finished, net FROM group_activity "
 			    "WHERE group_id = ?1 AND bucket >= ?2 ORDER BY bucket",
 	[S_ACTIVITY_BEFORE] = "SELECT COALESCE(SUM(net), 0) FROM group_activity "
@@ -682,7 +715,7 @@ static const char *const sql[S_COUNT] = {
 		"SELECT group_id, topic_id, SUM(status = 'done'), SUM(status = 'in_progress') "
 		"FROM progress WHERE group_id = ?1 GROUP BY group_id, topic_id",
 	[S_GROUP_DONE] = "SELECT COUNT(*) FROM progress p WHERE p.group_id = ?1 AND "
-			 "p.status = 'done' AND " ON_ROADMAP("p.topic_id"),
+			 "p.status = 'done' AND " ON_ROADMAP("p.group_id", "p.topic_id"),
 	[S_LINK_LOG] = "INSERT INTO link_log (kind, action, alias_id, canonical_id, at) "
 		       "VALUES (?1, ?2, ?3, ?4, ?5)",
 	[S_GROUP_CANONICAL] = "SELECT canonical_id FROM group_links WHERE group_id = ?1",
@@ -725,15 +758,7 @@ static const char *const sql[S_COUNT] = {
 			   "SELECT ?2, member_id, topic_id, old_status, new_status, note, at, "
 			   "actor_id, actor_name, removal FROM events e WHERE e.group_id = ?1 AND "
 			   LIVE_EVENT " ORDER BY e.id",
-	[S_ACTIVITY_FILL_GROUP] =
-		"INSERT INTO group_activity (group_id, bucket, finished, net) "
-		"SELECT group_id, at / 900000, "
-		"SUM(CASE WHEN new_status = 'done' AND reverts IS NULL THEN 1 ELSE 0 END) - "
-		"SUM(CASE WHEN old_status = 'done' AND reverts IS NOT NULL THEN 1 ELSE 0 END), "
-		"SUM(CASE WHEN new_status = 'done' THEN 1 ELSE 0 END) - "
-		"SUM(CASE WHEN old_status = 'done' THEN 1 ELSE 0 END) "
-		"FROM events WHERE group_id = ?1 AND (new_status = 'done' OR old_status = 'done') "
-		"AND " ON_ROADMAP("topic_id") " GROUP BY group_id, at / 900000",
+	[S_ACTIVITY_FILL_GROUP] = ACTIVITY_REFILL("?1"),
 	[S_DUMP_LINKS] = "SELECT 'member', member_id, canonical_id, linked_at FROM member_links "
 			 "WHERE ?1 IS NULL OR canonical_id IN (SELECT m.member_id FROM members m "
 			 "WHERE m.group_id = ?1) UNION ALL "

@@ -334,11 +334,12 @@ static int add_period_points(struct store *st, const char *group, const char *zo
 	return COHORT_OK;
 }
 
-/* *yes: whether topic_id counts toward scores (is on the roadmap the store was given). */
-static int on_roadmap(struct store *st, const char *topic_id, bool *yes)
+/* *yes: whether topic_id counts toward the group's scores (is on the group's roadmap). */
+static int on_roadmap(struct store *st, const char *group_id, const char *topic_id, bool *yes)
 {
 	struct bk_stmt *s = prep(st, S_ON_ROADMAP);
 	bind_text(s, 1, topic_id);
+	bind_text(s, 2, group_id);
 	int rc = bk_step(s);
 	*yes = rc != BK_ROW || (int)bk_col_int(s, 0);
 	bk_reset(s);
@@ -385,7 +386,7 @@ static int write_progress(struct store *st, const struct store_change *c,
 	/* A topic that is not on the roadmap keeps its record but earns nothing. */
 	bool counts = true;
 	if (!rc && (skipped || delta))
-		rc = on_roadmap(st, c->topic_id, &counts);
+		rc = on_roadmap(st, c->group_id, c->topic_id, &counts);
 	if (!counts)
 		skipped = delta = 0;
 	if (!rc && delta) {
@@ -993,14 +994,20 @@ static int exec_id(struct store *st, enum stmt_id id, const char *arg, const cha
 	return rc == BK_DONE ? COHORT_OK : db_fail(st, what);
 }
 
-/* Moves records kept under rename->from to rename->to; *moved counts the progress records. */
-static int apply_rename(struct store *st, const struct store_rename *r, long *moved)
+/*
+ * Moves records kept under rename->from to rename->to, in the groups that count
+ * roadmap (only group_id's when not NULL); *moved counts the progress records.
+ */
+static int apply_rename(struct store *st, const struct store_rename *r, const char *roadmap,
+			const char *group_id, long *moved)
 {
 	static const enum stmt_id moves[] = {S_RENAME_PROGRESS, S_RENAME_EVENTS};
 	for (size_t i = 0; i < ARRAY_SIZE(moves); i++) {
 		struct bk_stmt *s = prep(st, moves[i]);
 		bind_text(s, 1, r->from);
 		bind_text(s, 2, r->to);
+		bind_text(s, 3, roadmap);
+		bind_text(s, 4, group_id);
 		int rc = bk_step(s);
 		int64_t n = rc == BK_DONE ? bk_changes(s) : 0;
 		bk_reset(s);
@@ -1012,20 +1019,36 @@ static int apply_rename(struct store *st, const struct store_rename *r, long *mo
 	return COHORT_OK;
 }
 
-/* FNV-1a over the ids and renames, to tell at start whether the roadmap changed. */
-static void roadmap_fingerprint(const char *const *ids, size_t n, const struct store_rename *rn,
-				size_t nrn, char out[17])
+/* FNV-1a over one string and its end, into *h. */
+static void fnv_add(uint64_t *h, const char *v)
+{
+	for (const char *c = v;; c++) {
+		*h = (*h ^ (unsigned char)*c) * 1099511628211ULL;
+		if (!*c)
+			break;
+	}
+}
+
+/* A fingerprint of every roadmap (names, ids, renames) and the default, to tell a change. */
+static void roadmap_fingerprint(const struct store_roadmap *rms, size_t n, size_t dflt,
+				char out[17])
 {
 	uint64_t h = 1469598103934665603ULL;
-	for (size_t i = 0; i < n + 2 * nrn; i++) {
-		const char *v = i < n ? ids[i] : (i - n) % 2 ? rn[(i - n) / 2].to : rn[(i - n) / 2].from;
-		for (const char *c = v; ; c++) {
-			h = (h ^ (unsigned char)*c) * 1099511628211ULL;
-			if (!*c)
-				break;
-		}
-		if (i + 1 == n)
+	for (size_t r = 0; r < n; r++) {
+		const struct store_roadmap *rm = &rms[r];
+		/* One unnamed roadmap hashes as it did before names (store_set_roadmap()). */
+		if (n > 1 || *rm->name)
+			fnv_add(&h, rm->name);
+		for (size_t i = 0; i < rm->n; i++)
+			fnv_add(&h, rm->ids[i]);
+		if (rm->n)
 			h = (h ^ 0xff) * 1099511628211ULL; /* ids end here: renames are not ids */
+		for (size_t i = 0; i < rm->nrenames; i++) {
+			fnv_add(&h, rm->renames[i].from);
+			fnv_add(&h, rm->renames[i].to);
+		}
+		if (n > 1 && r == dflt)
+			h = (h ^ 0xfe) * 1099511628211ULL;
 	}
 	snprintf(out, 17, "%016llx", (unsigned long long)h);
 }
@@ -1034,9 +1057,57 @@ int store_set_roadmap(struct store *st, const char *const *ids, size_t n,
 		      const struct store_rename *renames, size_t nrenames, bool force,
 		      struct store_roadmap_result *out)
 {
+	struct store_roadmap rm = {"", ids, n, renames, nrenames};
+	return store_set_roadmaps(st, &rm, 1, 0, force, out);
+}
+
+/* Runs statement id with binds text a, text b (may be NULL) and integer c. */
+static int exec3(struct store *st, enum stmt_id id, const char *a, const char *b, int64_t c,
+		 const char *what)
+{
+	struct bk_stmt *s = prep(st, id);
+	bind_text(s, 1, a);
+	bind_text(s, 2, b);
+	bk_bind_int(s, 3, c);
+	int rc = bk_step(s);
+	bk_reset(s);
+	return rc == BK_DONE ? COHORT_OK : db_fail(st, what);
+}
+
+/* Runs statement id with two text binds. */
+static int exec2(struct store *st, enum stmt_id id, const char *a, const char *b, const char *what)
+{
+	struct bk_stmt *s = prep(st, id);
+	bind_text(s, 1, a);
+	bind_text(s, 2, b);
+	int rc = bk_step(s);
+	bk_reset(s);
+	return rc == BK_DONE ? COHORT_OK : db_fail(st, what);
+}
+
+/* Everything derived from progress for a roadmap, derived again: of group_id, or all (NULL). */
+static int rederive(struct store *st, const char *group_id)
+{
+	int rc = exec_id(st, S_RECOUNT_MEMBERS, group_id, "recounting scores", NULL);
+	if (!rc && !group_id)
+		rc = exec_id(st, S_TOPIC_COUNTS_CLEAR, NULL, "recounting topics", NULL);
+	if (!rc && !group_id)
+		rc = exec_id(st, S_TOPIC_COUNTS_FILL, NULL, "recounting topics", NULL);
+	if (!rc)
+		rc = exec_id(st, S_ACTIVITY_CLEAR, group_id, "recounting the groups' activity", NULL);
+	if (!rc)
+		rc = exec_id(st, S_ACTIVITY_FILL, group_id, "recounting the groups' activity", NULL);
+	if (!rc && st->cal.periods)
+		rc = rebuild_periods(st, group_id);
+	return rc;
+}
+
+int store_set_roadmaps(struct store *st, const struct store_roadmap *rms, size_t n, size_t dflt,
+		       bool force, struct store_roadmap_result *out)
+{
 	memset(out, 0, sizeof(*out));
 	char print[17], *stored = NULL;
-	roadmap_fingerprint(ids, n, renames, nrenames, print);
+	roadmap_fingerprint(rms, n, dflt, print);
 	struct bk_stmt *q = prep(st, S_FINGERPRINT_GET);
 	int step = bk_step(q);
 	if (step == BK_ROW)
@@ -1053,25 +1124,26 @@ int store_set_roadmap(struct store *st, const char *const *ids, size_t n,
 	if (rc)
 		return rc;
 	rc = lock_derived(st);
-	for (size_t i = 0; !rc && i < nrenames; i++)
-		rc = apply_rename(st, &renames[i], &out->moved);
+	/* The topic sets first: renames move the records of the groups counting each. */
 	if (!rc)
 		rc = exec_id(st, S_ROADMAP_CLEAR, NULL, "replacing the roadmap", NULL);
-	for (size_t i = 0; !rc && i < n; i++)
-		rc = exec_id(st, S_ROADMAP_ADD, ids[i], "recording the roadmap", NULL);
-	/* Everything derived from progress, derived again for this topic set. */
 	if (!rc)
-		rc = exec_id(st, S_RECOUNT_MEMBERS, NULL, "recounting scores", NULL);
+		rc = exec_id(st, S_ROADMAPS_CLEAR, NULL, "replacing the roadmap", NULL);
+	for (size_t r = 0; !rc && r < n; r++) {
+		struct bk_stmt *a = prep(st, S_ROADMAPS_ADD);
+		bind_text(a, 1, rms[r].name);
+		bk_bind_int(a, 2, r == dflt);
+		rc = bk_step(a) == BK_DONE ? COHORT_OK : db_fail(st, "recording the roadmap");
+		bk_reset(a);
+		for (size_t i = 0; !rc && i < rms[r].n; i++)
+			rc = exec2(st, S_ROADMAP_ADD, rms[r].name, rms[r].ids[i],
+				   "recording the roadmap");
+	}
+	for (size_t r = 0; !rc && r < n; r++)
+		for (size_t i = 0; !rc && i < rms[r].nrenames; i++)
+			rc = apply_rename(st, &rms[r].renames[i], rms[r].name, NULL, &out->moved);
 	if (!rc)
-		rc = exec_id(st, S_TOPIC_COUNTS_CLEAR, NULL, "recounting topics", NULL);
-	if (!rc)
-		rc = exec_id(st, S_TOPIC_COUNTS_FILL, NULL, "recounting topics", NULL);
-	if (!rc)
-		rc = exec_id(st, S_ACTIVITY_CLEAR, NULL, "recounting the groups' activity", NULL);
-	if (!rc)
-		rc = exec_id(st, S_ACTIVITY_FILL, NULL, "recounting the groups' activity", NULL);
-	if (!rc && st->cal.periods)
-		rc = rebuild_periods(st, NULL);
+		rc = rederive(st, NULL);
 	if (!rc)
 		rc = exec_id(st, S_FINGERPRINT_SET, print, "recording the roadmap", NULL);
 	if (!rc)
@@ -1082,6 +1154,45 @@ int store_set_roadmap(struct store *st, const char *const *ids, size_t n,
 		return rc;
 	}
 	out->rederived = true;
+	return COHORT_OK;
+}
+
+int store_group_roadmap(struct store *st, const char *group_id, char **name)
+{
+	*name = NULL;
+	struct bk_stmt *s = prep(st, S_GROUP_ROADMAP_GET);
+	bind_text(s, 1, group_id);
+	int rc = bk_step(s);
+	if (rc == BK_ROW)
+		*name = xstrdup(col_text(s, 0));
+	bk_reset(s);
+	return rc == BK_ROW || rc == BK_DONE ? COHORT_OK : db_fail(st, "reading the group's roadmap");
+}
+
+int store_set_group_roadmap(struct store *st, const char *group_id, const struct store_roadmap *rm,
+			    int64_t at, long *moved)
+{
+	long n = 0;
+	int rc = begin(st);
+	if (rc)
+		return rc;
+	rc = lock_derived(st);
+	if (!rc && rm)
+		rc = exec3(st, S_GROUP_ROADMAP_SET, group_id, rm->name, at, "recording the roadmap");
+	else if (!rc)
+		rc = exec_id(st, S_GROUP_ROADMAP_DELETE, group_id, "recording the roadmap", NULL);
+	for (size_t i = 0; !rc && rm && i < rm->nrenames; i++)
+		rc = apply_rename(st, &rm->renames[i], rm->name, group_id, &n);
+	if (!rc)
+		rc = rederive(st, group_id);
+	if (!rc)
+		rc = commit(st);
+	if (rc) {
+		rollback(st);
+		return rc;
+	}
+	if (moved)
+		*moved = n;
 	return COHORT_OK;
 }
 
@@ -1643,6 +1754,12 @@ static int link_row(struct bk_stmt *s, const struct store_dump_fns *fns, void *u
 	return fns->link(&l, ud);
 }
 
+static int group_roadmap_row(struct bk_stmt *s, const struct store_dump_fns *fns, void *ud)
+{
+	struct store_group_roadmap g = {col_text(s, 0), col_text(s, 1), bk_col_int(s, 2)};
+	return fns->group_roadmap(&g, ud);
+}
+
 int store_dump(struct store *st, const char *group_id, const struct store_dump_fns *fns, void *ud)
 {
 	/* One read transaction: the tables agree with each other even while cohort runs. */
@@ -1668,6 +1785,8 @@ int store_dump(struct store *st, const char *group_id, const struct store_dump_f
 		rc = each(st, S_REMINDERS, group_id, reminder_row, fns, ud);
 	if (!rc && fns->link)
 		rc = each(st, S_DUMP_LINKS, group_id, link_row, fns, ud);
+	if (!rc && fns->group_roadmap)
+		rc = each(st, S_DUMP_GROUP_ROADMAPS, group_id, group_roadmap_row, fns, ud);
 	exec_id(st, S_READ_END, NULL, "dumping the store", NULL);
 	return rc;
 }
@@ -1720,6 +1839,20 @@ static void fill_settings(struct bk_stmt *s, const void *v)
 int store_restore_settings(struct store *st, const struct store_group_settings *g)
 {
 	return insert_row(st, S_RESTORE_SETTINGS, fill_settings, g, "restoring group settings", NULL);
+}
+
+static void fill_group_roadmap(struct bk_stmt *s, const void *v)
+{
+	const struct store_group_roadmap *g = v;
+	bind_text(s, 1, g->group_id);
+	bind_text(s, 2, g->roadmap);
+	bk_bind_int(s, 3, g->changed_at);
+}
+
+int store_restore_group_roadmap(struct store *st, const struct store_group_roadmap *g)
+{
+	return insert_row(st, S_RESTORE_GROUP_ROADMAP, fill_group_roadmap, g,
+			  "restoring a group's roadmap", NULL);
 }
 
 static void fill_member(struct bk_stmt *s, const void *v)

@@ -246,6 +246,41 @@ int store_set_roadmap(struct store *st, const char *const *ids, size_t n,
 		      const struct store_rename *renames, size_t nrenames, bool force,
 		      struct store_roadmap_result *out);
 
+/* One roadmap a group may count (roadmap.dir): its name, topic ids and former ids. */
+struct store_roadmap {
+	const char *name; /* "backend", a file's stem */
+	const char *const *ids;
+	size_t n;
+	const struct store_rename *renames;
+	size_t nrenames;
+};
+/*
+ * store_set_roadmap() for several roadmaps: rms[dflt] is the default one,
+ * counted for every group that chose none (or chose one no longer among
+ * rms); a group that chose another (store_set_group_roadmap()) counts only
+ * its topics. Each roadmap's renames move the records of the groups that
+ * count it. The fingerprint covers every name, id and rename, and which is
+ * the default. Same returns.
+ */
+int store_set_roadmaps(struct store *st, const struct store_roadmap *rms, size_t n, size_t dflt,
+		       bool force, struct store_roadmap_result *out);
+/*
+ * The roadmap group_id chose: *name a new string, or NULL when it chose none
+ * (it counts the default). COHORT_OK or COHORT_ERR_STORE.
+ */
+int store_group_roadmap(struct store *st, const char *group_id, char **name);
+/*
+ * Switches group_id to rm (one of those last given to store_set_roadmaps();
+ * NULL: back to the default) in one transaction: records the choice, moves
+ * the group's records kept under rm's former ids, and derives the group's
+ * scores again for rm's topics (points, skipped counts, week and month
+ * scores, its activity). Progress is kept by topic id, so topics both
+ * roadmaps share carry over. *moved (may be NULL) receives the records
+ * moved. Returns COHORT_OK or COHORT_ERR_STORE (nothing changed).
+ */
+int store_set_group_roadmap(struct store *st, const char *group_id, const struct store_roadmap *rm,
+			    int64_t at, long *moved);
+
 struct store_topic_total {
 	const char *topic_id;
 	long records; /* progress records under it, over every group */
@@ -430,6 +465,12 @@ struct store_group_settings {
 	const char *timezone;
 	const char *digest_every; /* NULL: daily */
 };
+/* A group's roadmap choice, as dumped and restored. */
+struct store_group_roadmap {
+	const char *group_id;
+	const char *roadmap;
+	int64_t changed_at;
+};
 struct store_digest_row {
 	const char *group_id;
 	const char *local_date;
@@ -472,6 +513,8 @@ struct store_dump_fns {
 	 * own and those of its members. Restored with store_restore_link().
 	 */
 	int (*link)(const struct store_link *l, void *ud);
+	/* Groups' roadmap choices (NULL: not dumped). */
+	int (*group_roadmap)(const struct store_group_roadmap *g, void *ud);
 };
 /*
  * Calls fns for every row of group_id (NULL: all groups), table by table in
@@ -498,6 +541,7 @@ int store_restore_digest(struct store *st, const struct store_digest_row *d);
 int store_restore_digest_rank(struct store *st, const struct store_digest_rank_row *r);
 /* A link as dumped: COHORT_OK, COHORT_ERR_DUPLICATE (either side linked already) or STORE. */
 int store_restore_link(struct store *st, const struct store_link *l);
+int store_restore_group_roadmap(struct store *st, const struct store_group_roadmap *g);
 int store_restore_end(struct store *st, bool keep);
 
 /*

@@ -49,7 +49,7 @@ static inline struct fuzz_host *fuzz_host_get(void)
 	if (log_open("/dev/null", err) || roadmap_load_default(&h.rm, err) ||
 	    store_open(path, false, &h.st, err))
 		abort();
-	struct bot_opts o = {h.st, h.rm, "18:00", "UTC", NULL, NULL};
+	struct bot_opts o = {h.st, h.rm, "18:00", "UTC", NULL, NULL, NULL};
 	if (bot_new(&o, &h.bot) || !(h.d = dispatch_new(h.bot)))
 		abort();
 	ready = 1;

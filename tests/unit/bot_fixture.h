@@ -45,7 +45,7 @@ static inline struct bot_fixture *bot_fixture_new(const char *tz)
 		fprintf(stderr, "%s\n", err);
 		return NULL;
 	}
-	struct bot_opts o = {f->st, f->rm, "18:00", tz, fixture_now, f};
+	struct bot_opts o = {f->st, f->rm, "18:00", tz, fixture_now, f, NULL};
 	if (bot_new(&o, &f->bot))
 		return NULL;
 	reply_init(&f->reply);

@@ -308,7 +308,7 @@ static void digest_attempts_are_kept_then_forgotten(void **state)
 	static const char md[] = "- [ ] Kafka\n";
 	assert_int_equal(store_open(path, false, &st, err), COHORT_OK);
 	assert_int_equal(roadmap_parse(md, strlen(md), "t.md", &rm, err), COHORT_OK);
-	struct bot_opts o = {st, rm, "18:00", "UTC", NULL, NULL};
+	struct bot_opts o = {st, rm, "18:00", "UTC", NULL, NULL, NULL};
 	assert_int_equal(bot_new(&o, &b), COHORT_OK);
 	struct dispatch *d = dispatch_new(b);
 	struct door *door = dispatch_door(d);

@@ -250,7 +250,7 @@ static void progress_columns_line_up_for_any_section_name(void **state)
 	roadmap_free(f->rm);
 	if (roadmap_parse(md, strlen(md), "wide.md", &f->rm, err))
 		fail_msg("%s", err);
-	struct bot_opts o = {f->st, f->rm, "18:00", "UTC", fixture_now, f};
+	struct bot_opts o = {f->st, f->rm, "18:00", "UTC", fixture_now, f, NULL};
 	assert_int_equal(bot_new(&o, &f->bot), COHORT_OK);
 	say(f, "done", "kanji");
 	const char *t = say(f, "progress", "");

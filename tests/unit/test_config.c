@@ -435,6 +435,26 @@ static void interaction_keys_are_read_and_checked(void **state)
 			       "not a string");
 }
 
+/* roadmap.dir must name a folder: the error points at its line. */
+static void the_roadmap_dir_must_be_a_folder(void **state)
+{
+	(void)state;
+	int rc;
+	const char *msg = load_text("[roadmap]\ndir = \"/nonexistent/roadmaps\"\n", &rc);
+	assert_int_equal(rc, COHORT_ERR_CONFIG);
+	assert_string_equal(msg, ":2: roadmap.dir: \"/nonexistent/roadmaps\" is not a folder (No such "
+				 "file or directory): give the folder that holds the *.md roadmaps "
+				 "groups may choose, or leave it \"\"");
+	msg = load_text("[roadmap]\ndir = \"/etc/hostname\"\n", &rc);
+	assert_int_equal(rc, COHORT_ERR_CONFIG);
+	assert_non_null(strstr(msg, "is not a folder (it is a file)"));
+	msg = load_text("[roadmap]\ndir = \"/tmp\"\n", &rc);
+	assert_int_equal(rc, COHORT_OK);
+	msg = load_text("[roadmap]\ndirs = \"/tmp\"\n", &rc);
+	assert_int_equal(rc, COHORT_ERR_CONFIG);
+	assert_non_null(strstr(msg, "did you mean \"dir\""));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -454,6 +474,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(shard_keys_are_read_and_checked, setup, teardown),
 		cmocka_unit_test_setup_teardown(interaction_keys_are_read_and_checked, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(the_roadmap_dir_must_be_a_folder, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }

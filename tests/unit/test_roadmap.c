@@ -4,6 +4,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "bot/rmset.h"
 #include "bot/roadmap.h"
 #include "lib/err.h"
 #include "lib/text.h"
@@ -11,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define FIXTURE(name) "tests/fixtures/roadmap/" name
 
@@ -637,6 +639,90 @@ static void completion_ranks_what_is_being_typed(void **state)
 	roadmap_free(rm);
 }
 
+/* Writes text to dir/name. */
+static void put_file(const char *dir, const char *name, const char *text)
+{
+	char path[300];
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+static void remove_file(const char *dir, const char *name)
+{
+	char path[300];
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	unlink(path);
+}
+
+/* Issue 15 §1: the built-in backend roadmap, roadmap.file and every *.md of roadmap.dir. */
+static void the_roadmap_set_is_builtin_file_and_dir(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/cohort-rmset-XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	char err[COHORT_ERR_LEN];
+	struct rmset *s;
+	/* Without a dir: the built-in one alone, the default. */
+	assert_int_equal(rmset_load("", "", &s, err), COHORT_OK);
+	assert_int_equal(rmset_count(s), 1);
+	assert_string_equal(rmset_name(s, 0), "backend");
+	assert_int_equal(roadmap_topic_count(rmset_at(s, 0)), 84);
+	rmset_free(s);
+
+	put_file(dir, "frontend.md", "- [ ] HTML\n- [ ] CSS\n- [ ] Redis\n");
+	put_file(dir, "devops.md", "- [ ] Docker\n- [ ] Kubernetes\n");
+	put_file(dir, "notes.txt", "not a roadmap\n");
+	assert_int_equal(rmset_load(NULL, dir, &s, err), COHORT_OK);
+	assert_int_equal(rmset_count(s), 3);
+	assert_string_equal(rmset_name(s, 0), "backend");
+	assert_string_equal(rmset_name(s, 1), "devops");
+	assert_string_equal(rmset_name(s, 2), "frontend");
+	assert_int_equal(rmset_default(s), 0);
+	assert_int_equal(rmset_find(s, "FrontEnd"), 2);
+	assert_int_equal(rmset_find(s, "frontent"), -1);
+	assert_int_equal(roadmap_topic_count(rmset_at(s, 2)), 3);
+	rmset_free(s);
+
+	/* roadmap.file is the default; when it lies in the dir it is loaded once. */
+	char file[300];
+	snprintf(file, sizeof(file), "%s/frontend.md", dir);
+	assert_int_equal(rmset_load(file, dir, &s, err), COHORT_OK);
+	assert_int_equal(rmset_count(s), 3);
+	assert_string_equal(rmset_name(s, rmset_default(s)), "frontend");
+	rmset_free(s);
+
+	/* A roadmap that does not parse refuses the set, naming its file and line. */
+	put_file(dir, "broken.md", "- [ ] Fine\n- [] Broken\n");
+	assert_int_equal(rmset_load(NULL, dir, &s, err), COHORT_ERR_PARSE);
+	assert_null(s);
+	assert_non_null(strstr(err, "broken.md:2:"));
+	remove_file(dir, "broken.md");
+
+	/* Names: one each (ignoring case), and only what can be typed. */
+	put_file(dir, "Backend.md", "- [ ] Go\n");
+	assert_int_equal(rmset_load(NULL, dir, &s, err), COHORT_ERR_CONFIG);
+	assert_non_null(strstr(err, "Backend.md: a roadmap named \"backend\" is loaded already"));
+	remove_file(dir, "Backend.md");
+	put_file(dir, "data science.md", "- [ ] Pandas\n");
+	assert_int_equal(rmset_load(NULL, dir, &s, err), COHORT_ERR_CONFIG);
+	assert_non_null(strstr(err, "\"data science\" cannot name a roadmap"));
+	remove_file(dir, "data science.md");
+
+	/* A dir that cannot be read is named. */
+	char missing[320];
+	snprintf(missing, sizeof(missing), "%s/nope", dir);
+	assert_int_equal(rmset_load(NULL, missing, &s, err), COHORT_ERR_IO);
+	assert_non_null(strstr(err, "nope: cannot read roadmap.dir"));
+
+	remove_file(dir, "frontend.md");
+	remove_file(dir, "devops.md");
+	remove_file(dir, "notes.txt");
+	rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -652,6 +738,7 @@ int main(void)
 		cmocka_unit_test(args_split_into_topic_and_note),
 		cmocka_unit_test(phrasings_are_read_as_a_careful_person_would),
 		cmocka_unit_test(completion_ranks_what_is_being_typed),
+		cmocka_unit_test(the_roadmap_set_is_builtin_file_and_dir),
 	};
 	return cmocka_run_group_tests_name("roadmap", tests, NULL, NULL);
 }

@@ -1212,6 +1212,98 @@ static int collect_time(int64_t at, void *ud)
 	return 0;
 }
 
+static int set_in(struct store *st, const char *group, const char *member, const char *topic,
+		  int64_t at)
+{
+	struct store_change c = {group, member, member, topic, STATUS_DONE, NULL, NULL, at};
+	return store_set_status(st, &c, NULL);
+}
+
+static int points_in(struct store *st, const char *group, const char *member, int64_t since)
+{
+	struct {
+		const char *member;
+		int points;
+	} r = {member, 0};
+	assert_int_equal(store_ranking(st, group, since ? PERIOD_WEEK : PERIOD_ALL, since, 100,
+				       NULL, points_fn, &r),
+			 COHORT_OK);
+	return r.points;
+}
+
+/* Issue 15 §1: each group counts the topics of its own roadmap; switching re-derives it alone. */
+static void each_group_counts_its_own_roadmap(void **state)
+{
+	struct fixture *f = *state;
+	char err[COHORT_ERR_LEN];
+	const char *backend[] = {"kafka", "redis", "docker"};
+	const char *frontend[] = {"redis", "react", "grid"};
+	struct store_rename rn = {"css", "grid"};
+	struct store_roadmap rms[] = {{"backend", backend, 3, NULL, 0},
+				      {"frontend", frontend, 3, &rn, 1}};
+	struct store_roadmap_result res;
+	assert_int_equal(store_set_roadmaps(f->st, rms, 2, 0, false, &res), COHORT_OK);
+	assert_true(res.rederived);
+	assert_int_equal(store_set_roadmaps(f->st, rms, 2, 0, false, &res), COHORT_OK);
+	assert_false(res.rederived);
+	/* Another default is another set: derived again. */
+	assert_int_equal(store_set_roadmaps(f->st, rms, 2, 1, false, &res), COHORT_OK);
+	assert_true(res.rederived);
+	assert_int_equal(store_set_roadmaps(f->st, rms, 2, 0, false, &res), COHORT_OK);
+	assert_true(res.rederived);
+	for (int i = 0; i < 2; i++) {
+		const char *g = i ? "h" : "g", *m = i ? "bob" : "ana";
+		assert_int_equal(set_in(f->st, g, m, "kafka", 1100), COHORT_OK);
+		assert_int_equal(set_in(f->st, g, m, "redis", 1200), COHORT_OK);
+		assert_int_equal(set_in(f->st, g, m, "react", 1300), COHORT_OK);
+		assert_int_equal(set_in(f->st, g, m, "css", 1400), COHORT_OK);
+	}
+	assert_int_equal(points_in(f->st, "g", "ana", 0), 2);
+	assert_int_equal(points_in(f->st, "g", "ana", 1000), 2);
+	char *name;
+	assert_int_equal(store_group_roadmap(f->st, "g", &name), COHORT_OK);
+	assert_null(name);
+
+	long moved = -1;
+	assert_int_equal(store_set_group_roadmap(f->st, "g", &rms[1], 1500, &moved), COHORT_OK);
+	assert_int_equal(moved, 1); /* ana's css, kept as grid; bob's group is not on frontend */
+	assert_int_equal(store_group_roadmap(f->st, "g", &name), COHORT_OK);
+	assert_string_equal(name, "frontend");
+	free(name);
+	/* Redis carried over; React and Grid count; Kafka is kept but counts no more. */
+	assert_int_equal(points_in(f->st, "g", "ana", 0), 3);
+	assert_int_equal(points_in(f->st, "g", "ana", 1000), 3);
+	assert_int_equal(status_of(f->st, "ana", "kafka"), STATUS_DONE);
+	assert_int_equal(status_of(f->st, "ana", "grid"), STATUS_DONE);
+	assert_int_equal(totals_done(f->st), 3);
+	/* The other group is untouched. */
+	assert_int_equal(points_in(f->st, "h", "bob", 0), 2);
+	assert_int_equal(points_in(f->st, "h", "bob", 1000), 2);
+	/* A change follows the group's roadmap: Docker is not on frontend. */
+	assert_int_equal(set_in(f->st, "g", "ana", "docker", 1600), COHORT_OK);
+	assert_int_equal(points_in(f->st, "g", "ana", 0), 3);
+	assert_int_equal(set_in(f->st, "h", "bob", "docker", 1600), COHORT_OK);
+	assert_int_equal(points_in(f->st, "h", "bob", 0), 3);
+	/* Its choice survives a restart told the same roadmaps (nothing derived again). */
+	store_free(f->st);
+	assert_int_equal(store_open(f->target, false, &f->st, err), COHORT_OK);
+	assert_int_equal(store_set_roadmaps(f->st, rms, 2, 0, false, &res), COHORT_OK);
+	assert_false(res.rederived);
+	assert_int_equal(points_in(f->st, "g", "ana", 0), 3);
+	/* A roadmap that is gone: the group counts the default until it comes back. */
+	assert_int_equal(store_set_roadmaps(f->st, rms, 1, 0, false, &res), COHORT_OK);
+	assert_int_equal(points_in(f->st, "g", "ana", 0), 3); /* kafka, redis, docker */
+	assert_int_equal(store_set_roadmaps(f->st, rms, 2, 0, false, &res), COHORT_OK);
+	assert_int_equal(points_in(f->st, "g", "ana", 0), 3); /* redis, react, grid */
+	assert_int_equal(set_in(f->st, "g", "ana", "kafka", 1700), COHORT_ERR_UNCHANGED);
+	/* Back to the default: Kafka and Docker count again. */
+	assert_int_equal(store_set_group_roadmap(f->st, "g", NULL, 1800, NULL), COHORT_OK);
+	assert_int_equal(store_group_roadmap(f->st, "g", &name), COHORT_OK);
+	assert_null(name);
+	assert_int_equal(points_in(f->st, "g", "ana", 0), 3);
+	assert_int_equal(totals_done(f->st), 3);
+}
+
 /* Issue 12 §3: React removed, Grid renamed to CSS Grid; the numbers must still agree. */
 static void progress_off_the_roadmap_is_kept_but_never_counted(void **state)
 {
@@ -1484,6 +1576,18 @@ static void goals_are_dumped_and_restored(void **state)
 	assert_int_equal(store_restore_end(f->st, false), COHORT_OK);
 }
 
+/* Takes a PostgreSQL store's schema back from version 15 (a roadmap per group) to 14. */
+static int pg_undo_15(const struct fixture *f)
+{
+	char sql[600];
+	snprintf(sql, sizeof(sql),
+		 "SET search_path = %s; DROP TABLE roadmaps; DROP TABLE group_roadmap; "
+		 "DROP TABLE roadmap_topics; CREATE TABLE roadmap_topics (topic_id TEXT PRIMARY KEY); "
+		 "INSERT INTO roadmap_topics VALUES ('kafka')",
+		 f->schema);
+	return pg_exec(sql);
+}
+
 /* PostgreSQL: a database at version 5 gets the goals', the group's page's and reminders' tables. */
 static void pg_an_older_schema_is_upgraded(void **state)
 {
@@ -1501,6 +1605,7 @@ static void pg_an_older_schema_is_upgraded(void **state)
 		 "DELETE FROM %s.cohort_schema; INSERT INTO %s.cohort_schema (version) VALUES (5)",
 		 f->schema, f->schema, f->schema, f->schema, f->schema, f->schema, f->schema,
 		 f->schema, f->schema, f->schema, f->schema, f->schema);
+	assert_int_equal(pg_undo_15(f), 0);
 	assert_int_equal(pg_exec(sql), 0);
 	assert_int_equal(drop_link_tables(f->schema), 0);
 	if (store_open(f->target, false, &f->st, err))
@@ -1834,6 +1939,7 @@ static void pg_an_earlier_database_is_upgraded(void **state)
 		 "INSERT INTO %s.cohort_schema (version) VALUES (4)",
 		 f->schema, f->schema, f->schema, f->schema, f->schema, f->schema, f->schema,
 		 f->schema, f->schema, f->schema, f->schema, f->schema, f->schema);
+	assert_int_equal(pg_undo_15(f), 0);
 	assert_int_equal(pg_exec(sql), 0);
 	assert_int_equal(drop_link_tables(f->schema), 0);
 	assert_int_equal(open_fixture(f), 0);
@@ -2275,6 +2381,7 @@ static void pg_a_store_at_version_8_gets_the_outbox(void **state)
 		 "ALTER TABLE group_settings DROP COLUMN digest_every; "
 		 "DELETE FROM cohort_schema; INSERT INTO cohort_schema (version) VALUES (8)",
 		 f->schema);
+	assert_int_equal(pg_undo_15(f), 0);
 	assert_int_equal(pg_exec(sql), 0);
 	assert_int_equal(drop_link_tables(f->schema), 0);
 	assert_int_equal(open_fixture(f), 0);
@@ -2290,6 +2397,7 @@ int main(void)
 	/* Each runs on every backend. */
 	const struct CMUnitTest backend_tests[] = {
 		cmocka_unit_test(progress_off_the_roadmap_is_kept_but_never_counted),
+		cmocka_unit_test(each_group_counts_its_own_roadmap),
 		cmocka_unit_test(topic_totals_name_every_stored_id),
 		cmocka_unit_test(a_new_store_is_at_the_latest_schema),
 		cmocka_unit_test(changes_are_recorded_once),
