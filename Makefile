@@ -43,7 +43,7 @@ LIBS = $(PKG_LIBS) -lpthread
 
 # The product core (bot/), the store, and the console adapter; main.c is the CLI.
 CORE_SRC = lib/err.c lib/util.c lib/log.c lib/text.c lib/clock.c lib/toml.c lib/metrics.c bot/config.c \
-           bot/roadmap.c bot/rmset.c bot/reply.c bot/bot.c bot/commands.c bot/leaderboard.c bot/digest.c \
+           bot/roadmap.c bot/rmset.c bot/rmcmd.c bot/reply.c bot/bot.c bot/commands.c bot/leaderboard.c bot/digest.c \
            bot/scheduler.c bot/outbox.c bot/page.c bot/export.c bot/cmdline.c bot/goal.c bot/fix.c bot/remind.c bot/link.c lib/mailbox.c bot/dispatch.c store/store.c store/sqlite.c store/postgres.c \
            adapters/console.c adapters/http.c adapters/idset.c adapters/discord/gateway.c \
            adapters/discord/render.c adapters/discord/discord.c adapters/discord/interactions.c \

@@ -8,6 +8,7 @@
 #include "lib/text.h"
 #include "lib/util.h"
 #include "outbox.h"
+#include "rmcmd.h"
 #include "rmset.h"
 #include "roadmap.h"
 
@@ -259,8 +260,14 @@ static void copy_utf8(char *dst, size_t cap, const char *s)
 	dst[n] = '\0';
 }
 
-size_t bot_complete_topics(struct bot *b, const char *typed, struct bot_choice *out, size_t max)
+size_t bot_complete_topics(struct bot *b, const char *command, const char *group_id,
+			   const char *typed, struct bot_choice *out, size_t max)
 {
+	if (command && strcmp(command, "roadmap-use") == 0)
+		return rmcmd_complete(b, typed, out, max);
+	if (bot_use_group(b, group_id))
+		log_warn("bot", "reading %s's roadmap failed; completing from the default",
+			 group_id);
 	long idx[32];
 	if (max > ARRAY_SIZE(idx))
 		max = ARRAY_SIZE(idx);

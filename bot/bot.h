@@ -103,8 +103,13 @@ struct bot_choice {
 /* The most choices a completion gives (Discord shows 25). */
 #define BOT_MAX_CHOICES 25
 
-/* Completes a topic name being typed: fills up to max choices, best first; returns how many. */
-size_t bot_complete_topics(struct bot *b, const char *typed, struct bot_choice *out, size_t max);
+/*
+ * Completes what is being typed in an option of command: a roadmap's name for
+ * roadmap-use, else a topic of group_id's roadmap (NULL: the default one).
+ * Fills up to max choices, best first; returns how many.
+ */
+size_t bot_complete_topics(struct bot *b, const char *command, const char *group_id,
+			   const char *typed, struct bot_choice *out, size_t max);
 
 /*
  * Adapter state kept in the store (a Discord session, a Matrix sync token),

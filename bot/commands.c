@@ -5,6 +5,7 @@
 #include "goal.h"
 #include "link.h"
 #include "remind.h"
+#include "rmcmd.h"
 #include "leaderboard.h"
 #include "page.h"
 
@@ -124,6 +125,13 @@ static const struct bot_option remind_opt[] = {
 static const struct bot_option link_opt[] = {
 	{.name = "code", .description = "the code /link gave you on the other platform, or remove"},
 };
+static const struct bot_option roadmap_use_opt[] = {
+	{.name = "name",
+	 .description = "the roadmap the group counts from now on",
+	 .required = true,
+	 .autocomplete = true,
+	 .max_length = 40},
+};
 static const struct bot_option goal_opt[] = {
 	{.name = "goal", .description = "TOPIC or SECTION by DATE (Databases by 31 March), or off"},
 };
@@ -229,6 +237,13 @@ static const struct command commands[] = {
 	  "group remove\" separates them (each keeps a copy of the shared records).",
 	  true, false, false, OPTIONS(link_opt)},
 	 link_command},
+	{{"roadmap", "roadmap [use NAME]", "the group's roadmap and the others it may use",
+	  "Shows the group's roadmap with your progress on it, and the roadmaps the group may "
+	  "switch to (how many topics each shares with it). Admins: \"roadmap use frontend\" "
+	  "switches the group; progress on topics the two share carries over, the rest is kept "
+	  "and counts again after switching back.",
+	  true, false, false, NULL, 0},
+	 rmcmd_command},
 	/* Setting up the digest is for admins: Discord hides it from the others. */
 	{{"digest-setup", "digest-setup [channel] [time] [timezone] [every] [day]",
 	  "admins: where and when the daily digest goes",
@@ -247,6 +262,11 @@ static const struct command commands[] = {
 	  "made in the other platform's group, the two become one; code:remove separates them.",
 	  true, true, true, OPTIONS(link_opt)},
 	 NULL},
+	/* Likewise switching the group's roadmap: /roadmap shows it to everyone. */
+	{{"roadmap-use", "roadmap-use name", "admins: switch the group's roadmap",
+	  "/roadmap use NAME as a slash command: the roadmap's name.", false, true, true,
+	  OPTIONS(roadmap_use_opt)},
+	 rmcmd_use_command},
 	/* Likewise the group's page: /dashboard gives everyone the link. */
 	{{"dashboard-setup", "dashboard-setup action",
 	  "admins: turn the group's page on or off, or make a new link",
@@ -2161,6 +2181,11 @@ int bot_handle(struct bot *b, const struct event *in, struct reply *out)
 		ev.home_group_id = ev.group_id;
 		ev.group_id = group;
 	}
+	/* Every command resolves and counts against the group's own roadmap. */
+	rc = bot_use_group(b, ev.group_id);
+	if (rc)
+		log_warn("bot", "reading %s's roadmap failed; answering with the default",
+			 ev.group_id);
 	if (ev.slash && strcmp(ev.command, "digest-setup") == 0) {
 		rc = digest_setup(b, &ev, out);
 	} else if (ev.slash && strcmp(ev.command, "dashboard-setup") == 0) {

@@ -285,7 +285,10 @@ int digest_build(struct bot *b, const char *group_id, int64_t now, struct digest
 	memset(out, 0, sizeof(*out));
 	reply_init(&out->reply);
 	struct group_prefs p;
-	int rc = bot_group_prefs(b, group_id, &p);
+	/* The group's own roadmap: its percentages, topics and nudge. */
+	int rc = bot_use_group(b, group_id);
+	if (!rc)
+		rc = bot_group_prefs(b, group_id, &p);
 	if (rc)
 		return rc;
 	tz_format(p.timezone, now, "%Y-%m-%d", out->local_date, sizeof(out->local_date));

@@ -306,7 +306,8 @@ static void run_event(struct bot *b, void *arg)
 		if (!max || max > BOT_MAX_CHOICES)
 			max = BOT_MAX_CHOICES;
 		a.choices = ch;
-		a.n_choices = bot_complete_topics(b, j->ev.args, ch, max);
+		a.n_choices = bot_complete_topics(b, j->ev.command, j->ev.group_id, j->ev.args, ch,
+						  max);
 		if (j->sink.answer)
 			j->sink.answer(j->sink.ctx, &a);
 	} else {

@@ -6,6 +6,7 @@
 #include "lib/err.h"
 #include "lib/text.h"
 #include "lib/util.h"
+#include "rmset.h"
 #include "roadmap.h"
 #include "scheduler.h"
 #include "store/store.h"
@@ -16,8 +17,23 @@
 #include <string.h>
 #include <time.h>
 
+/* Topic id's topic on any roadmap of the set, the default's first; NULL when none has it. */
+static const struct rm_topic *set_topic(const struct rmset *set, const char *id)
+{
+	size_t d = rmset_default(set);
+	for (size_t k = 0; k <= rmset_count(set); k++) {
+		if (k == d + 1)
+			continue; /* the default was looked at first */
+		const struct roadmap *rm = rmset_at(set, k == 0 ? d : k - 1);
+		long t = roadmap_find_id(rm, id);
+		if (t >= 0)
+			return roadmap_topic(rm, (size_t)t);
+	}
+	return NULL;
+}
+
 struct export_ctx {
-	const struct roadmap *rm;
+	const struct rmset *set;
 	enum export_format fmt;
 	FILE *out;
 	size_t n;
@@ -108,8 +124,8 @@ static int write_row(const struct store_row *row, void *ud)
 	struct export_ctx *c = ud;
 	char when[32];
 	iso8601(row->updated_at, when, sizeof(when));
-	long t = roadmap_find_id(c->rm, row->topic_id);
-	const char *topic = t >= 0 ? roadmap_topic(c->rm, (size_t)t)->name : "";
+	const struct rm_topic *t = set_topic(c->set, row->topic_id);
+	const char *topic = t ? t->name : "";
 	if (c->fmt == EXPORT_CSV) {
 		const char *fields[] = {row->group_id, row->member_id, row->member_name,
 					row->topic_id, topic,          status_word(row->status),
@@ -168,7 +184,7 @@ static bool parse_iso_ms(const char *s, int64_t *ms)
 /* The complete dump: one section per table, in this order, one object per line. */
 static const char *const dump_sections[] = {"groups",  "members",      "progress", "events",
 					    "digests", "digest_ranks", "goals",    "goals_reached",
-					    "reminders", "links"};
+					    "reminders", "links",    "group_roadmaps"};
 enum {
 	SEC_GROUPS,
 	SEC_MEMBERS,
@@ -180,17 +196,20 @@ enum {
 	SEC_GOAL_MARKS,
 	SEC_REMINDERS,
 	SEC_LINKS,
+	SEC_ROADMAPS,
 	SEC_COUNT
 };
 /* Sections versions 4 and 5 did not have yet (links came with version 6). */
 #define SEC_V5_COUNT SEC_LINKS
+/* Sections version 6 did not have yet (groups' roadmaps came with version 7). */
+#define SEC_V6_COUNT SEC_ROADMAPS
 /* Sections version 3 did not have yet (reminders came with version 4). */
 #define SEC_V3_COUNT SEC_REMINDERS
 /* Sections version 2 of the dump did not have yet (they came with version 3). */
 #define SEC_V2_COUNT SEC_GOALS
 
 struct dump_ctx {
-	const struct roadmap *rm;
+	const struct rmset *set;
 	FILE *out;
 	int sec;      /* the section being written; -1 before the first */
 	size_t n;     /* objects written in it */
@@ -262,13 +281,13 @@ static int dump_member(const struct store_member *m, void *ud)
 static int dump_progress(const struct store_row *row, void *ud)
 {
 	struct dump_ctx *c = ud;
-	long t = roadmap_find_id(c->rm, row->topic_id);
+	const struct rm_topic *t = set_topic(c->set, row->topic_id);
 	cJSON *o = cJSON_CreateObject();
 	cJSON_AddStringToObject(o, "group", row->group_id);
 	cJSON_AddStringToObject(o, "member", row->member_id);
 	cJSON_AddStringToObject(o, "member_name", row->member_name);
 	cJSON_AddStringToObject(o, "topic_id", row->topic_id);
-	cJSON_AddStringToObject(o, "topic", t >= 0 ? roadmap_topic(c->rm, (size_t)t)->name : "");
+	cJSON_AddStringToObject(o, "topic", t ? t->name : "");
 	cJSON_AddStringToObject(o, "status", status_word(row->status));
 	add_time(o, "updated_at", row->updated_at);
 	cJSON_AddStringToObject(o, "note", row->note);
@@ -378,14 +397,23 @@ static int dump_link(const struct store_link *l, void *ud)
 	return dump_object(ud, SEC_LINKS, o);
 }
 
-static int write_dump(struct store *st, const struct roadmap *rm, const char *group_id, FILE *out)
+static int dump_group_roadmap(const struct store_group_roadmap *g, void *ud)
 {
-	struct dump_ctx c = {rm, out, -1, 0, NULL, 0, 0};
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "group", g->group_id);
+	cJSON_AddStringToObject(o, "roadmap", g->roadmap);
+	add_time(o, "changed_at", g->changed_at);
+	return dump_object(ud, SEC_ROADMAPS, o);
+}
+
+static int write_dump(struct store *st, const struct rmset *set, const char *group_id, FILE *out)
+{
+	struct dump_ctx c = {set, out, -1, 0, NULL, 0, 0};
 	fprintf(out, "{\n  \"format\": \"cohort export\",\n  \"version\": %d,\n", EXPORT_VERSION);
 	struct store_dump_fns fns = {dump_settings, dump_member,      dump_progress,
 				     dump_event,    dump_digest,      dump_digest_rank,
 				     dump_goal,	    dump_goal_mark,   dump_reminder,
-				     dump_link,   NULL};
+				     dump_link,   dump_group_roadmap};
 	int rc = store_dump(st, group_id, &fns, &c);
 	dump_open(&c, SEC_COUNT - 1);
 	fputs(c.n ? "\n  ]\n}\n" : "]\n}\n", out);
@@ -396,14 +424,14 @@ static int write_dump(struct store *st, const struct roadmap *rm, const char *gr
 /* The end line of a CSV export: a file without it was cut short. */
 #define CSV_END "# end of cohort export"
 
-int export_write(struct store *st, const struct roadmap *rm, const char *group_id,
+int export_write(struct store *st, const struct rmset *set, const char *group_id,
 		 enum export_format fmt, FILE *out)
 {
 	int rc;
 	if (fmt == EXPORT_JSON) {
-		rc = write_dump(st, rm, group_id, out);
+		rc = write_dump(st, set, group_id, out);
 	} else {
-		struct export_ctx c = {rm, fmt, out, 0};
+		struct export_ctx c = {set, fmt, out, 0};
 		fputs("group,member,member_name,topic_id,topic,status,updated_at,note\r\n", out);
 		rc = store_export(st, group_id, write_row, &c);
 		if (!rc)
@@ -461,20 +489,23 @@ static void bad_record(char *err, const char *fname, size_t line, const char *wh
 	snprintf(err, COHORT_ERR_LEN, "%s%s:%zu: %s", dots, shown, line, why);
 }
 
-/* Whether id is a former id of a topic on rm ("was:"). */
-static bool former_id(const struct roadmap *rm, const char *id)
+/* Whether id is a former id of a topic on a roadmap of the set ("was:"). */
+static bool former_id(const struct rmset *set, const char *id)
 {
-	for (size_t i = 0; i < roadmap_topic_count(rm); i++) {
-		const struct rm_topic *t = roadmap_topic(rm, i);
-		for (size_t k = 0; k < t->nformer; k++)
-			if (strcmp(t->former[k], id) == 0)
-				return true;
+	for (size_t r = 0; r < rmset_count(set); r++) {
+		const struct roadmap *rm = rmset_at(set, r);
+		for (size_t i = 0; i < roadmap_topic_count(rm); i++) {
+			const struct rm_topic *t = roadmap_topic(rm, i);
+			for (size_t k = 0; k < t->nformer; k++)
+				if (strcmp(t->former[k], id) == 0)
+					return true;
+		}
 	}
 	return false;
 }
 
 /* Checks one record's fields and adds it; COHORT_ERR_PARSE with the reason in err. */
-static int add_record(struct records *rs, const struct roadmap *rm, const char *const *f,
+static int add_record(struct records *rs, const struct rmset *set, const char *const *f,
 		      const char *fname, size_t line, char *err)
 {
 /* The reason first, so a long path cannot push it (or the write) past err's end. */
@@ -507,10 +538,11 @@ static int add_record(struct records *rs, const struct roadmap *rm, const char *
 		BAD("topic_id \"%.80s\" is not a topic id (ids are like \"postgresql\"; "
 		    "'cohort roadmap' lists them)",
 		    f[F_TOPIC_ID]);
-	if (roadmap_find_id(rm, f[F_TOPIC_ID]) < 0 && *f[F_TOPIC] && !former_id(rm, f[F_TOPIC_ID]))
+	if (!set_topic(set, f[F_TOPIC_ID]) && *f[F_TOPIC] && !former_id(set, f[F_TOPIC_ID]))
 		BAD("topic_id \"%.80s\" (\"%.80s\") is not on the roadmap (%s); load the roadmap "
 		    "the export was made with, or name the topic's old id with \"was:\" in it",
-		    f[F_TOPIC_ID], f[F_TOPIC], roadmap_source(rm));
+		    f[F_TOPIC_ID], f[F_TOPIC],
+		    roadmap_source(rmset_at(set, rmset_default(set))));
 	enum store_status st;
 	if (!strcmp(f[F_STATUS], "done"))
 		st = STATUS_DONE;
@@ -538,7 +570,7 @@ static int add_record(struct records *rs, const struct roadmap *rm, const char *
 	return COHORT_OK;
 }
 
-static int read_json(const char *text, size_t len, const struct roadmap *rm, const char *fname,
+static int read_json(const char *text, size_t len, const struct rmset *set, const char *fname,
 		     struct records *rs, char *err)
 {
 	cJSON *j = cJSON_ParseWithLength(text, len);
@@ -560,7 +592,7 @@ static int read_json(const char *text, size_t len, const struct roadmap *rm, con
 			f[k] = cJSON_GetStringValue(
 				cJSON_GetObjectItemCaseSensitive(o, field_names[k]));
 		/* JSON has no lines worth naming: the record's position stands in. */
-		rc = add_record(rs, rm, f, fname, ++i, err);
+		rc = add_record(rs, set, f, fname, ++i, err);
 		if (rc)
 			break;
 	}
@@ -622,7 +654,7 @@ static bool csv_record(const char **p, const char *end, struct strbuf *fields, i
 	}
 }
 
-static int read_csv(const char *text, size_t len, const struct roadmap *rm, const char *fname,
+static int read_csv(const char *text, size_t len, const struct rmset *set, const char *fname,
 		    struct records *rs, char *err)
 {
 	struct strbuf fields[F_COUNT + 1];
@@ -690,7 +722,7 @@ static int read_csv(const char *text, size_t len, const struct roadmap *rm, cons
 			if (f[k][0] == '\'' && needs_apostrophe(f[k]))
 				f[k]++; /* the apostrophe export put before a formula */
 		}
-		rc = add_record(rs, rm, f, fname, at, err);
+		rc = add_record(rs, set, f, fname, at, err);
 	}
 	if (!rc && header) {
 		snprintf(err, COHORT_ERR_LEN, "%s: empty (no CSV header)", fname);
@@ -903,7 +935,7 @@ static int restore_row(struct restore *r, int sec, const cJSON *o)
 	int rc = get_str(r, o, "group", false, 300, &g);
 	if (!rc)
 		rc = check_qualified(r, "group", g);
-	if (!rc && sec != SEC_GROUPS && sec != SEC_DIGESTS) {
+	if (!rc && sec != SEC_GROUPS && sec != SEC_DIGESTS && sec != SEC_ROADMAPS) {
 		rc = get_str(r, o, "member", false, 300, &m);
 		if (!rc && (sec != SEC_GOALS || *m)) /* a group's goal has the member "" */
 			rc = check_qualified(r, "member", m);
@@ -997,6 +1029,16 @@ static int restore_row(struct restore *r, int sec, const cJSON *o)
 			return dump_bad(r, "\"at\" is not a time of day (HH:MM)");
 		return restored(r, store_remind_set(r->st, g, m, tm, t1), "reminder for this member");
 	}
+	case SEC_ROADMAPS:
+		/* A name this install lacks is kept: the group counts the default until it exists. */
+		if ((rc = get_str(r, o, "roadmap", false, RMSET_MAX_NAME, &key)) ||
+		    (rc = get_time(r, o, "changed_at", false, &t1)))
+			return rc;
+		if (!*key)
+			return dump_bad(r, "\"roadmap\" is empty: name a roadmap, such as \"backend\"");
+		return restored(
+			r, store_restore_group_roadmap(r->st, &(struct store_group_roadmap){g, key, t1}),
+			"roadmap choice for this group");
 	case SEC_GOAL_MARKS:
 		if ((rc = get_str(r, o, "goal_member", false, 300, &key)) ||
 		    (*key && (rc = check_qualified(r, "goal_member", key))) ||
@@ -1026,7 +1068,7 @@ static int restore_row(struct restore *r, int sec, const cJSON *o)
  * Restores a complete dump (root is its object) in one transaction, scores
  * derived for rm before it commits. *count: the progress records.
  */
-static int restore_dump(struct store *st, const struct roadmap *rm, const cJSON *root,
+static int restore_dump(struct store *st, const struct rmset *set, const cJSON *root,
 			const char *fname, size_t *count, char *err)
 {
 	const cJSON *fmt = cJSON_GetObjectItemCaseSensitive(root, "format");
@@ -1039,7 +1081,7 @@ static int restore_dump(struct store *st, const struct roadmap *rm, const cJSON 
 		return COHORT_ERR_PARSE;
 	}
 	if (ver->valuedouble != EXPORT_VERSION && ver->valuedouble != 2 && ver->valuedouble != 3 &&
-	    ver->valuedouble != 4 && ver->valuedouble != 5) {
+	    ver->valuedouble != 4 && ver->valuedouble != 5 && ver->valuedouble != 6) {
 		snprintf(err, COHORT_ERR_LEN,
 			 "%.300s: an export of version %g, but this cohort reads version %d (and "
 			 "the arrays of records before it): use a newer cohort",
@@ -1051,6 +1093,7 @@ static int restore_dump(struct store *st, const struct roadmap *rm, const cJSON 
 	int nsec = ver->valuedouble == 2   ? SEC_V2_COUNT /* 2 had no goals */
 		   : ver->valuedouble == 3 ? SEC_V3_COUNT /* 3 had no reminders */
 		   : ver->valuedouble < 6  ? SEC_V5_COUNT /* 4 and 5 had no links */
+		   : ver->valuedouble < 7  ? SEC_V6_COUNT /* 6 had no groups' roadmaps */
 					   : SEC_COUNT;
 	for (int sec = 0; sec < nsec && !rc; sec++) {
 		const cJSON *a = cJSON_GetObjectItemCaseSensitive(root, dump_sections[sec]);
@@ -1085,7 +1128,7 @@ static int restore_dump(struct store *st, const struct roadmap *rm, const cJSON 
 	}
 	/* Scores, counts and former ids, derived in the same transaction. */
 	struct store_roadmap_result res;
-	if (!rc && bot_store_roadmap(st, rm, true, &res)) {
+	if (!rc && bot_store_roadmaps(st, set, true, &res)) {
 		snprintf(err, COHORT_ERR_LEN, "deriving the scores failed (see the log above)");
 		rc = COHORT_ERR_STORE;
 	}
@@ -1121,7 +1164,7 @@ static int cmp_time(const void *pa, const void *pb)
 	return a->line < b->line ? -1 : a->line > b->line;
 }
 
-int export_read(struct store *st, const struct roadmap *rm, enum export_format fmt, FILE *in,
+int export_read(struct store *st, const struct rmset *set, enum export_format fmt, FILE *in,
 		const char *fname, size_t *count, char *err)
 {
 	*count = 0;
@@ -1158,15 +1201,15 @@ int export_read(struct store *st, const struct roadmap *rm, enum export_format f
 		cJSON *j = cJSON_ParseWithLength(sb_str(&text), text.len);
 		if (cJSON_IsObject(j)) {
 			sb_release(&text);
-			rc = restore_dump(st, rm, j, fname, count, err);
+			rc = restore_dump(st, set, j, fname, count, err);
 			cJSON_Delete(j);
 			return rc;
 		}
 		cJSON_Delete(j);
 	}
 	struct records rs = {NULL, 0, 0};
-	rc = fmt == EXPORT_JSON ? read_json(sb_str(&text), text.len, rm, fname, &rs, err)
-				: read_csv(sb_str(&text), text.len, rm, fname, &rs, err);
+	rc = fmt == EXPORT_JSON ? read_json(sb_str(&text), text.len, set, fname, &rs, err)
+				: read_csv(sb_str(&text), text.len, set, fname, &rs, err);
 	sb_release(&text);
 	if (!rc && rs.n) {
 		qsort(rs.v, rs.n, sizeof(*rs.v), cmp_key);
@@ -1194,7 +1237,7 @@ int export_read(struct store *st, const struct roadmap *rm, enum export_format f
 		/* Records under a former id move to their topic, in the same transaction. */
 		struct store_roadmap_result res;
 		if (!rc)
-			rc = bot_store_roadmap(st, rm, true, &res);
+			rc = bot_store_roadmaps(st, set, true, &res);
 		int end = store_batch_end(st, rc == COHORT_OK);
 		rc = rc ? rc : end;
 		if (rc)

@@ -5,15 +5,16 @@
 #include <stdio.h>
 
 struct store;
-struct roadmap;
+struct rmset;
 
 enum export_format { EXPORT_CSV, EXPORT_JSON };
 
 /*
  * The version of the complete JSON dump written ("version" in it). 3: goals;
- * 4: reminders; 5: the digest's frequency; 6: links. Versions 2 to 5 are read too.
+ * 4: reminders; 5: the digest's frequency; 6: links; 7: groups' roadmaps.
+ * Versions 2 to 6 are read too.
  */
-#define EXPORT_VERSION 6
+#define EXPORT_VERSION 7
 
 /*
  * Writes the records of group_id (NULL: every group) to out, one per
@@ -21,7 +22,7 @@ enum export_format { EXPORT_CSV, EXPORT_JSON };
  * updated_at (ISO 8601 UTC) and note. Returns COHORT_OK, COHORT_ERR_STORE or
  * COHORT_ERR_IO (out failed).
  */
-int export_write(struct store *st, const struct roadmap *rm, const char *group_id,
+int export_write(struct store *st, const struct rmset *set, const char *group_id,
 		 enum export_format fmt, FILE *out);
 
 /* The longest file export_read() takes, and the longest note it accepts. */
@@ -36,7 +37,7 @@ int export_write(struct store *st, const struct roadmap *rm, const char *group_i
  * COHORT_ERR_USAGE (the store is not empty), COHORT_ERR_PARSE (err names the
  * record and what is wrong with it), COHORT_ERR_IO or COHORT_ERR_STORE.
  */
-int export_read(struct store *st, const struct roadmap *rm, enum export_format fmt, FILE *in,
+int export_read(struct store *st, const struct rmset *set, enum export_format fmt, FILE *in,
 		const char *fname, size_t *count, char *err);
 
 #endif

@@ -158,7 +158,9 @@ int page_collect(struct bot *b, const char *group_id, struct page_data *d)
 {
 	memset(d, 0, sizeof(*d));
 	struct group_prefs prefs;
-	int rc = bot_group_prefs(b, group_id, &prefs);
+	int rc = bot_use_group(b, group_id); /* the page shows the group's own roadmap */
+	if (!rc)
+		rc = bot_group_prefs(b, group_id, &prefs);
 	if (rc)
 		return rc;
 	const struct roadmap *rm = b->rm;

@@ -267,7 +267,9 @@ static int run_one(struct bot *b, const struct digest_sink *sink, const struct r
 	int hh, mm;
 	if (!parse_hhmm(m->at, &hh, &mm))
 		return COHORT_OK; /* only the command writes it, always valid */
-	int rc = bot_group_prefs(b, m->group_id, &p);
+	int rc = bot_use_group(b, m->group_id); /* its next topic is on the group's roadmap */
+	if (!rc)
+		rc = bot_group_prefs(b, m->group_id, &p);
 	if (rc)
 		return rc;
 	const char *tz = p.timezone;

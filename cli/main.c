@@ -259,10 +259,9 @@ static void reload(struct app *app)
 	rmset_free(app->set);
 	app->set = set;
 	app->rm = rmset_at(set, rmset_default(set));
-	log_info("main", "reloaded: %zu %s (default %s: %zu topics from %s); log reopened",
-		 rmset_count(set), rmset_count(set) == 1 ? "roadmap" : "roadmaps",
-		 rmset_name(set, rmset_default(set)), roadmap_topic_count(app->rm),
-		 roadmap_source(app->rm));
+	log_info("main", "reloaded: %zu topics from %s (the default of %zu %s); log reopened",
+		 roadmap_topic_count(app->rm), roadmap_source(app->rm), rmset_count(set),
+		 rmset_count(set) == 1 ? "roadmap" : "roadmaps");
 }
 
 static void log_warning(const char *msg, void *ud)
@@ -1091,7 +1090,7 @@ static int cmd_import(struct app *app, const struct cli *cli)
 	}
 	char err[COHORT_ERR_LEN];
 	size_t n;
-	rc = export_read(app->store, app->rm, fmt, in, use_stdin ? "stdin" : cli->path, &n, err);
+	rc = export_read(app->store, app->set, fmt, in, use_stdin ? "stdin" : cli->path, &n, err);
 	if (!use_stdin)
 		fclose(in);
 	if (rc) {
@@ -1137,7 +1136,7 @@ static int cmd_migrate(struct app *app, const struct cli *cli)
 	}
 	int code = EXIT_RUNTIME;
 	tmp = tmpfile();
-	if (!tmp || export_write(src, app->rm, NULL, EXPORT_JSON, tmp) || fflush(tmp) != 0) {
+	if (!tmp || export_write(src, app->set, NULL, EXPORT_JSON, tmp) || fflush(tmp) != 0) {
 		fprintf(stderr, "cohort: %s: reading the store failed (see the log)\n",
 			app->cfg.store_path);
 		goto out;
@@ -1153,7 +1152,7 @@ static int cmd_migrate(struct app *app, const struct cli *cli)
 		fprintf(stderr, "cohort: setting up the PostgreSQL store failed (see the log)\n");
 		goto out;
 	}
-	rc = export_read(dst, app->rm, EXPORT_JSON, tmp, app->cfg.store_path, &n, err);
+	rc = export_read(dst, app->set, EXPORT_JSON, tmp, app->cfg.store_path, &n, err);
 	if (rc == COHORT_ERR_USAGE) {
 		fprintf(stderr,
 			"cohort: --to: that database holds progress already; migrate copies into "
@@ -1194,33 +1193,124 @@ static int cmd_register(struct app *app, const struct cli *cli)
 	return exit_code_of(discord_register_commands(&app->cfg, cli->guild, cli->clear));
 }
 
-struct off_roadmap {
-	const struct roadmap *rm;
-	size_t ids;
-	long records;
+/* One (group, topic id) total, copied out of the store's callback. */
+struct group_total {
+	char *group, *topic;
+	long records, done;
 };
 
-/* One stored topic id that the roadmap does not have, with what becomes of it. */
-static int print_off_roadmap(const struct store_topic_total *t, void *ud)
+struct group_totals {
+	struct group_total *v;
+	size_t n;
+};
+
+static int collect_total(const struct store_topic_total *t, void *ud)
 {
-	struct off_roadmap *o = ud;
-	if (roadmap_find_id(o->rm, t->topic_id) >= 0)
-		return 0;
-	if (!o->ids++)
-		printf("\nStored progress on topics not on this roadmap (kept, but not counted):\n");
-	o->records += t->records;
-	printf("  %s: %ld %s (%ld done)", t->topic_id, t->records,
-	       text_plural(t->records, "record", "records"), t->done);
-	for (size_t i = 0; i < roadmap_topic_count(o->rm); i++) {
-		const struct rm_topic *tp = roadmap_topic(o->rm, i);
-		for (size_t k = 0; k < tp->nformer; k++)
-			if (strcmp(tp->former[k], t->topic_id) == 0)
-				printf(" - a former id of %s [%s]: moved to it when cohort starts, "
-				       "except for members who have %s already",
-				       tp->name, tp->id, tp->name);
+	struct group_totals *g = ud;
+	g->v = xrealloc(g->v, (g->n + 1) * sizeof(*g->v));
+	g->v[g->n++] = (struct group_total){xstrdup(t->group_id), xstrdup(t->topic_id), t->records,
+					    t->done};
+	return 0;
+}
+
+/* A record total off its group's roadmap, with that roadmap. */
+struct off_row {
+	struct group_total t;
+	const struct roadmap *rm;
+};
+
+static int by_topic(const void *a, const void *b)
+{
+	const struct group_total *x = a, *y = b;
+	int c = strcmp(x->topic, y->topic);
+	return c ? c : strcmp(x->group, y->group);
+}
+
+/*
+ * Prints the stored topic ids that are not on the roadmap their group counts
+ * (kept, but not counted), with what becomes of them; *ids and *records
+ * receive how many. Each group counts its own roadmap (/roadmap use).
+ */
+static int print_off_roadmap(struct store *st, const struct rmset *set, size_t *ids,
+			     long *records)
+{
+	struct group_totals g = {NULL, 0};
+	int rc = store_group_topic_totals(st, collect_total, &g);
+	/* Each group's roadmap, looked up once per group (rows come in group order). */
+	const struct roadmap **rms = xcalloc(g.n ? g.n : 1, sizeof(*rms));
+	for (size_t i = 0; !rc && i < g.n; i++) {
+		if (i && strcmp(g.v[i].group, g.v[i - 1].group) == 0) {
+			rms[i] = rms[i - 1];
+			continue;
+		}
+		char *name = NULL;
+		rc = store_group_roadmap(st, g.v[i].group, &name);
+		long k = name ? rmset_find(set, name) : -1;
+		rms[i] = rmset_at(set, k >= 0 ? (size_t)k : rmset_default(set));
+		free(name);
+	}
+	/* Sorted by topic with their roadmaps: one line per topic id. */
+	struct off_row *rows = xcalloc(g.n ? g.n : 1, sizeof(*rows));
+	size_t n = 0;
+	for (size_t i = 0; !rc && i < g.n; i++)
+		if (roadmap_find_id(rms[i], g.v[i].topic) < 0)
+			rows[n++] = (struct off_row){g.v[i], rms[i]};
+	for (size_t i = 1; i < n; i++) /* insertion sort by topic, stable; n is small */
+		for (size_t j = i; j > 0 && by_topic(&rows[j - 1].t, &rows[j].t) > 0; j--) {
+			struct off_row tmp = rows[j];
+			rows[j] = rows[j - 1];
+			rows[j - 1] = tmp;
+		}
+	*ids = 0;
+	*records = 0;
+	for (size_t i = 0; i < n;) {
+		size_t j = i;
+		long recs = 0, done = 0;
+		for (; j < n && strcmp(rows[j].t.topic, rows[i].t.topic) == 0; j++) {
+			recs += rows[j].t.records;
+			done += rows[j].t.done;
+		}
+		if (!(*ids)++)
+			printf("\nStored progress on topics not on its group's roadmap (kept, but not "
+			       "counted):\n");
+		*records += recs;
+		printf("  %s: %ld %s (%ld done)", rows[i].t.topic, recs,
+		       text_plural(recs, "record", "records"), done);
+		const struct roadmap *rm = rows[i].rm;
+		for (size_t t = 0; t < roadmap_topic_count(rm); t++) {
+			const struct rm_topic *tp = roadmap_topic(rm, t);
+			for (size_t k = 0; k < tp->nformer; k++)
+				if (strcmp(tp->former[k], rows[i].t.topic) == 0)
+					printf(" - a former id of %s [%s]: moved to it when cohort "
+					       "starts, except for members who have %s already",
+					       tp->name, tp->id, tp->name);
+		}
+		putchar('\n');
+		i = j;
+	}
+	for (size_t i = 0; i < g.n; i++) {
+		free(g.v[i].group);
+		free(g.v[i].topic);
+	}
+	free(g.v);
+	free(rms);
+	free(rows);
+	return rc;
+}
+
+/* "roadmaps groups may use: backend (default, 84 topics), frontend (10 topics)" when several. */
+static void print_roadmap_set(const struct rmset *set)
+{
+	if (rmset_count(set) < 2)
+		return;
+	printf("roadmaps groups may use (/roadmap use NAME):");
+	for (size_t i = 0; i < rmset_count(set); i++) {
+		size_t n = roadmap_topic_count(rmset_at(set, i));
+		printf("%s %s (%s%zu %s)", i ? "," : "", rmset_name(set, i),
+		       i == rmset_default(set) ? "default, " : "", n,
+		       text_plural((long)n, "topic", "topics"));
 	}
 	putchar('\n');
-	return 0;
 }
 
 static int cmd_roadmap(struct app *app, const struct cli *cli)
@@ -1253,6 +1343,7 @@ static int cmd_roadmap(struct app *app, const struct cli *cli)
 	printf("\n%zu %s in %zu %s, from %s\n", topics,
 	       text_plural((long)topics, "topic", "topics"), sections,
 	       text_plural((long)sections, "section", "sections"), roadmap_source(rm));
+	print_roadmap_set(app->set);
 	/* The store, when there is one: progress it keeps on topics this roadmap lacks. */
 	if (!*app->cfg.store_url && access(app->cfg.store_path, F_OK) != 0)
 		return EXIT_OK;
@@ -1262,17 +1353,18 @@ static int cmd_roadmap(struct app *app, const struct cli *cli)
 		fprintf(stderr, "cohort: %s\n", err);
 		return EXIT_RUNTIME;
 	}
-	struct off_roadmap o = {rm, 0, 0};
-	int rc = store_topic_totals(st, print_off_roadmap, &o);
+	size_t ids;
+	long records;
+	int rc = print_off_roadmap(st, app->set, &ids, &records);
 	store_free(st);
 	char *name = store_name(&app->cfg);
 	if (rc)
 		fprintf(stderr, "cohort: %s: reading the stored progress failed (see the log)\n",
 			name);
-	else if (o.ids)
-		printf("%ld %s on %zu %s not on the roadmap, in %s\n", o.records,
-		       text_plural(o.records, "record", "records"), o.ids,
-		       text_plural((long)o.ids, "topic", "topics"), name);
+	else if (ids)
+		printf("%ld %s on %zu %s not on the roadmap, in %s\n", records,
+		       text_plural(records, "record", "records"), ids,
+		       text_plural((long)ids, "topic", "topics"), name);
 	free(name);
 	return rc ? EXIT_RUNTIME : EXIT_OK;
 }
@@ -1323,6 +1415,7 @@ static int cmd_check_config(struct app *app, const struct cli *cli)
 	printf("roadmap: %zu %s from %s\n", roadmap_topic_count(app->rm),
 	       text_plural((long)roadmap_topic_count(app->rm), "topic", "topics"),
 	       roadmap_source(app->rm));
+	print_roadmap_set(app->set);
 	if (app->cfg.discord_enabled || app->cfg.matrix_enabled)
 		printf("would run: %s%s%s\n", app->cfg.discord_enabled ? "discord" : "",
 		       app->cfg.discord_enabled && app->cfg.matrix_enabled ? " and " : "",
@@ -1512,7 +1605,7 @@ static int cmd_export(struct app *app, const struct cli *cli)
 	int rc = parse_format(cli, "export", &fmt);
 	if (rc)
 		return rc;
-	rc = export_write(app->store, app->rm, cli->group, fmt, stdout);
+	rc = export_write(app->store, app->set, cli->group, fmt, stdout);
 	if (rc) {
 		fprintf(stderr, "cohort: export failed: %s\n", cohort_strerror(rc));
 		return EXIT_RUNTIME;

@@ -192,6 +192,7 @@ enum stmt_id {
 	S_GROUP_ROADMAP_DELETE,
 	S_DUMP_GROUP_ROADMAPS,
 	S_RESTORE_GROUP_ROADMAP,
+	S_GROUP_TOPIC_TOTALS, /* progress records per (group, topic) */
 	S_COUNT
 };
 

@@ -445,6 +445,9 @@ static const char *const sql[S_COUNT] = {
 	[S_GROUP_ROADMAP_DELETE] = "DELETE FROM group_roadmap WHERE group_id = $1",
 	[S_DUMP_GROUP_ROADMAPS] = "SELECT group_id, roadmap, changed_at FROM group_roadmap "
 				  "WHERE $1::text IS NULL OR group_id = $1 ORDER BY group_id",
+	[S_GROUP_TOPIC_TOTALS] = "SELECT topic_id, COUNT(*), COUNT(*) FILTER (WHERE status = "
+				 "'done'), group_id FROM progress GROUP BY group_id, topic_id "
+				 "ORDER BY group_id, topic_id",
 	[S_RESTORE_GROUP_ROADMAP] = "INSERT INTO group_roadmap (group_id, roadmap, changed_at) "
 				    "VALUES ($1, $2, $3)",
 	[S_RECOUNT_MEMBERS] = RECOUNT_MEMBERS " WHERE $1::text IS NULL OR group_id = $1",

@@ -1623,20 +1623,32 @@ int store_digest_ranks(struct store *st, const char *group_id, const char *local
 	return rc == BK_DONE ? COHORT_OK : db_fail(st, "reading the digest ranking");
 }
 
-int store_topic_totals(struct store *st, int (*fn)(const struct store_topic_total *t, void *ud),
-		       void *ud)
+static int topic_totals(struct store *st, enum stmt_id id,
+			int (*fn)(const struct store_topic_total *t, void *ud), void *ud)
 {
-	struct bk_stmt *s = prep(st, S_TOPIC_TOTALS);
+	struct bk_stmt *s = prep(st, id);
 	int rc, stop = 0;
 	while (!stop && (rc = bk_step(s)) == BK_ROW) {
-		struct store_topic_total t = {col_text(s, 0), bk_col_int(s, 1),
-					      bk_col_int(s, 2)};
+		struct store_topic_total t = {col_text(s, 0), bk_col_int(s, 1), bk_col_int(s, 2),
+					      id == S_GROUP_TOPIC_TOTALS ? col_text(s, 3) : NULL};
 		stop = fn(&t, ud);
 	}
 	bk_reset(s);
 	if (stop)
 		return stop;
 	return rc == BK_DONE ? COHORT_OK : db_fail(st, "counting records by topic");
+}
+
+int store_topic_totals(struct store *st, int (*fn)(const struct store_topic_total *t, void *ud),
+		       void *ud)
+{
+	return topic_totals(st, S_TOPIC_TOTALS, fn, ud);
+}
+
+int store_group_topic_totals(struct store *st,
+			     int (*fn)(const struct store_topic_total *t, void *ud), void *ud)
+{
+	return topic_totals(st, S_GROUP_TOPIC_TOTALS, fn, ud);
 }
 
 /* ---- dump and restore ---- */

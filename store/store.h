@@ -285,10 +285,14 @@ struct store_topic_total {
 	const char *topic_id;
 	long records; /* progress records under it, over every group */
 	long done;
+	const char *group_id; /* store_group_topic_totals(): whose; else NULL */
 };
 /* Per topic id with any progress record, over every group, in id order. */
 int store_topic_totals(struct store *st, int (*fn)(const struct store_topic_total *t, void *ud),
 		       void *ud);
+/* The same per (group, topic id), in group then id order (groups count their own roadmaps). */
+int store_group_topic_totals(struct store *st,
+			     int (*fn)(const struct store_topic_total *t, void *ud), void *ud);
 
 /* Recomputes a group's period scores (all groups for NULL), e.g. after its zone changed. */
 int store_rebuild_periods(struct store *st, const char *group_id);

@@ -724,9 +724,14 @@ int dc_ix_event(const cJSON *ix, struct dc_ix_event *out)
 	    !json_int(cJSON_GetObjectItemCaseSensitive(ix, "type"), 0, 255, &type) ||
 	    (type != IX_COMMAND && type != IX_AUTOCOMPLETE) || (type == IX_COMMAND && !name))
 		return COHORT_ERR_PARSE;
+	const char *guild = jstr(ix, "guild_id"), *channel = jstr(ix, "channel_id");
 	if (type == IX_AUTOCOMPLETE) {
+		/* The guild's group: it completes the topics of its own roadmap. */
+		if (snowflake(guild))
+			out->group = xasprintf("discord:%s", guild);
 		out->ev = (struct event){
 			.platform = "discord",
+			.group_id = out->group,
 			.command = name ? name : "",
 			.args = focused_value(options),
 			.kind = EVENT_COMPLETE,
@@ -734,7 +739,6 @@ int dc_ix_event(const cJSON *ix, struct dc_ix_event *out)
 		};
 		return COHORT_OK;
 	}
-	const char *guild = jstr(ix, "guild_id"), *channel = jstr(ix, "channel_id");
 	const cJSON *member = cJSON_GetObjectItemCaseSensitive(ix, "member");
 	const cJSON *user = cJSON_GetObjectItemCaseSensitive(member, "user");
 	const char *user_id = jstr(user, "id");

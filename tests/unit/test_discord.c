@@ -110,7 +110,7 @@ static void the_command_list_is_complete(void **state)
 {
 	(void)state;
 	cJSON *defs = dc_command_definitions();
-	assert_int_equal(cJSON_GetArraySize(defs), 21); /* 17 commands, 4 admin settings */
+	assert_int_equal(cJSON_GetArraySize(defs), 23); /* 18 commands, 5 admin settings */
 	char *s = cJSON_PrintUnformatted(defs);
 	assert_true(strlen(s) < 8000);
 	cJSON *c;
@@ -128,8 +128,10 @@ static void the_command_list_is_complete(void **state)
 				autocompleted++;
 		}
 	}
-	assert_int_equal(autocompleted, 6); /* topic on done, start, skip, reset, who, fix */
-	assert_int_equal(admin, 5); /* fix, digest-setup, goal-group, dashboard-setup, link-group */
+	/* topic on done, start, skip, reset, who, fix; name on roadmap-use */
+	assert_int_equal(autocompleted, 7);
+	/* fix, digest-setup, goal-group, roadmap-use, dashboard-setup, link-group */
+	assert_int_equal(admin, 6);
 	cJSON_free(s);
 	cJSON_Delete(defs);
 }
@@ -301,6 +303,8 @@ static void an_interaction_becomes_an_event_by_the_command_table(void **state)
 	assert_int_equal(e.ev.kind, EVENT_COMPLETE);
 	assert_string_equal(e.ev.args, "kaf");
 	assert_int_equal(e.ev.max_choices, DC_MAX_CHOICES);
+	/* The guild's group: completion offers the topics of its own roadmap. */
+	assert_string_equal(e.ev.group_id, "discord:5");
 	dc_ix_event_release(&e);
 	cJSON_Delete(ix);
 
