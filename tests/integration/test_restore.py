@@ -55,8 +55,9 @@ def test_export_import_export_is_identical_and_answers_agree(cohort):
     a_week_of_history(cohort)
     first = run_ok(cohort, "export", "--format", "json")
     dump = json.loads(first)
-    assert dump["version"] == 6
+    assert dump["version"] == 7
     assert dump["links"] == []
+    assert dump["group_roadmaps"] == []       # nobody chose another roadmap
     assert [(r["member"], r["at"]) for r in dump["reminders"]] == [("console:bob", "23:45")]
     assert [(g["member"], g["target_id"], g["due_date"]) for g in dump["goals"]] == [
         ("", "caching", "2026-12-31"), ("console:ana", "kafka", "2026-11-30"),
