@@ -203,6 +203,25 @@ def test_export_import_and_migrate_keep_the_choice(cohort, backend):
     cohort.env = env
 
 
+def test_the_groups_page_shows_its_own_roadmap(cohort, backend):
+    from test_page import Site, get, link_in
+    site = Site(cohort)
+    toml = (cohort.workdir / "cohort.toml").read_text()
+    (cohort.workdir / "cohort.toml").write_text(toml + '\n[roadmap]\ndir = "roadmaps"\n')
+    out = cohort.console("/done Kafka, Docker\n/roadmap use frontend\n/dashboard on\n",
+                         "--as", "ana", "-c", "cohort.toml")
+    link, _ = link_in(out)
+    site.start()
+    try:
+        status, _, body = get(link + ".json")
+        assert status == 200, body
+        data = json.loads(body)
+        assert data["topics"] == 10 and data["percent"] == 10, data
+        assert data["coverage"]["sections"] == ["Basics", "Frameworks", "Tools"], data
+    finally:
+        site.stop()
+
+
 @pytest.fixture
 def hs():
     f = FakeMatrix()
