@@ -389,7 +389,7 @@ def test_register_commands_cli(fake, cohort):
     res = cohort.run("register-commands", "-c", "cohort.toml", "--guild", "4242")
     assert res.returncode == 0, res.stderr
     put = fake.wait_rest("PUT", rf"/applications/{APP_ID}/guilds/4242/commands")[0]
-    assert len(put["json"]) == 21
+    assert len(put["json"]) == 23
     assert fake.rest("PUT") == [put]          # --guild touches nothing else
     res = cohort.run("register-commands", "-c", "cohort.toml", "--guild", "abc")
     assert res.returncode == 2
@@ -401,7 +401,7 @@ def test_register_commands_cli_empties_the_scope_not_in_use(fake, cohort):
     Bot(cohort, fake, 'guild_ids = ["11"]')
     res = cohort.run("register-commands", "-c", "cohort.toml")
     assert res.returncode == 0, res.stderr
-    assert len(fake.commands["11"]) == 21
+    assert len(fake.commands["11"]) == 23
     assert fake.commands[None] == [] and fake.commands["22"] == []
     assert "removed 1 commands globally" in res.stdout
     assert "removed 1 commands from server 22" in res.stdout
@@ -410,7 +410,7 @@ def test_register_commands_cli_empties_the_scope_not_in_use(fake, cohort):
     Bot(cohort, fake)
     res = cohort.run("register-commands", "-c", "cohort.toml")
     assert res.returncode == 0, res.stderr
-    assert len(fake.commands[None]) == 21 and fake.commands["11"] == []
+    assert len(fake.commands[None]) == 23 and fake.commands["11"] == []
     assert "globally (they show at once)" in res.stdout
     # --clear removes them everywhere.
     res = cohort.run("register-commands", "-c", "cohort.toml", "--clear")
@@ -423,14 +423,14 @@ def test_switching_scope_at_start_removes_the_old_commands(fake, bot, cohort):
     fake.commands = {None: [{"name": "done"}]}
     b = bot('guild_ids = ["11", "22"]')
     fake.ready_connection()
-    fake.wait_for(lambda: fake.commands.get(None) == [] and len(fake.commands.get("22", [])) == 21,
+    fake.wait_for(lambda: fake.commands.get(None) == [] and len(fake.commands.get("22", [])) == 23,
                   5, "guild commands and an empty global set")
     b.stop()
     b = bot('guild_ids = ["22"]')                 # server 11 dropped from the list
     fake.wait_for(lambda: fake.commands.get("11") == [], 10, "server 11 emptied")
     b.stop()
     b = bot()                                     # global again
-    fake.wait_for(lambda: len(fake.commands.get(None, [])) == 21 and fake.commands["22"] == [],
+    fake.wait_for(lambda: len(fake.commands.get(None, [])) == 23 and fake.commands["22"] == [],
                   10, "global commands and server 22 emptied")
     b.stop()
     assert len(fake.rest("PUT", r"/guilds/11/commands")) == 2   # set once, emptied once

@@ -305,7 +305,7 @@ def test_export_import_and_migrate_carry_links_not_codes(cohort, both):
     res = cohort.run("export", "--format", "json")
     assert res.returncode == 0, res.stderr
     dump = json.loads(res.stdout)
-    assert dump["version"] == 6
+    assert dump["version"] == 7
     assert [(x["kind"], x["alias"], x["canonical"]) for x in dump["links"]] == [
         ("group", f"matrix:{ROOM}", "discord:100"), ("member", f"matrix:{ANA}", "discord:300")]
     assert live not in res.stdout and live.replace("-", "") not in res.stdout

@@ -164,7 +164,7 @@ def test_export_import_and_migrate_keep_the_choice(cohort, backend):
     res = cohort.run("export", "--format", "json")
     assert res.returncode == 0, res.stderr
     dump = json.loads(res.stdout)
-    assert dump["version"] == 6
+    assert dump["version"] == 7
     assert [(g["group"], g["roadmap"]) for g in dump["group_roadmaps"]] == [
         ("console:a", "frontend")]
     path = cohort.workdir / "dump.json"
@@ -177,9 +177,9 @@ def test_export_import_and_migrate_keep_the_choice(cohort, backend):
     assert res.returncode == 0, res.stderr
     out = say(cohort, "/roadmap\n", "ana", "-c", "new.toml", "--group", "a")
     assert out[0].startswith("Roadmap: frontend (10 topics)") and "You: 1/10" in out[0], out[0]
-    # An export of version 5 (no roadmap choices) is still read: the default.
+    # An export of version 6 (no roadmap choices) is still read: the default.
     del dump["group_roadmaps"]
-    dump["version"] = 5
+    dump["version"] = 6
     path.write_text(json.dumps(dump))
     (cohort.workdir / "old.toml").write_text('[store]\npath = "old.db"\n')
     res = cohort.run("import", "-c", "old.toml", "--format", "json", str(path))

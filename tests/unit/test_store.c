@@ -1546,7 +1546,8 @@ static void goals_are_dumped_and_restored(void **state)
 				     (void *)dump_nothing, (void *)dump_nothing,
 				     (void *)dump_nothing, (void *)dump_nothing,
 				     goal_line,		   mark_line,
-				     NULL,		   NULL};
+				     NULL,		   NULL,
+				     NULL};
 	assert_int_equal(store_dump(f->st, NULL, &fns, &s), COHORT_OK);
 	assert_string_equal(s.text, "[|topic:kafka|2027-01-31|2000|root|Root|0]"
 				    "[ana|section:message-brokers|2027-03-31|1000|ana|Ana|0]"
