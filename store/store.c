@@ -1089,10 +1089,13 @@ static int exec2(struct store *st, enum stmt_id id, const char *a, const char *b
 static int rederive(struct store *st, const char *group_id)
 {
 	int rc = exec_id(st, S_RECOUNT_MEMBERS, group_id, "recounting scores", NULL);
-	if (!rc && !group_id)
-		rc = exec_id(st, S_TOPIC_COUNTS_CLEAR, NULL, "recounting topics", NULL);
-	if (!rc && !group_id)
-		rc = exec_id(st, S_TOPIC_COUNTS_FILL, NULL, "recounting topics", NULL);
+	/* Renames moved the progress rows: the topic counts follow them. */
+	if (!rc)
+		rc = exec_id(st, group_id ? S_TOPIC_COUNTS_CLEAR_GROUP : S_TOPIC_COUNTS_CLEAR,
+			     group_id, "recounting topics", NULL);
+	if (!rc)
+		rc = exec_id(st, group_id ? S_TOPIC_COUNTS_FILL_GROUP : S_TOPIC_COUNTS_FILL,
+			     group_id, "recounting topics", NULL);
 	if (!rc)
 		rc = exec_id(st, S_ACTIVITY_CLEAR, group_id, "recounting the groups' activity", NULL);
 	if (!rc)

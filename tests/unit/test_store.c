@@ -1304,6 +1304,50 @@ static void each_group_counts_its_own_roadmap(void **state)
 	assert_int_equal(totals_done(f->st), 3);
 }
 
+static int count_of_fn(const struct store_count *c, void *ud)
+{
+	struct {
+		const char *topic;
+		int done;
+	} *want = ud;
+	if (strcmp(c->topic_id, want->topic) == 0)
+		want->done = c->done;
+	return 0;
+}
+
+/* Members who finished topic in group, from the per-topic counts (store_topic_counts()). */
+static int counted_done(struct store *st, const char *group, const char *topic)
+{
+	struct {
+		const char *topic;
+		int done;
+	} want = {topic, 0};
+	assert_int_equal(store_topic_counts(st, group, count_of_fn, &want), COHORT_OK);
+	return want.done;
+}
+
+/*
+ * Review of issue 15 §1: the per-topic counts follow every move of a switch.
+ */
+static void a_switch_recounts_the_groups_topics(void **state)
+{
+	struct fixture *f = *state;
+	const char *backend[] = {"kafka", "redis", "docker"};
+	const char *frontend[] = {"redis", "react", "grid"};
+	struct store_rename rn = {"css", "grid"};
+	struct store_roadmap rms[] = {{"backend", backend, 3, NULL, 0},
+				      {"frontend", frontend, 3, &rn, 1}};
+	struct store_roadmap_result res;
+	assert_int_equal(store_set_roadmaps(f->st, rms, 2, 0, false, &res), COHORT_OK);
+	assert_int_equal(set_in(f->st, "g", "ana", "redis", 1100), COHORT_OK);
+	assert_int_equal(set_in(f->st, "g", "ana", "css", 1200), COHORT_OK);
+	assert_int_equal(store_set_group_roadmap(f->st, "g", &rms[1], 1300, NULL),
+			 COHORT_OK);
+	/* The switch moved css to grid: the topic counts say so. */
+	assert_int_equal(counted_done(f->st, "g", "grid"), 1);
+	assert_int_equal(counted_done(f->st, "g", "css"), 0);
+}
+
 /* Issue 12 §3: React removed, Grid renamed to CSS Grid; the numbers must still agree. */
 static void progress_off_the_roadmap_is_kept_but_never_counted(void **state)
 {
@@ -2399,6 +2443,7 @@ int main(void)
 	const struct CMUnitTest backend_tests[] = {
 		cmocka_unit_test(progress_off_the_roadmap_is_kept_but_never_counted),
 		cmocka_unit_test(each_group_counts_its_own_roadmap),
+		cmocka_unit_test(a_switch_recounts_the_groups_topics),
 		cmocka_unit_test(topic_totals_name_every_stored_id),
 		cmocka_unit_test(a_new_store_is_at_the_latest_schema),
 		cmocka_unit_test(changes_are_recorded_once),
