@@ -359,8 +359,8 @@ int bot_switch_roadmap(struct bot *b, const char *group_id, size_t index, int64_
 {
 	struct store_roadmap v;
 	store_view(rmset_at(b->set, index), rmset_name(b->set, index), &v);
-	int rc = store_set_group_roadmap(b->store, group_id,
-					 index == rmset_default(b->set) ? NULL : &v, at, moved);
+	int rc = store_set_group_roadmap(b->store, group_id, &v, index == rmset_default(b->set), at,
+					 moved);
 	store_view_release(&v);
 	return rc;
 }

@@ -1173,18 +1173,19 @@ int store_group_roadmap(struct store *st, const char *group_id, char **name)
 }
 
 int store_set_group_roadmap(struct store *st, const char *group_id, const struct store_roadmap *rm,
-			    int64_t at, long *moved)
+			    bool dflt, int64_t at, long *moved)
 {
 	long n = 0;
 	int rc = begin(st);
 	if (rc)
 		return rc;
 	rc = lock_derived(st);
-	if (!rc && rm)
+	if (!rc && !dflt)
 		rc = exec3(st, S_GROUP_ROADMAP_SET, group_id, rm->name, at, "recording the roadmap");
 	else if (!rc)
 		rc = exec_id(st, S_GROUP_ROADMAP_DELETE, group_id, "recording the roadmap", NULL);
-	for (size_t i = 0; !rc && rm && i < rm->nrenames; i++)
+	/* The default's renames too: records kept under its former ids while away move. */
+	for (size_t i = 0; !rc && i < rm->nrenames; i++)
 		rc = apply_rename(st, &rm->renames[i], rm->name, group_id, &n);
 	if (!rc)
 		rc = rederive(st, group_id);

@@ -271,7 +271,8 @@ int store_set_roadmaps(struct store *st, const struct store_roadmap *rms, size_t
 int store_group_roadmap(struct store *st, const char *group_id, char **name);
 /*
  * Switches group_id to rm (one of those last given to store_set_roadmaps();
- * NULL: back to the default) in one transaction: records the choice, moves
+ * dflt: rm is the default one, and the group's choice is cleared) in one
+ * transaction: records the choice, moves
  * the group's records kept under rm's former ids, and derives the group's
  * scores again for rm's topics (points, skipped counts, week and month
  * scores, its activity). Progress is kept by topic id, so topics both
@@ -279,7 +280,7 @@ int store_group_roadmap(struct store *st, const char *group_id, char **name);
  * moved. Returns COHORT_OK or COHORT_ERR_STORE (nothing changed).
  */
 int store_set_group_roadmap(struct store *st, const char *group_id, const struct store_roadmap *rm,
-			    int64_t at, long *moved);
+			    bool dflt, int64_t at, long *moved);
 
 struct store_topic_total {
 	const char *topic_id;

@@ -1265,7 +1265,7 @@ static void each_group_counts_its_own_roadmap(void **state)
 	assert_null(name);
 
 	long moved = -1;
-	assert_int_equal(store_set_group_roadmap(f->st, "g", &rms[1], 1500, &moved), COHORT_OK);
+	assert_int_equal(store_set_group_roadmap(f->st, "g", &rms[1], false, 1500, &moved), COHORT_OK);
 	assert_int_equal(moved, 1); /* ana's css, kept as grid; bob's group is not on frontend */
 	assert_int_equal(store_group_roadmap(f->st, "g", &name), COHORT_OK);
 	assert_string_equal(name, "frontend");
@@ -1297,7 +1297,7 @@ static void each_group_counts_its_own_roadmap(void **state)
 	assert_int_equal(points_in(f->st, "g", "ana", 0), 3); /* redis, react, grid */
 	assert_int_equal(set_in(f->st, "g", "ana", "kafka", 1700), COHORT_ERR_UNCHANGED);
 	/* Back to the default: Kafka and Docker count again. */
-	assert_int_equal(store_set_group_roadmap(f->st, "g", NULL, 1800, NULL), COHORT_OK);
+	assert_int_equal(store_set_group_roadmap(f->st, "g", &rms[0], true, 1800, NULL), COHORT_OK);
 	assert_int_equal(store_group_roadmap(f->st, "g", &name), COHORT_OK);
 	assert_null(name);
 	assert_int_equal(points_in(f->st, "g", "ana", 0), 3);
@@ -1341,11 +1341,49 @@ static void a_switch_recounts_the_groups_topics(void **state)
 	assert_int_equal(store_set_roadmaps(f->st, rms, 2, 0, false, &res), COHORT_OK);
 	assert_int_equal(set_in(f->st, "g", "ana", "redis", 1100), COHORT_OK);
 	assert_int_equal(set_in(f->st, "g", "ana", "css", 1200), COHORT_OK);
-	assert_int_equal(store_set_group_roadmap(f->st, "g", &rms[1], 1300, NULL),
+	assert_int_equal(store_set_group_roadmap(f->st, "g", &rms[1], false, 1300, NULL),
 			 COHORT_OK);
 	/* The switch moved css to grid: the topic counts say so. */
 	assert_int_equal(counted_done(f->st, "g", "grid"), 1);
 	assert_int_equal(counted_done(f->st, "g", "css"), 0);
+}
+
+/*
+ * Review of issue 15 §1: back on the default, the group's records under the
+ * default's former ids move (renames learnt while it was away), and the
+ * per-topic counts follow every move of a switch.
+ */
+static void switching_back_applies_the_defaults_renames(void **state)
+{
+	struct fixture *f = *state;
+	const char *backend[] = {"kafka", "redis", "docker"};
+	const char *frontend[] = {"redis", "react", "grid"};
+	struct store_rename rn = {"css", "grid"}, pg = {"pg", "kafka"};
+	struct store_roadmap rms[] = {{"backend", backend, 3, NULL, 0},
+				      {"frontend", frontend, 3, &rn, 1}};
+	struct store_roadmap_result res;
+	assert_int_equal(store_set_roadmaps(f->st, rms, 2, 0, false, &res), COHORT_OK);
+	assert_int_equal(set_in(f->st, "g", "ana", "redis", 1100), COHORT_OK);
+	assert_int_equal(set_in(f->st, "g", "ana", "css", 1200), COHORT_OK);
+	assert_int_equal(store_set_group_roadmap(f->st, "g", &rms[1], false, 1300, NULL),
+			 COHORT_OK);
+	/* The switch moved css to grid: the topic counts say so. */
+	assert_int_equal(counted_done(f->st, "g", "grid"), 1);
+	assert_int_equal(counted_done(f->st, "g", "css"), 0);
+	assert_int_equal(set_in(f->st, "g", "ana", "pg", 1400), COHORT_OK);
+	/* While g is away, backend learns that pg is now kafka. */
+	rms[0].renames = &pg;
+	rms[0].nrenames = 1;
+	assert_int_equal(store_set_roadmaps(f->st, rms, 2, 0, false, &res), COHORT_OK);
+	assert_int_equal(points_in(f->st, "g", "ana", 0), 2); /* redis, grid */
+	long moved = -1;
+	assert_int_equal(store_set_group_roadmap(f->st, "g", &rms[0], true, 1500, &moved),
+			 COHORT_OK);
+	assert_int_equal(moved, 1);
+	assert_int_equal(status_of(f->st, "ana", "kafka"), STATUS_DONE);
+	assert_int_equal(points_in(f->st, "g", "ana", 0), 2); /* redis, kafka */
+	assert_int_equal(counted_done(f->st, "g", "kafka"), 1);
+	assert_int_equal(counted_done(f->st, "g", "pg"), 0);
 }
 
 /* Issue 12 §3: React removed, Grid renamed to CSS Grid; the numbers must still agree. */
@@ -2444,6 +2482,7 @@ int main(void)
 		cmocka_unit_test(progress_off_the_roadmap_is_kept_but_never_counted),
 		cmocka_unit_test(each_group_counts_its_own_roadmap),
 		cmocka_unit_test(a_switch_recounts_the_groups_topics),
+		cmocka_unit_test(switching_back_applies_the_defaults_renames),
 		cmocka_unit_test(topic_totals_name_every_stored_id),
 		cmocka_unit_test(a_new_store_is_at_the_latest_schema),
 		cmocka_unit_test(changes_are_recorded_once),
