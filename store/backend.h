@@ -295,11 +295,13 @@ enum stmt_id {
 /*
  * The roadmap a group counts (schema 14, both backends; g a group id
  * expression): its choice (group_roadmap) while that roadmap is one the store
- * was last told of, else the default one.
+ * was last told of, else the default one. Names match ignoring case, as the
+ * bot's rmset_find() does (a choice of "DevOps" is devops.md), and the result
+ * is the spelling the store was told (the one roadmap_topics keeps).
  */
 #define GROUP_ROADMAP(g)                                                                           \
-	"COALESCE((SELECT rg.roadmap FROM group_roadmap rg WHERE rg.group_id = " g " AND "        \
-	"rg.roadmap IN (SELECT rn.name FROM roadmaps rn)), "                                       \
+	"COALESCE((SELECT rn.name FROM group_roadmap rg JOIN roadmaps rn ON "                      \
+	"lower(rn.name) = lower(rg.roadmap) WHERE rg.group_id = " g "), "                          \
 	"(SELECT rd.name FROM roadmaps rd WHERE rd.is_default = 1))"
 
 /*

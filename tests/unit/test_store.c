@@ -1386,6 +1386,34 @@ static void switching_back_applies_the_defaults_renames(void **state)
 	assert_int_equal(counted_done(f->st, "g", "pg"), 0);
 }
 
+/*
+ * Review of issue 15 §1: a group's choice names its roadmap ignoring case, as
+ * the bot does: chosen as DevOps, it still counts devops after the file's
+ * rename (or after an import that spelt it so).
+ */
+static void a_groups_roadmap_matches_ignoring_case(void **state)
+{
+	struct fixture *f = *state;
+	const char *backend[] = {"kafka", "redis"};
+	const char *devops[] = {"docker", "k8s"};
+	struct store_roadmap rms[] = {{"backend", backend, 2, NULL, 0},
+				      {"DevOps", devops, 2, NULL, 0}};
+	struct store_roadmap_result res;
+	assert_int_equal(store_set_roadmaps(f->st, rms, 2, 0, false, &res), COHORT_OK);
+	assert_int_equal(store_set_group_roadmap(f->st, "g", &rms[1], false, 1000, NULL),
+			 COHORT_OK);
+	assert_int_equal(set_in(f->st, "g", "ana", "docker", 1100), COHORT_OK);
+	assert_int_equal(set_in(f->st, "g", "ana", "k8s", 1200), COHORT_OK);
+	assert_int_equal(points_in(f->st, "g", "ana", 0), 2);
+	rms[1].name = "devops";
+	assert_int_equal(store_set_roadmaps(f->st, rms, 2, 0, false, &res), COHORT_OK);
+	assert_true(res.rederived);
+	assert_int_equal(points_in(f->st, "g", "ana", 0), 2);
+	assert_int_equal(totals_done(f->st), 2);
+	assert_int_equal(set_in(f->st, "g", "ana", "kafka", 1300), COHORT_OK);
+	assert_int_equal(points_in(f->st, "g", "ana", 0), 2);
+}
+
 /* Issue 12 §3: React removed, Grid renamed to CSS Grid; the numbers must still agree. */
 static void progress_off_the_roadmap_is_kept_but_never_counted(void **state)
 {
@@ -2483,6 +2511,7 @@ int main(void)
 		cmocka_unit_test(each_group_counts_its_own_roadmap),
 		cmocka_unit_test(a_switch_recounts_the_groups_topics),
 		cmocka_unit_test(switching_back_applies_the_defaults_renames),
+		cmocka_unit_test(a_groups_roadmap_matches_ignoring_case),
 		cmocka_unit_test(topic_totals_name_every_stored_id),
 		cmocka_unit_test(a_new_store_is_at_the_latest_schema),
 		cmocka_unit_test(changes_are_recorded_once),
