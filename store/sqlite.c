@@ -1091,10 +1091,13 @@ static int open_db(const char *path, bool sync_full, bool create, sqlite3 **out,
 	/*
 	 * journal_size_limit: a WAL file grown past its cap is cut back when it
 	 * restarts. Not lower: cutting 40 MB of file stalled that commit 20 ms.
-	 * temp_store: the ephemeral table of an "IN (SELECT ...)" (the roadmap's
-	 * topics, read by the period-score upsert) is kept in memory; in a file,
-	 * it cost an open, an access and an unlink of /var/tmp/etilqs_* for about
-	 * every third /done (2,992 of each in the 10,500 of bench-gateway).
+	 * temp_store: SQLite's ephemeral tables (transient indexes, GROUP BY and
+	 * ORDER BY sorters, an "IN (SELECT ...)" such as the member merge's) are
+	 * kept in memory. Measured when the period-score upsert still read the
+	 * roadmap's topics through "IN (SELECT topic_id FROM roadmap_topics)" (it
+	 * now tests ON_ROADMAP(), correlated EXISTS subqueries): in a file, that
+	 * table cost an open, an access and an unlink of /var/tmp/etilqs_* for
+	 * about every third /done (2,992 of each in the 10,500 of bench-gateway).
 	 */
 	char pragmas[200];
 	snprintf(pragmas, sizeof(pragmas),
