@@ -324,3 +324,25 @@ api_url = "{fake.api_url}"
     finally:
         bot.stop()
         fake.stop()
+
+
+def test_a_linked_matrix_room_answers_with_the_discord_groups_roadmap(cohort, backend):
+    """Review of §1 with /link: the linked room counts the canonical group's roadmap."""
+    from test_link import CODE, Both
+    both = Both(cohort)
+    toml = (cohort.workdir / "cohort.toml").read_text()
+    (cohort.workdir / "cohort.toml").write_text('[roadmap]\ndir = "roadmaps"\n' + toml)
+    try:
+        both.start("2026-11-23T09:00:00Z")
+        text, _ = both.discord("roadmap-use", "frontend", opt="name", admin=True)
+        assert "The group's roadmap is now frontend (10 topics)" in text, text
+        assert both.matrix("!roadmap").startswith("Roadmap: backend"), "before the link"
+        gcode = CODE.search(both.discord("link-group", admin=True)[0]).group(0)
+        out = both.matrix(f"!link {gcode}")
+        assert "Linked: this group and the Discord one are one group" in out, out
+        out = both.matrix("!roadmap")
+        assert out.startswith("Roadmap: frontend (10 topics)"), out
+        assert "finished" in both.matrix("!done react")      # on frontend, not on backend
+        assert "1/10" in both.matrix("!progress")
+    finally:
+        both.close()
