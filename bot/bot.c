@@ -265,9 +265,14 @@ size_t bot_complete_topics(struct bot *b, const char *command, const char *group
 {
 	if (command && strcmp(command, "roadmap-use") == 0)
 		return rmcmd_complete(b, typed, out, max);
+	/* A linked group completes from the canonical group's roadmap, as bot_handle() answers. */
+	char *canonical = NULL;
+	if (group_id && store_group_canonical(b->store, group_id, &canonical) == COHORT_OK)
+		group_id = canonical;
 	if (bot_use_group(b, group_id))
 		log_warn("bot", "reading %s's roadmap failed; completing from the default",
 			 group_id);
+	free(canonical);
 	long idx[32];
 	if (max > ARRAY_SIZE(idx))
 		max = ARRAY_SIZE(idx);

@@ -346,3 +346,34 @@ def test_a_linked_matrix_room_answers_with_the_discord_groups_roadmap(cohort, ba
         assert "1/10" in both.matrix("!progress")
     finally:
         both.close()
+
+
+def test_a_linked_discord_guild_completes_from_the_matrix_groups_roadmap(cohort, backend):
+    """Discord autocomplete in a guild linked to a Matrix room follows the room's roadmap."""
+    from test_link import CODE, ROOM as LROOM, Both
+    both = Both(cohort)
+    toml = (cohort.workdir / "cohort.toml").read_text()
+    (cohort.workdir / "cohort.toml").write_text('[roadmap]\ndir = "roadmaps"\n' + toml)
+
+    def complete(typed):
+        ix = next(both.ids)
+        from fake_discord import interaction
+        opts = [{"type": 3, "name": "topic", "value": typed, "focused": True}]
+        both.dc.dispatch("INTERACTION_CREATE", interaction(ix, "done", opts, type_=4))
+        cb = both.dc.wait_rest("POST", rf"/interactions/{ix}/tok-{ix}/callback", 1, 10.0)[0]
+        return [c["value"] for c in cb["json"]["data"]["choices"]]
+
+    try:
+        both.start("2026-11-23T09:00:00Z")
+        out = both.matrix("!roadmap use devops")
+        assert "The group's roadmap is now devops (3 topics)" in out, out
+        assert "Terraform" not in complete("terr")            # the guild's own: backend
+        out = both.matrix("!link group")
+        dm = both.hs.wait_for(lambda: [r for r in both.hs.sends() if r["room"] != LROOM], 10,
+                              "the group code in a direct room")
+        gcode = CODE.search(dm[0]["json"]["body"]).group(0)
+        text, _ = both.discord("link-group", gcode, opt="code", admin=True)
+        assert "one group" in text, text
+        assert complete("terr") == ["Terraform"]
+    finally:
+        both.close()
