@@ -160,13 +160,18 @@ static int use(struct bot *b, const struct event *ev, const char *name, struct r
 		return rc;
 	bot_use_group(b, ev->group_id);
 	struct done_ctx d = {rm, 0, 0};
-	rc = store_topic_counts(b->store, ev->group_id, count_done, &d);
-	if (rc)
-		return rc;
 	log_info("bot", "%s switched from roadmap %s to %s (%ld records moved from former ids)",
 		 ev->group_id, from, to, moved);
 	reply_title(r, REPLY_SUCCESS, "The group's roadmap is now %s (%zu %s)", to, n,
 		    text_plural((long)n, "topic", "topics"));
+	/* The switch is committed: a failed count after it does not unsay it. */
+	if (store_topic_counts(b->store, ev->group_id, count_done, &d)) {
+		log_warn("bot", "%s: counting the topics that carry over to %s failed (the "
+				"switch stands)", ev->group_id, to);
+		reply_line(r, "Progress is kept by topic: topics on %s count, the others count "
+			      "again after /roadmap use %s.", to, from);
+		return COHORT_OK;
+	}
 	reply_line(r, "%ld of your group's %ld finished %s %s on %s and carry over; progress on "
 		      "the others is kept and counts again after /roadmap use %s.",
 		   d.on, d.all, text_plural(d.all, "topic", "topics"), d.on == 1 ? "is" : "are", to,
