@@ -2168,8 +2168,7 @@ int bot_handle(struct bot *b, const struct event *in, struct reply *out)
 		const char *code = option(&ev, "code");
 		link_args = xasprintf("group %s", code ? code : "");
 		ev.command = "link";
-		ev.args = link_args;
-		ev.slash = false;
+		ev.args = link_args; /* still a slash command: its answer is ephemeral */
 	}
 	bool link = strcmp(ev.command ? ev.command : "", "link") == 0;
 	if (!link && ev.member_id &&
@@ -2195,7 +2194,7 @@ int bot_handle(struct bot *b, const struct event *in, struct reply *out)
 		ev.args = action ? action : "";
 		rc = handle(b, &ev, out);
 	} else {
-		if (ev.slash)
+		if (ev.slash && !link_args)
 			from_options(&ev);
 		rc = handle(b, &ev, out);
 	}

@@ -124,6 +124,18 @@ static int make_code(struct bot *b, const struct event *ev, const char *kind, st
 		store_failed(r);
 		return rc;
 	}
+	/*
+	 * A Discord text command's answer is posted in the channel for everyone
+	 * (only a slash command's can be ephemeral): no code is made there.
+	 */
+	if (strcmp(ev->platform, "discord") == 0 && !ev->slash) {
+		const char *slash = group ? "/link-group" : "/link";
+		reply_title(r, REPLY_ERROR, "Use the %s slash command for a code", slash);
+		reply_line(r, "Here the code would be shown to the whole channel; the answer to "
+			      "the slash command %s is shown to you alone. Nothing was changed.",
+			   slash);
+		return COHORT_OK;
+	}
 	char code[LINK_CODE_LEN + 1], shown[LINK_CODE_LEN + 2], hash[65];
 	int64_t now = bot_now(b);
 	do {

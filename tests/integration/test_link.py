@@ -53,19 +53,23 @@ class Both:
         self.dc.start()
         self.hs.start()
         self.hs.create_room(ROOM, members=[ANA, BOB], levels={ANA: 100})
-        (cohort.workdir / "cohort.toml").write_text(f"""
+        self.configure()
+        self.ids = iter(range(5001, 9000))
+        self.bot = None
+
+    def configure(self, discord_extra=""):
+        (self.cohort.workdir / "cohort.toml").write_text(f"""
 [discord]
 enabled = true
 token = "{DTOKEN}"
 api_url = "{self.dc.api_url}"
+{discord_extra}
 [matrix]
 enabled = true
 homeserver = "{self.hs.url}"
 user_id = "{BOT}"
 access_token = "{MTOKEN}"
 """)
-        self.ids = iter(range(5001, 9000))
-        self.bot = None
 
     def start(self, at, rate=1):
         self.cohort.at(at, rate)
@@ -104,6 +108,18 @@ access_token = "{MTOKEN}"
         e = (data.get("embeds") or [{}])[0]
         text = (data.get("content") or "") + e.get("title", "") + "\n" + e.get("description", "")
         return text.replace("\\", ""), bool(data.get("flags", 0) & 64)
+
+    def discord_text(self, line, user="300", username="ana"):
+        """A prefix (text) command in channel 200; the answer posted there."""
+        mid = str(next(self.ids))
+        n = len(self.dc.rest("POST", r"/channels/200/messages"))
+        self.dc.dispatch("MESSAGE_CREATE", {
+            "id": mid, "channel_id": "200", "guild_id": "100", "content": line,
+            "author": {"id": user, "username": username}, "member": {"nick": None}})
+        got = self.dc.wait_rest("POST", r"/channels/200/messages", n + 1, 10.0)[n]["json"]
+        e = (got.get("embeds") or [{}])[0]
+        text = (got.get("content") or "") + e.get("title", "") + "\n" + e.get("description", "")
+        return text.replace("\\", "")
 
     def matrix(self, line, sender=ANA):
         n = len(self.hs.sends(ROOM))
@@ -181,6 +197,23 @@ def test_a_matrix_code_goes_to_a_direct_room_and_is_typed_on_discord(cohort, bot
     assert "You are linked already" in both.matrix("!link")
     both.stop()
     assert members_of(cohort) == [("discord:100", f"matrix:{ANA}", "kafka")]
+
+
+def test_a_discord_text_command_never_shows_a_code_in_the_channel(cohort, both):
+    both.configure('prefix = "!"')
+    both.start("2026-11-23T09:00:00Z")
+    assert "finished" in both.discord_text("!done kafka")
+    # Everyone in #general would read it: no code, the slash command instead.
+    out = both.discord_text("!link")
+    assert "Use the /link slash command for a code" in out and not CODE.search(out), out
+    out = both.discord_text("!link group")
+    assert not CODE.search(out), out
+    # The slash command's answer is ephemeral and still gives one.
+    text, ephemeral = both.discord("link")
+    assert ephemeral and CODE.search(text), text
+    # Other text link commands still answer in the channel.
+    assert "You are not linked; nothing was changed" in both.discord_text("!link remove")
+    both.stop()
 
 
 def test_wrong_codes_are_clear_answers_that_change_nothing(cohort, both):
