@@ -202,6 +202,20 @@ static void count_wrong(struct bot *b, const char *member_id, int64_t now)
 static int redeem_group(struct bot *b, const struct event *ev, const char *hash,
 			const struct store_link_code *c, struct reply *r);
 
+/*
+ * A code typed on the platform it was made on (in a room others may read):
+ * spent, so whoever saw it cannot redeem it. COHORT_OK, or the store's
+ * failure (then r says so).
+ */
+static int spend(struct bot *b, const char *hash, const struct store_link_code *c, int64_t now,
+		 struct reply *r)
+{
+	int rc = store_link_code_spend(b->store, hash, c->kind, now);
+	if (rc)
+		store_failed(r);
+	return rc;
+}
+
 /* /link CODE: want is the kind expected ("group" from /link group CODE), or NULL for any. */
 static int redeem(struct bot *b, const struct event *ev, const char *typed, const char *want,
 		  struct reply *r)
@@ -259,14 +273,22 @@ static int redeem(struct bot *b, const struct event *ev, const char *typed, cons
 	} else if (strcmp(c.kind, "group") == 0) {
 		rc = redeem_group(b, ev, hash, &c, r);
 	} else if (strcmp(c.owner_id, ev->member_id) == 0) {
-		reply_title(r, REPLY_ERROR, "That is your own code");
-		reply_line(r, "Type it on the other platform (Discord or Matrix) to link the two. "
-			      "Nothing was changed.");
+		if ((rc = spend(b, hash, &c, now, r)) == COHORT_OK) {
+			reply_title(r, REPLY_ERROR, "That is your own code");
+			reply_line(r, "It was typed where others may read it, so it works no "
+				      "more: /link gives a new one; type that on the other "
+				      "platform (Discord or Matrix) to link the two. Nothing else "
+				      "was changed.");
+		}
 	} else if (same_platform(c.owner_id, ev->member_id)) {
-		reply_title(r, REPLY_ERROR, "That code was made on %s too",
-			    platform_name(ev->member_id));
-		reply_line(r, "A code links an identity on Discord with one on Matrix: type it on "
-			      "the platform where you did not make it. Nothing was changed.");
+		if ((rc = spend(b, hash, &c, now, r)) == COHORT_OK) {
+			reply_title(r, REPLY_ERROR, "That code was made on %s too",
+				    platform_name(ev->member_id));
+			reply_line(r, "A code links an identity on Discord with one on Matrix. "
+				      "It was typed where others may read it, so it works no "
+				      "more: /link gives its maker a new one, to type on the other "
+				      "platform. Nothing else was changed.");
+		}
 	} else if ((rc = store_member_link_get(b->store, ev->member_id, &alias, &canonical,
 					       NULL)) != COHORT_ERR_NOT_FOUND) {
 		if (!rc) {
@@ -325,14 +347,22 @@ static int redeem_group(struct bot *b, const struct event *ev, const char *hash,
 	if (!admin_only(ev, r))
 		return COHORT_OK;
 	if (strcmp(c->owner_id, ev->group_id) == 0) {
-		reply_title(r, REPLY_ERROR, "That code was made in this group");
-		reply_line(r, "Type it in the group on the other platform (Discord or Matrix). "
-			      "Nothing was changed.");
+		if ((rc = spend(b, hash, c, bot_now(b), r)) == COHORT_OK) {
+			reply_title(r, REPLY_ERROR, "That code was made in this group");
+			reply_line(r, "It was typed where others may read it, so it works no "
+				      "more: /link group gives a new one, for the group on the "
+				      "other platform (Discord or Matrix). Nothing else was "
+				      "changed.");
+		}
 	} else if (same_platform(c->owner_id, ev->group_id)) {
-		reply_title(r, REPLY_ERROR, "That code was made on %s too",
-			    platform_name(ev->group_id));
-		reply_line(r, "A group code links a Discord server's group with a Matrix room's: "
-			      "type it on the other platform. Nothing was changed.");
+		if ((rc = spend(b, hash, c, bot_now(b), r)) == COHORT_OK) {
+			reply_title(r, REPLY_ERROR, "That code was made on %s too",
+				    platform_name(ev->group_id));
+			reply_line(r, "A group code links a Discord server's group with a "
+				      "Matrix room's. It was typed where others may read it, so "
+				      "it works no more: /link group gives a new one, to type on "
+				      "the other platform. Nothing else was changed.");
+		}
 	} else if ((rc = store_group_link_get(b->store, ev->group_id, &alias, &canonical)) !=
 		   COHORT_ERR_NOT_FOUND) {
 		if (!rc) {

@@ -2534,6 +2534,15 @@ int store_link_code_get(struct store *st, const char *code_hash, struct store_li
 	return rc == BK_DONE ? COHORT_ERR_NOT_FOUND : db_fail(st, "reading a link code");
 }
 
+int store_link_code_spend(struct store *st, const char *code_hash, const char *kind, int64_t at)
+{
+	struct bk_stmt *s = prep(st, S_LINK_CODE_USE);
+	bind_text(s, 1, code_hash);
+	bk_bind_int(s, 2, at);
+	bind_text(s, 3, kind);
+	return run(st, s, "spending a link code");
+}
+
 int store_link_attempt_add(struct store *st, const char *member_id, int64_t at)
 {
 	struct bk_stmt *s = prep(st, S_LINK_ATTEMPT_ADD);

@@ -871,6 +871,12 @@ int store_link_code_put(struct store *st, const char *code_hash, const char *kin
 /* The code under code_hash: COHORT_OK, COHORT_ERR_NOT_FOUND or COHORT_ERR_STORE. */
 int store_link_code_get(struct store *st, const char *code_hash, struct store_link_code *out);
 /*
+ * Spends the code under code_hash (of kind) without linking: it was shown
+ * where it does not belong (typed on its own platform), so it works no more.
+ * COHORT_OK (spent, or used or expired already) or COHORT_ERR_STORE.
+ */
+int store_link_code_spend(struct store *st, const char *code_hash, const char *kind, int64_t at);
+/*
  * Wrong codes typed by member_id (brute force): store_link_attempt_add()
  * records one at `at`; store_link_attempts() counts those after `since`, and
  * *first receives the oldest of them (0 when none).

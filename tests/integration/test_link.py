@@ -221,13 +221,12 @@ def test_wrong_codes_are_clear_answers_that_change_nothing(cohort, both):
     code = CODE.search(both.discord("link", user="300")[0]).group(0)
     # Another Discord identity: a Discord code links Discord with Matrix only.
     out = both.discord("link", code, user="301", username="bob")[0]
-    assert "That code was made on Discord too" in out and "Nothing was changed" in out, out
-    # The maker's own code on its own platform.
-    assert "That is your own code" in both.discord("link", code)[0]
+    assert "That code was made on Discord too" in out and "works no more" in out, out
     # Not a code at all, and an unknown one.
     assert "is not a link code" in both.matrix("!link hello")
     assert "No such link code" in both.matrix("!link K7QP-M3XD")
     # Used by bob on Matrix; then reused by ana: refused.
+    code = CODE.search(both.discord("link", user="300")[0]).group(0)
     assert "Linked" in both.matrix(f"!link {code}", sender=BOB)
     assert "That code was used already" in both.matrix(f"!link {code}")
     # A code eleven minutes old has expired (the process restarted on a later clock).
@@ -239,6 +238,35 @@ def test_wrong_codes_are_clear_answers_that_change_nothing(cohort, both):
     both.stop()
     # Nothing was linked for ana: her change is her own.
     assert members_of(cohort) == [(f"matrix:{ROOM}", f"matrix:{ANA}", "docker")]
+
+
+def test_a_code_typed_on_its_own_platform_is_spent(cohort, both):
+    both.start("2026-11-23T09:00:00Z")
+    # Typed on Discord by another identity (the channel may have seen it): it works no more.
+    code = CODE.search(both.discord("link", user="300")[0]).group(0)
+    out = both.discord("link", code, user="301", username="bob")[0]
+    assert "That code was made on Discord too" in out and "works no more" in out, out
+    assert "That code was used already" in both.matrix(f"!link {code}", sender=BOB)
+    # The maker's own code on its own platform: likewise.
+    code = CODE.search(both.discord("link", user="300")[0]).group(0)
+    out = both.discord("link", code)[0]
+    assert "That is your own code" in out and "/link gives a new one" in out, out
+    assert "That code was used already" in both.matrix(f"!link {code}")
+    # A Matrix code typed in the Matrix room by someone else there.
+    assert "I sent you a code" in both.matrix("!link")
+    dm = both.hs.wait_for(lambda: [r for r in both.hs.sends() if r["room"] != ROOM], 10,
+                          "the code in a direct room")
+    code = CODE.search(dm[0]["json"]["body"]).group(0)
+    assert "That code was made on Matrix too" in both.matrix(f"!link {code}", sender=BOB)
+    assert "That code was used already" in both.discord("link", code, user="302")[0]
+    # A group code typed in its own group: spent too.
+    gcode = CODE.search(both.discord("link-group", admin=True)[0]).group(0)
+    out = both.discord("link-group", gcode, opt="code", admin=True)[0]
+    assert "That code was made in this group" in out and "works no more" in out, out
+    assert "That code was used already" in both.matrix(f"!link {gcode}")
+    # A new code works.
+    code = CODE.search(both.discord("link", user="300")[0]).group(0)
+    assert "Linked" in both.matrix(f"!link {code}", sender=BOB)
 
 
 def test_five_wrong_codes_make_a_member_wait(cohort, both):
