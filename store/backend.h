@@ -150,7 +150,7 @@ enum stmt_id {
 	S_MEMBER_LINK_ADD,
 	S_MEMBER_LINK_DELETE,
 	S_MEMBER_LINKED, /* one row when either id is in a link */
-	S_MEMBER_GROUPS,   /* the groups a member has a row in */
+	S_MEMBER_GROUPS,   /* the groups a member has a row, goal, mark or reminder in */
 	S_MERGE_DROP_OLDER, /* (group, from, to): to's records that from changed later */
 	S_MERGE_DROP_FROM,  /* from's records that to has too (now the later ones) */
 	S_MERGE_PROGRESS,   /* the rest of from's records become to's */
@@ -193,6 +193,34 @@ enum stmt_id {
 	S_DUMP_GROUP_ROADMAPS,
 	S_RESTORE_GROUP_ROADMAP,
 	S_GROUP_TOPIC_TOTALS, /* progress records per (group, topic) */
+	S_MERGE_GOAL_MARKS_OLDER, /* to's goal's marks when from set a goal later */
+	S_MERGE_GOALS_OLDER, /* to's goal when from set one later */
+	S_MERGE_GOAL_MARKS_FROM, /* from's goal's marks when to's goal is the later */
+	S_MERGE_GOALS_FROM, /* from's goal when to's is the later */
+	S_MERGE_GOALS_COPY, /* from's goal (the later) as to's */
+	S_MERGE_GOAL_MARKS, /* its marks with it */
+	S_MERGE_GOALS_DROP, /* from's goal row (copied) */
+	S_MERGE_MARKS_DROP, /* from's marks of a goal to reached too */
+	S_MERGE_MARKS, /* from's other marks (the group's goal) become to's */
+	S_MERGE_REMIND_OLDER, /* to's reminder when from set one later */
+	S_MERGE_REMIND_FROM, /* from's reminder when to's is the later */
+	S_MERGE_REMIND, /* from's reminder (the later) becomes to's */
+	S_MERGE_REMIND_SENT_DROP, /* from's sent reminders of a day to has one of */
+	S_MERGE_REMIND_SENT, /* the rest become to's */
+	S_GMERGE_GOAL_MARKS_OLDER, /* (from, to): marks of to's goals that from set later */
+	S_GMERGE_GOALS_OLDER, /* to's goals that from set later */
+	S_GMERGE_GOAL_MARKS_FROM, /* marks of from's goals that to has (the later) */
+	S_GMERGE_GOALS_FROM, /* from's goals that to has (the later) */
+	S_GCOPY_GOALS, /* (from, to): from's goals copied to to */
+	S_GCOPY_GOAL_MARKS, /* from's marks of the goals to has from it */
+	S_GMERGE_CLEAR_GOAL_MARKS, /* from's marks (copied) */
+	S_GMERGE_CLEAR_GOALS, /* from's goals (copied) */
+	S_GMERGE_REMIND_OLDER, /* to's reminders that from set later */
+	S_GMERGE_REMIND_FROM, /* from's reminders that to has (the later) */
+	S_GCOPY_REMIND, /* from's reminders copied to to */
+	S_GCOPY_REMIND_SENT, /* from's sent reminders copied to to */
+	S_GMERGE_CLEAR_REMIND, /* from's reminders (copied) */
+	S_GMERGE_CLEAR_REMIND_SENT, /* from's sent reminders (copied) */
 	S_COUNT
 };
 

@@ -623,7 +623,12 @@ static const char *const sql[S_COUNT] = {
 	[S_MEMBER_LINK_DELETE] = "DELETE FROM member_links WHERE member_id = $1",
 	[S_MEMBER_LINKED] = "SELECT 1 FROM member_links WHERE member_id = $1 OR member_id = $2 "
 			    "OR canonical_id = $1 OR canonical_id = $2",
-	[S_MEMBER_GROUPS] = "SELECT group_id FROM members WHERE member_id = $1 ORDER BY group_id",
+	/* Also where it has only a goal, a mark or a reminder (they move in a merge too). */
+	[S_MEMBER_GROUPS] = "SELECT group_id FROM members WHERE member_id = $1 UNION "
+			    "SELECT group_id FROM goals WHERE member_id = $1 UNION "
+			    "SELECT group_id FROM goal_reached WHERE member_id = $1 UNION "
+			    "SELECT group_id FROM reminders WHERE member_id = $1 UNION "
+			    "SELECT group_id FROM reminders_sent WHERE member_id = $1 ORDER BY 1",
 	[S_MERGE_DROP_OLDER] = "DELETE FROM progress WHERE group_id = $1 AND member_id = $3 AND "
 			       "EXISTS (SELECT 1 FROM progress q WHERE q.group_id = $1 AND "
 			       "q.member_id = $2 AND q.topic_id = progress.topic_id AND "
@@ -697,6 +702,112 @@ static const char *const sql[S_COUNT] = {
 			   "actor_id, actor_name, removal FROM events e WHERE e.group_id = $1 AND "
 			   LIVE_EVENT " ORDER BY e.id",
 	[S_ACTIVITY_FILL_GROUP] = ACTIVITY_REFILL("$1::text"),
+	[S_MERGE_GOAL_MARKS_OLDER] =
+		"DELETE FROM goal_reached WHERE group_id = $1::text AND goal_member = $3::text "
+		"AND EXISTS (SELECT 1 FROM goals f JOIN goals t ON t.group_id = f.group_id "
+		"WHERE f.group_id = $1::text AND f.member_id = $2::text AND t.member_id = "
+		"$3::text AND f.set_at > t.set_at)",
+	[S_MERGE_GOALS_OLDER] =
+		"DELETE FROM goals WHERE group_id = $1::text AND member_id = $3::text AND "
+		"EXISTS (SELECT 1 FROM goals f WHERE f.group_id = $1::text AND f.member_id = "
+		"$2::text AND f.set_at > goals.set_at)",
+	[S_MERGE_GOAL_MARKS_FROM] =
+		"DELETE FROM goal_reached WHERE group_id = $1::text AND goal_member = $2::text "
+		"AND EXISTS (SELECT 1 FROM goals t WHERE t.group_id = $1::text AND t.member_id "
+		"= $3::text)",
+	[S_MERGE_GOALS_FROM] =
+		"DELETE FROM goals WHERE group_id = $1::text AND member_id = $2::text AND "
+		"EXISTS (SELECT 1 FROM goals t WHERE t.group_id = $1::text AND t.member_id = "
+		"$3::text)",
+	[S_MERGE_GOALS_COPY] =
+		"INSERT INTO goals (group_id, member_id, target_kind, target_id, due_date, "
+		"set_at, set_by, set_by_name) SELECT group_id, $3::text, target_kind, "
+		"target_id, due_date, set_at, CASE WHEN set_by = $2::text THEN $3::text ELSE "
+		"set_by END, set_by_name FROM goals WHERE group_id = $1::text AND member_id = "
+		"$2::text",
+	[S_MERGE_GOAL_MARKS] =
+		"UPDATE goal_reached SET goal_member = $3::text WHERE group_id = $1::text AND "
+		"goal_member = $2::text",
+	[S_MERGE_GOALS_DROP] =
+		"DELETE FROM goals WHERE group_id = $1::text AND member_id = $2::text AND "
+		"$3::text IS NOT NULL",
+	[S_MERGE_MARKS_DROP] =
+		"DELETE FROM goal_reached WHERE group_id = $1::text AND member_id = $2::text "
+		"AND EXISTS (SELECT 1 FROM goal_reached q WHERE q.group_id = $1::text AND "
+		"q.goal_member = goal_reached.goal_member AND q.member_id = $3::text)",
+	[S_MERGE_MARKS] =
+		"UPDATE goal_reached SET member_id = $3::text WHERE group_id = $1::text AND "
+		"member_id = $2::text",
+	[S_MERGE_REMIND_OLDER] =
+		"DELETE FROM reminders WHERE group_id = $1::text AND member_id = $3::text AND "
+		"EXISTS (SELECT 1 FROM reminders f WHERE f.group_id = $1::text AND f.member_id "
+		"= $2::text AND f.set_at > reminders.set_at)",
+	[S_MERGE_REMIND_FROM] =
+		"DELETE FROM reminders WHERE group_id = $1::text AND member_id = $2::text AND "
+		"EXISTS (SELECT 1 FROM reminders t WHERE t.group_id = $1::text AND t.member_id "
+		"= $3::text)",
+	[S_MERGE_REMIND] =
+		"UPDATE reminders SET member_id = $3::text WHERE group_id = $1::text AND "
+		"member_id = $2::text",
+	[S_MERGE_REMIND_SENT_DROP] =
+		"DELETE FROM reminders_sent WHERE group_id = $1::text AND member_id = $2::text "
+		"AND EXISTS (SELECT 1 FROM reminders_sent t WHERE t.group_id = $1::text AND "
+		"t.member_id = $3::text AND t.local_date = reminders_sent.local_date)",
+	[S_MERGE_REMIND_SENT] =
+		"UPDATE reminders_sent SET member_id = $3::text WHERE group_id = $1::text AND "
+		"member_id = $2::text",
+	[S_GMERGE_GOAL_MARKS_OLDER] =
+		"DELETE FROM goal_reached WHERE group_id = $2::text AND EXISTS (SELECT 1 FROM "
+		"goals f JOIN goals t ON t.member_id = f.member_id WHERE f.group_id = $1::text "
+		"AND t.group_id = $2::text AND f.member_id = goal_reached.goal_member AND "
+		"f.set_at > t.set_at)",
+	[S_GMERGE_GOALS_OLDER] =
+		"DELETE FROM goals WHERE group_id = $2::text AND EXISTS (SELECT 1 FROM goals f "
+		"WHERE f.group_id = $1::text AND f.member_id = goals.member_id AND f.set_at > "
+		"goals.set_at)",
+	[S_GMERGE_GOAL_MARKS_FROM] =
+		"DELETE FROM goal_reached WHERE group_id = $1::text AND EXISTS (SELECT 1 FROM "
+		"goals t WHERE t.group_id = $2::text AND t.member_id = "
+		"goal_reached.goal_member)",
+	[S_GMERGE_GOALS_FROM] =
+		"DELETE FROM goals WHERE group_id = $1::text AND EXISTS (SELECT 1 FROM goals t "
+		"WHERE t.group_id = $2::text AND t.member_id = goals.member_id)",
+	[S_GCOPY_GOALS] =
+		"INSERT INTO goals (group_id, member_id, target_kind, target_id, due_date, "
+		"set_at, set_by, set_by_name) SELECT $2::text, member_id, target_kind, "
+		"target_id, due_date, set_at, set_by, set_by_name FROM goals WHERE group_id = "
+		"$1::text ON CONFLICT (group_id, member_id) DO NOTHING",
+	[S_GCOPY_GOAL_MARKS] =
+		"INSERT INTO goal_reached (group_id, goal_member, member_id, reached_at) SELECT "
+		"$2::text, r.goal_member, r.member_id, r.reached_at FROM goal_reached r JOIN "
+		"goals f ON f.group_id = r.group_id AND f.member_id = r.goal_member JOIN goals "
+		"t ON t.group_id = $2::text AND t.member_id = f.member_id AND t.set_at = "
+		"f.set_at WHERE r.group_id = $1::text ON CONFLICT (group_id, goal_member, "
+		"member_id) DO NOTHING",
+	[S_GMERGE_CLEAR_GOAL_MARKS] =
+		"DELETE FROM goal_reached WHERE group_id = $1::text AND $2::text IS NOT NULL",
+	[S_GMERGE_CLEAR_GOALS] =
+		"DELETE FROM goals WHERE group_id = $1::text AND $2::text IS NOT NULL",
+	[S_GMERGE_REMIND_OLDER] =
+		"DELETE FROM reminders WHERE group_id = $2::text AND EXISTS (SELECT 1 FROM "
+		"reminders f WHERE f.group_id = $1::text AND f.member_id = reminders.member_id "
+		"AND f.set_at > reminders.set_at)",
+	[S_GMERGE_REMIND_FROM] =
+		"DELETE FROM reminders WHERE group_id = $1::text AND EXISTS (SELECT 1 FROM "
+		"reminders t WHERE t.group_id = $2::text AND t.member_id = reminders.member_id)",
+	[S_GCOPY_REMIND] =
+		"INSERT INTO reminders (group_id, member_id, at, set_at) SELECT $2::text, "
+		"member_id, at, set_at FROM reminders WHERE group_id = $1::text ON CONFLICT "
+		"(group_id, member_id) DO NOTHING",
+	[S_GCOPY_REMIND_SENT] =
+		"INSERT INTO reminders_sent (group_id, member_id, local_date, idem_key, "
+		"recorded_at) SELECT $2::text, member_id, local_date, idem_key, recorded_at "
+		"FROM reminders_sent WHERE group_id = $1::text ON CONFLICT (group_id, "
+		"member_id, local_date) DO NOTHING",
+	[S_GMERGE_CLEAR_REMIND] =
+		"DELETE FROM reminders WHERE group_id = $1::text AND $2::text IS NOT NULL",
+	[S_GMERGE_CLEAR_REMIND_SENT] =
+		"DELETE FROM reminders_sent WHERE group_id = $1::text AND $2::text IS NOT NULL",
 	[S_DUMP_LINKS] = "SELECT 'member', member_id, canonical_id, linked_at FROM member_links "
 			 "WHERE $1::text IS NULL OR canonical_id IN (SELECT m.member_id FROM members m "
 			 "WHERE m.group_id = $1) UNION ALL "

@@ -2642,7 +2642,13 @@ static int merge_member(struct store *st, const char *group, const char *from, c
 	static const enum stmt_id steps[] = {
 		/* to's member row first: progress and events refer to it */
 		S_MERGE_MEMBER_ADD, S_MERGE_FIRST_SEEN,	  S_MERGE_DROP_OLDER,  S_MERGE_DROP_FROM,
-		S_MERGE_PROGRESS,   S_MERGE_EVENTS,	  S_MERGE_PERIODS_DROP, S_MERGE_MEMBER_DROP,
+		S_MERGE_PROGRESS,   S_MERGE_EVENTS,
+		/* goals and reminders: where both have one, the later set wins */
+		S_MERGE_GOAL_MARKS_OLDER, S_MERGE_GOALS_OLDER, S_MERGE_GOAL_MARKS_FROM,
+		S_MERGE_GOALS_FROM, S_MERGE_GOALS_COPY, S_MERGE_GOAL_MARKS, S_MERGE_GOALS_DROP,
+		S_MERGE_MARKS_DROP, S_MERGE_MARKS, S_MERGE_REMIND_OLDER, S_MERGE_REMIND_FROM,
+		S_MERGE_REMIND, S_MERGE_REMIND_SENT_DROP, S_MERGE_REMIND_SENT,
+		S_MERGE_PERIODS_DROP, S_MERGE_MEMBER_DROP,
 	};
 	int64_t before = 0, after = 0;
 	int rc = group_done(st, group, &before);
@@ -2669,7 +2675,7 @@ static int merge_member(struct store *st, const char *group, const char *from, c
 	return rc;
 }
 
-/* The groups member has a row in (a new array of new strings, *n of them). */
+/* The groups member has a row, goal or reminder in (a new array of new strings, *n of them). */
 static int member_groups(struct store *st, const char *member, char ***out, size_t *n)
 {
 	*out = NULL;
@@ -2957,6 +2963,12 @@ int store_group_link(struct store *st, const char *code_hash, const char *alias,
 		S_GMERGE_PROGRESS,	 S_GMERGE_EVENTS,	  S_GMERGE_ACTIVITY,
 		S_GMERGE_CLEAR_ACTIVITY, S_GMERGE_CLEAR_PERIODS,  S_GMERGE_CLEAR_COUNTS,
 		S_GMERGE_CLEAR_MEMBERS,
+		/* goals and reminders: a member's (or the group's) in both, the later set wins */
+		S_GMERGE_GOAL_MARKS_OLDER, S_GMERGE_GOALS_OLDER, S_GMERGE_GOAL_MARKS_FROM,
+		S_GMERGE_GOALS_FROM,	   S_GCOPY_GOALS,	 S_GCOPY_GOAL_MARKS,
+		S_GMERGE_CLEAR_GOAL_MARKS, S_GMERGE_CLEAR_GOALS,	 S_GMERGE_REMIND_OLDER,
+		S_GMERGE_REMIND_FROM,	   S_GCOPY_REMIND,	 S_GCOPY_REMIND_SENT,
+		S_GMERGE_CLEAR_REMIND,	   S_GMERGE_CLEAR_REMIND_SENT,
 	};
 	for (size_t i = 0; !rc && i < ARRAY_SIZE(steps); i++)
 		rc = exec_pair(st, steps[i], alias, canonical);
@@ -2998,7 +3010,9 @@ int store_group_unlink(struct store *st, const char *group_id, int64_t at, char 
 		rc = run(st, s, "unlinking groups");
 	}
 	/* The alias group gets a copy of the records as of now; the canonical keeps them. */
-	static const enum stmt_id steps[] = {S_GMERGE_MEMBERS, S_GCOPY_PROGRESS, S_GCOPY_EVENTS};
+	static const enum stmt_id steps[] = {S_GMERGE_MEMBERS, S_GCOPY_PROGRESS,   S_GCOPY_EVENTS,
+					     S_GCOPY_GOALS,    S_GCOPY_GOAL_MARKS, S_GCOPY_REMIND,
+					     S_GCOPY_REMIND_SENT};
 	for (size_t i = 0; !rc && i < ARRAY_SIZE(steps); i++)
 		rc = exec_pair(st, steps[i], canonical, alias);
 	if (!rc)

@@ -898,7 +898,9 @@ int store_member_link_get(struct store *st, const char *member_id, char **alias,
  * alias to canonical (the code's maker), in ONE transaction: from then on
  * alias's changes are recorded as canonical's. In every group where alias
  * has records they become canonical's; where both have a record of a topic
- * the later change wins; the history (events) goes with them; the scores,
+ * the later change wins; the history (events) goes with them, and so do the
+ * goal (its marks), the reminder and the reminders sent (where both have one,
+ * the later set wins); the scores,
  * counts and period scores of those groups are derived again, so nothing
  * counts twice. name (the name just seen) becomes the name shown. *groups
  * (may be NULL) receives how many groups were merged. Returns COHORT_OK,
@@ -933,8 +935,9 @@ int store_group_link_get(struct store *st, const char *group_id, char **alias, c
 /*
  * Redeems the group code code_hash and links alias to canonical in ONE
  * transaction: alias's members, records (a topic both have for one member:
- * the later change wins), history and activity become canonical's, and what
- * is derived is derived again. COHORT_OK, COHORT_ERR_DUPLICATE (the code was
+ * the later change wins), history and activity become canonical's, and so
+ * do goals (the group's and each member's) and reminders (where both groups
+ * have one, the later set wins); what is derived is derived again. COHORT_OK, COHORT_ERR_DUPLICATE (the code was
  * used or expired), COHORT_ERR_DENIED (either group is linked already) or
  * COHORT_ERR_STORE.
  */
@@ -943,7 +946,8 @@ int store_group_link(struct store *st, const char *code_hash, const char *alias,
 /*
  * Ends the link group_id is in (either side), in one transaction: the
  * canonical group keeps every record; the alias group gets a copy of them
- * as of now (members, progress, the live history), so each side keeps what
+ * as of now (members, progress, the live history, goals, reminders), so each
+ * side keeps what
  * it was told is saved and neither counts anything twice. *alias and
  * *canonical receive who they were. COHORT_OK, COHORT_ERR_NOT_FOUND or
  * COHORT_ERR_STORE.

@@ -418,3 +418,41 @@ def test_a_member_of_a_linked_room_is_reminded_on_matrix(cohort, both):
     assert [body["invite"] for _, body in both.hs.created] == [[BOB]]
     assert "bob, your 1-day streak ends tonight" in sent[0]["json"]["body"]
     assert both.dc.rest("POST", r"/users/@me/channels") == []
+
+
+def test_goals_and_reminders_go_with_a_member_link(cohort, both):
+    both.start("2026-11-25T09:00:00Z")
+    assert "Goal set: Caching by 2026-11-27" in both.matrix("!goal Caching by 27 November")
+    assert "Reminder set: 20:00" in both.matrix("!remind 20:00")
+    code = CODE.search(both.discord("link")[0]).group(0)
+    assert "Linked" in both.matrix(f"!link {code}")
+    # The Matrix identity's goal and reminder are the linked member's now.
+    out = both.matrix("!goal")
+    assert "Goal: Caching by 2026-11-27" in out, out
+    out = both.matrix("!remind")
+    assert "Your reminder: 20:00" in out, out
+    # /link remove: the room's goal and reminder go back to the Matrix identity.
+    assert "Unlinked" in both.matrix("!link remove")
+    assert "Goal: Caching by 2026-11-27" in both.matrix("!goal")
+    assert "Your reminder: 20:00" in both.matrix("!remind")
+
+
+def test_goals_and_reminders_go_with_a_group_link_and_stay_after_it(cohort, both):
+    both.start("2026-11-25T09:00:00Z")
+    # The room's goal, set after the Discord group's: the later one wins the merge.
+    assert "Group goal: Kafka by" in both.discord("goal-group", "Kafka by 30 November",
+                                                  opt="goal", admin=True)[0]
+    both.stop()
+    both.start("2026-11-25T10:00:00Z")
+    assert "Group goal: Caching by 2026-11-27" in both.matrix(
+        "!goal group Caching by 27 November")
+    assert "Reminder set: 20:00" in both.matrix("!remind 20:00", sender=BOB)
+    gcode = CODE.search(both.discord("link-group", admin=True)[0]).group(0)
+    assert "one group" in both.matrix(f"!link {gcode}")
+    for out in (both.matrix("!goal", sender=BOB), both.discord("goal")[0]):
+        assert "Group goal: Caching by 2026-11-27" in out and "Kafka" not in out, out
+    assert "Your reminder: 20:00" in both.matrix("!remind", sender=BOB)
+    # Separate again: the room keeps a copy of the goal and of bob's reminder.
+    assert "Unlinked" in both.matrix("!link group remove")
+    assert "Group goal: Caching by 2026-11-27" in both.matrix("!goal", sender=BOB)
+    assert "Your reminder: 20:00" in both.matrix("!remind", sender=BOB)
