@@ -185,6 +185,10 @@ enum stmt_id {
 	S_GCOPY_EVENTS,   /* from's live changes, copied */
 	S_ACTIVITY_FILL_GROUP,
 	S_DUMP_LINKS, /* member and group links: kind, alias, canonical, linked_at */
+	S_MERGE_UNDO_FROM, /* (group, from, to): from's latest change of a topic it wins undoes to to's status */
+	S_MERGE_UNDO_TO, /* to's latest change of a topic it wins undoes to from's status */
+	S_GMERGE_UNDO_FROM, /* (from, to): the same for a group link, per member */
+	S_GMERGE_UNDO_TO,
 	S_ROADMAPS_CLEAR, /* the roadmaps (names) the store was told of */
 	S_ROADMAPS_ADD,   /* (name, is_default) */
 	S_GROUP_ROADMAP_GET, /* a group's chosen roadmap */

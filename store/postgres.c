@@ -808,6 +808,44 @@ static const char *const sql[S_COUNT] = {
 		"DELETE FROM reminders WHERE group_id = $1::text AND $2::text IS NOT NULL",
 	[S_GMERGE_CLEAR_REMIND_SENT] =
 		"DELETE FROM reminders_sent WHERE group_id = $1::text AND $2::text IS NOT NULL",
+	[S_MERGE_UNDO_FROM] =
+		"UPDATE events SET old_status = (SELECT t.status FROM progress t WHERE "
+		"t.group_id = $1::text AND t.member_id = $3::text AND t.topic_id = "
+		"events.topic_id) WHERE group_id = $1::text AND member_id = $2::text AND id = "
+		"(SELECT MAX(e.id) FROM events e WHERE e.group_id = $1::text AND e.member_id "
+		"= $2::text AND e.topic_id = events.topic_id AND " LIVE_EVENT ") AND EXISTS (SELECT 1 "
+		"FROM progress f JOIN progress t ON t.group_id = f.group_id AND t.topic_id = "
+		"f.topic_id WHERE f.group_id = $1::text AND f.member_id = $2::text AND "
+		"t.member_id = $3::text AND f.topic_id = events.topic_id AND f.updated_at > "
+		"t.updated_at)",
+	[S_MERGE_UNDO_TO] =
+		"UPDATE events SET old_status = (SELECT f.status FROM progress f WHERE "
+		"f.group_id = $1::text AND f.member_id = $2::text AND f.topic_id = "
+		"events.topic_id) WHERE group_id = $1::text AND member_id = $3::text AND id = "
+		"(SELECT MAX(e.id) FROM events e WHERE e.group_id = $1::text AND e.member_id "
+		"= $3::text AND e.topic_id = events.topic_id AND " LIVE_EVENT ") AND EXISTS (SELECT 1 "
+		"FROM progress f JOIN progress t ON t.group_id = f.group_id AND t.topic_id = "
+		"f.topic_id WHERE f.group_id = $1::text AND f.member_id = $2::text AND "
+		"t.member_id = $3::text AND f.topic_id = events.topic_id)",
+	[S_GMERGE_UNDO_FROM] =
+		"UPDATE events SET old_status = (SELECT t.status FROM progress t WHERE "
+		"t.group_id = $2::text AND t.member_id = events.member_id AND t.topic_id = "
+		"events.topic_id) WHERE group_id = $1::text AND id = (SELECT MAX(e.id) FROM "
+		"events e WHERE e.group_id = $1::text AND e.member_id = events.member_id AND "
+		"e.topic_id = events.topic_id AND " LIVE_EVENT ") AND EXISTS (SELECT 1 FROM progress "
+		"f JOIN progress t ON t.member_id = f.member_id AND t.topic_id = f.topic_id "
+		"WHERE f.group_id = $1::text AND t.group_id = $2::text AND f.member_id = "
+		"events.member_id AND f.topic_id = events.topic_id AND f.updated_at > "
+		"t.updated_at)",
+	[S_GMERGE_UNDO_TO] =
+		"UPDATE events SET old_status = (SELECT f.status FROM progress f WHERE "
+		"f.group_id = $1::text AND f.member_id = events.member_id AND f.topic_id = "
+		"events.topic_id) WHERE group_id = $2::text AND id = (SELECT MAX(e.id) FROM "
+		"events e WHERE e.group_id = $2::text AND e.member_id = events.member_id AND "
+		"e.topic_id = events.topic_id AND " LIVE_EVENT ") AND EXISTS (SELECT 1 FROM progress "
+		"f JOIN progress t ON t.member_id = f.member_id AND t.topic_id = f.topic_id "
+		"WHERE f.group_id = $1::text AND t.group_id = $2::text AND f.member_id = "
+		"events.member_id AND f.topic_id = events.topic_id)",
 	[S_DUMP_LINKS] = "SELECT 'member', member_id, canonical_id, linked_at FROM member_links "
 			 "WHERE $1::text IS NULL OR canonical_id IN (SELECT m.member_id FROM members m "
 			 "WHERE m.group_id = $1) UNION ALL "

@@ -862,6 +862,41 @@ static const char *const sql[S_COUNT] = {
 		"DELETE FROM reminders WHERE group_id = ?1 AND ?2 IS NOT NULL",
 	[S_GMERGE_CLEAR_REMIND_SENT] =
 		"DELETE FROM reminders_sent WHERE group_id = ?1 AND ?2 IS NOT NULL",
+	[S_MERGE_UNDO_FROM] =
+		"UPDATE events SET old_status = (SELECT t.status FROM progress t WHERE "
+		"t.group_id = ?1 AND t.member_id = ?3 AND t.topic_id = events.topic_id) WHERE "
+		"group_id = ?1 AND member_id = ?2 AND id = (SELECT MAX(e.id) FROM events e "
+		"WHERE e.group_id = ?1 AND e.member_id = ?2 AND e.topic_id = events.topic_id "
+		"AND " LIVE_EVENT ") AND EXISTS (SELECT 1 FROM progress f JOIN progress t ON "
+		"t.group_id = f.group_id AND t.topic_id = f.topic_id WHERE f.group_id = ?1 "
+		"AND f.member_id = ?2 AND t.member_id = ?3 AND f.topic_id = events.topic_id "
+		"AND f.updated_at > t.updated_at)",
+	[S_MERGE_UNDO_TO] =
+		"UPDATE events SET old_status = (SELECT f.status FROM progress f WHERE "
+		"f.group_id = ?1 AND f.member_id = ?2 AND f.topic_id = events.topic_id) WHERE "
+		"group_id = ?1 AND member_id = ?3 AND id = (SELECT MAX(e.id) FROM events e "
+		"WHERE e.group_id = ?1 AND e.member_id = ?3 AND e.topic_id = events.topic_id "
+		"AND " LIVE_EVENT ") AND EXISTS (SELECT 1 FROM progress f JOIN progress t ON "
+		"t.group_id = f.group_id AND t.topic_id = f.topic_id WHERE f.group_id = ?1 "
+		"AND f.member_id = ?2 AND t.member_id = ?3 AND f.topic_id = events.topic_id)",
+	[S_GMERGE_UNDO_FROM] =
+		"UPDATE events SET old_status = (SELECT t.status FROM progress t WHERE "
+		"t.group_id = ?2 AND t.member_id = events.member_id AND t.topic_id = "
+		"events.topic_id) WHERE group_id = ?1 AND id = (SELECT MAX(e.id) FROM events "
+		"e WHERE e.group_id = ?1 AND e.member_id = events.member_id AND e.topic_id = "
+		"events.topic_id AND " LIVE_EVENT ") AND EXISTS (SELECT 1 FROM progress f JOIN "
+		"progress t ON t.member_id = f.member_id AND t.topic_id = f.topic_id WHERE "
+		"f.group_id = ?1 AND t.group_id = ?2 AND f.member_id = events.member_id AND "
+		"f.topic_id = events.topic_id AND f.updated_at > t.updated_at)",
+	[S_GMERGE_UNDO_TO] =
+		"UPDATE events SET old_status = (SELECT f.status FROM progress f WHERE "
+		"f.group_id = ?1 AND f.member_id = events.member_id AND f.topic_id = "
+		"events.topic_id) WHERE group_id = ?2 AND id = (SELECT MAX(e.id) FROM events "
+		"e WHERE e.group_id = ?2 AND e.member_id = events.member_id AND e.topic_id = "
+		"events.topic_id AND " LIVE_EVENT ") AND EXISTS (SELECT 1 FROM progress f JOIN "
+		"progress t ON t.member_id = f.member_id AND t.topic_id = f.topic_id WHERE "
+		"f.group_id = ?1 AND t.group_id = ?2 AND f.member_id = events.member_id AND "
+		"f.topic_id = events.topic_id)",
 	[S_DUMP_LINKS] = "SELECT 'member', member_id, canonical_id, linked_at FROM member_links "
 			 "WHERE ?1 IS NULL OR canonical_id IN (SELECT m.member_id FROM members m "
 			 "WHERE m.group_id = ?1) UNION ALL "

@@ -2641,7 +2641,9 @@ static int merge_member(struct store *st, const char *group, const char *from, c
 {
 	static const enum stmt_id steps[] = {
 		/* to's member row first: progress and events refer to it */
-		S_MERGE_MEMBER_ADD, S_MERGE_FIRST_SEEN,	  S_MERGE_DROP_OLDER,  S_MERGE_DROP_FROM,
+		S_MERGE_MEMBER_ADD, S_MERGE_FIRST_SEEN,
+		/* the winner's latest change of a topic both have undoes to the loser's status */
+		S_MERGE_UNDO_FROM, S_MERGE_DROP_OLDER, S_MERGE_UNDO_TO, S_MERGE_DROP_FROM,
 		S_MERGE_PROGRESS,   S_MERGE_EVENTS,
 		/* goals and reminders: where both have one, the later set wins */
 		S_MERGE_GOAL_MARKS_OLDER, S_MERGE_GOALS_OLDER, S_MERGE_GOAL_MARKS_FROM,
@@ -2959,7 +2961,8 @@ int store_group_link(struct store *st, const char *code_hash, const char *alias,
 	if (!rc)
 		rc = group_done(st, canonical, &before_c);
 	static const enum stmt_id steps[] = {
-		S_GMERGE_MEMBERS,	 S_GMERGE_DROP_OLDER,	  S_GMERGE_DROP_FROM,
+		S_GMERGE_MEMBERS,	 S_GMERGE_UNDO_FROM,	  S_GMERGE_DROP_OLDER,
+		S_GMERGE_UNDO_TO,	 S_GMERGE_DROP_FROM,
 		S_GMERGE_PROGRESS,	 S_GMERGE_EVENTS,	  S_GMERGE_ACTIVITY,
 		S_GMERGE_CLEAR_ACTIVITY, S_GMERGE_CLEAR_PERIODS,  S_GMERGE_CLEAR_COUNTS,
 		S_GMERGE_CLEAR_MEMBERS,

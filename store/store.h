@@ -898,9 +898,10 @@ int store_member_link_get(struct store *st, const char *member_id, char **alias,
  * alias to canonical (the code's maker), in ONE transaction: from then on
  * alias's changes are recorded as canonical's. In every group where alias
  * has records they become canonical's; where both have a record of a topic
- * the later change wins; the history (events) goes with them, and so do the
- * goal (its marks), the reminder and the reminders sent (where both have one,
- * the later set wins); the scores,
+ * the later change wins, and the winner's latest change is made to undo to
+ * the loser's status (an undo never loses either side's done); the history
+ * (events) goes with them, and so do the goal (its marks), the reminder and
+ * the reminders sent (where both have one, the later set wins); the scores,
  * counts and period scores of those groups are derived again, so nothing
  * counts twice. name (the name just seen) becomes the name shown. *groups
  * (may be NULL) receives how many groups were merged. Returns COHORT_OK,
@@ -937,8 +938,10 @@ int store_group_link_get(struct store *st, const char *group_id, char **alias, c
  * transaction: alias's members, records (a topic both have for one member:
  * the later change wins), history and activity become canonical's, and so
  * do goals (the group's and each member's) and reminders (where both groups
- * have one, the later set wins); what is derived is derived again. COHORT_OK, COHORT_ERR_DUPLICATE (the code was
- * used or expired), COHORT_ERR_DENIED (either group is linked already) or
+ * have one, the later set wins; as for members, the winner's latest change
+ * undoes to the loser's status); what is derived is derived again.
+ * COHORT_OK, COHORT_ERR_DUPLICATE (the code was used or expired),
+ * COHORT_ERR_DENIED (either group is linked already) or
  * COHORT_ERR_STORE.
  */
 int store_group_link(struct store *st, const char *code_hash, const char *alias,

@@ -456,3 +456,35 @@ def test_goals_and_reminders_go_with_a_group_link_and_stay_after_it(cohort, both
     assert "Unlinked" in both.matrix("!link group remove")
     assert "Group goal: Caching by 2026-11-27" in both.matrix("!goal", sender=BOB)
     assert "Your reminder: 20:00" in both.matrix("!remind", sender=BOB)
+
+
+def test_undo_after_a_member_link_keeps_the_other_identitys_done(cohort, both):
+    # One group on both platforms first; ana's two identities each have a record of Kafka.
+    both.start("2026-11-23T09:00:00Z")
+    gcode = CODE.search(both.discord("link-group", admin=True)[0]).group(0)
+    assert "one group" in both.matrix(f"!link {gcode}")
+    assert "finished" in both.matrix("!done kafka")
+    both.stop()
+    both.start("2026-11-24T09:00:00Z")
+    assert "Kafka" in both.discord("start", "kafka", opt="topic")[0]
+    code = CODE.search(both.discord("link")[0]).group(0)
+    assert "Linked" in both.matrix(f"!link {code}")
+    # The later change (in progress) won; undoing it gives back the Matrix identity's done.
+    out = both.discord("undo")[0]
+    assert "Undone: Kafka is done again" in out, out
+    assert "1/84" in both.matrix("!progress")
+
+
+def test_undo_after_a_group_link_keeps_the_other_groups_done(cohort, both):
+    both.start("2026-11-23T09:00:00Z")
+    code = CODE.search(both.discord("link")[0]).group(0)
+    assert "Linked" in both.matrix(f"!link {code}")
+    assert "finished" in both.matrix("!done kafka")
+    both.stop()
+    both.start("2026-11-24T09:00:00Z")
+    assert "Kafka" in both.discord("start", "kafka", opt="topic")[0]
+    gcode = CODE.search(both.discord("link-group", admin=True)[0]).group(0)
+    assert "one group" in both.matrix(f"!link {gcode}")
+    out = both.matrix("!undo")
+    assert "Undone: Kafka is done again" in out, out
+    assert "1/84" in both.discord("progress")[0]
