@@ -149,6 +149,13 @@ static int64_t prune_due(struct keeper *k)
 		else
 			log_warn(TAG, "could not delete the lapsed leases; trying again in %d min",
 				 PRUNE_EVERY_MS / 60000);
+		/* Link codes and wrong link codes (/link) a day past their use, by the bot's clock. */
+		if (store_link_prune(k->st, clock_now_ms() - PRUNE_AFTER_MS, &n) == COHORT_OK)
+			log_debug(TAG, "deleted %lld link codes and wrong codes of more than a day ago",
+				  (long long)n);
+		else
+			log_warn(TAG, "could not delete old link codes; trying again in %d min",
+				 PRUNE_EVERY_MS / 60000);
 		k->prune_ms = now + PRUNE_EVERY_MS;
 	}
 	return k->prune_ms - now;

@@ -225,6 +225,8 @@ enum stmt_id {
 	S_GCOPY_REMIND_SENT, /* from's sent reminders copied to to */
 	S_GMERGE_CLEAR_REMIND, /* from's reminders (copied) */
 	S_GMERGE_CLEAR_REMIND_SENT, /* from's sent reminders (copied) */
+	S_LINK_CODES_PRUNE, /* codes that expired before ?1 (used or not) */
+	S_LINK_ATTEMPTS_PRUNE, /* wrong codes counted before ?1 */
 	S_COUNT
 };
 

@@ -846,6 +846,8 @@ static const char *const sql[S_COUNT] = {
 		"f JOIN progress t ON t.member_id = f.member_id AND t.topic_id = f.topic_id "
 		"WHERE f.group_id = $1::text AND t.group_id = $2::text AND f.member_id = "
 		"events.member_id AND f.topic_id = events.topic_id)",
+	[S_LINK_CODES_PRUNE] = "DELETE FROM link_codes WHERE expires_at < $1::bigint",
+	[S_LINK_ATTEMPTS_PRUNE] = "DELETE FROM link_attempts WHERE at < $1::bigint",
 	[S_DUMP_LINKS] = "SELECT 'member', member_id, canonical_id, linked_at FROM member_links "
 			 "WHERE $1::text IS NULL OR canonical_id IN (SELECT m.member_id FROM members m "
 			 "WHERE m.group_id = $1) UNION ALL "

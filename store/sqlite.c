@@ -897,6 +897,8 @@ static const char *const sql[S_COUNT] = {
 		"progress t ON t.member_id = f.member_id AND t.topic_id = f.topic_id WHERE "
 		"f.group_id = ?1 AND t.group_id = ?2 AND f.member_id = events.member_id AND "
 		"f.topic_id = events.topic_id)",
+	[S_LINK_CODES_PRUNE] = "DELETE FROM link_codes WHERE expires_at < ?1",
+	[S_LINK_ATTEMPTS_PRUNE] = "DELETE FROM link_attempts WHERE at < ?1",
 	[S_DUMP_LINKS] = "SELECT 'member', member_id, canonical_id, linked_at FROM member_links "
 			 "WHERE ?1 IS NULL OR canonical_id IN (SELECT m.member_id FROM members m "
 			 "WHERE m.group_id = ?1) UNION ALL "

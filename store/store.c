@@ -2568,6 +2568,26 @@ int store_link_attempts(struct store *st, const char *member_id, int64_t since, 
 	return rc == BK_ROW ? COHORT_OK : db_fail(st, "counting wrong link codes");
 }
 
+int store_link_prune(struct store *st, int64_t before, int64_t *deleted)
+{
+	static const enum stmt_id steps[] = {S_LINK_CODES_PRUNE, S_LINK_ATTEMPTS_PRUNE};
+	int64_t n = 0;
+	int rc = COHORT_OK;
+	for (size_t i = 0; !rc && i < ARRAY_SIZE(steps); i++) {
+		struct bk_stmt *s = prep(st, steps[i]);
+		bk_bind_int(s, 1, before);
+		int step = bk_step(s);
+		if (step == BK_DONE)
+			n += bk_changes(s);
+		bk_reset(s);
+		if (step != BK_DONE)
+			rc = db_fail(st, "deleting old link codes");
+	}
+	if (deleted)
+		*deleted = n;
+	return rc;
+}
+
 int store_member_canonical(struct store *st, const char *member_id, char **canonical)
 {
 	*canonical = NULL;

@@ -884,6 +884,13 @@ int store_link_code_spend(struct store *st, const char *code_hash, const char *k
 int store_link_attempt_add(struct store *st, const char *member_id, int64_t at);
 int store_link_attempts(struct store *st, const char *member_id, int64_t since, int *n,
 			int64_t *first);
+/*
+ * Deletes the codes that expired before `before` (used or not: neither links
+ * any more) and the wrong codes counted before it (past every window that
+ * counts them), so the tables do not grow forever. *deleted (may be NULL):
+ * how many rows. COHORT_OK or COHORT_ERR_STORE.
+ */
+int store_link_prune(struct store *st, int64_t before, int64_t *deleted);
 
 /* The member that member_id is recorded as: *canonical a new string (member_id when unlinked). */
 int store_member_canonical(struct store *st, const char *member_id, char **canonical);

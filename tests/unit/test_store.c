@@ -1936,6 +1936,38 @@ static void leases_lapsed_long_ago_are_pruned(void **state)
 	assert_int_equal(store_lease_get(f->st, "shard:0", &l), COHORT_OK);
 }
 
+/* Link codes expired (used or not) and wrong codes counted before the cut are deleted. */
+static void old_link_codes_and_wrong_codes_are_pruned(void **state)
+{
+	struct fixture *f = *state;
+	struct store_link_code c;
+	int wrong = 0;
+	int64_t n = -1, first = 0;
+	assert_int_equal(store_link_code_put(f->st, "old", "member", "discord:1", 1000, 2000),
+			 COHORT_OK);
+	assert_int_equal(store_link_code_put(f->st, "used", "group", "discord:2", 1000, 5000),
+			 COHORT_OK);
+	assert_int_equal(store_link_code_spend(f->st, "used", "group", 1500), COHORT_OK);
+	assert_int_equal(store_link_code_put(f->st, "live", "member", "discord:3", 9000, 20000),
+			 COHORT_OK);
+	assert_int_equal(store_link_attempt_add(f->st, "matrix:@a:x", 1000), COHORT_OK);
+	assert_int_equal(store_link_attempt_add(f->st, "matrix:@a:x", 12000), COHORT_OK);
+	assert_int_equal(store_link_prune(f->st, 10000, &n), COHORT_OK);
+	assert_int_equal(n, 3);
+	assert_int_equal(store_link_code_get(f->st, "old", &c), COHORT_ERR_NOT_FOUND);
+	assert_int_equal(store_link_code_get(f->st, "used", &c), COHORT_ERR_NOT_FOUND);
+	assert_int_equal(store_link_code_get(f->st, "live", &c), COHORT_OK);
+	assert_string_equal(c.owner_id, "discord:3");
+	assert_int_equal(c.used_at, 0);
+	free(c.owner_id);
+	assert_int_equal(store_link_attempts(f->st, "matrix:@a:x", 0, &wrong, &first), COHORT_OK);
+	assert_int_equal(wrong, 1);
+	assert_int_equal(first, 12000);
+	/* Nothing more to do: none deleted. */
+	assert_int_equal(store_link_prune(f->st, 10000, &n), COHORT_OK);
+	assert_int_equal(n, 0);
+}
+
 /* Without renew a lease is a slot used once per period: its own holder is refused too. */
 static void a_slot_is_used_once_per_period(void **state)
 {
@@ -2535,6 +2567,7 @@ int main(void)
 		cmocka_unit_test(a_lease_is_held_until_it_lapses),
 		cmocka_unit_test(a_released_lease_is_free_at_once),
 		cmocka_unit_test(leases_lapsed_long_ago_are_pruned),
+		cmocka_unit_test(old_link_codes_and_wrong_codes_are_pruned),
 		cmocka_unit_test(a_slot_is_used_once_per_period),
 		cmocka_unit_test(the_holder_names_the_process),
 		cmocka_unit_test(a_gone_holders_lease_is_taken_over),
