@@ -216,6 +216,24 @@ static int spend(struct bot *b, const char *hash, const struct store_link_code *
 	return rc;
 }
 
+/*
+ * A live code typed but refused for another reason (a wait for wrong codes,
+ * an identity or group linked already, a member typing a group code): it
+ * was shown where others may read it, so it is spent quietly (the answer
+ * says a new one is needed; it does not say whether the code was right).
+ */
+static void spend_refused(struct bot *b, const char *hash, int64_t now)
+{
+	struct store_link_code c;
+	if (store_link_code_get(b->store, hash, &c) == COHORT_OK) {
+		if (!c.used_at && link_code_live(c.expires_at, now) &&
+		    store_link_code_spend(b->store, hash, c.kind, now))
+			log_warn("link", "a refused code could not be spent (see above); it "
+					 "lapses within 10 minutes");
+		free(c.owner_id);
+	}
+}
+
 /* /link CODE: want is the kind expected ("group" from /link group CODE), or NULL for any. */
 static int redeem(struct bot *b, const struct event *ev, const char *typed, const char *want,
 		  struct reply *r)
@@ -235,16 +253,17 @@ static int redeem(struct bot *b, const struct event *ev, const char *typed, cons
 		store_failed(r);
 		return rc;
 	}
+	link_code_hash(code, hash);
 	if (wrong >= LINK_MAX_WRONG) {
 		int64_t left = first + LINK_WINDOW_MS - now;
+		spend_refused(b, hash, now);
 		reply_title(r, REPLY_ERROR, "Too many wrong codes: wait %lld minutes",
 			    (long long)((left + 59999) / 60000));
-		reply_line(r, "After %d wrong codes in 10 minutes, /link CODE waits. Nothing was "
-			      "changed.",
+		reply_line(r, "After %d wrong codes in 10 minutes, /link CODE waits; a code typed "
+			      "now works no more, so make a new one then. Nothing else was changed.",
 			   LINK_MAX_WRONG);
 		return COHORT_OK;
 	}
-	link_code_hash(code, hash);
 	struct store_link_code c;
 	rc = store_link_code_get(b->store, hash, &c);
 	if (rc == COHORT_ERR_NOT_FOUND || (rc == COHORT_OK && want && strcmp(c.kind, want) != 0)) {
@@ -292,9 +311,11 @@ static int redeem(struct bot *b, const struct event *ev, const char *typed, cons
 	} else if ((rc = store_member_link_get(b->store, ev->member_id, &alias, &canonical,
 					       NULL)) != COHORT_ERR_NOT_FOUND) {
 		if (!rc) {
+			spend_refused(b, hash, now);
 			reply_title(r, REPLY_ERROR, "You are linked already");
-			reply_line(r, "Each identity links to one other. /link remove first. Nothing "
-				      "was changed.");
+			reply_line(r, "Each identity links to one other. /link remove first, then "
+				      "ask for a new code: this one works no more. Nothing else was "
+				      "changed.");
 		} else {
 			store_failed(r);
 		}
@@ -304,9 +325,11 @@ static int redeem(struct bot *b, const struct event *ev, const char *typed, cons
 				       now, &groups);
 		if (rc == COHORT_ERR_DENIED) {
 			rc = COHORT_OK;
+			spend_refused(b, hash, now);
 			reply_title(r, REPLY_ERROR, "That identity is linked already");
 			reply_line(r, "The %s identity that made this code is linked to another; it "
-				      "has to /link remove first. Nothing was changed.",
+				      "has to /link remove first and make a new code (this one works "
+				      "no more). Nothing else was changed.",
 				   platform_name(c.owner_id));
 		} else if (rc == COHORT_ERR_DUPLICATE) {
 			rc = COHORT_OK;
@@ -344,8 +367,12 @@ static int redeem_group(struct bot *b, const struct event *ev, const char *hash,
 {
 	char *alias = NULL, *canonical = NULL;
 	int rc = COHORT_OK;
-	if (!admin_only(ev, r))
+	if (!admin_only(ev, r)) {
+		spend_refused(b, hash, bot_now(b));
+		reply_line(r, "The code typed works no more: an admin of the group that made it "
+			      "gives a new one with /link group.");
 		return COHORT_OK;
+	}
 	if (strcmp(c->owner_id, ev->group_id) == 0) {
 		if ((rc = spend(b, hash, c, bot_now(b), r)) == COHORT_OK) {
 			reply_title(r, REPLY_ERROR, "That code was made in this group");
@@ -366,8 +393,10 @@ static int redeem_group(struct bot *b, const struct event *ev, const char *hash,
 	} else if ((rc = store_group_link_get(b->store, ev->group_id, &alias, &canonical)) !=
 		   COHORT_ERR_NOT_FOUND) {
 		if (!rc) {
+			spend_refused(b, hash, bot_now(b));
 			reply_title(r, REPLY_ERROR, "This group is linked already");
-			reply_line(r, "/link group remove first. Nothing was changed.");
+			reply_line(r, "/link group remove first, then ask for a new code: this one "
+				      "works no more. Nothing else was changed.");
 		} else {
 			store_failed(r);
 		}
@@ -375,9 +404,11 @@ static int redeem_group(struct bot *b, const struct event *ev, const char *hash,
 		rc = store_group_link(b->store, hash, ev->group_id, c->owner_id, bot_now(b));
 		if (rc == COHORT_ERR_DENIED) {
 			rc = COHORT_OK;
+			spend_refused(b, hash, bot_now(b));
 			reply_title(r, REPLY_ERROR, "That group is linked already");
 			reply_line(r, "The group that made this code is linked to another; an admin "
-				      "there has to /link group remove first. Nothing was changed.");
+				      "there has to /link group remove first and make a new code (this "
+				      "one works no more). Nothing else was changed.");
 		} else if (rc == COHORT_ERR_DUPLICATE) {
 			rc = COHORT_OK;
 			reply_title(r, REPLY_ERROR, "That code was used already");

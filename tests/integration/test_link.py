@@ -277,8 +277,10 @@ def test_five_wrong_codes_make_a_member_wait(cohort, both):
     assert "That code was used" not in both.matrix("!link 2345-6789")
     # The sixth try waits, even with the right code; nothing changed.
     out = both.matrix(f"!link {code}")
-    assert "Too many wrong codes: wait 10 minutes" in out, out
+    assert "Too many wrong codes: wait 10 minutes" in out and "works no more" in out, out
     assert "You are not linked" in both.matrix("!link remove")
+    # The right code was shown in the room while its typer waits: nobody else may use it.
+    assert "That code was used already" in both.matrix(f"!link {code}", sender=BOB)
     both.stop()
     # Ten minutes after the first wrong code, the right one works.
     both.start("2026-11-23T09:11:00Z")
@@ -317,8 +319,12 @@ def test_admins_link_groups_one_leaderboard_a_digest_in_each_and_undo(cohort, bo
     text, ephemeral = both.discord("link-group", admin=True)
     assert ephemeral and "Group link code" in text, text
     gcode = CODE.search(text).group(0)
-    assert "Only admins can link groups" in both.matrix(f"!link {gcode}", sender=BOB)
+    out = both.matrix(f"!link {gcode}", sender=BOB)
+    assert "Only admins can link groups" in out and "works no more" in out, out
+    # It was shown in the room: spent, so whoever saw it cannot use it.
+    assert "That code was used already" in both.matrix(f"!link {gcode}")
     assert "Only admins can link groups" in both.discord("link-group", user="301")[0]
+    gcode = CODE.search(both.discord("link-group", admin=True)[0]).group(0)
     out = both.matrix(f"!link {gcode}")
     assert "Linked: this group and the Discord one are one group" in out, out
     # One leaderboard, the same on both; nothing doubled.
