@@ -2732,6 +2732,54 @@ static int link_log(struct store *st, const char *kind, const char *action, cons
 	return run(st, s, "logging a link");
 }
 
+/*
+ * Inside a link's transaction: takes the derived-data lock, uses the code
+ * (COHORT_ERR_DUPLICATE when it was used meanwhile), refuses with
+ * COHORT_ERR_DENIED when either side is linked already (linked: the check
+ * statement, add: the insert), and records the link.
+ */
+static int use_code_and_link(struct store *st, const char *code_hash, const char *kind,
+			     enum stmt_id linked, enum stmt_id add, const char *alias,
+			     const char *canonical, int64_t at)
+{
+	/* The lock first (as a rederive): no change of these records runs beside the merge. */
+	int rc = lock_derived(st);
+	struct bk_stmt *s = prep(st, S_LINK_CODE_USE);
+	bind_text(s, 1, code_hash);
+	bk_bind_int(s, 2, at);
+	bind_text(s, 3, kind);
+	int step = rc ? BK_ERROR : bk_step(s);
+	int64_t used = step == BK_DONE ? bk_changes(s) : 0;
+	bk_reset(s);
+	if (!rc && step != BK_DONE)
+		rc = db_fail(st, "using a link code");
+	if (!rc && used != 1)
+		rc = COHORT_ERR_DUPLICATE;
+	if (!rc) {
+		s = prep(st, linked);
+		bind_text(s, 1, alias);
+		bind_text(s, 2, canonical);
+		step = bk_step(s);
+		bk_reset(s);
+		if (step == BK_ROW)
+			rc = COHORT_ERR_DENIED;
+		else if (step != BK_DONE)
+			rc = db_fail(st, "checking links");
+	}
+	if (!rc) {
+		s = prep(st, add);
+		bind_text(s, 1, alias);
+		bind_text(s, 2, canonical);
+		bk_bind_int(s, 3, at);
+		step = bk_step(s);
+		bk_reset(s);
+		rc = step == BK_DONE	  ? COHORT_OK
+		     : step == BK_DUPLICATE ? COHORT_ERR_DENIED
+					    : db_fail(st, "linking");
+	}
+	return rc;
+}
+
 int store_member_link(struct store *st, const char *code_hash, const char *alias,
 		      const char *canonical, const char *name, int64_t at, int *groups)
 {
@@ -2742,47 +2790,14 @@ int store_member_link(struct store *st, const char *code_hash, const char *alias
 	int rc = begin(st);
 	if (rc)
 		return rc;
-	/* The lock first (as a rederive): no change of these members runs beside the merge. */
-	rc = lock_derived(st);
-	struct bk_stmt *s = prep(st, S_LINK_CODE_USE);
-	bind_text(s, 1, code_hash);
-	bk_bind_int(s, 2, at);
-	bind_text(s, 3, "member");
-	int step = rc ? BK_ERROR : bk_step(s);
-	int64_t used = step == BK_DONE ? bk_changes(s) : 0;
-	bk_reset(s);
-	if (!rc && step != BK_DONE)
-		rc = db_fail(st, "using a link code");
-	if (!rc && used != 1)
-		rc = COHORT_ERR_DUPLICATE;
-	if (!rc) {
-		s = prep(st, S_MEMBER_LINKED);
-		bind_text(s, 1, alias);
-		bind_text(s, 2, canonical);
-		step = bk_step(s);
-		bk_reset(s);
-		if (step == BK_ROW)
-			rc = COHORT_ERR_DENIED;
-		else if (step != BK_DONE)
-			rc = db_fail(st, "checking member links");
-	}
-	if (!rc) {
-		s = prep(st, S_MEMBER_LINK_ADD);
-		bind_text(s, 1, alias);
-		bind_text(s, 2, canonical);
-		bk_bind_int(s, 3, at);
-		step = bk_step(s);
-		bk_reset(s);
-		rc = step == BK_DONE	  ? COHORT_OK
-		     : step == BK_DUPLICATE ? COHORT_ERR_DENIED
-					    : db_fail(st, "linking members");
-	}
+	rc = use_code_and_link(st, code_hash, "member", S_MEMBER_LINKED, S_MEMBER_LINK_ADD, alias,
+			       canonical, at);
 	if (!rc)
 		rc = member_groups(st, alias, &list, &n);
 	for (size_t i = 0; !rc && i < n; i++)
 		rc = merge_member(st, list[i], alias, canonical, at);
 	if (!rc && name && *name) {
-		s = prep(st, S_MEMBER_RENAME_ALL);
+		struct bk_stmt *s = prep(st, S_MEMBER_RENAME_ALL);
 		bind_text(s, 1, canonical);
 		bind_text(s, 2, name);
 		rc = run(st, s, "naming a linked member");
@@ -2935,40 +2950,8 @@ int store_group_link(struct store *st, const char *code_hash, const char *alias,
 	int rc = begin(st);
 	if (rc)
 		return rc;
-	rc = lock_derived(st);
-	struct bk_stmt *s = prep(st, S_LINK_CODE_USE);
-	bind_text(s, 1, code_hash);
-	bk_bind_int(s, 2, at);
-	bind_text(s, 3, "group");
-	int step = rc ? BK_ERROR : bk_step(s);
-	int64_t used = step == BK_DONE ? bk_changes(s) : 0;
-	bk_reset(s);
-	if (!rc && step != BK_DONE)
-		rc = db_fail(st, "using a link code");
-	if (!rc && used != 1)
-		rc = COHORT_ERR_DUPLICATE;
-	if (!rc) {
-		s = prep(st, S_GROUP_LINKED);
-		bind_text(s, 1, alias);
-		bind_text(s, 2, canonical);
-		step = bk_step(s);
-		bk_reset(s);
-		if (step == BK_ROW)
-			rc = COHORT_ERR_DENIED;
-		else if (step != BK_DONE)
-			rc = db_fail(st, "checking group links");
-	}
-	if (!rc) {
-		s = prep(st, S_GROUP_LINK_ADD);
-		bind_text(s, 1, alias);
-		bind_text(s, 2, canonical);
-		bk_bind_int(s, 3, at);
-		step = bk_step(s);
-		bk_reset(s);
-		rc = step == BK_DONE	  ? COHORT_OK
-		     : step == BK_DUPLICATE ? COHORT_ERR_DENIED
-					    : db_fail(st, "linking groups");
-	}
+	rc = use_code_and_link(st, code_hash, "group", S_GROUP_LINKED, S_GROUP_LINK_ADD, alias,
+			       canonical, at);
 	/*
 	 * The alias group's records become the canonical group's: members first
 	 * (the records refer to them), a topic both have keeps the later change
@@ -3000,7 +2983,7 @@ int store_group_link(struct store *st, const char *code_hash, const char *alias,
 	if (!rc)
 		rc = group_done(st, canonical, &after);
 	if (!rc && after != before_a + before_c) {
-		s = prep(st, S_ACTIVITY_ADD);
+		struct bk_stmt *s = prep(st, S_ACTIVITY_ADD);
 		bind_text(s, 1, canonical);
 		bk_bind_int(s, 2, at / STORE_BUCKET_MS);
 		bk_bind_int(s, 3, 0);
