@@ -2588,29 +2588,31 @@ int store_link_prune(struct store *st, int64_t before, int64_t *deleted)
 	return rc;
 }
 
-int store_member_canonical(struct store *st, const char *member_id, char **canonical)
+/* The canonical id of id by a link statement (id itself when unlinked), a new string in *out. */
+static int canonical_of(struct store *st, enum stmt_id stmt, const char *id, char **out,
+			const char *what)
 {
-	*canonical = NULL;
-	struct bk_stmt *s = prep(st, S_MEMBER_CANONICAL);
-	bind_text(s, 1, member_id);
+	struct bk_stmt *s = prep(st, stmt);
+	bind_text(s, 1, id);
 	int rc = bk_step(s);
-	*canonical = xstrdup(rc == BK_ROW ? col_text(s, 0) : member_id);
+	*out = xstrdup(rc == BK_ROW ? col_text(s, 0) : id);
 	bk_reset(s);
 	if (rc == BK_ROW || rc == BK_DONE)
 		return COHORT_OK;
-	free(*canonical);
-	*canonical = NULL;
-	return db_fail(st, "resolving a linked member");
+	free(*out);
+	*out = NULL;
+	return db_fail(st, what);
 }
 
-int store_member_link_get(struct store *st, const char *member_id, char **alias, char **canonical,
-			  int64_t *linked_at)
+/* A link's row by a link statement: (alias, canonical[, linked_at]); NOT_FOUND when none. */
+static int read_link(struct store *st, enum stmt_id stmt, const char *id, char **alias,
+		     char **canonical, int64_t *linked_at, const char *what)
 {
 	*alias = *canonical = NULL;
 	if (linked_at)
 		*linked_at = 0;
-	struct bk_stmt *s = prep(st, S_MEMBER_LINK_GET);
-	bind_text(s, 1, member_id);
+	struct bk_stmt *s = prep(st, stmt);
+	bind_text(s, 1, id);
 	int rc = bk_step(s);
 	if (rc == BK_ROW) {
 		*alias = xstrdup(col_text(s, 0));
@@ -2621,7 +2623,20 @@ int store_member_link_get(struct store *st, const char *member_id, char **alias,
 	bk_reset(s);
 	if (rc == BK_ROW)
 		return COHORT_OK;
-	return rc == BK_DONE ? COHORT_ERR_NOT_FOUND : db_fail(st, "reading a member link");
+	return rc == BK_DONE ? COHORT_ERR_NOT_FOUND : db_fail(st, what);
+}
+
+int store_member_canonical(struct store *st, const char *member_id, char **canonical)
+{
+	return canonical_of(st, S_MEMBER_CANONICAL, member_id, canonical,
+			    "resolving a linked member");
+}
+
+int store_member_link_get(struct store *st, const char *member_id, char **alias, char **canonical,
+			  int64_t *linked_at)
+{
+	return read_link(st, S_MEMBER_LINK_GET, member_id, alias, canonical, linked_at,
+			 "reading a member link");
 }
 
 /* Runs statement id with (group, from, to) bound; *changes (may be NULL) its row count. */
@@ -2894,32 +2909,13 @@ int store_member_unlink(struct store *st, const char *member_id, int64_t at, cha
 
 int store_group_canonical(struct store *st, const char *group_id, char **canonical)
 {
-	struct bk_stmt *s = prep(st, S_GROUP_CANONICAL);
-	bind_text(s, 1, group_id);
-	int rc = bk_step(s);
-	*canonical = xstrdup(rc == BK_ROW ? col_text(s, 0) : group_id);
-	bk_reset(s);
-	if (rc == BK_ROW || rc == BK_DONE)
-		return COHORT_OK;
-	free(*canonical);
-	*canonical = NULL;
-	return db_fail(st, "resolving a linked group");
+	return canonical_of(st, S_GROUP_CANONICAL, group_id, canonical, "resolving a linked group");
 }
 
 int store_group_link_get(struct store *st, const char *group_id, char **alias, char **canonical)
 {
-	*alias = *canonical = NULL;
-	struct bk_stmt *s = prep(st, S_GROUP_LINK_GET);
-	bind_text(s, 1, group_id);
-	int rc = bk_step(s);
-	if (rc == BK_ROW) {
-		*alias = xstrdup(col_text(s, 0));
-		*canonical = xstrdup(col_text(s, 1));
-	}
-	bk_reset(s);
-	if (rc == BK_ROW)
-		return COHORT_OK;
-	return rc == BK_DONE ? COHORT_ERR_NOT_FOUND : db_fail(st, "reading a group link");
+	return read_link(st, S_GROUP_LINK_GET, group_id, alias, canonical, NULL,
+			 "reading a group link");
 }
 
 /* Runs statement id with (from, to) bound. */
